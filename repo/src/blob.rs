@@ -1,0 +1,278 @@
+//! Blob encoding: one stored chunk.
+//!
+//! ```text
+//! offset len  field
+//! 0      2    magic "aB"
+//! 2      1    version (1)
+//! 3      1    flags: bit0 zstd-compressed, bit1 AES-256-GCM encrypted
+//! 4      1    kind (BlobKind)
+//! 5      3    reserved, zero
+//! 8      4    plaintext length, u32 little endian
+//! 12     ..   payload: (compressed) bytes, or nonce(12) || ciphertext || tag(16)
+//! ```
+//! When encrypted, the associated data is `chunk id (32) || header (12)`, so
+//! a blob cannot be moved under another id or have its header altered.
+
+use std::cell::RefCell;
+
+use crate::crypto::SealKey;
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+
+pub const MAGIC: [u8; 2] = *b"aB";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 12;
+pub const FLAG_COMPRESSED: u8 = 1;
+pub const FLAG_ENCRYPTED: u8 = 2;
+/// No blob holds more than this many plaintext bytes; decoders refuse more.
+pub const MAX_PLAINTEXT: usize = 64 * 1024 * 1024;
+
+/// What a blob holds. Stored in the blob header and in pack headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BlobKind {
+    Data = 1,
+    Tree = 2,
+    Catalog = 3,
+    ImageTable = 4,
+    Manifest = 5,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            1 => BlobKind::Data,
+            2 => BlobKind::Tree,
+            3 => BlobKind::Catalog,
+            4 => BlobKind::ImageTable,
+            5 => BlobKind::Manifest,
+            _ => return Err(Error::Corrupt(format!("unknown blob kind {v}"))),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Data => "data",
+            BlobKind::Tree => "tree",
+            BlobKind::Catalog => "catalog",
+            BlobKind::ImageTable => "image-table",
+            BlobKind::Manifest => "manifest",
+        }
+    }
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+fn compress(level: i32, data: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(l, _)| *l) != Some(level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, comp) = c.as_mut()?;
+        // Only keep the compressed form when it is smaller.
+        let bound = data.len().saturating_sub(data.len() / 64);
+        let mut out = Vec::with_capacity(bound);
+        match comp.compress_to_buffer(data, &mut out) {
+            Ok(_) if out.len() < bound => Some(out),
+            _ => None,
+        }
+    })
+}
+
+/// Quick test whether compressing is worth it: compress a sample at the
+/// fastest level and keep going only if it shrinks by at least 3%.
+fn looks_compressible(data: &[u8]) -> bool {
+    const SAMPLE: usize = 32 * 1024;
+    if data.len() <= 4 * SAMPLE {
+        return true;
+    }
+    let mid = data.len() / 2;
+    let sample = &data[mid..mid + SAMPLE];
+    match zstd::bulk::compress(sample, 1) {
+        Ok(c) => c.len() < SAMPLE - SAMPLE / 32,
+        Err(_) => true,
+    }
+}
+
+/// Encode a blob. `key` is `None` for unencrypted datastores.
+pub fn encode(
+    id: &ChunkId,
+    kind: BlobKind,
+    plaintext: &[u8],
+    level: i32,
+    key: Option<&SealKey>,
+) -> Vec<u8> {
+    assert!(plaintext.len() <= MAX_PLAINTEXT, "chunk larger than MAX_PLAINTEXT");
+    let compressed = if looks_compressible(plaintext) {
+        compress(level, plaintext)
+    } else {
+        None
+    };
+    let mut flags = 0;
+    if compressed.is_some() {
+        flags |= FLAG_COMPRESSED;
+    }
+    if key.is_some() {
+        flags |= FLAG_ENCRYPTED;
+    }
+    let payload = compressed.as_deref().unwrap_or(plaintext);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 28);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(flags);
+    out.push(kind as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(plaintext.len() as u32).to_le_bytes());
+    match key {
+        Some(key) => {
+            let mut aad = [0u8; 32 + HEADER_LEN];
+            aad[..32].copy_from_slice(id.as_bytes());
+            aad[32..].copy_from_slice(&out[..HEADER_LEN]);
+            key.seal_into(&aad, payload, &mut out);
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// The parsed fixed header of a blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub flags: u8,
+    pub kind: BlobKind,
+    pub plaintext_len: u32,
+}
+
+pub fn parse_header(bytes: &[u8]) -> Result<Header> {
+    if bytes.len() < HEADER_LEN {
+        return Err(Error::Corrupt("blob shorter than its header".into()));
+    }
+    if bytes[..2] != MAGIC {
+        return Err(Error::Corrupt("blob magic mismatch".into()));
+    }
+    if bytes[2] != VERSION {
+        return Err(Error::Corrupt(format!("unknown blob version {}", bytes[2])));
+    }
+    let flags = bytes[3];
+    if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 {
+        return Err(Error::Corrupt(format!("unknown blob flags {flags:#x}")));
+    }
+    let kind = BlobKind::from_u8(bytes[4])?;
+    let plaintext_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if plaintext_len as usize > MAX_PLAINTEXT {
+        return Err(Error::Corrupt(format!("blob claims {plaintext_len} bytes")));
+    }
+    Ok(Header {
+        flags,
+        kind,
+        plaintext_len,
+    })
+}
+
+/// Decode a blob: check the header, authenticate and decrypt, decompress.
+/// Does not recompute the chunk id; [`crate::Datastore`] does that.
+pub fn decode(id: &ChunkId, bytes: &[u8], key: Option<&SealKey>) -> Result<(BlobKind, Vec<u8>)> {
+    let h = parse_header(bytes)?;
+    let body = &bytes[HEADER_LEN..];
+    let encrypted = h.flags & FLAG_ENCRYPTED != 0;
+    let payload: std::borrow::Cow<[u8]> = match (encrypted, key) {
+        (true, Some(key)) => {
+            let mut aad = [0u8; 32 + HEADER_LEN];
+            aad[..32].copy_from_slice(id.as_bytes());
+            aad[32..].copy_from_slice(&bytes[..HEADER_LEN]);
+            key.open(&aad, body)?.into()
+        }
+        (false, None) => body.into(),
+        (true, None) => {
+            return Err(Error::Corrupt(
+                "blob is encrypted but the datastore is not".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(Error::Corrupt(
+                "blob is not encrypted in an encrypted datastore".into(),
+            ))
+        }
+    };
+    let plain = if h.flags & FLAG_COMPRESSED != 0 {
+        let v = zstd::bulk::decompress(&payload, h.plaintext_len as usize)
+            .map_err(|e| Error::Corrupt(format!("zstd: {e}")))?;
+        if v.len() != h.plaintext_len as usize {
+            return Err(Error::Corrupt("decompressed length mismatch".into()));
+        }
+        v
+    } else {
+        if payload.len() != h.plaintext_len as usize {
+            return Err(Error::Corrupt("stored length mismatch".into()));
+        }
+        payload.into_owned()
+    };
+    Ok((h.kind, plain))
+}
+
+/// Re-seal a blob under another key without decompressing (used by repack).
+pub fn reseal(
+    id: &ChunkId,
+    bytes: &[u8],
+    from: Option<&SealKey>,
+    to: Option<&SealKey>,
+) -> Result<Vec<u8>> {
+    let h = parse_header(bytes)?;
+    match (from, to) {
+        (Some(from), Some(to)) if h.flags & FLAG_ENCRYPTED != 0 => {
+            let mut aad = [0u8; 32 + HEADER_LEN];
+            aad[..32].copy_from_slice(id.as_bytes());
+            aad[32..].copy_from_slice(&bytes[..HEADER_LEN]);
+            let payload = from.open(&aad, &bytes[HEADER_LEN..])?;
+            let mut out = bytes[..HEADER_LEN].to_vec();
+            to.seal_into(&aad, &payload, &mut out);
+            Ok(out)
+        }
+        (None, None) if h.flags & FLAG_ENCRYPTED == 0 => Ok(bytes.to_vec()),
+        _ => Err(Error::Corrupt("blob encryption does not match the datastore".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKeys;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..20_000), encrypted: bool, rep: bool) {
+            let keys = MasterKeys::generate(encrypted);
+            let data = if rep { data.repeat(4) } else { data };
+            let id = keys.chunk_id(&data);
+            let key = keys.subkey(&[7; 32]);
+            let b = encode(&id, BlobKind::Data, &data, 3, key.as_ref());
+            let (kind, out) = decode(&id, &b, key.as_ref()).unwrap();
+            prop_assert_eq!(kind, BlobKind::Data);
+            prop_assert_eq!(out, data);
+        }
+
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let keys = MasterKeys::generate(true);
+            let key = keys.subkey(&[1; 32]);
+            let _ = decode(&ChunkId::default(), &data, key.as_ref());
+            let _ = decode(&ChunkId::default(), &data, None);
+        }
+    }
+
+    #[test]
+    fn swapped_id_fails_authentication() {
+        let keys = MasterKeys::generate(true);
+        let key = keys.subkey(&[3; 32]);
+        let a = keys.chunk_id(b"a");
+        let blob = encode(&a, BlobKind::Data, b"a", 3, key.as_ref());
+        assert!(decode(&keys.chunk_id(b"b"), &blob, key.as_ref()).is_err());
+        let mut flipped = blob.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(decode(&a, &flipped, key.as_ref()).is_err());
+    }
+}

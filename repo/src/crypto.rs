@@ -1,0 +1,116 @@
+//! Keys and sealing.
+//!
+//! A datastore has 64 bytes of master key material: `enc_key` (32 bytes,
+//! only for encrypted datastores) and `id_key` (32 bytes, always). Blobs are
+//! never sealed with `enc_key` itself: each pack (or standalone object) has a
+//! random 32-byte salt, and its blobs are sealed with
+//! `HKDF-SHA256(ikm = enc_key, salt, info = "arca blob key v1")`. A pack holds
+//! at most a few hundred thousand blobs, far below the ~2^32 random-nonce
+//! bound of AES-GCM per key.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+pub const SALT_LEN: usize = 32;
+
+/// Fill a buffer from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The OS RNG failing is not recoverable and not caused by input.
+    getrandom::fill(&mut b).expect("operating system random number generator failed");
+    b
+}
+
+/// The unwrapped key material of an open datastore.
+#[derive(Clone)]
+pub struct MasterKeys {
+    /// `None` when the datastore is not encrypted.
+    pub enc_key: Option<[u8; 32]>,
+    pub id_key: [u8; 32],
+}
+
+impl MasterKeys {
+    pub fn generate(encrypted: bool) -> Self {
+        MasterKeys {
+            enc_key: encrypted.then(random_bytes::<32>),
+            id_key: random_bytes::<32>(),
+        }
+    }
+
+    /// The content id of a plaintext.
+    pub fn chunk_id(&self, plaintext: &[u8]) -> ChunkId {
+        ChunkId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// A keyed hasher for ids computed over several pieces.
+    pub fn hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.id_key)
+    }
+
+    /// The sealing key for one pack or object salt; `None` if unencrypted.
+    pub fn subkey(&self, salt: &[u8; SALT_LEN]) -> Option<SealKey> {
+        self.enc_key.map(|k| SealKey::derive(&k, salt))
+    }
+
+    /// Seed of the content-defined chunker's gear table, derived from the
+    /// id key so that chunk boundaries do not reveal content either.
+    pub fn chunker_seed(&self) -> u64 {
+        let h = blake3::keyed_hash(&self.id_key, b"arca chunker seed v1");
+        u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+    }
+}
+
+/// An AES-256-GCM key derived for one pack or object.
+#[derive(Clone)]
+pub struct SealKey(Aes256Gcm);
+
+impl SealKey {
+    pub fn derive(enc_key: &[u8; 32], salt: &[u8; SALT_LEN]) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(salt), enc_key);
+        let mut okm = [0u8; 32];
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        hk.expand(b"arca blob key v1", &mut okm)
+            .expect("HKDF output length");
+        SealKey(Aes256Gcm::new(&okm.into()))
+    }
+
+    /// Encrypt a plaintext; returns `nonce || ciphertext || tag`.
+    pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        let nonce = random_bytes::<NONCE_LEN>();
+        let ct = self
+            .0
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("AES-GCM encryption of an in-memory buffer");
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+    }
+
+    /// Decrypt `nonce || ciphertext || tag`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(Error::Corrupt("sealed data shorter than nonce and tag".into()));
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        self.0
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map_err(|_| Error::Corrupt("authentication failed (damaged or swapped data)".into()))
+    }
+}
+
+/// Wrap or unwrap key material with a key-encryption key.
+pub(crate) fn kek_cipher(kek: &[u8; 32]) -> SealKey {
+    SealKey(Aes256Gcm::new(kek.into()))
+}

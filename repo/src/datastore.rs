@@ -1,0 +1,399 @@
+//! Opening a datastore and reading from it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use prost::Message;
+
+use crate::backend::{Backend, LocalBackend};
+use crate::blob::{self, BlobKind};
+use crate::config::{Config, Encryption, KeyFile};
+use crate::crypto::{MasterKeys, SealKey, SALT_LEN};
+use crate::error::{Error, Result};
+use crate::format::{self, Manifest, Tree};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::index::mem::MemIndex;
+use crate::index::{Index, Location};
+use crate::pack;
+use crate::session::SessionRegistry;
+
+pub const CONFIG: &str = "config";
+pub const KEYFILE: &str = "keyfile";
+pub const SNAPSHOTS: &str = "snapshots";
+pub const PACKS: &str = "packs";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"arcaSNAP";
+/// Largest tree, catalog or table blob the readers accept.
+pub const MAX_STRUCT_BLOB: usize = blob::MAX_PLAINTEXT;
+
+/// Which index implementation to open.
+#[derive(Clone, Debug, Default)]
+pub enum IndexKind {
+    /// RocksDB under `<datastore>/index` (requires the `rocksdb` feature).
+    #[default]
+    Rocks,
+    /// In memory, rebuilt from the packs at open: for tests.
+    Memory,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    pub passphrase: Option<Vec<u8>>,
+    pub index: IndexKind,
+}
+
+/// An open datastore. Reading needs only `&self`; writing goes through a
+/// [`crate::session::BackupSession`], GC and prune.
+pub struct Datastore {
+    root: PathBuf,
+    pub(crate) backend: Arc<dyn Backend>,
+    config: Config,
+    pub(crate) keys: MasterKeys,
+    pub(crate) index: Box<dyn Index>,
+    pack_keys: Mutex<HashMap<PackId, SealKey>>,
+    pub(crate) sessions: SessionRegistry,
+    /// Held shared by sessions while they check the index and record a
+    /// reference, exclusively by GC while it decides what to delete.
+    pub(crate) gc_lock: RwLock<()>,
+}
+
+/// A snapshot and its decoded manifest.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub manifest: Manifest,
+}
+
+impl Snapshot {
+    pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_nanos(self.manifest.time_ns)
+    }
+    pub fn is_image(&self) -> bool {
+        self.manifest.source_kind == "image"
+    }
+}
+
+impl Datastore {
+    /// Create a new datastore directory. Fails if one exists there.
+    pub fn init(
+        path: &Path,
+        encryption: Encryption,
+        passphrase: Option<&[u8]>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Config> {
+        let backend = LocalBackend::new(path);
+        if backend.exists(CONFIG)? {
+            return Err(Error::AlreadyExists(path.display().to_string()));
+        }
+        if encryption == Encryption::Repokey && passphrase.is_none_or(|p| p.is_empty()) {
+            return Err(Error::PassphraseRequired);
+        }
+        let mut config = Config::new(encryption);
+        configure(&mut config);
+        config.validate()?;
+        let keys = MasterKeys::generate(encryption == Encryption::Repokey);
+        let keyfile = KeyFile::create(&keys, passphrase, &config.id)?;
+        // The keyfile first: a directory with a config but no keyfile would
+        // look like a damaged datastore, the other way round like none.
+        backend.put(KEYFILE, &to_json(&keyfile))?;
+        backend.put(CONFIG, &to_json(&config))?;
+        Ok(config)
+    }
+
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Arc<Self>> {
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        let config = match backend.get(CONFIG) {
+            Ok(b) => Config::parse(&b)?,
+            Err(Error::NotFound(_)) => return Err(Error::NotADatastore(path.display().to_string())),
+            Err(e) => return Err(e),
+        };
+        let keyfile = KeyFile::parse(&backend.get(KEYFILE)?)?;
+        if (config.encryption == Encryption::Repokey) != keyfile.kdf.is_some() {
+            return Err(Error::Corrupt("config and keyfile disagree about encryption".into()));
+        }
+        let keys = keyfile.unwrap_keys(opts.passphrase.as_deref(), &config.id)?;
+        let (index, fresh): (Box<dyn Index>, bool) = match opts.index {
+            IndexKind::Memory => (Box::new(MemIndex::new()), true),
+            IndexKind::Rocks => open_rocks(&path.join("index"))?,
+        };
+        let ds = Arc::new(Datastore {
+            root: path.to_path_buf(),
+            backend,
+            config,
+            keys,
+            index,
+            pack_keys: Mutex::new(HashMap::new()),
+            sessions: SessionRegistry::default(),
+            gc_lock: RwLock::new(()),
+        });
+        if fresh {
+            // The index is a cache: a missing one is rebuilt from the packs.
+            ds.rebuild_index(&mut |_, _| {})?;
+        }
+        Ok(ds)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+    pub fn index(&self) -> &dyn Index {
+        self.index.as_ref()
+    }
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Recreate the index from the pack headers. `progress(done, total)`.
+    pub fn rebuild_index(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<RebuildReport> {
+        let _g = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        self.index.clear()?;
+        let packs = self.backend.list(PACKS)?;
+        let mut report = RebuildReport::default();
+        for (i, obj) in packs.iter().enumerate() {
+            progress(i, packs.len());
+            let Some(id) = pack::id_from_name(&obj.name) else {
+                continue;
+            };
+            match self.read_pack_header(&id, obj.size) {
+                Ok(entries) => {
+                    let blobs: Vec<_> = entries
+                        .iter()
+                        .map(|&(cid, kind, offset, length, raw_length)| {
+                            (cid, Location { pack: id, offset, length, raw_length, kind })
+                        })
+                        .collect();
+                    report.blobs += blobs.len() as u64;
+                    let info = crate::index::PackInfo { size: obj.size, blobs: blobs.len() as u32 };
+                    self.index.add_pack(&id, info, &blobs)?;
+                    report.packs += 1;
+                }
+                Err(e) => report.damaged.push((id, e.to_string())),
+            }
+        }
+        progress(packs.len(), packs.len());
+        self.index.sync()?;
+        Ok(report)
+    }
+
+    /// Read and decode the header of a pack of known size.
+    pub fn read_pack_header(
+        &self,
+        id: &PackId,
+        size: u64,
+    ) -> Result<Vec<(ChunkId, BlobKind, u64, u32, u32)>> {
+        let name = pack::object_name(id);
+        if size < pack::TRAILER_LEN as u64 {
+            return Err(Error::Corrupt(format!("pack {id} is truncated")));
+        }
+        let t = self.backend.get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
+        let t = pack::parse_trailer(&t)?;
+        let data_len = size
+            .checked_sub(pack::TRAILER_LEN as u64 + t.header_len as u64)
+            .ok_or_else(|| Error::Corrupt(format!("pack {id}: header longer than the pack")))?;
+        if t.header_len as usize > pack::MAX_HEADER {
+            return Err(Error::Corrupt(format!("pack {id}: header too large")));
+        }
+        let h = self.backend.get_range(&name, data_len, t.header_len as usize)?;
+        pack::decode_header(&h, &t, &self.keys, data_len)
+    }
+
+    /// The sealing key of a pack (cached), or `None` if unencrypted.
+    fn pack_key(&self, id: &PackId) -> Result<Option<SealKey>> {
+        if self.keys.enc_key.is_none() {
+            return Ok(None);
+        }
+        if let Some(k) = self.pack_keys.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(Some(k.clone()));
+        }
+        let name = pack::object_name(id);
+        let size = self.backend.size(&name)?;
+        if size < pack::TRAILER_LEN as u64 {
+            return Err(Error::Corrupt(format!("pack {id} is truncated")));
+        }
+        let t = self.backend.get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
+        let t = pack::parse_trailer(&t)?;
+        let key = self
+            .keys
+            .subkey(&t.salt)
+            .ok_or_else(|| Error::Corrupt("encrypted datastore without key".into()))?;
+        let mut cache = self.pack_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(*id, key.clone());
+        Ok(Some(key))
+    }
+
+    /// Decode a blob read from `loc` and check that it hashes to `id`.
+    pub fn decode_blob(&self, id: &ChunkId, loc: &Location, bytes: &[u8]) -> Result<Vec<u8>> {
+        let key = self.pack_key(&loc.pack)?;
+        let (kind, plain) = blob::decode(id, bytes, key.as_ref())
+            .map_err(|e| Error::Corrupt(format!("blob {id} in pack {}: {e}", loc.pack.short())))?;
+        if kind != loc.kind {
+            return Err(Error::Corrupt(format!("blob {id}: kind mismatch")));
+        }
+        if self.keys.chunk_id(&plain) != *id {
+            return Err(Error::Corrupt(format!(
+                "blob {id} in pack {}: content does not match its id",
+                loc.pack.short()
+            )));
+        }
+        Ok(plain)
+    }
+
+    /// Where a blob is, or a clear error if the index does not know it.
+    pub fn locate(&self, id: &ChunkId) -> Result<Location> {
+        self.index
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("chunk {id} is not in the datastore")))
+    }
+
+    /// Read, authenticate, decompress and verify one blob.
+    pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        let bytes = self
+            .backend
+            .get_range(&pack::object_name(&loc.pack), loc.offset, loc.length as usize)
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::Corrupt(format!("pack {} of chunk {id} is missing", loc.pack)),
+                e => e,
+            })?;
+        self.decode_blob(id, &loc, &bytes)
+    }
+
+    pub fn read_tree(&self, id: &ChunkId) -> Result<Tree> {
+        format::decode("tree", &self.read_blob(id)?)
+    }
+
+    // ---- snapshots ----
+
+    pub(crate) fn encode_snapshot(&self, m: &Manifest) -> (SnapshotId, Vec<u8>) {
+        let plain = m.encode_to_vec();
+        let id = self.keys.chunk_id(&plain);
+        let salt = crate::crypto::random_bytes::<SALT_LEN>();
+        let key = self.keys.subkey(&salt);
+        let mut out = Vec::with_capacity(plain.len() + 100);
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&blob::encode(&id, BlobKind::Manifest, &plain, 3, key.as_ref()));
+        (SnapshotId(id.0), out)
+    }
+
+    pub fn decode_snapshot(&self, id: &SnapshotId, bytes: &[u8]) -> Result<Manifest> {
+        if bytes.len() < 8 + SALT_LEN || bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(Error::Corrupt(format!("snapshot {id}: bad magic")));
+        }
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&bytes[8..8 + SALT_LEN]);
+        let cid = ChunkId(id.0);
+        let key = self.keys.subkey(&salt);
+        let (_, plain) = blob::decode(&cid, &bytes[8 + SALT_LEN..], key.as_ref())?;
+        if self.keys.chunk_id(&plain) != cid {
+            return Err(Error::Corrupt(format!("snapshot {id}: content does not match its id")));
+        }
+        format::decode("manifest", &plain)
+    }
+
+    pub fn write_snapshot(&self, m: &Manifest) -> Result<SnapshotId> {
+        let (id, bytes) = self.encode_snapshot(m);
+        self.backend.put(&format!("{SNAPSHOTS}/{id}"), &bytes)?;
+        Ok(id)
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.backend.get(&format!("{SNAPSHOTS}/{id}")).map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound(format!("snapshot {id}")),
+            e => e,
+        })?;
+        Ok(Snapshot { id: *id, manifest: self.decode_snapshot(id, &bytes)? })
+    }
+
+    /// All snapshots, oldest first. Unreadable ones are returned as errors
+    /// beside the list so that one damaged manifest hides nothing else.
+    pub fn snapshots_checked(&self) -> Result<(Vec<Snapshot>, Vec<(String, Error)>)> {
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for obj in self.backend.list(SNAPSHOTS)? {
+            let name = obj.name.rsplit('/').next().unwrap_or_default().to_string();
+            let Ok(id) = SnapshotId::from_hex(&name) else {
+                continue;
+            };
+            match self.load_snapshot(&id) {
+                Ok(s) => out.push(s),
+                Err(e) => bad.push((name, e)),
+            }
+        }
+        out.sort_by_key(|s| (s.manifest.time_ns, s.id));
+        Ok((out, bad))
+    }
+
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        Ok(self.snapshots_checked()?.0)
+    }
+
+    /// Resolve a full id, a unique id prefix, or `latest` (of `source` if given).
+    pub fn resolve_snapshot(&self, spec: &str, source: Option<&str>) -> Result<Snapshot> {
+        let all = self.snapshots()?;
+        let of_source = |s: &&Snapshot| source.is_none_or(|src| s.manifest.source == src);
+        if spec == "latest" {
+            return all.iter().rev().find(of_source).cloned().ok_or_else(|| {
+                Error::NotFound(match source {
+                    Some(s) => format!("no snapshot of source {s:?}"),
+                    None => "no snapshots in this datastore".into(),
+                })
+            });
+        }
+        if let Some((src, "latest")) = spec.rsplit_once('/') {
+            return self.resolve_snapshot("latest", Some(src));
+        }
+        let want = spec.to_ascii_lowercase();
+        if want.is_empty() || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!(
+                "{spec:?} is not a snapshot id, id prefix or 'latest'"
+            )));
+        }
+        let matches: Vec<_> = all.iter().filter(|s| s.id.to_hex().starts_with(&want)).collect();
+        match matches.len() {
+            0 => Err(Error::NotFound(format!("snapshot {spec}"))),
+            1 => Ok(matches[0].clone()),
+            n => Err(Error::InvalidInput(format!(
+                "snapshot prefix {spec} is ambiguous ({n} matches)"
+            ))),
+        }
+    }
+
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.backend.delete(&format!("{SNAPSHOTS}/{id}"))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    pub packs: u64,
+    pub blobs: u64,
+    pub damaged: Vec<(PackId, String)>,
+}
+
+#[cfg(feature = "rocksdb")]
+fn open_rocks(path: &Path) -> Result<(Box<dyn Index>, bool)> {
+    let fresh = !path.join("CURRENT").exists();
+    let idx = crate::index::rocks::RocksIndex::open(path, &Default::default())?;
+    Ok((Box::new(idx), fresh))
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn open_rocks(_path: &Path) -> Result<(Box<dyn Index>, bool)> {
+    Err(Error::Index("built without RocksDB support".into()))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}

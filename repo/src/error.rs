@@ -1,0 +1,59 @@
+//! The one error type at the datastore's public boundary.
+
+use std::io;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error: {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0} is not an Arca datastore (no config file)")]
+    NotADatastore(String),
+    #[error("datastore format version {found} is newer than this arca supports ({supported}); upgrade arca")]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    #[error("this datastore is encrypted: give the passphrase with ARCA_PASSPHRASE or --passphrase-file")]
+    PassphraseRequired,
+    #[error("datastore already exists at {0}")]
+    AlreadyExists(String),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("the index is in use by another arca process ({0}); try again when it finishes")]
+    Locked(String),
+    #[error("index: {0}")]
+    Index(String),
+    #[error("a previous write failed ({0}); refusing further writes in this session")]
+    Poisoned(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Attach a context string to I/O results.
+pub trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

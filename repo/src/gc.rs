@@ -1,0 +1,299 @@
+//! Garbage collection: mark, sweep, repack. See the crate documentation for
+//! the rule that keeps concurrent backups safe.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::blob::{self, BlobKind};
+use crate::crypto::{random_bytes, SALT_LEN};
+use crate::datastore::{Datastore, PACKS};
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId};
+use crate::index::{Location, PackInfo};
+use crate::pack::{self, PackBuilder};
+use crate::walk;
+
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    /// Packs modified more recently than this are never deleted or repacked.
+    pub grace: Duration,
+    /// Repack a pack when at least this fraction of its bytes is garbage.
+    pub repack_threshold: f64,
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions { grace: Duration::from_secs(3600), repack_threshold: 0.5, dry_run: false }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    pub snapshots: u64,
+    pub live_blobs: u64,
+    pub packs_total: u64,
+    pub packs_deleted: u64,
+    pub packs_repacked: u64,
+    pub packs_in_grace: u64,
+    pub packs_healed: u64,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    pub bytes_rewritten: u64,
+}
+
+/// Everything reachable from `roots`, depth first, each tree read once.
+fn mark(
+    ds: &Datastore,
+    roots: Vec<(ChunkId, BlobKind)>,
+    live: &mut HashSet<ChunkId>,
+) -> Result<()> {
+    let mut stack = roots;
+    while let Some((id, kind)) = stack.pop() {
+        if !live.insert(id) {
+            continue;
+        }
+        if matches!(kind, BlobKind::Tree | BlobKind::ImageTable) {
+            // A damaged tree must not make its children look dead: refuse to
+            // collect until verify and repair have dealt with it.
+            let children = walk::children(ds, &id, kind).map_err(|e| {
+                Error::Corrupt(format!(
+                    "cannot read {} {id} during mark ({e}); run `arca verify` first",
+                    kind.name()
+                ))
+            })?;
+            stack.extend(children);
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_roots(ds: &Datastore, seen: &mut HashSet<String>) -> Result<(Vec<(ChunkId, BlobKind)>, u64)> {
+    let (snaps, bad) = ds.snapshots_checked()?;
+    if let Some((name, e)) = bad.into_iter().next() {
+        return Err(Error::Corrupt(format!(
+            "snapshot {name} is unreadable ({e}); gc refuses to run until it is repaired or removed"
+        )));
+    }
+    let mut roots = Vec::new();
+    let mut n = 0;
+    for s in snaps {
+        n += 1;
+        if seen.insert(s.id.to_hex()) {
+            roots.extend(walk::manifest_roots(&s.manifest)?);
+        }
+    }
+    Ok((roots, n))
+}
+
+pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    // Phase 1, mark without blocking anyone.
+    progress("mark", 0, 1);
+    let mut seen = HashSet::new();
+    let mut live = HashSet::new();
+    let (roots, _) = snapshot_roots(ds, &mut seen)?;
+    mark(ds, roots, &mut live)?;
+
+    // Phase 2, under the exclusive GC lock: catch up with snapshots and
+    // sessions that appeared meanwhile, decide, and remove dead index
+    // entries. After this no session can find a dead chunk in the index.
+    let now = SystemTime::now();
+    let (to_delete, to_repack) = {
+        let _g = ds.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        let (roots, n) = snapshot_roots(ds, &mut seen)?;
+        report.snapshots = n;
+        mark(ds, roots, &mut live)?;
+        let (session_ids, session_roots) = ds.sessions.live();
+        live.extend(session_ids);
+        let session_roots = session_roots
+            .into_iter()
+            .filter_map(|id| walk::kind_of(ds, &id).ok().map(|k| (id, k)))
+            .collect();
+        mark(ds, session_roots, &mut live)?;
+        report.live_blobs = live.len() as u64;
+
+        let on_disk: HashMap<PackId, (u64, SystemTime)> = ds
+            .backend()
+            .list(PACKS)?
+            .into_iter()
+            .filter_map(|o| pack::id_from_name(&o.name).map(|id| (id, (o.size, o.modified))))
+            .collect();
+        let indexed: HashMap<PackId, PackInfo> = ds.index().packs()?.into_iter().collect();
+        report.packs_total = on_disk.len() as u64;
+        let old = |p: &PackId| {
+            on_disk.get(p).is_some_and(|(_, m)| now.duration_since(*m).unwrap_or_default() >= opts.grace)
+        };
+        // Packs on disk that the index does not know (a crash between pack
+        // write and index update, or an interrupted repack): re-index those
+        // that hold a live blob the index lacks, leave the rest as garbage.
+        for (p, (size, _)) in &on_disk {
+            if indexed.contains_key(p) || !old(p) {
+                continue;
+            }
+            let entries = ds.read_pack_header(p, *size)?;
+            let needed = entries
+                .iter()
+                .any(|(id, ..)| live.contains(id) && ds.index().get(id).ok().flatten().is_none());
+            let blobs: Vec<_> = entries
+                .iter()
+                .map(|&(id, kind, offset, length, raw_length)| {
+                    (id, Location { pack: *p, offset, length, raw_length, kind })
+                })
+                .collect();
+            if needed && !opts.dry_run {
+                ds.index().add_pack(p, PackInfo { size: *size, blobs: blobs.len() as u32 }, &blobs)?;
+                report.packs_healed += 1;
+            } else if !needed {
+                report.packs_deleted += 1;
+                report.bytes_freed += size;
+            }
+        }
+        let mut per_pack: HashMap<PackId, (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>)> = HashMap::new();
+        ds.index().for_each_blob(&mut |id, loc| {
+            let e = per_pack.entry(loc.pack).or_default();
+            if live.contains(&id) {
+                e.0 += loc.length as u64;
+                e.1.push((id, loc));
+            } else {
+                e.2.push(id);
+            }
+            Ok(())
+        })?;
+        let mut to_delete = Vec::new();
+        let mut to_repack = Vec::new();
+        for (p, info) in &indexed {
+            if !old(p) {
+                report.packs_in_grace += 1;
+                continue;
+            }
+            let (live_bytes, live_blobs, dead) = per_pack.remove(p).unwrap_or_default();
+            let garbage = 1.0 - live_bytes as f64 / info.size.max(1) as f64;
+            if live_blobs.is_empty() {
+                to_delete.push((*p, dead, info.size));
+            } else if garbage >= opts.repack_threshold {
+                to_repack.push((*p, live_blobs, dead, info.size));
+            } else {
+                continue;
+            }
+        }
+        if !opts.dry_run {
+            for (p, dead, _) in &to_delete {
+                ds.index().remove_pack(p, dead)?;
+            }
+            for (p, _, dead, _) in &to_repack {
+                ds.index().remove_blobs(p, dead, false)?;
+            }
+        }
+        (to_delete, to_repack)
+    };
+
+    // Phase 3, without the lock: delete files, copy live blobs.
+    let total = (to_delete.len() + to_repack.len()) as u64;
+    let mut done = 0;
+    for (p, dead, size) in to_delete {
+        progress("sweep", done, total);
+        done += 1;
+        report.packs_deleted += 1;
+        report.blobs_removed += dead.len() as u64;
+        report.bytes_freed += size;
+        if !opts.dry_run {
+            ds.backend().delete(&pack::object_name(&p))?;
+        }
+    }
+    // Unindexed garbage packs found above.
+    if !opts.dry_run {
+        let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
+        for o in ds.backend().list(PACKS)? {
+            if let Some(p) = pack::id_from_name(&o.name) {
+                if !indexed.contains(&p) && now.duration_since(o.modified).unwrap_or_default() >= opts.grace {
+                    ds.backend().delete(&o.name)?;
+                }
+            }
+        }
+    }
+    if !to_repack.is_empty() && !opts.dry_run {
+        let mut w = Repacker::new(ds);
+        let mut pending: Vec<(PackId, Vec<ChunkId>)> = Vec::new();
+        let n = to_repack.len();
+        for (i, (p, live_blobs, dead, size)) in to_repack.into_iter().enumerate() {
+            progress("repack", done, total);
+            done += 1;
+            let bytes = ds.backend().get(&pack::object_name(&p))?;
+            if bytes.len() < pack::TRAILER_LEN {
+                return Err(Error::Corrupt(format!("pack {p} is truncated; run `arca verify`")));
+            }
+            let trailer = pack::parse_trailer(&bytes[bytes.len() - pack::TRAILER_LEN..])?;
+            let old_key = ds.keys().subkey(&trailer.salt);
+            for (id, loc) in &live_blobs {
+                let b = bytes
+                    .get(loc.offset as usize..loc.offset as usize + loc.length as usize)
+                    .ok_or_else(|| Error::Corrupt(format!("pack {p} is truncated; run `arca verify`")))?;
+                // Check before copying so that repack never spreads damage.
+                ds.decode_blob(id, loc, b)?;
+                let resealed = blob::reseal(id, b, old_key.as_ref(), w.key.as_ref())?;
+                report.bytes_rewritten += resealed.len() as u64;
+                w.add(id, loc, &resealed)?;
+            }
+            pending.push((p, live_blobs.iter().map(|(id, _)| *id).collect()));
+            report.packs_repacked += 1;
+            report.blobs_removed += dead.len() as u64;
+            report.bytes_freed += size;
+            if w.len() >= ds.config().pack_size as u64 || i + 1 == n {
+                // New copies durable and indexed first, then the old packs go.
+                w.flush()?;
+                for (p, ids) in pending.drain(..) {
+                    ds.index().remove_pack(&p, &ids)?;
+                    ds.backend().delete(&pack::object_name(&p))?;
+                }
+            }
+        }
+    } else {
+        report.packs_repacked = to_repack.len() as u64;
+    }
+    progress("done", total, total);
+    Ok(report)
+}
+
+/// Writes copies of live blobs into new packs.
+struct Repacker<'a> {
+    ds: &'a Datastore,
+    salt: [u8; SALT_LEN],
+    key: Option<crate::crypto::SealKey>,
+    current: Option<PackBuilder<Vec<u8>>>,
+}
+
+impl<'a> Repacker<'a> {
+    fn new(ds: &'a Datastore) -> Self {
+        let salt = random_bytes::<SALT_LEN>();
+        Repacker { ds, salt, key: ds.keys().subkey(&salt), current: None }
+    }
+
+    fn len(&self) -> u64 {
+        self.current.as_ref().map_or(0, |p| p.len())
+    }
+
+    fn add(&mut self, id: &ChunkId, loc: &Location, sealed: &[u8]) -> Result<()> {
+        let pb = self
+            .current
+            .get_or_insert_with(|| PackBuilder::new(self.salt, self.key.clone(), Vec::new()));
+        pb.add(id, loc.kind, sealed, loc.raw_length).map_err(|e| Error::io("repack", e))?;
+        Ok(())
+    }
+
+    /// Write the current pack (durably) and index it.
+    fn flush(&mut self) -> Result<()> {
+        if let Some(pb) = self.current.take() {
+            if pb.is_empty() {
+                return Ok(());
+            }
+            let (id, bytes, info, blobs) = pb.finish().map_err(|e| Error::io("repack", e))?;
+            self.ds.backend().put(&pack::object_name(&id), &bytes)?;
+            self.ds.index().add_pack(&id, info, &blobs)?;
+            self.ds.index().sync()?;
+        }
+        Ok(())
+    }
+}

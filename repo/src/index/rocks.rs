@@ -1,0 +1,165 @@
+//! RocksDB index. Memory is bounded by explicit settings, independent of the
+//! number of chunks: one shared LRU block cache that also holds index and
+//! bloom-filter blocks, and a fixed memtable budget.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
+
+use super::{Index, Location, PackInfo};
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId};
+
+const CF_CHUNKS: &str = "chunks";
+const CF_PACKS: &str = "packs";
+
+/// Memory settings. The defaults keep the index under ~200 MiB of RAM.
+#[derive(Clone, Debug)]
+pub struct RocksLimits {
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_open_files: i32,
+}
+
+impl Default for RocksLimits {
+    fn default() -> Self {
+        RocksLimits {
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+            max_open_files: 256,
+        }
+    }
+}
+
+pub struct RocksIndex {
+    db: DB,
+}
+
+fn err(e: rocksdb::Error) -> Error {
+    let s = e.to_string();
+    if s.contains("lock") || s.contains("LOCK") {
+        Error::Locked(s)
+    } else {
+        Error::Index(s)
+    }
+}
+
+impl RocksIndex {
+    pub fn open(path: &Path, limits: &RocksLimits) -> Result<Self> {
+        let cache = Cache::new_lru_cache(limits.block_cache_bytes);
+        let cf_opts = || {
+            let mut bb = BlockBasedOptions::default();
+            bb.set_block_cache(&cache);
+            bb.set_bloom_filter(10.0, false);
+            bb.set_cache_index_and_filter_blocks(true);
+            bb.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            bb.set_block_size(16 * 1024);
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&bb);
+            o.set_write_buffer_size(limits.write_buffer_bytes);
+            o.set_max_write_buffer_number(2);
+            o.set_compression_type(rocksdb::DBCompressionType::None);
+            o.set_level_compaction_dynamic_level_bytes(true);
+            o
+        };
+        let mut db_opts = cf_opts();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(limits.max_open_files);
+        db_opts.set_db_write_buffer_size(limits.write_buffer_bytes * 3);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(3);
+        db_opts.set_max_total_wal_size(128 << 20);
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_CHUNKS, cf_opts()),
+            ColumnFamilyDescriptor::new(CF_PACKS, cf_opts()),
+        ];
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)?;
+        Ok(RocksIndex { db })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::Index(format!("missing column family {name}")))
+    }
+}
+
+impl Index for RocksIndex {
+    fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
+        match self.db.get_pinned_cf(self.cf(CF_CHUNKS)?, id.as_bytes()).map_err(err)? {
+            Some(v) => Ok(Some(Location::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn add_pack(&self, pack: &PackId, info: PackInfo, blobs: &[(ChunkId, Location)]) -> Result<()> {
+        let chunks = self.cf(CF_CHUNKS)?;
+        let mut b = WriteBatch::default();
+        for (id, loc) in blobs {
+            b.put_cf(chunks, id.as_bytes(), loc.encode());
+        }
+        b.put_cf(self.cf(CF_PACKS)?, pack.as_bytes(), info.encode());
+        self.db.write(b).map_err(err)
+    }
+
+    fn remove_blobs(&self, pack: &PackId, blobs: &[ChunkId], drop_pack: bool) -> Result<()> {
+        let chunks = self.cf(CF_CHUNKS)?;
+        let mut b = WriteBatch::default();
+        for id in blobs {
+            if self.get(id)?.is_some_and(|l| l.pack == *pack) {
+                b.delete_cf(chunks, id.as_bytes());
+            }
+        }
+        if drop_pack {
+            b.delete_cf(self.cf(CF_PACKS)?, pack.as_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(b, &wo).map_err(err)
+    }
+
+    fn packs(&self) -> Result<Vec<(PackId, PackInfo)>> {
+        let mut out = Vec::new();
+        for kv in self.db.iterator_cf(self.cf(CF_PACKS)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(err)?;
+            out.push((PackId::from_slice(&k)?, PackInfo::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    fn for_each_blob(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
+        for kv in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+            let (k, v) = kv.map_err(err)?;
+            f(ChunkId::from_slice(&k)?, Location::decode(&v)?)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(err)
+    }
+
+    fn clear(&self) -> Result<()> {
+        let mut b = WriteBatch::default();
+        for name in [CF_CHUNKS, CF_PACKS] {
+            // Keys are 32 bytes, so this range covers every key.
+            b.delete_range_cf(self.cf(name)?, [0u8; 0], [0xffu8; 33]);
+        }
+        self.db.write(b).map_err(err)?;
+        self.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn make() -> (super::RocksIndex, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = super::RocksIndex::open(dir.path(), &Default::default()).unwrap();
+        (idx, dir)
+    }
+    crate::index_suite!(make());
+}

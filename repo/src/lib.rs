@@ -1,0 +1,107 @@
+//! # arca-repo: the datastore
+//!
+//! A datastore is a directory (later: any [`backend::Backend`]) holding
+//!
+//! ```text
+//! config            JSON: format version, chunker parameters, pack size, cipher
+//! keyfile           JSON: master keys, wrapped with Argon2id(passphrase) (repokey)
+//! packs/ab/ab12…    pack files: blobs + sealed header + trailer (see [`pack`])
+//! snapshots/…       one sealed manifest per snapshot (restore point)
+//! index/            RocksDB: chunk id → (pack, offset, length); a rebuildable cache
+//! ```
+//!
+//! Every byte layout is documented in `docs/formats.md` and beside the code
+//! that writes it ([`blob`], [`pack`], [`format`], [`image`], [`catalog`]).
+//!
+//! ## Data model
+//! - A **chunk** is a piece of content; its id is `blake3::keyed_hash(id_key,
+//!   plaintext)`. Files are cut by FastCDC ([`chunker`]), images into fixed
+//!   power-of-two blocks with all-zero blocks recorded as holes ([`image`]).
+//! - A **blob** is a stored chunk: zstd (skipped when it does not shrink the
+//!   data) then AES-256-GCM with the chunk id as associated data, under a key
+//!   derived by HKDF from the master key and a per-session salt that is
+//!   recorded in every pack's trailer ([`crypto`]).
+//! - A **pack** collects blobs up to ~32 MiB and ends with a sealed header
+//!   listing them, so the index can always be rebuilt from packs alone.
+//!   A pack is written to a temporary file, fsynced, renamed to its hash and
+//!   the directory fsynced; only then does the index learn about it.
+//! - A **snapshot** is a manifest: source, time, parent, root tree or disk
+//!   tables, catalog, statistics. Trees are Merkle trees of directory blobs.
+//!
+//! ## Writing: sessions
+//! Backups write through a [`session::BackupSession`]: a pipeline of reader,
+//! per-core workers (hash, dedup, compress, encrypt) and pack writers. A
+//! snapshot becomes visible only when `commit` has made all its packs and
+//! the index durable and then written the manifest (atomically). A crash at
+//! any point leaves, at worst, packs that no snapshot references.
+//!
+//! ## Garbage collection and the rule that protects running backups
+//! `prune` only deletes snapshot manifests (one atomic unlink each). `gc`
+//! reclaims space in three phases:
+//! 1. **mark** (no lock): walk every snapshot's trees, catalogs and image
+//!    tables and collect the live chunk ids.
+//! 2. **decide** (exclusive GC lock): mark snapshots written since phase 1,
+//!    every chunk id any open session has referenced, and everything under
+//!    the roots (parent tree or tables) that open sessions build on; then
+//!    remove the index entries of dead blobs in packs older than the grace
+//!    period.
+//! 3. **sweep** (no lock): delete packs without live blobs; copy the live
+//!    blobs of packs that are mostly garbage into new packs, index those, and
+//!    only then delete the old packs.
+//!
+//! A session records a chunk id in its reference set *while holding the GC
+//! lock shared*, in the same critical section in which it asks the index
+//! whether the chunk exists. So either the session recorded the reference
+//! before phase 2 (and the chunk is live), or it asked the index after
+//! phase 2 removed the dead entry (and stores the chunk again). Readers
+//! (restore, mount) that find a pack gone because a repack moved its blobs
+//! look the chunk up again.
+//!
+//! **Grace period.** Packs modified less than `GcOptions::grace` ago (default
+//! one hour) are never deleted or repacked, whatever the mark says. This
+//! covers packs whose index entries are not yet written (a flusher between
+//! rename and index update) and clocks that disagree.
+//!
+//! Only one process opens a datastore for writing: the RocksDB index is
+//! locked by the first writer; a second writing process gets a clear
+//! "in use" error. Read-only commands open the index read-only and can run
+//! beside a writer.
+//!
+//! | may run together with → | backup | restore / mount | verify | prune | gc mark | gc decide | gc sweep | index rebuild |
+//! |---|---|---|---|---|---|---|---|---|
+//! | **backup**          | yes | yes | yes | yes | yes | waits (dedup checks pause) | yes | waits |
+//! | **restore / mount** | yes | yes | yes | yes¹ | yes | yes | yes² | no³ |
+//! | **verify**          | yes | yes | yes | yes¹ | yes | yes | reports moved packs⁴ | no³ |
+//! | **prune**           | yes | yes¹ | yes¹ | yes | yes | yes | yes | yes |
+//! | **gc**              | see above | yes | yes | yes | one gc at a time | | | no |
+//!
+//! ¹ a snapshot that prune deletes while it is being read stays readable
+//! until gc reclaims its data. ² a repacked blob is looked up again.
+//! ³ rebuild clears the index first; run it alone. ⁴ verify may report a
+//! pack that gc deleted while verify ran; run them apart for a clean report.
+
+pub mod backend;
+pub mod blob;
+pub mod catalog;
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod datastore;
+pub mod error;
+pub mod format;
+pub mod gc;
+pub mod id;
+pub mod image;
+pub mod index;
+pub mod pack;
+pub mod prune;
+pub mod session;
+pub mod verify;
+pub mod walk;
+
+pub use blob::BlobKind;
+pub use config::{Config, Encryption};
+pub use datastore::{Datastore, IndexKind, OpenOptions, Snapshot};
+pub use error::{Error, Result};
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use session::{BackupSession, PendingChunk};

@@ -1,0 +1,426 @@
+//! Backup sessions: the write pipeline.
+//!
+//! ```text
+//!  ingest thread ──submit(chunk)──▶ workers (one per core):          ┌─▶ flusher: finish pack,
+//!  (read, chunk)                    hash, dedup, compress, encrypt ──▶ packer ─┘  fsync, rename, index
+//! ```
+//! Reading and chunking run on the caller's thread, CPU work on one worker
+//! per core, and pack writing on two more threads, all linked by bounded
+//! channels, so the stages overlap and memory stays bounded. `submit`
+//! returns at once with a [`PendingChunk`]; its id arrives when a worker has
+//! hashed it. Nothing a session wrote is visible to readers of snapshots
+//! until `commit` has made every pack and the index durable and then
+//! written the manifest.
+//!
+//! Every chunk id a session checks against the index is recorded in the
+//! session's reference set *under the GC lock*, and the roots it builds on
+//! (the parent snapshot's tree or image tables) are registered before they
+//! are read. GC treats both as live. See the crate documentation.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::backend::ObjectWriter;
+use crate::blob::{self, BlobKind};
+use crate::crypto::{random_bytes, SealKey, SALT_LEN};
+use crate::datastore::{Datastore, PACKS};
+use crate::error::{Error, Result};
+use crate::format::{Manifest, Stats};
+use crate::id::{ChunkId, SnapshotId};
+use crate::pack::{self, PackBuilder};
+
+/// Live sessions of a datastore, for GC.
+#[derive(Default)]
+pub struct SessionRegistry {
+    inner: Mutex<Vec<Weak<SessionShared>>>,
+}
+
+impl SessionRegistry {
+    fn register(&self, s: &Arc<SessionShared>) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|w| w.strong_count() > 0);
+        g.push(Arc::downgrade(s));
+    }
+
+    /// Chunk ids referenced by open sessions, and the roots they build on.
+    pub(crate) fn live(&self) -> (HashSet<ChunkId>, Vec<ChunkId>) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = HashSet::new();
+        let mut roots = Vec::new();
+        for s in g.iter().filter_map(Weak::upgrade) {
+            ids.extend(s.referenced.lock().unwrap_or_else(|e| e.into_inner()).iter());
+            roots.extend(s.roots.lock().unwrap_or_else(|e| e.into_inner()).iter());
+        }
+        (ids, roots)
+    }
+
+    pub fn open_sessions(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().filter(|w| w.strong_count() > 0).count()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct SessionShared {
+    referenced: Mutex<HashSet<ChunkId>>,
+    roots: Mutex<Vec<ChunkId>>,
+    poisoned: Mutex<Option<String>>,
+    pub(crate) counters: Counters,
+}
+
+/// Running totals of a session, readable while it runs.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Stored bytes of new blobs (after compression and encryption).
+    pub bytes_added: AtomicU64,
+    /// Plaintext bytes submitted.
+    pub bytes_submitted: AtomicU64,
+    pub chunks_new: AtomicU64,
+    pub chunks_total: AtomicU64,
+    pub packs_written: AtomicU64,
+}
+
+impl SessionShared {
+    fn poison(&self, msg: String) {
+        let mut g = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(msg);
+        }
+    }
+    fn check(&self) -> Result<()> {
+        match &*self.poisoned.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(m) => Err(Error::Poisoned(m.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+struct Job {
+    kind: BlobKind,
+    data: Vec<u8>,
+    reply: Sender<Result<ChunkId>>,
+}
+
+struct Sealed {
+    id: ChunkId,
+    kind: BlobKind,
+    blob: Vec<u8>,
+    raw_len: u32,
+}
+
+/// A chunk id that may still be computed by a worker.
+pub enum PendingChunk {
+    Ready(ChunkId),
+    Waiting(Receiver<Result<ChunkId>>),
+}
+
+impl PendingChunk {
+    pub fn wait(self) -> Result<ChunkId> {
+        match self {
+            PendingChunk::Ready(id) => Ok(id),
+            PendingChunk::Waiting(rx) => rx
+                .recv()
+                .map_err(|_| Error::Poisoned("backup worker stopped".into()))?,
+        }
+    }
+}
+
+/// Adapts a backend object writer to `std::io::Write` for the pack builder.
+struct WriteAdapter(Box<dyn ObjectWriter>);
+
+impl Write for WriteAdapter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .write(buf)
+            .map(|()| buf.len())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A backup in progress. Dropping it without `commit` aborts: packs already
+/// written stay as unreferenced data for GC.
+pub struct BackupSession {
+    ds: Arc<Datastore>,
+    shared: Arc<SessionShared>,
+    key: Option<SealKey>,
+    work_tx: Option<Sender<Job>>,
+    sealed_tx: Option<Sender<Sealed>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Datastore {
+    /// Start a backup session with one worker per available core.
+    pub fn begin_session(self: &Arc<Self>) -> Result<BackupSession> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        BackupSession::start(self.clone(), workers)
+    }
+}
+
+impl BackupSession {
+    fn start(ds: Arc<Datastore>, workers: usize) -> Result<Self> {
+        let shared = Arc::new(SessionShared::default());
+        ds.sessions.register(&shared);
+        let salt = random_bytes::<SALT_LEN>();
+        let key = ds.keys.subkey(&salt);
+        let (work_tx, work_rx) = bounded::<Job>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 4);
+        let (flush_tx, flush_rx) = bounded::<PackBuilder<WriteAdapter>>(1);
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let (ds, shared, key) = (ds.clone(), shared.clone(), key.clone());
+            let (rx, tx) = (work_rx.clone(), sealed_tx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("arca-worker-{i}"))
+                    .spawn(move || worker(&ds, &shared, key.as_ref(), &rx, &tx))
+                    .map_err(|e| Error::io("spawn worker", e))?,
+            );
+        }
+        {
+            let (ds, shared, key) = (ds.clone(), shared.clone(), key.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("arca-packer".into())
+                    .spawn(move || packer(&ds, &shared, salt, key, &sealed_rx, &flush_tx))
+                    .map_err(|e| Error::io("spawn packer", e))?,
+            );
+        }
+        {
+            let (ds, shared) = (ds.clone(), shared.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("arca-flusher".into())
+                    .spawn(move || flusher(&ds, &shared, &flush_rx))
+                    .map_err(|e| Error::io("spawn flusher", e))?,
+            );
+        }
+        Ok(BackupSession {
+            ds,
+            shared,
+            key,
+            work_tx: Some(work_tx),
+            sealed_tx: Some(sealed_tx),
+            threads,
+        })
+    }
+
+    pub fn datastore(&self) -> &Arc<Datastore> {
+        &self.ds
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Register a root this session builds on (the parent's tree id or image
+    /// table ids), before reading it, so GC keeps everything under it.
+    pub fn add_root(&self, id: ChunkId) {
+        let _g = self.ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        self.shared.roots.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    }
+
+    /// Queue a chunk for hashing and storing; returns immediately unless the
+    /// pipeline is full.
+    pub fn submit(&self, kind: BlobKind, data: Vec<u8>) -> Result<PendingChunk> {
+        self.shared.check()?;
+        let (reply, rx) = bounded(1);
+        self.work_tx
+            .as_ref()
+            .ok_or_else(|| Error::Poisoned("session closed".into()))?
+            .send(Job { kind, data, reply })
+            .map_err(|_| Error::Poisoned("backup workers stopped".into()))?;
+        Ok(PendingChunk::Waiting(rx))
+    }
+
+    /// Store a blob on the calling thread (trees, catalogs, tables).
+    pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkId> {
+        self.shared.check()?;
+        let id = self.ds.keys.chunk_id(data);
+        if let Some(sealed) = seal_if_new(&self.ds, &self.shared, self.key.as_ref(), id, kind, data)? {
+            self.sealed_tx
+                .as_ref()
+                .ok_or_else(|| Error::Poisoned("session closed".into()))?
+                .send(sealed)
+                .map_err(|_| Error::Poisoned("pack writer stopped".into()))?;
+        }
+        Ok(id)
+    }
+
+    /// Wait for every queued chunk to be in a durable pack and indexed.
+    fn finish_writes(&mut self) -> Result<()> {
+        self.work_tx.take();
+        self.sealed_tx.take();
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                self.shared.poison("a backup thread panicked".into());
+            }
+        }
+        self.shared.check()?;
+        self.ds.index.sync()
+    }
+
+    /// Make the session's data durable and write the snapshot manifest.
+    /// `bytes_added`, `chunks_new` and `chunks_total` of `manifest.stats`
+    /// are filled in from the session's counters.
+    pub fn commit(mut self, mut manifest: Manifest) -> Result<SnapshotId> {
+        self.finish_writes()?;
+        let c = &self.shared.counters;
+        let stats = manifest.stats.get_or_insert_with(Stats::default);
+        stats.bytes_added = c.bytes_added.load(Ordering::Relaxed);
+        stats.chunks_new = c.chunks_new.load(Ordering::Relaxed);
+        stats.chunks_total = c.chunks_total.load(Ordering::Relaxed);
+        manifest.version = crate::format::STRUCT_VERSION;
+        self.ds.write_snapshot(&manifest)
+    }
+}
+
+impl Drop for BackupSession {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.finish_writes();
+        }
+    }
+}
+
+/// Hash-independent part of storing: record the reference, check the index,
+/// and seal the blob if it is new to the datastore.
+fn seal_if_new(
+    ds: &Datastore,
+    shared: &SessionShared,
+    key: Option<&SealKey>,
+    id: ChunkId,
+    kind: BlobKind,
+    data: &[u8],
+) -> Result<Option<Sealed>> {
+    shared.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .bytes_submitted
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
+    {
+        // Under the GC lock: once the reference is recorded, GC keeps the
+        // chunk; if GC swept it before, the index no longer has it and we
+        // store it again.
+        let _g = ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        if !shared
+            .referenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id)
+        {
+            return Ok(None);
+        }
+        if ds.index.get(&id)?.is_some() {
+            return Ok(None);
+        }
+    }
+    let blob = blob::encode(&id, kind, data, ds.config().compression_level, key);
+    shared.counters.chunks_new.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .bytes_added
+        .fetch_add(blob.len() as u64, Ordering::Relaxed);
+    Ok(Some(Sealed {
+        id,
+        kind,
+        blob,
+        raw_len: data.len() as u32,
+    }))
+}
+
+fn worker(
+    ds: &Datastore,
+    shared: &SessionShared,
+    key: Option<&SealKey>,
+    rx: &Receiver<Job>,
+    tx: &Sender<Sealed>,
+) {
+    for job in rx {
+        let id = ds.keys.chunk_id(&job.data);
+        let r = match seal_if_new(ds, shared, key, id, job.kind, &job.data) {
+            Ok(Some(sealed)) => {
+                // Reply once the packer has it, so that commit sees it.
+                drop(job.data);
+                tx.send(sealed)
+                    .map(|()| id)
+                    .map_err(|_| Error::Poisoned("pack writer stopped".into()))
+            }
+            Ok(None) => Ok(id),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &r {
+            shared.poison(e.to_string());
+        }
+        let _ = job.reply.send(r);
+    }
+}
+
+fn packer(
+    ds: &Datastore,
+    shared: &SessionShared,
+    salt: [u8; SALT_LEN],
+    key: Option<SealKey>,
+    rx: &Receiver<Sealed>,
+    flush: &Sender<PackBuilder<WriteAdapter>>,
+) {
+    let target = ds.config().pack_size as u64;
+    let mut current: Option<PackBuilder<WriteAdapter>> = None;
+    for s in rx {
+        if shared.check().is_err() {
+            continue; // drain so that senders never block
+        }
+        let r = (|| -> Result<()> {
+            if current.is_none() {
+                let w = ds.backend.writer(PACKS)?;
+                current = Some(PackBuilder::new(salt, key.clone(), WriteAdapter(w)));
+            }
+            let pb = current.as_mut().ok_or_else(|| Error::Poisoned("no pack".into()))?;
+            pb.add(&s.id, s.kind, &s.blob, s.raw_len)
+                .map_err(|e| Error::io("write pack", e))?;
+            if pb.len() >= target {
+                if let Some(pb) = current.take() {
+                    flush
+                        .send(pb)
+                        .map_err(|_| Error::Poisoned("pack flusher stopped".into()))?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            shared.poison(e.to_string());
+        }
+    }
+    if let Some(pb) = current.take() {
+        if shared.check().is_ok() && !pb.is_empty() {
+            let _ = flush.send(pb);
+        }
+    }
+}
+
+fn flusher(ds: &Datastore, shared: &SessionShared, rx: &Receiver<PackBuilder<WriteAdapter>>) {
+    for pb in rx {
+        if shared.check().is_err() {
+            continue;
+        }
+        let r = (|| -> Result<()> {
+            let (id, w, info, blobs) = pb.finish().map_err(|e| Error::io("write pack", e))?;
+            // The pack is durable before the index mentions it.
+            w.0.commit(&pack::object_name(&id))?;
+            ds.index.add_pack(&id, info, &blobs)?;
+            shared.counters.packs_written.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })();
+        if let Err(e) = r {
+            // After a failed write or fsync nothing later can be trusted.
+            shared.poison(e.to_string());
+        }
+    }
+}
