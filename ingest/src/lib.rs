@@ -1,1 +1,68 @@
+//! # arca-ingest: sources that stream into the datastore
+//!
+//! A source produces either a *tree* (files and directories, [`files`]) or
+//! an *image* (a disk, [`image`]). Sources read, cut and describe data; the
+//! datastore's [`arca_repo::BackupSession`] hashes, deduplicates, compresses,
+//! encrypts and writes packs. Sources never write packs themselves.
+//!
+//! Restores are the reverse direction and live beside their source:
+//! [`restore`] writes a tree snapshot to a directory, [`image::restore`] an
+//! image snapshot to a (sparse) file.
 
+pub mod files;
+pub mod image;
+pub mod restore;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Shared progress counters; the CLI draws a bar, the server reports them.
+#[derive(Default, Debug)]
+pub struct Progress {
+    /// Bytes processed so far (read, or restored).
+    pub bytes: AtomicU64,
+    /// Expected total bytes, 0 if unknown.
+    pub total: AtomicU64,
+    pub files: AtomicU64,
+    /// Set to ask the operation to stop at the next chunk.
+    pub cancel: AtomicBool,
+}
+
+impl Progress {
+    pub fn add(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub(crate) fn check_cancel(&self) -> arca_repo::Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(arca_repo::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What a backup did, for the CLI and the catalog.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOutcome {
+    pub snapshot: arca_repo::SnapshotId,
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    pub bytes_added: u64,
+    pub files: u64,
+    pub dirs: u64,
+    pub chunks_new: u64,
+    pub duration_s: f64,
+    pub mode: String,
+    /// Entries that could not be read (skipped), with the reason.
+    pub warnings: Vec<String>,
+}
+
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}

@@ -104,7 +104,10 @@ pub fn encode(
     level: i32,
     key: Option<&SealKey>,
 ) -> Vec<u8> {
-    assert!(plaintext.len() <= MAX_PLAINTEXT, "chunk larger than MAX_PLAINTEXT");
+    assert!(
+        plaintext.len() <= MAX_PLAINTEXT,
+        "chunk larger than MAX_PLAINTEXT"
+    );
     let compressed = if looks_compressible(plaintext) {
         compress(level, plaintext)
     } else {
@@ -231,7 +234,9 @@ pub fn reseal(
             Ok(out)
         }
         (None, None) if h.flags & FLAG_ENCRYPTED == 0 => Ok(bytes.to_vec()),
-        _ => Err(Error::Corrupt("blob encryption does not match the datastore".into())),
+        _ => Err(Error::Corrupt(
+            "blob encryption does not match the datastore".into(),
+        )),
     }
 }
 

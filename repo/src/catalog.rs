@@ -41,7 +41,8 @@ impl CatalogWriter {
             version: format::STRUCT_VERSION,
             entries: std::mem::take(&mut self.current),
         };
-        self.ids.push(s.store(BlobKind::Catalog, &chunk.encode_to_vec())?);
+        self.ids
+            .push(s.store(BlobKind::Catalog, &chunk.encode_to_vec())?);
         Ok(())
     }
 

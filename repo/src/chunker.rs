@@ -97,7 +97,11 @@ mod tests {
     use std::collections::HashSet;
 
     fn params() -> ChunkerParams {
-        ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 }
+        ChunkerParams {
+            min_size: 256,
+            avg_size: 1024,
+            max_size: 4096,
+        }
     }
 
     fn chunks(data: &[u8], read_size: usize) -> Vec<Vec<u8>> {

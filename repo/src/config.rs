@@ -80,8 +80,8 @@ impl Config {
         struct Probe {
             format_version: u32,
         }
-        let probe: Probe = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Corrupt(format!("config: {e}")))?;
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("config: {e}")))?;
         if probe.format_version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 found: probe.format_version,
@@ -146,7 +146,10 @@ fn keyfile_aad(datastore_id: &str) -> Vec<u8> {
 
 fn derive_kek(passphrase: &[u8], p: &KdfParams) -> Result<[u8; 32]> {
     if p.algorithm != "argon2id" {
-        return Err(Error::Corrupt(format!("keyfile: unknown kdf {}", p.algorithm)));
+        return Err(Error::Corrupt(format!(
+            "keyfile: unknown kdf {}",
+            p.algorithm
+        )));
     }
     let salt = hex::decode(&p.salt).map_err(|_| Error::Corrupt("keyfile: salt".into()))?;
     let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
@@ -186,7 +189,11 @@ impl KeyFile {
                 plain.extend_from_slice(&enc);
                 plain.extend_from_slice(&keys.id_key);
                 let mut wrapped = Vec::new();
-                crypto::kek_cipher(&kek).seal_into(&keyfile_aad(datastore_id), &plain, &mut wrapped);
+                crypto::kek_cipher(&kek).seal_into(
+                    &keyfile_aad(datastore_id),
+                    &plain,
+                    &mut wrapped,
+                );
                 Ok(KeyFile {
                     version: 1,
                     kdf: Some(kdf),
@@ -224,8 +231,8 @@ impl KeyFile {
             (Some(kdf), Some(wrapped), None) => {
                 let pass = passphrase.ok_or(Error::PassphraseRequired)?;
                 let kek = derive_kek(pass, kdf)?;
-                let wrapped =
-                    hex::decode(wrapped).map_err(|_| Error::Corrupt("keyfile: wrapped_key".into()))?;
+                let wrapped = hex::decode(wrapped)
+                    .map_err(|_| Error::Corrupt("keyfile: wrapped_key".into()))?;
                 let plain = crypto::kek_cipher(&kek)
                     .open(&keyfile_aad(datastore_id), &wrapped)
                     .map_err(|_| Error::WrongPassphrase)?;

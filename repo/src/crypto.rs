@@ -101,7 +101,9 @@ impl SealKey {
     /// Decrypt `nonce || ciphertext || tag`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(Error::Corrupt("sealed data shorter than nonce and tag".into()));
+            return Err(Error::Corrupt(
+                "sealed data shorter than nonce and tag".into(),
+            ));
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         self.0

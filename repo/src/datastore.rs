@@ -40,6 +40,8 @@ pub enum IndexKind {
 pub struct OpenOptions {
     pub passphrase: Option<Vec<u8>>,
     pub index: IndexKind,
+    /// Open for reading only: no lock is taken, and every write fails.
+    pub read_only: bool,
 }
 
 /// An open datastore. Reading needs only `&self`; writing goes through a
@@ -55,6 +57,7 @@ pub struct Datastore {
     /// Held shared by sessions while they check the index and record a
     /// reference, exclusively by GC while it decides what to delete.
     pub(crate) gc_lock: RwLock<()>,
+    read_only: bool,
 }
 
 /// A snapshot and its decoded manifest.
@@ -104,17 +107,21 @@ impl Datastore {
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
         let config = match backend.get(CONFIG) {
             Ok(b) => Config::parse(&b)?,
-            Err(Error::NotFound(_)) => return Err(Error::NotADatastore(path.display().to_string())),
+            Err(Error::NotFound(_)) => {
+                return Err(Error::NotADatastore(path.display().to_string()))
+            }
             Err(e) => return Err(e),
         };
         let keyfile = KeyFile::parse(&backend.get(KEYFILE)?)?;
         if (config.encryption == Encryption::Repokey) != keyfile.kdf.is_some() {
-            return Err(Error::Corrupt("config and keyfile disagree about encryption".into()));
+            return Err(Error::Corrupt(
+                "config and keyfile disagree about encryption".into(),
+            ));
         }
         let keys = keyfile.unwrap_keys(opts.passphrase.as_deref(), &config.id)?;
         let (index, fresh): (Box<dyn Index>, bool) = match opts.index {
             IndexKind::Memory => (Box::new(MemIndex::new()), true),
-            IndexKind::Rocks => open_rocks(&path.join("index"))?,
+            IndexKind::Rocks => open_rocks(&path.join("index"), opts.read_only)?,
         };
         let ds = Arc::new(Datastore {
             root: path.to_path_buf(),
@@ -125,12 +132,26 @@ impl Datastore {
             pack_keys: Mutex::new(HashMap::new()),
             sessions: SessionRegistry::default(),
             gc_lock: RwLock::new(()),
+            read_only: false,
         });
         if fresh {
             // The index is a cache: a missing one is rebuilt from the packs.
             ds.rebuild_index(&mut |_, _| {})?;
         }
+        let mut ds = ds;
+        if let Some(d) = Arc::get_mut(&mut ds) {
+            d.read_only = opts.read_only;
+        }
         Ok(ds)
+    }
+
+    /// Fail unless the datastore was opened for writing.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::InvalidInput("datastore is open read-only".into()))
+        } else {
+            Ok(())
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -151,6 +172,7 @@ impl Datastore {
 
     /// Recreate the index from the pack headers. `progress(done, total)`.
     pub fn rebuild_index(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<RebuildReport> {
+        self.check_writable()?;
         let _g = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
         self.index.clear()?;
         let packs = self.backend.list(PACKS)?;
@@ -165,11 +187,23 @@ impl Datastore {
                     let blobs: Vec<_> = entries
                         .iter()
                         .map(|&(cid, kind, offset, length, raw_length)| {
-                            (cid, Location { pack: id, offset, length, raw_length, kind })
+                            (
+                                cid,
+                                Location {
+                                    pack: id,
+                                    offset,
+                                    length,
+                                    raw_length,
+                                    kind,
+                                },
+                            )
                         })
                         .collect();
                     report.blobs += blobs.len() as u64;
-                    let info = crate::index::PackInfo { size: obj.size, blobs: blobs.len() as u32 };
+                    let info = crate::index::PackInfo {
+                        size: obj.size,
+                        blobs: blobs.len() as u32,
+                    };
                     self.index.add_pack(&id, info, &blobs)?;
                     report.packs += 1;
                 }
@@ -191,7 +225,9 @@ impl Datastore {
         if size < pack::TRAILER_LEN as u64 {
             return Err(Error::Corrupt(format!("pack {id} is truncated")));
         }
-        let t = self.backend.get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
+        let t =
+            self.backend
+                .get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
         let t = pack::parse_trailer(&t)?;
         let data_len = size
             .checked_sub(pack::TRAILER_LEN as u64 + t.header_len as u64)
@@ -199,7 +235,9 @@ impl Datastore {
         if t.header_len as usize > pack::MAX_HEADER {
             return Err(Error::Corrupt(format!("pack {id}: header too large")));
         }
-        let h = self.backend.get_range(&name, data_len, t.header_len as usize)?;
+        let h = self
+            .backend
+            .get_range(&name, data_len, t.header_len as usize)?;
         pack::decode_header(&h, &t, &self.keys, data_len)
     }
 
@@ -208,7 +246,12 @@ impl Datastore {
         if self.keys.enc_key.is_none() {
             return Ok(None);
         }
-        if let Some(k) = self.pack_keys.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(k) = self
+            .pack_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
             return Ok(Some(k.clone()));
         }
         let name = pack::object_name(id);
@@ -216,7 +259,9 @@ impl Datastore {
         if size < pack::TRAILER_LEN as u64 {
             return Err(Error::Corrupt(format!("pack {id} is truncated")));
         }
-        let t = self.backend.get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
+        let t =
+            self.backend
+                .get_range(&name, size - pack::TRAILER_LEN as u64, pack::TRAILER_LEN)?;
         let t = pack::parse_trailer(&t)?;
         let key = self
             .keys
@@ -259,9 +304,15 @@ impl Datastore {
         let loc = self.locate(id)?;
         let bytes = self
             .backend
-            .get_range(&pack::object_name(&loc.pack), loc.offset, loc.length as usize)
+            .get_range(
+                &pack::object_name(&loc.pack),
+                loc.offset,
+                loc.length as usize,
+            )
             .map_err(|e| match e {
-                Error::NotFound(_) => Error::Corrupt(format!("pack {} of chunk {id} is missing", loc.pack)),
+                Error::NotFound(_) => {
+                    Error::Corrupt(format!("pack {} of chunk {id} is missing", loc.pack))
+                }
                 e => e,
             })?;
         self.decode_blob(id, &loc, &bytes)
@@ -281,7 +332,13 @@ impl Datastore {
         let mut out = Vec::with_capacity(plain.len() + 100);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(&salt);
-        out.extend_from_slice(&blob::encode(&id, BlobKind::Manifest, &plain, 3, key.as_ref()));
+        out.extend_from_slice(&blob::encode(
+            &id,
+            BlobKind::Manifest,
+            &plain,
+            3,
+            key.as_ref(),
+        ));
         (SnapshotId(id.0), out)
     }
 
@@ -295,23 +352,32 @@ impl Datastore {
         let key = self.keys.subkey(&salt);
         let (_, plain) = blob::decode(&cid, &bytes[8 + SALT_LEN..], key.as_ref())?;
         if self.keys.chunk_id(&plain) != cid {
-            return Err(Error::Corrupt(format!("snapshot {id}: content does not match its id")));
+            return Err(Error::Corrupt(format!(
+                "snapshot {id}: content does not match its id"
+            )));
         }
         format::decode("manifest", &plain)
     }
 
     pub fn write_snapshot(&self, m: &Manifest) -> Result<SnapshotId> {
+        self.check_writable()?;
         let (id, bytes) = self.encode_snapshot(m);
         self.backend.put(&format!("{SNAPSHOTS}/{id}"), &bytes)?;
         Ok(id)
     }
 
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend.get(&format!("{SNAPSHOTS}/{id}")).map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound(format!("snapshot {id}")),
-            e => e,
-        })?;
-        Ok(Snapshot { id: *id, manifest: self.decode_snapshot(id, &bytes)? })
+        let bytes = self
+            .backend
+            .get(&format!("{SNAPSHOTS}/{id}"))
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound(format!("snapshot {id}")),
+                e => e,
+            })?;
+        Ok(Snapshot {
+            id: *id,
+            manifest: self.decode_snapshot(id, &bytes)?,
+        })
     }
 
     /// All snapshots, oldest first. Unreadable ones are returned as errors
@@ -358,7 +424,10 @@ impl Datastore {
                 "{spec:?} is not a snapshot id, id prefix or 'latest'"
             )));
         }
-        let matches: Vec<_> = all.iter().filter(|s| s.id.to_hex().starts_with(&want)).collect();
+        let matches: Vec<_> = all
+            .iter()
+            .filter(|s| s.id.to_hex().starts_with(&want))
+            .collect();
         match matches.len() {
             0 => Err(Error::NotFound(format!("snapshot {spec}"))),
             1 => Ok(matches[0].clone()),
@@ -369,6 +438,7 @@ impl Datastore {
     }
 
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.check_writable()?;
         self.backend.delete(&format!("{SNAPSHOTS}/{id}"))
     }
 }
@@ -381,14 +451,23 @@ pub struct RebuildReport {
 }
 
 #[cfg(feature = "rocksdb")]
-fn open_rocks(path: &Path) -> Result<(Box<dyn Index>, bool)> {
+fn open_rocks(path: &Path, read_only: bool) -> Result<(Box<dyn Index>, bool)> {
+    use crate::index::rocks::RocksIndex;
     let fresh = !path.join("CURRENT").exists();
-    let idx = crate::index::rocks::RocksIndex::open(path, &Default::default())?;
+    if read_only && fresh {
+        // Nothing to open read-only: use a throwaway index built from packs.
+        return Ok((Box::new(MemIndex::new()), true));
+    }
+    let idx = if read_only {
+        RocksIndex::open_read_only(path, &Default::default())?
+    } else {
+        RocksIndex::open(path, &Default::default())?
+    };
     Ok((Box::new(idx), fresh))
 }
 
 #[cfg(not(feature = "rocksdb"))]
-fn open_rocks(_path: &Path) -> Result<(Box<dyn Index>, bool)> {
+fn open_rocks(_path: &Path, _read_only: bool) -> Result<(Box<dyn Index>, bool)> {
     Err(Error::Index("built without RocksDB support".into()))
 }
 

@@ -26,7 +26,11 @@ pub struct GcOptions {
 
 impl Default for GcOptions {
     fn default() -> Self {
-        GcOptions { grace: Duration::from_secs(3600), repack_threshold: 0.5, dry_run: false }
+        GcOptions {
+            grace: Duration::from_secs(3600),
+            repack_threshold: 0.5,
+            dry_run: false,
+        }
     }
 }
 
@@ -70,7 +74,10 @@ fn mark(
     Ok(())
 }
 
-fn snapshot_roots(ds: &Datastore, seen: &mut HashSet<String>) -> Result<(Vec<(ChunkId, BlobKind)>, u64)> {
+fn snapshot_roots(
+    ds: &Datastore,
+    seen: &mut HashSet<String>,
+) -> Result<(Vec<(ChunkId, BlobKind)>, u64)> {
     let (snaps, bad) = ds.snapshots_checked()?;
     if let Some((name, e)) = bad.into_iter().next() {
         return Err(Error::Corrupt(format!(
@@ -89,6 +96,7 @@ fn snapshot_roots(ds: &Datastore, seen: &mut HashSet<String>) -> Result<(Vec<(Ch
 }
 
 pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -> Result<GcReport> {
+    ds.check_writable()?;
     let mut report = GcReport::default();
     // Phase 1, mark without blocking anyone.
     progress("mark", 0, 1);
@@ -124,7 +132,9 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let indexed: HashMap<PackId, PackInfo> = ds.index().packs()?.into_iter().collect();
         report.packs_total = on_disk.len() as u64;
         let old = |p: &PackId| {
-            on_disk.get(p).is_some_and(|(_, m)| now.duration_since(*m).unwrap_or_default() >= opts.grace)
+            on_disk
+                .get(p)
+                .is_some_and(|(_, m)| now.duration_since(*m).unwrap_or_default() >= opts.grace)
         };
         // Packs on disk that the index does not know (a crash between pack
         // write and index update, or an interrupted repack): re-index those
@@ -140,18 +150,35 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
             let blobs: Vec<_> = entries
                 .iter()
                 .map(|&(id, kind, offset, length, raw_length)| {
-                    (id, Location { pack: *p, offset, length, raw_length, kind })
+                    (
+                        id,
+                        Location {
+                            pack: *p,
+                            offset,
+                            length,
+                            raw_length,
+                            kind,
+                        },
+                    )
                 })
                 .collect();
             if needed && !opts.dry_run {
-                ds.index().add_pack(p, PackInfo { size: *size, blobs: blobs.len() as u32 }, &blobs)?;
+                ds.index().add_pack(
+                    p,
+                    PackInfo {
+                        size: *size,
+                        blobs: blobs.len() as u32,
+                    },
+                    &blobs,
+                )?;
                 report.packs_healed += 1;
             } else if !needed {
                 report.packs_deleted += 1;
                 report.bytes_freed += size;
             }
         }
-        let mut per_pack: HashMap<PackId, (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>)> = HashMap::new();
+        let mut per_pack: HashMap<PackId, (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>)> =
+            HashMap::new();
         ds.index().for_each_blob(&mut |id, loc| {
             let e = per_pack.entry(loc.pack).or_default();
             if live.contains(&id) {
@@ -208,7 +235,9 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
         for o in ds.backend().list(PACKS)? {
             if let Some(p) = pack::id_from_name(&o.name) {
-                if !indexed.contains(&p) && now.duration_since(o.modified).unwrap_or_default() >= opts.grace {
+                if !indexed.contains(&p)
+                    && now.duration_since(o.modified).unwrap_or_default() >= opts.grace
+                {
                     ds.backend().delete(&o.name)?;
                 }
             }
@@ -223,14 +252,18 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
             done += 1;
             let bytes = ds.backend().get(&pack::object_name(&p))?;
             if bytes.len() < pack::TRAILER_LEN {
-                return Err(Error::Corrupt(format!("pack {p} is truncated; run `arca verify`")));
+                return Err(Error::Corrupt(format!(
+                    "pack {p} is truncated; run `arca verify`"
+                )));
             }
             let trailer = pack::parse_trailer(&bytes[bytes.len() - pack::TRAILER_LEN..])?;
             let old_key = ds.keys().subkey(&trailer.salt);
             for (id, loc) in &live_blobs {
                 let b = bytes
                     .get(loc.offset as usize..loc.offset as usize + loc.length as usize)
-                    .ok_or_else(|| Error::Corrupt(format!("pack {p} is truncated; run `arca verify`")))?;
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("pack {p} is truncated; run `arca verify`"))
+                    })?;
                 // Check before copying so that repack never spreads damage.
                 ds.decode_blob(id, loc, b)?;
                 let resealed = blob::reseal(id, b, old_key.as_ref(), w.key.as_ref())?;
@@ -268,7 +301,12 @@ struct Repacker<'a> {
 impl<'a> Repacker<'a> {
     fn new(ds: &'a Datastore) -> Self {
         let salt = random_bytes::<SALT_LEN>();
-        Repacker { ds, salt, key: ds.keys().subkey(&salt), current: None }
+        Repacker {
+            ds,
+            salt,
+            key: ds.keys().subkey(&salt),
+            current: None,
+        }
     }
 
     fn len(&self) -> u64 {
@@ -279,7 +317,8 @@ impl<'a> Repacker<'a> {
         let pb = self
             .current
             .get_or_insert_with(|| PackBuilder::new(self.salt, self.key.clone(), Vec::new()));
-        pb.add(id, loc.kind, sealed, loc.raw_length).map_err(|e| Error::io("repack", e))?;
+        pb.add(id, loc.kind, sealed, loc.raw_length)
+            .map_err(|e| Error::io("repack", e))?;
         Ok(())
     }
 

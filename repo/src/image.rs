@@ -24,7 +24,10 @@ pub fn encode_table_blob(ids: &[ChunkId]) -> Vec<u8> {
 
 pub fn decode_table_blob(b: &[u8]) -> Result<Vec<ChunkId>> {
     if b.len() % 32 != 0 || b.len() > IDS_PER_BLOB * 32 {
-        return Err(Error::Corrupt(format!("image table blob of {} bytes", b.len())));
+        return Err(Error::Corrupt(format!(
+            "image table blob of {} bytes",
+            b.len()
+        )));
     }
     b.chunks_exact(32).map(ChunkId::from_slice).collect()
 }
@@ -32,18 +35,28 @@ pub fn decode_table_blob(b: &[u8]) -> Result<Vec<ChunkId>> {
 /// Read a disk's whole chunk table and check it against the disk size.
 pub fn read_table(ds: &Datastore, disk: &Disk) -> Result<Vec<ChunkId>> {
     if !disk.chunk_size.is_power_of_two() || disk.chunk_size < 512 {
-        return Err(Error::Corrupt(format!("disk {}: chunk size {}", disk.name, disk.chunk_size)));
+        return Err(Error::Corrupt(format!(
+            "disk {}: chunk size {}",
+            disk.name, disk.chunk_size
+        )));
     }
     let n = block_count(disk.size, disk.chunk_size);
     if disk.table.len() as u64 != n.div_ceil(IDS_PER_BLOB as u64) {
-        return Err(Error::Corrupt(format!("disk {}: table has the wrong length", disk.name)));
+        return Err(Error::Corrupt(format!(
+            "disk {}: table has the wrong length",
+            disk.name
+        )));
     }
     let mut out = Vec::with_capacity(n as usize);
     for t in &disk.table {
         out.extend(decode_table_blob(&ds.read_blob(&ChunkId::from_slice(t)?)?)?);
     }
     if out.len() as u64 != n {
-        return Err(Error::Corrupt(format!("disk {}: table has {} of {n} blocks", disk.name, out.len())));
+        return Err(Error::Corrupt(format!(
+            "disk {}: table has {} of {n} blocks",
+            disk.name,
+            out.len()
+        )));
     }
     Ok(out)
 }

@@ -128,7 +128,11 @@ impl<W: Write> PackBuilder<W> {
         tail.extend_from_slice(&self.salt);
         tail.extend_from_slice(&header_len.to_le_bytes());
         tail.extend_from_slice(&VERSION.to_le_bytes());
-        let flags = if self.key.is_some() { FLAG_ENCRYPTED } else { 0 };
+        let flags = if self.key.is_some() {
+            FLAG_ENCRYPTED
+        } else {
+            0
+        };
         tail.extend_from_slice(&flags.to_le_bytes());
         tail.extend_from_slice(&MAGIC);
         self.put(&tail)?;
@@ -158,7 +162,9 @@ pub fn parse_trailer(b: &[u8]) -> Result<Trailer> {
         return Err(Error::Corrupt("pack trailer has the wrong size".into()));
     }
     if b[TRAILER_LEN - 8..] != MAGIC {
-        return Err(Error::Corrupt("pack magic missing (truncated pack?)".into()));
+        return Err(Error::Corrupt(
+            "pack magic missing (truncated pack?)".into(),
+        ));
     }
     let version = u16::from_le_bytes([b[36], b[37]]);
     if version != VERSION {
@@ -191,7 +197,11 @@ pub fn decode_header(
     let plain = match (trailer.encrypted, keys.subkey(&trailer.salt)) {
         (true, Some(k)) => k.open(HEADER_AAD, bytes)?,
         (false, None) => bytes.to_vec(),
-        _ => return Err(Error::Corrupt("pack encryption does not match the datastore".into())),
+        _ => {
+            return Err(Error::Corrupt(
+                "pack encryption does not match the datastore".into(),
+            ))
+        }
     };
     let h: PackHeader = format::decode("pack header", &plain)?;
     let mut out = Vec::with_capacity(h.entries.len());

@@ -50,19 +50,32 @@ pub fn plan(snapshots: &[Snapshot], r: &Retention) -> Result<Vec<Decision>> {
     }
     let mut groups: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
     for s in snapshots {
-        groups.entry(s.manifest.source.as_str()).or_default().push(s);
+        groups
+            .entry(s.manifest.source.as_str())
+            .or_default()
+            .push(s);
     }
     type Bucket = fn(&chrono::DateTime<chrono::Utc>) -> String;
     let rules: [(&str, u32, Bucket); 5] = [
         ("hourly", r.keep_hourly, |t| {
-            format!("{}-{:02}-{:02} {:02}:00", t.year(), t.month(), t.day(), t.hour())
+            format!(
+                "{}-{:02}-{:02} {:02}:00",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour()
+            )
         }),
-        ("daily", r.keep_daily, |t| format!("{}-{:02}-{:02}", t.year(), t.month(), t.day())),
+        ("daily", r.keep_daily, |t| {
+            format!("{}-{:02}-{:02}", t.year(), t.month(), t.day())
+        }),
         ("weekly", r.keep_weekly, |t| {
             let w = t.iso_week();
             format!("{}-W{:02}", w.year(), w.week())
         }),
-        ("monthly", r.keep_monthly, |t| format!("{}-{:02}", t.year(), t.month())),
+        ("monthly", r.keep_monthly, |t| {
+            format!("{}-{:02}", t.year(), t.month())
+        }),
         ("yearly", r.keep_yearly, |t| format!("{}", t.year())),
     ];
     let mut out = Vec::new();
@@ -70,7 +83,11 @@ pub fn plan(snapshots: &[Snapshot], r: &Retention) -> Result<Vec<Decision>> {
         snaps.sort_by_key(|s| std::cmp::Reverse((s.manifest.time_ns, s.id)));
         let mut decisions: Vec<Decision> = snaps
             .iter()
-            .map(|s| Decision { snapshot: (*s).clone(), keep: false, reasons: Vec::new() })
+            .map(|s| Decision {
+                snapshot: (*s).clone(),
+                keep: false,
+                reasons: Vec::new(),
+            })
             .collect();
         for (i, d) in decisions.iter_mut().enumerate() {
             if (i as u32) < r.keep_last {
@@ -139,9 +156,17 @@ mod tests {
             snap(4, "a", "2026-11-03T09:00:00Z"),
             snap(5, "b", "2026-11-01T09:00:00Z"),
         ];
-        let r = Retention { keep_last: 1, keep_daily: 2, ..Default::default() };
+        let r = Retention {
+            keep_last: 1,
+            keep_daily: 2,
+            ..Default::default()
+        };
         let p = plan(&snaps, &r).unwrap();
-        let kept: Vec<u8> = p.iter().filter(|d| d.keep).map(|d| d.snapshot.id.0[0]).collect();
+        let kept: Vec<u8> = p
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.snapshot.id.0[0])
+            .collect();
         assert_eq!(kept, vec![3, 4, 5]);
         let d4 = p.iter().find(|d| d.snapshot.id.0[0] == 4).unwrap();
         assert_eq!(d4.reasons, vec!["last 1", "daily 2026-11-03"]);
@@ -156,11 +181,28 @@ mod tests {
             snap(3, "a", "2026-10-15T00:00:00Z"),
             snap(4, "a", "2026-11-15T00:00:00Z"),
         ];
-        let r = Retention { keep_monthly: 2, ..Default::default() };
-        let kept: Vec<u8> = plan(&snaps, &r).unwrap().iter().filter(|d| d.keep).map(|d| d.snapshot.id.0[0]).collect();
+        let r = Retention {
+            keep_monthly: 2,
+            ..Default::default()
+        };
+        let kept: Vec<u8> = plan(&snaps, &r)
+            .unwrap()
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.snapshot.id.0[0])
+            .collect();
         assert_eq!(kept, vec![3, 4]);
-        let r = Retention { keep_yearly: 1, keep_weekly: 10, ..Default::default() };
-        let kept: Vec<u8> = plan(&snaps, &r).unwrap().iter().filter(|d| d.keep).map(|d| d.snapshot.id.0[0]).collect();
+        let r = Retention {
+            keep_yearly: 1,
+            keep_weekly: 10,
+            ..Default::default()
+        };
+        let kept: Vec<u8> = plan(&snaps, &r)
+            .unwrap()
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.snapshot.id.0[0])
+            .collect();
         assert_eq!(kept, vec![1, 2, 3, 4]);
     }
 }

@@ -53,7 +53,12 @@ impl SessionRegistry {
         let mut ids = HashSet::new();
         let mut roots = Vec::new();
         for s in g.iter().filter_map(Weak::upgrade) {
-            ids.extend(s.referenced.lock().unwrap_or_else(|e| e.into_inner()).iter());
+            ids.extend(
+                s.referenced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter(),
+            );
             roots.extend(s.roots.lock().unwrap_or_else(|e| e.into_inner()).iter());
         }
         (ids, roots)
@@ -159,6 +164,7 @@ pub struct BackupSession {
 impl Datastore {
     /// Start a backup session with one worker per available core.
     pub fn begin_session(self: &Arc<Self>) -> Result<BackupSession> {
+        self.check_writable()?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         BackupSession::start(self.clone(), workers)
     }
@@ -224,7 +230,11 @@ impl BackupSession {
     /// table ids), before reading it, so GC keeps everything under it.
     pub fn add_root(&self, id: ChunkId) {
         let _g = self.ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
-        self.shared.roots.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        self.shared
+            .roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
     }
 
     /// Queue a chunk for hashing and storing; returns immediately unless the
@@ -244,7 +254,9 @@ impl BackupSession {
     pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkId> {
         self.shared.check()?;
         let id = self.ds.keys.chunk_id(data);
-        if let Some(sealed) = seal_if_new(&self.ds, &self.shared, self.key.as_ref(), id, kind, data)? {
+        if let Some(sealed) =
+            seal_if_new(&self.ds, &self.shared, self.key.as_ref(), id, kind, data)?
+        {
             self.sealed_tx
                 .as_ref()
                 .ok_or_else(|| Error::Poisoned("session closed".into()))?
@@ -382,7 +394,9 @@ fn packer(
                 let w = ds.backend.writer(PACKS)?;
                 current = Some(PackBuilder::new(salt, key.clone(), WriteAdapter(w)));
             }
-            let pb = current.as_mut().ok_or_else(|| Error::Poisoned("no pack".into()))?;
+            let pb = current
+                .as_mut()
+                .ok_or_else(|| Error::Poisoned("no pack".into()))?;
             pb.add(&s.id, s.kind, &s.blob, s.raw_len)
                 .map_err(|e| Error::io("write pack", e))?;
             if pb.len() >= target {
@@ -415,7 +429,10 @@ fn flusher(ds: &Datastore, shared: &SessionShared, rx: &Receiver<PackBuilder<Wri
             // The pack is durable before the index mentions it.
             w.0.commit(&pack::object_name(&id))?;
             ds.index.add_pack(&id, info, &blobs)?;
-            shared.counters.packs_written.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .packs_written
+                .fetch_add(1, Ordering::Relaxed);
             Ok(())
         })();
         if let Err(e) = r {

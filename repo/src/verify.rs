@@ -26,7 +26,10 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { read_data_percent: 100.0, threads: 2 }
+        VerifyOptions {
+            read_data_percent: 100.0,
+            threads: 2,
+        }
     }
 }
 
@@ -89,7 +92,11 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     })?;
     let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
     report.packs_total = on_disk.len() as u64;
-    let mut unindexed: Vec<_> = on_disk.keys().filter(|p| !indexed.contains(p)).map(|p| p.to_hex()).collect();
+    let mut unindexed: Vec<_> = on_disk
+        .keys()
+        .filter(|p| !indexed.contains(p))
+        .map(|p| p.to_hex())
+        .collect();
     unindexed.sort();
     report.unindexed_packs = unindexed;
 
@@ -98,13 +105,21 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     let mark = |id: &ChunkId, loc: &Location, reason: String| {
         damaged.lock().unwrap_or_else(|e| e.into_inner()).insert(
             *id,
-            DamagedBlob { id: id.to_hex(), kind: loc.kind.name().into(), pack: loc.pack.to_hex(), reason },
+            DamagedBlob {
+                id: id.to_hex(),
+                kind: loc.kind.name().into(),
+                pack: loc.pack.to_hex(),
+                reason,
+            },
         );
     };
     // Packs the index points to but that are gone: all their blobs are lost.
     for (p, blobs) in &by_pack {
         if !on_disk.contains_key(p) {
-            damaged_packs.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{p}: missing"));
+            damaged_packs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{p}: missing"));
             for (id, loc) in blobs {
                 mark(id, loc, "pack is missing".into());
             }
@@ -128,13 +143,18 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
         for _ in 0..opts.threads.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((p, size)) = to_read.get(i) else { break };
+                let Some((p, size)) = to_read.get(i) else {
+                    break;
+                };
                 progress("reading packs", i as u64, total);
                 let name = pack::object_name(p);
                 let bytes = match ds.backend().get(&name) {
                     Ok(b) => b,
                     Err(e) => {
-                        damaged_packs.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{p}: {e}"));
+                        damaged_packs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(format!("{p}: {e}"));
                         for (id, loc) in by_pack.get(p).into_iter().flatten() {
                             mark(id, loc, format!("pack unreadable: {e}"));
                         }
@@ -149,14 +169,19 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
                         .push(format!("{p}: content does not match the pack id"));
                 }
                 if let Err(e) = pack::parse_pack(&bytes, ds.keys()) {
-                    damaged_packs.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{p}: header: {e}"));
+                    damaged_packs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!("{p}: header: {e}"));
                 }
                 for (id, loc) in by_pack.get(p).into_iter().flatten() {
                     blobs_read.fetch_add(1, Ordering::Relaxed);
                     let end = loc.offset as usize + loc.length as usize;
                     let r = match bytes.get(loc.offset as usize..end) {
                         Some(b) => ds.decode_blob(id, loc, b).map(|_| ()),
-                        None => Err(Error::Corrupt("blob lies beyond the end of the pack (truncated)".into())),
+                        None => Err(Error::Corrupt(
+                            "blob lies beyond the end of the pack (truncated)".into(),
+                        )),
                     };
                     if let Err(e) = r {
                         mark(id, loc, e.to_string());
@@ -202,7 +227,9 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     let mut blobs: Vec<_> = damaged.into_values().collect();
     blobs.sort_by(|a, b| a.id.cmp(&b.id));
     report.damaged_blobs = blobs;
-    let mut dp = damaged_packs.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut dp = damaged_packs
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     dp.sort();
     report.damaged_packs = dp;
     Ok(report)
@@ -226,7 +253,12 @@ fn damage_below(
             Ok(None) | Err(_) => {
                 damaged.insert(
                     *id,
-                    DamagedBlob { id: id.to_hex(), kind: kind.name().into(), pack: String::new(), reason: "referenced but not in the datastore".into() },
+                    DamagedBlob {
+                        id: id.to_hex(),
+                        kind: kind.name().into(),
+                        pack: String::new(),
+                        reason: "referenced but not in the datastore".into(),
+                    },
                 );
                 1
             }
@@ -239,7 +271,12 @@ fn damage_below(
                     Err(e) => {
                         damaged.insert(
                             *id,
-                            DamagedBlob { id: id.to_hex(), kind: kind.name().into(), pack: loc.pack.to_hex(), reason: e.to_string() },
+                            DamagedBlob {
+                                id: id.to_hex(),
+                                kind: kind.name().into(),
+                                pack: loc.pack.to_hex(),
+                                reason: e.to_string(),
+                            },
                         );
                         1
                     }

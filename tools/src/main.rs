@@ -1,1 +1,181 @@
-fn main() {}
+//! `arca`: the command-line tool. Thin: parses arguments, opens the
+//! datastore, calls the library crates, prints text or JSON.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "arca",
+    version,
+    about = "Arca: deduplicating backup and recovery"
+)]
+pub struct Cli {
+    /// Datastore directory.
+    #[arg(long, global = true, env = "ARCA_DATASTORE")]
+    datastore: Option<PathBuf>,
+    /// File holding the datastore passphrase (else ARCA_PASSPHRASE).
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage datastores.
+    #[command(subcommand)]
+    Datastore(DatastoreCmd),
+    /// Back up a directory tree or a disk image.
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// List snapshots (restore points).
+    Snapshots {
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// List the files of a snapshot (or the disks of an image snapshot).
+    Ls {
+        snapshot: String,
+        path: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Restore a snapshot: a tree into a directory, an image into a file.
+    Restore {
+        snapshot: String,
+        target: PathBuf,
+        /// Only this file or directory of a tree snapshot.
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Re-read and check stored data; exit code 3 if anything is damaged.
+    Verify {
+        /// Read only this percentage of packs (structure is always checked).
+        #[arg(long, value_name = "PERCENT")]
+        read_data_subset: Option<String>,
+    },
+    /// Remove snapshots according to retention rules.
+    Prune(PruneArgs),
+    /// Reclaim space of data no snapshot references.
+    Gc {
+        /// Packs younger than this are never touched (e.g. 1h, 30m, 0s).
+        #[arg(long, default_value = "1h")]
+        grace: String,
+        /// Repack packs with at least this fraction of garbage.
+        #[arg(long, default_value_t = 0.5)]
+        repack_threshold: f64,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Manage the index.
+    #[command(subcommand)]
+    Index(IndexCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum DatastoreCmd {
+    /// Create a datastore.
+    Init {
+        path: Option<PathBuf>,
+        #[arg(long, default_value = "repokey")]
+        encryption: String,
+        /// Target pack size in MiB.
+        #[arg(long)]
+        pack_size_mib: Option<u32>,
+        /// Image chunk size in KiB (a power of two).
+        #[arg(long)]
+        image_chunk_kib: Option<u32>,
+    },
+    /// Show a datastore's configuration and usage.
+    Info,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCmd {
+    /// Back up a directory tree.
+    Files {
+        dir: PathBuf,
+        #[command(flatten)]
+        common: BackupArgs,
+    },
+    /// Back up a raw disk image (file or block device).
+    Image {
+        file: PathBuf,
+        #[command(flatten)]
+        common: BackupArgs,
+        /// File of changed extents since the parent ("OFFSET LENGTH" lines).
+        #[arg(long)]
+        changed_extents: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Source name (default: the absolute path).
+    #[arg(long)]
+    source: Option<String>,
+    /// Parent snapshot (default: the latest of the same source).
+    #[arg(long)]
+    parent: Option<String>,
+    /// Do not use a parent snapshot: read everything.
+    #[arg(long, conflicts_with = "parent")]
+    no_parent: bool,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[arg(long)]
+    source: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    keep_last: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_hourly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_daily: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_weekly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_monthly: u32,
+    #[arg(long, default_value_t = 0)]
+    keep_yearly: u32,
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum IndexCmd {
+    /// Recreate the index from the pack headers.
+    Rebuild,
+}
+
+/// Exit code for "verify found damage".
+pub const EXIT_DAMAGE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if json {
+                println!("{}", serde_json::json!({ "error": msg }));
+            }
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -25,7 +25,9 @@ impl LocalBackend {
     fn path(&self, name: &str) -> Result<PathBuf> {
         if name.is_empty()
             || name.starts_with('/')
-            || name.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
+            || name
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
         {
             return Err(Error::InvalidInput(format!("bad object name {name:?}")));
         }
@@ -75,7 +77,8 @@ impl ObjectWriter for LocalWriter {
             .map_err(|e| Error::io(format!("write {}", self.tmp.display()), e.into_error()))?;
         // Same sequence as `put`: data durable before the name appears, and
         // the name durable before we report success.
-        f.sync_all().ctx(|| format!("fsync {}", self.tmp.display()))?;
+        f.sync_all()
+            .ctx(|| format!("fsync {}", self.tmp.display()))?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         fs::rename(&self.tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
@@ -122,7 +125,8 @@ impl Backend for LocalBackend {
                 .create_new(true)
                 .open(&tmp)
                 .ctx(|| format!("create {}", tmp.display()))?;
-            f.write_all(data).ctx(|| format!("write {}", tmp.display()))?;
+            f.write_all(data)
+                .ctx(|| format!("write {}", tmp.display()))?;
             f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
             fs::rename(&tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
             sync_dir(&dir)
@@ -142,7 +146,9 @@ impl Backend for LocalBackend {
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
-                Error::Corrupt(format!("{name} is truncated (wanted {len} bytes at {offset})"))
+                Error::Corrupt(format!(
+                    "{name} is truncated (wanted {len} bytes at {offset})"
+                ))
             } else {
                 Error::io(format!("read {name}"), e)
             }
@@ -222,7 +228,10 @@ mod tests {
         b.put("packs/ab/abc", b"hello").unwrap();
         assert_eq!(b.get("packs/ab/abc").unwrap(), b"hello");
         assert_eq!(b.get_range("packs/ab/abc", 1, 3).unwrap(), b"ell");
-        assert!(matches!(b.get_range("packs/ab/abc", 3, 5), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            b.get_range("packs/ab/abc", 3, 5),
+            Err(Error::Corrupt(_))
+        ));
         assert!(matches!(b.get("packs/ab/nope"), Err(Error::NotFound(_))));
         b.put("packs/ab/abc", b"again").unwrap();
         assert_eq!(b.get("packs/ab/abc").unwrap(), b"again");

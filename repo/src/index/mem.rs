@@ -26,7 +26,13 @@ impl MemIndex {
 
 impl Index for MemIndex {
     fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        Ok(self.inner.read().unwrap_or_else(|e| e.into_inner()).blobs.get(id).copied())
+        Ok(self
+            .inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .blobs
+            .get(id)
+            .copied())
     }
 
     fn add_pack(&self, pack: &PackId, info: PackInfo, blobs: &[(ChunkId, Location)]) -> Result<()> {

@@ -95,8 +95,7 @@ impl PackInfo {
 
 pub trait Index: Send + Sync {
     fn get(&self, id: &ChunkId) -> Result<Option<Location>>;
-    fn add_pack(&self, pack: &PackId, info: PackInfo, blobs: &[(ChunkId, Location)])
-        -> Result<()>;
+    fn add_pack(&self, pack: &PackId, info: PackInfo, blobs: &[(ChunkId, Location)]) -> Result<()>;
     /// Durably remove those of `blobs` that point into `pack`; with
     /// `drop_pack` also the pack record.
     fn remove_blobs(&self, pack: &PackId, blobs: &[ChunkId], drop_pack: bool) -> Result<()>;
@@ -135,15 +134,22 @@ macro_rules! index_suite {
             let a = ChunkId([1; 32]);
             let b = ChunkId([2; 32]);
             assert_eq!(idx.get(&a).unwrap(), None);
-            let info = PackInfo { size: 100, blobs: 2 };
+            let info = PackInfo {
+                size: 100,
+                blobs: 2,
+            };
             idx.add_pack(&PackId([9; 32]), info, &[(a, loc(9, 0)), (b, loc(9, 10))])
                 .unwrap();
             assert_eq!(idx.get(&a).unwrap(), Some(loc(9, 0)));
             assert_eq!(idx.get(&b).unwrap(), Some(loc(9, 10)));
             assert_eq!(idx.packs().unwrap(), vec![(PackId([9; 32]), info)]);
             // b is copied to another pack; removing pack 9 keeps b's new home.
-            idx.add_pack(&PackId([8; 32]), PackInfo { size: 50, blobs: 1 }, &[(b, loc(8, 0))])
-                .unwrap();
+            idx.add_pack(
+                &PackId([8; 32]),
+                PackInfo { size: 50, blobs: 1 },
+                &[(b, loc(8, 0))],
+            )
+            .unwrap();
             idx.remove_pack(&PackId([9; 32]), &[a, b]).unwrap();
             assert_eq!(idx.get(&a).unwrap(), None);
             assert_eq!(idx.get(&b).unwrap(), Some(loc(8, 0)));
@@ -171,8 +177,15 @@ macro_rules! index_suite {
                     (ChunkId(id), loc(7, i as u64))
                 })
                 .collect();
-            idx.add_pack(&PackId([7; 32]), PackInfo { size: 1, blobs: 5000 }, &blobs)
-                .unwrap();
+            idx.add_pack(
+                &PackId([7; 32]),
+                PackInfo {
+                    size: 1,
+                    blobs: 5000,
+                },
+                &blobs,
+            )
+            .unwrap();
             for (id, l) in &blobs {
                 assert_eq!(idx.get(id).unwrap(), Some(*l));
             }

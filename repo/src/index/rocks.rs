@@ -49,6 +49,16 @@ fn err(e: rocksdb::Error) -> Error {
 
 impl RocksIndex {
     pub fn open(path: &Path, limits: &RocksLimits) -> Result<Self> {
+        Self::open_mode(path, limits, false)
+    }
+
+    /// Open without taking the writer lock: sees the index as of opening and
+    /// can run beside a writing process. Writes fail.
+    pub fn open_read_only(path: &Path, limits: &RocksLimits) -> Result<Self> {
+        Self::open_mode(path, limits, true)
+    }
+
+    fn open_mode(path: &Path, limits: &RocksLimits, read_only: bool) -> Result<Self> {
         let cache = Cache::new_lru_cache(limits.block_cache_bytes);
         let cf_opts = || {
             let mut bb = BlockBasedOptions::default();
@@ -77,7 +87,11 @@ impl RocksIndex {
             ColumnFamilyDescriptor::new(CF_CHUNKS, cf_opts()),
             ColumnFamilyDescriptor::new(CF_PACKS, cf_opts()),
         ];
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)?;
+        let db = if read_only {
+            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(err)?
+        } else {
+            DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)?
+        };
         Ok(RocksIndex { db })
     }
 
@@ -90,7 +104,11 @@ impl RocksIndex {
 
 impl Index for RocksIndex {
     fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        match self.db.get_pinned_cf(self.cf(CF_CHUNKS)?, id.as_bytes()).map_err(err)? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_CHUNKS)?, id.as_bytes())
+            .map_err(err)?
+        {
             Some(v) => Ok(Some(Location::decode(&v)?)),
             None => Ok(None),
         }
@@ -132,7 +150,10 @@ impl Index for RocksIndex {
     }
 
     fn for_each_blob(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
-        for kv in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+        for kv in self
+            .db
+            .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
+        {
             let (k, v) = kv.map_err(err)?;
             f(ChunkId::from_slice(&k)?, Location::decode(&v)?)?;
         }
@@ -147,7 +168,7 @@ impl Index for RocksIndex {
         let mut b = WriteBatch::default();
         for name in [CF_CHUNKS, CF_PACKS] {
             // Keys are 32 bytes, so this range covers every key.
-            b.delete_range_cf(self.cf(name)?, [0u8; 0], [0xffu8; 33]);
+            b.delete_range_cf(self.cf(name)?, &[][..], &[0xffu8; 33][..]);
         }
         self.db.write(b).map_err(err)?;
         self.sync()

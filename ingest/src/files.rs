@@ -1,0 +1,415 @@
+//! Directory-tree source.
+//!
+//! The calling thread walks the tree depth first (entries sorted by name),
+//! reads and cuts changed files, and hands chunks to the session's workers.
+//! A second thread, the assembler, waits for chunk ids in order, builds the
+//! tree blobs bottom-up and writes the file catalog. Neither waits for the
+//! other except through bounded channels, so reading, hashing, compressing
+//! and writing overlap.
+//!
+//! Incremental: a regular file whose (size, mtime, ctime, inode) equal those
+//! of the same path in the parent snapshot is not read; its chunk list is
+//! reused. Unchanged directories produce identical tree blobs, which dedup.
+
+use std::fs::{self, File, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arca_repo::catalog::CatalogWriter;
+use arca_repo::chunker::Chunker;
+use arca_repo::format::{node_kind, CatalogEntry, Manifest, Node, Stats, Tree, Xattr};
+use arca_repo::{
+    BackupSession, BlobKind, ChunkId, Datastore, Error, PendingChunk, Result, Snapshot,
+};
+use crossbeam_channel::{bounded, Receiver};
+
+use crate::{BackupOutcome, Progress};
+
+#[derive(Clone, Debug, Default)]
+pub struct FilesOptions {
+    pub source: String,
+    /// Snapshot to compare against; files unchanged since are not read.
+    pub parent: Option<Snapshot>,
+    pub tags: Vec<String>,
+}
+
+enum Event {
+    /// A non-directory entry, or a directory's own node when `Leave` follows.
+    Entry(Node, Vec<PendingChunk>),
+    Enter(Node),
+    Leave,
+}
+
+/// Back up the directory `root` into a new snapshot.
+pub fn backup(
+    ds: &Arc<Datastore>,
+    root: &Path,
+    opts: &FilesOptions,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let start = Instant::now();
+    let md = fs::metadata(root).map_err(|e| Error::io(format!("{}", root.display()), e))?;
+    if !md.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let session = ds.begin_session()?;
+    let parent_tree = match &opts.parent {
+        Some(p) if !p.is_image() && !p.manifest.tree.is_empty() => {
+            let id = ChunkId::from_slice(&p.manifest.tree)?;
+            session.add_root(id);
+            Some(ds.read_tree(&id)?)
+        }
+        _ => None,
+    };
+    if let Some(p) = &opts.parent {
+        progress.total.store(
+            p.manifest.stats.as_ref().map_or(0, |s| s.bytes_total),
+            Ordering::Relaxed,
+        );
+    }
+    let (tx, rx) = bounded::<Event>(4096);
+    let mut walker = Walker {
+        session: &session,
+        chunker: Chunker::new(&ds.config().chunker, ds.keys().chunker_seed()),
+        progress,
+        tx,
+        warnings: Vec::new(),
+        stats: Stats::default(),
+    };
+    let (walk_result, assembled) = std::thread::scope(|scope| {
+        let assembler = scope.spawn(|| assemble(&session, &rx));
+        let r = walker.walk_dir(root, &md, parent_tree.as_ref());
+        // Closing the channel lets the assembler finish.
+        drop(std::mem::replace(&mut walker.tx, bounded(0).0));
+        let a = assembler
+            .join()
+            .unwrap_or_else(|_| Err(Error::Poisoned("tree assembler panicked".into())));
+        (r, a)
+    });
+    let (root_id, catalog) = match (walk_result, assembled) {
+        (Err(Error::Poisoned(_)), Err(e)) => return Err(e),
+        (Err(e), _) => return Err(e),
+        (Ok(()), a) => a?,
+    };
+    let mut stats = walker.stats;
+    let warnings = walker.warnings;
+    stats.duration_s = start.elapsed().as_secs_f64();
+    let manifest = Manifest {
+        source_kind: "files".into(),
+        source: opts.source.clone(),
+        time_ns: crate::now_ns(),
+        parent: opts
+            .parent
+            .as_ref()
+            .map(|p| p.id.0.to_vec())
+            .unwrap_or_default(),
+        tags: opts.tags.clone(),
+        tree: root_id.0.to_vec(),
+        catalog: catalog.iter().map(|c| c.0.to_vec()).collect(),
+        hostname: crate::hostname(),
+        backup_mode: match &opts.parent {
+            Some(p) => format!(
+                "incremental (unchanged files taken from parent {})",
+                p.id.short()
+            ),
+            None => "full (no parent snapshot)".into(),
+        },
+        path: fs::canonicalize(root)
+            .unwrap_or(root.to_path_buf())
+            .display()
+            .to_string(),
+        stats: Some(stats),
+        ..Default::default()
+    };
+    let mode = manifest.backup_mode.clone();
+    let counters_new = session.counters().chunks_new.load(Ordering::Relaxed);
+    let snapshot = session.commit(manifest)?;
+    let s = ds
+        .load_snapshot(&snapshot)?
+        .manifest
+        .stats
+        .unwrap_or_default();
+    Ok(BackupOutcome {
+        snapshot,
+        bytes_read: s.bytes_read,
+        bytes_total: s.bytes_total,
+        bytes_added: s.bytes_added,
+        files: s.files,
+        dirs: s.dirs,
+        chunks_new: counters_new,
+        duration_s: start.elapsed().as_secs_f64(),
+        mode,
+        warnings,
+    })
+}
+
+struct Walker<'a> {
+    session: &'a BackupSession,
+    chunker: Chunker,
+    progress: &'a Progress,
+    tx: crossbeam_channel::Sender<Event>,
+    warnings: Vec<String>,
+    stats: Stats,
+}
+
+fn time_ns(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
+}
+
+/// A tree node from `lstat` data (content and subtree filled in later).
+pub fn node_from_metadata(name: &[u8], md: &Metadata) -> Node {
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        node_kind::DIR
+    } else if ft.is_symlink() {
+        node_kind::SYMLINK
+    } else if ft.is_fifo() {
+        node_kind::FIFO
+    } else if ft.is_char_device() {
+        node_kind::CHARDEV
+    } else if ft.is_block_device() {
+        node_kind::BLOCKDEV
+    } else if ft.is_socket() {
+        node_kind::SOCKET
+    } else {
+        node_kind::FILE
+    };
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        mtime_ns: time_ns(md.mtime(), md.mtime_nsec()),
+        // atime is not recorded: reading a file changes it, which would make
+        // every tree blob differ and defeat the Merkle dedup of unchanged
+        // directories. Restore sets atime to mtime.
+        atime_ns: 0,
+        ctime_ns: time_ns(md.ctime(), md.ctime_nsec()),
+        size: if kind == node_kind::FILE {
+            md.size()
+        } else {
+            0
+        },
+        inode: md.ino(),
+        dev: md.dev(),
+        nlink: md.nlink() as u32,
+        rdev: md.rdev(),
+        ..Default::default()
+    }
+}
+
+fn read_xattrs(path: &Path) -> Vec<Xattr> {
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Xattr> = names
+        .filter_map(|n| {
+            let v = xattr::get(path, &n).ok().flatten()?;
+            Some(Xattr {
+                name: n.as_bytes().to_vec(),
+                value: v,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn unchanged(new: &Node, old: &Node) -> bool {
+    old.kind == node_kind::FILE
+        && new.size == old.size
+        && new.mtime_ns == old.mtime_ns
+        && new.ctime_ns == old.ctime_ns
+        && new.inode == old.inode
+}
+
+impl Walker<'_> {
+    fn send(&self, e: Event) -> Result<()> {
+        self.tx
+            .send(e)
+            .map_err(|_| Error::Poisoned("tree assembler stopped".into()))
+    }
+
+    fn walk_dir(&mut self, dir: &Path, md: &Metadata, parent: Option<&Tree>) -> Result<()> {
+        self.progress.check_cancel()?;
+        let name = dir
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default();
+        let mut node = node_from_metadata(&name, md);
+        node.xattrs = read_xattrs(dir);
+        self.stats.dirs += 1;
+        self.send(Event::Enter(node))?;
+        let mut entries: Vec<(Vec<u8>, std::path::PathBuf)> = match fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
+                    Err(e) => {
+                        self.warnings.push(format!("{}: {e}", dir.display()));
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.warnings.push(format!("{}: {e}", dir.display()));
+                Vec::new()
+            }
+        };
+        entries.sort();
+        for (name, path) in entries {
+            let md = match fs::symlink_metadata(&path) {
+                Ok(md) => md,
+                Err(e) => {
+                    self.warnings.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let old = parent.and_then(|t| {
+                t.nodes
+                    .binary_search_by(|n| n.name.as_slice().cmp(&name))
+                    .ok()
+                    .map(|i| &t.nodes[i])
+            });
+            if md.is_dir() {
+                let sub = match old {
+                    Some(o) if o.kind == node_kind::DIR => ChunkId::from_slice(&o.subtree)
+                        .and_then(|id| self.session.datastore().read_tree(&id))
+                        .ok(),
+                    _ => None,
+                };
+                self.walk_dir(&path, &md, sub.as_ref())?;
+                continue;
+            }
+            if let Err(e) = self.entry(&name, &path, &md, old) {
+                if matches!(e, Error::Io { .. }) {
+                    self.warnings.push(format!("{}: {e}", path.display()));
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+        self.send(Event::Leave)
+    }
+
+    fn entry(&mut self, name: &[u8], path: &Path, md: &Metadata, old: Option<&Node>) -> Result<()> {
+        let mut node = node_from_metadata(name, md);
+        node.xattrs = read_xattrs(path);
+        let mut content = Vec::new();
+        match node.kind {
+            node_kind::SYMLINK => {
+                node.link_target = fs::read_link(path)
+                    .map_err(|e| Error::io("readlink", e))?
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec();
+            }
+            node_kind::FILE => {
+                self.stats.files += 1;
+                self.stats.bytes_total += node.size;
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                match old {
+                    Some(o) if unchanged(&node, o) => {
+                        for c in &o.content {
+                            content.push(PendingChunk::Ready(ChunkId::from_slice(c)?));
+                        }
+                        self.progress.add(node.size);
+                    }
+                    _ => {
+                        let f = File::options()
+                            .read(true)
+                            .custom_flags(libc::O_NOATIME)
+                            .open(path)
+                            .or_else(|_| File::open(path))
+                            .map_err(|e| Error::io("open", e))?;
+                        let (session, progress) = (self.session, self.progress);
+                        let n = self.chunker.chunk(f, |chunk| {
+                            progress.check_cancel()?;
+                            progress.add(chunk.len() as u64);
+                            content.push(session.submit(BlobKind::Data, chunk)?);
+                            Ok(())
+                        })?;
+                        self.stats.bytes_read += n;
+                        // A file that changed size while being read keeps what was read.
+                        node.size = n;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.send(Event::Entry(node, content))
+    }
+}
+
+/// Builds tree blobs bottom-up and the catalog. Returns the root tree id
+/// and the catalog blob ids.
+fn assemble(session: &BackupSession, rx: &Receiver<Event>) -> Result<(ChunkId, Vec<ChunkId>)> {
+    let mut stack: Vec<(Node, Vec<Node>)> = Vec::new();
+    let mut path: Vec<u8> = Vec::new();
+    let mut path_lens: Vec<usize> = Vec::new();
+    let mut catalog = CatalogWriter::default();
+    let mut root = None;
+    let entry = |path: &[u8], n: &Node| CatalogEntry {
+        path: path.to_vec(),
+        kind: n.kind,
+        mode: n.mode,
+        size: n.size,
+        mtime_ns: n.mtime_ns,
+    };
+    for ev in rx {
+        match ev {
+            Event::Enter(node) => {
+                path_lens.push(path.len());
+                if !stack.is_empty() {
+                    if !path.is_empty() {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(&node.name);
+                    catalog.push(session, entry(&path, &node))?;
+                }
+                stack.push((node, Vec::new()));
+            }
+            Event::Entry(mut node, content) => {
+                for p in content {
+                    node.content.push(p.wait()?.0.to_vec());
+                }
+                let mut p = path.clone();
+                if !p.is_empty() {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&node.name);
+                catalog.push(session, entry(&p, &node))?;
+                if let Some((_, children)) = stack.last_mut() {
+                    children.push(node);
+                }
+            }
+            Event::Leave => {
+                let (mut dir, children) = stack
+                    .pop()
+                    .ok_or_else(|| Error::Poisoned("unbalanced tree events".into()))?;
+                path.truncate(path_lens.pop().unwrap_or(0));
+                let tree = Tree {
+                    version: arca_repo::format::STRUCT_VERSION,
+                    nodes: children,
+                };
+                let id = session.store(BlobKind::Tree, &prost::Message::encode_to_vec(&tree))?;
+                dir.subtree = id.0.to_vec();
+                match stack.last_mut() {
+                    Some((_, siblings)) => siblings.push(dir),
+                    None => root = Some(id),
+                }
+            }
+        }
+    }
+    let root = root.ok_or_else(|| {
+        Error::Poisoned("backup ended before the root directory was complete".into())
+    })?;
+    Ok((root, catalog.finish(session)?))
+}
