@@ -19,7 +19,7 @@ use arca_repo::image::{self as table, IDS_PER_BLOB};
 use arca_repo::{BlobKind, ChunkId, Datastore, Error, PendingChunk, Result, Snapshot};
 use crossbeam_channel::bounded;
 
-use crate::restore::is_zero;
+use crate::restore::{is_zero, write_sparse};
 use crate::{BackupOutcome, Progress};
 
 #[derive(Clone, Debug, Default)]
@@ -93,62 +93,61 @@ pub fn backup(
         .parent
         .as_ref()
         .and_then(|p| p.manifest.disks.first().cloned());
-    let (mut ids, to_read, mode): (Vec<ChunkId>, Vec<bool>, String) = match (
-        &opts.changed_extents,
-        &parent_disk,
-    ) {
-        (Some(ext), Some(pd)) if pd.size == size && pd.chunk_size == cs => {
-            for t in &pd.table {
-                session.add_root(ChunkId::from_slice(t)?);
-            }
-            let ids = table::read_table(ds, pd)?;
-            let mut read = vec![false; blocks];
-            for &(off, len) in ext {
-                if len == 0 || off >= size {
-                    continue;
+    let (mut ids, to_read, mode): (Vec<ChunkId>, Vec<bool>, String) =
+        match (&opts.changed_extents, &parent_disk) {
+            (Some(ext), Some(pd)) if pd.size == size && pd.chunk_size == cs => {
+                for t in &pd.table {
+                    session.add_root(ChunkId::from_slice(t)?);
                 }
-                let first = off / cs as u64;
-                let last = (off + len - 1).min(size - 1) / cs as u64;
-                for b in first..=last {
-                    read[b as usize] = true;
+                let ids = table::read_table(ds, pd)?;
+                let mut read = vec![false; blocks];
+                for &(off, len) in ext {
+                    if len == 0 || off >= size {
+                        continue;
+                    }
+                    let first = off / cs as u64;
+                    let last = (off + len - 1).min(size - 1) / cs as u64;
+                    for b in first..=last {
+                        read[b as usize] = true;
+                    }
                 }
-            }
-            let n = read.iter().filter(|r| **r).count();
-            let p = opts
-                .parent
-                .as_ref()
-                .map(|p| p.id.short())
-                .unwrap_or_default();
-            (
-                ids,
-                read,
-                format!(
+                let n = read.iter().filter(|r| **r).count();
+                let p = opts
+                    .parent
+                    .as_ref()
+                    .map(|p| p.id.short())
+                    .unwrap_or_default();
+                (
+                    ids,
+                    read,
+                    format!(
                     "incremental ({n} of {blocks} blocks changed since {p}, from changed extents)"
                 ),
-            )
-        }
-        (Some(_), Some(_)) => (
-            vec![ChunkId::default(); blocks],
-            vec![true; blocks],
-            "full (changed extents ignored: the parent has a different size or chunk size)".into(),
-        ),
-        (Some(_), None) => (
-            vec![ChunkId::default(); blocks],
-            vec![true; blocks],
-            "full (changed extents ignored: no parent snapshot)".into(),
-        ),
-        (None, _) => (
-            vec![ChunkId::default(); blocks],
-            vec![true; blocks],
-            match &opts.parent {
-                Some(p) => format!(
-                    "full read, dedup against {} (no changed extents given)",
-                    p.id.short()
-                ),
-                None => "full (no parent snapshot)".into(),
-            },
-        ),
-    };
+                )
+            }
+            (Some(_), Some(_)) => (
+                vec![ChunkId::default(); blocks],
+                vec![true; blocks],
+                "full (changed extents ignored: the parent has a different size or chunk size)"
+                    .into(),
+            ),
+            (Some(_), None) => (
+                vec![ChunkId::default(); blocks],
+                vec![true; blocks],
+                "full (changed extents ignored: no parent snapshot)".into(),
+            ),
+            (None, _) => (
+                vec![ChunkId::default(); blocks],
+                vec![true; blocks],
+                match &opts.parent {
+                    Some(p) => format!(
+                        "full read, dedup against {} (no changed extents given)",
+                        p.id.short()
+                    ),
+                    None => "full (no parent snapshot)".into(),
+                },
+            ),
+        };
     let read_bytes: u64 = (0..blocks)
         .filter(|b| to_read[*b])
         .map(|b| (size - b as u64 * cs as u64).min(cs as u64))
@@ -317,7 +316,7 @@ pub fn restore(
                                 data.len()
                             )));
                         }
-                        f.write_all_at(&data, off).map_err(|e| {
+                        write_sparse(&f, off, &data).map_err(|e| {
                             Error::io(format!("write {} at {off}", target.display()), e)
                         })?;
                     }

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -112,7 +112,12 @@ pub fn restore(
         out: RestoreOutcome::default(),
     };
     match (node, tree) {
-        (Some(n), None) => r.entry(target, n)?,
+        (Some(n), None) => {
+            if !is_safe_name(&n.name) {
+                return Err(Error::Corrupt("unsafe file name in snapshot".into()));
+            }
+            r.entry(&target.join(OsStr::from_bytes(&n.name)), n)?
+        }
         (n, Some(t)) => {
             r.dir_contents(target, &t)?;
             if let Some(n) = n {
@@ -268,31 +273,23 @@ impl Restorer<'_> {
     fn write_file(&self, path: &Path, n: &Node) -> Result<u64> {
         let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", path.display()), e);
         let _ = fs::remove_file(path);
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)
             .map_err(|e| io("create", e))?;
         let mut written = 0u64;
-        let mut hole = false;
         for c in &n.content {
             self.progress.check_cancel()?;
             let id = ChunkId::from_slice(c)?;
             let data = self.ds.read_blob(&id)?;
-            if is_zero(&data) {
-                f.seek(SeekFrom::Current(data.len() as i64))
-                    .map_err(|e| io("seek", e))?;
-                hole = true;
-            } else {
-                f.write_all(&data).map_err(|e| io("write", e))?;
-            }
+            write_sparse(&f, written, &data).map_err(|e| io("write", e))?;
             written += data.len() as u64;
             self.progress.add(data.len() as u64);
         }
-        if hole || written != n.size {
-            f.set_len(written).map_err(|e| io("truncate", e))?;
-        }
+        // Sets the size, including trailing holes.
+        f.set_len(written).map_err(|e| io("truncate", e))?;
         self.progress.files.fetch_add(1, Ordering::Relaxed);
         self.set_meta(path, n, Some(&f));
         Ok(written)
@@ -369,6 +366,33 @@ impl Restorer<'_> {
             .unwrap_or_else(|e| e.into_inner());
         Ok(self.out)
     }
+}
+
+/// Write `data` at `offset` of a file that reads as zeros there, skipping
+/// all-zero 4 KiB blocks so that they stay holes.
+pub(crate) fn write_sparse(f: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    const B: usize = 4096;
+    let mut i = 0;
+    while i < data.len() {
+        // Blocks aligned to the file offset, so that holes are whole blocks.
+        let end = (((offset as usize + i) / B + 1) * B - offset as usize).min(data.len());
+        if is_zero(&data[i..end]) {
+            i = end;
+            continue;
+        }
+        // Extend the run over following non-zero blocks.
+        let mut run_end = end;
+        while run_end < data.len() {
+            let next = (run_end + B).min(data.len());
+            if is_zero(&data[run_end..next]) {
+                break;
+            }
+            run_end = next;
+        }
+        f.write_all_at(&data[i..run_end], offset + i as u64)?;
+        i = run_end;
+    }
+    Ok(())
 }
 
 pub(crate) fn is_zero(data: &[u8]) -> bool {

@@ -1,0 +1,229 @@
+//! Helpers shared by the end-to-end tests: run the real `arca` binary
+//! against a datastore in a temporary directory.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASS: &str = "correct horse battery staple";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub ds: PathBuf,
+}
+
+impl Env {
+    /// A fresh encrypted datastore with small packs and 64 KiB image blocks.
+    pub fn new() -> Env {
+        Self::with_init(&[
+            "--encryption",
+            "repokey",
+            "--pack-size-mib",
+            "1",
+            "--image-chunk-kib",
+            "64",
+        ])
+    }
+
+    pub fn with_init(args: &[&str]) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dir.path().join("ds");
+        let env = Env { dir, ds };
+        let mut a = vec!["datastore", "init", env.ds.to_str().unwrap()];
+        a.extend_from_slice(args);
+        env.ok(&a);
+        env
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
+        c.env("ARCA_PASSPHRASE", PASS)
+            .env("ARCA_DATASTORE", &self.ds)
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run, require exit 0, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "arca {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    pub fn backup_files(&self, dir: &Path, source: &str) -> serde_json::Value {
+        self.json(&["backup", "files", dir.to_str().unwrap(), "--source", source])
+    }
+
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshots"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Every file of the datastore except the index, with size and mtime.
+    pub fn listing(&self) -> BTreeMap<PathBuf, (u64, i64)> {
+        let mut out = BTreeMap::new();
+        walk(&self.ds, &mut |p, md| {
+            if !p.starts_with(self.ds.join("index")) {
+                out.insert(
+                    p.to_path_buf(),
+                    (md.len(), md.mtime_nsec() + md.mtime() * 1_000_000_000),
+                );
+            }
+        });
+        out
+    }
+
+    pub fn packs(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        walk(&self.ds.join("packs"), &mut |p, md| {
+            if md.is_file() && !p.file_name().unwrap().to_str().unwrap().starts_with('.') {
+                v.push(p.to_path_buf());
+            }
+        });
+        v.sort();
+        v
+    }
+}
+
+pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd {
+        let e = e.unwrap();
+        let md = e.metadata().unwrap();
+        f(&e.path(), &md);
+        if md.is_dir() {
+            walk(&e.path(), f);
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+/// Compressible text-like bytes.
+pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let words = [
+        "alpha ", "beta ", "gamma ", "delta\n", "backup ", "restore ", "chunk ", "pack ",
+    ];
+    let r = random_bytes(n / 4 + 1, seed);
+    let mut v = Vec::with_capacity(n + 16);
+    let mut i = 0;
+    while v.len() < n {
+        v.extend_from_slice(words[(r[i % r.len()] % 8) as usize].as_bytes());
+        i += 1;
+    }
+    v.truncate(n);
+    v
+}
+
+/// Compare two trees: kinds, contents, modes, mtimes, symlink targets,
+/// xattrs and hard-link structure. Panics with the first difference.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut la = BTreeMap::new();
+    let mut lb = BTreeMap::new();
+    collect(a, a, &mut la);
+    collect(b, b, &mut lb);
+    assert_eq!(
+        la.keys().collect::<Vec<_>>(),
+        lb.keys().collect::<Vec<_>>(),
+        "different entries"
+    );
+    let mut links_a: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut links_b: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    for (rel, ma) in &la {
+        let mb = &lb[rel];
+        let (pa, pb) = (a.join(rel), b.join(rel));
+        assert_eq!(ma.file_type(), mb.file_type(), "{rel:?}: kind");
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                fs::read_link(&pa).unwrap(),
+                fs::read_link(&pb).unwrap(),
+                "{rel:?}: target"
+            );
+            continue;
+        }
+        assert_eq!(ma.mode() & 0o7777, mb.mode() & 0o7777, "{rel:?}: mode");
+        if !ma.is_dir() {
+            assert_eq!(ma.mtime(), mb.mtime(), "{rel:?}: mtime");
+            assert_eq!(ma.mtime_nsec(), mb.mtime_nsec(), "{rel:?}: mtime ns");
+        }
+        if ma.is_file() {
+            assert_eq!(
+                fs::read(&pa).unwrap(),
+                fs::read(&pb).unwrap(),
+                "{rel:?}: content"
+            );
+            if ma.nlink() > 1 {
+                links_a.entry(ma.ino()).or_default().push(rel.clone());
+                links_b.entry(mb.ino()).or_default().push(rel.clone());
+            }
+        }
+        let xa: Vec<_> = xattr::list(&pa)
+            .unwrap()
+            .map(|n| (n.as_bytes().to_vec(), xattr::get(&pa, &n).unwrap()))
+            .collect();
+        let xb: Vec<_> = xattr::list(&pb)
+            .unwrap()
+            .map(|n| (n.as_bytes().to_vec(), xattr::get(&pb, &n).unwrap()))
+            .collect();
+        assert_eq!(xa, xb, "{rel:?}: xattrs");
+    }
+    let groups = |m: BTreeMap<u64, Vec<PathBuf>>| {
+        let mut g: Vec<_> = m.into_values().collect();
+        g.sort();
+        g
+    };
+    assert_eq!(groups(links_a), groups(links_b), "hard link groups");
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, fs::Metadata>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let md = fs::symlink_metadata(e.path()).unwrap();
+        out.insert(
+            e.path().strip_prefix(root).unwrap().to_path_buf(),
+            md.clone(),
+        );
+        if md.is_dir() {
+            collect(root, &e.path(), out);
+        }
+    }
+}

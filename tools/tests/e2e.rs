@@ -1,0 +1,18 @@
+//! End-to-end tests of the `arca` binary. One binary; its modules say what
+//! is covered.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+#[path = "e2e/bad_input.rs"]
+mod bad_input;
+#[path = "e2e/corruption.rs"]
+mod corruption;
+#[path = "e2e/crash.rs"]
+mod crash;
+#[path = "e2e/image.rs"]
+mod image;
+#[path = "e2e/prune_gc.rs"]
+mod prune_gc;
+#[path = "e2e/roundtrip.rs"]
+mod roundtrip;

@@ -1,0 +1,99 @@
+//! Bad input: a clear message, exit 1, nothing changed.
+
+use std::fs;
+
+use crate::common::*;
+
+fn fails_cleanly(env: &Env, cmd: &mut std::process::Command, expect: &str) {
+    let before = env.listing();
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(expect), "expected {expect:?} in {err:?}");
+    assert_eq!(before, env.listing(), "the datastore changed");
+}
+
+#[test]
+fn bad_inputs() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    env.backup_files(&src, "s");
+    let s = src.to_str().unwrap();
+
+    fails_cleanly(
+        &env,
+        env.cmd(&["backup", "files", s])
+            .env("ARCA_PASSPHRASE", "wrong"),
+        "wrong passphrase",
+    );
+    fails_cleanly(
+        &env,
+        env.cmd(&["snapshots"]).env_remove("ARCA_PASSPHRASE"),
+        "passphrase",
+    );
+    let pf = env.path("pass");
+    fs::write(&pf, "also wrong\n").unwrap();
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["verify", "--passphrase-file", pf.to_str().unwrap()]),
+        "wrong passphrase",
+    );
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["restore", "0123abcd", env.path("x").to_str().unwrap()]),
+        "not found",
+    );
+    fails_cleanly(&env, &mut env.cmd(&["ls", "zzz"]), "not a snapshot id");
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["backup", "files", env.path("missing").to_str().unwrap()]),
+        "missing",
+    );
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["prune", "--dry-run"]),
+        "no --keep-* rule",
+    );
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["verify", "--read-data-subset", "150"]),
+        "percentage",
+    );
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["datastore", "init", env.ds.to_str().unwrap()]),
+        "already exists",
+    );
+
+    // Not a datastore.
+    let not = env.path("not-a-datastore");
+    fs::create_dir_all(&not).unwrap();
+    let o = env
+        .cmd(&["snapshots"])
+        .env("ARCA_DATASTORE", &not)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an Arca datastore"));
+    assert_eq!(fs::read_dir(&not).unwrap().count(), 0, "nothing created");
+
+    // A datastore of a newer format version.
+    let cfg = env.ds.join("config");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
+    fs::write(&cfg, &text).unwrap();
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["snapshots"]),
+        "newer than this arca supports",
+    );
+    fails_cleanly(
+        &env,
+        &mut env.cmd(&["backup", "files", s]),
+        "newer than this arca supports",
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
+}

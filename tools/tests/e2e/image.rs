@@ -1,0 +1,154 @@
+//! Image backup → restore is byte-identical and sparse; incrementals store
+//! only changed blocks; changed extents limit what is read.
+
+use std::fs;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::process::Command;
+
+use crate::common::*;
+
+const BLOCK: u64 = 64 * 1024;
+const SIZE: u64 = 64 << 20; // 1024 blocks of 64 KiB
+
+fn make_image(path: &std::path::Path) {
+    let f = fs::File::create(path).unwrap();
+    f.set_len(SIZE).unwrap();
+    // Data in 3/4 of the image, the rest zero (holes).
+    for i in 0..(SIZE / BLOCK) {
+        if i % 4 != 3 {
+            let data = if i % 2 == 0 {
+                random_bytes(BLOCK as usize, i)
+            } else {
+                text_bytes(BLOCK as usize, i)
+            };
+            f.write_all_at(&data, i * BLOCK).unwrap();
+        }
+    }
+}
+
+fn cmp(a: &std::path::Path, b: &std::path::Path) {
+    let s = Command::new("cmp").arg(a).arg(b).status().unwrap();
+    assert!(s.success(), "cmp {} {} differ", a.display(), b.display());
+}
+
+#[test]
+fn image_roundtrip_and_incrementals() {
+    let env = Env::new();
+    let img = env.path("disk.raw");
+    make_image(&img);
+    let b1 = env.json(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);
+    assert_eq!(b1["bytes_read"], SIZE);
+    let out = env.path("restored.raw");
+    env.ok(&["restore", "latest", out.to_str().unwrap()]);
+    cmp(&img, &out);
+    let md = fs::metadata(&out).unwrap();
+    assert_eq!(md.len(), SIZE);
+    assert!(
+        md.blocks() * 512 <= SIZE * 3 / 4 + BLOCK,
+        "holes not preserved: {} blocks",
+        md.blocks()
+    );
+    let ls = env.json(&["ls", "latest"]);
+    assert_eq!(ls[0]["holes"], SIZE / BLOCK / 4);
+
+    // Unchanged: < 1 % added.
+    let b2 = env.json(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);
+    assert!(b2["bytes_added"].as_u64().unwrap() * 100 < SIZE, "{b2}");
+
+    // 2 % of blocks changed: about 2 % added.
+    let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
+    let mut extents = String::new();
+    for k in 0..20u64 {
+        let block = k * 51 + 7;
+        f.write_all_at(&random_bytes(4096, 1000 + k), block * BLOCK + 100)
+            .unwrap();
+        extents.push_str(&format!("{} 4096\n", block * BLOCK + 100));
+    }
+    drop(f);
+    let b3 = env.json(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);
+    let added = b3["bytes_added"].as_u64().unwrap();
+    assert!(
+        added > SIZE / 100 && added < SIZE * 4 / 100,
+        "2% change added {added} bytes"
+    );
+    let out3 = env.path("r3.raw");
+    env.ok(&[
+        "restore",
+        b3["snapshot"].as_str().unwrap(),
+        out3.to_str().unwrap(),
+    ]);
+    cmp(&img, &out3);
+
+    // Same change again, told by changed extents: only those blocks are read.
+    let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
+    for k in 0..20u64 {
+        let block = k * 51 + 7;
+        f.write_all_at(&random_bytes(4096, 2000 + k), block * BLOCK + 100)
+            .unwrap();
+    }
+    drop(f);
+    let ext = env.path("extents.txt");
+    fs::write(&ext, format!("# offset length\n{extents}")).unwrap();
+    let b4 = env.json(&[
+        "backup",
+        "image",
+        img.to_str().unwrap(),
+        "--source",
+        "vm1",
+        "--changed-extents",
+        ext.to_str().unwrap(),
+    ]);
+    assert_eq!(b4["bytes_read"], 20 * BLOCK, "{b4}");
+    assert!(
+        b4["mode"].as_str().unwrap().starts_with("incremental"),
+        "{b4}"
+    );
+    let out4 = env.path("r4.raw");
+    env.ok(&["restore", "vm1/latest", out4.to_str().unwrap()]);
+    cmp(&img, &out4);
+    // The first restore point still restores to the original bytes.
+    let orig = env.path("orig.raw");
+    make_image(&orig);
+    let out1 = env.path("r1.raw");
+    env.ok(&[
+        "restore",
+        b1["snapshot"].as_str().unwrap(),
+        out1.to_str().unwrap(),
+    ]);
+    cmp(&orig, &out1);
+
+    // A malformed extents file is refused.
+    fs::write(&ext, "12 abc\n").unwrap();
+    let o = env.run(&[
+        "backup",
+        "image",
+        img.to_str().unwrap(),
+        "--changed-extents",
+        ext.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OFFSET LENGTH"));
+}
+
+#[test]
+fn odd_sized_and_empty_images() {
+    let env = Env::new();
+    let img = env.path("odd.raw");
+    fs::write(&img, random_bytes(100_000 + 17, 9)).unwrap();
+    env.ok(&["backup", "image", img.to_str().unwrap(), "--source", "odd"]);
+    let out = env.path("odd.out");
+    env.ok(&["restore", "latest", out.to_str().unwrap()]);
+    cmp(&img, &out);
+    let empty = env.path("empty.raw");
+    fs::write(&empty, b"").unwrap();
+    env.ok(&[
+        "backup",
+        "image",
+        empty.to_str().unwrap(),
+        "--source",
+        "empty",
+    ]);
+    let out = env.path("empty.out");
+    env.ok(&["restore", "empty/latest", out.to_str().unwrap()]);
+    assert_eq!(fs::metadata(&out).unwrap().len(), 0);
+}
