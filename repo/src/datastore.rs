@@ -60,6 +60,9 @@ pub struct Datastore {
     read_only: bool,
 }
 
+/// Readable snapshots (oldest first) and unreadable ones (name, error).
+pub type SnapshotListing = (Vec<Snapshot>, Vec<(String, Error)>);
+
 /// A snapshot and its decoded manifest.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -216,11 +219,7 @@ impl Datastore {
     }
 
     /// Read and decode the header of a pack of known size.
-    pub fn read_pack_header(
-        &self,
-        id: &PackId,
-        size: u64,
-    ) -> Result<Vec<(ChunkId, BlobKind, u64, u32, u32)>> {
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<pack::HeaderEntry>> {
         let name = pack::object_name(id);
         if size < pack::TRAILER_LEN as u64 {
             return Err(Error::Corrupt(format!("pack {id} is truncated")));
@@ -382,7 +381,7 @@ impl Datastore {
 
     /// All snapshots, oldest first. Unreadable ones are returned as errors
     /// beside the list so that one damaged manifest hides nothing else.
-    pub fn snapshots_checked(&self) -> Result<(Vec<Snapshot>, Vec<(String, Error)>)> {
+    pub fn snapshots_checked(&self) -> Result<SnapshotListing> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for obj in self.backend.list(SNAPSHOTS)? {

@@ -48,6 +48,9 @@ pub struct GcReport {
     pub bytes_rewritten: u64,
 }
 
+/// Per pack: live bytes, live blobs, dead blob ids.
+type PackLiveness = (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>);
+
 /// Everything reachable from `roots`, depth first, each tree read once.
 fn mark(
     ds: &Datastore,
@@ -177,8 +180,7 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
                 report.bytes_freed += size;
             }
         }
-        let mut per_pack: HashMap<PackId, (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>)> =
-            HashMap::new();
+        let mut per_pack: HashMap<PackId, PackLiveness> = HashMap::new();
         ds.index().for_each_blob(&mut |id, loc| {
             let e = per_pack.entry(loc.pack).or_default();
             if live.contains(&id) {

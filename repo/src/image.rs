@@ -23,7 +23,7 @@ pub fn encode_table_blob(ids: &[ChunkId]) -> Vec<u8> {
 }
 
 pub fn decode_table_blob(b: &[u8]) -> Result<Vec<ChunkId>> {
-    if b.len() % 32 != 0 || b.len() > IDS_PER_BLOB * 32 {
+    if !b.len().is_multiple_of(32) || b.len() > IDS_PER_BLOB * 32 {
         return Err(Error::Corrupt(format!(
             "image table blob of {} bytes",
             b.len()

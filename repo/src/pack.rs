@@ -29,6 +29,9 @@ const HEADER_AAD: &[u8] = b"arca pack header v1";
 /// A pack header larger than this is treated as corrupt.
 pub const MAX_HEADER: usize = 64 * 1024 * 1024;
 
+/// One pack header entry: (id, kind, offset, length, plaintext length).
+pub type HeaderEntry = (ChunkId, BlobKind, u64, u32, u32);
+
 /// Name of a pack object in the backend.
 pub fn object_name(id: &PackId) -> String {
     let h = id.to_hex();
@@ -190,7 +193,7 @@ pub fn decode_header(
     trailer: &Trailer,
     keys: &MasterKeys,
     data_len: u64,
-) -> Result<Vec<(ChunkId, BlobKind, u64, u32, u32)>> {
+) -> Result<Vec<HeaderEntry>> {
     if bytes.len() > MAX_HEADER {
         return Err(Error::Corrupt("pack header too large".into()));
     }
@@ -222,10 +225,7 @@ pub fn decode_header(
 }
 
 /// Parse a whole pack held in memory: trailer, then header.
-pub fn parse_pack(
-    bytes: &[u8],
-    keys: &MasterKeys,
-) -> Result<(Trailer, Vec<(ChunkId, BlobKind, u64, u32, u32)>)> {
+pub fn parse_pack(bytes: &[u8], keys: &MasterKeys) -> Result<(Trailer, Vec<HeaderEntry>)> {
     if bytes.len() < TRAILER_LEN {
         return Err(Error::Corrupt("pack shorter than its trailer".into()));
     }

@@ -54,15 +54,15 @@ fn kill_backup_prune_gc_at_random_moments() {
             .to_string(),
         seed,
     ));
-    // Pseudo-random kill moments, different each run but reproducible per seed.
+    // Pseudo-random kill moments, different in each run (printed on failure).
     let moments = random_bytes(32, std::process::id() as u64);
-    for round in 0..3usize {
+    for &moment in &moments[..3] {
         seed += 1;
         fs::write(src.join("big"), random_bytes(12_000_000, seed)).unwrap();
         kill_after(
             &env,
             &["backup", "files", src.to_str().unwrap(), "--source", "s"],
-            20 + moments[round] as u64 * 2,
+            20 + moment as u64 * 2,
         );
         check_all(&env, &expected);
         // Whatever the killed backup left, the next one works.

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: system packages, formatting, lints, unit/property
+# and end-to-end tests, and bounded fuzzing. Works on a fresh Debian 12
+# machine; reuses a cargo target directory outside the clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/arca-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq || true
+    # Debian mirrors occasionally miss an archive once; retry.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+        { sleep 5; $sudo apt-get update -qq || true;
+          $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+}
+
+# clang/libclang for RocksDB's bindings; diffutils for cmp in the tests.
+apt_install clang libclang-dev diffutils
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --release --workspace
+if [ -x .ci/fuzz.sh ] || [ -f .ci/fuzz.sh ]; then
+    echo "== fuzz (bounded)"
+    bash .ci/fuzz.sh
+fi
+echo "== all tests passed"
