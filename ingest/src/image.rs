@@ -36,7 +36,7 @@ pub struct ImageOptions {
 pub fn parse_extents(path: &Path) -> Result<Vec<(u64, u64)>> {
     let f = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let num = |s: &str| -> Option<u64> {
-        match s.strip_prefix("0x") {
+        match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
             Some(h) => u64::from_str_radix(h, 16).ok(),
             None => s.parse().ok(),
         }
@@ -48,7 +48,9 @@ pub fn parse_extents(path: &Path) -> Result<Vec<(u64, u64)>> {
         if line.is_empty() {
             continue;
         }
-        let mut it = line.split(|c: char| c.is_whitespace() || c == ',');
+        let mut it = line
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|t| !t.is_empty());
         let parsed = (it.next().and_then(num), it.next().and_then(num), it.next());
         match parsed {
             (Some(o), Some(l), None) if o.checked_add(l).is_some() => out.push((o, l)),

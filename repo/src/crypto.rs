@@ -2,11 +2,12 @@
 //!
 //! A datastore has 64 bytes of master key material: `enc_key` (32 bytes,
 //! only for encrypted datastores) and `id_key` (32 bytes, always). Blobs are
-//! never sealed with `enc_key` itself: each pack (or standalone object) has a
-//! random 32-byte salt, and its blobs are sealed with
-//! `HKDF-SHA256(ikm = enc_key, salt, info = "arca blob key v1")`. A pack holds
-//! at most a few hundred thousand blobs, far below the ~2^32 random-nonce
-//! bound of AES-GCM per key.
+//! never sealed with `enc_key` itself: each backup session (and each gc
+//! repack run, and each snapshot object) draws a random 32-byte salt,
+//! recorded in the trailer of every pack it writes, and seals with
+//! `HKDF-SHA256(ikm = enc_key, salt, info = "arca blob key v1")`. The ~2^32
+//! random-nonce bound of AES-GCM thus applies per session: 4 PiB of 1 MiB
+//! chunks, far beyond any one backup.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

@@ -22,6 +22,8 @@ pub const CONFIG: &str = "config";
 pub const KEYFILE: &str = "keyfile";
 pub const SNAPSHOTS: &str = "snapshots";
 pub const PACKS: &str = "packs";
+/// File in the index directory that marks a complete index.
+const INDEX_COMPLETE: &str = "ARCA-INDEX-COMPLETE";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"arcaSNAP";
 /// Largest tree, catalog or table blob the readers accept.
 pub const MAX_STRUCT_BLOB: usize = blob::MAX_PLAINTEXT;
@@ -215,6 +217,11 @@ impl Datastore {
         }
         progress(packs.len(), packs.len());
         self.index.sync()?;
+        let marker = self.root.join("index").join(INDEX_COMPLETE);
+        if marker.parent().is_some_and(|p| p.exists()) {
+            std::fs::write(&marker, b"rebuilt from packs\n")
+                .map_err(|e| Error::io("write index marker", e))?;
+        }
         Ok(report)
     }
 
@@ -300,6 +307,25 @@ impl Datastore {
 
     /// Read, authenticate, decompress and verify one blob.
     pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        match self.read_blob_once(id) {
+            // GC may have moved the blob to a new pack meanwhile: look again.
+            Err(Error::Corrupt(m)) if m.contains("is missing") => {
+                let again = self.locate(id)?;
+                if self.pack_exists(&again.pack)? {
+                    self.read_blob_once(id)
+                } else {
+                    Err(Error::Corrupt(m))
+                }
+            }
+            r => r,
+        }
+    }
+
+    fn pack_exists(&self, id: &PackId) -> Result<bool> {
+        self.backend.exists(&pack::object_name(id))
+    }
+
+    fn read_blob_once(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
         let bytes = self
             .backend
@@ -452,7 +478,9 @@ pub struct RebuildReport {
 #[cfg(feature = "rocksdb")]
 fn open_rocks(path: &Path, read_only: bool) -> Result<(Box<dyn Index>, bool)> {
     use crate::index::rocks::RocksIndex;
-    let fresh = !path.join("CURRENT").exists();
+    // The marker is written after a complete rebuild, so an interrupted
+    // first build is redone at the next open.
+    let fresh = !path.join(INDEX_COMPLETE).exists();
     if read_only && fresh {
         // Nothing to open read-only: use a throwaway index built from packs.
         return Ok((Box::new(MemIndex::new()), true));

@@ -312,6 +312,14 @@ fn seal_if_new(
     kind: BlobKind,
     data: &[u8],
 ) -> Result<Option<Sealed>> {
+    if data.len() > blob::MAX_PLAINTEXT {
+        return Err(Error::InvalidInput(format!(
+            "a {} blob of {} bytes exceeds the limit of {} bytes",
+            kind.name(),
+            data.len(),
+            blob::MAX_PLAINTEXT
+        )));
+    }
     shared.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
     shared
         .counters

@@ -35,6 +35,19 @@ impl LocalBackend {
     }
 }
 
+/// Create `dir` (and parents) if needed; a newly created directory's entry
+/// in its parent is fsynced so that objects inside it survive a power loss.
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    match dir.parent() {
+        Some(p) => sync_dir(p),
+        None => Ok(()),
+    }
+}
+
 /// fsync a directory so that a rename or unlink inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -80,7 +93,7 @@ impl ObjectWriter for LocalWriter {
         f.sync_all()
             .ctx(|| format!("fsync {}", self.tmp.display()))?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        ensure_dir(&dir)?;
         fs::rename(&self.tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
         sync_dir(&dir)
     }
@@ -97,7 +110,7 @@ impl Drop for LocalWriter {
 impl Backend for LocalBackend {
     fn writer(&self, dir: &str) -> Result<Box<dyn ObjectWriter>> {
         let dir_path = self.path(dir)?;
-        fs::create_dir_all(&dir_path).ctx(|| format!("create {}", dir_path.display()))?;
+        ensure_dir(&dir_path)?;
         let tmp = dir_path.join(format!(".tmp-{}", hex::encode(random_bytes::<8>())));
         let f = OpenOptions::new()
             .write(true)
@@ -114,7 +127,7 @@ impl Backend for LocalBackend {
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(name)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        ensure_dir(&dir)?;
         // Write a temporary file in the same directory, fsync it, then rename:
         // readers see either no object or the complete one. The directory is
         // fsynced afterwards so that the rename itself survives a power loss.
