@@ -128,26 +128,7 @@ pub fn backup(
         stats: Some(stats),
         ..Default::default()
     };
-    let mode = manifest.backup_mode.clone();
-    let counters_new = session.counters().chunks_new.load(Ordering::Relaxed);
-    let snapshot = session.commit(manifest)?;
-    let s = ds
-        .load_snapshot(&snapshot)?
-        .manifest
-        .stats
-        .unwrap_or_default();
-    Ok(BackupOutcome {
-        snapshot,
-        bytes_read: s.bytes_read,
-        bytes_total: s.bytes_total,
-        bytes_added: s.bytes_added,
-        files: s.files,
-        dirs: s.dirs,
-        chunks_new: counters_new,
-        duration_s: start.elapsed().as_secs_f64(),
-        mode,
-        warnings,
-    })
+    crate::commit(session, manifest, start, warnings)
 }
 
 struct Walker<'a> {

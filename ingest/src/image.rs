@@ -158,7 +158,6 @@ pub fn backup(
 
     // Reader (this thread) → workers → resolver thread fills the table.
     let (tx, rx) = bounded::<(usize, PendingChunk)>(64);
-    let mut holes = 0u64;
     let resolved: Result<Vec<(usize, ChunkId)>> = std::thread::scope(|s| {
         let resolver = s.spawn(move || -> Result<Vec<(usize, ChunkId)>> {
             let mut out = Vec::new();
@@ -177,7 +176,6 @@ pub fn backup(
                     .map_err(|e| Error::io(format!("read {} at {off}", path.display()), e))?;
                 progress.add(len as u64);
                 if is_zero(&buf) {
-                    holes += 1;
                     tx.send((b, PendingChunk::Ready(ChunkId::default())))
                 } else {
                     tx.send((b, session.submit(BlobKind::Data, buf)?))
@@ -245,26 +243,7 @@ pub fn backup(
         }),
         ..Default::default()
     };
-    let _ = holes;
-    let chunks_new = session.counters().chunks_new.load(Ordering::Relaxed);
-    let snapshot = session.commit(manifest)?;
-    let s = ds
-        .load_snapshot(&snapshot)?
-        .manifest
-        .stats
-        .unwrap_or_default();
-    Ok(BackupOutcome {
-        snapshot,
-        bytes_read: s.bytes_read,
-        bytes_total: s.bytes_total,
-        bytes_added: s.bytes_added,
-        files: 1,
-        dirs: 0,
-        chunks_new,
-        duration_s: start.elapsed().as_secs_f64(),
-        mode,
-        warnings: Vec::new(),
-    })
+    crate::commit(session, manifest, start, Vec::new())
 }
 
 /// Write an image snapshot's first disk to `target` (created or

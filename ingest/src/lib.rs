@@ -66,3 +66,32 @@ pub(crate) fn hostname() -> String {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default()
 }
+
+/// Commit a session's manifest and report what the backup did.
+pub(crate) fn commit(
+    session: arca_repo::BackupSession,
+    manifest: arca_repo::format::Manifest,
+    start: std::time::Instant,
+    warnings: Vec<String>,
+) -> arca_repo::Result<BackupOutcome> {
+    let c = session.counters();
+    let (bytes_added, chunks_new) = (
+        c.bytes_added.load(Ordering::Relaxed),
+        c.chunks_new.load(Ordering::Relaxed),
+    );
+    let stats = manifest.stats.clone().unwrap_or_default();
+    let mode = manifest.backup_mode.clone();
+    let snapshot = session.commit(manifest)?;
+    Ok(BackupOutcome {
+        snapshot,
+        bytes_read: stats.bytes_read,
+        bytes_total: stats.bytes_total,
+        bytes_added,
+        files: stats.files,
+        dirs: stats.dirs,
+        chunks_new,
+        duration_s: start.elapsed().as_secs_f64(),
+        mode,
+        warnings,
+    })
+}
