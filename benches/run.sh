@@ -202,7 +202,8 @@ restore_tree() { # TOOL BYTES N
             log "WARNING: $tool: restored tree differs from the source (see $LOG)"
         fi
     fi
-    rm -rf "$target"
+    # Kept until the end of the run: ext4 allocates inodes slowly for a
+    # minute or more after many were deleted, which would slow the next tool.
 }
 
 backup_image() { # TOOL DAY BYTES [EXTENTS]
@@ -215,7 +216,7 @@ backup_image() { # TOOL DAY BYTES [EXTENTS]
         restic) measure "$tool" "image-day$day" "$bytes" "$repo" \
             restic -r "$repo" backup --host bench "$IMG" ;;
         borg) measure "$tool" "image-day$day" "$bytes" "$repo" \
-            env -C "$DATA" borg create --compression zstd,3 --chunker-params fixed,4194304 \
+            env -C "$DATA" borg create --compression zstd,3 --chunker-params fixed,1048576 \
             $BORG_SPARSE "$repo::disk-$day" disk.img ;;
     esac
 }
@@ -245,7 +246,6 @@ restore_image() { # TOOL BYTES LASTDAY
             log "WARNING: $tool: restored image differs from the source (see $LOG)"
         fi
     fi
-    rm -rf "$target"
 }
 
 # ---- scenarios ----
@@ -311,7 +311,7 @@ report() {
             "$(has_tool borg && borg --version 2>/dev/null || true)."
         echo "Data: tree $TREE_GIB GiB (seed $SEED), image $IMAGE_GIB GiB, $DAYS versions, $CHANGED_PCT% changed per version."
         echo "Settings: all repositories encrypted (arca repokey, restic default, borg repokey);" \
-            "arca zstd 3; restic compression auto; borg zstd,3, images with fixed 4 MiB chunks${BORG_SPARSE:+ and --sparse};" \
+            "arca zstd 3; restic compression auto; borg zstd,3, images with fixed 1 MiB chunks like arca's${BORG_SPARSE:+ and --sparse};" \
             "arca image incrementals $([ "$ARCA_CBT" = 1 ] && echo "with" || echo "without") --changed-extents."
         echo "Client-side caches outside the repositories (not counted as stored):" \
             "restic $(du -sm "$RESTIC_CACHE_DIR" | cut -f1) MiB, borg $(du -sm "$BORG_BASE_DIR" | cut -f1) MiB;" \
@@ -330,7 +330,8 @@ if [ "$MODE" = index ]; then
     exec "$BIN/arca-index-scale" --fresh --path "$WORK/index-scale" "$@"
 fi
 
-rm -rf "$WORK/cache"
+# Restores of the last run are removed first, long before this run restores.
+rm -rf "$WORK/cache" "$RESTORE"
 mkdir -p "$DATA" "$REPOS" "$RESTIC_CACHE_DIR" "$BORG_BASE_DIR"
 : >"$RESULTS"
 install_tools
@@ -350,3 +351,4 @@ case $MODE in
     limits) ;;
 esac
 report
+rm -rf "$RESTORE"

@@ -85,7 +85,7 @@ pub fn backup(
     };
     let (walk_result, assembled) = std::thread::scope(|scope| {
         let assembler = scope.spawn(|| assemble(&session, &rx));
-        let r = walker.walk_dir(root, &md, parent_tree.as_ref());
+        let r = walker.walk_dir(root, &md, None, parent_tree.as_ref());
         // Closing the channel lets the assembler finish.
         drop(std::mem::replace(&mut walker.tx, bounded(0).0));
         let a = assembler
@@ -204,6 +204,17 @@ fn read_xattrs(path: &Path) -> Vec<Xattr> {
     out
 }
 
+/// Extended attributes: taken from the parent snapshot when the inode's
+/// ctime has not moved (setting an xattr updates ctime), else read.
+fn xattrs_for(path: &Path, node: &Node, old: Option<&Node>) -> Vec<Xattr> {
+    match old {
+        Some(o) if o.kind == node.kind && o.inode == node.inode && o.ctime_ns == node.ctime_ns => {
+            o.xattrs.clone()
+        }
+        _ => read_xattrs(path),
+    }
+}
+
 fn unchanged(new: &Node, old: &Node) -> bool {
     old.kind == node_kind::FILE
         && new.size == old.size
@@ -219,14 +230,20 @@ impl Walker<'_> {
             .map_err(|_| Error::Poisoned("tree assembler stopped".into()))
     }
 
-    fn walk_dir(&mut self, dir: &Path, md: &Metadata, parent: Option<&Tree>) -> Result<()> {
+    fn walk_dir(
+        &mut self,
+        dir: &Path,
+        md: &Metadata,
+        old_node: Option<&Node>,
+        parent: Option<&Tree>,
+    ) -> Result<()> {
         self.progress.check_cancel()?;
         let name = dir
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default();
         let mut node = node_from_metadata(&name, md);
-        node.xattrs = read_xattrs(dir);
+        node.xattrs = xattrs_for(dir, &node, old_node);
         self.stats.dirs += 1;
         self.send(Event::Enter(node))?;
         let mut entries: Vec<(Vec<u8>, std::path::PathBuf)> = match fs::read_dir(dir) {
@@ -266,7 +283,7 @@ impl Walker<'_> {
                         .ok(),
                     _ => None,
                 };
-                self.walk_dir(&path, &md, sub.as_ref())?;
+                self.walk_dir(&path, &md, old, sub.as_ref())?;
                 continue;
             }
             if let Err(e) = self.entry(&name, &path, &md, old) {
@@ -282,7 +299,7 @@ impl Walker<'_> {
 
     fn entry(&mut self, name: &[u8], path: &Path, md: &Metadata, old: Option<&Node>) -> Result<()> {
         let mut node = node_from_metadata(name, md);
-        node.xattrs = read_xattrs(path);
+        node.xattrs = xattrs_for(path, &node, old);
         let mut content = Vec::new();
         match node.kind {
             node_kind::SYMLINK => {

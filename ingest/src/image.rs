@@ -271,51 +271,71 @@ pub fn restore(
     f.set_len(disk.size)
         .map_err(|e| Error::io("set length", e))?;
     progress.total.store(disk.size, Ordering::Relaxed);
+    // Readers fetch, decrypt, decompress and verify blocks in parallel; this
+    // thread alone writes them. Several threads writing one file would only
+    // queue on its inode lock.
     let next = AtomicUsize::new(0);
     let err: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = || err.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    let fail = |e: Error| {
+        err.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    };
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .clamp(2, 8)
-        + 1;
+        .clamp(2, 8);
+    let (tx, rx) = bounded::<(u64, Vec<u8>)>(threads * 2);
+    let (next, ids, failed, fail) = (&next, &ids, &failed, &fail);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
+            let tx = tx.clone();
+            s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { break };
-                if err.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                if failed() {
                     break;
                 }
                 let off = i as u64 * disk.chunk_size as u64;
                 let want = (disk.size - off).min(disk.chunk_size as u64);
                 let r = (|| -> Result<()> {
                     progress.check_cancel()?;
-                    if !id.is_zero() {
-                        let data = ds.read_blob(id)?;
-                        if data.len() as u64 != want {
-                            return Err(Error::Corrupt(format!(
-                                "block {i} has {} bytes, expected {want}",
-                                data.len()
-                            )));
-                        }
-                        write_sparse(&f, off, &data).map_err(|e| {
-                            Error::io(format!("write {} at {off}", target.display()), e)
-                        })?;
+                    if id.is_zero() {
+                        progress.add(want);
+                        return Ok(());
                     }
-                    progress.add(want);
-                    Ok(())
+                    let data = ds.read_blob(id)?;
+                    if data.len() as u64 != want {
+                        return Err(Error::Corrupt(format!(
+                            "block {i} has {} bytes, expected {want}",
+                            data.len()
+                        )));
+                    }
+                    tx.send((off, data))
+                        .map_err(|_| Error::Poisoned("restore writer stopped".into()))
                 })();
                 if let Err(e) = r {
-                    err.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
+                    fail(e);
                 }
             });
         }
+        drop(tx);
+        for (off, data) in &rx {
+            if failed() {
+                break;
+            }
+            match write_sparse(&f, off, &data) {
+                Ok(()) => progress.add(data.len() as u64),
+                Err(e) => fail(Error::io(format!("write {} at {off}", target.display()), e)),
+            }
+        }
+        // Unblock readers waiting to send after a write error.
+        drop(rx);
     });
     if let Some(e) = err.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    f.sync_all()
-        .map_err(|e| Error::io(format!("fsync {}", target.display()), e))?;
+    // Like the tree restore, no fsync: the datastore stays the durable copy
+    // and `sync` makes a restored image durable when that matters.
     Ok(disk.size)
 }

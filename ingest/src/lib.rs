@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod image;
+pub mod prefetch;
 pub mod restore;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

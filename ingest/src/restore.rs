@@ -233,7 +233,7 @@ impl Restorer<'_> {
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, 8)
-            + 1;
+            * 3;
         let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
         let bytes = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {

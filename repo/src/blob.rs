@@ -62,6 +62,24 @@ impl BlobKind {
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Decompress with this thread's reused context (creating a zstd context
+/// per blob costs more than decompressing a small one).
+fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let dec = match &mut *d {
+            Some(dec) => dec,
+            empty => empty.insert(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| Error::Corrupt(format!("zstd context: {e}")))?,
+            ),
+        };
+        dec.decompress(payload, len)
+            .map_err(|e| Error::Corrupt(format!("zstd: {e}")))
+    })
 }
 
 fn compress(level: i32, data: &[u8]) -> Option<Vec<u8>> {
@@ -200,8 +218,7 @@ pub fn decode(id: &ChunkId, bytes: &[u8], key: Option<&SealKey>) -> Result<(Blob
         }
     };
     let plain = if h.flags & FLAG_COMPRESSED != 0 {
-        let v = zstd::bulk::decompress(&payload, h.plaintext_len as usize)
-            .map_err(|e| Error::Corrupt(format!("zstd: {e}")))?;
+        let v = decompress(&payload, h.plaintext_len as usize)?;
         if v.len() != h.plaintext_len as usize {
             return Err(Error::Corrupt("decompressed length mismatch".into()));
         }

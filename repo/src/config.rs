@@ -67,7 +67,7 @@ impl Config {
             id: hex::encode(crypto::random_bytes::<16>()),
             encryption,
             chunker: ChunkerParams::default(),
-            image_chunk_size: 4 * 1024 * 1024,
+            image_chunk_size: 1024 * 1024,
             pack_size: 32 * 1024 * 1024,
             compression_level: 3,
         }

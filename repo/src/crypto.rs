@@ -9,9 +9,8 @@
 //! random-nonce bound of AES-GCM thus applies per session: 4 PiB of 1 MiB
 //! chunks, far beyond any one backup.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
@@ -69,8 +68,12 @@ impl MasterKeys {
 }
 
 /// An AES-256-GCM key derived for one pack or object.
+///
+/// The cipher is ring's AES-256-GCM (AES-NI/VAES and carry-less multiply
+/// where the CPU has them); the bytes are plain AES-256-GCM, so any
+/// implementation can open them.
 #[derive(Clone)]
-pub struct SealKey(Aes256Gcm);
+pub struct SealKey(LessSafeKey);
 
 impl SealKey {
     pub fn derive(enc_key: &[u8; 32], salt: &[u8; SALT_LEN]) -> Self {
@@ -79,24 +82,32 @@ impl SealKey {
         // 32 bytes is always a valid HKDF-SHA256 output length.
         hk.expand(b"arca blob key v1", &mut okm)
             .expect("HKDF output length");
-        SealKey(Aes256Gcm::new(&okm.into()))
+        Self::from_key(&okm)
     }
 
-    /// Encrypt a plaintext; returns `nonce || ciphertext || tag`.
+    fn from_key(key: &[u8; 32]) -> Self {
+        // A 32-byte key is always valid for AES-256-GCM.
+        SealKey(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key).expect("AES-256 key length"),
+        ))
+    }
+
+    /// Encrypt a plaintext; appends `nonce || ciphertext || tag` to `out`.
     pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
         let nonce = random_bytes::<NONCE_LEN>();
-        let ct = self
+        out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
             .0
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut out[start..],
             )
             .expect("AES-GCM encryption of an in-memory buffer");
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(tag.as_ref());
     }
 
     /// Decrypt `nonce || ciphertext || tag`.
@@ -107,13 +118,23 @@ impl SealKey {
             ));
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.0
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map_err(|_| Error::Corrupt("authentication failed (damaged or swapped data)".into()))
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().unwrap_or([0; NONCE_LEN]);
+        let mut buf = ct.to_vec();
+        let n = self
+            .0
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| Error::Corrupt("authentication failed (damaged or swapped data)".into()))?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
     }
 }
 
 /// Wrap or unwrap key material with a key-encryption key.
 pub(crate) fn kek_cipher(kek: &[u8; 32]) -> SealKey {
-    SealKey(Aes256Gcm::new(kek.into()))
+    SealKey::from_key(kek)
 }

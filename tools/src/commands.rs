@@ -345,6 +345,10 @@ fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
         BackupCmd::Files { dir, common } => (dir, common),
         BackupCmd::Image { file, common, .. } => (file, common),
     };
+    // Start reading the tree's metadata now, overlapping the key derivation
+    // and the index open; stops when dropped at the end of this function.
+    let _prefetch = matches!(cmd, BackupCmd::Files { .. })
+        .then(|| arca_ingest::prefetch::Prefetch::start(path));
     let ds = open(cli, false)?;
     let source = match &common.source {
         Some(s) => s.clone(),

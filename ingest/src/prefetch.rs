@@ -1,0 +1,154 @@
+//! Metadata read-ahead for tree backups.
+//!
+//! The walker visits a tree in a fixed order (depth first, sorted names) on
+//! one thread, so on a cold cache every `readdir` and `lstat` waits for the
+//! disk in turn. [`Prefetch`] lists and stats the same tree with several
+//! threads at once, ahead of the walker, so the disk sees many requests in
+//! parallel and the walker finds the kernel's dentry and inode caches warm.
+//! It starts before the datastore is opened, so it also overlaps the key
+//! derivation. It only reads metadata, never file contents, keeps nothing
+//! but a queue of directory paths, and stops when dropped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Threads that stat ahead of the walker: metadata reads wait on the disk,
+/// not the CPU, so this is about I/O depth rather than cores.
+const THREADS: usize = 8;
+
+#[derive(Default)]
+struct Queue {
+    dirs: Vec<PathBuf>,
+    /// Threads currently listing a directory (and so may push more).
+    busy: usize,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    stop: AtomicBool,
+}
+
+/// A running metadata read-ahead; dropping it stops the threads.
+pub struct Prefetch {
+    shared: Arc<Shared>,
+}
+
+impl Prefetch {
+    /// Start listing and stat-ing everything under `root`.
+    pub fn start(root: &Path) -> Prefetch {
+        let shared = Arc::new(Shared::default());
+        shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirs
+            .push(root.to_path_buf());
+        for i in 0..THREADS {
+            let s = Arc::clone(&shared);
+            // Read-ahead is an optimisation: if a thread cannot start, the
+            // walker simply reads the metadata itself.
+            let _ = std::thread::Builder::new()
+                .name(format!("prefetch-{i}"))
+                .spawn(move || run(&s));
+        }
+        Prefetch { shared }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.ready.notify_all();
+    }
+}
+
+fn run(s: &Shared) {
+    loop {
+        let dir = {
+            let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if s.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(d) = q.dirs.pop() {
+                    q.busy += 1;
+                    break d;
+                }
+                if q.busy == 0 {
+                    // Nothing queued and nobody can add more: done.
+                    s.ready.notify_all();
+                    return;
+                }
+                q = s.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let mut subdirs = Vec::new();
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if s.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // The stat is the point: it loads the inode.
+                if let Ok(md) = fs::symlink_metadata(e.path()) {
+                    if md.is_dir() {
+                        subdirs.push(e.path());
+                    }
+                }
+            }
+        }
+        // Reverse name order on the stack pops in name order, roughly
+        // following the walker.
+        subdirs.sort_unstable_by(|a, b| b.cmp(a));
+        let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.busy -= 1;
+        let n = subdirs.len();
+        q.dirs.extend(subdirs);
+        drop(q);
+        if n > 0 || s.stop.load(Ordering::Relaxed) {
+            s.ready.notify_all();
+        } else {
+            s.ready.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visits_everything_and_finishes() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..20 {
+            let sub = d.path().join(format!("d{i}/e/f"));
+            fs::create_dir_all(&sub).unwrap();
+            fs::write(sub.join("x"), b"x").unwrap();
+        }
+        let p = Prefetch::start(d.path());
+        // Wait until every thread has found the queue empty and idle.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let q = p.shared.queue.lock().unwrap();
+            if q.dirs.is_empty() && q.busy == 0 {
+                break;
+            }
+            drop(q);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prefetch did not finish"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(p);
+    }
+
+    #[test]
+    fn missing_root_is_harmless() {
+        let p = Prefetch::start(Path::new("/nonexistent/arca-prefetch-test"));
+        drop(p);
+    }
+}
