@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,14 +262,36 @@ pub fn restore(
     } else {
         table::read_table(ds, disk)?
     };
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(target)
-        .map_err(|e| Error::io(format!("create {}", target.display()), e))?;
-    f.set_len(disk.size)
-        .map_err(|e| Error::io("set length", e))?;
+    // A block device (a VM's volume, a LUN) is written in place: it cannot
+    // be truncated or hold holes, so its zero blocks are written as zeros.
+    let to_device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
+    let f = if to_device {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(target)
+            .map_err(|e| Error::io(format!("open {}", target.display()), e))?;
+        let dev_size = f
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(format!("size of {}", target.display()), e))?;
+        if dev_size < disk.size {
+            return Err(Error::InvalidInput(format!(
+                "{} holds {dev_size} bytes, the disk needs {}",
+                target.display(),
+                disk.size
+            )));
+        }
+        f
+    } else {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(target)
+            .map_err(|e| Error::io(format!("create {}", target.display()), e))?;
+        f.set_len(disk.size)
+            .map_err(|e| Error::io("set length", e))?;
+        f
+    };
     progress.total.store(disk.size, Ordering::Relaxed);
     // Readers fetch, decrypt, decompress and verify blocks in parallel; this
     // thread alone writes them. Several threads writing one file would only
@@ -301,7 +323,12 @@ pub fn restore(
                 let r = (|| -> Result<()> {
                     progress.check_cancel()?;
                     if id.is_zero() {
-                        progress.add(want);
+                        if to_device {
+                            tx.send((off, vec![0; want as usize]))
+                                .map_err(|_| Error::Poisoned("restore writer stopped".into()))?;
+                        } else {
+                            progress.add(want);
+                        }
                         return Ok(());
                     }
                     let data = ds.read_blob(id)?;
@@ -324,7 +351,12 @@ pub fn restore(
             if failed() {
                 break;
             }
-            match write_sparse(&f, off, &data) {
+            let written = if to_device {
+                f.write_all_at(&data, off)
+            } else {
+                write_sparse(&f, off, &data)
+            };
+            match written {
                 Ok(()) => progress.add(data.len() as u64),
                 Err(e) => fail(Error::io(format!("write {} at {off}", target.display()), e)),
             }

@@ -8,7 +8,11 @@ use serde::Serialize;
 
 use crate::blob::{self, BlobKind};
 use crate::crypto::{random_bytes, SALT_LEN};
-use crate::datastore::{Datastore, PACKS};
+use crate::datastore::{Datastore, PACKS, SNAPSHOTS};
+
+/// Temporaries (unfinished pack and snapshot writes) older than this, or
+/// than the grace period if longer, are removed by gc.
+pub const TEMPORARY_AGE: Duration = Duration::from_secs(24 * 3600);
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::{Location, PackInfo};
@@ -43,6 +47,9 @@ pub struct GcReport {
     pub packs_repacked: u64,
     pub packs_in_grace: u64,
     pub packs_healed: u64,
+    /// Unfinished writes of killed processes removed, and their bytes.
+    pub temporaries_removed: u64,
+    pub temporary_bytes_removed: u64,
     pub blobs_removed: u64,
     pub bytes_freed: u64,
     pub bytes_rewritten: u64,
@@ -243,6 +250,16 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
                     ds.backend().delete(&o.name)?;
                 }
             }
+        }
+    }
+    // Temporaries of killed writers: a live writer touches its file at
+    // least once per chunk, so a day without change means it is gone.
+    if !opts.dry_run {
+        let age = opts.grace.max(TEMPORARY_AGE);
+        for prefix in [PACKS, SNAPSHOTS] {
+            let (n, bytes) = ds.backend().remove_stale_temporaries(prefix, age)?;
+            report.temporaries_removed += n;
+            report.temporary_bytes_removed += bytes;
         }
     }
     if !to_repack.is_empty() && !opts.dry_run {

@@ -283,10 +283,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 print_json(serde_json::to_value(&r)?);
             } else {
                 println!(
-                    "{}{} snapshots, {} live blobs; deleted {} packs, repacked {} ({} rewritten), freed {}; {} packs within the grace period",
+                    "{}{} snapshots, {} live blobs; deleted {} packs, repacked {} ({} rewritten), freed {}; {} packs within the grace period; {} stale temporaries removed",
                     if *dry_run { "dry run: " } else { "" },
                     r.snapshots, r.live_blobs, r.packs_deleted, r.packs_repacked, human(r.bytes_rewritten),
-                    human(r.bytes_freed.saturating_sub(r.bytes_rewritten)), r.packs_in_grace
+                    human(r.bytes_freed.saturating_sub(r.bytes_rewritten)), r.packs_in_grace, r.temporaries_removed
                 );
             }
             Ok(0)

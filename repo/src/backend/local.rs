@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::{Backend, ObjectInfo, ObjectWriter};
 use crate::crypto::random_bytes;
@@ -216,6 +217,45 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
+    fn remove_stale_temporaries(&self, prefix: &str, older_than: Duration) -> Result<(u64, u64)> {
+        let now = SystemTime::now();
+        let (mut n, mut bytes) = (0, 0);
+        let mut stack = vec![self.path(prefix)?];
+        while let Some(dir) = stack.pop() {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
+            };
+            for ent in rd {
+                let ent = ent.ctx(|| format!("list {}", dir.display()))?;
+                let Ok(md) = ent.metadata() else { continue };
+                if md.is_dir() {
+                    stack.push(ent.path());
+                    continue;
+                }
+                let stale = md
+                    .modified()
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_some_and(|age| age >= older_than);
+                if ent.file_name().as_encoded_bytes().starts_with(b".tmp-") && stale {
+                    match fs::remove_file(ent.path()) {
+                        Ok(()) => {
+                            n += 1;
+                            bytes += md.len();
+                        }
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(Error::io(format!("remove {}", ent.path().display()), e))
+                        }
+                    }
+                }
+            }
+        }
+        Ok((n, bytes))
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path(name)?;
         match fs::remove_file(&path) {
@@ -255,5 +295,36 @@ mod tests {
         b.delete("packs/ab/abc").unwrap();
         assert!(b.list("packs").unwrap().is_empty());
         assert!(b.put("../escape", b"x").is_err());
+    }
+
+    #[test]
+    fn stale_temporaries_go_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.put("packs/ab/abc", b"kept").unwrap();
+        let old = dir.path().join("packs/ab/.tmp-old");
+        let fresh = dir.path().join("packs/ab/.tmp-fresh");
+        fs::write(&old, b"12345").unwrap();
+        fs::write(&fresh, b"123").unwrap();
+        let day_ago = SystemTime::now() - Duration::from_secs(25 * 3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let (n, bytes) = b
+            .remove_stale_temporaries("packs", Duration::from_secs(24 * 3600))
+            .unwrap();
+        assert_eq!((n, bytes), (1, 5));
+        assert!(!old.exists());
+        assert!(fresh.exists());
+        assert_eq!(b.get("packs/ab/abc").unwrap(), b"kept");
+        // A missing prefix is simply empty.
+        assert_eq!(
+            b.remove_stale_temporaries("nothing", Duration::ZERO)
+                .unwrap(),
+            (0, 0)
+        );
     }
 }

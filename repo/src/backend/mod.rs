@@ -17,12 +17,15 @@
 //!   already gone (so a retried delete is harmless).
 //! - `list` returns the objects under a prefix folder; objects being written
 //!   (temporary names) are not listed.
+//! - `remove_stale_temporaries` removes only temporaries untouched for
+//!   longer than asked; gc calls it with a day or its grace period, whichever
+//!   is longer, so an active writer is never disturbed.
 
 mod local;
 
 pub use local::LocalBackend;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
 
@@ -52,6 +55,10 @@ pub trait Backend: Send + Sync {
     fn exists(&self, name: &str) -> Result<bool>;
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     fn delete(&self, name: &str) -> Result<()>;
+    /// Remove unfinished writes (temporaries left by a killed process)
+    /// under `prefix` that have not been modified for `older_than`.
+    /// Returns how many were removed and their bytes.
+    fn remove_stale_temporaries(&self, prefix: &str, older_than: Duration) -> Result<(u64, u64)>;
     /// A human-readable location, for messages.
     fn location(&self) -> String;
 }

@@ -152,3 +152,61 @@ fn odd_sized_and_empty_images() {
     env.ok(&["restore", "empty/latest", out.to_str().unwrap()]);
     assert_eq!(fs::metadata(&out).unwrap().len(), 0);
 }
+
+/// Restoring onto a block device writes in place, zeros included. Needs a
+/// loop device (root and losetup); says so and returns where there is none.
+#[test]
+fn image_restore_to_block_device() {
+    let env = Env::new();
+    let img = env.path("disk.raw");
+    make_image(&img);
+    env.ok(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);
+    // The device starts full of non-zero bytes, so holes must be written.
+    let backing = env.path("device.raw");
+    fs::write(&backing, vec![0xA5u8; (SIZE + BLOCK) as usize]).unwrap();
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&backing)
+        .output();
+    let dev = match out {
+        Ok(o) if o.status.success() => String::from_utf8(o.stdout).unwrap().trim().to_string(),
+        other => {
+            eprintln!("SKIPPED image_restore_to_block_device: no loop device ({other:?})");
+            return;
+        }
+    };
+    let restored = env.run(&["restore", "latest", &dev]);
+    let copy = env.path("copy.raw");
+    let dd = Command::new("dd")
+        .arg(format!("if={dev}"))
+        .arg(format!("of={}", copy.display()))
+        .arg(format!("bs={BLOCK}"))
+        .arg(format!("count={}", SIZE / BLOCK))
+        .status()
+        .unwrap();
+    let _ = Command::new("losetup").arg("-d").arg(&dev).status();
+    assert!(restored.status.success(), "{restored:?}");
+    assert!(dd.success());
+    cmp(&img, &copy);
+    // Bytes past the disk's end are left alone.
+    let tail = fs::read(&backing).unwrap();
+    assert!(tail[SIZE as usize..].iter().all(|&b| b == 0xA5));
+
+    // A device smaller than the disk is refused before anything is written.
+    let small = env.path("small.raw");
+    fs::write(&small, vec![0x5Au8; (SIZE / 2) as usize]).unwrap();
+    let o = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    let dev = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let r = env.run(&["restore", "latest", &dev]);
+    let _ = Command::new("losetup").arg("-d").arg(&dev).status();
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("the disk needs"),
+        "{r:?}"
+    );
+    assert!(fs::read(&small).unwrap().iter().all(|&b| b == 0x5A));
+}
