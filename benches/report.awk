@@ -7,10 +7,18 @@ BEGIN { FS = "\t" }
 {
     t = $1; o = $2; k = t SUBSEP o
     if (!(t in seen)) { seen[t] = 1; tools[++nt] = t }
-    if (!(k in secs)) { nops[t]++; ops[t, nops[t]] = o }
-    bytes[k] = $3; secs[k] = ($4 > 0 ? $4 : 0.01); rss[k] = $5; stored[k] = $6
+    if (!(k in runs)) { nops[t]++; ops[t, nops[t]] = o }
+    # Repeated runs of one operation: the median time, the last size.
+    bytes[k] = $3; runs[k]++; run[k, runs[k]] = ($4 > 0 ? $4 : 0.01); rss[k] = $5; stored[k] = $6
     group = (o ~ /^tree/ ? "tree" : "image")
     if ($5 > maxrss[t, group]) maxrss[t, group] = $5
+}
+
+function median(k,   n, i, j, v, a) {
+    n = runs[k]
+    for (i = 1; i <= n; i++) a[i] = run[k, i]
+    for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 
 function label(o,   d) {
@@ -52,17 +60,18 @@ function json_num(key,   re, s) {
 
 END {
     if (nt == 0) { print "(no tool runs recorded)"; exit }
+    for (k in runs) secs[k] = median(k)
     for (i = 1; i <= nt; i++) {
         t = tools[i]
         print "### " t
         print ""
-        print "MB/s = data bytes / wall seconds (MB = 10^6 B); RSS and repository sizes in MiB."
+        print "MB/s = data bytes / wall seconds (MB = 10^6 B); wall s is the median of n runs; RSS and repository sizes in MiB."
         print ""
-        print "| operation | data MiB | wall s | MB/s | peak RSS MiB | repository MiB after |"
-        print "|---|---:|---:|---:|---:|---:|"
+        print "| operation | n | data MiB | wall s | MB/s | peak RSS MiB | repository MiB after |"
+        print "|---|---:|---:|---:|---:|---:|---:|"
         for (j = 1; j <= nops[t]; j++) {
             o = ops[t, j]; k = t SUBSEP o
-            printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n", label(o), bytes[k] / 1048576, secs[k],
+            printf "| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |\n", label(o), runs[k], bytes[k] / 1048576, secs[k],
                 speed(t, o), rss[k] / 1024, fmt(repo_mib(t, o), "%.1f")
         }
         print ""

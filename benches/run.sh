@@ -12,6 +12,8 @@
 # BENCH_CHANGED_PCT [2], BENCH_SEED [42], BENCH_TOOLS ["arca restic borg"],
 # BENCH_ARCA_CBT [1: arca image incrementals get --changed-extents],
 # BENCH_VERIFY [1: compare restored data with the source],
+# BENCH_REPS [3: runs of each first backup, second backup and restore; the
+#   report shows the median],
 # CARGO_TARGET_DIR [/root/.cache/arca-target].
 set -euo pipefail
 
@@ -36,6 +38,7 @@ SEED=${BENCH_SEED:-42}
 TOOLS=${BENCH_TOOLS:-arca restic borg}
 ARCA_CBT=${BENCH_ARCA_CBT:-1}
 VERIFY=${BENCH_VERIFY:-1}
+REPS=${BENCH_REPS:-3}
 
 DATA=$WORK/data
 TREE=$DATA/tree
@@ -178,8 +181,8 @@ backup_tree() { # TOOL OP BYTES N
     esac
 }
 
-restore_tree() { # TOOL BYTES N
-    local tool=$1 bytes=$2 n=$3 repo=$REPOS/$1-tree target=$RESTORE/$1-tree root
+restore_tree() { # TOOL BYTES N REP
+    local tool=$1 bytes=$2 n=$3 rep=$4 repo=$REPOS/$1-tree target=$RESTORE/$1-tree-$4 root
     rm -rf "$target"
     mkdir -p "$RESTORE"
     case $tool in
@@ -195,7 +198,7 @@ restore_tree() { # TOOL BYTES N
             measure "$tool" tree-restore "$bytes" "" env -C "$target" borg extract "$repo::tree-$n"
             root=$target ;;
     esac
-    if [ "$VERIFY" = 1 ]; then
+    if [ "$VERIFY" = 1 ] && [ "$rep" = 1 ]; then
         if diff -rq "$TREE" "$root" >>"$LOG" 2>&1; then
             log "$tool: restored tree is identical"
         else
@@ -221,8 +224,8 @@ backup_image() { # TOOL DAY BYTES [EXTENTS]
     esac
 }
 
-restore_image() { # TOOL BYTES LASTDAY
-    local tool=$1 bytes=$2 day=$3 repo=$REPOS/$1-image target=$RESTORE/$1-image out
+restore_image() { # TOOL BYTES LASTDAY REP
+    local tool=$1 bytes=$2 day=$3 rep=$4 repo=$REPOS/$1-image target=$RESTORE/$1-image out
     rm -rf "$target"
     mkdir -p "$target"
     case $tool in
@@ -239,13 +242,15 @@ restore_image() { # TOOL BYTES LASTDAY
             measure "$tool" image-restore "$bytes" "" \
                 env -C "$target" borg extract --sparse "$repo::disk-$day" ;;
     esac
-    if [ "$VERIFY" = 1 ]; then
+    if [ "$VERIFY" = 1 ] && [ "$rep" = 1 ]; then
         if cmp "$IMG" "$out" >>"$LOG" 2>&1; then
             log "$tool: restored image is identical"
         else
             log "WARNING: $tool: restored image differs from the source (see $LOG)"
         fi
     fi
+    # One big file: removing it does not slow later file creation.
+    rm -rf "$target"
 }
 
 # ---- scenarios ----
@@ -262,17 +267,23 @@ run_tree() {
     local bytes tool
     bytes=$(sum_sizes "$TREE")
     log "tree: $bytes bytes; tools: $TOOLS"
+    local rep
     for tool in $TOOLS; do
-        init_repo "$tool" "$REPOS/$tool-tree"
-        backup_tree "$tool" tree-backup-1 "$bytes" 1
-        backup_tree "$tool" tree-backup-2 "$bytes" 2
+        # Each first backup into a new repository; the last one is kept.
+        for rep in $(seq "$REPS"); do
+            init_repo "$tool" "$REPOS/$tool-tree"
+            backup_tree "$tool" tree-backup-1 "$bytes" 1
+        done
+        for rep in $(seq "$REPS"); do backup_tree "$tool" tree-backup-2 "$bytes" "2-$rep"; done
     done
     # The tree is about to change: the next run regenerates it.
     rm -f "$DATA/tree.ok"
     "$BIN/arca-datagen" --seed "$SEED" modify-tree "$TREE" --pct "$CHANGED_PCT" | tee -a "$LOG"
     bytes=$(sum_sizes "$TREE")
     for tool in $TOOLS; do backup_tree "$tool" tree-backup-3 "$bytes" 3; done
-    for tool in $TOOLS; do restore_tree "$tool" "$bytes" 3; done
+    for rep in $(seq "$REPS"); do
+        for tool in $TOOLS; do restore_tree "$tool" "$bytes" 3 "$rep"; done
+    done
 }
 
 run_image() {
@@ -280,7 +291,7 @@ run_image() {
     local bytes tool day ext last=$((DAYS - 1))
     bytes=$(stat -c %s "$IMG")
     log "image: $bytes bytes, $DAYS versions; tools: $TOOLS"
-    for tool in $TOOLS; do init_repo "$tool" "$REPOS/$tool-image"; done
+    local rep
     for day in $(seq 0 "$last"); do
         ext=
         if [ "$day" -gt 0 ]; then
@@ -289,9 +300,21 @@ run_image() {
             "$BIN/arca-datagen" --seed "$SEED" image "$IMG" --day "$day" \
                 --changed-pct "$CHANGED_PCT" --changed-extents-out "$ext" | tee -a "$LOG"
         fi
-        for tool in $TOOLS; do backup_image "$tool" "$day" "$bytes" "$ext"; done
+        for tool in $TOOLS; do
+            if [ "$day" = 0 ]; then
+                # Each full backup into a new repository; the last one is kept.
+                for rep in $(seq "$REPS"); do
+                    init_repo "$tool" "$REPOS/$tool-image"
+                    backup_image "$tool" "$day" "$bytes" "$ext"
+                done
+            else
+                backup_image "$tool" "$day" "$bytes" "$ext"
+            fi
+        done
     done
-    for tool in $TOOLS; do restore_image "$tool" "$bytes" "$last"; done
+    for rep in $(seq "$REPS"); do
+        for tool in $TOOLS; do restore_image "$tool" "$bytes" "$last" "$rep"; done
+    done
     if has_tool arca; then
         # The same incremental without changed-block information: arca reads
         # and hashes the whole image, like the peers do.

@@ -93,7 +93,7 @@ pub fn backup(
             .unwrap_or_else(|_| Err(Error::Poisoned("tree assembler panicked".into())));
         (r, a)
     });
-    let (root_id, catalog) = match (walk_result, assembled) {
+    let (root_id, root_node, catalog) = match (walk_result, assembled) {
         (Err(Error::Poisoned(_)), Err(e)) => return Err(e),
         (Err(e), _) => return Err(e),
         (Ok(()), a) => a?,
@@ -112,6 +112,7 @@ pub fn backup(
             .unwrap_or_default(),
         tags: opts.tags.clone(),
         tree: root_id.0.to_vec(),
+        root: Some(root_node),
         catalog: catalog.iter().map(|c| c.0.to_vec()).collect(),
         hostname: crate::hostname(),
         backup_mode: match &opts.parent {
@@ -223,6 +224,61 @@ fn unchanged(new: &Node, old: &Node) -> bool {
         && new.inode == old.inode
 }
 
+/// Bytes and files of a directory the walker asks the kernel to read ahead.
+const READ_AHEAD_BYTES: u64 = 32 << 20;
+const READ_AHEAD_FILES: usize = 64;
+
+/// Asks the kernel to start reading the next files of a directory while
+/// the current one is chunked. Without it every small file costs one disk
+/// wait, one after another, and the workers starve. The window is bounded
+/// in bytes and files, so the page cache is never flooded.
+#[derive(Default)]
+struct ReadAhead {
+    /// (entry index, size, path) of the files that will be read.
+    files: Vec<(usize, u64, std::path::PathBuf)>,
+    /// First file not yet reached by the walker.
+    start: usize,
+    /// First file not yet advised.
+    next: usize,
+    /// Bytes advised and not yet reached.
+    window: u64,
+}
+
+impl ReadAhead {
+    fn cost(size: u64) -> u64 {
+        size.min(READ_AHEAD_BYTES)
+    }
+
+    /// The walker is at entry `entry`: slide the window.
+    fn advance(&mut self, entry: usize) {
+        while self.start < self.files.len() && self.files[self.start].0 < entry {
+            if self.start < self.next {
+                self.window -= Self::cost(self.files[self.start].1);
+            }
+            self.start += 1;
+        }
+        self.next = self.next.max(self.start);
+        while self.next < self.files.len()
+            && self.next - self.start < READ_AHEAD_FILES
+            && self.window < READ_AHEAD_BYTES
+        {
+            let (_, size, path) = &self.files[self.next];
+            // Advice only: a file that cannot be opened here fails later,
+            // when it is read, with a proper warning.
+            if let Ok(f) = File::open(path) {
+                let _ = nix::fcntl::posix_fadvise(
+                    &f,
+                    0,
+                    Self::cost(*size) as i64,
+                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+                );
+            }
+            self.window += Self::cost(*size);
+            self.next += 1;
+        }
+    }
+}
+
 impl Walker<'_> {
     fn send(&self, e: Event) -> Result<()> {
         self.tx
@@ -262,20 +318,35 @@ impl Walker<'_> {
             }
         };
         entries.sort();
+        let mut listed = Vec::with_capacity(entries.len());
         for (name, path) in entries {
-            let md = match fs::symlink_metadata(&path) {
-                Ok(md) => md,
-                Err(e) => {
-                    self.warnings.push(format!("{}: {e}", path.display()));
-                    continue;
+            match fs::symlink_metadata(&path) {
+                Ok(md) => {
+                    let old = parent.and_then(|t| {
+                        t.nodes
+                            .binary_search_by(|n| n.name.as_slice().cmp(&name))
+                            .ok()
+                            .map(|i| &t.nodes[i])
+                    });
+                    listed.push((name, path, md, old));
                 }
-            };
-            let old = parent.and_then(|t| {
-                t.nodes
-                    .binary_search_by(|n| n.name.as_slice().cmp(&name))
-                    .ok()
-                    .map(|i| &t.nodes[i])
-            });
+                Err(e) => self.warnings.push(format!("{}: {e}", path.display())),
+            }
+        }
+        // Files of this directory that will be read, for the read-ahead.
+        let mut ahead = ReadAhead {
+            files: listed
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, _, md, old))| {
+                    md.is_file() && !old.is_some_and(|o| unchanged(&node_from_metadata(b"", md), o))
+                })
+                .map(|(i, (_, path, md, _))| (i, md.len(), path.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        for (i, (name, path, md, old)) in listed.into_iter().enumerate() {
+            ahead.advance(i);
             if md.is_dir() {
                 let sub = match old {
                     Some(o) if o.kind == node_kind::DIR => ChunkId::from_slice(&o.subtree)
@@ -346,9 +417,12 @@ impl Walker<'_> {
     }
 }
 
-/// Builds tree blobs bottom-up and the catalog. Returns the root tree id
-/// and the catalog blob ids.
-fn assemble(session: &BackupSession, rx: &Receiver<Event>) -> Result<(ChunkId, Vec<ChunkId>)> {
+/// Builds tree blobs bottom-up and the catalog. Returns the root tree id,
+/// the root directory's node and the catalog blob ids.
+fn assemble(
+    session: &BackupSession,
+    rx: &Receiver<Event>,
+) -> Result<(ChunkId, Node, Vec<ChunkId>)> {
     let mut stack: Vec<(Node, Vec<Node>)> = Vec::new();
     let mut path: Vec<u8> = Vec::new();
     let mut path_lens: Vec<usize> = Vec::new();
@@ -401,13 +475,49 @@ fn assemble(session: &BackupSession, rx: &Receiver<Event>) -> Result<(ChunkId, V
                 dir.subtree = id.0.to_vec();
                 match stack.last_mut() {
                     Some((_, siblings)) => siblings.push(dir),
-                    None => root = Some(id),
+                    None => root = Some((id, dir)),
                 }
             }
         }
     }
-    let root = root.ok_or_else(|| {
+    let (root, mut node) = root.ok_or_else(|| {
         Error::Poisoned("backup ended before the root directory was complete".into())
     })?;
-    Ok((root, catalog.finish(session)?))
+    // The name is where it was backed up from, not part of the content.
+    node.name.clear();
+    Ok((root, node, catalog.finish(session)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_window_stays_bounded() {
+        const MIB: u64 = 1 << 20;
+        // Entries 0..200; every other one is a file to read; sizes 10 MiB,
+        // then small ones. The paths do not exist: advice is best effort.
+        let files: Vec<_> = (0..100)
+            .map(|k| {
+                (
+                    2 * k,
+                    if k < 5 { 10 * MIB } else { 1024 },
+                    format!("/nonexistent/{k}").into(),
+                )
+            })
+            .collect();
+        let mut ra = ReadAhead {
+            files,
+            ..Default::default()
+        };
+        ra.advance(0);
+        // 10+10+10+10 MiB reaches 32 MiB after the fourth file.
+        assert_eq!((ra.start, ra.next, ra.window), (0, 4, 40 * MIB));
+        ra.advance(7); // files at entries 0, 2, 4, 6 are passed
+        assert_eq!(ra.start, 4);
+        assert_eq!(ra.next, 4 + READ_AHEAD_FILES.min(96));
+        assert!(ra.window <= 10 * MIB + READ_AHEAD_FILES as u64 * 1024);
+        ra.advance(1000);
+        assert_eq!((ra.start, ra.next, ra.window), (100, 100, 0));
+    }
 }

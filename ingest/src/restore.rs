@@ -90,6 +90,11 @@ pub fn restore(
     }
     let root = ChunkId::from_slice(&snapshot.manifest.tree)?;
     let (node, tree) = lookup(ds, &root, subpath.unwrap_or(""))?;
+    // Only the root has no node of its own in a tree; the manifest keeps it.
+    let node = match (node, &tree) {
+        (None, Some(_)) => snapshot.manifest.root.clone(),
+        (n, _) => n,
+    };
     progress.total.store(
         match (&node, &tree) {
             (Some(n), None) => n.size,

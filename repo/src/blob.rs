@@ -173,8 +173,20 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header> {
     if bytes[..2] != MAGIC {
         return Err(Error::Corrupt("blob magic mismatch".into()));
     }
+    if bytes[2] > VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "blob",
+            found: bytes[2].into(),
+            supported: VERSION.into(),
+        });
+    }
     if bytes[2] != VERSION {
         return Err(Error::Corrupt(format!("unknown blob version {}", bytes[2])));
+    }
+    if bytes[5..8] != [0, 0, 0] {
+        return Err(Error::Corrupt(
+            "reserved blob header bytes are not zero".into(),
+        ));
     }
     let flags = bytes[3];
     if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 {
@@ -296,5 +308,26 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(decode(&a, &flipped, key.as_ref()).is_err());
+    }
+
+    #[test]
+    fn newer_version_and_reserved_bytes_are_named() {
+        let keys = MasterKeys::generate(false);
+        let id = keys.chunk_id(b"x");
+        let blob = encode(&id, BlobKind::Data, b"x", 3, None);
+        let mut newer = blob.clone();
+        newer[2] = VERSION + 1;
+        let e = decode(&id, &newer, None).unwrap_err();
+        assert!(
+            matches!(e, Error::UnsupportedVersion { what: "blob", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("newer than this arca supports"));
+        let mut reserved = blob;
+        reserved[6] = 1;
+        assert!(matches!(
+            decode(&id, &reserved, None),
+            Err(Error::Corrupt(_))
+        ));
     }
 }

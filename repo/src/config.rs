@@ -84,6 +84,7 @@ impl Config {
             serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("config: {e}")))?;
         if probe.format_version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
+                what: "datastore",
                 found: probe.format_version,
                 supported: FORMAT_VERSION,
             });
@@ -209,6 +210,7 @@ impl KeyFile {
             serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("keyfile: {e}")))?;
         if k.version > 1 {
             return Err(Error::UnsupportedVersion {
+                what: "keyfile",
                 found: k.version,
                 supported: 1,
             });

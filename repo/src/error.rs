@@ -14,8 +14,13 @@ pub enum Error {
     },
     #[error("{0} is not an Arca datastore (no config file)")]
     NotADatastore(String),
-    #[error("datastore format version {found} is newer than this arca supports ({supported}); upgrade arca")]
-    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("{what} format version {found} is newer than this arca supports ({supported}); upgrade arca")]
+    UnsupportedVersion {
+        /// What carries the version: "datastore", "keyfile", "blob", "pack".
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
     #[error("wrong passphrase")]
     WrongPassphrase,
     #[error("this datastore is encrypted: give the passphrase with ARCA_PASSPHRASE or --passphrase-file")]

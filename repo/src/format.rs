@@ -204,6 +204,11 @@ pub struct Manifest {
     /// The path that was backed up, for display.
     #[prost(string, tag = "14")]
     pub path: String,
+    /// The backed-up directory's own metadata (mode, owner, times, xattrs;
+    /// `subtree` is `tree`). Absent in image snapshots and in tree
+    /// snapshots written before it existed.
+    #[prost(message, optional, tag = "15")]
+    pub root: Option<Node>,
 }
 
 /// A piece of the file catalog: entries in depth-first path order.

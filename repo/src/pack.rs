@@ -170,6 +170,13 @@ pub fn parse_trailer(b: &[u8]) -> Result<Trailer> {
         ));
     }
     let version = u16::from_le_bytes([b[36], b[37]]);
+    if version > VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "pack",
+            found: version.into(),
+            supported: VERSION.into(),
+        });
+    }
     if version != VERSION {
         return Err(Error::Corrupt(format!("unknown pack version {version}")));
     }

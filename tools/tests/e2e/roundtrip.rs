@@ -45,6 +45,9 @@ fn tree_roundtrip_is_identical() {
     let env = Env::new();
     let src = env.path("src");
     make_tree(&src);
+    // The backed-up directory's own metadata is restored onto TARGET.
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o715)).unwrap();
+    filetime::set_file_mtime(&src, filetime::FileTime::from_unix_time(1_200_000_000, 7)).unwrap();
     let b = env.backup_files(&src, "tree");
     assert_eq!(b["files"], 10);
     assert!(b["bytes_added"].as_u64().unwrap() > 3_000_000);
@@ -53,6 +56,9 @@ fn tree_roundtrip_is_identical() {
     let out = env.path("out");
     env.ok(&["restore", "latest", out.to_str().unwrap()]);
     assert_same_tree(&src, &out);
+    let (ms, mo) = (fs::metadata(&src).unwrap(), fs::metadata(&out).unwrap());
+    assert_eq!(mo.permissions().mode() & 0o7777, 0o715);
+    assert_eq!((mo.mtime(), mo.mtime_nsec()), (ms.mtime(), ms.mtime_nsec()));
     // The sparse file is restored sparse.
     let md = fs::metadata(out.join("sparse")).unwrap();
     assert_eq!(md.len(), 8 << 20);
