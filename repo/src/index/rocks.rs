@@ -66,6 +66,14 @@ impl RocksIndex {
             bb.set_bloom_filter(10.0, false);
             bb.set_cache_index_and_filter_blocks(true);
             bb.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            // Partitioned index and filters: a lookup loads one 4 KiB
+            // partition instead of a whole file's filter (over a MiB at
+            // tens of millions of ids), so a bounded cache does not mean
+            // megabytes read per lookup. Only the small top level is pinned.
+            bb.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+            bb.set_partition_filters(true);
+            bb.set_metadata_block_size(4096);
+            bb.set_pin_top_level_index_and_filter(true);
             bb.set_block_size(16 * 1024);
             let mut o = Options::default();
             o.set_block_based_table_factory(&bb);
