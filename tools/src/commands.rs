@@ -120,6 +120,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Backup(cmd) => backup(&cli, cmd),
+        Command::Server { data_dir, listen } => crate::server::run(data_dir, listen),
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
             let snaps: Vec<_> = ds

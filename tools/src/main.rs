@@ -3,6 +3,7 @@
 
 mod commands;
 mod progress;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the all-in-one server: control plane, REST API, scheduler, an
+    /// embedded node and a default datastore under one data directory.
+    Server {
+        /// Where the catalog, the default datastore and secrets live.
+        #[arg(long, default_value = "./arca-data")]
+        data_dir: PathBuf,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Manage datastores.
     #[command(subcommand)]
     Datastore(DatastoreCmd),

@@ -1,0 +1,178 @@
+//! The catalog schema, as numbered migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Each
+//! migration runs in one transaction together with the version bump, so a
+//! crash leaves either the old or the new schema. A catalog newer than this
+//! binary is refused rather than guessed at. Migrations are append-only:
+//! never edit one that has shipped, add the next.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE projects (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+INSERT INTO projects (id, name, created_at) VALUES (1, 'default', 0);
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+-- A role in one project, or in all projects when project_id is NULL.
+CREATE TABLE role_bindings (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'restore-only', 'auditor')),
+    project_id  INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+    UNIQUE (user_id, role, project_id)
+);
+
+-- Bearer tokens. Only a SHA-256 of the secret is stored.
+CREATE TABLE tokens (
+    id           INTEGER PRIMARY KEY,
+    user_id      INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    node_id      INTEGER REFERENCES nodes(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('session', 'api', 'node')),
+    secret_sha256 BLOB NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    revoked_at   INTEGER,
+    last_used_at INTEGER
+);
+
+CREATE TABLE nodes (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    state          TEXT NOT NULL CHECK (state IN ('online', 'offline')),
+    embedded       INTEGER NOT NULL DEFAULT 0,
+    max_tasks      INTEGER NOT NULL DEFAULT 2,
+    version        TEXT NOT NULL DEFAULT '',
+    last_heartbeat INTEGER,
+    created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE datastores (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    node_id     INTEGER NOT NULL REFERENCES nodes(id),
+    path        TEXT NOT NULL,
+    bytes_used  INTEGER NOT NULL DEFAULT 0,
+    bytes_logical INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (node_id, path)
+);
+
+CREATE TABLE policies (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    project_id    INTEGER NOT NULL REFERENCES projects(id),
+    schedule      TEXT NOT NULL,
+    backup_window TEXT,
+    retention     TEXT NOT NULL DEFAULT '{}',
+    datastore_id  INTEGER NOT NULL REFERENCES datastores(id),
+    priority      INTEGER NOT NULL DEFAULT 0,
+    match_pattern TEXT,
+    match_tags    TEXT NOT NULL DEFAULT '[]',
+    rpo_seconds   INTEGER,
+    enabled       INTEGER NOT NULL DEFAULT 1,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE sources (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL CHECK (kind IN ('files', 'image')),
+    path        TEXT NOT NULL,
+    node_id     INTEGER NOT NULL REFERENCES nodes(id),
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    tags        TEXT NOT NULL DEFAULT '[]',
+    settings    TEXT NOT NULL DEFAULT '{}',
+    -- Set explicitly, or by a policy's pattern/tag rule (assigned_by = 'rule').
+    policy_id   INTEGER REFERENCES policies(id) ON DELETE SET NULL,
+    assigned_by TEXT NOT NULL DEFAULT 'none' CHECK (assigned_by IN ('none', 'explicit', 'rule')),
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX sources_policy ON sources (policy_id);
+
+-- One row per scheduled slot that produced a task: (policy, source, slot)
+-- is unique, so a slot is never queued twice, whatever restarts happen.
+CREATE TABLE tasks (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    project_id   INTEGER NOT NULL REFERENCES projects(id),
+    source_id    INTEGER REFERENCES sources(id) ON DELETE SET NULL,
+    policy_id    INTEGER REFERENCES policies(id) ON DELETE SET NULL,
+    datastore_id INTEGER REFERENCES datastores(id),
+    node_id      INTEGER REFERENCES nodes(id),
+    params       TEXT NOT NULL DEFAULT '{}',
+    priority     INTEGER NOT NULL DEFAULT 0,
+    slot         INTEGER,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    not_before   INTEGER NOT NULL,
+    lease_until  INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    bytes_done   INTEGER NOT NULL DEFAULT 0,
+    bytes_total  INTEGER NOT NULL DEFAULT 0,
+    result       TEXT,
+    error        TEXT,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    UNIQUE (policy_id, source_id, slot)
+);
+CREATE INDEX tasks_state ON tasks (state, priority DESC, not_before, id);
+CREATE INDEX tasks_source ON tasks (source_id, id DESC);
+
+CREATE TABLE task_logs (
+    task_id  INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL,
+    time     INTEGER NOT NULL,
+    level    TEXT NOT NULL,
+    message  TEXT NOT NULL,
+    PRIMARY KEY (task_id, seq)
+);
+
+-- Restore points are listed only once their snapshot is committed.
+CREATE TABLE restore_points (
+    id           TEXT PRIMARY KEY,
+    datastore_id INTEGER NOT NULL REFERENCES datastores(id),
+    source_id    INTEGER REFERENCES sources(id) ON DELETE SET NULL,
+    source_name  TEXT NOT NULL,
+    project_id   INTEGER NOT NULL REFERENCES projects(id),
+    kind         TEXT NOT NULL,
+    time         INTEGER NOT NULL,
+    bytes_total  INTEGER NOT NULL DEFAULT 0,
+    bytes_added  INTEGER NOT NULL DEFAULT 0,
+    files        INTEGER NOT NULL DEFAULT 0,
+    hostname     TEXT NOT NULL DEFAULT '',
+    task_id      INTEGER REFERENCES tasks(id) ON DELETE SET NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX restore_points_source ON restore_points (source_name, time DESC);
+CREATE INDEX restore_points_time ON restore_points (time DESC);
+CREATE INDEX restore_points_project ON restore_points (project_id, time DESC);
+
+-- Append-only: there is no UPDATE or DELETE of audit rows in the code.
+CREATE TABLE audit (
+    id      INTEGER PRIMARY KEY,
+    time    INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL DEFAULT '',
+    remote  TEXT NOT NULL DEFAULT '',
+    result  TEXT NOT NULL,
+    detail  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_time ON audit (time DESC);
+"#,
+];

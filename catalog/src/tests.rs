@@ -1,0 +1,263 @@
+use super::*;
+
+fn setup() -> (Catalog, Node, Datastore, Source) {
+    let c = Catalog::open_in_memory().unwrap();
+    let n = c.upsert_node("local", true, 2, "0.1.0").unwrap();
+    let d = c.add_datastore("default", n.id, "/data/ds").unwrap();
+    let s = c
+        .add_source(
+            "web1",
+            "files",
+            "/srv",
+            n.id,
+            1,
+            &["prod".into()],
+            &serde_json::json!({}),
+            None,
+        )
+        .unwrap();
+    (c, n, d, s)
+}
+
+fn backup(s: &Source, d: &Datastore, slot: Option<i64>, policy: Option<i64>) -> NewTask {
+    NewTask {
+        kind: "backup".into(),
+        project_id: s.project_id,
+        source_id: Some(s.id),
+        policy_id: policy,
+        datastore_id: Some(d.id),
+        max_attempts: 2,
+        slot,
+        created_by: "test".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn migrations_are_idempotent_and_newer_catalogs_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("catalog.db");
+    let c = Catalog::open(&p).unwrap();
+    assert_eq!(c.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+    c.add_project("other").unwrap();
+    drop(c);
+    let c = Catalog::open(&p).unwrap();
+    assert_eq!(c.projects().unwrap().len(), 2);
+    c.db().pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    assert!(matches!(
+        Catalog::open(&p),
+        Err(Error::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn users_roles_tokens() {
+    let c = Catalog::open_in_memory().unwrap();
+    let u = c
+        .add_user(
+            "ann",
+            "hash",
+            &[RoleBinding {
+                role: Role::Operator,
+                project_id: Some(1),
+            }],
+        )
+        .unwrap();
+    assert_eq!(
+        u.roles,
+        vec![RoleBinding {
+            role: Role::Operator,
+            project_id: Some(1)
+        }]
+    );
+    assert!(matches!(
+        c.add_user("ann", "h", &[]),
+        Err(Error::Conflict(_))
+    ));
+    let t = c
+        .add_token(Some(u.id), None, "ci", "api", &[7; 32], None)
+        .unwrap();
+    assert_eq!(c.token_by_secret(&[7; 32]).unwrap().unwrap().id, t.id);
+    c.revoke_token(t.id).unwrap();
+    assert!(c.token(t.id).unwrap().revoked_at.is_some());
+    assert!(matches!(c.revoke_token(t.id), Err(Error::NotFound(_))));
+    c.delete_user(u.id).unwrap();
+    assert!(c.token_by_secret(&[7; 32]).unwrap().is_none());
+}
+
+#[test]
+fn a_slot_is_queued_once() {
+    let (c, _, d, s) = setup();
+    let p = c
+        .add_policy(
+            "p",
+            1,
+            "every 5s",
+            None,
+            &Retention::default(),
+            d.id,
+            0,
+            None,
+            &[],
+            None,
+        )
+        .unwrap();
+    assert!(c
+        .add_task(&backup(&s, &d, Some(100), Some(p.id)))
+        .unwrap()
+        .is_some());
+    assert!(c
+        .add_task(&backup(&s, &d, Some(100), Some(p.id)))
+        .unwrap()
+        .is_none());
+    assert!(c
+        .add_task(&backup(&s, &d, Some(105), Some(p.id)))
+        .unwrap()
+        .is_some());
+    assert_eq!(c.last_slot(p.id, s.id).unwrap(), Some(105));
+    // Manual tasks have no slot and never collide.
+    assert!(c.add_task(&backup(&s, &d, None, None)).unwrap().is_some());
+    assert!(c.add_task(&backup(&s, &d, None, None)).unwrap().is_some());
+}
+
+#[test]
+fn lease_progress_retry_and_finish() {
+    let (c, n, d, s) = setup();
+    let t = c.add_task(&backup(&s, &d, None, None)).unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Queued);
+    let l = c.lease_task(n.id, now(), 30).unwrap().unwrap();
+    assert_eq!((l.id, l.state, l.attempt), (t.id, TaskState::Running, 1));
+    // One task per source at a time.
+    c.add_task(&backup(&s, &d, None, None)).unwrap();
+    assert!(c.lease_task(n.id, now(), 30).unwrap().is_none());
+    assert!(!c.task_progress(t.id, 50, 100, now() + 30).unwrap());
+    assert_eq!(c.task(t.id).unwrap().progress, Some(50.0));
+    // A failure with attempts left goes back to the queue, later.
+    let st = c
+        .finish_task(t.id, Err("disk full".into()), false, Some(now() + 60))
+        .unwrap();
+    assert_eq!(st, TaskState::Queued);
+    let again = c.task(t.id).unwrap();
+    assert_eq!(again.error.as_deref(), Some("disk full"));
+    assert!(again.not_before > now());
+    // The second task is leased first now (the retry is not yet due).
+    let l2 = c.lease_task(n.id, now(), 30).unwrap().unwrap();
+    assert_ne!(l2.id, t.id);
+    c.finish_task(
+        l2.id,
+        Ok(serde_json::json!({"snapshot": "ab"})),
+        false,
+        None,
+    )
+    .unwrap();
+    // The retry runs and fails for good on its last attempt.
+    let l3 = c.lease_task(n.id, now() + 61, 30).unwrap().unwrap();
+    assert_eq!((l3.id, l3.attempt), (t.id, 2));
+    let st = c
+        .finish_task(t.id, Err("disk full".into()), false, Some(now()))
+        .unwrap();
+    assert_eq!(st, TaskState::Failed);
+    assert!(matches!(
+        c.finish_task(t.id, Ok(serde_json::Value::Null), false, None),
+        Err(Error::Invalid(_))
+    ));
+    let counts: std::collections::HashMap<_, _> = c.task_counts().unwrap().into_iter().collect();
+    assert_eq!((counts["failed"], counts["succeeded"]), (1, 1));
+}
+
+#[test]
+fn cancel_and_expired_leases() {
+    let (c, n, d, s) = setup();
+    let t = c.add_task(&backup(&s, &d, None, None)).unwrap().unwrap();
+    assert_eq!(c.cancel_task(t.id).unwrap(), TaskState::Cancelled);
+    assert!(matches!(c.cancel_task(t.id), Err(Error::Invalid(_))));
+    let t = c.add_task(&backup(&s, &d, None, None)).unwrap().unwrap();
+    c.lease_task(n.id, now(), 30).unwrap().unwrap();
+    assert_eq!(c.cancel_task(t.id).unwrap(), TaskState::Running);
+    assert!(c.task_progress(t.id, 1, 2, now() + 30).unwrap());
+    assert_eq!(
+        c.finish_task(t.id, Err("cancelled".into()), true, None)
+            .unwrap(),
+        TaskState::Cancelled
+    );
+    // A lease that runs out requeues (attempts left) with the reason.
+    let t = c.add_task(&backup(&s, &d, None, None)).unwrap().unwrap();
+    c.lease_task(n.id, now(), 30).unwrap().unwrap();
+    assert!(c.expire_leases(now(), &[], "x").unwrap().is_empty());
+    let ids = c.expire_leases(now() + 31, &[], "node lost").unwrap();
+    assert_eq!(ids, vec![t.id]);
+    let t2 = c.task(t.id).unwrap();
+    assert_eq!(
+        (t2.state, t2.error.as_deref()),
+        (TaskState::Queued, Some("node lost"))
+    );
+    // Second attempt on an offline node: no attempts left, failed.
+    c.lease_task(n.id, now() + 31, 30).unwrap().unwrap();
+    let ids = c.expire_leases(now(), &[n.id], "node offline").unwrap();
+    assert_eq!(ids, vec![t.id]);
+    assert_eq!(c.task(t.id).unwrap().state, TaskState::Failed);
+}
+
+#[test]
+fn restore_points_filter_and_prefix() {
+    let (c, _, d, s) = setup();
+    for i in 0..5 {
+        c.add_restore_point(&RestorePoint {
+            id: format!("{:02x}{}", i, "0".repeat(62)),
+            datastore_id: d.id,
+            source_id: Some(s.id),
+            source_name: if i % 2 == 0 {
+                "web1".into()
+            } else {
+                "db1".into()
+            },
+            project_id: 1,
+            kind: "files".into(),
+            time: 1000 + i,
+            bytes_total: 10,
+            bytes_added: 1,
+            files: 1,
+            hostname: "h".into(),
+            task_id: None,
+            created_at: 0,
+        })
+        .unwrap();
+    }
+    let f = RestorePointFilter {
+        source: Some("web1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let l = c.restore_points(&f).unwrap();
+    assert_eq!(
+        l.iter().map(|r| r.time).collect::<Vec<_>>(),
+        vec![1004, 1002, 1000]
+    );
+    assert_eq!(c.restore_point("03").unwrap().time, 1003);
+    assert!(matches!(c.restore_point("0"), Err(Error::Invalid(_))));
+    assert!(matches!(c.restore_point("ff"), Err(Error::NotFound(_))));
+    assert!(matches!(c.restore_point("zz'; --"), Err(Error::Invalid(_))));
+    let none = RestorePointFilter {
+        project_ids: Some(vec![]),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(c.restore_points(&none).unwrap().is_empty());
+    assert_eq!(c.restore_point_count().unwrap(), 5);
+}
+
+#[test]
+fn audit_is_listed_newest_first() {
+    let c = Catalog::open_in_memory().unwrap();
+    c.audit("admin", "source.add", "web1", "127.0.0.1", "ok", "")
+        .unwrap();
+    c.audit("ann", "login", "", "127.0.0.1", "denied", "bad password")
+        .unwrap();
+    let a = c.audit_log(10, 0).unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(
+        (a[0].actor.as_str(), a[0].result.as_str()),
+        ("ann", "denied")
+    );
+}

@@ -1,0 +1,222 @@
+//! `arca server`: the all-in-one control plane with an embedded node and a
+//! default datastore under one data directory.
+//!
+//! ```text
+//! <data-dir>/catalog.db                  SQLite catalog (WAL)
+//! <data-dir>/datastores/default/         the default datastore (repokey)
+//! <data-dir>/datastores/default.passphrase   its passphrase (0600): back it up
+//! <data-dir>/initial-admin-password      the first admin password (0600)
+//! ```
+//!
+//! A restart keeps everything: it reopens the catalog and the datastore,
+//! requeues (or fails, without attempts left) the tasks that were running,
+//! and the scheduler continues from the catalog's record of queued slots.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arca_catalog::{Catalog, Role, RoleBinding};
+use arca_control::{Passphrases, Runner};
+use arca_repo::{Datastore, Encryption};
+
+/// Heartbeat timeout after which a remote node counts as offline.
+const NODE_TIMEOUT_S: i64 = 30;
+
+fn write_secret(path: &Path, content: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    nix_hostname().unwrap_or_else(|| "local".into())
+}
+
+fn nix_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub struct Prepared {
+    pub catalog: Arc<Catalog>,
+    pub node_id: i64,
+    pub passphrases: Passphrases,
+    /// Set on first start only.
+    pub admin_password: Option<String>,
+}
+
+/// Create or reopen everything under `data_dir`.
+pub fn prepare(data_dir: &Path) -> Result<Prepared> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir.join("datastores"))
+        .with_context(|| format!("create {}", data_dir.display()))?;
+    let catalog =
+        Arc::new(Catalog::open(&data_dir.join("catalog.db")).context("opening the catalog")?);
+    // The catalog holds password and token hashes: owner only.
+    for f in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(data_dir.join(f), std::fs::Permissions::from_mode(0o600));
+    }
+    let node = catalog.upsert_node(&hostname(), true, 2, env!("CARGO_PKG_VERSION"))?;
+
+    let ds_dir = data_dir.join("datastores/default");
+    let pass_file = data_dir.join("datastores/default.passphrase");
+    if !ds_dir.join("config").exists() {
+        let pass = match std::fs::read_to_string(&pass_file) {
+            Ok(p) => p.trim().to_string(),
+            Err(_) => {
+                let p = arca_web::auth::random_password() + &arca_web::auth::random_password();
+                write_secret(&pass_file, &p)?;
+                p
+            }
+        };
+        Datastore::init(&ds_dir, Encryption::Repokey, Some(pass.as_bytes()), |_| {})
+            .context("creating the default datastore")?;
+    }
+    if catalog.datastore_by_name("default")?.is_none() {
+        let abs = std::fs::canonicalize(&ds_dir)?;
+        catalog.add_datastore("default", node.id, &abs.display().to_string())?;
+    }
+    let mut passphrases = Passphrases::new();
+    for d in catalog
+        .datastores()?
+        .into_iter()
+        .filter(|d| d.node_id == node.id)
+    {
+        let f = data_dir.join(format!("datastores/{}.passphrase", d.name));
+        if let Ok(p) = std::fs::read_to_string(&f) {
+            passphrases.insert(d.id, p.trim().to_string());
+        }
+    }
+
+    let mut admin_password = None;
+    if catalog.users()?.is_empty() {
+        let pw = arca_web::auth::random_password();
+        let hash = arca_web::auth::hash_password(&pw).map_err(|e| anyhow::anyhow!(e.message))?;
+        catalog.add_user(
+            "admin",
+            &hash,
+            &[RoleBinding {
+                role: Role::Admin,
+                project_id: None,
+            }],
+        )?;
+        let f = data_dir.join("initial-admin-password");
+        let _ = std::fs::remove_file(&f);
+        write_secret(&f, &format!("{pw}\n"))?;
+        admin_password = Some(pw);
+    }
+    // Tasks that ran when the server stopped did not finish.
+    let requeued = catalog.expire_leases(
+        arca_catalog::now(),
+        &[node.id],
+        "the server stopped while the task ran",
+    )?;
+    if !requeued.is_empty() {
+        eprintln!("requeued or failed {} interrupted task(s)", requeued.len());
+    }
+    Ok(Prepared {
+        catalog,
+        node_id: node.id,
+        passphrases,
+        admin_password,
+    })
+}
+
+pub fn run(data_dir: &Path, listen: &str) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string()))
+}
+
+async fn serve(data_dir: PathBuf, listen: String) -> Result<u8> {
+    let p = prepare(&data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "Arca server {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("data directory: {}", data_dir.display());
+    if let Some(pw) = &p.admin_password {
+        println!("first start: created user \"admin\" with password {pw}");
+        println!(
+            "(also written to {}; change it after signing in)",
+            data_dir.join("initial-admin-password").display()
+        );
+    }
+    println!(
+        "the default datastore's passphrase is in {}: keep a copy elsewhere, the backups cannot be read without it",
+        data_dir.join("datastores/default.passphrase").display()
+    );
+    let state = arca_web::AppState::new(p.catalog.clone());
+    let runner = Arc::new(Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases));
+    tokio::spawn(scheduler(p.catalog.clone(), runner, state.changed.clone()));
+    let app = arca_web::app(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")?;
+    Ok(0)
+}
+
+/// Once a second, or when the API changed something: re-evaluate rule
+/// assignments (at least once a minute), queue due slots, expire leases of
+/// lost nodes, and start what the embedded node may run.
+async fn scheduler(catalog: Arc<Catalog>, runner: Arc<Runner>, changed: Arc<tokio::sync::Notify>) {
+    let mut last_assign = 0;
+    loop {
+        let now = arca_catalog::now();
+        let step = || -> Result<()> {
+            if now - last_assign >= 60 {
+                arca_control::assign_policies(&catalog)?;
+            }
+            arca_control::schedule_due(&catalog, now)?;
+            let offline = catalog.mark_stale_nodes_offline(now - NODE_TIMEOUT_S)?;
+            catalog.expire_leases(
+                now,
+                &offline,
+                "the node missed its heartbeats; lease expired",
+            )?;
+            catalog.heartbeat(runner.node_id)?;
+            runner.start_due()?;
+            Ok(())
+        };
+        match step() {
+            Ok(()) => {
+                if now - last_assign >= 60 {
+                    last_assign = now;
+                }
+            }
+            Err(e) => eprintln!("scheduler: {e:#}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = changed.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! `arca server` end to end on loopback: first start, sign-in, a policy
+//! with a 5-second interval backing up a tree and an image, restore through
+//! the API, and kill -9 / restart in the middle of the schedule.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+mod common;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> (Server, Vec<String>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut url = None;
+        // The first lines tell the address (and, on first start, the password).
+        for _ in 0..6 {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap() == 0 {
+                break;
+            }
+            if let Some(u) = l.split("listening on ").nth(1) {
+                url = Some(u.trim().to_string());
+            }
+            lines.push(l);
+            if l_done(&lines) {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        (
+            Server {
+                child,
+                url: url.expect("server printed no address"),
+            },
+            lines,
+        )
+    }
+
+    fn kill9(mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn l_done(lines: &[String]) -> bool {
+    lines.iter().any(|l| l.contains("passphrase is in"))
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let a = agent();
+    let full = format!("{url}{path}");
+    let auth = format!("Bearer {token}");
+    let resp = match (method, body) {
+        ("GET", _) => a.get(&full).header("authorization", &auth).call(),
+        ("POST", Some(b)) => a.post(&full).header("authorization", &auth).send_json(b),
+        ("POST", None) => a.post(&full).header("authorization", &auth).send_empty(),
+        _ => unreachable!(),
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let v = resp.into_body().read_json::<Value>().unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn login(url: &str, password: &str) -> String {
+    let resp = agent()
+        .post(&format!("{url}/api/v1/auth/login"))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.into_body().read_json().unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn restore_points(url: &str, token: &str, source: &str) -> Vec<Value> {
+    let (s, v) = call(
+        url,
+        token,
+        "GET",
+        &format!("/api/v1/restore-points?source={source}"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+/// Snapshots the datastore itself lists, read with the CLI.
+fn datastore_snapshots(data: &Path) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .arg("--datastore")
+        .arg(data.join("datastores/default"))
+        .arg("--passphrase-file")
+        .arg(data.join("datastores/default.passphrase"))
+        .args(["--json", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn scheduled_backups_restore_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), common::text_bytes(200_000, 1)).unwrap();
+    std::fs::write(tree.join("sub/b.bin"), common::random_bytes(300_000, 2)).unwrap();
+    let image = dir.path().join("disk.raw");
+    let mut img = common::random_bytes(3 << 20, 3);
+    img.extend(vec![0u8; 2 << 20]);
+    std::fs::write(&image, &img).unwrap();
+
+    let (srv, lines) = Server::start(&data);
+    let pw = lines
+        .iter()
+        .find_map(|l| l.split("with password ").nth(1))
+        .expect("first start prints the admin password")
+        .trim()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(data.join("initial-admin-password"))
+            .unwrap()
+            .trim(),
+        pw
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        "initial-admin-password",
+        "datastores/default.passphrase",
+        "catalog.db",
+    ] {
+        let mode = std::fs::metadata(data.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let url = srv.url.clone();
+    let token = login(&url, &pw);
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/policies",
+        Some(json!({
+            "name": "every5", "schedule": "every 5s", "match_tags": ["t"], "retention": {"keep_last": 50}
+        })),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (name, kind, path) in [("tree", "files", &tree), ("disk", "image", &image)] {
+        let (s, v) = call(
+            &url,
+            &token,
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "name": name, "kind": kind, "path": path, "tags": ["t"]
+            })),
+        );
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["assigned_by"], "rule");
+    }
+    wait_for("restore points of both sources", 60, || {
+        !restore_points(&url, &token, "tree").is_empty()
+            && !restore_points(&url, &token, "disk").is_empty()
+    });
+
+    // Restore both through the API and compare.
+    let out_tree = dir.path().join("out-tree");
+    let out_img = dir.path().join("out.raw");
+    for (source, target) in [("tree", &out_tree), ("disk", &out_img)] {
+        let rp = restore_points(&url, &token, source)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, t) = call(
+            &url,
+            &token,
+            "POST",
+            &format!("/api/v1/restore-points/{}/restore", &rp[..16]),
+            Some(json!({"target": target})),
+        );
+        assert_eq!(s, 202, "{t}");
+        let id = t["id"].as_i64().unwrap();
+        wait_for("the restore task", 60, || {
+            let (_, t) = call(&url, &token, "GET", &format!("/api/v1/tasks/{id}"), None);
+            assert_ne!(t["state"], "failed", "{t}");
+            t["state"] == "succeeded"
+        });
+    }
+    common::assert_same_tree(&tree, &out_tree);
+    assert_eq!(std::fs::read(&out_img).unwrap(), img);
+
+    // Kill -9 in the middle of the schedule, then restart.
+    std::thread::sleep(Duration::from_millis(2600));
+    srv.kill9();
+    let (srv, lines) = Server::start(&data);
+    assert!(
+        !lines.iter().any(|l| l.contains("with password")),
+        "no new admin on restart"
+    );
+    let url = srv.url.clone();
+    let token = login(&url, &pw);
+    let before = restore_points(&url, &token, "tree").len();
+    wait_for("the schedule to continue after the restart", 60, || {
+        restore_points(&url, &token, "tree").len() > before
+    });
+    wait_for("no task left running", 60, || {
+        let (_, tasks) = call(&url, &token, "GET", "/api/v1/tasks?state=running", None);
+        tasks.as_array().unwrap().is_empty()
+    });
+    srv.kill9();
+
+    // Every listed restore point exists in the datastore: none is half.
+    let snaps = datastore_snapshots(&data);
+    let (srv, _) = Server::start(&data);
+    let token = login(&srv.url, &pw);
+    let mut listed = Vec::new();
+    for s in ["tree", "disk"] {
+        listed.extend(restore_points(&srv.url, &token, s));
+    }
+    for rp in &listed {
+        assert!(
+            snaps.contains(&rp["id"].as_str().unwrap().to_string()),
+            "{rp} is not in the datastore"
+        );
+    }
+    // Each slot ran at most once.
+    let (_, tasks) = call(&srv.url, &token, "GET", "/api/v1/tasks?limit=1000", None);
+    let mut slots: Vec<(i64, i64)> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["slot"].is_i64())
+        .map(|t| {
+            (
+                t["source_id"].as_i64().unwrap(),
+                t["slot"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let n = slots.len();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot was queued twice");
+}

@@ -1,0 +1,98 @@
+//! The Arca REST API under `/api/v1`, plus `/healthz` and `/metrics`.
+//!
+//! `app(state)` builds the whole router, so tests drive it in process with
+//! `tower::ServiceExt::oneshot`. Every mutating call is written to the
+//! audit log with who, what, from where and the result. Errors are JSON
+//! (see [`error`]); bad input is always a 4xx.
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arca_catalog::Catalog;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{ApiError, ApiResult};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    /// Wakes the scheduler after changes to sources and policies.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        AppState {
+            catalog,
+            changed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+/// The caller's address, for the audit log ("" in in-process tests).
+pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
+    req_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+pub fn app(state: AppState) -> Router {
+    use routes::*;
+    let api = Router::new()
+        .route("/auth/login", post(login))
+        .route("/me", get(me))
+        .route("/users", get(list_users).post(add_user))
+        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/tokens", get(list_tokens).post(add_token))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/projects", get(list_projects).post(add_project))
+        .route("/nodes", get(list_nodes))
+        .route("/datastores", get(list_datastores))
+        .route("/sources", get(list_sources).post(add_source))
+        .route("/sources/{id}", get(get_source).delete(delete_source))
+        .route("/sources/{id}/backup", post(backup_now))
+        .route("/policies", get(list_policies).post(add_policy))
+        .route("/policies/{id}", get(get_policy).delete(delete_policy))
+        .route("/tasks", get(list_tasks))
+        .route("/tasks/{id}", get(get_task))
+        .route("/tasks/{id}/logs", get(task_logs))
+        .route("/tasks/{id}/cancel", post(cancel_task))
+        .route("/restore-points", get(list_restore_points))
+        .route("/restore-points/{id}", get(get_restore_point))
+        .route("/restore-points/{id}/restore", post(restore))
+        .route("/audit", get(audit_log))
+        .route("/openapi.json", get(openapi_json));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}

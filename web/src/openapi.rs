@@ -1,0 +1,517 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`.
+//!
+//! One table, [`ROUTES`], lists every endpoint with its summary, request
+//! body, response and the permission it needs; the document and
+//! docs/api.md are both derived from it, so they cannot drift apart from
+//! each other. The in-process tests check that every route in the router
+//! is in the table and the other way round.
+
+use serde_json::{json, Map, Value};
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Required permission: "public", "signed-in", or an action name.
+    pub permission: &'static str,
+    pub request: Option<&'static str>,
+    /// Success status and schema (None: no body).
+    pub ok: (u16, Option<&'static str>),
+    /// Query parameters (name, type).
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+const LIST_Q: &[(&str, &str)] = &[("limit", "integer"), ("offset", "integer")];
+const TASK_Q: &[(&str, &str)] = &[
+    ("state", "string"),
+    ("limit", "integer"),
+    ("offset", "integer"),
+];
+const RP_Q: &[(&str, &str)] = &[
+    ("source", "string"),
+    ("kind", "string"),
+    ("since", "integer"),
+    ("until", "integer"),
+    ("limit", "integer"),
+    ("offset", "integer"),
+];
+
+macro_rules! r {
+    ($m:literal, $p:literal, $s:literal, $perm:literal, $req:expr, $ok:expr) => {
+        r!($m, $p, $s, $perm, $req, $ok, &[])
+    };
+    ($m:literal, $p:literal, $s:literal, $perm:literal, $req:expr, $ok:expr, $q:expr) => {
+        Route {
+            method: $m,
+            path: $p,
+            summary: $s,
+            permission: $perm,
+            request: $req,
+            ok: $ok,
+            query: $q,
+        }
+    };
+}
+
+pub const ROUTES: &[Route] = &[
+    r!(
+        "get",
+        "/healthz",
+        "Liveness and catalog check",
+        "public",
+        None,
+        (200, Some("Health"))
+    ),
+    r!(
+        "get",
+        "/metrics",
+        "Prometheus metrics",
+        "public",
+        None,
+        (200, Some("Text"))
+    ),
+    r!(
+        "get",
+        "/api/v1/openapi.json",
+        "This document",
+        "public",
+        None,
+        (200, Some("Object"))
+    ),
+    r!(
+        "post",
+        "/api/v1/auth/login",
+        "Sign in; returns a 12-hour session token",
+        "public",
+        Some("Login"),
+        (200, Some("Session"))
+    ),
+    r!(
+        "get",
+        "/api/v1/me",
+        "The signed-in user",
+        "signed-in",
+        None,
+        (200, Some("Me"))
+    ),
+    r!(
+        "get",
+        "/api/v1/users",
+        "List users",
+        "administer",
+        None,
+        (200, Some("Users"))
+    ),
+    r!(
+        "post",
+        "/api/v1/users",
+        "Create a user (a password is generated when none is given)",
+        "administer",
+        Some("NewUser"),
+        (201, Some("CreatedUser"))
+    ),
+    r!(
+        "get",
+        "/api/v1/users/{id}",
+        "One user (yourself, or any as admin)",
+        "signed-in",
+        None,
+        (200, Some("User"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/users/{id}",
+        "Delete a user",
+        "administer",
+        None,
+        (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/tokens",
+        "Your API tokens",
+        "signed-in",
+        None,
+        (200, Some("Tokens"))
+    ),
+    r!(
+        "post",
+        "/api/v1/tokens",
+        "Create an API token (shown once)",
+        "signed-in",
+        Some("NewToken"),
+        (201, Some("CreatedToken"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/tokens/{id}",
+        "Revoke a token (yours, or any as admin)",
+        "signed-in",
+        None,
+        (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/projects",
+        "Projects you can read",
+        "signed-in",
+        None,
+        (200, Some("Projects"))
+    ),
+    r!(
+        "post",
+        "/api/v1/projects",
+        "Create a project",
+        "administer",
+        Some("NewProject"),
+        (201, Some("Project"))
+    ),
+    r!(
+        "get",
+        "/api/v1/nodes",
+        "Nodes",
+        "any role",
+        None,
+        (200, Some("Nodes"))
+    ),
+    r!(
+        "get",
+        "/api/v1/datastores",
+        "Datastores",
+        "any role",
+        None,
+        (200, Some("Datastores"))
+    ),
+    r!(
+        "get",
+        "/api/v1/sources",
+        "Sources of the projects you can read",
+        "read",
+        None,
+        (200, Some("Sources"))
+    ),
+    r!(
+        "post",
+        "/api/v1/sources",
+        "Add a source",
+        "manage",
+        Some("NewSource"),
+        (201, Some("Source"))
+    ),
+    r!(
+        "get",
+        "/api/v1/sources/{id}",
+        "One source",
+        "read",
+        None,
+        (200, Some("Source"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/sources/{id}",
+        "Remove a source (its restore points stay)",
+        "manage",
+        None,
+        (204, None)
+    ),
+    r!(
+        "post",
+        "/api/v1/sources/{id}/backup",
+        "Back up now",
+        "manage",
+        Some("BackupNow"),
+        (202, Some("Task"))
+    ),
+    r!(
+        "get",
+        "/api/v1/policies",
+        "Policies",
+        "read",
+        None,
+        (200, Some("Policies"))
+    ),
+    r!(
+        "post",
+        "/api/v1/policies",
+        "Add a policy",
+        "manage",
+        Some("NewPolicy"),
+        (201, Some("Policy"))
+    ),
+    r!(
+        "get",
+        "/api/v1/policies/{id}",
+        "One policy",
+        "read",
+        None,
+        (200, Some("Policy"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/policies/{id}",
+        "Remove a policy",
+        "manage",
+        None,
+        (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/tasks",
+        "Tasks, newest first",
+        "read",
+        None,
+        (200, Some("Tasks")),
+        TASK_Q
+    ),
+    r!(
+        "get",
+        "/api/v1/tasks/{id}",
+        "One task with its progress",
+        "read",
+        None,
+        (200, Some("Task"))
+    ),
+    r!(
+        "get",
+        "/api/v1/tasks/{id}/logs",
+        "A task's log",
+        "read",
+        None,
+        (200, Some("TaskLogs"))
+    ),
+    r!(
+        "post",
+        "/api/v1/tasks/{id}/cancel",
+        "Cancel a task",
+        "manage (restore for restores)",
+        None,
+        (200, Some("Cancelled"))
+    ),
+    r!(
+        "get",
+        "/api/v1/restore-points",
+        "Restore points, newest first",
+        "read",
+        None,
+        (200, Some("RestorePoints")),
+        RP_Q
+    ),
+    r!(
+        "get",
+        "/api/v1/restore-points/{id}",
+        "One restore point (id or unique prefix)",
+        "read",
+        None,
+        (200, Some("RestorePoint"))
+    ),
+    r!(
+        "post",
+        "/api/v1/restore-points/{id}/restore",
+        "Restore to a path on the datastore's node",
+        "restore",
+        Some("RestoreRequest"),
+        (202, Some("Task"))
+    ),
+    r!(
+        "get",
+        "/api/v1/audit",
+        "The audit log, newest first",
+        "read-audit",
+        None,
+        (200, Some("Audit")),
+        LIST_Q
+    ),
+];
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": props, "additionalProperties": false})
+}
+
+fn open_obj(props: Value) -> Value {
+    json!({"type": "object", "properties": props})
+}
+
+fn arr(item: &str) -> Value {
+    json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
+}
+
+fn schemas() -> Value {
+    let int = json!({"type": "integer"});
+    let oint = json!({"type": ["integer", "null"]});
+    let s = json!({"type": "string"});
+    let os = json!({"type": ["string", "null"]});
+    let strs = json!({"type": "array", "items": {"type": "string"}});
+    let retention = obj(
+        &[],
+        json!({
+            "keep_last": int, "keep_hourly": int, "keep_daily": int,
+            "keep_weekly": int, "keep_monthly": int, "keep_yearly": int,
+        }),
+    );
+    let role = json!({"type": "object", "properties": {"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project_id": oint}});
+    let user = open_obj(
+        json!({"id": int, "name": s, "disabled": {"type": "boolean"}, "roles": {"type": "array", "items": role}, "created_at": int}),
+    );
+    let token = open_obj(
+        json!({"id": int, "user_id": oint, "node_id": oint, "name": s, "kind": s, "created_at": int, "expires_at": oint, "revoked_at": oint, "last_used_at": oint}),
+    );
+    let source = open_obj(
+        json!({"id": int, "name": s, "kind": s, "path": s, "node_id": int, "project_id": int, "tags": strs, "settings": {}, "policy_id": oint, "assigned_by": s, "created_at": int}),
+    );
+    let policy = open_obj(
+        json!({"id": int, "name": s, "project_id": int, "schedule": s, "backup_window": os, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore_id": int, "priority": int, "match_pattern": os, "match_tags": strs, "rpo_seconds": oint, "enabled": {"type": "boolean"}, "created_at": int}),
+    );
+    let task = open_obj(
+        json!({"id": int, "kind": s, "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}, "project_id": int, "source_id": oint, "policy_id": oint, "datastore_id": oint, "node_id": oint, "params": {}, "priority": int, "slot": oint, "attempt": int, "max_attempts": int, "not_before": int, "lease_until": oint, "cancel_requested": {"type": "boolean"}, "bytes_done": int, "bytes_total": int, "progress": {"type": ["number", "null"]}, "result": {}, "error": os, "created_by": s, "created_at": int, "started_at": oint, "finished_at": oint}),
+    );
+    let rp = open_obj(
+        json!({"id": s, "datastore_id": int, "source_id": oint, "source_name": s, "project_id": int, "kind": s, "time": int, "bytes_total": int, "bytes_added": int, "files": int, "hostname": s, "task_id": oint, "created_at": int}),
+    );
+    let node = open_obj(
+        json!({"id": int, "name": s, "state": s, "embedded": {"type": "boolean"}, "max_tasks": int, "version": s, "last_heartbeat": oint, "created_at": int}),
+    );
+    let ds = open_obj(
+        json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int}),
+    );
+    let project = open_obj(json!({"id": int, "name": s}));
+    let log = open_obj(json!({"seq": int, "time": int, "level": s, "message": s}));
+    let audit = open_obj(
+        json!({"id": int, "time": int, "actor": s, "action": s, "target": s, "remote": s, "result": s, "detail": s}),
+    );
+    let error = json!({"type": "object", "required": ["error", "message"], "properties": {"error": s, "message": s}});
+    json!({
+        "Error": error,
+        "Health": open_obj(json!({"status": s, "catalog_schema": int})),
+        "Text": s,
+        "Object": {"type": "object"},
+        "Login": obj(&["username", "password"], json!({"username": s, "password": s})),
+        "Session": open_obj(json!({"token": s, "token_id": int, "expires_at": int, "user": {"$ref": "#/components/schemas/User"}})),
+        "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int})),
+        "User": user,
+        "Users": arr("User"),
+        "NewUser": obj(&["name"], json!({"name": s, "password": s, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": oint}))}})),
+        "CreatedUser": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "password": s})),
+        "Token": token,
+        "Tokens": arr("Token"),
+        "NewToken": obj(&["name"], json!({"name": s, "expires_in_s": oint})),
+        "CreatedToken": open_obj(json!({"token": s, "info": {"$ref": "#/components/schemas/Token"}})),
+        "Project": project,
+        "Projects": arr("Project"),
+        "NewProject": obj(&["name"], json!({"name": s})),
+        "Node": node,
+        "Nodes": arr("Node"),
+        "Datastore": ds,
+        "Datastores": arr("Datastore"),
+        "Source": source,
+        "Sources": arr("Source"),
+        "NewSource": obj(&["name", "kind", "path"], json!({"name": s, "kind": {"type": "string", "enum": ["files", "image"]}, "path": s, "node": os, "project": oint, "tags": strs, "policy": os})),
+        "BackupNow": obj(&[], json!({"datastore": os})),
+        "Retention": retention,
+        "Policy": policy,
+        "Policies": arr("Policy"),
+        "NewPolicy": obj(&["name", "schedule"], json!({"name": s, "schedule": s, "project": oint, "window": os, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": int, "match_pattern": os, "match_tags": strs, "rpo_s": oint})),
+        "Task": task,
+        "Tasks": arr("Task"),
+        "TaskLog": log,
+        "TaskLogs": arr("TaskLog"),
+        "Cancelled": open_obj(json!({"id": int, "state": s})),
+        "RestorePoint": rp,
+        "RestorePoints": arr("RestorePoint"),
+        "RestoreRequest": obj(&["target"], json!({"target": s, "path": os, "node": os})),
+        "AuditEntry": audit,
+        "Audit": arr("AuditEntry"),
+    })
+}
+
+fn error_response(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(r.summary));
+        op.insert(
+            "description".into(),
+            json!(format!("Permission: {}.", r.permission)),
+        );
+        let mut params = Vec::new();
+        if r.path.contains("{id}") {
+            let t = if r.path.starts_with("/api/v1/restore-points") {
+                "string"
+            } else {
+                "integer"
+            };
+            params
+                .push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": t}}));
+        }
+        for (name, t) in r.query {
+            params.push(
+                json!({"name": name, "in": "query", "required": false, "schema": {"type": t}}),
+            );
+        }
+        if !params.is_empty() {
+            op.insert("parameters".into(), json!(params));
+        }
+        if let Some(req) = r.request {
+            op.insert("requestBody".into(), json!({
+                "required": req != "BackupNow",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}
+            }));
+        }
+        if r.permission != "public" {
+            op.insert("security".into(), json!([{"bearer": []}]));
+        }
+        let mut responses = Map::new();
+        let ok = match r.ok.1 {
+            Some("Text") => {
+                json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
+            }
+            Some(schema) => {
+                json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+            }
+            None => json!({"description": "Done"}),
+        };
+        responses.insert(r.ok.0.to_string(), ok);
+        responses.insert("400".into(), error_response("Malformed request"));
+        if r.permission != "public" {
+            responses.insert(
+                "401".into(),
+                error_response("Not signed in, or the token is unknown, expired or revoked"),
+            );
+            responses.insert("403".into(), error_response("The role does not allow this"));
+        } else if r.path.ends_with("/login") {
+            responses.insert("401".into(), error_response("Wrong user name or password"));
+        }
+        if r.path.contains("{id}") {
+            responses.insert("404".into(), error_response("No such object"));
+        }
+        if r.request.is_some() || r.method != "get" {
+            responses.insert(
+                "409".into(),
+                error_response("Conflicts with existing state"),
+            );
+            responses.insert("413".into(), error_response("Body larger than 1 MiB"));
+            responses.insert("415".into(), error_response("Body is not JSON"));
+            responses.insert("422".into(), error_response("Invalid values"));
+        }
+        op.insert("responses".into(), Value::Object(responses));
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(r.method.into(), Value::Object(op));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Arca API", "version": env!("CARGO_PKG_VERSION"), "description": "Backup and recovery control plane. Sign in with POST /api/v1/auth/login, then send Authorization: Bearer <token>."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}

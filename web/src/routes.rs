@@ -1,0 +1,953 @@
+//! Handlers. Each checks the caller's role for the project concerned,
+//! validates its input, calls the catalog (or control) and, when it
+//! changes something, writes the audit log.
+
+use std::fmt::Write as _;
+
+use arca_catalog::{self as catalog, NewTask, Retention, Role, RoleBinding, TaskState};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{self, Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+type Body<T> = Result<Json<T>, JsonRejection>;
+type Id = Result<Path<i64>, PathRejection>;
+
+/// The caller's IP address, for the audit log.
+pub struct Remote(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(crate::remote(&parts.extensions)))
+    }
+}
+
+/// Run a change and write its outcome to the audit log.
+fn audited<T>(
+    s: &AppState,
+    who: &str,
+    remote: &Remote,
+    action: &str,
+    target: &str,
+    f: impl FnOnce() -> ApiResult<T>,
+) -> ApiResult<T> {
+    let r = f();
+    let (result, detail) = match &r {
+        Ok(_) => ("ok", String::new()),
+        Err(e) => (
+            if e.status == StatusCode::FORBIDDEN {
+                "denied"
+            } else {
+                "failed"
+            },
+            e.message.clone(),
+        ),
+    };
+    if let Err(e) = s
+        .catalog
+        .audit(who, action, target, &remote.0, result, &detail)
+    {
+        return Err(ApiError::internal(format!("audit log: {e}")));
+    }
+    r
+}
+
+fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && !name.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{what} name {name:?} must be 1-128 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-'"),
+        ))
+    }
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+}
+
+fn check_tags(tags: &[String]) -> ApiResult<()> {
+    if tags.len() > 64 {
+        return Err(invalid("at most 64 tags"));
+    }
+    for t in tags {
+        check_name("tag", t)?;
+    }
+    Ok(())
+}
+
+fn changed(s: &AppState) -> ApiResult<()> {
+    arca_control::assign_policies(&s.catalog)?;
+    s.changed.notify_one();
+    Ok(())
+}
+
+// ---- health, metrics, openapi ----
+
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let v = s.catalog.schema_version()?;
+    Ok(Json(json!({"status": "ok", "catalog_schema": v})))
+}
+
+pub async fn metrics(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let c = &s.catalog;
+    let mut out = String::new();
+    out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
+    let counts = c.task_counts()?;
+    for st in ["queued", "running", "succeeded", "failed", "cancelled"] {
+        let n = counts.iter().find(|(k, _)| k == st).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "arca_tasks{{state=\"{st}\"}} {n}");
+    }
+    out += "# HELP arca_restore_points Restore points in the catalog.\n# TYPE arca_restore_points gauge\n";
+    let _ = writeln!(out, "arca_restore_points {}", c.restore_point_count()?);
+    out += "# HELP arca_backup_bytes_added_total Bytes added to datastores by backups (after dedup and compression).\n# TYPE arca_backup_bytes_added_total counter\n";
+    let _ = writeln!(
+        out,
+        "arca_backup_bytes_added_total {}",
+        c.bytes_backed_up()?
+    );
+    out += "# HELP arca_datastore_bytes_used Bytes a datastore uses on disk.\n# TYPE arca_datastore_bytes_used gauge\n";
+    let ds = c.datastores()?;
+    for d in &ds {
+        let _ = writeln!(
+            out,
+            "arca_datastore_bytes_used{{datastore=\"{}\"}} {}",
+            d.name, d.bytes_used
+        );
+    }
+    out += "# HELP arca_datastore_dedup_ratio Logical bytes of all restore points per byte stored.\n# TYPE arca_datastore_dedup_ratio gauge\n";
+    for d in &ds {
+        let r = if d.bytes_used > 0 {
+            d.bytes_logical as f64 / d.bytes_used as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "arca_datastore_dedup_ratio{{datastore=\"{}\"}} {r:.3}",
+            d.name
+        );
+    }
+    out += "# HELP arca_node_up Whether a node is online.\n# TYPE arca_node_up gauge\n";
+    let nodes = c.nodes()?;
+    for n in &nodes {
+        let _ = writeln!(
+            out,
+            "arca_node_up{{node=\"{}\"}} {}",
+            n.name,
+            u8::from(n.state == "online")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP arca_nodes_up Nodes online.\n# TYPE arca_nodes_up gauge\narca_nodes_up {}",
+        nodes.iter().filter(|n| n.state == "online").count()
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
+}
+
+pub async fn openapi_json() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+// ---- auth ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    remote: Remote,
+    body: Body<Login>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    if b.username.len() > 128 || b.password.len() > 1024 {
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    }
+    let user = s.catalog.user_by_name(&b.username)?;
+    let (hash, user) = match user {
+        Some(u) if !u.disabled => (u.password_hash.clone(), Some(u)),
+        // Spend the same time on unknown users.
+        _ => (String::from("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), None),
+    };
+    let pw = b.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    audited(&s, &b.username, &remote, "auth.login", "", || {
+        let user = match (ok, user) {
+            (true, Some(u)) => u,
+            _ => return Err(ApiError::unauthorized("wrong user name or password")),
+        };
+        let (secret, hash) = auth::new_secret();
+        let expires = catalog::now() + auth::SESSION_SECS;
+        let t = s.catalog.add_token(
+            Some(user.id),
+            None,
+            "session",
+            "session",
+            &hash,
+            Some(expires),
+        )?;
+        Ok(Json(
+            json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
+        ))
+    })
+}
+
+pub async fn me(p: Principal) -> Json<Value> {
+    Json(json!({"user": p.user, "token_id": p.token_id}))
+}
+
+// ---- users and tokens ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleIn {
+    role: String,
+    #[serde(default)]
+    project: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    roles: Vec<RoleIn>,
+}
+
+pub async fn list_users(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    p.require(Action::Administer, None)?;
+    Ok(Json(json!(s.catalog.users()?)))
+}
+
+pub async fn get_user(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    if p.user.id != id {
+        p.require(Action::Administer, None)?;
+    }
+    Ok(Json(json!(s.catalog.user(id)?)))
+}
+
+pub async fn add_user(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewUser>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    let target = b.name.clone();
+    let hash_input = b.password.clone();
+    audited(&s, p.name(), &remote, "user.add", &target, || {
+        p.require(Action::Administer, None)?;
+        check_name("user", &b.name)?;
+        let mut roles = Vec::new();
+        for r in &b.roles {
+            let role = Role::parse(&r.role).ok_or_else(|| {
+                invalid(format!(
+                    "unknown role {:?}; roles are admin, operator, restore-only, auditor",
+                    r.role
+                ))
+            })?;
+            roles.push(RoleBinding {
+                role,
+                project_id: r.project,
+            });
+        }
+        let (password, generated) = match &hash_input {
+            Some(pw) if pw.len() >= 8 && pw.len() <= 1024 => (pw.clone(), false),
+            Some(_) => return Err(invalid("password must be 8 to 1024 characters")),
+            None => (auth::random_password(), true),
+        };
+        let hash = auth::hash_password(&password)?;
+        let u = s.catalog.add_user(&b.name, &hash, &roles)?;
+        let mut v = json!({"user": u});
+        if generated {
+            v["password"] = json!(password);
+        }
+        Ok((StatusCode::CREATED, Json(v)))
+    })
+}
+
+pub async fn delete_user(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "user.delete",
+        &id.to_string(),
+        || {
+            p.require(Action::Administer, None)?;
+            if id == p.user.id {
+                return Err(ApiError::conflict("you cannot delete yourself"));
+            }
+            s.catalog.delete_user(id)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    #[serde(default)]
+    expires_in_s: Option<i64>,
+}
+
+pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(s.catalog.tokens_of_user(p.user.id)?)))
+}
+
+pub async fn add_token(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "token.add", &b.name, || {
+        check_name("token", &b.name)?;
+        let expires = match b.expires_in_s {
+            Some(e) if (1..=10 * 366 * 86_400).contains(&e) => Some(catalog::now() + e),
+            Some(_) => {
+                return Err(invalid(
+                    "expires_in_s must be between 1 second and 10 years",
+                ))
+            }
+            None => None,
+        };
+        let (secret, hash) = auth::new_secret();
+        let t = s
+            .catalog
+            .add_token(Some(p.user.id), None, &b.name, "api", &hash, expires)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"token": secret, "info": t})),
+        ))
+    })
+}
+
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "token.revoke",
+        &id.to_string(),
+        || {
+            let t = s.catalog.token(id)?;
+            if t.user_id != Some(p.user.id) {
+                p.require(Action::Administer, None)?;
+            }
+            s.catalog.revoke_token(id)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+}
+
+// ---- projects, nodes, datastores ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    name: String,
+}
+
+pub async fn list_projects(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let all = s.catalog.projects()?;
+    let visible = p.projects(Action::Read);
+    Ok(Json(json!(all
+        .into_iter()
+        .filter(|pr| visible.as_ref().is_none_or(|v| v.contains(&pr.id)))
+        .collect::<Vec<_>>())))
+}
+
+pub async fn add_project(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewProject>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "project.add", &b.name, || {
+        p.require(Action::Administer, None)?;
+        check_name("project", &b.name)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!(s.catalog.add_project(&b.name)?)),
+        ))
+    })
+}
+
+fn any_role(p: &Principal) -> ApiResult<()> {
+    if p.user.roles.is_empty() {
+        Err(ApiError::forbidden(format!("{} has no role", p.name())))
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    any_role(&p)?;
+    Ok(Json(json!(s.catalog.nodes()?)))
+}
+
+pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    any_role(&p)?;
+    Ok(Json(json!(s.catalog.datastores()?)))
+}
+
+// ---- sources ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    name: String,
+    kind: String,
+    path: String,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    project: Option<i64>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let visible = p.projects(Action::Read);
+    let all = s.catalog.sources()?;
+    Ok(Json(json!(all
+        .into_iter()
+        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&x.project_id)))
+        .collect::<Vec<_>>())))
+}
+
+pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let src = s.catalog.source(id)?;
+    p.require(Action::Read, Some(src.project_id))?;
+    Ok(Json(json!(src)))
+}
+
+fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<i64> {
+    let nodes = s.catalog.nodes()?;
+    match name {
+        Some(n) => nodes
+            .iter()
+            .find(|x| x.name == n)
+            .map(|x| x.id)
+            .ok_or_else(|| invalid(format!("unknown node {n:?}"))),
+        None => nodes
+            .iter()
+            .find(|x| x.embedded)
+            .or(nodes.first())
+            .map(|x| x.id)
+            .ok_or_else(|| invalid("no node is registered")),
+    }
+}
+
+pub async fn add_source(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewSource>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    let r = audited(&s, p.name(), &remote, "source.add", &b.name, || {
+        let project = b.project.unwrap_or(1);
+        p.require(Action::Manage, Some(project))?;
+        check_name("source", &b.name)?;
+        check_tags(&b.tags)?;
+        if !matches!(b.kind.as_str(), "files" | "image") {
+            return Err(invalid(format!(
+                "kind {:?}: sources are \"files\" or \"image\"",
+                b.kind
+            )));
+        }
+        if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
+            return Err(invalid("path must be an absolute path on the node"));
+        }
+        let node = node_id(&s, b.node.as_deref())?;
+        let policy = match &b.policy {
+            Some(name) => {
+                let pol = s
+                    .catalog
+                    .policy_by_name(name)?
+                    .ok_or_else(|| invalid(format!("unknown policy {name:?}")))?;
+                if pol.project_id != project {
+                    return Err(invalid("the policy belongs to another project"));
+                }
+                Some(pol.id)
+            }
+            None => None,
+        };
+        let src = s.catalog.add_source(
+            &b.name,
+            &b.kind,
+            &b.path,
+            node,
+            project,
+            &b.tags,
+            &json!({}),
+            policy,
+        )?;
+        changed(&s)?;
+        Ok((StatusCode::CREATED, Json(json!(s.catalog.source(src.id)?))))
+    });
+    r
+}
+
+pub async fn delete_source(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "source.delete",
+        &id.to_string(),
+        || {
+            let src = s.catalog.source(id)?;
+            p.require(Action::Manage, Some(src.project_id))?;
+            s.catalog.delete_source(id)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupNow {
+    #[serde(default)]
+    datastore: Option<String>,
+}
+
+pub async fn backup_now(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    // The body is optional here.
+    let b: BackupNow = if body.iter().all(u8::is_ascii_whitespace) {
+        BackupNow::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("body: {e}")))?
+    };
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "source.backup",
+        &id.to_string(),
+        || {
+            let src = s.catalog.source(id)?;
+            p.require(Action::Manage, Some(src.project_id))?;
+            let ds = match (&b.datastore, src.policy_id) {
+                (Some(name), _) => {
+                    s.catalog
+                        .datastore_by_name(name)?
+                        .ok_or_else(|| invalid(format!("unknown datastore {name:?}")))?
+                        .id
+                }
+                (None, Some(pid)) => s.catalog.policy(pid)?.datastore_id,
+                (None, None) => s
+                    .catalog
+                    .datastores()?
+                    .first()
+                    .map(|d| d.id)
+                    .ok_or_else(|| invalid("no datastore"))?,
+            };
+            let t = s.catalog.add_task(&NewTask {
+                kind: "backup".into(),
+                project_id: src.project_id,
+                source_id: Some(src.id),
+                datastore_id: Some(ds),
+                node_id: Some(src.node_id),
+                params: json!({}),
+                priority: 10,
+                max_attempts: 1,
+                not_before: catalog::now(),
+                created_by: p.name().to_string(),
+                ..Default::default()
+            })?;
+            s.changed.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(json!(t))))
+        },
+    )
+}
+
+// ---- policies ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    name: String,
+    schedule: String,
+    #[serde(default)]
+    project: Option<i64>,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default)]
+    datastore: Option<String>,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    match_pattern: Option<String>,
+    #[serde(default)]
+    match_tags: Vec<String>,
+    #[serde(default)]
+    rpo_s: Option<i64>,
+}
+
+pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let visible = p.projects(Action::Read);
+    let all = s.catalog.policies()?;
+    Ok(Json(json!(all
+        .into_iter()
+        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&x.project_id)))
+        .collect::<Vec<_>>())))
+}
+
+pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let pol = s.catalog.policy(id)?;
+    p.require(Action::Read, Some(pol.project_id))?;
+    Ok(Json(json!(pol)))
+}
+
+pub async fn add_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewPolicy>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "policy.add", &b.name, || {
+        let project = b.project.unwrap_or(1);
+        p.require(Action::Manage, Some(project))?;
+        check_name("policy", &b.name)?;
+        check_tags(&b.match_tags)?;
+        let sched = arca_control::parse_schedule(&b.schedule)?;
+        if let Some(w) = &b.window {
+            arca_control::parse_window(w)?;
+        }
+        if let Some(pat) = &b.match_pattern {
+            if pat.len() > 256 {
+                return Err(invalid("match_pattern is longer than 256 characters"));
+            }
+        }
+        if !(-1000..=1000).contains(&b.priority) {
+            return Err(invalid("priority must be between -1000 and 1000"));
+        }
+        if b.rpo_s.is_some_and(|r| !(60..=366 * 86_400).contains(&r)) {
+            return Err(invalid("rpo_s must be between 60 seconds and a year"));
+        }
+        let ds = match &b.datastore {
+            Some(n) => {
+                s.catalog
+                    .datastore_by_name(n)?
+                    .ok_or_else(|| invalid(format!("unknown datastore {n:?}")))?
+                    .id
+            }
+            None => s
+                .catalog
+                .datastores()?
+                .first()
+                .map(|d| d.id)
+                .ok_or_else(|| invalid("no datastore"))?,
+        };
+        let pol = s.catalog.add_policy(
+            &b.name,
+            project,
+            &sched.to_string(),
+            b.window.as_deref(),
+            &b.retention,
+            ds,
+            b.priority,
+            b.match_pattern.as_deref(),
+            &b.match_tags,
+            b.rpo_s,
+        )?;
+        changed(&s)?;
+        Ok((StatusCode::CREATED, Json(json!(pol))))
+    })
+}
+
+pub async fn delete_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "policy.delete",
+        &id.to_string(),
+        || {
+            let pol = s.catalog.policy(id)?;
+            p.require(Action::Manage, Some(pol.project_id))?;
+            s.catalog.delete_policy(id)?;
+            changed(&s)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+}
+
+// ---- tasks ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    since: Option<i64>,
+    #[serde(default)]
+    until: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+fn page(q: &ListQuery) -> ApiResult<(i64, i64)> {
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::bad_request(
+            "limit must be 1..=1000 and offset >= 0",
+        ));
+    }
+    Ok((limit, offset))
+}
+
+pub async fn list_tasks(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let (limit, offset) = page(&q)?;
+    let state = match &q.state {
+        Some(st) => Some(
+            TaskState::parse(st)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown state {st:?}")))?,
+        ),
+        None => None,
+    };
+    let visible = p.projects(Action::Read);
+    Ok(Json(json!(s.catalog.tasks(
+        state,
+        visible.as_deref(),
+        limit,
+        offset
+    )?)))
+}
+
+pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let t = s.catalog.task(id)?;
+    p.require(Action::Read, Some(t.project_id))?;
+    Ok(Json(json!(t)))
+}
+
+pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let t = s.catalog.task(id)?;
+    p.require(Action::Read, Some(t.project_id))?;
+    Ok(Json(json!(s.catalog.task_logs(id)?)))
+}
+
+pub async fn cancel_task(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "task.cancel",
+        &id.to_string(),
+        || {
+            let t = s.catalog.task(id)?;
+            let action = if t.kind == "restore" {
+                Action::Restore
+            } else {
+                Action::Manage
+            };
+            p.require(action, Some(t.project_id))?;
+            let state = s.catalog.cancel_task(id).map_err(|e| match e {
+                catalog::Error::Invalid(m) => ApiError::conflict(m),
+                e => e.into(),
+            })?;
+            Ok(Json(json!({"id": id, "state": state})))
+        },
+    )
+}
+
+// ---- restore points ----
+
+pub async fn list_restore_points(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let (limit, offset) = page(&q)?;
+    let f = catalog::RestorePointFilter {
+        source: q.source.clone(),
+        project_ids: p.projects(Action::Read),
+        kind: q.kind.clone(),
+        since: q.since,
+        until: q.until,
+        limit,
+        offset,
+    };
+    Ok(Json(json!(s.catalog.restore_points(&f)?)))
+}
+
+fn restore_point(s: &AppState, id: &str) -> ApiResult<catalog::RestorePoint> {
+    s.catalog.restore_point(id).map_err(|e| match e {
+        catalog::Error::Invalid(m) => ApiError::bad_request(m),
+        e => e.into(),
+    })
+}
+
+pub async fn get_restore_point(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let rp = restore_point(&s, &id)?;
+    p.require(Action::Read, Some(rp.project_id))?;
+    Ok(Json(json!(rp)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreReq {
+    target: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+}
+
+pub async fn restore(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Result<Path<String>, PathRejection>,
+    body: Body<RestoreReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "restore", &id, || {
+        let rp = restore_point(&s, &id)?;
+        p.require(Action::Restore, Some(rp.project_id))?;
+        if !b.target.starts_with('/') || b.target.len() > 4096 || b.target.contains('\0') {
+            return Err(invalid("target must be an absolute path on the node"));
+        }
+        let ds = s.catalog.datastore(rp.datastore_id)?;
+        let node = match &b.node {
+            Some(n) => node_id(&s, Some(n))?,
+            None => ds.node_id,
+        };
+        if node != ds.node_id {
+            return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
+        }
+        let t = s.catalog.add_task(&NewTask {
+            kind: "restore".into(),
+            project_id: rp.project_id,
+            source_id: None,
+            datastore_id: Some(rp.datastore_id),
+            node_id: Some(node),
+            params: json!({"restore_point": rp.id, "target": b.target, "path": b.path}),
+            priority: 20,
+            max_attempts: 1,
+            not_before: catalog::now(),
+            created_by: p.name().to_string(),
+            ..Default::default()
+        })?;
+        s.changed.notify_one();
+        Ok((StatusCode::ACCEPTED, Json(json!(t))))
+    })
+}
+
+// ---- audit ----
+
+pub async fn audit_log(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let (limit, offset) = page(&q)?;
+    p.require(Action::ReadAudit, None)?;
+    Ok(Json(json!(s.catalog.audit_log(limit, offset)?)))
+}
