@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded fuzzing of arca-repo's decoders of untrusted bytes (fuzz/, cargo-fuzz).
+# Bounded fuzzing of the parsers of untrusted input (arca-repo decoders, arca-calendar expressions; fuzz/, cargo-fuzz).
 #
 #   FUZZ_RUNS       iterations per target (default -1: until FUZZ_TIME)
 #   FUZZ_TIME       seconds per target at most (default 30)
