@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build (once) and run the arca binary: `bash scripts/arca.sh <args>`.
+# Without arguments it runs the all-in-one server (`arca server`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/arca-target}"
@@ -10,4 +11,5 @@ if ! dpkg -s clang libclang-dev >/dev/null 2>&1; then
         { sleep 5; $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev; }
 fi
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p arca-tools >&2
+if [ $# -eq 0 ]; then set -- server; fi
 exec "$CARGO_TARGET_DIR/release/arca" "$@"

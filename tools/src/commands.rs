@@ -119,7 +119,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Backup(BackupCmd::Now { source }) => crate::client::backup_now(&cli, source),
         Command::Backup(cmd) => backup(&cli, cmd),
+        Command::Login {
+            user,
+            password_file,
+        } => crate::client::login(&cli, user, password_file.as_deref()),
+        Command::Source(c) => crate::client::source(&cli, c),
+        Command::Policy(c) => crate::client::policy(&cli, c),
+        Command::Task(c) => crate::client::task(&cli, c),
         Command::Server { data_dir, listen } => crate::server::run(data_dir, listen),
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
@@ -159,9 +167,28 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Restore {
             snapshot,
             target,
+            to,
+            node,
+            path,
+            source: _,
+        } if cli.server.is_some() => {
+            let to = match (to, target) {
+                (Some(t), _) => t.clone(),
+                (None, Some(t)) => t.display().to_string(),
+                (None, None) => bail!("give the path on the node with --to"),
+            };
+            crate::client::restore(&cli, snapshot, &to, path.as_deref(), node.as_deref())
+        }
+        Command::Restore {
+            snapshot,
+            target,
             path,
             source,
+            ..
         } => {
+            let target = target
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("give TARGET (or --server and --to)"))?;
             let ds = open(&cli, true)?;
             let snap = ds.resolve_snapshot(snapshot, source.as_deref())?;
             let progress = Arc::new(Progress::default());
@@ -345,6 +372,7 @@ fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
     let (path, common) = match cmd {
         BackupCmd::Files { dir, common } => (dir, common),
         BackupCmd::Image { file, common, .. } => (file, common),
+        BackupCmd::Now { .. } => bail!("`backup now` needs --server"),
     };
     // Start reading the tree's metadata now, overlapping the key derivation
     // and the index open; stops when dropped at the end of this function.
@@ -387,6 +415,7 @@ fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
             };
             image::backup(&ds, file, &opts, &progress)?
         }
+        BackupCmd::Now { .. } => bail!("`backup now` needs --server"),
     };
     drop(bar);
     for w in &out.warnings {

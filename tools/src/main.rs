@@ -1,6 +1,7 @@
 //! `arca`: the command-line tool. Thin: parses arguments, opens the
 //! datastore, calls the library crates, prints text or JSON.
 
+mod client;
 mod commands;
 mod progress;
 mod server;
@@ -26,6 +27,13 @@ pub struct Cli {
     /// Print one JSON document on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// An Arca server: `login`, `source`, `policy`, `task`, `backup now`
+    /// and `restore --to` then go through its API.
+    #[arg(long, global = true, env = "ARCA_SERVER")]
+    server: Option<String>,
+    /// API token (else the one `arca login` saved).
+    #[arg(long, global = true, env = "ARCA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,9 +69,17 @@ enum Command {
         source: Option<String>,
     },
     /// Restore a snapshot: a tree into a directory, an image into a file.
+    /// With --server, the server's node restores the restore point to --to.
     Restore {
         snapshot: String,
-        target: PathBuf,
+        #[arg(required_unless_present = "to")]
+        target: Option<PathBuf>,
+        /// Through the server: the path on the node to restore to.
+        #[arg(long, requires = "server")]
+        to: Option<String>,
+        /// Through the server: the node to run on (default: the datastore's).
+        #[arg(long, requires = "server")]
+        node: Option<String>,
         /// Only this file or directory of a tree snapshot.
         #[arg(long)]
         path: Option<String>,
@@ -92,6 +108,96 @@ enum Command {
     /// Manage the index.
     #[command(subcommand)]
     Index(IndexCmd),
+    /// Sign in to a server and save the session token.
+    Login {
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Read the password from this file (else ARCA_PASSWORD or stdin).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Sources on a server.
+    #[command(subcommand)]
+    Source(SourceCmd),
+    /// Policies on a server.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Tasks on a server.
+    #[command(subcommand)]
+    Task(TaskCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCmd {
+    /// Add a source: `files NAME PATH` or `image NAME PATH`.
+    Add {
+        kind: String,
+        name: String,
+        path: String,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Add a policy.
+    Add {
+        name: String,
+        /// e.g. "daily", "every 15m", "Mon..Fri 22:00".
+        #[arg(long)]
+        schedule: String,
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long)]
+        datastore: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// Assign sources whose name matches this glob.
+        #[arg(long = "match")]
+        match_pattern: Option<String>,
+        /// Assign sources with this tag.
+        #[arg(long = "match-tag")]
+        match_tags: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+        #[arg(long)]
+        project: Option<i64>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCmd {
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    Show {
+        id: i64,
+    },
+    Cancel {
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +226,8 @@ enum BackupCmd {
         #[command(flatten)]
         common: BackupArgs,
     },
+    /// Through a server: back up one of its sources now.
+    Now { source: String },
     /// Back up a raw disk image (file or block device).
     Image {
         file: PathBuf,

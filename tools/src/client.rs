@@ -1,0 +1,348 @@
+//! The CLI against an `arca server` (`--server`/`ARCA_SERVER`,
+//! `--token`/`ARCA_TOKEN`). `arca login` saves the session token in
+//! `$XDG_CONFIG_HOME/arca/token` (else `~/.config/arca/token`, mode 0600),
+//! which later commands use when no token is given.
+
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::{Cli, PolicyCmd, SourceCmd, TaskCmd};
+
+fn token_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("arca/token"))
+}
+
+fn server(cli: &Cli) -> Result<String> {
+    let s = cli
+        .server
+        .as_deref()
+        .ok_or_else(|| anyhow!("this command needs --server URL (or ARCA_SERVER)"))?;
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+fn token(cli: &Cli) -> Result<String> {
+    if let Some(t) = &cli.token {
+        return Ok(t.clone());
+    }
+    let f = token_file().ok_or_else(|| anyhow!("no token: give --token or run `arca login`"))?;
+    Ok(std::fs::read_to_string(&f)
+        .with_context(|| {
+            format!(
+                "no token: give --token or run `arca login` ({})",
+                f.display()
+            )
+        })?
+        .trim()
+        .to_string())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Call the API; a non-2xx answer becomes an error with the server's message.
+fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    let url = format!("{}/api/v1{path}", server(cli)?);
+    let auth = format!("Bearer {}", token(cli)?);
+    let a = agent();
+    let resp = match (method, body) {
+        ("GET", _) => a.get(&url).header("authorization", &auth).call(),
+        ("POST", Some(b)) => a.post(&url).header("authorization", &auth).send_json(b),
+        ("POST", None) => a.post(&url).header("authorization", &auth).send_empty(),
+        ("DELETE", _) => a.delete(&url).header("authorization", &auth).call(),
+        (m, _) => bail!("unsupported method {m}"),
+    }
+    .with_context(|| format!("calling {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.into_body().read_json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "server: {} ({})",
+            v["message"].as_str().unwrap_or("no message"),
+            status
+        );
+    }
+    Ok(v)
+}
+
+fn show(cli: &Cli, v: &Value, text: impl FnOnce(&Value) -> String) -> Result<u8> {
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        println!("{}", text(v));
+    }
+    Ok(0)
+}
+
+pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> {
+    let password = match password_file {
+        Some(f) => std::fs::read_to_string(f)?
+            .trim_end_matches('\n')
+            .to_string(),
+        None => match std::env::var("ARCA_PASSWORD") {
+            Ok(p) => p,
+            Err(_) => {
+                eprint!("password for {user}: ");
+                let mut l = String::new();
+                std::io::stdin().lock().read_line(&mut l)?;
+                l.trim_end_matches(['\r', '\n']).to_string()
+            }
+        },
+    };
+    let url = format!("{}/api/v1/auth/login", server(cli)?);
+    let resp = agent()
+        .post(&url)
+        .send_json(json!({"username": user, "password": password}))
+        .with_context(|| format!("calling {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.into_body().read_json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "sign-in failed: {}",
+            v["message"].as_str().unwrap_or("no message")
+        );
+    }
+    let t = v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no token in the answer"))?;
+    if let Some(f) = token_file() {
+        if let Some(d) = f.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let _ = std::fs::remove_file(&f);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&f)
+            .with_context(|| format!("saving the token to {}", f.display()))?;
+        out.write_all(t.as_bytes())?;
+        eprintln!(
+            "signed in as {user}; token saved to {} (valid 12 hours)",
+            f.display()
+        );
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"token": t, "expires_at": v["expires_at"]}))?
+        );
+    }
+    Ok(0)
+}
+
+pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
+    match c {
+        SourceCmd::Add {
+            kind,
+            name,
+            path,
+            node,
+            project,
+            tags,
+            policy,
+        } => {
+            let v = call(
+                cli,
+                "POST",
+                "/sources",
+                Some(json!({
+                    "name": name, "kind": kind, "path": path, "node": node,
+                    "project": project, "tags": tags, "policy": policy,
+                })),
+            )?;
+            show(cli, &v, |v| {
+                format!(
+                    "source {} added (id {}, policy {})",
+                    v["name"], v["id"], v["policy_id"]
+                )
+            })
+        }
+        SourceCmd::List => {
+            let v = call(cli, "GET", "/sources", None)?;
+            show(cli, &v, |v| {
+                let mut out = String::new();
+                for s in v.as_array().into_iter().flatten() {
+                    out += &format!(
+                        "{:>4}  {:<20} {:<6} {:<30} policy {}\n",
+                        s["id"],
+                        s["name"].as_str().unwrap_or(""),
+                        s["kind"].as_str().unwrap_or(""),
+                        s["path"].as_str().unwrap_or(""),
+                        s["policy_id"]
+                    );
+                }
+                out.trim_end().to_string()
+            })
+        }
+    }
+}
+
+pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
+    match c {
+        PolicyCmd::Add {
+            name,
+            schedule,
+            window,
+            datastore,
+            priority,
+            match_pattern,
+            match_tags,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            project,
+        } => {
+            let v = call(
+                cli,
+                "POST",
+                "/policies",
+                Some(json!({
+                    "name": name, "schedule": schedule, "window": window, "datastore": datastore,
+                    "priority": priority, "match_pattern": match_pattern, "match_tags": match_tags,
+                    "project": project,
+                    "retention": {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
+                                  "keep_weekly": keep_weekly, "keep_monthly": keep_monthly, "keep_yearly": keep_yearly},
+                })),
+            )?;
+            show(cli, &v, |v| {
+                format!(
+                    "policy {} added (id {}, schedule {})",
+                    v["name"], v["id"], v["schedule"]
+                )
+            })
+        }
+        PolicyCmd::List => {
+            let v = call(cli, "GET", "/policies", None)?;
+            show(cli, &v, |v| {
+                let mut out = String::new();
+                for p in v.as_array().into_iter().flatten() {
+                    out += &format!(
+                        "{:>4}  {:<20} {:<24} priority {}\n",
+                        p["id"],
+                        p["name"].as_str().unwrap_or(""),
+                        p["schedule"].as_str().unwrap_or(""),
+                        p["priority"]
+                    );
+                }
+                out.trim_end().to_string()
+            })
+        }
+    }
+}
+
+fn task_line(t: &Value) -> String {
+    let progress = t["progress"]
+        .as_f64()
+        .map(|p| format!("{p:.0}%"))
+        .unwrap_or_default();
+    format!(
+        "{:>6}  {:<8} {:<10} {:>5}  {}{}",
+        t["id"],
+        t["kind"].as_str().unwrap_or(""),
+        t["state"].as_str().unwrap_or(""),
+        progress,
+        t["created_by"].as_str().unwrap_or(""),
+        t["error"]
+            .as_str()
+            .map(|e| format!("  error: {e}"))
+            .unwrap_or_default()
+    )
+}
+
+pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
+    match c {
+        TaskCmd::List { state, limit } => {
+            let q = match state {
+                Some(s) => format!("/tasks?limit={limit}&state={s}"),
+                None => format!("/tasks?limit={limit}"),
+            };
+            let v = call(cli, "GET", &q, None)?;
+            show(cli, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(task_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        TaskCmd::Show { id } => {
+            let t = call(cli, "GET", &format!("/tasks/{id}"), None)?;
+            let logs = call(cli, "GET", &format!("/tasks/{id}/logs"), None)?;
+            let v = json!({"task": t, "logs": logs});
+            show(cli, &v, |v| {
+                let mut out = task_line(&v["task"]);
+                if !v["task"]["result"].is_null() {
+                    out += &format!("\nresult: {}", v["task"]["result"]);
+                }
+                for l in v["logs"].as_array().into_iter().flatten() {
+                    out += &format!(
+                        "\n  {} {:<5} {}",
+                        l["time"],
+                        l["level"].as_str().unwrap_or(""),
+                        l["message"].as_str().unwrap_or("")
+                    );
+                }
+                out
+            })
+        }
+        TaskCmd::Cancel { id } => {
+            let v = call(cli, "POST", &format!("/tasks/{id}/cancel"), None)?;
+            show(cli, &v, |v| format!("task {} is {}", v["id"], v["state"]))
+        }
+    }
+}
+
+fn source_id(cli: &Cli, name: &str) -> Result<i64> {
+    let all = call(cli, "GET", "/sources", None)?;
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["id"].as_i64())
+        .ok_or_else(|| anyhow!("no source named {name:?} on the server"))
+}
+
+pub fn backup_now(cli: &Cli, source: &str) -> Result<u8> {
+    let id = source_id(cli, source)?;
+    let v = call(cli, "POST", &format!("/sources/{id}/backup"), None)?;
+    show(cli, &v, |v| {
+        format!("backup of {source} queued as task {}", v["id"])
+    })
+}
+
+pub fn restore(
+    cli: &Cli,
+    rp: &str,
+    to: &str,
+    path: Option<&str>,
+    node: Option<&str>,
+) -> Result<u8> {
+    let v = call(
+        cli,
+        "POST",
+        &format!("/restore-points/{rp}/restore"),
+        Some(json!({"target": to, "path": path, "node": node})),
+    )?;
+    show(cli, &v, |v| {
+        format!(
+            "restore queued as task {} (follow it with `arca task show {}`)",
+            v["id"], v["id"]
+        )
+    })
+}
