@@ -294,3 +294,102 @@ fn scheduled_backups_restore_and_restart() {
     slots.dedup();
     assert_eq!(slots.len(), n, "a slot was queued twice");
 }
+
+/// The CLI against the server: login, source, policy, backup now, task,
+/// restore --to.
+#[test]
+fn cli_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("f.txt"), common::text_bytes(100_000, 9)).unwrap();
+    let (srv, _) = Server::start(&data);
+    let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let cfg = dir.path().join("cfg");
+    let arca = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_SERVER", &srv.url)
+            .env("XDG_CONFIG_HOME", &cfg)
+            .env("ARCA_PASSWORD", pw.trim())
+            .env_remove("ARCA_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = arca(&["login"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = arca(&[
+        "source",
+        "add",
+        "files",
+        "docs",
+        tree.to_str().unwrap(),
+        "--tag",
+        "x",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = arca(&[
+        "policy",
+        "add",
+        "p",
+        "--schedule",
+        "Mon..Fri 22:00",
+        "--match-tag",
+        "x",
+        "--keep-last",
+        "5",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = arca(&["policy", "add", "bad", "--schedule", "Mon..Fri 25:00"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("hour 25 is out of range"), "{out}");
+    let (code, out) = arca(&["--json", "backup", "now", "docs"]);
+    assert_eq!(code, Some(0), "{out}");
+    let task: Value = serde_json::from_str(&out).unwrap();
+    let id = task["id"].as_i64().unwrap().to_string();
+    wait_for("the backup", 60, || {
+        arca(&["--json", "task", "show", &id])
+            .1
+            .contains("\"succeeded\"")
+    });
+    let (_, out) = arca(&["--json", "task", "show", &id]);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    let snap = shown["task"]["result"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = dir.path().join("restored");
+    let (code, out) = arca(&[
+        "--json",
+        "restore",
+        &snap[..12],
+        "--to",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let rid = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    wait_for("the restore", 60, || {
+        arca(&["--json", "task", "show", &rid])
+            .1
+            .contains("\"succeeded\"")
+    });
+    common::assert_same_tree(&tree, &target);
+    // A revoked or bogus token is refused with a clear message.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["task", "list"])
+        .env("ARCA_SERVER", &srv.url)
+        .env("ARCA_TOKEN", "arca_0000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
+}
