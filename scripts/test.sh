@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: system packages, formatting, lints, unit/property
-# and end-to-end tests, and bounded fuzzing. Works on a fresh Debian 12
+# and end-to-end tests, schemathesis against the API, and bounded fuzzing. Works on a fresh Debian 12
 # machine; reuses a cargo target directory outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,8 @@ echo "== cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --release --workspace
+echo "== schemathesis against the served OpenAPI document"
+bash .ci/schemathesis.sh
 if [ -x .ci/fuzz.sh ] || [ -f .ci/fuzz.sh ]; then
     echo "== fuzz (bounded)"
     bash .ci/fuzz.sh

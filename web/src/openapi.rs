@@ -341,11 +341,17 @@ fn schemas() -> Value {
     let s = json!({"type": "string"});
     let os = json!({"type": ["string", "null"]});
     let strs = json!({"type": "array", "items": {"type": "string"}});
+    // Request-side constraints, the same as the handlers check.
+    let name = json!({"type": "string", "pattern": "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$"});
+    let tags = json!({"type": "array", "maxItems": 64, "items": name});
+    let abs_path = json!({"type": "string", "pattern": "^/[^\\u0000]*$", "maxLength": 4096});
+    let oname = json!({"anyOf": [name, {"type": "null"}]});
+    let count = json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64});
     let retention = obj(
         &[],
         json!({
-            "keep_last": int, "keep_hourly": int, "keep_daily": int,
-            "keep_weekly": int, "keep_monthly": int, "keep_yearly": int,
+            "keep_last": count, "keep_hourly": count, "keep_daily": count,
+            "keep_weekly": count, "keep_monthly": count, "keep_yearly": count,
         }),
     );
     let role = json!({"type": "object", "properties": {"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project_id": oint}});
@@ -389,27 +395,27 @@ fn schemas() -> Value {
         "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int})),
         "User": user,
         "Users": arr("User"),
-        "NewUser": obj(&["name"], json!({"name": s, "password": s, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": oint}))}})),
+        "NewUser": obj(&["name"], json!({"name": name, "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": {"type": ["integer", "null"], "minimum": 1}}))}})),
         "CreatedUser": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "password": s})),
         "Token": token,
         "Tokens": arr("Token"),
-        "NewToken": obj(&["name"], json!({"name": s, "expires_in_s": oint})),
+        "NewToken": obj(&["name"], json!({"name": name, "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 316224000}})),
         "CreatedToken": open_obj(json!({"token": s, "info": {"$ref": "#/components/schemas/Token"}})),
         "Project": project,
         "Projects": arr("Project"),
-        "NewProject": obj(&["name"], json!({"name": s})),
+        "NewProject": obj(&["name"], json!({"name": name})),
         "Node": node,
         "Nodes": arr("Node"),
         "Datastore": ds,
         "Datastores": arr("Datastore"),
         "Source": source,
         "Sources": arr("Source"),
-        "NewSource": obj(&["name", "kind", "path"], json!({"name": s, "kind": {"type": "string", "enum": ["files", "image"]}, "path": s, "node": os, "project": oint, "tags": strs, "policy": os})),
-        "BackupNow": obj(&[], json!({"datastore": os})),
+        "NewSource": obj(&["name", "kind", "path"], json!({"name": name, "kind": {"type": "string", "enum": ["files", "image"]}, "path": abs_path, "node": os, "project": {"type": ["integer", "null"], "minimum": 1}, "tags": tags, "policy": os})),
+        "BackupNow": obj(&[], json!({"datastore": oname})),
         "Retention": retention,
         "Policy": policy,
         "Policies": arr("Policy"),
-        "NewPolicy": obj(&["name", "schedule"], json!({"name": s, "schedule": s, "project": oint, "window": os, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": int, "match_pattern": os, "match_tags": strs, "rpo_s": oint})),
+        "NewPolicy": obj(&["name", "schedule"], json!({"name": name, "schedule": {"type": "string", "maxLength": 256, "description": "every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC)"}, "project": {"type": ["integer", "null"], "minimum": 1}, "window": {"type": ["string", "null"], "maxLength": 256}, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": {"type": "integer", "minimum": -1000, "maximum": 1000}, "match_pattern": {"type": ["string", "null"], "maxLength": 256}, "match_tags": tags, "rpo_s": {"type": ["integer", "null"], "minimum": 60, "maximum": 31622400}})),
         "Task": task,
         "Tasks": arr("Task"),
         "TaskLog": log,
@@ -417,7 +423,7 @@ fn schemas() -> Value {
         "Cancelled": open_obj(json!({"id": int, "state": s})),
         "RestorePoint": rp,
         "RestorePoints": arr("RestorePoint"),
-        "RestoreRequest": obj(&["target"], json!({"target": s, "path": os, "node": os})),
+        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os})),
         "AuditEntry": audit,
         "Audit": arr("AuditEntry"),
     })
