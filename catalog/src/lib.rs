@@ -1088,6 +1088,63 @@ impl Catalog {
 
     // ---- tasks ----
 
+    /// Queue many tasks in one transaction (the scheduler's tick); tasks
+    /// whose (policy, source, slot) exists already are skipped. Returns the
+    /// ids of the new ones, in order (`None` for skipped).
+    pub fn add_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Option<i64>>> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(tasks.len());
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO tasks (kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, max_attempts, not_before, created_by, created_at)
+                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (policy_id, source_id, slot) DO NOTHING",
+            )?;
+            let now = now();
+            for t in tasks {
+                let n = st
+                    .execute(params![
+                        t.kind,
+                        t.project_id,
+                        t.source_id,
+                        t.policy_id,
+                        t.datastore_id,
+                        t.node_id,
+                        t.params.to_string(),
+                        t.priority,
+                        t.slot,
+                        t.max_attempts.max(1),
+                        t.not_before,
+                        t.created_by,
+                        now
+                    ])
+                    .map_err(unique("task"))?;
+                out.push((n > 0).then(|| tx.last_insert_rowid()));
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Set many policy assignments in one transaction.
+    pub fn assign_policies_many(&self, changes: &[(i64, Option<i64>, &str)]) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "UPDATE sources SET policy_id = ?2, assigned_by = ?3 WHERE id = ?1",
+            )?;
+            for (source, policy, by) in changes {
+                let by = if policy.is_some() { *by } else { "none" };
+                st.execute(params![source, policy, by])
+                    .map_err(unique("policy assignment"))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Queue a task. A scheduled task whose (policy, source, slot) exists
     /// already is not queued again: returns `Ok(None)`.
     pub fn add_task(&self, t: &NewTask) -> Result<Option<Task>> {
@@ -1344,6 +1401,19 @@ impl Catalog {
         )?)
     }
 
+    /// The newest queued slot of every (policy, source) pair, in one query
+    /// (the scheduler's per-tick read; served from the unique index).
+    pub fn last_slots(&self) -> Result<std::collections::HashMap<(i64, i64), i64>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT policy_id, source_id, MAX(slot) FROM tasks
+             WHERE policy_id IS NOT NULL AND source_id IS NOT NULL AND slot IS NOT NULL
+             GROUP BY policy_id, source_id",
+        )?;
+        let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Task counts by state, for metrics.
     pub fn task_counts(&self) -> Result<Vec<(String, i64)>> {
         let db = self.db();
@@ -1466,6 +1536,15 @@ impl Catalog {
             [],
             |r| r.get(0),
         )?)
+    }
+
+    /// Move every policy's and source's creation time `secs` into the past
+    /// (benchmarks and tests of schedules that started earlier).
+    pub fn backdate_for_bench(&self, secs: i64) -> Result<()> {
+        let db = self.db();
+        db.execute("UPDATE policies SET created_at = created_at - ?1", [secs])?;
+        db.execute("UPDATE sources SET created_at = created_at - ?1", [secs])?;
+        Ok(())
     }
 
     // ---- audit ----

@@ -78,25 +78,36 @@ fn matches(p: &Policy, s: &Source) -> bool {
 pub fn assign_policies(c: &Catalog) -> Result<usize> {
     let mut policies = c.policies()?;
     policies.sort_by_key(|p| (-p.priority, p.id));
-    let mut changed = 0;
+    let mut changes = Vec::new();
     for s in c.sources()? {
         if s.assigned_by == "explicit" {
             continue;
         }
         let want = policies.iter().find(|p| matches(p, &s)).map(|p| p.id);
         if want != s.policy_id {
-            c.assign_policy(s.id, want, "rule")?;
-            changed += 1;
+            changes.push((s.id, want, "rule"));
         }
     }
-    Ok(changed)
+    c.assign_policies_many(&changes)?;
+    Ok(changes.len())
 }
 
-/// Queue the due backups at `now`. Returns the new tasks.
-pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Task>> {
+/// A backup the scheduler queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queued {
+    pub task_id: i64,
+    pub source_id: i64,
+    pub policy_id: i64,
+    pub slot: i64,
+    pub not_before: i64,
+}
+
+/// Queue the due backups at `now`, in one transaction. Returns them.
+pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
     let policies: HashMap<i64, Policy> = c.policies()?.into_iter().map(|p| (p.id, p)).collect();
     let mut parsed: HashMap<i64, Option<(Schedule, Option<Window>)>> = HashMap::new();
-    let mut out = Vec::new();
+    let last_slots = c.last_slots()?;
+    let mut due = Vec::new();
     for s in c.sources()? {
         let Some(p) = s.policy_id.and_then(|id| policies.get(&id)) else {
             continue;
@@ -122,14 +133,17 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Task>> {
         if slot < p.created_at.max(s.created_at) {
             continue;
         }
-        if c.last_slot(p.id, s.id)?.is_some_and(|last| last >= slot) {
+        if last_slots
+            .get(&(p.id, s.id))
+            .is_some_and(|&last| last >= slot)
+        {
             continue;
         }
         let not_before = match window {
             Some(w) => w.next_open(at(now)).map_or(now, ts),
             None => now,
         };
-        let t = c.add_task(&NewTask {
+        due.push(NewTask {
             kind: "backup".into(),
             project_id: s.project_id,
             source_id: Some(s.id),
@@ -142,10 +156,22 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Task>> {
             max_attempts: 3,
             not_before,
             created_by: format!("policy {}", p.name),
-        })?;
-        out.extend(t);
+        });
     }
-    Ok(out)
+    let ids = c.add_tasks(&due)?;
+    Ok(due
+        .into_iter()
+        .zip(ids)
+        .filter_map(|(t, id)| {
+            Some(Queued {
+                task_id: id?,
+                source_id: t.source_id?,
+                policy_id: t.policy_id?,
+                slot: t.slot?,
+                not_before: t.not_before,
+            })
+        })
+        .collect())
 }
 
 /// Delay before retry number `attempt` (1-based): 30 s doubling, ≤ 1 h.

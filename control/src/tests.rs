@@ -87,15 +87,15 @@ fn each_slot_runs_once_and_downtime_runs_the_newest_once() {
     let t0 = (catalog::now() / 10 + 1) * 10; // a slot boundary after creation
     let first = schedule_due(&c, t0 + 3).unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].slot, Some(t0));
+    assert_eq!(first[0].slot, t0);
     // Same slot again, as after a restart: nothing new.
     assert!(schedule_due(&c, t0 + 9).unwrap().is_empty());
     // Next slot.
-    assert_eq!(schedule_due(&c, t0 + 10).unwrap()[0].slot, Some(t0 + 10));
+    assert_eq!(schedule_due(&c, t0 + 10).unwrap()[0].slot, t0 + 10);
     // Down for an hour: only the newest missed slot is queued.
     let after = schedule_due(&c, t0 + 3605).unwrap();
     assert_eq!(after.len(), 1);
-    assert_eq!(after[0].slot, Some(t0 + 3600));
+    assert_eq!(after[0].slot, t0 + 3600);
     assert_eq!(
         c.tasks(Some(TaskState::Queued), None, 100, 0)
             .unwrap()
