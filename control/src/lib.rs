@@ -174,6 +174,51 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
         .collect())
 }
 
+/// Rebuild the catalog's restore points of one datastore from the
+/// datastore itself (datastores describe themselves). Snapshots already
+/// listed are left alone. A snapshot of a source the catalog knows joins
+/// that source and its project; others go to project 1 under their source
+/// name. Returns how many restore points were added.
+pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize> {
+    let before = c.restore_point_count()?;
+    let snaps = ds
+        .snapshots()
+        .map_err(|e| Error::Invalid(format!("reading the datastore: {e}")))?;
+    let mut sources: HashMap<String, Option<Source>> = HashMap::new();
+    for snap in snaps {
+        let m = &snap.manifest;
+        let src = match sources.get(&m.source) {
+            Some(s) => s.clone(),
+            None => {
+                let s = c.source_by_name(&m.source)?;
+                sources.insert(m.source.clone(), s.clone());
+                s
+            }
+        };
+        let st = m.stats.clone().unwrap_or_default();
+        c.add_restore_point(&RestorePoint {
+            id: snap.id.to_hex(),
+            datastore_id: ds_id,
+            source_id: src.as_ref().map(|s| s.id),
+            source_name: m.source.clone(),
+            project_id: src.as_ref().map_or(1, |s| s.project_id),
+            kind: if snap.is_image() {
+                "image".into()
+            } else {
+                "files".into()
+            },
+            time: snap.time().timestamp(),
+            bytes_total: st.bytes_total as i64,
+            bytes_added: st.bytes_added as i64,
+            files: st.files as i64,
+            hostname: m.hostname.clone(),
+            task_id: None,
+            created_at: catalog::now(),
+        })?;
+    }
+    Ok((c.restore_point_count()? - before).max(0) as usize)
+}
+
 /// Delay before retry number `attempt` (1-based): 30 s doubling, ≤ 1 h.
 pub fn backoff_secs(attempt: i64) -> i64 {
     (30i64 << attempt.clamp(1, 8).saturating_sub(1)).min(3600)

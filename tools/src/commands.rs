@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::progress::{steps, Bar};
 use crate::{BackupArgs, BackupCmd, Cli, Command, DatastoreCmd, IndexCmd, PruneArgs, EXIT_DAMAGE};
 
-fn passphrase(cli: &Cli) -> Result<Option<Vec<u8>>> {
+pub(crate) fn passphrase(cli: &Cli) -> Result<Option<Vec<u8>>> {
     if let Some(f) = &cli.passphrase_file {
         let mut p =
             std::fs::read(f).with_context(|| format!("reading passphrase file {}", f.display()))?;
@@ -126,6 +126,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             password_file,
         } => crate::client::login(&cli, user, password_file.as_deref()),
         Command::Source(c) => crate::client::source(&cli, c),
+        Command::Catalog(crate::CatalogCmd::Import { data_dir, name }) => {
+            crate::server::import(&cli, data_dir, name.as_deref())
+        }
         Command::Policy(c) => crate::client::policy(&cli, c),
         Command::Task(c) => crate::client::task(&cli, c),
         Command::Server { data_dir, listen } => crate::server::run(data_dir, listen),

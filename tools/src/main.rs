@@ -116,6 +116,9 @@ enum Command {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// The server's catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Sources on a server.
     #[command(subcommand)]
     Source(SourceCmd),
@@ -125,6 +128,19 @@ enum Command {
     /// Tasks on a server.
     #[command(subcommand)]
     Task(TaskCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// List the restore points of the datastore given with --datastore in
+    /// the catalog of the server at --data-dir (rebuilds a lost catalog).
+    Import {
+        #[arg(long, default_value = "./arca-data")]
+        data_dir: PathBuf,
+        /// Name of the datastore in the catalog (default: the directory name).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -138,6 +138,62 @@ pub fn prepare(data_dir: &Path) -> Result<Prepared> {
     })
 }
 
+/// `arca catalog import`: list a datastore's snapshots in a server's
+/// catalog. Safe while the server runs (SQLite WAL).
+pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u8> {
+    let ds_path = cli.datastore.as_deref().ok_or_else(|| {
+        anyhow::anyhow!("give the datastore with --datastore (or ARCA_DATASTORE)")
+    })?;
+    let abs = std::fs::canonicalize(ds_path).with_context(|| format!("{}", ds_path.display()))?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "imported".into()),
+    };
+    let passphrase = crate::commands::passphrase(cli)?;
+    let ds = Datastore::open(
+        &abs,
+        &arca_repo::OpenOptions {
+            passphrase,
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening datastore {}", abs.display()))?;
+    let catalog = Catalog::open(&data_dir.join("catalog.db")).context("opening the catalog")?;
+    let abs_s = abs.display().to_string();
+    let rec = match catalog.datastores()?.into_iter().find(|d| d.path == abs_s) {
+        Some(d) => d,
+        None => {
+            let node = catalog
+                .nodes()?
+                .into_iter()
+                .find(|n| n.embedded)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the catalog has no embedded node; start `arca server` once first"
+                    )
+                })?;
+            catalog.add_datastore(&name, node.id, &abs_s)?
+        }
+    };
+    let n = arca_control::import_datastore(&catalog, &ds, rec.id)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"datastore": rec.name, "imported": n})
+        );
+    } else {
+        println!(
+            "imported {n} restore point(s) of datastore {} ({})",
+            rec.name, abs_s
+        );
+    }
+    Ok(0)
+}
+
 pub fn run(data_dir: &Path, listen: &str) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -393,3 +393,70 @@ fn cli_against_the_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
 }
+
+/// `arca catalog import`: restore points of a datastore made with the CLI
+/// are listed by the server; a second import adds nothing.
+#[test]
+fn catalog_import_from_a_datastore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, _) = Server::start(&data);
+    srv.kill9();
+    let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let ds = dir.path().join("ds");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("x"), b"hello").unwrap();
+    let arca = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_DATASTORE", &ds)
+            .env("ARCA_PASSPHRASE", "import test passphrase")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    arca(&["datastore", "init", ds.to_str().unwrap()]);
+    arca(&[
+        "backup",
+        "files",
+        tree.to_str().unwrap(),
+        "--source",
+        "laptop",
+    ]);
+    arca(&[
+        "backup",
+        "files",
+        tree.to_str().unwrap(),
+        "--source",
+        "laptop",
+    ]);
+    let out = arca(&[
+        "--json",
+        "catalog",
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["datastore"].as_str(), v["imported"].as_u64()),
+        (Some("ds"), Some(2))
+    );
+    let out = arca(&[
+        "--json",
+        "catalog",
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["imported"], 0);
+    let (srv, _) = Server::start(&data);
+    let token = login(&srv.url, pw.trim());
+    let rps = restore_points(&srv.url, &token, "laptop");
+    assert_eq!(rps.len(), 2);
+    assert!(rps
+        .iter()
+        .all(|r| r["kind"] == "files" && r["bytes_total"] == 5));
+}
