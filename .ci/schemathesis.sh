@@ -35,6 +35,8 @@ req = urllib.request.Request(os.environ["URL"] + "/api/v1/auth/login",
 print(json.load(urllib.request.urlopen(req))["token"])
 PY
 )
+# Run from the scratch directory: schemathesis keeps a cache in the cwd.
+cd "$work"
 schemathesis run "$url/api/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
     --max-examples "${ST_EXAMPLES:-25}" --seed 1 \
