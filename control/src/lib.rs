@@ -234,6 +234,8 @@ pub struct Runner {
     pub max_tasks: i64,
     passphrases: Passphrases,
     open: Mutex<HashMap<i64, Arc<Datastore>>>,
+    /// POSTed a JSON event when a task fails for good.
+    webhook: Option<String>,
 }
 
 impl Runner {
@@ -249,7 +251,31 @@ impl Runner {
             max_tasks,
             passphrases,
             open: Mutex::new(HashMap::new()),
+            webhook: None,
         }
+    }
+
+    /// Send `{"event": "task.failed", "task": …}` to `url` (JSON POST)
+    /// whenever a task fails with no attempts left.
+    pub fn with_webhook(mut self, url: Option<String>) -> Runner {
+        self.webhook = url;
+        self
+    }
+
+    /// Deliver a notification; a failed delivery is logged on the task.
+    fn notify(&self, task_id: i64, event: &str) {
+        let Some(url) = &self.webhook else { return };
+        let task = self.catalog.task(task_id).ok();
+        let body = json!({"event": event, "task": task, "time": catalog::now()});
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        let msg = match agent.post(url).send_json(&body) {
+            Ok(_) => format!("notified {url} ({event})"),
+            Err(e) => format!("could not notify {url} ({event}): {e}"),
+        };
+        let _ = self.catalog.add_task_log(task_id, "info", &msg);
     }
 
     /// The datastore, opened once and kept open (no key derivation and no
@@ -340,6 +366,7 @@ impl Runner {
                     &format!("retry after {} s", backoff_secs(task.attempt)),
                 );
             }
+            Ok(catalog::TaskState::Failed) => self.notify(task.id, "task.failed"),
             Ok(_) => {}
             // The lease was taken away (expired): the server decided already.
             Err(e) => {

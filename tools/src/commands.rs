@@ -131,7 +131,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
         Command::Task(c) => crate::client::task(&cli, c),
-        Command::Server { data_dir, listen } => crate::server::run(data_dir, listen),
+        Command::Server {
+            data_dir,
+            listen,
+            webhook,
+        } => crate::server::run(data_dir, listen, webhook.clone()),
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
             let snaps: Vec<_> = ds

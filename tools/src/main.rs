@@ -49,6 +49,9 @@ enum Command {
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// POST a JSON event here when a task fails for good.
+        #[arg(long, env = "ARCA_WEBHOOK")]
+        webhook: Option<String>,
     },
     /// Manage datastores.
     #[command(subcommand)]

@@ -194,15 +194,15 @@ pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u
     Ok(0)
 }
 
-pub fn run(data_dir: &Path, listen: &str) -> Result<u8> {
+pub fn run(data_dir: &Path, listen: &str, webhook: Option<String>) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string()))
+    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string(), webhook))
 }
 
-async fn serve(data_dir: PathBuf, listen: String) -> Result<u8> {
+async fn serve(data_dir: PathBuf, listen: String, webhook: Option<String>) -> Result<u8> {
     let p = prepare(&data_dir)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -225,7 +225,8 @@ async fn serve(data_dir: PathBuf, listen: String) -> Result<u8> {
         data_dir.join("datastores/default.passphrase").display()
     );
     let state = arca_web::AppState::new(p.catalog.clone());
-    let runner = Arc::new(Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases));
+    let runner =
+        Arc::new(Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases).with_webhook(webhook));
     tokio::spawn(scheduler(p.catalog.clone(), runner, state.changed.clone()));
     let app = arca_web::app(state);
     axum::serve(

@@ -19,9 +19,14 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> (Server, Vec<String>) {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, extra: &[&str]) -> (Server, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -459,4 +464,83 @@ fn catalog_import_from_a_datastore() {
     assert!(rps
         .iter()
         .all(|r| r["kind"] == "files" && r["bytes_total"] == 5));
+}
+
+/// A local webhook receiver gets a JSON event when a task fails for good.
+#[test]
+fn webhook_on_task_failure() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then Content-Length bytes of body.
+            loop {
+                let n = conn.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let len: usize = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= head_end + 4 + len || n == 0 {
+                        conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                            .unwrap();
+                        let _ = tx.send(text);
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, _) = Server::start_with(&data, &["--webhook", &hook]);
+    let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let token = login(&srv.url, pw.trim());
+    let missing = dir.path().join("does-not-exist");
+    let (s, src) = call(
+        &srv.url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "gone", "kind": "files", "path": missing})),
+    );
+    assert_eq!(s, 201, "{src}");
+    let (s, t) = call(
+        &srv.url,
+        &token,
+        "POST",
+        &format!("/api/v1/sources/{}/backup", src["id"]),
+        None,
+    );
+    assert_eq!(s, 202, "{t}");
+    let req = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no webhook call");
+    assert!(req.starts_with("POST /hook "), "{req}");
+    let body = &req[req.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["event"], "task.failed");
+    assert_eq!(v["task"]["id"], t["id"]);
+    assert_eq!(v["task"]["state"], "failed");
+    assert!(
+        v["task"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does-not-exist"),
+        "{v}"
+    );
 }
