@@ -34,6 +34,9 @@ use arca_repo::{Datastore, OpenOptions};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
+pub mod notify;
+pub use notify::{Notifier, SmtpConfig};
+
 /// Seconds a node's lease on a running task lasts without a report.
 pub const LEASE_SECS: i64 = 30;
 
@@ -219,6 +222,28 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
     Ok((c.restore_point_count()? - before).max(0) as usize)
 }
 
+/// Sources whose policy has an RPO and whose newest restore point is older
+/// than it (or that have none, once the RPO has passed since the source or
+/// policy was created). Returns (source, policy, newest restore point time).
+pub fn rpo_misses(c: &Catalog, now: i64) -> Result<Vec<(Source, Policy, Option<i64>)>> {
+    let policies: HashMap<i64, Policy> = c.policies()?.into_iter().map(|p| (p.id, p)).collect();
+    let mut out = Vec::new();
+    for s in c.sources()? {
+        let Some(p) = s.policy_id.and_then(|id| policies.get(&id)) else {
+            continue;
+        };
+        let Some(rpo) = p.rpo_seconds.filter(|_| p.enabled) else {
+            continue;
+        };
+        let newest = c.newest_restore_point_time(s.id)?;
+        let since = newest.unwrap_or(p.created_at.max(s.created_at));
+        if now - since > rpo {
+            out.push((s, p.clone(), newest));
+        }
+    }
+    Ok(out)
+}
+
 /// Delay before retry number `attempt` (1-based): 30 s doubling, ≤ 1 h.
 pub fn backoff_secs(attempt: i64) -> i64 {
     (30i64 << attempt.clamp(1, 8).saturating_sub(1)).min(3600)
@@ -234,8 +259,8 @@ pub struct Runner {
     pub max_tasks: i64,
     passphrases: Passphrases,
     open: Mutex<HashMap<i64, Arc<Datastore>>>,
-    /// POSTed a JSON event when a task fails for good.
-    webhook: Option<String>,
+    /// Told when a task fails for good.
+    notifier: Arc<Notifier>,
 }
 
 impl Runner {
@@ -251,31 +276,36 @@ impl Runner {
             max_tasks,
             passphrases,
             open: Mutex::new(HashMap::new()),
-            webhook: None,
+            notifier: Arc::new(Notifier::default()),
         }
     }
 
-    /// Send `{"event": "task.failed", "task": …}` to `url` (JSON POST)
-    /// whenever a task fails with no attempts left.
-    pub fn with_webhook(mut self, url: Option<String>) -> Runner {
-        self.webhook = url;
+    /// Who to tell when a task fails for good.
+    pub fn with_notifier(mut self, n: Arc<Notifier>) -> Runner {
+        self.notifier = n;
         self
     }
 
-    /// Deliver a notification; a failed delivery is logged on the task.
-    fn notify(&self, task_id: i64, event: &str) {
-        let Some(url) = &self.webhook else { return };
+    fn notify_failure(&self, task_id: i64) {
+        if self.notifier.is_empty() {
+            return;
+        }
         let task = self.catalog.task(task_id).ok();
-        let body = json!({"event": event, "task": task, "time": catalog::now()});
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .into();
-        let msg = match agent.post(url).send_json(&body) {
-            Ok(_) => format!("notified {url} ({event})"),
-            Err(e) => format!("could not notify {url} ({event}): {e}"),
+        let subject = match &task {
+            Some(t) => format!(
+                "arca: {} task {} failed: {}",
+                t.kind,
+                t.id,
+                t.error.as_deref().unwrap_or("")
+            ),
+            None => format!("arca: task {task_id} failed"),
         };
-        let _ = self.catalog.add_task_log(task_id, "info", &msg);
+        for line in self
+            .notifier
+            .send("task.failed", &subject, &json!({"task": task}))
+        {
+            let _ = self.catalog.add_task_log(task_id, "info", &line);
+        }
     }
 
     /// The datastore, opened once and kept open (no key derivation and no
@@ -366,7 +396,7 @@ impl Runner {
                     &format!("retry after {} s", backoff_secs(task.attempt)),
                 );
             }
-            Ok(catalog::TaskState::Failed) => self.notify(task.id, "task.failed"),
+            Ok(catalog::TaskState::Failed) => self.notify_failure(task.id),
             Ok(_) => {}
             // The lease was taken away (expired): the server decided already.
             Err(e) => {

@@ -134,8 +134,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Server {
             data_dir,
             listen,
-            webhook,
-        } => crate::server::run(data_dir, listen, webhook.clone()),
+            notify,
+        } => crate::server::run(data_dir, listen, notify),
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
             let snaps: Vec<_> = ds

@@ -49,9 +49,8 @@ enum Command {
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// POST a JSON event here when a task fails for good.
-        #[arg(long, env = "ARCA_WEBHOOK")]
-        webhook: Option<String>,
+        #[command(flatten)]
+        notify: NotifyArgs,
     },
     /// Manage datastores.
     #[command(subcommand)]
@@ -131,6 +130,23 @@ enum Command {
     /// Tasks on a server.
     #[command(subcommand)]
     Task(TaskCmd),
+}
+
+/// Where the server sends notifications (task failed, RPO missed).
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// POST a JSON event to this URL.
+    #[arg(long, env = "ARCA_WEBHOOK")]
+    pub webhook: Option<String>,
+    /// SMTP relay, host:port (plain SMTP, e.g. the local MTA).
+    #[arg(long, env = "ARCA_SMTP_SERVER")]
+    pub smtp_server: Option<String>,
+    /// Sender address of notification mails.
+    #[arg(long, env = "ARCA_SMTP_FROM", default_value = "arca@localhost")]
+    pub smtp_from: String,
+    /// Recipient of notification mails (repeatable).
+    #[arg(long = "notify-email")]
+    pub notify_email: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

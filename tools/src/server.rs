@@ -194,15 +194,33 @@ pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u
     Ok(0)
 }
 
-pub fn run(data_dir: &Path, listen: &str, webhook: Option<String>) -> Result<u8> {
+pub fn run(data_dir: &Path, listen: &str, n: &crate::NotifyArgs) -> Result<u8> {
+    if n.smtp_server.is_some() && n.notify_email.is_empty() {
+        anyhow::bail!("--smtp-server needs at least one --notify-email");
+    }
+    let notifier = Arc::new(arca_control::Notifier {
+        webhook: n.webhook.clone(),
+        smtp: n
+            .smtp_server
+            .clone()
+            .map(|server| arca_control::SmtpConfig {
+                server,
+                from: n.smtp_from.clone(),
+                to: n.notify_email.clone(),
+            }),
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string(), webhook))
+    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string(), notifier))
 }
 
-async fn serve(data_dir: PathBuf, listen: String, webhook: Option<String>) -> Result<u8> {
+async fn serve(
+    data_dir: PathBuf,
+    listen: String,
+    notifier: Arc<arca_control::Notifier>,
+) -> Result<u8> {
     let p = prepare(&data_dir)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -225,9 +243,15 @@ async fn serve(data_dir: PathBuf, listen: String, webhook: Option<String>) -> Re
         data_dir.join("datastores/default.passphrase").display()
     );
     let state = arca_web::AppState::new(p.catalog.clone());
-    let runner =
-        Arc::new(Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases).with_webhook(webhook));
-    tokio::spawn(scheduler(p.catalog.clone(), runner, state.changed.clone()));
+    let runner = Arc::new(
+        Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases).with_notifier(notifier.clone()),
+    );
+    tokio::spawn(scheduler(
+        p.catalog.clone(),
+        runner,
+        state.changed.clone(),
+        notifier,
+    ));
     let app = arca_web::app(state);
     axum::serve(
         listener,
@@ -244,8 +268,15 @@ async fn serve(data_dir: PathBuf, listen: String, webhook: Option<String>) -> Re
 /// Once a second, or when the API changed something: re-evaluate rule
 /// assignments (at least once a minute), queue due slots, expire leases of
 /// lost nodes, and start what the embedded node may run.
-async fn scheduler(catalog: Arc<Catalog>, runner: Arc<Runner>, changed: Arc<tokio::sync::Notify>) {
+async fn scheduler(
+    catalog: Arc<Catalog>,
+    runner: Arc<Runner>,
+    changed: Arc<tokio::sync::Notify>,
+    notifier: Arc<arca_control::Notifier>,
+) {
     let mut last_assign = 0;
+    // Sources already reported as missing their RPO (reported once per miss).
+    let mut missed = std::collections::HashSet::new();
     loop {
         let now = arca_catalog::now();
         let step = || -> Result<()> {
@@ -263,6 +294,34 @@ async fn scheduler(catalog: Arc<Catalog>, runner: Arc<Runner>, changed: Arc<toki
             runner.start_due()?;
             Ok(())
         };
+        if !notifier.is_empty() {
+            match arca_control::rpo_misses(&catalog, now) {
+                Ok(misses) => {
+                    let now_missed: std::collections::HashSet<i64> =
+                        misses.iter().map(|(s, _, _)| s.id).collect();
+                    for (s, p, newest) in misses {
+                        if missed.contains(&s.id) {
+                            continue;
+                        }
+                        let n = notifier.clone();
+                        let subject = format!(
+                            "arca: source {} missed its RPO of {} s (policy {})",
+                            s.name,
+                            p.rpo_seconds.unwrap_or(0),
+                            p.name
+                        );
+                        let body = serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
+                        tokio::task::spawn_blocking(move || {
+                            for line in n.send("source.rpo_missed", &subject, &body) {
+                                eprintln!("{line}");
+                            }
+                        });
+                    }
+                    missed = now_missed;
+                }
+                Err(e) => eprintln!("rpo check: {e}"),
+            }
+        }
         match step() {
             Ok(()) => {
                 if now - last_assign >= 60 {

@@ -466,9 +466,56 @@ fn catalog_import_from_a_datastore() {
         .all(|r| r["kind"] == "files" && r["bytes_total"] == 5));
 }
 
-/// A local webhook receiver gets a JSON event when a task fails for good.
-#[test]
-fn webhook_on_task_failure() {
+/// A minimal SMTP sink (test code): accepts every message and hands its
+/// DATA to the channel.
+fn smtp_sink() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            conn.write_all(b"220 sink ESMTP\r\n").unwrap();
+            let mut data = None::<String>;
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(d) = data.as_mut() {
+                    if l == ".\r\n" {
+                        let _ = tx.send(data.take().unwrap());
+                        conn.write_all(b"250 queued\r\n").unwrap();
+                    } else {
+                        d.push_str(&l);
+                    }
+                    continue;
+                }
+                let cmd = l.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match cmd.as_str() {
+                    "EHLO" | "HELO" => b"250 sink\r\n",
+                    "DATA" => {
+                        data = Some(String::new());
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        conn.write_all(b"221 bye\r\n").unwrap();
+                        break;
+                    }
+                    _ => b"250 OK\r\n",
+                };
+                conn.write_all(reply).unwrap();
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// A local webhook receiver (test code): answers 204 and hands each
+/// request (head and body) to the channel.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -478,9 +525,8 @@ fn webhook_on_task_failure() {
             let mut conn = conn.unwrap();
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
-            // Read the head, then Content-Length bytes of body.
             loop {
-                let n = conn.read(&mut chunk).unwrap();
+                let n = conn.read(&mut chunk).unwrap_or(0);
                 buf.extend_from_slice(&chunk[..n]);
                 let text = String::from_utf8_lossy(&buf).to_string();
                 if let Some(head_end) = text.find("\r\n\r\n") {
@@ -492,7 +538,7 @@ fn webhook_on_task_failure() {
                                 .map(|v| v.trim().parse().unwrap())
                         })
                         .unwrap_or(0);
-                    if buf.len() >= head_end + 4 + len || n == 0 {
+                    if buf.len() >= head_end + 4 + len {
                         conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                             .unwrap();
                         let _ = tx.send(text);
@@ -505,9 +551,28 @@ fn webhook_on_task_failure() {
             }
         }
     });
+    (hook, rx)
+}
+
+/// A failed task and a missed RPO reach a local webhook receiver and a
+/// local SMTP sink.
+#[test]
+fn notifications_on_failure_and_missed_rpo() {
+    let (hook, hooks) = webhook_receiver();
+    let (smtp, mails) = smtp_sink();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (srv, _) = Server::start_with(&data, &["--webhook", &hook]);
+    let (srv, _) = Server::start_with(
+        &data,
+        &[
+            "--webhook",
+            &hook,
+            "--smtp-server",
+            &smtp,
+            "--notify-email",
+            "ops@example.com",
+        ],
+    );
     let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
     let token = login(&srv.url, pw.trim());
     let missing = dir.path().join("does-not-exist");
@@ -527,7 +592,7 @@ fn webhook_on_task_failure() {
         None,
     );
     assert_eq!(s, 202, "{t}");
-    let req = rx
+    let req = hooks
         .recv_timeout(Duration::from_secs(60))
         .expect("no webhook call");
     assert!(req.starts_with("POST /hook "), "{req}");
@@ -543,4 +608,44 @@ fn webhook_on_task_failure() {
             .contains("does-not-exist"),
         "{v}"
     );
+    let mail = mails
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no mail");
+    assert!(mail.contains("Subject: arca: backup task"), "{mail}");
+    assert!(mail.contains("To: ops@example.com"), "{mail}");
+
+    // A policy with a 2-second RPO and no restore point yet: missed once.
+    let (s, v) = call(
+        &srv.url,
+        &token,
+        "POST",
+        "/api/v1/policies",
+        Some(json!({
+            "name": "strict", "schedule": "yearly", "rpo_s": 2, "match_tags": ["rpo"]
+        })),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &srv.url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "late", "kind": "files", "path": "/nonexistent", "tags": ["rpo"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let req = hooks
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no RPO webhook call");
+    let body = &req[req.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        (v["event"].as_str(), v["source"]["name"].as_str()),
+        (Some("source.rpo_missed"), Some("late"))
+    );
+    let mail = mails
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no RPO mail");
+    assert!(mail.contains("missed its RPO"), "{mail}");
+    // Reported once per miss, not every second.
+    assert!(hooks.recv_timeout(Duration::from_secs(3)).is_err());
 }

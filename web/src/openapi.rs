@@ -415,7 +415,7 @@ fn schemas() -> Value {
         "Retention": retention,
         "Policy": policy,
         "Policies": arr("Policy"),
-        "NewPolicy": obj(&["name", "schedule"], json!({"name": name, "schedule": {"type": "string", "maxLength": 256, "description": "every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC)"}, "project": {"type": ["integer", "null"], "minimum": 1}, "window": {"type": ["string", "null"], "maxLength": 256}, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": {"type": "integer", "minimum": -1000, "maximum": 1000}, "match_pattern": {"type": ["string", "null"], "maxLength": 256}, "match_tags": tags, "rpo_s": {"type": ["integer", "null"], "minimum": 60, "maximum": 31622400}})),
+        "NewPolicy": obj(&["name", "schedule"], json!({"name": name, "schedule": {"type": "string", "maxLength": 256, "description": "every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC)"}, "project": {"type": ["integer", "null"], "minimum": 1}, "window": {"type": ["string", "null"], "maxLength": 256}, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": {"type": "integer", "minimum": -1000, "maximum": 1000}, "match_pattern": {"type": ["string", "null"], "maxLength": 256}, "match_tags": tags, "rpo_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 31622400}})),
         "Task": task,
         "Tasks": arr("Task"),
         "TaskLog": log,

@@ -693,8 +693,8 @@ pub async fn add_policy(
         if !(-1000..=1000).contains(&b.priority) {
             return Err(invalid("priority must be between -1000 and 1000"));
         }
-        if b.rpo_s.is_some_and(|r| !(60..=366 * 86_400).contains(&r)) {
-            return Err(invalid("rpo_s must be between 60 seconds and a year"));
+        if b.rpo_s.is_some_and(|r| !(1..=366 * 86_400).contains(&r)) {
+            return Err(invalid("rpo_s must be between 1 second and a year"));
         }
         let ds = match &b.datastore {
             Some(n) => {
