@@ -134,8 +134,18 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Server {
             data_dir,
             listen,
+            tls,
+            tls_cert,
+            tls_key,
             notify,
-        } => crate::server::run(data_dir, listen, notify),
+        } => {
+            let tls = match (tls, tls_cert, tls_key) {
+                (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                (true, _, _) => Some(crate::server::self_signed(data_dir)?),
+                _ => None,
+            };
+            crate::server::run(data_dir, listen, tls, notify)
+        }
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
             let snaps: Vec<_> = ds

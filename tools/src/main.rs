@@ -49,6 +49,16 @@ enum Command {
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Serve HTTPS. Without --tls-cert/--tls-key a self-signed
+        /// certificate is made on first start in <data-dir>/tls/.
+        #[arg(long)]
+        tls: bool,
+        /// PEM certificate chain for --tls.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         notify: NotifyArgs,
     },

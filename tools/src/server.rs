@@ -194,7 +194,39 @@ pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u
     Ok(0)
 }
 
-pub fn run(data_dir: &Path, listen: &str, n: &crate::NotifyArgs) -> Result<u8> {
+/// The self-signed certificate under `<data-dir>/tls/`, made on first use
+/// for localhost, 127.0.0.1, ::1 and this host's name.
+pub fn self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("create {}", dir.display()))?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+        hostname(),
+    ];
+    let ck =
+        rcgen::generate_simple_self_signed(names).context("making a self-signed certificate")?;
+    let _ = std::fs::remove_file(&key);
+    write_secret(&key, &ck.key_pair.serialize_pem())?;
+    std::fs::write(&cert, ck.cert.pem()).with_context(|| format!("write {}", cert.display()))?;
+    Ok((cert, key))
+}
+
+pub fn run(
+    data_dir: &Path,
+    listen: &str,
+    tls: Option<(PathBuf, PathBuf)>,
+    n: &crate::NotifyArgs,
+) -> Result<u8> {
     if n.smtp_server.is_some() && n.notify_email.is_empty() {
         anyhow::bail!("--smtp-server needs at least one --notify-email");
     }
@@ -213,23 +245,33 @@ pub fn run(data_dir: &Path, listen: &str, n: &crate::NotifyArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(data_dir.to_path_buf(), listen.to_string(), notifier))
+    rt.block_on(serve(
+        data_dir.to_path_buf(),
+        listen.to_string(),
+        tls,
+        notifier,
+    ))
 }
 
 async fn serve(
     data_dir: PathBuf,
     listen: String,
+    tls: Option<(PathBuf, PathBuf)>,
     notifier: Arc<arca_control::Notifier>,
 ) -> Result<u8> {
     let p = prepare(&data_dir)?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener =
+        std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "Arca server {} listening on http://{addr}",
+        "Arca server {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some((cert, _)) = &tls {
+        println!("TLS certificate: {}", cert.display());
+    }
     println!("data directory: {}", data_dir.display());
     if let Some(pw) = &p.admin_password {
         println!("first start: created user \"admin\" with password {pw}");
@@ -252,16 +294,33 @@ async fn serve(
         state.changed.clone(),
         notifier,
     ));
-    let app = arca_web::app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let app = arca_web::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .context("serving")?;
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    match tls {
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?;
+            axum_server::from_tcp_rustls(listener, config)
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving")?;
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving")?;
+        }
+    }
     Ok(0)
 }
 

@@ -649,3 +649,48 @@ fn notifications_on_failure_and_missed_rpo() {
     // Reported once per miss, not every second.
     assert!(hooks.recv_timeout(Duration::from_secs(3)).is_err());
 }
+
+/// `--tls`: a self-signed certificate is made on first start and kept; a
+/// client that trusts it gets answers over HTTPS (checked with Python's
+/// ssl module, an independent TLS stack), one that does not is refused.
+#[test]
+fn tls_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, _) = Server::start_with(&data, &["--tls"]);
+    assert!(srv.url.starts_with("https://"), "{}", srv.url);
+    let cert = data.join("tls/cert.pem");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let check = |cafile: Option<&Path>| {
+        let script = format!(
+            "import ssl, urllib.request, json\nctx = ssl.create_default_context({})\nprint(json.load(urllib.request.urlopen('{}/healthz', context=ctx, timeout=10))['status'])",
+            cafile.map(|c| format!("cafile='{}'", c.display())).unwrap_or_default(),
+            srv.url
+        );
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    };
+    let ok = check(Some(&cert));
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "ok");
+    let refused = check(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CERTIFICATE_VERIFY_FAILED"),
+        "{refused:?}"
+    );
+    // The certificate is kept across restarts.
+    let pem = std::fs::read(&cert).unwrap();
+    srv.kill9();
+    let (srv, _) = Server::start_with(&data, &["--tls"]);
+    assert_eq!(std::fs::read(&cert).unwrap(), pem);
+    drop(srv);
+}
