@@ -43,19 +43,30 @@ fn token(cli: &Cli) -> Result<String> {
         .to_string())
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+fn agent(cli: &Cli) -> Result<ureq::Agent> {
+    let mut b = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .build()
-        .into()
+        .timeout_global(Some(std::time::Duration::from_secs(60)));
+    if let Some(ca) = &cli.ca_cert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let cert = ureq::tls::Certificate::from_pem(&pem)
+            .map_err(|e| anyhow!("{}: not a PEM certificate: {e}", ca.display()))?;
+        b = b.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    cert,
+                ])))
+                .build(),
+        );
+    }
+    Ok(b.build().into())
 }
 
 /// Call the API; a non-2xx answer becomes an error with the server's message.
 fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
     let url = format!("{}/api/v1{path}", server(cli)?);
     let auth = format!("Bearer {}", token(cli)?);
-    let a = agent();
+    let a = agent(cli)?;
     let resp = match (method, body) {
         ("GET", _) => a.get(&url).header("authorization", &auth).call(),
         ("POST", Some(b)) => a.post(&url).header("authorization", &auth).send_json(b),
@@ -101,7 +112,7 @@ pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> 
         },
     };
     let url = format!("{}/api/v1/auth/login", server(cli)?);
-    let resp = agent()
+    let resp = agent(cli)?
         .post(&url)
         .send_json(json!({"username": user, "password": password}))
         .with_context(|| format!("calling {url}"))?;

@@ -34,6 +34,10 @@ pub struct Cli {
     /// API token (else the one `arca login` saved).
     #[arg(long, global = true, env = "ARCA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Trust this PEM certificate for an https:// server (e.g. the
+    /// self-signed `<data-dir>/tls/cert.pem` of `arca server --tls`).
+    #[arg(long, global = true, env = "ARCA_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }

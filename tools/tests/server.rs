@@ -687,6 +687,31 @@ fn tls_with_a_self_signed_certificate() {
         String::from_utf8_lossy(&refused.stderr).contains("CERTIFICATE_VERIFY_FAILED"),
         "{refused:?}"
     );
+    // The CLI trusts it with --ca-cert, and refuses the server without.
+    let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let cli = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(extra)
+            .env("ARCA_SERVER", &srv.url)
+            .env("ARCA_PASSWORD", pw.trim())
+            .env("XDG_CONFIG_HOME", dir.path().join("cfg"))
+            .env_remove("ARCA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["login"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = cli(&["--ca-cert", cert.to_str().unwrap(), "login"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(&[
+        "--ca-cert",
+        cert.to_str().unwrap(),
+        "--json",
+        "task",
+        "list",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     // The certificate is kept across restarts.
     let pem = std::fs::read(&cert).unwrap();
     srv.kill9();
