@@ -203,3 +203,30 @@ fn a_task_on_a_missing_datastore_fails_with_the_reason_and_retries() {
         "{logs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_at_most_max_tasks() {
+    let (c, node, ds) = setup();
+    let c = Arc::new(c);
+    for i in 0..3 {
+        let s = source(&c, node, &format!("s{i}"), &[]);
+        c.add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(s.id),
+            datastore_id: Some(ds),
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let r = Arc::new(Runner::new(c.clone(), node, 1, Passphrases::new()));
+    let started = r.start_due().unwrap();
+    assert_eq!(started.len(), 1);
+    for h in started {
+        h.await.unwrap();
+    }
+    // The next call takes the next one, again only one.
+    assert_eq!(r.start_due().unwrap().len(), 1);
+}

@@ -134,6 +134,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Server {
             data_dir,
             listen,
+            max_tasks,
             tls,
             tls_cert,
             tls_key,
@@ -144,7 +145,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 (true, _, _) => Some(crate::server::self_signed(data_dir)?),
                 _ => None,
             };
-            crate::server::run(data_dir, listen, tls, notify)
+            crate::server::run(data_dir, listen, *max_tasks, tls, notify)
         }
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;

@@ -53,6 +53,9 @@ enum Command {
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Tasks the embedded node runs at once.
+        #[arg(long, default_value_t = 2)]
+        max_tasks: i64,
         /// Serve HTTPS. Without --tls-cert/--tls-key a self-signed
         /// certificate is made on first start in <data-dir>/tls/.
         #[arg(long)]

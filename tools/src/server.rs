@@ -54,12 +54,13 @@ pub struct Prepared {
     pub catalog: Arc<Catalog>,
     pub node_id: i64,
     pub passphrases: Passphrases,
+    pub max_tasks: i64,
     /// Set on first start only.
     pub admin_password: Option<String>,
 }
 
 /// Create or reopen everything under `data_dir`.
-pub fn prepare(data_dir: &Path) -> Result<Prepared> {
+pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -72,7 +73,7 @@ pub fn prepare(data_dir: &Path) -> Result<Prepared> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(data_dir.join(f), std::fs::Permissions::from_mode(0o600));
     }
-    let node = catalog.upsert_node(&hostname(), true, 2, env!("CARGO_PKG_VERSION"))?;
+    let node = catalog.upsert_node(&hostname(), true, max_tasks, env!("CARGO_PKG_VERSION"))?;
 
     let ds_dir = data_dir.join("datastores/default");
     let pass_file = data_dir.join("datastores/default.passphrase");
@@ -134,6 +135,7 @@ pub fn prepare(data_dir: &Path) -> Result<Prepared> {
         catalog,
         node_id: node.id,
         passphrases,
+        max_tasks,
         admin_password,
     })
 }
@@ -224,9 +226,13 @@ pub fn self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
 pub fn run(
     data_dir: &Path,
     listen: &str,
+    max_tasks: i64,
     tls: Option<(PathBuf, PathBuf)>,
     n: &crate::NotifyArgs,
 ) -> Result<u8> {
+    if !(1..=64).contains(&max_tasks) {
+        anyhow::bail!("--max-tasks must be between 1 and 64");
+    }
     if n.smtp_server.is_some() && n.notify_email.is_empty() {
         anyhow::bail!("--smtp-server needs at least one --notify-email");
     }
@@ -248,6 +254,7 @@ pub fn run(
     rt.block_on(serve(
         data_dir.to_path_buf(),
         listen.to_string(),
+        max_tasks,
         tls,
         notifier,
     ))
@@ -256,10 +263,11 @@ pub fn run(
 async fn serve(
     data_dir: PathBuf,
     listen: String,
+    max_tasks: i64,
     tls: Option<(PathBuf, PathBuf)>,
     notifier: Arc<arca_control::Notifier>,
 ) -> Result<u8> {
-    let p = prepare(&data_dir)?;
+    let p = prepare(&data_dir, max_tasks)?;
     let listener =
         std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -286,7 +294,8 @@ async fn serve(
     );
     let state = arca_web::AppState::new(p.catalog.clone());
     let runner = Arc::new(
-        Runner::new(p.catalog.clone(), p.node_id, 2, p.passphrases).with_notifier(notifier.clone()),
+        Runner::new(p.catalog.clone(), p.node_id, p.max_tasks, p.passphrases)
+            .with_notifier(notifier.clone()),
     );
     tokio::spawn(scheduler(
         p.catalog.clone(),
