@@ -171,22 +171,8 @@ pub struct Source {
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Retention {
-    #[serde(default)]
-    pub keep_last: u32,
-    #[serde(default)]
-    pub keep_hourly: u32,
-    #[serde(default)]
-    pub keep_daily: u32,
-    #[serde(default)]
-    pub keep_weekly: u32,
-    #[serde(default)]
-    pub keep_monthly: u32,
-    #[serde(default)]
-    pub keep_yearly: u32,
-}
+/// A policy's keep rules: the datastore's own type.
+pub use arca_repo::prune::Retention;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Policy {
@@ -1148,33 +1134,10 @@ impl Catalog {
     /// Queue a task. A scheduled task whose (policy, source, slot) exists
     /// already is not queued again: returns `Ok(None)`.
     pub fn add_task(&self, t: &NewTask) -> Result<Option<Task>> {
-        let db = self.db();
-        let n = db.execute(
-            "INSERT INTO tasks (kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, max_attempts, not_before, created_by, created_at)
-             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (policy_id, source_id, slot) DO NOTHING",
-            params![
-                t.kind,
-                t.project_id,
-                t.source_id,
-                t.policy_id,
-                t.datastore_id,
-                t.node_id,
-                t.params.to_string(),
-                t.priority,
-                t.slot,
-                t.max_attempts.max(1),
-                t.not_before,
-                t.created_by,
-                now()
-            ],
-        ).map_err(unique("task"))?;
-        if n == 0 {
-            return Ok(None);
+        match self.add_tasks(std::slice::from_ref(t))?.first() {
+            Some(Some(id)) => self.task(*id).map(Some),
+            _ => Ok(None),
         }
-        let id = db.last_insert_rowid();
-        drop(db);
-        self.task(id).map(Some)
     }
 
     pub fn task(&self, id: i64) -> Result<Task> {

@@ -462,10 +462,6 @@ impl Runner {
         for w in &out.warnings {
             let _ = c.add_task_log(task.id, "warn", &format!("skipped {w}"));
         }
-        let hostname = ds
-            .resolve_snapshot(&out.snapshot.to_hex(), None)
-            .map(|s| s.manifest.hostname)
-            .unwrap_or_default();
         // Listed only now that the snapshot is committed.
         c.add_restore_point(&RestorePoint {
             id: out.snapshot.to_hex(),
@@ -478,7 +474,7 @@ impl Runner {
             bytes_total: out.bytes_total as i64,
             bytes_added: out.bytes_added as i64,
             files: out.files as i64,
-            hostname,
+            hostname: arca_ingest::hostname(),
             task_id: Some(task.id),
             created_at: catalog::now(),
         })
@@ -486,7 +482,7 @@ impl Runner {
         // The policy's retention, right after a new restore point exists.
         let mut pruned = 0;
         if let Some(policy) = task.policy_id.and_then(|id| c.policy(id).ok()) {
-            if policy.retention != catalog::Retention::default() {
+            if !policy.retention.is_empty() {
                 pruned = self
                     .apply_retention(&ds, &source.name, &policy.retention)
                     .map_err(|e| format!("backup succeeded, but retention failed: {e}"))?;
@@ -570,21 +566,13 @@ impl Runner {
         source: &str,
         r: &catalog::Retention,
     ) -> std::result::Result<usize, String> {
-        let retention = arca_repo::prune::Retention {
-            keep_last: r.keep_last,
-            keep_hourly: r.keep_hourly,
-            keep_daily: r.keep_daily,
-            keep_weekly: r.keep_weekly,
-            keep_monthly: r.keep_monthly,
-            keep_yearly: r.keep_yearly,
-        };
         let snaps: Vec<_> = ds
             .snapshots()
             .map_err(|e| e.to_string())?
             .into_iter()
             .filter(|s| s.manifest.source == source)
             .collect();
-        let plan = arca_repo::prune::plan(&snaps, &retention).map_err(|e| e.to_string())?;
+        let plan = arca_repo::prune::plan(&snaps, r).map_err(|e| e.to_string())?;
         let removed = arca_repo::prune::apply(ds, &plan).map_err(|e| e.to_string())?;
         for d in plan.iter().filter(|d| !d.keep) {
             let _ = self.catalog.delete_restore_point(&d.snapshot.id.to_hex());

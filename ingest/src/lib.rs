@@ -61,7 +61,8 @@ pub(crate) fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
-pub(crate) fn hostname() -> String {
+/// This machine's host name, as recorded in manifests.
+pub fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

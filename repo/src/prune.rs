@@ -13,7 +13,10 @@ use chrono::{Datelike, Timelike};
 use crate::datastore::{Datastore, Snapshot};
 use crate::error::{Error, Result};
 
-#[derive(Clone, Debug, Default)]
+/// Keep rules; in JSON (policies) every field is optional and unknown
+/// fields are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Retention {
     pub keep_last: u32,
     pub keep_hourly: u32,

@@ -210,12 +210,7 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
             priority,
             match_pattern,
             match_tags,
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
+            keep,
             project,
         } => {
             let v = call(
@@ -226,8 +221,7 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
                     "name": name, "schedule": schedule, "window": window, "datastore": datastore,
                     "priority": priority, "match_pattern": match_pattern, "match_tags": match_tags,
                     "project": project,
-                    "retention": {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
-                                  "keep_weekly": keep_weekly, "keep_monthly": keep_monthly, "keep_yearly": keep_yearly},
+                    "retention": keep.retention(),
                 })),
             )?;
             show(cli, &v, |v| {

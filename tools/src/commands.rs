@@ -7,7 +7,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use arca_ingest::{files, image, restore, BackupOutcome, Progress};
 use arca_repo::format::node_kind;
 use arca_repo::gc::GcOptions;
-use arca_repo::prune::Retention;
 use arca_repo::verify::VerifyOptions;
 use arca_repo::{Datastore, Encryption, OpenOptions, Snapshot};
 use serde_json::json;
@@ -557,14 +556,7 @@ fn kind_name(k: u32) -> &'static str {
 
 fn prune(cli: &Cli, a: &PruneArgs) -> Result<u8> {
     let ds = open(cli, a.dry_run)?;
-    let r = Retention {
-        keep_last: a.keep_last,
-        keep_hourly: a.keep_hourly,
-        keep_daily: a.keep_daily,
-        keep_weekly: a.keep_weekly,
-        keep_monthly: a.keep_monthly,
-        keep_yearly: a.keep_yearly,
-    };
+    let r = a.keep.retention();
     let snaps: Vec<_> = ds
         .snapshots()?
         .into_iter()

@@ -218,18 +218,8 @@ pub enum PolicyCmd {
         /// Assign sources with this tag.
         #[arg(long = "match-tag")]
         match_tags: Vec<String>,
-        #[arg(long, default_value_t = 0)]
-        keep_last: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_hourly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_daily: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_weekly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_monthly: u32,
-        #[arg(long, default_value_t = 0)]
-        keep_yearly: u32,
+        #[command(flatten)]
+        keep: KeepArgs,
         #[arg(long)]
         project: Option<i64>,
     },
@@ -310,20 +300,40 @@ pub struct BackupArgs {
 pub struct PruneArgs {
     #[arg(long)]
     source: Option<String>,
-    #[arg(long, default_value_t = 0)]
-    keep_last: u32,
-    #[arg(long, default_value_t = 0)]
-    keep_hourly: u32,
-    #[arg(long, default_value_t = 0)]
-    keep_daily: u32,
-    #[arg(long, default_value_t = 0)]
-    keep_weekly: u32,
-    #[arg(long, default_value_t = 0)]
-    keep_monthly: u32,
-    #[arg(long, default_value_t = 0)]
-    keep_yearly: u32,
+    #[command(flatten)]
+    keep: KeepArgs,
     #[arg(long)]
     dry_run: bool,
+}
+
+/// Retention rules, as `prune` and `policy add` take them.
+#[derive(Args, Debug, Clone)]
+pub struct KeepArgs {
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_hourly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_yearly: u32,
+}
+
+impl KeepArgs {
+    pub fn retention(&self) -> arca_repo::prune::Retention {
+        arca_repo::prune::Retention {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -93,6 +93,15 @@ fn check_tags(tags: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// The items of the projects the caller may read.
+fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> i64) -> Vec<T> {
+    let visible = p.projects(Action::Read);
+    items
+        .into_iter()
+        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&project(x))))
+        .collect()
+}
+
 fn changed(s: &AppState) -> ApiResult<()> {
     arca_control::assign_policies(&s.catalog)?;
     s.changed.notify_one();
@@ -397,12 +406,7 @@ pub struct NewProject {
 }
 
 pub async fn list_projects(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let all = s.catalog.projects()?;
-    let visible = p.projects(Action::Read);
-    Ok(Json(json!(all
-        .into_iter()
-        .filter(|pr| visible.as_ref().is_none_or(|v| v.contains(&pr.id)))
-        .collect::<Vec<_>>())))
+    Ok(Json(json!(readable(&p, s.catalog.projects()?, |x| x.id))))
 }
 
 pub async fn add_project(
@@ -459,12 +463,9 @@ pub struct NewSource {
 }
 
 pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let visible = p.projects(Action::Read);
-    let all = s.catalog.sources()?;
-    Ok(Json(json!(all
-        .into_iter()
-        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&x.project_id)))
-        .collect::<Vec<_>>())))
+    Ok(Json(json!(
+        readable(&p, s.catalog.sources()?, |x| x.project_id)
+    )))
 }
 
 pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
@@ -654,12 +655,9 @@ pub struct NewPolicy {
 }
 
 pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let visible = p.projects(Action::Read);
-    let all = s.catalog.policies()?;
-    Ok(Json(json!(all
-        .into_iter()
-        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&x.project_id)))
-        .collect::<Vec<_>>())))
+    Ok(Json(json!(
+        readable(&p, s.catalog.policies()?, |x| x.project_id)
+    )))
 }
 
 pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
