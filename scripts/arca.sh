@@ -4,11 +4,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/arca-target}"
-if ! dpkg -s clang libclang-dev >/dev/null 2>&1; then
+if ! dpkg -s clang libclang-dev protobuf-compiler >/dev/null 2>&1; then
     sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq || true
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev ||
-        { sleep 5; $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev; }
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev protobuf-compiler ||
+        { sleep 5; $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev protobuf-compiler; }
 fi
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p arca-tools >&2
 if [ $# -eq 0 ]; then set -- server; fi

@@ -23,8 +23,9 @@ apt_install() {
           $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
 }
 
-# clang/libclang for RocksDB's bindings; diffutils for cmp in the tests.
-apt_install clang libclang-dev diffutils
+# clang/libclang for RocksDB's bindings; protoc for the node protocol's
+# gRPC code; diffutils for cmp in the tests.
+apt_install clang libclang-dev protobuf-compiler diffutils
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -260,6 +260,18 @@ pub struct Task {
     pub finished_at: Option<i64>,
 }
 
+/// What a finished task changed in its datastore (recorded together with
+/// its result by [`Catalog::finish_task_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskEffects {
+    /// A backup's committed snapshot.
+    pub restore_point: Option<RestorePoint>,
+    /// Snapshots that retention removed.
+    pub removed_restore_points: Vec<String>,
+    /// (datastore id, bytes on disk) after the task.
+    pub datastore_bytes_used: Option<(i64, i64)>,
+}
+
 /// What to queue.
 #[derive(Clone, Debug, Default)]
 pub struct NewTask {
@@ -285,7 +297,7 @@ pub struct TaskLog {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RestorePoint {
     pub id: String,
     pub datastore_id: i64,
@@ -781,6 +793,28 @@ impl Catalog {
             .ok_or_else(|| Error::NotFound(format!("node {name:?}")))
     }
 
+    /// Create a remote node's record (offline until it registers).
+    pub fn add_node(&self, name: &str, max_tasks: i64) -> Result<Node> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO nodes (name, state, embedded, max_tasks, created_at) VALUES (?1, 'offline', 0, ?2, ?3)",
+            params![name, max_tasks, now()],
+        )
+        .map_err(unique(format!("node {name:?}")))?;
+        let id = db.last_insert_rowid();
+        drop(db);
+        self.node(id)
+    }
+
+    /// A remote node came up: online, its version and concurrency limit.
+    pub fn register_node(&self, id: i64, max_tasks: i64, version: &str) -> Result<Node> {
+        self.db().execute(
+            "UPDATE nodes SET state = 'online', max_tasks = ?2, version = ?3, last_heartbeat = ?4 WHERE id = ?1",
+            params![id, max_tasks, version, now()],
+        )?;
+        self.node(id)
+    }
+
     const NODE_COLS: &'static str =
         "id, name, state, embedded, max_tasks, version, last_heartbeat, created_at";
 
@@ -883,13 +917,7 @@ impl Catalog {
     /// Record bytes on disk; the logical size is the sum over the
     /// datastore's restore points.
     pub fn refresh_datastore_usage(&self, id: i64, used: i64) -> Result<()> {
-        self.db().execute(
-            "UPDATE datastores SET bytes_used = ?2,
-               bytes_logical = (SELECT COALESCE(SUM(bytes_total), 0) FROM restore_points WHERE datastore_id = ?1)
-             WHERE id = ?1",
-            params![id, used],
-        )?;
-        Ok(())
+        update_usage(&self.db(), id, used)
     }
 
     // ---- sources ----
@@ -1179,14 +1207,16 @@ impl Catalog {
     }
 
     /// Lease the next runnable task for `node_id`: queued, due, on this
-    /// node (or on no particular node), highest priority first. The node
+    /// node (or on no particular node and on no other node's datastore),
+    /// highest priority first. The node
     /// must renew the lease; an expired lease means the task is requeued.
     pub fn lease_task(&self, node_id: i64, now: i64, lease_secs: i64) -> Result<Option<Task>> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id: Option<i64> = tx
             .query_row(
-                "SELECT id FROM tasks WHERE state = 'queued' AND not_before <= ?2 AND (node_id IS NULL OR node_id = ?1)
+                "SELECT id FROM tasks WHERE state = 'queued' AND not_before <= ?2
+                 AND (node_id = ?1 OR (node_id IS NULL AND (datastore_id IS NULL OR datastore_id IN (SELECT id FROM datastores WHERE node_id = ?1))))
                  AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.source_id IS NOT NULL AND r.source_id = tasks.source_id)
                  ORDER BY priority DESC, not_before, id LIMIT 1",
                 params![node_id, now],
@@ -1235,8 +1265,34 @@ impl Catalog {
         cancelled: bool,
         retry_at: Option<i64>,
     ) -> Result<TaskState> {
+        self.finish_task_with(id, outcome, cancelled, retry_at, &TaskEffects::default())
+    }
+
+    /// [`Catalog::finish_task`] together with what the task changed in its
+    /// datastore, in one transaction: a backup's restore point is listed
+    /// exactly when its task's result is recorded. The effects describe
+    /// the datastore as it is (the snapshot is committed, pruned ones are
+    /// gone), so they are recorded even when the task is no longer
+    /// running here (its lease expired); the state change then fails.
+    pub fn finish_task_with(
+        &self,
+        id: i64,
+        outcome: std::result::Result<serde_json::Value, String>,
+        cancelled: bool,
+        retry_at: Option<i64>,
+        fx: &TaskEffects,
+    ) -> Result<TaskState> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(rp) = &fx.restore_point {
+            insert_restore_point(&tx, rp)?;
+        }
+        for rp in &fx.removed_restore_points {
+            tx.execute("DELETE FROM restore_points WHERE id = ?1", [rp])?;
+        }
+        if let Some((ds, used)) = fx.datastore_bytes_used {
+            update_usage(&tx, ds, used)?;
+        }
         let (attempt, max_attempts, state): (i64, i64, String) = tx
             .query_row(
                 "SELECT attempt, max_attempts, state FROM tasks WHERE id = ?1",
@@ -1246,6 +1302,7 @@ impl Catalog {
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
         if state != "running" {
+            tx.commit()?;
             return Err(Error::Invalid(format!("task {id} is {state}, not running")));
         }
         let t = now();
@@ -1389,25 +1446,7 @@ impl Catalog {
 
     /// Record a committed snapshot; re-adding the same id is a no-op.
     pub fn add_restore_point(&self, rp: &RestorePoint) -> Result<()> {
-        self.db().execute(
-            &format!("INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"),
-            params![
-                rp.id,
-                rp.datastore_id,
-                rp.source_id,
-                rp.source_name,
-                rp.project_id,
-                rp.kind,
-                rp.time,
-                rp.bytes_total,
-                rp.bytes_added,
-                rp.files,
-                rp.hostname,
-                rp.task_id,
-                rp.created_at
-            ],
-        ).map_err(unique("restore point"))?;
-        Ok(())
+        insert_restore_point(&self.db(), rp)
     }
 
     pub fn restore_points(&self, f: &RestorePointFilter) -> Result<Vec<RestorePoint>> {
@@ -1558,6 +1597,39 @@ fn id_list(ids: &[i64]) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<()> {
+    db.execute(
+        &format!("INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"),
+        params![
+            rp.id,
+            rp.datastore_id,
+            rp.source_id,
+            rp.source_name,
+            rp.project_id,
+            rp.kind,
+            rp.time,
+            rp.bytes_total,
+            rp.bytes_added,
+            rp.files,
+            rp.hostname,
+            rp.task_id,
+            rp.created_at
+        ],
+    )
+    .map_err(unique("restore point"))?;
+    Ok(())
+}
+
+fn update_usage(db: &Connection, id: i64, used: i64) -> Result<()> {
+    db.execute(
+        "UPDATE datastores SET bytes_used = ?2,
+           bytes_logical = (SELECT COALESCE(SUM(bytes_total), 0) FROM restore_points WHERE datastore_id = ?1)
+         WHERE id = ?1",
+        params![id, used],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

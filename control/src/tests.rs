@@ -1,5 +1,6 @@
 use super::*;
 use arca_catalog::{Retention, TaskState};
+use std::sync::Arc;
 
 fn setup() -> (Catalog, i64, i64) {
     let c = Catalog::open_in_memory().unwrap();
@@ -186,13 +187,10 @@ fn a_task_on_a_missing_datastore_fails_with_the_reason_and_retries() {
         ..Default::default()
     })
     .unwrap();
-    let r = Runner::new(c.clone(), node, 2, Passphrases::new());
-    let t = c
-        .lease_task(node, catalog::now(), LEASE_SECS)
-        .unwrap()
-        .unwrap();
-    r.run(t.clone());
-    let t = c.task(t.id).unwrap();
+    let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
+    let l = r.coord.lease().unwrap().unwrap();
+    r.run(l.clone());
+    let t = c.task(l.task.id).unwrap();
     assert_eq!(t.state, TaskState::Queued, "first failure is retried");
     assert!(t.error.unwrap().contains("opening datastore default"));
     assert!(t.not_before >= catalog::now() + 25);
@@ -204,8 +202,8 @@ fn a_task_on_a_missing_datastore_fails_with_the_reason_and_retries() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_runs_at_most_max_tasks() {
+#[test]
+fn a_node_runs_at_most_max_tasks() {
     let (c, node, ds) = setup();
     let c = Arc::new(c);
     for i in 0..3 {
@@ -221,12 +219,126 @@ async fn a_node_runs_at_most_max_tasks() {
         })
         .unwrap();
     }
-    let r = Arc::new(Runner::new(c.clone(), node, 1, Passphrases::new()));
+    c.upsert_node("local", true, 1, "t").unwrap();
+    let r = Arc::new(Runner::new(
+        Arc::new(Local::new(c.clone(), node)),
+        Passphrases::new(),
+    ));
     let started = r.start_due().unwrap();
     assert_eq!(started.len(), 1);
     for h in started {
-        h.await.unwrap();
+        h.join().unwrap();
     }
     // The next call takes the next one, again only one.
     assert_eq!(r.start_due().unwrap().len(), 1);
+}
+
+#[test]
+fn a_policy_datastore_stands_for_the_same_named_one_on_other_nodes() {
+    let (c, node, ds) = setup();
+    let remote = c.add_node("alpha", 2).unwrap();
+    let other = c.add_node("beta", 2).unwrap();
+    let rds = c
+        .add_datastore("alpha/default", remote.id, "/srv/alpha")
+        .unwrap();
+    let all = c.datastores().unwrap();
+    assert_eq!(place(&all, ds, node), ds);
+    assert_eq!(place(&all, ds, remote.id), rds.id);
+    assert_eq!(place(&all, rds.id, node), ds);
+    // beta has no "default": the policy's own, failed at lease time.
+    assert_eq!(place(&all, ds, other.id), ds);
+    assert_eq!(local_name("alpha/default"), "default");
+}
+
+#[test]
+fn a_node_never_runs_a_task_on_a_datastore_it_does_not_own() {
+    let (c, _node, ds) = setup();
+    let c = Arc::new(c);
+    let remote = c.add_node("alpha", 2).unwrap();
+    let s = source(&c, remote.id, "web-1", &[]);
+    let id = c
+        .add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(s.id),
+            datastore_id: Some(ds),
+            node_id: Some(remote.id),
+            max_attempts: 3,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+    let l = Local::new(c.clone(), remote.id);
+    assert!(l.lease().unwrap().is_none());
+    let t = c.task(id.id).unwrap();
+    assert_eq!(t.state, TaskState::Failed, "no retry: it cannot work");
+    let err = t.error.unwrap();
+    assert!(err.contains("belongs to node local"), "{err}");
+}
+
+#[test]
+fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
+    let (c, node, ds) = setup();
+    let c = Arc::new(c);
+    let s = source(&c, node, "web-1", &[]);
+    c.add_task(&NewTask {
+        kind: "backup".into(),
+        project_id: 1,
+        source_id: Some(s.id),
+        datastore_id: Some(ds),
+        max_attempts: 1,
+        created_by: "test".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let local = Local::new(c.clone(), node);
+    let l = local.lease().unwrap().unwrap();
+    assert_eq!(l.source.as_ref().unwrap().name, "web-1");
+    assert_eq!(l.datastore.as_ref().unwrap().path, "/nonexistent");
+    let rp = RestorePoint {
+        id: "ab".repeat(32),
+        datastore_id: ds,
+        source_id: Some(s.id),
+        source_name: "web-1".into(),
+        project_id: 1,
+        kind: "files".into(),
+        time: 5,
+        bytes_total: 100,
+        bytes_added: 10,
+        files: 1,
+        hostname: "h".into(),
+        task_id: Some(l.task.id),
+        created_at: 5,
+    };
+    assert_eq!(c.restore_point_count().unwrap(), 0);
+    let st = local
+        .finish(
+            l.task.id,
+            Finished {
+                outcome: Ok(json!({})),
+                cancelled: false,
+                effects: catalog::TaskEffects {
+                    restore_point: Some(rp.clone()),
+                    removed_restore_points: vec![],
+                    datastore_bytes_used: Some((ds, 42)),
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(st, TaskState::Succeeded);
+    assert_eq!(c.restore_point(&rp.id).unwrap(), rp);
+    let d = c.datastore(ds).unwrap();
+    assert_eq!((d.bytes_used, d.bytes_logical), (42, 100));
+    // A second report of the same task is refused; nothing changes.
+    let again = local.finish(
+        l.task.id,
+        Finished {
+            outcome: Err("late".into()),
+            cancelled: false,
+            effects: Default::default(),
+        },
+    );
+    assert!(again.unwrap_err().contains("not running"));
+    assert_eq!(c.task(l.task.id).unwrap().state, TaskState::Succeeded);
 }

@@ -323,9 +323,48 @@ fn source_id(cli: &Cli, name: &str) -> Result<i64> {
         .ok_or_else(|| anyhow!("no source named {name:?} on the server"))
 }
 
-pub fn backup_now(cli: &Cli, source: &str) -> Result<u8> {
+/// Follow a task until it ends, with a progress bar on a terminal.
+/// Prints the final task; exit code 0 when it succeeded, else 1.
+fn follow(cli: &Cli, queued: &Value) -> Result<u8> {
+    use std::sync::atomic::Ordering;
+    let id = queued["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("the server answered no task id"))?;
+    let p = std::sync::Arc::new(arca_ingest::Progress::default());
+    let bar = crate::progress::Bar::start(&p, "task");
+    let t = loop {
+        let t = call(cli, "GET", &format!("/tasks/{id}"), None)?;
+        p.total
+            .store(t["bytes_total"].as_u64().unwrap_or(0), Ordering::Relaxed);
+        p.bytes
+            .store(t["bytes_done"].as_u64().unwrap_or(0), Ordering::Relaxed);
+        if matches!(
+            t["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    drop(bar);
+    let ok = t["state"] == "succeeded";
+    show(cli, &t, |t| match t["state"].as_str() {
+        Some("succeeded") => format!("task {id} succeeded: {}", t["result"]),
+        Some(s) => format!(
+            "task {id} {s}: {}",
+            t["error"].as_str().unwrap_or("(no reason)")
+        ),
+        None => format!("task {id}: {t}"),
+    })?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+pub fn backup_now(cli: &Cli, source: &str, wait: bool) -> Result<u8> {
     let id = source_id(cli, source)?;
     let v = call(cli, "POST", &format!("/sources/{id}/backup"), None)?;
+    if wait {
+        return follow(cli, &v);
+    }
     show(cli, &v, |v| {
         format!("backup of {source} queued as task {}", v["id"])
     })
@@ -337,6 +376,7 @@ pub fn restore(
     to: &str,
     path: Option<&str>,
     node: Option<&str>,
+    wait: bool,
 ) -> Result<u8> {
     let v = call(
         cli,
@@ -344,6 +384,9 @@ pub fn restore(
         &format!("/restore-points/{rp}/restore"),
         Some(json!({"target": to, "path": path, "node": node})),
     )?;
+    if wait {
+        return follow(cli, &v);
+    }
     show(cli, &v, |v| {
         format!(
             "restore queued as task {} (follow it with `arca task show {}`)",

@@ -118,7 +118,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Backup(BackupCmd::Now { source }) => crate::client::backup_now(&cli, source),
+        Command::Backup(BackupCmd::Now { source, wait }) => {
+            crate::client::backup_now(&cli, source, *wait)
+        }
         Command::Backup(cmd) => backup(&cli, cmd),
         Command::Login {
             user,
@@ -129,6 +131,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
+        Command::Node {
+            data_dir,
+            max_tasks,
+        } => crate::node::run(&cli, data_dir, *max_tasks),
         Command::Task(c) => crate::client::task(&cli, c),
         Command::Server {
             data_dir,
@@ -138,13 +144,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             tls_cert,
             tls_key,
             notify,
+            node_timeout,
         } => {
             let tls = match (tls, tls_cert, tls_key) {
                 (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
                 (true, _, _) => Some(crate::server::self_signed(data_dir)?),
                 _ => None,
             };
-            crate::server::run(data_dir, listen, *max_tasks, tls, notify)
+            crate::server::run(data_dir, listen, *max_tasks, tls, notify, *node_timeout)
         }
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
@@ -188,21 +195,27 @@ pub fn run(cli: Cli) -> Result<u8> {
             node,
             path,
             source: _,
+            wait,
         } if cli.server.is_some() => {
             let to = match (to, target) {
                 (Some(t), _) => t.clone(),
                 (None, Some(t)) => t.display().to_string(),
                 (None, None) => bail!("give the path on the node with --to"),
             };
-            crate::client::restore(&cli, snapshot, &to, path.as_deref(), node.as_deref())
+            crate::client::restore(&cli, snapshot, &to, path.as_deref(), node.as_deref(), *wait)
         }
         Command::Restore {
             snapshot,
             target,
             path,
             source,
-            ..
+            to,
+            node,
+            wait,
         } => {
+            if to.is_some() || node.is_some() || *wait {
+                bail!("--to, --node and --wait restore through a server: give --server (or ARCA_SERVER)");
+            }
             let target = target
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("give TARGET (or --server and --to)"))?;

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod node;
 mod progress;
 mod server;
 
@@ -68,6 +69,22 @@ enum Command {
         tls_key: Option<PathBuf>,
         #[command(flatten)]
         notify: NotifyArgs,
+        /// Seconds without a heartbeat after which a remote node is
+        /// offline and its running tasks are requeued or failed.
+        #[arg(long, default_value_t = 30)]
+        node_timeout: i64,
+    },
+    /// Run a node for a server (--server, --token from `POST
+    /// /api/v1/nodes`): it owns the datastores under <data-dir>/datastores/
+    /// (a `default` one is made on first start), leases the server's tasks
+    /// for its sources and runs them.
+    Node {
+        /// Where this node's datastores and their passphrases live.
+        #[arg(long, default_value = "./arca-node")]
+        data_dir: PathBuf,
+        /// Tasks this node runs at once.
+        #[arg(long, default_value_t = 2)]
+        max_tasks: i64,
     },
     /// Manage datastores.
     #[command(subcommand)]
@@ -94,11 +111,15 @@ enum Command {
         #[arg(required_unless_present = "to")]
         target: Option<PathBuf>,
         /// Through the server: the path on the node to restore to.
-        #[arg(long, requires = "server")]
+        #[arg(long)]
         to: Option<String>,
         /// Through the server: the node to run on (default: the datastore's).
-        #[arg(long, requires = "server")]
+        #[arg(long)]
         node: Option<String>,
+        /// Through the server: follow the restore to its end (progress
+        /// bar; exit code 1 if it fails).
+        #[arg(long, requires = "to")]
+        wait: bool,
         /// Only this file or directory of a tree snapshot.
         #[arg(long)]
         path: Option<String>,
@@ -269,7 +290,13 @@ enum BackupCmd {
         common: BackupArgs,
     },
     /// Through a server: back up one of its sources now.
-    Now { source: String },
+    Now {
+        source: String,
+        /// Follow the task to its end (progress bar; exit code 1 if it
+        /// fails).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Back up a raw disk image (file or block device).
     Image {
         file: PathBuf,

@@ -21,11 +21,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use arca_catalog::{Catalog, Role, RoleBinding};
-use arca_control::{Passphrases, Runner};
+use arca_control::{Local, Passphrases, Runner};
 use arca_repo::{Datastore, Encryption};
-
-/// Heartbeat timeout after which a remote node counts as offline.
-const NODE_TIMEOUT_S: i64 = 30;
 
 fn write_secret(path: &Path, content: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -54,9 +51,43 @@ pub struct Prepared {
     pub catalog: Arc<Catalog>,
     pub node_id: i64,
     pub passphrases: Passphrases,
-    pub max_tasks: i64,
     /// Set on first start only.
     pub admin_password: Option<String>,
+}
+
+/// The datastore `<data_dir>/datastores/<name>`, made on first use with a
+/// random passphrase in `<data_dir>/datastores/<name>.passphrase` (0600).
+/// Returns its absolute path and passphrase.
+pub fn local_datastore(data_dir: &Path, name: &str) -> Result<(PathBuf, String)> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir.join("datastores"))
+        .with_context(|| format!("create {}", data_dir.display()))?;
+    let ds_dir = data_dir.join("datastores").join(name);
+    let pass_file = data_dir.join(format!("datastores/{name}.passphrase"));
+    let pass = match std::fs::read_to_string(&pass_file) {
+        Ok(p) => p.trim().to_string(),
+        Err(_) if !ds_dir.join("config").exists() => {
+            let p = arca_web::auth::random_password() + &arca_web::auth::random_password();
+            write_secret(&pass_file, &p)?;
+            p
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "datastore {} exists but its passphrase file {} cannot be read",
+                    ds_dir.display(),
+                    pass_file.display()
+                )
+            })
+        }
+    };
+    if !ds_dir.join("config").exists() {
+        Datastore::init(&ds_dir, Encryption::Repokey, Some(pass.as_bytes()), |_| {})
+            .with_context(|| format!("creating datastore {}", ds_dir.display()))?;
+    }
+    Ok((std::fs::canonicalize(&ds_dir)?, pass))
 }
 
 /// Create or reopen everything under `data_dir`.
@@ -75,25 +106,12 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
     }
     let node = catalog.upsert_node(&hostname(), true, max_tasks, env!("CARGO_PKG_VERSION"))?;
 
-    let ds_dir = data_dir.join("datastores/default");
-    let pass_file = data_dir.join("datastores/default.passphrase");
-    if !ds_dir.join("config").exists() {
-        let pass = match std::fs::read_to_string(&pass_file) {
-            Ok(p) => p.trim().to_string(),
-            Err(_) => {
-                let p = arca_web::auth::random_password() + &arca_web::auth::random_password();
-                write_secret(&pass_file, &p)?;
-                p
-            }
-        };
-        Datastore::init(&ds_dir, Encryption::Repokey, Some(pass.as_bytes()), |_| {})
-            .context("creating the default datastore")?;
-    }
+    let (abs, pass) = local_datastore(data_dir, "default")?;
     if catalog.datastore_by_name("default")?.is_none() {
-        let abs = std::fs::canonicalize(&ds_dir)?;
         catalog.add_datastore("default", node.id, &abs.display().to_string())?;
     }
     let mut passphrases = Passphrases::new();
+    passphrases.insert(abs.display().to_string(), pass);
     for d in catalog
         .datastores()?
         .into_iter()
@@ -101,7 +119,7 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
     {
         let f = data_dir.join(format!("datastores/{}.passphrase", d.name));
         if let Ok(p) = std::fs::read_to_string(&f) {
-            passphrases.insert(d.id, p.trim().to_string());
+            passphrases.insert(d.path.clone(), p.trim().to_string());
         }
     }
 
@@ -135,7 +153,6 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
         catalog,
         node_id: node.id,
         passphrases,
-        max_tasks,
         admin_password,
     })
 }
@@ -229,7 +246,11 @@ pub fn run(
     max_tasks: i64,
     tls: Option<(PathBuf, PathBuf)>,
     n: &crate::NotifyArgs,
+    node_timeout: i64,
 ) -> Result<u8> {
+    if !(3..=3600).contains(&node_timeout) {
+        anyhow::bail!("--node-timeout must be between 3 and 3600 seconds");
+    }
     if !(1..=64).contains(&max_tasks) {
         anyhow::bail!("--max-tasks must be between 1 and 64");
     }
@@ -257,6 +278,7 @@ pub fn run(
         max_tasks,
         tls,
         notifier,
+        node_timeout,
     ))
 }
 
@@ -266,6 +288,7 @@ async fn serve(
     max_tasks: i64,
     tls: Option<(PathBuf, PathBuf)>,
     notifier: Arc<arca_control::Notifier>,
+    node_timeout: i64,
 ) -> Result<u8> {
     let p = prepare(&data_dir, max_tasks)?;
     let listener =
@@ -293,17 +316,25 @@ async fn serve(
         data_dir.join("datastores/default.passphrase").display()
     );
     let state = arca_web::AppState::new(p.catalog.clone());
-    let runner = Arc::new(
-        Runner::new(p.catalog.clone(), p.node_id, p.max_tasks, p.passphrases)
-            .with_notifier(notifier.clone()),
-    );
+    let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
+    let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));
     tokio::spawn(scheduler(
         p.catalog.clone(),
         runner,
         state.changed.clone(),
-        notifier,
+        notifier.clone(),
+        node_timeout,
     ));
-    let app = arca_web::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Nodes speak gRPC (HTTP/2) on the same port as the API.
+    let nodes =
+        arca_control::node::NodeService::new(p.catalog.clone(), notifier, state.changed.clone())
+            .with_node_timeout(node_timeout);
+    let app = arca_web::app(state)
+        .route_service(
+            &format!("{}{{*call}}", arca_control::node::SERVICE_PATH),
+            nodes.into_server(),
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -341,6 +372,7 @@ async fn scheduler(
     runner: Arc<Runner>,
     changed: Arc<tokio::sync::Notify>,
     notifier: Arc<arca_control::Notifier>,
+    node_timeout: i64,
 ) {
     let mut last_assign = 0;
     // Sources already reported as missing their RPO (reported once per miss).
@@ -352,14 +384,14 @@ async fn scheduler(
                 arca_control::assign_policies(&catalog)?;
             }
             arca_control::schedule_due(&catalog, now)?;
-            let offline = catalog.mark_stale_nodes_offline(now - NODE_TIMEOUT_S)?;
+            let offline = catalog.mark_stale_nodes_offline(now - node_timeout)?;
             catalog.expire_leases(
                 now,
                 &offline,
                 "the node missed its heartbeats; lease expired",
             )?;
-            catalog.heartbeat(runner.node_id)?;
-            runner.start_due()?;
+            catalog.heartbeat(runner.coord.node_id())?;
+            runner.start_due().map_err(anyhow::Error::msg)?;
             Ok(())
         };
         if !notifier.is_empty() {

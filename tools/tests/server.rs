@@ -102,6 +102,41 @@ fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -
     (status, v)
 }
 
+fn tls_agent(cert: &Path) -> ureq::Agent {
+    let c = ureq::tls::Certificate::from_pem(&std::fs::read(cert).unwrap())
+        .unwrap()
+        .to_owned();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![c])))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn login_tls(url: &str, password: &str, cert: &Path) -> String {
+    let resp = tls_agent(cert)
+        .post(&format!("{url}/api/v1/auth/login"))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.into_body().read_json().unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn call_tls(url: &str, token: &str, cert: &Path, path: &str, body: Value) -> (u16, Value) {
+    let resp = tls_agent(cert)
+        .post(&format!("{url}{path}"))
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(body)
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+}
+
 fn login(url: &str, password: &str) -> String {
     let resp = agent()
         .post(&format!("{url}/api/v1/auth/login"))
@@ -712,10 +747,296 @@ fn tls_with_a_self_signed_certificate() {
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // A node joins over gRPC with TLS, trusting the same certificate.
+    let admin = login_tls(&srv.url, pw.trim(), &cert);
+    let (s, v) = call_tls(
+        &srv.url,
+        &admin,
+        &cert,
+        "/api/v1/nodes",
+        json!({"name": "secure"}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let node = NodeProc::start_with(
+        &srv.url,
+        v["token"].as_str().unwrap(),
+        &dir.path().join("node"),
+        &["--ca-cert", cert.to_str().unwrap()],
+    );
+    drop(node);
     // The certificate is kept across restarts.
     let pem = std::fs::read(&cert).unwrap();
     srv.kill9();
     let (srv, _) = Server::start_with(&data, &["--tls"]);
     assert_eq!(std::fs::read(&cert).unwrap(), pem);
+    drop(srv);
+}
+
+/// An `arca node` process: started with a node token, registered.
+struct NodeProc {
+    child: Child,
+}
+
+impl NodeProc {
+    fn start(url: &str, token: &str, data: &Path) -> NodeProc {
+        Self::start_with(url, token, data, &[])
+    }
+
+    fn start_with(url: &str, token: &str, data: &Path, extra: &[&str]) -> NodeProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["node", "--server", url, "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("ARCA_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        assert!(l.contains("registered with"), "{l:?}");
+        std::thread::spawn(move || for _ in out.lines() {});
+        NodeProc { child }
+    }
+
+    fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn task(url: &str, token: &str, id: i64) -> Value {
+    let (s, t) = call(url, token, "GET", &format!("/api/v1/tasks/{id}"), None);
+    assert_eq!(s, 200, "{t}");
+    t
+}
+
+fn node_id(url: &str, token: &str, name: &str) -> Value {
+    let (_, nodes) = call(url, token, "GET", "/api/v1/nodes", None);
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .map(|n| n["id"].clone())
+        .unwrap()
+}
+
+fn node_state(url: &str, token: &str, name: &str) -> String {
+    let (_, nodes) = call(url, token, "GET", "/api/v1/nodes", None);
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .map(|n| n["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// A server and two `arca node` processes over gRPC on loopback: one
+/// policy every 5 s backs up a source on each node into that node's own
+/// datastore; a restore runs on the owning node and gives the same bytes;
+/// kill -9 of a node in the middle of a task fails or requeues the task
+/// within the heartbeat timeout, with the reason, and lists no restore
+/// point for it; the restarted node registers again and the schedule goes on.
+#[test]
+fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let (srv, lines) = Server::start_with(&data, &["--node-timeout", "6"]);
+    let pw = lines
+        .iter()
+        .find_map(|l| l.split("with password ").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = srv.url.clone();
+    let admin = login(&url, &pw);
+
+    // A wrong token is refused at once, with the reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["node", "--server", &url, "--token", "arca_00", "--data-dir"])
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown token"),
+        "{out:?}"
+    );
+
+    let mut nodes = Vec::new();
+    let mut trees = Vec::new();
+    for name in ["alpha", "beta"] {
+        let (s, v) = call(
+            &url,
+            &admin,
+            "POST",
+            "/api/v1/nodes",
+            Some(json!({"name": name, "max_tasks": 2})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let token = v["token"].as_str().unwrap().to_string();
+        let node_dir = dir.path().join(name);
+        nodes.push((
+            NodeProc::start(&url, &token, &node_dir),
+            token,
+            node_dir.clone(),
+        ));
+        assert_eq!(node_state(&url, &admin, name), "online");
+        let tree = dir.path().join(format!("tree-{name}"));
+        std::fs::create_dir_all(tree.join("d")).unwrap();
+        std::fs::write(tree.join("a.txt"), common::text_bytes(100_000, 7)).unwrap();
+        std::fs::write(
+            tree.join("d/b.bin"),
+            common::random_bytes(200_000, name.len() as u64),
+        )
+        .unwrap();
+        let (s, v) = call(
+            &url,
+            &admin,
+            "POST",
+            "/api/v1/sources",
+            Some(
+                json!({"name": format!("src-{name}"), "kind": "files", "path": tree, "node": name, "tags": ["t"]}),
+            ),
+        );
+        assert_eq!(s, 201, "{v}");
+        trees.push(tree);
+    }
+    // One policy, the server's "default" datastore: on each node it is
+    // that node's own "default".
+    let (s, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/policies",
+        Some(json!({"name": "every5", "schedule": "every 5s", "match_tags": ["t"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    wait_for("restore points on both nodes", 90, || {
+        !restore_points(&url, &admin, "src-alpha").is_empty()
+            && !restore_points(&url, &admin, "src-beta").is_empty()
+    });
+    let (_, stores) = call(&url, &admin, "GET", "/api/v1/datastores", None);
+    let store_name = |id: &Value| -> String {
+        stores
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| &d["id"] == id)
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for name in ["alpha", "beta"] {
+        let rp = &restore_points(&url, &admin, &format!("src-{name}"))[0];
+        assert_eq!(store_name(&rp["datastore_id"]), format!("{name}/default"));
+    }
+
+    // Restore on the node through the CLI; byte-identical.
+    let rp = restore_points(&url, &admin, "src-beta")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = dir.path().join("restored-beta");
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "--server", &url, "--token", &admin, "--json", "restore", &rp,
+        ])
+        .arg("--to")
+        .arg(&target)
+        .arg("--wait")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["node_id"], node_id(&url, &admin, "beta"), "{t}");
+    common::assert_same_tree(&trees[1], &target);
+
+    // A backup that hangs (its image is a FIFO nobody writes), then
+    // kill -9 of its node.
+    let fifo = dir.path().join("hang.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (s, src) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "hang", "kind": "image", "path": fifo, "node": "alpha"})),
+    );
+    assert_eq!(s, 201, "{src}");
+    let (s, t) = call(
+        &url,
+        &admin,
+        "POST",
+        &format!("/api/v1/sources/{}/backup", src["id"]),
+        None,
+    );
+    assert_eq!(s, 202, "{t}");
+    let hang = t["id"].as_i64().unwrap();
+    wait_for("the hanging backup to run on alpha", 30, || {
+        task(&url, &admin, hang)["state"] == "running"
+    });
+    let killed_at = Instant::now();
+    nodes[0].0.kill9();
+    wait_for("the lost task to be failed or requeued", 30, || {
+        task(&url, &admin, hang)["state"] != "running"
+    });
+    // Within the heartbeat timeout (6 s) plus the scheduler's tick.
+    assert!(killed_at.elapsed() < Duration::from_secs(20));
+    let t = task(&url, &admin, hang);
+    assert!(t["state"] == "failed" || t["state"] == "queued", "{t}");
+    assert!(
+        t["error"]
+            .as_str()
+            .unwrap()
+            .contains("missed its heartbeats"),
+        "{t}"
+    );
+    assert_eq!(node_state(&url, &admin, "alpha"), "offline");
+    assert!(restore_points(&url, &admin, "hang").is_empty());
+
+    // The node comes back and the schedule goes on there.
+    let before = restore_points(&url, &admin, "src-alpha").len();
+    let (token, node_dir) = (nodes[0].1.clone(), nodes[0].2.clone());
+    nodes[0].0 = NodeProc::start(&url, &token, &node_dir);
+    assert_eq!(node_state(&url, &admin, "alpha"), "online");
+    wait_for("new restore points on alpha after its restart", 60, || {
+        restore_points(&url, &admin, "src-alpha").len() > before
+    });
+
+    // Every listed restore point of a node is in that node's datastore.
+    for (name, (_, _, node_dir)) in ["alpha", "beta"].iter().zip(&nodes) {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .arg("--datastore")
+            .arg(node_dir.join("datastores/default"))
+            .arg("--passphrase-file")
+            .arg(node_dir.join("datastores/default.passphrase"))
+            .args(["--json", "snapshots"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let snaps = String::from_utf8_lossy(&out.stdout).to_string();
+        for rp in restore_points(&url, &admin, &format!("src-{name}")) {
+            assert!(snaps.contains(rp["id"].as_str().unwrap()), "{rp}");
+        }
+    }
+    drop(nodes);
     drop(srv);
 }

@@ -59,7 +59,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/projects", get(list_projects).post(add_project))
-        .route("/nodes", get(list_nodes))
+        .route("/nodes", get(list_nodes).post(add_node))
         .route("/datastores", get(list_datastores))
         .route("/sources", get(list_sources).post(add_source))
         .route("/sources/{id}", get(get_source).delete(delete_source))

@@ -175,6 +175,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Nodes"))
     ),
     r!(
+        "post",
+        "/api/v1/nodes",
+        "Add a remote node; the answer carries its token, shown once (`arca node --token`)",
+        "administer",
+        Some("NewNode"),
+        (201, Some("CreatedNode"))
+    ),
+    r!(
         "get",
         "/api/v1/datastores",
         "Datastores",
@@ -406,6 +414,8 @@ fn schemas() -> Value {
         "NewProject": obj(&["name"], json!({"name": name})),
         "Node": node,
         "Nodes": arr("Node"),
+        "NewNode": obj(&["name"], json!({"name": name, "max_tasks": {"type": "integer", "minimum": 1, "maximum": 64}})),
+        "CreatedNode": open_obj(json!({"node": {"$ref": "#/components/schemas/Node"}, "token": s, "token_id": int})),
         "Datastore": ds,
         "Datastores": arr("Datastore"),
         "Source": source,

@@ -439,6 +439,45 @@ pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Js
     Ok(Json(json!(s.catalog.nodes()?)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    name: String,
+    #[serde(default = "two")]
+    max_tasks: i64,
+}
+
+fn two() -> i64 {
+    2
+}
+
+/// A remote node and its token (shown once). The node registers with
+/// `arca node --server URL --token TOKEN`.
+pub async fn add_node(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewNode>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "node.add", &b.name, || {
+        p.require(Action::Administer, None)?;
+        check_name("node", &b.name)?;
+        if !(1..=64).contains(&b.max_tasks) {
+            return Err(invalid("max_tasks must be between 1 and 64"));
+        }
+        let node = s.catalog.add_node(&b.name, b.max_tasks)?;
+        let (secret, hash) = auth::new_secret();
+        let t = s
+            .catalog
+            .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"node": node, "token": secret, "token_id": t.id})),
+        ))
+    })
+}
+
 pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     any_role(&p)?;
     Ok(Json(json!(s.catalog.datastores()?)))
@@ -602,13 +641,19 @@ pub async fn backup_now(
                         .ok_or_else(|| invalid(format!("unknown datastore {name:?}")))?
                         .id
                 }
-                (None, Some(pid)) => s.catalog.policy(pid)?.datastore_id,
-                (None, None) => s
-                    .catalog
-                    .datastores()?
-                    .first()
-                    .map(|d| d.id)
-                    .ok_or_else(|| invalid("no datastore"))?,
+                // The policy's datastore, or the first one, as placed on
+                // the source's node (that node's datastore of that name).
+                (None, pid) => {
+                    let all = s.catalog.datastores()?;
+                    let want = match pid {
+                        Some(pid) => s.catalog.policy(pid)?.datastore_id,
+                        None => all
+                            .first()
+                            .map(|d| d.id)
+                            .ok_or_else(|| invalid("no datastore"))?,
+                    };
+                    arca_control::place(&all, want, src.node_id)
+                }
             };
             let t = s.catalog.add_task(&NewTask {
                 kind: "backup".into(),

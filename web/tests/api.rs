@@ -617,6 +617,11 @@ async fn rbac_matrix() {
                 Some(json!({"name": format!("p-{}", role.as_str())})),
             ),
             (Method::GET, "/api/v1/audit", None),
+            (
+                Method::POST,
+                "/api/v1/nodes",
+                Some(json!({"name": format!("n-{}", role.as_str())})),
+            ),
         ] {
             let (s, v) = t.call(m.clone(), path, Some(token), body).await;
             assert_eq!(
@@ -644,6 +649,60 @@ async fn rbac_matrix() {
             .await;
         assert_eq!(v.as_array().unwrap().len(), 1, "{}", role.as_str());
     }
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_node_whose_token_only_serves_the_node_protocol() {
+    let t = setup();
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/nodes",
+            Some(&t.admin),
+            Some(json!({"name": "alpha", "max_tasks": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["node"]["name"], "alpha");
+    assert_eq!(v["node"]["state"], "offline");
+    assert_eq!(v["node"]["max_tasks"], 3);
+    let token = v["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("arca_"));
+    // The node token is no user: the REST API refuses it.
+    let (s, v) = t.call(Method::GET, "/api/v1/me", Some(&token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["message"].as_str().unwrap().contains("node token"), "{v}");
+    // Same name again, bad limits, bad names: clear 4xx.
+    for (body, want) in [
+        (json!({"name": "alpha"}), StatusCode::CONFLICT),
+        (
+            json!({"name": "beta", "max_tasks": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"name": "a/b"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"name": "beta", "extra": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                "/api/v1/nodes",
+                Some(&t.admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, want, "{body}: {v}");
+    }
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/nodes", Some(&t.admin), None)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/audit", Some(&t.admin), None)
+        .await;
+    assert!(v.to_string().contains("node.add"), "{v}");
 }
 
 #[tokio::test]

@@ -1,0 +1,514 @@
+//! Running tasks on a node.
+//!
+//! A node talks to the control plane through a [`Coordinator`]: lease a
+//! task, report progress (which renews the lease and carries cancellation
+//! back), log, finish. The embedded node of `arca server` uses [`Local`],
+//! which works on the catalog directly; a remote `arca node` uses the gRPC
+//! client in `crate::node`, whose server side calls the same [`Local`].
+//! So the rules (at most `max_tasks` per node, a node only touches the
+//! datastores it owns, retries with backoff, notifications on failure) are
+//! enforced once, on the server, whatever the transport.
+//!
+//! The [`Runner`] is the node's half: it owns the datastores' passphrases
+//! and keeps its datastores open between tasks, runs each task on its own
+//! thread, and reports what the task changed (a backup's restore point,
+//! the restore points retention removed, the bytes on disk) with the
+//! result, so the control plane records both in one transaction.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use arca_catalog::{self as catalog, Catalog, RestorePoint, Retention, Source, Task, TaskEffects};
+use arca_ingest::Progress;
+use arca_repo::{Datastore, OpenOptions};
+use serde_json::{json, Value};
+
+use crate::{backoff_secs, Notifier, LEASE_SECS};
+
+/// A node's datastore passphrases: datastore path → secret. They never
+/// leave the node.
+pub type Passphrases = HashMap<String, String>;
+
+/// A task's datastore as the node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatastoreRef {
+    pub id: i64,
+    pub name: String,
+    /// Path on the node that owns it.
+    pub path: String,
+}
+
+/// A leased task with everything the node needs to run it.
+#[derive(Clone, Debug)]
+pub struct Leased {
+    pub task: Task,
+    pub source: Option<Source>,
+    /// The policy's retention, applied after a policy's backup.
+    pub retention: Option<Retention>,
+    pub datastore: Option<DatastoreRef>,
+}
+
+/// A task's end as the node reports it.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub outcome: Result<Value, String>,
+    pub cancelled: bool,
+    pub effects: TaskEffects,
+}
+
+/// The control plane as a node sees it. Errors are messages to log.
+pub trait Coordinator: Send + Sync {
+    fn node_id(&self) -> i64;
+    /// The next task this node may run now, if any.
+    fn lease(&self) -> Result<Option<Leased>, String>;
+    /// Record progress and renew the lease; returns whether cancellation
+    /// was requested.
+    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String>;
+    fn log(&self, task_id: i64, level: &str, message: &str);
+    /// Record the result and its effects; returns the task's new state.
+    fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String>;
+}
+
+/// The control plane's side of one node, on the catalog.
+pub struct Local {
+    pub catalog: Arc<Catalog>,
+    pub node_id: i64,
+    /// Told when a task fails for good.
+    pub notifier: Arc<Notifier>,
+}
+
+impl Local {
+    pub fn new(catalog: Arc<Catalog>, node_id: i64) -> Local {
+        Local {
+            catalog,
+            node_id,
+            notifier: Arc::new(Notifier::default()),
+        }
+    }
+
+    pub fn with_notifier(mut self, n: Arc<Notifier>) -> Local {
+        self.notifier = n;
+        self
+    }
+
+    fn notify_failure(&self, task_id: i64) {
+        if self.notifier.is_empty() {
+            return;
+        }
+        let task = self.catalog.task(task_id).ok();
+        let subject = match &task {
+            Some(t) => format!(
+                "arca: {} task {} failed: {}",
+                t.kind,
+                t.id,
+                t.error.as_deref().unwrap_or("")
+            ),
+            None => format!("arca: task {task_id} failed"),
+        };
+        let n = self.notifier.clone();
+        let catalog = self.catalog.clone();
+        // Delivery may take seconds (SMTP); never hold up the node's call.
+        std::thread::spawn(move || {
+            for line in n.send("task.failed", &subject, &json!({"task": task})) {
+                let _ = catalog.add_task_log(task_id, "info", &line);
+            }
+        });
+    }
+
+    fn spec(&self, task: Task) -> Result<Leased, String> {
+        let c = &self.catalog;
+        let e = |e: catalog::Error| e.to_string();
+        let source = match task.source_id {
+            Some(id) => Some(c.source(id).map_err(e)?),
+            None => None,
+        };
+        let retention = match (task.kind.as_str(), task.policy_id) {
+            ("backup", Some(id)) => c.policy(id).ok().map(|p| p.retention),
+            _ => None,
+        };
+        let datastore = match task.datastore_id {
+            Some(id) => {
+                let d = c.datastore(id).map_err(e)?;
+                if d.node_id != self.node_id {
+                    let owner = c.node(d.node_id).map(|n| n.name).unwrap_or_default();
+                    return Err(format!(
+                        "datastore {} belongs to node {owner}; a node only writes the datastores it owns (give this node a datastore of the same name, or run the source on {owner})",
+                        d.name
+                    ));
+                }
+                Some(DatastoreRef {
+                    id,
+                    name: d.name,
+                    path: d.path,
+                })
+            }
+            None => None,
+        };
+        Ok(Leased {
+            task,
+            source,
+            retention,
+            datastore,
+        })
+    }
+}
+
+impl Coordinator for Local {
+    fn node_id(&self) -> i64 {
+        self.node_id
+    }
+
+    fn lease(&self) -> Result<Option<Leased>, String> {
+        let c = &self.catalog;
+        let e = |e: catalog::Error| e.to_string();
+        loop {
+            let node = c.node(self.node_id).map_err(e)?;
+            if c.running_on_node(self.node_id).map_err(e)? >= node.max_tasks {
+                return Ok(None);
+            }
+            let Some(task) = c
+                .lease_task(self.node_id, catalog::now(), LEASE_SECS)
+                .map_err(e)?
+            else {
+                return Ok(None);
+            };
+            let id = task.id;
+            match self.spec(task) {
+                Ok(l) => return Ok(Some(l)),
+                // A task this node cannot run: fail it with the reason
+                // (no retry: the same node would get it again) and go on.
+                Err(msg) => {
+                    let _ = c.add_task_log(id, "error", &msg);
+                    if let Ok(catalog::TaskState::Failed) = c.finish_task(id, Err(msg), false, None)
+                    {
+                        self.notify_failure(id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
+        self.catalog
+            .task_progress(task_id, done, total, catalog::now() + LEASE_SECS)
+            .map_err(|e| e.to_string())
+    }
+
+    fn log(&self, task_id: i64, level: &str, message: &str) {
+        let _ = self.catalog.add_task_log(task_id, level, message);
+    }
+
+    fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String> {
+        let c = &self.catalog;
+        let attempt = c.task(task_id).map_err(|e| e.to_string())?.attempt;
+        let retry_at = catalog::now() + backoff_secs(attempt);
+        let state = c
+            .finish_task_with(task_id, f.outcome, f.cancelled, Some(retry_at), &f.effects)
+            .map_err(|e| e.to_string())?;
+        match state {
+            catalog::TaskState::Queued => {
+                let _ = c.add_task_log(
+                    task_id,
+                    "info",
+                    &format!("retry after {} s", backoff_secs(attempt)),
+                );
+            }
+            catalog::TaskState::Failed => self.notify_failure(task_id),
+            _ => {}
+        }
+        Ok(state)
+    }
+}
+
+/// Runs tasks for one node.
+pub struct Runner {
+    pub coord: Arc<dyn Coordinator>,
+    passphrases: Passphrases,
+    open: Mutex<HashMap<String, Arc<Datastore>>>,
+}
+
+type TaskResult = Result<Value, String>;
+
+impl Runner {
+    pub fn new(coord: Arc<dyn Coordinator>, passphrases: Passphrases) -> Runner {
+        Runner {
+            coord,
+            passphrases,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The datastore, opened once and kept open (no key derivation and no
+    /// index open per task).
+    pub fn datastore(&self, d: &DatastoreRef) -> Result<Arc<Datastore>, String> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ds) = open.get(&d.path) {
+            return Ok(ds.clone());
+        }
+        let opts = OpenOptions {
+            passphrase: self.passphrases.get(&d.path).map(|p| p.as_bytes().to_vec()),
+            ..Default::default()
+        };
+        let ds = Datastore::open(Path::new(&d.path), &opts)
+            .map_err(|e| format!("opening datastore {}: {e}", d.name))?;
+        open.insert(d.path.clone(), ds.clone());
+        Ok(ds)
+    }
+
+    /// Lease and start every task this node may run now, each on its own
+    /// thread; returns their handles.
+    pub fn start_due(self: &Arc<Self>) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+        let mut handles = Vec::new();
+        while let Some(l) = self.coord.lease()? {
+            let me = Arc::clone(self);
+            let h = std::thread::Builder::new()
+                .name(format!("task-{}", l.task.id))
+                .spawn(move || me.run(l))
+                .map_err(|e| format!("starting a task thread: {e}"))?;
+            handles.push(h);
+        }
+        Ok(handles)
+    }
+
+    /// Run one leased task to its end, reporting progress every second.
+    pub fn run(&self, l: Leased) {
+        let c = &self.coord;
+        let id = l.task.id;
+        c.log(
+            id,
+            "info",
+            &format!(
+                "started on node {} (attempt {})",
+                c.node_id(),
+                l.task.attempt
+            ),
+        );
+        let progress = Progress::default();
+        let (outcome, effects) = std::thread::scope(|s| {
+            let worker = s.spawn(|| self.execute(&l, &progress));
+            // Report progress and renew the lease until the work ends.
+            while !worker.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let tick = std::time::Instant::now();
+                let done = progress.bytes.load(Ordering::Relaxed) as i64;
+                let total = progress.total.load(Ordering::Relaxed) as i64;
+                if let Ok(true) = c.progress(id, done, total) {
+                    progress.cancel.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(
+                    std::time::Duration::from_millis(800).saturating_sub(tick.elapsed()),
+                );
+            }
+            worker
+                .join()
+                .unwrap_or_else(|_| (Err("the task panicked".into()), TaskEffects::default()))
+        });
+        let cancelled = progress.cancel.load(Ordering::Relaxed);
+        let done = progress.bytes.load(Ordering::Relaxed) as i64;
+        let total = progress.total.load(Ordering::Relaxed) as i64;
+        let _ = c.progress(id, done, total.max(done));
+        let (level, msg) = match (&outcome, cancelled) {
+            (_, true) => ("warn", "cancelled".to_string()),
+            (Ok(v), _) => ("info", format!("succeeded: {v}")),
+            (Err(e), _) => ("error", format!("failed: {e}")),
+        };
+        c.log(id, level, &msg);
+        let f = Finished {
+            outcome,
+            cancelled,
+            effects,
+        };
+        if let Err(e) = c.finish(id, f) {
+            // The lease was taken away (expired): the server decided already.
+            c.log(id, "warn", &format!("could not record the result: {e}"));
+        }
+    }
+
+    fn execute(&self, l: &Leased, progress: &Progress) -> (TaskResult, TaskEffects) {
+        let mut fx = TaskEffects::default();
+        let r = match l.task.kind.as_str() {
+            "backup" => self.backup(l, progress, &mut fx),
+            "restore" => self.restore(l, progress),
+            "verify" => self.verify(l),
+            "prune" => self.prune(l, &mut fx),
+            "gc" => self.gc(l, &mut fx),
+            k => Err(format!("unknown task kind {k:?}")),
+        };
+        (r, fx)
+    }
+
+    fn task_datastore(&self, l: &Leased) -> Result<(DatastoreRef, Arc<Datastore>), String> {
+        let d = l.datastore.as_ref().ok_or("the task names no datastore")?;
+        Ok((d.clone(), self.datastore(d)?))
+    }
+
+    fn backup(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+        let task = &l.task;
+        let source = l.source.as_ref().ok_or("backup task without a source")?;
+        let (d, ds) = self.task_datastore(l)?;
+        let parent = match ds.resolve_snapshot("latest", Some(&source.name)) {
+            Ok(s) => Some(s),
+            Err(arca_repo::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        let path = PathBuf::from(&source.path);
+        let out = match source.kind.as_str() {
+            "files" => {
+                let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
+                let opts = arca_ingest::files::FilesOptions {
+                    source: source.name.clone(),
+                    parent,
+                    tags: source.tags.clone(),
+                };
+                arca_ingest::files::backup(&ds, &path, &opts, progress)
+            }
+            "image" => {
+                let opts = arca_ingest::image::ImageOptions {
+                    source: source.name.clone(),
+                    parent,
+                    changed_extents: None,
+                    tags: source.tags.clone(),
+                };
+                arca_ingest::image::backup(&ds, &path, &opts, progress)
+            }
+            k => return Err(format!("unknown source kind {k:?}")),
+        }
+        .map_err(|e| e.to_string())?;
+        for w in &out.warnings {
+            self.coord.log(task.id, "warn", &format!("skipped {w}"));
+        }
+        // The snapshot is committed: it is listed together with the result.
+        fx.restore_point = Some(RestorePoint {
+            id: out.snapshot.to_hex(),
+            datastore_id: d.id,
+            source_id: Some(source.id),
+            source_name: source.name.clone(),
+            project_id: source.project_id,
+            kind: source.kind.clone(),
+            time: catalog::now(),
+            bytes_total: out.bytes_total as i64,
+            bytes_added: out.bytes_added as i64,
+            files: out.files as i64,
+            hostname: arca_ingest::hostname(),
+            task_id: Some(task.id),
+            created_at: catalog::now(),
+        });
+        // The policy's retention, right after a new restore point exists.
+        let mut pruned = 0;
+        if let Some(r) = l.retention.as_ref().filter(|r| !r.is_empty()) {
+            pruned = self
+                .apply_retention(&ds, &source.name, r, fx)
+                .map_err(|e| format!("backup succeeded, but retention failed: {e}"))?;
+            if pruned > 0 {
+                self.coord.log(
+                    task.id,
+                    "info",
+                    &format!("retention removed {pruned} restore point(s)"),
+                );
+            }
+        }
+        fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
+        Ok(json!({
+            "snapshot": out.snapshot.to_hex(), "bytes_read": out.bytes_read, "pruned": pruned,
+            "bytes_total": out.bytes_total, "bytes_added": out.bytes_added,
+            "files": out.files, "duration_s": out.duration_s, "mode": out.mode,
+            "warnings": out.warnings.len(),
+        }))
+    }
+
+    fn restore(&self, l: &Leased, progress: &Progress) -> TaskResult {
+        let p = &l.task.params;
+        let rp_id = p["restore_point"]
+            .as_str()
+            .ok_or("restore task without restore_point")?;
+        let target = p["target"].as_str().ok_or("restore task without target")?;
+        let subpath = p["path"].as_str();
+        let (_, ds) = self.task_datastore(l)?;
+        let snap = ds
+            .resolve_snapshot(rp_id, None)
+            .map_err(|e| e.to_string())?;
+        let target = Path::new(target);
+        if snap.is_image() {
+            if subpath.is_some() {
+                return Err("path applies to tree restore points only".into());
+            }
+            let n = arca_ingest::image::restore(&ds, &snap, target, progress)
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"restore_point": snap.id.to_hex(), "target": target, "bytes": n}))
+        } else {
+            let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, progress)
+                .map_err(|e| e.to_string())?;
+            Ok(
+                json!({"restore_point": snap.id.to_hex(), "target": target, "files": o.files, "bytes": o.bytes, "warnings": o.warnings}),
+            )
+        }
+    }
+
+    fn verify(&self, l: &Leased) -> TaskResult {
+        let (_, ds) = self.task_datastore(l)?;
+        let opts = arca_repo::verify::VerifyOptions {
+            read_data_percent: l.task.params["read_data_percent"].as_f64().unwrap_or(100.0),
+            ..Default::default()
+        };
+        let r = arca_repo::verify::verify(&ds, &opts, &|_, _, _| {}).map_err(|e| e.to_string())?;
+        let v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+        if r.is_clean() {
+            Ok(v)
+        } else {
+            Err(format!("verify found damage: {v}"))
+        }
+    }
+
+    /// Remove the restore points of `source` that `r` does not keep from
+    /// the datastore, and report them in `fx`. Returns how many went.
+    fn apply_retention(
+        &self,
+        ds: &Datastore,
+        source: &str,
+        r: &Retention,
+        fx: &mut TaskEffects,
+    ) -> Result<usize, String> {
+        let snaps: Vec<_> = ds
+            .snapshots()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| s.manifest.source == source)
+            .collect();
+        let plan = arca_repo::prune::plan(&snaps, r).map_err(|e| e.to_string())?;
+        let removed = arca_repo::prune::apply(ds, &plan).map_err(|e| e.to_string())?;
+        fx.removed_restore_points.extend(
+            plan.iter()
+                .filter(|d| !d.keep)
+                .map(|d| d.snapshot.id.to_hex()),
+        );
+        Ok(removed)
+    }
+
+    fn prune(&self, l: &Leased, fx: &mut TaskEffects) -> TaskResult {
+        let (_, ds) = self.task_datastore(l)?;
+        let p = &l.task.params;
+        let r: Retention =
+            serde_json::from_value(p["retention"].clone()).map_err(|e| e.to_string())?;
+        let source = p["source"].as_str().ok_or("prune task without a source")?;
+        let removed = self.apply_retention(&ds, source, &r, fx)?;
+        Ok(json!({"removed": removed}))
+    }
+
+    fn gc(&self, l: &Leased, fx: &mut TaskEffects) -> TaskResult {
+        let (d, ds) = self.task_datastore(l)?;
+        let r = arca_repo::gc::gc(&ds, &Default::default(), &|_, _, _| {})
+            .map_err(|e| e.to_string())?;
+        fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
+        serde_json::to_value(&r).map_err(|e| e.to_string())
+    }
+}
+
+/// Bytes of the datastore's packs on disk.
+fn bytes_used(ds: &Datastore) -> i64 {
+    ds.backend()
+        .list(arca_repo::datastore::PACKS)
+        .map(|l| l.iter().map(|o| o.size).sum::<u64>())
+        .unwrap_or(0) as i64
+}

@@ -1,0 +1,156 @@
+//! `arca node`: a data-plane node working for an `arca server`.
+//!
+//! ```text
+//! <data-dir>/datastores/default/             this node's default datastore
+//! <data-dir>/datastores/default.passphrase   its passphrase (0600): back it up
+//! <data-dir>/datastores/<name>/ (+ .passphrase)  more datastores, if any
+//! ```
+//!
+//! The node registers over gRPC (the server's API port, HTTP/2; TLS when
+//! the server has it), heartbeats, leases the tasks of its sources and runs
+//! them with the same runner as the server's embedded node. Passphrases
+//! never leave the node. When the server is unreachable it keeps retrying;
+//! tasks it was running when killed are requeued by the server (on
+//! re-registration, or when its heartbeats stop).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use arca_control::node::{self, pb, Remote};
+use arca_control::{Passphrases, Runner};
+use tonic::Code;
+
+/// The datastores under `<data_dir>/datastores/`, `default` made if missing.
+fn datastores(data_dir: &Path) -> Result<(Vec<pb::DatastoreInfo>, Passphrases)> {
+    crate::server::local_datastore(data_dir, "default")?;
+    let mut infos = Vec::new();
+    let mut pass = Passphrases::new();
+    let dir = data_dir.join("datastores");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("config").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        let (path, p) = crate::server::local_datastore(data_dir, &name)?;
+        let path = path.display().to_string();
+        pass.insert(path.clone(), p);
+        infos.push(pb::DatastoreInfo { name, path });
+    }
+    Ok((infos, pass))
+}
+
+/// Register, retrying while the server is unreachable. A refused token
+/// is an error at once.
+fn register(
+    rt: &tokio::runtime::Handle,
+    client: &node::Client,
+    max_tasks: i64,
+    infos: &[pb::DatastoreInfo],
+) -> Result<pb::RegisterReply> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match node::register(rt, client, max_tasks, infos.to_vec()) {
+            Ok(r) => return Ok(r),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::Unauthenticated
+                        | Code::PermissionDenied
+                        | Code::InvalidArgument
+                        | Code::AlreadyExists
+                        | Code::FailedPrecondition
+                ) =>
+            {
+                bail!("the server refused this node: {}", node::status_msg(s))
+            }
+            Err(s) => {
+                eprintln!(
+                    "cannot register yet ({}); retrying in {} s",
+                    node::status_msg(s),
+                    delay.as_secs()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+pub fn run(cli: &crate::Cli, data_dir: &Path, max_tasks: i64) -> Result<u8> {
+    if !(1..=64).contains(&max_tasks) {
+        bail!("--max-tasks must be between 1 and 64");
+    }
+    let url = cli
+        .server
+        .as_deref()
+        .context("give the server with --server (or ARCA_SERVER)")?;
+    let token = cli
+        .token
+        .as_deref()
+        .context("give the node token with --token (or ARCA_TOKEN); an admin makes one with POST /api/v1/nodes")?;
+    let ca = match &cli.ca_cert {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let (infos, passphrases) = datastores(data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let h = rt.handle().clone();
+    // tonic's TLS uses rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = {
+        let _enter = rt.enter();
+        node::client(url, token, ca.as_deref()).map_err(anyhow::Error::msg)?
+    };
+    let reg = register(&h, &client, max_tasks, &infos)?;
+    println!(
+        "Arca node {} ({}) registered with {url} as node {}",
+        reg.node_name,
+        env!("CARGO_PKG_VERSION"),
+        reg.node_id
+    );
+    for d in &reg.datastores {
+        println!("datastore {} at {}", d.name, d.path);
+    }
+    println!(
+        "the datastores' passphrases are in {}/*.passphrase: keep a copy elsewhere",
+        data_dir.join("datastores").display()
+    );
+    let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
+    let runner = Arc::new(Runner::new(remote.clone(), passphrases));
+    let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);
+    let mut last_beat = Instant::now();
+    let mut tasks: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    loop {
+        if last_beat.elapsed() >= beat {
+            match remote.heartbeat() {
+                Ok(()) => last_beat = Instant::now(),
+                // Marked offline (e.g. after a long outage): the server
+                // has requeued what ran here. Register again.
+                Err(s) if s.code() == Code::FailedPrecondition => {
+                    eprintln!("{}", node::status_msg(s));
+                    register(&h, &client, max_tasks, &infos)?;
+                    last_beat = Instant::now();
+                }
+                Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+                    bail!("the server refused this node: {}", node::status_msg(s))
+                }
+                Err(s) => eprintln!("heartbeat: {}", node::status_msg(s)),
+            }
+        }
+        tasks.retain(|t| !t.is_finished());
+        match runner.start_due() {
+            Ok(started) => tasks.extend(started),
+            Err(e) => eprintln!("lease: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
