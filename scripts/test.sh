@@ -24,8 +24,9 @@ apt_install() {
 }
 
 # clang/libclang for RocksDB's bindings; protoc for the node protocol's
-# gRPC code; diffutils for cmp in the tests.
-apt_install clang libclang-dev protobuf-compiler diffutils
+# gRPC code; diffutils for cmp in the tests; libnbd-bin (nbdinfo, nbdcopy)
+# as NBD clients (qemu-img and qemu-io come with the machine).
+apt_install clang libclang-dev protobuf-compiler diffutils libnbd-bin
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -131,6 +131,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
+        Command::Serve(crate::ServeCmd::Nbd { listen, cache_mib }) => {
+            let ds = open(&cli, true)?;
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("listening on {listen}"))?;
+            let addr = listener.local_addr()?;
+            let exports = std::sync::Arc::new(arca_frontends::DatastoreExports::new(
+                ds,
+                arca_frontends::chunk_cache(cache_mib.saturating_mul(1 << 20)),
+            ));
+            let n = arca_frontends::nbd::Exports::names(exports.as_ref()).len();
+            println!("serving {n} export(s) read-only over NBD on nbd://{addr}/");
+            use std::io::Write as _;
+            std::io::stdout().flush()?;
+            arca_frontends::nbd::serve(listener, exports)?;
+            Ok(0)
+        }
         Command::Node {
             data_dir,
             max_tasks,

@@ -89,6 +89,9 @@ enum Command {
     /// Manage datastores.
     #[command(subcommand)]
     Datastore(DatastoreCmd),
+    /// Serve the datastore's restore points over a block protocol.
+    #[command(subcommand)]
+    Serve(ServeCmd),
     /// Back up a directory tree or a disk image.
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -279,6 +282,19 @@ enum DatastoreCmd {
     },
     /// Show a datastore's configuration and usage.
     Info,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeCmd {
+    /// Every image restore point as a read-only NBD export named by its
+    /// full snapshot id; `<SOURCE>/latest` names the newest of a source.
+    Nbd {
+        #[arg(long, default_value = "127.0.0.1:10809")]
+        listen: String,
+        /// Decoded chunks kept in memory, shared by all exports.
+        #[arg(long, default_value_t = 512)]
+        cache_mib: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -51,6 +51,12 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 
 /// fsync a directory so that a rename or unlink inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    // The parent of a bare relative name is "": the current directory.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx(|| format!("fsync directory {}", dir.display()))

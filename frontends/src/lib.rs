@@ -1,0 +1,90 @@
+//! Arca's frontends: restore points exposed over standard protocols.
+//!
+//! - [`reader`]: the shared restore-point reader (chunk table, bounded
+//!   chunk cache, parallel fetch and read-ahead, holes without I/O).
+//! - [`nbd`]: image restore points as NBD exports.
+//!
+//! [`DatastoreExports`] names every image restore point of a datastore by
+//! its full snapshot id, and `<SOURCE>/latest` the newest of a source.
+
+pub mod nbd;
+pub mod reader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arca_repo::{Datastore, SnapshotId};
+
+pub use reader::{chunk_cache, BlockSource, ChunkCache, Extent, ImageReader};
+
+/// The image restore points of one datastore, opened on first use and
+/// kept open (the chunk table is read once).
+pub struct DatastoreExports {
+    ds: Arc<Datastore>,
+    cache: Arc<ChunkCache>,
+    open: Mutex<HashMap<SnapshotId, Arc<ImageReader>>>,
+}
+
+impl DatastoreExports {
+    pub fn new(ds: Arc<Datastore>, cache: Arc<ChunkCache>) -> Self {
+        DatastoreExports {
+            ds,
+            cache,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn snapshot(&self, name: &str) -> Option<arca_repo::Snapshot> {
+        let snap = match name.strip_suffix("/latest") {
+            Some(source) => self.ds.resolve_snapshot("latest", Some(source)).ok()?,
+            None if name.len() == 64 => self.ds.resolve_snapshot(name, None).ok()?,
+            None => return None,
+        };
+        snap.is_image().then_some(snap)
+    }
+}
+
+impl nbd::Exports for DatastoreExports {
+    fn names(&self) -> Vec<String> {
+        let Ok(snaps) = self.ds.snapshots() else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        let mut sources = std::collections::BTreeSet::new();
+        for s in snaps.iter().filter(|s| s.is_image()) {
+            names.push(s.id.to_hex());
+            sources.insert(s.manifest.source.clone());
+        }
+        names.extend(sources.into_iter().map(|s| format!("{s}/latest")));
+        names
+    }
+
+    fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
+        let snap = self.snapshot(name)?;
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = open.get(&snap.id) {
+            return Some(r.clone());
+        }
+        match ImageReader::open(self.ds.clone(), &snap, self.cache.clone()) {
+            Ok(r) => {
+                let r = Arc::new(r);
+                open.insert(snap.id, r.clone());
+                Some(r)
+            }
+            Err(e) => {
+                tracing::warn!("opening restore point {}: {e}", snap.id);
+                None
+            }
+        }
+    }
+
+    fn description(&self, name: &str) -> Option<String> {
+        let s = self.snapshot(name)?;
+        Some(format!(
+            "arca restore point {} of {} ({})",
+            s.id,
+            s.manifest.source,
+            s.time().format("%Y-%m-%d %H:%M:%S UTC")
+        ))
+    }
+}

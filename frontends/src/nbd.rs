@@ -1,0 +1,703 @@
+//! An NBD server (the protocol of <https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md>,
+//! written from the document): fixed newstyle handshake; `NBD_OPT_GO`,
+//! `INFO`, `LIST`, `EXPORT_NAME`, `ABORT`; structured replies; block status
+//! for the `base:allocation` meta context, so holes are reported; any
+//! number of exports and connections. Read-only: writes are refused with
+//! `EPERM` (the writable overlay for instant restore comes next).
+//!
+//! A session is generic over `Read + Write`, so the fuzz target drives the
+//! whole parser (options and requests) from bytes in memory. Bad input
+//! gets the protocol's error (`NBD_REP_ERR_*` while negotiating, `EINVAL`
+//! and friends in transmission), or, where the stream can no longer be
+//! framed (a wrong magic, an oversized option or write), the connection is
+//! closed; the server goes on serving everyone else.
+
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use crate::reader::BlockSource;
+
+const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
+const IHAVEOPT: u64 = 0x4948_4156_454F_5054;
+const OPT_REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
+const REQUEST_MAGIC: u32 = 0x2560_9513;
+const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
+const STRUCTURED_REPLY_MAGIC: u32 = 0x668e_33ef;
+
+const FLAG_FIXED_NEWSTYLE: u16 = 1;
+const FLAG_NO_ZEROES: u16 = 2;
+
+const OPT_EXPORT_NAME: u32 = 1;
+const OPT_ABORT: u32 = 2;
+const OPT_LIST: u32 = 3;
+const OPT_INFO: u32 = 6;
+const OPT_GO: u32 = 7;
+const OPT_STRUCTURED_REPLY: u32 = 8;
+const OPT_LIST_META_CONTEXT: u32 = 9;
+const OPT_SET_META_CONTEXT: u32 = 10;
+
+const REP_ACK: u32 = 1;
+const REP_SERVER: u32 = 2;
+const REP_INFO: u32 = 3;
+const REP_META_CONTEXT: u32 = 4;
+const REP_ERR_UNSUP: u32 = (1 << 31) + 1;
+const REP_ERR_INVALID: u32 = (1 << 31) + 3;
+const REP_ERR_UNKNOWN: u32 = (1 << 31) + 6;
+const REP_ERR_TOO_BIG: u32 = (1 << 31) + 9;
+
+const INFO_EXPORT: u16 = 0;
+const INFO_NAME: u16 = 1;
+const INFO_DESCRIPTION: u16 = 2;
+const INFO_BLOCK_SIZE: u16 = 3;
+
+const TFLAG_HAS_FLAGS: u16 = 1;
+const TFLAG_READ_ONLY: u16 = 2;
+const TFLAG_SEND_FLUSH: u16 = 4;
+const TFLAG_SEND_DF: u16 = 128;
+const TFLAG_CAN_MULTI_CONN: u16 = 256;
+const TFLAG_SEND_CACHE: u16 = 1024;
+
+const CMD_READ: u16 = 0;
+const CMD_WRITE: u16 = 1;
+const CMD_DISC: u16 = 2;
+const CMD_FLUSH: u16 = 3;
+const CMD_TRIM: u16 = 4;
+const CMD_CACHE: u16 = 5;
+const CMD_WRITE_ZEROES: u16 = 6;
+const CMD_BLOCK_STATUS: u16 = 7;
+
+const CMD_FLAG_REQ_ONE: u16 = 8;
+
+const REPLY_FLAG_DONE: u16 = 1;
+const REPLY_TYPE_NONE: u16 = 0;
+const REPLY_TYPE_OFFSET_DATA: u16 = 1;
+const REPLY_TYPE_BLOCK_STATUS: u16 = 5;
+const REPLY_TYPE_ERROR: u16 = (1 << 15) + 1;
+
+const EPERM: u32 = 1;
+const EIO: u32 = 5;
+const EINVAL: u32 = 22;
+const EOVERFLOW: u32 = 75;
+
+const STATE_HOLE: u32 = 1;
+const STATE_ZERO: u32 = 2;
+
+/// Largest option payload accepted.
+const MAX_OPTION: u32 = 64 << 10;
+/// Largest read or write payload (the usual NBD limit).
+pub const MAX_PAYLOAD: u32 = 32 << 20;
+/// The id of `base:allocation` in this server.
+const ALLOCATION_ID: u32 = 1;
+const ALLOCATION: &str = "base:allocation";
+
+/// What a server exports.
+pub trait Exports: Send + Sync {
+    /// Names for `NBD_OPT_LIST`.
+    fn names(&self) -> Vec<String>;
+    /// The export called `name`, if there is one.
+    fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>>;
+    /// A line for `NBD_INFO_DESCRIPTION`.
+    fn description(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Accept connections forever, one thread each.
+pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> io::Result<()> {
+    for conn in listener.incoming() {
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("nbd accept: {e}");
+                continue;
+            }
+        };
+        let _ = conn.set_nodelay(true);
+        let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let exports = exports.clone();
+        std::thread::Builder::new()
+            .name("nbd-conn".into())
+            .spawn(move || {
+                let w = match conn.try_clone() {
+                    Ok(w) => io::BufWriter::with_capacity(256 << 10, w),
+                    Err(_) => return,
+                };
+                let r = io::BufReader::with_capacity(64 << 10, conn);
+                if let Err(e) = session(r, w, exports.as_ref()) {
+                    if e.kind() != io::ErrorKind::UnexpectedEof {
+                        tracing::info!("nbd client {peer}: {e}");
+                    }
+                }
+            })?;
+    }
+    Ok(())
+}
+
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_be_bytes(b))
+}
+
+fn read_u64(r: &mut impl Read) -> io::Result<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn bad(m: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, m.into())
+}
+
+/// A cursor over an option's payload that fails instead of panicking.
+struct Payload<'a>(&'a [u8]);
+
+impl<'a> Payload<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn string(&mut self, max: usize) -> Option<String> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return None;
+        }
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// `NBD_OPT_INFO`/`GO`: the export name and the info types asked for.
+pub fn parse_go(data: &[u8]) -> Option<(String, Vec<u16>)> {
+    let mut p = Payload(data);
+    let name = p.string(4096)?;
+    let n = p.u16()?;
+    let infos = (0..n).map(|_| p.u16()).collect::<Option<Vec<_>>>()?;
+    p.0.is_empty().then_some((name, infos))
+}
+
+/// `NBD_OPT_LIST/SET_META_CONTEXT`: the export name and the queries.
+pub fn parse_meta(data: &[u8]) -> Option<(String, Vec<String>)> {
+    let mut p = Payload(data);
+    let name = p.string(4096)?;
+    let n = p.u32()?;
+    if n > 1024 {
+        return None;
+    }
+    let queries = (0..n).map(|_| p.string(4096)).collect::<Option<Vec<_>>>()?;
+    p.0.is_empty().then_some((name, queries))
+}
+
+/// One transmission-phase request header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub flags: u16,
+    pub kind: u16,
+    pub cookie: u64,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Parse a 28-byte request header; `None` when the magic is wrong.
+pub fn parse_request(b: &[u8; 28]) -> Option<Request> {
+    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut a = [0; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        u64::from_be_bytes(a)
+    };
+    (u32_at(0) == REQUEST_MAGIC).then(|| Request {
+        flags: u16_at(4),
+        kind: u16_at(6),
+        cookie: u64_at(8),
+        offset: u64_at(16),
+        len: u32_at(24),
+    })
+}
+
+struct Session<'e, W: Write> {
+    w: W,
+    exports: &'e dyn Exports,
+    structured: bool,
+    /// The export `base:allocation` was selected for, if any.
+    meta_for: Option<String>,
+}
+
+impl<W: Write> Session<'_, W> {
+    fn opt_reply(&mut self, opt: u32, kind: u32, data: &[u8]) -> io::Result<()> {
+        let mut h = Vec::with_capacity(20 + data.len());
+        h.extend_from_slice(&OPT_REPLY_MAGIC.to_be_bytes());
+        h.extend_from_slice(&opt.to_be_bytes());
+        h.extend_from_slice(&kind.to_be_bytes());
+        h.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        h.extend_from_slice(data);
+        self.w.write_all(&h)
+    }
+
+    fn opt_error(&mut self, opt: u32, kind: u32, msg: &str) -> io::Result<()> {
+        self.opt_reply(opt, kind, msg.as_bytes())?;
+        self.w.flush()
+    }
+
+    /// The export `name` (the only one, when the name is empty).
+    fn find(&self, name: &str) -> Option<(String, Arc<dyn BlockSource>)> {
+        if name.is_empty() {
+            let names = self.exports.names();
+            if names.len() == 1 {
+                let n = names.into_iter().next()?;
+                return self.exports.open(&n).map(|e| (n, e));
+            }
+            return None;
+        }
+        self.exports.open(name).map(|e| (name.to_string(), e))
+    }
+
+    fn tflags(&self) -> u16 {
+        TFLAG_HAS_FLAGS
+            | TFLAG_READ_ONLY
+            | TFLAG_SEND_FLUSH
+            | TFLAG_SEND_DF
+            | TFLAG_CAN_MULTI_CONN
+            | TFLAG_SEND_CACHE
+    }
+
+    /// Negotiate; returns the export to serve, or `None` when the client
+    /// went away (abort).
+    fn negotiate<R: Read>(
+        &mut self,
+        r: &mut R,
+        no_zeroes: bool,
+    ) -> io::Result<Option<(String, Arc<dyn BlockSource>)>> {
+        loop {
+            if read_u64(r)? != IHAVEOPT {
+                return Err(bad("option without IHAVEOPT"));
+            }
+            let opt = read_u32(r)?;
+            let len = read_u32(r)?;
+            if len > MAX_OPTION {
+                // Cannot be skipped safely in bounded memory: say so, stop.
+                self.opt_error(opt, REP_ERR_TOO_BIG, "option too large")?;
+                return Err(bad("option too large"));
+            }
+            let mut data = vec![0; len as usize];
+            r.read_exact(&mut data)?;
+            match opt {
+                OPT_EXPORT_NAME => {
+                    let name = String::from_utf8_lossy(&data).into_owned();
+                    // No way to answer an error here: close.
+                    let Some((name, e)) = self.find(&name) else {
+                        return Err(bad(format!("unknown export {name:?}")));
+                    };
+                    self.w.write_all(&e.size().to_be_bytes())?;
+                    self.w.write_all(&self.tflags().to_be_bytes())?;
+                    if !no_zeroes {
+                        self.w.write_all(&[0; 124])?;
+                    }
+                    self.w.flush()?;
+                    if self.meta_for.as_deref() != Some(&name) {
+                        self.meta_for = None;
+                    }
+                    return Ok(Some((name, e)));
+                }
+                OPT_ABORT => {
+                    self.opt_reply(opt, REP_ACK, &[])?;
+                    self.w.flush()?;
+                    return Ok(None);
+                }
+                OPT_LIST => {
+                    if !data.is_empty() {
+                        self.opt_error(opt, REP_ERR_INVALID, "LIST takes no data")?;
+                        continue;
+                    }
+                    for n in self.exports.names() {
+                        let mut d = (n.len() as u32).to_be_bytes().to_vec();
+                        d.extend_from_slice(n.as_bytes());
+                        self.opt_reply(opt, REP_SERVER, &d)?;
+                    }
+                    self.opt_reply(opt, REP_ACK, &[])?;
+                    self.w.flush()?;
+                }
+                OPT_STRUCTURED_REPLY => {
+                    if !data.is_empty() {
+                        self.opt_error(opt, REP_ERR_INVALID, "takes no data")?;
+                        continue;
+                    }
+                    self.structured = true;
+                    self.opt_reply(opt, REP_ACK, &[])?;
+                    self.w.flush()?;
+                }
+                OPT_INFO | OPT_GO => {
+                    let Some((name, infos)) = parse_go(&data) else {
+                        self.opt_error(opt, REP_ERR_INVALID, "malformed INFO/GO request")?;
+                        continue;
+                    };
+                    let Some((name, e)) = self.find(&name) else {
+                        self.opt_error(opt, REP_ERR_UNKNOWN, &format!("no export {name:?}"))?;
+                        continue;
+                    };
+                    let mut d = INFO_EXPORT.to_be_bytes().to_vec();
+                    d.extend_from_slice(&e.size().to_be_bytes());
+                    d.extend_from_slice(&self.tflags().to_be_bytes());
+                    self.opt_reply(opt, REP_INFO, &d)?;
+                    for i in infos {
+                        let mut d = i.to_be_bytes().to_vec();
+                        match i {
+                            INFO_NAME => d.extend_from_slice(name.as_bytes()),
+                            INFO_DESCRIPTION => match self.exports.description(&name) {
+                                Some(s) => d.extend_from_slice(s.as_bytes()),
+                                None => continue,
+                            },
+                            INFO_BLOCK_SIZE => {
+                                d.extend_from_slice(&1u32.to_be_bytes());
+                                d.extend_from_slice(&e.block_size().to_be_bytes());
+                                d.extend_from_slice(&MAX_PAYLOAD.to_be_bytes());
+                            }
+                            _ => continue,
+                        }
+                        self.opt_reply(opt, REP_INFO, &d)?;
+                    }
+                    self.opt_reply(opt, REP_ACK, &[])?;
+                    self.w.flush()?;
+                    if opt == OPT_GO {
+                        if self.meta_for.as_deref() != Some(&name) {
+                            self.meta_for = None;
+                        }
+                        return Ok(Some((name, e)));
+                    }
+                }
+                OPT_LIST_META_CONTEXT | OPT_SET_META_CONTEXT => {
+                    let Some((name, queries)) = parse_meta(&data) else {
+                        self.opt_error(opt, REP_ERR_INVALID, "malformed meta context request")?;
+                        continue;
+                    };
+                    if opt == OPT_SET_META_CONTEXT && !self.structured {
+                        self.opt_error(opt, REP_ERR_INVALID, "negotiate structured replies first")?;
+                        continue;
+                    }
+                    let Some((name, _)) = self.find(&name) else {
+                        self.opt_error(opt, REP_ERR_UNKNOWN, &format!("no export {name:?}"))?;
+                        continue;
+                    };
+                    let wanted = if opt == OPT_LIST_META_CONTEXT && queries.is_empty() {
+                        true
+                    } else {
+                        queries.iter().any(|q| {
+                            q == ALLOCATION || (opt == OPT_LIST_META_CONTEXT && q == "base:")
+                        })
+                    };
+                    if wanted {
+                        let mut d = ALLOCATION_ID.to_be_bytes().to_vec();
+                        d.extend_from_slice(ALLOCATION.as_bytes());
+                        self.opt_reply(opt, REP_META_CONTEXT, &d)?;
+                    }
+                    if opt == OPT_SET_META_CONTEXT {
+                        self.meta_for = wanted.then_some(name);
+                    }
+                    self.opt_reply(opt, REP_ACK, &[])?;
+                    self.w.flush()?;
+                }
+                _ => {
+                    self.opt_error(opt, REP_ERR_UNSUP, "option not supported")?;
+                }
+            }
+        }
+    }
+
+    fn chunk(&mut self, flags: u16, kind: u16, cookie: u64, payload: &[&[u8]]) -> io::Result<()> {
+        let len: usize = payload.iter().map(|p| p.len()).sum();
+        self.w.write_all(&STRUCTURED_REPLY_MAGIC.to_be_bytes())?;
+        self.w.write_all(&flags.to_be_bytes())?;
+        self.w.write_all(&kind.to_be_bytes())?;
+        self.w.write_all(&cookie.to_be_bytes())?;
+        self.w.write_all(&(len as u32).to_be_bytes())?;
+        for p in payload {
+            self.w.write_all(p)?;
+        }
+        Ok(())
+    }
+
+    /// Success without data.
+    fn ok(&mut self, cookie: u64) -> io::Result<()> {
+        if self.structured {
+            self.chunk(REPLY_FLAG_DONE, REPLY_TYPE_NONE, cookie, &[])
+        } else {
+            self.simple(0, cookie, &[])
+        }
+    }
+
+    fn simple(&mut self, err: u32, cookie: u64, data: &[u8]) -> io::Result<()> {
+        self.w.write_all(&SIMPLE_REPLY_MAGIC.to_be_bytes())?;
+        self.w.write_all(&err.to_be_bytes())?;
+        self.w.write_all(&cookie.to_be_bytes())?;
+        self.w.write_all(data)
+    }
+
+    fn error(&mut self, cookie: u64, err: u32, msg: &str) -> io::Result<()> {
+        if self.structured {
+            let msg = &msg.as_bytes()[..msg.len().min(4096)];
+            self.chunk(
+                REPLY_FLAG_DONE,
+                REPLY_TYPE_ERROR,
+                cookie,
+                &[&err.to_be_bytes(), &(msg.len() as u16).to_be_bytes(), msg],
+            )
+        } else {
+            self.simple(err, cookie, &[])
+        }
+    }
+
+    fn transmit<R: Read>(
+        &mut self,
+        r: &mut R,
+        name: &str,
+        disk: &dyn BlockSource,
+    ) -> io::Result<()> {
+        let size = disk.size();
+        let mut buf = Vec::new();
+        loop {
+            let mut h = [0u8; 28];
+            r.read_exact(&mut h)?;
+            let req = parse_request(&h).ok_or_else(|| bad("request without its magic"))?;
+            let end = req.offset.checked_add(req.len as u64);
+            let in_range = end.is_some_and(|e| e <= size);
+            match req.kind {
+                CMD_READ => {
+                    if req.len > MAX_PAYLOAD {
+                        self.error(req.cookie, EOVERFLOW, "read larger than 32 MiB")?;
+                    } else if !in_range {
+                        self.error(req.cookie, EINVAL, "read past the end of the export")?;
+                    } else {
+                        buf.resize(req.len as usize, 0);
+                        match disk.read_at(req.offset, &mut buf) {
+                            Ok(()) if self.structured => self.chunk(
+                                REPLY_FLAG_DONE,
+                                REPLY_TYPE_OFFSET_DATA,
+                                req.cookie,
+                                &[&req.offset.to_be_bytes(), &buf],
+                            )?,
+                            Ok(()) => self.simple(0, req.cookie, &buf)?,
+                            Err(e) => {
+                                tracing::warn!("nbd {name}: read at {}: {e}", req.offset);
+                                self.error(req.cookie, EIO, &e.to_string())?;
+                            }
+                        }
+                    }
+                }
+                CMD_WRITE | CMD_TRIM | CMD_WRITE_ZEROES => {
+                    if req.kind == CMD_WRITE {
+                        if req.len > MAX_PAYLOAD {
+                            return Err(bad("write payload larger than 32 MiB"));
+                        }
+                        // Consume the payload to stay in step.
+                        io::copy(&mut r.by_ref().take(req.len as u64), &mut io::sink())?;
+                    }
+                    self.error(req.cookie, EPERM, "the export is read-only")?;
+                }
+                CMD_DISC => {
+                    self.w.flush()?;
+                    return Ok(());
+                }
+                CMD_FLUSH => self.ok(req.cookie)?,
+                CMD_CACHE => {
+                    if in_range {
+                        self.ok(req.cookie)?
+                    } else {
+                        self.error(req.cookie, EINVAL, "range past the end of the export")?
+                    }
+                }
+                CMD_BLOCK_STATUS => {
+                    if self.meta_for.as_deref() != Some(name) {
+                        self.error(req.cookie, EINVAL, "no meta context was negotiated")?;
+                    } else if req.len == 0 || req.offset >= size {
+                        self.error(req.cookie, EINVAL, "range past the end of the export")?;
+                    } else {
+                        // Clip to the end, as the protocol allows.
+                        let len = (req.len as u64).min(size - req.offset);
+                        match disk.extents(req.offset, len) {
+                            Ok(ext) => {
+                                let mut d = Vec::with_capacity(8 * ext.len());
+                                for e in ext {
+                                    let flags = if e.hole { STATE_HOLE | STATE_ZERO } else { 0 };
+                                    let mut left = e.len;
+                                    while left > 0 {
+                                        let n = left.min(u32::MAX as u64 & !4095) as u32;
+                                        d.extend_from_slice(&n.to_be_bytes());
+                                        d.extend_from_slice(&flags.to_be_bytes());
+                                        left -= n as u64;
+                                    }
+                                    if req.flags & CMD_FLAG_REQ_ONE != 0 {
+                                        d.truncate(8);
+                                        break;
+                                    }
+                                }
+                                self.chunk(
+                                    REPLY_FLAG_DONE,
+                                    REPLY_TYPE_BLOCK_STATUS,
+                                    req.cookie,
+                                    &[&ALLOCATION_ID.to_be_bytes(), &d],
+                                )?;
+                            }
+                            Err(e) => self.error(req.cookie, EIO, &e.to_string())?,
+                        }
+                    }
+                }
+                _ => self.error(req.cookie, EINVAL, "unknown command")?,
+            }
+            self.w.flush()?;
+        }
+    }
+}
+
+/// Serve one client from handshake to disconnect.
+pub fn session<R: Read, W: Write>(mut r: R, w: W, exports: &dyn Exports) -> io::Result<()> {
+    let mut s = Session {
+        w,
+        exports,
+        structured: false,
+        meta_for: None,
+    };
+    s.w.write_all(&NBDMAGIC.to_be_bytes())?;
+    s.w.write_all(&IHAVEOPT.to_be_bytes())?;
+    s.w.write_all(&(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).to_be_bytes())?;
+    s.w.flush()?;
+    let client = read_u32(&mut r)?;
+    if client & FLAG_FIXED_NEWSTYLE as u32 == 0 {
+        return Err(bad("the client does not speak fixed newstyle"));
+    }
+    let no_zeroes = client & FLAG_NO_ZEROES as u32 != 0;
+    let Some((name, disk)) = s.negotiate(&mut r, no_zeroes)? else {
+        return Ok(());
+    };
+    s.transmit(&mut r, &name, disk.as_ref())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::reader::MemDisk;
+
+    struct One(Arc<MemDisk>);
+
+    impl Exports for One {
+        fn names(&self) -> Vec<String> {
+            vec!["disk".into()]
+        }
+        fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
+            (name == "disk").then(|| self.0.clone() as Arc<dyn BlockSource>)
+        }
+    }
+
+    fn opt(o: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = IHAVEOPT.to_be_bytes().to_vec();
+        v.extend_from_slice(&o.to_be_bytes());
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn go(name: &str) -> Vec<u8> {
+        let mut d = (name.len() as u32).to_be_bytes().to_vec();
+        d.extend_from_slice(name.as_bytes());
+        d.extend_from_slice(&0u16.to_be_bytes());
+        opt(OPT_GO, &d)
+    }
+
+    fn req(kind: u16, cookie: u64, offset: u64, len: u32) -> Vec<u8> {
+        let mut v = REQUEST_MAGIC.to_be_bytes().to_vec();
+        v.extend_from_slice(&0u16.to_be_bytes());
+        v.extend_from_slice(&kind.to_be_bytes());
+        v.extend_from_slice(&cookie.to_be_bytes());
+        v.extend_from_slice(&offset.to_be_bytes());
+        v.extend_from_slice(&len.to_be_bytes());
+        v
+    }
+
+    /// Option replies' types, in order, from the server's output after
+    /// the 18-byte greeting (stops at the first non-reply).
+    fn reply_types(out: &[u8]) -> Vec<u32> {
+        let mut p = &out[18..];
+        let mut v = Vec::new();
+        while p.len() >= 20 && p[..8] == OPT_REPLY_MAGIC.to_be_bytes() {
+            let kind = u32::from_be_bytes(p[12..16].try_into().unwrap());
+            let len = u32::from_be_bytes(p[16..20].try_into().unwrap()) as usize;
+            v.push(kind);
+            p = &p[20 + len..];
+        }
+        v
+    }
+
+    fn run(input: &[u8]) -> (io::Result<()>, Vec<u8>) {
+        let mut data = vec![1u8; 8192];
+        data[4096..].fill(0);
+        let e = One(Arc::new(MemDisk { data }));
+        let mut out = Vec::new();
+        let r = session(input, &mut out, &e);
+        (r, out)
+    }
+
+    #[test]
+    fn bad_options_get_the_protocol_s_errors_and_negotiation_goes_on() {
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(opt(OPT_GO, &[0, 0, 0, 9, b'x'])); // truncated name
+        input.extend(go("nope"));
+        input.extend(opt(OPT_SET_META_CONTEXT, &[0; 12])); // before structured
+        input.extend(opt(99, b""));
+        input.extend(go("disk"));
+        input.extend(req(CMD_READ, 1, 0, 16));
+        input.extend(req(CMD_READ, 2, 8190, 16)); // past the end
+        input.extend(req(CMD_WRITE, 3, 0, 2));
+        input.extend(b"hi");
+        input.extend(req(CMD_BLOCK_STATUS, 4, 0, 8192)); // no meta context
+        input.extend(req(CMD_DISC, 5, 0, 0));
+        let (r, out) = run(&input);
+        r.unwrap();
+        assert_eq!(
+            reply_types(&out),
+            vec![
+                REP_ERR_INVALID,
+                REP_ERR_UNKNOWN,
+                REP_ERR_INVALID,
+                REP_ERR_UNSUP,
+                REP_INFO,
+                REP_ACK
+            ]
+        );
+        // Simple replies: data, then EINVAL, EPERM, EINVAL.
+        let tail = &out[out.len() - (16 + 16) - 16 * 3..];
+        let err = |at: usize| u32::from_be_bytes(tail[at + 4..at + 8].try_into().unwrap());
+        assert_eq!(err(0), 0);
+        assert_eq!(&tail[16..32], &[1u8; 16]);
+        assert_eq!(err(32), EINVAL);
+        assert_eq!(err(48), EPERM);
+        assert_eq!(err(64), EINVAL);
+    }
+
+    #[test]
+    fn a_wrong_request_magic_or_huge_option_closes_the_connection() {
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(go("disk"));
+        input.extend([0u8; 28]);
+        assert!(run(&input).0.is_err());
+        let mut input = 3u32.to_be_bytes().to_vec();
+        let mut big = IHAVEOPT.to_be_bytes().to_vec();
+        big.extend_from_slice(&OPT_GO.to_be_bytes());
+        big.extend_from_slice(&u32::MAX.to_be_bytes());
+        input.extend(big);
+        let (r, out) = run(&input);
+        assert!(r.is_err());
+        assert_eq!(reply_types(&out), vec![REP_ERR_TOO_BIG]);
+    }
+}

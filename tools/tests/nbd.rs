@@ -1,0 +1,158 @@
+//! `arca serve nbd` against real NBD clients on loopback: qemu-img (from
+//! QEMU) and libnbd's nbdinfo and nbdcopy. No kernel NBD is involved.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+mod common;
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &common::Env) -> Serve {
+    let mut child = env
+        .cmd(&["serve", "nbd", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    let url = l
+        .split("on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {l:?}"))
+        .trim()
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    Serve { child, url }
+}
+
+fn tool(name: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+#[test]
+fn image_restore_points_over_nbd_with_real_clients() {
+    let env = common::Env::new();
+    // 3 MiB data, 2 MiB hole, 1 MiB data, and an odd tail.
+    let mut img = common::random_bytes(3 << 20, 11);
+    img.extend(vec![0u8; 2 << 20]);
+    img.extend(common::random_bytes(1 << 20, 12));
+    img.extend(common::random_bytes(1000, 13));
+    let path = env.path("vm1.raw");
+    std::fs::write(&path, &img).unwrap();
+    let b = env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm1"]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let srv = serve(&env);
+
+    // The export list names the restore point and vm1/latest.
+    let list = tool("nbdinfo", &["--list", "--json", &srv.url]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<&str> = v["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["export-name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&id.as_str()), "{names:?}");
+    assert!(names.contains(&"vm1/latest"), "{names:?}");
+
+    // qemu-img converts it back to the same bytes, by id and by latest.
+    for name in [id.as_str(), "vm1/latest"] {
+        let out = env.path("out.raw");
+        let _ = std::fs::remove_file(&out);
+        tool(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "raw",
+                &format!("{}{name}", srv.url),
+                out.to_str().unwrap(),
+            ],
+        );
+        // QEMU rounds an export's size up to whole 512-byte sectors.
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(got.len() as u64, (img.len() as u64).div_ceil(512) * 512);
+        assert!(got[..img.len()] == img[..], "{name}: bytes differ");
+        assert!(got[img.len()..].iter().all(|&b| b == 0));
+    }
+
+    // The allocation map shows the hole.
+    let map = tool("nbdinfo", &["--map", "--json", &format!("{}{id}", srv.url)]);
+    let m: serde_json::Value = serde_json::from_slice(&map.stdout).unwrap();
+    let hole = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"].as_u64() == Some(3))
+        .unwrap_or_else(|| panic!("no hole in {m}"));
+    assert_eq!(hole["offset"].as_u64(), Some(3 << 20), "{m}");
+    assert_eq!(hole["length"].as_u64(), Some(2 << 20), "{m}");
+    let covered: u64 = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["length"].as_u64().unwrap())
+        .sum();
+    assert_eq!(covered, img.len() as u64);
+
+    // nbdcopy with several connections and requests in flight.
+    let out = env.path("copy.raw");
+    tool(
+        "nbdcopy",
+        &[
+            "--connections=4",
+            "--requests=16",
+            &format!("{}{id}", srv.url),
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&out).unwrap() == img, "nbdcopy: bytes differ");
+
+    // Bad input: an unknown export is refused, a write is refused, and the
+    // server goes on serving.
+    let bad = Command::new("nbdinfo")
+        .arg(format!("{}no-such-export", srv.url))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let w = Command::new("qemu-io")
+        .args(["-f", "raw", "-c", "write 0 4k", &format!("{}{id}", srv.url)])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&w.stderr).to_string() + &String::from_utf8_lossy(&w.stdout);
+    assert!(
+        !w.status.success() || said.contains("ermission") || said.contains("read-only"),
+        "{said}"
+    );
+    let again = tool("nbdinfo", &["--size", &format!("{}vm1/latest", srv.url)]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        img.len().to_string()
+    );
+}
