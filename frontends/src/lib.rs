@@ -8,6 +8,7 @@
 //! its full snapshot id, and `<SOURCE>/latest` the newest of a source.
 
 pub mod nbd;
+pub mod overlay;
 pub mod reader;
 
 use std::collections::HashMap;
@@ -22,7 +23,9 @@ pub use reader::{chunk_cache, BlockSource, ChunkCache, Extent, ImageReader};
 pub struct DatastoreExports {
     ds: Arc<Datastore>,
     cache: Arc<ChunkCache>,
-    open: Mutex<HashMap<SnapshotId, Arc<ImageReader>>>,
+    open: Mutex<HashMap<SnapshotId, Arc<dyn BlockSource>>>,
+    /// Writable: each export gets an overlay file in this directory.
+    overlays: Option<std::path::PathBuf>,
 }
 
 impl DatastoreExports {
@@ -31,7 +34,16 @@ impl DatastoreExports {
             ds,
             cache,
             open: Mutex::new(HashMap::new()),
+            overlays: None,
         }
+    }
+
+    /// Writable exports: writes go to an overlay per restore point in
+    /// `dir` (the restore points never change). Overlays last as long as
+    /// this process.
+    pub fn writable(mut self, dir: std::path::PathBuf) -> Self {
+        self.overlays = Some(dir);
+        self
     }
 
     fn snapshot(&self, name: &str) -> Option<arca_repo::Snapshot> {
@@ -65,9 +77,19 @@ impl nbd::Exports for DatastoreExports {
         if let Some(r) = open.get(&snap.id) {
             return Some(r.clone());
         }
-        match ImageReader::open(self.ds.clone(), &snap, self.cache.clone()) {
+        let opened = ImageReader::open(self.ds.clone(), &snap, self.cache.clone()).and_then(|r| {
+            let r: Arc<dyn BlockSource> = Arc::new(r);
+            match &self.overlays {
+                None => Ok(r),
+                Some(dir) => {
+                    let path = dir.join(format!("{}.overlay", snap.id));
+                    let _ = std::fs::remove_file(&path);
+                    Ok(Arc::new(overlay::Overlay::create(r, &path)?) as Arc<dyn BlockSource>)
+                }
+            }
+        });
+        match opened {
             Ok(r) => {
-                let r = Arc::new(r);
                 open.insert(snap.id, r.clone());
                 Some(r)
             }

@@ -2,8 +2,9 @@
 //! written from the document): fixed newstyle handshake; `NBD_OPT_GO`,
 //! `INFO`, `LIST`, `EXPORT_NAME`, `ABORT`; structured replies; block status
 //! for the `base:allocation` meta context, so holes are reported; any
-//! number of exports and connections. Read-only: writes are refused with
-//! `EPERM` (the writable overlay for instant restore comes next).
+//! number of exports and connections. Read-only exports refuse writes with
+//! `EPERM`; writable ones (an [`crate::overlay::Overlay`]) take writes,
+//! trims and write-zeroes into their overlay.
 //!
 //! A session is generic over `Read + Write`, so the fuzz target drives the
 //! whole parser (options and requests) from bytes in memory. Bad input
@@ -54,6 +55,9 @@ const INFO_BLOCK_SIZE: u16 = 3;
 const TFLAG_HAS_FLAGS: u16 = 1;
 const TFLAG_READ_ONLY: u16 = 2;
 const TFLAG_SEND_FLUSH: u16 = 4;
+const TFLAG_SEND_FUA: u16 = 8;
+const TFLAG_SEND_TRIM: u16 = 32;
+const TFLAG_SEND_WRITE_ZEROES: u16 = 64;
 const TFLAG_SEND_DF: u16 = 128;
 const TFLAG_CAN_MULTI_CONN: u16 = 256;
 const TFLAG_SEND_CACHE: u16 = 1024;
@@ -67,6 +71,7 @@ const CMD_CACHE: u16 = 5;
 const CMD_WRITE_ZEROES: u16 = 6;
 const CMD_BLOCK_STATUS: u16 = 7;
 
+const CMD_FLAG_FUA: u16 = 1;
 const CMD_FLAG_REQ_ONE: u16 = 8;
 
 const REPLY_FLAG_DONE: u16 = 1;
@@ -78,6 +83,7 @@ const REPLY_TYPE_ERROR: u16 = (1 << 15) + 1;
 const EPERM: u32 = 1;
 const EIO: u32 = 5;
 const EINVAL: u32 = 22;
+const ENOSPC: u32 = 28;
 const EOVERFLOW: u32 = 75;
 
 const STATE_HOLE: u32 = 1;
@@ -264,13 +270,17 @@ impl<W: Write> Session<'_, W> {
         self.exports.open(name).map(|e| (name.to_string(), e))
     }
 
-    fn tflags(&self) -> u16 {
-        TFLAG_HAS_FLAGS
-            | TFLAG_READ_ONLY
+    fn tflags(disk: &dyn BlockSource) -> u16 {
+        let base = TFLAG_HAS_FLAGS
             | TFLAG_SEND_FLUSH
             | TFLAG_SEND_DF
             | TFLAG_CAN_MULTI_CONN
-            | TFLAG_SEND_CACHE
+            | TFLAG_SEND_CACHE;
+        if disk.writable() {
+            base | TFLAG_SEND_FUA | TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES
+        } else {
+            base | TFLAG_READ_ONLY
+        }
     }
 
     /// Negotiate; returns the export to serve, or `None` when the client
@@ -301,7 +311,7 @@ impl<W: Write> Session<'_, W> {
                         return Err(bad(format!("unknown export {name:?}")));
                     };
                     self.w.write_all(&e.size().to_be_bytes())?;
-                    self.w.write_all(&self.tflags().to_be_bytes())?;
+                    self.w.write_all(&Self::tflags(e.as_ref()).to_be_bytes())?;
                     if !no_zeroes {
                         self.w.write_all(&[0; 124])?;
                     }
@@ -349,7 +359,7 @@ impl<W: Write> Session<'_, W> {
                     };
                     let mut d = INFO_EXPORT.to_be_bytes().to_vec();
                     d.extend_from_slice(&e.size().to_be_bytes());
-                    d.extend_from_slice(&self.tflags().to_be_bytes());
+                    d.extend_from_slice(&Self::tflags(e.as_ref()).to_be_bytes());
                     self.opt_reply(opt, REP_INFO, &d)?;
                     for i in infos {
                         let mut d = i.to_be_bytes().to_vec();
@@ -496,20 +506,55 @@ impl<W: Write> Session<'_, W> {
                     }
                 }
                 CMD_WRITE | CMD_TRIM | CMD_WRITE_ZEROES => {
+                    let mut data = Vec::new();
                     if req.kind == CMD_WRITE {
                         if req.len > MAX_PAYLOAD {
                             return Err(bad("write payload larger than 32 MiB"));
                         }
-                        // Consume the payload to stay in step.
-                        io::copy(&mut r.by_ref().take(req.len as u64), &mut io::sink())?;
+                        // Always consume the payload to stay in step.
+                        data.resize(req.len as usize, 0);
+                        r.read_exact(&mut data)?;
                     }
-                    self.error(req.cookie, EPERM, "the export is read-only")?;
+                    if !disk.writable() {
+                        self.error(req.cookie, EPERM, "the export is read-only")?;
+                    } else if !in_range {
+                        self.error(req.cookie, ENOSPC, "write past the end of the export")?;
+                    } else {
+                        let result = if req.kind == CMD_WRITE {
+                            disk.write_at(req.offset, &data)
+                        } else {
+                            // Trim and write-zeroes both leave zeros.
+                            let zeros = vec![0u8; (req.len as usize).min(1 << 20)];
+                            let mut done = 0u64;
+                            let mut r = Ok(());
+                            while r.is_ok() && done < req.len as u64 {
+                                let n = (req.len as u64 - done).min(zeros.len() as u64);
+                                r = disk.write_at(req.offset + done, &zeros[..n as usize]);
+                                done += n;
+                            }
+                            r
+                        };
+                        let result = result.and_then(|()| {
+                            if req.flags & CMD_FLAG_FUA != 0 {
+                                disk.flush()
+                            } else {
+                                Ok(())
+                            }
+                        });
+                        match result {
+                            Ok(()) => self.ok(req.cookie)?,
+                            Err(e) => self.error(req.cookie, EIO, &e.to_string())?,
+                        }
+                    }
                 }
                 CMD_DISC => {
                     self.w.flush()?;
                     return Ok(());
                 }
-                CMD_FLUSH => self.ok(req.cookie)?,
+                CMD_FLUSH => match disk.flush() {
+                    Ok(()) => self.ok(req.cookie)?,
+                    Err(e) => self.error(req.cookie, EIO, &e.to_string())?,
+                },
                 CMD_CACHE => {
                     if in_range {
                         self.ok(req.cookie)?

@@ -57,6 +57,17 @@ pub trait BlockSource: Send + Sync {
     fn block_size(&self) -> u32 {
         4096
     }
+    /// Whether [`BlockSource::write_at`] works (an overlay).
+    fn writable(&self) -> bool {
+        false
+    }
+    fn write_at(&self, _offset: u64, _data: &[u8]) -> Result<()> {
+        Err(Error::InvalidInput("the export is read-only".into()))
+    }
+    /// Make written data durable.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Blocks the read-ahead fetches past a sequential read.

@@ -131,17 +131,46 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
-        Command::Serve(crate::ServeCmd::Nbd { listen, cache_mib }) => {
+        Command::Serve(crate::ServeCmd::Nbd {
+            listen,
+            cache_mib,
+            writable,
+            overlay_dir,
+        }) => {
             let ds = open(&cli, true)?;
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            let exports = std::sync::Arc::new(arca_frontends::DatastoreExports::new(
+            let mut exports = arca_frontends::DatastoreExports::new(
                 ds,
                 arca_frontends::chunk_cache(cache_mib.saturating_mul(1 << 20)),
-            ));
+            );
+            // Kept until the process ends (overlays last as long as it).
+            let mut _tmp = None;
+            if *writable {
+                let dir = match overlay_dir {
+                    Some(d) => {
+                        std::fs::create_dir_all(d)
+                            .with_context(|| format!("create {}", d.display()))?;
+                        d.clone()
+                    }
+                    None => {
+                        let t = tempfile::Builder::new().prefix("arca-overlay-").tempdir()?;
+                        let p = t.path().to_path_buf();
+                        _tmp = Some(t);
+                        p
+                    }
+                };
+                exports = exports.writable(dir);
+            }
+            let exports = std::sync::Arc::new(exports);
             let n = arca_frontends::nbd::Exports::names(exports.as_ref()).len();
-            println!("serving {n} export(s) read-only over NBD on nbd://{addr}/");
+            let mode = if *writable {
+                "writable (overlays)"
+            } else {
+                "read-only"
+            };
+            println!("serving {n} export(s) {mode} over NBD on nbd://{addr}/");
             use std::io::Write as _;
             std::io::stdout().flush()?;
             arca_frontends::nbd::serve(listener, exports)?;

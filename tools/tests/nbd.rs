@@ -20,8 +20,13 @@ impl Drop for Serve {
 }
 
 fn serve(env: &common::Env) -> Serve {
+    serve_with(env, &[])
+}
+
+fn serve_with(env: &common::Env, extra: &[&str]) -> Serve {
     let mut child = env
         .cmd(&["serve", "nbd", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -30,8 +35,8 @@ fn serve(env: &common::Env) -> Serve {
     let mut l = String::new();
     out.read_line(&mut l).unwrap();
     let url = l
-        .split("on ")
-        .nth(1)
+        .rsplit(" on ")
+        .next()
         .unwrap_or_else(|| panic!("no address in {l:?}"))
         .trim()
         .to_string();
@@ -155,4 +160,92 @@ fn image_restore_points_over_nbd_with_real_clients() {
         String::from_utf8_lossy(&again.stdout).trim(),
         img.len().to_string()
     );
+}
+
+/// Instant restore: a writable export takes writes into its overlay, a new
+/// connection sees them, and the restore point itself never changes.
+#[test]
+fn writable_exports_keep_writes_in_an_overlay() {
+    let env = common::Env::new();
+    let mut img = common::random_bytes(2 << 20, 21);
+    img.extend(vec![0u8; 1 << 20]);
+    let path = env.path("vm2.raw");
+    std::fs::write(&path, &img).unwrap();
+    let b = env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm2"]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let overlays = env.path("overlays");
+    let srv = serve_with(
+        &env,
+        &["--writable", "--overlay-dir", overlays.to_str().unwrap()],
+    );
+    let url = format!("{}{id}", srv.url);
+    // Unaligned writes across page edges, one into the hole, and zeroes.
+    tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xab 1000 5000",
+            "-c",
+            "write -P 0xcd 2500000 4096",
+            "-c",
+            "write -z 65536 4096",
+            &url,
+        ],
+    );
+    let mut want = img.clone();
+    want[1000..6000].fill(0xab);
+    want[2_500_000..2_504_096].fill(0xcd);
+    want[65536..69632].fill(0);
+    // A new connection reads the overlay's bytes.
+    tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "read -P 0xab 1000 5000",
+            "-c",
+            "read -P 0xcd 2500000 4096",
+            "-c",
+            "read -P 0 65536 4096",
+            &url,
+        ],
+    );
+    let out = env.path("out2.raw");
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &url,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&out).unwrap()[..want.len()] == want[..],
+        "overlay view differs"
+    );
+    // The written page inside the hole is data now.
+    let map = tool("nbdinfo", &["--map", "--json", &url]);
+    let m: serde_json::Value = serde_json::from_slice(&map.stdout).unwrap();
+    let data_at = |off: u64| {
+        m.as_array().unwrap().iter().any(|e| {
+            let (o, l) = (e["offset"].as_u64().unwrap(), e["length"].as_u64().unwrap());
+            o <= off && off < o + l && e["type"].as_u64() == Some(0)
+        })
+    };
+    assert!(data_at(2_500_000), "{m}");
+    // The restore point is unchanged.
+    let restored = env.path("restored2.raw");
+    env.ok(&["restore", &id, restored.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&restored).unwrap() == img,
+        "the restore point changed"
+    );
+    assert!(overlays.join(format!("{id}.overlay")).exists());
 }

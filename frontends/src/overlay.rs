@@ -1,0 +1,221 @@
+//! A writable overlay over a read-only restore point (instant restore):
+//! writes go to a local sparse file, copy-on-write per 4 KiB page; reads
+//! take written pages from the file and everything else from the restore
+//! point, which never changes. Discarding the overlay is deleting its file.
+//!
+//! First version: which pages were written is kept in memory, so an
+//! overlay lives as long as the process that serves it (a restart starts
+//! from the restore point again). Committing an overlay as a new restore
+//! point comes with `arca mount`.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use arca_repo::{Error, Result};
+
+use crate::reader::{BlockSource, Extent};
+
+const PAGE: u64 = 4096;
+
+pub struct Overlay {
+    base: Arc<dyn BlockSource>,
+    file: File,
+    /// One bit per page: written here.
+    written: RwLock<Vec<u64>>,
+}
+
+impl Overlay {
+    /// A new, empty overlay in `path` (created; must not exist).
+    pub fn create(base: Arc<dyn BlockSource>, path: &Path) -> Result<Overlay> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("create overlay {}", path.display()), e))?;
+        file.set_len(base.size())
+            .map_err(|e| Error::io("size the overlay", e))?;
+        let pages = base.size().div_ceil(PAGE);
+        Ok(Overlay {
+            base,
+            file,
+            written: RwLock::new(vec![0; pages.div_ceil(64) as usize]),
+        })
+    }
+
+    fn is_written(bits: &[u64], page: u64) -> bool {
+        bits[(page / 64) as usize] & (1 << (page % 64)) != 0
+    }
+
+    fn check(&self, offset: u64, len: u64) -> Result<u64> {
+        offset
+            .checked_add(len)
+            .filter(|&e| e <= self.base.size())
+            .ok_or_else(|| Error::InvalidInput(format!("range at {offset} is past the end")))
+    }
+
+    /// Pages written so far (for reports and tests).
+    pub fn pages_written(&self) -> u64 {
+        let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+        bits.iter().map(|w| w.count_ones() as u64).sum()
+    }
+}
+
+impl BlockSource for Overlay {
+    fn size(&self) -> u64 {
+        self.base.size()
+    }
+
+    fn block_size(&self) -> u32 {
+        PAGE as u32
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = self.check(offset, buf.len() as u64)?;
+        let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+        // Runs of pages from the same side, read in one call each.
+        let mut pos = offset;
+        while pos < end {
+            let page = pos / PAGE;
+            let here = Self::is_written(&bits, page);
+            let mut run_end = ((page + 1) * PAGE).min(end);
+            while run_end < end && Self::is_written(&bits, run_end / PAGE) == here {
+                run_end = (run_end + PAGE).min(end);
+            }
+            let piece = &mut buf[(pos - offset) as usize..(run_end - offset) as usize];
+            if here {
+                self.file
+                    .read_exact_at(piece, pos)
+                    .map_err(|e| Error::io("read the overlay", e))?;
+            } else {
+                self.base.read_at(pos, piece)?;
+            }
+            pos = run_end;
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        let end = self.check(offset, data.len() as u64)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        // Writers are serialised: a partial page is read, merged and
+        // written whole, and must not race another write to that page.
+        let mut bits = self.written.write().unwrap_or_else(|e| e.into_inner());
+        let first = offset / PAGE;
+        let last = (end - 1) / PAGE;
+        let size = self.base.size();
+        for page in first..=last {
+            let p0 = page * PAGE;
+            let p1 = (p0 + PAGE).min(size);
+            let (a, b) = (offset.max(p0), end.min(p1));
+            let src = &data[(a - offset) as usize..(b - offset) as usize];
+            if (a, b) == (p0, p1) || Self::is_written(&bits, page) {
+                self.file
+                    .write_all_at(src, a)
+                    .map_err(|e| Error::io("write the overlay", e))?;
+            } else {
+                // Copy on write: the page's other bytes come from the base.
+                let mut whole = vec![0; (p1 - p0) as usize];
+                self.base.read_at(p0, &mut whole)?;
+                whole[(a - p0) as usize..(b - p0) as usize].copy_from_slice(src);
+                self.file
+                    .write_all_at(&whole, p0)
+                    .map_err(|e| Error::io("write the overlay", e))?;
+            }
+            bits[(page / 64) as usize] |= 1 << (page % 64);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("flush the overlay", e))
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        let end = self.check(offset, len)?;
+        let base = self.base.extents(offset, len)?;
+        let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+        // Written pages are data; the rest is as in the base.
+        let mut out: Vec<Extent> = Vec::new();
+        let mut push = |len: u64, hole: bool| match out.last_mut() {
+            Some(e) if e.hole == hole => e.len += len,
+            _ => out.push(Extent { len, hole }),
+        };
+        let mut pos = offset;
+        for e in base {
+            let e_end = pos + e.len;
+            while pos < e_end {
+                let page = pos / PAGE;
+                let run_end = ((page + 1) * PAGE).min(e_end).min(end);
+                push(run_end - pos, e.hole && !Self::is_written(&bits, page));
+                pos = run_end;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::reader::MemDisk;
+
+    #[test]
+    fn writes_stay_in_the_overlay_and_partial_pages_keep_the_base_bytes() {
+        let mut data: Vec<u8> = (0..5 * PAGE + 100).map(|i| (i % 251) as u8).collect();
+        data[(2 * PAGE) as usize..(4 * PAGE) as usize].fill(0);
+        let base = Arc::new(MemDisk { data: data.clone() });
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overlay::create(base.clone(), &dir.path().join("o")).unwrap();
+        let mut want = data.clone();
+        for (off, len, byte) in [
+            (100u64, 10usize, 0xaa),
+            (PAGE - 3, 6, 0xbb),
+            (3 * PAGE, 4096, 0xcc),
+        ] {
+            o.write_at(off, &vec![byte; len]).unwrap();
+            want[off as usize..off as usize + len].fill(byte);
+        }
+        // Overwrite inside an already written page.
+        o.write_at(101, &[0xdd]).unwrap();
+        want[101] = 0xdd;
+        let mut got = vec![0; want.len()];
+        o.read_at(0, &mut got).unwrap();
+        assert!(got == want);
+        // The base never changed.
+        assert!(base.data == data);
+        assert_eq!(o.pages_written(), 3);
+        // The written page inside the hole is data now.
+        let ext = o.extents(2 * PAGE, 2 * PAGE).unwrap();
+        assert_eq!(
+            ext,
+            vec![
+                Extent {
+                    len: PAGE,
+                    hole: true
+                },
+                Extent {
+                    len: PAGE,
+                    hole: false
+                }
+            ]
+        );
+        assert!(o.write_at(o.size() - 1, &[1, 2]).is_err());
+        // The last, short page.
+        o.write_at(o.size() - 1, &[9]).unwrap();
+        let mut b = [0u8; 1];
+        o.read_at(o.size() - 1, &mut b).unwrap();
+        assert_eq!(b, [9]);
+    }
+}
