@@ -743,6 +743,24 @@ impl Catalog {
             .optional()?)
     }
 
+    /// The token with this secret hash if it can be used now; otherwise
+    /// why not (unknown, revoked, expired), for the caller's 401.
+    pub fn live_token(
+        &self,
+        secret_sha256: &[u8],
+    ) -> Result<std::result::Result<Token, &'static str>> {
+        let Some(t) = self.token_by_secret(secret_sha256)? else {
+            return Ok(Err("unknown token"));
+        };
+        Ok(if t.revoked_at.is_some() {
+            Err("token revoked")
+        } else if t.expires_at.is_some_and(|e| e <= now()) {
+            Err("token expired; sign in again")
+        } else {
+            Ok(t)
+        })
+    }
+
     pub fn tokens_of_user(&self, user_id: i64) -> Result<Vec<Token>> {
         let db = self.db();
         let mut st = db.prepare_cached(&format!(

@@ -89,15 +89,9 @@ impl NodeService {
         let hash = Sha256::digest(secret.as_bytes());
         let token = self
             .catalog
-            .token_by_secret(&hash)
+            .live_token(&hash)
             .map_err(internal)?
-            .ok_or_else(|| Status::unauthenticated("unknown token"))?;
-        if token.revoked_at.is_some() {
-            return Err(Status::unauthenticated("token revoked"));
-        }
-        if token.expires_at.is_some_and(|t| t <= catalog::now()) {
-            return Err(Status::unauthenticated("token expired"));
-        }
+            .map_err(Status::unauthenticated)?;
         let node_id = token
             .node_id
             .filter(|_| token.kind == "node")
@@ -112,8 +106,10 @@ impl NodeService {
         Local::new(self.catalog.clone(), node.id).with_notifier(self.notifier.clone())
     }
 
-    /// The task, if it is this node's and running.
-    fn own_task(&self, node: &Node, task_id: i64) -> Result<(), Status> {
+    /// The task, if it was leased to this node (running or not: the logs
+    /// and the late result of a task whose lease just expired still
+    /// belong to it).
+    fn leased_task(&self, node: &Node, task_id: i64) -> Result<catalog::Task, Status> {
         let t = self.catalog.task(task_id).map_err(|e| match e {
             catalog::Error::NotFound(m) => Status::not_found(m),
             e => internal(e),
@@ -124,13 +120,7 @@ impl NodeService {
                 node.name
             )));
         }
-        if t.state != TaskState::Running {
-            return Err(Status::failed_precondition(format!(
-                "task {task_id} is {}, not running (its lease expired?)",
-                t.state.as_str()
-            )));
-        }
-        Ok(())
+        Ok(t)
     }
 }
 
@@ -288,7 +278,14 @@ impl pb::node_server::Node for NodeService {
     ) -> Result<Response<pb::ProgressReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
-        self.own_task(&node, r.task_id)?;
+        let t = self.leased_task(&node, r.task_id)?;
+        if t.state != TaskState::Running {
+            return Err(Status::failed_precondition(format!(
+                "task {} is {}, not running (its lease expired?)",
+                t.id,
+                t.state.as_str()
+            )));
+        }
         let cancel = self
             .local(&node)
             .progress(r.task_id, r.bytes_done.max(0), r.bytes_total.max(0))
@@ -299,17 +296,7 @@ impl pb::node_server::Node for NodeService {
     async fn log(&self, req: Request<pb::LogRequest>) -> Result<Response<pb::LogReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
-        // Logs of a task that just lost its lease still belong to it.
-        let t = self.catalog.task(r.task_id).map_err(|e| match e {
-            catalog::Error::NotFound(m) => Status::not_found(m),
-            e => internal(e),
-        })?;
-        if t.node_id != Some(node.id) {
-            return Err(Status::permission_denied(format!(
-                "task {} is not leased to node {}",
-                r.task_id, node.name
-            )));
-        }
+        self.leased_task(&node, r.task_id)?;
         if !["debug", "info", "warn", "error"].contains(&r.level.as_str()) {
             return Err(Status::invalid_argument(
                 "level must be debug, info, warn or error",
@@ -334,16 +321,7 @@ impl pb::node_server::Node for NodeService {
     ) -> Result<Response<pb::FinishReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
-        let task = self.catalog.task(r.task_id).map_err(|e| match e {
-            catalog::Error::NotFound(m) => Status::not_found(m),
-            e => internal(e),
-        })?;
-        if task.node_id != Some(node.id) {
-            return Err(Status::permission_denied(format!(
-                "task {} is not leased to node {}",
-                r.task_id, node.name
-            )));
-        }
+        let task = self.leased_task(&node, r.task_id)?;
         let own: Vec<i64> = self
             .catalog
             .datastores()

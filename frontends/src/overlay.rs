@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use arca_repo::{Error, Result};
 
-use crate::reader::{BlockSource, Extent};
+use crate::reader::{push_extent, BlockSource, Extent};
 
 const PAGE: u64 = 4096;
 
@@ -146,18 +146,18 @@ impl BlockSource for Overlay {
         let base = self.base.extents(offset, len)?;
         let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
         // Written pages are data; the rest is as in the base.
-        let mut out: Vec<Extent> = Vec::new();
-        let mut push = |len: u64, hole: bool| match out.last_mut() {
-            Some(e) if e.hole == hole => e.len += len,
-            _ => out.push(Extent { len, hole }),
-        };
+        let mut out = Vec::new();
         let mut pos = offset;
         for e in base {
             let e_end = pos + e.len;
             while pos < e_end {
                 let page = pos / PAGE;
                 let run_end = ((page + 1) * PAGE).min(e_end).min(end);
-                push(run_end - pos, e.hole && !Self::is_written(&bits, page));
+                push_extent(
+                    &mut out,
+                    run_end - pos,
+                    e.hole && !Self::is_written(&bits, page),
+                );
                 pos = run_end;
             }
         }

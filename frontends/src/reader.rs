@@ -46,6 +46,28 @@ pub struct Extent {
     pub hole: bool,
 }
 
+/// Append a run to `out`, merged into the last one when of the same kind.
+pub fn push_extent(out: &mut Vec<Extent>, len: u64, hole: bool) {
+    match out.last_mut() {
+        Some(e) if e.hole == hole => e.len += len,
+        _ => out.push(Extent { len, hole }),
+    }
+}
+
+/// Runs of `[offset, end)` cut at multiples of `unit`, each a hole or not
+/// as `is_hole(unit index)` says, merged.
+fn runs(offset: u64, end: u64, unit: u64, is_hole: impl Fn(u64) -> bool) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut pos = offset;
+    while pos < end {
+        let u = pos / unit;
+        let run_end = ((u + 1) * unit).min(end);
+        push_extent(&mut out, run_end - pos, is_hole(u));
+        pos = run_end;
+    }
+    out
+}
+
 /// Random-access bytes of a disk: what a block frontend exports.
 pub trait BlockSource: Send + Sync {
     fn size(&self) -> u64;
@@ -249,22 +271,9 @@ impl BlockSource for ImageReader {
             .checked_add(len)
             .filter(|&e| e <= self.size)
             .ok_or_else(|| Error::InvalidInput(format!("range at {offset} is past the end")))?;
-        let mut out: Vec<Extent> = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let b = pos / self.bs;
-            let run_end = ((b + 1) * self.bs).min(end);
-            let hole = self.ids[b as usize].is_zero();
-            match out.last_mut() {
-                Some(e) if e.hole == hole => e.len += run_end - pos,
-                _ => out.push(Extent {
-                    len: run_end - pos,
-                    hole,
-                }),
-            }
-            pos = run_end;
-        }
-        Ok(out)
+        Ok(runs(offset, end, self.bs, |b| {
+            self.ids[b as usize].is_zero()
+        }))
     }
 }
 
@@ -295,23 +304,10 @@ impl BlockSource for MemDisk {
             .checked_add(len)
             .filter(|&e| e <= self.size())
             .ok_or_else(|| Error::InvalidInput("range past the end".into()))?;
-        let mut out: Vec<Extent> = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let next = ((pos / 4096) + 1) * 4096;
-            let run_end = next.min(end);
-            let hole = self.data[pos as usize..run_end as usize]
-                .iter()
-                .all(|&b| b == 0);
-            match out.last_mut() {
-                Some(e) if e.hole == hole => e.len += run_end - pos,
-                _ => out.push(Extent {
-                    len: run_end - pos,
-                    hole,
-                }),
-            }
-            pos = run_end;
-        }
-        Ok(out)
+        Ok(runs(offset, end, 4096, |p| {
+            let a = (p * 4096).max(offset) as usize;
+            let b = ((p + 1) * 4096).min(end) as usize;
+            self.data[a..b].iter().all(|&x| x == 0)
+        }))
     }
 }

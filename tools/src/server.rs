@@ -106,12 +106,11 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
     }
     let node = catalog.upsert_node(&hostname(), true, max_tasks, env!("CARGO_PKG_VERSION"))?;
 
-    let (abs, pass) = local_datastore(data_dir, "default")?;
+    let (abs, _) = local_datastore(data_dir, "default")?;
     if catalog.datastore_by_name("default")?.is_none() {
         catalog.add_datastore("default", node.id, &abs.display().to_string())?;
     }
     let mut passphrases = Passphrases::new();
-    passphrases.insert(abs.display().to_string(), pass);
     for d in catalog
         .datastores()?
         .into_iter()

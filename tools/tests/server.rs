@@ -167,7 +167,18 @@ fn restore_points(url: &str, token: &str, source: &str) -> Vec<Value> {
     v.as_array().unwrap().clone()
 }
 
-/// Snapshots the datastore itself lists, read with the CLI.
+/// The admin password a first start printed.
+fn first_password(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.split("with password ").nth(1))
+        .expect("first start prints the admin password")
+        .trim()
+        .to_string()
+}
+
+/// Snapshots the default datastore under a server's or node's data
+/// directory lists itself, read with the CLI.
 fn datastore_snapshots(data: &Path) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_arca"))
         .arg("--datastore")
@@ -200,12 +211,7 @@ fn scheduled_backups_restore_and_restart() {
     std::fs::write(&image, &img).unwrap();
 
     let (srv, lines) = Server::start(&data);
-    let pw = lines
-        .iter()
-        .find_map(|l| l.split("with password ").nth(1))
-        .expect("first start prints the admin password")
-        .trim()
-        .to_string();
+    let pw = first_password(&lines);
     assert_eq!(
         std::fs::read_to_string(data.join("initial-admin-password"))
             .unwrap()
@@ -822,26 +828,16 @@ fn task(url: &str, token: &str, id: i64) -> Value {
     t
 }
 
-fn node_id(url: &str, token: &str, name: &str) -> Value {
+/// The node called `name` as the API lists it.
+fn node(url: &str, token: &str, name: &str) -> Value {
     let (_, nodes) = call(url, token, "GET", "/api/v1/nodes", None);
     nodes
         .as_array()
         .unwrap()
         .iter()
         .find(|n| n["name"] == name)
-        .map(|n| n["id"].clone())
-        .unwrap()
-}
-
-fn node_state(url: &str, token: &str, name: &str) -> String {
-    let (_, nodes) = call(url, token, "GET", "/api/v1/nodes", None);
-    nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .map(|n| n["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
+        .cloned()
+        .unwrap_or_else(|| panic!("no node {name} in {nodes}"))
 }
 
 /// A server and two `arca node` processes over gRPC on loopback: one
@@ -855,12 +851,7 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let (srv, lines) = Server::start_with(&data, &["--node-timeout", "6"]);
-    let pw = lines
-        .iter()
-        .find_map(|l| l.split("with password ").nth(1))
-        .unwrap()
-        .trim()
-        .to_string();
+    let pw = first_password(&lines);
     let url = srv.url.clone();
     let admin = login(&url, &pw);
 
@@ -894,7 +885,7 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
             token,
             node_dir.clone(),
         ));
-        assert_eq!(node_state(&url, &admin, name), "online");
+        assert_eq!(node(&url, &admin, name)["state"], "online");
         let tree = dir.path().join(format!("tree-{name}"));
         std::fs::create_dir_all(tree.join("d")).unwrap();
         std::fs::write(tree.join("a.txt"), common::text_bytes(100_000, 7)).unwrap();
@@ -962,7 +953,7 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     assert!(out.status.success(), "{out:?}");
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(t["state"], "succeeded", "{t}");
-    assert_eq!(t["node_id"], node_id(&url, &admin, "beta"), "{t}");
+    assert_eq!(t["node_id"], node(&url, &admin, "beta")["id"], "{t}");
     common::assert_same_tree(&trees[1], &target);
 
     // A backup that hangs (its image is a FIFO nobody writes), then
@@ -1009,32 +1000,26 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
             .contains("missed its heartbeats"),
         "{t}"
     );
-    assert_eq!(node_state(&url, &admin, "alpha"), "offline");
+    assert_eq!(node(&url, &admin, "alpha")["state"], "offline");
     assert!(restore_points(&url, &admin, "hang").is_empty());
 
     // The node comes back and the schedule goes on there.
     let before = restore_points(&url, &admin, "src-alpha").len();
     let (token, node_dir) = (nodes[0].1.clone(), nodes[0].2.clone());
     nodes[0].0 = NodeProc::start(&url, &token, &node_dir);
-    assert_eq!(node_state(&url, &admin, "alpha"), "online");
+    assert_eq!(node(&url, &admin, "alpha")["state"], "online");
     wait_for("new restore points on alpha after its restart", 60, || {
         restore_points(&url, &admin, "src-alpha").len() > before
     });
 
     // Every listed restore point of a node is in that node's datastore.
     for (name, (_, _, node_dir)) in ["alpha", "beta"].iter().zip(&nodes) {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .arg("--datastore")
-            .arg(node_dir.join("datastores/default"))
-            .arg("--passphrase-file")
-            .arg(node_dir.join("datastores/default.passphrase"))
-            .args(["--json", "snapshots"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let snaps = String::from_utf8_lossy(&out.stdout).to_string();
+        let snaps = datastore_snapshots(node_dir);
         for rp in restore_points(&url, &admin, &format!("src-{name}")) {
-            assert!(snaps.contains(rp["id"].as_str().unwrap()), "{rp}");
+            assert!(
+                snaps.contains(&rp["id"].as_str().unwrap().to_string()),
+                "{rp}"
+            );
         }
     }
     drop(nodes);

@@ -169,14 +169,8 @@ pub fn random_password() -> String {
 pub fn check_token(state: &AppState, secret: &str) -> Result<(Token, User), ApiError> {
     let token = state
         .catalog
-        .token_by_secret(&secret_hash(secret))?
-        .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if token.revoked_at.is_some() {
-        return Err(ApiError::unauthorized("token revoked"));
-    }
-    if token.expires_at.is_some_and(|t| t <= arca_catalog::now()) {
-        return Err(ApiError::unauthorized("token expired; sign in again"));
-    }
+        .live_token(&secret_hash(secret))?
+        .map_err(ApiError::unauthorized)?;
     let user_id = token
         .user_id
         .ok_or_else(|| ApiError::unauthorized("a node token cannot call the user API"))?;
