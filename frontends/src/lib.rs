@@ -18,6 +18,18 @@ use arca_repo::{Datastore, SnapshotId};
 
 pub use reader::{chunk_cache, BlockSource, ChunkCache, Extent, ImageReader};
 
+/// What a block frontend (NBD, iSCSI) exports: disks by name.
+pub trait Exports: Send + Sync {
+    /// Every export's name (NBD_OPT_LIST, iSCSI SendTargets).
+    fn names(&self) -> Vec<String>;
+    /// The export called `name`, if there is one.
+    fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>>;
+    /// A line describing the export (`NBD_INFO_DESCRIPTION`).
+    fn description(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
 /// The image restore points of one datastore, opened on first use and
 /// kept open (the chunk table is read once).
 pub struct DatastoreExports {
@@ -46,6 +58,15 @@ impl DatastoreExports {
         self
     }
 
+    /// "read-only", or "writable (overlays)".
+    pub fn mode(&self) -> &'static str {
+        if self.overlays.is_some() {
+            "writable (overlays)"
+        } else {
+            "read-only"
+        }
+    }
+
     fn snapshot(&self, name: &str) -> Option<arca_repo::Snapshot> {
         let snap = match name.strip_suffix("/latest") {
             Some(source) => self.ds.resolve_snapshot("latest", Some(source)).ok()?,
@@ -56,7 +77,7 @@ impl DatastoreExports {
     }
 }
 
-impl nbd::Exports for DatastoreExports {
+impl Exports for DatastoreExports {
     fn names(&self) -> Vec<String> {
         let Ok(snaps) = self.ds.snapshots() else {
             return Vec::new();

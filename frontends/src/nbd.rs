@@ -18,6 +18,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::reader::BlockSource;
+use crate::Exports;
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 const IHAVEOPT: u64 = 0x4948_4156_454F_5054;
@@ -96,18 +97,6 @@ pub const MAX_PAYLOAD: u32 = 32 << 20;
 /// The id of `base:allocation` in this server.
 const ALLOCATION_ID: u32 = 1;
 const ALLOCATION: &str = "base:allocation";
-
-/// What a server exports.
-pub trait Exports: Send + Sync {
-    /// Names for `NBD_OPT_LIST`.
-    fn names(&self) -> Vec<String>;
-    /// The export called `name`, if there is one.
-    fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>>;
-    /// A line for `NBD_INFO_DESCRIPTION`.
-    fn description(&self, _name: &str) -> Option<String> {
-        None
-    }
-}
 
 /// Accept connections forever, one thread each.
 pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> io::Result<()> {

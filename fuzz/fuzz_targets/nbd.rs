@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arca_frontends::nbd::{self, Exports};
+use arca_frontends::{nbd, Exports};
 use arca_frontends::reader::{BlockSource, MemDisk};
 use libfuzzer_sys::fuzz_target;
 

@@ -33,6 +33,39 @@ fn datastore_path(cli: &Cli) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no datastore given: use --datastore <PATH> or ARCA_DATASTORE"))
 }
 
+/// The image restore points of the datastore, as `arca serve` exports
+/// them, and the temporary overlay directory to keep while serving.
+fn serve_exports(
+    cli: &Cli,
+    args: &crate::ExportArgs,
+) -> Result<(
+    Arc<arca_frontends::DatastoreExports>,
+    Option<tempfile::TempDir>,
+)> {
+    let ds = open(cli, true)?;
+    let mut exports = arca_frontends::DatastoreExports::new(
+        ds,
+        arca_frontends::chunk_cache(args.cache_mib.saturating_mul(1 << 20)),
+    );
+    let mut tmp = None;
+    if args.writable {
+        let dir = match &args.overlay_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+                d.clone()
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("arca-overlay-").tempdir()?;
+                let p = t.path().to_path_buf();
+                tmp = Some(t);
+                p
+            }
+        };
+        exports = exports.writable(dir);
+    }
+    Ok((Arc::new(exports), tmp))
+}
+
 fn open(cli: &Cli, read_only: bool) -> Result<Arc<Datastore>> {
     let path = datastore_path(cli)?;
     let opts = OpenOptions {
@@ -131,46 +164,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
-        Command::Serve(crate::ServeCmd::Nbd {
-            listen,
-            cache_mib,
-            writable,
-            overlay_dir,
-        }) => {
-            let ds = open(&cli, true)?;
+        Command::Serve(crate::ServeCmd::Nbd { listen, exports }) => {
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            let mut exports = arca_frontends::DatastoreExports::new(
-                ds,
-                arca_frontends::chunk_cache(cache_mib.saturating_mul(1 << 20)),
+            let (exports, _overlays) = serve_exports(&cli, exports)?;
+            let n = arca_frontends::Exports::names(exports.as_ref()).len();
+            println!(
+                "serving {n} export(s) {} over NBD on nbd://{addr}/",
+                exports.mode()
             );
-            // Kept until the process ends (overlays last as long as it).
-            let mut _tmp = None;
-            if *writable {
-                let dir = match overlay_dir {
-                    Some(d) => {
-                        std::fs::create_dir_all(d)
-                            .with_context(|| format!("create {}", d.display()))?;
-                        d.clone()
-                    }
-                    None => {
-                        let t = tempfile::Builder::new().prefix("arca-overlay-").tempdir()?;
-                        let p = t.path().to_path_buf();
-                        _tmp = Some(t);
-                        p
-                    }
-                };
-                exports = exports.writable(dir);
-            }
-            let exports = std::sync::Arc::new(exports);
-            let n = arca_frontends::nbd::Exports::names(exports.as_ref()).len();
-            let mode = if *writable {
-                "writable (overlays)"
-            } else {
-                "read-only"
-            };
-            println!("serving {n} export(s) {mode} over NBD on nbd://{addr}/");
             use std::io::Write as _;
             std::io::stdout().flush()?;
             arca_frontends::nbd::serve(listener, exports)?;

@@ -291,18 +291,25 @@ enum ServeCmd {
     Nbd {
         #[arg(long, default_value = "127.0.0.1:10809")]
         listen: String,
-        /// Decoded chunks kept in memory, shared by all exports.
-        #[arg(long, default_value_t = 512)]
-        cache_mib: u64,
-        /// Accept writes into an overlay per restore point (instant
-        /// restore); the restore points never change. Overlays live in
-        /// --overlay-dir and last as long as this process.
-        #[arg(long)]
-        writable: bool,
-        /// Where overlays are kept (default: a directory in $TMPDIR).
-        #[arg(long, requires = "writable")]
-        overlay_dir: Option<PathBuf>,
+        #[command(flatten)]
+        exports: ExportArgs,
     },
+}
+
+/// How `arca serve` exports image restore points.
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// Decoded chunks kept in memory, shared by all exports.
+    #[arg(long, default_value_t = 512)]
+    cache_mib: u64,
+    /// Accept writes into an overlay per restore point (instant
+    /// restore); the restore points never change. Overlays live in
+    /// --overlay-dir and last as long as this process.
+    #[arg(long)]
+    writable: bool,
+    /// Where overlays are kept (default: a directory in $TMPDIR).
+    #[arg(long, requires = "writable")]
+    overlay_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
