@@ -10,6 +10,7 @@
 //! `arca` CLI read the same file at the same time. Times are Unix seconds
 //! (UTC) throughout.
 
+mod exports;
 pub mod schema;
 
 use std::path::Path;
@@ -34,6 +35,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The object is not in a state that allows this (HTTP 409).
+    #[error("{0}")]
+    State(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -341,7 +345,11 @@ pub struct AuditEntry {
 
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// Bumped on every change of exports (see [`Catalog::wait_exports`]).
+    exports_gen: (Mutex<u64>, std::sync::Condvar),
 }
+
+pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()
@@ -504,6 +512,7 @@ impl Catalog {
         }
         Ok(Catalog {
             conn: Mutex::new(conn),
+            exports_gen: Default::default(),
         })
     }
 

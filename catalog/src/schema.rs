@@ -187,4 +187,30 @@ CREATE INDEX restore_points_project ON restore_points (project_id, time DESC, id
 CREATE INDEX tasks_state_id ON tasks (state, id);
 CREATE INDEX tasks_project_id ON tasks (project_id, id);
 "#,
+    // 3: exports of restore points over NBD and iSCSI (`arca mount`).
+    // No foreign key to restore_points: retention keeps exported restore
+    // points, and an export's history outlives its restore point.
+    r#"
+CREATE TABLE exports (
+    id               INTEGER PRIMARY KEY,
+    restore_point_id TEXT NOT NULL,
+    datastore_id     INTEGER NOT NULL REFERENCES datastores(id),
+    node_id          INTEGER NOT NULL REFERENCES nodes(id),
+    project_id       INTEGER NOT NULL REFERENCES projects(id),
+    protocol         TEXT NOT NULL CHECK (protocol IN ('nbd', 'iscsi')),
+    writable         INTEGER NOT NULL DEFAULT 0,
+    name             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('starting', 'active', 'failed', 'stopped', 'expired')),
+    address          TEXT,
+    error            TEXT,
+    on_stop          TEXT NOT NULL CHECK (on_stop IN ('discard', 'commit')),
+    commit_task_id   INTEGER REFERENCES tasks(id) ON DELETE SET NULL,
+    created_by       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    stopped_at       INTEGER
+);
+CREATE INDEX exports_node ON exports (node_id, state);
+CREATE INDEX exports_state ON exports (state, expires_at);
+"#,
 ];

@@ -30,6 +30,7 @@ use arca_repo::Datastore;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+pub mod exports;
 pub mod node;
 pub mod notify;
 pub mod runner;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Request, Response, Status};
 
+use crate::exports::ExportSpec;
 use crate::runner::{Coordinator, DatastoreRef, Finished, Leased, Local};
 use crate::{Notifier, LEASE_SECS};
 
@@ -231,6 +232,63 @@ impl pb::node_server::Node for NodeService {
         }
         self.catalog.heartbeat(node.id).map_err(internal)?;
         Ok(Response::new(pb::HeartbeatReply {}))
+    }
+
+    async fn watch_exports(
+        &self,
+        req: Request<pb::WatchExportsRequest>,
+    ) -> Result<Response<pb::WatchExportsReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let local = self.local(&node);
+        let wait = Duration::from_secs(r.wait_seconds.clamp(0, 25) as u64);
+        let (generation, specs) = tokio::task::spawn_blocking(move || local.exports(r.seen, wait))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::WatchExportsReply {
+            generation,
+            exports: specs
+                .into_iter()
+                .map(|e| pb::ExportSpec {
+                    id: e.id,
+                    restore_point: e.restore_point,
+                    datastore: Some(pb::RegisteredDatastore {
+                        id: e.datastore.id,
+                        name: e.datastore.name,
+                        path: e.datastore.path,
+                    }),
+                    protocol: e.protocol,
+                    writable: e.writable,
+                    name: e.name,
+                    state: e.state,
+                    on_stop: e.on_stop,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn export_state(
+        &self,
+        req: Request<pb::ExportStateRequest>,
+    ) -> Result<Response<pb::ExportStateReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let e = self
+            .catalog
+            .export(r.export_id)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        if e.node_id != node.id {
+            return Err(Status::permission_denied(format!(
+                "export {} belongs to another node",
+                e.id
+            )));
+        }
+        let state = if r.ok { Ok(r.address) } else { Err(r.error) };
+        self.local(&node)
+            .export_state(e.id, state)
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::ExportStateReply {}))
     }
 
     async fn lease(
@@ -549,6 +607,57 @@ fn from_pb_task(t: pb::TaskSpec, node_id: i64) -> Result<Leased, String> {
 impl Coordinator for Remote {
     fn node_id(&self) -> i64 {
         self.node_id
+    }
+
+    fn exports(&self, seen: u64, wait: Duration) -> Result<(u64, Vec<ExportSpec>), String> {
+        let mut c = self.client.clone();
+        let r = self
+            .rt
+            .block_on(c.watch_exports(pb::WatchExportsRequest {
+                seen,
+                wait_seconds: wait.as_secs() as i64,
+            }))
+            .map_err(status_msg)?
+            .into_inner();
+        let specs = r
+            .exports
+            .into_iter()
+            .map(|e| {
+                let d = e.datastore.ok_or("an export without a datastore")?;
+                Ok(ExportSpec {
+                    id: e.id,
+                    restore_point: e.restore_point,
+                    datastore: DatastoreRef {
+                        id: d.id,
+                        name: d.name,
+                        path: d.path,
+                    },
+                    protocol: e.protocol,
+                    writable: e.writable,
+                    name: e.name,
+                    state: e.state,
+                    on_stop: e.on_stop,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok((r.generation, specs))
+    }
+
+    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String> {
+        let (ok, address, error) = match r {
+            Ok(a) => (true, a, String::new()),
+            Err(e) => (false, String::new(), e),
+        };
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(c.export_state(pb::ExportStateRequest {
+                export_id: id,
+                ok,
+                address,
+                error,
+            }))
+            .map(|_| ())
+            .map_err(status_msg)
     }
 
     fn lease(&self) -> Result<Option<Leased>, String> {

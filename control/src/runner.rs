@@ -25,6 +25,7 @@ use arca_ingest::Progress;
 use arca_repo::{Datastore, OpenOptions};
 use serde_json::{json, Value};
 
+use crate::exports::{ExportHost, ExportSpec};
 use crate::{backoff_secs, Notifier, LEASE_SECS};
 
 /// A node's datastore passphrases: datastore path → secret. They never
@@ -69,6 +70,16 @@ pub trait Coordinator: Send + Sync {
     fn log(&self, task_id: i64, level: &str, message: &str);
     /// Record the result and its effects; returns the task's new state.
     fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String>;
+    /// Wait up to `wait` for this node's exports to change after
+    /// generation `seen`; returns the generation and the exports (live,
+    /// and recently ended for clean-up).
+    fn exports(
+        &self,
+        seen: u64,
+        wait: std::time::Duration,
+    ) -> Result<(u64, Vec<ExportSpec>), String>;
+    /// An export is served at this address, or could not be.
+    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String>;
 }
 
 /// The control plane's side of one node, on the catalog.
@@ -117,6 +128,28 @@ impl Local {
         });
     }
 
+    /// A catalog export as the node sees it.
+    pub fn export_spec(&self, e: catalog::Export) -> Result<ExportSpec, String> {
+        let d = self
+            .catalog
+            .datastore(e.datastore_id)
+            .map_err(|e| e.to_string())?;
+        Ok(ExportSpec {
+            id: e.id,
+            restore_point: e.restore_point_id,
+            datastore: DatastoreRef {
+                id: d.id,
+                name: d.name,
+                path: d.path,
+            },
+            protocol: e.protocol,
+            writable: e.writable,
+            name: e.name,
+            state: e.state,
+            on_stop: e.on_stop,
+        })
+    }
+
     fn spec(&self, task: Task) -> Result<Leased, String> {
         let c = &self.catalog;
         let e = |e: catalog::Error| e.to_string();
@@ -158,6 +191,30 @@ impl Local {
 impl Coordinator for Local {
     fn node_id(&self) -> i64 {
         self.node_id
+    }
+
+    fn exports(
+        &self,
+        seen: u64,
+        wait: std::time::Duration,
+    ) -> Result<(u64, Vec<ExportSpec>), String> {
+        let (generation, list) = self
+            .catalog
+            .wait_exports(self.node_id, seen, wait)
+            .map_err(|e| e.to_string())?;
+        let specs = list
+            .into_iter()
+            .map(|e| self.export_spec(e))
+            .collect::<Result<_, _>>()?;
+        Ok((generation, specs))
+    }
+
+    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String> {
+        match r {
+            Ok(addr) => self.catalog.export_active(id, self.node_id, &addr),
+            Err(e) => self.catalog.export_failed(id, self.node_id, &e),
+        }
+        .map_err(|e| e.to_string())
     }
 
     fn lease(&self) -> Result<Option<Leased>, String> {
@@ -227,6 +284,9 @@ pub struct Runner {
     pub coord: Arc<dyn Coordinator>,
     passphrases: Passphrases,
     open: Mutex<HashMap<String, Arc<Datastore>>>,
+    /// The node's exports: retention keeps what they serve, and commit
+    /// tasks find overlays there.
+    exports: std::sync::OnceLock<Arc<ExportHost>>,
 }
 
 type TaskResult = Result<Value, String>;
@@ -237,7 +297,13 @@ impl Runner {
             coord,
             passphrases,
             open: Mutex::new(HashMap::new()),
+            exports: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The node's export host (set once, when the node starts serving).
+    pub fn set_exports(&self, host: Arc<ExportHost>) {
+        let _ = self.exports.set(host);
     }
 
     /// The datastore, opened once and kept open (no key derivation and no
@@ -334,6 +400,7 @@ impl Runner {
             "verify" => self.verify(l),
             "prune" => self.prune(l, &mut fx),
             "gc" => self.gc(l, &mut fx),
+            "commit-export" => self.commit_export(l, progress, &mut fx),
             k => Err(format!("unknown task kind {k:?}")),
         };
         (r, fx)
@@ -476,7 +543,14 @@ impl Runner {
             .into_iter()
             .filter(|s| s.manifest.source == source)
             .collect();
-        let plan = arca_repo::prune::plan(&snaps, r).map_err(|e| e.to_string())?;
+        let mut plan = arca_repo::prune::plan(&snaps, r).map_err(|e| e.to_string())?;
+        // Restore points being exported stay until their exports end.
+        let held = self.exports.get().map(|h| h.held()).unwrap_or_default();
+        for d in plan.iter_mut().filter(|d| !d.keep) {
+            if held.contains(&d.snapshot.id.to_hex()) {
+                d.keep = true;
+            }
+        }
         let removed = arca_repo::prune::apply(ds, &plan).map_err(|e| e.to_string())?;
         fx.removed_restore_points.extend(
             plan.iter()
@@ -494,6 +568,94 @@ impl Runner {
         let source = p["source"].as_str().ok_or("prune task without a source")?;
         let removed = self.apply_retention(&ds, source, &r, fx)?;
         Ok(json!({"removed": removed}))
+    }
+
+    /// Write a stopped writable export's overlay over its restore point as
+    /// a new restore point of the same source, then delete the overlay.
+    /// Only the overlay's pages are read: the rest is the parent's chunks.
+    fn commit_export(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+        let (d, ds) = self.task_datastore(l)?;
+        let p = &l.task.params;
+        let export = p["export"]
+            .as_i64()
+            .ok_or("commit task without an export")?;
+        let rp = p["restore_point"]
+            .as_str()
+            .ok_or("commit task without a restore point")?;
+        let source_name = p["source"].as_str().unwrap_or_default().to_string();
+        let host = self.exports.get().ok_or("this node serves no exports")?;
+        // The node stops serving the export within moments of the stop;
+        // its last writes are in the overlay once it has.
+        let t0 = std::time::Instant::now();
+        while host.serves(export) {
+            if t0.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(format!("export {export} is still served; not committing"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let dir = host.overlays().to_path_buf();
+        let path = crate::exports::overlay_path(&dir, export);
+        if !path.exists() {
+            return Err(format!(
+                "the overlay of export {export} ({}) is gone",
+                path.display()
+            ));
+        }
+        let parent = ds
+            .resolve_snapshot(rp, None)
+            .map_err(|e| format!("restore point {rp}: {e}"))?;
+        let cache = arca_frontends::chunk_cache(64 << 20);
+        let base = arca_frontends::ImageReader::open(ds.clone(), &parent, cache)
+            .map_err(|e| e.to_string())?;
+        let o = arca_frontends::overlay::Overlay::open(Arc::new(base), &path)
+            .map_err(|e| e.to_string())?;
+        use arca_frontends::BlockSource as _;
+        let disk = parent.manifest.disks.first().ok_or("not an image")?;
+        let mut tags = parent.manifest.tags.clone();
+        tags.push(format!("committed-from:{}", parent.id.short()));
+        let opts = arca_ingest::image::ImageOptions {
+            source: parent.manifest.source.clone(),
+            parent: Some(parent.clone()),
+            changed_extents: Some(o.written_ranges()),
+            tags,
+        };
+        let read = |off: u64, buf: &mut [u8]| o.read_at(off, buf);
+        let out = arca_ingest::image::backup_from(
+            &ds,
+            o.size(),
+            &read,
+            &disk.name,
+            &format!("export {export} of {rp}"),
+            &opts,
+            progress,
+        )
+        .map_err(|e| e.to_string())?;
+        drop(o);
+        fx.restore_point = Some(RestorePoint {
+            id: out.snapshot.to_hex(),
+            datastore_id: d.id,
+            source_id: l.task.source_id,
+            source_name: if source_name.is_empty() {
+                parent.manifest.source.clone()
+            } else {
+                source_name
+            },
+            project_id: l.task.project_id,
+            kind: "image".into(),
+            time: catalog::now(),
+            bytes_total: out.bytes_total as i64,
+            bytes_added: out.bytes_added as i64,
+            files: out.files as i64,
+            hostname: arca_ingest::hostname(),
+            task_id: Some(l.task.id),
+            created_at: catalog::now(),
+        });
+        fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
+        if let Err(e) = arca_frontends::overlay::remove(&path) {
+            self.coord
+                .log(l.task.id, "warn", &format!("removing the overlay: {e}"));
+        }
+        Ok(json!({"restore_point": out.snapshot.to_hex(), "bytes_added": out.bytes_added}))
     }
 
     fn gc(&self, l: &Leased, fx: &mut TaskEffects) -> TaskResult {

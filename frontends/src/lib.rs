@@ -18,6 +18,26 @@ use arca_repo::{Datastore, SnapshotId};
 
 pub use reader::{chunk_cache, BlockSource, ChunkCache, Extent, ImageReader};
 
+/// The IQN prefix of Arca's iSCSI targets.
+pub const IQN_PREFIX: &str = "iqn.2026-11.io.arca:";
+
+/// The iSCSI target name of the export called `name`: the IQN prefix and
+/// the name in lower case, with every character an IQN does not allow
+/// (anything but `a-z 0-9 - . :`) replaced by `.` (so `web01/latest`
+/// becomes `iqn.2026-11.io.arca:web01.latest`).
+pub fn iscsi_target_name(name: &str) -> String {
+    let mut out = String::from(IQN_PREFIX);
+    out.extend(name.chars().map(|c| {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == ':' {
+            c
+        } else {
+            '.'
+        }
+    }));
+    out
+}
+
 /// What a block frontend (NBD, iSCSI) exports: disks by name.
 pub trait Exports: Send + Sync {
     /// Every export's name (NBD_OPT_LIST, iSCSI SendTargets).
@@ -104,7 +124,7 @@ impl Exports for DatastoreExports {
                 None => Ok(r),
                 Some(dir) => {
                     let path = dir.join(format!("{}.overlay", snap.id));
-                    let _ = std::fs::remove_file(&path);
+                    overlay::remove(&path)?;
                     Ok(Arc::new(overlay::Overlay::create(r, &path)?) as Arc<dyn BlockSource>)
                 }
             }

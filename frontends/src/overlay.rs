@@ -3,14 +3,16 @@
 //! take written pages from the file and everything else from the restore
 //! point, which never changes. Discarding the overlay is deleting its file.
 //!
-//! First version: which pages were written is kept in memory, so an
-//! overlay lives as long as the process that serves it (a restart starts
-//! from the restore point again). Committing an overlay as a new restore
-//! point comes with `arca mount`.
+//! Which pages were written is a bitmap in memory, saved beside the file
+//! (`<file>.map`) on every flush that follows new pages: what a client
+//! flushed survives a restart of the server ([`Overlay::open`] reloads
+//! it), as on a real disk; unflushed writes may not. The map is written
+//! to a temporary file and renamed, so it is always whole.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use arca_repo::{Error, Result};
@@ -24,6 +26,32 @@ pub struct Overlay {
     file: File,
     /// One bit per page: written here.
     written: RwLock<Vec<u64>>,
+    /// Where the bitmap is saved.
+    map: std::path::PathBuf,
+    /// Pages were written since the map was last saved.
+    dirty: AtomicBool,
+}
+
+const MAP_MAGIC: &[u8; 8] = b"ARCAOVL1";
+
+/// The bitmap file of the overlay at `path`.
+pub fn map_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".map");
+    p.into()
+}
+
+/// Delete an overlay and its bitmap (missing files are fine).
+pub fn remove(path: &Path) -> Result<()> {
+    for p in [path.to_path_buf(), map_path(path)] {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("remove {}", p.display()), e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Overlay {
@@ -37,12 +65,117 @@ impl Overlay {
             .map_err(|e| Error::io(format!("create overlay {}", path.display()), e))?;
         file.set_len(base.size())
             .map_err(|e| Error::io("size the overlay", e))?;
-        let pages = base.size().div_ceil(PAGE);
+        let words = Self::words(base.size());
         Ok(Overlay {
             base,
             file,
-            written: RwLock::new(vec![0; pages.div_ceil(64) as usize]),
+            written: RwLock::new(vec![0; words]),
+            map: map_path(path),
+            dirty: AtomicBool::new(false),
         })
+    }
+
+    fn words(size: u64) -> usize {
+        size.div_ceil(PAGE).div_ceil(64) as usize
+    }
+
+    /// The overlay in `path` with the pages its saved map lists, or a new
+    /// one when there is no file yet.
+    pub fn open(base: Arc<dyn BlockSource>, path: &Path) -> Result<Overlay> {
+        if !path.exists() {
+            return Self::create(base, path);
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("open overlay {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat the overlay", e))?
+            .len();
+        if len != base.size() {
+            return Err(Error::Corrupt(format!(
+                "overlay {} has {len} bytes, its restore point {}",
+                path.display(),
+                base.size()
+            )));
+        }
+        let words = Self::words(base.size());
+        let map = map_path(path);
+        let bits = match std::fs::read(&map) {
+            Ok(b) => {
+                let ok = b.len() == 16 + 8 * words
+                    && &b[..8] == MAP_MAGIC
+                    && b[8..16] == base.size().to_le_bytes();
+                if !ok {
+                    return Err(Error::Corrupt(format!(
+                        "overlay map {} does not match its overlay",
+                        map.display()
+                    )));
+                }
+                b[16..]
+                    .chunks_exact(8)
+                    .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+                    .collect()
+            }
+            // Nothing was flushed: nothing is owed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![0; words],
+            Err(e) => return Err(Error::io(format!("read {}", map.display()), e)),
+        };
+        Ok(Overlay {
+            base,
+            file,
+            written: RwLock::new(bits),
+            map,
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// Save the bitmap (after the data it describes is on disk).
+    fn save_map(&self) -> Result<()> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(MAP_MAGIC);
+        out.extend_from_slice(&self.base.size().to_le_bytes());
+        {
+            let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+            for w in bits.iter() {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let tmp = self.map.with_extension("map.tmp");
+        let r = (|| {
+            use std::io::Write;
+            let mut f = File::create(&tmp)?;
+            f.write_all(&out)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.map)
+        })();
+        r.map_err(|e| {
+            self.dirty.store(true, Ordering::Release);
+            Error::io(format!("save {}", self.map.display()), e)
+        })
+    }
+
+    /// Byte ranges `(offset, len)` written into the overlay, merged.
+    pub fn written_ranges(&self) -> Vec<(u64, u64)> {
+        let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+        let size = self.base.size();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for page in 0..size.div_ceil(PAGE) {
+            if !Self::is_written(&bits, page) {
+                continue;
+            }
+            let (a, b) = (page * PAGE, ((page + 1) * PAGE).min(size));
+            match out.last_mut() {
+                Some((o, l)) if *o + *l == a => *l += b - a,
+                _ => out.push((a, b - a)),
+            }
+        }
+        out
     }
 
     fn is_written(bits: &[u64], page: u64) -> bool {
@@ -132,13 +265,15 @@ impl BlockSource for Overlay {
             }
             bits[(page / 64) as usize] |= 1 << (page % 64);
         }
+        self.dirty.store(true, Ordering::Release);
         Ok(())
     }
 
     fn flush(&self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| Error::io("flush the overlay", e))
+            .map_err(|e| Error::io("flush the overlay", e))?;
+        self.save_map()
     }
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
@@ -217,5 +352,34 @@ mod tests {
         let mut b = [0u8; 1];
         o.read_at(o.size() - 1, &mut b).unwrap();
         assert_eq!(b, [9]);
+    }
+
+    #[test]
+    fn flushed_writes_survive_reopening_and_unflushed_ones_are_not_owed() {
+        let data: Vec<u8> = (0..8 * PAGE).map(|i| (i % 13) as u8).collect();
+        let base = Arc::new(MemDisk { data: data.clone() });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o");
+        let o = Overlay::open(base.clone(), &path).unwrap();
+        o.write_at(PAGE, &[7; 10]).unwrap();
+        o.write_at(5 * PAGE, &vec![8; 2 * PAGE as usize]).unwrap();
+        o.flush().unwrap();
+        assert_eq!(o.written_ranges(), vec![(PAGE, PAGE), (5 * PAGE, 2 * PAGE)]);
+        // Written but never flushed: the map does not list it.
+        o.write_at(3 * PAGE, &[9; 1]).unwrap();
+        drop(o);
+        let o = Overlay::open(base.clone(), &path).unwrap();
+        assert_eq!(o.pages_written(), 3);
+        let mut b = vec![0; 12];
+        o.read_at(PAGE, &mut b).unwrap();
+        assert_eq!(&b[..10], &[7; 10]);
+        assert_eq!(&b[10..], &data[(PAGE + 10) as usize..(PAGE + 12) as usize]);
+        // A map of another size is refused, not guessed at.
+        let small = Arc::new(MemDisk {
+            data: vec![0; PAGE as usize],
+        });
+        assert!(Overlay::open(small, &path).is_err());
+        remove(&path).unwrap();
+        assert!(!path.exists() && !map_path(&path).exists());
     }
 }

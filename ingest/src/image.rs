@@ -77,7 +77,6 @@ pub fn backup(
     opts: &ImageOptions,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
-    let start = Instant::now();
     let mut f = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     if f.metadata().map_err(|e| Error::io("stat", e))?.is_dir() {
         return Err(Error::InvalidInput(format!(
@@ -86,6 +85,34 @@ pub fn backup(
         )));
     }
     let size = image_size(&mut f)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let shown = std::fs::canonicalize(path)
+        .unwrap_or(path.to_path_buf())
+        .display()
+        .to_string();
+    let read = |off: u64, buf: &mut [u8]| {
+        f.read_exact_at(buf, off)
+            .map_err(|e| Error::io(format!("read {} at {off}", path.display()), e))
+    };
+    backup_from(ds, size, &read, &name, &shown, opts, progress)
+}
+
+/// Back up `size` bytes that `read(offset, buf)` gives (a file, or a
+/// frontend's overlay over a restore point) as an image restore point of
+/// one disk called `name`, taken from `shown`.
+pub fn backup_from(
+    ds: &Arc<Datastore>,
+    size: u64,
+    read: &dyn Fn(u64, &mut [u8]) -> Result<()>,
+    name: &str,
+    shown: &str,
+    opts: &ImageOptions,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let start = Instant::now();
     let cs = ds.config().image_chunk_size;
     let blocks = table::block_count(size, cs) as usize;
     let session = ds.begin_session()?;
@@ -172,8 +199,7 @@ pub fn backup(
                 let off = b as u64 * cs as u64;
                 let len = (size - off).min(cs as u64) as usize;
                 let mut buf = vec![0u8; len];
-                f.read_exact_at(&mut buf, off)
-                    .map_err(|e| Error::io(format!("read {} at {off}", path.display()), e))?;
+                read(off, &mut buf)?;
                 progress.add(len as u64);
                 if is_zero(&buf) {
                     tx.send((b, PendingChunk::Ready(ChunkId::default())))
@@ -207,10 +233,6 @@ pub fn backup(
         // An empty image still has one (empty) table blob list: none.
         table_ids.clear();
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let manifest = Manifest {
         source_kind: "image".into(),
         source: opts.source.clone(),
@@ -222,7 +244,7 @@ pub fn backup(
             .unwrap_or_default(),
         tags: opts.tags.clone(),
         disks: vec![Disk {
-            name,
+            name: name.to_string(),
             size,
             chunk_size: cs,
             table: table_ids,
@@ -230,10 +252,7 @@ pub fn backup(
         }],
         hostname: crate::hostname(),
         backup_mode: mode.clone(),
-        path: std::fs::canonicalize(path)
-            .unwrap_or(path.to_path_buf())
-            .display()
-            .to_string(),
+        path: shown.to_string(),
         stats: Some(Stats {
             files: 1,
             bytes_read: read_bytes,

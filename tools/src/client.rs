@@ -394,3 +394,102 @@ pub fn restore(
         )
     })
 }
+
+fn export_line(e: &Value) -> String {
+    let rp = e["restore_point_id"].as_str().unwrap_or_default();
+    let until = chrono::DateTime::from_timestamp(e["expires_at"].as_i64().unwrap_or(0), 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} {}",
+        e["id"],
+        e["state"].as_str().unwrap_or_default(),
+        e["protocol"].as_str().unwrap_or_default(),
+        if e["writable"].as_bool() == Some(true) {
+            "rw"
+        } else {
+            "ro"
+        },
+        &rp[..rp.len().min(10)],
+        until,
+        e["address"].as_str().or(e["error"].as_str()).unwrap_or("")
+    )
+}
+
+/// `arca mount`: export, then wait (polling every 50 ms) until the node
+/// serves it, and print the address.
+pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Result<u8> {
+    let protocol = if iscsi { "iscsi" } else { "nbd" };
+    let mut e = call(
+        cli,
+        "POST",
+        "/exports",
+        Some(json!({"restore_point": rp, "protocol": protocol, "writable": writable, "ttl": ttl})),
+    )?;
+    let id = e["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no export id in the answer"))?;
+    let t0 = std::time::Instant::now();
+    while e["state"] == "starting" {
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            bail!("export {id} is not served after 60 s: is its node online? (`arca mounts`)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        e = call(cli, "GET", &format!("/exports/{id}"), None)?;
+    }
+    if e["state"] != "active" {
+        bail!(
+            "export {id} {}: {}",
+            e["state"].as_str().unwrap_or_default(),
+            e["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    show(cli, &e, |e| {
+        format!(
+            "{}\nexport {id} ({}), until {} (stop it with `arca unmount {id}`)",
+            e["address"].as_str().unwrap_or_default(),
+            if writable {
+                "writable, overlay"
+            } else {
+                "read-only"
+            },
+            chrono::DateTime::from_timestamp(e["expires_at"].as_i64().unwrap_or(0), 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default()
+        )
+    })
+}
+
+pub fn mounts(cli: &Cli, all: bool) -> Result<u8> {
+    let v = call(cli, "GET", &format!("/exports?all={all}"), None)?;
+    show(cli, &v, |v| {
+        let mut out = format!(
+            "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} ADDRESS",
+            "ID", "STATE", "PROTO", "RW", "RP", "EXPIRES"
+        );
+        for e in v.as_array().into_iter().flatten() {
+            out.push('\n');
+            out.push_str(&export_line(e));
+        }
+        out
+    })
+}
+
+pub fn unmount(cli: &Cli, id: i64, commit: bool, wait: bool) -> Result<u8> {
+    let e = call(
+        cli,
+        "DELETE",
+        &format!("/exports/{id}?commit={commit}"),
+        None,
+    )?;
+    if let (true, Some(t)) = (wait, e["commit_task_id"].as_i64()) {
+        let task = call(cli, "GET", &format!("/tasks/{t}"), None)?;
+        return follow(cli, &task);
+    }
+    show(cli, &e, |e| match e["commit_task_id"].as_i64() {
+        Some(t) => {
+            format!("export {id} stopped; task {t} commits its changes as a new restore point")
+        }
+        None => format!("export {id} stopped"),
+    })
+}

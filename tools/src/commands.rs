@@ -182,8 +182,18 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Node {
             data_dir,
             max_tasks,
-        } => crate::node::run(&cli, data_dir, *max_tasks),
+            mounts,
+        } => crate::node::run(&cli, data_dir, *max_tasks, mounts),
         Command::Task(c) => crate::client::task(&cli, c),
+        Command::Mount {
+            restore_point,
+            nbd: _,
+            iscsi,
+            writable,
+            ttl,
+        } => crate::client::mount(&cli, restore_point, *iscsi, *writable, ttl),
+        Command::Mounts { all } => crate::client::mounts(&cli, *all),
+        Command::Unmount { id, commit, wait } => crate::client::unmount(&cli, *id, *commit, *wait),
         Command::Server {
             data_dir,
             listen,
@@ -193,13 +203,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             tls_key,
             notify,
             node_timeout,
+            mounts,
         } => {
             let tls = match (tls, tls_cert, tls_key) {
                 (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
                 (true, _, _) => Some(crate::server::self_signed(data_dir)?),
                 _ => None,
             };
-            crate::server::run(data_dir, listen, *max_tasks, tls, notify, *node_timeout)
+            crate::server::run(
+                data_dir,
+                listen,
+                *max_tasks,
+                tls,
+                notify,
+                *node_timeout,
+                mounts,
+            )
         }
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod mounts;
 mod node;
 mod progress;
 mod server;
@@ -73,6 +74,8 @@ enum Command {
         /// offline and its running tasks are requeued or failed.
         #[arg(long, default_value_t = 30)]
         node_timeout: i64,
+        #[command(flatten)]
+        mounts: MountArgs,
     },
     /// Run a node for a server (--server, --token from `POST
     /// /api/v1/nodes`): it owns the datastores under <data-dir>/datastores/
@@ -85,6 +88,8 @@ enum Command {
         /// Tasks this node runs at once.
         #[arg(long, default_value_t = 2)]
         max_tasks: i64,
+        #[command(flatten)]
+        mounts: MountArgs,
     },
     /// Manage datastores.
     #[command(subcommand)]
@@ -128,6 +133,42 @@ enum Command {
         path: Option<String>,
         #[arg(long)]
         source: Option<String>,
+    },
+    /// Through the server: export an image restore point over NBD or
+    /// iSCSI on the node that owns its datastore; prints its address once
+    /// it is served.
+    Mount {
+        restore_point: String,
+        /// Export over NBD (the default).
+        #[arg(long, conflicts_with = "iscsi")]
+        nbd: bool,
+        /// Export as an iSCSI target.
+        #[arg(long)]
+        iscsi: bool,
+        /// Accept writes into an overlay (instant restore); the restore
+        /// point never changes. `arca unmount --commit` keeps them as a
+        /// new restore point.
+        #[arg(long)]
+        writable: bool,
+        /// How long the export lives (90s, 30m, 2h, 7d; at most 30d).
+        #[arg(long, default_value = "2h")]
+        ttl: String,
+    },
+    /// Through the server: the live exports (--all: also ended ones).
+    Mounts {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Through the server: stop an export.
+    Unmount {
+        id: i64,
+        /// Keep a writable export's changes as a new restore point
+        /// (otherwise they are discarded).
+        #[arg(long)]
+        commit: bool,
+        /// With --commit: follow the commit task to its end.
+        #[arg(long, requires = "commit")]
+        wait: bool,
     },
     /// Re-read and check stored data; exit code 3 if anything is damaged.
     Verify {
@@ -294,6 +335,24 @@ enum ServeCmd {
         #[command(flatten)]
         exports: ExportArgs,
     },
+}
+
+/// Where a server or node serves its exports (`arca mount`).
+#[derive(clap::Args, Debug, Clone)]
+struct MountArgs {
+    /// Address of the NBD server for exports ("off": none).
+    #[arg(long, default_value = "127.0.0.1:10809")]
+    nbd_listen: String,
+    /// Address of the iSCSI target for exports ("off": none).
+    #[arg(long, default_value = "127.0.0.1:3260")]
+    iscsi_listen: String,
+    /// Host name put in export addresses (default: the listening
+    /// address, or this host's name when listening on all addresses).
+    #[arg(long)]
+    export_host: Option<String>,
+    /// Decoded chunks kept in memory for exports, shared by all of them.
+    #[arg(long, default_value_t = 256)]
+    export_cache_mib: u64,
 }
 
 /// How `arca serve` exports image restore points.

@@ -81,7 +81,12 @@ fn register(
     }
 }
 
-pub fn run(cli: &crate::Cli, data_dir: &Path, max_tasks: i64) -> Result<u8> {
+pub fn run(
+    cli: &crate::Cli,
+    data_dir: &Path,
+    max_tasks: i64,
+    mounts: &crate::MountArgs,
+) -> Result<u8> {
     if !(1..=64).contains(&max_tasks) {
         bail!("--max-tasks must be between 1 and 64");
     }
@@ -126,6 +131,7 @@ pub fn run(cli: &crate::Cli, data_dir: &Path, max_tasks: i64) -> Result<u8> {
     );
     let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
     let runner = Arc::new(Runner::new(remote.clone(), passphrases));
+    crate::mounts::start(mounts, data_dir, &runner)?;
     let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);
     let mut last_beat = Instant::now();
     let mut tasks: Vec<std::thread::JoinHandle<()>> = Vec::new();

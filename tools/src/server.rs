@@ -246,6 +246,7 @@ pub fn run(
     tls: Option<(PathBuf, PathBuf)>,
     n: &crate::NotifyArgs,
     node_timeout: i64,
+    mounts: &crate::MountArgs,
 ) -> Result<u8> {
     if !(3..=3600).contains(&node_timeout) {
         anyhow::bail!("--node-timeout must be between 3 and 3600 seconds");
@@ -278,6 +279,7 @@ pub fn run(
         tls,
         notifier,
         node_timeout,
+        mounts.clone(),
     ))
 }
 
@@ -288,6 +290,7 @@ async fn serve(
     tls: Option<(PathBuf, PathBuf)>,
     notifier: Arc<arca_control::Notifier>,
     node_timeout: i64,
+    mounts: crate::MountArgs,
 ) -> Result<u8> {
     let p = prepare(&data_dir, max_tasks)?;
     let listener =
@@ -317,6 +320,7 @@ async fn serve(
     let state = arca_web::AppState::new(p.catalog.clone());
     let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
     let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));
+    crate::mounts::start(&mounts, &data_dir, &runner)?;
     tokio::spawn(scheduler(
         p.catalog.clone(),
         runner,
@@ -389,6 +393,7 @@ async fn scheduler(
                 &offline,
                 "the node missed its heartbeats; lease expired",
             )?;
+            catalog.expire_exports(now)?;
             catalog.heartbeat(runner.coord.node_id())?;
             runner.start_due().map_err(anyhow::Error::msg)?;
             Ok(())

@@ -24,7 +24,14 @@ impl Server {
 
     fn start_with(data: &Path, extra: &[&str]) -> (Server, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args([
+                "--nbd-listen",
+                "127.0.0.1:0",
+                "--iscsi-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
@@ -94,6 +101,7 @@ fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -
         ("GET", _) => a.get(&full).header("authorization", &auth).call(),
         ("POST", Some(b)) => a.post(&full).header("authorization", &auth).send_json(b),
         ("POST", None) => a.post(&full).header("authorization", &auth).send_empty(),
+        ("DELETE", _) => a.delete(&full).header("authorization", &auth).call(),
         _ => unreachable!(),
     }
     .unwrap();
@@ -790,7 +798,14 @@ impl NodeProc {
 
     fn start_with(url: &str, token: &str, data: &Path, extra: &[&str]) -> NodeProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(["node", "--server", url, "--data-dir"])
+            .args(["node", "--server", url])
+            .args([
+                "--nbd-listen",
+                "127.0.0.1:0",
+                "--iscsi-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
             .arg(data)
             .args(extra)
             .env("ARCA_TOKEN", token)
@@ -1024,4 +1039,201 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     }
     drop(nodes);
     drop(srv);
+}
+
+fn tool(name: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// `arca mount` through the server: the embedded node exports an image
+/// restore point over NBD within moments and real clients read it; a
+/// writable export takes qemu-io's writes, and `arca unmount --commit`
+/// keeps them as a new restore point while the old one never changes;
+/// exports expire after their TTL; bad requests get clear errors.
+#[test]
+fn mount_exports_restore_points_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // 6 MiB: data, a 2 MiB hole, data.
+    let mut img = common::random_bytes(6 << 20, 77);
+    img[(2 << 20)..(4 << 20)].fill(0);
+    let image = dir.path().join("disk.raw");
+    std::fs::write(&image, &img).unwrap();
+    let (srv, lines) = Server::start(&data);
+    let pw = first_password(&lines);
+    let token = login(&srv.url, &pw);
+    let cfg = dir.path().join("cfg");
+    let arca = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_SERVER", &srv.url)
+            .env("ARCA_TOKEN", &token)
+            .env("XDG_CONFIG_HOME", &cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = arca(&["source", "add", "image", "vm1", image.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = arca(&["backup", "now", "vm1", "--wait"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let rp = restore_points(&srv.url, &token, "vm1")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Read-only over NBD: the address comes back once the node serves it.
+    let t0 = Instant::now();
+    let (code, out, err) = arca(&["--json", "mount", &rp[..12], "--ttl", "10m"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let e: Value = serde_json::from_str(&out).unwrap();
+    let url = e["address"].as_str().unwrap().to_string();
+    let size = tool("nbdinfo", &["--size", &url]);
+    eprintln!("arca mount to first byte: {:?}", t0.elapsed());
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout).trim(),
+        img.len().to_string()
+    );
+    assert!(
+        url.starts_with("nbd://127.0.0.1:") && url.ends_with(&rp),
+        "{url}"
+    );
+    let copy = dir.path().join("copy.raw");
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &url,
+            copy.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == img,
+        "the export differs from the image"
+    );
+    let map = tool("nbdinfo", &["--map", &url]);
+    assert!(
+        String::from_utf8_lossy(&map.stdout).contains("hole"),
+        "no hole in the map"
+    );
+    let (s, live) = call(&srv.url, &token, "GET", "/api/v1/exports", None);
+    assert_eq!(s, 200);
+    assert!(live
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"] == e["id"] && x["state"] == "active"));
+    let (code, out, _) = arca(&["mounts"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("active") && out.contains(&url), "{out}");
+
+    // Writable: writes land in the overlay; committing makes a new
+    // restore point with them; the exported one restores unchanged.
+    let (code, out, err) = arca(&["--json", "mount", &rp, "--writable"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let w: Value = serde_json::from_str(&out).unwrap();
+    let wurl = w["address"].as_str().unwrap().to_string();
+    assert_ne!(wurl, url, "a writable export has its own name");
+    tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xab 3M 64k",
+            "-c",
+            "write -P 0xcd 1000 10",
+            "-c",
+            "flush",
+            &wurl,
+        ],
+    );
+    let wid = w["id"].as_i64().unwrap().to_string();
+    let (code, out, err) = arca(&["unmount", &wid, "--commit", "--wait"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let after = restore_points(&srv.url, &token, "vm1");
+    assert_eq!(after.len(), 2, "{after:?}");
+    let new_rp = after[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(new_rp, rp);
+    let mut want = img.clone();
+    want[(3 << 20)..(3 << 20) + 65536].fill(0xab);
+    want[1000..1010].fill(0xcd);
+    for (id, expect) in [(&new_rp, &want), (&rp, &img)] {
+        let target = dir.path().join(format!("r-{}.raw", &id[..8]));
+        let (code, out, err) = arca(&["restore", id, "--to", target.to_str().unwrap(), "--wait"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(
+            &std::fs::read(&target).unwrap() == expect,
+            "restore point {id} has the wrong bytes"
+        );
+    }
+    // The commit removed the overlay.
+    let overlays: Vec<_> = std::fs::read_dir(data.join("overlays")).unwrap().collect();
+    assert!(overlays.is_empty(), "{overlays:?}");
+    // A stopped export cannot be stopped again.
+    let (s, v) = call(
+        &srv.url,
+        &token,
+        "DELETE",
+        &format!("/api/v1/exports/{wid}"),
+        None,
+    );
+    assert_eq!(s, 409, "{v}");
+
+    // A TTL ends the export: its address stops answering.
+    let (code, out, err) = arca(&["--json", "mount", &new_rp, "--ttl", "2s"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let short: Value = serde_json::from_str(&out).unwrap();
+    let sid = short["id"].as_i64().unwrap();
+    wait_for("the export to expire", 30, || {
+        call(
+            &srv.url,
+            &token,
+            "GET",
+            &format!("/api/v1/exports/{sid}"),
+            None,
+        )
+        .1["state"]
+            == "expired"
+    });
+    let gone = Command::new("nbdinfo")
+        .arg(short["address"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "an expired export still answers");
+
+    // Bad requests: clear errors, no 500.
+    let (code, _, err) = arca(&["mount", "ffffffffffff"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not found"), "{err}");
+    for body in [
+        json!({"restore_point": rp, "protocol": "smb"}),
+        json!({"restore_point": rp, "ttl": "forever"}),
+        json!({"restore_point": rp, "ttl": "400d"}),
+    ] {
+        let (s, v) = call(&srv.url, &token, "POST", "/api/v1/exports", Some(body));
+        assert_eq!(s, 422, "{v}");
+    }
+    let (s, _) = call(&srv.url, &token, "GET", "/api/v1/exports/999", None);
+    assert_eq!(s, 404);
+    // The first export is still served.
+    tool("nbdinfo", &["--size", &url]);
 }

@@ -70,6 +70,7 @@ impl From<arca_catalog::Error> for ApiError {
             E::NotFound(m) => ApiError::not_found(format!("{m} not found")),
             E::Conflict(m) => ApiError::conflict(format!("{m} already exists")),
             E::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            E::State(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             e => ApiError::internal(e.to_string()),
         }
     }

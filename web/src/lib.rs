@@ -73,6 +73,8 @@ pub fn app(state: AppState) -> Router {
         .route("/restore-points", get(list_restore_points))
         .route("/restore-points/{id}", get(get_restore_point))
         .route("/restore-points/{id}/restore", post(restore))
+        .route("/exports", get(list_exports).post(add_export))
+        .route("/exports/{id}", get(get_export).delete(stop_export))
         .route("/audit", get(audit_log))
         .route("/openapi.json", get(openapi_json));
     Router::new()

@@ -36,6 +36,9 @@ const RP_Q: &[(&str, &str)] = &[
     ("offset", "integer"),
 ];
 
+const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
+const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
+
 macro_rules! r {
     ($m:literal, $p:literal, $s:literal, $perm:literal, $req:expr, $ok:expr) => {
         r!($m, $p, $s, $perm, $req, $ok, &[])
@@ -322,6 +325,40 @@ pub const ROUTES: &[Route] = &[
     ),
     r!(
         "get",
+        "/api/v1/exports",
+        "Exports (live ones; all=true adds ended ones), newest first",
+        "read",
+        None,
+        (200, Some("Exports")),
+        EXPORT_Q
+    ),
+    r!(
+        "post",
+        "/api/v1/exports",
+        "Export an image restore point over NBD or iSCSI on the node that owns its datastore (`arca mount`); poll it until active for its address",
+        "restore",
+        Some("NewExport"),
+        (201, Some("Export"))
+    ),
+    r!(
+        "get",
+        "/api/v1/exports/{id}",
+        "One export",
+        "read",
+        None,
+        (200, Some("Export"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/exports/{id}",
+        "Stop an export; commit=true writes a writable export's changes as a new restore point (a commit-export task), else they are discarded",
+        "restore",
+        None,
+        (200, Some("Export")),
+        STOP_EXPORT_Q
+    ),
+    r!(
+        "get",
         "/api/v1/audit",
         "The audit log, newest first",
         "read-audit",
@@ -388,6 +425,9 @@ fn schemas() -> Value {
         json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int}),
     );
     let project = open_obj(json!({"id": int, "name": s}));
+    let export = open_obj(
+        json!({"id": int, "restore_point_id": s, "datastore_id": int, "node_id": int, "project_id": int, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "name": s, "state": {"type": "string", "enum": ["starting", "active", "failed", "stopped", "expired"]}, "address": os, "error": os, "on_stop": s, "commit_task_id": oint, "created_by": s, "created_at": int, "expires_at": int, "stopped_at": oint}),
+    );
     let log = open_obj(json!({"seq": int, "time": int, "level": s, "message": s}));
     let audit = open_obj(
         json!({"id": int, "time": int, "actor": s, "action": s, "target": s, "remote": s, "result": s, "detail": s}),
@@ -434,6 +474,9 @@ fn schemas() -> Value {
         "RestorePoint": rp,
         "RestorePoints": arr("RestorePoint"),
         "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os})),
+        "Export": export,
+        "Exports": arr("Export"),
+        "NewExport": obj(&["restore_point"], json!({"restore_point": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "ttl": {"type": ["string", "null"], "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h (default), 7d; at most 30d"}})),
         "AuditEntry": audit,
         "Audit": arr("AuditEntry"),
     })

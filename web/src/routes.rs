@@ -982,6 +982,185 @@ pub async fn restore(
     })
 }
 
+// ---- exports (mount) ----
+
+/// Longest export lifetime.
+const MAX_TTL: i64 = 30 * 86_400;
+
+/// `90s`, `30m`, `2h`, `7d`, or plain seconds.
+pub fn parse_ttl(t: &str) -> Option<i64> {
+    let t = t.trim();
+    let (n, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: i64 = n.parse().ok()?;
+    let mul = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mul).filter(|s| (1..=MAX_TTL).contains(s))
+}
+
+fn default_protocol() -> String {
+    "nbd".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewExportReq {
+    restore_point: String,
+    #[serde(default = "default_protocol")]
+    protocol: String,
+    #[serde(default)]
+    writable: bool,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+pub async fn add_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewExportReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "export.add",
+        &b.restore_point,
+        || {
+            let rp = restore_point(&s, &b.restore_point)?;
+            p.require(Action::Restore, Some(rp.project_id))?;
+            if rp.kind != "image" {
+                return Err(invalid(
+                "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
+            ));
+            }
+            if !matches!(b.protocol.as_str(), "nbd" | "iscsi") {
+                return Err(invalid("protocol must be nbd or iscsi"));
+            }
+            let ttl = match &b.ttl {
+                None => 2 * 3600,
+                Some(t) => parse_ttl(t)
+                    .ok_or_else(|| invalid("ttl must be like 90s, 30m, 2h or 7d, at most 30d"))?,
+            };
+            let ds = s.catalog.datastore(rp.datastore_id)?;
+            let e = s.catalog.add_export(&catalog::NewExport {
+                restore_point_id: rp.id.clone(),
+                datastore_id: rp.datastore_id,
+                node_id: ds.node_id,
+                project_id: rp.project_id,
+                protocol: b.protocol.clone(),
+                writable: b.writable,
+                ttl_seconds: ttl,
+                created_by: p.name().to_string(),
+            })?;
+            Ok((StatusCode::CREATED, Json(json!(e))))
+        },
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportsQuery {
+    /// Also the ended exports (default: live ones only).
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn list_exports(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ExportsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let projects = p.projects(Action::Read);
+    Ok(Json(json!(s
+        .catalog
+        .exports(!q.all, projects.as_deref())?)))
+}
+
+pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let e = s.catalog.export(id)?;
+    p.require(Action::Read, Some(e.project_id))?;
+    Ok(Json(json!(e)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopExportQuery {
+    /// Commit a writable export's overlay as a new restore point.
+    #[serde(default)]
+    commit: bool,
+}
+
+pub async fn stop_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    q: Result<Query<StopExportQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Query(q) = q?;
+    let action = if q.commit {
+        "export.commit"
+    } else {
+        "export.stop"
+    };
+    audited(&s, p.name(), &remote, action, &id.to_string(), || {
+        let e = s.catalog.export(id)?;
+        p.require(Action::Restore, Some(e.project_id))?;
+        if !e.is_live() {
+            return Err(ApiError::conflict(format!(
+                "export {id} is already {}",
+                e.state
+            )));
+        }
+        let mut commit_task = None;
+        if q.commit {
+            if !e.writable {
+                return Err(invalid("only a writable export has changes to commit"));
+            }
+            let source_id = s
+                .catalog
+                .restore_point(&e.restore_point_id)
+                .ok()
+                .and_then(|rp| rp.source_id);
+            let source_name = s
+                .catalog
+                .restore_point(&e.restore_point_id)
+                .map(|rp| rp.source_name)
+                .unwrap_or_default();
+            let t = s.catalog.add_task(&NewTask {
+                kind: "commit-export".into(),
+                project_id: e.project_id,
+                source_id,
+                datastore_id: Some(e.datastore_id),
+                node_id: Some(e.node_id),
+                params: json!({"export": e.id, "restore_point": e.restore_point_id, "source": source_name}),
+                priority: 20,
+                max_attempts: 1,
+                not_before: catalog::now(),
+                created_by: p.name().to_string(),
+                ..Default::default()
+            })?;
+            let t = t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
+            commit_task = Some(t.id);
+        }
+        let e = s.catalog.stop_export(id, commit_task)?;
+        s.changed.notify_one();
+        Ok(Json(json!(e)))
+    })
+}
+
 // ---- audit ----
 
 pub async fn audit_log(

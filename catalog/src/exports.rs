@@ -1,0 +1,261 @@
+//! Exports: restore points served over NBD or iSCSI by the node that owns
+//! their datastore (`arca mount`, `POST /api/v1/exports`).
+//!
+//! The catalog holds what *should* be exported; each node reconciles its
+//! servers with that list ([`Catalog::wait_exports`] wakes it within
+//! milliseconds of a change) and reports the address it serves at.
+//!
+//! States: `starting` → `active` (the node serves it) or `failed`;
+//! `starting`/`active` → `stopped` (asked) or `expired` (TTL passed).
+//! Only `starting` and `active` exports are served.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::{now, Catalog, Error, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Export {
+    pub id: i64,
+    pub restore_point_id: String,
+    pub datastore_id: i64,
+    pub node_id: i64,
+    pub project_id: i64,
+    /// `nbd` or `iscsi`.
+    pub protocol: String,
+    pub writable: bool,
+    /// The export's name on its node (NBD export name; the iSCSI target
+    /// name is derived from it).
+    pub name: String,
+    pub state: String,
+    /// Where clients connect, once the node serves it:
+    /// `nbd://host:port/name` or `iscsi://host:port/iqn/0`.
+    pub address: Option<String>,
+    pub error: Option<String>,
+    /// What happens to a writable export's overlay when it ends:
+    /// `discard`, or `commit` (a task writes it as a new restore point).
+    pub on_stop: String,
+    /// The task that commits the overlay, once queued.
+    pub commit_task_id: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct NewExport {
+    pub restore_point_id: String,
+    pub datastore_id: i64,
+    pub node_id: i64,
+    pub project_id: i64,
+    pub protocol: String,
+    pub writable: bool,
+    pub ttl_seconds: i64,
+    pub created_by: String,
+}
+
+const COLS: &str = "id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at";
+
+fn row(r: &Row) -> rusqlite::Result<Export> {
+    Ok(Export {
+        id: r.get(0)?,
+        restore_point_id: r.get(1)?,
+        datastore_id: r.get(2)?,
+        node_id: r.get(3)?,
+        project_id: r.get(4)?,
+        protocol: r.get(5)?,
+        writable: r.get(6)?,
+        name: r.get(7)?,
+        state: r.get(8)?,
+        address: r.get(9)?,
+        error: r.get(10)?,
+        on_stop: r.get(11)?,
+        commit_task_id: r.get(12)?,
+        created_by: r.get(13)?,
+        created_at: r.get(14)?,
+        expires_at: r.get(15)?,
+        stopped_at: r.get(16)?,
+    })
+}
+
+/// The states in which a node serves an export.
+pub const LIVE: [&str; 2] = ["starting", "active"];
+
+impl Export {
+    pub fn is_live(&self) -> bool {
+        LIVE.contains(&self.state.as_str())
+    }
+}
+
+impl Catalog {
+    pub fn add_export(&self, e: &NewExport) -> Result<Export> {
+        if !matches!(e.protocol.as_str(), "nbd" | "iscsi") {
+            return Err(Error::Invalid(format!(
+                "protocol {:?}: expected nbd or iscsi",
+                e.protocol
+            )));
+        }
+        let db = self.db();
+        let t = now();
+        db.execute(
+            "INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, on_stop, created_by, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', 'starting', 'discard', ?7, ?8, ?9)",
+            params![
+                e.restore_point_id,
+                e.datastore_id,
+                e.node_id,
+                e.project_id,
+                e.protocol,
+                e.writable,
+                e.created_by,
+                t,
+                t.saturating_add(e.ttl_seconds)
+            ],
+        )?;
+        let id = db.last_insert_rowid();
+        // Read-only exports of one restore point share a name (and the
+        // node serves them once); each writable one has its own overlay.
+        let name = if e.writable {
+            format!("{}-rw{id}", e.restore_point_id)
+        } else {
+            e.restore_point_id.clone()
+        };
+        db.execute(
+            "UPDATE exports SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        drop(db);
+        self.exports_changed();
+        self.export(id)
+    }
+
+    pub fn export(&self, id: i64) -> Result<Export> {
+        self.db()
+            .query_row(
+                &format!("SELECT {COLS} FROM exports WHERE id = ?1"),
+                [id],
+                row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("export {id}")))
+    }
+
+    /// Exports, newest first: all of them, or only the live ones.
+    pub fn exports(&self, live_only: bool, project_ids: Option<&[i64]>) -> Result<Vec<Export>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {COLS} FROM exports WHERE (?1 = 0 OR state IN ('starting', 'active')) ORDER BY id DESC LIMIT 1000"
+        ))?;
+        let rows = st.query_map([live_only], row)?;
+        let all: Vec<Export> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(match project_ids {
+            Some(p) => all
+                .into_iter()
+                .filter(|e| p.contains(&e.project_id))
+                .collect(),
+            None => all,
+        })
+    }
+
+    /// The node serves the export at `address`.
+    pub fn export_active(&self, id: i64, node_id: i64, address: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE exports SET state = 'active', address = ?3, error = NULL WHERE id = ?1 AND node_id = ?2 AND state IN ('starting', 'active')",
+            params![id, node_id, address],
+        )?;
+        Ok(())
+    }
+
+    /// The node could not serve the export.
+    pub fn export_failed(&self, id: i64, node_id: i64, error: &str) -> Result<()> {
+        let n = self.db().execute(
+            "UPDATE exports SET state = 'failed', error = ?3, stopped_at = ?4 WHERE id = ?1 AND node_id = ?2 AND state IN ('starting', 'active')",
+            params![id, node_id, error, now()],
+        )?;
+        if n > 0 {
+            self.exports_changed();
+        }
+        Ok(())
+    }
+
+    /// Stop a live export; `commit_task` when its overlay is to be
+    /// committed by that task. Returns the export as it now is.
+    pub fn stop_export(&self, id: i64, commit_task: Option<i64>) -> Result<Export> {
+        let n = self.db().execute(
+            "UPDATE exports SET state = 'stopped', stopped_at = ?2, on_stop = ?3, commit_task_id = ?4 WHERE id = ?1 AND state IN ('starting', 'active')",
+            params![
+                id,
+                now(),
+                if commit_task.is_some() { "commit" } else { "discard" },
+                commit_task
+            ],
+        )?;
+        if n == 0 {
+            let e = self.export(id)?;
+            return Err(Error::State(format!("export {id} is already {}", e.state)));
+        }
+        self.exports_changed();
+        self.export(id)
+    }
+
+    /// End exports whose TTL passed. Returns how many.
+    pub fn expire_exports(&self, now: i64) -> Result<usize> {
+        let n = self.db().execute(
+            "UPDATE exports SET state = 'expired', stopped_at = ?1 WHERE state IN ('starting', 'active') AND expires_at <= ?1",
+            [now],
+        )?;
+        if n > 0 {
+            self.exports_changed();
+        }
+        Ok(n)
+    }
+
+    /// The exports a node must serve (live) or must clean up after
+    /// (ended in the last day, for their overlays).
+    pub fn node_exports(&self, node_id: i64) -> Result<Vec<Export>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {COLS} FROM exports WHERE node_id = ?1 AND (state IN ('starting', 'active') OR stopped_at >= ?2) ORDER BY id"
+        ))?;
+        let rows = st.query_map(params![node_id, now() - 86_400], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Note that exports changed, waking [`Catalog::wait_exports`].
+    pub fn exports_changed(&self) {
+        let mut g = self.exports_gen.0.lock().unwrap_or_else(|e| e.into_inner());
+        *g += 1;
+        self.exports_gen.1.notify_all();
+    }
+
+    /// Wait up to `timeout` for the exports to change after generation
+    /// `seen`; return the current generation and the node's exports.
+    pub fn wait_exports(
+        &self,
+        node_id: i64,
+        seen: u64,
+        timeout: Duration,
+    ) -> Result<(u64, Vec<Export>)> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.exports_gen.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *g == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            g = self
+                .exports_gen
+                .1
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let gen = *g;
+        drop(g);
+        Ok((gen, self.node_exports(node_id)?))
+    }
+}

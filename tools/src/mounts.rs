@@ -1,0 +1,69 @@
+//! The export servers of a server's embedded node or of an `arca node`:
+//! one NBD server and one iSCSI target serving whatever exports the
+//! catalog gives this node (`arca mount`, `POST /api/v1/exports`).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use arca_control::exports::{self, ExportHost, Listeners};
+use arca_control::runner::Runner;
+
+fn bind(what: &str, addr: &str) -> Option<TcpListener> {
+    if addr == "off" {
+        return None;
+    }
+    match TcpListener::bind(addr) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            // The rest of the node still works; exports of this protocol
+            // fail with a reason that says why.
+            eprintln!("not serving {what} exports: cannot listen on {addr}: {e}");
+            None
+        }
+    }
+}
+
+/// Bind the export servers, start them and the loop that keeps them in
+/// step with the catalog. Returns the addresses they listen on.
+pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> Result<Listeners> {
+    let nbd = bind("NBD", &args.nbd_listen);
+    let iscsi = bind("iSCSI", &args.iscsi_listen);
+    let listeners = Listeners {
+        nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),
+        // ISCSI_ADDR
+        iscsi: None,
+        host: args.export_host.clone(),
+    };
+    let r = runner.clone();
+    let host = Arc::new(ExportHost::new(
+        listeners.clone(),
+        data_dir.join("overlays"),
+        arca_frontends::chunk_cache(args.export_cache_mib.saturating_mul(1 << 20)),
+        move |d| r.datastore(d),
+    ));
+    runner.set_exports(host.clone());
+    if let Some(l) = nbd {
+        let table = host.table.clone();
+        std::thread::Builder::new()
+            .name("nbd".into())
+            .spawn(move || {
+                if let Err(e) = arca_frontends::nbd::serve(l, table) {
+                    eprintln!("NBD server: {e}");
+                }
+            })?;
+    }
+    // ISCSI_SERVE
+    drop(iscsi);
+    let coord = runner.coord.clone();
+    std::thread::Builder::new()
+        .name("exports".into())
+        .spawn(move || exports::run(coord, host))?;
+    for (what, a) in [("NBD", listeners.nbd), ("iSCSI", listeners.iscsi)] {
+        if let Some(a) = a {
+            println!("exports over {what} on {a}");
+        }
+    }
+    Ok(listeners)
+}
