@@ -971,6 +971,64 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     assert_eq!(t["node_id"], node(&url, &admin, "beta")["id"], "{t}");
     common::assert_same_tree(&trees[1], &target);
 
+    // `arca mount` of a restore point in beta's datastore: beta serves it
+    // (the WatchExports/ExportState calls), a writable export's changes
+    // are committed by a task on beta.
+    let img = common::random_bytes(3 << 20, 5);
+    let image = dir.path().join("beta.raw");
+    std::fs::write(&image, &img).unwrap();
+    let (s, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "vm-beta", "kind": "image", "path": image, "node": "beta"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["--server", &url, "--token", &admin, "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    cli(&["backup", "now", "vm-beta", "--wait"]);
+    let vm_rp = restore_points(&url, &admin, "vm-beta")[0].clone();
+    assert_eq!(store_name(&vm_rp["datastore_id"]), "beta/default");
+    let vm_rp = vm_rp["id"].as_str().unwrap().to_string();
+    let e = cli(&["mount", &vm_rp, "--writable"]);
+    assert_eq!(e["node_id"], node(&url, &admin, "beta")["id"], "{e}");
+    let addr = e["address"].as_str().unwrap().to_string();
+    let copy = dir.path().join("beta-copy.raw");
+    let out = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "raw", &addr])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::read(&copy).unwrap() == img);
+    let out = Command::new("qemu-io")
+        .args([
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x5a 0 4k",
+            "-c",
+            "flush",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let t = cli(&["unmount", &e["id"].to_string(), "--commit", "--wait"]);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["node_id"], node(&url, &admin, "beta")["id"], "{t}");
+    let rps = restore_points(&url, &admin, "vm-beta");
+    assert_eq!(rps.len(), 2, "{rps:?}");
+    assert!(datastore_snapshots(&nodes[1].2).contains(&rps[0]["id"].as_str().unwrap().to_string()));
+
     // A backup that hangs (its image is a FIFO nobody writes), then
     // kill -9 of its node.
     let fifo = dir.path().join("hang.fifo");
