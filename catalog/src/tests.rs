@@ -261,3 +261,68 @@ fn audit_is_listed_newest_first() {
         ("ann", "denied")
     );
 }
+
+#[test]
+fn exports_wake_their_node_expire_and_stop_once() {
+    let (c, n, d, _) = setup();
+    let c = std::sync::Arc::new(c);
+    let (seen, none) = c
+        .wait_exports(n.id, u64::MAX, std::time::Duration::ZERO)
+        .unwrap();
+    assert!(none.is_empty());
+    // A node waiting for changes is woken by a new export.
+    let waiter = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            c.wait_exports(n.id, seen, std::time::Duration::from_secs(20))
+                .unwrap()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let new = |writable, ttl| NewExport {
+        restore_point_id: "ab".repeat(32),
+        datastore_id: d.id,
+        node_id: n.id,
+        project_id: 1,
+        protocol: "nbd".into(),
+        writable,
+        ttl_seconds: ttl,
+        created_by: "t".into(),
+    };
+    let t0 = std::time::Instant::now();
+    let ro = c.add_export(&new(false, 3600)).unwrap();
+    let (gen, list) = waiter.join().unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(gen != seen && list == vec![ro.clone()]);
+    assert_eq!(ro.name, "ab".repeat(32));
+    let rw = c.add_export(&new(true, 3600)).unwrap();
+    assert_eq!(rw.name, format!("{}-rw{}", "ab".repeat(32), rw.id));
+    // The node reports; only live exports of its own take the report.
+    c.export_active(ro.id, n.id, "nbd://h:1/x").unwrap();
+    c.export_active(ro.id, n.id + 1, "nbd://evil").unwrap();
+    assert_eq!(
+        c.export(ro.id).unwrap().address.as_deref(),
+        Some("nbd://h:1/x")
+    );
+    assert_eq!(c.export(ro.id).unwrap().state, "active");
+    // Stop once; a second stop is a state conflict.
+    let stopped = c.stop_export(rw.id, None).unwrap();
+    assert_eq!(
+        (stopped.state.as_str(), stopped.on_stop.as_str()),
+        ("stopped", "discard")
+    );
+    assert!(matches!(c.stop_export(rw.id, None), Err(Error::State(_))));
+    c.export_active(rw.id, n.id, "nbd://late").unwrap();
+    assert_eq!(c.export(rw.id).unwrap().state, "stopped");
+    // TTLs.
+    assert_eq!(c.expire_exports(now() + 10).unwrap(), 0);
+    assert_eq!(c.expire_exports(now() + 3601).unwrap(), 1);
+    assert_eq!(c.export(ro.id).unwrap().state, "expired");
+    assert!(c.exports(true, None).unwrap().is_empty());
+    assert_eq!(c.exports(false, None).unwrap().len(), 2);
+    assert!(c.exports(false, Some(&[2])).unwrap().is_empty());
+    assert!(matches!(c.export(999), Err(Error::NotFound(_))));
+    let mut bad = new(false, 60);
+    bad.protocol = "smb".into();
+    assert!(matches!(c.add_export(&bad), Err(Error::Invalid(_))));
+}

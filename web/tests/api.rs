@@ -500,6 +500,22 @@ async fn rbac_matrix() {
             created_at: 0,
         })
         .unwrap();
+        c.add_restore_point(&arca_catalog::RestorePoint {
+            id: format!("1{proj}{}", "b".repeat(62)),
+            datastore_id: 1,
+            source_id: None,
+            source_name: format!("vm-{suffix}"),
+            project_id: proj,
+            kind: "image".into(),
+            time: 1,
+            bytes_total: 0,
+            bytes_added: 0,
+            files: 0,
+            hostname: String::new(),
+            task_id: None,
+            created_at: 0,
+        })
+        .unwrap();
     }
     let ids = |name: &str| c.source_by_name(name).unwrap().unwrap().id;
     let pols = |name: &str| c.policy_by_name(name).unwrap().unwrap().id;
@@ -576,6 +592,12 @@ async fn rbac_matrix() {
                 Some(json!({"target": "/tmp/r"})),
                 Action::Restore,
             ),
+            (
+                Method::POST,
+                "/api/v1/exports".into(),
+                Some(json!({"restore_point": format!("1{proj}{}", "b".repeat(62))})),
+                Action::Restore,
+            ),
         ];
         for (role, token) in &tokens {
             for (m, path, body, action) in &endpoints {
@@ -606,7 +628,7 @@ async fn rbac_matrix() {
             }
         }
     }
-    assert_eq!(n_checked, 2 * 7 * 4);
+    assert_eq!(n_checked, 2 * 8 * 4);
     // Global-only endpoints: only an all-projects admin.
     for (role, token) in &tokens {
         for (m, path, body) in [
@@ -647,8 +669,19 @@ async fn rbac_matrix() {
         let (_, v) = t
             .call(Method::GET, "/api/v1/restore-points", Some(token), None)
             .await;
-        assert_eq!(v.as_array().unwrap().len(), 1, "{}", role.as_str());
+        assert_eq!(v.as_array().unwrap().len(), 2, "{}", role.as_str());
+        // Exports, too (those the roles allowed to restore made above).
+        let (_, v) = t
+            .call(Method::GET, "/api/v1/exports", Some(token), None)
+            .await;
+        assert!(
+            v.as_array().unwrap().iter().all(|e| e["project_id"] == 1),
+            "{}: {v}",
+            role.as_str()
+        );
     }
+    let (_, v) = t.call(Method::GET, "/api/v1/exports", a, None).await;
+    assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
 }
 
 #[tokio::test]
