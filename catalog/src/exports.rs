@@ -202,6 +202,19 @@ impl Catalog {
         self.export(id)
     }
 
+    /// Give a live export a new end, `ttl_seconds` from now.
+    pub fn extend_export(&self, id: i64, ttl_seconds: i64) -> Result<Export> {
+        let n = self.db().execute(
+            "UPDATE exports SET expires_at = ?2 WHERE id = ?1 AND state IN ('starting', 'active')",
+            params![id, now().saturating_add(ttl_seconds)],
+        )?;
+        if n == 0 {
+            let e = self.export(id)?;
+            return Err(Error::State(format!("export {id} is already {}", e.state)));
+        }
+        self.export(id)
+    }
+
     /// End exports whose TTL passed. Returns how many.
     pub fn expire_exports(&self, now: i64) -> Result<usize> {
         let n = self.db().execute(

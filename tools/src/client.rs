@@ -72,6 +72,7 @@ fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Valu
         ("POST", Some(b)) => a.post(&url).header("authorization", &auth).send_json(b),
         ("POST", None) => a.post(&url).header("authorization", &auth).send_empty(),
         ("DELETE", _) => a.delete(&url).header("authorization", &auth).call(),
+        ("PATCH", Some(b)) => a.patch(&url).header("authorization", &auth).send_json(b),
         (m, _) => bail!("unsupported method {m}"),
     }
     .with_context(|| format!("calling {url}"))?;
@@ -460,7 +461,17 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
     })
 }
 
-pub fn mounts(cli: &Cli, all: bool) -> Result<u8> {
+pub fn mounts(cli: &Cli, all: bool, extend: Option<i64>, ttl: Option<&str>) -> Result<u8> {
+    if let Some(id) = extend {
+        let ttl = ttl.ok_or_else(|| anyhow!("--extend needs --ttl"))?;
+        let e = call(
+            cli,
+            "PATCH",
+            &format!("/exports/{id}"),
+            Some(json!({"ttl": ttl})),
+        )?;
+        return show(cli, &e, export_line);
+    }
     let v = call(cli, "GET", &format!("/exports?all={all}"), None)?;
     show(cli, &v, |v| {
         let mut out = format!(

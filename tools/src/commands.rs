@@ -192,7 +192,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             writable,
             ttl,
         } => crate::client::mount(&cli, restore_point, *iscsi, *writable, ttl),
-        Command::Mounts { all } => crate::client::mounts(&cli, *all),
+        Command::Mounts { all, extend, ttl } => {
+            crate::client::mounts(&cli, *all, *extend, ttl.as_deref())
+        }
         Command::Unmount { id, commit, wait } => crate::client::unmount(&cli, *id, *commit, *wait),
         Command::Server {
             data_dir,

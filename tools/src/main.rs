@@ -154,10 +154,15 @@ enum Command {
         #[arg(long, default_value = "2h")]
         ttl: String,
     },
-    /// Through the server: the live exports (--all: also ended ones).
+    /// Through the server: the live exports (--all: also ended ones), or
+    /// give one a new end (--extend ID --ttl 4h: 4 hours from now).
     Mounts {
         #[arg(long)]
         all: bool,
+        #[arg(long, value_name = "ID", requires = "ttl")]
+        extend: Option<i64>,
+        #[arg(long, requires = "extend")]
+        ttl: Option<String>,
     },
     /// Through the server: stop an export.
     Unmount {

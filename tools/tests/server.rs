@@ -1202,6 +1202,17 @@ fn mount_exports_restore_points_through_the_server() {
     let (code, out, _) = arca(&["mounts"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("active") && out.contains(&url), "{out}");
+    let (code, out, err) = arca(&[
+        "--json",
+        "mounts",
+        "--extend",
+        &e["id"].to_string(),
+        "--ttl",
+        "3h",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let ext: Value = serde_json::from_str(&out).unwrap();
+    assert!(ext["expires_at"].as_i64().unwrap() > e["expires_at"].as_i64().unwrap() + 3600);
 
     // Writable: writes land in the overlay; committing makes a new
     // restore point with them; the exported one restores unchanged.

@@ -74,7 +74,10 @@ pub fn app(state: AppState) -> Router {
         .route("/restore-points/{id}", get(get_restore_point))
         .route("/restore-points/{id}/restore", post(restore))
         .route("/exports", get(list_exports).post(add_export))
-        .route("/exports/{id}", get(get_export).delete(stop_export))
+        .route(
+            "/exports/{id}",
+            get(get_export).delete(stop_export).patch(extend_export),
+        )
         .route("/audit", get(audit_log))
         .route("/openapi.json", get(openapi_json));
     Router::new()

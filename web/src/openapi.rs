@@ -349,6 +349,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Export"))
     ),
     r!(
+        "patch",
+        "/api/v1/exports/{id}",
+        "Extend a live export: it now ends ttl from now",
+        "restore",
+        Some("ExtendExport"),
+        (200, Some("Export"))
+    ),
+    r!(
         "delete",
         "/api/v1/exports/{id}",
         "Stop an export; commit=true writes a writable export's changes as a new restore point (a commit-export task), else they are discarded",
@@ -476,6 +484,7 @@ fn schemas() -> Value {
         "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os})),
         "Export": export,
         "Exports": arr("Export"),
+        "ExtendExport": obj(&["ttl"], json!({"ttl": {"type": "string", "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h, 7d; at most 30d"}})),
         "NewExport": obj(&["restore_point"], json!({"restore_point": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "ttl": {"type": ["string", "null"], "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h (default), 7d; at most 30d"}})),
         "AuditEntry": audit,
         "Audit": arr("AuditEntry"),

@@ -1095,6 +1095,37 @@ pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiR
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ExtendExportReq {
+    ttl: String,
+}
+
+pub async fn extend_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: Body<ExtendExportReq>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "export.extend",
+        &id.to_string(),
+        || {
+            let e = s.catalog.export(id)?;
+            p.require(Action::Restore, Some(e.project_id))?;
+            let ttl = parse_ttl(&b.ttl)
+                .ok_or_else(|| invalid("ttl must be like 90s, 30m, 2h or 7d, at most 30d"))?;
+            Ok(Json(json!(s.catalog.extend_export(id, ttl)?)))
+        },
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StopExportQuery {
     /// Commit a writable export's overlay as a new restore point.
     #[serde(default)]
