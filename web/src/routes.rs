@@ -987,6 +987,8 @@ pub async fn restore(
 /// Longest export lifetime.
 const MAX_TTL: i64 = 30 * 86_400;
 
+const BAD_TTL: &str = "ttl must be like 90s, 30m, 2h or 7d, at most 30d";
+
 /// `90s`, `30m`, `2h`, `7d`, or plain seconds.
 pub fn parse_ttl(t: &str) -> Option<i64> {
     let t = t.trim();
