@@ -1049,8 +1049,7 @@ pub async fn add_export(
             }
             let ttl = match &b.ttl {
                 None => 2 * 3600,
-                Some(t) => parse_ttl(t)
-                    .ok_or_else(|| invalid("ttl must be like 90s, 30m, 2h or 7d, at most 30d"))?,
+                Some(t) => parse_ttl(t).ok_or_else(|| invalid(BAD_TTL))?,
             };
             let ds = s.catalog.datastore(rp.datastore_id)?;
             let e = s.catalog.add_export(&catalog::NewExport {
@@ -1119,8 +1118,7 @@ pub async fn extend_export(
         || {
             let e = s.catalog.export(id)?;
             p.require(Action::Restore, Some(e.project_id))?;
-            let ttl = parse_ttl(&b.ttl)
-                .ok_or_else(|| invalid("ttl must be like 90s, 30m, 2h or 7d, at most 30d"))?;
+            let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
             Ok(Json(json!(s.catalog.extend_export(id, ttl)?)))
         },
     )
