@@ -1292,7 +1292,7 @@ fn mount_exports_restore_points_through_the_server() {
     // Bad requests: clear errors, no 500.
     let (code, _, err) = arca(&["mount", "ffffffffffff"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("not found"), "{err}");
+    assert!(err.contains("not found") && err.contains("422"), "{err}");
     for body in [
         json!({"restore_point": rp, "protocol": "smb"}),
         json!({"restore_point": rp, "ttl": "forever"}),

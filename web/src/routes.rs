@@ -1037,7 +1037,14 @@ pub async fn add_export(
         "export.add",
         &b.restore_point,
         || {
-            let rp = restore_point(&s, &b.restore_point)?;
+            // A field of the body names it: an unknown one is invalid input.
+            let rp = restore_point(&s, &b.restore_point).map_err(|e| {
+                if e.status == axum::http::StatusCode::NOT_FOUND {
+                    invalid(e.message)
+                } else {
+                    e
+                }
+            })?;
             p.require(Action::Restore, Some(rp.project_id))?;
             if rp.kind != "image" {
                 return Err(invalid(
