@@ -179,6 +179,41 @@ pub fn run(cli: Cli) -> Result<u8> {
             arca_frontends::nbd::serve(listener, exports)?;
             Ok(0)
         }
+        Command::Serve(crate::ServeCmd::Iscsi {
+            listen,
+            chap_user,
+            chap_secret_file,
+            exports,
+        }) => {
+            let chap = match (chap_user, chap_secret_file) {
+                (Some(u), Some(f)) => {
+                    let secret = std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
+                    if secret.is_empty() {
+                        bail!("{} is empty", f.display());
+                    }
+                    Some((u.clone(), secret))
+                }
+                _ => None,
+            };
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("listening on {listen}"))?;
+            let addr = listener.local_addr()?;
+            let (exports, _overlays) = serve_exports(&cli, exports)?;
+            let n = arca_frontends::Exports::names(exports.as_ref()).len();
+            println!(
+                "serving {n} target(s) {}{} over iSCSI on iscsi://{addr}/",
+                exports.mode(),
+                if chap.is_some() { " with CHAP" } else { "" }
+            );
+            use std::io::Write as _;
+            std::io::stdout().flush()?;
+            let cfg = std::sync::Arc::new(arca_frontends::iscsi::IscsiConfig { chap });
+            arca_frontends::iscsi::serve(listener, exports, cfg)?;
+            Ok(0)
+        }
         Command::Node {
             data_dir,
             max_tasks,

@@ -340,6 +340,21 @@ enum ServeCmd {
         #[command(flatten)]
         exports: ExportArgs,
     },
+    /// Every image restore point as an iSCSI target (one LUN), named
+    /// iqn.2026-11.io.arca:<snapshot id> and iqn.2026-11.io.arca:<source>.latest;
+    /// discoverable with SendTargets.
+    Iscsi {
+        #[arg(long, default_value = "127.0.0.1:3260")]
+        listen: String,
+        /// Require CHAP with this user name (and --chap-secret-file).
+        #[arg(long, requires = "chap_secret_file")]
+        chap_user: Option<String>,
+        /// File holding the CHAP secret (12 to 16 characters are usual).
+        #[arg(long, requires = "chap_user")]
+        chap_secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        exports: ExportArgs,
+    },
 }
 
 /// Where a server or node serves its exports (`arca mount`).

@@ -32,8 +32,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
     let iscsi = bind("iSCSI", &args.iscsi_listen);
     let listeners = Listeners {
         nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),
-        // ISCSI_ADDR
-        iscsi: None,
+        iscsi: iscsi.as_ref().and_then(|l| l.local_addr().ok()),
         host: args.export_host.clone(),
     };
     let r = runner.clone();
@@ -54,8 +53,17 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
                 }
             })?;
     }
-    // ISCSI_SERVE
-    drop(iscsi);
+    if let Some(l) = iscsi {
+        let table = host.table.clone();
+        std::thread::Builder::new()
+            .name("iscsi".into())
+            .spawn(move || {
+                let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig::default());
+                if let Err(e) = arca_frontends::iscsi::serve(l, table, cfg) {
+                    eprintln!("iSCSI target: {e}");
+                }
+            })?;
+    }
     let coord = runner.coord.clone();
     std::thread::Builder::new()
         .name("exports".into())

@@ -1,0 +1,1306 @@
+//! An iSCSI target (RFC 7143) for image restore points: one target per
+//! export, named by [`crate::iscsi_target_name`], with one LUN (0) of
+//! 512-byte logical blocks.
+//!
+//! - Discovery sessions answer `SendTargets` with every export.
+//! - Login with `AuthMethod=None`, or CHAP (MD5, one-way) when the
+//!   target has a user and secret; then only CHAP logins are accepted.
+//! - Error recovery level 0, one connection per session, no digests
+//!   (`HeaderDigest=None`, `DataDigest=None`), `InitialR2T=Yes`,
+//!   `ImmediateData=Yes`: writes bring at most `FirstBurstLength` bytes
+//!   with the command and the rest after R2Ts.
+//! - The SCSI command set Linux and libiscsi use is in [`Lun::execute`];
+//!   anything else is CHECK CONDITION, ILLEGAL REQUEST, INVALID COMMAND
+//!   OPERATION CODE. Bad PDUs get a Reject or end the connection; the
+//!   server keeps serving other clients.
+//!
+//! The image's last bytes beyond a multiple of 512 (rare: disks are sized
+//! in sectors) are not visible over iSCSI.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use crate::reader::BlockSource;
+use crate::{iscsi_target_name, Exports};
+
+/// Logical block size.
+pub const BLOCK: u64 = 512;
+/// The largest data segment this target accepts (declared in login).
+pub const MAX_RECV_DSL: u32 = 256 << 10;
+/// The largest READ or WRITE (bytes), as the block limits page says.
+pub const MAX_TRANSFER: u64 = 8 << 20;
+/// The largest login or text data segment.
+const MAX_TEXT: u32 = 64 << 10;
+/// Writes waiting for their data at once.
+const MAX_PENDING_WRITES: usize = 64;
+/// Commands the initiator may have outstanding (MaxCmdSN window).
+const CMD_WINDOW: u32 = 64;
+
+/// Target settings.
+#[derive(Clone, Debug, Default)]
+pub struct IscsiConfig {
+    /// CHAP user and secret: when set, logins must authenticate.
+    pub chap: Option<(String, String)>,
+}
+
+/// Accept connections forever, one thread each.
+pub fn serve(
+    listener: TcpListener,
+    exports: Arc<dyn Exports>,
+    cfg: Arc<IscsiConfig>,
+) -> io::Result<()> {
+    for conn in listener.incoming() {
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("iscsi accept: {e}");
+                continue;
+            }
+        };
+        let _ = conn.set_nodelay(true);
+        let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let portal = conn.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let (exports, cfg) = (exports.clone(), cfg.clone());
+        std::thread::Builder::new()
+            .name("iscsi-conn".into())
+            .spawn(move || {
+                let w = match conn.try_clone() {
+                    Ok(w) => io::BufWriter::with_capacity(256 << 10, w),
+                    Err(_) => return,
+                };
+                let r = io::BufReader::with_capacity(64 << 10, conn);
+                if let Err(e) = session(r, w, exports.as_ref(), &cfg, &portal) {
+                    if e.kind() != io::ErrorKind::UnexpectedEof {
+                        tracing::info!("iscsi client {peer}: {e}");
+                    }
+                }
+            })?;
+    }
+    Ok(())
+}
+
+// ---- PDUs ----
+
+pub mod op {
+    pub const NOP_OUT: u8 = 0x00;
+    pub const SCSI_CMD: u8 = 0x01;
+    pub const TMF_REQ: u8 = 0x02;
+    pub const LOGIN_REQ: u8 = 0x03;
+    pub const TEXT_REQ: u8 = 0x04;
+    pub const DATA_OUT: u8 = 0x05;
+    pub const LOGOUT_REQ: u8 = 0x06;
+    pub const NOP_IN: u8 = 0x20;
+    pub const SCSI_RSP: u8 = 0x21;
+    pub const TMF_RSP: u8 = 0x22;
+    pub const LOGIN_RSP: u8 = 0x23;
+    pub const TEXT_RSP: u8 = 0x24;
+    pub const DATA_IN: u8 = 0x25;
+    pub const LOGOUT_RSP: u8 = 0x26;
+    pub const R2T: u8 = 0x31;
+    pub const REJECT: u8 = 0x3f;
+}
+
+/// A basic header segment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Bhs(pub [u8; 48]);
+
+impl Bhs {
+    pub fn new(opcode: u8) -> Bhs {
+        let mut b = [0u8; 48];
+        b[0] = opcode;
+        Bhs(b)
+    }
+    pub fn opcode(&self) -> u8 {
+        self.0[0] & 0x3f
+    }
+    pub fn immediate(&self) -> bool {
+        self.0[0] & 0x40 != 0
+    }
+    pub fn flags(&self) -> u8 {
+        self.0[1]
+    }
+    pub fn ahs_len(&self) -> usize {
+        self.0[4] as usize * 4
+    }
+    pub fn dsl(&self) -> u32 {
+        u32::from_be_bytes([0, self.0[5], self.0[6], self.0[7]])
+    }
+    fn set_dsl(&mut self, n: usize) {
+        let n = n as u32;
+        self.0[5..8].copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    pub fn u32(&self, at: usize) -> u32 {
+        u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+    }
+    fn set_u32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    pub fn lun(&self) -> u64 {
+        u64::from_be_bytes(self.0[8..16].try_into().unwrap_or_default())
+    }
+    pub fn itt(&self) -> u32 {
+        self.u32(16)
+    }
+    pub fn cdb(&self) -> [u8; 16] {
+        self.0[32..48].try_into().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Bhs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bhs(op {:#04x}, itt {:#x})", self.opcode(), self.itt())
+    }
+}
+
+/// A PDU as received: header and data segment (AHS skipped).
+#[derive(Debug)]
+pub struct Pdu {
+    pub bhs: Bhs,
+    pub data: Vec<u8>,
+}
+
+/// Why a PDU could not be read.
+#[derive(Debug)]
+pub enum PduError {
+    Io(io::Error),
+    /// The data segment is longer than allowed: the connection must end.
+    TooLong(u32),
+}
+
+impl From<io::Error> for PduError {
+    fn from(e: io::Error) -> Self {
+        PduError::Io(e)
+    }
+}
+
+/// Read one PDU whose data segment may be at most `max_dsl` bytes.
+pub fn read_pdu(r: &mut impl Read, max_dsl: u32) -> Result<Pdu, PduError> {
+    let mut b = [0u8; 48];
+    r.read_exact(&mut b)?;
+    let bhs = Bhs(b);
+    let dsl = bhs.dsl();
+    if dsl > max_dsl {
+        return Err(PduError::TooLong(dsl));
+    }
+    // AHS (only for extended CDBs, which no supported command needs).
+    let ahs = bhs.ahs_len();
+    if ahs > 0 {
+        io::copy(&mut r.by_ref().take(ahs as u64), &mut io::sink())?;
+    }
+    let padded = (dsl as usize).div_ceil(4) * 4;
+    let mut data = vec![0u8; padded];
+    r.read_exact(&mut data)?;
+    data.truncate(dsl as usize);
+    Ok(Pdu { bhs, data })
+}
+
+fn write_pdu(w: &mut impl Write, mut bhs: Bhs, data: &[u8]) -> io::Result<()> {
+    bhs.set_dsl(data.len());
+    w.write_all(&bhs.0)?;
+    w.write_all(data)?;
+    let pad = data.len().div_ceil(4) * 4 - data.len();
+    w.write_all(&[0u8; 3][..pad])
+}
+
+/// `key=value` pairs of a login or text data segment, in order. Pairs
+/// without `=` or that are not UTF-8 are skipped.
+pub fn parse_text(data: &[u8]) -> Vec<(String, String)> {
+    data.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let s = std::str::from_utf8(kv).ok()?;
+            let (k, v) = s.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn text(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+// ---- SCSI ----
+
+/// A SCSI command's outcome.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// GOOD, with data for the initiator (reads).
+    Good(Vec<u8>),
+    /// CHECK CONDITION with (sense key, ASC, ASCQ).
+    Check(u8, u8, u8),
+}
+
+pub mod sense {
+    pub const NOT_READY: u8 = 0x02;
+    pub const MEDIUM_ERROR: u8 = 0x03;
+    pub const ILLEGAL_REQUEST: u8 = 0x05;
+    pub const DATA_PROTECT: u8 = 0x07;
+    pub const MISCOMPARE: u8 = 0x0e;
+    pub const MISCOMPARE_DURING_VERIFY: (u8, u8) = (0x1d, 0x00);
+    pub const INVALID_OPCODE: (u8, u8) = (0x20, 0x00);
+    pub const LBA_OUT_OF_RANGE: (u8, u8) = (0x21, 0x00);
+    pub const INVALID_FIELD_IN_CDB: (u8, u8) = (0x24, 0x00);
+    pub const LUN_NOT_SUPPORTED: (u8, u8) = (0x25, 0x00);
+    pub const WRITE_PROTECTED: (u8, u8) = (0x27, 0x00);
+    pub const SAVING_NOT_SUPPORTED: (u8, u8) = (0x39, 0x00);
+    pub const UNRECOVERED_READ: (u8, u8) = (0x11, 0x00);
+    pub const WRITE_ERROR: (u8, u8) = (0x0c, 0x00);
+}
+
+fn check(key: u8, (asc, ascq): (u8, u8)) -> Outcome {
+    Outcome::Check(key, asc, ascq)
+}
+
+fn invalid_field() -> Outcome {
+    check(sense::ILLEGAL_REQUEST, sense::INVALID_FIELD_IN_CDB)
+}
+
+/// Fixed-format sense data.
+pub fn sense_data(key: u8, asc: u8, ascq: u8) -> [u8; 18] {
+    let mut s = [0u8; 18];
+    s[0] = 0x70;
+    s[2] = key;
+    s[7] = 10;
+    s[12] = asc;
+    s[13] = ascq;
+    s
+}
+
+/// What a READ or WRITE CDB asks: (lba, blocks, write, protect field).
+pub fn decode_rw(cdb: &[u8; 16]) -> Option<(u64, u64, bool, u8)> {
+    let be = |a: &[u8]| a.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+    let prot = cdb[1] >> 5;
+    Some(match cdb[0] {
+        0x08 | 0x0a => {
+            let lba = be(&[cdb[1] & 0x1f, cdb[2], cdb[3]]);
+            let n = if cdb[4] == 0 { 256 } else { cdb[4] as u64 };
+            (lba, n, cdb[0] == 0x0a, 0)
+        }
+        0x28 | 0x2a => (be(&cdb[2..6]), be(&cdb[7..9]), cdb[0] == 0x2a, prot),
+        0xa8 | 0xaa => (be(&cdb[2..6]), be(&cdb[6..10]), cdb[0] == 0xaa, prot),
+        0x88 | 0x8a => (be(&cdb[2..10]), be(&cdb[10..14]), cdb[0] == 0x8a, prot),
+        _ => return None,
+    })
+}
+
+/// The allocation length of a CDB that has one.
+fn alloc_len(cdb: &[u8; 16]) -> usize {
+    let be = |a: &[u8]| a.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+    match cdb[0] {
+        0x03 => cdb[4] as usize,
+        0x12 => be(&cdb[3..5]),
+        0x1a => cdb[4] as usize,
+        0x5a => be(&cdb[7..9]),
+        0xa0 => be(&cdb[6..10]),
+        0x9e => be(&cdb[10..14]),
+        _ => usize::MAX,
+    }
+}
+
+fn truncated(mut v: Vec<u8>, cdb: &[u8; 16]) -> Outcome {
+    v.truncate(alloc_len(cdb));
+    Outcome::Good(v)
+}
+
+/// One logical unit: a disk of 512-byte blocks.
+pub struct Lun {
+    pub disk: Arc<dyn BlockSource>,
+    /// The export's name (serial number and designators derive from it).
+    pub name: String,
+}
+
+impl Lun {
+    pub fn blocks(&self) -> u64 {
+        self.disk.size() / BLOCK
+    }
+
+    fn serial(&self) -> String {
+        let h = blake3::hash(self.name.as_bytes());
+        h.to_hex()[..16].to_string()
+    }
+
+    /// Check LBA and length against the capacity.
+    fn in_range(&self, lba: u64, n: u64) -> bool {
+        lba.checked_add(n).is_some_and(|e| e <= self.blocks())
+    }
+
+    /// Run a CDB; `data_out` is a write's data.
+    pub fn execute(&self, cdb: &[u8; 16], data_out: &[u8]) -> Outcome {
+        match cdb[0] {
+            0x00 => Outcome::Good(Vec::new()), // TEST UNIT READY
+            0x03 => truncated(sense_data(0, 0, 0).to_vec(), cdb), // REQUEST SENSE
+            0x12 => self.inquiry(cdb),
+            0x1a | 0x5a => self.mode_sense(cdb),
+            0x1b | 0x1e => Outcome::Good(Vec::new()), // START STOP UNIT, PREVENT ALLOW
+            0x25 => {
+                // READ CAPACITY (10)
+                let last = self.blocks().saturating_sub(1).min(u32::MAX as u64) as u32;
+                let mut v = last.to_be_bytes().to_vec();
+                v.extend_from_slice(&(BLOCK as u32).to_be_bytes());
+                Outcome::Good(v)
+            }
+            0x9e if cdb[1] & 0x1f == 0x10 => self.read_capacity16(cdb),
+            0x9e if cdb[1] & 0x1f == 0x12 => self.lba_status(cdb),
+            0x35 | 0x91 => {
+                // SYNCHRONIZE CACHE (10/16)
+                let be = |a: &[u8]| a.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+                let (lba, n) = if cdb[0] == 0x35 {
+                    (be(&cdb[2..6]), be(&cdb[7..9]))
+                } else {
+                    (be(&cdb[2..10]), be(&cdb[10..14]))
+                };
+                if !self.in_range(lba, n) {
+                    return check(sense::ILLEGAL_REQUEST, sense::LBA_OUT_OF_RANGE);
+                }
+                match self.disk.flush() {
+                    Ok(()) => Outcome::Good(Vec::new()),
+                    Err(_) => check(sense::MEDIUM_ERROR, sense::WRITE_ERROR),
+                }
+            }
+            0x2f | 0x8f => self.verify(cdb, data_out),
+            0xa0 => {
+                // REPORT LUNS: LUN 0.
+                if cdb[2] > 2 {
+                    return invalid_field();
+                }
+                let mut v = 8u32.to_be_bytes().to_vec();
+                v.extend_from_slice(&[0; 4]);
+                v.extend_from_slice(&[0; 8]);
+                truncated(v, cdb)
+            }
+            _ => match decode_rw(cdb) {
+                Some((lba, n, write, prot)) => self.read_write(lba, n, write, prot, data_out),
+                None => check(sense::ILLEGAL_REQUEST, sense::INVALID_OPCODE),
+            },
+        }
+    }
+
+    fn read_write(&self, lba: u64, n: u64, write: bool, prot: u8, data: &[u8]) -> Outcome {
+        if prot != 0 {
+            // No protection information on these disks.
+            return invalid_field();
+        }
+        if !self.in_range(lba, n) {
+            return check(sense::ILLEGAL_REQUEST, sense::LBA_OUT_OF_RANGE);
+        }
+        let bytes = n * BLOCK;
+        if bytes > MAX_TRANSFER {
+            return invalid_field();
+        }
+        if write {
+            if !self.disk.writable() {
+                return check(sense::DATA_PROTECT, sense::WRITE_PROTECTED);
+            }
+            if (data.len() as u64) < bytes {
+                // Fewer bytes came than the CDB names.
+                return invalid_field();
+            }
+            return match self.disk.write_at(lba * BLOCK, &data[..bytes as usize]) {
+                Ok(()) => Outcome::Good(Vec::new()),
+                Err(e) => {
+                    tracing::warn!("iscsi write at block {lba} of {}: {e}", self.name);
+                    check(sense::MEDIUM_ERROR, sense::WRITE_ERROR)
+                }
+            };
+        }
+        let mut buf = vec![0u8; bytes as usize];
+        match self.disk.read_at(lba * BLOCK, &mut buf) {
+            Ok(()) => Outcome::Good(buf),
+            Err(e) => {
+                tracing::warn!("iscsi read at block {lba} of {}: {e}", self.name);
+                check(sense::MEDIUM_ERROR, sense::UNRECOVERED_READ)
+            }
+        }
+    }
+
+    /// VERIFY (10/16): the data is authenticated on every read, so without
+    /// BYTCHK only the range is checked; with it, the bytes sent are
+    /// compared (BYTCHK 01: all of them; 11: one block against each).
+    fn verify(&self, cdb: &[u8; 16], data: &[u8]) -> Outcome {
+        let be = |a: &[u8]| a.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+        let (lba, n) = if cdb[0] == 0x2f {
+            (be(&cdb[2..6]), be(&cdb[7..9]))
+        } else {
+            (be(&cdb[2..10]), be(&cdb[10..14]))
+        };
+        let bytchk = (cdb[1] >> 1) & 3;
+        if cdb[1] >> 5 != 0 || bytchk == 2 {
+            return invalid_field();
+        }
+        if !self.in_range(lba, n) {
+            return check(sense::ILLEGAL_REQUEST, sense::LBA_OUT_OF_RANGE);
+        }
+        if bytchk == 0 || n == 0 {
+            return Outcome::Good(Vec::new());
+        }
+        if n * BLOCK > MAX_TRANSFER {
+            return invalid_field();
+        }
+        let want = if bytchk == 1 { n * BLOCK } else { BLOCK } as usize;
+        if data.len() < want {
+            return invalid_field();
+        }
+        let mut buf = vec![0u8; (n * BLOCK) as usize];
+        if self.disk.read_at(lba * BLOCK, &mut buf).is_err() {
+            return check(sense::MEDIUM_ERROR, sense::UNRECOVERED_READ);
+        }
+        let same = if bytchk == 1 {
+            buf == data[..want]
+        } else {
+            buf.chunks(BLOCK as usize).all(|b| b == &data[..want])
+        };
+        if same {
+            Outcome::Good(Vec::new())
+        } else {
+            check(sense::MISCOMPARE, sense::MISCOMPARE_DURING_VERIFY)
+        }
+    }
+
+    fn inquiry(&self, cdb: &[u8; 16]) -> Outcome {
+        let evpd = cdb[1] & 1 != 0;
+        let page = cdb[2];
+        if !evpd {
+            if page != 0 {
+                return invalid_field();
+            }
+            let mut v = vec![0u8; 74];
+            v[2] = 0x06; // SPC-4
+            v[3] = 0x12; // HiSup, response data format 2
+            v[4] = 74 - 5;
+            v[7] = 0x02; // CmdQue
+            v[8..16].copy_from_slice(b"ARCA    ");
+            v[16..32].copy_from_slice(b"RESTORE POINT   ");
+            v[32..36].copy_from_slice(b"0001");
+            // Version descriptors: SAM-5, SPC-4, SBC-3, iSCSI.
+            for (i, d) in [0x00a0u16, 0x0460, 0x04c0, 0x0960].iter().enumerate() {
+                v[58 + 2 * i..60 + 2 * i].copy_from_slice(&d.to_be_bytes());
+            }
+            return truncated(v, cdb);
+        }
+        let body: Vec<u8> = match page {
+            0x00 => vec![0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2],
+            0x80 => self.serial().into_bytes(),
+            0x83 => {
+                let mut d = Vec::new();
+                // T10 vendor id: "ARCA    " + serial (ASCII).
+                let t10 = [b"ARCA    ".as_slice(), self.serial().as_bytes()].concat();
+                d.extend_from_slice(&[0x02, 0x01, 0x00, t10.len() as u8]);
+                d.extend_from_slice(&t10);
+                // NAA 6 (binary): locally made from the name's hash.
+                let h = blake3::hash(self.name.as_bytes());
+                let mut naa = [0u8; 16];
+                naa.copy_from_slice(&h.as_bytes()[..16]);
+                naa[0] = 0x60 | (naa[0] & 0x0f);
+                d.extend_from_slice(&[0x01, 0x03, 0x00, 16]);
+                d.extend_from_slice(&naa);
+                d
+            }
+            0xb0 => {
+                let mut p = vec![0u8; 0x3c];
+                let gran = (self.disk.block_size() as u64 / BLOCK).max(1) as u16;
+                p[2..4].copy_from_slice(&gran.to_be_bytes()); // optimal granularity
+                let max = (MAX_TRANSFER / BLOCK) as u32;
+                p[4..8].copy_from_slice(&max.to_be_bytes()); // maximum transfer length
+                p[8..12].copy_from_slice(&max.to_be_bytes()); // optimal transfer length
+                p
+            }
+            0xb1 => {
+                let mut p = vec![0u8; 0x3c];
+                p[0..2].copy_from_slice(&1u16.to_be_bytes()); // non-rotating
+                p
+            }
+            0xb2 => {
+                // Thin provisioned; deallocated blocks read as zeros; no UNMAP.
+                vec![0x00, 0x04, 0x02, 0x00]
+            }
+            _ => return invalid_field(),
+        };
+        let mut v = vec![0x00, page];
+        v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        v.extend_from_slice(&body);
+        truncated(v, cdb)
+    }
+
+    fn read_capacity16(&self, cdb: &[u8; 16]) -> Outcome {
+        let mut v = vec![0u8; 32];
+        v[0..8].copy_from_slice(&self.blocks().saturating_sub(1).to_be_bytes());
+        v[8..12].copy_from_slice(&(BLOCK as u32).to_be_bytes());
+        let per_phys = (self.disk.block_size() as u64 / BLOCK).max(1);
+        v[13] = per_phys.trailing_zeros() as u8 & 0x0f;
+        v[14] = 0x80 | 0x40; // LBPME, LBPRZ: holes are deallocated, read zeros
+        truncated(v, cdb)
+    }
+
+    fn lba_status(&self, cdb: &[u8; 16]) -> Outcome {
+        let be = |a: &[u8]| a.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+        let lba = be(&cdb[2..10]);
+        if lba >= self.blocks() {
+            return check(sense::ILLEGAL_REQUEST, sense::LBA_OUT_OF_RANGE);
+        }
+        let room = (alloc_len(cdb).saturating_sub(8) / 16).clamp(1, 256);
+        // Look at up to 1 GiB from the LBA.
+        let len = ((self.blocks() - lba) * BLOCK).min(1 << 30);
+        let extents = match self.disk.extents(lba * BLOCK, len) {
+            Ok(e) => e,
+            Err(_) => return check(sense::MEDIUM_ERROR, sense::UNRECOVERED_READ),
+        };
+        let mut v = vec![0u8; 8];
+        let mut at = lba;
+        for e in extents.iter().take(room) {
+            let n = e.len / BLOCK;
+            if n == 0 {
+                break;
+            }
+            v.extend_from_slice(&at.to_be_bytes());
+            v.extend_from_slice(&(n.min(u32::MAX as u64) as u32).to_be_bytes());
+            v.extend_from_slice(&[u8::from(e.hole), 0, 0, 0]);
+            at += n;
+        }
+        let len = (v.len() - 4) as u32;
+        v[0..4].copy_from_slice(&len.to_be_bytes());
+        truncated(v, cdb)
+    }
+
+    fn mode_sense(&self, cdb: &[u8; 16]) -> Outcome {
+        let ten = cdb[0] == 0x5a;
+        let dbd = cdb[1] & 0x08 != 0;
+        let pc = cdb[2] >> 6;
+        let page = cdb[2] & 0x3f;
+        if pc == 3 {
+            return check(sense::ILLEGAL_REQUEST, sense::SAVING_NOT_SUPPORTED);
+        }
+        if cdb[3] != 0 && cdb[3] != 0xff {
+            return invalid_field(); // subpages
+        }
+        let changeable = pc == 1;
+        let caching = || {
+            let mut p = vec![0u8; 20];
+            p[0] = 0x08;
+            p[1] = 18;
+            if !changeable && self.disk.writable() {
+                p[2] = 0x04; // WCE: writes are durable at SYNCHRONIZE CACHE
+            }
+            p
+        };
+        let control = || {
+            let mut p = vec![0u8; 12];
+            p[0] = 0x0a;
+            p[1] = 10;
+            p
+        };
+        let pages: Vec<u8> = match page {
+            0x08 => caching(),
+            0x0a => control(),
+            0x3f => [caching(), control()].concat(),
+            _ => return invalid_field(),
+        };
+        let mut desc = Vec::new();
+        if !dbd {
+            let n = self.blocks().min(0xff_ffff) as u32;
+            desc.extend_from_slice(&n.to_be_bytes());
+            desc[0] = 0; // density code
+            desc.extend_from_slice(&(BLOCK as u32).to_be_bytes());
+            desc[4] = 0;
+        }
+        // WP when read-only; DPOFUA: DPO and FUA are accepted.
+        let wp = if self.disk.writable() { 0x10 } else { 0x90 };
+        let mut v = if ten {
+            let mut h = vec![0u8; 8];
+            let len = (6 + desc.len() + pages.len()) as u16;
+            h[0..2].copy_from_slice(&len.to_be_bytes());
+            h[3] = wp;
+            h[6..8].copy_from_slice(&(desc.len() as u16).to_be_bytes());
+            h
+        } else {
+            vec![
+                (3 + desc.len() + pages.len()) as u8,
+                0,
+                wp,
+                desc.len() as u8,
+            ]
+        };
+        v.extend_from_slice(&desc);
+        v.extend_from_slice(&pages);
+        truncated(v, cdb)
+    }
+}
+
+// ---- sessions ----
+
+/// Login status (class, detail).
+mod status {
+    pub const AUTH_FAILED: (u8, u8) = (0x02, 0x01);
+    pub const NOT_FOUND: (u8, u8) = (0x02, 0x03);
+    pub const MISSING_PARAMETER: (u8, u8) = (0x02, 0x07);
+    pub const INIT_ERROR: (u8, u8) = (0x02, 0x00);
+    pub const UNSUPPORTED_VERSION: (u8, u8) = (0x02, 0x05);
+}
+
+/// Reject reasons.
+mod reason {
+    pub const COMMAND_NOT_SUPPORTED: u8 = 0x05;
+    pub const PROTOCOL_ERROR: u8 = 0x04;
+    pub const TOO_MANY_TASKS: u8 = 0x06;
+}
+
+/// A write waiting for its Data-Out PDUs.
+struct PendingWrite {
+    cmd: Bhs,
+    lun: u64,
+    expected: usize,
+    data: Vec<u8>,
+    ttt: u32,
+    r2t_sn: u32,
+    /// End of the burst the last R2T asked for.
+    burst_end: usize,
+}
+
+struct Session<'e, W: Write> {
+    w: W,
+    exports: &'e dyn Exports,
+    cfg: &'e IscsiConfig,
+    portal: &'e str,
+    stat_sn: u32,
+    exp_cmd_sn: u32,
+    /// What the initiator accepts per data segment.
+    send_dsl: usize,
+    max_burst: usize,
+    first_burst: usize,
+    lun: Option<Lun>,
+    discovery: bool,
+    pending: HashMap<u32, PendingWrite>,
+    next_ttt: u32,
+}
+
+/// The export whose target name is `iqn`.
+fn find_target(exports: &dyn Exports, iqn: &str) -> Option<(String, Arc<dyn BlockSource>)> {
+    let want = iqn.to_ascii_lowercase();
+    let name = exports
+        .names()
+        .into_iter()
+        .find(|n| iscsi_target_name(n) == want)?;
+    let disk = exports.open(&name)?;
+    Some((name, disk))
+}
+
+impl<W: Write> Session<'_, W> {
+    fn max_cmd_sn(&self) -> u32 {
+        self.exp_cmd_sn.wrapping_add(CMD_WINDOW - 1)
+    }
+
+    /// Fill StatSN (and count it), ExpCmdSN and MaxCmdSN.
+    fn seq(&mut self, b: &mut Bhs, count: bool) {
+        b.set_u32(24, self.stat_sn);
+        if count {
+            self.stat_sn = self.stat_sn.wrapping_add(1);
+        }
+        b.set_u32(28, self.exp_cmd_sn);
+        b.set_u32(32, self.max_cmd_sn());
+    }
+
+    fn send(&mut self, b: Bhs, data: &[u8]) -> io::Result<()> {
+        write_pdu(&mut self.w, b, data)
+    }
+
+    fn reject(&mut self, why: u8, bad: &Bhs) -> io::Result<()> {
+        let mut b = Bhs::new(op::REJECT);
+        b.0[1] = 0x80;
+        b.0[2] = why;
+        b.set_u32(16, 0xffff_ffff);
+        self.seq(&mut b, true);
+        self.send(b, &bad.0)?;
+        self.w.flush()
+    }
+
+    /// Note a command's CmdSN (non-immediate ones advance the window).
+    fn took(&mut self, bhs: &Bhs) {
+        if !bhs.immediate() && bhs.u32(24) == self.exp_cmd_sn {
+            self.exp_cmd_sn = self.exp_cmd_sn.wrapping_add(1);
+        }
+    }
+
+    // -- login --
+
+    fn login_reply(
+        &mut self,
+        req: &Bhs,
+        flags: u8,
+        st: (u8, u8),
+        tsih: u16,
+        pairs: &[(String, String)],
+    ) -> io::Result<()> {
+        let mut b = Bhs::new(op::LOGIN_RSP);
+        b.0[1] = flags;
+        b.0[8..14].copy_from_slice(&req.0[8..14]); // ISID
+        b.0[14..16].copy_from_slice(&tsih.to_be_bytes());
+        b.set_u32(16, req.itt());
+        self.seq(&mut b, true);
+        b.0[36] = st.0;
+        b.0[37] = st.1;
+        self.send(b, &text(pairs))?;
+        self.w.flush()
+    }
+
+    /// Run the login phase; Ok(true) when full feature phase begins.
+    fn login<R: Read>(&mut self, r: &mut R) -> io::Result<bool> {
+        let mut target: Option<(String, Arc<dyn BlockSource>)> = None;
+        let mut keys: HashMap<String, String> = HashMap::new();
+        let mut chap: Option<(u8, [u8; 16])> = None;
+        let mut authed = self.cfg.chap.is_none();
+        let mut first = true;
+        loop {
+            let pdu = match read_pdu(r, MAX_TEXT) {
+                Ok(p) => p,
+                Err(PduError::Io(e)) => return Err(e),
+                Err(PduError::TooLong(n)) => {
+                    return Err(io::Error::other(format!("login data of {n} bytes")))
+                }
+            };
+            let req = pdu.bhs;
+            if req.opcode() != op::LOGIN_REQ {
+                // Only logins before the full feature phase.
+                let fail = status::INIT_ERROR;
+                self.login_reply(&req, 0, fail, 0, &[])?;
+                return Ok(false);
+            }
+            if first {
+                // StatSN starts where the initiator expects it.
+                self.stat_sn = req.u32(28);
+                self.exp_cmd_sn = req.u32(24);
+                if req.0[3] > 0 {
+                    self.login_reply(&req, 0, status::UNSUPPORTED_VERSION, 0, &[])?;
+                    return Ok(false);
+                }
+            }
+            let transit = req.flags() & 0x80 != 0;
+            let csg = (req.flags() >> 2) & 3;
+            let nsg = req.flags() & 3;
+            let pairs = parse_text(&pdu.data);
+            for (k, v) in &pairs {
+                keys.insert(k.clone(), v.clone());
+            }
+            let mut out: Vec<(String, String)> = Vec::new();
+            if first {
+                first = false;
+                self.discovery = keys.get("SessionType").map(String::as_str) == Some("Discovery");
+                if !keys.contains_key("InitiatorName") {
+                    self.login_reply(&req, 0, status::MISSING_PARAMETER, 0, &[])?;
+                    return Ok(false);
+                }
+                if !self.discovery {
+                    let Some(name) = keys.get("TargetName") else {
+                        self.login_reply(&req, 0, status::MISSING_PARAMETER, 0, &[])?;
+                        return Ok(false);
+                    };
+                    match find_target(self.exports, name) {
+                        Some(t) => target = Some(t),
+                        None => {
+                            self.login_reply(&req, 0, status::NOT_FOUND, 0, &[])?;
+                            return Ok(false);
+                        }
+                    }
+                    out.push(("TargetPortalGroupTag".into(), "1".into()));
+                }
+            }
+            if csg == 0 {
+                // Security negotiation.
+                if let Some(m) = keys.get("AuthMethod").filter(|_| chap.is_none()) {
+                    let offered: Vec<&str> = m.split(',').collect();
+                    let pick = if self.cfg.chap.is_some() {
+                        offered.contains(&"CHAP").then_some("CHAP")
+                    } else {
+                        offered.contains(&"None").then_some("None")
+                    };
+                    match pick {
+                        Some(p) => out.push(("AuthMethod".into(), p.into())),
+                        None => {
+                            self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
+                            return Ok(false);
+                        }
+                    }
+                }
+                if let (Some((user, secret)), Some(a)) = (&self.cfg.chap, keys.get("CHAP_A")) {
+                    if chap.is_none() {
+                        if !a.split(',').any(|x| x == "5") {
+                            self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
+                            return Ok(false);
+                        }
+                        let mut c = [0u8; 17];
+                        getrandom::fill(&mut c).map_err(|e| io::Error::other(e.to_string()))?;
+                        let challenge: [u8; 16] = c[1..].try_into().unwrap_or_default();
+                        chap = Some((c[0], challenge));
+                        out.push(("CHAP_A".into(), "5".into()));
+                        out.push(("CHAP_I".into(), c[0].to_string()));
+                        out.push(("CHAP_C".into(), format!("0x{}", hex(&challenge))));
+                        keys.remove("CHAP_A");
+                    }
+                    let _ = (user, secret);
+                }
+                if let (Some((user, secret)), Some((id, challenge)), Some(n), Some(resp)) =
+                    (&self.cfg.chap, chap, keys.get("CHAP_N"), keys.get("CHAP_R"))
+                {
+                    use md5::Digest as _;
+                    let mut h = md5::Md5::new();
+                    h.update([id]);
+                    h.update(secret.as_bytes());
+                    h.update(challenge);
+                    let want = h.finalize();
+                    let got = unhex(resp);
+                    // Mutual CHAP (the initiator challenging us) is not offered.
+                    let mutual = keys.contains_key("CHAP_I") || keys.contains_key("CHAP_C");
+                    if n != user || got.as_deref() != Some(want.as_slice()) || mutual {
+                        self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
+                        return Ok(false);
+                    }
+                    authed = true;
+                }
+            } else if !authed {
+                // Operational negotiation before CHAP succeeded.
+                self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
+                return Ok(false);
+            } else {
+                out.extend(self.negotiate(&pairs));
+            }
+            let can_transit = transit && (csg != 0 || authed);
+            let flags = if can_transit {
+                0x80 | (csg << 2) | nsg
+            } else {
+                csg << 2 | csg
+            };
+            let full = can_transit && nsg == 3;
+            let tsih = if full { 1 } else { 0 };
+            self.login_reply(&req, flags, (0, 0), tsih, &out)?;
+            if full {
+                if let Some((name, disk)) = target.take() {
+                    self.lun = Some(Lun { disk, name });
+                }
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Answers to operational keys, and the session's limits.
+    fn negotiate(&mut self, pairs: &[(String, String)]) -> Vec<(String, String)> {
+        let num = |v: &str| v.parse::<u64>().ok();
+        let mut out = Vec::new();
+        let mut said_dsl = false;
+        for (k, v) in pairs {
+            let answer: Option<String> = match k.as_str() {
+                "HeaderDigest" | "DataDigest" => Some(if v.split(',').any(|x| x == "None") {
+                    "None".into()
+                } else {
+                    "Reject".into()
+                }),
+                "MaxRecvDataSegmentLength" => {
+                    if let Some(n) = num(v) {
+                        self.send_dsl = n.clamp(512, 16 << 20) as usize;
+                    }
+                    said_dsl = true;
+                    Some(MAX_RECV_DSL.to_string())
+                }
+                "MaxBurstLength" => num(v).map(|n| {
+                    self.max_burst = n.clamp(512, MAX_TRANSFER) as usize;
+                    self.max_burst.to_string()
+                }),
+                "FirstBurstLength" => num(v).map(|n| {
+                    self.first_burst = n.clamp(512, MAX_RECV_DSL as u64) as usize;
+                    self.first_burst.to_string()
+                }),
+                "InitialR2T" => Some("Yes".into()),
+                "ImmediateData" => Some(v.clone()),
+                "MaxOutstandingR2T" => Some("1".into()),
+                "DataPDUInOrder" | "DataSequenceInOrder" => Some("Yes".into()),
+                "ErrorRecoveryLevel" => Some("0".into()),
+                "MaxConnections" => Some("1".into()),
+                "DefaultTime2Wait" => num(v).map(|n| n.max(2).to_string()),
+                "DefaultTime2Retain" => Some("0".into()),
+                "IFMarker" | "OFMarker" => Some("No".into()),
+                "InitiatorName" | "InitiatorAlias" | "TargetName" | "SessionType"
+                | "AuthMethod" | "TargetAlias" => None,
+                k if k.starts_with("X-") || k.starts_with("X#") => Some("NotUnderstood".into()),
+                _ => Some("NotUnderstood".into()),
+            };
+            if let Some(a) = answer {
+                out.push((k.clone(), a));
+            }
+        }
+        if !said_dsl && !pairs.is_empty() {
+            out.push(("MaxRecvDataSegmentLength".into(), MAX_RECV_DSL.to_string()));
+        }
+        self.first_burst = self.first_burst.min(self.max_burst);
+        out
+    }
+
+    // -- full feature phase --
+
+    fn text_request(&mut self, pdu: &Pdu) -> io::Result<()> {
+        let pairs = parse_text(&pdu.data);
+        let mut out = Vec::new();
+        for (k, v) in &pairs {
+            if k == "SendTargets" {
+                let names: Vec<String> = match (&self.lun, v.as_str()) {
+                    (Some(l), _) => vec![l.name.clone()],
+                    (None, "All") => self.exports.names(),
+                    (None, iqn) => find_target(self.exports, iqn)
+                        .map(|(n, _)| vec![n])
+                        .unwrap_or_default(),
+                };
+                for n in names {
+                    out.push(("TargetName".to_string(), iscsi_target_name(&n)));
+                    out.push(("TargetAddress".to_string(), format!("{},1", self.portal)));
+                }
+            } else {
+                out.push((k.clone(), "NotUnderstood".into()));
+            }
+        }
+        let mut data = text(&out);
+        // One PDU (with a larger list than the initiator takes, the rest is cut).
+        data.truncate(self.send_dsl);
+        let mut b = Bhs::new(op::TEXT_RSP);
+        b.0[1] = 0x80;
+        b.0[8..16].copy_from_slice(&pdu.bhs.0[8..16]);
+        b.set_u32(16, pdu.bhs.itt());
+        b.set_u32(20, 0xffff_ffff);
+        self.took(&pdu.bhs);
+        self.seq(&mut b, true);
+        self.send(b, &data)?;
+        self.w.flush()
+    }
+
+    /// Send a command's outcome: Data-In PDUs (the last with status), or a
+    /// SCSI Response (with sense data).
+    fn respond(&mut self, cmd: &Bhs, outcome: Outcome) -> io::Result<()> {
+        let itt = cmd.itt();
+        let edtl = cmd.u32(20) as usize;
+        match outcome {
+            Outcome::Good(data) if !data.is_empty() && edtl > 0 && cmd.flags() & 0x40 != 0 => {
+                let n = data.len().min(edtl);
+                let (flag, residual) = match data.len().cmp(&edtl) {
+                    std::cmp::Ordering::Less => (0x02, edtl - data.len()),
+                    std::cmp::Ordering::Greater => (0x04, data.len() - edtl),
+                    std::cmp::Ordering::Equal => (0, 0),
+                };
+                let step = self.send_dsl.max(512);
+                let mut off = 0;
+                let mut data_sn = 0u32;
+                while off < n {
+                    let end = (off + step).min(n);
+                    let last = end == n;
+                    let mut b = Bhs::new(op::DATA_IN);
+                    b.set_u32(16, itt);
+                    b.set_u32(20, 0xffff_ffff);
+                    if last {
+                        b.0[1] = 0x80 | 0x01 | flag;
+                        b.0[3] = 0; // GOOD
+                        self.seq(&mut b, true);
+                        b.set_u32(44, residual as u32);
+                    } else {
+                        b.set_u32(28, self.exp_cmd_sn);
+                        b.set_u32(32, self.max_cmd_sn());
+                    }
+                    b.set_u32(36, data_sn);
+                    b.set_u32(40, off as u32);
+                    self.send(b, &data[off..end])?;
+                    data_sn += 1;
+                    off = end;
+                }
+                Ok(())
+            }
+            Outcome::Good(data) => {
+                // No data moved: status alone, with what was not sent.
+                let mut b = Bhs::new(op::SCSI_RSP);
+                b.0[1] = 0x80;
+                let write = cmd.flags() & 0x20 != 0;
+                if !write && data.len() > edtl {
+                    b.0[1] |= 0x04;
+                    b.set_u32(44, (data.len() - edtl) as u32);
+                } else if !write && edtl > data.len() {
+                    b.0[1] |= 0x02;
+                    b.set_u32(44, (edtl - data.len()) as u32);
+                }
+                b.set_u32(16, itt);
+                self.seq(&mut b, true);
+                self.send(b, &[])
+            }
+            Outcome::Check(key, asc, ascq) => {
+                let mut b = Bhs::new(op::SCSI_RSP);
+                b.0[1] = 0x80;
+                b.0[3] = 0x02; // CHECK CONDITION
+                b.set_u32(16, itt);
+                self.seq(&mut b, true);
+                let mut d = 18u16.to_be_bytes().to_vec();
+                d.extend_from_slice(&sense_data(key, asc, ascq));
+                self.send(b, &d)
+            }
+        }
+    }
+
+    fn execute(&mut self, cmd: &Bhs, lun: u64, data: &[u8]) -> io::Result<()> {
+        let cdb = cmd.cdb();
+        let outcome = match &self.lun {
+            Some(l) if lun == 0 => l.execute(&cdb, data),
+            Some(l) if cdb[0] == 0x12 => {
+                // INQUIRY of a LUN that does not exist: qualifier 3.
+                match l.execute(&cdb, data) {
+                    Outcome::Good(mut v) => {
+                        if let Some(b) = v.first_mut() {
+                            *b = 0x7f;
+                        }
+                        Outcome::Good(v)
+                    }
+                    o => o,
+                }
+            }
+            Some(_) if cdb[0] == 0xa0 || cdb[0] == 0x03 => self
+                .lun
+                .as_ref()
+                .map_or(Outcome::Good(Vec::new()), |l| l.execute(&cdb, data)),
+            _ => check(sense::ILLEGAL_REQUEST, sense::LUN_NOT_SUPPORTED),
+        };
+        self.respond(cmd, outcome)
+    }
+
+    fn send_r2t(&mut self, itt: u32) -> io::Result<()> {
+        let max_burst = self.max_burst;
+        let Some(p) = self.pending.get_mut(&itt) else {
+            return Ok(());
+        };
+        let offset = p.data.len();
+        let len = (p.expected - offset).min(max_burst);
+        p.burst_end = offset + len;
+        let mut b = Bhs::new(op::R2T);
+        b.0[1] = 0x80;
+        b.0[8..16].copy_from_slice(&p.lun.to_be_bytes());
+        b.set_u32(16, itt);
+        b.set_u32(20, p.ttt);
+        b.set_u32(36, p.r2t_sn);
+        b.set_u32(40, offset as u32);
+        b.set_u32(44, len as u32);
+        p.r2t_sn += 1;
+        self.seq(&mut b, false);
+        self.send(b, &[])?;
+        self.w.flush()
+    }
+
+    fn scsi_command(&mut self, pdu: Pdu) -> io::Result<()> {
+        let cmd = pdu.bhs;
+        self.took(&cmd);
+        if self.lun.is_none() {
+            // A discovery session runs no commands.
+            return self.reject(reason::PROTOCOL_ERROR, &cmd);
+        }
+        let lun = cmd.lun() >> 48;
+        let write = cmd.flags() & 0x20 != 0;
+        let edtl = cmd.u32(20) as usize;
+        if !write || edtl <= pdu.data.len() {
+            let r = self.execute(&cmd, lun, &pdu.data);
+            return r.and_then(|_| self.w.flush());
+        }
+        // A write whose data comes after R2Ts; refuse early what cannot be
+        // done, so no data is asked for.
+        let cdb = cmd.cdb();
+        let early = match (&self.lun, decode_rw(&cdb)) {
+            (Some(l), Some((lba, n, true, prot))) => {
+                if lun != 0 {
+                    Some(check(sense::ILLEGAL_REQUEST, sense::LUN_NOT_SUPPORTED))
+                } else if prot != 0 || n * BLOCK > MAX_TRANSFER || edtl as u64 > MAX_TRANSFER {
+                    Some(invalid_field())
+                } else if !l.in_range(lba, n) {
+                    Some(check(sense::ILLEGAL_REQUEST, sense::LBA_OUT_OF_RANGE))
+                } else if !l.disk.writable() {
+                    Some(check(sense::DATA_PROTECT, sense::WRITE_PROTECTED))
+                } else {
+                    None
+                }
+            }
+            // Other commands with data (VERIFY with BYTCHK) run once it came.
+            _ => (edtl as u64 > MAX_TRANSFER).then(invalid_field),
+        };
+        if let Some(o) = early {
+            self.respond(&cmd, o)?;
+            return self.w.flush();
+        }
+        if self.pending.len() >= MAX_PENDING_WRITES {
+            return self.reject(reason::TOO_MANY_TASKS, &cmd);
+        }
+        self.next_ttt = self.next_ttt.wrapping_add(1) & 0x7fff_ffff;
+        let itt = cmd.itt();
+        let mut data = Vec::with_capacity(edtl);
+        data.extend_from_slice(&pdu.data);
+        self.pending.insert(
+            itt,
+            PendingWrite {
+                cmd,
+                lun,
+                expected: edtl,
+                data,
+                ttt: self.next_ttt,
+                r2t_sn: 0,
+                burst_end: 0,
+            },
+        );
+        self.send_r2t(itt)
+    }
+
+    fn data_out(&mut self, pdu: Pdu) -> io::Result<()> {
+        let b = pdu.bhs;
+        let itt = b.itt();
+        let Some(p) = self.pending.get_mut(&itt) else {
+            return self.reject(reason::PROTOCOL_ERROR, &b);
+        };
+        let offset = b.u32(40) as usize;
+        if b.u32(20) != p.ttt || offset != p.data.len() || offset + pdu.data.len() > p.burst_end {
+            // Out of order or past what was asked for (DataPDUInOrder=Yes).
+            self.pending.remove(&itt);
+            return self.reject(reason::PROTOCOL_ERROR, &b);
+        }
+        p.data.extend_from_slice(&pdu.data);
+        if b.flags() & 0x80 == 0 {
+            return Ok(());
+        }
+        if p.data.len() < p.expected {
+            if p.data.len() < p.burst_end {
+                // The burst ended short of what the R2T asked.
+                self.pending.remove(&itt);
+                return self.reject(reason::PROTOCOL_ERROR, &b);
+            }
+            return self.send_r2t(itt);
+        }
+        let Some(p) = self.pending.remove(&itt) else {
+            return Ok(());
+        };
+        self.execute(&p.cmd, p.lun, &p.data)?;
+        self.w.flush()
+    }
+
+    fn nop_out(&mut self, pdu: Pdu) -> io::Result<()> {
+        let b = pdu.bhs;
+        self.took(&b);
+        if b.itt() == 0xffff_ffff {
+            // The answer to a NOP-In of ours (we send none).
+            return Ok(());
+        }
+        let mut r = Bhs::new(op::NOP_IN);
+        r.0[1] = 0x80;
+        r.0[8..16].copy_from_slice(&b.0[8..16]);
+        r.set_u32(16, b.itt());
+        r.set_u32(20, 0xffff_ffff);
+        self.seq(&mut r, true);
+        self.send(r, &pdu.data)?;
+        self.w.flush()
+    }
+
+    fn task_management(&mut self, pdu: Pdu) -> io::Result<()> {
+        let b = pdu.bhs;
+        self.took(&b);
+        let function = b.flags() & 0x7f;
+        let response = match function {
+            // ABORT TASK: commands run to completion as they arrive, so
+            // only a write waiting for data can be aborted.
+            1 => {
+                self.pending.remove(&b.u32(20));
+                0
+            }
+            // ABORT TASK SET, CLEAR TASK SET, LUN RESET, TARGET WARM/COLD RESET.
+            2 | 3 | 5 | 6 | 7 => {
+                self.pending.clear();
+                0
+            }
+            // CLEAR ACA, TASK REASSIGN (error recovery level 0): not supported.
+            _ => 5,
+        };
+        let mut r = Bhs::new(op::TMF_RSP);
+        r.0[1] = 0x80;
+        r.0[2] = response;
+        r.set_u32(16, b.itt());
+        self.seq(&mut r, true);
+        self.send(r, &[])?;
+        self.w.flush()
+    }
+
+    fn logout(&mut self, pdu: Pdu) -> io::Result<()> {
+        let b = pdu.bhs;
+        self.took(&b);
+        let mut r = Bhs::new(op::LOGOUT_RSP);
+        r.0[1] = 0x80;
+        r.set_u32(16, b.itt());
+        self.seq(&mut r, true);
+        self.send(r, &[])?;
+        self.w.flush()
+    }
+}
+
+/// Serve one connection: login, then commands until logout or EOF.
+pub fn session<R: Read, W: Write>(
+    mut r: R,
+    w: W,
+    exports: &dyn Exports,
+    cfg: &IscsiConfig,
+    portal: &str,
+) -> io::Result<()> {
+    let mut s = Session {
+        w,
+        exports,
+        cfg,
+        portal,
+        stat_sn: 0,
+        exp_cmd_sn: 0,
+        send_dsl: 8192,
+        max_burst: 256 << 10,
+        first_burst: 64 << 10,
+        lun: None,
+        discovery: false,
+        pending: HashMap::new(),
+        next_ttt: 0,
+    };
+    if !s.login(&mut r)? {
+        return Ok(());
+    }
+    loop {
+        let pdu = match read_pdu(&mut r, MAX_RECV_DSL) {
+            Ok(p) => p,
+            Err(PduError::Io(e)) => return Err(e),
+            Err(PduError::TooLong(n)) => {
+                // The stream cannot be resynchronised: end the connection.
+                return Err(io::Error::other(format!(
+                    "a data segment of {n} bytes, more than the {MAX_RECV_DSL} negotiated"
+                )));
+            }
+        };
+        match pdu.bhs.opcode() {
+            op::SCSI_CMD => s.scsi_command(pdu)?,
+            op::DATA_OUT => s.data_out(pdu)?,
+            op::NOP_OUT => s.nop_out(pdu)?,
+            op::TEXT_REQ => s.text_request(&pdu)?,
+            op::TMF_REQ => s.task_management(pdu)?,
+            op::LOGOUT_REQ => return s.logout(pdu),
+            op::LOGIN_REQ => s.reject(reason::PROTOCOL_ERROR, &pdu.bhs)?,
+            _ if s.discovery => s.reject(reason::PROTOCOL_ERROR, &pdu.bhs)?,
+            _ => s.reject(reason::COMMAND_NOT_SUPPORTED, &pdu.bhs)?,
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `0x…` hex (CHAP values); base64 (`0b…`) is not accepted.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    if h.len() % 2 != 0 || h.len() > 1024 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+        .collect()
+}
