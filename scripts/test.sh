@@ -25,8 +25,10 @@ apt_install() {
 
 # clang/libclang for RocksDB's bindings; protoc for the node protocol's
 # gRPC code; diffutils for cmp in the tests; libnbd-bin (nbdinfo, nbdcopy)
-# as NBD clients (qemu-img and qemu-io come with the machine).
-apt_install clang libclang-dev protobuf-compiler diffutils libnbd-bin
+# as NBD clients (qemu-img and qemu-io come with the machine); libiscsi-bin
+# (iscsi-ls, iscsi-inq, iscsi-test-cu, ...) and libiscsi-dev (the tests build a
+# small libiscsi client) as iSCSI initiators.
+apt_install clang libclang-dev protobuf-compiler diffutils libnbd-bin libiscsi-bin libiscsi-dev
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -1,0 +1,268 @@
+//! `arca serve iscsi` against real iSCSI initiators on loopback: libiscsi's
+//! tools (iscsi-ls, iscsi-inq, iscsi-readcapacity16, iscsi-test-cu) and a
+//! small libiscsi client (tests/iscsi/lun.c, built here) that reads a whole
+//! LUN and writes blocks. No kernel iSCSI is involved.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+mod common;
+
+struct Serve {
+    child: Child,
+    /// host:port
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &common::Env, extra: &[&str]) -> Serve {
+    let mut child = env
+        .cmd(&["serve", "iscsi", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    let addr = l
+        .rsplit(" on iscsi://")
+        .next()
+        .unwrap_or_else(|| panic!("no address in {l:?}"))
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    Serve { child, addr }
+}
+
+fn run(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"))
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = run(name, args);
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The libiscsi client of tests/iscsi/lun.c, compiled once per test.
+fn lun_client(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iscsi/lun.c");
+    let bin = dir.join("lun");
+    let out = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .arg("-liscsi")
+        .output()
+        .expect("cc (and libiscsi-dev, installed by the README's test command)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+const IQN: &str = "iqn.2026-11.io.arca:";
+
+/// libiscsi's conformance families this target passes (run one by one;
+/// docs/frontends.md lists the whole suite's result).
+const CONFORMANCE: &[&str] = &[
+    "SCSI.TestUnitReady",
+    "SCSI.Inquiry",
+    "SCSI.ReadCapacity10",
+    "SCSI.ReadCapacity16",
+    "SCSI.Read6",
+    "SCSI.Read10",
+    "SCSI.Read12",
+    "SCSI.Read16",
+    "SCSI.Verify10",
+    "SCSI.Verify16",
+    "SCSI.ModeSense6",
+    "SCSI.GetLBAStatus",
+    "SCSI.ReportSupportedOpcodes",
+    "SCSI.PreventAllow",
+    "SCSI.StartStopUnit",
+    "SCSI.NoMedia",
+    "SCSI.Mandatory",
+    "SCSI.Prefetch10",
+    "SCSI.Prefetch16",
+];
+
+/// (tests run, failed) from iscsi-test-cu's CUnit summary.
+fn cu_summary(out: &str) -> (u32, u32) {
+    let l = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("tests "))
+        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let n: Vec<u32> = l
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[1], n[3])
+}
+
+#[test]
+fn image_restore_points_over_iscsi_with_libiscsi() {
+    let env = common::Env::new();
+    // 2 MiB data, 1 MiB hole, 1 MiB data.
+    let mut img = common::random_bytes(2 << 20, 21);
+    img.extend(vec![0u8; 1 << 20]);
+    img.extend(common::random_bytes(1 << 20, 22));
+    let path = env.path("vm1.raw");
+    std::fs::write(&path, &img).unwrap();
+    let b = env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm1"]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let lun = lun_client(&env.path(""));
+    let lun = lun.to_str().unwrap();
+    let srv = serve(&env, &[]);
+    let portal = format!("iscsi://{}", srv.addr);
+
+    // Discovery lists the restore point and vm1/latest, with their sizes.
+    let ls = tool("iscsi-ls", &["-s", &format!("{portal}/")]);
+    assert!(
+        ls.contains(&format!("Target:{IQN}{id} Portal:{},1", srv.addr)),
+        "{ls}"
+    );
+    assert!(ls.contains(&format!("Target:{IQN}vm1.latest")), "{ls}");
+    assert!(ls.contains("Type:DIRECT_ACCESS"), "{ls}");
+    let url = format!("{portal}/{IQN}vm1.latest/0");
+
+    let inq = tool("iscsi-inq", &[&url]);
+    assert!(
+        inq.contains("Vendor:ARCA") && inq.contains("Peripheral Device Type:DIRECT_ACCESS"),
+        "{inq}"
+    );
+    let cap = tool("iscsi-readcapacity16", &[&url]);
+    assert!(cap.contains(&format!("Total size:{}", img.len())), "{cap}");
+    assert!(cap.contains("LBPME:1"), "{cap}");
+
+    // The whole LUN, read through libiscsi, is the image.
+    let out = run(lun, &["read", &format!("{portal}/{IQN}{id}/0")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == img, "the LUN differs from the image");
+
+    // Read-only: a write is refused with DATA PROTECT.
+    let out = run(lun, &["write", &url, "0", "1", "0xab"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WRITE_PROTECTED"),
+        "{out:?}"
+    );
+
+    // An unknown target: the login fails, the server serves on.
+    let out = run("iscsi-inq", &[&format!("{portal}/{IQN}nope/0")]);
+    assert!(!out.status.success(), "{out:?}");
+    // Garbage instead of a login PDU, and a huge data segment length.
+    for bad in [vec![0xffu8; 48], {
+        let mut b = vec![0u8; 48];
+        b[0] = 0x03;
+        b[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+        b
+    }] {
+        let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(&bad).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        // Either a login reject or a closed connection, never a hang.
+        assert!(rest.len() <= 48 + 512, "{}", rest.len());
+    }
+    tool("iscsi-inq", &[&url]);
+
+    // libiscsi's conformance tests for what this target implements.
+    for t in CONFORMANCE {
+        let out = run("iscsi-test-cu", &[&format!("--test={t}"), &url]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let (ran, failed) = cu_summary(&text);
+        assert!(
+            ran > 0 && failed == 0,
+            "{t}: {ran} run, {failed} failed\n{text}"
+        );
+    }
+}
+
+#[test]
+fn chap_and_writable_targets() {
+    let env = common::Env::new();
+    let img = common::random_bytes(1 << 20, 31);
+    let path = env.path("db.raw");
+    std::fs::write(&path, &img).unwrap();
+    let b = env.json(&["backup", "image", path.to_str().unwrap(), "--source", "db"]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let lun = lun_client(&env.path(""));
+    let lun = lun.to_str().unwrap();
+    let secret = env.path("chap.secret");
+    std::fs::write(&secret, "s3cret-s3cret\n").unwrap();
+    let srv = serve(
+        &env,
+        &[
+            "--chap-user",
+            "alice",
+            "--chap-secret-file",
+            secret.to_str().unwrap(),
+            "--writable",
+        ],
+    );
+    let target = format!("{}/{IQN}db.latest/0", srv.addr);
+
+    // Without CHAP, or with a wrong secret or user: refused.
+    for creds in ["", "alice%wrong-secret@", "bob%s3cret-s3cret@"] {
+        let out = run(lun, &["read", &format!("iscsi://{creds}{target}")]);
+        assert!(!out.status.success(), "{creds}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("login"),
+            "{out:?}"
+        );
+    }
+    let good = format!("iscsi://alice%s3cret-s3cret@{target}");
+    let out = run(lun, &["read", &good]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == img);
+
+    // Writable: 16 blocks of 0x5a at block 100 (R2T and Data-Out), read back.
+    tool(lun, &["write", &good, "100", "16", "0x5a"]);
+    let out = run(lun, &["read", &good]);
+    let mut want = img.clone();
+    want[100 * 512..116 * 512].fill(0x5a);
+    assert!(out.stdout == want, "the write did not land");
+    // A larger write than one burst.
+    tool(lun, &["write", &good, "512", "1024", "0x11"]);
+    want[512 * 512..1536 * 512].fill(0x11);
+    assert!(run(lun, &["read", &good]).stdout == want);
+
+    // The restore point itself never changed.
+    let out = env.path("restored.raw");
+    env.ok(&["restore", &id, out.to_str().unwrap()]);
+    assert!(std::fs::read(&out).unwrap() == img);
+}
