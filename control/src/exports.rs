@@ -131,9 +131,12 @@ pub struct Listeners {
 /// Opens a datastore of the node (the runner's, kept open).
 type OpenDatastore = dyn Fn(&DatastoreRef) -> Result<Arc<Datastore>, String> + Send + Sync;
 
-/// A node's export table and the servers' addresses.
+/// A node's export tables (one per protocol) and the servers' addresses.
 pub struct ExportHost {
-    pub table: Arc<Table>,
+    /// What the NBD server serves.
+    pub nbd: Arc<Table>,
+    /// What the iSCSI target serves.
+    pub iscsi: Arc<Table>,
     listeners: Listeners,
     overlays: PathBuf,
     cache: Arc<ChunkCache>,
@@ -158,7 +161,8 @@ impl ExportHost {
         open_datastore: impl Fn(&DatastoreRef) -> Result<Arc<Datastore>, String> + Send + Sync + 'static,
     ) -> ExportHost {
         ExportHost {
-            table: Arc::new(Table::default()),
+            nbd: Arc::new(Table::default()),
+            iscsi: Arc::new(Table::default()),
             listeners,
             overlays,
             cache,
@@ -172,14 +176,24 @@ impl ExportHost {
 
     /// Whether export `id` is still served (its clients may still write).
     pub fn serves(&self, id: i64) -> bool {
-        let t = self.table.by_name.read().unwrap_or_else(|e| e.into_inner());
-        t.values().any(|s| s.spec.id == id)
+        self.tables().iter().any(|(_, t)| {
+            let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
+            t.values().any(|s| s.spec.id == id)
+        })
+    }
+
+    fn tables(&self) -> [(&'static str, &Table); 2] {
+        [("nbd", &self.nbd), ("iscsi", &self.iscsi)]
     }
 
     /// The restore points being exported (retention keeps them).
     pub fn held(&self) -> HashSet<String> {
-        let t = self.table.by_name.read().unwrap_or_else(|e| e.into_inner());
-        t.values().map(|s| s.spec.restore_point.clone()).collect()
+        let mut out = HashSet::new();
+        for (_, t) in self.tables() {
+            let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
+            out.extend(t.values().map(|s| s.spec.restore_point.clone()));
+        }
+        out
     }
 
     fn address(&self, spec: &ExportSpec) -> Result<String, String> {
@@ -254,18 +268,46 @@ impl ExportHost {
     /// ended ones. Returns, per export to report, its address or error.
     pub fn reconcile(&self, specs: &[ExportSpec]) -> Vec<(i64, Result<String, String>)> {
         let mut reports = Vec::new();
+        for (protocol, table) in self.tables() {
+            let mine: Vec<&ExportSpec> = specs.iter().filter(|s| s.protocol == protocol).collect();
+            self.reconcile_table(table, &mine, &mut reports);
+        }
+        // Exports of a protocol this node does not know.
+        for spec in specs
+            .iter()
+            .filter(|s| s.is_live() && s.state == "starting")
+        {
+            if !self.tables().iter().any(|(p, _)| *p == spec.protocol) {
+                reports.push((spec.id, self.address(spec)));
+            }
+        }
+        for spec in specs.iter().filter(|s| !s.is_live() && s.writable) {
+            if spec.on_stop == "discard" {
+                let p = overlay_path(&self.overlays, spec.id);
+                if p.exists() {
+                    if let Err(e) = overlay::remove(&p) {
+                        tracing::warn!("discarding the overlay of export {}: {e}", spec.id);
+                    }
+                }
+            }
+        }
+        reports
+    }
+
+    fn reconcile_table(
+        &self,
+        table: &Table,
+        specs: &[&ExportSpec],
+        reports: &mut Vec<(i64, Result<String, String>)>,
+    ) {
         let live: BTreeMap<&str, &ExportSpec> = specs
             .iter()
             .filter(|s| s.is_live())
-            .map(|s| (s.name.as_str(), s))
+            .map(|s| (s.name.as_str(), *s))
             .collect();
         // Stop what is no longer wanted.
         let gone: Vec<Served> = {
-            let mut t = self
-                .table
-                .by_name
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut t = table.by_name.write().unwrap_or_else(|e| e.into_inner());
             let names: Vec<String> = t
                 .keys()
                 .filter(|n| !live.contains_key(n.as_str()))
@@ -280,52 +322,42 @@ impl ExportHost {
             }
             tracing::info!("export {} ({}) stopped", g.spec.id, g.spec.name);
         }
-        for spec in specs.iter().filter(|s| !s.is_live() && s.writable) {
-            if spec.on_stop == "discard" {
-                let p = overlay_path(&self.overlays, spec.id);
-                if p.exists() {
-                    if let Err(e) = overlay::remove(&p) {
-                        tracing::warn!("discarding the overlay of export {}: {e}", spec.id);
-                    }
-                }
-            }
-        }
-        // Start what is new, and report every live one still "starting".
+        // Start what is new.
         for spec in live.values() {
             let known = {
-                let t = self.table.by_name.read().unwrap_or_else(|e| e.into_inner());
+                let t = table.by_name.read().unwrap_or_else(|e| e.into_inner());
                 t.contains_key(&spec.name)
             };
-            if !known {
-                match self.open(spec) {
-                    Ok(s) => {
-                        tracing::info!("export {} ({}) started", spec.id, spec.name);
-                        self.table
-                            .by_name
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(spec.name.clone(), s);
-                    }
-                    Err(e) => {
-                        reports.push((spec.id, Err(e)));
-                        continue;
-                    }
-                }
+            if known {
+                continue;
             }
-            if spec.state == "starting" {
-                reports.push((spec.id, self.address(spec)));
+            match self.open(spec) {
+                Ok(s) => {
+                    tracing::info!("export {} ({}) started", spec.id, spec.name);
+                    table
+                        .by_name
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(spec.name.clone(), s);
+                }
+                Err(e) => reports.push((spec.id, Err(e))),
             }
         }
-        // Several live exports may share a (read-only) name.
+        // Report every live one still "starting" that is served (several
+        // read-only exports may share a name).
         for spec in specs
             .iter()
             .filter(|s| s.is_live() && s.state == "starting")
         {
-            if !live.values().any(|l| l.id == spec.id) {
+            let served = table
+                .by_name
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&spec.name);
+            if served {
                 reports.push((spec.id, self.address(spec)));
             }
         }
-        reports
     }
 }
 

@@ -44,7 +44,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
     ));
     runner.set_exports(host.clone());
     if let Some(l) = nbd {
-        let table = host.table.clone();
+        let table = host.nbd.clone();
         std::thread::Builder::new()
             .name("nbd".into())
             .spawn(move || {
@@ -54,7 +54,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
             })?;
     }
     if let Some(l) = iscsi {
-        let table = host.table.clone();
+        let table = host.iscsi.clone();
         std::thread::Builder::new()
             .name("iscsi".into())
             .spawn(move || {

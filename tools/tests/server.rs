@@ -1214,6 +1214,29 @@ fn mount_exports_restore_points_through_the_server() {
     let ext: Value = serde_json::from_str(&out).unwrap();
     assert!(ext["expires_at"].as_i64().unwrap() > e["expires_at"].as_i64().unwrap() + 3600);
 
+    // The same restore point as an iSCSI target on the node's portal.
+    let (code, out, err) = arca(&["--json", "mount", &rp, "--iscsi"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let i: Value = serde_json::from_str(&out).unwrap();
+    let iurl = i["address"].as_str().unwrap().to_string();
+    assert!(
+        iurl.starts_with("iscsi://127.0.0.1:")
+            && iurl.ends_with(&format!("iqn.2026-11.io.arca:{rp}/0")),
+        "{iurl}"
+    );
+    let cap = tool("iscsi-readcapacity16", &[&iurl]);
+    assert!(String::from_utf8_lossy(&cap.stdout).contains(&format!("Total size:{}", img.len())));
+    let (code, _, err) = arca(&["unmount", &i["id"].to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let gone = Command::new("iscsi-readcapacity16")
+        .arg(&iurl)
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "a stopped iSCSI export still answers"
+    );
+
     // Writable: writes land in the overlay; committing makes a new
     // restore point with them; the exported one restores unchanged.
     let (code, out, err) = arca(&["--json", "mount", &rp, "--writable"]);
