@@ -1304,3 +1304,184 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::reader::MemDisk;
+
+    struct One(Arc<MemDisk>);
+
+    impl Exports for One {
+        fn names(&self) -> Vec<String> {
+            vec!["vm/latest".into()]
+        }
+        fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
+            (name == "vm/latest").then(|| self.0.clone() as Arc<dyn BlockSource>)
+        }
+    }
+
+    fn pdu(opcode: u8, flags: u8, itt: u32, data: &[u8]) -> Vec<u8> {
+        let mut b = Bhs::new(opcode);
+        b.0[1] = flags;
+        b.set_u32(16, itt);
+        let mut out = Vec::new();
+        write_pdu(&mut out, b, data).unwrap();
+        out
+    }
+
+    fn login(target: &str, extra: &str) -> Vec<u8> {
+        let text = format!("InitiatorName=iqn.t\0TargetName={target}\0SessionType=Normal\0{extra}");
+        pdu(0x43, 0x87, 1, text.as_bytes())
+    }
+
+    fn scsi(cdb: &[u8], edtl: u32) -> Vec<u8> {
+        let mut b = Bhs::new(op::SCSI_CMD);
+        b.0[1] = 0xc0;
+        b.set_u32(16, 7);
+        b.set_u32(20, edtl);
+        b.0[32..32 + cdb.len()].copy_from_slice(cdb);
+        b.0.to_vec()
+    }
+
+    /// The PDUs the target sent for `input`.
+    fn run(input: &[u8], cfg: &IscsiConfig) -> Vec<Pdu> {
+        let disk = MemDisk {
+            data: (0..64 << 10).map(|i| (i % 251) as u8).collect(),
+        };
+        let exports = One(Arc::new(disk));
+        let mut out = Vec::new();
+        let _ = session(input, &mut out, &exports, cfg, "127.0.0.1:3260");
+        let mut r = &out[..];
+        let mut pdus = Vec::new();
+        while !r.is_empty() {
+            pdus.push(read_pdu(&mut r, u32::MAX).unwrap());
+        }
+        pdus
+    }
+
+    #[test]
+    fn discovery_lists_targets_and_an_unknown_target_is_refused() {
+        let mut input = pdu(
+            0x43,
+            0x87,
+            1,
+            b"InitiatorName=iqn.t\0SessionType=Discovery\0",
+        );
+        input.extend(pdu(op::TEXT_REQ, 0x80, 2, b"SendTargets=All\0"));
+        let out = run(&input, &IscsiConfig::default());
+        assert_eq!(out[0].bhs.opcode(), op::LOGIN_RSP);
+        assert_eq!(out[0].bhs.0[36..38], [0, 0]);
+        let keys = parse_text(&out[1].data);
+        assert!(keys.contains(&("TargetName".into(), "iqn.2026-11.io.arca:vm.latest".into())));
+        assert!(keys.contains(&("TargetAddress".into(), "127.0.0.1:3260,1".into())));
+
+        let out = run(
+            &login("iqn.2026-11.io.arca:nope", ""),
+            &IscsiConfig::default(),
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].bhs.0[36..38], [2, 3], "target not found");
+        // No InitiatorName: missing parameter.
+        let out = run(
+            &pdu(0x43, 0x87, 1, b"TargetName=iqn.2026-11.io.arca:vm.latest\0"),
+            &IscsiConfig::default(),
+        );
+        assert_eq!(out[0].bhs.0[36..38], [2, 7]);
+    }
+
+    #[test]
+    fn chap_is_required_when_configured() {
+        let cfg = IscsiConfig {
+            chap: Some(("u".into(), "secretsecret".into())),
+        };
+        // Straight to operational negotiation, no authentication.
+        let out = run(&login("iqn.2026-11.io.arca:vm.latest", ""), &cfg);
+        assert_eq!(out[0].bhs.0[36..38], [2, 1]);
+        // AuthMethod=None only.
+        let mut p = login("iqn.2026-11.io.arca:vm.latest", "AuthMethod=None\0");
+        p[1] = 0x81; // CSG 0 → NSG 1
+        let out = run(&p, &cfg);
+        assert_eq!(out[0].bhs.0[36..38], [2, 1]);
+    }
+
+    #[test]
+    fn commands_after_login_get_data_or_sense_and_the_session_goes_on() {
+        let mut input = login(
+            "iqn.2026-11.io.arca:vm.latest",
+            "MaxRecvDataSegmentLength=4096\0",
+        );
+        // READ(10) of 16 blocks: 8 KiB in 4 KiB Data-In PDUs.
+        input.extend(scsi(&[0x28, 0, 0, 0, 0, 1, 0, 0, 16, 0], 8192));
+        // Past the end, an unknown opcode, a write to a read-only disk.
+        input.extend(scsi(&[0x28, 0, 0, 0, 0, 200, 0, 0, 1, 0], 512));
+        input.extend(scsi(&[0xee], 0));
+        let mut w = scsi(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512);
+        w[1] = 0xa0;
+        input.extend(w);
+        input.extend(pdu(op::NOP_OUT, 0x80, 9, b"ping"));
+        input.extend(pdu(op::LOGOUT_REQ, 0x80, 10, b""));
+        let out = run(&input, &IscsiConfig::default());
+        let ops: Vec<u8> = out.iter().map(|p| p.bhs.opcode()).collect();
+        assert_eq!(
+            ops,
+            [
+                op::LOGIN_RSP,
+                op::DATA_IN,
+                op::DATA_IN,
+                op::SCSI_RSP,
+                op::SCSI_RSP,
+                op::SCSI_RSP,
+                op::NOP_IN,
+                op::LOGOUT_RSP
+            ]
+        );
+        let data: Vec<u8> = [out[1].data.clone(), out[2].data.clone()].concat();
+        let want: Vec<u8> = (512..512 + 8192).map(|i| (i % 251) as u8).collect();
+        assert_eq!(data, want);
+        assert_eq!(out[2].bhs.flags() & 0x81, 0x81, "final with status");
+        let sense = |p: &Pdu| (p.bhs.0[3], p.data[2 + 2], p.data[2 + 12]);
+        assert_eq!(sense(&out[3]), (0x02, 0x05, 0x21));
+        assert_eq!(sense(&out[4]), (0x02, 0x05, 0x20));
+        assert_eq!(sense(&out[5]), (0x02, 0x07, 0x27));
+        assert_eq!(out[6].data, b"ping");
+        // StatSN counts every response.
+        let sns: Vec<u32> = out.iter().map(|p| p.bhs.u32(24)).collect();
+        assert_eq!(sns, [0, 0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn oversized_segments_end_the_connection() {
+        let mut input = login("iqn.2026-11.io.arca:vm.latest", "");
+        let mut b = Bhs::new(op::SCSI_CMD);
+        b.0[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+        input.extend_from_slice(&b.0);
+        let out = run(&input, &IscsiConfig::default());
+        assert_eq!(out.len(), 1, "only the login answer");
+        assert!(matches!(
+            read_pdu(&mut &b.0[..], MAX_RECV_DSL),
+            Err(PduError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn cdbs_decode() {
+        let mut c = [0u8; 16];
+        c[..6].copy_from_slice(&[0x08, 0x01, 0x02, 0x03, 0, 0]);
+        assert_eq!(decode_rw(&c), Some((0x10203, 256, false, 0)));
+        c = [0; 16];
+        c[0] = 0x8a;
+        c[9] = 5;
+        c[13] = 2;
+        assert_eq!(decode_rw(&c), Some((5, 2, true, 0)));
+        c[0] = 0x12;
+        assert_eq!(decode_rw(&c), None);
+        assert_eq!(
+            parse_text(b"A=1\0B\0C=x=y\0\xff=1\0"),
+            vec![("A".into(), "1".into()), ("C".into(), "x=y".into())]
+        );
+        assert_eq!(unhex("0x0aff"), Some(vec![10, 255]));
+        assert_eq!(unhex("0x0"), None);
+    }
+}
