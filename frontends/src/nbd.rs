@@ -13,8 +13,11 @@
 //! framed (a wrong magic, an oversized option or write), the connection is
 //! closed; the server goes on serving everyone else.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::reader::BlockSource;
@@ -33,6 +36,7 @@ const FLAG_NO_ZEROES: u16 = 2;
 const OPT_EXPORT_NAME: u32 = 1;
 const OPT_ABORT: u32 = 2;
 const OPT_LIST: u32 = 3;
+const OPT_STARTTLS: u32 = 5;
 const OPT_INFO: u32 = 6;
 const OPT_GO: u32 = 7;
 const OPT_STRUCTURED_REPLY: u32 = 8;
@@ -45,6 +49,7 @@ const REP_INFO: u32 = 3;
 const REP_META_CONTEXT: u32 = 4;
 const REP_ERR_UNSUP: u32 = (1 << 31) + 1;
 const REP_ERR_INVALID: u32 = (1 << 31) + 3;
+const REP_ERR_TLS_REQD: u32 = (1 << 31) + 5;
 const REP_ERR_UNKNOWN: u32 = (1 << 31) + 6;
 const REP_ERR_TOO_BIG: u32 = (1 << 31) + 9;
 
@@ -98,8 +103,18 @@ pub const MAX_PAYLOAD: u32 = 32 << 20;
 const ALLOCATION_ID: u32 = 1;
 const ALLOCATION: &str = "base:allocation";
 
-/// Accept connections forever, one thread each.
+/// Accept connections forever, one thread each (no TLS).
 pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> io::Result<()> {
+    serve_with(listener, exports, None)
+}
+
+/// Accept connections forever, one thread each; with `tls`, every client
+/// must negotiate STARTTLS first (the protocol's FORCEDTLS mode).
+pub fn serve_with(
+    listener: TcpListener,
+    exports: Arc<dyn Exports>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     for conn in listener.incoming() {
         let conn = match conn {
             Ok(c) => c,
@@ -111,15 +126,22 @@ pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> io::Result<()>
         let _ = conn.set_nodelay(true);
         let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let exports = exports.clone();
+        let tls = tls.clone();
         std::thread::Builder::new()
             .name("nbd-conn".into())
             .spawn(move || {
-                let w = match conn.try_clone() {
-                    Ok(w) => io::BufWriter::with_capacity(256 << 10, w),
-                    Err(_) => return,
+                let r = match tls {
+                    Some(cfg) => tls_session(conn, exports.as_ref(), cfg),
+                    None => match conn.try_clone() {
+                        Ok(w) => session(
+                            io::BufReader::with_capacity(64 << 10, conn),
+                            io::BufWriter::with_capacity(256 << 10, w),
+                            exports.as_ref(),
+                        ),
+                        Err(e) => Err(e),
+                    },
                 };
-                let r = io::BufReader::with_capacity(64 << 10, conn);
-                if let Err(e) = session(r, w, exports.as_ref()) {
+                if let Err(e) = r {
                     if e.kind() != io::ErrorKind::UnexpectedEof {
                         tracing::info!("nbd client {peer}: {e}");
                     }
@@ -222,9 +244,22 @@ pub fn parse_request(b: &[u8; 28]) -> Option<Request> {
     })
 }
 
+/// How option negotiation ended.
+enum Negotiated {
+    Export(String, Arc<dyn BlockSource>),
+    /// The client aborted.
+    Abort,
+    /// STARTTLS was acknowledged: go on inside TLS.
+    StartTls,
+}
+
 struct Session<'e, W: Write> {
     w: W,
     exports: &'e dyn Exports,
+    /// FORCEDTLS and not yet in TLS: only STARTTLS and ABORT are served.
+    tls_required: bool,
+    /// Inside TLS.
+    tls_active: bool,
     structured: bool,
     /// The export `base:allocation` was selected for, if any.
     meta_for: Option<String>,
@@ -272,13 +307,9 @@ impl<W: Write> Session<'_, W> {
         }
     }
 
-    /// Negotiate; returns the export to serve, or `None` when the client
-    /// went away (abort).
-    fn negotiate<R: Read>(
-        &mut self,
-        r: &mut R,
-        no_zeroes: bool,
-    ) -> io::Result<Option<(String, Arc<dyn BlockSource>)>> {
+    /// Negotiate options until an export is chosen, the client aborts,
+    /// or (before TLS on a TLS server) STARTTLS is acknowledged.
+    fn negotiate<R: Read>(&mut self, r: &mut R, no_zeroes: bool) -> io::Result<Negotiated> {
         loop {
             if read_u64(r)? != IHAVEOPT {
                 return Err(bad("option without IHAVEOPT"));
@@ -292,7 +323,43 @@ impl<W: Write> Session<'_, W> {
             }
             let mut data = vec![0; len as usize];
             r.read_exact(&mut data)?;
+            if self.tls_required && !self.tls_active {
+                match opt {
+                    OPT_STARTTLS if data.is_empty() => {
+                        self.opt_reply(opt, REP_ACK, &[])?;
+                        self.w.flush()?;
+                        return Ok(Negotiated::StartTls);
+                    }
+                    OPT_STARTTLS => self.opt_error(opt, REP_ERR_INVALID, "takes no data")?,
+                    OPT_ABORT => {
+                        self.opt_reply(opt, REP_ACK, &[])?;
+                        self.w.flush()?;
+                        return Ok(Negotiated::Abort);
+                    }
+                    // No way to answer an error here: close.
+                    OPT_EXPORT_NAME => return Err(bad("EXPORT_NAME before STARTTLS")),
+                    _ => self.opt_error(
+                        opt,
+                        REP_ERR_TLS_REQD,
+                        "this server requires TLS: negotiate STARTTLS first",
+                    )?,
+                }
+                continue;
+            }
             match opt {
+                OPT_STARTTLS => {
+                    let why = if self.tls_active {
+                        "TLS is already in use"
+                    } else {
+                        "this server has no TLS certificate (arca serve nbd --tls-cert)"
+                    };
+                    let kind = if self.tls_active {
+                        REP_ERR_INVALID
+                    } else {
+                        REP_ERR_UNSUP
+                    };
+                    self.opt_error(opt, kind, why)?;
+                }
                 OPT_EXPORT_NAME => {
                     let name = String::from_utf8_lossy(&data).into_owned();
                     // No way to answer an error here: close.
@@ -308,12 +375,12 @@ impl<W: Write> Session<'_, W> {
                     if self.meta_for.as_deref() != Some(&name) {
                         self.meta_for = None;
                     }
-                    return Ok(Some((name, e)));
+                    return Ok(Negotiated::Export(name, e));
                 }
                 OPT_ABORT => {
                     self.opt_reply(opt, REP_ACK, &[])?;
                     self.w.flush()?;
-                    return Ok(None);
+                    return Ok(Negotiated::Abort);
                 }
                 OPT_LIST => {
                     if !data.is_empty() {
@@ -373,7 +440,7 @@ impl<W: Write> Session<'_, W> {
                         if self.meta_for.as_deref() != Some(&name) {
                             self.meta_for = None;
                         }
-                        return Ok(Some((name, e)));
+                        return Ok(Negotiated::Export(name, e));
                     }
                 }
                 OPT_LIST_META_CONTEXT | OPT_SET_META_CONTEXT => {
@@ -594,27 +661,114 @@ impl<W: Write> Session<'_, W> {
     }
 }
 
-/// Serve one client from handshake to disconnect.
-pub fn session<R: Read, W: Write>(mut r: R, w: W, exports: &dyn Exports) -> io::Result<()> {
-    let mut s = Session {
-        w,
-        exports,
-        structured: false,
-        meta_for: None,
-    };
-    s.w.write_all(&NBDMAGIC.to_be_bytes())?;
-    s.w.write_all(&IHAVEOPT.to_be_bytes())?;
-    s.w.write_all(&(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).to_be_bytes())?;
-    s.w.flush()?;
-    let client = read_u32(&mut r)?;
+/// Send the greeting and read the client's flags; returns `no_zeroes`.
+fn greet<R: Read, W: Write>(r: &mut R, w: &mut W) -> io::Result<bool> {
+    w.write_all(&NBDMAGIC.to_be_bytes())?;
+    w.write_all(&IHAVEOPT.to_be_bytes())?;
+    w.write_all(&(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).to_be_bytes())?;
+    w.flush()?;
+    let client = read_u32(r)?;
     if client & FLAG_FIXED_NEWSTYLE as u32 == 0 {
         return Err(bad("the client does not speak fixed newstyle"));
     }
-    let no_zeroes = client & FLAG_NO_ZEROES as u32 != 0;
-    let Some((name, disk)) = s.negotiate(&mut r, no_zeroes)? else {
+    Ok(client & FLAG_NO_ZEROES as u32 != 0)
+}
+
+fn new_session<W: Write>(w: W, exports: &dyn Exports, tls: bool) -> Session<'_, W> {
+    Session {
+        w,
+        exports,
+        tls_required: tls,
+        tls_active: false,
+        structured: false,
+        meta_for: None,
+    }
+}
+
+/// Serve one client from handshake to disconnect (no TLS).
+pub fn session<R: Read, W: Write>(mut r: R, mut w: W, exports: &dyn Exports) -> io::Result<()> {
+    let no_zeroes = greet(&mut r, &mut w)?;
+    let mut s = new_session(w, exports, false);
+    match s.negotiate(&mut r, no_zeroes)? {
+        Negotiated::Export(name, disk) => s.transmit(&mut r, &name, disk.as_ref()),
+        Negotiated::Abort | Negotiated::StartTls => Ok(()),
+    }
+}
+
+/// The part of a TLS-only (FORCEDTLS) session before the TLS handshake:
+/// greeting, then options until STARTTLS. Returns `Some(no_zeroes)` when
+/// STARTTLS was acknowledged, `None` when the client aborted.
+pub fn before_tls<R: Read, W: Write>(
+    mut r: R,
+    mut w: W,
+    exports: &dyn Exports,
+) -> io::Result<Option<bool>> {
+    let no_zeroes = greet(&mut r, &mut w)?;
+    let mut s = new_session(w, exports, true);
+    Ok(match s.negotiate(&mut r, no_zeroes)? {
+        Negotiated::StartTls => Some(no_zeroes),
+        _ => None,
+    })
+}
+
+/// A rustls server configuration from PEM files (certificate chain and
+/// private key).
+pub fn tls_config(cert: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io::Error::other(format!("{}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| io::Error::other(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| io::Error::other(format!("certificate and key: {e}")))?;
+    Ok(Arc::new(cfg))
+}
+
+/// One object as both halves of a session (a TLS stream): the session
+/// reads and writes from one thread, never at once.
+struct Half<S>(Rc<RefCell<S>>);
+
+impl<S: Read> Read for Half<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+}
+
+impl<S: Write> Write for Half<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// A TLS-only session on a TCP connection.
+fn tls_session(
+    conn: TcpStream,
+    exports: &dyn Exports,
+    cfg: Arc<rustls::ServerConfig>,
+) -> io::Result<()> {
+    let Some(no_zeroes) = before_tls(&conn, &conn, exports)? else {
         return Ok(());
     };
-    s.transmit(&mut r, &name, disk.as_ref())
+    let tls = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+    let stream = Rc::new(RefCell::new(rustls::StreamOwned::new(tls, conn)));
+    let mut r = io::BufReader::with_capacity(64 << 10, Half(stream.clone()));
+    let w = io::BufWriter::with_capacity(256 << 10, Half(stream));
+    let mut s = new_session(w, exports, true);
+    s.tls_active = true;
+    match s.negotiate(&mut r, no_zeroes)? {
+        Negotiated::Export(name, disk) => s.transmit(&mut r, &name, disk.as_ref()),
+        Negotiated::Abort | Negotiated::StartTls => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -733,5 +887,34 @@ mod tests {
         let (r, out) = run(&input);
         assert!(r.is_err());
         assert_eq!(reply_types(&out), vec![REP_ERR_TOO_BIG]);
+    }
+
+    #[test]
+    fn a_tls_server_refuses_options_before_starttls() {
+        let e = One(Arc::new(MemDisk {
+            data: vec![0; 4096],
+        }));
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(go("disk"));
+        input.extend(opt(OPT_LIST, b""));
+        input.extend(opt(OPT_STARTTLS, b"x"));
+        input.extend(opt(OPT_STARTTLS, b""));
+        let mut out = Vec::new();
+        assert_eq!(before_tls(&input[..], &mut out, &e).unwrap(), Some(true));
+        assert_eq!(
+            reply_types(&out),
+            [REP_ERR_TLS_REQD, REP_ERR_TLS_REQD, REP_ERR_INVALID, REP_ACK]
+        );
+        // EXPORT_NAME cannot be answered with an error: the connection ends.
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(opt(OPT_EXPORT_NAME, b"disk"));
+        assert!(before_tls(&input[..], &mut Vec::new(), &e).is_err());
+        // Without TLS configured, STARTTLS is unsupported and GO still works.
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(opt(OPT_STARTTLS, b""));
+        input.extend(go("disk"));
+        let (r, out) = run(&input);
+        assert!(r.is_err()); // EOF after GO
+        assert_eq!(reply_types(&out)[..2], [REP_ERR_UNSUP, REP_INFO]);
     }
 }

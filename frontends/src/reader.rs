@@ -311,3 +311,48 @@ impl BlockSource for MemDisk {
         }))
     }
 }
+
+/// A writable disk held in memory (fuzzing the write paths).
+pub struct RamDisk {
+    data: std::sync::Mutex<Vec<u8>>,
+}
+
+impl RamDisk {
+    pub fn new(data: Vec<u8>) -> RamDisk {
+        RamDisk {
+            data: std::sync::Mutex::new(data),
+        }
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Result<std::ops::Range<usize>> {
+        let size = self.size() as usize;
+        usize::try_from(offset)
+            .ok()
+            .and_then(|s| Some(s..s.checked_add(len)?))
+            .filter(|r| r.end <= size)
+            .ok_or_else(|| Error::InvalidInput("past the end".into()))
+    }
+}
+
+impl BlockSource for RamDisk {
+    fn size(&self) -> u64 {
+        self.data.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let r = self.range(offset, buf.len())?;
+        buf.copy_from_slice(&self.data.lock().unwrap_or_else(|e| e.into_inner())[r]);
+        Ok(())
+    }
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        self.range(offset, len as usize)?;
+        Ok(vec![Extent { len, hole: false }])
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        let r = self.range(offset, data.len())?;
+        self.data.lock().unwrap_or_else(|e| e.into_inner())[r].copy_from_slice(data);
+        Ok(())
+    }
+}

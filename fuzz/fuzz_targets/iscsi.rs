@@ -8,57 +8,21 @@
 //! against the disk) get the same bytes.
 #![no_main]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arca_frontends::iscsi::{self, IscsiConfig, Lun};
-use arca_frontends::reader::{BlockSource, Extent};
+use arca_frontends::reader::{BlockSource, MemDisk, RamDisk};
 use arca_frontends::Exports;
-use arca_repo::{Error, Result};
 use libfuzzer_sys::fuzz_target;
 
-/// A small disk, writable or not.
-struct Disk {
-    data: Mutex<Vec<u8>>,
-    writable: bool,
-}
-
-impl BlockSource for Disk {
-    fn size(&self) -> u64 {
-        self.data.lock().unwrap().len() as u64
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let d = self.data.lock().unwrap();
-        let s = offset as usize;
-        let src = d
-            .get(s..s.saturating_add(buf.len()))
-            .ok_or_else(|| Error::InvalidInput("past the end".into()))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn extents(&self, _offset: u64, len: u64) -> Result<Vec<Extent>> {
-        Ok(vec![Extent { len, hole: false }])
-    }
-    fn writable(&self) -> bool {
-        self.writable
-    }
-    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        let mut d = self.data.lock().unwrap();
-        let s = offset as usize;
-        d.get_mut(s..s.saturating_add(data.len()))
-            .ok_or_else(|| Error::InvalidInput("past the end".into()))?
-            .copy_from_slice(data);
-        Ok(())
-    }
-}
-
-struct One(Arc<Disk>);
+struct One(Arc<dyn BlockSource>);
 
 impl Exports for One {
     fn names(&self) -> Vec<String> {
         vec!["disk".into()]
     }
     fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
-        (name == "disk").then(|| self.0.clone() as Arc<dyn BlockSource>)
+        (name == "disk").then(|| self.0.clone())
     }
 }
 
@@ -81,10 +45,13 @@ fuzz_target!(|data: &[u8]| {
         [a, b, rest @ ..] => ((*a, *b), rest),
         _ => return,
     };
-    let disk = Arc::new(Disk {
-        data: Mutex::new(vec![7u8; 64 << 10]),
-        writable: mode.1 & 1 == 1,
-    });
+    let disk: Arc<dyn BlockSource> = if mode.1 & 1 == 1 {
+        Arc::new(RamDisk::new(vec![7u8; 64 << 10]))
+    } else {
+        Arc::new(MemDisk {
+            data: vec![7u8; 64 << 10],
+        })
+    };
     let exports = One(disk.clone());
     let input: Vec<u8> = if mode.0 & 1 == 1 {
         [login(), rest.to_vec()].concat()

@@ -164,19 +164,29 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
-        Command::Serve(crate::ServeCmd::Nbd { listen, exports }) => {
+        Command::Serve(crate::ServeCmd::Nbd {
+            listen,
+            tls_cert,
+            tls_key,
+            exports,
+        }) => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(c), Some(k)) => Some(arca_frontends::nbd::tls_config(c, k)?),
+                _ => None,
+            };
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
             let (exports, _overlays) = serve_exports(&cli, exports)?;
             let n = arca_frontends::Exports::names(exports.as_ref()).len();
             println!(
-                "serving {n} export(s) {} over NBD on nbd://{addr}/",
-                exports.mode()
+                "serving {n} export(s) {}{} over NBD on nbd://{addr}/",
+                exports.mode(),
+                if tls.is_some() { ", TLS required" } else { "" }
             );
             use std::io::Write as _;
             std::io::stdout().flush()?;
-            arca_frontends::nbd::serve(listener, exports)?;
+            arca_frontends::nbd::serve_with(listener, exports, tls)?;
             Ok(0)
         }
         Command::Serve(crate::ServeCmd::Iscsi {

@@ -337,6 +337,12 @@ enum ServeCmd {
     Nbd {
         #[arg(long, default_value = "127.0.0.1:10809")]
         listen: String,
+        /// Require TLS (STARTTLS) with this PEM certificate chain.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         exports: ExportArgs,
     },

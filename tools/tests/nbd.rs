@@ -249,3 +249,99 @@ fn writable_exports_keep_writes_in_an_overlay() {
     );
     assert!(overlays.join(format!("{id}.overlay")).exists());
 }
+
+/// A CA and a server certificate for 127.0.0.1 (rcgen), in GnuTLS's
+/// layout for clients: `<dir>/ca/ca-cert.pem`. Returns (cert, key, ca dir).
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "arca test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let ca_dir = dir.join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    std::fs::write(ca_dir.join("ca-cert.pem"), ca.pem()).unwrap();
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (s(c), s(k), s(ca_dir))
+}
+
+/// `--tls-cert/--tls-key`: clients must negotiate STARTTLS; nbdinfo
+/// (libnbd, GnuTLS) and qemu-img read the export over TLS, a plain client
+/// is refused with the reason, and the server keeps serving.
+#[test]
+fn tls_exports_require_starttls() {
+    let env = common::Env::new();
+    let img = common::random_bytes(2 << 20, 41);
+    let path = env.path("vm.raw");
+    std::fs::write(&path, &img).unwrap();
+    env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm"]);
+    let (cert, key, ca) = tls_files(&env.path(""));
+    let srv = serve_with(&env, &["--tls-cert", &cert, "--tls-key", &key]);
+    let hostport = srv
+        .url
+        .trim_start_matches("nbd://")
+        .trim_end_matches('/')
+        .to_string();
+
+    // A plain client: refused, with the reason.
+    let out = Command::new("nbdinfo")
+        .arg("--size")
+        .arg(format!("{}vm/latest", srv.url))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // libnbd over TLS.
+    let url = format!("nbds://{hostport}/vm/latest?tls-certificates={ca}");
+    let size = tool("nbdinfo", &["--size", &url]);
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout).trim(),
+        img.len().to_string()
+    );
+    let copy = env.path("copy.raw");
+    tool("nbdcopy", &[&url, copy.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&copy).unwrap() == img,
+        "nbdcopy over TLS: bytes differ"
+    );
+
+    // qemu-img over TLS.
+    let (host, port) = hostport.split_once(':').unwrap();
+    let out2 = env.path("qemu.raw");
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "--object",
+            &format!("tls-creds-x509,id=tls0,dir={ca},endpoint=client"),
+            "--image-opts",
+            &format!("driver=nbd,host={host},port={port},export=vm/latest,tls-creds=tls0"),
+            "-O",
+            "raw",
+            out2.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&out2).unwrap() == img,
+        "qemu-img over TLS: bytes differ"
+    );
+}
