@@ -1484,4 +1484,66 @@ mod tests {
         assert_eq!(unhex("0x0aff"), Some(vec![10, 255]));
         assert_eq!(unhex("0x0"), None);
     }
+
+    #[test]
+    fn the_usual_commands_answer_as_spc_and_sbc_say() {
+        let lun = Lun {
+            disk: Arc::new(MemDisk {
+                data: vec![1; 8 << 10],
+            }),
+            name: "d".into(),
+        };
+        let cdb = |b: &[u8]| {
+            let mut c = [0u8; 16];
+            c[..b.len()].copy_from_slice(b);
+            c
+        };
+        let good = |o: Outcome| match o {
+            Outcome::Good(v) => v,
+            o => panic!("{o:?}"),
+        };
+        // READ CAPACITY(10): last LBA 15, 512-byte blocks.
+        assert_eq!(
+            good(lun.execute(&cdb(&[0x25]), &[])),
+            [0, 0, 0, 15, 0, 0, 2, 0]
+        );
+        // MODE SENSE(10), all pages, with the block descriptor: WP and DPOFUA.
+        let v = good(lun.execute(&cdb(&[0x5a, 0, 0x3f, 0, 0, 0, 0, 0x10, 0]), &[]));
+        assert_eq!(u16::from_be_bytes([v[0], v[1]]) as usize, v.len() - 2);
+        assert_eq!(v[3], 0x90);
+        assert_eq!(u16::from_be_bytes([v[6], v[7]]), 8);
+        assert_eq!(v[8 + 8], 0x08, "caching page first");
+        // Saved values are not supported; unknown pages are invalid.
+        assert_eq!(
+            lun.execute(&cdb(&[0x1a, 0, 0xc8, 0, 0xff]), &[]),
+            Outcome::Check(0x05, 0x39, 0)
+        );
+        assert_eq!(
+            lun.execute(&cdb(&[0x1a, 0, 0x19, 0, 0xff]), &[]),
+            Outcome::Check(0x05, 0x24, 0)
+        );
+        // REQUEST SENSE: no sense, cut to the allocation length.
+        assert_eq!(good(lun.execute(&cdb(&[0x03, 0, 0, 0, 8]), &[])).len(), 8);
+        // REPORT LUNS: LUN 0.
+        let v = good(lun.execute(&cdb(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), &[]));
+        assert_eq!(v, [0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // SYNCHRONIZE CACHE within and past the end.
+        assert_eq!(lun.execute(&cdb(&[0x35]), &[]), Outcome::Good(Vec::new()));
+        assert_eq!(
+            lun.execute(&cdb(&[0x35, 0, 0, 0, 0, 16, 0, 0, 1]), &[]),
+            Outcome::Check(0x05, 0x21, 0)
+        );
+        // READ(10) with RDPROTECT: no protection information here.
+        assert_eq!(
+            lun.execute(&cdb(&[0x28, 0x20, 0, 0, 0, 0, 0, 0, 1]), &[]),
+            Outcome::Check(0x05, 0x24, 0)
+        );
+        // Standard INQUIRY and an unknown VPD page.
+        let v = good(lun.execute(&cdb(&[0x12, 0, 0, 0, 96]), &[]));
+        assert_eq!(&v[8..12], b"ARCA");
+        assert_eq!(
+            lun.execute(&cdb(&[0x12, 1, 0x99, 0, 96]), &[]),
+            Outcome::Check(0x05, 0x24, 0)
+        );
+    }
 }
