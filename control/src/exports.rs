@@ -126,6 +126,8 @@ pub struct Listeners {
     /// The host name or address put in export addresses (default: the
     /// listening address).
     pub host: Option<String>,
+    /// The NBD server requires TLS (addresses are `nbds://`).
+    pub nbd_tls: bool,
 }
 
 /// Opens a datastore of the node (the runner's, kept open).
@@ -219,6 +221,9 @@ impl ExportHost {
             host
         };
         Ok(match scheme {
+            "nbd" if self.listeners.nbd_tls => {
+                format!("nbds://{host}:{}/{}", addr.port(), spec.name)
+            }
             "nbd" => format!("nbd://{host}:{}/{}", addr.port(), spec.name),
             _ => format!("iscsi://{host}:{}/{}/0", addr.port(), iqn(&spec.name)),
         })

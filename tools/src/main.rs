@@ -376,6 +376,13 @@ struct MountArgs {
     /// address, or this host's name when listening on all addresses).
     #[arg(long)]
     export_host: Option<String>,
+    /// Require TLS on the NBD server for exports, with this PEM
+    /// certificate chain (addresses become nbds://).
+    #[arg(long, requires = "nbd_tls_key")]
+    nbd_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --nbd-tls-cert.
+    #[arg(long, requires = "nbd_tls_cert")]
+    nbd_tls_key: Option<PathBuf>,
     /// Decoded chunks kept in memory for exports, shared by all of them.
     #[arg(long, default_value_t = 256)]
     export_cache_mib: u64,

@@ -28,12 +28,17 @@ fn bind(what: &str, addr: &str) -> Option<TcpListener> {
 /// Bind the export servers, start them and the loop that keeps them in
 /// step with the catalog. Returns the addresses they listen on.
 pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> Result<Listeners> {
+    let tls = match (&args.nbd_tls_cert, &args.nbd_tls_key) {
+        (Some(c), Some(k)) => Some(arca_frontends::nbd::tls_config(c, k)?),
+        _ => None,
+    };
     let nbd = bind("NBD", &args.nbd_listen);
     let iscsi = bind("iSCSI", &args.iscsi_listen);
     let listeners = Listeners {
         nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),
         iscsi: iscsi.as_ref().and_then(|l| l.local_addr().ok()),
         host: args.export_host.clone(),
+        nbd_tls: tls.is_some(),
     };
     let r = runner.clone();
     let host = Arc::new(ExportHost::new(
@@ -48,7 +53,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
         std::thread::Builder::new()
             .name("nbd".into())
             .spawn(move || {
-                if let Err(e) = arca_frontends::nbd::serve(l, table) {
+                if let Err(e) = arca_frontends::nbd::serve_with(l, table, tls) {
                     eprintln!("NBD server: {e}");
                 }
             })?;

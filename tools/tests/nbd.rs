@@ -250,35 +250,6 @@ fn writable_exports_keep_writes_in_an_overlay() {
     assert!(overlays.join(format!("{id}.overlay")).exists());
 }
 
-/// A CA and a server certificate for 127.0.0.1 (rcgen), in GnuTLS's
-/// layout for clients: `<dir>/ca/ca-cert.pem`. Returns (cert, key, ca dir).
-fn tls_files(dir: &std::path::Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "arca test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let ca_dir = dir.join("ca");
-    std::fs::create_dir_all(&ca_dir).unwrap();
-    std::fs::write(ca_dir.join("ca-cert.pem"), ca.pem()).unwrap();
-    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
-    (s(c), s(k), s(ca_dir))
-}
-
 /// `--tls-cert/--tls-key`: clients must negotiate STARTTLS; nbdinfo
 /// (libnbd, GnuTLS) and qemu-img read the export over TLS, a plain client
 /// is refused with the reason, and the server keeps serving.
@@ -289,7 +260,7 @@ fn tls_exports_require_starttls() {
     let path = env.path("vm.raw");
     std::fs::write(&path, &img).unwrap();
     env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm"]);
-    let (cert, key, ca) = tls_files(&env.path(""));
+    let (cert, key, ca) = common::tls_files(&env.path(""));
     let srv = serve_with(&env, &["--tls-cert", &cert, "--tls-key", &key]);
     let hostport = srv
         .url

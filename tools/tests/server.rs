@@ -1329,3 +1329,50 @@ fn mount_exports_restore_points_through_the_server() {
     // The first export is still served.
     tool("nbdinfo", &["--size", &url]);
 }
+
+/// `--nbd-tls-cert/--nbd-tls-key`: exports made with `arca mount` are
+/// served over TLS only, and their addresses say nbds://.
+#[test]
+fn mount_exports_over_nbd_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let img = common::random_bytes(1 << 20, 51);
+    let image = dir.path().join("disk.raw");
+    std::fs::write(&image, &img).unwrap();
+    let (cert, key, ca) = common::tls_files(dir.path());
+    let (srv, lines) = Server::start_with(&data, &["--nbd-tls-cert", &cert, "--nbd-tls-key", &key]);
+    let token = login(&srv.url, &first_password(&lines));
+    let arca = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["--server", &srv.url, "--token", &token, "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    arca(&["source", "add", "image", "vm", image.to_str().unwrap()]);
+    arca(&["backup", "now", "vm", "--wait"]);
+    let rp = restore_points(&srv.url, &token, "vm")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = arca(&["mount", &rp]);
+    let addr = e["address"].as_str().unwrap();
+    assert!(addr.starts_with("nbds://127.0.0.1:"), "{addr}");
+    let copy = dir.path().join("copy.raw");
+    tool(
+        "nbdcopy",
+        &[
+            &format!("{addr}?tls-certificates={ca}"),
+            copy.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&copy).unwrap() == img);
+    let plain = Command::new("nbdinfo")
+        .arg("--size")
+        .arg(addr.replace("nbds://", "nbd://"))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "a plain client was served");
+}
