@@ -43,6 +43,9 @@ pub struct Export {
     pub created_at: i64,
     pub expires_at: i64,
     pub stopped_at: Option<i64>,
+    /// The per-export secret clients need (part of the NBD export name;
+    /// the iSCSI CHAP secret). Only users of the export's project see it.
+    pub secret: String,
 }
 
 /// What to export.
@@ -58,7 +61,7 @@ pub struct NewExport {
     pub created_by: String,
 }
 
-const COLS: &str = "id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at";
+const COLS: &str = "id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at, secret";
 
 fn row(r: &Row) -> rusqlite::Result<Export> {
     Ok(Export {
@@ -79,6 +82,7 @@ fn row(r: &Row) -> rusqlite::Result<Export> {
         created_at: r.get(14)?,
         expires_at: r.get(15)?,
         stopped_at: r.get(16)?,
+        secret: r.get(17)?,
     })
 }
 

@@ -147,6 +147,16 @@ pub struct Node {
     pub version: String,
     pub last_heartbeat: Option<i64>,
     pub created_at: i64,
+    /// Absolute paths under which this node's sources may live. Empty:
+    /// no source may be added on the node until an admin sets one.
+    pub source_roots: Vec<String>,
+    /// Absolute paths under which restores may write. Empty: only
+    /// `<data_dir>/restores`.
+    pub restore_roots: Vec<String>,
+    /// May restores write onto block devices (image restores in place)?
+    pub allow_block_devices: bool,
+    /// The node's data directory, as it reported it when it registered.
+    pub data_dir: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -158,6 +168,13 @@ pub struct Datastore {
     pub bytes_used: i64,
     pub bytes_logical: i64,
     pub created_at: i64,
+    /// When gc runs (a schedule expression; `daily` by default).
+    pub gc_schedule: String,
+    /// When verify runs (`weekly` by default).
+    pub verify_schedule: String,
+    /// Verify re-reads a restore point only when its last verification is
+    /// older than this many days.
+    pub verify_max_age_days: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -301,7 +318,35 @@ pub struct TaskLog {
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What the last verify that read a restore point found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestorePointState {
+    /// Not known to be damaged.
+    #[default]
+    Ok,
+    /// Verify found chunks of it missing or corrupt (see `damage`).
+    Damaged,
+}
+
+impl RestorePointState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestorePointState::Ok => "ok",
+            RestorePointState::Damaged => "damaged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RestorePointState> {
+        match s {
+            "ok" => Some(RestorePointState::Ok),
+            "damaged" => Some(RestorePointState::Damaged),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RestorePoint {
     pub id: String,
     pub datastore_id: i64,
@@ -316,6 +361,11 @@ pub struct RestorePoint {
     pub hostname: String,
     pub task_id: Option<i64>,
     pub created_at: i64,
+    pub state: RestorePointState,
+    /// What verify found, when damaged.
+    pub damage: Option<String>,
+    /// When a verify last read all of it.
+    pub verified_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -434,7 +484,7 @@ fn policy_row(r: &Row) -> rusqlite::Result<Policy> {
     })
 }
 
-const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at";
+const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
 
 fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
     Ok(RestorePoint {
@@ -451,6 +501,9 @@ fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
         hostname: r.get(10)?,
         task_id: r.get(11)?,
         created_at: r.get(12)?,
+        state: RestorePointState::parse(&r.get::<_, String>(13)?).unwrap_or_default(),
+        damage: r.get(14)?,
+        verified_at: r.get(15)?,
     })
 }
 
@@ -464,6 +517,10 @@ fn node_row(r: &Row) -> rusqlite::Result<Node> {
         version: r.get(5)?,
         last_heartbeat: r.get(6)?,
         created_at: r.get(7)?,
+        source_roots: json_vec(r.get(8)?),
+        restore_roots: json_vec(r.get(9)?),
+        allow_block_devices: r.get(10)?,
+        data_dir: r.get(11)?,
     })
 }
 
@@ -476,6 +533,9 @@ fn datastore_row(r: &Row) -> rusqlite::Result<Datastore> {
         bytes_used: r.get(4)?,
         bytes_logical: r.get(5)?,
         created_at: r.get(6)?,
+        gc_schedule: r.get(7)?,
+        verify_schedule: r.get(8)?,
+        verify_max_age_days: r.get(9)?,
     })
 }
 
@@ -843,7 +903,7 @@ impl Catalog {
     }
 
     const NODE_COLS: &'static str =
-        "id, name, state, embedded, max_tasks, version, last_heartbeat, created_at";
+        "id, name, state, embedded, max_tasks, version, last_heartbeat, created_at, source_roots, restore_roots, allow_block_devices, data_dir";
 
     pub fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
         Ok(self
@@ -907,7 +967,7 @@ impl Catalog {
         self.datastore(id)
     }
 
-    const DS_COLS: &'static str = "id, name, node_id, path, bytes_used, bytes_logical, created_at";
+    const DS_COLS: &'static str = "id, name, node_id, path, bytes_used, bytes_logical, created_at, gc_schedule, verify_schedule, verify_max_age_days";
 
     pub fn datastore(&self, id: i64) -> Result<Datastore> {
         self.db()
@@ -1628,7 +1688,7 @@ fn id_list(ids: &[i64]) -> String {
 
 fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<()> {
     db.execute(
-        &format!("INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"),
+        &format!("INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"),
         params![
             rp.id,
             rp.datastore_id,
@@ -1642,7 +1702,10 @@ fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<()> {
             rp.files,
             rp.hostname,
             rp.task_id,
-            rp.created_at
+            rp.created_at,
+            rp.state.as_str(),
+            rp.damage,
+            rp.verified_at
         ],
     )
     .map_err(unique("restore point"))?;

@@ -213,4 +213,27 @@ CREATE TABLE exports (
 CREATE INDEX exports_node ON exports (node_id, state);
 CREATE INDEX exports_state ON exports (state, expires_at);
 "#,
+    // 4: operations and safety (issue 10).
+    // Nodes: where sources may live and restores may be written
+    // (confinement; JSON arrays of absolute paths), whether restores may
+    // write block devices, and the node's data directory (the default
+    // restore root is `<data_dir>/restores`).
+    // Datastores: maintenance schedules (gc, verify) and how old a
+    // restore point's last verification may be before verify reads it again.
+    // Restore points: the outcome of the last verify that read them.
+    // Exports: the per-export secret (NBD export name part, iSCSI CHAP).
+    r#"
+ALTER TABLE nodes ADD COLUMN source_roots TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE nodes ADD COLUMN restore_roots TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE nodes ADD COLUMN allow_block_devices INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN data_dir TEXT NOT NULL DEFAULT '';
+ALTER TABLE datastores ADD COLUMN gc_schedule TEXT NOT NULL DEFAULT 'daily';
+ALTER TABLE datastores ADD COLUMN verify_schedule TEXT NOT NULL DEFAULT 'weekly';
+ALTER TABLE datastores ADD COLUMN verify_max_age_days INTEGER NOT NULL DEFAULT 30;
+ALTER TABLE restore_points ADD COLUMN state TEXT NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'damaged'));
+ALTER TABLE restore_points ADD COLUMN damage TEXT;
+ALTER TABLE restore_points ADD COLUMN verified_at INTEGER;
+ALTER TABLE exports ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+CREATE INDEX tasks_datastore_kind ON tasks (datastore_id, kind, slot);
+"#,
 ];

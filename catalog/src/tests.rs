@@ -221,6 +221,7 @@ fn restore_points_filter_and_prefix() {
             hostname: "h".into(),
             task_id: None,
             created_at: 0,
+            ..Default::default()
         })
         .unwrap();
     }

@@ -244,6 +244,7 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
             hostname: m.hostname.clone(),
             task_id: None,
             created_at: catalog::now(),
+            ..Default::default()
         })?;
     }
     Ok((c.restore_point_count()? - before).max(0) as usize)

@@ -418,6 +418,7 @@ impl pb::node_server::Node for NodeService {
                 hostname: rp.hostname,
                 task_id: Some(task.id),
                 created_at: catalog::now(),
+                ..Default::default()
             });
         }
         fx.removed_restore_points = r.removed_restore_points;

@@ -461,6 +461,7 @@ impl Runner {
             hostname: arca_ingest::hostname(),
             task_id: Some(task.id),
             created_at: catalog::now(),
+            ..Default::default()
         });
         // The policy's retention, right after a new restore point exists.
         let mut pruned = 0;
@@ -649,6 +650,7 @@ impl Runner {
             hostname: arca_ingest::hostname(),
             task_id: Some(l.task.id),
             created_at: catalog::now(),
+            ..Default::default()
         });
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         if let Err(e) = arca_frontends::overlay::remove(&path) {

@@ -310,6 +310,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         hostname: "h".into(),
         task_id: Some(l.task.id),
         created_at: 5,
+        ..Default::default()
     };
     assert_eq!(c.restore_point_count().unwrap(), 0);
     let st = local

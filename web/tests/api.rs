@@ -498,6 +498,7 @@ async fn rbac_matrix() {
             hostname: String::new(),
             task_id: None,
             created_at: 0,
+            ..Default::default()
         })
         .unwrap();
         c.add_restore_point(&arca_catalog::RestorePoint {
@@ -514,6 +515,7 @@ async fn rbac_matrix() {
             hostname: String::new(),
             task_id: None,
             created_at: 0,
+            ..Default::default()
         })
         .unwrap();
     }

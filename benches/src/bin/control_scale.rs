@@ -68,6 +68,7 @@ fn seed(path: &std::path::Path, n: usize) -> Result<()> {
             hostname: "bench".into(),
             task_id: None,
             created_at: now,
+            ..Default::default()
         })?;
         if i % 10 == 0 {
             // Finished tasks, as a server's history has them.
