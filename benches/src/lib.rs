@@ -30,6 +30,16 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     splitmix64(&mut s)
 }
 
+/// A 32-byte id: number `i` of stream `domain`, without keeping a copy.
+pub fn id_bytes(seed: u64, domain: u64, i: u64) -> [u8; 32] {
+    let mut s = derive_seed(seed ^ domain.rotate_left(32), i);
+    let mut out = [0u8; 32];
+    for c in out.chunks_exact_mut(8) {
+        c.copy_from_slice(&splitmix64(&mut s).to_le_bytes());
+    }
+    out
+}
+
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut sm = seed;

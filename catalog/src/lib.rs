@@ -11,6 +11,7 @@
 //! (UTC) throughout.
 
 mod exports;
+mod maintenance;
 pub mod schema;
 
 use std::path::Path;
@@ -291,6 +292,9 @@ pub struct TaskEffects {
     pub removed_restore_points: Vec<String>,
     /// (datastore id, bytes on disk) after the task.
     pub datastore_bytes_used: Option<(i64, i64)>,
+    /// What a verify of the task's datastore found. Recorded whether the
+    /// task succeeded or not (a verify that finds damage fails).
+    pub verify: Option<VerifyEffects>,
 }
 
 /// What to queue.
@@ -400,6 +404,7 @@ pub struct Catalog {
 }
 
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
+pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()
@@ -1380,17 +1385,20 @@ impl Catalog {
         if let Some((ds, used)) = fx.datastore_bytes_used {
             update_usage(&tx, ds, used)?;
         }
-        let (attempt, max_attempts, state): (i64, i64, String) = tx
+        let (attempt, max_attempts, state, task_ds): (i64, i64, String, Option<i64>) = tx
             .query_row(
-                "SELECT attempt, max_attempts, state FROM tasks WHERE id = ?1",
+                "SELECT attempt, max_attempts, state, datastore_id FROM tasks WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
         if state != "running" {
             tx.commit()?;
             return Err(Error::Invalid(format!("task {id} is {state}, not running")));
+        }
+        if let (Some(v), Some(ds)) = (&fx.verify, task_ds) {
+            maintenance::record_verify(&tx, ds, v)?;
         }
         let t = now();
         let new_state = match (&outcome, cancelled) {
@@ -1611,6 +1619,20 @@ impl Catalog {
 
     /// Bytes read by succeeded backups, and restore-point time of the
     /// newest restore point per source (for RPO checks).
+    /// Ids of a source's restore points in one datastore.
+    pub fn restore_point_ids_of_source(
+        &self,
+        source_id: i64,
+        datastore_id: i64,
+    ) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT id FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
+        )?;
+        let rows = st.query_map(params![source_id, datastore_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn newest_restore_point_time(&self, source_id: i64) -> Result<Option<i64>> {
         Ok(self.db().query_row(
             "SELECT MAX(time) FROM restore_points WHERE source_id = ?1",

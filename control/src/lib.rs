@@ -25,12 +25,14 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use arca_calendar::{Schedule, Window};
-use arca_catalog::{self as catalog, Catalog, NewTask, Policy, RestorePoint, Source};
+pub(crate) use arca_catalog as catalog;
+use arca_catalog::{Catalog, NewTask, Policy, RestorePoint, Source};
 use arca_repo::Datastore;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 pub mod exports;
+pub mod maintenance;
 pub mod node;
 pub mod notify;
 pub mod runner;

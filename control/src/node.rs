@@ -422,6 +422,12 @@ impl pb::node_server::Node for NodeService {
             });
         }
         fx.removed_restore_points = r.removed_restore_points;
+        if let Some(v) = r.verify {
+            fx.verify = Some(catalog::VerifyEffects {
+                checked: v.checked,
+                damaged: v.damaged.into_iter().map(|d| (d.id, d.damage)).collect(),
+            });
+        }
         if let (Some(ds), Some(used)) = (r.datastore_id, r.datastore_bytes_used) {
             mine(ds)?;
             fx.datastore_bytes_used = Some((ds, used.max(0)));
@@ -738,6 +744,14 @@ impl Coordinator for Remote {
                 hostname: rp.hostname,
             }),
             removed_restore_points: fx.removed_restore_points,
+            verify: fx.verify.map(|v| pb::VerifyEffects {
+                checked: v.checked,
+                damaged: v
+                    .damaged
+                    .into_iter()
+                    .map(|(id, damage)| pb::DamagedRestorePoint { id, damage })
+                    .collect(),
+            }),
             datastore_id: fx.datastore_bytes_used.map(|(d, _)| d),
             datastore_bytes_used: fx.datastore_bytes_used.map(|(_, b)| b),
         };

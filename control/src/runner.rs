@@ -15,7 +15,7 @@
 //! the restore points retention removed, the bytes on disk) with the
 //! result, so the control plane records both in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -150,7 +150,7 @@ impl Local {
         })
     }
 
-    fn spec(&self, task: Task) -> Result<Leased, String> {
+    fn spec(&self, mut task: Task) -> Result<Leased, String> {
         let c = &self.catalog;
         let e = |e: catalog::Error| e.to_string();
         let source = match task.source_id {
@@ -179,12 +179,66 @@ impl Local {
             }
             None => None,
         };
+        // What the node needs from the catalog, in the task's parameters
+        // (not stored: computed at each lease).
+        if !task.params.is_object() {
+            task.params = json!({});
+        }
+        if let (Some(s), Some(d)) = (&source, &datastore) {
+            // Retention and the parent are chosen among the restore points
+            // of this source (by id), never by source name: a new source
+            // that reuses a deleted source's name, or a source of another
+            // project with the same name, is someone else's history.
+            task.params["source_restore_points"] =
+                json!(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+        }
+        if let (Some(d), "verify") = (&datastore, task.kind.as_str()) {
+            let all = task.params["all"].as_bool().unwrap_or(false);
+            if !all && task.params.get("restore_points").is_none() {
+                let max_age = c.datastore(d.id).map_err(e)?.verify_max_age_days;
+                let due = c
+                    .restore_points_to_verify(d.id, catalog::now() - max_age * 86400)
+                    .map_err(e)?;
+                task.params["restore_points"] = json!(due);
+                task.params["verify_max_age_days"] = json!(max_age);
+            }
+        }
         Ok(Leased {
             task,
             source,
             retention,
             datastore,
         })
+    }
+
+    /// Tell whoever listens that verify found damaged restore points.
+    fn notify_damage(&self, task_id: i64, v: &catalog::VerifyEffects) {
+        if v.damaged.is_empty() || self.notifier.is_empty() {
+            return;
+        }
+        let task = self.catalog.task(task_id).ok();
+        let ds = task
+            .as_ref()
+            .and_then(|t| t.datastore_id)
+            .and_then(|d| self.catalog.datastore(d).ok())
+            .map(|d| d.name)
+            .unwrap_or_default();
+        let subject = format!(
+            "arca: verify of datastore {ds} found {} damaged restore point(s)",
+            v.damaged.len()
+        );
+        let body = json!({
+            "datastore": ds,
+            "task": task_id,
+            "restore_points": v.damaged.iter().map(|(id, why)| json!({"id": id, "damage": why})).collect::<Vec<_>>(),
+        });
+        let n = self.notifier.clone();
+        let catalog = self.catalog.clone();
+        std::thread::spawn(move || {
+            for line in n.send("verify.damaged", &subject, &body) {
+                let _ = catalog.add_task_log(task_id, "info", &line);
+            }
+        });
     }
 }
 
@@ -264,6 +318,9 @@ impl Coordinator for Local {
         let state = c
             .finish_task_with(task_id, f.outcome, f.cancelled, Some(retry_at), &f.effects)
             .map_err(|e| e.to_string())?;
+        if let Some(v) = &f.effects.verify {
+            self.notify_damage(task_id, v);
+        }
         match state {
             catalog::TaskState::Queued => {
                 let _ = c.add_task_log(
@@ -287,6 +344,9 @@ pub struct Runner {
     /// The node's exports: retention keeps what they serve, and commit
     /// tasks find overlays there.
     exports: std::sync::OnceLock<Arc<ExportHost>>,
+    /// Who this node is, for the datastores' `HELD-BY` note:
+    /// (process description, server URL).
+    holder: std::sync::OnceLock<(String, String)>,
 }
 
 type TaskResult = Result<Value, String>;
@@ -298,6 +358,27 @@ impl Runner {
             passphrases,
             open: Mutex::new(HashMap::new()),
             exports: std::sync::OnceLock::new(),
+            holder: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Say who holds this node's datastores (`what`, e.g. "arca server"
+    /// or "arca node alpha") and where its server listens: a standalone
+    /// `arca gc` refused by the lock then says how to run gc through it.
+    pub fn set_holder(&self, what: &str, server_url: &str) {
+        let _ = self.holder.set((what.to_string(), server_url.to_string()));
+    }
+
+    /// Open the node's datastores now and keep them open, so that the
+    /// process holds them from its start (a standalone `arca gc` is then
+    /// refused with `HELD-BY`'s text instead of racing the first task).
+    /// A datastore that cannot be opened is reported and retried by the
+    /// first task that needs it.
+    pub fn hold(&self, datastores: &[DatastoreRef]) {
+        for d in datastores {
+            if let Err(e) = self.datastore(d) {
+                tracing::warn!(datastore = %d.name, error = %e, "cannot open datastore");
+            }
         }
     }
 
@@ -313,8 +394,17 @@ impl Runner {
         if let Some(ds) = open.get(&d.path) {
             return Ok(ds.clone());
         }
+        let holder = self.holder.get().map(|(what, url)| {
+            format!(
+                "{what} (pid {}) serving {url}, as datastore {:?}; run maintenance through it: `arca --server {url} datastore gc {}` (or `verify`)",
+                std::process::id(),
+                d.name,
+                d.name
+            )
+        });
         let opts = OpenOptions {
             passphrase: self.passphrases.get(&d.path).map(|p| p.as_bytes().to_vec()),
+            holder,
             ..Default::default()
         };
         let ds = Datastore::open(Path::new(&d.path), &opts)
@@ -397,9 +487,9 @@ impl Runner {
         let r = match l.task.kind.as_str() {
             "backup" => self.backup(l, progress, &mut fx),
             "restore" => self.restore(l, progress),
-            "verify" => self.verify(l),
+            "verify" => self.verify(l, progress, &mut fx),
             "prune" => self.prune(l, &mut fx),
-            "gc" => self.gc(l, &mut fx),
+            "gc" => self.gc(l, progress, &mut fx),
             "commit-export" => self.commit_export(l, progress, &mut fx),
             k => Err(format!("unknown task kind {k:?}")),
         };
@@ -415,10 +505,20 @@ impl Runner {
         let task = &l.task;
         let source = l.source.as_ref().ok_or("backup task without a source")?;
         let (d, ds) = self.task_datastore(l)?;
-        let parent = match ds.resolve_snapshot("latest", Some(&source.name)) {
-            Ok(s) => Some(s),
-            Err(arca_repo::Error::NotFound(_)) => None,
-            Err(e) => return Err(e.to_string()),
+        let mine = source_restore_points(&task.params);
+        let parent = match &mine {
+            // The newest of this source's own restore points.
+            Some(ids) => ds
+                .snapshots()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|s| ids.contains(&s.id.to_hex()))
+                .max_by_key(|s| s.manifest.time_ns),
+            None => match ds.resolve_snapshot("latest", Some(&source.name)) {
+                Ok(s) => Some(s),
+                Err(arca_repo::Error::NotFound(_)) => None,
+                Err(e) => return Err(e.to_string()),
+            },
         };
         let path = PathBuf::from(&source.path);
         let out = match source.kind.as_str() {
@@ -466,8 +566,12 @@ impl Runner {
         // The policy's retention, right after a new restore point exists.
         let mut pruned = 0;
         if let Some(r) = l.retention.as_ref().filter(|r| !r.is_empty()) {
+            let mut mine = mine;
+            if let Some(m) = &mut mine {
+                m.insert(out.snapshot.to_hex());
+            }
             pruned = self
-                .apply_retention(&ds, &source.name, r, fx)
+                .apply_retention(&ds, &source.name, mine.as_ref(), r, fx)
                 .map_err(|e| format!("backup succeeded, but retention failed: {e}"))?;
             if pruned > 0 {
                 self.coord.log(
@@ -514,27 +618,94 @@ impl Runner {
         }
     }
 
-    fn verify(&self, l: &Leased) -> TaskResult {
+    /// Verify the restore points due (or all with `all`), quarantine the
+    /// bad copies it finds (the next backup of the same data stores them
+    /// again), and report per restore point what it found.
+    fn verify(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
         let (_, ds) = self.task_datastore(l)?;
+        let p = &l.task.params;
+        let only: Option<HashSet<arca_repo::id::SnapshotId>> =
+            p["restore_points"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .filter_map(|s| arca_repo::id::SnapshotId::from_hex(s).ok())
+                    .collect()
+            });
+        if only.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(json!({
+                "restore_points_checked": 0,
+                "note": format!(
+                    "nothing due: every restore point was verified within {} day(s)",
+                    p["verify_max_age_days"].as_i64().unwrap_or(0)
+                ),
+            }));
+        }
         let opts = arca_repo::verify::VerifyOptions {
-            read_data_percent: l.task.params["read_data_percent"].as_f64().unwrap_or(100.0),
+            read_data_percent: p["read_data_percent"].as_f64().unwrap_or(100.0),
+            snapshots: only,
             ..Default::default()
         };
-        let r = arca_repo::verify::verify(&ds, &opts, &|_, _, _| {}).map_err(|e| e.to_string())?;
-        let v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+        let report = |_: &str, done: u64, total: u64| {
+            progress.total.store(total, Ordering::Relaxed);
+            progress.bytes.store(done, Ordering::Relaxed);
+        };
+        let r = arca_repo::verify::verify(&ds, &opts, &report).map_err(|e| e.to_string())?;
+        let bad = r.damaged_copies();
+        let quarantined = if bad.is_empty() {
+            0
+        } else {
+            ds.quarantine(&bad)
+                .map_err(|e| format!("verify found damage, but quarantining it failed: {e}"))?
+        };
+        let mut damaged: Vec<(String, String)> = r
+            .affected_snapshots
+            .iter()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    format!("{} damaged or missing chunk reference(s)", a.damaged_refs),
+                )
+            })
+            .collect();
+        for u in &r.unreadable_snapshots {
+            if let Some((id, why)) = u.split_once(": ") {
+                damaged.push((id.to_string(), format!("unreadable: {why}")));
+            }
+        }
+        fx.verify = Some(catalog::VerifyEffects {
+            checked: r.checked_snapshots.clone(),
+            damaged: damaged.clone(),
+        });
+        let mut v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+        v["restore_points_checked"] = json!(r.checked_snapshots.len());
+        v["quarantined_blobs"] = json!(quarantined);
         if r.is_clean() {
             Ok(v)
         } else {
-            Err(format!("verify found damage: {v}"))
+            let names: Vec<String> = damaged
+                .iter()
+                .map(|(id, why)| format!("{} ({why})", &id[..id.len().min(12)]))
+                .collect();
+            Err(format!(
+                "verify found damage: {} restore point(s) damaged{}{}; {} damaged blob(s), {} damaged pack(s); {quarantined} bad copies quarantined: the next backup of the same data stores them again",
+                damaged.len(),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", "),
+                r.damaged_blobs.len(),
+                r.damaged_packs.len(),
+            ))
         }
     }
 
     /// Remove the restore points of `source` that `r` does not keep from
     /// the datastore, and report them in `fx`. Returns how many went.
+    /// `mine`: the source's restore points by id (from the catalog); only
+    /// without it (a task of an older server) are they matched by name.
     fn apply_retention(
         &self,
         ds: &Datastore,
         source: &str,
+        mine: Option<&HashSet<String>>,
         r: &Retention,
         fx: &mut TaskEffects,
     ) -> Result<usize, String> {
@@ -542,7 +713,10 @@ impl Runner {
             .snapshots()
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|s| s.manifest.source == source)
+            .filter(|s| match mine {
+                Some(ids) => ids.contains(&s.id.to_hex()),
+                None => s.manifest.source == source,
+            })
             .collect();
         let mut plan = arca_repo::prune::plan(&snaps, r).map_err(|e| e.to_string())?;
         // Restore points being exported stay until their exports end.
@@ -567,7 +741,8 @@ impl Runner {
         let r: Retention =
             serde_json::from_value(p["retention"].clone()).map_err(|e| e.to_string())?;
         let source = p["source"].as_str().ok_or("prune task without a source")?;
-        let removed = self.apply_retention(&ds, source, &r, fx)?;
+        let mine = source_restore_points(p);
+        let removed = self.apply_retention(&ds, source, mine.as_ref(), &r, fx)?;
         Ok(json!({"removed": removed}))
     }
 
@@ -660,13 +835,31 @@ impl Runner {
         Ok(json!({"restore_point": out.snapshot.to_hex(), "bytes_added": out.bytes_added}))
     }
 
-    fn gc(&self, l: &Leased, fx: &mut TaskEffects) -> TaskResult {
+    /// gc beside running backups: the datastore stays open for them (the
+    /// GC lock and the sessions' references keep their chunks).
+    fn gc(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
         let (d, ds) = self.task_datastore(l)?;
-        let r = arca_repo::gc::gc(&ds, &Default::default(), &|_, _, _| {})
-            .map_err(|e| e.to_string())?;
+        let mut opts = arca_repo::gc::GcOptions::default();
+        if let Some(g) = l.task.params["grace_seconds"].as_u64() {
+            opts.grace = std::time::Duration::from_secs(g);
+        }
+        let report = |_: &str, done: u64, total: u64| {
+            progress.total.store(total, Ordering::Relaxed);
+            progress.bytes.store(done, Ordering::Relaxed);
+        };
+        let r = arca_repo::gc::gc(&ds, &opts, &report).map_err(|e| e.to_string())?;
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         serde_json::to_value(&r).map_err(|e| e.to_string())
     }
+}
+
+/// The source's restore points as the server listed them for this task.
+fn source_restore_points(params: &Value) -> Option<HashSet<String>> {
+    params["source_restore_points"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 /// Bytes of the datastore's packs on disk.

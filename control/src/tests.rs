@@ -323,6 +323,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
                     restore_point: Some(rp.clone()),
                     removed_restore_points: vec![],
                     datastore_bytes_used: Some((ds, 42)),
+                    verify: None,
                 },
             },
         )

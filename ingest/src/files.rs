@@ -82,6 +82,13 @@ pub fn backup(
         tx,
         warnings: Vec::new(),
         stats: Stats::default(),
+        // Chunks verify found damaged: files that reference them are read
+        // again instead of being taken from the parent.
+        quarantined: if opts.parent.is_some() {
+            ds.quarantined_ids()?
+        } else {
+            Default::default()
+        },
     };
     let (walk_result, assembled) = std::thread::scope(|scope| {
         let assembler = scope.spawn(|| assemble(&session, &rx));
@@ -139,6 +146,7 @@ struct Walker<'a> {
     tx: crossbeam_channel::Sender<Event>,
     warnings: Vec<String>,
     stats: Stats,
+    quarantined: std::collections::HashSet<ChunkId>,
 }
 
 fn time_ns(secs: i64, nsecs: i64) -> i64 {
@@ -384,8 +392,15 @@ impl Walker<'_> {
                 self.stats.files += 1;
                 self.stats.bytes_total += node.size;
                 self.progress.files.fetch_add(1, Ordering::Relaxed);
+                let reusable = |o: &Node| {
+                    unchanged(&node, o)
+                        && (self.quarantined.is_empty()
+                            || !o.content.iter().any(|c| {
+                                ChunkId::from_slice(c).is_ok_and(|c| self.quarantined.contains(&c))
+                            }))
+                };
                 match old {
-                    Some(o) if unchanged(&node, o) => {
+                    Some(o) if reusable(o) => {
                         for c in &o.content {
                             content.push(PendingChunk::Ready(ChunkId::from_slice(c)?));
                         }

@@ -130,6 +130,13 @@ pub fn backup_from(
                 }
                 let ids = table::read_table(ds, pd)?;
                 let mut read = vec![false; blocks];
+                // Blocks whose chunk verify found damaged are read again.
+                let quarantined = ds.quarantined_ids()?;
+                if !quarantined.is_empty() {
+                    for (r, id) in read.iter_mut().zip(&ids) {
+                        *r |= quarantined.contains(id);
+                    }
+                }
                 for &(off, len) in ext {
                     if len == 0 || off >= size {
                         continue;

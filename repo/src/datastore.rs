@@ -44,7 +44,15 @@ pub struct OpenOptions {
     pub index: IndexKind,
     /// Open for reading only: no lock is taken, and every write fails.
     pub read_only: bool,
+    /// Who holds the datastore while it is open for writing (for example
+    /// `arca server (pid 12) at http://host:8080; run gc through it: ...`).
+    /// Written to `HELD-BY` so that a second process refused by the lock
+    /// can say who holds it and how to work through that process.
+    pub holder: Option<String>,
 }
+
+/// File at the datastore's root naming the process that holds it open.
+pub const HELD_BY: &str = "HELD-BY";
 
 /// An open datastore. Reading needs only `&self`; writing goes through a
 /// [`crate::session::BackupSession`], GC and prune.
@@ -126,8 +134,20 @@ impl Datastore {
         let keys = keyfile.unwrap_keys(opts.passphrase.as_deref(), &config.id)?;
         let (index, fresh): (Box<dyn Index>, bool) = match opts.index {
             IndexKind::Memory => (Box::new(MemIndex::new()), true),
-            IndexKind::Rocks => open_rocks(&path.join("index"), opts.read_only)?,
+            IndexKind::Rocks => match open_rocks(&path.join("index"), opts.read_only) {
+                Err(Error::Locked(e)) => {
+                    return Err(match std::fs::read_to_string(path.join(HELD_BY)) {
+                        Ok(h) if !h.trim().is_empty() => Error::Held(h.trim().to_string()),
+                        _ => Error::Locked(e),
+                    })
+                }
+                r => r?,
+            },
         };
+        if let (Some(h), false) = (&opts.holder, opts.read_only) {
+            // Best effort: only a message for whoever is refused next.
+            let _ = std::fs::write(path.join(HELD_BY), format!("{h}\n"));
+        }
         let ds = Arc::new(Datastore {
             root: path.to_path_buf(),
             backend,
@@ -179,6 +199,8 @@ impl Datastore {
     pub fn rebuild_index(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<RebuildReport> {
         self.check_writable()?;
         let _g = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        // Copies that verify found bad never come back (see quarantine).
+        let quarantined = self.quarantined().unwrap_or_default();
         self.index.clear()?;
         let packs = self.backend.list(PACKS)?;
         let mut report = RebuildReport::default();
@@ -191,6 +213,7 @@ impl Datastore {
                 Ok(entries) => {
                     let blobs: Vec<_> = entries
                         .iter()
+                        .filter(|e| !quarantined.contains(&(e.0, id)))
                         .map(|&(cid, kind, offset, length, raw_length)| {
                             (
                                 cid,

@@ -35,6 +35,10 @@ pub enum Error {
     InvalidInput(String),
     #[error("the index is in use by another arca process ({0}); try again when it finishes")]
     Locked(String),
+    /// The index is locked by a long-running process that said who it is
+    /// (an `arca server` or `arca node`), with how to work through it.
+    #[error("the datastore is held by {0}")]
+    Held(String),
     #[error("index: {0}")]
     Index(String),
     #[error("a previous write failed ({0}); refusing further writes in this session")]

@@ -14,6 +14,7 @@ use crate::datastore::{Datastore, PACKS, SNAPSHOTS};
 /// than the grace period if longer, are removed by gc.
 pub const TEMPORARY_AGE: Duration = Duration::from_secs(24 * 3600);
 use crate::error::{Error, Result};
+use crate::gc_live::LiveSet;
 use crate::id::{ChunkId, PackId};
 use crate::index::{Location, PackInfo};
 use crate::pack::{self, PackBuilder};
@@ -26,6 +27,9 @@ pub struct GcOptions {
     /// Repack a pack when at least this fraction of its bytes is garbage.
     pub repack_threshold: f64,
     pub dry_run: bool,
+    /// Live ids held in memory before gc spills a sorted run to disk; bounds
+    /// gc's memory whatever the number of chunks.
+    pub live_buffer_ids: usize,
 }
 
 impl Default for GcOptions {
@@ -34,6 +38,7 @@ impl Default for GcOptions {
             grace: Duration::from_secs(3600),
             repack_threshold: 0.5,
             dry_run: false,
+            live_buffer_ids: crate::gc_live::DEFAULT_BUFFER_IDS,
         }
     }
 }
@@ -55,21 +60,33 @@ pub struct GcReport {
     pub bytes_rewritten: u64,
 }
 
-/// Per pack: live bytes, live blobs, dead blob ids.
-type PackLiveness = (u64, Vec<(ChunkId, Location)>, Vec<ChunkId>);
+/// Per pack: live bytes and live blobs found by the sweep pass.
+#[derive(Default, Clone, Copy)]
+struct PackLiveness {
+    live_bytes: u64,
+    live_blobs: u64,
+}
 
-/// Everything reachable from `roots`, depth first, each tree read once.
-fn mark(
-    ds: &Datastore,
-    roots: Vec<(ChunkId, BlobKind)>,
-    live: &mut HashSet<ChunkId>,
-) -> Result<()> {
-    let mut stack = roots;
-    while let Some((id, kind)) = stack.pop() {
-        if !live.insert(id) {
-            continue;
-        }
-        if matches!(kind, BlobKind::Tree | BlobKind::ImageTable) {
+/// What mark has walked: the exact set of trees and tables (few), and every
+/// reachable id in the bounded [`LiveSet`].
+struct Marked {
+    walked: HashSet<ChunkId>,
+    live: LiveSet,
+}
+
+impl Marked {
+    /// Everything reachable from `roots`, depth first, each tree read once.
+    fn mark(&mut self, ds: &Datastore, roots: Vec<(ChunkId, BlobKind)>) -> Result<()> {
+        let mut stack = roots;
+        while let Some((id, kind)) = stack.pop() {
+            if !matches!(kind, BlobKind::Tree | BlobKind::ImageTable) {
+                self.live.insert(id)?;
+                continue;
+            }
+            if !self.walked.insert(id) {
+                continue;
+            }
+            self.live.insert(id)?;
             // A damaged tree must not make its children look dead: refuse to
             // collect until verify and repair have dealt with it.
             let children = walk::children(ds, &id, kind).map_err(|e| {
@@ -80,8 +97,8 @@ fn mark(
             })?;
             stack.extend(children);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn snapshot_roots(
@@ -105,15 +122,47 @@ fn snapshot_roots(
     Ok((roots, n))
 }
 
+/// Removes dead index entries in batches, one durable write per pack and batch.
+struct Remover<'a> {
+    ds: &'a Datastore,
+    pending: HashMap<PackId, Vec<ChunkId>>,
+    n: usize,
+}
+
+impl Remover<'_> {
+    const BATCH: usize = 1 << 16;
+
+    fn push(&mut self, p: PackId, id: ChunkId) -> Result<()> {
+        self.pending.entry(p).or_default().push(id);
+        self.n += 1;
+        if self.n >= Self::BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for (p, ids) in self.pending.drain() {
+            self.ds.index().remove_blobs(&p, &ids, false)?;
+        }
+        self.n = 0;
+        Ok(())
+    }
+}
+
 pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -> Result<GcReport> {
     ds.check_writable()?;
     let mut report = GcReport::default();
     // Phase 1, mark without blocking anyone.
     progress("mark", 0, 1);
+    LiveSet::remove_leftovers(ds.root());
     let mut seen = HashSet::new();
-    let mut live = HashSet::new();
+    let mut marked = Marked {
+        walked: HashSet::new(),
+        live: LiveSet::new(ds.root(), opts.live_buffer_ids),
+    };
     let (roots, _) = snapshot_roots(ds, &mut seen)?;
-    mark(ds, roots, &mut live)?;
+    marked.mark(ds, roots)?;
 
     // Phase 2, under the exclusive GC lock: catch up with snapshots and
     // sessions that appeared meanwhile, decide, and remove dead index
@@ -123,15 +172,15 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let _g = ds.gc_lock.write().unwrap_or_else(|e| e.into_inner());
         let (roots, n) = snapshot_roots(ds, &mut seen)?;
         report.snapshots = n;
-        mark(ds, roots, &mut live)?;
+        marked.mark(ds, roots)?;
         let (session_ids, session_roots) = ds.sessions.live();
-        live.extend(session_ids);
+        marked.live.extend(session_ids)?;
         let session_roots = session_roots
             .into_iter()
             .filter_map(|id| walk::kind_of(ds, &id).ok().map(|k| (id, k)))
             .collect();
-        mark(ds, session_roots, &mut live)?;
-        report.live_blobs = live.len() as u64;
+        marked.mark(ds, session_roots)?;
+        let live = &mut marked.live;
 
         let on_disk: HashMap<PackId, (u64, SystemTime)> = ds
             .backend()
@@ -149,55 +198,76 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         // Packs on disk that the index does not know (a crash between pack
         // write and index update, or an interrupted repack): re-index those
         // that hold a live blob the index lacks, leave the rest as garbage.
+        let mut unindexed = Vec::new();
+        let mut missing = Vec::new();
         for (p, (size, _)) in &on_disk {
             if indexed.contains_key(p) || !old(p) {
                 continue;
             }
             let entries = ds.read_pack_header(p, *size)?;
-            let needed = entries
-                .iter()
-                .any(|(id, ..)| live.contains(id) && ds.index().get(id).ok().flatten().is_none());
-            let blobs: Vec<_> = entries
-                .iter()
-                .map(|&(id, kind, offset, length, raw_length)| {
-                    (
-                        id,
-                        Location {
-                            pack: *p,
-                            offset,
-                            length,
-                            raw_length,
-                            kind,
-                        },
-                    )
-                })
-                .collect();
-            if needed && !opts.dry_run {
+            for (id, ..) in &entries {
+                if ds.index().get(id)?.is_none() {
+                    missing.push((*id, *p));
+                }
+            }
+            unindexed.push((*p, *size, entries));
+        }
+        missing.sort_unstable();
+        let mut needed = HashSet::new();
+        {
+            let mut c = live.cursor()?;
+            for (id, p) in &missing {
+                if c.contains(id)? {
+                    needed.insert(*p);
+                }
+            }
+        }
+        for (p, size, entries) in unindexed {
+            if needed.contains(&p) && !opts.dry_run {
+                let blobs: Vec<_> = entries
+                    .iter()
+                    .map(|&(id, kind, offset, length, raw_length)| {
+                        (
+                            id,
+                            Location {
+                                pack: p,
+                                offset,
+                                length,
+                                raw_length,
+                                kind,
+                            },
+                        )
+                    })
+                    .collect();
                 ds.index().add_pack(
-                    p,
+                    &p,
                     PackInfo {
-                        size: *size,
+                        size,
                         blobs: blobs.len() as u32,
                     },
                     &blobs,
                 )?;
                 report.packs_healed += 1;
-            } else if !needed {
+            } else if !needed.contains(&p) {
                 report.packs_deleted += 1;
                 report.bytes_freed += size;
             }
         }
+        // Sweep pass 1: liveness per pack, in index (id) order.
+        progress("sweep", 0, 1);
         let mut per_pack: HashMap<PackId, PackLiveness> = HashMap::new();
-        ds.index().for_each_blob(&mut |id, loc| {
-            let e = per_pack.entry(loc.pack).or_default();
-            if live.contains(&id) {
-                e.0 += loc.length as u64;
-                e.1.push((id, loc));
-            } else {
-                e.2.push(id);
-            }
-            Ok(())
-        })?;
+        {
+            let mut c = live.cursor()?;
+            ds.index().for_each_blob(&mut |id, loc| {
+                if c.contains(&id)? {
+                    let e = per_pack.entry(loc.pack).or_default();
+                    e.live_bytes += loc.length as u64;
+                    e.live_blobs += 1;
+                    report.live_blobs += 1;
+                }
+                Ok(())
+            })?;
+        }
         let mut to_delete = Vec::new();
         let mut to_repack = Vec::new();
         for (p, info) in &indexed {
@@ -205,35 +275,50 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
                 report.packs_in_grace += 1;
                 continue;
             }
-            let (live_bytes, live_blobs, dead) = per_pack.remove(p).unwrap_or_default();
-            let garbage = 1.0 - live_bytes as f64 / info.size.max(1) as f64;
-            if live_blobs.is_empty() {
-                to_delete.push((*p, dead, info.size));
+            let l = per_pack.get(p).copied().unwrap_or_default();
+            let garbage = 1.0 - l.live_bytes as f64 / info.size.max(1) as f64;
+            if l.live_blobs == 0 {
+                to_delete.push((*p, info.size, u64::from(info.blobs)));
             } else if garbage >= opts.repack_threshold {
-                to_repack.push((*p, live_blobs, dead, info.size));
-            } else {
-                continue;
+                to_repack.push((*p, info.size, u64::from(info.blobs) - l.live_blobs));
             }
         }
-        if !opts.dry_run {
-            for (p, dead, _) in &to_delete {
-                ds.index().remove_pack(p, dead)?;
-            }
-            for (p, _, dead, _) in &to_repack {
-                ds.index().remove_blobs(p, dead, false)?;
+        // Sweep pass 2: remove the dead entries of the chosen packs.
+        if !opts.dry_run && (!to_delete.is_empty() || !to_repack.is_empty()) {
+            let chosen: HashSet<PackId> = to_delete
+                .iter()
+                .map(|(p, ..)| *p)
+                .chain(to_repack.iter().map(|(p, ..)| *p))
+                .collect();
+            let mut c = live.cursor()?;
+            let mut rm = Remover {
+                ds,
+                pending: HashMap::new(),
+                n: 0,
+            };
+            ds.index().for_each_blob(&mut |id, loc| {
+                if chosen.contains(&loc.pack) && !c.contains(&id)? {
+                    rm.push(loc.pack, id)?;
+                }
+                Ok(())
+            })?;
+            rm.flush()?;
+            for (p, ..) in &to_delete {
+                ds.index().remove_pack(p, &[])?;
             }
         }
         (to_delete, to_repack)
     };
+    drop(marked);
 
     // Phase 3, without the lock: delete files, copy live blobs.
     let total = (to_delete.len() + to_repack.len()) as u64;
     let mut done = 0;
-    for (p, dead, size) in to_delete {
+    for (p, size, blobs) in to_delete {
         progress("sweep", done, total);
         done += 1;
         report.packs_deleted += 1;
-        report.blobs_removed += dead.len() as u64;
+        report.blobs_removed += blobs;
         report.bytes_freed += size;
         if !opts.dry_run {
             ds.backend().delete(&pack::object_name(&p))?;
@@ -266,7 +351,7 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let mut w = Repacker::new(ds);
         let mut pending: Vec<(PackId, Vec<ChunkId>)> = Vec::new();
         let n = to_repack.len();
-        for (i, (p, live_blobs, dead, size)) in to_repack.into_iter().enumerate() {
+        for (i, (p, size, dead)) in to_repack.into_iter().enumerate() {
             progress("repack", done, total);
             done += 1;
             let bytes = ds.backend().get(&pack::object_name(&p))?;
@@ -275,23 +360,31 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
                     "pack {p} is truncated; run `arca verify`"
                 )));
             }
-            let trailer = pack::parse_trailer(&bytes[bytes.len() - pack::TRAILER_LEN..])?;
+            let (trailer, entries) = pack::parse_pack(&bytes, ds.keys())?;
             let old_key = ds.keys().subkey(&trailer.salt);
-            for (id, loc) in &live_blobs {
+            // What the index still places in this pack is what is live: the
+            // dead entries went in phase 2, and a blob stored again since
+            // then lives in its new pack.
+            let mut moved = Vec::new();
+            for (id, ..) in &entries {
+                let Some(loc) = ds.index().get(id)?.filter(|l| l.pack == p) else {
+                    continue;
+                };
                 let b = bytes
                     .get(loc.offset as usize..loc.offset as usize + loc.length as usize)
                     .ok_or_else(|| {
                         Error::Corrupt(format!("pack {p} is truncated; run `arca verify`"))
                     })?;
                 // Check before copying so that repack never spreads damage.
-                ds.decode_blob(id, loc, b)?;
+                ds.decode_blob(id, &loc, b)?;
                 let resealed = blob::reseal(id, b, old_key.as_ref(), w.key.as_ref())?;
                 report.bytes_rewritten += resealed.len() as u64;
-                w.add(id, loc, &resealed)?;
+                w.add(id, &loc, &resealed)?;
+                moved.push(*id);
             }
-            pending.push((p, live_blobs.iter().map(|(id, _)| *id).collect()));
+            pending.push((p, moved));
             report.packs_repacked += 1;
-            report.blobs_removed += dead.len() as u64;
+            report.blobs_removed += dead;
             report.bytes_freed += size;
             if w.len() >= ds.config().pack_size as u64 || i + 1 == n {
                 // New copies durable and indexed first, then the old packs go.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::{Cli, PolicyCmd, SourceCmd, TaskCmd};
+use crate::{Cli, DatastoreCmd, PolicyCmd, SourceCmd, TaskCmd};
 
 fn token_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -198,6 +198,104 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
                 out.trim_end().to_string()
             })
         }
+    }
+}
+
+fn datastore_id(cli: &Cli, name: &str) -> Result<i64> {
+    let v = call(cli, "GET", "/datastores", None)?;
+    let all = v.as_array().cloned().unwrap_or_default();
+    all.iter()
+        .find(|d| d["name"] == name)
+        .and_then(|d| d["id"].as_i64())
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().filter_map(|d| d["name"].as_str()).collect();
+            anyhow!(
+                "no datastore named {name:?} on the server (there are: {})",
+                names.join(", ")
+            )
+        })
+}
+
+pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
+    match c {
+        DatastoreCmd::List => {
+            let v = call(cli, "GET", "/datastores", None)?;
+            show(cli, &v, |v| {
+                let mut out = format!(
+                    "{:>4}  {:<20} {:>10}  {:<16} {:<16} {}\n",
+                    "ID", "NAME", "USED", "GC", "VERIFY", "RE-VERIFY AFTER"
+                );
+                for d in v.as_array().into_iter().flatten() {
+                    out += &format!(
+                        "{:>4}  {:<20} {:>10}  {:<16} {:<16} {} days\n",
+                        d["id"],
+                        d["name"].as_str().unwrap_or(""),
+                        crate::commands::human(d["bytes_used"].as_u64().unwrap_or(0)),
+                        d["gc_schedule"].as_str().unwrap_or(""),
+                        d["verify_schedule"].as_str().unwrap_or(""),
+                        d["verify_max_age_days"]
+                    );
+                }
+                out.trim_end().to_string()
+            })
+        }
+        DatastoreCmd::Gc { name, wait, grace } => {
+            let id = datastore_id(cli, name)?;
+            let mut body = json!({});
+            if let Some(g) = grace {
+                body["grace_seconds"] = json!(crate::commands::parse_duration(g)?.as_secs());
+            }
+            let v = call(cli, "POST", &format!("/datastores/{id}/gc"), Some(body))?;
+            if *wait {
+                return follow(cli, &v);
+            }
+            show(cli, &v, |v| {
+                format!("gc of datastore {name} queued as task {}", v["id"])
+            })
+        }
+        DatastoreCmd::Verify { name, wait, all } => {
+            let id = datastore_id(cli, name)?;
+            let v = call(
+                cli,
+                "POST",
+                &format!("/datastores/{id}/verify"),
+                Some(json!({"all": all})),
+            )?;
+            if *wait {
+                return follow(cli, &v);
+            }
+            show(cli, &v, |v| {
+                format!("verify of datastore {name} queued as task {}", v["id"])
+            })
+        }
+        DatastoreCmd::Set {
+            name,
+            gc_schedule,
+            verify_schedule,
+            verify_max_age_days,
+        } => {
+            let id = datastore_id(cli, name)?;
+            let v = call(
+                cli,
+                "PATCH",
+                &format!("/datastores/{id}"),
+                Some(json!({
+                    "gc_schedule": gc_schedule, "verify_schedule": verify_schedule,
+                    "verify_max_age_days": verify_max_age_days,
+                })),
+            )?;
+            show(cli, &v, |d| {
+                format!(
+                    "datastore {name}: gc {}, verify {}, re-verify after {} days",
+                    d["gc_schedule"].as_str().unwrap_or(""),
+                    d["verify_schedule"].as_str().unwrap_or(""),
+                    d["verify_max_age_days"]
+                )
+            })
+        }
+        _ => Err(anyhow!(
+            "this datastore command works on a local datastore, not through the server"
+        )),
     }
 }
 

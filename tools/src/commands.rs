@@ -84,7 +84,7 @@ fn fmt_time(s: &Snapshot) -> String {
     s.time().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut u = 0;
@@ -155,6 +155,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::client::backup_now(&cli, source, *wait)
         }
         Command::Backup(cmd) => backup(&cli, cmd),
+        Command::Datastore(
+            c @ (DatastoreCmd::List
+            | DatastoreCmd::Gc { .. }
+            | DatastoreCmd::Verify { .. }
+            | DatastoreCmd::Set { .. }),
+        ) => crate::client::datastore(&cli, c),
         Command::Login {
             user,
             password_file,
@@ -449,6 +455,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 grace,
                 repack_threshold: *repack_threshold,
                 dry_run: *dry_run,
+                ..Default::default()
             };
             let r = arca_repo::gc::gc(&ds, &opts, &steps())?;
             if cli.json {
@@ -481,7 +488,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()

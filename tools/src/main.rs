@@ -313,7 +313,7 @@ pub enum TaskCmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum DatastoreCmd {
+pub enum DatastoreCmd {
     /// Create a datastore.
     Init {
         path: Option<PathBuf>,
@@ -328,6 +328,47 @@ enum DatastoreCmd {
     },
     /// Show a datastore's configuration and usage.
     Info,
+    /// Through the server: list datastores with their use and their gc and
+    /// verify schedules.
+    List,
+    /// Through the server: run gc on a datastore now, on the node that
+    /// owns it, beside running backups.
+    Gc {
+        /// The datastore's name on the server (`arca datastore list`).
+        name: String,
+        /// Follow the task to its end with a progress bar.
+        #[arg(long)]
+        wait: bool,
+        /// Packs younger than this are left alone (e.g. 1h, 0s; default 1h).
+        #[arg(long)]
+        grace: Option<String>,
+    },
+    /// Through the server: verify a datastore now. Without --all only the
+    /// restore points not verified within the datastore's
+    /// verify-max-age-days are read.
+    Verify {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+        /// Read every restore point, not only those due.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Through the server: change a datastore's maintenance schedules.
+    Set {
+        name: String,
+        /// When gc runs: daily (default), weekly, "every 6h", "Sun 03:00",
+        /// or never.
+        #[arg(long)]
+        gc_schedule: Option<String>,
+        /// When verify runs: weekly (default), daily, ..., or never.
+        #[arg(long)]
+        verify_schedule: Option<String>,
+        /// Re-verify a restore point only when its last verification is
+        /// older than this many days (default 30).
+        #[arg(long)]
+        verify_max_age_days: Option<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use arca_control::node::{self, pb, Remote};
-use arca_control::{Passphrases, Runner};
+use arca_control::{DatastoreRef, Passphrases, Runner};
 use tonic::Code;
 
 /// The datastores under `<data_dir>/datastores/`, `default` made if missing.
@@ -131,6 +131,17 @@ pub fn run(
     );
     let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
     let runner = Arc::new(Runner::new(remote.clone(), passphrases));
+    runner.set_holder(&format!("arca node {}", reg.node_name), url);
+    let mine: Vec<DatastoreRef> = reg
+        .datastores
+        .iter()
+        .map(|d| DatastoreRef {
+            id: d.id,
+            name: d.name.clone(),
+            path: d.path.clone(),
+        })
+        .collect();
+    runner.hold(&mine);
     crate::mounts::start(mounts, data_dir, &runner)?;
     let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);
     let mut last_beat = Instant::now();

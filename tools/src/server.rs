@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use arca_catalog::{Catalog, Role, RoleBinding};
-use arca_control::{Local, Passphrases, Runner};
+use arca_control::{DatastoreRef, Local, Passphrases, Runner};
 use arca_repo::{Datastore, Encryption};
 
 fn write_secret(path: &Path, content: &str) -> Result<()> {
@@ -320,6 +320,19 @@ async fn serve(
     let state = arca_web::AppState::new(p.catalog.clone());
     let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
     let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));
+    runner.set_holder("arca server", &format!("{scheme}://{addr}"));
+    let mine: Vec<DatastoreRef> = p
+        .catalog
+        .datastores()?
+        .into_iter()
+        .filter(|d| d.node_id == p.node_id)
+        .map(|d| DatastoreRef {
+            id: d.id,
+            name: d.name,
+            path: d.path,
+        })
+        .collect();
+    runner.hold(&mine);
     crate::mounts::start(&mounts, &data_dir, &runner)?;
     tokio::spawn(scheduler(
         p.catalog.clone(),
@@ -387,6 +400,7 @@ async fn scheduler(
                 arca_control::assign_policies(&catalog)?;
             }
             arca_control::schedule_due(&catalog, now)?;
+            arca_control::maintenance::schedule_maintenance(&catalog, now)?;
             let offline = catalog.mark_stale_nodes_offline(now - node_timeout)?;
             catalog.expire_leases(
                 now,

@@ -102,6 +102,7 @@ fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -
         ("POST", Some(b)) => a.post(&full).header("authorization", &auth).send_json(b),
         ("POST", None) => a.post(&full).header("authorization", &auth).send_empty(),
         ("DELETE", _) => a.delete(&full).header("authorization", &auth).call(),
+        ("PATCH", Some(b)) => a.patch(&full).header("authorization", &auth).send_json(b),
         _ => unreachable!(),
     }
     .unwrap();
@@ -1375,4 +1376,472 @@ fn mount_exports_over_nbd_tls() {
         .output()
         .unwrap();
     assert!(!plain.status.success(), "a plain client was served");
+}
+
+/// Bytes of a datastore's packs on disk.
+fn packs_bytes(ds: &Path) -> u64 {
+    let mut n = 0;
+    common::walk(&ds.join("packs"), &mut |_, md| {
+        if md.is_file() {
+            n += md.len();
+        }
+    });
+    n
+}
+
+fn wait_task(url: &str, token: &str, id: i64, secs: u64) -> Value {
+    let mut t = Value::Null;
+    wait_for(&format!("task {id}"), secs, || {
+        t = task(url, token, id);
+        matches!(
+            t["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+    });
+    t
+}
+
+/// Replace a file atomically, so that a backup sees one version or the other.
+fn write_atomic(path: &Path, data: &[u8]) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, data).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Maintenance (issue 10): a policy with short retention backs up a
+/// changing tree every few seconds while gc runs on demand and on its
+/// schedule and verify runs on its schedule: the datastore shrinks, every
+/// verify is clean (no false alarm from backups committed meanwhile), and
+/// every listed restore point restores to versions that were written.
+#[test]
+fn gc_and_verify_beside_running_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    // Every version of every file ever written: a restored file must be one.
+    let mut versions: std::collections::HashMap<String, std::collections::HashSet<Vec<u8>>> =
+        Default::default();
+    let mut seed = 100;
+    let mut write = |name: &str,
+                     versions: &mut std::collections::HashMap<
+        String,
+        std::collections::HashSet<Vec<u8>>,
+    >| {
+        seed += 1;
+        let d = common::random_bytes(1 << 20, seed);
+        write_atomic(&tree.join(name), &d);
+        versions.entry(name.to_string()).or_default().insert(d);
+    };
+    for f in ["a", "b", "c", "d"] {
+        write(f, &mut versions);
+    }
+    let (srv, lines) = Server::start(&data);
+    let url = srv.url.clone();
+    let token = login(&url, &first_password(&lines));
+    let ds_path = data.join("datastores/default");
+
+    // Schedules through the API: bad ones are refused with what is wrong.
+    let (s, v) = call(&url, &token, "GET", "/api/v1/datastores", None);
+    assert_eq!(s, 200);
+    assert_eq!(v[0]["gc_schedule"], "daily", "{v}");
+    assert_eq!(v[0]["verify_schedule"], "weekly", "{v}");
+    let ds_id = v[0]["id"].as_i64().unwrap();
+    let (s, v) = call(
+        &url,
+        &token,
+        "PATCH",
+        &format!("/api/v1/datastores/{ds_id}"),
+        Some(json!({"gc_schedule": "dialy"})),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("gc_schedule"),
+        "{v}"
+    );
+    let (s, v) = call(
+        &url,
+        &token,
+        "PATCH",
+        &format!("/api/v1/datastores/{ds_id}"),
+        Some(
+            json!({"gc_schedule": "every 4s", "verify_schedule": "every 5s", "verify_max_age_days": 0}),
+        ),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["gc_schedule"], "every 4s");
+    let (s, _) = call(
+        &url,
+        &token,
+        "PATCH",
+        "/api/v1/datastores/999",
+        Some(json!({})),
+    );
+    assert_eq!(s, 404);
+
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/policies",
+        Some(
+            json!({"name": "often", "schedule": "every 2s", "match_tags": ["m"], "retention": {"keep_last": 2}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "changing", "kind": "files", "path": tree, "tags": ["m"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+
+    // A standalone gc is refused while the server holds the datastore,
+    // and says which server and how to run gc through it.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .arg("--datastore")
+        .arg(&ds_path)
+        .arg("--passphrase-file")
+        .arg(data.join("datastores/default.passphrase"))
+        .arg("gc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("held by arca server"), "{err}");
+    assert!(
+        err.contains(&url) && err.contains("datastore gc default"),
+        "{err}"
+    );
+
+    // Change the tree and run gc on demand for a while, beside the backups.
+    let mut peak = 0;
+    let mut gc_tasks = Vec::new();
+    let end = Instant::now() + Duration::from_secs(24);
+    let mut round = 0;
+    while Instant::now() < end {
+        round += 1;
+        let name = ["a", "b", "c", "d"][round % 4];
+        write(name, &mut versions);
+        peak = peak.max(packs_bytes(&ds_path));
+        if round % 2 == 0 {
+            let (s, v) = call(
+                &url,
+                &token,
+                "POST",
+                &format!("/api/v1/datastores/{ds_id}/gc"),
+                Some(json!({"grace_seconds": 0})),
+            );
+            match s {
+                202 => gc_tasks.push(v["id"].as_i64().unwrap()),
+                409 => assert!(v["message"].as_str().unwrap().contains("already"), "{v}"),
+                _ => panic!("gc: {s} {v}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    // Stop the schedule, let the last backup end, and collect once more.
+    let (s, v) = call(&url, &token, "GET", "/api/v1/policies", None);
+    assert_eq!(s, 200);
+    let pid = v[0]["id"].as_i64().unwrap();
+    let (s, _) = call(
+        &url,
+        &token,
+        "DELETE",
+        &format!("/api/v1/policies/{pid}"),
+        None,
+    );
+    assert!(s == 200 || s == 204, "{s}");
+    wait_for("backups to end", 60, || {
+        let (_, v) = call(&url, &token, "GET", "/api/v1/tasks?state=running", None);
+        v.as_array().unwrap().iter().all(|t| t["kind"] != "backup")
+    });
+    let cli_gc = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["--server", &url, "--token", &token])
+        .args(["datastore", "gc", "default", "--grace", "0s", "--wait"])
+        .output()
+        .unwrap();
+    // Another gc may be running (409): then wait for it and ask again.
+    if !cli_gc.status.success() {
+        let err = String::from_utf8_lossy(&cli_gc.stderr);
+        let out = String::from_utf8_lossy(&cli_gc.stdout);
+        assert!(err.contains("already"), "{err}\n{out}");
+        wait_for("gc to end", 60, || {
+            let (_, v) = call(&url, &token, "GET", "/api/v1/tasks", None);
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["kind"] != "gc" || t["state"] != "running" && t["state"] != "queued")
+        });
+        let (s, v) = call(
+            &url,
+            &token,
+            "POST",
+            &format!("/api/v1/datastores/{ds_id}/gc"),
+            Some(json!({"grace_seconds": 0})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+        assert_eq!(t["state"], "succeeded", "{t}");
+    } else {
+        let out = String::from_utf8_lossy(&cli_gc.stdout);
+        assert!(out.contains("succeeded"), "{out}");
+    }
+    let after = packs_bytes(&ds_path);
+    let rps = restore_points(&url, &token, "changing");
+    let (s, v) = call(&url, &token, "GET", "/api/v1/tasks?limit=1000", None);
+    assert_eq!(s, 200);
+    let tasks = v.as_array().unwrap().clone();
+    let backups: Vec<&Value> = tasks
+        .iter()
+        .filter(|t| t["kind"] == "backup" && t["state"] == "succeeded")
+        .collect();
+    let added: u64 = backups
+        .iter()
+        .map(|t| t["result"]["bytes_added"].as_u64().unwrap_or(0))
+        .sum();
+    eprintln!("{} backups added {added} B; packs peaked at {peak} B, {after} B after gc; {} restore points listed", backups.len(), rps.len());
+    assert!(backups.len() >= 5, "{} backups", backups.len());
+    assert!(
+        rps.len() <= 3,
+        "retention keeps 2 (+1 racing): {}",
+        rps.len()
+    );
+    assert!(
+        after < added / 2,
+        "gc reclaimed space: {after} B on disk of {added} B added"
+    );
+    assert!(after < peak, "the datastore shrank: {after} < {peak}");
+    // gc ran on its schedule too, and every gc succeeded.
+    let gcs: Vec<&Value> = tasks.iter().filter(|t| t["kind"] == "gc").collect();
+    assert!(
+        gcs.iter().any(|t| t["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("schedule of datastore")),
+        "no scheduled gc"
+    );
+    assert!(gc_tasks.len() >= 3, "{gc_tasks:?}");
+    for t in &gcs {
+        assert!(
+            t["state"] == "succeeded" || t["state"] == "queued" || t["state"] == "running",
+            "{t}"
+        );
+    }
+    // Verify ran on its schedule beside the backups, never with a false alarm.
+    let verifies: Vec<&Value> = tasks
+        .iter()
+        .filter(|t| t["kind"] == "verify" && t["state"] != "queued" && t["state"] != "running")
+        .collect();
+    assert!(!verifies.is_empty(), "no scheduled verify ran");
+    for t in &verifies {
+        assert_eq!(t["state"], "succeeded", "{t}");
+    }
+    // A full verify now is clean and marks every restore point verified.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["--server", &url, "--token", &token])
+        .args(["datastore", "verify", "default", "--all", "--wait"])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // A scheduled verify may hold the slot: wait and use the API.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("already"), "{so}{err}");
+        wait_for("verify to end", 60, || {
+            let (_, v) = call(&url, &token, "GET", "/api/v1/tasks", None);
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["kind"] != "verify" || t["state"] != "running" && t["state"] != "queued")
+        });
+        let (s, v) = call(
+            &url,
+            &token,
+            "POST",
+            &format!("/api/v1/datastores/{ds_id}/verify"),
+            Some(json!({"all": true})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+        assert_eq!(t["state"], "succeeded", "{t}");
+    } else {
+        assert!(so.contains("succeeded"), "{so}");
+    }
+    let rps = restore_points(&url, &token, "changing");
+    assert!(!rps.is_empty());
+    for rp in &rps {
+        assert_eq!(rp["state"], "ok", "{rp}");
+        assert!(rp["verified_at"].as_i64().is_some(), "{rp}");
+        // Every listed restore point restores, to versions that were written.
+        let target = dir
+            .path()
+            .join(format!("r-{}", &rp["id"].as_str().unwrap()[..12]));
+        let (s, v) = call(
+            &url,
+            &token,
+            "POST",
+            &format!(
+                "/api/v1/restore-points/{}/restore",
+                rp["id"].as_str().unwrap()
+            ),
+            Some(json!({"target": target})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+        assert_eq!(t["state"], "succeeded", "{t}");
+        for f in ["a", "b", "c", "d"] {
+            let got = std::fs::read(target.join(f)).unwrap();
+            assert!(
+                versions[f].contains(&got),
+                "{f} of {} is no version that was written",
+                rp["id"]
+            );
+        }
+    }
+    // The datastore list through the CLI shows the schedules.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["--server", &url, "--token", &token, "datastore", "list"])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && so.contains("every 4s") && so.contains("every 5s"),
+        "{so}"
+    );
+    srv.kill9();
+}
+
+/// Flip a byte inside the first blob of every pack.
+fn damage_packs(ds: &Path) -> usize {
+    let mut files = Vec::new();
+    common::walk(&ds.join("packs"), &mut |p, md| {
+        if md.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            files.push(p.to_path_buf());
+        }
+    });
+    for f in &files {
+        let mut b = std::fs::read(f).unwrap();
+        b[40] ^= 0x5a;
+        std::fs::write(f, &b).unwrap();
+    }
+    files.len()
+}
+
+/// Verify names damaged restore points in the catalog, notifies, and the
+/// next backup stores the damaged chunks again (no dedup against a bad
+/// copy); verify then reports the old restore point repaired.
+#[test]
+fn verify_damage_is_named_quarantined_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("one.bin"), common::random_bytes(3 << 20, 71)).unwrap();
+    std::fs::write(tree.join("two.txt"), common::text_bytes(500_000, 72)).unwrap();
+    let (hook, events) = webhook_receiver();
+    let (srv, lines) = Server::start_with(&data, &["--webhook", &hook]);
+    let url = srv.url.clone();
+    let token = login(&url, &first_password(&lines));
+    let ds_path = data.join("datastores/default");
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "victim", "kind": "files", "path": tree})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let src = v["id"].as_i64().unwrap();
+    let backup = || {
+        let (s, v) = call(
+            &url,
+            &token,
+            "POST",
+            &format!("/api/v1/sources/{src}/backup"),
+            None,
+        );
+        assert_eq!(s, 202, "{v}");
+        let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+        assert_eq!(t["state"], "succeeded", "{t}");
+        t
+    };
+    backup();
+    let rp = restore_points(&url, &token, "victim")[0].clone();
+    let rp_id = rp["id"].as_str().unwrap().to_string();
+    assert_eq!(rp["state"], "ok");
+    assert!(damage_packs(&ds_path) >= 1);
+
+    let (s, v) = call(&url, &token, "GET", "/api/v1/datastores", None);
+    assert_eq!(s, 200);
+    let ds_id = v[0]["id"].as_i64().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["--server", &url, "--token", &token])
+        .args(["datastore", "verify", "default", "--wait"])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{so}");
+    assert!(
+        so.contains("verify found damage") && so.contains(&rp_id[..12]),
+        "{so}"
+    );
+    let (s, v) = call(
+        &url,
+        &token,
+        "GET",
+        &format!("/api/v1/restore-points/{rp_id}"),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["state"], "damaged", "{v}");
+    assert!(v["damage"].as_str().unwrap().contains("damaged"), "{v}");
+    // The webhook names the damaged restore point.
+    let mut seen = false;
+    let end = Instant::now() + Duration::from_secs(15);
+    while !seen && Instant::now() < end {
+        if let Ok(e) = events.recv_timeout(Duration::from_millis(500)) {
+            seen = e.contains("verify.damaged") && e.contains(&rp_id);
+        }
+    }
+    assert!(seen, "no verify.damaged notification");
+
+    // The next backup of the unchanged tree stores the damaged data again.
+    let t = backup();
+    assert!(t["result"]["bytes_added"].as_u64().unwrap() > 0, "{t}");
+    // Verify of all restore points: clean, and the old one is repaired.
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/datastores/{ds_id}/verify"),
+        Some(json!({"all": true})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    let (_, v) = call(
+        &url,
+        &token,
+        "GET",
+        &format!("/api/v1/restore-points/{rp_id}"),
+        None,
+    );
+    assert_eq!(v["state"], "ok", "{v}");
+    // And it restores byte for byte.
+    let target = dir.path().join("restored");
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/restore-points/{rp_id}/restore"),
+        Some(json!({"target": target})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    common::assert_same_tree(&tree, &target);
+    srv.kill9();
 }

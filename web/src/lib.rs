@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+mod maintenance;
 pub mod openapi;
 mod routes;
 
@@ -61,6 +62,12 @@ pub fn app(state: AppState) -> Router {
         .route("/projects", get(list_projects).post(add_project))
         .route("/nodes", get(list_nodes).post(add_node))
         .route("/datastores", get(list_datastores))
+        .route(
+            "/datastores/{id}",
+            axum::routing::patch(maintenance::update_datastore),
+        )
+        .route("/datastores/{id}/gc", post(maintenance::gc_now))
+        .route("/datastores/{id}/verify", post(maintenance::verify_now))
         .route("/sources", get(list_sources).post(add_source))
         .route("/sources/{id}", get(get_source).delete(delete_source))
         .route("/sources/{id}/backup", post(backup_now))

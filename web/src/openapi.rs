@@ -194,6 +194,30 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Datastores"))
     ),
     r!(
+        "patch",
+        "/api/v1/datastores/{id}",
+        "Change a datastore's gc and verify schedules (`never` turns one off)",
+        "administer",
+        Some("DatastoreSettings"),
+        (200, Some("Datastore"))
+    ),
+    r!(
+        "post",
+        "/api/v1/datastores/{id}/gc",
+        "Run gc on the datastore now, beside running backups; returns the task",
+        "administer",
+        Some("GcNow"),
+        (202, Some("Task"))
+    ),
+    r!(
+        "post",
+        "/api/v1/datastores/{id}/verify",
+        "Verify the datastore now (the restore points due, or all); returns the task",
+        "administer",
+        Some("VerifyNow"),
+        (202, Some("Task"))
+    ),
+    r!(
         "get",
         "/api/v1/sources",
         "Sources of the projects you can read",
@@ -424,13 +448,13 @@ fn schemas() -> Value {
         json!({"id": int, "kind": s, "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}, "project_id": int, "source_id": oint, "policy_id": oint, "datastore_id": oint, "node_id": oint, "params": {}, "priority": int, "slot": oint, "attempt": int, "max_attempts": int, "not_before": int, "lease_until": oint, "cancel_requested": {"type": "boolean"}, "bytes_done": int, "bytes_total": int, "progress": {"type": ["number", "null"]}, "result": {}, "error": os, "created_by": s, "created_at": int, "started_at": oint, "finished_at": oint}),
     );
     let rp = open_obj(
-        json!({"id": s, "datastore_id": int, "source_id": oint, "source_name": s, "project_id": int, "kind": s, "time": int, "bytes_total": int, "bytes_added": int, "files": int, "hostname": s, "task_id": oint, "created_at": int}),
+        json!({"id": s, "datastore_id": int, "source_id": oint, "source_name": s, "project_id": int, "kind": s, "time": int, "bytes_total": int, "bytes_added": int, "files": int, "hostname": s, "task_id": oint, "created_at": int, "state": {"type": "string", "enum": ["ok", "damaged"]}, "damage": os, "verified_at": oint}),
     );
     let node = open_obj(
         json!({"id": int, "name": s, "state": s, "embedded": {"type": "boolean"}, "max_tasks": int, "version": s, "last_heartbeat": oint, "created_at": int}),
     );
     let ds = open_obj(
-        json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int}),
+        json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int, "gc_schedule": s, "verify_schedule": s, "verify_max_age_days": int}),
     );
     let project = open_obj(json!({"id": int, "name": s}));
     let export = open_obj(
@@ -466,6 +490,9 @@ fn schemas() -> Value {
         "CreatedNode": open_obj(json!({"node": {"$ref": "#/components/schemas/Node"}, "token": s, "token_id": int})),
         "Datastore": ds,
         "Datastores": arr("Datastore"),
+        "DatastoreSettings": obj(&[], json!({"gc_schedule": {"type": "string", "maxLength": 256, "description": "daily, weekly, every 6h, Sun 03:00, or never"}, "verify_schedule": {"type": "string", "maxLength": 256}, "verify_max_age_days": {"type": "integer", "minimum": 0, "maximum": 3650}})),
+        "GcNow": obj(&[], json!({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 31622400}})),
+        "VerifyNow": obj(&[], json!({"all": {"type": "boolean"}, "read_data_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}})),
         "Source": source,
         "Sources": arr("Source"),
         "NewSource": obj(&["name", "kind", "path"], json!({"name": name, "kind": {"type": "string", "enum": ["files", "image"]}, "path": abs_path, "node": os, "project": {"type": ["integer", "null"], "minimum": 1}, "tags": tags, "policy": os})),
@@ -524,7 +551,7 @@ pub fn document() -> Value {
         }
         if let Some(req) = r.request {
             op.insert("requestBody".into(), json!({
-                "required": req != "BackupNow",
+                "required": !matches!(req, "BackupNow" | "GcNow" | "VerifyNow"),
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}
             }));
         }

@@ -18,8 +18,8 @@ use crate::auth::{self, Action, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-type Body<T> = Result<Json<T>, JsonRejection>;
-type Id = Result<Path<i64>, PathRejection>;
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
+pub(crate) type Id = Result<Path<i64>, PathRejection>;
 
 /// The caller's IP address, for the audit log.
 pub struct Remote(pub String);
@@ -32,7 +32,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Remote {
 }
 
 /// Run a change and write its outcome to the audit log.
-fn audited<T>(
+pub(crate) fn audited<T>(
     s: &AppState,
     who: &str,
     remote: &Remote,
@@ -79,7 +79,7 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
     }
 }
 
-fn invalid(m: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use arca_benches::{derive_seed, dir_size, mib, proc_status_bytes, splitmix64, Rng};
+use arca_benches::{dir_size, id_bytes, mib, proc_status_bytes, Rng};
 use arca_repo::index::rocks::RocksIndex;
 use arca_repo::index::{Index, Location, PackInfo};
 use arca_repo::{BlobKind, ChunkId, PackId};
@@ -42,16 +42,6 @@ struct Cli {
     keep: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-}
-
-/// A 32-byte id: number `i` of stream `domain`.
-fn id_bytes(seed: u64, domain: u64, i: u64) -> [u8; 32] {
-    let mut s = derive_seed(seed ^ domain.rotate_left(32), i);
-    let mut out = [0u8; 32];
-    for c in out.chunks_exact_mut(8) {
-        c.copy_from_slice(&splitmix64(&mut s).to_le_bytes());
-    }
-    out
 }
 
 const PRESENT: u64 = 1;

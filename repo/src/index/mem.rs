@@ -65,7 +65,9 @@ impl Index for MemIndex {
     fn for_each_blob(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
         let all: Vec<_> = {
             let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            g.blobs.iter().map(|(k, v)| (*k, *v)).collect()
+            let mut all: Vec<_> = g.blobs.iter().map(|(k, v)| (*k, *v)).collect();
+            all.sort_unstable_by_key(|(k, _)| *k);
+            all
         };
         for (k, v) in all {
             f(k, v)?;

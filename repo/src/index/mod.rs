@@ -103,6 +103,7 @@ pub trait Index: Send + Sync {
         self.remove_blobs(pack, blobs, true)
     }
     fn packs(&self) -> Result<Vec<(PackId, PackInfo)>>;
+    /// Every blob, in ascending id order (gc's sweep relies on the order).
     fn for_each_blob(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()>;
     fn sync(&self) -> Result<()>;
     /// Remove everything (before a rebuild).

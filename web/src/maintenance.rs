@@ -1,0 +1,186 @@
+//! Datastore maintenance through the API: gc and verify schedules
+//! (`PATCH /api/v1/datastores/{id}`) and runs on demand
+//! (`POST /api/v1/datastores/{id}/gc`, `/verify`), each a task on the node
+//! that owns the datastore. See control/src/maintenance.rs.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreSettings {
+    #[serde(default)]
+    gc_schedule: Option<String>,
+    #[serde(default)]
+    verify_schedule: Option<String>,
+    #[serde(default)]
+    verify_max_age_days: Option<i64>,
+}
+
+/// A schedule expression, or `never`.
+fn check_schedule(what: &str, s: &str) -> ApiResult<()> {
+    if s == "never" {
+        return Ok(());
+    }
+    arca_control::parse_schedule(s)
+        .map(|_| ())
+        .map_err(|e| invalid(format!("{what}: {e} (or \"never\")")))
+}
+
+/// Change a datastore's gc and verify schedules.
+pub async fn update_datastore(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: Body<DatastoreSettings>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "datastore.update",
+        &id.to_string(),
+        || {
+            p.require(Action::Administer, None)?;
+            s.catalog.datastore(id)?;
+            if let Some(g) = &b.gc_schedule {
+                check_schedule("gc_schedule", g)?;
+            }
+            if let Some(v) = &b.verify_schedule {
+                check_schedule("verify_schedule", v)?;
+            }
+            if b.verify_max_age_days
+                .is_some_and(|d| !(0..=3650).contains(&d))
+            {
+                return Err(invalid("verify_max_age_days must be between 0 and 3650"));
+            }
+            let d = s.catalog.set_datastore_maintenance(
+                id,
+                b.gc_schedule.as_deref(),
+                b.verify_schedule.as_deref(),
+                b.verify_max_age_days,
+            )?;
+            s.changed.notify_one();
+            Ok(Json(json!(d)))
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyNow {
+    /// Read every restore point, not only those due.
+    #[serde(default)]
+    all: bool,
+    /// Percentage of the packs to read (100 by default).
+    #[serde(default)]
+    read_data_percent: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GcNow {
+    /// Packs younger than this are left alone (default 3600).
+    #[serde(default)]
+    grace_seconds: Option<u64>,
+}
+
+/// An optional JSON body: empty means the defaults.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        serde_json::from_slice(b).map_err(|e| invalid(format!("body: {e}")))
+    }
+}
+
+fn queue(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    kind: &str,
+    params: Value,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    p.require(Action::Administer, None)?;
+    let d = s.catalog.datastore(id)?;
+    if let Some(t) = s.catalog.active_maintenance_task(id, kind)? {
+        return Err(ApiError::conflict(format!(
+            "a {kind} of datastore {} is already queued or running: task {t}",
+            d.name
+        )));
+    }
+    let t =
+        arca_control::maintenance::maintenance_task(&s.catalog, id, kind, None, p.name(), params)?;
+    let t = s
+        .catalog
+        .add_task(&t)?
+        .ok_or_else(|| ApiError::conflict(format!("a {kind} task exists already")))?;
+    s.changed.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!(t))))
+}
+
+/// Run gc on a datastore now (beside running backups).
+pub async fn gc_now(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    let b: GcNow = optional_body(&body)?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "datastore.gc",
+        &id.to_string(),
+        || {
+            let params = match b.grace_seconds {
+                Some(g) => json!({"grace_seconds": g}),
+                None => json!({}),
+            };
+            queue(&s, &p, id, "gc", params)
+        },
+    )
+}
+
+/// Verify a datastore now: the restore points due (or all).
+pub async fn verify_now(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    let b: VerifyNow = optional_body(&body)?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "datastore.verify",
+        &id.to_string(),
+        || {
+            let mut params = json!({"all": b.all});
+            if let Some(pct) = b.read_data_percent {
+                if !(pct > 0.0 && pct <= 100.0) {
+                    return Err(invalid("read_data_percent must be in (0, 100]"));
+                }
+                params["read_data_percent"] = json!(pct);
+            }
+            queue(&s, &p, id, "verify", params)
+        },
+    )
+}
