@@ -5,6 +5,12 @@
 //! servers with that list ([`Catalog::wait_exports`] wakes it within
 //! milliseconds of a change) and reports the address it serves at.
 //!
+//! Every export gets a random secret when it is made ([`new_secret`]):
+//! NBD clients name the export `<name>-<secret>`, iSCSI logins use CHAP
+//! with user `<name>` and the secret. The REST API shows the secret (and
+//! the address, which carries it) only to users who may restore in the
+//! export's project.
+//!
 //! States: `starting` → `active` (the node serves it) or `failed`;
 //! `starting`/`active` → `stopped` (asked) or `expired` (TTL passed).
 //! Only `starting` and `active` exports are served.
@@ -26,12 +32,13 @@ pub struct Export {
     /// `nbd` or `iscsi`.
     pub protocol: String,
     pub writable: bool,
-    /// The export's name on its node (NBD export name; the iSCSI target
-    /// name is derived from it).
+    /// The export's name on its node, `export-<id>` (not secret): the
+    /// iSCSI target name and CHAP user are made from it.
     pub name: String,
     pub state: String,
-    /// Where clients connect, once the node serves it:
-    /// `nbd://host:port/name` or `iscsi://host:port/iqn/0`.
+    /// Where clients connect, once the node serves it, credentials
+    /// included: `nbd://host:port/<name>-<secret>` (or `nbds://`), or
+    /// `iscsi://<name>%<secret>@host:port/iqn/0`.
     pub address: Option<String>,
     pub error: Option<String>,
     /// What happens to a writable export's overlay when it ends:
@@ -46,6 +53,34 @@ pub struct Export {
     /// The per-export secret clients need (part of the NBD export name;
     /// the iSCSI CHAP secret). Only users of the export's project see it.
     pub secret: String,
+}
+
+/// Characters of an export secret: letters and digits, so that it goes
+/// into URLs, NBD names and libiscsi's `user%secret@` as it is.
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Length of an export secret: 16 characters (about 95 bits). Also a
+/// CHAP secret length every initiator takes (some refuse fewer than 12
+/// or more than 16).
+pub const SECRET_LEN: usize = 16;
+
+/// A new random export secret, from the operating system's generator.
+pub fn new_secret() -> Result<String> {
+    let mut out = String::with_capacity(SECRET_LEN);
+    // Rejection sampling: only bytes below a multiple of the alphabet's
+    // size, so every character is equally likely.
+    let limit = (256 / SECRET_ALPHABET.len() * SECRET_ALPHABET.len()) as u8;
+    while out.len() < SECRET_LEN {
+        let mut buf = [0u8; 32];
+        getrandom::fill(&mut buf)
+            .map_err(|e| Error::Invalid(format!("the random number generator failed: {e}")))?;
+        for b in buf.into_iter().filter(|b| *b < limit) {
+            if out.len() < SECRET_LEN {
+                out.push(SECRET_ALPHABET[b as usize % SECRET_ALPHABET.len()] as char);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What to export.
@@ -103,11 +138,12 @@ impl Catalog {
                 e.protocol
             )));
         }
+        let secret = new_secret()?;
         let db = self.db();
         let t = now();
         db.execute(
-            "INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, on_stop, created_by, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', 'starting', 'discard', ?7, ?8, ?9)",
+            "INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, on_stop, created_by, created_at, expires_at, secret) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', 'starting', 'discard', ?7, ?8, ?9, ?10)",
             params![
                 e.restore_point_id,
                 e.datastore_id,
@@ -117,17 +153,14 @@ impl Catalog {
                 e.writable,
                 e.created_by,
                 t,
-                t.saturating_add(e.ttl_seconds)
+                t.saturating_add(e.ttl_seconds),
+                secret
             ],
         )?;
         let id = db.last_insert_rowid();
-        // Read-only exports of one restore point share a name (and the
-        // node serves them once); each writable one has its own overlay.
-        let name = if e.writable {
-            format!("{}-rw{id}", e.restore_point_id)
-        } else {
-            e.restore_point_id.clone()
-        };
+        // Each export has its own name and secret (and, when writable,
+        // its own overlay).
+        let name = format!("export-{id}");
         db.execute(
             "UPDATE exports SET name = ?2 WHERE id = ?1",
             params![id, name],

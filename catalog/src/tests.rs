@@ -295,9 +295,15 @@ fn exports_wake_their_node_expire_and_stop_once() {
     let (gen, list) = waiter.join().unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
     assert!(gen != seen && list == vec![ro.clone()]);
-    assert_eq!(ro.name, "ab".repeat(32));
+    assert_eq!(ro.name, format!("export-{}", ro.id));
     let rw = c.add_export(&new(true, 3600)).unwrap();
-    assert_eq!(rw.name, format!("{}-rw{}", "ab".repeat(32), rw.id));
+    assert_eq!(rw.name, format!("export-{}", rw.id));
+    // Each export has its own random, URL-safe secret.
+    for e in [&ro, &rw] {
+        assert_eq!(e.secret.len(), crate::exports::SECRET_LEN);
+        assert!(e.secret.bytes().all(|b| b.is_ascii_alphanumeric()), "{}", e.secret);
+    }
+    assert_ne!(ro.secret, rw.secret);
     // The node reports; only live exports of its own take the report.
     c.export_active(ro.id, n.id, "nbd://h:1/x").unwrap();
     c.export_active(ro.id, n.id + 1, "nbd://evil").unwrap();

@@ -13,23 +13,32 @@
 //!   commit task (kind `commit-export`) writes it as a new restore point
 //!   and deletes it.
 //! - A stopped or expired export is revoked at once: its clients' next
-//!   reads and writes fail.
+//!   reads and writes fail. Revoking waits for the reads and writes in
+//!   flight, then flushes the overlay (its pages and its map), so every
+//!   write a client was told is done is in the overlay a commit reads;
+//!   [`ExportHost::serves`] stays true until that flush is over.
+//! - Credentials: every export has a random secret (made by the catalog).
+//!   Over NBD the export's name is `<name>-<secret>` (`export-7-…`): the
+//!   name alone, a wrong secret or an empty name are unknown exports, and
+//!   nothing is listed. Over iSCSI the target is `<iqn prefix><name>` and
+//!   logins (discovery included) need CHAP with user `<name>` and the
+//!   secret; discovery lists only the export of that user.
 //! - The restore points being exported are *held*: retention keeps them
 //!   (see [`ExportHost::held`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use arca_frontends::{overlay, BlockSource, ChunkCache, Exports, Extent, ImageReader};
+use arca_frontends::{overlay, BlockSource, Chap, ChunkCache, Exports, Extent, ImageReader};
 use arca_repo::{Datastore, Error as RepoError, Result as RepoResult};
 
 use crate::runner::{Coordinator, DatastoreRef};
 
 /// An export as the node needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ExportSpec {
     pub id: i64,
     pub restore_point: String,
@@ -39,7 +48,28 @@ pub struct ExportSpec {
     pub name: String,
     pub state: String,
     pub on_stop: String,
+    /// The export's secret (NBD name suffix, iSCSI CHAP secret).
+    pub secret: String,
 }
+
+impl std::fmt::Debug for ExportSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportSpec")
+            .field("id", &self.id)
+            .field("restore_point", &self.restore_point)
+            .field("datastore", &self.datastore)
+            .field("protocol", &self.protocol)
+            .field("writable", &self.writable)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("on_stop", &self.on_stop)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+/// The shortest secret a node serves an export with.
+pub const MIN_SECRET: usize = 16;
 
 impl ExportSpec {
     pub fn is_live(&self) -> bool {
@@ -56,12 +86,14 @@ struct Revocable {
 }
 
 impl Revocable {
-    fn get(&self) -> RepoResult<Arc<dyn BlockSource>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| RepoError::InvalidInput("the export was stopped".into()))
+    /// Run `f` on the source, holding it for the call: [`Revocable::revoke`]
+    /// waits until calls in flight are over.
+    fn with<T>(&self, f: impl FnOnce(&dyn BlockSource) -> RepoResult<T>) -> RepoResult<T> {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        match g.as_ref() {
+            Some(s) => f(s.as_ref()),
+            None => Err(RepoError::InvalidInput("the export was stopped".into())),
+        }
     }
 
     fn revoke(&self) -> Option<Arc<dyn BlockSource>> {
@@ -74,19 +106,19 @@ impl BlockSource for Revocable {
         self.size
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> RepoResult<()> {
-        self.get()?.read_at(offset, buf)
+        self.with(|s| s.read_at(offset, buf))
     }
     fn extents(&self, offset: u64, len: u64) -> RepoResult<Vec<Extent>> {
-        self.get()?.extents(offset, len)
+        self.with(|s| s.extents(offset, len))
     }
     fn writable(&self) -> bool {
         self.writable
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> RepoResult<()> {
-        self.get()?.write_at(offset, data)
+        self.with(|s| s.write_at(offset, data))
     }
     fn flush(&self) -> RepoResult<()> {
-        self.get()?.flush()
+        self.with(|s| s.flush())
     }
 }
 
@@ -96,25 +128,85 @@ struct Served {
     description: String,
 }
 
-/// The exports one node serves, by name.
-#[derive(Default)]
+/// How clients name an export of a [`Table`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Naming {
+    /// `<name>-<secret>` (NBD).
+    SecretInName,
+    /// `<name>`, with CHAP user `<name>` and the secret (iSCSI).
+    Chap,
+}
+
+/// The exports one node serves over one protocol, by name. The list is
+/// private: nothing is listed, and opening an export needs its secret.
 pub struct Table {
     by_name: RwLock<BTreeMap<String, Served>>,
+    naming: Naming,
+}
+
+impl Table {
+    fn new(naming: Naming) -> Table {
+        Table {
+            by_name: RwLock::new(BTreeMap::new()),
+            naming,
+        }
+    }
+
+    /// Run `f` on the export clients call `name`, if the name (with its
+    /// secret, over NBD) is right.
+    fn find<T>(&self, name: &str, f: impl FnOnce(&Served) -> T) -> Option<T> {
+        let t = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        match self.naming {
+            Naming::Chap => t.get(name).map(f),
+            Naming::SecretInName => {
+                let (base, secret) = name.rsplit_once('-')?;
+                let s = t.get(base)?;
+                arca_frontends::same_secret(secret.as_bytes(), s.spec.secret.as_bytes())
+                    .then(|| f(s))
+            }
+        }
+    }
 }
 
 impl Exports for Table {
     fn names(&self) -> Vec<String> {
-        let t = self.by_name.read().unwrap_or_else(|e| e.into_inner());
-        t.keys().cloned().collect()
+        Vec::new()
     }
     fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
-        let t = self.by_name.read().unwrap_or_else(|e| e.into_inner());
-        t.get(name)
-            .map(|s| s.source.clone() as Arc<dyn BlockSource>)
+        self.find(name, |s| s.source.clone() as Arc<dyn BlockSource>)
     }
     fn description(&self, name: &str) -> Option<String> {
+        self.find(name, |s| s.description.clone())
+    }
+    fn private(&self) -> bool {
+        true
+    }
+    fn label(&self, name: &str) -> String {
+        match (self.naming, name.rsplit_once('-')) {
+            (Naming::SecretInName, Some((base, _))) => format!("{base}-<secret>"),
+            _ => name.to_string(),
+        }
+    }
+    fn by_target_name(&self, iqn: &str) -> Option<String> {
+        if self.naming != Naming::Chap {
+            return None;
+        }
+        let want = iqn.to_ascii_lowercase();
         let t = self.by_name.read().unwrap_or_else(|e| e.into_inner());
-        t.get(name).map(|s| s.description.clone())
+        t.keys().find(|n| iqn(n) == want).cloned()
+    }
+    fn chap(&self, name: &str) -> Option<Chap> {
+        if self.naming != Naming::Chap {
+            return None;
+        }
+        self.find(name, |s| Chap {
+            user: s.spec.name.clone(),
+            secret: s.spec.secret.clone(),
+        })
+    }
+    fn by_chap_user(&self, user: &str) -> Option<String> {
+        // The CHAP user is the export's name.
+        self.chap(user).map(|c| c.user)
     }
 }
 
@@ -143,6 +235,10 @@ pub struct ExportHost {
     overlays: PathBuf,
     cache: Arc<ChunkCache>,
     open_datastore: Box<OpenDatastore>,
+    /// Exports taken out of their table whose overlay is being flushed.
+    closing: Mutex<HashSet<i64>>,
+    /// Exports whose last flush failed, and why (a commit must not run).
+    flush_failed: Mutex<HashMap<i64, String>>,
 }
 
 /// The overlay file of a writable export.
@@ -163,12 +259,14 @@ impl ExportHost {
         open_datastore: impl Fn(&DatastoreRef) -> Result<Arc<Datastore>, String> + Send + Sync + 'static,
     ) -> ExportHost {
         ExportHost {
-            nbd: Arc::new(Table::default()),
-            iscsi: Arc::new(Table::default()),
+            nbd: Arc::new(Table::new(Naming::SecretInName)),
+            iscsi: Arc::new(Table::new(Naming::Chap)),
             listeners,
             overlays,
             cache,
             open_datastore: Box::new(open_datastore),
+            closing: Mutex::new(HashSet::new()),
+            flush_failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,12 +274,29 @@ impl ExportHost {
         &self.overlays
     }
 
-    /// Whether export `id` is still served (its clients may still write).
+    /// Whether export `id` is still served (its clients may still write),
+    /// or its last writes are still being flushed to its overlay.
     pub fn serves(&self, id: i64) -> bool {
+        // The table first: an export enters `closing` before it leaves
+        // its table, and leaves `closing` after its flush.
         self.tables().iter().any(|(_, t)| {
             let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
             t.values().any(|s| s.spec.id == id)
-        })
+        }) || self
+            .closing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+
+    /// Why the overlay of export `id` could not be flushed when it was
+    /// stopped, if it could not (its last writes may be missing).
+    pub fn flush_error(&self, id: i64) -> Option<String> {
+        self.flush_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     fn tables(&self) -> [(&'static str, &Table); 2] {
@@ -220,17 +335,32 @@ impl ExportHost {
         } else {
             host
         };
+        // Both carry the secret: the address is what a client needs.
         Ok(match scheme {
             "nbd" if self.listeners.nbd_tls => {
-                format!("nbds://{host}:{}/{}", addr.port(), spec.name)
+                format!("nbds://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret)
             }
-            "nbd" => format!("nbd://{host}:{}/{}", addr.port(), spec.name),
-            _ => format!("iscsi://{host}:{}/{}/0", addr.port(), iqn(&spec.name)),
+            "nbd" => format!("nbd://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret),
+            _ => format!(
+                "iscsi://{}%{}@{host}:{}/{}/0",
+                spec.name,
+                spec.secret,
+                addr.port(),
+                iqn(&spec.name)
+            ),
         })
     }
 
     fn open(&self, spec: &ExportSpec) -> Result<Served, String> {
         self.address(spec)?;
+        // Alphanumeric: it goes into URLs and NBD names as it is.
+        let alnum = spec.secret.bytes().all(|b| b.is_ascii_alphanumeric());
+        if spec.secret.len() < MIN_SECRET || !alnum {
+            return Err(format!(
+                "export {} has no usable secret (it was made before exports carried credentials): stop it and export the restore point again",
+                spec.id
+            ));
+        }
         let ds = (self.open_datastore)(&spec.datastore)?;
         let snap = ds
             .resolve_snapshot(&spec.restore_point, None)
@@ -318,13 +448,31 @@ impl ExportHost {
                 .filter(|n| !live.contains_key(n.as_str()))
                 .cloned()
                 .collect();
-            names.iter().filter_map(|n| t.remove(n)).collect()
+            let mut closing = self.closing.lock().unwrap_or_else(|e| e.into_inner());
+            names
+                .iter()
+                .filter_map(|n| t.remove(n))
+                .inspect(|g| {
+                    closing.insert(g.spec.id);
+                })
+                .collect()
         };
         for g in gone {
+            // Revoking waits for the writes in flight; the flush then
+            // saves every acknowledged write (pages and map) for a commit.
             if let Some(src) = g.source.revoke() {
-                // Keep what the clients wrote up to now for a commit.
-                let _ = src.flush();
+                if let Err(e) = src.flush() {
+                    tracing::warn!("export {} ({}): flushing its overlay: {e}", g.spec.id, g.spec.name);
+                    self.flush_failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(g.spec.id, e.to_string());
+                }
             }
+            self.closing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&g.spec.id);
             tracing::info!("export {} ({}) stopped", g.spec.id, g.spec.name);
         }
         // Start what is new.
@@ -348,8 +496,7 @@ impl ExportHost {
                 Err(e) => reports.push((spec.id, Err(e))),
             }
         }
-        // Report every live one still "starting" that is served (several
-        // read-only exports may share a name).
+        // Report every live one still "starting" that is served.
         for spec in specs
             .iter()
             .filter(|s| s.is_live() && s.state == "starting")
@@ -385,5 +532,147 @@ pub fn run(coord: Arc<dyn Coordinator>, host: Arc<ExportHost>) {
                 std::thread::sleep(Duration::from_secs(2));
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A writable disk whose writes wait for a signal, logging events.
+    struct Slow {
+        go: Mutex<mpsc::Receiver<()>>,
+        log: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    impl BlockSource for Slow {
+        fn size(&self) -> u64 {
+            4096
+        }
+        fn read_at(&self, _: u64, buf: &mut [u8]) -> RepoResult<()> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn extents(&self, _: u64, len: u64) -> RepoResult<Vec<Extent>> {
+            Ok(vec![Extent { len, hole: true }])
+        }
+        fn writable(&self) -> bool {
+            true
+        }
+        fn write_at(&self, _: u64, _: &[u8]) -> RepoResult<()> {
+            self.log.lock().unwrap().push("write started");
+            self.go.lock().unwrap().recv().unwrap();
+            self.log.lock().unwrap().push("write done");
+            Ok(())
+        }
+        fn flush(&self) -> RepoResult<()> {
+            self.log.lock().unwrap().push("flush");
+            Ok(())
+        }
+    }
+
+    fn served(id: i64, secret: &str, source: Arc<dyn BlockSource>) -> Served {
+        Served {
+            spec: ExportSpec {
+                id,
+                restore_point: "ab".repeat(32),
+                datastore: DatastoreRef {
+                    id: 1,
+                    name: "default".into(),
+                    path: "/ds".into(),
+                },
+                protocol: "nbd".into(),
+                writable: true,
+                name: format!("export-{id}"),
+                state: "active".into(),
+                on_stop: "commit".into(),
+                secret: secret.into(),
+            },
+            description: String::new(),
+            source: Arc::new(Revocable {
+                size: source.size(),
+                writable: true,
+                inner: RwLock::new(Some(source)),
+            }),
+        }
+    }
+
+    #[test]
+    fn revoking_waits_for_writes_in_flight() {
+        let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slow: Arc<dyn BlockSource> = Arc::new(Slow {
+            go: Mutex::new(rx),
+            log: log.clone(),
+        });
+        let s = served(1, "x", slow);
+        let src = s.source.clone();
+        let writer = std::thread::spawn(move || src.write_at(0, b"data"));
+        while log.lock().unwrap().is_empty() {
+            std::thread::yield_now();
+        }
+        // Revoke (and flush) while the write is in flight; let the write
+        // finish a moment later.
+        let src = s.source.clone();
+        let stopper = std::thread::spawn(move || src.revoke().map(|s| s.flush()));
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        stopper.join().unwrap().unwrap().unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["write started", "write done", "flush"]
+        );
+        // After revoking, requests fail.
+        assert!(s.source.read_at(0, &mut [0; 8]).is_err());
+    }
+
+    #[test]
+    fn tables_open_exports_only_with_their_credentials() {
+        let disk = || -> Arc<dyn BlockSource> {
+            Arc::new(arca_frontends::reader::MemDisk {
+                data: vec![1; 4096],
+            })
+        };
+        let secret = "AbCdEfGh12345678";
+        let nbd = Table::new(Naming::SecretInName);
+        nbd.by_name
+            .write()
+            .unwrap()
+            .insert("export-7".into(), served(7, secret, disk()));
+        assert!(nbd.private() && nbd.names().is_empty());
+        assert!(nbd.open(&format!("export-7-{secret}")).is_some());
+        for bad in [
+            "export-7".to_string(),
+            "export-7-".to_string(),
+            format!("export-7-{secret}0"),
+            format!("export-7-{}", &secret[..15]),
+            format!("export-8-{secret}"),
+            String::new(),
+        ] {
+            assert!(nbd.open(&bad).is_none(), "{bad}");
+            assert!(nbd.description(&bad).is_none(), "{bad}");
+        }
+        assert_eq!(nbd.label(&format!("export-7-{secret}")), "export-7-<secret>");
+        assert!(nbd.chap("export-7").is_none() && nbd.by_target_name("x").is_none());
+
+        let iscsi = Table::new(Naming::Chap);
+        iscsi
+            .by_name
+            .write()
+            .unwrap()
+            .insert("export-7".into(), served(7, secret, disk()));
+        assert!(iscsi.private() && iscsi.names().is_empty());
+        assert_eq!(
+            iscsi.by_target_name("iqn.2026-11.io.arca:export-7").as_deref(),
+            Some("export-7")
+        );
+        let c = iscsi.chap("export-7").unwrap();
+        assert_eq!((c.user.as_str(), c.secret.as_str()), ("export-7", secret));
+        assert!(!format!("{c:?}").contains(secret));
+        assert_eq!(iscsi.by_chap_user("export-7").as_deref(), Some("export-7"));
+        assert!(iscsi.by_chap_user("export-8").is_none());
     }
 }

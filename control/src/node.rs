@@ -263,6 +263,7 @@ impl pb::node_server::Node for NodeService {
                     name: e.name,
                     state: e.state,
                     on_stop: e.on_stop,
+                    secret: e.secret,
                 })
                 .collect(),
         }))
@@ -644,6 +645,7 @@ impl Coordinator for Remote {
                     name: e.name,
                     state: e.state,
                     on_stop: e.on_stop,
+                    secret: e.secret,
                 })
             })
             .collect::<Result<_, String>>()?;

@@ -147,6 +147,7 @@ impl Local {
             name: e.name,
             state: e.state,
             on_stop: e.on_stop,
+            secret: e.secret,
         })
     }
 
@@ -768,6 +769,11 @@ impl Runner {
                 return Err(format!("export {export} is still served; not committing"));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Some(e) = host.flush_error(export) {
+            return Err(format!(
+                "the last writes to export {export} could not be saved in its overlay ({e}); not committing (free space or fix the node's overlay directory, then export and write again)"
+            ));
         }
         let dir = host.overlays().to_path_buf();
         let path = crate::exports::overlay_path(&dir, export);

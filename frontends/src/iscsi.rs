@@ -5,6 +5,12 @@
 //! - Discovery sessions answer `SendTargets` with every export.
 //! - Login with `AuthMethod=None`, or CHAP (MD5, one-way) when the
 //!   target has a user and secret; then only CHAP logins are accepted.
+//! - Exports with their own credential ([`Exports::chap`], exports started
+//!   through the server) take only CHAP logins with it. When the list is
+//!   private ([`Exports::private`]), discovery sessions must authenticate
+//!   as one export's CHAP user and `SendTargets` shows only that export.
+//!   A failed authentication is the login status 0x0201 (authentication
+//!   failure), whatever was wrong.
 //! - Error recovery level 0, one connection per session, no digests
 //!   (`HeaderDigest=None`, `DataDigest=None`), `InitialR2T=Yes`,
 //!   `ImmediateData=Yes`: writes bring at most `FirstBurstLength` bytes
@@ -23,7 +29,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::reader::BlockSource;
-use crate::{iscsi_target_name, Exports};
+use crate::{iscsi_target_name, Chap, Exports};
 
 /// Logical block size.
 pub const BLOCK: u64 = 512;
@@ -676,19 +682,27 @@ struct Session<'e, W: Write> {
     first_burst: usize,
     lun: Option<Lun>,
     discovery: bool,
+    /// The export a discovery session of a private list authenticated for.
+    discovered: Option<String>,
     pending: HashMap<u32, PendingWrite>,
     next_ttt: u32,
 }
 
 /// The export whose target name is `iqn`.
 fn find_target(exports: &dyn Exports, iqn: &str) -> Option<(String, Arc<dyn BlockSource>)> {
-    let want = iqn.to_ascii_lowercase();
-    let name = exports
-        .names()
-        .into_iter()
-        .find(|n| iscsi_target_name(n) == want)?;
+    let name = exports.by_target_name(iqn)?;
     let disk = exports.open(&name)?;
     Some((name, disk))
+}
+
+/// What a login must present.
+enum Auth {
+    /// Nothing (`AuthMethod=None`).
+    None,
+    /// CHAP with this credential.
+    Chap(Chap),
+    /// CHAP as the user of any one export (discovery of a private list).
+    AnyExport,
 }
 
 impl<W: Write> Session<'_, W> {
@@ -754,7 +768,8 @@ impl<W: Write> Session<'_, W> {
         let mut target: Option<(String, Arc<dyn BlockSource>)> = None;
         let mut keys: HashMap<String, String> = HashMap::new();
         let mut chap: Option<(u8, [u8; 16])> = None;
-        let mut authed = self.cfg.chap.is_none();
+        let mut auth = Auth::None;
+        let mut authed = false;
         let mut first = true;
         loop {
             let pdu = match read_pdu(r, MAX_TEXT) {
@@ -795,26 +810,39 @@ impl<W: Write> Session<'_, W> {
                     self.login_reply(&req, 0, status::MISSING_PARAMETER, 0, &[])?;
                     return Ok(false);
                 }
+                let cfg = self.cfg;
+                let global = || cfg.chap.clone().map(|(user, secret)| Chap { user, secret });
                 if !self.discovery {
                     let Some(name) = keys.get("TargetName") else {
                         self.login_reply(&req, 0, status::MISSING_PARAMETER, 0, &[])?;
                         return Ok(false);
                     };
                     match find_target(self.exports, name) {
-                        Some(t) => target = Some(t),
+                        Some(t) => {
+                            auth = match self.exports.chap(&t.0).or_else(global) {
+                                Some(c) => Auth::Chap(c),
+                                None => Auth::None,
+                            };
+                            target = Some(t);
+                        }
                         None => {
                             self.login_reply(&req, 0, status::NOT_FOUND, 0, &[])?;
                             return Ok(false);
                         }
                     }
                     out.push(("TargetPortalGroupTag".into(), "1".into()));
+                } else if self.exports.private() {
+                    auth = Auth::AnyExport;
+                } else if let Some(c) = global() {
+                    auth = Auth::Chap(c);
                 }
+                authed = matches!(auth, Auth::None);
             }
             if csg == 0 {
                 // Security negotiation.
                 if let Some(m) = keys.get("AuthMethod").filter(|_| chap.is_none()) {
                     let offered: Vec<&str> = m.split(',').collect();
-                    let pick = if self.cfg.chap.is_some() {
+                    let pick = if !matches!(auth, Auth::None) {
                         offered.contains(&"CHAP").then_some("CHAP")
                     } else {
                         offered.contains(&"None").then_some("None")
@@ -827,7 +855,7 @@ impl<W: Write> Session<'_, W> {
                         }
                     }
                 }
-                if let (Some((user, secret)), Some(a)) = (&self.cfg.chap, keys.get("CHAP_A")) {
+                if let (false, Some(a)) = (matches!(auth, Auth::None), keys.get("CHAP_A")) {
                     if chap.is_none() {
                         if !a.split(',').any(|x| x == "5") {
                             self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
@@ -842,24 +870,33 @@ impl<W: Write> Session<'_, W> {
                         out.push(("CHAP_C".into(), format!("0x{}", hex(&challenge))));
                         keys.remove("CHAP_A");
                     }
-                    let _ = (user, secret);
                 }
-                if let (Some((user, secret)), Some((id, challenge)), Some(n), Some(resp)) =
-                    (&self.cfg.chap, chap, keys.get("CHAP_N"), keys.get("CHAP_R"))
+                if let (Some((id, challenge)), Some(n), Some(resp)) =
+                    (chap, keys.get("CHAP_N"), keys.get("CHAP_R"))
                 {
-                    use md5::Digest as _;
-                    let mut h = md5::Md5::new();
-                    h.update([id]);
-                    h.update(secret.as_bytes());
-                    h.update(challenge);
-                    let want = h.finalize();
-                    let got = unhex(resp);
+                    // The credential the user name stands for.
+                    let (cred, export) = match &auth {
+                        Auth::None => (None, None),
+                        Auth::Chap(c) => (Some(c.clone()), None),
+                        Auth::AnyExport => match self.exports.by_chap_user(n) {
+                            Some(e) => (self.exports.chap(&e), Some(e)),
+                            None => (None, None),
+                        },
+                    };
                     // Mutual CHAP (the initiator challenging us) is not offered.
                     let mutual = keys.contains_key("CHAP_I") || keys.contains_key("CHAP_C");
-                    if n != user || got.as_deref() != Some(want.as_slice()) || mutual {
+                    let ok = cred.is_some_and(|c| {
+                        c.user == *n && chap_response_ok(id, &c.secret, &challenge, resp)
+                    });
+                    if !ok || mutual {
+                        tracing::info!(
+                            "iscsi: CHAP authentication of {n:?} failed (initiator {:?})",
+                            keys.get("InitiatorName").map(String::as_str).unwrap_or("")
+                        );
                         self.login_reply(&req, 0, status::AUTH_FAILED, 0, &[])?;
                         return Ok(false);
                     }
+                    self.discovered = export;
                     authed = true;
                 }
             } else if !authed {
@@ -948,6 +985,12 @@ impl<W: Write> Session<'_, W> {
             if k == "SendTargets" {
                 let names: Vec<String> = match (&self.lun, v.as_str()) {
                     (Some(l), _) => vec![l.name.clone()],
+                    (None, _) if self.exports.private() => self
+                        .discovered
+                        .iter()
+                        .filter(|n| v == "All" || iscsi_target_name(n) == v.to_ascii_lowercase())
+                        .cloned()
+                        .collect(),
                     (None, "All") => self.exports.names(),
                     (None, iqn) => find_target(self.exports, iqn)
                         .map(|(n, _)| vec![n])
@@ -1258,6 +1301,7 @@ pub fn session<R: Read, W: Write>(
         first_burst: 64 << 10,
         lun: None,
         discovery: false,
+        discovered: None,
         pending: HashMap::new(),
         next_ttt: 0,
     };
@@ -1287,6 +1331,17 @@ pub fn session<R: Read, W: Write>(
             _ => s.reject(reason::COMMAND_NOT_SUPPORTED, &pdu.bhs)?,
         }
     }
+}
+
+/// Whether `resp` (hex) is MD5(id, secret, challenge), as RFC 1994 says.
+fn chap_response_ok(id: u8, secret: &str, challenge: &[u8], resp: &str) -> bool {
+    use md5::Digest as _;
+    let mut h = md5::Md5::new();
+    h.update([id]);
+    h.update(secret.as_bytes());
+    h.update(challenge);
+    let want = h.finalize();
+    unhex(resp).is_some_and(|got| crate::same_secret(&got, want.as_slice()))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -1404,6 +1459,139 @@ mod tests {
         p[1] = 0x81; // CSG 0 → NSG 1
         let out = run(&p, &cfg);
         assert_eq!(out[0].bhs.0[36..38], [2, 1]);
+    }
+
+    /// One export with its own CHAP credential, in a private list.
+    struct Private(Arc<MemDisk>);
+
+    const SECRET: &str = "0123456789abcdef";
+
+    impl Exports for Private {
+        fn names(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
+            (name == "export-1").then(|| self.0.clone() as Arc<dyn BlockSource>)
+        }
+        fn private(&self) -> bool {
+            true
+        }
+        fn by_target_name(&self, iqn: &str) -> Option<String> {
+            (iqn == "iqn.2026-11.io.arca:export-1").then(|| "export-1".to_string())
+        }
+        fn chap(&self, name: &str) -> Option<Chap> {
+            (name == "export-1").then(|| Chap {
+                user: "export-1".into(),
+                secret: SECRET.into(),
+            })
+        }
+        fn by_chap_user(&self, user: &str) -> Option<String> {
+            (user == "export-1").then(|| user.to_string())
+        }
+    }
+
+    /// A login as `user` with `secret` (CHAP, answering the target's
+    /// challenge) to `target`, or a discovery session when it is `None`;
+    /// then `SendTargets=All`. Returns the final login status and the
+    /// targets listed.
+    fn chap_login(target: Option<&str>, user: &str, secret: &str) -> ((u8, u8), Vec<String>) {
+        use std::os::unix::net::UnixStream;
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let exports = Private(Arc::new(MemDisk {
+                data: vec![0; 4096],
+            }));
+            let w = server.try_clone().unwrap();
+            let _ = session(
+                server,
+                w,
+                &exports,
+                &IscsiConfig::default(),
+                "127.0.0.1:3260",
+            );
+        });
+        let first = match target {
+            Some(t) => format!("InitiatorName=iqn.t\0TargetName={t}\0SessionType=Normal\0AuthMethod=CHAP,None\0"),
+            None => "InitiatorName=iqn.t\0SessionType=Discovery\0AuthMethod=CHAP,None\0".into(),
+        };
+        let mut exchange = |flags: u8, text: &str| {
+            client.write_all(&pdu(0x43, flags, 1, text.as_bytes())).unwrap();
+            let p = read_pdu(&mut client, u32::MAX).unwrap();
+            ((p.bhs.0[36], p.bhs.0[37]), parse_text(&p.data))
+        };
+        let (st, keys) = exchange(0x81, &first);
+        assert_eq!(st, (0, 0));
+        assert!(keys.contains(&("AuthMethod".into(), "CHAP".into())), "{keys:?}");
+        let (st, keys) = exchange(0x01, "CHAP_A=5\0");
+        assert_eq!(st, (0, 0));
+        let get = |k: &str| keys.iter().find(|(x, _)| x == k).unwrap().1.clone();
+        let id: u8 = get("CHAP_I").parse().unwrap();
+        let challenge = unhex(&get("CHAP_C")).unwrap();
+        use md5::Digest as _;
+        let mut h = md5::Md5::new();
+        h.update([id]);
+        h.update(secret.as_bytes());
+        h.update(&challenge);
+        let resp = format!("CHAP_N={user}\0CHAP_R=0x{}\0", hex(&h.finalize()));
+        let (st, _) = exchange(0x81, &resp);
+        if st != (0, 0) {
+            t.join().unwrap();
+            return (st, Vec::new());
+        }
+        let (st, _) = exchange(0x87, "MaxRecvDataSegmentLength=8192\0");
+        assert_eq!(st, (0, 0));
+        client
+            .write_all(&pdu(op::TEXT_REQ, 0x80, 2, b"SendTargets=All\0"))
+            .unwrap();
+        let p = read_pdu(&mut client, u32::MAX).unwrap();
+        drop(client);
+        t.join().unwrap();
+        let targets = parse_text(&p.data)
+            .into_iter()
+            .filter(|(k, _)| k == "TargetName")
+            .map(|(_, v)| v)
+            .collect();
+        ((0, 0), targets)
+    }
+
+    #[test]
+    fn an_export_with_its_own_credential_takes_only_chap_logins_with_it() {
+        let iqn = "iqn.2026-11.io.arca:export-1";
+        let disk = || {
+            Private(Arc::new(MemDisk {
+                data: vec![0; 4096],
+            }))
+        };
+        let run_private = |input: &[u8]| {
+            let mut out = Vec::new();
+            let _ = session(input, &mut out, &disk(), &IscsiConfig::default(), "p");
+            let mut r = &out[..];
+            read_pdu(&mut r, u32::MAX).unwrap()
+        };
+        // No authentication at all, or AuthMethod=None only: refused.
+        assert_eq!(run_private(&login(iqn, "")).bhs.0[36..38], [2, 1]);
+        let mut p = login(iqn, "AuthMethod=None\0");
+        p[1] = 0x81;
+        assert_eq!(run_private(&p).bhs.0[36..38], [2, 1]);
+        // Discovery without CHAP: refused too.
+        let p = pdu(
+            0x43,
+            0x81,
+            1,
+            b"InitiatorName=iqn.t\0SessionType=Discovery\0AuthMethod=None\0",
+        );
+        assert_eq!(run_private(&p).bhs.0[36..38], [2, 1]);
+        // Wrong secret, wrong user: authentication failure.
+        assert_eq!(chap_login(Some(iqn), "export-1", "0123456789abcdeX").0, (2, 1));
+        assert_eq!(chap_login(Some(iqn), "export-2", SECRET).0, (2, 1));
+        assert_eq!(chap_login(None, "export-1", "wrong").0, (2, 1));
+        assert_eq!(chap_login(None, "nobody", SECRET).0, (2, 1));
+        // The right credential logs in; discovery lists only that export.
+        assert_eq!(chap_login(Some(iqn), "export-1", SECRET).0, (0, 0));
+        assert_eq!(
+            chap_login(None, "export-1", SECRET),
+            ((0, 0), vec![iqn.to_string()])
+        );
     }
 
     #[test]

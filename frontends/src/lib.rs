@@ -39,9 +39,30 @@ pub fn iscsi_target_name(name: &str) -> String {
     out
 }
 
+/// A CHAP credential (RFC 1994, as iSCSI uses it): the user name the
+/// initiator gives and the secret both sides know.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chap {
+    pub user: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chap {{ user: {:?}, secret: <hidden> }}", self.user)
+    }
+}
+
 /// What a block frontend (NBD, iSCSI) exports: disks by name.
+///
+/// An export list is *public* (the default: `arca serve`), or *private*
+/// (exports started through the server, each with its own secret): then
+/// nothing is listed (`NBD_OPT_LIST` is refused, an empty NBD name picks
+/// nothing), and iSCSI discovery needs an export's CHAP credential and
+/// shows only that export.
 pub trait Exports: Send + Sync {
-    /// Every export's name (NBD_OPT_LIST, iSCSI SendTargets).
+    /// Every export's name (NBD_OPT_LIST, iSCSI SendTargets); empty for
+    /// a private list.
     fn names(&self) -> Vec<String>;
     /// The export called `name`, if there is one.
     fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>>;
@@ -49,6 +70,41 @@ pub trait Exports: Send + Sync {
     fn description(&self, _name: &str) -> Option<String> {
         None
     }
+    /// Whether the list is private (see the trait's documentation).
+    fn private(&self) -> bool {
+        false
+    }
+    /// How logs name the export `name` (a name that carries a secret is
+    /// logged without it).
+    fn label(&self, name: &str) -> String {
+        name.to_string()
+    }
+    /// The export whose iSCSI target name ([`iscsi_target_name`]) is `iqn`.
+    fn by_target_name(&self, iqn: &str) -> Option<String> {
+        let want = iqn.to_ascii_lowercase();
+        self.names()
+            .into_iter()
+            .find(|n| iscsi_target_name(n) == want)
+    }
+    /// The CHAP credential a login to export `name` must present, when
+    /// the export has its own (else the target-wide setting applies).
+    fn chap(&self, _name: &str) -> Option<Chap> {
+        None
+    }
+    /// The export whose own CHAP user is `user` (discovery of a private
+    /// list authenticates as an export's user).
+    fn by_chap_user(&self, _user: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Compare secrets in time that depends only on their lengths.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
+            == 0
 }
 
 /// The image restore points of one datastore, opened on first use and

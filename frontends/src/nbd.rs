@@ -48,6 +48,7 @@ const REP_SERVER: u32 = 2;
 const REP_INFO: u32 = 3;
 const REP_META_CONTEXT: u32 = 4;
 const REP_ERR_UNSUP: u32 = (1 << 31) + 1;
+const REP_ERR_POLICY: u32 = (1 << 31) + 2;
 const REP_ERR_INVALID: u32 = (1 << 31) + 3;
 const REP_ERR_TLS_REQD: u32 = (1 << 31) + 5;
 const REP_ERR_UNKNOWN: u32 = (1 << 31) + 6;
@@ -281,9 +282,10 @@ impl<W: Write> Session<'_, W> {
         self.w.flush()
     }
 
-    /// The export `name` (the only one, when the name is empty).
+    /// The export `name` (the only one, when the name is empty and the
+    /// list is public).
     fn find(&self, name: &str) -> Option<(String, Arc<dyn BlockSource>)> {
-        if name.is_empty() {
+        if name.is_empty() && !self.exports.private() {
             let names = self.exports.names();
             if names.len() == 1 {
                 let n = names.into_iter().next()?;
@@ -364,7 +366,10 @@ impl<W: Write> Session<'_, W> {
                     let name = String::from_utf8_lossy(&data).into_owned();
                     // No way to answer an error here: close.
                     let Some((name, e)) = self.find(&name) else {
-                        return Err(bad(format!("unknown export {name:?}")));
+                        return Err(bad(format!(
+                            "unknown export {:?}",
+                            self.exports.label(&name)
+                        )));
                     };
                     self.w.write_all(&e.size().to_be_bytes())?;
                     self.w.write_all(&Self::tflags(e.as_ref()).to_be_bytes())?;
@@ -385,6 +390,14 @@ impl<W: Write> Session<'_, W> {
                 OPT_LIST => {
                     if !data.is_empty() {
                         self.opt_error(opt, REP_ERR_INVALID, "LIST takes no data")?;
+                        continue;
+                    }
+                    if self.exports.private() {
+                        self.opt_error(
+                            opt,
+                            REP_ERR_POLICY,
+                            "this server does not list its exports: connect with the address the API gave",
+                        )?;
                         continue;
                     }
                     for n in self.exports.names() {
@@ -410,7 +423,8 @@ impl<W: Write> Session<'_, W> {
                         continue;
                     };
                     let Some((name, e)) = self.find(&name) else {
-                        self.opt_error(opt, REP_ERR_UNKNOWN, &format!("no export {name:?}"))?;
+                        let msg = format!("no export {:?}", self.exports.label(&name));
+                        self.opt_error(opt, REP_ERR_UNKNOWN, &msg)?;
                         continue;
                     };
                     let mut d = INFO_EXPORT.to_be_bytes().to_vec();
@@ -453,7 +467,8 @@ impl<W: Write> Session<'_, W> {
                         continue;
                     }
                     let Some((name, _)) = self.find(&name) else {
-                        self.opt_error(opt, REP_ERR_UNKNOWN, &format!("no export {name:?}"))?;
+                        let msg = format!("no export {:?}", self.exports.label(&name));
+                        self.opt_error(opt, REP_ERR_UNKNOWN, &msg)?;
                         continue;
                     };
                     let wanted = if opt == OPT_LIST_META_CONTEXT && queries.is_empty() {
@@ -555,7 +570,8 @@ impl<W: Write> Session<'_, W> {
                             )?,
                             Ok(()) => self.simple(0, req.cookie, &buf)?,
                             Err(e) => {
-                                tracing::warn!("nbd {name}: read at {}: {e}", req.offset);
+                                let label = self.exports.label(name);
+                                tracing::warn!("nbd {label}: read at {}: {e}", req.offset);
                                 self.error(req.cookie, EIO, &e.to_string())?;
                             }
                         }
@@ -887,6 +903,55 @@ mod tests {
         let (r, out) = run(&input);
         assert!(r.is_err());
         assert_eq!(reply_types(&out), vec![REP_ERR_TOO_BIG]);
+    }
+
+    /// One export whose name carries a secret; nothing is listed.
+    struct Private(Arc<MemDisk>);
+
+    impl Exports for Private {
+        fn names(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
+            crate::same_secret(name.as_bytes(), b"export-1-s3cr3t")
+                .then(|| self.0.clone() as Arc<dyn BlockSource>)
+        }
+        fn private(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_private_list_is_not_listed_and_only_the_full_name_opens() {
+        let e = Private(Arc::new(MemDisk {
+            data: vec![7; 4096],
+        }));
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(opt(OPT_LIST, b""));
+        input.extend(go(""));
+        input.extend(go("export-1"));
+        input.extend(go("export-1-s3cr3u"));
+        input.extend(go("export-1-s3cr3t"));
+        let mut out = Vec::new();
+        let r = session(&input[..], &mut out, &e);
+        assert!(r.is_err()); // EOF after GO
+        assert_eq!(
+            reply_types(&out),
+            [
+                REP_ERR_POLICY,
+                REP_ERR_UNKNOWN,
+                REP_ERR_UNKNOWN,
+                REP_ERR_UNKNOWN,
+                REP_INFO,
+                REP_ACK
+            ]
+        );
+        // EXPORT_NAME with a wrong name: the connection ends unserved.
+        let mut input = 3u32.to_be_bytes().to_vec();
+        input.extend(opt(OPT_EXPORT_NAME, b"export-1"));
+        let mut out = Vec::new();
+        assert!(session(&input[..], &mut out, &e).is_err());
+        assert_eq!(out.len(), 18, "only the greeting was sent");
     }
 
     #[test]

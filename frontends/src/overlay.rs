@@ -132,25 +132,29 @@ impl Overlay {
         })
     }
 
-    /// Save the bitmap (after the data it describes is on disk).
-    fn save_map(&self) -> Result<()> {
+    /// The bitmap as saved, if pages were written since the last save.
+    fn map_snapshot(&self) -> Option<Vec<u8>> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return None;
         }
         let mut out = Vec::new();
         out.extend_from_slice(MAP_MAGIC);
         out.extend_from_slice(&self.base.size().to_le_bytes());
-        {
-            let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
-            for w in bits.iter() {
-                out.extend_from_slice(&w.to_le_bytes());
-            }
+        let bits = self.written.read().unwrap_or_else(|e| e.into_inner());
+        for w in bits.iter() {
+            out.extend_from_slice(&w.to_le_bytes());
         }
+        Some(out)
+    }
+
+    /// Save a bitmap from [`Overlay::map_snapshot`] (after the data it
+    /// describes is on disk).
+    fn save_map(&self, out: &[u8]) -> Result<()> {
         let tmp = self.map.with_extension("map.tmp");
         let r = (|| {
             use std::io::Write;
             let mut f = File::create(&tmp)?;
-            f.write_all(&out)?;
+            f.write_all(out)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.map)
         })();
@@ -270,10 +274,23 @@ impl BlockSource for Overlay {
     }
 
     fn flush(&self) -> Result<()> {
-        self.file
+        // The map is taken before the data is synced, so it never lists a
+        // page written after the sync (whose data may not be on disk).
+        let map = self.map_snapshot();
+        let synced = self
+            .file
             .sync_data()
-            .map_err(|e| Error::io("flush the overlay", e))?;
-        self.save_map()
+            .map_err(|e| Error::io("flush the overlay", e));
+        match (synced, map) {
+            (Ok(()), Some(m)) => self.save_map(&m),
+            (Ok(()), None) => Ok(()),
+            (Err(e), m) => {
+                if m.is_some() {
+                    self.dirty.store(true, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {

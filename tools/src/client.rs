@@ -544,8 +544,14 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
         );
     }
     show(cli, &e, |e| {
+        let commands: Vec<&str> = e["commands"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         format!(
-            "{}\nexport {id} ({}), until {} (stop it with `arca unmount {id}`)",
+            "{}\nexport {id} ({}), until {} (stop it with `arca unmount {id}`){}{}",
             e["address"].as_str().unwrap_or_default(),
             if writable {
                 "writable, overlay"
@@ -554,7 +560,19 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
             },
             chrono::DateTime::from_timestamp(e["expires_at"].as_i64().unwrap_or(0), 0)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            match e["chap_user"].as_str() {
+                Some(u) => format!(
+                    "\nCHAP user {u}, secret {}",
+                    e["secret"].as_str().unwrap_or_default()
+                ),
+                None => String::new(),
+            },
+            if commands.is_empty() {
+                String::new()
+            } else {
+                format!("\nfor example:\n  {}", commands.join("\n  "))
+            }
         )
     })
 }

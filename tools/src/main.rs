@@ -424,6 +424,12 @@ struct MountArgs {
     /// The PEM private key of --nbd-tls-cert.
     #[arg(long, requires = "nbd_tls_cert")]
     nbd_tls_key: Option<PathBuf>,
+    /// INSECURE: serve NBD exports without TLS on an address other than
+    /// loopback. Anyone on the network path then sees the disks' data and
+    /// the export secrets (in the export names), and can alter writes.
+    /// Without it, such an --nbd-listen needs --nbd-tls-cert/--nbd-tls-key.
+    #[arg(long, conflicts_with = "nbd_tls_cert")]
+    nbd_plain: bool,
     /// Decoded chunks kept in memory for exports, shared by all of them.
     #[arg(long, default_value_t = 256)]
     export_cache_mib: u64,

@@ -2,11 +2,11 @@
 //! one NBD server and one iSCSI target serving whatever exports the
 //! catalog gives this node (`arca mount`, `POST /api/v1/exports`).
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use arca_control::exports::{self, ExportHost, Listeners};
 use arca_control::runner::Runner;
 
@@ -25,6 +25,23 @@ fn bind(what: &str, addr: &str) -> Option<TcpListener> {
     }
 }
 
+/// NBD in clear text only on loopback, or when the admin says so: the
+/// export names carry the exports' secrets.
+fn check_nbd_plain(addr: SocketAddr, tls: bool, plain: bool) -> Result<()> {
+    if tls || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if plain {
+        eprintln!(
+            "warning: NBD exports on {addr} without TLS (--nbd-plain): their data and secrets cross the network in clear text"
+        );
+        return Ok(());
+    }
+    bail!(
+        "--nbd-listen {addr} is not a loopback address: NBD exports there need TLS (--nbd-tls-cert and --nbd-tls-key), or --nbd-plain to accept clear text (insecure: the data and the export secrets cross the network unprotected)"
+    )
+}
+
 /// Bind the export servers, start them and the loop that keeps them in
 /// step with the catalog. Returns the addresses they listen on.
 pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> Result<Listeners> {
@@ -33,6 +50,9 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
         _ => None,
     };
     let nbd = bind("NBD", &args.nbd_listen);
+    if let Some(a) = nbd.as_ref().and_then(|l| l.local_addr().ok()) {
+        check_nbd_plain(a, tls.is_some(), args.nbd_plain)?;
+    }
     let iscsi = bind("iSCSI", &args.iscsi_listen);
     let listeners = Listeners {
         nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),

@@ -1168,7 +1168,8 @@ fn mount_exports_restore_points_through_the_server() {
         img.len().to_string()
     );
     assert!(
-        url.starts_with("nbd://127.0.0.1:") && url.ends_with(&rp),
+        url.starts_with("nbd://127.0.0.1:")
+            && url.ends_with(&format!("/export-{}-{}", e["id"], e["secret"].as_str().unwrap())),
         "{url}"
     );
     let copy = dir.path().join("copy.raw");
@@ -1221,8 +1222,8 @@ fn mount_exports_restore_points_through_the_server() {
     let i: Value = serde_json::from_str(&out).unwrap();
     let iurl = i["address"].as_str().unwrap().to_string();
     assert!(
-        iurl.starts_with("iscsi://127.0.0.1:")
-            && iurl.ends_with(&format!("iqn.2026-11.io.arca:{rp}/0")),
+        iurl.starts_with(&format!("iscsi://export-{}%", i["id"]))
+            && iurl.ends_with(&format!("iqn.2026-11.io.arca:export-{}/0", i["id"])),
         "{iurl}"
     );
     let cap = tool("iscsi-readcapacity16", &[&iurl]);

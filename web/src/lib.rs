@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod exports;
 mod maintenance;
 pub mod openapi;
 mod routes;

@@ -359,7 +359,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/exports",
-        "Export an image restore point over NBD or iSCSI on the node that owns its datastore (`arca mount`); poll it until active for its address",
+        "Export an image restore point over NBD or iSCSI on the node that owns its datastore (`arca mount`); poll it until active for its address. writable=true needs manage (restore-only users get 403)",
         "restore",
         Some("NewExport"),
         (201, Some("Export"))
@@ -383,7 +383,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "delete",
         "/api/v1/exports/{id}",
-        "Stop an export; commit=true writes a writable export's changes as a new restore point (a commit-export task), else they are discarded",
+        "Stop an export; commit=true (needs manage) writes a writable export's changes as a new restore point (a commit-export task), else they are discarded",
         "restore",
         None,
         (200, Some("Export")),
@@ -458,7 +458,7 @@ fn schemas() -> Value {
     );
     let project = open_obj(json!({"id": int, "name": s}));
     let export = open_obj(
-        json!({"id": int, "restore_point_id": s, "datastore_id": int, "node_id": int, "project_id": int, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "name": s, "state": {"type": "string", "enum": ["starting", "active", "failed", "stopped", "expired"]}, "address": os, "error": os, "on_stop": s, "commit_task_id": oint, "created_by": s, "created_at": int, "expires_at": int, "stopped_at": oint}),
+        json!({"id": int, "restore_point_id": s, "datastore_id": int, "node_id": int, "project_id": int, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "name": s, "state": {"type": "string", "enum": ["starting", "active", "failed", "stopped", "expired"]}, "address": {"type": ["string", "null"], "description": "Where clients connect, credentials included (nbd[s]://host:port/<name>-<secret>, iscsi://<name>%<secret>@host:port/<iqn>/0); only for users who may restore in the project"}, "secret": {"type": "string", "description": "The export's secret (NBD name suffix, iSCSI CHAP secret); only for users who may restore in the project"}, "chap_user": {"type": "string", "description": "iSCSI CHAP user name"}, "commands": {"type": "array", "items": s, "description": "Client commands to paste"}, "error": os, "on_stop": s, "commit_task_id": oint, "created_by": s, "created_at": int, "expires_at": int, "stopped_at": oint}),
     );
     let log = open_obj(json!({"seq": int, "time": int, "level": s, "message": s}));
     let audit = open_obj(

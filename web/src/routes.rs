@@ -1046,6 +1046,9 @@ pub async fn add_export(
                 }
             })?;
             p.require(Action::Restore, Some(rp.project_id))?;
+            if b.writable {
+                crate::exports::require_writable(&p, rp.project_id)?;
+            }
             if rp.kind != "image" {
                 return Err(invalid(
                 "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
@@ -1069,7 +1072,7 @@ pub async fn add_export(
                 ttl_seconds: ttl,
                 created_by: p.name().to_string(),
             })?;
-            Ok((StatusCode::CREATED, Json(json!(e))))
+            Ok((StatusCode::CREATED, Json(crate::exports::view(&p, &e))))
         },
     )
 }
@@ -1089,16 +1092,15 @@ pub async fn list_exports(
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
     let projects = p.projects(Action::Read);
-    Ok(Json(json!(s
-        .catalog
-        .exports(!q.all, projects.as_deref())?)))
+    let list = s.catalog.exports(!q.all, projects.as_deref())?;
+    Ok(Json(crate::exports::view_all(&p, &list)))
 }
 
 pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let e = s.catalog.export(id)?;
-    p.require(Action::Read, Some(e.project_id))?;
-    Ok(Json(json!(e)))
+    crate::exports::visible(&p, &e)?;
+    Ok(Json(crate::exports::view(&p, &e)))
 }
 
 #[derive(Deserialize)]
@@ -1124,9 +1126,11 @@ pub async fn extend_export(
         &id.to_string(),
         || {
             let e = s.catalog.export(id)?;
+            crate::exports::visible(&p, &e)?;
             p.require(Action::Restore, Some(e.project_id))?;
             let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
-            Ok(Json(json!(s.catalog.extend_export(id, ttl)?)))
+            let e = s.catalog.extend_export(id, ttl)?;
+            Ok(Json(crate::exports::view(&p, &e)))
         },
     )
 }
@@ -1155,7 +1159,11 @@ pub async fn stop_export(
     };
     audited(&s, p.name(), &remote, action, &id.to_string(), || {
         let e = s.catalog.export(id)?;
+        crate::exports::visible(&p, &e)?;
         p.require(Action::Restore, Some(e.project_id))?;
+        if q.commit {
+            crate::exports::require_writable(&p, e.project_id)?;
+        }
         if !e.is_live() {
             return Err(ApiError::conflict(format!(
                 "export {id} is already {}",
@@ -1195,7 +1203,7 @@ pub async fn stop_export(
         }
         let e = s.catalog.stop_export(id, commit_task)?;
         s.changed.notify_one();
-        Ok(Json(json!(e)))
+        Ok(Json(crate::exports::view(&p, &e)))
     })
 }
 

@@ -778,3 +778,145 @@ async fn openapi_lists_every_route_and_metrics_render() {
     let (s, h) = t.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
 }
+
+/// Export addresses and secrets go only to users who may restore in the
+/// export's project; other projects' exports do not exist for a caller;
+/// restore-only users export read-only and cannot commit.
+#[tokio::test]
+async fn export_credentials_only_for_users_who_may_restore() {
+    let t = setup();
+    let c = t.state.catalog.clone();
+    for proj in [1, 2] {
+        c.add_restore_point(&arca_catalog::RestorePoint {
+            id: format!("e{proj}{}", "c".repeat(62)),
+            datastore_id: 1,
+            source_name: "vm".into(),
+            project_id: proj,
+            kind: "image".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let rp = format!("e1{}", "c".repeat(62));
+    let user = |name: &str, role: Role, project: i64| {
+        token_for(
+            &c,
+            name,
+            &[RoleBinding {
+                role,
+                project_id: Some(project),
+            }],
+        )
+    };
+    let operator = user("op", Role::Operator, 1);
+    let restorer = user("ro", Role::RestoreOnly, 1);
+    let auditor = user("au", Role::Auditor, 1);
+    let outsider = user("out", Role::RestoreOnly, 2);
+
+    // Restore-only: read-only yes, writable no.
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            Some(&restorer),
+            Some(json!({"restore_point": rp, "writable": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("read-only"), "{v}");
+    let (s, ro) = t
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            Some(&restorer),
+            Some(json!({"restore_point": rp})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ro}");
+    let secret = ro["secret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 16, "{ro}");
+    let id = ro["id"].as_i64().unwrap();
+    let node = c.datastore(1).unwrap().node_id;
+    let addr = format!("nbd://h:1/export-{id}-{secret}");
+    c.export_active(id, node, &addr).unwrap();
+
+    // Who sees what.
+    let path = format!("/api/v1/exports/{id}");
+    for (who, token) in [
+        ("admin", &t.admin),
+        ("operator", &operator),
+        ("restore-only", &restorer),
+    ] {
+        let (s, v) = t.call(Method::GET, &path, Some(token), None).await;
+        assert_eq!(s, StatusCode::OK, "{who}: {v}");
+        assert_eq!(v["address"], addr.as_str(), "{who}");
+        assert_eq!(v["secret"], secret.as_str(), "{who}");
+        assert!(v["commands"][0].as_str().unwrap().contains(&addr), "{who}: {v}");
+    }
+    let (s, v) = t.call(Method::GET, &path, Some(&auditor), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], id);
+    assert!(!v.to_string().contains(&secret), "auditor sees {v}");
+    assert!(v.get("address").is_none() && v.get("commands").is_none(), "{v}");
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/exports", Some(&auditor), None)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert!(!v.to_string().contains(&secret), "auditor sees {v}");
+    // Another project's user: as if it did not exist.
+    let (s, v) = t.call(Method::GET, &path, Some(&outsider), None).await;
+    let (s2, v2) = t
+        .call(Method::GET, "/api/v1/exports/987654", Some(&outsider), None)
+        .await;
+    assert_eq!((s, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{v}");
+    assert_eq!(v["error"], v2["error"]);
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/exports", Some(&outsider), None)
+        .await;
+    assert_eq!(v, json!([]));
+    for (m, body) in [
+        (Method::PATCH, Some(json!({"ttl": "1h"}))),
+        (Method::DELETE, None),
+    ] {
+        let (s, v) = t.call(m.clone(), &path, Some(&outsider), body.clone()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m}: {v}");
+        // An auditor may read it but not change it.
+        let (s, v) = t.call(m.clone(), &path, Some(&auditor), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{m}: {v}");
+    }
+
+    // A writable export: operators make and commit it; restore-only
+    // users cannot commit it.
+    let (s, rw) = t
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            Some(&operator),
+            Some(json!({"restore_point": rp, "writable": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rw}");
+    let rw_path = format!("/api/v1/exports/{}", rw["id"]);
+    let (s, v) = t
+        .call(
+            Method::DELETE,
+            &format!("{rw_path}?commit=true"),
+            Some(&restorer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = t
+        .call(
+            Method::DELETE,
+            &format!("{rw_path}?commit=true"),
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["commit_task_id"].is_i64(), "{v}");
+    // Restore-only users may stop their read-only export.
+    let (s, v) = t.call(Method::DELETE, &path, Some(&restorer), None).await;
+    assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("stopped")));
+}
