@@ -187,11 +187,11 @@ impl Exports for Table {
             _ => name.to_string(),
         }
     }
-    fn by_target_name(&self, iqn: &str) -> Option<String> {
+    fn by_target_name(&self, target: &str) -> Option<String> {
         if self.naming != Naming::Chap {
             return None;
         }
-        let want = iqn.to_ascii_lowercase();
+        let want = target.to_ascii_lowercase();
         let t = self.by_name.read().unwrap_or_else(|e| e.into_inner());
         t.keys().find(|n| iqn(n) == want).cloned()
     }
