@@ -301,7 +301,11 @@ fn exports_wake_their_node_expire_and_stop_once() {
     // Each export has its own random, URL-safe secret.
     for e in [&ro, &rw] {
         assert_eq!(e.secret.len(), crate::exports::SECRET_LEN);
-        assert!(e.secret.bytes().all(|b| b.is_ascii_alphanumeric()), "{}", e.secret);
+        assert!(
+            e.secret.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{}",
+            e.secret
+        );
     }
     assert_ne!(ro.secret, rw.secret);
     // The node reports; only live exports of its own take the report.

@@ -338,7 +338,12 @@ impl ExportHost {
         // Both carry the secret: the address is what a client needs.
         Ok(match scheme {
             "nbd" if self.listeners.nbd_tls => {
-                format!("nbds://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret)
+                format!(
+                    "nbds://{host}:{}/{}-{}",
+                    addr.port(),
+                    spec.name,
+                    spec.secret
+                )
             }
             "nbd" => format!("nbd://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret),
             _ => format!(
@@ -462,7 +467,11 @@ impl ExportHost {
             // saves every acknowledged write (pages and map) for a commit.
             if let Some(src) = g.source.revoke() {
                 if let Err(e) = src.flush() {
-                    tracing::warn!("export {} ({}): flushing its overlay: {e}", g.spec.id, g.spec.name);
+                    tracing::warn!(
+                        "export {} ({}): flushing its overlay: {e}",
+                        g.spec.id,
+                        g.spec.name
+                    );
                     self.flush_failed
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -655,7 +664,10 @@ mod tests {
             assert!(nbd.open(&bad).is_none(), "{bad}");
             assert!(nbd.description(&bad).is_none(), "{bad}");
         }
-        assert_eq!(nbd.label(&format!("export-7-{secret}")), "export-7-<secret>");
+        assert_eq!(
+            nbd.label(&format!("export-7-{secret}")),
+            "export-7-<secret>"
+        );
         assert!(nbd.chap("export-7").is_none() && nbd.by_target_name("x").is_none());
 
         let iscsi = Table::new(Naming::Chap);
@@ -666,7 +678,9 @@ mod tests {
             .insert("export-7".into(), served(7, secret, disk()));
         assert!(iscsi.private() && iscsi.names().is_empty());
         assert_eq!(
-            iscsi.by_target_name("iqn.2026-11.io.arca:export-7").as_deref(),
+            iscsi
+                .by_target_name("iqn.2026-11.io.arca:export-7")
+                .as_deref(),
             Some("export-7")
         );
         let c = iscsi.chap("export-7").unwrap();

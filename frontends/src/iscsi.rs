@@ -1511,17 +1511,24 @@ mod tests {
             );
         });
         let first = match target {
-            Some(t) => format!("InitiatorName=iqn.t\0TargetName={t}\0SessionType=Normal\0AuthMethod=CHAP,None\0"),
+            Some(t) => format!(
+                "InitiatorName=iqn.t\0TargetName={t}\0SessionType=Normal\0AuthMethod=CHAP,None\0"
+            ),
             None => "InitiatorName=iqn.t\0SessionType=Discovery\0AuthMethod=CHAP,None\0".into(),
         };
         let mut exchange = |flags: u8, text: &str| {
-            client.write_all(&pdu(0x43, flags, 1, text.as_bytes())).unwrap();
+            client
+                .write_all(&pdu(0x43, flags, 1, text.as_bytes()))
+                .unwrap();
             let p = read_pdu(&mut client, u32::MAX).unwrap();
             ((p.bhs.0[36], p.bhs.0[37]), parse_text(&p.data))
         };
         let (st, keys) = exchange(0x81, &first);
         assert_eq!(st, (0, 0));
-        assert!(keys.contains(&("AuthMethod".into(), "CHAP".into())), "{keys:?}");
+        assert!(
+            keys.contains(&("AuthMethod".into(), "CHAP".into())),
+            "{keys:?}"
+        );
         let (st, keys) = exchange(0x01, "CHAP_A=5\0");
         assert_eq!(st, (0, 0));
         let get = |k: &str| keys.iter().find(|(x, _)| x == k).unwrap().1.clone();
@@ -1582,7 +1589,10 @@ mod tests {
         );
         assert_eq!(run_private(&p).bhs.0[36..38], [2, 1]);
         // Wrong secret, wrong user: authentication failure.
-        assert_eq!(chap_login(Some(iqn), "export-1", "0123456789abcdeX").0, (2, 1));
+        assert_eq!(
+            chap_login(Some(iqn), "export-1", "0123456789abcdeX").0,
+            (2, 1)
+        );
         assert_eq!(chap_login(Some(iqn), "export-2", SECRET).0, (2, 1));
         assert_eq!(chap_login(None, "export-1", "wrong").0, (2, 1));
         assert_eq!(chap_login(None, "nobody", SECRET).0, (2, 1));

@@ -106,7 +106,11 @@ impl Server {
         std::fs::write(&path, img).unwrap();
         self.arca(&["source", "add", "image", name, path.to_str().unwrap()]);
         self.arca(&["backup", "now", name, "--wait"]);
-        let (s, v) = self.call("GET", &format!("/api/v1/restore-points?source={name}"), None);
+        let (s, v) = self.call(
+            "GET",
+            &format!("/api/v1/restore-points?source={name}"),
+            None,
+        );
         assert_eq!(s, 200, "{v}");
         v[0]["id"].as_str().unwrap().to_string()
     }
@@ -210,9 +214,20 @@ fn nbd_exports_open_only_with_their_secret_and_are_not_listed() {
     let copy = dir.path().join("copy.raw");
     tool(
         "qemu-img",
-        &["convert", "-f", "raw", "-O", "raw", addr, copy.to_str().unwrap()],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            addr,
+            copy.to_str().unwrap(),
+        ],
     );
-    assert!(std::fs::read(&copy).unwrap() == img, "qemu-img read other bytes");
+    assert!(
+        std::fs::read(&copy).unwrap() == img,
+        "qemu-img read other bytes"
+    );
 
     // Without the secret, with a wrong one, or by restore point: unknown.
     let base = addr.rsplit_once('/').unwrap().0;
@@ -271,7 +286,13 @@ fn nbd_off_loopback_needs_tls_or_nbd_plain_and_qemu_connects_over_tls() {
     // --nbd-plain: the admin accepted it; the server runs.
     let plain = Server::start(
         &dir.path().join("p2"),
-        &["--nbd-listen", "0.0.0.0:0", "--nbd-plain", "--export-host", "127.0.0.1"],
+        &[
+            "--nbd-listen",
+            "0.0.0.0:0",
+            "--nbd-plain",
+            "--export-host",
+            "127.0.0.1",
+        ],
     );
     drop(plain);
 
@@ -319,7 +340,10 @@ fn nbd_off_loopback_needs_tls_or_nbd_plain_and_qemu_connects_over_tls() {
     let copy = dir.path().join("copy.raw");
     tool(
         "nbdcopy",
-        &[&format!("{addr}?tls-certificates={ca}"), copy.to_str().unwrap()],
+        &[
+            &format!("{addr}?tls-certificates={ca}"),
+            copy.to_str().unwrap(),
+        ],
     );
     assert!(std::fs::read(&copy).unwrap() == img, "nbdcopy over TLS");
     // The right name in clear text: refused (TLS is required).
@@ -327,10 +351,7 @@ fn nbd_off_loopback_needs_tls_or_nbd_plain_and_qemu_connects_over_tls() {
     // The wrong secret over TLS: unknown.
     refused(
         "nbdinfo",
-        &[
-            "--size",
-            &format!("{}x?tls-certificates={ca}", addr),
-        ],
+        &["--size", &format!("{}x?tls-certificates={ca}", addr)],
     );
 }
 
@@ -346,7 +367,11 @@ fn lun_client(dir: &Path) -> PathBuf {
         .arg("-liscsi")
         .output()
         .expect("cc (and libiscsi-dev, installed by the README's test command)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     bin
 }
 
@@ -375,15 +400,23 @@ fn iscsi_exports_need_chap_with_their_secret() {
     assert!(inq.contains("Vendor:ARCA"), "{inq}");
     let lun = lun_client(dir.path());
     let out = run(lun.to_str().unwrap(), &["read", addr]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout == img, "the LUN differs from the image");
     let cu = run("iscsi-test-cu", &["--test=SCSI.Read10", addr]);
-    let text = String::from_utf8_lossy(&cu.stdout).into_owned() + &String::from_utf8_lossy(&cu.stderr);
+    let text =
+        String::from_utf8_lossy(&cu.stdout).into_owned() + &String::from_utf8_lossy(&cu.stderr);
     let summary = text
         .lines()
         .find(|l| l.trim_start().starts_with("tests "))
         .unwrap_or_else(|| panic!("no summary in {text}"));
-    let n: Vec<u32> = summary.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let n: Vec<u32> = summary
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     assert!(n[1] > 0 && n[3] == 0, "{text}");
 
     // No CHAP, a wrong secret, a wrong user, another export's credential:
@@ -395,7 +428,12 @@ fn iscsi_exports_need_chap_with_their_secret() {
     );
     for creds in [
         String::new(),
-        format!("{user}%{}@", secret.to_lowercase().replace(|c: char| c.is_ascii_digit(), "x")),
+        format!(
+            "{user}%{}@",
+            secret
+                .to_lowercase()
+                .replace(|c: char| c.is_ascii_digit(), "x")
+        ),
         format!("{user}%{secret}x@"),
         format!("export-999%{secret}@"),
         other_cred,
@@ -411,9 +449,18 @@ fn iscsi_exports_need_chap_with_their_secret() {
     // lists that export only.
     let text = refused("iscsi-ls", &[&format!("iscsi://{portal}/")]);
     assert!(!text.contains(&iqn), "{text}");
-    refused("iscsi-ls", &[&format!("iscsi://{user}%wrong-secret@{portal}/")]);
-    let ls = tool("iscsi-ls", &["-s", &format!("iscsi://{user}%{secret}@{portal}/")]);
-    assert!(ls.contains(&format!("Target:{iqn} Portal:{portal},1")), "{ls}");
+    refused(
+        "iscsi-ls",
+        &[&format!("iscsi://{user}%wrong-secret@{portal}/")],
+    );
+    let ls = tool(
+        "iscsi-ls",
+        &["-s", &format!("iscsi://{user}%{secret}@{portal}/")],
+    );
+    assert!(
+        ls.contains(&format!("Target:{iqn} Portal:{portal},1")),
+        "{ls}"
+    );
     assert!(ls.contains("Type:DIRECT_ACCESS"), "{ls}");
     assert!(!ls.contains(&format!("export-{}", other["id"])), "{ls}");
 }
@@ -448,7 +495,10 @@ fn unflushed_nbd_writes_survive_stop_and_commit() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(task["state"], "succeeded", "{task}");
-    assert!(task["result"]["bytes_added"].as_u64().unwrap() > 0, "{task}");
+    assert!(
+        task["result"]["bytes_added"].as_u64().unwrap() > 0,
+        "{task}"
+    );
     let new_rp = task["result"]["restore_point"].as_str().unwrap();
 
     // The new restore point has the writes; the old one never changed.
@@ -457,7 +507,13 @@ fn unflushed_nbd_writes_survive_stop_and_commit() {
     for (id, expect) in [(new_rp, &want), (rp.as_str(), &img)] {
         let e = srv.export(json!({"restore_point": id}));
         let out = dir.path().join(format!("{}.raw", &id[..8]));
-        tool("nbdcopy", &[e["address"].as_str().unwrap(), out.to_str().unwrap()]);
-        assert!(&std::fs::read(&out).unwrap() == expect, "restore point {id}");
+        tool(
+            "nbdcopy",
+            &[e["address"].as_str().unwrap(), out.to_str().unwrap()],
+        );
+        assert!(
+            &std::fs::read(&out).unwrap() == expect,
+            "restore point {id}"
+        );
     }
 }

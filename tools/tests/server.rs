@@ -1169,7 +1169,11 @@ fn mount_exports_restore_points_through_the_server() {
     );
     assert!(
         url.starts_with("nbd://127.0.0.1:")
-            && url.ends_with(&format!("/export-{}-{}", e["id"], e["secret"].as_str().unwrap())),
+            && url.ends_with(&format!(
+                "/export-{}-{}",
+                e["id"],
+                e["secret"].as_str().unwrap()
+            )),
         "{url}"
     );
     let copy = dir.path().join("copy.raw");

@@ -851,13 +851,19 @@ async fn export_credentials_only_for_users_who_may_restore() {
         assert_eq!(s, StatusCode::OK, "{who}: {v}");
         assert_eq!(v["address"], addr.as_str(), "{who}");
         assert_eq!(v["secret"], secret.as_str(), "{who}");
-        assert!(v["commands"][0].as_str().unwrap().contains(&addr), "{who}: {v}");
+        assert!(
+            v["commands"][0].as_str().unwrap().contains(&addr),
+            "{who}: {v}"
+        );
     }
     let (s, v) = t.call(Method::GET, &path, Some(&auditor), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["id"], id);
     assert!(!v.to_string().contains(&secret), "auditor sees {v}");
-    assert!(v.get("address").is_none() && v.get("commands").is_none(), "{v}");
+    assert!(
+        v.get("address").is_none() && v.get("commands").is_none(),
+        "{v}"
+    );
     let (_, v) = t
         .call(Method::GET, "/api/v1/exports", Some(&auditor), None)
         .await;
@@ -868,7 +874,11 @@ async fn export_credentials_only_for_users_who_may_restore() {
     let (s2, v2) = t
         .call(Method::GET, "/api/v1/exports/987654", Some(&outsider), None)
         .await;
-    assert_eq!((s, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{v}");
+    assert_eq!(
+        (s, s2),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+        "{v}"
+    );
     assert_eq!(v["error"], v2["error"]);
     let (_, v) = t
         .call(Method::GET, "/api/v1/exports", Some(&outsider), None)
@@ -878,7 +888,9 @@ async fn export_credentials_only_for_users_who_may_restore() {
         (Method::PATCH, Some(json!({"ttl": "1h"}))),
         (Method::DELETE, None),
     ] {
-        let (s, v) = t.call(m.clone(), &path, Some(&outsider), body.clone()).await;
+        let (s, v) = t
+            .call(m.clone(), &path, Some(&outsider), body.clone())
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m}: {v}");
         // An auditor may read it but not change it.
         let (s, v) = t.call(m.clone(), &path, Some(&auditor), body).await;
