@@ -517,3 +517,75 @@ fn unflushed_nbd_writes_survive_stop_and_commit() {
         );
     }
 }
+
+/// An `arca node` gets each export's secret over gRPC (`ExportSpec.secret`)
+/// and serves it with the same credentials.
+#[test]
+fn a_remote_node_serves_exports_with_their_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), &[]);
+    let (s, v) = srv.call(
+        "POST",
+        "/api/v1/nodes",
+        Some(json!({"name": "alpha", "max_tasks": 1})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["node", "--server", &srv.url, "--data-dir"])
+        .arg(dir.path().join("alpha"))
+        .args([
+            "--nbd-listen",
+            "127.0.0.1:0",
+            "--iscsi-listen",
+            "127.0.0.1:0",
+        ])
+        .env("ARCA_TOKEN", v["token"].as_str().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(node.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    assert!(l.contains("registered with"), "{l:?}");
+    std::thread::spawn(move || for _ in out.lines() {});
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _node = Kill(node);
+
+    let img = image(6);
+    let path = dir.path().join("remote.raw");
+    std::fs::write(&path, &img).unwrap();
+    srv.arca(&[
+        "source",
+        "add",
+        "image",
+        "remote",
+        path.to_str().unwrap(),
+        "--node",
+        "alpha",
+    ]);
+    srv.arca(&["backup", "now", "remote", "--wait"]);
+    let (_, rps) = srv.call("GET", "/api/v1/restore-points?source=remote", None);
+    let rp = rps[0]["id"].as_str().unwrap();
+    let e = srv.export(json!({"restore_point": rp}));
+    let addr = e["address"].as_str().unwrap();
+    assert!(addr.ends_with(e["secret"].as_str().unwrap()), "{addr}");
+    assert_eq!(
+        tool("nbdinfo", &["--size", addr]).trim(),
+        img.len().to_string()
+    );
+    let base = addr.rsplit_once('-').unwrap().0;
+    refused("nbdinfo", &["--size", base]);
+    let i = srv.export(json!({"restore_point": rp, "protocol": "iscsi"}));
+    let iaddr = i["address"].as_str().unwrap();
+    assert!(tool("iscsi-inq", &[iaddr]).contains("Vendor:ARCA"));
+    let plain = format!("iscsi://{}", iaddr.rsplit_once('@').unwrap().1);
+    let text = refused("iscsi-inq", &[&plain]);
+    assert!(text.contains("Authentication failure"), "{text}");
+}
