@@ -203,8 +203,11 @@ fn main() -> Result<()> {
     }
     let t_tables = start.elapsed();
     ds.delete_snapshot(&oldest)?;
-    let dead_ids = (shift * t).min(cli.n);
-    let dead_packs = dead_ids / cli.pack_ids;
+    // Live: the ids of tables [shift, (snapshots - 1) * shift + window).
+    let live_from = shift * t;
+    let live_to = (((cli.snapshots - 1) * shift + window) * t).min(cli.n);
+    let dead_ids = cli.n - (live_to - live_from);
+    let dead_packs = live_from / cli.pack_ids + (cli.n - live_to) / cli.pack_ids;
     println!(
         "setup: index {:.0} s, tables and snapshots {:.0} s; forgot the oldest snapshot: {} ids, {} packs to go",
         t_index.as_secs_f64(),
@@ -239,9 +242,9 @@ fn main() -> Result<()> {
         Ok(())
     })?;
     ensure!(
-        data_left == cli.n - dead_ids,
+        data_left == live_to - live_from,
         "gc left {data_left} data ids, expected {}",
-        cli.n - dead_ids
+        live_to - live_from
     );
     ensure!(
         report.packs_deleted >= dead_packs,
@@ -255,7 +258,7 @@ fn main() -> Result<()> {
         .map(|(n, t)| format!("{n}@{t:.0}s"))
         .collect();
     println!();
-    println!("| chunk ids | stored | live-id buffer | gc time | phases | peak RSS of gc | RSS before gc | packs deleted | packs repacked | live blobs |");
+    println!("| chunk ids | stored MiB | live-id buffer | gc time | phases | peak RSS of gc, MiB | RSS before gc, MiB | packs deleted | packs repacked | live blobs |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {} ids | {:.1} s | {} | {}{} | {} | {} | {} | {} |",
