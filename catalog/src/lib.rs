@@ -12,6 +12,7 @@
 
 mod exports;
 mod maintenance;
+mod nodes;
 pub mod schema;
 
 use std::path::Path;
@@ -405,6 +406,7 @@ pub struct Catalog {
 
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
+pub use nodes::NodeConfinement;
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()

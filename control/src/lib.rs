@@ -31,6 +31,7 @@ use arca_repo::Datastore;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+pub mod confine;
 pub mod exports;
 pub mod maintenance;
 pub mod node;

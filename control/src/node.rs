@@ -206,6 +206,11 @@ impl pb::node_server::Node for NodeService {
                 "the node restarted while the task ran",
             )
             .map_err(internal)?;
+        if !r.data_dir.is_empty() {
+            let d = crate::confine::normalize(&r.data_dir)
+                .map_err(|e| Status::invalid_argument(format!("data_dir: {e}")))?;
+            c.set_node_data_dir(node.id, &d).map_err(internal)?;
+        }
         let node = c
             .register_node(node.id, r.max_tasks, &r.version)
             .map_err(internal)?;
@@ -538,18 +543,21 @@ impl Remote {
     }
 }
 
-/// Register with the server (blocking on `rt`).
+/// Register with the server (blocking on `rt`). `data_dir`: the node's
+/// data directory, absolute.
 pub fn register(
     rt: &tokio::runtime::Handle,
     client: &Client,
     max_tasks: i64,
     datastores: Vec<pb::DatastoreInfo>,
+    data_dir: &str,
 ) -> Result<pb::RegisterReply, Status> {
     let mut c = client.clone();
     rt.block_on(c.register(pb::RegisterRequest {
         version: env!("CARGO_PKG_VERSION").to_string(),
         max_tasks,
         datastores,
+        data_dir: data_dir.to_string(),
     }))
     .map(Response::into_inner)
 }

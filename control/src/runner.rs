@@ -154,6 +154,7 @@ impl Local {
     fn spec(&self, mut task: Task) -> Result<Leased, String> {
         let c = &self.catalog;
         let e = |e: catalog::Error| e.to_string();
+        crate::confine::attach(c, self.node_id, &mut task)?;
         let source = match task.source_id {
             Some(id) => Some(c.source(id).map_err(e)?),
             None => None,
@@ -521,7 +522,10 @@ impl Runner {
                 Err(e) => return Err(e.to_string()),
             },
         };
-        let path = PathBuf::from(&source.path);
+        // Checked again here, on the real path: a link out of the node's
+        // source roots fails the backup.
+        let path: PathBuf =
+            crate::confine::Confinement::of_task(&task.params)?.real_source(&source.path)?;
         let out = match source.kind.as_str() {
             "files" => {
                 let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
@@ -598,20 +602,26 @@ impl Runner {
             .ok_or("restore task without restore_point")?;
         let target = p["target"].as_str().ok_or("restore task without target")?;
         let subpath = p["path"].as_str();
+        // The real target, under the node's restore roots.
+        let conf = crate::confine::Confinement::of_task(p)?;
+        let target = &conf.real_restore(target)?;
+        let opts = arca_ingest::restore::RestoreOptions {
+            overwrite: p["overwrite"].as_bool().unwrap_or(false),
+            allow_block_devices: conf.allow_block_devices,
+        };
         let (_, ds) = self.task_datastore(l)?;
         let snap = ds
             .resolve_snapshot(rp_id, None)
             .map_err(|e| e.to_string())?;
-        let target = Path::new(target);
         if snap.is_image() {
             if subpath.is_some() {
                 return Err("path applies to tree restore points only".into());
             }
-            let n = arca_ingest::image::restore(&ds, &snap, target, progress)
+            let n = arca_ingest::image::restore(&ds, &snap, target, &opts, progress)
                 .map_err(|e| e.to_string())?;
             Ok(json!({"restore_point": snap.id.to_hex(), "target": target, "bytes": n}))
         } else {
-            let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, progress)
+            let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
                 .map_err(|e| e.to_string())?;
             Ok(
                 json!({"restore_point": snap.id.to_hex(), "target": target, "files": o.files, "bytes": o.bytes, "warnings": o.warnings}),

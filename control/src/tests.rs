@@ -344,3 +344,56 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     assert!(again.unwrap_err().contains("not running"));
     assert_eq!(c.task(l.task.id).unwrap().state, TaskState::Succeeded);
 }
+
+#[test]
+fn leased_backups_and_restores_carry_their_node_s_confinement() {
+    let (c, node, ds) = setup();
+    c.set_node_data_dir(node, "/var/lib/arca").unwrap();
+    c.set_node_confinement(
+        node,
+        &catalog::NodeConfinement {
+            source_roots: Some(vec!["/srv".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let s = source(&c, node, "web-1", &[]);
+    let c = Arc::new(c);
+    for (kind, params) in [
+        ("backup", json!({})),
+        // Whatever a task's parameters say, the rules come from the catalog.
+        (
+            "restore",
+            json!({"target": "/x", "confine": {"source_roots": ["/"]}}),
+        ),
+    ] {
+        c.add_task(&NewTask {
+            kind: kind.into(),
+            project_id: 1,
+            source_id: (kind == "backup").then_some(s.id),
+            datastore_id: Some(ds),
+            node_id: Some(node),
+            params,
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let local = Local::new(c.clone(), node);
+    for _ in 0..2 {
+        let l = local.lease().unwrap().unwrap();
+        let conf = crate::confine::Confinement::of_task(&l.task.params).unwrap();
+        assert_eq!(conf.source_roots, vec!["/srv".to_string()]);
+        assert_eq!(
+            conf.restore_roots(),
+            vec!["/var/lib/arca/restores".to_string()]
+        );
+        assert_eq!(conf.datastores, vec!["/nonexistent".to_string()]);
+        assert_eq!(conf.node, "local");
+    }
+    // A task without rules is not run.
+    assert!(crate::confine::Confinement::of_task(&json!({}))
+        .unwrap_err()
+        .contains("no confinement rules"));
+}

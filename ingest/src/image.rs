@@ -19,7 +19,7 @@ use arca_repo::image::{self as table, IDS_PER_BLOB};
 use arca_repo::{BlobKind, ChunkId, Datastore, Error, PendingChunk, Result, Snapshot};
 use crossbeam_channel::bounded;
 
-use crate::restore::{is_zero, write_sparse};
+use crate::restore::{is_zero, write_sparse, RestoreOptions};
 use crate::{BackupOutcome, Progress};
 
 #[derive(Clone, Debug, Default)]
@@ -272,12 +272,91 @@ pub fn backup_from(
     crate::commit(session, manifest, start, Vec::new())
 }
 
-/// Write an image snapshot's first disk to `target` (created or
-/// truncated), sparse: holes are not written.
+/// Open (or create) an image restore's target and check what it is; see
+/// [`restore`]. Returns the file and whether it is a block device.
+fn open_target(target: &Path, size: u64, opts: &RestoreOptions) -> Result<(File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let show = target.display();
+    // O_NONBLOCK: a FIFO put in the target's place fails at once instead
+    // of waiting for a reader; it changes nothing for files and devices.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(target)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::InvalidInput(format!(
+                "the target {show} is a symbolic link; give the path it leads to"
+            )),
+            Some(libc::EISDIR) => Error::InvalidInput(format!(
+                "the target {show} is a directory; an image restores to a file or a block device"
+            )),
+            _ => Error::io(format!("open {show}"), e),
+        })?;
+    // Back to blocking writes (a block device could otherwise answer EAGAIN).
+    nix::fcntl::fcntl(
+        &f,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .map_err(|e| Error::io(format!("open {show}"), e.into()))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("stat {show}"), e))?;
+    let kind = meta.file_type();
+    if kind.is_block_device() {
+        if !opts.allow_block_devices {
+            return Err(Error::InvalidInput(format!(
+                "the target {show} is a block device, and restores may not write block devices here"
+            )));
+        }
+        if !opts.overwrite {
+            return Err(Error::InvalidInput(crate::restore::not_empty_message(
+                target,
+                "is a block device (its data would be overwritten)",
+            )));
+        }
+        // A block device (a VM's volume, a LUN) is written in place: it
+        // cannot be truncated or hold holes.
+        let dev_size = f
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(format!("size of {show}"), e))?;
+        if dev_size < size {
+            return Err(Error::InvalidInput(format!(
+                "{show} holds {dev_size} bytes, the disk needs {size}"
+            )));
+        }
+        return Ok((f, true));
+    }
+    if !kind.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "the target {show} is neither a regular file nor a block device"
+        )));
+    }
+    if meta.len() > 0 && !opts.overwrite {
+        return Err(Error::InvalidInput(crate::restore::not_empty_message(
+            target,
+            &format!("holds {} bytes", meta.len()),
+        )));
+    }
+    // Emptied first, so that old data never shows through the holes.
+    f.set_len(0)
+        .and_then(|()| f.set_len(size))
+        .map_err(|e| Error::io(format!("set the length of {show}"), e))?;
+    Ok((f, false))
+}
+
+/// Write an image snapshot's first disk to `target`, sparse: holes are not
+/// written. A missing target is created as a file. A target that holds
+/// data (a non-empty file, or a block device) is written only with
+/// `opts.overwrite`, and a block device only with
+/// `opts.allow_block_devices`. A symbolic link as the target is refused,
+/// and the checks are made on the opened file, so nothing can be swapped
+/// in between.
 pub fn restore(
     ds: &Datastore,
     snapshot: &Snapshot,
     target: &Path,
+    opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<u64> {
     let disk = snapshot.manifest.disks.first().ok_or_else(|| {
@@ -288,36 +367,7 @@ pub fn restore(
     } else {
         table::read_table(ds, disk)?
     };
-    // A block device (a VM's volume, a LUN) is written in place: it cannot
-    // be truncated or hold holes, so its zero blocks are written as zeros.
-    let to_device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
-    let f = if to_device {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .open(target)
-            .map_err(|e| Error::io(format!("open {}", target.display()), e))?;
-        let dev_size = f
-            .seek(SeekFrom::End(0))
-            .map_err(|e| Error::io(format!("size of {}", target.display()), e))?;
-        if dev_size < disk.size {
-            return Err(Error::InvalidInput(format!(
-                "{} holds {dev_size} bytes, the disk needs {}",
-                target.display(),
-                disk.size
-            )));
-        }
-        f
-    } else {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(target)
-            .map_err(|e| Error::io(format!("create {}", target.display()), e))?;
-        f.set_len(disk.size)
-            .map_err(|e| Error::io("set length", e))?;
-        f
-    };
+    let (f, to_device) = open_target(target, disk.size, opts)?;
     progress.total.store(disk.size, Ordering::Relaxed);
     // Readers fetch, decrypt, decompress and verify blocks in parallel; this
     // thread alone writes them. Several threads writing one file would only

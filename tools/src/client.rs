@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::{Cli, DatastoreCmd, PolicyCmd, SourceCmd, TaskCmd};
+use crate::{Cli, DatastoreCmd, NodeCmd, PolicyCmd, SourceCmd, TaskCmd};
 
 fn token_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -299,6 +299,91 @@ pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
     }
 }
 
+fn roots(v: &Value) -> String {
+    let r: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if r.is_empty() {
+        "none".into()
+    } else {
+        r.join(",")
+    }
+}
+
+fn node_line(n: &Value) -> String {
+    format!(
+        "{:>4}  {:<16} {:<8} sources: {}  restores: {}{}  block devices: {}",
+        n["id"],
+        n["name"].as_str().unwrap_or(""),
+        n["state"].as_str().unwrap_or(""),
+        roots(&n["source_roots"]),
+        roots(&n["effective_restore_roots"]),
+        if n["restore_roots"].as_array().is_some_and(|r| r.is_empty()) {
+            " (default)"
+        } else {
+            ""
+        },
+        if n["allow_block_devices"] == true {
+            "allowed"
+        } else {
+            "refused"
+        }
+    )
+}
+
+pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
+    match c {
+        NodeCmd::List => {
+            let v = call(cli, "GET", "/nodes", None)?;
+            show(cli, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(node_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        NodeCmd::Set {
+            name,
+            source_roots,
+            no_source_roots,
+            restore_roots,
+            default_restore_roots,
+            allow_block_devices,
+        } => {
+            let all = call(cli, "GET", "/nodes", None)?;
+            let id = all
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|n| n["name"] == name.as_str())
+                .and_then(|n| n["id"].as_i64())
+                .ok_or_else(|| {
+                    anyhow!("no node named {name:?} on the server (`arca node list`)")
+                })?;
+            let mut body = json!({});
+            if !source_roots.is_empty() || *no_source_roots {
+                body["source_roots"] = json!(source_roots);
+            }
+            if !restore_roots.is_empty() || *default_restore_roots {
+                body["restore_roots"] = json!(restore_roots);
+            }
+            if let Some(b) = allow_block_devices {
+                body["allow_block_devices"] = json!(b);
+            }
+            if body.as_object().is_some_and(|o| o.is_empty()) {
+                bail!("nothing to change: give --source-root, --restore-root, --no-source-roots, --default-restore-roots or --allow-block-devices");
+            }
+            let v = call(cli, "PATCH", &format!("/nodes/{id}"), Some(body))?;
+            show(cli, &v, node_line)
+        }
+    }
+}
+
 pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
     match c {
         PolicyCmd::Add {
@@ -469,21 +554,26 @@ pub fn backup_now(cli: &Cli, source: &str, wait: bool) -> Result<u8> {
     })
 }
 
-pub fn restore(
-    cli: &Cli,
-    rp: &str,
-    to: &str,
-    path: Option<&str>,
-    node: Option<&str>,
-    wait: bool,
-) -> Result<u8> {
+/// How `arca restore --server` asks for a restore.
+pub struct RestoreTo<'a> {
+    pub path: Option<&'a str>,
+    pub node: Option<&'a str>,
+    pub overwrite: bool,
+    pub wait: bool,
+}
+
+pub fn restore(cli: &Cli, rp: &str, to: &str, o: &RestoreTo) -> Result<u8> {
+    let mut body = json!({"target": to, "path": o.path, "node": o.node});
+    if o.overwrite {
+        body["overwrite"] = json!(true);
+    }
     let v = call(
         cli,
         "POST",
         &format!("/restore-points/{rp}/restore"),
-        Some(json!({"target": to, "path": path, "node": node})),
+        Some(body),
     )?;
-    if wait {
+    if o.wait {
         return follow(cli, &v);
     }
     show(cli, &v, |v| {

@@ -230,7 +230,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             arca_frontends::iscsi::serve(listener, exports, cfg)?;
             Ok(0)
         }
+        Command::Node { cmd: Some(c), .. } => crate::client::node(&cli, c),
         Command::Node {
+            cmd: None,
             data_dir,
             max_tasks,
             mounts,
@@ -257,6 +259,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             notify,
             node_timeout,
             mounts,
+            roots,
         } => {
             let tls = match (tls, tls_cert, tls_key) {
                 (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
@@ -271,6 +274,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 notify,
                 *node_timeout,
                 mounts,
+                roots,
             )
         }
         Command::Snapshots { source } => {
@@ -316,13 +320,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             path,
             source: _,
             wait,
+            overwrite,
         } if cli.server.is_some() => {
             let to = match (to, target) {
                 (Some(t), _) => t.clone(),
                 (None, Some(t)) => t.display().to_string(),
                 (None, None) => bail!("give the path on the node with --to"),
             };
-            crate::client::restore(&cli, snapshot, &to, path.as_deref(), node.as_deref(), *wait)
+            let o = crate::client::RestoreTo {
+                path: path.as_deref(),
+                node: node.as_deref(),
+                overwrite: *overwrite,
+                wait: *wait,
+            };
+            crate::client::restore(&cli, snapshot, &to, &o)
         }
         Command::Restore {
             snapshot,
@@ -332,6 +343,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             to,
             node,
             wait,
+            overwrite,
         } => {
             if to.is_some() || node.is_some() || *wait {
                 bail!("--to, --node and --wait restore through a server: give --server (or ARCA_SERVER)");
@@ -339,6 +351,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             let target = target
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("give TARGET (or --server and --to)"))?;
+            // The path you name, links included (restores never follow
+            // links inside the target).
+            let target = &match std::fs::canonicalize(target) {
+                Ok(real) => real,
+                Err(_) => target.clone(),
+            };
+            let opts = restore::RestoreOptions {
+                overwrite: *overwrite,
+                allow_block_devices: true,
+            };
             let ds = open(&cli, true)?;
             let snap = ds.resolve_snapshot(snapshot, source.as_deref())?;
             let progress = Arc::new(Progress::default());
@@ -348,10 +370,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 if path.is_some() {
                     bail!("--path applies to tree snapshots only");
                 }
-                let n = image::restore(&ds, &snap, target, &progress)?;
+                let n = image::restore(&ds, &snap, target, &opts, &progress)?;
                 (1, n, Vec::new())
             } else {
-                let o = restore::restore(&ds, &snap, target, path.as_deref(), &progress)?;
+                let o = restore::restore(&ds, &snap, target, path.as_deref(), &opts, &progress)?;
                 (o.files, o.bytes, o.warnings)
             };
             drop(bar);

@@ -76,12 +76,18 @@ enum Command {
         node_timeout: i64,
         #[command(flatten)]
         mounts: MountArgs,
+        #[command(flatten)]
+        roots: RootArgs,
     },
     /// Run a node for a server (--server, --token from `POST
     /// /api/v1/nodes`): it owns the datastores under <data-dir>/datastores/
     /// (a `default` one is made on first start), leases the server's tasks
-    /// for its sources and runs them.
+    /// for its sources and runs them. `arca node list` and `arca node set`
+    /// show and change nodes through the server.
+    #[command(args_conflicts_with_subcommands = true)]
     Node {
+        #[command(subcommand)]
+        cmd: Option<NodeCmd>,
         /// Where this node's datastores and their passphrases live.
         #[arg(long, default_value = "./arca-node")]
         data_dir: PathBuf,
@@ -133,6 +139,10 @@ enum Command {
         path: Option<String>,
         #[arg(long)]
         source: Option<String>,
+        /// Write into a target that holds data: a directory with entries
+        /// (same names are replaced), a non-empty file, a block device.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Through the server: export an image restore point over NBD or
     /// iSCSI on the node that owns its datastore; prints its address once
@@ -219,6 +229,21 @@ enum Command {
     Task(TaskCmd),
 }
 
+/// Where the built-in node of `arca server` may read sources and write
+/// restores. Given, they replace the node's roots at every start (the
+/// ones set through the API otherwise stay); see docs/control-plane.md.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RootArgs {
+    /// A directory under which sources may live (repeatable). Without any,
+    /// no source can be added until an admin sets roots.
+    #[arg(long = "source-root", value_name = "DIR")]
+    pub source_roots: Vec<PathBuf>,
+    /// A directory under which restores may write (repeatable; default
+    /// <data-dir>/restores).
+    #[arg(long = "restore-root", value_name = "DIR")]
+    pub restore_roots: Vec<PathBuf>,
+}
+
 /// Where the server sends notifications (task failed, RPO missed).
 #[derive(Args, Debug, Clone)]
 pub struct NotifyArgs {
@@ -266,6 +291,34 @@ pub enum SourceCmd {
         policy: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Through the server: the nodes, their state and where their sources
+    /// may live and their restores may write.
+    List,
+    /// Through the server (admin): where a node's sources may live and its
+    /// restores may write. Each list given replaces the node's list.
+    Set {
+        /// The node's name (`arca node list`).
+        name: String,
+        /// A directory under which sources may live (repeatable).
+        #[arg(long = "source-root", value_name = "DIR")]
+        source_roots: Vec<String>,
+        /// Remove every source root: no source may be added on the node.
+        #[arg(long, conflicts_with = "source_roots")]
+        no_source_roots: bool,
+        /// A directory under which restores may write (repeatable).
+        #[arg(long = "restore-root", value_name = "DIR")]
+        restore_roots: Vec<String>,
+        /// Back to the default restore root, <data-dir>/restores.
+        #[arg(long, conflicts_with = "restore_roots")]
+        default_restore_roots: bool,
+        /// May restores write onto block devices (true or false)?
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        allow_block_devices: Option<bool>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -51,10 +51,11 @@ fn register(
     client: &node::Client,
     max_tasks: i64,
     infos: &[pb::DatastoreInfo],
+    data_dir: &str,
 ) -> Result<pb::RegisterReply> {
     let mut delay = Duration::from_secs(1);
     loop {
-        match node::register(rt, client, max_tasks, infos.to_vec()) {
+        match node::register(rt, client, max_tasks, infos.to_vec(), data_dir) {
             Ok(r) => return Ok(r),
             Err(s)
                 if matches!(
@@ -103,6 +104,13 @@ pub fn run(
         None => None,
     };
     let (infos, passphrases) = datastores(data_dir)?;
+    // Reported at registration: never a source; `restores/` in it is the
+    // default restore root.
+    let real_dir =
+        std::fs::canonicalize(data_dir).with_context(|| format!("{}", data_dir.display()))?;
+    arca_control::confine::make_restores_dir(&real_dir)
+        .with_context(|| format!("create {}/restores", real_dir.display()))?;
+    let real_dir = real_dir.display().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -115,7 +123,7 @@ pub fn run(
         let _enter = rt.enter();
         node::client(url, token, ca.as_deref()).map_err(anyhow::Error::msg)?
     };
-    let reg = register(&h, &client, max_tasks, &infos)?;
+    let reg = register(&h, &client, max_tasks, &infos, &real_dir)?;
     println!(
         "Arca node {} ({}) registered with {url} as node {}",
         reg.node_name,
@@ -154,7 +162,7 @@ pub fn run(
                 // has requeued what ran here. Register again.
                 Err(s) if s.code() == Code::FailedPrecondition => {
                     eprintln!("{}", node::status_msg(s));
-                    register(&h, &client, max_tasks, &infos)?;
+                    register(&h, &client, max_tasks, &infos, &real_dir)?;
                     last_beat = Instant::now();
                 }
                 Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {

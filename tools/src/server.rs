@@ -105,6 +105,11 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
         let _ = std::fs::set_permissions(data_dir.join(f), std::fs::Permissions::from_mode(0o600));
     }
     let node = catalog.upsert_node(&hostname(), true, max_tasks, env!("CARGO_PKG_VERSION"))?;
+    // Never a source; `restores/` in it is the default restore root.
+    let real_dir = std::fs::canonicalize(data_dir)?;
+    arca_control::confine::make_restores_dir(&real_dir)
+        .with_context(|| format!("create {}/restores", real_dir.display()))?;
+    catalog.set_node_data_dir(node.id, &real_dir.display().to_string())?;
 
     let (abs, _) = local_datastore(data_dir, "default")?;
     if catalog.datastore_by_name("default")?.is_none() {
@@ -154,6 +159,89 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
         passphrases,
         admin_password,
     })
+}
+
+/// `--source-root`/`--restore-root`: the built-in node's roots, replaced
+/// when given (absolute; relative ones are taken from the current
+/// directory), and audited.
+fn set_roots(catalog: &Catalog, node_id: i64, roots: &crate::RootArgs) -> Result<()> {
+    use arca_control::confine::check_roots;
+    let abs = |dirs: &[PathBuf]| -> Result<Vec<String>> {
+        dirs.iter()
+            .map(|d| {
+                let a = std::fs::canonicalize(d)
+                    .or_else(|_| std::env::current_dir().map(|c| c.join(d)))?;
+                Ok(a.display().to_string())
+            })
+            .collect()
+    };
+    let change = arca_catalog::NodeConfinement {
+        source_roots: match roots.source_roots.as_slice() {
+            [] => None,
+            r => Some(check_roots("--source-root", &abs(r)?).map_err(anyhow::Error::msg)?),
+        },
+        restore_roots: match roots.restore_roots.as_slice() {
+            [] => None,
+            r => Some(check_roots("--restore-root", &abs(r)?).map_err(anyhow::Error::msg)?),
+        },
+        allow_block_devices: None,
+    };
+    if change == arca_catalog::NodeConfinement::default() {
+        return Ok(());
+    }
+    let node = catalog.set_node_confinement(node_id, &change)?;
+    catalog.audit(
+        "arca server",
+        "node.set",
+        &node.name,
+        "",
+        "ok",
+        &format!(
+            "from the command line: source_roots {:?}, restore_roots {:?}",
+            node.source_roots, node.restore_roots
+        ),
+    )?;
+    Ok(())
+}
+
+/// Tell where the built-in node reads sources and writes restores.
+fn print_confinement(catalog: &Catalog, node_id: i64) -> Result<()> {
+    let c = arca_control::confine::Confinement::load(catalog, node_id)?;
+    let show = |r: &[String]| {
+        if r.is_empty() {
+            "none".to_string()
+        } else {
+            r.join(", ")
+        }
+    };
+    println!(
+        "node {}: sources under {}; restores under {}{}",
+        c.node,
+        show(&c.source_roots),
+        show(&c.restore_roots()),
+        if c.source_roots.is_empty() {
+            " (no source can be added until an admin sets source roots: --source-root, or `arca node set`)"
+        } else {
+            ""
+        }
+    );
+    // Sources from before confinement (or whose roots were narrowed) fail
+    // their backups on the node: say so now rather than at the next backup.
+    let outside: Vec<String> = catalog
+        .sources()?
+        .into_iter()
+        .filter(|s| s.node_id == node_id && c.check_source(&s.path).is_err())
+        .map(|s| format!("{} ({})", s.name, s.path))
+        .collect();
+    if !outside.is_empty() {
+        println!(
+            "warning: {} source(s) of node {} are outside its source roots and will not be backed up until an admin adds roots: {}",
+            outside.len(),
+            c.node,
+            outside.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `arca catalog import`: list a datastore's snapshots in a server's
@@ -239,6 +327,7 @@ pub fn self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((cert, key))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     data_dir: &Path,
     listen: &str,
@@ -247,6 +336,7 @@ pub fn run(
     n: &crate::NotifyArgs,
     node_timeout: i64,
     mounts: &crate::MountArgs,
+    roots: &crate::RootArgs,
 ) -> Result<u8> {
     if !(3..=3600).contains(&node_timeout) {
         anyhow::bail!("--node-timeout must be between 3 and 3600 seconds");
@@ -280,9 +370,11 @@ pub fn run(
         notifier,
         node_timeout,
         mounts.clone(),
+        roots.clone(),
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     data_dir: PathBuf,
     listen: String,
@@ -291,8 +383,10 @@ async fn serve(
     notifier: Arc<arca_control::Notifier>,
     node_timeout: i64,
     mounts: crate::MountArgs,
+    roots: crate::RootArgs,
 ) -> Result<u8> {
     let p = prepare(&data_dir, max_tasks)?;
+    set_roots(&p.catalog, p.node_id, &roots)?;
     let listener =
         std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -317,6 +411,7 @@ async fn serve(
         "the default datastore's passphrase is in {}: keep a copy elsewhere, the backups cannot be read without it",
         data_dir.join("datastores/default.passphrase").display()
     );
+    print_confinement(&p.catalog, p.node_id)?;
     let state = arca_web::AppState::new(p.catalog.clone());
     let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
     let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/confine.rs"]
+mod confine;
 #[path = "e2e/corruption.rs"]
 mod corruption;
 #[path = "e2e/crash.rs"]

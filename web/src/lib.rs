@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod exports;
 mod maintenance;
+mod nodes;
 pub mod openapi;
 mod routes;
 
@@ -60,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/nodes/{id}", axum::routing::patch(nodes::update_node))
         .route("/projects", get(list_projects).post(add_project))
         .route("/nodes", get(list_nodes).post(add_node))
         .route("/datastores", get(list_datastores))

@@ -186,6 +186,14 @@ pub const ROUTES: &[Route] = &[
         (201, Some("CreatedNode"))
     ),
     r!(
+        "patch",
+        "/api/v1/nodes/{id}",
+        "Set where the node's sources may live and its restores may write, and whether restores may write block devices (422 for a bad path)",
+        "administer",
+        Some("NodeSettings"),
+        (200, Some("Node"))
+    ),
+    r!(
         "get",
         "/api/v1/datastores",
         "Datastores",
@@ -423,6 +431,7 @@ fn schemas() -> Value {
     let tags = json!({"type": "array", "maxItems": 64, "items": name});
     let abs_path = json!({"type": "string", "pattern": "^/[^\\u0000]*$", "maxLength": 4096});
     let oname = json!({"anyOf": [name, {"type": "null"}]});
+    let roots = json!({"type": "array", "maxItems": 64, "items": abs_path, "description": "absolute directories, not /"});
     let count = json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64});
     let retention = obj(
         &[],
@@ -450,8 +459,10 @@ fn schemas() -> Value {
     let rp = open_obj(
         json!({"id": s, "datastore_id": int, "source_id": oint, "source_name": s, "project_id": int, "kind": s, "time": int, "bytes_total": int, "bytes_added": int, "files": int, "hostname": s, "task_id": oint, "created_at": int, "state": {"type": "string", "enum": ["ok", "damaged"]}, "damage": os, "verified_at": oint}),
     );
+    let paths = json!({"type": "array", "items": s});
     let node = open_obj(
-        json!({"id": int, "name": s, "state": s, "embedded": {"type": "boolean"}, "max_tasks": int, "version": s, "last_heartbeat": oint, "created_at": int}),
+        json!({"id": int, "name": s, "state": s, "embedded": {"type": "boolean"}, "max_tasks": int, "version": s, "last_heartbeat": oint, "created_at": int,
+            "source_roots": paths, "restore_roots": paths, "effective_restore_roots": paths, "allow_block_devices": {"type": "boolean"}, "data_dir": s}),
     );
     let ds = open_obj(
         json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int, "gc_schedule": s, "verify_schedule": s, "verify_max_age_days": int}),
@@ -486,6 +497,7 @@ fn schemas() -> Value {
         "NewProject": obj(&["name"], json!({"name": name})),
         "Node": node,
         "Nodes": arr("Node"),
+        "NodeSettings": obj(&[], json!({"source_roots": roots, "restore_roots": roots, "allow_block_devices": {"type": "boolean"}})),
         "NewNode": obj(&["name"], json!({"name": name, "max_tasks": {"type": "integer", "minimum": 1, "maximum": 64}})),
         "CreatedNode": open_obj(json!({"node": {"$ref": "#/components/schemas/Node"}, "token": s, "token_id": int})),
         "Datastore": ds,
@@ -508,7 +520,7 @@ fn schemas() -> Value {
         "Cancelled": open_obj(json!({"id": int, "state": s})),
         "RestorePoint": rp,
         "RestorePoints": arr("RestorePoint"),
-        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os})),
+        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os, "overwrite": {"type": "boolean", "description": "write into a target that holds data"}})),
         "Export": export,
         "Exports": arr("Export"),
         "ExtendExport": obj(&["ttl"], json!({"ttl": {"type": "string", "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h, 7d; at most 30d"}})),

@@ -436,7 +436,7 @@ fn any_role(p: &Principal) -> ApiResult<()> {
 
 pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     any_role(&p)?;
-    Ok(Json(json!(s.catalog.nodes()?)))
+    Ok(Json(crate::nodes::nodes_json(&s.catalog.nodes()?)))
 }
 
 #[derive(Deserialize)]
@@ -553,6 +553,7 @@ pub async fn add_source(
             return Err(invalid("path must be an absolute path on the node"));
         }
         let node = node_id(&s, b.node.as_deref())?;
+        let path = crate::nodes::check_source(&s, node, &b.path)?;
         let policy = match &b.policy {
             Some(name) => {
                 let pol = s
@@ -569,7 +570,7 @@ pub async fn add_source(
         let src = s.catalog.add_source(
             &b.name,
             &b.kind,
-            &b.path,
+            &path,
             node,
             project,
             &b.tags,
@@ -939,6 +940,9 @@ pub struct RestoreReq {
     path: Option<String>,
     #[serde(default)]
     node: Option<String>,
+    /// Write into a target that holds data (see `arca_ingest::restore`).
+    #[serde(default)]
+    overwrite: bool,
 }
 
 pub async fn restore(
@@ -964,13 +968,14 @@ pub async fn restore(
         if node != ds.node_id {
             return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
         }
+        let target = crate::nodes::check_restore(&s, node, &b.target)?;
         let t = s.catalog.add_task(&NewTask {
             kind: "restore".into(),
             project_id: rp.project_id,
             source_id: None,
             datastore_id: Some(rp.datastore_id),
             node_id: Some(node),
-            params: json!({"restore_point": rp.id, "target": b.target, "path": b.path}),
+            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite}),
             priority: 20,
             max_attempts: 1,
             not_before: catalog::now(),

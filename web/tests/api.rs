@@ -30,6 +30,16 @@ fn setup() -> T {
     let c = Arc::new(Catalog::open_in_memory().unwrap());
     let n = c.upsert_node("local", true, 2, "t").unwrap();
     c.add_datastore("default", n.id, "/nonexistent/ds").unwrap();
+    // Where the tests below put sources and restores (confinement).
+    c.set_node_confinement(
+        n.id,
+        &arca_catalog::NodeConfinement {
+            source_roots: Some(vec!["/srv".into(), "/x".into(), "/a".into()]),
+            restore_roots: Some(vec!["/tmp".into()]),
+            allow_block_devices: None,
+        },
+    )
+    .unwrap();
     c.add_project("other").unwrap(); // id 2
     let admin = token_for(
         &c,
@@ -646,6 +656,11 @@ async fn rbac_matrix() {
                 "/api/v1/nodes",
                 Some(json!({"name": format!("n-{}", role.as_str())})),
             ),
+            (
+                Method::PATCH,
+                "/api/v1/nodes/1",
+                Some(json!({"allow_block_devices": true})),
+            ),
         ] {
             let (s, v) = t.call(m.clone(), path, Some(token), body).await;
             assert_eq!(
@@ -931,4 +946,255 @@ async fn export_credentials_only_for_users_who_may_restore() {
     // Restore-only users may stop their read-only export.
     let (s, v) = t.call(Method::DELETE, &path, Some(&restorer), None).await;
     assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("stopped")));
+}
+
+/// Confinement: an admin sets a node's roots; sources and restores outside
+/// them get 422 naming the allowed roots; the node's own data is never a
+/// source nor a restore target; block devices need the admin's allowance.
+#[tokio::test]
+async fn confinement_of_sources_and_restores() {
+    let t = setup();
+    let c = t.state.catalog.clone();
+    let a = Some(t.admin.as_str());
+    c.set_node_data_dir(1, "/var/lib/arca").unwrap();
+    let operator = token_for(
+        &c,
+        "op",
+        &[RoleBinding {
+            role: Role::Operator,
+            project_id: None,
+        }],
+    );
+    let restorer = token_for(
+        &c,
+        "rest",
+        &[RoleBinding {
+            role: Role::RestoreOnly,
+            project_id: None,
+        }],
+    );
+    c.add_restore_point(&arca_catalog::RestorePoint {
+        id: format!("01{}", "c".repeat(62)),
+        datastore_id: 1,
+        source_name: "s".into(),
+        project_id: 1,
+        kind: "files".into(),
+        time: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let rp = format!("/api/v1/restore-points/01{}/restore", "c".repeat(62));
+    let patch = |body: Value, token: Option<String>| {
+        let t = &t;
+        async move {
+            t.call(
+                Method::PATCH,
+                "/api/v1/nodes/1",
+                Some(token.as_deref().unwrap_or(&t.admin)),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let source = |path: &str, name: &str| json!({"name": name, "kind": "files", "path": path});
+    let unprocessable = |s: StatusCode, v: &Value, needle: &str| {
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains(needle), "{needle:?} not in {m:?}");
+    };
+
+    // Only an admin changes them; bad roots are 422.
+    for token in [&operator, &restorer] {
+        let (s, v) = patch(json!({"source_roots": ["/"]}), Some(token.clone())).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    }
+    for (body, needle) in [
+        (
+            json!({"source_roots": ["relative/dir"]}),
+            "not an absolute path",
+        ),
+        (json!({"source_roots": ["/"]}), "/ is not accepted"),
+        (json!({"restore_roots": ["/srv/../etc"]}), "'..'"),
+        (json!({}), "nothing to change"),
+        (
+            json!({"source_roots": ["/srv"], "colour": 1}),
+            "unknown field",
+        ),
+    ] {
+        let (s, v) = patch(body, None).await;
+        unprocessable(s, &v, needle);
+    }
+    let (s, v) = t
+        .call(
+            Method::PATCH,
+            "/api/v1/nodes/99",
+            a,
+            Some(json!({"allow_block_devices": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // Set, and shown in the node list.
+    let (s, v) = patch(
+        json!({"source_roots": ["/srv/data/", "/var/lib"], "restore_roots": ["/srv//restore", "/dev/vdb"]}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["source_roots"], json!(["/srv/data", "/var/lib"]));
+    let (_, nodes) = t
+        .call(Method::GET, "/api/v1/nodes", Some(&restorer), None)
+        .await;
+    let n = &nodes[0];
+    assert_eq!(n["source_roots"], json!(["/srv/data", "/var/lib"]), "{n}");
+    assert_eq!(
+        n["restore_roots"],
+        json!(["/srv/restore", "/dev/vdb"]),
+        "{n}"
+    );
+    assert_eq!(n["effective_restore_roots"], n["restore_roots"], "{n}");
+    assert_eq!(n["allow_block_devices"], false, "{n}");
+    assert_eq!(n["data_dir"], "/var/lib/arca", "{n}");
+
+    // Sources: under a root, normalised; elsewhere 422 naming the roots.
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/sources",
+            Some(&operator),
+            Some(source("/srv/data//www/", "www")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["path"], "/srv/data/www");
+    for (path, needle) in [
+        ("/etc/shadow", "allowed: /srv/data, /var/lib"),
+        ("/srv/data/../../etc", "'..'"),
+        ("/var/lib/arca/catalog.db", "data directory of node local"),
+        ("/var/lib", "contains the data directory"),
+        ("/nonexistent/ds/packs", "datastore"),
+    ] {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                "/api/v1/sources",
+                Some(&operator),
+                Some(source(path, "bad")),
+            )
+            .await;
+        unprocessable(s, &v, needle);
+    }
+
+    // Restores: under a restore root; elsewhere 422 naming the roots.
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &rp,
+            Some(&restorer),
+            Some(json!({"target": "/srv/restore/./a/"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["params"]["target"], "/srv/restore/a");
+    assert_eq!(v["params"]["overwrite"], false);
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &rp,
+            Some(&restorer),
+            Some(json!({"target": "/srv/restore/b", "overwrite": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["params"]["overwrite"], true);
+    for (target, needle) in [
+        ("/etc", "allowed: /srv/restore, /dev/vdb"),
+        ("/srv/restore/../../etc", "'..'"),
+        ("/var/lib/arca/catalog.db", "data directory"),
+        ("relative", "absolute path"),
+        ("/dev/vdb", "does not allow restores onto block devices"),
+    ] {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                &rp,
+                Some(&restorer),
+                Some(json!({"target": target})),
+            )
+            .await;
+        unprocessable(s, &v, needle);
+    }
+    // Block devices once the admin allows them.
+    let (s, v) = patch(json!({"allow_block_devices": true}), None).await;
+    assert_eq!(
+        (s, &v["allow_block_devices"]),
+        (StatusCode::OK, &json!(true)),
+        "{v}"
+    );
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &rp,
+            Some(&restorer),
+            Some(json!({"target": "/dev/vdb"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+
+    // Back to the defaults: no source anywhere; restores in <data_dir>/restores.
+    let (s, v) = patch(json!({"source_roots": [], "restore_roots": []}), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["effective_restore_roots"],
+        json!(["/var/lib/arca/restores"])
+    );
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/sources",
+            Some(&operator),
+            Some(source("/srv/data/x", "x")),
+        )
+        .await;
+    unprocessable(s, &v, "allowed: none");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &rp,
+            Some(&restorer),
+            Some(json!({"target": "/var/lib/arca/restores/r1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &rp,
+            Some(&restorer),
+            Some(json!({"target": "/srv/restore/c"})),
+        )
+        .await;
+    unprocessable(s, &v, "allowed: /var/lib/arca/restores");
+
+    // Every change is in the audit log, refused ones too.
+    let (_, log) = t
+        .call(Method::GET, "/api/v1/audit?limit=1000", a, None)
+        .await;
+    let sets: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "node.set")
+        .collect();
+    assert!(
+        sets.iter()
+            .any(|e| e["result"] == "denied" && e["actor"] == "op"),
+        "{sets:?}"
+    );
+    assert!(
+        sets.iter()
+            .any(|e| e["result"] == "ok" && e["target"].as_str().unwrap().contains("/srv/data/")),
+        "{sets:?}"
+    );
+    assert!(sets.iter().any(|e| e["result"] == "failed"), "{sets:?}");
 }

@@ -175,7 +175,9 @@ fn image_restore_to_block_device() {
             return;
         }
     };
-    let restored = env.run(&["restore", "latest", &dev]);
+    // The device holds data: only with --overwrite.
+    let refused = env.run(&["restore", "latest", &dev]);
+    let restored = env.run(&["restore", "latest", &dev, "--overwrite"]);
     let copy = env.path("copy.raw");
     let dd = Command::new("dd")
         .arg(format!("if={dev}"))
@@ -185,6 +187,11 @@ fn image_restore_to_block_device() {
         .status()
         .unwrap();
     let _ = Command::new("losetup").arg("-d").arg(&dev).status();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--overwrite"),
+        "{refused:?}"
+    );
     assert!(restored.status.success(), "{restored:?}");
     assert!(dd.success());
     cmp(&img, &copy);
@@ -201,7 +208,7 @@ fn image_restore_to_block_device() {
         .output()
         .unwrap();
     let dev = String::from_utf8(o.stdout).unwrap().trim().to_string();
-    let r = env.run(&["restore", "latest", &dev]);
+    let r = env.run(&["restore", "latest", &dev, "--overwrite"]);
     let _ = Command::new("losetup").arg("-d").arg(&dev).status();
     assert_eq!(r.status.code(), Some(1), "{r:?}");
     assert!(

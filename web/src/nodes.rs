@@ -1,0 +1,102 @@
+//! Nodes' confinement through the API: an admin sets where a node's
+//! sources may live and its restores may write (`PATCH
+//! /api/v1/nodes/{id}`); adding a source and asking for a restore are
+//! checked against it here. The rules are in `arca_control::confine`.
+
+use arca_catalog::{Node, NodeConfinement};
+use arca_control::confine::{check_roots, Confinement};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Principal};
+use crate::error::ApiResult;
+use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::AppState;
+
+/// A node as the API shows it: the catalog's record plus the restore
+/// roots in force (`<data_dir>/restores` when none are set).
+pub(crate) fn node_json(n: &Node) -> Value {
+    let c = Confinement {
+        node: n.name.clone(),
+        restore_roots: n.restore_roots.clone(),
+        data_dir: n.data_dir.clone(),
+        ..Default::default()
+    };
+    let mut v = json!(n);
+    v["effective_restore_roots"] = json!(c.restore_roots());
+    v
+}
+
+pub(crate) fn nodes_json(nodes: &[Node]) -> Value {
+    Value::Array(nodes.iter().map(node_json).collect())
+}
+
+/// A source path on `node`, checked against its roots (422 naming them);
+/// returns it normalised.
+pub(crate) fn check_source(s: &AppState, node: i64, path: &str) -> ApiResult<String> {
+    Confinement::load(&s.catalog, node)?
+        .check_source(path)
+        .map_err(invalid)
+}
+
+/// A restore target on `node`, likewise.
+pub(crate) fn check_restore(s: &AppState, node: i64, target: &str) -> ApiResult<String> {
+    Confinement::load(&s.catalog, node)?
+        .check_restore(target)
+        .map_err(invalid)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Replaces the source roots (`[]`: no source may be added).
+    #[serde(default)]
+    source_roots: Option<Vec<String>>,
+    /// Replaces the restore roots (`[]`: back to `<data_dir>/restores`).
+    #[serde(default)]
+    restore_roots: Option<Vec<String>>,
+    #[serde(default)]
+    allow_block_devices: Option<bool>,
+}
+
+/// Change a node's confinement (admin only).
+pub async fn update_node(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: Body<NodeSettings>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    // The audit target says what was asked, so the log shows the change.
+    let target = format!(
+        "node {id}: source_roots {:?}, restore_roots {:?}, allow_block_devices {:?}",
+        b.source_roots, b.restore_roots, b.allow_block_devices
+    );
+    audited(&s, p.name(), &remote, "node.set", &target, || {
+        p.require(Action::Administer, None)?;
+        s.catalog.node(id)?;
+        if b.source_roots.is_none() && b.restore_roots.is_none() && b.allow_block_devices.is_none()
+        {
+            return Err(invalid(
+                "nothing to change: give source_roots, restore_roots or allow_block_devices",
+            ));
+        }
+        let roots = |what: &str, r: &Option<Vec<String>>| {
+            r.as_ref()
+                .map(|r| check_roots(what, r))
+                .transpose()
+                .map_err(invalid)
+        };
+        let change = NodeConfinement {
+            source_roots: roots("source_roots", &b.source_roots)?,
+            restore_roots: roots("restore_roots", &b.restore_roots)?,
+            allow_block_devices: b.allow_block_devices,
+        };
+        let n = s.catalog.set_node_confinement(id, &change)?;
+        Ok(Json(node_json(&n)))
+    })
+}
