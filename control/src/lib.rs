@@ -32,6 +32,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 pub mod exports;
+pub mod leases;
 pub mod maintenance;
 pub mod node;
 pub mod notify;
