@@ -171,7 +171,7 @@ pub async fn change_password(
         let out =
             s.catalog
                 .change_password(p.user.id, &hash, Some(p.token_id), b.revoke_api_tokens)?;
-        Ok(Json(json!({"user": p.user, "signed_out": out})))
+        Ok::<_, ApiError>(Json(json!({"user": p.user, "signed_out": out})))
     }
     .await;
     audited(&s, &name, &remote, "user.password", &name, || r)
@@ -218,7 +218,7 @@ pub async fn reset_password(
         if generated {
             v["password"] = json!(password);
         }
-        Ok(Json(v))
+        Ok::<_, ApiError>(Json(v))
     }
     .await;
     audited(
