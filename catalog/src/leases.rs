@@ -109,7 +109,11 @@ pub(crate) fn task_held(db: &Connection, id: i64) -> Result<Held> {
 
 /// Refuse effects that reach beyond task `id` (see the module doc).
 pub(crate) fn check_effects(db: &Connection, id: i64, t: &Held, fx: &TaskEffects) -> Result<()> {
-    let deny = |what: String| Err(Error::Denied(format!("task {id}: {what}; nothing recorded")));
+    let deny = |what: String| {
+        Err(Error::Denied(format!(
+            "task {id}: {what}; nothing recorded"
+        )))
+    };
     let own_ds = |ds: i64| t.datastore_id == Some(ds);
     if let Some(rp) = &fx.restore_point {
         if !MAKES_RESTORE_POINTS.contains(&t.kind.as_str()) {

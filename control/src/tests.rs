@@ -498,31 +498,49 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
 
     // The right node, but effects beyond the task: refused, nothing applied.
     let cases: Vec<(&str, node::pb::FinishRequest)> = vec![
-        ("rp in another node's datastore", node::pb::FinishRequest {
-            restore_point: Some(pb_rp(&mine, bds, Some(web.id), 1)),
-            datastore_id: None,
-            ..good()
-        }),
-        ("rp of another source", node::pb::FinishRequest {
-            restore_point: Some(pb_rp(&mine, ads, Some(db.id), 1)),
-            ..good()
-        }),
-        ("rp of another project", node::pb::FinishRequest {
-            restore_point: Some(pb_rp(&mine, ads, Some(web.id), 2)),
-            ..good()
-        }),
-        ("removes another source's rp", node::pb::FinishRequest {
-            removed_restore_points: vec![theirs.clone()],
-            ..good()
-        }),
-        ("removes an rp of another datastore", node::pb::FinishRequest {
-            removed_restore_points: vec![far.clone()],
-            ..good()
-        }),
-        ("usage of another datastore", node::pb::FinishRequest {
-            datastore_id: Some(bds),
-            ..good()
-        }),
+        (
+            "rp in another node's datastore",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, bds, Some(web.id), 1)),
+                datastore_id: None,
+                ..good()
+            },
+        ),
+        (
+            "rp of another source",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, ads, Some(db.id), 1)),
+                ..good()
+            },
+        ),
+        (
+            "rp of another project",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, ads, Some(web.id), 2)),
+                ..good()
+            },
+        ),
+        (
+            "removes another source's rp",
+            node::pb::FinishRequest {
+                removed_restore_points: vec![theirs.clone()],
+                ..good()
+            },
+        ),
+        (
+            "removes an rp of another datastore",
+            node::pb::FinishRequest {
+                removed_restore_points: vec![far.clone()],
+                ..good()
+            },
+        ),
+        (
+            "usage of another datastore",
+            node::pb::FinishRequest {
+                datastore_id: Some(bds),
+                ..good()
+            },
+        ),
     ];
     for (what, req) in cases {
         let e = svc.finish(call(&atok, req)).await.unwrap_err();
@@ -551,12 +569,24 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
 
     // A wrong or missing attempt.
     let e = svc
-        .finish(call(&atok, node::pb::FinishRequest { attempt: 2, ..good() }))
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 2,
+                ..good()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     let e = svc
-        .finish(call(&atok, node::pb::FinishRequest { attempt: 0, ..good() }))
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 0,
+                ..good()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -605,16 +635,29 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     .await
     .unwrap();
     let r = svc
-        .finish(call(&atok, node::pb::FinishRequest { attempt: 2, ..good() }))
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 2,
+                ..good()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.state, "succeeded");
     let rp = c.restore_point(&mine).unwrap();
-    assert_eq!((rp.datastore_id, rp.source_id, rp.task_id), (ads, Some(web.id), Some(task)));
+    assert_eq!(
+        (rp.datastore_id, rp.source_id, rp.task_id),
+        (ads, Some(web.id), Some(task))
+    );
     assert_eq!(c.datastore(ads).unwrap().bytes_used, 7);
     assert!(c.restore_point(&theirs).is_ok() && c.restore_point(&far).is_ok());
-    assert!(c.task_logs(task).unwrap().iter().any(|l| l.message == "mine"));
+    assert!(c
+        .task_logs(task)
+        .unwrap()
+        .iter()
+        .any(|l| l.message == "mine"));
 }
 
 #[test]
@@ -646,7 +689,10 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
         effects: fx,
     };
     // Not leased through this coordinator: refused.
-    assert!(b.finish(task, done(Default::default())).unwrap_err().contains("not leased"));
+    assert!(b
+        .finish(task, done(Default::default()))
+        .unwrap_err()
+        .contains("not leased"));
     assert!(b.progress(task, 1, 1).unwrap_err().contains("not leased"));
     // A restore point of another source: refused, nothing recorded.
     let rp = RestorePoint {

@@ -114,41 +114,155 @@ const CONFORMANCE: &[&str] = &[
 /// with why. A skip is not a pass: any other skip fails the run, and so
 /// does a listed one that no longer skips (the list stays exact).
 /// (test, text of the skip message, reason).
-const READ_ONLY: &str = "the export is read-only and the test writes (it needs --dataloss and a writable export)";
+const READ_ONLY: &str =
+    "the export is read-only and the test writes (it needs --dataloss and a writable export)";
 const NO_RSOC_DPO: &str = "DPO/FUA support is looked up with REPORT SUPPORTED OPERATION CODES, which the target does not implement (out of scope: docs/frontends.md)";
-const NO_RSOC: &str = "REPORT SUPPORTED OPERATION CODES is not implemented (out of scope: docs/frontends.md)";
+const NO_RSOC: &str =
+    "REPORT SUPPORTED OPERATION CODES is not implemented (out of scope: docs/frontends.md)";
 const NOT_REMOVABLE: &str = "a restore point is a fixed disk, not removable media";
 const NO_PREFETCH: &str = "PRE-FETCH is not implemented (out of scope: the reader reads ahead by itself; docs/frontends.md)";
 const EXPECTED_SKIPS: &[(&str, &str, &str)] = &[
     ("Read10.Async", "--dataloss flag is not set", READ_ONLY),
-    ("ModeSense6.Control-SWP", "--dataloss flag is not set", READ_ONLY),
-    ("GetLBAStatus.UnmapSingle", "--dataloss flag is not set", READ_ONLY),
-    ("Read10.DpoFua", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC_DPO),
-    ("Read12.DpoFua", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC_DPO),
-    ("Read16.DpoFua", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC_DPO),
-    ("Verify10.Dpo", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC_DPO),
-    ("Verify16.Dpo", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC_DPO),
-    ("ReportSupportedOpcodes.Simple", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC),
-    ("ReportSupportedOpcodes.OneCommand", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC),
-    ("ReportSupportedOpcodes.RCTD", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC),
-    ("ReportSupportedOpcodes.SERVACTV", "REPORT_SUPPORTED_OPCODES is not implemented", NO_RSOC),
-    ("PreventAllow.Simple", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.Eject", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.ITNexusLoss", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.Logout", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.WarmReset", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.ColdReset", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.LUNReset", "Logical unit is not removable", NOT_REMOVABLE),
-    ("PreventAllow.2ITNexuses", "Logical unit is not removable", NOT_REMOVABLE),
-    ("StartStopUnit.Simple", "Media is not removable", NOT_REMOVABLE),
-    ("Prefetch10.Simple", "PREFETCH10 is not implemented", NO_PREFETCH),
-    ("Prefetch10.BeyondEol", "PREFETCH10 is not implemented", NO_PREFETCH),
-    ("Prefetch10.ZeroBlocks", "PREFETCH10 is not implemented", NO_PREFETCH),
-    ("Prefetch10.Flags", "PREFETCH10 is not implemented", NO_PREFETCH),
-    ("Prefetch16.Simple", "PREFETCH16 is not implemented", NO_PREFETCH),
-    ("Prefetch16.BeyondEol", "PREFETCH16 is not implemented", NO_PREFETCH),
-    ("Prefetch16.ZeroBlocks", "PREFETCH16 is not implemented", NO_PREFETCH),
-    ("Prefetch16.Flags", "PREFETCH16 is not implemented", NO_PREFETCH),
+    (
+        "ModeSense6.Control-SWP",
+        "--dataloss flag is not set",
+        READ_ONLY,
+    ),
+    (
+        "GetLBAStatus.UnmapSingle",
+        "--dataloss flag is not set",
+        READ_ONLY,
+    ),
+    (
+        "Read10.DpoFua",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC_DPO,
+    ),
+    (
+        "Read12.DpoFua",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC_DPO,
+    ),
+    (
+        "Read16.DpoFua",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC_DPO,
+    ),
+    (
+        "Verify10.Dpo",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC_DPO,
+    ),
+    (
+        "Verify16.Dpo",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC_DPO,
+    ),
+    (
+        "ReportSupportedOpcodes.Simple",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC,
+    ),
+    (
+        "ReportSupportedOpcodes.OneCommand",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC,
+    ),
+    (
+        "ReportSupportedOpcodes.RCTD",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC,
+    ),
+    (
+        "ReportSupportedOpcodes.SERVACTV",
+        "REPORT_SUPPORTED_OPCODES is not implemented",
+        NO_RSOC,
+    ),
+    (
+        "PreventAllow.Simple",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.Eject",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.ITNexusLoss",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.Logout",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.WarmReset",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.ColdReset",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.LUNReset",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "PreventAllow.2ITNexuses",
+        "Logical unit is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "StartStopUnit.Simple",
+        "Media is not removable",
+        NOT_REMOVABLE,
+    ),
+    (
+        "Prefetch10.Simple",
+        "PREFETCH10 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch10.BeyondEol",
+        "PREFETCH10 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch10.ZeroBlocks",
+        "PREFETCH10 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch10.Flags",
+        "PREFETCH10 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch16.Simple",
+        "PREFETCH16 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch16.BeyondEol",
+        "PREFETCH16 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch16.ZeroBlocks",
+        "PREFETCH16 is not implemented",
+        NO_PREFETCH,
+    ),
+    (
+        "Prefetch16.Flags",
+        "PREFETCH16 is not implemented",
+        NO_PREFETCH,
+    ),
 ];
 
 /// One test of an iscsi-test-cu run, from its CUnit output.

@@ -500,7 +500,12 @@ fn on_terminal(env: &[(&str, &str)], args: &[&str], answers: &[(&str, &str)]) ->
     drop(stdin);
     reader.join().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let t = String::from_utf8_lossy(&shown.lock().unwrap()).to_string();
     (status.code().unwrap_or(-1), t + &err)
 }
@@ -516,7 +521,10 @@ fn passwords_through_the_cli() {
     let pw = first_password(&lines);
     let other = login(&srv.url, &pw);
     let mine = login(&srv.url, &pw);
-    let env = [("ARCA_SERVER", srv.url.as_str()), ("ARCA_TOKEN", mine.as_str())];
+    let env = [
+        ("ARCA_SERVER", srv.url.as_str()),
+        ("ARCA_TOKEN", mine.as_str()),
+    ];
     let q = |p: &'static str, a: &'static str| (p, a);
 
     // Differing new passwords, an empty one: refused, nothing changes.
@@ -558,9 +566,15 @@ fn passwords_through_the_cli() {
         ],
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("password of admin changed; 1 session(s) signed out"), "{out}");
+    assert!(
+        out.contains("password of admin changed; 1 session(s) signed out"),
+        "{out}"
+    );
     // Nothing typed was shown.
-    assert!(!out.contains("the-new-password") && !out.contains(&pw), "{out}");
+    assert!(
+        !out.contains("the-new-password") && !out.contains(&pw),
+        "{out}"
+    );
     assert_eq!(call(&srv.url, &other, "GET", "/api/v1/me", None).0, 401);
     assert_eq!(call(&srv.url, &mine, "GET", "/api/v1/me", None).0, 200);
     let admin = login(&srv.url, "the-new-password");
@@ -571,7 +585,9 @@ fn passwords_through_the_cli() {
         &admin,
         "POST",
         "/api/v1/users",
-        Some(json!({"name": "carol", "password": "carol-password", "roles": [{"role": "operator"}]})),
+        Some(
+            json!({"name": "carol", "password": "carol-password", "roles": [{"role": "operator"}]}),
+        ),
     );
     assert_eq!(s, 201, "{v}");
     let f = dir.path().join("new-pw");
@@ -591,7 +607,13 @@ fn passwords_through_the_cli() {
     };
     let (code, out) = arca(
         &admin,
-        &["user", "passwd", "carol", "--new-password-file", f.to_str().unwrap()],
+        &[
+            "user",
+            "passwd",
+            "carol",
+            "--new-password-file",
+            f.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(0), "{out}");
     let carol = {
@@ -630,7 +652,10 @@ fn passwords_through_the_cli() {
     // Both are in the audit log.
     let (_, audit) = call(&srv.url, &admin, "GET", "/api/v1/audit?limit=1000", None);
     let text = audit.to_string();
-    assert!(text.contains("user.password_reset") && text.contains("\"user.password\""), "{text}");
+    assert!(
+        text.contains("user.password_reset") && text.contains("\"user.password\""),
+        "{text}"
+    );
 }
 
 /// `arca catalog import`: restore points of a datastore made with the CLI

@@ -20,7 +20,8 @@ use crate::signin_limit::Limited;
 use crate::AppState;
 
 /// Spend the same Argon2 time on unknown and disabled users as on real ones.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// A log record for a refused sign-in or password check.
 fn refused(what: &str, user: &str, remote: &str, reason: &str, retry_after: Option<u64>) {

@@ -603,7 +603,8 @@ pub fn document() -> Value {
             let mut e = error_response(
                 "Too many failed sign-ins for the user name or from the address; try again after Retry-After seconds",
             );
-            e["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
+            e["headers"] =
+                json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
             responses.insert("429".into(), e);
         }
         if r.path.contains("{id}") {

@@ -72,10 +72,18 @@ async fn changing_your_password_signs_out_your_other_sessions() {
 
     // Wrong current password: 403, nothing changes.
     let (s, v) = t
-        .call(Method::POST, p, Some(&s1), Some(change("nope", "a-new-password")))
+        .call(
+            Method::POST,
+            p,
+            Some(&s1),
+            Some(change("nope", "a-new-password")),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("current password is wrong"));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("current password is wrong"));
     // The rule: at least 10 characters, not the user name.
     for (new, says) in [("short", "10"), ("Long-User-Name", "user name")] {
         let (s, v) = t
@@ -83,16 +91,29 @@ async fn changing_your_password_signs_out_your_other_sessions() {
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         let m = v["message"].as_str().unwrap();
-        assert!(m.contains(says) && m.contains("10 to 1024 characters"), "{m}");
+        assert!(
+            m.contains(says) && m.contains("10 to 1024 characters"),
+            "{m}"
+        );
     }
     // Missing fields: a clear 4xx.
     let (s, _) = t
-        .call(Method::POST, p, Some(&s1), Some(json!({"new_password": "x"})))
+        .call(
+            Method::POST,
+            p,
+            Some(&s1),
+            Some(json!({"new_password": "x"})),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     // Not signed in: 401.
     let (s, _) = t
-        .call(Method::POST, p, None, Some(change("password123", "a-new-password")))
+        .call(
+            Method::POST,
+            p,
+            None,
+            Some(change("password123", "a-new-password")),
+        )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
@@ -141,7 +162,11 @@ async fn changing_your_password_signs_out_your_other_sessions() {
         StatusCode::OK
     );
     let actions = audit_actions(&t).await;
-    for want in [("user.password", "ok"), ("user.password", "denied"), ("user.password", "failed")] {
+    for want in [
+        ("user.password", "ok"),
+        ("user.password", "denied"),
+        ("user.password", "failed"),
+    ] {
         assert!(
             actions.contains(&(want.0.into(), want.1.into())),
             "{want:?} in {actions:?}"
@@ -161,7 +186,9 @@ async fn an_admin_resets_a_password() {
     let body = json!({"new_password": "reset-by-admin"});
 
     // Not an admin: 403, even for yourself; unknown user: 404.
-    let (s, v) = t.call(Method::POST, &path, Some(&op), Some(body.clone())).await;
+    let (s, v) = t
+        .call(Method::POST, &path, Some(&op), Some(body.clone()))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, _) = t
         .call(Method::POST, &path, Some(&ann_api), Some(body.clone()))
@@ -177,7 +204,12 @@ async fn an_admin_resets_a_password() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = t
-        .call(Method::POST, &path, Some(&t.admin), Some(json!({"new_password": "ann"})))
+        .call(
+            Method::POST,
+            &path,
+            Some(&t.admin),
+            Some(json!({"new_password": "ann"})),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
@@ -276,7 +308,10 @@ async fn sign_in_is_rate_limited_per_user() {
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"], "too_many_requests");
     let m = v["message"].as_str().unwrap();
-    assert!(m.contains("\"rl-ann\"") && m.contains("try again in"), "{m}");
+    assert!(
+        m.contains("\"rl-ann\"") && m.contains("try again in"),
+        "{m}"
+    );
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry), "{retry}");
     // Another user from the same address is not limited.

@@ -228,7 +228,13 @@ impl World<'_> {
     /// The concrete request for a row's cell: the URI and the body.
     /// Requests that use something up (delete, cancel, stop) get a fresh
     /// object; requests that create something get a fresh name.
-    fn request(&mut self, path: &str, method: &str, col: usize, other: bool) -> (String, Option<Value>) {
+    fn request(
+        &mut self,
+        path: &str,
+        method: &str,
+        col: usize,
+        other: bool,
+    ) -> (String, Option<Value>) {
         self.n += 1;
         let n = self.n;
         let c = self.t.state.catalog.clone();
@@ -291,7 +297,18 @@ impl World<'_> {
             ("get", "/api/v1/policies/{id}") => (with(&o.policy), None),
             ("delete", "/api/v1/policies/{id}") => {
                 let pol = c
-                    .add_policy(&name, p, "daily", None, &Default::default(), 1, 0, None, &[], None)
+                    .add_policy(
+                        &name,
+                        p,
+                        "daily",
+                        None,
+                        &Default::default(),
+                        1,
+                        0,
+                        None,
+                        &[],
+                        None,
+                    )
                     .unwrap();
                 (with(&pol.id), None)
             }
@@ -345,9 +362,15 @@ async fn rbac_table_covers_every_route_and_holds() {
     documented.sort();
     rows.sort();
     let missing: Vec<_> = documented.iter().filter(|r| !rows.contains(r)).collect();
-    assert!(missing.is_empty(), "routes without a row in the RBAC table: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without a row in the RBAC table: {missing:?}"
+    );
     let extra: Vec<_> = rows.iter().filter(|r| !documented.contains(r)).collect();
-    assert!(extra.is_empty(), "rows for routes that do not exist: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "rows for routes that do not exist: {extra:?}"
+    );
     let mut dedup = rows.clone();
     dedup.dedup();
     assert_eq!(dedup.len(), rows.len(), "a route has two rows");
@@ -378,6 +401,11 @@ async fn rbac_table_covers_every_route_and_holds() {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} cells differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} cells differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert_eq!(cells, TABLE.len() * 12);
 }
