@@ -12,8 +12,10 @@
 //! restore point in the task's datastore, of its source and project, and
 //! only from a task kind that makes restore points; removed restore points
 //! of the task's source in the task's datastore; the usage of the task's
-//! datastore. Anything else refuses the whole report, and nothing of it is
-//! applied. The checks run in the transaction that applies the report.
+//! datastore; verify results only from a verify task and only about
+//! restore points of its datastore. Anything else refuses the whole
+//! report, and nothing of it is applied. The checks run in the transaction
+//! that applies the report.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -154,6 +156,26 @@ pub(crate) fn check_effects(db: &Connection, id: i64, t: &Held, fx: &TaskEffects
     if let Some((ds, _)) = fx.datastore_bytes_used {
         if !own_ds(ds) {
             return deny(format!("datastore {ds} is not the task's"));
+        }
+    }
+    if let Some(v) = &fx.verify {
+        if t.kind != "verify" {
+            return deny(format!("a {} task does not report verify results", t.kind));
+        }
+        let named = v.checked.iter().chain(v.damaged.iter().map(|(id, _)| id));
+        for rp in named {
+            let ds: Option<i64> = db
+                .query_row(
+                    "SELECT datastore_id FROM restore_points WHERE id = ?1",
+                    [rp],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if ds.is_some_and(|ds| !own_ds(ds)) {
+                return deny(format!(
+                    "restore point {rp} is not in the verified datastore"
+                ));
+            }
         }
     }
     Ok(())

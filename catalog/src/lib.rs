@@ -12,8 +12,8 @@
 
 mod accounts;
 mod exports;
-mod maintenance;
 mod leases;
+mod maintenance;
 pub mod schema;
 
 use std::path::Path;
@@ -411,8 +411,8 @@ pub struct Catalog {
 
 pub use accounts::SignedOut;
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
-pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use leases::{Lease, MAKES_RESTORE_POINTS};
+pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()

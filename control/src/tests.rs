@@ -535,6 +535,16 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
             },
         ),
         (
+            "verify results from a backup task",
+            node::pb::FinishRequest {
+                verify: Some(node::pb::VerifyEffects {
+                    checked: vec![mine.clone()],
+                    damaged: vec![],
+                }),
+                ..good()
+            },
+        ),
+        (
             "usage of another datastore",
             node::pb::FinishRequest {
                 datastore_id: Some(bds),
@@ -658,6 +668,50 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .unwrap()
         .iter()
         .any(|l| l.message == "mine"));
+
+    // Verify results: only from a verify task, only about its datastore.
+    let verify = c
+        .add_task(&NewTask {
+            kind: "verify".into(),
+            project_id: 1,
+            datastore_id: Some(ads),
+            node_id: Some(alpha.id),
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let v = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!(v.id, verify);
+    let damaged = |id: &str| node::pb::FinishRequest {
+        task_id: verify,
+        ok: false,
+        error: "damage".into(),
+        verify: Some(node::pb::VerifyEffects {
+            checked: vec![id.to_string()],
+            damaged: vec![node::pb::DamagedRestorePoint {
+                id: id.to_string(),
+                damage: "chunk missing".into(),
+            }],
+        }),
+        attempt: 1,
+        ..Default::default()
+    };
+    let before = snapshot(&c, verify);
+    let e = svc.finish(call(&atok, damaged(&far))).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(snapshot(&c, verify), before);
+    assert_eq!(
+        c.restore_point(&far).unwrap().state,
+        catalog::RestorePointState::Ok
+    );
+    svc.finish(call(&atok, damaged(&theirs))).await.unwrap();
+    assert_eq!(
+        c.restore_point(&theirs).unwrap().state,
+        catalog::RestorePointState::Damaged
+    );
 }
 
 #[test]

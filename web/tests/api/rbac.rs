@@ -8,6 +8,7 @@
 //!   OPR   operator of project 1        RST  restore-only of project 1
 //!   AUD   auditor of project 1         AUD* auditor of all projects
 //! "own" acts on objects of project 1, "other" on objects of project 2.
+//! Datastores belong to no project: both act on the same one.
 //! For users and tokens, "own" is the caller (or the caller's token) and
 //! "other" is another user (or that user's token).
 
@@ -60,6 +61,9 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
     ("post",   "/api/v1/nodes",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/datastores",                      ALL,           ALL),
+    ("patch",  "/api/v1/datastores/{id}",                 GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/datastores/{id}/gc",              GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/datastores/{id}/verify",          GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/sources",                         ALL,           ALL),
     ("post",   "/api/v1/sources",                         MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/sources/{id}",                    ALL,           READ_OTHER),
@@ -273,6 +277,18 @@ impl World<'_> {
                     .add_token(Some(user), None, &name, "api", &hash, None)
                     .unwrap();
                 (with(&tok.id), None)
+            }
+            // Datastores belong to no project: "own" and "other" are the same.
+            ("patch", "/api/v1/datastores/{id}") => {
+                (with(&1), Some(json!({"gc_schedule": "daily"})))
+            }
+            ("post", "/api/v1/datastores/{id}/gc") | ("post", "/api/v1/datastores/{id}/verify") => {
+                // One gc or verify at a time: end the one a cell before queued.
+                let kind = path.rsplit('/').next().unwrap_or_default();
+                if let Some(t) = c.active_maintenance_task(1, kind).unwrap() {
+                    c.cancel_task(t).unwrap();
+                }
+                (with(&1), None)
             }
             ("post", "/api/v1/projects") | ("post", "/api/v1/nodes") => {
                 (path.into(), Some(json!({"name": name})))
