@@ -10,7 +10,9 @@
 //! `arca` CLI read the same file at the same time. Times are Unix seconds
 //! (UTC) throughout.
 
+mod accounts;
 mod exports;
+mod leases;
 mod maintenance;
 mod nodes;
 pub mod schema;
@@ -40,6 +42,10 @@ pub enum Error {
     /// The object is not in a state that allows this (HTTP 409).
     #[error("{0}")]
     State(String),
+    /// The caller may not do this to the object (a node reporting on
+    /// another node's task, or beyond its task).
+    #[error("{0}")]
+    Denied(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -404,7 +410,9 @@ pub struct Catalog {
     exports_gen: (Mutex<u64>, std::sync::Condvar),
 }
 
+pub use accounts::SignedOut;
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
+pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
 
@@ -1368,6 +1376,7 @@ impl Catalog {
     /// the datastore as it is (the snapshot is committed, pruned ones are
     /// gone), so they are recorded even when the task is no longer
     /// running here (its lease expired); the state change then fails.
+    /// Effects beyond the task are refused (`Denied`), nothing recorded.
     pub fn finish_task_with(
         &self,
         id: i64,
@@ -1376,8 +1385,30 @@ impl Catalog {
         retry_at: Option<i64>,
         fx: &TaskEffects,
     ) -> Result<TaskState> {
+        self.finish_task_leased(id, None, outcome, cancelled, retry_at, fx)
+    }
+
+    /// [`Catalog::finish_task_with`] for the holder of the task's lease:
+    /// refused (with nothing recorded) unless `lease` holds the task now,
+    /// and in any case unless the effects stay inside the task (the task's
+    /// datastore, source and project: catalog/src/leases.rs); both checked
+    /// in the transaction that records them.
+    pub fn finish_task_leased(
+        &self,
+        id: i64,
+        lease: Option<&Lease>,
+        outcome: std::result::Result<serde_json::Value, String>,
+        cancelled: bool,
+        retry_at: Option<i64>,
+        fx: &TaskEffects,
+    ) -> Result<TaskState> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let held = match lease {
+            Some(l) => leases::check_lease(&tx, id, l)?,
+            None => leases::task_held(&tx, id)?,
+        };
+        leases::check_effects(&tx, id, &held, fx)?;
         if let Some(rp) = &fx.restore_point {
             insert_restore_point(&tx, rp)?;
         }

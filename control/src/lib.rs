@@ -33,6 +33,7 @@ use serde_json::json;
 
 pub mod confine;
 pub mod exports;
+pub mod leases;
 pub mod maintenance;
 pub mod node;
 pub mod notify;

@@ -129,6 +129,32 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
+/// A refused report as the node sees it: another node's task or effects
+/// beyond the task are PERMISSION_DENIED; a lease that ended is
+/// FAILED_PRECONDITION.
+fn refused(e: catalog::Error) -> Status {
+    match e {
+        catalog::Error::Denied(m) => Status::permission_denied(m),
+        catalog::Error::State(m) => Status::failed_precondition(m),
+        catalog::Error::NotFound(m) => Status::not_found(format!("{m} not found")),
+        catalog::Error::Invalid(m) => Status::invalid_argument(m),
+        e => internal(e),
+    }
+}
+
+/// The lease a call claims: this node and the attempt it names.
+fn lease_of(node: &Node, attempt: i64) -> Result<catalog::Lease, Status> {
+    if attempt < 1 {
+        return Err(Status::invalid_argument(
+            "the call names no attempt of the task: this node is older than the server; upgrade it",
+        ));
+    }
+    Ok(catalog::Lease {
+        node_id: node.id,
+        attempt,
+    })
+}
+
 fn json_or_invalid(s: &str, what: &str) -> Result<Value, Status> {
     serde_json::from_str(s).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
@@ -342,25 +368,24 @@ impl pb::node_server::Node for NodeService {
     ) -> Result<Response<pb::ProgressReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
-        let t = self.leased_task(&node, r.task_id)?;
-        if t.state != TaskState::Running {
-            return Err(Status::failed_precondition(format!(
-                "task {} is {}, not running (its lease expired?)",
-                t.id,
-                t.state.as_str()
-            )));
-        }
+        let lease = lease_of(&node, r.attempt)?;
         let cancel = self
-            .local(&node)
-            .progress(r.task_id, r.bytes_done.max(0), r.bytes_total.max(0))
-            .map_err(Status::internal)?;
+            .catalog
+            .task_progress_leased(
+                r.task_id,
+                &lease,
+                r.bytes_done.max(0),
+                r.bytes_total.max(0),
+                LEASE_SECS,
+            )
+            .map_err(refused)?;
         Ok(Response::new(pb::ProgressReply { cancel }))
     }
 
     async fn log(&self, req: Request<pb::LogRequest>) -> Result<Response<pb::LogReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
-        self.leased_task(&node, r.task_id)?;
+        let lease = lease_of(&node, r.attempt)?;
         if !["debug", "info", "warn", "error"].contains(&r.level.as_str()) {
             return Err(Status::invalid_argument(
                 "level must be debug, info, warn or error",
@@ -375,7 +400,9 @@ impl pb::node_server::Node for NodeService {
             msg.truncate(cut);
             msg.push('…');
         }
-        self.local(&node).log(r.task_id, &r.level, &msg);
+        self.catalog
+            .add_task_log_leased(r.task_id, &lease, &r.level, &msg)
+            .map_err(refused)?;
         Ok(Response::new(pb::LogReply {}))
     }
 
@@ -385,6 +412,7 @@ impl pb::node_server::Node for NodeService {
     ) -> Result<Response<pb::FinishReply>, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
+        let lease = lease_of(&node, r.attempt)?;
         let task = self.leased_task(&node, r.task_id)?;
         let own: Vec<i64> = self
             .catalog
@@ -447,17 +475,20 @@ impl pb::node_server::Node for NodeService {
         } else {
             Err(r.error)
         };
+        // The lease and the effects are checked again, with the task's
+        // datastore and source, in the transaction that records them.
         let state = self
             .local(&node)
-            .finish(
+            .finish_leased(
                 task.id,
+                lease,
                 Finished {
                     outcome,
                     cancelled: r.cancelled,
                     effects: fx,
                 },
             )
-            .map_err(Status::failed_precondition)?;
+            .map_err(refused)?;
         self.changed.notify_one();
         Ok(Response::new(pb::FinishReply {
             state: state.as_str().to_string(),
@@ -524,6 +555,8 @@ pub struct Remote {
     rt: tokio::runtime::Handle,
     client: Client,
     node_id: i64,
+    /// The attempts of the tasks this node leased.
+    held: crate::leases::Held,
 }
 
 impl Remote {
@@ -532,6 +565,7 @@ impl Remote {
             rt,
             client,
             node_id,
+            held: Default::default(),
         }
     }
 
@@ -688,6 +722,7 @@ impl Coordinator for Remote {
             None => Ok(None),
             Some(t) => {
                 let id = t.id;
+                self.held.hold(id, t.attempt);
                 match from_pb_task(t, self.node_id) {
                     Ok(l) => Ok(Some(l)),
                     Err(e) => {
@@ -708,27 +743,46 @@ impl Coordinator for Remote {
     }
 
     fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
+        let lease = self
+            .held
+            .lease(self.node_id, task_id)
+            .ok_or_else(|| crate::leases::not_held(task_id))?;
         let mut c = self.client.clone();
         self.rt
             .block_on(c.progress(pb::ProgressRequest {
                 task_id,
                 bytes_done: done,
                 bytes_total: total,
+                attempt: lease.attempt,
             }))
             .map(|r| r.into_inner().cancel)
             .map_err(status_msg)
     }
 
     fn log(&self, task_id: i64, level: &str, message: &str) {
+        let attempt = self
+            .held
+            .lease(self.node_id, task_id)
+            .map_or(0, |l| l.attempt);
         let mut c = self.client.clone();
-        let _ = self.rt.block_on(c.log(pb::LogRequest {
+        let r = self.rt.block_on(c.log(pb::LogRequest {
             task_id,
             level: level.to_string(),
             message: message.to_string(),
+            attempt,
         }));
+        if let Err(e) = r {
+            // Kept here at least: the server refused or could not be reached.
+            tracing::warn!(task = task_id, level, message, error = %status_msg(e), "task log not recorded by the server");
+        }
     }
 
     fn finish(&self, task_id: i64, f: Finished) -> Result<TaskState, String> {
+        let lease = self
+            .held
+            .lease(self.node_id, task_id)
+            .ok_or_else(|| crate::leases::not_held(task_id))?;
+        self.held.release(task_id);
         let (ok, result_json, error) = match f.outcome {
             Ok(v) => (true, v.to_string(), String::new()),
             Err(e) => (false, String::new(), e),
@@ -764,6 +818,7 @@ impl Coordinator for Remote {
             }),
             datastore_id: fx.datastore_bytes_used.map(|(d, _)| d),
             datastore_bytes_used: fx.datastore_bytes_used.map(|(_, b)| b),
+            attempt: lease.attempt,
         };
         // The result matters: retry a few times across short outages
         // before the lease runs out.

@@ -88,6 +88,8 @@ pub struct Local {
     pub node_id: i64,
     /// Told when a task fails for good.
     pub notifier: Arc<Notifier>,
+    /// The tasks this node leased, and their attempts.
+    held: crate::leases::Held,
 }
 
 impl Local {
@@ -96,6 +98,7 @@ impl Local {
             catalog,
             node_id,
             notifier: Arc::new(Notifier::default()),
+            held: Default::default(),
         }
     }
 
@@ -289,7 +292,10 @@ impl Coordinator for Local {
             };
             let id = task.id;
             match self.spec(task) {
-                Ok(l) => return Ok(Some(l)),
+                Ok(l) => {
+                    self.held.hold(l.task.id, l.task.attempt);
+                    return Ok(Some(l));
+                }
                 // A task this node cannot run: fail it with the reason
                 // (no retry: the same node would get it again) and go on.
                 Err(msg) => {
@@ -304,8 +310,12 @@ impl Coordinator for Local {
     }
 
     fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
+        let lease = self
+            .held
+            .lease(self.node_id, task_id)
+            .ok_or_else(|| crate::leases::not_held(task_id))?;
         self.catalog
-            .task_progress(task_id, done, total, catalog::now() + LEASE_SECS)
+            .task_progress_leased(task_id, &lease, done, total, LEASE_SECS)
             .map_err(|e| e.to_string())
     }
 
@@ -314,12 +324,37 @@ impl Coordinator for Local {
     }
 
     fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String> {
+        let lease = self
+            .held
+            .lease(self.node_id, task_id)
+            .ok_or_else(|| crate::leases::not_held(task_id))?;
+        let r = self.finish_leased(task_id, lease, f);
+        self.held.release(task_id);
+        r.map_err(|e| e.to_string())
+    }
+}
+
+impl Local {
+    /// Record a task's end for the holder of `lease`: refused, with
+    /// nothing recorded, unless the lease holds the task now and the
+    /// effects stay inside the task (arca-catalog's leases module).
+    pub fn finish_leased(
+        &self,
+        task_id: i64,
+        lease: catalog::Lease,
+        f: Finished,
+    ) -> Result<catalog::TaskState, catalog::Error> {
         let c = &self.catalog;
-        let attempt = c.task(task_id).map_err(|e| e.to_string())?.attempt;
+        let attempt = lease.attempt;
         let retry_at = catalog::now() + backoff_secs(attempt);
-        let state = c
-            .finish_task_with(task_id, f.outcome, f.cancelled, Some(retry_at), &f.effects)
-            .map_err(|e| e.to_string())?;
+        let state = c.finish_task_leased(
+            task_id,
+            Some(&lease),
+            f.outcome,
+            f.cancelled,
+            Some(retry_at),
+            &f.effects,
+        )?;
         if let Some(v) = &f.effects.verify {
             self.notify_damage(task_id, v);
         }

@@ -341,8 +341,436 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
             effects: Default::default(),
         },
     );
-    assert!(again.unwrap_err().contains("not running"));
+    // (the node gave its lease back with the first).
+    assert!(again.unwrap_err().contains("not leased"));
     assert_eq!(c.task(l.task.id).unwrap().state, TaskState::Succeeded);
+}
+
+/// A node with a token and a datastore, for the node service.
+fn node_with_token(c: &Catalog, name: &str) -> (catalog::Node, i64, String) {
+    let n = c.add_node(name, 2).unwrap();
+    let d = c
+        .add_datastore(&format!("{name}/default"), n.id, &format!("/srv/{name}"))
+        .unwrap();
+    let secret = format!("arca_{name}_secret");
+    let hash = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
+    c.add_token(None, Some(n.id), name, "node", &hash, None)
+        .unwrap();
+    (n, d.id, secret)
+}
+
+fn call<T>(token: &str, m: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> node::pb::RestorePoint {
+    node::pb::RestorePoint {
+        id: id.into(),
+        datastore_id: ds,
+        source_id: source,
+        source_name: "web-1".into(),
+        project_id: project,
+        kind: "files".into(),
+        time: 1,
+        ..Default::default()
+    }
+}
+
+/// What the node service must leave untouched when it refuses a report.
+fn snapshot(c: &Catalog, task: i64) -> String {
+    let t = c.task(task).unwrap();
+    let rps = c
+        .restore_points(&catalog::RestorePointFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let ds: Vec<_> = c
+        .datastores()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.bytes_used))
+        .collect();
+    format!(
+        "{:?} {:?} {:?} {} {:?} {:?} {}",
+        t.state,
+        t.attempt,
+        t.bytes_done,
+        t.result.is_some(),
+        rps.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        ds,
+        c.task_logs(task).unwrap().len()
+    )
+}
+
+#[tokio::test]
+async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
+    use node::pb::node_server::Node as _;
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let (alpha, ads, atok) = node_with_token(&c, "alpha");
+    let (_beta, bds, btok) = node_with_token(&c, "beta");
+    let svc = node::NodeService::new(
+        c.clone(),
+        Arc::new(Notifier::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let web = source(&c, alpha.id, "web-1", &[]);
+    let db = source(&c, alpha.id, "db-1", &[]);
+    // A restore point of another source in alpha's datastore, and one in
+    // beta's datastore.
+    let theirs = "cd".repeat(32);
+    let far = "ef".repeat(32);
+    for (id, ds, src) in [(&theirs, ads, db.id), (&far, bds, db.id)] {
+        c.add_restore_point(&RestorePoint {
+            id: id.clone(),
+            datastore_id: ds,
+            source_id: Some(src),
+            source_name: "db-1".into(),
+            project_id: 1,
+            kind: "files".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let task = c
+        .add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(web.id),
+            datastore_id: Some(ads),
+            node_id: Some(alpha.id),
+            max_attempts: 3,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let leased = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!((leased.id, leased.attempt), (task, 1));
+    let before = snapshot(&c, task);
+    let mine = "ab".repeat(32);
+    let good = || node::pb::FinishRequest {
+        task_id: task,
+        ok: true,
+        result_json: "{}".into(),
+        restore_point: Some(pb_rp(&mine, ads, Some(web.id), 1)),
+        datastore_id: Some(ads),
+        datastore_bytes_used: Some(7),
+        attempt: 1,
+        ..Default::default()
+    };
+    use tonic::Code;
+
+    // Another node: refused, whatever the call.
+    let e = svc.finish(call(&btok, good())).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = svc
+        .progress(call(
+            &btok,
+            node::pb::ProgressRequest {
+                task_id: task,
+                bytes_done: 5,
+                attempt: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = svc
+        .log(call(
+            &btok,
+            node::pb::LogRequest {
+                task_id: task,
+                level: "info".into(),
+                message: "not mine".into(),
+                attempt: 1,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(snapshot(&c, task), before);
+
+    // The right node, but effects beyond the task: refused, nothing applied.
+    let cases: Vec<(&str, node::pb::FinishRequest)> = vec![
+        (
+            "rp in another node's datastore",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, bds, Some(web.id), 1)),
+                datastore_id: None,
+                ..good()
+            },
+        ),
+        (
+            "rp of another source",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, ads, Some(db.id), 1)),
+                ..good()
+            },
+        ),
+        (
+            "rp of another project",
+            node::pb::FinishRequest {
+                restore_point: Some(pb_rp(&mine, ads, Some(web.id), 2)),
+                ..good()
+            },
+        ),
+        (
+            "removes another source's rp",
+            node::pb::FinishRequest {
+                removed_restore_points: vec![theirs.clone()],
+                ..good()
+            },
+        ),
+        (
+            "removes an rp of another datastore",
+            node::pb::FinishRequest {
+                removed_restore_points: vec![far.clone()],
+                ..good()
+            },
+        ),
+        (
+            "verify results from a backup task",
+            node::pb::FinishRequest {
+                verify: Some(node::pb::VerifyEffects {
+                    checked: vec![mine.clone()],
+                    damaged: vec![],
+                }),
+                ..good()
+            },
+        ),
+        (
+            "usage of another datastore",
+            node::pb::FinishRequest {
+                datastore_id: Some(bds),
+                ..good()
+            },
+        ),
+    ];
+    for (what, req) in cases {
+        let e = svc.finish(call(&atok, req)).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{what}: {e:?}");
+        assert_eq!(snapshot(&c, task), before, "{what}");
+    }
+    // A usage report for beta's datastore is caught in the transaction
+    // too (not only by the service's early check).
+    let e = c
+        .finish_task_leased(
+            task,
+            Some(&catalog::Lease {
+                node_id: alpha.id,
+                attempt: 1,
+            }),
+            Ok(json!({})),
+            false,
+            None,
+            &catalog::TaskEffects {
+                datastore_bytes_used: Some((bds, 1)),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, catalog::Error::Denied(_)), "{e:?}");
+
+    // A wrong or missing attempt.
+    let e = svc
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 2,
+                ..good()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = svc
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 0,
+                ..good()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(snapshot(&c, task), before);
+
+    // An expired lease: progress, log and finish are refused.
+    c.task_progress(task, 0, 0, catalog::now() - 5).unwrap();
+    let before = snapshot(&c, task);
+    let e = svc.finish(call(&atok, good())).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("ran out"), "{e:?}");
+    let e = svc
+        .progress(call(
+            &atok,
+            node::pb::ProgressRequest {
+                task_id: task,
+                attempt: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(snapshot(&c, task), before);
+
+    // Requeued and leased again: the old attempt cannot finish the new one.
+    c.expire_leases(catalog::now(), &[], "lost").unwrap();
+    let again = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (task, 2));
+    let before = snapshot(&c, task);
+    let e = svc.finish(call(&atok, good())).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("leased again"), "{e:?}");
+    assert_eq!(snapshot(&c, task), before);
+
+    // The current lease, with effects inside the task: recorded.
+    svc.log(call(
+        &atok,
+        node::pb::LogRequest {
+            task_id: task,
+            level: "info".into(),
+            message: "mine".into(),
+            attempt: 2,
+        },
+    ))
+    .await
+    .unwrap();
+    let r = svc
+        .finish(call(
+            &atok,
+            node::pb::FinishRequest {
+                attempt: 2,
+                ..good()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.state, "succeeded");
+    let rp = c.restore_point(&mine).unwrap();
+    assert_eq!(
+        (rp.datastore_id, rp.source_id, rp.task_id),
+        (ads, Some(web.id), Some(task))
+    );
+    assert_eq!(c.datastore(ads).unwrap().bytes_used, 7);
+    assert!(c.restore_point(&theirs).is_ok() && c.restore_point(&far).is_ok());
+    assert!(c
+        .task_logs(task)
+        .unwrap()
+        .iter()
+        .any(|l| l.message == "mine"));
+
+    // Verify results: only from a verify task, only about its datastore.
+    let verify = c
+        .add_task(&NewTask {
+            kind: "verify".into(),
+            project_id: 1,
+            datastore_id: Some(ads),
+            node_id: Some(alpha.id),
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let v = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!(v.id, verify);
+    let damaged = |id: &str| node::pb::FinishRequest {
+        task_id: verify,
+        ok: false,
+        error: "damage".into(),
+        verify: Some(node::pb::VerifyEffects {
+            checked: vec![id.to_string()],
+            damaged: vec![node::pb::DamagedRestorePoint {
+                id: id.to_string(),
+                damage: "chunk missing".into(),
+            }],
+        }),
+        attempt: 1,
+        ..Default::default()
+    };
+    let before = snapshot(&c, verify);
+    let e = svc.finish(call(&atok, damaged(&far))).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(snapshot(&c, verify), before);
+    assert_eq!(
+        c.restore_point(&far).unwrap().state,
+        catalog::RestorePointState::Ok
+    );
+    svc.finish(call(&atok, damaged(&theirs))).await.unwrap();
+    assert_eq!(
+        c.restore_point(&theirs).unwrap().state,
+        catalog::RestorePointState::Damaged
+    );
+}
+
+#[test]
+fn the_embedded_node_reports_only_on_what_it_leased() {
+    let (c, node, ds) = setup();
+    let c = Arc::new(c);
+    let s = source(&c, node, "web-1", &[]);
+    let other = source(&c, node, "web-2", &[]);
+    let task = c
+        .add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(s.id),
+            datastore_id: Some(ds),
+            max_attempts: 2,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let a = Local::new(c.clone(), node);
+    let b = Local::new(c.clone(), node);
+    let l = a.lease().unwrap().unwrap();
+    assert_eq!(l.task.id, task);
+    let done = |fx: catalog::TaskEffects| Finished {
+        outcome: Ok(json!({})),
+        cancelled: false,
+        effects: fx,
+    };
+    // Not leased through this coordinator: refused.
+    assert!(b
+        .finish(task, done(Default::default()))
+        .unwrap_err()
+        .contains("not leased"));
+    assert!(b.progress(task, 1, 1).unwrap_err().contains("not leased"));
+    // A restore point of another source: refused, nothing recorded.
+    let rp = RestorePoint {
+        id: "ab".repeat(32),
+        datastore_id: ds,
+        source_id: Some(other.id),
+        source_name: "web-2".into(),
+        project_id: 1,
+        kind: "files".into(),
+        task_id: Some(task),
+        ..Default::default()
+    };
+    let e = a
+        .finish(
+            task,
+            done(catalog::TaskEffects {
+                restore_point: Some(rp.clone()),
+                ..Default::default()
+            }),
+        )
+        .unwrap_err();
+    assert!(e.contains("another source"), "{e}");
+    assert_eq!(c.restore_point_count().unwrap(), 0);
+    assert_eq!(c.task(task).unwrap().state, TaskState::Running);
 }
 
 #[test]

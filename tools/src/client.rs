@@ -63,7 +63,7 @@ fn agent(cli: &Cli) -> Result<ureq::Agent> {
 }
 
 /// Call the API; a non-2xx answer becomes an error with the server's message.
-fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+pub(crate) fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
     let url = format!("{}/api/v1{path}", server(cli)?);
     let auth = format!("Bearer {}", token(cli)?);
     let a = agent(cli)?;
@@ -88,7 +88,7 @@ fn call(cli: &Cli, method: &str, path: &str, body: Option<Value>) -> Result<Valu
     Ok(v)
 }
 
-fn show(cli: &Cli, v: &Value, text: impl FnOnce(&Value) -> String) -> Result<u8> {
+pub(crate) fn show(cli: &Cli, v: &Value, text: impl FnOnce(&Value) -> String) -> Result<u8> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(v)?);
     } else {
@@ -104,8 +104,11 @@ pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> 
             .to_string(),
         None => match std::env::var("ARCA_PASSWORD") {
             Ok(p) => p,
+            // A terminal: ask without echo. Else a line from stdin.
+            Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                rpassword::prompt_password(format!("password for {user}: "))?
+            }
             Err(_) => {
-                eprint!("password for {user}: ");
                 let mut l = String::new();
                 std::io::stdin().lock().read_line(&mut l)?;
                 l.trim_end_matches(['\r', '\n']).to_string()

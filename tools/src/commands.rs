@@ -166,6 +166,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             password_file,
         } => crate::client::login(&cli, user, password_file.as_deref()),
         Command::Source(c) => crate::client::source(&cli, c),
+        Command::Passwd {
+            password_file,
+            new_password_file,
+            revoke_api_tokens,
+        } => crate::accounts::passwd(
+            &cli,
+            password_file.as_deref(),
+            new_password_file.as_deref(),
+            *revoke_api_tokens,
+        ),
+        Command::User(c) => crate::accounts::user(&cli, c),
         Command::Catalog(crate::CatalogCmd::Import { data_dir, name }) => {
             crate::server::import(&cli, data_dir, name.as_deref())
         }

@@ -1,6 +1,7 @@
 //! `arca`: the command-line tool. Thin: parses arguments, opens the
 //! datastore, calls the library crates, prints text or JSON.
 
+mod accounts;
 mod client;
 mod commands;
 mod mounts;
@@ -215,6 +216,23 @@ enum Command {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Change your password on the server: asks for the current one and
+    /// twice for the new one, without echo. Your other sessions are signed
+    /// out; this one and your API tokens stay.
+    Passwd {
+        /// Read the current password from this file instead.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Read the new password from this file instead.
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        /// Revoke your API tokens too.
+        #[arg(long)]
+        revoke_api_tokens: bool,
+    },
+    /// Users on a server.
+    #[command(subcommand)]
+    User(UserCmd),
     /// The server's catalog.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -259,6 +277,24 @@ pub struct NotifyArgs {
     /// Recipient of notification mails (repeatable).
     #[arg(long = "notify-email")]
     pub notify_email: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Set a user's password (admins): asks twice, without echo. All the
+    /// user's sessions are signed out.
+    Passwd {
+        name: String,
+        /// Read the new password from this file instead.
+        #[arg(long, conflicts_with = "generate")]
+        new_password_file: Option<PathBuf>,
+        /// Let the server generate a password, printed once.
+        #[arg(long)]
+        generate: bool,
+        /// Revoke the user's API tokens too.
+        #[arg(long)]
+        revoke_api_tokens: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

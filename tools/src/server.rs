@@ -385,7 +385,12 @@ async fn serve(
     mounts: crate::MountArgs,
     roots: crate::RootArgs,
 ) -> Result<u8> {
-    let p = prepare(&data_dir, max_tasks)?;
+    // Opening the catalog may hash the first admin password (Argon2):
+    // not on the async workers.
+    let dd = data_dir.clone();
+    let p = tokio::task::spawn_blocking(move || prepare(&dd, max_tasks))
+        .await
+        .context("preparing the data directory")??;
     set_roots(&p.catalog, p.node_id, &roots)?;
     let listener =
         std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;

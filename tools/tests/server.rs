@@ -458,6 +458,215 @@ fn cli_against_the_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
 }
 
+/// Run `arca ARGS` on a pseudo-terminal (util-linux `script`), answering
+/// each prompt once it is shown. Returns the exit code and everything the
+/// terminal showed (typed text included, had it been echoed).
+fn on_terminal(env: &[(&str, &str)], args: &[&str], answers: &[(&str, &str)]) -> (i32, String) {
+    use std::io::{Read, Write};
+    let cmd = std::iter::once(env!("CARGO_BIN_EXE_arca"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qefc", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("script(1) from util-linux");
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 1024];
+        while let Ok(n) = out.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&b[..n]);
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut from = 0;
+    for (prompt, answer) in answers {
+        wait_for(&format!("the prompt {prompt:?}"), 30, || {
+            let t = String::from_utf8_lossy(&shown.lock().unwrap()).to_string();
+            match t[from.min(t.len())..].find(prompt) {
+                Some(i) => {
+                    from += i + prompt.len();
+                    true
+                }
+                None => false,
+            }
+        });
+        // Echo goes off right after the prompt is written.
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let t = String::from_utf8_lossy(&shown.lock().unwrap()).to_string();
+    (status.code().unwrap_or(-1), t + &err)
+}
+
+/// `arca passwd` asks without echo, twice, refuses empty and differing
+/// input, and signs the other sessions out; `arca user passwd NAME` is an
+/// admin's reset.
+#[test]
+fn passwords_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, lines) = Server::start(&data);
+    let pw = first_password(&lines);
+    let other = login(&srv.url, &pw);
+    let mine = login(&srv.url, &pw);
+    let env = [
+        ("ARCA_SERVER", srv.url.as_str()),
+        ("ARCA_TOKEN", mine.as_str()),
+    ];
+    let q = |p: &'static str, a: &'static str| (p, a);
+
+    // Differing new passwords, an empty one: refused, nothing changes.
+    let (code, out) = on_terminal(
+        &env,
+        &["passwd"],
+        &[
+            ("current password: ", pw.as_str()),
+            q("new password: ", "first-new-password"),
+            q("new password again: ", "second-new-password"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the two new passwords differ"), "{out}");
+    let (code, out) = on_terminal(&env, &["passwd"], &[q("current password: ", "")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is empty"), "{out}");
+    // A wrong current password: the server's 403.
+    let (code, out) = on_terminal(
+        &env,
+        &["passwd"],
+        &[
+            q("current password: ", "not-the-password"),
+            q("new password: ", "the-new-password"),
+            q("new password again: ", "the-new-password"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("current password is wrong"), "{out}");
+    assert_eq!(call(&srv.url, &other, "GET", "/api/v1/me", None).0, 200);
+
+    let (code, out) = on_terminal(
+        &env,
+        &["passwd"],
+        &[
+            ("current password: ", pw.as_str()),
+            q("new password: ", "the-new-password"),
+            q("new password again: ", "the-new-password"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("password of admin changed; 1 session(s) signed out"),
+        "{out}"
+    );
+    // Nothing typed was shown.
+    assert!(
+        !out.contains("the-new-password") && !out.contains(&pw),
+        "{out}"
+    );
+    assert_eq!(call(&srv.url, &other, "GET", "/api/v1/me", None).0, 401);
+    assert_eq!(call(&srv.url, &mine, "GET", "/api/v1/me", None).0, 200);
+    let admin = login(&srv.url, "the-new-password");
+
+    // An admin's reset of another user, from a file and generated.
+    let (s, v) = call(
+        &srv.url,
+        &admin,
+        "POST",
+        "/api/v1/users",
+        Some(
+            json!({"name": "carol", "password": "carol-password", "roles": [{"role": "operator"}]}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let f = dir.path().join("new-pw");
+    std::fs::write(&f, "carol-reset-pw\n").unwrap();
+    let arca = |token: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_SERVER", &srv.url)
+            .env("ARCA_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = arca(
+        &admin,
+        &[
+            "user",
+            "passwd",
+            "carol",
+            "--new-password-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let carol = {
+        let resp = agent()
+            .post(&format!("{}/api/v1/auth/login", srv.url))
+            .send_json(json!({"username": "carol", "password": "carol-reset-pw"}))
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.into_body().read_json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (code, out) = arca(&admin, &["--json", "user", "passwd", "carol", "--generate"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["signed_out"]["sessions"], 1, "{v}");
+    assert_eq!(call(&srv.url, &carol, "GET", "/api/v1/me", None).0, 401);
+    let generated = v["password"].as_str().unwrap();
+    let resp = agent()
+        .post(&format!("{}/api/v1/auth/login", srv.url))
+        .send_json(json!({"username": "carol", "password": generated}))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let carol: String = resp.into_body().read_json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Not an admin; an unknown user.
+    let (code, out) = arca(&carol, &["user", "passwd", "admin", "--generate"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("403"), "{out}");
+    let (code, out) = arca(&admin, &["user", "passwd", "nobody", "--generate"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no user \"nobody\""), "{out}");
+    // Both are in the audit log.
+    let (_, audit) = call(&srv.url, &admin, "GET", "/api/v1/audit?limit=1000", None);
+    let text = audit.to_string();
+    assert!(
+        text.contains("user.password_reset") && text.contains("\"user.password\""),
+        "{text}"
+    );
+}
+
 /// `arca catalog import`: restore points of a datastore made with the CLI
 /// are listed by the server; a second import adds nothing.
 #[test]

@@ -1,6 +1,8 @@
 //! Sign-in, bearer tokens and the role/permission model.
 //!
-//! Passwords are stored as Argon2id PHC strings. Tokens are
+//! Passwords are stored as Argon2id PHC strings, hashed and checked on
+//! tokio's blocking pool ([`hash`], [`verify`]): an Argon2 run takes tens
+//! of milliseconds of CPU and must not stall the async workers. Tokens are
 //! `arca_<64 hex>`; only their SHA-256 is stored, so a stolen catalog does
 //! not hand out sessions. Session tokens (from `POST /auth/login`) last 12
 //! hours; API tokens last until they expire or are revoked.
@@ -119,6 +121,46 @@ impl Principal {
     }
 }
 
+/// Shortest and longest password accepted (in characters and bytes).
+pub const MIN_PASSWORD: usize = 10;
+pub const MAX_PASSWORD: usize = 1024;
+
+/// The password rule, as the 422 states it.
+pub const PASSWORD_RULE: &str =
+    "a password must be 10 to 1024 characters long and must not be the user name";
+
+/// Check a new password for `user` against [`PASSWORD_RULE`].
+pub fn check_new_password(user: &str, password: &str) -> Result<(), ApiError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+        return Err(ApiError::invalid(format!(
+            "{PASSWORD_RULE} (this one has {n} characters)"
+        )));
+    }
+    if password.trim().to_lowercase() == user.to_lowercase() {
+        return Err(ApiError::invalid(format!(
+            "{PASSWORD_RULE} (this one is the user name)"
+        )));
+    }
+    Ok(())
+}
+
+/// [`hash_password`] on the blocking pool.
+pub async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(format!("password hash: {e}")))?
+}
+
+/// [`verify_password`] on the blocking pool.
+pub async fn verify(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// Hash a password (Argon2id, random salt). Blocks for the length of an
+/// Argon2 run: from async code call [`hash`].
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
     let salt = SaltString::encode_b64(&random::<16>())
         .map_err(|e| ApiError::internal(format!("salt: {e}")))?;
@@ -128,6 +170,8 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(format!("password hash: {e}")))
 }
 
+/// Does `password` match the PHC string `hash`? Blocks like
+/// [`hash_password`]: from async code call [`verify`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
@@ -21,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -41,6 +44,15 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
     }
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+    }
+    /// 429 with `Retry-After: secs`.
+    pub fn too_many(m: impl Into<String>, secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m);
+        e.retry_after = Some(secs);
+        e
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -53,6 +65,10 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.code, "message": self.message})),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -71,6 +87,7 @@ impl From<arca_catalog::Error> for ApiError {
             E::Conflict(m) => ApiError::conflict(format!("{m} already exists")),
             E::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             E::State(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            E::Denied(m) => ApiError::forbidden(m),
             e => ApiError::internal(e.to_string()),
         }
     }

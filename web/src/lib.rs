@@ -6,6 +6,7 @@
 //! (see [`error`]); bad input is always a 4xx.
 #![recursion_limit = "256"]
 
+mod accounts;
 pub mod auth;
 pub mod error;
 pub mod exports;
@@ -13,6 +14,7 @@ mod maintenance;
 mod nodes;
 pub mod openapi;
 mod routes;
+pub mod signin_limit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// Wakes the scheduler after changes to sources and policies.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Failed sign-ins per user name and address.
+    pub signin: Arc<signin_limit::SigninLimiter>,
 }
 
 impl AppState {
@@ -40,7 +44,14 @@ impl AppState {
         AppState {
             catalog,
             changed: Arc::new(tokio::sync::Notify::new()),
+            signin: Arc::default(),
         }
+    }
+
+    /// Other sign-in limits than the defaults.
+    pub fn with_signin_limits(mut self, l: signin_limit::Limits) -> Self {
+        self.signin = Arc::new(signin_limit::SigninLimiter::new(l));
+        self
     }
 }
 
@@ -55,10 +66,12 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 pub fn app(state: AppState) -> Router {
     use routes::*;
     let api = Router::new()
-        .route("/auth/login", post(login))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/password", post(accounts::change_password))
         .route("/me", get(me))
         .route("/users", get(list_users).post(add_user))
         .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(list_tokens).post(add_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/nodes/{id}", axum::routing::patch(nodes::update_node))

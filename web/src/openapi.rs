@@ -84,10 +84,18 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/auth/login",
-        "Sign in; returns a 12-hour session token",
+        "Sign in; returns a 12-hour session token. 5 failures per user name or 20 per address within 15 minutes lock further attempts (429 with Retry-After)",
         "public",
         Some("Login"),
         (200, Some("Session"))
+    ),
+    r!(
+        "post",
+        "/api/v1/auth/password",
+        "Change your password (at least 10 characters, not the user name); your other sessions are signed out",
+        "signed-in",
+        Some("ChangePassword"),
+        (200, Some("PasswordChanged"))
     ),
     r!(
         "get",
@@ -128,6 +136,14 @@ pub const ROUTES: &[Route] = &[
         "administer",
         None,
         (204, None)
+    ),
+    r!(
+        "post",
+        "/api/v1/users/{id}/password",
+        "Set a user's password (generated when none is given); their sessions are signed out",
+        "administer",
+        Some("ResetPassword"),
+        (200, Some("PasswordChanged"))
     ),
     r!(
         "get",
@@ -432,6 +448,7 @@ fn schemas() -> Value {
     let abs_path = json!({"type": "string", "pattern": "^/[^\\u0000]*$", "maxLength": 4096});
     let oname = json!({"anyOf": [name, {"type": "null"}]});
     let roots = json!({"type": "array", "maxItems": 64, "items": abs_path, "description": "absolute directories, not /"});
+    let password = json!({"type": "string", "minLength": 10, "maxLength": 1024, "description": "at least 10 characters, not the user name"});
     let count = json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64});
     let retention = obj(
         &[],
@@ -486,8 +503,11 @@ fn schemas() -> Value {
         "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int})),
         "User": user,
         "Users": arr("User"),
-        "NewUser": obj(&["name"], json!({"name": name, "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": {"type": ["integer", "null"], "minimum": 1}}))}})),
+        "NewUser": obj(&["name"], json!({"name": name, "password": password, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": {"type": ["integer", "null"], "minimum": 1}}))}})),
         "CreatedUser": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "password": s})),
+        "ChangePassword": obj(&["current_password", "new_password"], json!({"current_password": s, "new_password": password, "revoke_api_tokens": {"type": "boolean", "description": "also revoke your API tokens (default: only your other sessions)"}})),
+        "ResetPassword": obj(&[], json!({"new_password": password, "revoke_api_tokens": {"type": "boolean"}})),
+        "PasswordChanged": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "signed_out": open_obj(json!({"sessions": int, "api_tokens": int})), "password": {"type": "string", "description": "the generated password, when none was given"}})),
         "Token": token,
         "Tokens": arr("Token"),
         "NewToken": obj(&["name"], json!({"name": name, "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 316224000}})),
@@ -590,6 +610,14 @@ pub fn document() -> Value {
             responses.insert("403".into(), error_response("The role does not allow this"));
         } else if r.path.ends_with("/login") {
             responses.insert("401".into(), error_response("Wrong user name or password"));
+        }
+        if r.path.starts_with("/api/v1/auth/") {
+            let mut e = error_response(
+                "Too many failed sign-ins for the user name or from the address; try again after Retry-After seconds",
+            );
+            e["headers"] =
+                json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
+            responses.insert("429".into(), e);
         }
         if r.path.contains("{id}") {
             responses.insert("404".into(), error_response("No such object"));

@@ -182,54 +182,7 @@ pub async fn openapi_json() -> Json<Value> {
     Json(crate::openapi::document())
 }
 
-// ---- auth ----
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    username: String,
-    password: String,
-}
-
-pub async fn login(
-    State(s): State<AppState>,
-    remote: Remote,
-    body: Body<Login>,
-) -> ApiResult<Json<Value>> {
-    let Json(b) = body?;
-    if b.username.len() > 128 || b.password.len() > 1024 {
-        return Err(ApiError::unauthorized("wrong user name or password"));
-    }
-    let user = s.catalog.user_by_name(&b.username)?;
-    let (hash, user) = match user {
-        Some(u) if !u.disabled => (u.password_hash.clone(), Some(u)),
-        // Spend the same time on unknown users.
-        _ => (String::from("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), None),
-    };
-    let pw = b.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
-        .await
-        .unwrap_or(false);
-    audited(&s, &b.username, &remote, "auth.login", "", || {
-        let user = match (ok, user) {
-            (true, Some(u)) => u,
-            _ => return Err(ApiError::unauthorized("wrong user name or password")),
-        };
-        let (secret, hash) = auth::new_secret();
-        let expires = catalog::now() + auth::SESSION_SECS;
-        let t = s.catalog.add_token(
-            Some(user.id),
-            None,
-            "session",
-            "session",
-            &hash,
-            Some(expires),
-        )?;
-        Ok(Json(
-            json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
-        ))
-    })
-}
+// ---- auth (sign-in and passwords: crate::accounts) ----
 
 pub async fn me(p: Principal) -> Json<Value> {
     Json(json!({"user": p.user, "token_id": p.token_id}))
@@ -276,7 +229,15 @@ pub async fn add_user(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
     let target = b.name.clone();
-    let hash_input = b.password.clone();
+    // Argon2 runs on the blocking pool, before the (synchronous) change.
+    let (password, generated) = match &b.password {
+        Some(pw) => (pw.clone(), false),
+        None => (auth::random_password(), true),
+    };
+    let hash = match auth::check_new_password(&b.name, &password) {
+        Ok(()) if p.can(Action::Administer, None) => Some(auth::hash(password.clone()).await),
+        _ => None,
+    };
     audited(&s, p.name(), &remote, "user.add", &target, || {
         p.require(Action::Administer, None)?;
         check_name("user", &b.name)?;
@@ -293,12 +254,8 @@ pub async fn add_user(
                 project_id: r.project,
             });
         }
-        let (password, generated) = match &hash_input {
-            Some(pw) if pw.len() >= 8 && pw.len() <= 1024 => (pw.clone(), false),
-            Some(_) => return Err(invalid("password must be 8 to 1024 characters")),
-            None => (auth::random_password(), true),
-        };
-        let hash = auth::hash_password(&password)?;
+        auth::check_new_password(&b.name, &password)?;
+        let hash = hash.ok_or_else(|| ApiError::internal("the password was not hashed"))??;
         let u = s.catalog.add_user(&b.name, &hash, &roles)?;
         let mut v = json!({"user": u});
         if generated {

@@ -11,6 +11,11 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "api/accounts.rs"]
+mod accounts;
+#[path = "api/rbac.rs"]
+mod rbac;
+
 struct T {
     state: AppState,
     admin: String,

@@ -1,0 +1,233 @@
+//! Sign-in and passwords: `POST /auth/login`, `POST /auth/password` (your
+//! own, with the current one) and `POST /users/{id}/password` (an admin's
+//! reset).
+//!
+//! Sign-in and a wrong current password count against the rate limits of
+//! [`crate::signin_limit`]; a refused attempt leaves a structured log
+//! record (`arca::signin`) with the user name, the address and why. A
+//! password change signs the user's other sessions out in the same
+//! transaction (API tokens only when asked: docs/control-plane.md).
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{self, Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{audited, Body, Id, Remote};
+use crate::signin_limit::Limited;
+use crate::AppState;
+
+/// Spend the same Argon2 time on unknown and disabled users as on real ones.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// A log record for a refused sign-in or password check.
+fn refused(what: &str, user: &str, remote: &str, reason: &str, retry_after: Option<u64>) {
+    tracing::warn!(
+        target: "arca::signin",
+        what,
+        user,
+        remote,
+        reason,
+        retry_after_s = retry_after,
+        "{what} refused: {reason}"
+    );
+}
+
+/// The 429 for a limited user or address.
+fn limited(what: &str, user: &str, remote: &str, l: Limited) -> ApiError {
+    refused(what, user, remote, "rate_limited", Some(l.retry_after));
+    let whose = match l.by {
+        "user" => format!("for user {user:?}"),
+        _ if remote.is_empty() => "from this address".to_string(),
+        _ => format!("from {remote}"),
+    };
+    ApiError::too_many(
+        format!(
+            "too many failed sign-ins {whose}; try again in {} seconds",
+            l.retry_after
+        ),
+        l.retry_after,
+    )
+}
+
+/// A user name as a limiter key (longer names never exist).
+fn key(name: &str) -> &str {
+    let mut end = name.len().min(128);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    remote: Remote,
+    body: Body<Login>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    let name = key(&b.username);
+    if let Err(l) = s.signin.check(name, &remote.0) {
+        // Refused before the password is looked at, right or wrong.
+        return Err(limited("sign-in", name, &remote.0, l));
+    }
+    let user = if b.username.len() > 128 || b.password.len() > auth::MAX_PASSWORD {
+        None
+    } else {
+        s.catalog.user_by_name(&b.username)?
+    };
+    let (hash, user) = match user {
+        Some(u) if !u.disabled => (u.password_hash.clone(), Some(u)),
+        _ => (DUMMY_HASH.to_string(), None),
+    };
+    let ok = auth::verify(b.password, hash).await && user.is_some();
+    if ok {
+        s.signin.success(name);
+    } else {
+        s.signin.failure(name, &remote.0);
+        refused(
+            "sign-in",
+            name,
+            &remote.0,
+            if user.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_or_disabled_user"
+            },
+            None,
+        );
+    }
+    audited(&s, name, &remote, "auth.login", "", || {
+        let user = match (ok, user) {
+            (true, Some(u)) => u,
+            _ => return Err(ApiError::unauthorized("wrong user name or password")),
+        };
+        let (secret, hash) = auth::new_secret();
+        let expires = arca_catalog::now() + auth::SESSION_SECS;
+        let t = s.catalog.add_token(
+            Some(user.id),
+            None,
+            "session",
+            "session",
+            &hash,
+            Some(expires),
+        )?;
+        Ok(Json(
+            json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+    /// Revoke your API tokens too (default: only the other sessions).
+    #[serde(default)]
+    revoke_api_tokens: bool,
+}
+
+/// Change your own password. The session (or token) used for the call
+/// stays; your other sessions are signed out.
+pub async fn change_password(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<ChangePassword>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    let name = p.name().to_string();
+    let r = async {
+        s.signin
+            .check(&name, &remote.0)
+            .map_err(|l| limited("password change", &name, &remote.0, l))?;
+        auth::check_new_password(&name, &b.new_password)?;
+        let current_ok = b.current_password.len() <= auth::MAX_PASSWORD
+            && auth::verify(b.current_password, p.user.password_hash.clone()).await;
+        if !current_ok {
+            s.signin.failure(&name, &remote.0);
+            refused(
+                "password change",
+                &name,
+                &remote.0,
+                "wrong_current_password",
+                None,
+            );
+            return Err(ApiError::forbidden(
+                "the current password is wrong; the password was not changed",
+            ));
+        }
+        s.signin.success(&name);
+        let hash = auth::hash(b.new_password).await?;
+        let out =
+            s.catalog
+                .change_password(p.user.id, &hash, Some(p.token_id), b.revoke_api_tokens)?;
+        Ok::<_, ApiError>(Json(json!({"user": p.user, "signed_out": out})))
+    }
+    .await;
+    audited(&s, &name, &remote, "user.password", &name, || r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// The new password; without it one is generated and answered once.
+    #[serde(default)]
+    new_password: Option<String>,
+    /// Revoke the user's API tokens too (default: only their sessions).
+    #[serde(default)]
+    revoke_api_tokens: bool,
+}
+
+/// An admin sets a user's password. All of the user's sessions are signed
+/// out (but the admin's own, when resetting their own password), and the
+/// user's sign-in lockout, if any, ends.
+pub async fn reset_password(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: Body<ResetPassword>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    let r = async {
+        p.require(Action::Administer, None)?;
+        let u = s.catalog.user(id)?;
+        let (password, generated) = match b.new_password {
+            Some(pw) => (pw, false),
+            None => (auth::random_password(), true),
+        };
+        auth::check_new_password(&u.name, &password)?;
+        let hash = auth::hash(password.clone()).await?;
+        let keep = (u.id == p.user.id).then_some(p.token_id);
+        let out = s
+            .catalog
+            .change_password(u.id, &hash, keep, b.revoke_api_tokens)?;
+        s.signin.success(&u.name);
+        let mut v = json!({"user": u, "signed_out": out});
+        if generated {
+            v["password"] = json!(password);
+        }
+        Ok::<_, ApiError>(Json(v))
+    }
+    .await;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "user.password_reset",
+        &id.to_string(),
+        || r,
+    )
+}

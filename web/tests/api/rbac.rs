@@ -1,0 +1,427 @@
+//! The RBAC expectation table: every route × every role × own and other
+//! project, written out by hand (not derived from `auth::allows`), walked
+//! against the router. A route in the OpenAPI document without a row
+//! fails the test, and so does a row without a route.
+//!
+//! Columns, each a user with one role binding:
+//!   ADM*  admin of all projects        ADM  admin of project 1 (own)
+//!   OPR   operator of project 1        RST  restore-only of project 1
+//!   AUD   auditor of project 1         AUD* auditor of all projects
+//! "own" acts on objects of project 1, "other" on objects of project 2.
+//! Datastores belong to no project: both act on the same one.
+//! For users and tokens, "own" is the caller (or the caller's token) and
+//! "other" is another user (or that user's token).
+
+use arca_catalog::{NewExport, NewTask, RestorePoint, Role, RoleBinding};
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::{setup, token_for, T};
+
+/// Expected outcome class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum E {
+    /// 2xx.
+    Y,
+    /// 403 forbidden.
+    F,
+    /// 409 conflict (an admin deleting themself).
+    C,
+}
+use E::*;
+
+type Row = (&'static str, &'static str, [E; 6], [E; 6]);
+
+const ALL: [E; 6] = [Y, Y, Y, Y, Y, Y];
+const GLOBAL_ADMIN: [E; 6] = [Y, F, F, F, F, F];
+const READ_OTHER: [E; 6] = [Y, F, F, F, F, Y];
+const MANAGE_OWN: [E; 6] = [Y, Y, Y, F, F, F];
+const RESTORE_OWN: [E; 6] = [Y, Y, Y, Y, F, F];
+const AUDIT: [E; 6] = [Y, F, F, F, F, Y];
+
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    // method    path                                     own            other
+    ("get",    "/healthz",                                ALL,           ALL),
+    ("get",    "/metrics",                                ALL,           ALL),
+    ("get",    "/api/v1/openapi.json",                    ALL,           ALL),
+    ("post",   "/api/v1/auth/login",                      ALL,           ALL),
+    ("post",   "/api/v1/auth/password",                   ALL,           ALL),
+    ("get",    "/api/v1/me",                              ALL,           ALL),
+    ("get",    "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("get",    "/api/v1/users/{id}",                      ALL,           GLOBAL_ADMIN),
+    ("delete", "/api/v1/users/{id}",                      [C, F, F, F, F, F], GLOBAL_ADMIN),
+    ("post",   "/api/v1/users/{id}/password",             GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("get",    "/api/v1/tokens",                          ALL,           ALL),
+    ("post",   "/api/v1/tokens",                          ALL,           ALL),
+    ("delete", "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
+    ("get",    "/api/v1/projects",                        ALL,           ALL),
+    ("post",   "/api/v1/projects",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("get",    "/api/v1/nodes",                           ALL,           ALL),
+    ("post",   "/api/v1/nodes",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("get",    "/api/v1/datastores",                      ALL,           ALL),
+    ("patch",  "/api/v1/datastores/{id}",                 GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/datastores/{id}/gc",              GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/datastores/{id}/verify",          GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("get",    "/api/v1/sources",                         ALL,           ALL),
+    ("post",   "/api/v1/sources",                         MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/sources/{id}",                    ALL,           READ_OTHER),
+    ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    GLOBAL_ADMIN),
+    ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/policies",                        ALL,           ALL),
+    ("post",   "/api/v1/policies",                        MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/policies/{id}",                   ALL,           READ_OTHER),
+    ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/tasks",                           ALL,           ALL),
+    ("get",    "/api/v1/tasks/{id}",                      ALL,           READ_OTHER),
+    ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           READ_OTHER),
+    ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/restore-points",                  ALL,           ALL),
+    ("get",    "/api/v1/restore-points/{id}",             ALL,           READ_OTHER),
+    ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   GLOBAL_ADMIN),
+    ("get",    "/api/v1/exports",                         ALL,           ALL),
+    ("post",   "/api/v1/exports",                         RESTORE_OWN,   GLOBAL_ADMIN),
+    ("get",    "/api/v1/exports/{id}",                    ALL,           READ_OTHER),
+    ("delete", "/api/v1/exports/{id}",                    RESTORE_OWN,   GLOBAL_ADMIN),
+    ("patch",  "/api/v1/exports/{id}",                    RESTORE_OWN,   GLOBAL_ADMIN),
+    ("get",    "/api/v1/audit",                           AUDIT,         AUDIT),
+];
+
+const PW: &str = "password123";
+
+/// One column: its user's id, name and API token.
+struct Caller {
+    id: i64,
+    name: String,
+    token: String,
+}
+
+/// Objects of one project that the requests act on.
+struct Objects {
+    source: i64,
+    policy: i64,
+    task: i64,
+    restore_point: String,
+    image: String,
+    export: i64,
+}
+
+struct World<'a> {
+    t: &'a T,
+    callers: Vec<Caller>,
+    /// Another user, for "other" on user and token routes.
+    bystander: i64,
+    objects: [Objects; 2],
+    n: u32,
+}
+
+fn restore_point(id: String, project: i64, kind: &str) -> RestorePoint {
+    RestorePoint {
+        id,
+        datastore_id: 1,
+        source_name: format!("rp-{project}"),
+        project_id: project,
+        kind: kind.into(),
+        time: 1,
+        ..Default::default()
+    }
+}
+
+fn backup_task(project: i64, source: i64) -> NewTask {
+    NewTask {
+        kind: "backup".into(),
+        project_id: project,
+        source_id: Some(source),
+        datastore_id: Some(1),
+        max_attempts: 1,
+        created_by: "test".into(),
+        ..Default::default()
+    }
+}
+
+impl World<'_> {
+    fn new(t: &T) -> World<'_> {
+        let c = &t.state.catalog;
+        let bind = |role, project| {
+            vec![RoleBinding {
+                role,
+                project_id: project,
+            }]
+        };
+        let mut callers = vec![Caller {
+            id: 1,
+            name: "admin".into(),
+            token: t.admin.clone(),
+        }];
+        for (name, roles) in [
+            ("adm-own", bind(Role::Admin, Some(1))),
+            ("opr-own", bind(Role::Operator, Some(1))),
+            ("rst-own", bind(Role::RestoreOnly, Some(1))),
+            ("aud-own", bind(Role::Auditor, Some(1))),
+            ("aud-all", bind(Role::Auditor, None)),
+        ] {
+            let token = token_for(c, name, &roles);
+            let id = c.user_by_name(name).unwrap().unwrap().id;
+            callers.push(Caller {
+                id,
+                name: name.into(),
+                token,
+            });
+        }
+        let bystander = c
+            .add_user("bystander", "x", &bind(Role::Operator, Some(2)))
+            .unwrap()
+            .id;
+        let objects = [1i64, 2].map(|p| {
+            let source = c
+                .add_source(
+                    &format!("src-{p}"),
+                    "files",
+                    "/srv",
+                    1,
+                    p,
+                    &[],
+                    &json!({}),
+                    None,
+                )
+                .unwrap()
+                .id;
+            let policy = c
+                .add_policy(
+                    &format!("pol-{p}"),
+                    p,
+                    "daily",
+                    None,
+                    &Default::default(),
+                    1,
+                    0,
+                    None,
+                    &[],
+                    None,
+                )
+                .unwrap()
+                .id;
+            let task = c.add_task(&backup_task(p, source)).unwrap().unwrap().id;
+            c.add_task_log(task, "info", "hello").unwrap();
+            let rp = format!("{p:02}{}", "a".repeat(62));
+            let image = format!("1{p}{}", "b".repeat(62));
+            c.add_restore_point(&restore_point(rp.clone(), p, "files"))
+                .unwrap();
+            c.add_restore_point(&restore_point(image.clone(), p, "image"))
+                .unwrap();
+            let export = c.add_export(&new_export(&image, p)).unwrap().id;
+            Objects {
+                source,
+                policy,
+                task,
+                restore_point: rp,
+                image,
+                export,
+            }
+        });
+        World {
+            t,
+            callers,
+            bystander,
+            objects,
+            n: 0,
+        }
+    }
+
+    /// The concrete request for a row's cell: the URI and the body.
+    /// Requests that use something up (delete, cancel, stop) get a fresh
+    /// object; requests that create something get a fresh name.
+    fn request(
+        &mut self,
+        path: &str,
+        method: &str,
+        col: usize,
+        other: bool,
+    ) -> (String, Option<Value>) {
+        self.n += 1;
+        let n = self.n;
+        let c = self.t.state.catalog.clone();
+        let p: i64 = if other { 2 } else { 1 };
+        let o = &self.objects[usize::from(other)];
+        let me = &self.callers[col];
+        let user = if other { self.bystander } else { me.id };
+        let name = format!("new-{n}");
+        let with = |id: &dyn std::fmt::Display| path.replace("{id}", &id.to_string());
+        match (method, path) {
+            ("post", "/api/v1/auth/login") => (
+                path.into(),
+                Some(json!({"username": me.name, "password": PW})),
+            ),
+            ("post", "/api/v1/auth/password") => (
+                path.into(),
+                Some(json!({"current_password": PW, "new_password": PW})),
+            ),
+            ("post", "/api/v1/users") => (path.into(), Some(json!({"name": name, "password": PW}))),
+            ("get", "/api/v1/users/{id}") => (with(&user), None),
+            ("delete", "/api/v1/users/{id}") => {
+                let id = if other {
+                    c.add_user(&name, "x", &[]).unwrap().id
+                } else {
+                    me.id
+                };
+                (with(&id), None)
+            }
+            ("post", "/api/v1/users/{id}/password") => {
+                (with(&user), Some(json!({"new_password": PW})))
+            }
+            ("post", "/api/v1/tokens") => (path.into(), Some(json!({"name": name}))),
+            ("delete", "/api/v1/tokens/{id}") => {
+                let (_, hash) = arca_web::auth::new_secret();
+                let tok = c
+                    .add_token(Some(user), None, &name, "api", &hash, None)
+                    .unwrap();
+                (with(&tok.id), None)
+            }
+            // Datastores belong to no project: "own" and "other" are the same.
+            ("patch", "/api/v1/datastores/{id}") => {
+                (with(&1), Some(json!({"gc_schedule": "daily"})))
+            }
+            ("post", "/api/v1/datastores/{id}/gc") | ("post", "/api/v1/datastores/{id}/verify") => {
+                // One gc or verify at a time: end the one a cell before queued.
+                let kind = path.rsplit('/').next().unwrap_or_default();
+                if let Some(t) = c.active_maintenance_task(1, kind).unwrap() {
+                    c.cancel_task(t).unwrap();
+                }
+                (with(&1), None)
+            }
+            ("post", "/api/v1/projects") | ("post", "/api/v1/nodes") => {
+                (path.into(), Some(json!({"name": name})))
+            }
+            ("post", "/api/v1/sources") => (
+                path.into(),
+                Some(json!({"name": name, "kind": "files", "path": "/srv", "project": p})),
+            ),
+            ("get", "/api/v1/sources/{id}") | ("post", "/api/v1/sources/{id}/backup") => {
+                (with(&o.source), None)
+            }
+            ("delete", "/api/v1/sources/{id}") => {
+                let s = c
+                    .add_source(&name, "files", "/srv", 1, p, &[], &json!({}), None)
+                    .unwrap();
+                (with(&s.id), None)
+            }
+            ("post", "/api/v1/policies") => (
+                path.into(),
+                Some(json!({"name": name, "schedule": "daily", "project": p})),
+            ),
+            ("get", "/api/v1/policies/{id}") => (with(&o.policy), None),
+            ("delete", "/api/v1/policies/{id}") => {
+                let pol = c
+                    .add_policy(
+                        &name,
+                        p,
+                        "daily",
+                        None,
+                        &Default::default(),
+                        1,
+                        0,
+                        None,
+                        &[],
+                        None,
+                    )
+                    .unwrap();
+                (with(&pol.id), None)
+            }
+            ("get", "/api/v1/tasks/{id}") | ("get", "/api/v1/tasks/{id}/logs") => {
+                (with(&o.task), None)
+            }
+            ("post", "/api/v1/tasks/{id}/cancel") => {
+                let t = c.add_task(&backup_task(p, o.source)).unwrap().unwrap();
+                (with(&t.id), None)
+            }
+            ("get", "/api/v1/restore-points/{id}") => (with(&o.restore_point), None),
+            ("post", "/api/v1/restore-points/{id}/restore") => {
+                (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
+            }
+            ("post", "/api/v1/exports") => (path.into(), Some(json!({"restore_point": o.image}))),
+            ("get", "/api/v1/exports/{id}") => (with(&o.export), None),
+            ("patch", "/api/v1/exports/{id}") => (with(&o.export), Some(json!({"ttl": "1h"}))),
+            ("delete", "/api/v1/exports/{id}") => {
+                let e = c.add_export(&new_export(&o.image, p)).unwrap();
+                (with(&e.id), None)
+            }
+            (_, path) if !path.contains('{') => (path.into(), None),
+            (m, path) => panic!("the table walker does not know how to call {m} {path}"),
+        }
+    }
+}
+
+fn new_export(rp: &str, project: i64) -> NewExport {
+    NewExport {
+        restore_point_id: rp.into(),
+        datastore_id: 1,
+        node_id: 1,
+        project_id: project,
+        protocol: "nbd".into(),
+        writable: false,
+        ttl_seconds: 3600,
+        created_by: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn rbac_table_covers_every_route_and_holds() {
+    let t = setup();
+    // Every route of the OpenAPI document has exactly one row, and every
+    // row is a documented route.
+    let mut documented: Vec<(&str, &str)> = arca_web::openapi::ROUTES
+        .iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    let mut rows: Vec<(&str, &str)> = TABLE.iter().map(|r| (r.0, r.1)).collect();
+    documented.sort();
+    rows.sort();
+    let missing: Vec<_> = documented.iter().filter(|r| !rows.contains(r)).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a row in the RBAC table: {missing:?}"
+    );
+    let extra: Vec<_> = rows.iter().filter(|r| !documented.contains(r)).collect();
+    assert!(
+        extra.is_empty(),
+        "rows for routes that do not exist: {extra:?}"
+    );
+    let mut dedup = rows.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), rows.len(), "a route has two rows");
+
+    let mut w = World::new(&t);
+    let mut cells = 0;
+    let mut wrong = Vec::new();
+    for (method, path, own, other) in TABLE {
+        for (is_other, expect) in [(false, own), (true, other)] {
+            for (col, want) in expect.iter().enumerate() {
+                let (uri, body) = w.request(path, method, col, is_other);
+                let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+                let token = w.callers[col].token.clone();
+                let (s, v) = t.call(m, &uri, Some(&token), body).await;
+                let ok = match want {
+                    Y => s.is_success(),
+                    F => s == StatusCode::FORBIDDEN && v["error"] == "forbidden",
+                    C => s == StatusCode::CONFLICT,
+                };
+                if !ok {
+                    wrong.push(format!(
+                        "{method} {path} ({}) as {}: want {want:?}, got {s} {v}",
+                        if is_other { "other" } else { "own" },
+                        w.callers[col].name
+                    ));
+                }
+                cells += 1;
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} cells differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(cells, TABLE.len() * 12);
+}
