@@ -27,6 +27,9 @@ enum E {
     F,
     /// 409 conflict (an admin deleting themself).
     C,
+    /// 404: the object exists in a project the caller cannot see, and
+    /// the answer must not tell it from one that does not exist.
+    N,
 }
 use E::*;
 
@@ -38,6 +41,10 @@ const READ_OTHER: [E; 6] = [Y, F, F, F, F, Y];
 const MANAGE_OWN: [E; 6] = [Y, Y, Y, F, F, F];
 const RESTORE_OWN: [E; 6] = [Y, Y, Y, Y, F, F];
 const AUDIT: [E; 6] = [Y, F, F, F, F, Y];
+/// Another project's export: hidden from project members (404), seen by
+/// global readers.
+const HIDDEN_READ: [E; 6] = [Y, N, N, N, N, Y];
+const HIDDEN_ADMIN: [E; 6] = [Y, N, N, N, N, F];
 
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
@@ -60,6 +67,7 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/projects",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
     ("post",   "/api/v1/nodes",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("patch",  "/api/v1/nodes/{id}",                      GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/datastores",                      ALL,           ALL),
     ("patch",  "/api/v1/datastores/{id}",                 GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("post",   "/api/v1/datastores/{id}/gc",              GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -82,9 +90,9 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   GLOBAL_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   GLOBAL_ADMIN),
-    ("get",    "/api/v1/exports/{id}",                    ALL,           READ_OTHER),
-    ("delete", "/api/v1/exports/{id}",                    RESTORE_OWN,   GLOBAL_ADMIN),
-    ("patch",  "/api/v1/exports/{id}",                    RESTORE_OWN,   GLOBAL_ADMIN),
+    ("get",    "/api/v1/exports/{id}",                    ALL,           HIDDEN_READ),
+    ("delete", "/api/v1/exports/{id}",                    RESTORE_OWN,   HIDDEN_ADMIN),
+    ("patch",  "/api/v1/exports/{id}",                    RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/audit",                           AUDIT,         AUDIT),
 ];
 
@@ -278,7 +286,11 @@ impl World<'_> {
                     .unwrap();
                 (with(&tok.id), None)
             }
-            // Datastores belong to no project: "own" and "other" are the same.
+            // Nodes and datastores belong to no project: "own" and "other"
+            // are the same.
+            ("patch", "/api/v1/nodes/{id}") => {
+                (with(&1), Some(json!({"allow_block_devices": false})))
+            }
             ("patch", "/api/v1/datastores/{id}") => {
                 (with(&1), Some(json!({"gc_schedule": "daily"})))
             }
@@ -405,6 +417,7 @@ async fn rbac_table_covers_every_route_and_holds() {
                     Y => s.is_success(),
                     F => s == StatusCode::FORBIDDEN && v["error"] == "forbidden",
                     C => s == StatusCode::CONFLICT,
+                    N => s == StatusCode::NOT_FOUND && v["error"] == "not_found",
                 };
                 if !ok {
                     wrong.push(format!(
