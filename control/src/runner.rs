@@ -442,6 +442,9 @@ impl Runner {
         let opts = OpenOptions {
             passphrase: self.passphrases.get(&d.path).map(|p| p.as_bytes().to_vec()),
             holder,
+            // This one open also serves prune and gc: it must work when the
+            // file system is full (arca_repo::reserve).
+            for_deletion: true,
             ..Default::default()
         };
         let ds = Datastore::open(Path::new(&d.path), &opts)

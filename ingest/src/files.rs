@@ -100,10 +100,14 @@ pub fn backup(
             .unwrap_or_else(|_| Err(Error::Poisoned("tree assembler panicked".into())));
         (r, a)
     });
+    // The first error is the one to report: a failed pack write poisons
+    // the session, and the walker and the assembler then fail only with
+    // echoes of it ("a previous write failed", "backup ended before ...").
     let (root_id, root_node, catalog) = match (walk_result, assembled) {
-        (Err(Error::Poisoned(_)), Err(e)) => return Err(e),
-        (Err(e), _) => return Err(e),
-        (Ok(()), a) => a?,
+        (Ok(()), Ok(a)) => a,
+        (Err(Error::Poisoned(_)), Err(e)) | (Err(e), _) | (Ok(()), Err(e)) => {
+            return Err(session.cause(e))
+        }
     };
     let mut stats = walker.stats;
     let warnings = walker.warnings;

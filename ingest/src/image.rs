@@ -223,7 +223,8 @@ pub fn backup_from(
             .unwrap_or_else(|_| Err(Error::Poisoned("resolver panicked".into())));
         r.and(out)
     });
-    for (i, id) in resolved? {
+    // The session's first error is the cause of any later one.
+    for (i, id) in resolved.map_err(|e| session.cause(e))? {
         ids[i] = id;
     }
     let total_holes = ids.iter().filter(|i| i.is_zero()).count() as u64;
@@ -231,7 +232,8 @@ pub fn backup_from(
     for part in ids.chunks(IDS_PER_BLOB) {
         table_ids.push(
             session
-                .store(BlobKind::ImageTable, &table::encode_table_blob(part))?
+                .store(BlobKind::ImageTable, &table::encode_table_blob(part))
+                .map_err(|e| session.cause(e))?
                 .0
                 .to_vec(),
         );

@@ -49,6 +49,9 @@ pub struct OpenOptions {
     /// Written to `HELD-BY` so that a second process refused by the lock
     /// can say who holds it and how to work through that process.
     pub holder: Option<String>,
+    /// Open to free space (prune, gc): on a full file system, the space
+    /// reserve is released so that the index can open (see [`crate::reserve`]).
+    pub for_deletion: bool,
 }
 
 /// File at the datastore's root naming the process that holds it open.
@@ -117,7 +120,17 @@ impl Datastore {
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Arc<Self>> {
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        Self::open_with_backend(path, Arc::new(LocalBackend::new(path)), opts)
+    }
+
+    /// Open the datastore at `path` with its objects reached through
+    /// `backend` (the local backend of `path`, or a wrapper of it such as
+    /// [`crate::backend::fault`]). The index stays under `path`.
+    pub fn open_with_backend(
+        path: &Path,
+        backend: Arc<dyn Backend>,
+        opts: &OpenOptions,
+    ) -> Result<Arc<Self>> {
         let config = match backend.get(CONFIG) {
             Ok(b) => Config::parse(&b)?,
             Err(Error::NotFound(_)) => {
@@ -134,7 +147,7 @@ impl Datastore {
         let keys = keyfile.unwrap_keys(opts.passphrase.as_deref(), &config.id)?;
         let (index, fresh): (Box<dyn Index>, bool) = match opts.index {
             IndexKind::Memory => (Box::new(MemIndex::new()), true),
-            IndexKind::Rocks => match open_rocks(&path.join("index"), opts.read_only) {
+            IndexKind::Rocks => match crate::reserve::open_index(path, opts, open_rocks) {
                 Err(Error::Locked(e)) => {
                     return Err(match std::fs::read_to_string(path.join(HELD_BY)) {
                         Ok(h) if !h.trim().is_empty() => Error::Held(h.trim().to_string()),
@@ -148,6 +161,7 @@ impl Datastore {
             // Best effort: only a message for whoever is refused next.
             let _ = std::fs::write(path.join(HELD_BY), format!("{h}\n"));
         }
+        let index = backend.wrap_index(index);
         let ds = Arc::new(Datastore {
             root: path.to_path_buf(),
             backend,

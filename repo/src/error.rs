@@ -54,6 +54,16 @@ impl Error {
             source,
         }
     }
+
+    /// Whether this is the file system running out of space (ENOSPC), from
+    /// our own I/O or from the index's.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error() == Some(28),
+            Error::Index(s) => s.contains("No space left on device"),
+            _ => false,
+        }
+    }
 }
 
 /// Attach a context string to I/O results.

@@ -10,9 +10,6 @@ use crate::blob::{self, BlobKind};
 use crate::crypto::{random_bytes, SALT_LEN};
 use crate::datastore::{Datastore, PACKS, SNAPSHOTS};
 
-/// Temporaries (unfinished pack and snapshot writes) older than this, or
-/// than the grace period if longer, are removed by gc.
-pub const TEMPORARY_AGE: Duration = Duration::from_secs(24 * 3600);
 use crate::error::{Error, Result};
 use crate::gc_live::LiveSet;
 use crate::id::{ChunkId, PackId};
@@ -58,6 +55,9 @@ pub struct GcReport {
     pub blobs_removed: u64,
     pub bytes_freed: u64,
     pub bytes_rewritten: u64,
+    /// What gc could not do and left for a later run (repacking on a full
+    /// disk).
+    pub warnings: Vec<String>,
 }
 
 /// Per pack: live bytes and live blobs found by the sweep pass.
@@ -337,19 +337,21 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
             }
         }
     }
-    // Temporaries of killed writers: a live writer touches its file at
-    // least once per chunk, so a day without change means it is gone.
+    // Temporaries of writers that are gone: gc holds the writer lock, so no
+    // other process writes, and the backend never removes those of this
+    // process's live writers. The grace period still applies (clocks).
     if !opts.dry_run {
-        let age = opts.grace.max(TEMPORARY_AGE);
         for prefix in [PACKS, SNAPSHOTS] {
-            let (n, bytes) = ds.backend().remove_stale_temporaries(prefix, age)?;
+            let (n, bytes) = ds.backend().remove_stale_temporaries(prefix, opts.grace)?;
             report.temporaries_removed += n;
             report.temporary_bytes_removed += bytes;
         }
     }
     if !to_repack.is_empty() && !opts.dry_run {
         let mut w = Repacker::new(ds);
-        let mut pending: Vec<(PackId, Vec<ChunkId>)> = Vec::new();
+        // Old packs whose live blobs are in `w`: (pack, moved ids, size, dead blobs).
+        let mut pending: Vec<(PackId, Vec<ChunkId>, u64, u64)> = Vec::new();
+        let mut rewritten = 0;
         let n = to_repack.len();
         for (i, (p, size, dead)) in to_repack.into_iter().enumerate() {
             progress("repack", done, total);
@@ -378,25 +380,41 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
                 // Check before copying so that repack never spreads damage.
                 ds.decode_blob(id, &loc, b)?;
                 let resealed = blob::reseal(id, b, old_key.as_ref(), w.key.as_ref())?;
-                report.bytes_rewritten += resealed.len() as u64;
+                rewritten += resealed.len() as u64;
                 w.add(id, &loc, &resealed)?;
                 moved.push(*id);
             }
-            pending.push((p, moved));
-            report.packs_repacked += 1;
-            report.blobs_removed += dead;
-            report.bytes_freed += size;
+            pending.push((p, moved, size, dead));
             if w.len() >= ds.config().pack_size as u64 || i + 1 == n {
                 // New copies durable and indexed first, then the old packs go.
-                w.flush()?;
-                for (p, ids) in pending.drain(..) {
+                if let Err(e) = w.flush() {
+                    if !e.is_no_space() {
+                        return Err(e);
+                    }
+                    // A full disk: the packs deleted above are freed; these
+                    // stay as they are (their live blobs never moved).
+                    report.warnings.push(format!(
+                        "repacking stopped, {} packs left as they are: {e}",
+                        n - i + pending.len() - 1
+                    ));
+                    break;
+                }
+                report.bytes_rewritten += std::mem::take(&mut rewritten);
+                for (p, ids, size, dead) in pending.drain(..) {
                     ds.index().remove_pack(&p, &ids)?;
                     ds.backend().delete(&pack::object_name(&p))?;
+                    report.packs_repacked += 1;
+                    report.blobs_removed += dead;
+                    report.bytes_freed += size;
                 }
             }
         }
     } else {
         report.packs_repacked = to_repack.len() as u64;
+    }
+    if !opts.dry_run {
+        // Space was freed: put back the reserve if a full disk used it.
+        crate::reserve::ensure(ds.root());
     }
     progress("done", total, total);
     Ok(report)

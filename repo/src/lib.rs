@@ -8,6 +8,7 @@
 //! packs/ab/ab12…    pack files: blobs + sealed header + trailer (see [`pack`])
 //! snapshots/…       one sealed manifest per snapshot (restore point)
 //! index/            RocksDB: chunk id → (pack, offset, length); a rebuildable cache
+//! space-reserve     zeros kept free so that prune and gc work on a full disk ([`reserve`])
 //! ```
 //!
 //! Every byte layout is documented in `docs/formats.md` and beside the code
@@ -97,6 +98,7 @@ pub mod index;
 pub mod pack;
 pub mod prune;
 pub mod quarantine;
+pub mod reserve;
 pub mod session;
 pub mod verify;
 pub mod walk;

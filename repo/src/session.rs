@@ -75,6 +75,9 @@ pub(crate) struct SessionShared {
     referenced: Mutex<HashSet<ChunkId>>,
     roots: Mutex<Vec<ChunkId>>,
     poisoned: Mutex<Option<String>>,
+    /// The error that poisoned the session, kept whole (with its path and
+    /// OS error) for the caller: every later failure is only its echo.
+    first_error: Mutex<Option<Error>>,
     pub(crate) counters: Counters,
 }
 
@@ -96,6 +99,17 @@ impl SessionShared {
         if g.is_none() {
             *g = Some(msg);
         }
+    }
+    /// Poison the session with `e`, keeping it if it is the first error.
+    /// Returns its message.
+    fn fail(&self, e: Error) -> String {
+        let msg = e.to_string();
+        let mut g = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(msg.clone());
+            *self.first_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+        msg
     }
     fn check(&self) -> Result<()> {
         match &*self.poisoned.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -136,14 +150,16 @@ impl PendingChunk {
 }
 
 /// Adapts a backend object writer to `std::io::Write` for the pack builder.
-struct WriteAdapter(Box<dyn ObjectWriter>);
+/// A failed write poisons the session with the backend's error itself (its
+/// path and OS error); the pack builder only sees an echo.
+struct WriteAdapter(Box<dyn ObjectWriter>, Arc<SessionShared>);
 
 impl Write for WriteAdapter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .write(buf)
             .map(|()| buf.len())
-            .map_err(|e| std::io::Error::other(e.to_string()))
+            .map_err(|e| std::io::Error::other(self.1.fail(e)))
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -226,6 +242,27 @@ impl BackupSession {
         &self.shared.counters
     }
 
+    /// The error that made this session fail, if one did: the first one,
+    /// whole (path and OS error), once; later calls get `None`. Sources use
+    /// it so that the user sees the cause ("No space left on device"), not
+    /// an echo of it ("a previous write failed").
+    pub fn take_error(&self) -> Option<Error> {
+        self.shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// `e`, or the first error of the session if there was one (its cause).
+    pub fn cause(&self, e: Error) -> Error {
+        match e {
+            // Not a consequence of a failed write.
+            Error::Cancelled => e,
+            e => self.take_error().unwrap_or(e),
+        }
+    }
+
     /// Register a root this session builds on (the parent's tree id or image
     /// table ids), before reading it, so GC keeps everything under it.
     pub fn add_root(&self, id: ChunkId) {
@@ -275,7 +312,7 @@ impl BackupSession {
                 self.shared.poison("a backup thread panicked".into());
             }
         }
-        self.shared.check()?;
+        self.shared.check().map_err(|e| self.cause(e))?;
         self.ds.index.sync()
     }
 
@@ -376,16 +413,16 @@ fn worker(
             Ok(None) => Ok(id),
             Err(e) => Err(e),
         };
-        if let Err(e) = &r {
-            shared.poison(e.to_string());
-        }
+        // The error itself goes to the session (for the caller); whoever
+        // waits for this chunk gets its echo.
+        let r = r.map_err(|e| Error::Poisoned(shared.fail(e)));
         let _ = job.reply.send(r);
     }
 }
 
 fn packer(
     ds: &Datastore,
-    shared: &SessionShared,
+    shared: &Arc<SessionShared>,
     salt: [u8; SALT_LEN],
     key: Option<SealKey>,
     rx: &Receiver<Sealed>,
@@ -400,7 +437,11 @@ fn packer(
         let r = (|| -> Result<()> {
             if current.is_none() {
                 let w = ds.backend.writer(PACKS)?;
-                current = Some(PackBuilder::new(salt, key.clone(), WriteAdapter(w)));
+                current = Some(PackBuilder::new(
+                    salt,
+                    key.clone(),
+                    WriteAdapter(w, shared.clone()),
+                ));
             }
             let pb = current
                 .as_mut()
@@ -417,7 +458,7 @@ fn packer(
             Ok(())
         })();
         if let Err(e) = r {
-            shared.poison(e.to_string());
+            shared.fail(e);
         }
     }
     if let Some(pb) = current.take() {
@@ -445,7 +486,7 @@ fn flusher(ds: &Datastore, shared: &SessionShared, rx: &Receiver<PackBuilder<Wri
         })();
         if let Err(e) = r {
             // After a failed write or fsync nothing later can be trusted.
-            shared.poison(e.to_string());
+            shared.fail(e);
         }
     }
 }

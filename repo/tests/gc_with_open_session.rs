@@ -46,8 +46,8 @@ fn gc_during_open_session_keeps_its_data() {
     let opts = OpenOptions {
         passphrase: Some(b"pw".to_vec()),
         index: IndexKind::Memory,
-        read_only: false,
         holder: None,
+        ..Default::default()
     };
     let ds = Datastore::open(dir.path(), &opts).unwrap();
     let (a, b) = (random(65536, 1), random(3 << 20, 2));

@@ -67,10 +67,21 @@ fn serve_exports(
 }
 
 fn open(cli: &Cli, read_only: bool) -> Result<Arc<Datastore>> {
+    open_with(cli, read_only, false)
+}
+
+/// Open for prune and gc: works on a full file system (see
+/// `arca_repo::reserve`).
+fn open_for_deletion(cli: &Cli, dry_run: bool) -> Result<Arc<Datastore>> {
+    open_with(cli, dry_run, !dry_run)
+}
+
+fn open_with(cli: &Cli, read_only: bool, for_deletion: bool) -> Result<Arc<Datastore>> {
     let path = datastore_path(cli)?;
     let opts = OpenOptions {
         passphrase: passphrase(cli)?,
         read_only,
+        for_deletion,
         ..Default::default()
     };
     Datastore::open(&path, &opts).with_context(|| format!("opening datastore {}", path.display()))
@@ -483,7 +494,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             dry_run,
         } => {
             let grace = parse_duration(grace)?;
-            let ds = open(&cli, false)?;
+            let ds = open_for_deletion(&cli, false)?;
             let opts = GcOptions {
                 grace,
                 repack_threshold: *repack_threshold,
@@ -500,6 +511,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                     r.snapshots, r.live_blobs, r.packs_deleted, r.packs_repacked, human(r.bytes_rewritten),
                     human(r.bytes_freed.saturating_sub(r.bytes_rewritten)), r.packs_in_grace, r.temporaries_removed
                 );
+            }
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
             }
             Ok(0)
         }
@@ -722,7 +736,7 @@ fn kind_name(k: u32) -> &'static str {
 }
 
 fn prune(cli: &Cli, a: &PruneArgs) -> Result<u8> {
-    let ds = open(cli, a.dry_run)?;
+    let ds = open_for_deletion(cli, a.dry_run)?;
     let r = a.keep.retention();
     let snaps: Vec<_> = ds
         .snapshots()?

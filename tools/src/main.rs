@@ -631,13 +631,30 @@ enum IndexCmd {
 /// Exit code for "verify found damage".
 pub const EXIT_DAMAGE: u8 = 3;
 
+/// The error and its causes, each said once: an I/O error's text already
+/// ends with its OS error, which is also its source.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if msg.contains(&s) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&s);
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_message(&e);
             if json {
                 println!("{}", serde_json::json!({ "error": msg }));
             }

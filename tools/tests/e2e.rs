@@ -12,6 +12,8 @@ mod confine;
 mod corruption;
 #[path = "e2e/crash.rs"]
 mod crash;
+#[path = "e2e/disk_full.rs"]
+mod disk_full;
 #[path = "e2e/image.rs"]
 mod image;
 #[path = "e2e/prune_gc.rs"]

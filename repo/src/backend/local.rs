@@ -1,22 +1,132 @@
 //! Local file system backend (also the base of tier targets on mounts).
+//!
+//! Every call that changes the file system goes through a [`FileOps`]: the
+//! real one ([`Direct`], inlined, no cost) or a fault-injecting one
+//! ([`super::fault`]) that runs this very code with chosen failures, so
+//! crash tests exercise the real write sequence and not a copy of it.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::{self, BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::{Backend, ObjectInfo, ObjectWriter};
 use crate::crypto::random_bytes;
 use crate::error::{Error, IoContext, Result};
+use crate::index::Index;
 
-pub struct LocalBackend {
+/// The file system calls of the local backend, one method per call, with
+/// the file system's own semantics (durability only after `sync_*`).
+pub trait FileOps: Clone + Send + Sync + 'static {
+    type File: Write + Send + 'static;
+    /// Create a new file for writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Self::File>;
+    /// fsync a file's data and metadata.
+    fn sync_file(&self, file: &mut Self::File, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// fsync a directory, so that creates, renames and unlinks in it survive
+    /// a power loss.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// See [`Backend::wrap_index`].
+    fn wrap_index(&self, index: Box<dyn Index>) -> Box<dyn Index> {
+        index
+    }
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Direct;
+
+impl FileOps for Direct {
+    type File = File;
+    #[inline]
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+    #[inline]
+    fn sync_file(&self, file: &mut File, _path: &Path) -> io::Result<()> {
+        file.sync_all()
+    }
+    #[inline]
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    #[inline]
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    #[inline]
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    #[inline]
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir).and_then(|d| d.sync_all())
+    }
+    #[inline]
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+    #[inline]
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        File::open(path)?.read_exact_at(buf, offset)
+    }
+}
+
+/// Temporaries being written by this process (all backends): gc never
+/// removes these, whatever their age. Any other temporary found while the
+/// caller holds the writer lock belongs to a writer that is gone.
+static LIVE_TEMPORARIES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn live_temporaries() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    LIVE_TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A temporary file name registered as live until dropped.
+struct LiveTemporary(PathBuf);
+
+impl LiveTemporary {
+    fn new(dir: &Path) -> Self {
+        let path = dir.join(format!(".tmp-{}", hex::encode(random_bytes::<8>())));
+        live_temporaries().insert(path.clone());
+        LiveTemporary(path)
+    }
+}
+
+impl Drop for LiveTemporary {
+    fn drop(&mut self) {
+        live_temporaries().remove(&self.0);
+    }
+}
+
+pub struct LocalBackend<F: FileOps = Direct> {
     root: PathBuf,
+    fs: F,
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            fs: Direct,
+        }
+    }
+}
+
+impl<F: FileOps> LocalBackend<F> {
+    /// The local backend doing its file system calls through `fs`.
+    pub fn with_fs(root: impl Into<PathBuf>, fs: F) -> Self {
+        LocalBackend {
+            root: root.into(),
+            fs,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -24,41 +134,53 @@ impl LocalBackend {
     }
 
     fn path(&self, name: &str) -> Result<PathBuf> {
-        if name.is_empty()
-            || name.starts_with('/')
-            || name
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
-        {
-            return Err(Error::InvalidInput(format!("bad object name {name:?}")));
-        }
-        Ok(self.root.join(name))
+        object_path(&self.root, name)
     }
 }
 
-/// Create `dir` (and parents) if needed; a newly created directory's entry
-/// in its parent is fsynced so that objects inside it survive a power loss.
-fn ensure_dir(dir: &Path) -> Result<()> {
+fn object_path(root: &Path, name: &str) -> Result<PathBuf> {
+    if name.is_empty()
+        || name.starts_with('/')
+        || name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
+    {
+        return Err(Error::InvalidInput(format!("bad object name {name:?}")));
+    }
+    Ok(root.join(name))
+}
+
+/// Create `dir` (and parents) if needed; every newly created directory's
+/// entry in its parent is fsynced so that objects inside it survive a power
+/// loss.
+fn ensure_dir<F: FileOps>(fs: &F, dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    match dir.parent() {
-        Some(p) => sync_dir(p),
-        None => Ok(()),
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.is_dir())
+        .map(Path::to_path_buf)
+        .collect();
+    fs.create_dir_all(dir)
+        .ctx(|| format!("create {}", dir.display()))?;
+    for new in missing.iter().rev() {
+        if let Some(parent) = new.parent() {
+            sync_dir_with(fs, parent)?;
+        }
     }
+    Ok(())
 }
 
 /// fsync a directory so that a rename or unlink inside it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+fn sync_dir_with<F: FileOps>(fs: &F, dir: &Path) -> Result<()> {
     // The parent of a bare relative name is "": the current directory.
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    fs.sync_dir(dir)
         .ctx(|| format!("fsync directory {}", dir.display()))
 }
 
@@ -70,61 +192,73 @@ fn not_found(e: std::io::Error, name: &str, context: &str) -> Error {
     }
 }
 
-struct LocalWriter {
+struct LocalWriter<F: FileOps> {
+    fs: F,
     root: PathBuf,
-    tmp: PathBuf,
-    file: Option<BufWriter<File>>,
+    tmp: LiveTemporary,
+    file: Option<BufWriter<F::File>>,
 }
 
-impl ObjectWriter for LocalWriter {
+impl<F: FileOps> ObjectWriter for LocalWriter<F> {
     fn write(&mut self, data: &[u8]) -> Result<()> {
         let f = self
             .file
             .as_mut()
             .ok_or_else(|| Error::Poisoned("object writer already closed".into()))?;
         f.write_all(data)
-            .ctx(|| format!("write {}", self.tmp.display()))
+            .ctx(|| format!("write {}", self.tmp.0.display()))
     }
 
     fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
-        let path = LocalBackend::new(self.root.clone()).path(name)?;
+        let path = object_path(&self.root, name)?;
         let f = self
             .file
             .take()
             .ok_or_else(|| Error::Poisoned("object writer already closed".into()))?;
-        let f = f
-            .into_inner()
-            .map_err(|e| Error::io(format!("write {}", self.tmp.display()), e.into_error()))?;
-        // Same sequence as `put`: data durable before the name appears, and
-        // the name durable before we report success.
-        f.sync_all()
-            .ctx(|| format!("fsync {}", self.tmp.display()))?;
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        ensure_dir(&dir)?;
-        fs::rename(&self.tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
-        sync_dir(&dir)
+        let tmp = self.tmp.0.clone();
+        let result = (|| {
+            let mut f = f
+                .into_inner()
+                .map_err(|e| Error::io(format!("write {}", tmp.display()), e.into_error()))?;
+            // Same sequence as `put`: data durable before the name appears,
+            // and the name durable before we report success.
+            self.fs
+                .sync_file(&mut f, &tmp)
+                .ctx(|| format!("fsync {}", tmp.display()))?;
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            ensure_dir(&self.fs, &dir)?;
+            self.fs
+                .rename(&tmp, &path)
+                .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+            sync_dir_with(&self.fs, &dir)
+        })();
+        if result.is_err() {
+            // Best effort: what stays behind is an unlisted temporary.
+            let _ = self.fs.remove_file(&tmp);
+        }
+        result
     }
 }
 
-impl Drop for LocalWriter {
+impl<F: FileOps> Drop for LocalWriter<F> {
     fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.tmp);
+        if self.file.take().is_some() {
+            let _ = self.fs.remove_file(&self.tmp.0);
         }
     }
 }
 
-impl Backend for LocalBackend {
+impl<F: FileOps> Backend for LocalBackend<F> {
     fn writer(&self, dir: &str) -> Result<Box<dyn ObjectWriter>> {
         let dir_path = self.path(dir)?;
-        ensure_dir(&dir_path)?;
-        let tmp = dir_path.join(format!(".tmp-{}", hex::encode(random_bytes::<8>())));
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx(|| format!("create {}", tmp.display()))?;
+        ensure_dir(&self.fs, &dir_path)?;
+        let tmp = LiveTemporary::new(&dir_path);
+        let f = self
+            .fs
+            .create_new(&tmp.0)
+            .ctx(|| format!("create {}", tmp.0.display()))?;
         Ok(Box::new(LocalWriter {
+            fs: self.fs.clone(),
             root: self.root.clone(),
             tmp,
             file: Some(BufWriter::with_capacity(1 << 20, f)),
@@ -134,45 +268,54 @@ impl Backend for LocalBackend {
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(name)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        ensure_dir(&dir)?;
+        ensure_dir(&self.fs, &dir)?;
         // Write a temporary file in the same directory, fsync it, then rename:
         // readers see either no object or the complete one. The directory is
         // fsynced afterwards so that the rename itself survives a power loss.
-        let tmp = dir.join(format!(".tmp-{}", hex::encode(random_bytes::<8>())));
+        let tmp = LiveTemporary::new(&dir);
+        let tmp = &tmp.0;
+        let mut created = false;
         let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
+            let mut f = self
+                .fs
+                .create_new(tmp)
                 .ctx(|| format!("create {}", tmp.display()))?;
+            created = true;
             f.write_all(data)
                 .ctx(|| format!("write {}", tmp.display()))?;
-            f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-            fs::rename(&tmp, &path).ctx(|| format!("rename to {}", path.display()))?;
-            sync_dir(&dir)
+            self.fs
+                .sync_file(&mut f, tmp)
+                .ctx(|| format!("fsync {}", tmp.display()))?;
+            drop(f);
+            self.fs
+                .rename(tmp, &path)
+                .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+            created = false;
+            sync_dir_with(&self.fs, &dir)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        if created {
+            let _ = self.fs.remove_file(tmp);
         }
         result
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>> {
-        fs::read(self.path(name)?).map_err(|e| not_found(e, name, "read"))
+        self.fs
+            .read(&self.path(name)?)
+            .map_err(|e| not_found(e, name, "read"))
     }
 
     fn get_range(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let f = File::open(self.path(name)?).map_err(|e| not_found(e, name, "open"))?;
         let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).map_err(|e| {
-            if e.kind() == ErrorKind::UnexpectedEof {
-                Error::Corrupt(format!(
+        self.fs
+            .read_at(&self.path(name)?, offset, &mut buf)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::NotFound(name.to_string()),
+                ErrorKind::UnexpectedEof => Error::Corrupt(format!(
                     "{name} is truncated (wanted {len} bytes at {offset})"
-                ))
-            } else {
-                Error::io(format!("read {name}"), e)
-            }
-        })?;
+                )),
+                _ => Error::io(format!("read {name}"), e),
+            })?;
         Ok(buf)
     }
 
@@ -206,7 +349,12 @@ impl Backend for LocalBackend {
                 if name.starts_with('.') {
                     continue;
                 }
-                let md = ent.metadata().ctx(|| format!("stat {name}"))?;
+                let md = match ent.metadata() {
+                    Ok(md) => md,
+                    // Deleted since the directory was read (gc beside us).
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(format!("stat {name}"), e)),
+                };
                 let rel_name = format!("{rel}/{name}");
                 if md.is_dir() {
                     stack.push((ent.path(), rel_name));
@@ -240,22 +388,29 @@ impl Backend for LocalBackend {
                     stack.push(ent.path());
                     continue;
                 }
-                let stale = md
+                if !ent.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+                    continue;
+                }
+                let old_enough = md
                     .modified()
                     .ok()
                     .and_then(|m| now.duration_since(m).ok())
-                    .is_some_and(|age| age >= older_than);
-                if ent.file_name().as_encoded_bytes().starts_with(b".tmp-") && stale {
-                    match fs::remove_file(ent.path()) {
-                        Ok(()) => {
-                            n += 1;
-                            bytes += md.len();
-                        }
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(Error::io(format!("remove {}", ent.path().display()), e))
-                        }
+                    .unwrap_or_default()
+                    >= older_than;
+                let path = ent.path();
+                // Checked and removed under the registry lock, so that a
+                // writer of this process never loses its temporary.
+                let live = live_temporaries();
+                if !old_enough || live.contains(&path) {
+                    continue;
+                }
+                match self.fs.remove_file(&path) {
+                    Ok(()) => {
+                        n += 1;
+                        bytes += md.len();
                     }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
                 }
             }
         }
@@ -264,8 +419,8 @@ impl Backend for LocalBackend {
 
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path(name)?;
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+        match self.fs.remove_file(&path) {
+            Ok(()) => sync_dir_with(&self.fs, path.parent().unwrap_or(&self.root)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(format!("delete {name}"), e)),
         }
@@ -273,6 +428,10 @@ impl Backend for LocalBackend {
 
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn wrap_index(&self, index: Box<dyn Index>) -> Box<dyn Index> {
+        self.fs.wrap_index(index)
     }
 }
 

@@ -17,17 +17,25 @@
 //!   already gone (so a retried delete is harmless).
 //! - `list` returns the objects under a prefix folder; objects being written
 //!   (temporary names) are not listed.
-//! - `remove_stale_temporaries` removes only temporaries untouched for
-//!   longer than asked; gc calls it with a day or its grace period, whichever
-//!   is longer, so an active writer is never disturbed.
+//! - `remove_stale_temporaries` removes temporaries untouched for longer
+//!   than asked, except those a writer of this process is still writing.
+//!   gc calls it with its grace period while it holds the writer lock: a
+//!   temporary that no writer of this process owns then belongs to a writer
+//!   that is gone (killed), and nothing will ever finish it.
+//!
+//! Wrappers: [`fault`] injects errors (ENOSPC, EIO, EROFS, short writes)
+//! and crashes, with a power-loss model, under the local backend's real
+//! write sequence.
 
+pub mod fault;
 mod local;
 
-pub use local::LocalBackend;
+pub use local::{Direct, FileOps, LocalBackend};
 
 use std::time::{Duration, SystemTime};
 
 use crate::error::Result;
+use crate::index::Index;
 
 #[derive(Clone, Debug)]
 pub struct ObjectInfo {
@@ -61,4 +69,11 @@ pub trait Backend: Send + Sync {
     fn remove_stale_temporaries(&self, prefix: &str, older_than: Duration) -> Result<(u64, u64)>;
     /// A human-readable location, for messages.
     fn location(&self) -> String;
+    /// Called once when a datastore opens its index on this backend. The
+    /// index's writes and syncs are part of the datastore's durability, so a
+    /// fault-injecting wrapper counts and fails them beside its own; every
+    /// other backend returns the index unchanged.
+    fn wrap_index(&self, index: Box<dyn Index>) -> Box<dyn Index> {
+        index
+    }
 }
