@@ -154,8 +154,15 @@ pub fn restore_all(
             .ok_or_else(|| format!("snapshot {} has an unknown tag {t:?}", s.id))?;
         let out = scratch.join(format!("restore-{t}-{}", s.id.short()));
         let _ = fs::remove_dir_all(&out);
-        restore::restore(ds, &s, &out, None, &Progress::default())
-            .map_err(|e| format!("restore {t} ({}): {e}", s.id))?;
+        restore::restore(
+            ds,
+            &s,
+            &out,
+            None,
+            &restore::RestoreOptions::default(),
+            &Progress::default(),
+        )
+        .map_err(|e| format!("restore {t} ({}): {e}", s.id))?;
         same_tree(src, &out).map_err(|e| format!("snapshot {t} ({}): {e}", s.id))?;
         fs::remove_dir_all(&out).unwrap();
         tags.push(t);
