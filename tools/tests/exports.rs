@@ -49,6 +49,9 @@ impl Server {
             args.extend(["--nbd-listen", "127.0.0.1:0"]);
         }
         args.extend(extra);
+        // Sources and restores of these tests live in the test's directory.
+        let root = dir.to_str().unwrap();
+        args.extend(["--source-root", root, "--restore-root", root]);
         let mut child = arca_server(&dir.join("data"), &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -144,6 +147,7 @@ fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -
     let resp = match (method, body) {
         ("GET", _) => a.get(&full).header("authorization", &auth).call(),
         ("POST", Some(b)) => a.post(&full).header("authorization", &auth).send_json(b),
+        ("PATCH", Some(b)) => a.patch(&full).header("authorization", &auth).send_json(b),
         ("DELETE", _) => a.delete(&full).header("authorization", &auth).call(),
         _ => unreachable!(),
     }
@@ -530,6 +534,13 @@ fn a_remote_node_serves_exports_with_their_credentials() {
         Some(json!({"name": "alpha", "max_tasks": 1})),
     );
     assert_eq!(s, 201, "{v}");
+    let root = dir.path().to_str().unwrap();
+    let (s, r) = srv.call(
+        "PATCH",
+        &format!("/api/v1/nodes/{}", v["node"]["id"]),
+        Some(json!({"source_roots": [root], "restore_roots": [root]})),
+    );
+    assert_eq!(s, 200, "{r}");
     let mut node = Command::new(env!("CARGO_BIN_EXE_arca"))
         .args(["node", "--server", &srv.url, "--data-dir"])
         .arg(dir.path().join("alpha"))
