@@ -32,12 +32,12 @@ impl Tmpfs {
         match o {
             Ok(o) if o.status.success() => Some(Tmpfs(path.to_path_buf())),
             o => {
-                let root = Command::new("id")
-                    .arg("-u")
-                    .output()
-                    .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-                assert!(!root, "cannot mount a tmpfs as root: {o:?}");
-                eprintln!("SKIPPED: mounting a tmpfs needs root ({o:?})");
+                // Without root, or in a container without CAP_SYS_ADMIN, the
+                // fault-backend tests (ingest/tests/disk_full.rs) still cover
+                // the same paths; this one needs a real file system.
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): {o:?}"
+                );
                 None
             }
         }
