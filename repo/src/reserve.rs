@@ -70,7 +70,9 @@ pub(crate) fn open_index(
     }
     match open(&dir, opts.read_only) {
         Ok(r) => {
-            if !opts.read_only {
+            // An open for deletion leaves the space it may have released to
+            // the deletions; gc puts the reserve back once it has freed space.
+            if !opts.read_only && !opts.for_deletion {
                 ensure(root);
             }
             Ok(r)

@@ -36,6 +36,25 @@ impl Default for RocksLimits {
 
 pub struct RocksIndex {
     db: DB,
+    read_only: bool,
+}
+
+impl Drop for RocksIndex {
+    /// A writer leaves its memtables in table files when it closes, so the
+    /// next open has no log to replay into new files: an open then writes
+    /// almost nothing, which lets prune and gc open a datastore whose file
+    /// system has filled up since (docs/faults.md). Best effort: on a full
+    /// disk the log stays and is replayed later.
+    fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
+        for name in [CF_CHUNKS, CF_PACKS] {
+            if let Some(cf) = self.db.cf_handle(name) {
+                let _ = self.db.flush_cf(cf);
+            }
+        }
+    }
 }
 
 fn err(e: rocksdb::Error) -> Error {
@@ -90,6 +109,9 @@ impl RocksIndex {
         db_opts.set_db_write_buffer_size(limits.write_buffer_bytes * 3);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(3);
+        // RocksDB preallocates 4 MiB for each new MANIFEST at open; on a
+        // nearly full disk that alone fails the open that prune and gc need.
+        db_opts.set_manifest_preallocation_size(64 << 10);
         db_opts.set_max_total_wal_size(128 << 20);
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_CHUNKS, cf_opts()),
@@ -100,7 +122,7 @@ impl RocksIndex {
         } else {
             DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)?
         };
-        Ok(RocksIndex { db })
+        Ok(RocksIndex { db, read_only })
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
