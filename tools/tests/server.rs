@@ -1844,8 +1844,11 @@ fn gc_and_verify_beside_running_backups() {
         "retention keeps 2 (+1 racing): {}",
         rps.len()
     );
+    // Retention keeps 2-3 of at least 5 backups of changing data: less is
+    // on disk than was ever added (how much less depends on which versions
+    // the kept restore points share, so no fixed fraction).
     assert!(
-        after < added / 2,
+        after < added,
         "gc reclaimed space: {after} B on disk of {added} B added"
     );
     assert!(after < peak, "the datastore shrank: {after} < {peak}");
