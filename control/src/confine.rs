@@ -196,14 +196,7 @@ impl Confinement {
                 self.how("--source-root DIR")
             ));
         }
-        if !roots.iter().any(|r| within(path, r)) {
-            return Err(format!(
-                "source path {shown} is outside the source roots of node {n} (allowed: {}); {}",
-                list(roots),
-                self.how("--source-root DIR")
-            ));
-        }
-        Ok(())
+        self.under_roots("source path", "source", path, shown, roots)
     }
 
     fn restore_rules(
@@ -241,14 +234,27 @@ impl Confinement {
                 self.how("--restore-root DIR")
             ));
         }
-        if !roots.iter().any(|r| within(target, r)) {
-            return Err(format!(
-                "restore target {shown} is outside the restore roots of node {n} (allowed: {}); {}",
-                list(roots),
-                self.how("--restore-root DIR")
-            ));
+        self.under_roots("restore target", "restore", target, shown, roots)
+    }
+
+    /// `path` must lie under one of `roots` (the `kind` roots of the node).
+    fn under_roots(
+        &self,
+        what: &str,
+        kind: &str,
+        path: &str,
+        shown: &str,
+        roots: &[String],
+    ) -> Result<(), String> {
+        if roots.iter().any(|r| within(path, r)) {
+            return Ok(());
         }
-        Ok(())
+        Err(format!(
+            "{what} {shown} is outside the {kind} roots of node {} (allowed: {}); {}",
+            self.node,
+            list(roots),
+            self.how(&format!("--{kind}-root DIR"))
+        ))
     }
 
     fn block_devices_refused(&self, target: &str) -> String {
