@@ -170,10 +170,16 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
     let now = SystemTime::now();
     let (to_delete, to_repack) = {
         let _g = ds.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+        // Sessions before snapshots: a session writes its snapshot before it
+        // leaves the registry, so each committed backup is seen in one of
+        // the two. The other order lost a snapshot that committed between
+        // the two reads: its deduplicated chunks looked dead.
+        let (session_ids, session_roots) = ds.sessions.live();
+        #[cfg(test)]
+        tests::between_sessions_and_snapshots();
         let (roots, n) = snapshot_roots(ds, &mut seen)?;
         report.snapshots = n;
         marked.mark(ds, roots)?;
-        let (session_ids, session_roots) = ds.sessions.live();
         marked.live.extend(session_ids)?;
         let session_roots = session_roots
             .into_iter()
@@ -464,5 +470,96 @@ impl<'a> Repacker<'a> {
             self.ds.index().sync()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Disk, Manifest};
+    use crate::{image, Encryption, IndexKind, OpenOptions};
+    use std::sync::Mutex;
+
+    type Hook = Box<dyn FnOnce() + Send>;
+    static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Runs what a test placed between gc's two reads under the lock.
+    pub(super) fn between_sessions_and_snapshots() {
+        let hook = HOOK.lock().unwrap().take();
+        if let Some(h) = hook {
+            h();
+        }
+    }
+
+    fn manifest(table: ChunkId) -> Manifest {
+        Manifest {
+            source_kind: "image".into(),
+            source: "vm".into(),
+            disks: vec![Disk {
+                name: "d".into(),
+                size: 65536,
+                chunk_size: 65536,
+                table: vec![table.0.to_vec()],
+                holes: 0,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// A backup that commits (and leaves the session registry) while gc
+    /// holds the lock keeps the chunks it deduplicated against. This lost a
+    /// committed snapshot's chunks when gc listed snapshots first.
+    #[test]
+    fn a_backup_committing_inside_gc_keeps_its_deduplicated_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        Datastore::init(dir.path(), Encryption::None, None, |_| {}).unwrap();
+        let opts = OpenOptions {
+            index: IndexKind::Memory,
+            ..Default::default()
+        };
+        let ds = Datastore::open(dir.path(), &opts).unwrap();
+        let data = vec![7u8; 65536];
+
+        // A snapshot holds the chunk, then is deleted: the chunk is garbage.
+        let s1 = ds.begin_session().unwrap();
+        let id = s1
+            .submit(BlobKind::Data, data.clone())
+            .unwrap()
+            .wait()
+            .unwrap();
+        let t = s1
+            .store(BlobKind::ImageTable, &image::encode_table_blob(&[id]))
+            .unwrap();
+        let first = s1.commit(manifest(t)).unwrap();
+        ds.delete_snapshot(&first).unwrap();
+
+        // A second backup deduplicates against it and commits inside gc.
+        let s2 = ds.begin_session().unwrap();
+        assert_eq!(
+            s2.submit(BlobKind::Data, data.clone())
+                .unwrap()
+                .wait()
+                .unwrap(),
+            id
+        );
+        let t2 = s2
+            .store(BlobKind::ImageTable, &image::encode_table_blob(&[id]))
+            .unwrap();
+        *HOOK.lock().unwrap() = Some(Box::new(move || {
+            s2.commit(manifest(t2)).unwrap();
+        }));
+        let g = GcOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        };
+        gc(&ds, &g, &|_, _, _| {}).unwrap();
+        assert!(HOOK.lock().unwrap().is_none(), "the hook did not run");
+        assert_eq!(ds.snapshots().unwrap().len(), 1);
+        assert_eq!(
+            ds.read_blob(&id).unwrap(),
+            data,
+            "gc removed a committed snapshot's chunk"
+        );
+        assert!(ds.read_blob(&t2).is_ok());
     }
 }

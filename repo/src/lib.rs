@@ -41,11 +41,14 @@
 //! reclaims space in three phases:
 //! 1. **mark** (no lock): walk every snapshot's trees, catalogs and image
 //!    tables and collect the live chunk ids.
-//! 2. **decide** (exclusive GC lock): mark snapshots written since phase 1,
-//!    every chunk id any open session has referenced, and everything under
-//!    the roots (parent tree or tables) that open sessions build on; then
-//!    remove the index entries of dead blobs in packs older than the grace
-//!    period.
+//! 2. **decide** (exclusive GC lock): read every chunk id any open session
+//!    has referenced and the roots (parent tree or tables) open sessions
+//!    build on, *then* list snapshots again and mark those written since
+//!    phase 1, then everything under the sessions' roots; then remove the
+//!    index entries of dead blobs in packs older than the grace period.
+//!    The order matters: a session writes its snapshot before it leaves the
+//!    registry, so a backup that commits during phase 2 is seen either as a
+//!    session or as a snapshot, never as neither.
 //! 3. **sweep** (no lock): delete packs without live blobs; copy the live
 //!    blobs of packs that are mostly garbage into new packs, index those, and
 //!    only then delete the old packs.
