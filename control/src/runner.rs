@@ -646,6 +646,8 @@ impl Runner {
         let opts = arca_ingest::restore::RestoreOptions {
             overwrite: p["overwrite"].as_bool().unwrap_or(false),
             allow_block_devices: conf.allow_block_devices,
+            // Only an admin's request carries it (checked by the API).
+            special_files: p["special_files"].as_bool().unwrap_or(false),
         };
         let (_, ds) = self.task_datastore(l)?;
         let snap = ds
@@ -661,8 +663,19 @@ impl Runner {
         } else {
             let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
                 .map_err(|e| e.to_string())?;
+            if o.devices_skipped > 0 || o.privileges_dropped > 0 {
+                self.coord.log(
+                    l.task.id,
+                    "warn",
+                    &format!(
+                        "special files not restored: {} device node(s) skipped, setuid/setgid bits or capabilities cleared on {} file(s); an admin may restore them with special_files",
+                        o.devices_skipped, o.privileges_dropped
+                    ),
+                );
+            }
             Ok(
-                json!({"restore_point": snap.id.to_hex(), "target": target, "files": o.files, "bytes": o.bytes, "warnings": o.warnings}),
+                json!({"restore_point": snap.id.to_hex(), "target": target, "files": o.files, "bytes": o.bytes, "warnings": o.warnings,
+                       "devices_skipped": o.devices_skipped, "privileges_dropped": o.privileges_dropped}),
             )
         }
     }

@@ -24,6 +24,16 @@
 //! refused unless [`RestoreOptions::overwrite`]; with it, the restore
 //! point's entries replace those of the same name (a directory in the way
 //! of a file is an error, never removed) and other entries stay.
+//!
+//! **Privileges come back only when asked.** Device nodes, setuid and
+//! setgid bits and file capabilities (`security.capability`) are restored
+//! only with [`RestoreOptions::special_files`]: the server restores as root
+//! on behalf of users who are not root, and a device node or a setuid
+//! binary from a backup would hand them root's rights. Without it, device
+//! nodes are skipped, setuid/setgid bits are cleared on everything but
+//! directories (where setgid only chooses the group of new entries) and
+//! capabilities are dropped; [`RestoreOutcome`] counts each, and the
+//! warnings say so once. FIFOs are always made.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -53,7 +63,17 @@ pub struct RestoreOptions {
     pub overwrite: bool,
     /// Image restores may write onto a block device, in place.
     pub allow_block_devices: bool,
+    /// Recreate device nodes and keep setuid/setgid bits and file
+    /// capabilities (see the module documentation). The local CLI sets it
+    /// (it restores with its user's own rights); the server only for
+    /// admins who ask.
+    pub special_files: bool,
 }
+
+/// Mode bits that grant the rights of a file's owner or group.
+const SETID: u32 = 0o6000;
+/// The xattr that grants capabilities to an executable.
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
 
 /// The message for a target that holds data, without `overwrite`.
 pub fn not_empty_message(target: &Path, what: &str) -> String {
@@ -69,6 +89,10 @@ pub struct RestoreOutcome {
     pub dirs: u64,
     pub bytes: u64,
     pub warnings: Vec<String>,
+    /// Without `special_files`: device nodes not made, and entries whose
+    /// setuid/setgid bits or capabilities were dropped.
+    pub devices_skipped: u64,
+    pub privileges_dropped: u64,
 }
 
 fn ft(ns: i64) -> FileTime {
@@ -282,6 +306,8 @@ pub fn restore(
     let mut r = Restorer {
         ds,
         at,
+        special: opts.special_files,
+        dropped: std::sync::atomic::AtomicU64::new(0),
         progress,
         jobs: Vec::new(),
         links: Vec::new(),
@@ -312,6 +338,10 @@ pub fn restore(
 struct Restorer<'a> {
     ds: &'a Datastore,
     at: Beneath,
+    /// [`RestoreOptions::special_files`].
+    special: bool,
+    /// Entries whose setuid/setgid bits or capabilities were dropped.
+    dropped: std::sync::atomic::AtomicU64,
     progress: &'a Progress,
     jobs: Vec<Job>,
     /// Symbolic links and special files, whose metadata is set at the end.
@@ -322,6 +352,32 @@ struct Restorer<'a> {
 }
 
 impl Restorer<'_> {
+    /// The permission bits to set on `n`: without `special_files`, those of
+    /// the backup less setuid/setgid (kept on directories).
+    fn mode_of(&self, n: &Node) -> u32 {
+        let mode = n.mode & 0o7777;
+        if self.special || n.kind == node_kind::DIR || mode & SETID == 0 {
+            mode
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            mode & !SETID
+        }
+    }
+
+    /// The xattrs to set on `n`: without `special_files`, no capabilities.
+    fn xattrs_of<'n>(&self, n: &'n Node) -> Vec<&'n arca_repo::format::Xattr> {
+        let keep: Vec<_> = n
+            .xattrs
+            .iter()
+            .filter(|x| self.special || x.name != CAPABILITY_XATTR)
+            .collect();
+        // Counted once per entry: mode_of counts those with setid bits.
+        if keep.len() < n.xattrs.len() && (n.mode & SETID == 0 || n.kind == node_kind::DIR) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        keep
+    }
+
     fn warn(&self, msg: String) {
         self.warnings
             .lock()
@@ -394,6 +450,9 @@ impl Restorer<'_> {
                 .map_err(|e| io("symlink", e))?;
                 self.links.push((rel.to_path_buf(), n));
             }
+            node_kind::CHARDEV | node_kind::BLOCKDEV if !self.special => {
+                self.out.devices_skipped += 1;
+            }
             node_kind::FIFO | node_kind::CHARDEV | node_kind::BLOCKDEV => {
                 use nix::sys::stat::SFlag;
                 let kind = match n.kind {
@@ -408,7 +467,8 @@ impl Restorer<'_> {
                         &p,
                         name,
                         kind,
-                        Mode::from_bits_truncate(n.mode),
+                        // Permission bits only; meta_at sets the rest.
+                        Mode::from_bits_truncate(n.mode & 0o777),
                         n.rdev as _,
                     )?)
                 })();
@@ -534,7 +594,7 @@ impl Restorer<'_> {
                 self.warn(format!("{}: chown: {e}", self.at.show(rel)));
             }
         }
-        for x in &n.xattrs {
+        for x in self.xattrs_of(n) {
             let name = OsStr::from_bytes(&x.name);
             if let Err(e) = f.set_xattr(name, &x.value) {
                 self.warn(format!(
@@ -544,7 +604,7 @@ impl Restorer<'_> {
                 ));
             }
         }
-        if let Err(e) = f.set_permissions(fs::Permissions::from_mode(n.mode & 0o7777)) {
+        if let Err(e) = f.set_permissions(fs::Permissions::from_mode(self.mode_of(n))) {
             self.warn(format!("{}: chmod: {e}", self.at.show(rel)));
         }
         let atime = if n.atime_ns == 0 {
@@ -582,7 +642,7 @@ impl Restorer<'_> {
             let path = Path::new("/proc/self/fd")
                 .join(p.as_raw_fd().to_string())
                 .join(name);
-            for x in &n.xattrs {
+            for x in self.xattrs_of(n) {
                 let xname = OsStr::from_bytes(&x.name);
                 if let Err(e) = xattr::set(&path, xname, &x.value) {
                     self.warn(format!(
@@ -597,7 +657,7 @@ impl Restorer<'_> {
             if let Err(e) = nix::sys::stat::fchmodat(
                 &p,
                 name,
-                Mode::from_bits_truncate(n.mode & 0o7777),
+                Mode::from_bits_truncate(self.mode_of(n)),
                 nix::sys::stat::FchmodatFlags::NoFollowSymlink,
             ) {
                 self.warn(format!("{}: chmod: {e}", self.at.show(rel)));
@@ -633,10 +693,18 @@ impl Restorer<'_> {
                 Err(e) => self.warn(format!("{}: {e}", self.at.show(&p))),
             }
         }
-        self.out.warnings = self
+        self.out.privileges_dropped = self.dropped.load(Ordering::Relaxed);
+        let mut warnings = self
             .warnings
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
+        if self.out.devices_skipped > 0 || self.out.privileges_dropped > 0 {
+            warnings.push(format!(
+                "{} device node(s) not recreated and setuid/setgid bits or capabilities dropped from {} file(s): this restore was not asked to restore special files (an admin may ask for them)",
+                self.out.devices_skipped, self.out.privileges_dropped
+            ));
+        }
+        self.out.warnings = warnings;
         Ok(self.out)
     }
 }

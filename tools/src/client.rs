@@ -562,6 +562,7 @@ pub struct RestoreTo<'a> {
     pub path: Option<&'a str>,
     pub node: Option<&'a str>,
     pub overwrite: bool,
+    pub special_files: bool,
     pub wait: bool,
 }
 
@@ -569,6 +570,9 @@ pub fn restore(cli: &Cli, rp: &str, to: &str, o: &RestoreTo) -> Result<u8> {
     let mut body = json!({"target": to, "path": o.path, "node": o.node});
     if o.overwrite {
         body["overwrite"] = json!(true);
+    }
+    if o.special_files {
+        body["special_files"] = json!(true);
     }
     let v = call(
         cli,

@@ -343,6 +343,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             source: _,
             wait,
             overwrite,
+            special_files,
         } if cli.server.is_some() => {
             let to = match (to, target) {
                 (Some(t), _) => t.clone(),
@@ -353,6 +354,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 path: path.as_deref(),
                 node: node.as_deref(),
                 overwrite: *overwrite,
+                special_files: *special_files,
                 wait: *wait,
             };
             crate::client::restore(&cli, snapshot, &to, &o)
@@ -366,6 +368,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             node,
             wait,
             overwrite,
+            special_files: _,
         } => {
             if to.is_some() || node.is_some() || *wait {
                 bail!("--to, --node and --wait restore through a server: give --server (or ARCA_SERVER)");
@@ -382,6 +385,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             let opts = restore::RestoreOptions {
                 overwrite: *overwrite,
                 allow_block_devices: true,
+                // With the rights of whoever runs the CLI: all of it.
+                special_files: true,
             };
             let ds = open(&cli, true)?;
             let snap = ds.resolve_snapshot(snapshot, source.as_deref())?;

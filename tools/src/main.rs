@@ -144,6 +144,12 @@ enum Command {
         /// (same names are replaced), a non-empty file, a block device.
         #[arg(long)]
         overwrite: bool,
+        /// Through the server: also recreate device nodes and keep
+        /// setuid/setgid bits and file capabilities (admins of all projects
+        /// only; otherwise they are skipped or cleared, and the task log
+        /// says so). A local restore always restores them.
+        #[arg(long, requires = "to")]
+        special_files: bool,
     },
     /// Through the server: export an image restore point over NBD or
     /// iSCSI on the node that owns its datastore; prints its address once

@@ -2278,6 +2278,81 @@ fn confinement_through_the_server() {
         "{sets:?}"
     );
 
+    // Special files: an operator's restore clears setuid/setgid bits and
+    // says so in the task log; only an admin may ask for them.
+    let privd = sources.join("priv");
+    std::fs::create_dir_all(&privd).unwrap();
+    std::fs::write(privd.join("su"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        privd.join("su"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    assert_eq!(arca(&["source", "add", "files", "priv", &s(&privd)]).0, 0);
+    assert_eq!(arca(&["backup", "now", "priv", "--wait"]).0, 0);
+    let prp = restore_points(&url, &token, "priv")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o7777
+    };
+    let by_op = restores.join("by-op");
+    let (code, out) = arca_as(&op, &["restore", &prp, "--to", &s(&by_op), "--wait"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        mode(&by_op.join("su")),
+        0o755,
+        "setuid kept for an operator"
+    );
+    let (_, tasks) = call(&url, &token, "GET", "/api/v1/tasks?limit=100", None);
+    let tid = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "restore" && t["created_by"] == "op")
+        .expect("the operator's restore task")["id"]
+        .as_i64()
+        .unwrap();
+    let (_, logs) = call(
+        &url,
+        &token,
+        "GET",
+        &format!("/api/v1/tasks/{tid}/logs"),
+        None,
+    );
+    assert!(
+        logs.to_string().contains("special files not restored"),
+        "{logs}"
+    );
+    let (code, out) = arca_as(
+        &op,
+        &[
+            "restore",
+            &prp,
+            "--to",
+            &s(&restores.join("op2")),
+            "--special-files",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("403") && out.contains("special files"),
+        "{out}"
+    );
+    let by_admin = restores.join("by-admin");
+    let (code, out) = arca(&[
+        "restore",
+        &prp,
+        "--to",
+        &s(&by_admin),
+        "--special-files",
+        "--wait",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(mode(&by_admin.join("su")), 0o4755);
+
     // Block devices: a loop device, where the machine has them.
     let img = common::random_bytes(1 << 20, 8);
     std::fs::write(sources.join("disk.raw"), &img).unwrap();

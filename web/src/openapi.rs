@@ -540,7 +540,7 @@ fn schemas() -> Value {
         "Cancelled": open_obj(json!({"id": int, "state": s})),
         "RestorePoint": rp,
         "RestorePoints": arr("RestorePoint"),
-        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os, "overwrite": {"type": "boolean", "description": "write into a target that holds data"}})),
+        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os, "overwrite": {"type": "boolean", "description": "write into a target that holds data"}, "special_files": {"type": "boolean", "description": "recreate device nodes and keep setuid/setgid bits and file capabilities (admins of all projects only; without it they are skipped or cleared and the task log says so)"}})),
         "Export": export,
         "Exports": arr("Export"),
         "ExtendExport": obj(&["ttl"], json!({"ttl": {"type": "string", "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h, 7d; at most 30d"}})),

@@ -900,6 +900,10 @@ pub struct RestoreReq {
     /// Write into a target that holds data (see `arca_ingest::restore`).
     #[serde(default)]
     overwrite: bool,
+    /// Recreate device nodes and keep setuid/setgid bits and capabilities
+    /// (admins of all projects only: the node restores as root).
+    #[serde(default)]
+    special_files: bool,
 }
 
 pub async fn restore(
@@ -914,6 +918,12 @@ pub async fn restore(
     audited(&s, p.name(), &remote, "restore", &id, || {
         let rp = restore_point(&s, &id)?;
         p.require(Action::Restore, Some(rp.project_id))?;
+        if b.special_files && !p.can(Action::Administer, None) {
+            return Err(ApiError::forbidden(format!(
+                "{} may not restore special files (device nodes, setuid/setgid bits): only admins of all projects may",
+                p.name()
+            )));
+        }
         if !b.target.starts_with('/') || b.target.len() > 4096 || b.target.contains('\0') {
             return Err(invalid("target must be an absolute path on the node"));
         }
@@ -932,7 +942,7 @@ pub async fn restore(
             source_id: None,
             datastore_id: Some(rp.datastore_id),
             node_id: Some(node),
-            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite}),
+            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite, "special_files": b.special_files}),
             priority: 20,
             max_attempts: 1,
             not_before: catalog::now(),
