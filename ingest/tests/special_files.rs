@@ -1,6 +1,7 @@
 //! Device nodes, setuid/setgid bits and file capabilities come back from a
 //! restore only with `special_files` (the server sets it for admins who
 //! ask); otherwise they are skipped or cleared and the outcome says so.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
