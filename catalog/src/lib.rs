@@ -579,16 +579,53 @@ impl Catalog {
                 supported,
             });
         }
-        for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(m)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
+        if version < supported {
+            // Foreign keys off while migrating (the pragma is a no-op inside
+            // a transaction): a table rebuild drops the old table, and
+            // DROP TABLE would run the ON DELETE actions of the tables that
+            // refer to it. Each migration checks them before it commits.
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+            let r = Self::migrate(&mut conn, version);
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            r?;
         }
         Ok(Catalog {
             conn: Mutex::new(conn),
             exports_gen: Default::default(),
         })
+    }
+
+    /// Apply the migrations after `version`, each in its own transaction
+    /// with its version bump. Runs with foreign keys off; a migration that
+    /// leaves a row referring to nothing is rolled back.
+    fn migrate(conn: &mut Connection, version: i64) -> Result<()> {
+        for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(m)?;
+            let broken: Vec<String> = {
+                let mut st = tx.prepare("PRAGMA foreign_key_check")?;
+                let rows = st.query_map([], |r| {
+                    Ok(format!(
+                        "{} row {} -> {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                        r.get::<_, String>(2)?
+                    ))
+                })?;
+                rows.take(10).collect::<rusqlite::Result<_>>()?
+            };
+            if !broken.is_empty() {
+                // Dropping the transaction rolls it back.
+                return Err(Error::Invalid(format!(
+                    "catalog migration {} would leave rows referring to nothing: {}",
+                    i + 1,
+                    broken.join(", ")
+                )));
+            }
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -1052,7 +1089,7 @@ impl Catalog {
                 now()
             ],
         )
-        .map_err(unique(format!("source {name:?}")))?;
+        .map_err(unique(format!("source {name:?} in project {project_id}")))?;
         let id = db.last_insert_rowid();
         drop(db);
         self.source(id)
@@ -1069,15 +1106,27 @@ impl Catalog {
             .ok_or_else(|| Error::NotFound(format!("source {id}")))
     }
 
-    pub fn source_by_name(&self, name: &str) -> Result<Option<Source>> {
+    /// The source of this name in `project_id` (names are unique per
+    /// project, not across projects).
+    pub fn source_by_name(&self, project_id: i64, name: &str) -> Result<Option<Source>> {
         Ok(self
             .db()
             .query_row(
-                &format!("SELECT {SOURCE_COLS} FROM sources WHERE name = ?1"),
-                [name],
+                &format!("SELECT {SOURCE_COLS} FROM sources WHERE project_id = ?1 AND name = ?2"),
+                params![project_id, name],
                 source_row,
             )
             .optional()?)
+    }
+
+    /// The sources of this name, in every project, oldest first.
+    pub fn sources_named(&self, name: &str) -> Result<Vec<Source>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {SOURCE_COLS} FROM sources WHERE name = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([name], source_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn sources(&self) -> Result<Vec<Source>> {
@@ -1156,7 +1205,7 @@ impl Catalog {
                 now()
             ],
         )
-        .map_err(unique(format!("policy {name:?}")))?;
+        .map_err(unique(format!("policy {name:?} in project {project_id}")))?;
         let id = db.last_insert_rowid();
         drop(db);
         self.policy(id)
@@ -1173,12 +1222,14 @@ impl Catalog {
             .ok_or_else(|| Error::NotFound(format!("policy {id}")))
     }
 
-    pub fn policy_by_name(&self, name: &str) -> Result<Option<Policy>> {
+    /// The policy of this name in `project_id` (names are unique per
+    /// project, not across projects).
+    pub fn policy_by_name(&self, project_id: i64, name: &str) -> Result<Option<Policy>> {
         Ok(self
             .db()
             .query_row(
-                &format!("SELECT {POLICY_COLS} FROM policies WHERE name = ?1"),
-                [name],
+                &format!("SELECT {POLICY_COLS} FROM policies WHERE project_id = ?1 AND name = ?2"),
+                params![project_id, name],
                 policy_row,
             )
             .optional()?)
@@ -1609,8 +1660,18 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A restore point by full id or unique prefix.
-    pub fn restore_point(&self, id_or_prefix: &str) -> Result<RestorePoint> {
+    /// A restore point by full id or unique prefix, among the restore
+    /// points of `projects` (`None`: all projects). Restore points of
+    /// other projects do not exist for this lookup: a prefix that matches
+    /// only there is not found, and one that matches one restore point
+    /// here and others there is not ambiguous. So the answer (and its
+    /// message, which names only what the caller asked for) is the same
+    /// as if the other projects had no restore points at all.
+    pub fn restore_point(
+        &self,
+        id_or_prefix: &str,
+        projects: Option<&[i64]>,
+    ) -> Result<RestorePoint> {
         if id_or_prefix.is_empty()
             || id_or_prefix.len() > 64
             || !id_or_prefix.bytes().all(|b| b.is_ascii_hexdigit())
@@ -1619,10 +1680,14 @@ impl Catalog {
                 "restore point id {id_or_prefix:?} is not a hex id or prefix"
             )));
         }
+        let mut sql =
+            format!("SELECT {RP_COLS} FROM restore_points WHERE id >= ?1 AND id < ?1 || 'g'");
+        if let Some(p) = projects {
+            sql += &format!(" AND project_id IN ({})", id_list(p));
+        }
+        sql += " ORDER BY id LIMIT 2";
         let db = self.db();
-        let mut st = db.prepare_cached(&format!(
-            "SELECT {RP_COLS} FROM restore_points WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2"
-        ))?;
+        let mut st = db.prepare_cached(&sql)?;
         let found: Vec<RestorePoint> = st
             .query_map([id_or_prefix.to_ascii_lowercase()], rp_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -1630,7 +1695,7 @@ impl Catalog {
             1 => Ok(found
                 .into_iter()
                 .next()
-                .ok_or_else(|| Error::NotFound("restore point".into()))?),
+                .ok_or_else(|| Error::NotFound(format!("restore point {id_or_prefix}")))?),
             0 => Err(Error::NotFound(format!("restore point {id_or_prefix}"))),
             _ => Err(Error::Invalid(format!(
                 "restore point prefix {id_or_prefix} is ambiguous"

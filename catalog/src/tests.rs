@@ -1,5 +1,7 @@
 use super::*;
 
+mod ids;
+
 fn setup() -> (Catalog, Node, Datastore, Source) {
     let c = Catalog::open_in_memory().unwrap();
     let n = c.upsert_node("local", true, 2, "0.1.0").unwrap();
@@ -235,10 +237,16 @@ fn restore_points_filter_and_prefix() {
         l.iter().map(|r| r.time).collect::<Vec<_>>(),
         vec![1004, 1002, 1000]
     );
-    assert_eq!(c.restore_point("03").unwrap().time, 1003);
-    assert!(matches!(c.restore_point("0"), Err(Error::Invalid(_))));
-    assert!(matches!(c.restore_point("ff"), Err(Error::NotFound(_))));
-    assert!(matches!(c.restore_point("zz'; --"), Err(Error::Invalid(_))));
+    assert_eq!(c.restore_point("03", None).unwrap().time, 1003);
+    assert!(matches!(c.restore_point("0", None), Err(Error::Invalid(_))));
+    assert!(matches!(
+        c.restore_point("ff", None),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        c.restore_point("zz'; --", None),
+        Err(Error::Invalid(_))
+    ));
     let none = RestorePointFilter {
         project_ids: Some(vec![]),
         limit: 10,

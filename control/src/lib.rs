@@ -211,8 +211,9 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
 /// Rebuild the catalog's restore points of one datastore from the
 /// datastore itself (datastores describe themselves). Snapshots already
 /// listed are left alone. A snapshot of a source the catalog knows joins
-/// that source and its project; others go to project 1 under their source
-/// name. Returns how many restore points were added.
+/// that source and its project; others (and those whose source name is
+/// used in several projects) go to project 1 under their source name.
+/// Returns how many restore points were added.
 pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize> {
     let before = c.restore_point_count()?;
     let snaps = ds
@@ -224,7 +225,13 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
         let src = match sources.get(&m.source) {
             Some(s) => s.clone(),
             None => {
-                let s = c.source_by_name(&m.source)?;
+                // Names are unique per project only, and a snapshot names
+                // no project: it joins a source only when one project has
+                // a source of that name. Otherwise which project it
+                // belongs to is unknown, and it goes where snapshots of
+                // unknown sources go.
+                let mut named = c.sources_named(&m.source)?;
+                let s = if named.len() == 1 { named.pop() } else { None };
                 sources.insert(m.source.clone(), s.clone());
                 s
             }

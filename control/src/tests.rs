@@ -329,7 +329,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         )
         .unwrap();
     assert_eq!(st, TaskState::Succeeded);
-    assert_eq!(c.restore_point(&rp.id).unwrap(), rp);
+    assert_eq!(c.restore_point(&rp.id, None).unwrap(), rp);
     let d = c.datastore(ds).unwrap();
     assert_eq!((d.bytes_used, d.bytes_logical), (42, 100));
     // A second report of the same task is refused; nothing changes.
@@ -656,13 +656,13 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .unwrap()
         .into_inner();
     assert_eq!(r.state, "succeeded");
-    let rp = c.restore_point(&mine).unwrap();
+    let rp = c.restore_point(&mine, None).unwrap();
     assert_eq!(
         (rp.datastore_id, rp.source_id, rp.task_id),
         (ads, Some(web.id), Some(task))
     );
     assert_eq!(c.datastore(ads).unwrap().bytes_used, 7);
-    assert!(c.restore_point(&theirs).is_ok() && c.restore_point(&far).is_ok());
+    assert!(c.restore_point(&theirs, None).is_ok() && c.restore_point(&far, None).is_ok());
     assert!(c
         .task_logs(task)
         .unwrap()
@@ -704,12 +704,12 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert_eq!(snapshot(&c, verify), before);
     assert_eq!(
-        c.restore_point(&far).unwrap().state,
+        c.restore_point(&far, None).unwrap().state,
         catalog::RestorePointState::Ok
     );
     svc.finish(call(&atok, damaged(&theirs))).await.unwrap();
     assert_eq!(
-        c.restore_point(&theirs).unwrap().state,
+        c.restore_point(&theirs, None).unwrap().state,
         catalog::RestorePointState::Damaged
     );
 }
@@ -824,4 +824,95 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
     assert!(crate::confine::Confinement::of_task(&json!({}))
         .unwrap_err()
         .contains("no confinement rules"));
+}
+
+/// Issue 18: source names are unique per project only, so project 2's
+/// "web" is not project 1's. A backup's parent is chosen among its own
+/// source's restore points (by id): project 2's first backup of "web" has
+/// no parent, though the datastore holds a restore point of a source named
+/// "web"; project 1's next backup builds on project 1's own.
+#[test]
+fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let ds_path = root.join("ds");
+    arca_repo::Datastore::init(&ds_path, arca_repo::Encryption::None, None, |_| {}).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("index.html"), b"hello from web").unwrap();
+
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let node = c.upsert_node("local", true, 2, "t").unwrap().id;
+    c.set_node_confinement(
+        node,
+        &catalog::NodeConfinement {
+            source_roots: Some(vec![data.display().to_string()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ds = c
+        .add_datastore("default", node, &ds_path.display().to_string())
+        .unwrap()
+        .id;
+    let b = c.add_project("b").unwrap().id;
+    let path = data.display().to_string();
+    let web_a = c
+        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .unwrap();
+    let web_b = c
+        .add_source("web", "files", &path, node, b, &[], &json!({}), None)
+        .unwrap();
+    assert_ne!(web_a.id, web_b.id);
+
+    let runner = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
+    let backup = |s: &Source| -> RestorePoint {
+        let t = c
+            .add_task(&NewTask {
+                kind: "backup".into(),
+                project_id: s.project_id,
+                source_id: Some(s.id),
+                datastore_id: Some(ds),
+                node_id: Some(node),
+                max_attempts: 1,
+                created_by: "test".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .unwrap();
+        let l = runner.coord.lease().unwrap().unwrap();
+        assert_eq!(l.task.id, t.id);
+        runner.run(l);
+        let t = c.task(t.id).unwrap();
+        assert_eq!(t.state, TaskState::Succeeded, "{:?}", t.error);
+        c.restore_points(&catalog::RestorePointFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .find(|rp| rp.task_id == Some(t.id))
+        .unwrap()
+    };
+    let a1 = backup(&web_a);
+    let b1 = backup(&web_b);
+    let a2 = backup(&web_a);
+    assert_eq!((b1.project_id, b1.source_id), (b, Some(web_b.id)));
+    assert_eq!((a2.project_id, a2.source_id), (1, Some(web_a.id)));
+
+    let store = runner
+        .datastore(&DatastoreRef {
+            id: ds,
+            name: "default".into(),
+            path: ds_path.display().to_string(),
+        })
+        .unwrap();
+    let parent = |rp: &RestorePoint| -> Option<String> {
+        let id = arca_repo::SnapshotId::from_hex(&rp.id).unwrap();
+        let p = store.load_snapshot(&id).unwrap().manifest.parent;
+        (!p.is_empty()).then(|| arca_repo::SnapshotId::from_slice(&p).unwrap().to_hex())
+    };
+    assert_eq!(parent(&a1), None);
+    assert_eq!(parent(&b1), None, "project 2's first backup took a parent");
+    assert_eq!(parent(&a2), Some(a1.id.clone()));
 }

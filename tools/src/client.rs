@@ -500,14 +500,33 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
     }
 }
 
-fn source_id(cli: &Cli, name: &str) -> Result<i64> {
+/// The id of the source `name` among those the caller can see, in
+/// `project` when given. Names are unique per project only: a name used in
+/// several projects needs the project.
+fn source_id(cli: &Cli, name: &str, project: Option<i64>) -> Result<i64> {
     let all = call(cli, "GET", "/sources", None)?;
-    all.as_array()
+    let found: Vec<(i64, i64)> = all
+        .as_array()
         .into_iter()
         .flatten()
-        .find(|s| s["name"] == name)
-        .and_then(|s| s["id"].as_i64())
-        .ok_or_else(|| anyhow!("no source named {name:?} on the server"))
+        .filter(|s| s["name"] == name)
+        .filter(|s| project.is_none() || s["project_id"].as_i64() == project)
+        .filter_map(|s| Some((s["id"].as_i64()?, s["project_id"].as_i64()?)))
+        .collect();
+    match found.as_slice() {
+        [(id, _)] => Ok(*id),
+        [] => match project {
+            Some(p) => Err(anyhow!("no source named {name:?} in project {p}")),
+            None => Err(anyhow!("no source named {name:?} on the server")),
+        },
+        many => Err(anyhow!(
+            "source name {name:?} is used in projects {}: add --project",
+            many.iter()
+                .map(|(_, p)| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Follow a task until it ends, with a progress bar on a terminal.
@@ -546,8 +565,8 @@ fn follow(cli: &Cli, queued: &Value) -> Result<u8> {
     Ok(if ok { 0 } else { 1 })
 }
 
-pub fn backup_now(cli: &Cli, source: &str, wait: bool) -> Result<u8> {
-    let id = source_id(cli, source)?;
+pub fn backup_now(cli: &Cli, source: &str, project: Option<i64>, wait: bool) -> Result<u8> {
+    let id = source_id(cli, source, project)?;
     let v = call(cli, "POST", &format!("/sources/{id}/backup"), None)?;
     if wait {
         return follow(cli, &v);

@@ -162,9 +162,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Backup(BackupCmd::Now { source, wait }) => {
-            crate::client::backup_now(&cli, source, *wait)
-        }
+        Command::Backup(BackupCmd::Now {
+            source,
+            project,
+            wait,
+        }) => crate::client::backup_now(&cli, source, *project, *wait),
         Command::Backup(cmd) => backup(&cli, cmd),
         Command::Datastore(
             c @ (DatastoreCmd::List

@@ -557,6 +557,10 @@ enum BackupCmd {
     /// Through a server: back up one of its sources now.
     Now {
         source: String,
+        /// The source's project (source names are unique per project;
+        /// needed when the name is used in several projects you can see).
+        #[arg(long)]
+        project: Option<i64>,
         /// Follow the task to its end (progress bar; exit code 1 if it
         /// fails).
         #[arg(long)]

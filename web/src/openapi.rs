@@ -620,7 +620,9 @@ pub fn document() -> Value {
             responses.insert("429".into(), e);
         }
         if r.path.contains("{id}") {
-            responses.insert("404".into(), error_response("No such object"));
+            responses.insert("404".into(), error_response(
+                "No such object (an object of a project the caller cannot read answers the same)",
+            ));
         }
         if r.request.is_some() || r.method != "get" {
             responses.insert(

@@ -93,6 +93,19 @@ fn check_tags(tags: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// 404, exactly as for an object that does not exist, unless the caller
+/// may read `project`: objects of other projects are not there for the
+/// caller (a 403 would tell that they exist). `what` names the object as
+/// the catalog's own "not found" does (`source 5`), from what the caller
+/// asked for only.
+pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String) -> ApiResult<()> {
+    if p.can(Action::Read, Some(project)) {
+        Ok(())
+    } else {
+        Err(catalog::Error::NotFound(what()).into())
+    }
+}
+
 /// The items of the projects the caller may read.
 fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> i64) -> Vec<T> {
     let visible = p.projects(Action::Read);
@@ -467,6 +480,7 @@ pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<
 pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let src = s.catalog.source(id)?;
+    visible(&p, src.project_id, || format!("source {id}"))?;
     p.require(Action::Read, Some(src.project_id))?;
     Ok(Json(json!(src)))
 }
@@ -513,13 +527,10 @@ pub async fn add_source(
         let path = crate::nodes::check_source(&s, node, &b.path)?;
         let policy = match &b.policy {
             Some(name) => {
-                let pol = s
-                    .catalog
-                    .policy_by_name(name)?
-                    .ok_or_else(|| invalid(format!("unknown policy {name:?}")))?;
-                if pol.project_id != project {
-                    return Err(invalid("the policy belongs to another project"));
-                }
+                // Only the source's project's policies have names here.
+                let pol = s.catalog.policy_by_name(project, name)?.ok_or_else(|| {
+                    invalid(format!("unknown policy {name:?} in project {project}"))
+                })?;
                 Some(pol.id)
             }
             None => None,
@@ -555,6 +566,7 @@ pub async fn delete_source(
         &id.to_string(),
         || {
             let src = s.catalog.source(id)?;
+            visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
             s.catalog.delete_source(id)?;
             Ok(StatusCode::NO_CONTENT)
@@ -591,6 +603,7 @@ pub async fn backup_now(
         &id.to_string(),
         || {
             let src = s.catalog.source(id)?;
+            visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
             let ds = match (&b.datastore, src.policy_id) {
                 (Some(name), _) => {
@@ -666,6 +679,7 @@ pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult
 pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let pol = s.catalog.policy(id)?;
+    visible(&p, pol.project_id, || format!("policy {id}"))?;
     p.require(Action::Read, Some(pol.project_id))?;
     Ok(Json(json!(pol)))
 }
@@ -743,6 +757,7 @@ pub async fn delete_policy(
         &id.to_string(),
         || {
             let pol = s.catalog.policy(id)?;
+            visible(&p, pol.project_id, || format!("policy {id}"))?;
             p.require(Action::Manage, Some(pol.project_id))?;
             s.catalog.delete_policy(id)?;
             changed(&s)?;
@@ -809,6 +824,7 @@ pub async fn list_tasks(
 pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let t = s.catalog.task(id)?;
+    visible(&p, t.project_id, || format!("task {id}"))?;
     p.require(Action::Read, Some(t.project_id))?;
     Ok(Json(json!(t)))
 }
@@ -816,6 +832,7 @@ pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiRes
 pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let t = s.catalog.task(id)?;
+    visible(&p, t.project_id, || format!("task {id}"))?;
     p.require(Action::Read, Some(t.project_id))?;
     Ok(Json(json!(s.catalog.task_logs(id)?)))
 }
@@ -835,6 +852,7 @@ pub async fn cancel_task(
         &id.to_string(),
         || {
             let t = s.catalog.task(id)?;
+            visible(&p, t.project_id, || format!("task {id}"))?;
             let action = if t.kind == "restore" {
                 Action::Restore
             } else {
@@ -871,11 +889,17 @@ pub async fn list_restore_points(
     Ok(Json(json!(s.catalog.restore_points(&f)?)))
 }
 
-fn restore_point(s: &AppState, id: &str) -> ApiResult<catalog::RestorePoint> {
-    s.catalog.restore_point(id).map_err(|e| match e {
-        catalog::Error::Invalid(m) => ApiError::bad_request(m),
-        e => e.into(),
-    })
+/// A restore point by id or unique prefix among those of the projects the
+/// caller may read: one of another project answers exactly as one that
+/// does not exist, and does not make a prefix ambiguous.
+fn restore_point(s: &AppState, p: &Principal, id: &str) -> ApiResult<catalog::RestorePoint> {
+    let projects = p.projects(Action::Read);
+    s.catalog
+        .restore_point(id, projects.as_deref())
+        .map_err(|e| match e {
+            catalog::Error::Invalid(m) => ApiError::bad_request(m),
+            e => e.into(),
+        })
 }
 
 pub async fn get_restore_point(
@@ -884,7 +908,7 @@ pub async fn get_restore_point(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let rp = restore_point(&s, &id)?;
+    let rp = restore_point(&s, &p, &id)?;
     p.require(Action::Read, Some(rp.project_id))?;
     Ok(Json(json!(rp)))
 }
@@ -916,7 +940,7 @@ pub async fn restore(
     let Path(id) = id?;
     let Json(b) = body?;
     audited(&s, p.name(), &remote, "restore", &id, || {
-        let rp = restore_point(&s, &id)?;
+        let rp = restore_point(&s, &p, &id)?;
         p.require(Action::Restore, Some(rp.project_id))?;
         if b.special_files && !p.can(Action::Administer, None) {
             return Err(ApiError::forbidden(format!(
@@ -1010,7 +1034,7 @@ pub async fn add_export(
         &b.restore_point,
         || {
             // A field of the body names it: an unknown one is invalid input.
-            let rp = restore_point(&s, &b.restore_point).map_err(|e| {
+            let rp = restore_point(&s, &p, &b.restore_point).map_err(|e| {
                 if e.status == axum::http::StatusCode::NOT_FOUND {
                     invalid(e.message)
                 } else {
@@ -1147,16 +1171,13 @@ pub async fn stop_export(
             if !e.writable {
                 return Err(invalid("only a writable export has changes to commit"));
             }
-            let source_id = s
+            // The export's restore point, in the export's project.
+            let rp = s
                 .catalog
-                .restore_point(&e.restore_point_id)
-                .ok()
-                .and_then(|rp| rp.source_id);
-            let source_name = s
-                .catalog
-                .restore_point(&e.restore_point_id)
-                .map(|rp| rp.source_name)
-                .unwrap_or_default();
+                .restore_point(&e.restore_point_id, Some(&[e.project_id]))
+                .ok();
+            let source_id = rp.as_ref().and_then(|rp| rp.source_id);
+            let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
             let t = s.catalog.add_task(&NewTask {
                 kind: "commit-export".into(),
                 project_id: e.project_id,

@@ -53,7 +53,7 @@ fn seed(path: &std::path::Path, n: usize) -> Result<()> {
     let t = Instant::now();
     let now = arca_catalog::now();
     for i in 0..n {
-        let src = c.source_by_name(&format!("bench-src-{}", i % sources))?;
+        let src = c.source_by_name(1, &format!("bench-src-{}", i % sources))?;
         c.add_restore_point(&RestorePoint {
             id: format!("{:064x}", 0xbe_0000_0000u64 + i as u64),
             datastore_id: ds,

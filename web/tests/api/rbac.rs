@@ -30,6 +30,9 @@ enum E {
     /// 404: the object exists in a project the caller cannot see, and
     /// the answer must not tell it from one that does not exist.
     N,
+    /// 422: the body names an object of a project the caller cannot see,
+    /// answered as a name that does not exist.
+    U,
 }
 use E::*;
 
@@ -37,14 +40,15 @@ type Row = (&'static str, &'static str, [E; 6], [E; 6]);
 
 const ALL: [E; 6] = [Y, Y, Y, Y, Y, Y];
 const GLOBAL_ADMIN: [E; 6] = [Y, F, F, F, F, F];
-const READ_OTHER: [E; 6] = [Y, F, F, F, F, Y];
 const MANAGE_OWN: [E; 6] = [Y, Y, Y, F, F, F];
 const RESTORE_OWN: [E; 6] = [Y, Y, Y, Y, F, F];
 const AUDIT: [E; 6] = [Y, F, F, F, F, Y];
-/// Another project's export: hidden from project members (404), seen by
-/// global readers.
+/// Another project's object: hidden from project members (404, as if it
+/// did not exist), seen by global readers (who may not change it: 403).
 const HIDDEN_READ: [E; 6] = [Y, N, N, N, N, Y];
 const HIDDEN_ADMIN: [E; 6] = [Y, N, N, N, N, F];
+/// Another project's object named in the body: unknown to project members.
+const HIDDEN_NAMED: [E; 6] = [Y, U, U, U, U, F];
 
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
@@ -74,22 +78,22 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/datastores/{id}/verify",          GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/sources",                         ALL,           ALL),
     ("post",   "/api/v1/sources",                         MANAGE_OWN,    GLOBAL_ADMIN),
-    ("get",    "/api/v1/sources/{id}",                    ALL,           READ_OTHER),
-    ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    GLOBAL_ADMIN),
-    ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/sources/{id}",                    ALL,           HIDDEN_READ),
+    ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
+    ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/policies",                        ALL,           ALL),
     ("post",   "/api/v1/policies",                        MANAGE_OWN,    GLOBAL_ADMIN),
-    ("get",    "/api/v1/policies/{id}",                   ALL,           READ_OTHER),
-    ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/policies/{id}",                   ALL,           HIDDEN_READ),
+    ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/tasks",                           ALL,           ALL),
-    ("get",    "/api/v1/tasks/{id}",                      ALL,           READ_OTHER),
-    ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           READ_OTHER),
-    ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
+    ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           HIDDEN_READ),
+    ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
-    ("get",    "/api/v1/restore-points/{id}",             ALL,           READ_OTHER),
-    ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   GLOBAL_ADMIN),
+    ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
+    ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
-    ("post",   "/api/v1/exports",                         RESTORE_OWN,   GLOBAL_ADMIN),
+    ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
     ("get",    "/api/v1/exports/{id}",                    ALL,           HIDDEN_READ),
     ("delete", "/api/v1/exports/{id}",                    RESTORE_OWN,   HIDDEN_ADMIN),
     ("patch",  "/api/v1/exports/{id}",                    RESTORE_OWN,   HIDDEN_ADMIN),
@@ -418,6 +422,7 @@ async fn rbac_table_covers_every_route_and_holds() {
                     F => s == StatusCode::FORBIDDEN && v["error"] == "forbidden",
                     C => s == StatusCode::CONFLICT,
                     N => s == StatusCode::NOT_FOUND && v["error"] == "not_found",
+                    U => s == StatusCode::UNPROCESSABLE_ENTITY && v["error"] == "invalid",
                 };
                 if !ok {
                     wrong.push(format!(
