@@ -61,7 +61,7 @@ pub(crate) fn audited<T>(
     r
 }
 
-fn check_name(what: &str, name: &str) -> ApiResult<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -115,7 +115,12 @@ pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"status": "ok", "catalog_schema": v})))
 }
 
-pub async fn metrics(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+/// Prometheus metrics: any valid token whose scope allows it (full,
+/// read-only or metrics); 401 without one.
+pub async fn metrics(
+    State(s): State<AppState>,
+    _caller: auth::MetricsReader,
+) -> ApiResult<impl IntoResponse> {
     let c = &s.catalog;
     let mut out = String::new();
     out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
@@ -185,7 +190,7 @@ pub async fn openapi_json() -> Json<Value> {
 // ---- auth (sign-in and passwords: crate::accounts) ----
 
 pub async fn me(p: Principal) -> Json<Value> {
-    Json(json!({"user": p.user, "token_id": p.token_id}))
+    Json(json!({"user": p.user, "token_id": p.token_id, "token": p.token, "roles": p.roles}))
 }
 
 // ---- users and tokens ----
@@ -289,70 +294,7 @@ pub async fn delete_user(
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    name: String,
-    #[serde(default)]
-    expires_in_s: Option<i64>,
-}
-
-pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.catalog.tokens_of_user(p.user.id)?)))
-}
-
-pub async fn add_token(
-    State(s): State<AppState>,
-    p: Principal,
-    remote: Remote,
-    body: Body<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(b) = body?;
-    audited(&s, p.name(), &remote, "token.add", &b.name, || {
-        check_name("token", &b.name)?;
-        let expires = match b.expires_in_s {
-            Some(e) if (1..=10 * 366 * 86_400).contains(&e) => Some(catalog::now() + e),
-            Some(_) => {
-                return Err(invalid(
-                    "expires_in_s must be between 1 second and 10 years",
-                ))
-            }
-            None => None,
-        };
-        let (secret, hash) = auth::new_secret();
-        let t = s
-            .catalog
-            .add_token(Some(p.user.id), None, &b.name, "api", &hash, expires)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({"token": secret, "info": t})),
-        ))
-    })
-}
-
-pub async fn revoke_token(
-    State(s): State<AppState>,
-    p: Principal,
-    remote: Remote,
-    id: Id,
-) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
-    audited(
-        &s,
-        p.name(),
-        &remote,
-        "token.revoke",
-        &id.to_string(),
-        || {
-            let t = s.catalog.token(id)?;
-            if t.user_id != Some(p.user.id) {
-                p.require(Action::Administer, None)?;
-            }
-            s.catalog.revoke_token(id)?;
-            Ok(StatusCode::NO_CONTENT)
-        },
-    )
-}
+// Tokens and settings: crate::tokens.
 
 // ---- projects, nodes, datastores ----
 
@@ -384,7 +326,7 @@ pub async fn add_project(
 }
 
 fn any_role(p: &Principal) -> ApiResult<()> {
-    if p.user.roles.is_empty() {
+    if p.roles.is_empty() {
         Err(ApiError::forbidden(format!("{} has no role", p.name())))
     } else {
         Ok(())
@@ -467,7 +409,7 @@ pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<
 pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let src = s.catalog.source(id)?;
-    p.require(Action::Read, Some(src.project_id))?;
+    p.require_on(Action::Read, src.project_id, &format!("source {id}"))?;
     Ok(Json(json!(src)))
 }
 
@@ -555,7 +497,7 @@ pub async fn delete_source(
         &id.to_string(),
         || {
             let src = s.catalog.source(id)?;
-            p.require(Action::Manage, Some(src.project_id))?;
+            p.require_on(Action::Manage, src.project_id, &format!("source {id}"))?;
             s.catalog.delete_source(id)?;
             Ok(StatusCode::NO_CONTENT)
         },
@@ -591,7 +533,7 @@ pub async fn backup_now(
         &id.to_string(),
         || {
             let src = s.catalog.source(id)?;
-            p.require(Action::Manage, Some(src.project_id))?;
+            p.require_on(Action::Manage, src.project_id, &format!("source {id}"))?;
             let ds = match (&b.datastore, src.policy_id) {
                 (Some(name), _) => {
                     s.catalog
@@ -666,7 +608,7 @@ pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult
 pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let pol = s.catalog.policy(id)?;
-    p.require(Action::Read, Some(pol.project_id))?;
+    p.require_on(Action::Read, pol.project_id, &format!("policy {id}"))?;
     Ok(Json(json!(pol)))
 }
 
@@ -743,7 +685,7 @@ pub async fn delete_policy(
         &id.to_string(),
         || {
             let pol = s.catalog.policy(id)?;
-            p.require(Action::Manage, Some(pol.project_id))?;
+            p.require_on(Action::Manage, pol.project_id, &format!("policy {id}"))?;
             s.catalog.delete_policy(id)?;
             changed(&s)?;
             Ok(StatusCode::NO_CONTENT)
@@ -809,14 +751,14 @@ pub async fn list_tasks(
 pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let t = s.catalog.task(id)?;
-    p.require(Action::Read, Some(t.project_id))?;
+    p.require_on(Action::Read, t.project_id, &format!("task {id}"))?;
     Ok(Json(json!(t)))
 }
 
 pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let t = s.catalog.task(id)?;
-    p.require(Action::Read, Some(t.project_id))?;
+    p.require_on(Action::Read, t.project_id, &format!("task {id}"))?;
     Ok(Json(json!(s.catalog.task_logs(id)?)))
 }
 
@@ -840,7 +782,7 @@ pub async fn cancel_task(
             } else {
                 Action::Manage
             };
-            p.require(action, Some(t.project_id))?;
+            p.require_on(action, t.project_id, &format!("task {id}"))?;
             let state = s.catalog.cancel_task(id).map_err(|e| match e {
                 catalog::Error::Invalid(m) => ApiError::conflict(m),
                 e => e.into(),
@@ -885,7 +827,7 @@ pub async fn get_restore_point(
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let rp = restore_point(&s, &id)?;
-    p.require(Action::Read, Some(rp.project_id))?;
+    p.require_on(Action::Read, rp.project_id, &format!("restore point {id}"))?;
     Ok(Json(json!(rp)))
 }
 
@@ -913,7 +855,11 @@ pub async fn restore(
     let Json(b) = body?;
     audited(&s, p.name(), &remote, "restore", &id, || {
         let rp = restore_point(&s, &id)?;
-        p.require(Action::Restore, Some(rp.project_id))?;
+        p.require_on(
+            Action::Restore,
+            rp.project_id,
+            &format!("restore point {id}"),
+        )?;
         if !b.target.starts_with('/') || b.target.len() > 4096 || b.target.contains('\0') {
             return Err(invalid("target must be an absolute path on the node"));
         }
@@ -1007,6 +953,13 @@ pub async fn add_export(
                     e
                 }
             })?;
+            if p.hides(rp.project_id) {
+                // Outside the token's projects: as unknown as a missing one.
+                return Err(invalid(format!(
+                    "restore point {} not found",
+                    b.restore_point
+                )));
+            }
             p.require(Action::Restore, Some(rp.project_id))?;
             if b.writable {
                 crate::exports::require_writable(&p, rp.project_id)?;

@@ -15,6 +15,8 @@ use tower::ServiceExt;
 mod accounts;
 #[path = "api/rbac.rs"]
 mod rbac;
+#[path = "api/tokens.rs"]
+mod tokens;
 
 struct T {
     state: AppState,
@@ -789,7 +791,10 @@ async fn openapi_lists_every_route_and_metrics_render() {
         );
         assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{path}");
     }
-    let (s, m) = t.call(Method::GET, "/metrics", None, None).await;
+    // /metrics names nodes and datastores: a token is needed.
+    let (s, _) = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, m) = t.call(Method::GET, "/metrics", Some(&t.admin), None).await;
     assert_eq!(s, StatusCode::OK);
     let m = m.as_str().unwrap();
     assert!(m.contains("arca_tasks{state=\"queued\"}"));
