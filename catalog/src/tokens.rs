@@ -468,8 +468,10 @@ mod tests {
         let child = c
             .add_api_token(&api(u, &[2; 32], 60, Some(root.id)))
             .unwrap();
-        let out = c.change_password(u, "new", None, true).unwrap();
+        // Even the token kept for the caller goes when its parent does.
+        let out = c.change_password(u, "new", Some(child.id), true).unwrap();
         assert_eq!(out.api_tokens, 1);
+        assert!(c.token(root.id).unwrap().revoked_at.is_some());
         assert!(c.token(child.id).unwrap().revoked_at.is_some());
     }
 

@@ -490,6 +490,10 @@ async fn a_read_only_token_reads_and_changes_nothing() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+/// A request on an object of project 2: method, collection, the object's
+/// id, an id that does not exist, the rest of the path, the body.
+type Hidden<'a> = (Method, &'a str, String, &'a str, &'a str, Option<Value>);
+
 #[tokio::test]
 async fn a_project_token_sees_only_its_projects() {
     let t = setup();
@@ -503,9 +507,9 @@ async fn a_project_token_sees_only_its_projects() {
             project_id: None,
         }],
     );
-    let (p1, info) = mint(&t, &all, json!({"name": "p1", "projects": [1]})).await;
+    let (p1_secret, info) = mint(&t, &all, json!({"name": "p1", "projects": [1]})).await;
     assert_eq!(info["projects"], json!([1]));
-    let p1 = Some(p1.as_str());
+    let p1 = Some(p1_secret.as_str());
     let (_, me) = t.call(Method::GET, "/api/v1/me", p1, None).await;
     assert_eq!(
         me["roles"],
@@ -531,7 +535,7 @@ async fn a_project_token_sees_only_its_projects() {
     // Objects of project 2: 404, answered exactly as for an object that
     // does not exist (only the id differs).
     let rp_missing = format!("99{}", "a".repeat(62));
-    let hidden: Vec<(Method, &str, String, &str, &str, Option<Value>)> = vec![
+    let hidden: Vec<Hidden> = vec![
         (
             Method::GET,
             "sources",
@@ -722,7 +726,7 @@ async fn a_project_token_sees_only_its_projects() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (_, child) = mint(&t, p1.unwrap(), json!({"name": "child"})).await;
+    let (_, child) = mint(&t, &p1_secret, json!({"name": "child"})).await;
     assert_eq!(child["projects"], json!([1]));
     // Unknown projects, or empty lists: 422.
     for bad in [json!([99]), json!([])] {
