@@ -35,6 +35,8 @@ req = urllib.request.Request(os.environ["URL"] + "/api/v1/auth/login",
 print(json.load(urllib.request.urlopen(req))["token"])
 PY
 )
+# Every operation gets the admin's session token, /metrics included (it
+# answers 401 without a token).
 # Run from the scratch directory: schemathesis keeps a cache in the cwd.
 cd "$work"
 schemathesis run "$url/api/v1/openapi.json" \

@@ -40,17 +40,34 @@ impl Catalog {
             return Err(Error::NotFound(format!("user {user_id}")));
         }
         let t = now();
-        let revoke = |kind: &str| {
-            tx.execute(
-                "UPDATE tokens SET revoked_at = ?3
-                 WHERE user_id = ?1 AND kind = ?2 AND revoked_at IS NULL
-                   AND (expires_at IS NULL OR expires_at > ?3)
-                   AND id IS NOT ?4",
-                params![user_id, kind, t, keep],
-            )
+        // The ids first: tokens minted from a revoked one are revoked too.
+        let revoke = |kind: &str| -> Result<Vec<i64>> {
+            let ids: Vec<i64> = tx
+                .prepare(
+                    "SELECT id FROM tokens
+                     WHERE user_id = ?1 AND kind = ?2 AND revoked_at IS NULL
+                       AND (expires_at IS NULL OR expires_at > ?3)
+                       AND id IS NOT ?4",
+                )?
+                .query_map(params![user_id, kind, t, keep], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+                    params![id, t],
+                )?;
+            }
+            Ok(ids)
         };
         let sessions = revoke("session")?;
-        let api = if api_tokens { revoke("api")? } else { 0 };
+        let api = if api_tokens {
+            revoke("api")?
+        } else {
+            Vec::new()
+        };
+        let roots: Vec<i64> = sessions.iter().chain(&api).copied().collect();
+        crate::tokens::revoke_descendants(&tx, &roots, t)?;
+        let (sessions, api) = (sessions.len(), api.len());
         tx.commit()?;
         Ok(SignedOut {
             sessions,

@@ -16,6 +16,7 @@ mod leases;
 mod maintenance;
 mod nodes;
 pub mod schema;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -143,6 +144,12 @@ pub struct Token {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The token whose request minted this one; `None` for roots (sign-in
+    /// sessions, node tokens, tokens minted by a session).
+    pub parent_token_id: Option<i64>,
+    pub scope: TokenScope,
+    /// The projects the token is limited to; `None`: all of the user's.
+    pub projects: Option<Vec<i64>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -415,6 +422,9 @@ pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
 pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
+pub use tokens::{
+    NewApiToken, Settings, TokenScope, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE,
+};
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()
@@ -822,7 +832,7 @@ impl Catalog {
     }
 
     const TOKEN_COLS: &'static str =
-        "id, user_id, node_id, name, kind, created_at, expires_at, revoked_at, last_used_at";
+        "id, user_id, node_id, name, kind, created_at, expires_at, revoked_at, last_used_at, parent_token_id, scope, projects";
 
     fn token_row(r: &Row) -> rusqlite::Result<Token> {
         Ok(Token {
@@ -835,6 +845,9 @@ impl Catalog {
             expires_at: r.get(6)?,
             revoked_at: r.get(7)?,
             last_used_at: r.get(8)?,
+            parent_token_id: r.get(9)?,
+            scope: tokens::scope_column(r, 10)?,
+            projects: tokens::projects_column(r, 11)?,
         })
     }
 
@@ -873,12 +886,9 @@ impl Catalog {
         let Some(t) = self.token_by_secret(secret_sha256)? else {
             return Ok(Err("unknown token"));
         };
-        Ok(if t.revoked_at.is_some() {
-            Err("token revoked")
-        } else if t.expires_at.is_some_and(|e| e <= now()) {
-            Err("token expired; sign in again")
-        } else {
-            Ok(t)
+        Ok(match self.token_problem(&t)? {
+            Some(why) => Err(why),
+            None => Ok(t),
         })
     }
 
@@ -900,15 +910,22 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn revoke_token(&self, id: i64) -> Result<()> {
-        let n = self.db().execute(
+    /// Revoke a token and every token minted from it, at any depth.
+    /// Returns how many descendants were revoked with it.
+    pub fn revoke_token(&self, id: i64) -> Result<usize> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let t = now();
+        let n = tx.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, now()],
+            params![id, t],
         )?;
         if n == 0 {
             return Err(Error::NotFound(format!("active token {id}")));
         }
-        Ok(())
+        let descendants = tokens::revoke_descendants(&tx, &[id], t)?;
+        tx.commit()?;
+        Ok(descendants)
     }
 
     // ---- nodes and datastores ----

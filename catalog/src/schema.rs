@@ -525,4 +525,32 @@ UNION ALL
 SELECT 'audit', COALESCE(MAX(id), 0) FROM audit;
 DROP VIEW audit_ids;
 "#,
+    // 6: token lifetimes and scopes (issue 18).
+    // Tokens: the token whose request minted this one (NULL for sign-in
+    // sessions, node tokens and tokens minted by a session: those are
+    // roots); revoking or expiring a token makes every descendant
+    // unusable. Scope: `full` (the user's rights), `read-only` (GET only)
+    // or `metrics` (GET /metrics only). Projects: a JSON array of project
+    // ids the token is limited to, NULL for all of the user's projects.
+    // Settings: admin-set key/value pairs (`token_max_lifetime_s`; absent
+    // means the built-in default of 90 days).
+    // Only ADD COLUMN, CREATE and an UPDATE of a column that exists since
+    // migration 1, so that this migration holds after one that rebuilds
+    // tables. The UPDATE gives API tokens that would have lived longer
+    // than the new 90-day default (no expiry, or a later one) 90 days
+    // from the upgrade.
+    r#"
+ALTER TABLE tokens ADD COLUMN parent_token_id INTEGER REFERENCES tokens(id) ON DELETE CASCADE;
+ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full' CHECK (scope IN ('full', 'read-only', 'metrics'));
+ALTER TABLE tokens ADD COLUMN projects TEXT;
+CREATE INDEX tokens_parent ON tokens (parent_token_id);
+CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+UPDATE tokens SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + 7776000
+ WHERE kind = 'api' AND revoked_at IS NULL
+   AND (expires_at IS NULL OR expires_at > CAST(strftime('%s', 'now') AS INTEGER) + 7776000);
+"#,
 ];

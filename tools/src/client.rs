@@ -143,8 +143,10 @@ pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> 
             .open(&f)
             .with_context(|| format!("saving the token to {}", f.display()))?;
         out.write_all(t.as_bytes())?;
+        let hours =
+            ((v["expires_at"].as_i64().unwrap_or(0) - arca_catalog::now()).max(0) + 1800) / 3600;
         eprintln!(
-            "signed in as {user}; token saved to {} (valid 12 hours)",
+            "signed in as {user}; token saved to {} (valid {hours} hours)",
             f.display()
         );
     }

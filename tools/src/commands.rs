@@ -194,6 +194,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(&cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(&cli, c),
+        Command::Token(c) => crate::tokens::token(&cli, c),
+        Command::Settings(c) => crate::tokens::settings(&cli, c),
         Command::Serve(crate::ServeCmd::Nbd {
             listen,
             tls_cert,

@@ -8,6 +8,7 @@ mod mounts;
 mod node;
 mod progress;
 mod server;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -251,6 +252,57 @@ enum Command {
     /// Tasks on a server.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Your API tokens on a server: create (the secret is shown once),
+    /// list, revoke.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Server settings (admins): the longest lifetime of API tokens.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create an API token; prints the secret (once) on stdout. Made with
+    /// an API token (--token), it is that token's child: it expires no
+    /// later, has no wider scope and no more projects, and is revoked
+    /// with it. Made after `arca login`, it stands on its own.
+    Create {
+        name: String,
+        /// How long it lives (90s, 30m, 12h, 30d); at most the server's
+        /// maximum (`arca settings show`, 90d by default), which is also
+        /// what it gets without --expires.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Only GET requests: it reads, changes nothing, restores nothing.
+        #[arg(long, conflicts_with = "metrics")]
+        read_only: bool,
+        /// Only GET /metrics (for a Prometheus scraper).
+        #[arg(long)]
+        metrics: bool,
+        /// Limit it to this project, by id or name (repeatable).
+        #[arg(long = "project", value_name = "PROJECT")]
+        projects: Vec<String>,
+    },
+    /// Your API tokens: scope, projects, expiry, parent and state.
+    List,
+    /// Revoke a token, and every token made with it.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SettingsCmd {
+    /// The server's settings.
+    Show,
+    /// Change a setting: `token-max-lifetime 30d` (1h to 3660d; new
+    /// tokens only: existing ones keep their expiry).
+    Set { key: SettingKey, value: String },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SettingKey {
+    /// The longest lifetime of new API tokens.
+    TokenMaxLifetime,
 }
 
 /// Where the built-in node of `arca server` may read sources and write

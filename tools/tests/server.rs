@@ -667,6 +667,138 @@ fn passwords_through_the_cli() {
     );
 }
 
+/// `arca token` and `arca settings`: scoped tokens with lifetimes, their
+/// inheritance, and /metrics behind a token, against a real server.
+#[test]
+fn tokens_settings_and_metrics_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, _) = Server::start(&data);
+    let pw = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let admin = login(&srv.url, pw.trim());
+    let arca = |token: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_SERVER", &srv.url)
+            .env("ARCA_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let metrics = |token: Option<&str>| {
+        let mut req = agent().get(&format!("{}/metrics", srv.url));
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.into_body().read_to_string().unwrap_or_default(),
+        )
+    };
+    // /metrics: 401 without a token; /healthz stays open.
+    assert_eq!(metrics(None).0, 401);
+    let health = agent().get(&format!("{}/healthz", srv.url)).call().unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    // The default maximum, then a shorter one.
+    let (code, out, err) = arca(&admin, &["settings", "show"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "token-max-lifetime 90d (7776000 s)");
+    let (code, out, err) = arca(&admin, &["settings", "set", "token-max-lifetime", "7d"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("7d"), "{out}");
+    let (code, _, err) = arca(&admin, &["token", "create", "long", "--expires", "30d"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("maximum token lifetime") && err.contains("(7d)"),
+        "{err}"
+    );
+    let (code, _, err) = arca(&admin, &["settings", "set", "token-max-lifetime", "0"]);
+    assert_eq!(code, Some(1), "{err}");
+
+    // A metrics token for the scraper: /metrics only.
+    let (code, scraper, err) = arca(&admin, &["token", "create", "prom", "--metrics"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        scraper.starts_with("arca_") && !scraper.contains('\n'),
+        "{scraper}"
+    );
+    assert!(err.contains("scope metrics"), "{err}");
+    let (s, body) = metrics(Some(&scraper));
+    assert_eq!(s, 200);
+    assert!(body.contains("arca_nodes_up 1"), "{body}");
+    let (code, _, err) = arca(&scraper, &["source", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("403"), "{err}");
+
+    // A read-only token, and a child of it cannot be made (no POST).
+    let (code, ro, err) = arca(
+        &admin,
+        &[
+            "token",
+            "create",
+            "ro",
+            "--read-only",
+            "--expires",
+            "1d",
+            "--project",
+            "default",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = arca(&ro, &["source", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = arca(&ro, &["source", "add", "files", "x", "/nonexistent"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(metrics(Some(&ro)).0, 200);
+
+    // Inheritance: a token made with `ro`'s sibling `parent` dies with it.
+    let (_, parent, _) = arca(&admin, &["token", "create", "parent", "--expires", "2h"]);
+    let (code, child, err) = arca(&parent, &["token", "create", "child"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("revoked with token"), "{err}");
+    let (code, out, err) = arca(&parent, &["--json", "token", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("child")["parent_token_id"], by_name("parent")["id"]);
+    assert_eq!(
+        by_name("child")["expires_at"],
+        by_name("parent")["expires_at"]
+    );
+    assert_eq!(by_name("ro")["scope"], "read-only");
+    assert_eq!(by_name("ro")["projects"], json!([1]));
+    let (code, out, _) = arca(&admin, &["token", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().next().unwrap().contains("PARENT"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("prom") && l.contains("metrics")),
+        "{out}"
+    );
+    let pid = by_name("parent")["id"].to_string();
+    let (code, out, err) = arca(&admin, &["token", "revoke", &pid]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("every token made with it"), "{out}");
+    let (code, _, err) = arca(&child, &["source", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("revoked"), "{err}");
+}
+
 /// `arca catalog import`: restore points of a datastore made with the CLI
 /// are listed by the server; a second import adds nothing.
 #[test]

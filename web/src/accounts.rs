@@ -112,7 +112,9 @@ pub async fn login(
             _ => return Err(ApiError::unauthorized("wrong user name or password")),
         };
         let (secret, hash) = auth::new_secret();
-        let expires = arca_catalog::now() + auth::SESSION_SECS;
+        // 12 hours, or the admin-set maximum token lifetime when shorter.
+        let max = s.catalog.settings()?.token_max_lifetime_s;
+        let expires = arca_catalog::now() + auth::SESSION_SECS.min(max);
         let t = s.catalog.add_token(
             Some(user.id),
             None,

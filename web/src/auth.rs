@@ -5,16 +5,30 @@
 //! of milliseconds of CPU and must not stall the async workers. Tokens are
 //! `arca_<64 hex>`; only their SHA-256 is stored, so a stolen catalog does
 //! not hand out sessions. Session tokens (from `POST /auth/login`) last 12
-//! hours; API tokens last until they expire or are revoked.
+//! hours; API tokens last until they expire (at most the admin-set maximum,
+//! 90 days by default) or are revoked, or a token they were minted with is.
 //!
 //! Roles are granted per project, or for all projects. What each role may
-//! do is [`allows`]; docs/roles.md has the same table.
+//! do is [`allows`]; docs/control-plane.md has the same table.
+//!
+//! A token narrows its user's rights (docs/control-plane.md, "Tokens"):
+//! - scope `read-only`: only GET and HEAD requests (anything else is 403
+//!   before the handler runs), and no action that hands out data or
+//!   credentials (restore, export addresses and secrets);
+//! - scope `metrics`: only `GET /metrics` ([`MetricsReader`]); every other
+//!   route answers 403;
+//! - projects: the user's bindings intersected with the token's projects
+//!   (an all-projects binding becomes one binding per listed project, so a
+//!   project-limited token never administers). Objects of projects outside
+//!   the token answer 404 ([`Principal::require_on`]), as if they did not
+//!   exist.
 
-use arca_catalog::{Role, RoleBinding, Token, User};
+use arca_catalog::{Role, RoleBinding, Token, TokenScope, User};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::Method;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -59,35 +73,101 @@ pub fn allows(role: Role, action: Action) -> bool {
     }
 }
 
+/// May `roles` do `action` in `project` (`None`: across all projects)?
+fn roles_allow(roles: &[RoleBinding], action: Action, project: Option<i64>) -> bool {
+    roles.iter().any(|b: &RoleBinding| {
+        allows(b.role, action)
+            && match (b.project_id, project) {
+                (None, _) => true,
+                (Some(p), Some(q)) => p == q,
+                (Some(_), None) => false,
+            }
+            && (action != Action::Administer || b.project_id.is_none())
+    })
+}
+
+/// The user's bindings as a token limited to `projects` leaves them: an
+/// all-projects binding becomes one per listed project, a project binding
+/// stays only when its project is listed.
+pub fn narrow(roles: &[RoleBinding], projects: Option<&[i64]>) -> Vec<RoleBinding> {
+    let Some(projects) = projects else {
+        return roles.to_vec();
+    };
+    let mut out: Vec<RoleBinding> = Vec::new();
+    let mut add = |b: RoleBinding| {
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    };
+    for b in roles {
+        match b.project_id {
+            None => {
+                for p in projects {
+                    add(RoleBinding {
+                        role: b.role,
+                        project_id: Some(*p),
+                    });
+                }
+            }
+            Some(p) if projects.contains(&p) => add(b.clone()),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub struct Principal {
+    /// The user, with all their role bindings.
     pub user: User,
     pub token_id: i64,
+    /// The token the request came with.
+    pub token: Token,
+    /// The role bindings this request may use: the user's, narrowed to
+    /// the token's projects.
+    pub roles: Vec<RoleBinding>,
 }
 
 impl Principal {
+    pub fn new(user: User, token: Token) -> Principal {
+        let roles = narrow(&user.roles, token.projects.as_deref());
+        Principal {
+            user,
+            token_id: token.id,
+            token,
+            roles,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.user.name
     }
 
+    /// Does the token's scope leave `action` to the roles?
+    fn scope_allows(&self, action: Action) -> bool {
+        match self.token.scope {
+            TokenScope::Full => true,
+            // Only GET routes reach the handlers: reading, the audit log
+            // and administrators' lists, but not restores or the export
+            // credentials (they read the data).
+            TokenScope::ReadOnly => !matches!(action, Action::Manage | Action::Restore),
+            TokenScope::Metrics => false,
+        }
+    }
+
     /// May the caller do `action` in `project` (`None`: across all projects)?
     pub fn can(&self, action: Action, project: Option<i64>) -> bool {
-        self.user.roles.iter().any(|b: &RoleBinding| {
-            allows(b.role, action)
-                && match (b.project_id, project) {
-                    (None, _) => true,
-                    (Some(p), Some(q)) => p == q,
-                    (Some(_), None) => false,
-                }
-                && (action != Action::Administer || b.project_id.is_none())
-        })
+        self.scope_allows(action) && roles_allow(&self.roles, action, project)
     }
 
     /// The projects in which the caller may `action`; `None` means all.
     pub fn projects(&self, action: Action) -> Option<Vec<i64>> {
+        if !self.scope_allows(action) {
+            return Some(Vec::new());
+        }
         let mut out = Vec::new();
-        for b in &self.user.roles {
+        for b in &self.roles {
             if allows(b.role, action) {
                 match b.project_id {
                     None => return None,
@@ -98,9 +178,46 @@ impl Principal {
         Some(out)
     }
 
+    /// Is `project` outside the projects the token is limited to? Its
+    /// objects then do not exist for this request.
+    pub fn hides(&self, project: i64) -> bool {
+        self.token
+            .projects
+            .as_ref()
+            .is_some_and(|p| !p.contains(&project))
+    }
+
+    /// [`require`](Self::require) for an existing object of `project`:
+    /// 404 "`what` not found" when the token's projects leave it out, as
+    /// for an object that does not exist.
+    pub fn require_on(&self, action: Action, project: i64, what: &str) -> Result<(), ApiError> {
+        if self.hides(project) {
+            return Err(ApiError::not_found(format!("{what} not found")));
+        }
+        self.require(action, Some(project))
+    }
+
     pub fn require(&self, action: Action, project: Option<i64>) -> Result<(), ApiError> {
         if self.can(action, project) {
             Ok(())
+        } else if roles_allow(&self.user.roles, action, project) {
+            // The user could; the token may not.
+            Err(ApiError::forbidden(
+                match (self.token.scope, &self.token.projects) {
+                    (TokenScope::Full, Some(p)) => format!(
+                        "this token is limited to project(s) {}; {} is outside it",
+                        join(p),
+                        match project {
+                            Some(q) => format!("project {q}"),
+                            None => "an all-projects action".into(),
+                        }
+                    ),
+                    (scope, _) => format!(
+                        "this token's scope is {}: it may not do this",
+                        scope.as_str()
+                    ),
+                },
+            ))
         } else {
             Err(ApiError::forbidden(format!(
                 "{} may not {} {}",
@@ -209,7 +326,15 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// Check a token: exists, not revoked, not expired, its user enabled.
+fn join(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Check a token: exists, not revoked, not expired (nor any token it was
+/// minted with), its user enabled.
 pub fn check_token(state: &AppState, secret: &str) -> Result<(Token, User), ApiError> {
     let token = state
         .catalog
@@ -225,27 +350,72 @@ pub fn check_token(state: &AppState, secret: &str) -> Result<(Token, User), ApiE
     Ok((token, user))
 }
 
+/// The bearer token of a request, checked, as a [`Principal`] of any scope.
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("sign in: Authorization: Bearer <token> is missing")
+        })?;
+    let secret = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
+    let (token, user) = check_token(state, secret)?;
+    let _ = state.catalog.touch_token(token.id);
+    Ok(Principal::new(user, token))
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
+    /// Any route but `/metrics`: a metrics token is refused, a read-only
+    /// one unless the request is a GET or HEAD.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("sign in: Authorization: Bearer <token> is missing")
-            })?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
-        let (token, user) = check_token(state, secret)?;
-        let _ = state.catalog.touch_token(token.id);
-        Ok(Principal {
-            user,
-            token_id: token.id,
-        })
+        let p = authenticate(parts, state)?;
+        match p.token.scope {
+            TokenScope::Full => {}
+            TokenScope::ReadOnly => {
+                if !matches!(parts.method, Method::GET | Method::HEAD) {
+                    return Err(ApiError::forbidden(format!(
+                        "this token is read-only: it may not {} (only GET requests)",
+                        parts.method
+                    )));
+                }
+            }
+            TokenScope::Metrics => {
+                return Err(ApiError::forbidden(
+                    "this token's scope is metrics: it may only read /metrics",
+                ))
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// The caller of `GET /metrics`: a valid token of any scope (full,
+/// read-only or metrics) whose user has a role.
+pub struct MetricsReader(pub Principal);
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let p = authenticate(parts, state)?;
+        if p.roles.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "{} has no role{}",
+                p.name(),
+                if p.token.projects.is_some() {
+                    " in this token's projects"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(MetricsReader(p))
     }
 }

@@ -1,4 +1,6 @@
-//! The Arca REST API under `/api/v1`, plus `/healthz` and `/metrics`.
+//! The Arca REST API under `/api/v1`, plus `/healthz` (open) and
+//! `/metrics` (any valid token whose scope allows it: full, read-only or
+//! metrics).
 //!
 //! `app(state)` builds the whole router, so tests drive it in process with
 //! `tower::ServiceExt::oneshot`. Every mutating call is written to the
@@ -15,6 +17,7 @@ mod nodes;
 pub mod openapi;
 mod routes;
 pub mod signin_limit;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,8 +75,12 @@ pub fn app(state: AppState) -> Router {
         .route("/users", get(list_users).post(add_user))
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/users/{id}/password", post(accounts::reset_password))
-        .route("/tokens", get(list_tokens).post(add_token))
-        .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/settings",
+            get(tokens::get_settings).patch(tokens::update_settings),
+        )
         .route("/nodes/{id}", axum::routing::patch(nodes::update_node))
         .route("/projects", get(list_projects).post(add_project))
         .route("/nodes", get(list_nodes).post(add_node))

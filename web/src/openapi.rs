@@ -68,8 +68,8 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/metrics",
-        "Prometheus metrics",
-        "public",
+        "Prometheus metrics (names nodes and datastores and their sizes): any valid token whose scope allows it (full, read-only or metrics); 401 without one",
+        "any role (tokens of scope metrics too)",
         None,
         (200, Some("Text"))
     ),
@@ -100,7 +100,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/me",
-        "The signed-in user",
+        "The signed-in user, the token of the request and the roles it may use (the user's, narrowed to the token's projects)",
         "signed-in",
         None,
         (200, Some("Me"))
@@ -148,7 +148,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/tokens",
-        "Your API tokens",
+        "Your API tokens with their scope, projects, expiry, parent and state",
         "signed-in",
         None,
         (200, Some("Tokens"))
@@ -156,7 +156,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/tokens",
-        "Create an API token (shown once)",
+        "Create an API token (shown once). It expires after expires_in_s, at most the maximum token lifetime (400 beyond it; the maximum when left out); made with an API token it is that token's child: no longer-lived, no wider scope, no more projects, and revoked with it",
         "signed-in",
         Some("NewToken"),
         (201, Some("CreatedToken"))
@@ -164,10 +164,26 @@ pub const ROUTES: &[Route] = &[
     r!(
         "delete",
         "/api/v1/tokens/{id}",
-        "Revoke a token (yours, or any as admin)",
+        "Revoke a token (yours, or any as admin) and every token made with it",
         "signed-in",
         None,
         (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/settings",
+        "Server settings: the maximum lifetime of API tokens",
+        "administer",
+        None,
+        (200, Some("Settings"))
+    ),
+    r!(
+        "patch",
+        "/api/v1/settings",
+        "Change server settings (token_max_lifetime_s: 1 hour to 10 years; existing tokens keep their expiry)",
+        "administer",
+        Some("SettingsPatch"),
+        (200, Some("Settings"))
     ),
     r!(
         "get",
@@ -461,8 +477,12 @@ fn schemas() -> Value {
     let user = open_obj(
         json!({"id": int, "name": s, "disabled": {"type": "boolean"}, "roles": {"type": "array", "items": role}, "created_at": int}),
     );
+    let scope = json!({"type": "string", "enum": ["full", "read-only", "metrics"]});
     let token = open_obj(
-        json!({"id": int, "user_id": oint, "node_id": oint, "name": s, "kind": s, "created_at": int, "expires_at": oint, "revoked_at": oint, "last_used_at": oint}),
+        json!({"id": int, "user_id": oint, "node_id": oint, "name": s, "kind": s, "created_at": int, "expires_at": oint, "revoked_at": oint, "last_used_at": oint,
+            "parent_token_id": {"type": ["integer", "null"], "description": "the token this one was made with (null: made with a sign-in session)"},
+            "scope": scope, "projects": {"type": ["array", "null"], "items": int, "description": "the projects the token is limited to (null: all of the user's)"},
+            "state": {"type": "string", "enum": ["active", "revoked", "expired", "parent-revoked", "parent-expired"]}}),
     );
     let source = open_obj(
         json!({"id": int, "name": s, "kind": s, "path": s, "node_id": int, "project_id": int, "tags": strs, "settings": {}, "policy_id": oint, "assigned_by": s, "created_at": int}),
@@ -500,7 +520,7 @@ fn schemas() -> Value {
         "Object": {"type": "object"},
         "Login": obj(&["username", "password"], json!({"username": s, "password": s})),
         "Session": open_obj(json!({"token": s, "token_id": int, "expires_at": int, "user": {"$ref": "#/components/schemas/User"}})),
-        "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int})),
+        "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int, "token": {"$ref": "#/components/schemas/Token"}, "roles": {"type": "array", "items": role}})),
         "User": user,
         "Users": arr("User"),
         "NewUser": obj(&["name"], json!({"name": name, "password": password, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": {"type": ["integer", "null"], "minimum": 1}}))}})),
@@ -510,7 +530,12 @@ fn schemas() -> Value {
         "PasswordChanged": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "signed_out": open_obj(json!({"sessions": int, "api_tokens": int})), "password": {"type": "string", "description": "the generated password, when none was given"}})),
         "Token": token,
         "Tokens": arr("Token"),
-        "NewToken": obj(&["name"], json!({"name": name, "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 316224000}})),
+        "NewToken": obj(&["name"], json!({"name": name,
+            "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 316224000, "description": "at most the maximum token lifetime (GET /api/v1/settings; 90 days by default); left out: the maximum"},
+            "scope": {"anyOf": [scope, {"type": "null"}], "description": "full (the user's rights), read-only (GET requests only) or metrics (GET /metrics only); default: the scope of the token making it"},
+            "projects": {"type": ["array", "null"], "minItems": 1, "maxItems": 64, "items": {"type": "integer", "minimum": 1}, "description": "limit the token to these projects; default: those of the token making it"}})),
+        "Settings": open_obj(json!({"token_max_lifetime_s": int})),
+        "SettingsPatch": obj(&[], json!({"token_max_lifetime_s": {"type": ["integer", "null"], "minimum": 3600, "maximum": 316224000, "description": "the longest lifetime of new API tokens, in seconds (default 7776000, 90 days)"}})),
         "CreatedToken": open_obj(json!({"token": s, "info": {"$ref": "#/components/schemas/Token"}})),
         "Project": project,
         "Projects": arr("Project"),

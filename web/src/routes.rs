@@ -61,7 +61,7 @@ pub(crate) fn audited<T>(
     r
 }
 
-fn check_name(what: &str, name: &str) -> ApiResult<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -128,7 +128,12 @@ pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"status": "ok", "catalog_schema": v})))
 }
 
-pub async fn metrics(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+/// Prometheus metrics: any valid token whose scope allows it (full,
+/// read-only or metrics); 401 without one.
+pub async fn metrics(
+    State(s): State<AppState>,
+    _caller: auth::MetricsReader,
+) -> ApiResult<impl IntoResponse> {
     let c = &s.catalog;
     let mut out = String::new();
     out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
@@ -198,7 +203,7 @@ pub async fn openapi_json() -> Json<Value> {
 // ---- auth (sign-in and passwords: crate::accounts) ----
 
 pub async fn me(p: Principal) -> Json<Value> {
-    Json(json!({"user": p.user, "token_id": p.token_id}))
+    Json(json!({"user": p.user, "token_id": p.token_id, "token": p.token, "roles": p.roles}))
 }
 
 // ---- users and tokens ----
@@ -302,70 +307,7 @@ pub async fn delete_user(
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    name: String,
-    #[serde(default)]
-    expires_in_s: Option<i64>,
-}
-
-pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.catalog.tokens_of_user(p.user.id)?)))
-}
-
-pub async fn add_token(
-    State(s): State<AppState>,
-    p: Principal,
-    remote: Remote,
-    body: Body<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(b) = body?;
-    audited(&s, p.name(), &remote, "token.add", &b.name, || {
-        check_name("token", &b.name)?;
-        let expires = match b.expires_in_s {
-            Some(e) if (1..=10 * 366 * 86_400).contains(&e) => Some(catalog::now() + e),
-            Some(_) => {
-                return Err(invalid(
-                    "expires_in_s must be between 1 second and 10 years",
-                ))
-            }
-            None => None,
-        };
-        let (secret, hash) = auth::new_secret();
-        let t = s
-            .catalog
-            .add_token(Some(p.user.id), None, &b.name, "api", &hash, expires)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({"token": secret, "info": t})),
-        ))
-    })
-}
-
-pub async fn revoke_token(
-    State(s): State<AppState>,
-    p: Principal,
-    remote: Remote,
-    id: Id,
-) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
-    audited(
-        &s,
-        p.name(),
-        &remote,
-        "token.revoke",
-        &id.to_string(),
-        || {
-            let t = s.catalog.token(id)?;
-            if t.user_id != Some(p.user.id) {
-                p.require(Action::Administer, None)?;
-            }
-            s.catalog.revoke_token(id)?;
-            Ok(StatusCode::NO_CONTENT)
-        },
-    )
-}
+// Tokens and settings: crate::tokens.
 
 // ---- projects, nodes, datastores ----
 
@@ -397,7 +339,7 @@ pub async fn add_project(
 }
 
 fn any_role(p: &Principal) -> ApiResult<()> {
-    if p.user.roles.is_empty() {
+    if p.roles.is_empty() {
         Err(ApiError::forbidden(format!("{} has no role", p.name())))
     } else {
         Ok(())
@@ -858,7 +800,7 @@ pub async fn cancel_task(
             } else {
                 Action::Manage
             };
-            p.require(action, Some(t.project_id))?;
+            p.require_on(action, t.project_id, &format!("task {id}"))?;
             let state = s.catalog.cancel_task(id).map_err(|e| match e {
                 catalog::Error::Invalid(m) => ApiError::conflict(m),
                 e => e.into(),
@@ -1041,6 +983,13 @@ pub async fn add_export(
                     e
                 }
             })?;
+            if p.hides(rp.project_id) {
+                // Outside the token's projects: as unknown as a missing one.
+                return Err(invalid(format!(
+                    "restore point {} not found",
+                    b.restore_point
+                )));
+            }
             p.require(Action::Restore, Some(rp.project_id))?;
             if b.writable {
                 crate::exports::require_writable(&p, rp.project_id)?;

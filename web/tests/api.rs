@@ -17,6 +17,8 @@ mod accounts;
 mod ids;
 #[path = "api/rbac.rs"]
 mod rbac;
+#[path = "api/tokens.rs"]
+mod tokens;
 
 struct T {
     state: AppState,
@@ -795,7 +797,16 @@ async fn openapi_lists_every_route_and_metrics_render() {
         );
         assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{path}");
     }
-    let (s, m) = t.call(Method::GET, "/metrics", None, None).await;
+    // /metrics names nodes and datastores: a token is needed (a fresh
+    // one: the walk above revoked token 1, the admin's).
+    let (s, _) = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (secret, hash) = auth::new_secret();
+    t.state
+        .catalog
+        .add_token(Some(1), None, "scrape", "api", &hash, None)
+        .unwrap();
+    let (s, m) = t.call(Method::GET, "/metrics", Some(&secret), None).await;
     assert_eq!(s, StatusCode::OK);
     let m = m.as_str().unwrap();
     assert!(m.contains("arca_tasks{state=\"queued\"}"));

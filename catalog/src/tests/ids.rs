@@ -399,8 +399,23 @@ DELETE FROM sources WHERE id = 3;
             // Later migrations may add columns at the end.
             assert_eq!(&now[..cols.len()], &cols[..], "{t}: columns");
             let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
-            assert_eq!(&rows(&db, t, &names), data, "{t}: rows");
-            assert_eq!(&foreign_keys(&db, t), fks, "{t}: foreign keys");
+            let mut got = rows(&db, t, &names);
+            let mut data = data.clone();
+            if *t == "tokens" {
+                // Migration 6 gives API tokens without an end one (90
+                // days from the upgrade); compare the rest.
+                let exp = names.iter().position(|n| n == "expires_at").unwrap();
+                for r in got.iter_mut().chain(data.iter_mut()) {
+                    r[exp] = Value::Null;
+                }
+            }
+            assert_eq!(got, data, "{t}: rows");
+            // Later migrations may add foreign keys and indexes.
+            let now_fks = foreign_keys(&db, t);
+            assert!(
+                fks.iter().all(|f| now_fks.contains(f)),
+                "{t}: foreign keys {now_fks:?} lost some of {fks:?}"
+            );
             let mut want = idx.clone();
             if matches!(*t, "sources" | "policies") {
                 // The one change: names are unique per project.
@@ -411,7 +426,11 @@ DELETE FROM sources WHERE id = 3;
                 }
                 want.sort();
             }
-            assert_eq!(indexes(&db, t), want, "{t}: indexes");
+            let now_idx = indexes(&db, t);
+            assert!(
+                want.iter().all(|i| now_idx.contains(i)),
+                "{t}: indexes {now_idx:?} lost some of {want:?}"
+            );
         }
     }
     // The deleted source's id 3 is known only to the audit log: it is

@@ -67,6 +67,8 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/tokens",                          ALL,           ALL),
     ("post",   "/api/v1/tokens",                          ALL,           ALL),
     ("delete", "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
+    ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/projects",                        ALL,           ALL),
     ("post",   "/api/v1/projects",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
@@ -290,8 +292,12 @@ impl World<'_> {
                     .unwrap();
                 (with(&tok.id), None)
             }
-            // Nodes and datastores belong to no project: "own" and "other"
-            // are the same.
+            // Settings, nodes and datastores belong to no project: "own"
+            // and "other" are the same.
+            ("patch", "/api/v1/settings") => (
+                path.into(),
+                Some(json!({"token_max_lifetime_s": 90 * 86_400})),
+            ),
             ("patch", "/api/v1/nodes/{id}") => {
                 (with(&1), Some(json!({"allow_block_devices": false})))
             }

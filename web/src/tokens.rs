@@ -1,0 +1,266 @@
+//! API tokens (`/tokens`) and the admin settings that bound them
+//! (`/settings`). See docs/control-plane.md, "Tokens".
+//!
+//! - A token made with a request authenticated by API token T is T's
+//!   child: it cannot outlive T, cannot have a wider scope, and cannot
+//!   reach projects T cannot. Revoking T revokes all its descendants.
+//!   Tokens made with a sign-in session are roots (the session is the
+//!   user who typed the password; a token made in the web UI must outlive
+//!   the 12-hour session).
+//! - Every API token expires: `expires_in_s` at most the admin-set
+//!   `token_max_lifetime_s` (default 90 days; 400 beyond it, naming the
+//!   maximum), and exactly that when left out.
+
+use arca_catalog::{self as catalog, NewApiToken, Token, TokenScope};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{self, Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
+use crate::AppState;
+
+/// Seconds as the CLI writes them: `90d`, `12h`, `30m`, or `45s`.
+pub fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s != 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s != 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s != 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A token as the API shows it: its record and whether it can be used
+/// (`active`, `revoked`, `expired`, or `parent-revoked`/`parent-expired`
+/// when a token it was made with is).
+fn view(s: &AppState, t: &Token) -> ApiResult<Value> {
+    let state = match s.catalog.token_problem(t)? {
+        None => "active",
+        Some(w) if w.starts_with("token revoked:") => "parent-revoked",
+        Some(w) if w.starts_with("token expired:") => "parent-expired",
+        Some(w) if w.starts_with("token revoked") => "revoked",
+        Some(_) => "expired",
+    };
+    let mut v = json!(t);
+    v["state"] = json!(state);
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    /// Lifetime; at most the maximum (and the minting token's remaining
+    /// life). Left out: the maximum.
+    #[serde(default)]
+    expires_in_s: Option<i64>,
+    /// `full` (default), `read-only` or `metrics`.
+    #[serde(default)]
+    scope: Option<String>,
+    /// Limit the token to these projects (default: the minting token's,
+    /// i.e. all of the user's for a session).
+    #[serde(default)]
+    projects: Option<Vec<i64>>,
+}
+
+pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let list = s.catalog.tokens_of_user(p.user.id)?;
+    let out = list
+        .iter()
+        .map(|t| view(&s, t))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Value::Array(out)))
+}
+
+fn ids(p: &[i64]) -> String {
+    p.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The projects a new token is limited to: those asked for, each within
+/// the minting token's and one the user has a role in; or the minting
+/// token's when none are asked for.
+fn token_projects(
+    s: &AppState,
+    p: &Principal,
+    asked: Option<&[i64]>,
+) -> ApiResult<Option<Vec<i64>>> {
+    let Some(asked) = asked else {
+        return Ok(p.token.projects.clone());
+    };
+    if asked.is_empty() || asked.len() > 64 {
+        return Err(invalid(
+            "projects must list 1 to 64 project ids (leave it out for all of yours)",
+        ));
+    }
+    let mut v = asked.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let known: Vec<i64> = s.catalog.projects()?.iter().map(|x| x.id).collect();
+    for q in &v {
+        if let Some(limit) = &p.token.projects {
+            if !limit.contains(q) {
+                return Err(ApiError::forbidden(format!(
+                    "this token is limited to project(s) {}: it cannot make a token for project {q}",
+                    ids(limit)
+                )));
+            }
+        }
+        if !known.contains(q) || !p.can(Action::Read, Some(*q)) {
+            return Err(invalid(format!(
+                "project {q}: no such project, or {} has no role in it",
+                p.name()
+            )));
+        }
+    }
+    Ok(Some(v))
+}
+
+pub async fn add_token(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(&s, p.name(), &remote, "token.add", &b.name, || {
+        check_name("token", &b.name)?;
+        let scope = match &b.scope {
+            None => p.token.scope,
+            Some(x) => TokenScope::parse(x).ok_or_else(|| {
+                invalid(format!(
+                    "scope {x:?}: a token's scope is full, read-only or metrics"
+                ))
+            })?,
+        };
+        if !scope.within(p.token.scope) {
+            return Err(ApiError::forbidden(format!(
+                "a {} token cannot make a {} token",
+                p.token.scope.as_str(),
+                scope.as_str()
+            )));
+        }
+        let projects = token_projects(&s, &p, b.projects.as_deref())?;
+        let max = s.catalog.settings()?.token_max_lifetime_s;
+        let now = catalog::now();
+        // Minted with an API token: its child. With a session: a root.
+        let parent = (p.token.kind == "api").then_some(p.token.id);
+        let parent_end = parent.and(p.token.expires_at);
+        let expires_at = match b.expires_in_s {
+            Some(e) if e < 1 => return Err(invalid("expires_in_s must be at least 1 second")),
+            Some(e) if e > max => {
+                return Err(ApiError::bad_request(format!(
+                    "expires_in_s {e} ({}) is longer than the maximum token lifetime, {max} s ({}); an admin sets the maximum (PATCH /api/v1/settings, `arca settings set token-max-lifetime`)",
+                    human_duration(e),
+                    human_duration(max)
+                )))
+            }
+            Some(e) => {
+                let at = now + e;
+                if let Some(end) = parent_end.filter(|end| at > *end) {
+                    return Err(ApiError::bad_request(format!(
+                        "the new token would outlive token {} that makes it, which expires in {} s: ask for at most expires_in_s {}",
+                        p.token.id,
+                        end - now,
+                        end - now
+                    )));
+                }
+                at
+            }
+            None => parent_end.map_or(now + max, |end| end.min(now + max)),
+        };
+        let (secret, hash) = auth::new_secret();
+        let t = s.catalog.add_api_token(&NewApiToken {
+            user_id: p.user.id,
+            name: &b.name,
+            secret_sha256: &hash,
+            expires_at,
+            scope,
+            projects,
+            parent_token_id: parent,
+        })?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"token": secret, "info": view(&s, &t)?})),
+        ))
+    })
+}
+
+/// Revoke a token (yours, or any as an admin) and every token made with
+/// it.
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name(),
+        &remote,
+        "token.revoke",
+        &id.to_string(),
+        || {
+            let t = s.catalog.token(id)?;
+            if t.user_id != Some(p.user.id) {
+                p.require(Action::Administer, None)?;
+            }
+            s.catalog.revoke_token(id)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+}
+
+// ---- settings ----
+
+pub async fn get_settings(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    p.require(Action::Administer, None)?;
+    Ok(Json(json!(s.catalog.settings()?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// The longest lifetime of new API tokens: 3600 (an hour) to
+    /// 316224000 (ten years). There is no "unlimited".
+    #[serde(default)]
+    token_max_lifetime_s: Option<i64>,
+}
+
+pub async fn update_settings(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<SettingsPatch>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    let target = match b.token_max_lifetime_s {
+        Some(v) => format!("token_max_lifetime_s={v}"),
+        None => String::new(),
+    };
+    audited(&s, p.name(), &remote, "settings.update", &target, || {
+        p.require(Action::Administer, None)?;
+        let out = match b.token_max_lifetime_s {
+            Some(v) => s.catalog.set_token_max_lifetime(v)?,
+            None => s.catalog.settings()?,
+        };
+        Ok(Json(json!(out)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_cli_writes_them() {
+        assert_eq!(human_duration(7_776_000), "90d");
+        assert_eq!(human_duration(7200), "2h");
+        assert_eq!(human_duration(90), "90s");
+        assert_eq!(human_duration(120), "2m");
+        assert_eq!(human_duration(0), "0s");
+    }
+}
