@@ -100,6 +100,27 @@ fn check(o: &Output, what: &str) {
     );
 }
 
+fn signal(child: &Child, sig: &str) {
+    let s = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(s.success(), "kill -{sig}");
+}
+
+/// Freeze `child` `delay_ms` after it started, run `f` to its end, then
+/// let the child go on. A reader frozen after it opened its index view and
+/// before it read what it needs reads after `f` (a gc, a backup) changed
+/// the datastore; one frozen earlier or later still runs beside it. The
+/// delays of the tries spread over the reader's start, so that most tries
+/// freeze it in that window (what it does there is not timed or asserted).
+fn while_frozen(child: &Child, delay_ms: u64, f: impl FnOnce()) {
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    signal(child, "STOP");
+    f();
+    signal(child, "CONT");
+}
+
 fn new_version(env: &Env, args: &[&str], old: Option<&str>) -> String {
     let id = env.json(args)["snapshot"].as_str().unwrap().to_string();
     if let Some(old) = old {
@@ -122,7 +143,6 @@ fn restore_while_gc_repacks() {
         src.to_str().unwrap(),
         "--source",
         "s",
-        "--json",
     ];
     let mut snap = new_version(&env, &args, None);
     for v in 1..=TRIES {
@@ -131,17 +151,27 @@ fn restore_while_gc_repacks() {
         let target = env.path(&format!("out{v}"));
         let mut restore = env.cmd(&["restore", &id, target.to_str().unwrap()]);
         restore.stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Either one first, so that the restore's view is taken before,
-        // during or after the repack.
-        let (gc, restore) = if v % 2 == 0 {
-            let g = gc_cmd(&env).spawn().unwrap();
-            (g, restore.spawn().unwrap())
-        } else {
+        let restore = if v % 2 == 0 {
+            // The whole gc inside the restore (frozen), so that its view
+            // is older than the repack.
             let r = restore.spawn().unwrap();
-            (gc_cmd(&env).spawn().unwrap(), r)
+            while_frozen(&r, (v / 2) % 10 * 4, || {
+                gc_done(gc_cmd(&env).spawn().unwrap(), &format!("try {v}"))
+            });
+            r
+        } else {
+            // Both at once, either started first.
+            let (g, r) = if v % 4 == 1 {
+                let g = gc_cmd(&env).spawn().unwrap();
+                (g, restore.spawn().unwrap())
+            } else {
+                let r = restore.spawn().unwrap();
+                (gc_cmd(&env).spawn().unwrap(), r)
+            };
+            gc_done(g, &format!("try {v}"));
+            r
         };
         check(&restore.wait_with_output().unwrap(), &format!("restore {v}"));
-        gc_done(gc, &format!("try {v}"));
         assert_same_tree(&src, &target);
         fs::remove_dir_all(&target).unwrap();
         snap = id;
@@ -199,7 +229,6 @@ fn nbd_reads_while_gc_repacks() {
         img.to_str().unwrap(),
         "--source",
         "vm",
-        "--json",
     ];
     let mut snap = new_version(&env, &args, None);
     let srv = serve(&env);
@@ -240,25 +269,35 @@ fn verify_beside_a_running_backup() {
         ]
     };
     env.ok(&args(&src).iter().map(String::as_str).collect::<Vec<_>>());
-    let run_both = |v: u64| -> (Output, Output) {
+    let run_both = |v: u64| -> Output {
         write_tree(&src, v);
         let mut backup = env.cmd(&args(&src).iter().map(String::as_str).collect::<Vec<_>>());
         backup.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut verify = env.cmd(&["verify", "--json"]);
         verify.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let (b, c) = if v % 2 == 0 {
-            let b = backup.spawn().unwrap();
-            (b, verify.spawn().unwrap())
-        } else {
+        let c = if v % 2 == 0 {
+            // The whole backup, commit included, inside the verify.
             let c = verify.spawn().unwrap();
-            (backup.spawn().unwrap(), c)
+            while_frozen(&c, (v / 2) % 10 * 4, || {
+                check(&backup.output().unwrap(), &format!("backup {v}"))
+            });
+            c
+        } else {
+            // Both at once, either started first.
+            let (b, c) = if v % 4 == 1 {
+                let b = backup.spawn().unwrap();
+                (b, verify.spawn().unwrap())
+            } else {
+                let c = verify.spawn().unwrap();
+                (backup.spawn().unwrap(), c)
+            };
+            check(&b.wait_with_output().unwrap(), &format!("backup {v}"));
+            c
         };
-        let (c, b) = (c.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        check(&b, &format!("backup {v}"));
-        (c, b)
+        c.wait_with_output().unwrap()
     };
     for v in 1..=TRIES {
-        let (verify, _) = run_both(v);
+        let verify = run_both(v);
         assert_eq!(
             verify.status.code(),
             Some(0),
@@ -283,7 +322,7 @@ fn verify_beside_a_running_backup() {
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, 1000).unwrap();
     f.write_all_at(&[b[0] ^ 0x40], 1000).unwrap();
-    let (verify, _) = run_both(TRIES + 1);
+    let verify = run_both(TRIES + 1);
     let r: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verify.status.code(), Some(3), "{r}");
     assert!(!r["damaged_blobs"].as_array().unwrap().is_empty(), "{r}");
