@@ -93,7 +93,7 @@ pub type SnapshotListing = (Vec<Snapshot>, Vec<(String, Error)>);
 /// snapshot file (its id and why it cannot be read).
 #[derive(Debug)]
 pub enum Resolved {
-    Ok(Snapshot),
+    Ok(Box<Snapshot>),
     Damaged(SnapshotId, Error),
 }
 
@@ -609,7 +609,7 @@ impl Datastore {
     /// "not found".
     pub fn resolve_snapshot(&self, spec: &str, source: Option<&str>) -> Result<Snapshot> {
         match self.resolve(spec, source)? {
-            Resolved::Ok(s) => Ok(s),
+            Resolved::Ok(s) => Ok(*s),
             Resolved::Damaged(id, e) => Err(Error::SnapshotDamaged {
                 id,
                 reason: e.to_string(),
@@ -629,7 +629,7 @@ impl Datastore {
                 .rev()
                 .find(of_source)
                 .cloned()
-                .map(Resolved::Ok)
+                .map(|s| Resolved::Ok(Box::new(s)))
                 .ok_or_else(|| {
                     Error::NotFound(match source {
                         Some(s) => format!("no snapshot of source {s:?}"),
@@ -655,7 +655,7 @@ impl Datastore {
         match matches.as_slice() {
             [] => Err(Error::NotFound(format!("snapshot {spec}"))),
             [id] => match self.load_snapshot(id) {
-                Ok(s) => Ok(Resolved::Ok(s)),
+                Ok(s) => Ok(Resolved::Ok(Box::new(s))),
                 Err(e) if is_damage(&e) => Ok(Resolved::Damaged(*id, e)),
                 Err(e) => Err(e),
             },

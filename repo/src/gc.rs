@@ -201,7 +201,9 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let (roots, n) = snapshot_roots(ds, &mut seen, &mut damaged)?;
         report.snapshots = n;
         report.damaged_snapshots = damaged.keys().cloned().collect();
-        report.warnings.extend(std::mem::take(&mut damaged).into_values());
+        report
+            .warnings
+            .extend(std::mem::take(&mut damaged).into_values());
         marked.mark(ds, roots)?;
         marked.live.extend(session_ids)?;
         let session_roots = session_roots

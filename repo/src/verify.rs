@@ -606,8 +606,12 @@ mod tests {
         let s = ds.begin_session().unwrap();
         let mut ids = Vec::new();
         for i in 0..12 {
-            let live = s.submit(BlobKind::Data, random(65536, seed + 2 * i)).unwrap();
-            let dead = s.submit(BlobKind::Data, random(65536, seed + 2 * i + 1)).unwrap();
+            let live = s
+                .submit(BlobKind::Data, random(65536, seed + 2 * i))
+                .unwrap();
+            let dead = s
+                .submit(BlobKind::Data, random(65536, seed + 2 * i + 1))
+                .unwrap();
             ids.push(live.wait().unwrap());
             dead.wait().unwrap();
         }
@@ -636,7 +640,10 @@ mod tests {
     #[test]
     fn damage_a_second_look_does_not_confirm_is_not_reported() {
         let dir = tempfile::tempdir().unwrap();
-        Datastore::init(dir.path(), Encryption::None, None, |c| c.pack_size = 1 << 20).unwrap();
+        Datastore::init(dir.path(), Encryption::None, None, |c| {
+            c.pack_size = 1 << 20
+        })
+        .unwrap();
         let writer = Datastore::open(dir.path(), &OpenOptions::default()).unwrap();
         let (snap, ids) = snapshot_with_garbage(&writer, 1);
         let ro = OpenOptions {

@@ -2,6 +2,7 @@
 //! export, verify) whose view of the index is older than a repack, or than
 //! a snapshot committed since, refreshes the view and finds the chunks in
 //! their new packs. A chunk that is really gone is still reported.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +73,10 @@ fn blocks(n: u64, seed: u64) -> Vec<Vec<u8>> {
 
 fn follows_repacks(kind: IndexKind) {
     let dir = tempfile::tempdir().unwrap();
-    Datastore::init(dir.path(), Encryption::None, None, |c| c.pack_size = 1 << 20).unwrap();
+    Datastore::init(dir.path(), Encryption::None, None, |c| {
+        c.pack_size = 1 << 20
+    })
+    .unwrap();
     let wo = OpenOptions {
         index: kind.clone(),
         ..Default::default()
@@ -147,7 +151,10 @@ fn an_index_built_from_packs_follows_repacks() {
 #[test]
 fn a_writer_reads_past_its_own_repack() {
     let dir = tempfile::tempdir().unwrap();
-    Datastore::init(dir.path(), Encryption::None, None, |c| c.pack_size = 1 << 20).unwrap();
+    Datastore::init(dir.path(), Encryption::None, None, |c| {
+        c.pack_size = 1 << 20
+    })
+    .unwrap();
     let ds = Datastore::open(dir.path(), &OpenOptions::default()).unwrap();
     let data = blocks(8, 3);
     let s = snapshot(&ds, &data, Some(33));

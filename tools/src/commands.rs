@@ -623,7 +623,10 @@ fn forget(cli: &Cli, specs: &[String]) -> Result<u8> {
         let r = ds
             .resolve(spec, None)
             .with_context(|| format!("forget {spec}"))?;
-        if !chosen.iter().any(|c: &arca_repo::datastore::Resolved| c.id() == r.id()) {
+        if !chosen
+            .iter()
+            .any(|c: &arca_repo::datastore::Resolved| c.id() == r.id())
+        {
             chosen.push(r);
         }
     }

@@ -2130,7 +2130,13 @@ fn damaged_snapshot_file_on_a_server() {
     assert_eq!(s, 200);
     let ds_id = v[0]["id"].as_i64().unwrap();
     let logs = |task: i64| -> String {
-        let (s, v) = call(&url, &token, "GET", &format!("/api/v1/tasks/{task}/logs"), None);
+        let (s, v) = call(
+            &url,
+            &token,
+            "GET",
+            &format!("/api/v1/tasks/{task}/logs"),
+            None,
+        );
         assert_eq!(s, 200, "{v}");
         v.to_string()
     };

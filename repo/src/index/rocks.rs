@@ -167,7 +167,10 @@ impl RocksIndex {
     }
 
     fn get_in(db: &DB, id: &ChunkId) -> Result<Option<Location>> {
-        match db.get_pinned_cf(cf(db, CF_CHUNKS)?, id.as_bytes()).map_err(err)? {
+        match db
+            .get_pinned_cf(cf(db, CF_CHUNKS)?, id.as_bytes())
+            .map_err(err)?
+        {
             Some(v) => Ok(Some(Location::decode(&v)?)),
             None => Ok(None),
         }
@@ -293,7 +296,8 @@ mod tests {
         let a = ChunkId([1; 32]);
         let b = ChunkId([2; 32]);
         let info = PackInfo { size: 10, blobs: 1 };
-        w.add_pack(&PackId([9; 32]), info, &[(a, loc(9, 0))]).unwrap();
+        w.add_pack(&PackId([9; 32]), info, &[(a, loc(9, 0))])
+            .unwrap();
         w.sync().unwrap();
         let r = super::RocksIndex::open_read_only(dir.path(), &Default::default()).unwrap();
         assert_eq!(r.get(&a).unwrap(), Some(loc(9, 0)));

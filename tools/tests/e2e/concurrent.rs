@@ -64,14 +64,7 @@ fn write_image(file: &Path, v: u64) {
 }
 
 fn gc_cmd(env: &Env) -> Command {
-    let mut c = env.cmd(&[
-        "gc",
-        "--grace",
-        "0s",
-        "--repack-threshold",
-        "0.3",
-        "--json",
-    ]);
+    let mut c = env.cmd(&["gc", "--grace", "0s", "--repack-threshold", "0.3", "--json"]);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
@@ -137,13 +130,7 @@ fn restore_while_gc_repacks() {
     let env = env();
     let src = env.path("src");
     write_tree(&src, 0);
-    let args = [
-        "backup",
-        "files",
-        src.to_str().unwrap(),
-        "--source",
-        "s",
-    ];
+    let args = ["backup", "files", src.to_str().unwrap(), "--source", "s"];
     let mut snap = new_version(&env, &args, None);
     for v in 1..=TRIES {
         write_tree(&src, v);
@@ -151,7 +138,7 @@ fn restore_while_gc_repacks() {
         let target = env.path(&format!("out{v}"));
         let mut restore = env.cmd(&["restore", &id, target.to_str().unwrap()]);
         restore.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let restore = if v % 2 == 0 {
+        let restore = if v.is_multiple_of(2) {
             // The whole gc inside the restore (frozen), so that its view
             // is older than the repack.
             let r = restore.spawn().unwrap();
@@ -171,7 +158,10 @@ fn restore_while_gc_repacks() {
             gc_done(g, &format!("try {v}"));
             r
         };
-        check(&restore.wait_with_output().unwrap(), &format!("restore {v}"));
+        check(
+            &restore.wait_with_output().unwrap(),
+            &format!("restore {v}"),
+        );
         assert_same_tree(&src, &target);
         fs::remove_dir_all(&target).unwrap();
         snap = id;
@@ -191,7 +181,14 @@ impl Drop for Serve {
 /// reads go to the packs).
 fn serve(env: &Env) -> Serve {
     let mut child = env
-        .cmd(&["serve", "nbd", "--listen", "127.0.0.1:0", "--cache-mib", "1"])
+        .cmd(&[
+            "serve",
+            "nbd",
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-mib",
+            "1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -223,13 +220,7 @@ fn nbd_reads_while_gc_repacks() {
     let env = env();
     let img = env.path("vm.raw");
     write_image(&img, 0);
-    let args = [
-        "backup",
-        "image",
-        img.to_str().unwrap(),
-        "--source",
-        "vm",
-    ];
+    let args = ["backup", "image", img.to_str().unwrap(), "--source", "vm"];
     let mut snap = new_version(&env, &args, None);
     let srv = serve(&env);
     let out = env.path("read.raw");
@@ -275,7 +266,7 @@ fn verify_beside_a_running_backup() {
         backup.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut verify = env.cmd(&["verify", "--json"]);
         verify.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let c = if v % 2 == 0 {
+        let c = if v.is_multiple_of(2) {
             // The whole backup, commit included, inside the verify.
             let c = verify.spawn().unwrap();
             while_frozen(&c, (v / 2) % 10 * 4, || {
@@ -326,5 +317,8 @@ fn verify_beside_a_running_backup() {
     let r: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verify.status.code(), Some(3), "{r}");
     assert!(!r["damaged_blobs"].as_array().unwrap().is_empty(), "{r}");
-    assert!(!r["affected_snapshots"].as_array().unwrap().is_empty(), "{r}");
+    assert!(
+        !r["affected_snapshots"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
 }

@@ -77,15 +77,14 @@ fn damaged_snapshot_file_is_listed_and_forgettable() {
     assert_eq!(o.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        v["unreadable_snapshots"][0].as_str().unwrap().starts_with(&sa),
+        v["unreadable_snapshots"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(&sa),
         "{v}"
     );
     let o = env.run(&["gc", "--grace", "0s", "--json"]);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let g: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(g["damaged_snapshots"], serde_json::json!([sa]), "{g}");
     let w = g["warnings"].as_array().unwrap();
@@ -119,7 +118,11 @@ fn damaged_snapshot_file_is_listed_and_forgettable() {
     assert_eq!(list[0]["id"], sb.as_str());
     assert_eq!(list[0]["state"], "ok");
     let o = env.run(&["snapshots"]);
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 snapshots"));
     assert_eq!(env.run(&["verify"]).status.code(), Some(0));
     let g = env.json(&["gc", "--grace", "0s"]);
@@ -140,7 +143,10 @@ fn forget_removes_a_snapshot() {
         .unwrap()
         .to_string();
     let out = env.ok(&["forget", &s1[..10]]);
-    assert!(out.contains(&format!("removed snapshot {s1} of a")), "{out}");
+    assert!(
+        out.contains(&format!("removed snapshot {s1} of a")),
+        "{out}"
+    );
     assert!(env.snapshot_ids().is_empty());
     let g = env.json(&["gc", "--grace", "0s"]);
     assert!(g["packs_deleted"].as_u64().unwrap() > 0, "{g}");
