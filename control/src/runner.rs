@@ -731,6 +731,12 @@ impl Runner {
             .collect();
         for u in &r.unreadable_snapshots {
             if let Some((id, why)) = u.split_once(": ") {
+                // The catalog marks the restore point damaged if it knows it.
+                self.coord.log(
+                    l.task.id,
+                    "error",
+                    &format!("restore point {id}: its snapshot file cannot be read ({why})"),
+                );
                 damaged.push((id.to_string(), format!("unreadable: {why}")));
             }
         }
@@ -915,6 +921,11 @@ impl Runner {
             progress.bytes.store(done, Ordering::Relaxed);
         };
         let r = arca_repo::gc::gc(&ds, &opts, &report).map_err(|e| e.to_string())?;
+        // A damaged snapshot file, a repack stopped by a full disk: gc
+        // succeeded, but the log says what it could not do.
+        for w in &r.warnings {
+            self.coord.log(l.task.id, "warn", w);
+        }
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         serde_json::to_value(&r).map_err(|e| e.to_string())
     }

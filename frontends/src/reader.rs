@@ -12,6 +12,11 @@
 //!   of one chunk load it once.
 //! - A request that spans several blocks fetches them in parallel, and a
 //!   sequential reader gets the next blocks prefetched in the background.
+//! - Reads follow gc: an export serves for hours from a datastore opened
+//!   read-only, whose index view is as old as the open. Every chunk goes
+//!   through `Datastore::read_blob`, which refreshes that view and looks
+//!   again when a repack moved the chunk or it was written after the open
+//!   (restore points backed up since the server started).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

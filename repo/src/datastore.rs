@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
@@ -71,10 +72,39 @@ pub struct Datastore {
     /// reference, exclusively by GC while it decides what to delete.
     pub(crate) gc_lock: RwLock<()>,
     read_only: bool,
+    /// The index was built from the packs at open (read-only, no complete
+    /// index on disk): it is refreshed from the packs, not by the engine.
+    built_from_packs: bool,
+    /// Refreshes of the index view so far, and the lock that makes
+    /// concurrent readers that found the same stale view refresh it once.
+    view_epoch: AtomicU64,
+    refresh_lock: Mutex<()>,
 }
+
+/// How many times a reader refreshes its view of the index and looks again
+/// before it believes that a chunk or its pack is gone. One is enough for
+/// one repack; more cover repacks that follow each other while it reads.
+const VIEW_REFRESHES: u32 = 4;
 
 /// Readable snapshots (oldest first) and unreadable ones (name, error).
 pub type SnapshotListing = (Vec<Snapshot>, Vec<(String, Error)>);
+
+/// What a snapshot id or prefix names: a readable snapshot or a damaged
+/// snapshot file (its id and why it cannot be read).
+#[derive(Debug)]
+pub enum Resolved {
+    Ok(Box<Snapshot>),
+    Damaged(SnapshotId, Error),
+}
+
+impl Resolved {
+    pub fn id(&self) -> SnapshotId {
+        match self {
+            Resolved::Ok(s) => s.id,
+            Resolved::Damaged(id, _) => *id,
+        }
+    }
+}
 
 /// A snapshot and its decoded manifest.
 #[derive(Clone, Debug)]
@@ -172,6 +202,9 @@ impl Datastore {
             sessions: SessionRegistry::default(),
             gc_lock: RwLock::new(()),
             read_only: false,
+            built_from_packs: fresh && opts.read_only,
+            view_epoch: AtomicU64::new(0),
+            refresh_lock: Mutex::new(()),
         });
         if fresh {
             // The index is a cache: a missing one is rebuilt from the packs.
@@ -335,35 +368,144 @@ impl Datastore {
         Ok(plain)
     }
 
-    /// Where a blob is, or a clear error if the index does not know it.
+    /// Where a blob is in the current view of the index, or
+    /// [`Error::ChunkMissing`].
     pub fn locate(&self, id: &ChunkId) -> Result<Location> {
-        self.index
-            .get(id)?
-            .ok_or_else(|| Error::NotFound(format!("chunk {id} is not in the datastore")))
+        self.index.get(id)?.ok_or(Error::ChunkMissing(*id))
     }
 
     /// Read, authenticate, decompress and verify one blob.
+    ///
+    /// Readers follow gc: when the index sends them to a pack that is gone
+    /// (a repack moved the blob, and a read-only view of the index still
+    /// has the old place) or does not know the chunk (written after the
+    /// view was taken), the view is refreshed and the chunk looked up
+    /// again, a bounded number of times. Only then is the chunk reported
+    /// missing ([`Error::PackMissing`], [`Error::ChunkMissing`]).
     pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        match self.read_blob_once(id) {
-            // GC may have moved the blob to a new pack meanwhile: look again.
-            Err(Error::Corrupt(m)) if m.contains("is missing") => {
-                let again = self.locate(id)?;
-                if self.pack_exists(&again.pack)? {
-                    self.read_blob_once(id)
-                } else {
-                    Err(Error::Corrupt(m))
+        let mut refreshes = 0;
+        loop {
+            let epoch = self.view_epoch();
+            match self.read_blob_once(id) {
+                Err(Error::PackMissing { .. } | Error::ChunkMissing(_))
+                    if refreshes < VIEW_REFRESHES && self.refresh_view(epoch)? =>
+                {
+                    refreshes += 1;
                 }
+                r => return r,
             }
-            r => r,
         }
     }
 
-    fn pack_exists(&self, id: &PackId) -> Result<bool> {
-        self.backend.exists(&pack::object_name(id))
+    /// How many times the view of the index was refreshed so far.
+    pub fn view_epoch(&self) -> u64 {
+        self.view_epoch.load(Ordering::Acquire)
+    }
+
+    /// Bring a read-only view of the index up to date with the writer
+    /// (see [`Index::refresh`]); nothing for a writer, whose index is
+    /// always current. Verify calls it after listing snapshots, so that
+    /// every snapshot it judges is judged against an index that has it.
+    pub fn refresh_index(&self) -> Result<()> {
+        if self.read_only {
+            self.refresh_view(self.view_epoch())?;
+        }
+        Ok(())
+    }
+
+    /// Refresh the view unless another thread did since `seen` (then its
+    /// refresh serves this caller too). Returns whether looking again can
+    /// find something new: always for a writer, whose index is live (a gc
+    /// of this process may have moved the blob since it was located).
+    fn refresh_view(&self, seen: u64) -> Result<bool> {
+        if !self.read_only {
+            return Ok(true);
+        }
+        let _g = self.refresh_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.view_epoch() != seen {
+            return Ok(true);
+        }
+        let changed = if self.built_from_packs {
+            self.catch_up_from_packs()?;
+            true
+        } else {
+            self.index.refresh()?
+        };
+        self.view_epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(changed)
+    }
+
+    /// Refresh an index that was built from the packs at open: index the
+    /// packs that appeared since, forget those that are gone.
+    fn catch_up_from_packs(&self) -> Result<()> {
+        let quarantined = self.quarantined().unwrap_or_default();
+        let on_disk: HashMap<PackId, u64> = self
+            .backend
+            .list(PACKS)?
+            .into_iter()
+            .filter_map(|o| pack::id_from_name(&o.name).map(|id| (id, o.size)))
+            .collect();
+        let indexed: std::collections::HashSet<PackId> =
+            self.index.packs()?.into_iter().map(|(p, _)| p).collect();
+        for (id, size) in &on_disk {
+            if indexed.contains(id) {
+                continue;
+            }
+            // A pack that cannot be read is left out, as a rebuild does.
+            let Ok(entries) = self.read_pack_header(id, *size) else {
+                continue;
+            };
+            let blobs: Vec<_> = entries
+                .iter()
+                .filter(|e| !quarantined.contains(&(e.0, *id)))
+                .map(|&(cid, kind, offset, length, raw_length)| {
+                    let loc = Location {
+                        pack: *id,
+                        offset,
+                        length,
+                        raw_length,
+                        kind,
+                    };
+                    (cid, loc)
+                })
+                .collect();
+            let info = crate::index::PackInfo {
+                size: *size,
+                blobs: blobs.len() as u32,
+            };
+            self.index.add_pack(id, info, &blobs)?;
+        }
+        let gone: std::collections::HashSet<PackId> = indexed
+            .into_iter()
+            .filter(|p| !on_disk.contains_key(p))
+            .collect();
+        if !gone.is_empty() {
+            let mut by_pack: HashMap<PackId, Vec<ChunkId>> = HashMap::new();
+            self.index.for_each_blob(&mut |cid, loc| {
+                if gone.contains(&loc.pack) {
+                    by_pack.entry(loc.pack).or_default().push(cid);
+                }
+                Ok(())
+            })?;
+            for p in gone {
+                let ids = by_pack.remove(&p).unwrap_or_default();
+                self.index.remove_pack(&p, &ids)?;
+            }
+        }
+        Ok(())
     }
 
     fn read_blob_once(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
+        // The pack is read twice when its key is not cached (the range,
+        // then the trailer): gone at either read is a missing pack.
+        let missing = |e| match e {
+            Error::NotFound(_) => Error::PackMissing {
+                pack: loc.pack,
+                chunk: *id,
+            },
+            e => e,
+        };
         let bytes = self
             .backend
             .get_range(
@@ -371,13 +513,8 @@ impl Datastore {
                 loc.offset,
                 loc.length as usize,
             )
-            .map_err(|e| match e {
-                Error::NotFound(_) => {
-                    Error::Corrupt(format!("pack {} of chunk {id} is missing", loc.pack))
-                }
-                e => e,
-            })?;
-        self.decode_blob(id, &loc, &bytes)
+            .map_err(missing)?;
+        self.decode_blob(id, &loc, &bytes).map_err(missing)
     }
 
     pub fn read_tree(&self, id: &ChunkId) -> Result<Tree> {
@@ -454,6 +591,8 @@ impl Datastore {
             };
             match self.load_snapshot(&id) {
                 Ok(s) => out.push(s),
+                // Deleted since the listing (prune, forget): not damage.
+                Err(Error::NotFound(_)) => {}
                 Err(e) => bad.push((name, e)),
             }
         }
@@ -465,20 +604,41 @@ impl Datastore {
         Ok(self.snapshots_checked()?.0)
     }
 
-    /// Resolve a full id, a unique id prefix, or `latest` (of `source` if given).
+    /// Resolve a full id, a unique id prefix, or `latest` (of `source` if
+    /// given). A damaged snapshot file is [`Error::SnapshotDamaged`], not
+    /// "not found".
     pub fn resolve_snapshot(&self, spec: &str, source: Option<&str>) -> Result<Snapshot> {
-        let all = self.snapshots()?;
-        let of_source = |s: &&Snapshot| source.is_none_or(|src| s.manifest.source == src);
+        match self.resolve(spec, source)? {
+            Resolved::Ok(s) => Ok(*s),
+            Resolved::Damaged(id, e) => Err(Error::SnapshotDamaged {
+                id,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Like [`Datastore::resolve_snapshot`], but ids and prefixes also
+    /// resolve to damaged snapshot files (to remove them). `latest` only
+    /// considers readable snapshots: a damaged one has no time or source.
+    pub fn resolve(&self, spec: &str, source: Option<&str>) -> Result<Resolved> {
         if spec == "latest" {
-            return all.iter().rev().find(of_source).cloned().ok_or_else(|| {
-                Error::NotFound(match source {
-                    Some(s) => format!("no snapshot of source {s:?}"),
-                    None => "no snapshots in this datastore".into(),
-                })
-            });
+            let all = self.snapshots()?;
+            let of_source = |s: &&Snapshot| source.is_none_or(|src| s.manifest.source == src);
+            return all
+                .iter()
+                .rev()
+                .find(of_source)
+                .cloned()
+                .map(|s| Resolved::Ok(Box::new(s)))
+                .ok_or_else(|| {
+                    Error::NotFound(match source {
+                        Some(s) => format!("no snapshot of source {s:?}"),
+                        None => "no snapshots in this datastore".into(),
+                    })
+                });
         }
         if let Some((src, "latest")) = spec.rsplit_once('/') {
-            return self.resolve_snapshot("latest", Some(src));
+            return self.resolve("latest", Some(src));
         }
         let want = spec.to_ascii_lowercase();
         if want.is_empty() || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -486,23 +646,50 @@ impl Datastore {
                 "{spec:?} is not a snapshot id, id prefix or 'latest'"
             )));
         }
-        let matches: Vec<_> = all
-            .iter()
-            .filter(|s| s.id.to_hex().starts_with(&want))
-            .collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(format!("snapshot {spec}"))),
-            1 => Ok(matches[0].clone()),
-            n => Err(Error::InvalidInput(format!(
-                "snapshot prefix {spec} is ambiguous ({n} matches)"
+        let mut matches = Vec::new();
+        for id in self.snapshot_files()? {
+            if id.to_hex().starts_with(&want) {
+                matches.push(id);
+            }
+        }
+        match matches.as_slice() {
+            [] => Err(Error::NotFound(format!("snapshot {spec}"))),
+            [id] => match self.load_snapshot(id) {
+                Ok(s) => Ok(Resolved::Ok(Box::new(s))),
+                Err(e) if is_damage(&e) => Ok(Resolved::Damaged(*id, e)),
+                Err(e) => Err(e),
+            },
+            m => Err(Error::InvalidInput(format!(
+                "snapshot prefix {spec} is ambiguous ({} matches)",
+                m.len()
             ))),
         }
+    }
+
+    /// The ids of all snapshot files, readable or not.
+    pub fn snapshot_files(&self) -> Result<Vec<SnapshotId>> {
+        let mut out = Vec::new();
+        for obj in self.backend.list(SNAPSHOTS)? {
+            let name = obj.name.rsplit('/').next().unwrap_or_default();
+            if let Ok(id) = SnapshotId::from_hex(name) {
+                out.push(id);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.check_writable()?;
         self.backend.delete(&format!("{SNAPSHOTS}/{id}"))
     }
+}
+
+/// Whether an error reading a snapshot file means its bytes are damaged
+/// (as opposed to an I/O error, or a manifest of a newer arca, which are
+/// not the file's fault and must never let gc or forget treat it as junk).
+pub fn is_damage(e: &Error) -> bool {
+    matches!(e, Error::Corrupt(_))
 }
 
 #[derive(Debug, Default)]

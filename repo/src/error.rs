@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::id::{ChunkId, PackId, SnapshotId};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,21 @@ pub enum Error {
     Poisoned(String),
     #[error("cancelled")]
     Cancelled,
+    /// The index places a chunk in a pack that is not there. A reader
+    /// whose view of the index is older than a repack sees this for a
+    /// chunk that was moved; [`crate::Datastore::read_blob`] refreshes the
+    /// view and looks again, and returns this error only when the pack is
+    /// still missing after that: the chunk is lost.
+    #[error("pack {pack} of chunk {chunk} is missing (the index was refreshed and still points there; run `arca verify`)")]
+    PackMissing { pack: PackId, chunk: ChunkId },
+    /// The index does not know a chunk that something references (after
+    /// the view was refreshed: a chunk written since the view was taken is
+    /// found).
+    #[error("chunk {0} is not in the datastore")]
+    ChunkMissing(ChunkId),
+    /// A snapshot file exists but cannot be read back (damaged bytes).
+    #[error("snapshot {id} is damaged ({reason})")]
+    SnapshotDamaged { id: SnapshotId, reason: String },
 }
 
 impl Error {

@@ -13,13 +13,16 @@ use crate::error::{Error, Result};
 pub const STRUCT_VERSION: u32 = 1;
 
 /// Decode a message, mapping errors to `Corrupt`, and refuse newer versions.
-pub fn decode<M: Message + Default + Versioned>(what: &str, bytes: &[u8]) -> Result<M> {
+pub fn decode<M: Message + Default + Versioned>(what: &'static str, bytes: &[u8]) -> Result<M> {
     let m = M::decode(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
     if m.version() > STRUCT_VERSION {
-        return Err(Error::Corrupt(format!(
-            "{what}: version {} is newer than supported ({STRUCT_VERSION})",
-            m.version()
-        )));
+        // Not damage: a newer arca wrote it. gc must never take a newer
+        // manifest for a damaged one and collect what it references.
+        return Err(Error::UnsupportedVersion {
+            what,
+            found: m.version(),
+            supported: STRUCT_VERSION,
+        });
     }
     Ok(m)
 }

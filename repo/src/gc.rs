@@ -1,7 +1,7 @@
 //! Garbage collection: mark, sweep, repack. See the crate documentation for
 //! the rule that keeps concurrent backups safe.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -56,8 +56,11 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub bytes_rewritten: u64,
     /// What gc could not do and left for a later run (repacking on a full
-    /// disk).
+    /// disk), and the damaged snapshot files it could not mark.
     pub warnings: Vec<String>,
+    /// Snapshot files that are damaged (gc went on without them; see
+    /// `warnings`).
+    pub damaged_snapshots: Vec<String>,
 }
 
 /// Per pack: live bytes and live blobs found by the sweep pass.
@@ -101,15 +104,32 @@ impl Marked {
     }
 }
 
+/// The roots of every readable snapshot not in `seen` yet, and how many
+/// snapshots there are. A damaged snapshot file (its bytes fail to
+/// authenticate or decode) cannot be marked: what only it references is
+/// collected, and gc says so in `damaged` (name → warning). Any other
+/// error reading a snapshot (I/O, a manifest of a newer arca) stops gc:
+/// the snapshot may well be intact, and its data must not look dead.
 fn snapshot_roots(
     ds: &Datastore,
     seen: &mut HashSet<String>,
+    damaged: &mut BTreeMap<String, String>,
 ) -> Result<(Vec<(ChunkId, BlobKind)>, u64)> {
     let (snaps, bad) = ds.snapshots_checked()?;
-    if let Some((name, e)) = bad.into_iter().next() {
-        return Err(Error::Corrupt(format!(
-            "snapshot {name} is unreadable ({e}); gc refuses to run until it is repaired or removed"
-        )));
+    for (name, e) in bad {
+        if !crate::datastore::is_damage(&e) {
+            return Err(Error::Corrupt(format!(
+                "snapshot {name} is unreadable ({e}); gc refuses to run until it can be read"
+            )));
+        }
+        let short = &name[..name.len().min(8)];
+        damaged.entry(name.clone()).or_insert_with(|| {
+            format!(
+                "snapshot {name} is damaged ({e}): gc cannot read what it references, so it keeps \
+                 no data for it (what only it referenced is collected); remove it with \
+                 `arca forget {short}`"
+            )
+        });
     }
     let mut roots = Vec::new();
     let mut n = 0;
@@ -157,11 +177,12 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
     progress("mark", 0, 1);
     LiveSet::remove_leftovers(ds.root());
     let mut seen = HashSet::new();
+    let mut damaged = BTreeMap::new();
     let mut marked = Marked {
         walked: HashSet::new(),
         live: LiveSet::new(ds.root(), opts.live_buffer_ids),
     };
-    let (roots, _) = snapshot_roots(ds, &mut seen)?;
+    let (roots, _) = snapshot_roots(ds, &mut seen, &mut damaged)?;
     marked.mark(ds, roots)?;
 
     // Phase 2, under the exclusive GC lock: catch up with snapshots and
@@ -177,8 +198,12 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
         let (session_ids, session_roots) = ds.sessions.live();
         #[cfg(test)]
         tests::between_sessions_and_snapshots();
-        let (roots, n) = snapshot_roots(ds, &mut seen)?;
+        let (roots, n) = snapshot_roots(ds, &mut seen, &mut damaged)?;
         report.snapshots = n;
+        report.damaged_snapshots = damaged.keys().cloned().collect();
+        report
+            .warnings
+            .extend(std::mem::take(&mut damaged).into_values());
         marked.mark(ds, roots)?;
         marked.live.extend(session_ids)?;
         let session_roots = session_roots

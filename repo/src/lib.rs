@@ -57,9 +57,34 @@
 //! lock shared*, in the same critical section in which it asks the index
 //! whether the chunk exists. So either the session recorded the reference
 //! before phase 2 (and the chunk is live), or it asked the index after
-//! phase 2 removed the dead entry (and stores the chunk again). Readers
-//! (restore, mount) that find a pack gone because a repack moved its blobs
-//! look the chunk up again.
+//! phase 2 removed the dead entry (and stores the chunk again).
+//!
+//! **Readers follow gc.** A repack writes the new pack, indexes it (a
+//! synced write), removes the old entries (synced) and only then deletes
+//! the old pack. A reader whose lookup came before that finds the pack gone
+//! ([`Error::PackMissing`]); a reader opened read-only in another process
+//! holds a RocksDB view as old as its open, which also lacks every chunk
+//! written since ([`Error::ChunkMissing`]). On either error
+//! [`Datastore::read_blob`] refreshes the view (reopens the read-only
+//! index; an index built from the packs re-reads the pack list; a writer's
+//! index is live and is simply asked again) and looks again, up to four
+//! times, so that repacks following each other are followed too. Readers
+//! that hit the same stale view at once refresh it once. Only when the
+//! chunk is still missing from a fresh view, or its pack still absent, is
+//! the error returned: the chunk is lost. Every reader goes through
+//! `read_blob`: restore, image restore, the NBD/iSCSI restore-point
+//! reader, trees, catalogs and image tables.
+//!
+//! **Damaged snapshot files.** A snapshot file whose bytes fail to
+//! authenticate or decode ([`Error::Corrupt`]) cannot be marked: gc goes
+//! on without it, so that the datastore stays collectable, keeps nothing
+//! for it, and names it in its report (`damaged_snapshots`, `warnings`).
+//! Any other error reading a snapshot (I/O, a manifest of a newer arca)
+//! still stops gc, because the snapshot may be intact and its data must not
+//! look dead. Listing returns damaged files beside the readable snapshots
+//! ([`Datastore::snapshots_checked`]), resolving an id or prefix of one
+//! gives [`Error::SnapshotDamaged`] (not "not found"), and
+//! [`Datastore::resolve`] resolves it for removal.
 //!
 //! **Grace period.** Packs modified less than `GcOptions::grace` ago (default
 //! one hour) are never deleted or repacked, whatever the mark says. This
@@ -75,14 +100,17 @@
 //! |---|---|---|---|---|---|---|---|---|
 //! | **backup**          | yes | yes | yes | yes | yes | waits (dedup checks pause) | yes | waits |
 //! | **restore / mount** | yes | yes | yes | yes¹ | yes | yes | yes² | no³ |
-//! | **verify**          | yes | yes | yes | yes¹ | yes | yes | reports moved packs⁴ | no³ |
+//! | **verify**          | yes⁴ | yes | yes | yes¹ | yes | yes | yes⁴ | no³ |
 //! | **prune**           | yes | yes¹ | yes¹ | yes | yes | yes | yes | yes |
 //! | **gc**              | see above | yes | yes | yes | one gc at a time | | | no |
 //!
 //! ¹ a snapshot that prune deletes while it is being read stays readable
-//! until gc reclaims its data. ² a repacked blob is looked up again.
-//! ³ rebuild clears the index first; run it alone. ⁴ verify may report a
-//! pack that gc deleted while verify ran; run them apart for a clean report.
+//! until gc reclaims its data. ² a repacked blob is looked up again in a
+//! refreshed view (above). ³ rebuild clears the index first; run it alone.
+//! ⁴ verify refreshes its view after listing snapshots, and before it
+//! reports anything looks again at a refreshed view: a pack gc deleted or
+//! a snapshot forgotten meanwhile is not reported, damage that is still
+//! there is (see [`verify`]).
 
 pub mod backend;
 pub mod blob;

@@ -1,5 +1,20 @@
 //! verify: re-read and re-hash blobs, check that every snapshot's references
 //! exist and are intact, and name exactly the snapshots a damage affects.
+//!
+//! Verify runs beside backups, prune and gc of other processes, so it never
+//! reports what a second look does not confirm:
+//! - snapshots are listed first, then the index view is refreshed, so that
+//!   each snapshot is judged against an index that has its blobs;
+//! - when the first look found anything, the view is refreshed again and
+//!   each finding rechecked: a damaged or missing blob is read again where
+//!   the index now places it (a blob gc moved reads fine in its new pack; a
+//!   blob the index no longer has counts only if a snapshot that still
+//!   exists references it), a damaged pack is read again (one gc deleted
+//!   is no longer damage), an unreadable snapshot is loaded again (one
+//!   forgotten meanwhile is gone), and the affected snapshots that still
+//!   exist are walked again, counting only blobs the first look had found.
+//!
+//! Damage stays damage: a flipped byte fails both looks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -130,7 +145,12 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     // Judging a new snapshot against an older view of the index reported
     // its fresh blobs as missing.
     let (mut snaps, bad) = ds.snapshots_checked()?;
-    report.unreadable_snapshots = bad.into_iter().map(|(n, e)| format!("{n}: {e}")).collect();
+    // A read-only view of the index is as old as the open: bring it up to
+    // date now that the snapshots are listed (a backup of another process
+    // may have committed in between).
+    ds.refresh_index()?;
+    let mut unreadable: Vec<(String, String)> =
+        bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
     if let Some(only) = &opts.snapshots {
         snaps.retain(|s| only.contains(&s.id));
     }
@@ -153,6 +173,8 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
         Ok(())
     })?;
     let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
+    #[cfg(test)]
+    tests::before_reading_packs(ds.root());
     report.packs_total = on_disk.len() as u64;
     let mut unindexed: Vec<_> = on_disk
         .keys()
@@ -163,7 +185,7 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     report.unindexed_packs = unindexed;
 
     let damaged: Mutex<HashMap<ChunkId, DamagedBlob>> = Mutex::new(HashMap::new());
-    let damaged_packs = Mutex::new(Vec::new());
+    let damaged_packs: Mutex<Vec<(PackId, String)>> = Mutex::new(Vec::new());
     let mark = |id: &ChunkId, loc: &Location, reason: String| {
         damaged.lock().unwrap_or_else(|e| e.into_inner()).insert(
             *id,
@@ -181,7 +203,7 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
             damaged_packs
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{p}: missing"));
+                .push((*p, MISSING.into()));
             for (id, loc) in blobs {
                 mark(id, loc, "pack is missing".into());
             }
@@ -220,7 +242,7 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
                         damaged_packs
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .push(format!("{p}: {e}"));
+                            .push((*p, e.to_string()));
                         for (id, loc) in by_pack.get(p).into_iter().flatten() {
                             mark(id, loc, format!("pack unreadable: {e}"));
                         }
@@ -232,13 +254,13 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
                     damaged_packs
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("{p}: content does not match the pack id"));
+                        .push((*p, HASH_MISMATCH.into()));
                 }
                 if let Err(e) = pack::parse_pack(&bytes, ds.keys()) {
                     damaged_packs
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("{p}: header: {e}"));
+                        .push((*p, format!("header: {e}")));
                 }
                 for (id, loc) in by_pack.get(p).into_iter().flatten() {
                     blobs_read.fetch_add(1, Ordering::Relaxed);
@@ -265,17 +287,18 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
     // Structure: which snapshots reference damaged or missing blobs.
     report.snapshots_checked = snaps.len() as u64;
     let mut memo: HashMap<ChunkId, u64> = HashMap::new();
+    let mut affected = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
         progress("checking snapshots", i as u64, snaps.len() as u64);
         let mut bad_refs = 0;
         match walk::manifest_roots(&s.manifest) {
             Ok(roots) => {
                 for (id, kind) in roots {
-                    bad_refs += damage_below(ds, &id, kind, &mut damaged, &mut memo);
+                    bad_refs += damage_below(ds, &id, kind, &mut damaged, &mut memo, None);
                 }
             }
             Err(e) => {
-                report.unreadable_snapshots.push(format!("{}: {e}", s.id));
+                unreadable.push((s.id.to_hex(), e.to_string()));
                 continue;
             }
         }
@@ -283,77 +306,384 @@ pub fn verify(ds: &Datastore, opts: &VerifyOptions, progress: Progress) -> Resul
             report.checked_snapshots.push(s.id.to_hex());
         }
         if bad_refs > 0 {
-            report.affected_snapshots.push(AffectedSnapshot {
-                id: s.id.to_hex(),
-                source: s.manifest.source.clone(),
-                time: s.time().to_rfc3339(),
-                damaged_refs: bad_refs,
-            });
+            affected.push((s, bad_refs));
         }
     }
+    let mut damaged_packs = damaged_packs
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let found_some = !damaged.is_empty()
+        || !damaged_packs.is_empty()
+        || !unreadable.is_empty()
+        || !affected.is_empty();
+    if found_some {
+        // Never report what a second look does not confirm (a backup, gc
+        // or prune of another process may have changed the datastore while
+        // this one read it).
+        progress("confirming damage", 0, 1);
+        ds.refresh_index()?;
+        let suspects: HashSet<ChunkId> = damaged.keys().copied().collect();
+        damaged = confirm_blobs(ds, damaged)?;
+        damaged_packs = confirm_packs(ds, damaged_packs, &quarantined)?;
+        unreadable = confirm_unreadable(ds, unreadable)?;
+        affected = confirm_affected(ds, affected, &mut damaged, &suspects)?;
+    }
+    report.affected_snapshots = affected
+        .into_iter()
+        .map(|(s, n)| AffectedSnapshot {
+            id: s.id.to_hex(),
+            source: s.manifest.source.clone(),
+            time: s.time().to_rfc3339(),
+            damaged_refs: n,
+        })
+        .collect();
     let mut blobs: Vec<_> = damaged.into_values().collect();
     blobs.sort_by(|a, b| a.id.cmp(&b.id));
     report.damaged_blobs = blobs;
-    let mut dp = damaged_packs
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    dp.sort();
-    report.damaged_packs = dp;
+    damaged_packs.sort();
+    damaged_packs.dedup();
+    report.damaged_packs = damaged_packs
+        .into_iter()
+        .map(|(p, why)| format!("{p}: {why}"))
+        .collect();
+    unreadable.sort();
+    unreadable.dedup();
+    report.unreadable_snapshots = unreadable
+        .into_iter()
+        .map(|(n, e)| format!("{n}: {e}"))
+        .collect();
     Ok(report)
 }
 
+const MISSING: &str = "missing";
+const HASH_MISMATCH: &str = "content does not match the pack id";
+const NOT_IN_DATASTORE: &str = "referenced but not in the datastore";
+
+/// What a second look at a blob found, against the refreshed index.
+enum Recheck {
+    /// Reads and decodes: the first look saw a state that is gone.
+    Fine,
+    /// The index no longer has it: damage only if a snapshot still
+    /// references it (the structure recheck decides).
+    Gone,
+    /// Still missing or damaged: (pack, reason).
+    Bad(PackId, String),
+}
+
+fn recheck_blob(ds: &Datastore, id: &ChunkId) -> Result<Recheck> {
+    let Some(loc) = ds.index().get(id)? else {
+        return Ok(Recheck::Gone);
+    };
+    let bytes = match ds.backend().get_range(
+        &pack::object_name(&loc.pack),
+        loc.offset,
+        loc.length as usize,
+    ) {
+        Ok(b) => b,
+        Err(Error::NotFound(_)) => return Ok(Recheck::Bad(loc.pack, "pack is missing".into())),
+        Err(e) => return Ok(Recheck::Bad(loc.pack, format!("pack unreadable: {e}"))),
+    };
+    if bytes.len() < loc.length as usize {
+        return Ok(Recheck::Bad(
+            loc.pack,
+            "blob lies beyond the end of the pack (truncated)".into(),
+        ));
+    }
+    Ok(match ds.decode_blob(id, &loc, &bytes) {
+        Ok(_) => Recheck::Fine,
+        Err(e) => Recheck::Bad(loc.pack, e.to_string()),
+    })
+}
+
+/// The damaged blobs that a second look confirms. Blobs the refreshed
+/// index no longer has are left to the structure recheck.
+fn confirm_blobs(
+    ds: &Datastore,
+    damaged: HashMap<ChunkId, DamagedBlob>,
+) -> Result<HashMap<ChunkId, DamagedBlob>> {
+    let mut out = HashMap::new();
+    for (id, mut b) in damaged {
+        match recheck_blob(ds, &id)? {
+            Recheck::Fine | Recheck::Gone => {}
+            Recheck::Bad(pack, reason) => {
+                b.pack = pack.to_hex();
+                b.reason = reason;
+                out.insert(id, b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The damaged packs that a second look confirms: a pack gc deleted since
+/// is no longer damage (its blobs are judged one by one), one the index
+/// dropped is no longer missing.
+fn confirm_packs(
+    ds: &Datastore,
+    packs: Vec<(PackId, String)>,
+    quarantined: &HashSet<PackId>,
+) -> Result<Vec<(PackId, String)>> {
+    let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
+    let mut out = Vec::new();
+    for (p, why) in packs {
+        let name = pack::object_name(&p);
+        let bytes = match ds.backend().get(&name) {
+            Ok(b) => b,
+            Err(Error::NotFound(_)) => {
+                if indexed.contains(&p) {
+                    out.push((p, MISSING.to_string()));
+                }
+                continue;
+            }
+            Err(e) => {
+                out.push((p, e.to_string()));
+                continue;
+            }
+        };
+        if why == MISSING {
+            continue; // it is there
+        }
+        if PackId(*blake3::hash(&bytes).as_bytes()) != p && !quarantined.contains(&p) {
+            out.push((p, HASH_MISMATCH.into()));
+        }
+        if let Err(e) = pack::parse_pack(&bytes, ds.keys()) {
+            out.push((p, format!("header: {e}")));
+        }
+    }
+    Ok(out)
+}
+
+/// The unreadable snapshots that are still there and still unreadable.
+fn confirm_unreadable(
+    ds: &Datastore,
+    unreadable: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, why) in unreadable {
+        let Ok(id) = SnapshotId::from_hex(&name) else {
+            out.push((name, why));
+            continue;
+        };
+        match ds.load_snapshot(&id) {
+            Err(Error::NotFound(_)) => {}
+            Err(e) => out.push((name, e.to_string())),
+            Ok(s) => {
+                if let Err(e) = walk::manifest_roots(&s.manifest) {
+                    out.push((name, e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The affected snapshots that still exist and still reach damage that
+/// the first look also found. `damaged` holds the confirmed blobs; blobs
+/// the first look found missing that a snapshot still references and the
+/// refreshed index still lacks are added to it.
+fn confirm_affected<'a>(
+    ds: &Datastore,
+    affected: Vec<(&'a crate::datastore::Snapshot, u64)>,
+    damaged: &mut HashMap<ChunkId, DamagedBlob>,
+    suspects: &HashSet<ChunkId>,
+) -> Result<Vec<(&'a crate::datastore::Snapshot, u64)>> {
+    let mut out = Vec::new();
+    let mut memo = HashMap::new();
+    for (s, _) in affected {
+        match ds.load_snapshot(&s.id) {
+            Ok(_) => {}
+            Err(Error::NotFound(_)) => continue, // forgotten meanwhile
+            Err(e) => return Err(e),
+        }
+        let Ok(roots) = walk::manifest_roots(&s.manifest) else {
+            continue;
+        };
+        let n: u64 = roots
+            .into_iter()
+            .map(|(id, kind)| damage_below(ds, &id, kind, damaged, &mut memo, Some(suspects)))
+            .sum();
+        if n > 0 {
+            out.push((s, n));
+        }
+    }
+    Ok(out)
+}
+
 /// Number of damaged or missing blobs reachable from `id` (memoised).
+/// With `suspects` (the recheck), a blob found missing or unreadable
+/// counts only if the first look had found it too.
 fn damage_below(
     ds: &Datastore,
     id: &ChunkId,
     kind: BlobKind,
     damaged: &mut HashMap<ChunkId, DamagedBlob>,
     memo: &mut HashMap<ChunkId, u64>,
+    suspects: Option<&HashSet<ChunkId>>,
 ) -> u64 {
     if let Some(n) = memo.get(id) {
         return *n;
     }
-    let n = if damaged.contains_key(id) {
-        1
+    let bad = |pack: String, reason: String| Err::<u64, _>((pack, reason));
+    let r = if damaged.contains_key(id) {
+        Ok(1)
     } else {
         match ds.index().get(id) {
-            Ok(None) | Err(_) => {
-                damaged.insert(
-                    *id,
-                    DamagedBlob {
-                        id: id.to_hex(),
-                        kind: kind.name().into(),
-                        pack: String::new(),
-                        reason: "referenced but not in the datastore".into(),
-                    },
-                );
-                1
-            }
+            Ok(None) | Err(_) => bad(String::new(), NOT_IN_DATASTORE.into()),
             Ok(Some(loc)) => match kind {
                 BlobKind::Tree | BlobKind::ImageTable => match walk::children(ds, id, kind) {
-                    Ok(children) => children
+                    Ok(children) => Ok(children
                         .iter()
-                        .map(|(c, k)| damage_below(ds, c, *k, damaged, memo))
-                        .sum(),
-                    Err(e) => {
-                        damaged.insert(
-                            *id,
-                            DamagedBlob {
-                                id: id.to_hex(),
-                                kind: kind.name().into(),
-                                pack: loc.pack.to_hex(),
-                                reason: e.to_string(),
-                            },
-                        );
-                        1
-                    }
+                        .map(|(c, k)| damage_below(ds, c, *k, damaged, memo, suspects))
+                        .sum()),
+                    Err(e) => bad(loc.pack.to_hex(), e.to_string()),
                 },
-                _ => 0,
+                _ => Ok(0),
             },
+        }
+    };
+    let n = match r {
+        Ok(n) => n,
+        Err(_) if suspects.is_some_and(|s| !s.contains(id)) => 0,
+        Err((pack, reason)) => {
+            damaged.insert(
+                *id,
+                DamagedBlob {
+                    id: id.to_hex(),
+                    kind: kind.name().into(),
+                    pack,
+                    reason,
+                },
+            );
+            1
         }
     };
     if matches!(kind, BlobKind::Tree | BlobKind::ImageTable) || n > 0 {
         memo.insert(*id, n);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Disk, Manifest};
+    use crate::gc::{gc, GcOptions};
+    use crate::{image, Encryption, IndexKind, OpenOptions};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    type Hook = Box<dyn FnOnce() + Send>;
+    static HOOK: Mutex<Option<(PathBuf, Hook)>> = Mutex::new(None);
+
+    /// Runs what a test placed between verify's look at the index and its
+    /// reading of the packs (for the datastore at `root` only).
+    pub(super) fn before_reading_packs(root: &Path) {
+        let mut g = HOOK.lock().unwrap();
+        if g.as_ref().is_some_and(|(p, _)| p == root) {
+            if let Some((_, h)) = g.take() {
+                drop(g);
+                h();
+            }
+        }
+    }
+
+    fn random(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// An image snapshot of `live` blocks, written in one session beside
+    /// as many garbage blocks (interleaved, so every pack is half garbage).
+    fn snapshot_with_garbage(ds: &Arc<Datastore>, seed: u64) -> (SnapshotId, Vec<ChunkId>) {
+        let s = ds.begin_session().unwrap();
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            let live = s
+                .submit(BlobKind::Data, random(65536, seed + 2 * i))
+                .unwrap();
+            let dead = s
+                .submit(BlobKind::Data, random(65536, seed + 2 * i + 1))
+                .unwrap();
+            ids.push(live.wait().unwrap());
+            dead.wait().unwrap();
+        }
+        let table = s
+            .store(BlobKind::ImageTable, &image::encode_table_blob(&ids))
+            .unwrap();
+        let m = Manifest {
+            source_kind: "image".into(),
+            source: "vm".into(),
+            disks: vec![Disk {
+                name: "d".into(),
+                size: ids.len() as u64 * 65536,
+                chunk_size: 65536,
+                table: vec![table.0.to_vec()],
+                holes: 0,
+            }],
+            ..Default::default()
+        };
+        (s.commit(m).unwrap(), ids)
+    }
+
+    /// A gc of another process deletes the packs verify is about to read:
+    /// the first look finds them gone, the second finds every blob in its
+    /// new pack, so verify reports nothing. A flipped byte is still
+    /// reported, by both looks.
+    #[test]
+    fn damage_a_second_look_does_not_confirm_is_not_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        Datastore::init(dir.path(), Encryption::None, None, |c| {
+            c.pack_size = 1 << 20
+        })
+        .unwrap();
+        let writer = Datastore::open(dir.path(), &OpenOptions::default()).unwrap();
+        let (snap, ids) = snapshot_with_garbage(&writer, 1);
+        let ro = OpenOptions {
+            read_only: true,
+            index: IndexKind::Rocks,
+            ..Default::default()
+        };
+        let reader = Datastore::open(dir.path(), &ro).unwrap();
+
+        let w = writer.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        *HOOK.lock().unwrap() = Some((
+            dir.path().to_path_buf(),
+            Box::new(move || {
+                let g = GcOptions {
+                    grace: Duration::ZERO,
+                    repack_threshold: 0.3,
+                    ..Default::default()
+                };
+                tx.send(gc(&w, &g, &|_, _, _| {}).unwrap()).unwrap();
+            }),
+        ));
+        let r = verify(&reader, &VerifyOptions::default(), &|_, _, _| {}).unwrap();
+        let g = rx.try_recv().expect("the hook did not run");
+        assert!(g.packs_repacked > 0, "{g:?}");
+        assert!(r.is_clean(), "a false alarm: {r:?}");
+        assert_eq!(r.checked_snapshots, vec![snap.to_hex()]);
+
+        // Real damage: one byte of a live blob flipped in its pack.
+        let loc = writer.locate(&ids[3]).unwrap();
+        let path = dir.path().join(crate::pack::object_name(&loc.pack));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[loc.offset as usize + 20] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        let r = verify(&reader, &VerifyOptions::default(), &|_, _, _| {}).unwrap();
+        assert!(!r.is_clean());
+        assert_eq!(r.damaged_blobs.len(), 1, "{r:?}");
+        assert_eq!(r.damaged_blobs[0].id, ids[3].to_hex());
+        assert_eq!(r.affected_snapshots.len(), 1, "{r:?}");
+        assert_eq!(r.affected_snapshots[0].id, snap.to_hex());
+        assert_eq!(r.damaged_packs.len(), 1, "{r:?}");
+    }
 }

@@ -305,13 +305,30 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Snapshots { source } => {
             let ds = open(&cli, true)?;
-            let snaps: Vec<_> = ds
-                .snapshots()?
+            let (snaps, bad) = ds.snapshots_checked()?;
+            let snaps: Vec<_> = snaps
                 .into_iter()
                 .filter(|s| source.as_ref().is_none_or(|src| &s.manifest.source == src))
                 .collect();
+            // Damaged snapshot files are listed whatever --source says: what
+            // they belong to cannot be read.
+            let damaged: Vec<(String, String, &'static str)> = bad
+                .into_iter()
+                .map(|(id, e)| {
+                    let state = if arca_repo::datastore::is_damage(&e) {
+                        "damaged"
+                    } else {
+                        "unreadable"
+                    };
+                    (id, e.to_string(), state)
+                })
+                .collect();
             if cli.json {
-                print_json(json!(snaps.iter().map(snapshot_json).collect::<Vec<_>>()));
+                let mut rows: Vec<_> = snaps.iter().map(snapshot_json).collect();
+                rows.extend(damaged.iter().map(|(id, e, state)| {
+                    json!({ "id": id, "state": state, "error": e, "source": null, "time": null })
+                }));
+                print_json(json!(rows));
             } else {
                 println!(
                     "{:<10} {:<19} {:<6} {:>10} {:>10}  SOURCE",
@@ -329,10 +346,35 @@ pub fn run(cli: Cli) -> Result<u8> {
                         s.manifest.source
                     );
                 }
-                println!("{} snapshots", snaps.len());
+                for (id, e, state) in &damaged {
+                    println!(
+                        "{:<10} {:<19} {:<6} {:>10} {:>10}  unknown ({state}: {e})",
+                        &id[..id.len().min(8)],
+                        "-",
+                        state.to_ascii_uppercase(),
+                        "-",
+                        "-",
+                    );
+                }
+                if damaged.is_empty() {
+                    println!("{} snapshots", snaps.len());
+                } else {
+                    println!(
+                        "{} snapshots, {} damaged",
+                        snaps.len() + damaged.len(),
+                        damaged.len()
+                    );
+                }
+            }
+            if !damaged.is_empty() {
+                eprintln!(
+                    "warning: {} snapshot file(s) cannot be read; `arca forget ID` removes one",
+                    damaged.len()
+                );
             }
             Ok(0)
         }
+        Command::Forget { snapshots } => forget(&cli, snapshots),
         Command::Ls {
             snapshot,
             path,
@@ -393,7 +435,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 special_files: true,
             };
             let ds = open(&cli, true)?;
-            let snap = ds.resolve_snapshot(snapshot, source.as_deref())?;
+            let snap = resolve(&ds, snapshot, source.as_deref())?;
             let progress = Arc::new(Progress::default());
             let start = std::time::Instant::now();
             let bar = Bar::start(&progress, "restore");
@@ -563,12 +605,65 @@ fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     let m = &s.manifest;
     let st = m.stats.clone().unwrap_or_default();
     json!({
-        "id": s.id.to_hex(), "time": s.time().to_rfc3339(), "source": m.source, "kind": m.source_kind,
+        "id": s.id.to_hex(), "state": "ok", "time": s.time().to_rfc3339(), "source": m.source, "kind": m.source_kind,
         "path": m.path, "hostname": m.hostname, "tags": m.tags, "mode": m.backup_mode,
         "parent": if m.parent.is_empty() { None } else { Some(hex_of(&m.parent)) },
         "files": st.files, "bytes_total": st.bytes_total, "bytes_read": st.bytes_read, "bytes_added": st.bytes_added,
         "disks": m.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes})).collect::<Vec<_>>(),
     })
+}
+
+/// Resolve a snapshot for reading; a damaged one says how to remove it.
+fn resolve(ds: &Datastore, spec: &str, source: Option<&str>) -> Result<Snapshot> {
+    ds.resolve_snapshot(spec, source).map_err(|e| match e {
+        arca_repo::Error::SnapshotDamaged { id, .. } => {
+            anyhow!("{e}; `arca forget {}` removes it", id.short())
+        }
+        e => e.into(),
+    })
+}
+
+/// `arca forget ID...`: resolve every id first (damaged files included),
+/// then delete them; nothing is deleted if one does not resolve.
+fn forget(cli: &Cli, specs: &[String]) -> Result<u8> {
+    let ds = open_for_deletion(cli, false)?;
+    let mut chosen = Vec::new();
+    for spec in specs {
+        let r = ds
+            .resolve(spec, None)
+            .with_context(|| format!("forget {spec}"))?;
+        if !chosen
+            .iter()
+            .any(|c: &arca_repo::datastore::Resolved| c.id() == r.id())
+        {
+            chosen.push(r);
+        }
+    }
+    let mut removed = Vec::new();
+    for r in &chosen {
+        ds.delete_snapshot(&r.id())?;
+        let (source, state) = match r {
+            arca_repo::datastore::Resolved::Ok(s) => (Some(s.manifest.source.clone()), "ok"),
+            arca_repo::datastore::Resolved::Damaged(..) => (None, "damaged"),
+        };
+        if !cli.json {
+            println!(
+                "removed snapshot {}{}",
+                r.id(),
+                match &source {
+                    Some(s) => format!(" of {s}"),
+                    None => " (damaged)".into(),
+                }
+            );
+        }
+        removed.push(json!({ "id": r.id().to_hex(), "source": source, "state": state }));
+    }
+    if cli.json {
+        print_json(json!({ "removed": removed }));
+    } else {
+        println!("run `arca gc` to reclaim space");
+    }
+    Ok(0)
 }
 
 fn hex_of(b: &[u8]) -> String {
@@ -664,7 +759,7 @@ fn parent_for(ds: &Datastore, a: &BackupArgs, source: &str) -> Result<Option<Sna
 
 fn ls(cli: &Cli, spec: &str, path: Option<&str>, source: Option<&str>) -> Result<u8> {
     let ds = open(cli, true)?;
-    let snap = ds.resolve_snapshot(spec, source)?;
+    let snap = resolve(&ds, spec, source)?;
     if snap.is_image() {
         let disks: Vec<_> = snap.manifest.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes})).collect();
         if cli.json {

@@ -201,6 +201,12 @@ enum Command {
     },
     /// Remove snapshots according to retention rules.
     Prune(PruneArgs),
+    /// Remove the given snapshots (ids or unique id prefixes), damaged
+    /// snapshot files included; `arca gc` then reclaims their data.
+    Forget {
+        #[arg(required = true)]
+        snapshots: Vec<String>,
+    },
     /// Reclaim space of data no snapshot references.
     Gc {
         /// Packs younger than this are never touched (e.g. 1h, 30m, 0s).

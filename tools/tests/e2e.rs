@@ -6,12 +6,16 @@ mod common;
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/concurrent.rs"]
+mod concurrent;
 #[path = "e2e/confine.rs"]
 mod confine;
 #[path = "e2e/corruption.rs"]
 mod corruption;
 #[path = "e2e/crash.rs"]
 mod crash;
+#[path = "e2e/damaged_snapshot.rs"]
+mod damaged_snapshot;
 #[path = "e2e/disk_full.rs"]
 mod disk_full;
 #[path = "e2e/image.rs"]

@@ -2216,6 +2216,102 @@ fn verify_damage_is_named_quarantined_and_repaired() {
     srv.kill9();
 }
 
+/// A damaged snapshot file on a server's datastore: a verify task marks
+/// its restore point damaged and says so in its log; a gc task succeeds
+/// and its log names the file.
+#[test]
+fn damaged_snapshot_file_on_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("one.bin"), common::random_bytes(300_000, 81)).unwrap();
+    let (srv, lines) = Server::start_with(&data, &[]);
+    let url = srv.url.clone();
+    let token = login(&url, &first_password(&lines));
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "victim", "kind": "files", "path": tree})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let src = v["id"].as_i64().unwrap();
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/sources/{src}/backup"),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    let t = wait_task(&url, &token, v["id"].as_i64().unwrap(), 60);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    let rp_id = restore_points(&url, &token, "victim")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = data.join("datastores/default/snapshots").join(&rp_id);
+    let mut b = std::fs::read(&file).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&file, &b).unwrap();
+
+    let (s, v) = call(&url, &token, "GET", "/api/v1/datastores", None);
+    assert_eq!(s, 200);
+    let ds_id = v[0]["id"].as_i64().unwrap();
+    let logs = |task: i64| -> String {
+        let (s, v) = call(
+            &url,
+            &token,
+            "GET",
+            &format!("/api/v1/tasks/{task}/logs"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v.to_string()
+    };
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/datastores/{ds_id}/verify"),
+        Some(json!({"all": true})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let task = v["id"].as_i64().unwrap();
+    let t = wait_task(&url, &token, task, 60);
+    assert_eq!(t["state"], "failed", "{t}");
+    let l = logs(task);
+    assert!(l.contains(&rp_id) && l.contains("cannot be read"), "{l}");
+    let (_, v) = call(
+        &url,
+        &token,
+        "GET",
+        &format!("/api/v1/restore-points/{rp_id}"),
+        None,
+    );
+    assert_eq!(v["state"], "damaged", "{v}");
+    assert!(v["damage"].as_str().unwrap().contains("unreadable"), "{v}");
+
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/datastores/{ds_id}/gc"),
+        Some(json!({"grace_seconds": 0})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let task = v["id"].as_i64().unwrap();
+    let t = wait_task(&url, &token, task, 60);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["result"]["damaged_snapshots"], json!([rp_id]), "{t}");
+    let l = logs(task);
+    assert!(l.contains(&rp_id) && l.contains("damaged"), "{l}");
+    srv.kill9();
+}
+
 /// Confinement through the server: the built-in node's roots from
 /// `--source-root`/`--restore-root`; sources and restores outside them get
 /// 422 naming the roots (API and CLI); links leading out of a root fail the

@@ -595,6 +595,11 @@ impl Index for FaultIndex {
         self.inner.clear()?;
         self.durable()
     }
+
+    fn refresh(&self) -> Result<bool> {
+        self.state.check_alive()?;
+        self.inner.refresh()
+    }
 }
 
 /// Files of a directory tree by relative path.

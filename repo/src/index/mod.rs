@@ -17,6 +17,13 @@
 //!   is deleted, so the index never points to a pack that GC removed.
 //! - `sync` makes everything added so far durable (WAL fsync); a snapshot is
 //!   only written after it.
+//! - `refresh` brings a read-only view up to date with the writer's index.
+//!   A read-only RocksDB open is a snapshot of the index as of opening: a
+//!   reader in another process than the writer never sees packs indexed or
+//!   repacked after that. Readers call it when the view sends them to a pack
+//!   that is gone or does not know a chunk they need, then look again
+//!   ([`crate::Datastore::read_blob`]). A writer's own index is always
+//!   current: `refresh` does nothing there.
 
 pub mod mem;
 #[cfg(feature = "rocksdb")]
@@ -108,6 +115,11 @@ pub trait Index: Send + Sync {
     fn sync(&self) -> Result<()>;
     /// Remove everything (before a rebuild).
     fn clear(&self) -> Result<()>;
+    /// Catch up with the writer (see the module documentation). Returns
+    /// whether the view can have changed (false: it is always current).
+    fn refresh(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The shared suite every `Index` implementation must pass.

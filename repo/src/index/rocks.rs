@@ -2,7 +2,8 @@
 //! number of chunks: one shared LRU block cache that also holds index and
 //! bloom-filter blocks, and a fixed memtable budget.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch,
@@ -35,9 +36,17 @@ impl Default for RocksLimits {
 }
 
 pub struct RocksIndex {
-    db: DB,
+    /// Swapped for a newer view by [`Index::refresh`] (read-only only).
+    db: RwLock<Arc<DB>>,
     read_only: bool,
+    path: PathBuf,
+    limits: RocksLimits,
 }
+
+/// Tries of a read-only open: the writer may delete a file (a WAL after a
+/// flush, an old MANIFEST) between the moment RocksDB lists it and the
+/// moment it reads it; the next try sees the new state.
+const READ_ONLY_OPEN_TRIES: u32 = 5;
 
 impl Drop for RocksIndex {
     /// A writer leaves its memtables in table files when it closes, so the
@@ -49,9 +58,10 @@ impl Drop for RocksIndex {
         if self.read_only {
             return;
         }
+        let db = self.db();
         for name in [CF_CHUNKS, CF_PACKS] {
-            if let Some(cf) = self.db.cf_handle(name) {
-                let _ = self.db.flush_cf(cf);
+            if let Some(cf) = db.cf_handle(name) {
+                let _ = db.flush_cf(cf);
             }
         }
     }
@@ -71,13 +81,45 @@ impl RocksIndex {
         Self::open_mode(path, limits, false)
     }
 
-    /// Open without taking the writer lock: sees the index as of opening and
-    /// can run beside a writing process. Writes fail.
+    /// Open without taking the writer lock: sees the index as of opening
+    /// (until [`Index::refresh`]) and can run beside a writing process.
+    /// Writes fail.
     pub fn open_read_only(path: &Path, limits: &RocksLimits) -> Result<Self> {
         Self::open_mode(path, limits, true)
     }
 
     fn open_mode(path: &Path, limits: &RocksLimits, read_only: bool) -> Result<Self> {
+        let db = if read_only {
+            Self::open_db_read_only(path, limits)?
+        } else {
+            Self::open_db(path, limits, false)?
+        };
+        Ok(RocksIndex {
+            db: RwLock::new(Arc::new(db)),
+            read_only,
+            path: path.to_path_buf(),
+            limits: limits.clone(),
+        })
+    }
+
+    fn open_db_read_only(path: &Path, limits: &RocksLimits) -> Result<DB> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::open_db(path, limits, true) {
+                Ok(db) => return Ok(db),
+                Err(e) if tries >= READ_ONLY_OPEN_TRIES => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10 << tries)),
+            }
+        }
+    }
+
+    /// The current view (cheap: one reference count).
+    fn db(&self) -> Arc<DB> {
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn open_db(path: &Path, limits: &RocksLimits, read_only: bool) -> Result<DB> {
         let cache = Cache::new_lru_cache(limits.block_cache_bytes);
         let cf_opts = || {
             let mut bb = BlockBasedOptions::default();
@@ -117,62 +159,78 @@ impl RocksIndex {
             ColumnFamilyDescriptor::new(CF_CHUNKS, cf_opts()),
             ColumnFamilyDescriptor::new(CF_PACKS, cf_opts()),
         ];
-        let db = if read_only {
-            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(err)?
+        if read_only {
+            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(err)
         } else {
-            DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)?
-        };
-        Ok(RocksIndex { db, read_only })
+            DB::open_cf_descriptors(&db_opts, path, cfs).map_err(err)
+        }
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::Index(format!("missing column family {name}")))
-    }
-}
-
-impl Index for RocksIndex {
-    fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_CHUNKS)?, id.as_bytes())
+    fn get_in(db: &DB, id: &ChunkId) -> Result<Option<Location>> {
+        match db
+            .get_pinned_cf(cf(db, CF_CHUNKS)?, id.as_bytes())
             .map_err(err)?
         {
             Some(v) => Ok(Some(Location::decode(&v)?)),
             None => Ok(None),
         }
     }
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| Error::Index(format!("missing column family {name}")))
+}
+
+/// A read-only view lost a table file to the writer's compaction (it opens
+/// files lazily): a fresh view has the merged file instead.
+fn is_vanished_file(e: &Error) -> bool {
+    matches!(e, Error::Index(m) if m.contains("No such file"))
+}
+
+impl Index for RocksIndex {
+    fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
+        match Self::get_in(&self.db(), id) {
+            Err(e) if self.read_only && is_vanished_file(&e) => {
+                self.refresh()?;
+                Self::get_in(&self.db(), id)
+            }
+            r => r,
+        }
+    }
 
     fn add_pack(&self, pack: &PackId, info: PackInfo, blobs: &[(ChunkId, Location)]) -> Result<()> {
-        let chunks = self.cf(CF_CHUNKS)?;
+        let db = self.db();
+        let chunks = cf(&db, CF_CHUNKS)?;
         let mut b = WriteBatch::default();
         for (id, loc) in blobs {
             b.put_cf(chunks, id.as_bytes(), loc.encode());
         }
-        b.put_cf(self.cf(CF_PACKS)?, pack.as_bytes(), info.encode());
-        self.db.write(b).map_err(err)
+        b.put_cf(cf(&db, CF_PACKS)?, pack.as_bytes(), info.encode());
+        db.write(b).map_err(err)
     }
 
     fn remove_blobs(&self, pack: &PackId, blobs: &[ChunkId], drop_pack: bool) -> Result<()> {
-        let chunks = self.cf(CF_CHUNKS)?;
+        let db = self.db();
+        let chunks = cf(&db, CF_CHUNKS)?;
         let mut b = WriteBatch::default();
         for id in blobs {
-            if self.get(id)?.is_some_and(|l| l.pack == *pack) {
+            if Self::get_in(&db, id)?.is_some_and(|l| l.pack == *pack) {
                 b.delete_cf(chunks, id.as_bytes());
             }
         }
         if drop_pack {
-            b.delete_cf(self.cf(CF_PACKS)?, pack.as_bytes());
+            b.delete_cf(cf(&db, CF_PACKS)?, pack.as_bytes());
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(b, &wo).map_err(err)
+        db.write_opt(b, &wo).map_err(err)
     }
 
     fn packs(&self) -> Result<Vec<(PackId, PackInfo)>> {
+        let db = self.db();
         let mut out = Vec::new();
-        for kv in self.db.iterator_cf(self.cf(CF_PACKS)?, IteratorMode::Start) {
+        for kv in db.iterator_cf(cf(&db, CF_PACKS)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(err)?;
             out.push((PackId::from_slice(&k)?, PackInfo::decode(&v)?));
         }
@@ -180,10 +238,8 @@ impl Index for RocksIndex {
     }
 
     fn for_each_blob(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
-        for kv in self
-            .db
-            .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
-        {
+        let db = self.db();
+        for kv in db.iterator_cf(cf(&db, CF_CHUNKS)?, IteratorMode::Start) {
             let (k, v) = kv.map_err(err)?;
             f(ChunkId::from_slice(&k)?, Location::decode(&v)?)?;
         }
@@ -191,17 +247,35 @@ impl Index for RocksIndex {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush_wal(true).map_err(err)
+        self.db().flush_wal(true).map_err(err)
     }
 
     fn clear(&self) -> Result<()> {
+        let db = self.db();
         let mut b = WriteBatch::default();
         for name in [CF_CHUNKS, CF_PACKS] {
             // Keys are 32 bytes, so this range covers every key.
-            b.delete_range_cf(self.cf(name)?, &[][..], &[0xffu8; 33][..]);
+            b.delete_range_cf(cf(&db, name)?, &[][..], &[0xffu8; 33][..]);
         }
-        self.db.write(b).map_err(err)?;
+        db.write(b).map_err(err)?;
         self.sync()
+    }
+
+    /// A read-only view is reopened: the new one replays the writer's
+    /// table files and logs as they are now (a synced write of the writer,
+    /// such as gc's index update before it deletes a pack, is in its log).
+    /// Readers that hold the old view keep it until they finish with it.
+    fn refresh(&self) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        let fresh = Arc::new(Self::open_db_read_only(&self.path, &self.limits)?);
+        let old = std::mem::replace(
+            &mut *self.db.write().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        drop(old);
+        Ok(true)
     }
 }
 
@@ -213,4 +287,32 @@ mod tests {
         (idx, dir)
     }
     crate::index_suite!(make());
+
+    /// A read-only view sees what the writer added after it opened only
+    /// once refreshed, and the writer's removals likewise.
+    #[test]
+    fn read_only_view_follows_the_writer_on_refresh() {
+        let (w, dir) = make();
+        let a = ChunkId([1; 32]);
+        let b = ChunkId([2; 32]);
+        let info = PackInfo { size: 10, blobs: 1 };
+        w.add_pack(&PackId([9; 32]), info, &[(a, loc(9, 0))])
+            .unwrap();
+        w.sync().unwrap();
+        let r = super::RocksIndex::open_read_only(dir.path(), &Default::default()).unwrap();
+        assert_eq!(r.get(&a).unwrap(), Some(loc(9, 0)));
+        // The writer moves a to pack 8 (a repack) and adds b.
+        w.add_pack(&PackId([8; 32]), info, &[(a, loc(8, 0)), (b, loc(8, 10))])
+            .unwrap();
+        w.remove_pack(&PackId([9; 32]), &[a]).unwrap();
+        w.sync().unwrap();
+        assert_eq!(r.get(&a).unwrap(), Some(loc(9, 0)), "a frozen view");
+        assert_eq!(r.get(&b).unwrap(), None);
+        assert!(r.refresh().unwrap());
+        assert_eq!(r.get(&a).unwrap(), Some(loc(8, 0)));
+        assert_eq!(r.get(&b).unwrap(), Some(loc(8, 10)));
+        assert_eq!(r.packs().unwrap().len(), 1);
+        assert!(!w.refresh().unwrap(), "a writer's view is always current");
+        assert!(r.add_pack(&PackId([7; 32]), info, &[]).is_err());
+    }
 }
