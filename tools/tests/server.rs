@@ -2819,6 +2819,67 @@ fn json_logs() {
         .expect("a record of the backup request, by its route");
     assert_eq!(backup["status"], 202);
 
+    // An export client: NBD connect and disconnect.
+    let image = dir.path().join("disk.raw");
+    std::fs::write(&image, common::random_bytes(1 << 20, 5)).unwrap();
+    let (s, v) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "vm", "kind": "image", "path": image})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, t) = call(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/sources/{}/backup", v["id"]),
+        None,
+    );
+    assert_eq!(s, 202, "{t}");
+    let mut rp = None;
+    wait_for("the image's restore point", 60, || {
+        rp = restore_points(&url, &token, "vm")
+            .first()
+            .and_then(|r| r["id"].as_str().map(str::to_string));
+        rp.is_some()
+    });
+    let (s, e) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/exports",
+        Some(json!({"restore_point": rp.unwrap(), "protocol": "nbd"})),
+    );
+    assert_eq!(s, 201, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    let mut address = None;
+    wait_for("the export to be served", 60, || {
+        let (_, e) = call(&url, &token, "GET", &format!("/api/v1/exports/{id}"), None);
+        address = e["address"].as_str().map(str::to_string);
+        e["state"] == "active" && address.is_some()
+    });
+    let size = tool("nbdinfo", &["--size", &address.unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&size.stdout).trim(), "1048576");
+    wait_for("the export client's disconnect record", 30, || {
+        !find("export client disconnected").is_empty()
+    });
+    for msg in ["export client connected", "export client disconnected"] {
+        let r = find(msg);
+        assert_eq!(r.len(), 1, "{msg}: {r:?}");
+        assert_eq!(r[0]["protocol"], "nbd");
+        // Named without its secret.
+        assert_eq!(r[0]["export"], format!("export-{id}-<secret>"), "{r:?}");
+        assert!(
+            r[0]["span"]["peer"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{r:?}"
+        );
+    }
+
     drop(srv);
     records(&out_path);
     records(&err_path);
