@@ -240,7 +240,14 @@ impl pb::node_server::Node for NodeService {
         let node = c
             .register_node(node.id, r.max_tasks, &r.version)
             .map_err(internal)?;
-        tracing::info!(node = %node.name, requeued = requeued.len(), "node registered");
+        tracing::info!(
+            target: "arca::node",
+            node = %node.name,
+            node_id = node.id,
+            version = %r.version,
+            requeued = requeued.len(),
+            "node registered (online)"
+        );
         self.changed.notify_one();
         Ok(Response::new(pb::RegisterReply {
             node_id: node.id,

@@ -472,6 +472,22 @@ impl Runner {
     pub fn run(&self, l: Leased) {
         let c = &self.coord;
         let id = l.task.id;
+        let source = l
+            .source
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let kind = l.task.kind.clone();
+        let node = c.node_id();
+        tracing::info!(
+            target: "arca::task",
+            task = id,
+            kind = %kind,
+            source = %source,
+            node,
+            attempt = l.task.attempt,
+            "task started"
+        );
         c.log(
             id,
             "info",
@@ -511,6 +527,33 @@ impl Runner {
             (Err(e), _) => ("error", format!("failed: {e}")),
         };
         c.log(id, level, &msg);
+        match (&outcome, cancelled) {
+            (_, true) => tracing::warn!(
+                target: "arca::task",
+                task = id,
+                kind = %kind,
+                source = %source,
+                node,
+                "task cancelled"
+            ),
+            (Ok(_), _) => tracing::info!(
+                target: "arca::task",
+                task = id,
+                kind = %kind,
+                source = %source,
+                node,
+                "task succeeded"
+            ),
+            (Err(e), _) => tracing::error!(
+                target: "arca::task",
+                task = id,
+                kind = %kind,
+                source = %source,
+                node,
+                error = %e,
+                "task failed"
+            ),
+        }
         let f = Finished {
             outcome,
             cancelled,

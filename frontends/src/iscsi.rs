@@ -72,6 +72,7 @@ pub fn serve(
         std::thread::Builder::new()
             .name("iscsi-conn".into())
             .spawn(move || {
+                let _span = tracing::info_span!("client", peer = %peer).entered();
                 let w = match conn.try_clone() {
                     Ok(w) => io::BufWriter::with_capacity(256 << 10, w),
                     Err(_) => return,
@@ -79,7 +80,7 @@ pub fn serve(
                 let r = io::BufReader::with_capacity(64 << 10, conn);
                 if let Err(e) = session(r, w, exports.as_ref(), &cfg, &portal) {
                     if e.kind() != io::ErrorKind::UnexpectedEof {
-                        tracing::info!("iscsi client {peer}: {e}");
+                        tracing::info!(error = %e, "iscsi client connection ended with an error");
                     }
                 }
             })?;
@@ -1308,6 +1309,10 @@ pub fn session<R: Read, W: Write>(
     if !s.login(&mut r)? {
         return Ok(());
     }
+    let _log = s
+        .lun
+        .as_ref()
+        .map(|l| crate::ClientLog::connected("iscsi", s.exports.label(&l.name)));
     loop {
         let pdu = match read_pdu(&mut r, MAX_RECV_DSL) {
             Ok(p) => p,

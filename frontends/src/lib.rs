@@ -208,3 +208,29 @@ impl Exports for DatastoreExports {
         ))
     }
 }
+
+/// Logs a client's use of an export: one record when it connects to the
+/// export, one when the connection ends (on drop, whatever the way out).
+/// The peer address is in the enclosing `client` span.
+pub(crate) struct ClientLog {
+    protocol: &'static str,
+    export: String,
+}
+
+impl ClientLog {
+    pub(crate) fn connected(protocol: &'static str, export: String) -> ClientLog {
+        tracing::info!(target: "arca::export", protocol, export = %export, "export client connected");
+        ClientLog { protocol, export }
+    }
+}
+
+impl Drop for ClientLog {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: "arca::export",
+            protocol = self.protocol,
+            export = %self.export,
+            "export client disconnected"
+        );
+    }
+}

@@ -131,6 +131,7 @@ pub fn serve_with(
         std::thread::Builder::new()
             .name("nbd-conn".into())
             .spawn(move || {
+                let _span = tracing::info_span!("client", peer = %peer).entered();
                 let r = match tls {
                     Some(cfg) => tls_session(conn, exports.as_ref(), cfg),
                     None => match conn.try_clone() {
@@ -144,7 +145,7 @@ pub fn serve_with(
                 };
                 if let Err(e) = r {
                     if e.kind() != io::ErrorKind::UnexpectedEof {
-                        tracing::info!("nbd client {peer}: {e}");
+                        tracing::info!(error = %e, "nbd client connection ended with an error");
                     }
                 }
             })?;
@@ -706,7 +707,10 @@ pub fn session<R: Read, W: Write>(mut r: R, mut w: W, exports: &dyn Exports) -> 
     let no_zeroes = greet(&mut r, &mut w)?;
     let mut s = new_session(w, exports, false);
     match s.negotiate(&mut r, no_zeroes)? {
-        Negotiated::Export(name, disk) => s.transmit(&mut r, &name, disk.as_ref()),
+        Negotiated::Export(name, disk) => {
+            let _log = crate::ClientLog::connected("nbd", s.exports.label(&name));
+            s.transmit(&mut r, &name, disk.as_ref())
+        }
         Negotiated::Abort | Negotiated::StartTls => Ok(()),
     }
 }
@@ -782,7 +786,10 @@ fn tls_session(
     let mut s = new_session(w, exports, true);
     s.tls_active = true;
     match s.negotiate(&mut r, no_zeroes)? {
-        Negotiated::Export(name, disk) => s.transmit(&mut r, &name, disk.as_ref()),
+        Negotiated::Export(name, disk) => {
+            let _log = crate::ClientLog::connected("nbd", s.exports.label(&name));
+            s.transmit(&mut r, &name, disk.as_ref())
+        }
         Negotiated::Abort | Negotiated::StartTls => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod client;
 mod commands;
+mod logs;
 mod mounts;
 mod node;
 mod progress;
@@ -42,6 +43,17 @@ pub struct Cli {
     /// self-signed `<data-dir>/tls/cert.pem` of `arca server --tls`).
     #[arg(long, global = true, env = "ARCA_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Log records as human text on stderr, or as JSON lines on stdout
+    /// (then a server's or node's start banner is records too). Filter
+    /// with ARCA_LOG or RUST_LOG (default `info`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "ARCA_LOG_FORMAT"
+    )]
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -718,6 +730,7 @@ fn error_message(e: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs::init(cli.log_format);
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -726,7 +739,11 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", serde_json::json!({ "error": msg }));
             }
-            eprintln!("error: {msg}");
+            if logs::json() {
+                tracing::error!(error = %msg, "command failed");
+            } else {
+                eprintln!("error: {msg}");
+            }
             ExitCode::from(1)
         }
     }

@@ -19,7 +19,7 @@ fn bind(what: &str, addr: &str) -> Option<TcpListener> {
         Err(e) => {
             // The rest of the node still works; exports of this protocol
             // fail with a reason that says why.
-            eprintln!("not serving {what} exports: cannot listen on {addr}: {e}");
+            tracing::error!(protocol = what, listen = %addr, error = %e, "not serving exports: cannot listen");
             None
         }
     }
@@ -32,8 +32,9 @@ fn check_nbd_plain(addr: SocketAddr, tls: bool, plain: bool) -> Result<()> {
         return Ok(());
     }
     if plain {
-        eprintln!(
-            "warning: NBD exports on {addr} without TLS (--nbd-plain): their data and secrets cross the network in clear text"
+        tracing::warn!(
+            listen = %addr,
+            "NBD exports without TLS (--nbd-plain): their data and secrets cross the network in clear text"
         );
         return Ok(());
     }
@@ -74,7 +75,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
             .name("nbd".into())
             .spawn(move || {
                 if let Err(e) = arca_frontends::nbd::serve_with(l, table, tls) {
-                    eprintln!("NBD server: {e}");
+                    tracing::error!(error = %e, "NBD server stopped");
                 }
             })?;
     }
@@ -85,7 +86,7 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
             .spawn(move || {
                 let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig::default());
                 if let Err(e) = arca_frontends::iscsi::serve(l, table, cfg) {
-                    eprintln!("iSCSI target: {e}");
+                    tracing::error!(error = %e, "iSCSI target stopped");
                 }
             })?;
     }
@@ -95,7 +96,11 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
         .spawn(move || exports::run(coord, host))?;
     for (what, a) in [("NBD", listeners.nbd), ("iSCSI", listeners.iscsi)] {
         if let Some(a) = a {
-            println!("exports over {what} on {a}");
+            if crate::logs::json() {
+                tracing::info!(protocol = what, listen = %a, "serving exports");
+            } else {
+                println!("exports over {what} on {a}");
+            }
         }
     }
     Ok(listeners)

@@ -70,10 +70,10 @@ fn register(
                 bail!("the server refused this node: {}", node::status_msg(s))
             }
             Err(s) => {
-                eprintln!(
-                    "cannot register yet ({}); retrying in {} s",
-                    node::status_msg(s),
-                    delay.as_secs()
+                tracing::warn!(
+                    error = %node::status_msg(s),
+                    retry_seconds = delay.as_secs(),
+                    "cannot register yet; retrying"
                 );
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(30));
@@ -124,19 +124,37 @@ pub fn run(
         node::client(url, token, ca.as_deref()).map_err(anyhow::Error::msg)?
     };
     let reg = register(&h, &client, max_tasks, &infos, &real_dir)?;
-    println!(
-        "Arca node {} ({}) registered with {url} as node {}",
-        reg.node_name,
-        env!("CARGO_PKG_VERSION"),
-        reg.node_id
-    );
-    for d in &reg.datastores {
-        println!("datastore {} at {}", d.name, d.path);
+    let passphrases_dir = data_dir.join("datastores");
+    if crate::logs::json() {
+        tracing::info!(
+            node = %reg.node_name,
+            node_id = reg.node_id,
+            server = %url,
+            version = env!("CARGO_PKG_VERSION"),
+            "Arca node registered"
+        );
+        for d in &reg.datastores {
+            tracing::info!(datastore = %d.name, path = %d.path, "datastore");
+        }
+        tracing::info!(
+            passphrases_dir = %passphrases_dir.display(),
+            "the datastores' passphrases are in *.passphrase files of this directory: keep a copy elsewhere"
+        );
+    } else {
+        println!(
+            "Arca node {} ({}) registered with {url} as node {}",
+            reg.node_name,
+            env!("CARGO_PKG_VERSION"),
+            reg.node_id
+        );
+        for d in &reg.datastores {
+            println!("datastore {} at {}", d.name, d.path);
+        }
+        println!(
+            "the datastores' passphrases are in {}/*.passphrase: keep a copy elsewhere",
+            passphrases_dir.display()
+        );
     }
-    println!(
-        "the datastores' passphrases are in {}/*.passphrase: keep a copy elsewhere",
-        data_dir.join("datastores").display()
-    );
     let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
     let runner = Arc::new(Runner::new(remote.clone(), passphrases));
     runner.set_holder(&format!("arca node {}", reg.node_name), url);
@@ -161,20 +179,20 @@ pub fn run(
                 // Marked offline (e.g. after a long outage): the server
                 // has requeued what ran here. Register again.
                 Err(s) if s.code() == Code::FailedPrecondition => {
-                    eprintln!("{}", node::status_msg(s));
+                    tracing::warn!(error = %node::status_msg(s), "the server marked this node offline; registering again");
                     register(&h, &client, max_tasks, &infos, &real_dir)?;
                     last_beat = Instant::now();
                 }
                 Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
                     bail!("the server refused this node: {}", node::status_msg(s))
                 }
-                Err(s) => eprintln!("heartbeat: {}", node::status_msg(s)),
+                Err(s) => tracing::warn!(error = %node::status_msg(s), "heartbeat failed"),
             }
         }
         tasks.retain(|t| !t.is_finished());
         match runner.start_due() {
             Ok(started) => tasks.extend(started),
-            Err(e) => eprintln!("lease: {e}"),
+            Err(e) => tracing::warn!(error = %e, "leasing tasks failed"),
         }
         std::thread::sleep(Duration::from_secs(1));
     }

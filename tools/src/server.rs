@@ -151,7 +151,10 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
         "the server stopped while the task ran",
     )?;
     if !requeued.is_empty() {
-        eprintln!("requeued or failed {} interrupted task(s)", requeued.len());
+        tracing::warn!(
+            tasks = requeued.len(),
+            "requeued or failed interrupted tasks"
+        );
     }
     Ok(Prepared {
         catalog,
@@ -214,17 +217,26 @@ fn print_confinement(catalog: &Catalog, node_id: i64) -> Result<()> {
             r.join(", ")
         }
     };
-    println!(
-        "node {}: sources under {}; restores under {}{}",
-        c.node,
-        show(&c.source_roots),
-        show(&c.restore_roots()),
-        if c.source_roots.is_empty() {
-            " (no source can be added until an admin sets source roots: --source-root, or `arca node set`)"
-        } else {
-            ""
-        }
-    );
+    if crate::logs::json() {
+        tracing::info!(
+            node = %c.node,
+            source_roots = %show(&c.source_roots),
+            restore_roots = %show(&c.restore_roots()),
+            "node confinement"
+        );
+    } else {
+        println!(
+            "node {}: sources under {}; restores under {}{}",
+            c.node,
+            show(&c.source_roots),
+            show(&c.restore_roots()),
+            if c.source_roots.is_empty() {
+                " (no source can be added until an admin sets source roots: --source-root, or `arca node set`)"
+            } else {
+                ""
+            }
+        );
+    }
     // Sources from before confinement (or whose roots were narrowed) fail
     // their backups on the node: say so now rather than at the next backup.
     let outside: Vec<String> = catalog
@@ -233,7 +245,13 @@ fn print_confinement(catalog: &Catalog, node_id: i64) -> Result<()> {
         .filter(|s| s.node_id == node_id && c.check_source(&s.path).is_err())
         .map(|s| format!("{} ({})", s.name, s.path))
         .collect();
-    if !outside.is_empty() {
+    if !outside.is_empty() && crate::logs::json() {
+        tracing::warn!(
+            node = %c.node,
+            sources = %outside.join(", "),
+            "sources outside the node's source roots will not be backed up until an admin adds roots"
+        );
+    } else if !outside.is_empty() {
         println!(
             "warning: {} source(s) of node {} are outside its source roots and will not be backed up until an admin adds roots: {}",
             outside.len(),
@@ -397,25 +415,45 @@ async fn serve(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!(
-        "Arca server {} listening on {scheme}://{addr}",
-        env!("CARGO_PKG_VERSION")
-    );
-    if let Some((cert, _)) = &tls {
-        println!("TLS certificate: {}", cert.display());
-    }
-    println!("data directory: {}", data_dir.display());
-    if let Some(pw) = &p.admin_password {
-        println!("first start: created user \"admin\" with password {pw}");
+    let version = env!("CARGO_PKG_VERSION");
+    let url = format!("{scheme}://{addr}");
+    let passphrase_file = data_dir.join("datastores/default.passphrase");
+    if crate::logs::json() {
+        tracing::info!(version, url = %url, "Arca server {version} listening on {url}");
+        if let Some((cert, _)) = &tls {
+            tracing::info!(tls_certificate = %cert.display(), "TLS certificate");
+        }
+        tracing::info!(data_dir = %data_dir.display(), "data directory");
+        if let Some(pw) = &p.admin_password {
+            tracing::info!(
+                user = "admin",
+                password = %pw,
+                password_file = %data_dir.join("initial-admin-password").display(),
+                "first start: created user \"admin\"; change its password after signing in"
+            );
+        }
+        tracing::info!(
+            passphrase_file = %passphrase_file.display(),
+            "the default datastore's passphrase is in this file: keep a copy elsewhere, the backups cannot be read without it"
+        );
+    } else {
+        println!("Arca server {version} listening on {url}");
+        if let Some((cert, _)) = &tls {
+            println!("TLS certificate: {}", cert.display());
+        }
+        println!("data directory: {}", data_dir.display());
+        if let Some(pw) = &p.admin_password {
+            println!("first start: created user \"admin\" with password {pw}");
+            println!(
+                "(also written to {}; change it after signing in)",
+                data_dir.join("initial-admin-password").display()
+            );
+        }
         println!(
-            "(also written to {}; change it after signing in)",
-            data_dir.join("initial-admin-password").display()
+            "the default datastore's passphrase is in {}: keep a copy elsewhere, the backups cannot be read without it",
+            passphrase_file.display()
         );
     }
-    println!(
-        "the default datastore's passphrase is in {}: keep a copy elsewhere, the backups cannot be read without it",
-        data_dir.join("datastores/default.passphrase").display()
-    );
     print_confinement(&p.catalog, p.node_id)?;
     let state = arca_web::AppState::new(p.catalog.clone());
     let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
@@ -502,11 +540,25 @@ async fn scheduler(
             arca_control::schedule_due(&catalog, now)?;
             arca_control::maintenance::schedule_maintenance(&catalog, now)?;
             let offline = catalog.mark_stale_nodes_offline(now - node_timeout)?;
-            catalog.expire_leases(
+            for id in &offline {
+                tracing::warn!(
+                    target: "arca::node",
+                    node_id = *id,
+                    timeout_s = node_timeout,
+                    "node offline: it missed its heartbeats"
+                );
+            }
+            let expired = catalog.expire_leases(
                 now,
                 &offline,
                 "the node missed its heartbeats; lease expired",
             )?;
+            if !expired.is_empty() {
+                tracing::warn!(
+                    tasks = expired.len(),
+                    "requeued or failed the tasks of offline nodes"
+                );
+            }
             catalog.expire_exports(now)?;
             catalog.heartbeat(runner.coord.node_id())?;
             runner.start_due().map_err(anyhow::Error::msg)?;
@@ -522,6 +574,7 @@ async fn scheduler(
                             continue;
                         }
                         let n = notifier.clone();
+                        let s_name = s.name.clone();
                         let subject = format!(
                             "arca: source {} missed its RPO of {} s (policy {})",
                             s.name,
@@ -531,13 +584,13 @@ async fn scheduler(
                         let body = serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
                         tokio::task::spawn_blocking(move || {
                             for line in n.send("source.rpo_missed", &subject, &body) {
-                                eprintln!("{line}");
+                                tracing::warn!(source = %s_name, "{line}");
                             }
                         });
                     }
                     missed = now_missed;
                 }
-                Err(e) => eprintln!("rpo check: {e}"),
+                Err(e) => tracing::error!(error = %e, "rpo check failed"),
             }
         }
         match step() {
@@ -546,7 +599,7 @@ async fn scheduler(
                     last_assign = now;
                 }
             }
-            Err(e) => eprintln!("scheduler: {e:#}"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "scheduler step failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -366,6 +366,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> 
         .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
     let (token, user) = check_token(state, secret)?;
     let _ = state.catalog.touch_token(token.id);
+    crate::RequestUser::set(&parts.extensions, &user.name);
     Ok(Principal::new(user, token))
 }
 

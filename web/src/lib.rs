@@ -117,7 +117,75 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(request_log))
         .with_state(state)
+}
+
+/// Who made a request, filled by the auth extractors once the token is
+/// checked and read by [`request_log`] after the handler ran.
+#[derive(Clone, Default)]
+pub(crate) struct RequestUser(Arc<std::sync::Mutex<Option<String>>>);
+
+impl RequestUser {
+    pub(crate) fn set(ext: &axum::http::Extensions, name: &str) {
+        if let Some(u) = ext.get::<RequestUser>() {
+            if let Ok(mut g) = u.0.lock() {
+                *g = Some(name.to_string());
+            }
+        }
+    }
+
+    fn get(&self) -> String {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One log record per request: method, matched route (not the raw path,
+/// so ids and query strings stay out), status, duration and the signed-in
+/// user ("" when none). 5xx answers are errors, the rest info.
+async fn request_log(mut req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    let remote = remote(req.extensions());
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let user = user.get();
+    if status >= 500 {
+        tracing::error!(
+            target: "arca::http",
+            method = %method,
+            route,
+            status,
+            duration_ms,
+            user,
+            remote,
+            "request"
+        );
+    } else {
+        tracing::info!(
+            target: "arca::http",
+            method = %method,
+            route,
+            status,
+            duration_ms,
+            user,
+            remote,
+            "request"
+        );
+    }
+    resp
 }
 
 async fn not_found(req: Request) -> ApiError {
