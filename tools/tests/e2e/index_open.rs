@@ -83,6 +83,14 @@ fn read_only_open_with_the_marker_missing_writes_nothing() {
     // A writer rebuilds the index and marks it complete.
     drop(Datastore::open(&env.ds, &opts(false)).unwrap());
     assert!(env.ds.join(MARKER).exists());
+
+    // With a complete index, a reader opens RocksDB read-only: nothing
+    // changes either, the index directory included.
+    let before = everything(&env);
+    let ds = Datastore::open(&env.ds, &opts(true)).unwrap();
+    assert_eq!(ds.snapshots().unwrap().len(), 1);
+    drop(ds);
+    assert_eq!(before, everything(&env));
 }
 
 #[test]
