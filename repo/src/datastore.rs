@@ -79,6 +79,9 @@ pub struct Datastore {
     /// concurrent readers that found the same stale view refresh it once.
     view_epoch: AtomicU64,
     refresh_lock: Mutex<()>,
+    /// A writer's lock on `<datastore>/lock`. Last, so that it is released
+    /// after the index has closed (fields drop in order).
+    _writer_lock: Option<crate::reserve::WriterLock>,
 }
 
 /// How many times a reader refreshes its view of the index and looks again
@@ -149,8 +152,27 @@ impl Datastore {
         Ok(config)
     }
 
+    /// Open the datastore at `path`. A writer takes the writer lock
+    /// (`<datastore>/lock`, see [`crate::reserve::lock_writer`]) before the
+    /// index opens and holds it as long as the datastore is open. A
+    /// read-only open (`opts.read_only`) writes nothing under `path`: with
+    /// no complete index on disk it builds one in memory from the packs.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Arc<Self>> {
         Self::open_with_backend(path, Arc::new(LocalBackend::new(path)), opts)
+    }
+
+    /// Open for writing, discarding the index on disk and building it again
+    /// from the packs (under the writer lock): what `arca index rebuild`
+    /// does when the index is too damaged to open
+    /// ([`Error::IndexCorrupt`]). The index is a cache of the pack
+    /// headers; nothing else is touched.
+    pub fn open_discarding_index(path: &Path, opts: &OpenOptions) -> Result<Arc<Self>> {
+        if opts.read_only {
+            return Err(Error::InvalidInput(
+                "rebuilding the index needs a writable open".into(),
+            ));
+        }
+        Self::open_inner(path, Arc::new(LocalBackend::new(path)), opts, true)
     }
 
     /// Open the datastore at `path` with its objects reached through
@@ -160,6 +182,15 @@ impl Datastore {
         path: &Path,
         backend: Arc<dyn Backend>,
         opts: &OpenOptions,
+    ) -> Result<Arc<Self>> {
+        Self::open_inner(path, backend, opts, false)
+    }
+
+    fn open_inner(
+        path: &Path,
+        backend: Arc<dyn Backend>,
+        opts: &OpenOptions,
+        discard_index: bool,
     ) -> Result<Arc<Self>> {
         let config = match backend.get(CONFIG) {
             Ok(b) => Config::parse(&b)?,
@@ -175,21 +206,22 @@ impl Datastore {
             ));
         }
         let keys = keyfile.unwrap_keys(opts.passphrase.as_deref(), &config.id)?;
-        let (index, fresh): (Box<dyn Index>, bool) = match opts.index {
-            IndexKind::Memory => (Box::new(MemIndex::new()), true),
-            IndexKind::Rocks => match crate::reserve::open_index(path, opts, open_rocks) {
-                Err(Error::Locked(e)) => {
-                    return Err(match std::fs::read_to_string(path.join(HELD_BY)) {
-                        Ok(h) if !h.trim().is_empty() => Error::Held(h.trim().to_string()),
-                        _ => Error::Locked(e),
-                    })
-                }
-                r => r?,
-            },
+        let (index, fresh, writer_lock): crate::reserve::Opened = match opts.index {
+            IndexKind::Memory => (Box::new(MemIndex::new()), true, None),
+            IndexKind::Rocks => crate::reserve::open_index(path, opts, discard_index, open_rocks)?,
         };
-        if let (Some(h), false) = (&opts.holder, opts.read_only) {
-            // Best effort: only a message for whoever is refused next.
-            let _ = std::fs::write(path.join(HELD_BY), format!("{h}\n"));
+        if writer_lock.is_some() {
+            // Best effort: only a message for whoever is refused next. A
+            // writer that does not say who it is removes an older note, so
+            // that nobody is told about a holder that is gone.
+            match &opts.holder {
+                Some(h) => {
+                    let _ = std::fs::write(path.join(HELD_BY), format!("{h}\n"));
+                }
+                None => {
+                    let _ = std::fs::remove_file(path.join(HELD_BY));
+                }
+            }
         }
         let index = backend.wrap_index(index);
         let ds = Arc::new(Datastore {
@@ -201,18 +233,17 @@ impl Datastore {
             pack_keys: Mutex::new(HashMap::new()),
             sessions: SessionRegistry::default(),
             gc_lock: RwLock::new(()),
-            read_only: false,
+            // From the start: nothing below may write for a reader.
+            read_only: opts.read_only,
             built_from_packs: fresh && opts.read_only,
             view_epoch: AtomicU64::new(0),
             refresh_lock: Mutex::new(()),
+            _writer_lock: writer_lock,
         });
         if fresh {
-            // The index is a cache: a missing one is rebuilt from the packs.
-            ds.rebuild_index(&mut |_, _| {})?;
-        }
-        let mut ds = ds;
-        if let Some(d) = Arc::get_mut(&mut ds) {
-            d.read_only = opts.read_only;
+            // The index is a cache: a missing one is rebuilt from the packs
+            // (a reader's in memory, and only a writer marks it complete).
+            ds.build_index(&mut |_, _| {})?;
         }
         Ok(ds)
     }
@@ -245,6 +276,13 @@ impl Datastore {
     /// Recreate the index from the pack headers. `progress(done, total)`.
     pub fn rebuild_index(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<RebuildReport> {
         self.check_writable()?;
+        self.build_index(progress)
+    }
+
+    /// Fill the index from the pack headers. A writer's index is on disk
+    /// and marked complete at the end; a reader's is the in-memory one of
+    /// its open and nothing is written.
+    fn build_index(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<RebuildReport> {
         let _g = self.gc_lock.write().unwrap_or_else(|e| e.into_inner());
         // Copies that verify found bad never come back (see quarantine).
         let quarantined = self.quarantined().unwrap_or_default();
@@ -286,6 +324,9 @@ impl Datastore {
             }
         }
         progress(packs.len(), packs.len());
+        if self.read_only {
+            return Ok(report);
+        }
         self.index.sync()?;
         let marker = self.root.join("index").join(INDEX_COMPLETE);
         if marker.parent().is_some_and(|p| p.exists()) {

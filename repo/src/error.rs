@@ -35,14 +35,22 @@ pub enum Error {
     NotFound(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    #[error("the index is in use by another arca process ({0}); try again when it finishes")]
+    /// Another writer holds the datastore's writer lock (`<datastore>/lock`,
+    /// an exclusive `flock`); the text names the lock file.
+    #[error("the datastore is in use by another arca process (writer lock {0} is held); try again when it finishes")]
     Locked(String),
-    /// The index is locked by a long-running process that said who it is
-    /// (an `arca server` or `arca node`), with how to work through it.
+    /// The writer lock is held by a long-running process that said who it
+    /// is (an `arca server` or `arca node`), with how to work through it.
     #[error("the datastore is held by {0}")]
     Held(String),
     #[error("index: {0}")]
     Index(String),
+    /// RocksDB reports corruption in the index (a checksum mismatch, a
+    /// damaged CURRENT or MANIFEST). The index is a cache of the pack
+    /// headers, so nothing is lost: `arca index rebuild` discards it and
+    /// builds it again from the packs.
+    #[error("the index is damaged ({0}); it is rebuilt from the packs with `arca index rebuild`")]
+    IndexCorrupt(String),
     #[error("a previous write failed ({0}); refusing further writes in this session")]
     Poisoned(String),
     #[error("cancelled")]

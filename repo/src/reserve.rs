@@ -35,13 +35,20 @@ pub const MIN_FREE_TO_OPEN: u64 = 1 << 20;
 
 type OpenFn = fn(&Path, bool) -> Result<(Box<dyn Index>, bool)>;
 
+/// The index, whether it must be rebuilt from the packs, and (for a
+/// writer) the datastore's writer lock, held as long as the index is open.
+pub(crate) type Opened = (Box<dyn Index>, bool, Option<WriterLock>);
+
 /// Open the index under `root`, releasing the reserve for an open for
-/// deletion that finds the file system full.
+/// deletion that finds the file system full. A writer first takes the
+/// writer lock ([`lock_writer`]); with `discard`, it then removes the index
+/// directory (a damaged index), which the open rebuilds from the packs.
 pub(crate) fn open_index(
     root: &Path,
     opts: &OpenOptions,
+    discard: bool,
     open: OpenFn,
-) -> Result<(Box<dyn Index>, bool)> {
+) -> Result<Opened> {
     let dir = root.join("index");
     let fs = (!opts.read_only)
         .then(|| nix::sys::statvfs::statvfs(root).ok())
@@ -68,6 +75,23 @@ pub(crate) fn open_index(
             return Err(full_hint(full));
         }
     }
+    let lock = if opts.read_only {
+        None
+    } else {
+        Some(match lock_writer(root) {
+            Err(e) if e.is_no_space() && opts.for_deletion && release(root) => lock_writer(root)?,
+            r => r.map_err(full_hint)?,
+        })
+    };
+    if discard && !opts.read_only {
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("remove the index {}", dir.display()), e))
+            }
+            _ => {}
+        }
+    }
+    let with_lock = |(index, fresh)| (index, fresh, lock);
     match open(&dir, opts.read_only) {
         Ok(r) => {
             // An open for deletion leaves the space it may have released to
@@ -75,16 +99,51 @@ pub(crate) fn open_index(
             if !opts.read_only && !opts.for_deletion {
                 ensure(root);
             }
-            Ok(r)
+            Ok(with_lock(r))
         }
         Err(e) if !opts.read_only && e.is_no_space() => {
             if opts.for_deletion && release(root) {
-                open(&dir, false).map_err(full_hint)
+                open(&dir, false).map(with_lock).map_err(full_hint)
             } else {
                 Err(full_hint(e))
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// File at the datastore's root that a writer holds with an exclusive
+/// `flock` while it is open. It is empty; only the lock matters, and the
+/// kernel drops it when the holder exits, however it ends.
+pub const LOCK: &str = "lock";
+
+/// The writer lock of an open datastore: released when dropped.
+pub type WriterLock = nix::fcntl::Flock<File>;
+
+/// Take the writer lock without waiting. Refused: [`Error::Held`] with the
+/// text of `HELD-BY` when the holder left one, else [`Error::Locked`]. The
+/// lock is per open file: a second writer in the same process is refused
+/// as well.
+pub fn lock_writer(root: &Path) -> Result<WriterLock> {
+    let path = root.join(LOCK);
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open the writer lock {}", path.display()), e))?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(
+            match fs::read_to_string(root.join(crate::datastore::HELD_BY)) {
+                Ok(h) if !h.trim().is_empty() => Error::Held(h.trim().to_string()),
+                _ => Error::Locked(path.display().to_string()),
+            },
+        ),
+        Err((_, e)) => Err(Error::io(
+            format!("lock {}", path.display()),
+            io::Error::from(e),
+        )),
     }
 }
 

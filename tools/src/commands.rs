@@ -87,6 +87,27 @@ fn open_with(cli: &Cli, read_only: bool, for_deletion: bool) -> Result<Arc<Datas
     Datastore::open(&path, &opts).with_context(|| format!("opening datastore {}", path.display()))
 }
 
+/// Open for `arca index rebuild`: an index too damaged to open
+/// ([`arca_repo::Error::IndexCorrupt`]) is discarded under the writer lock
+/// and built from the packs; the rebuild that follows then only re-reads
+/// the pack headers. Other open errors (the lock is held, no space) are
+/// reported as they are.
+fn open_to_rebuild_index(cli: &Cli) -> Result<Arc<Datastore>> {
+    let path = datastore_path(cli)?;
+    let opts = OpenOptions {
+        passphrase: passphrase(cli)?,
+        ..Default::default()
+    };
+    match Datastore::open(&path, &opts) {
+        Err(arca_repo::Error::IndexCorrupt(e)) => {
+            eprintln!("the index is damaged ({e}); discarding it and rebuilding it from the packs");
+            Datastore::open_discarding_index(&path, &opts)
+        }
+        r => r,
+    }
+    .with_context(|| format!("opening datastore {}", path.display()))
+}
+
 fn print_json(v: serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
@@ -569,7 +590,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Index(IndexCmd::Rebuild) => {
-            let ds = open(&cli, false)?;
+            let ds = open_to_rebuild_index(&cli)?;
             let s = steps();
             let r = ds.rebuild_index(&mut |d, t| s("rebuild", d as u64, t as u64))?;
             if cli.json {

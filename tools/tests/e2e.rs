@@ -20,6 +20,8 @@ mod damaged_snapshot;
 mod disk_full;
 #[path = "e2e/image.rs"]
 mod image;
+#[path = "e2e/index_open.rs"]
+mod index_open;
 #[path = "e2e/prune_gc.rs"]
 mod prune_gc;
 #[path = "e2e/roundtrip.rs"]

@@ -32,8 +32,8 @@
 //! unsynced write after it is lost. What this does not cover: torn writes
 //! inside RocksDB's own files, a lost fsync that RocksDB does internally
 //! (flushes, compactions, MANIFEST), and files written outside the backend
-//! (the index marker, `HELD-BY`, gc's spill files; the space reserve is
-//! left as it is).
+//! (the index marker, `HELD-BY`, gc's spill files; the space reserve and
+//! the writer lock are left as they are).
 //!
 //! Not covered either: partially durable data of one write (torn sectors),
 //! reordering of data within a file, and renames across directories (the
@@ -652,10 +652,12 @@ enum Entry {
     Dir,
 }
 
-/// The index (rolled back on its own) and the space reserve (zeros, never
-/// written after it is made) are not in the model.
+/// The index (rolled back on its own), the space reserve (zeros, never
+/// written after it is made) and the writer lock (empty, only locked) are
+/// not in the model.
 fn outside_model(root: &Path, dir: &Path, name: &std::ffi::OsStr) -> bool {
-    dir == root && (name == "index" || name == crate::reserve::RESERVE)
+    dir == root
+        && (name == "index" || name == crate::reserve::RESERVE || name == crate::reserve::LOCK)
 }
 
 /// What is durable under the root (the index aside), by directory, and

@@ -67,12 +67,14 @@ impl Drop for RocksIndex {
     }
 }
 
+/// RocksDB's errors by their kind, never by their text: corruption is
+/// [`Error::IndexCorrupt`] (rebuild the index), everything else
+/// [`Error::Index`]. A second writer never gets here: the datastore's own
+/// writer lock refuses it before RocksDB opens (see `Datastore::open`).
 fn err(e: rocksdb::Error) -> Error {
-    let s = e.to_string();
-    if s.contains("lock") || s.contains("LOCK") {
-        Error::Locked(s)
-    } else {
-        Error::Index(s)
+    match e.kind() {
+        rocksdb::ErrorKind::Corruption => Error::IndexCorrupt(e.into_string()),
+        _ => Error::Index(e.into_string()),
     }
 }
 
