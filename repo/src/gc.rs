@@ -501,7 +501,7 @@ impl<'a> Repacker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Disk, Manifest};
+    use crate::test_util::image_manifest;
     use crate::{image, Encryption, IndexKind, OpenOptions};
     use std::sync::Mutex;
 
@@ -513,21 +513,6 @@ mod tests {
         let hook = HOOK.lock().unwrap().take();
         if let Some(h) = hook {
             h();
-        }
-    }
-
-    fn manifest(table: ChunkId) -> Manifest {
-        Manifest {
-            source_kind: "image".into(),
-            source: "vm".into(),
-            disks: vec![Disk {
-                name: "d".into(),
-                size: 65536,
-                chunk_size: 65536,
-                table: vec![table.0.to_vec()],
-                holes: 0,
-            }],
-            ..Default::default()
         }
     }
 
@@ -555,7 +540,7 @@ mod tests {
         let t = s1
             .store(BlobKind::ImageTable, &image::encode_table_blob(&[id]))
             .unwrap();
-        let first = s1.commit(manifest(t)).unwrap();
+        let first = s1.commit(image_manifest(t, 1)).unwrap();
         ds.delete_snapshot(&first).unwrap();
 
         // A second backup deduplicates against it and commits inside gc.
@@ -571,7 +556,7 @@ mod tests {
             .store(BlobKind::ImageTable, &image::encode_table_blob(&[id]))
             .unwrap();
         *HOOK.lock().unwrap() = Some(Box::new(move || {
-            s2.commit(manifest(t2)).unwrap();
+            s2.commit(image_manifest(t2, 1)).unwrap();
         }));
         let g = GcOptions {
             grace: Duration::ZERO,

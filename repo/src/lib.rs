@@ -131,6 +131,8 @@ pub mod prune;
 pub mod quarantine;
 pub mod reserve;
 pub mod session;
+#[cfg(test)]
+mod test_util;
 pub mod verify;
 pub mod walk;
 

@@ -566,8 +566,8 @@ fn damage_below(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Disk, Manifest};
     use crate::gc::{gc, GcOptions};
+    use crate::test_util::image_manifest;
     use crate::{image, Encryption, IndexKind, OpenOptions};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -618,18 +618,7 @@ mod tests {
         let table = s
             .store(BlobKind::ImageTable, &image::encode_table_blob(&ids))
             .unwrap();
-        let m = Manifest {
-            source_kind: "image".into(),
-            source: "vm".into(),
-            disks: vec![Disk {
-                name: "d".into(),
-                size: ids.len() as u64 * 65536,
-                chunk_size: 65536,
-                table: vec![table.0.to_vec()],
-                holes: 0,
-            }],
-            ..Default::default()
-        };
+        let m = image_manifest(table, ids.len());
         (s.commit(m).unwrap(), ids)
     }
 

@@ -1,0 +1,21 @@
+//! Helpers of the crate's unit tests.
+
+use crate::format::{Disk, Manifest};
+use crate::id::ChunkId;
+
+/// The manifest of an image snapshot of source "vm": one disk "d" of
+/// `blocks` 64 KiB blocks whose chunk table is the blob `table`.
+pub(crate) fn image_manifest(table: ChunkId, blocks: usize) -> Manifest {
+    Manifest {
+        source_kind: "image".into(),
+        source: "vm".into(),
+        disks: vec![Disk {
+            name: "d".into(),
+            size: blocks as u64 * 65536,
+            chunk_size: 65536,
+            table: vec![table.0.to_vec()],
+            holes: 0,
+        }],
+        ..Default::default()
+    }
+}
