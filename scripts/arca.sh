@@ -10,6 +10,6 @@ if ! dpkg -s clang libclang-dev protobuf-compiler >/dev/null 2>&1; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev protobuf-compiler ||
         { sleep 5; $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-dev protobuf-compiler; }
 fi
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p arca-tools >&2
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --workspace --bin arca >&2
 if [ $# -eq 0 ]; then set -- server; fi
 exec "$CARGO_TARGET_DIR/release/arca" "$@"
