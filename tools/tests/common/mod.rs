@@ -13,6 +13,7 @@ pub const PASS: &str = "correct horse battery staple";
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub ds: PathBuf,
+    pub pass: String,
 }
 
 impl Env {
@@ -31,11 +32,24 @@ impl Env {
     pub fn with_init(args: &[&str]) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let ds = dir.path().join("ds");
-        let env = Env { dir, ds };
+        let env = Env {
+            dir,
+            ds,
+            pass: PASS.to_string(),
+        };
         let mut a = vec!["datastore", "init", env.ds.to_str().unwrap()];
         a.extend_from_slice(args);
         env.ok(&a);
         env
+    }
+
+    /// An existing datastore at `ds` (inside `dir`) with its passphrase.
+    pub fn at(dir: tempfile::TempDir, ds: PathBuf, passphrase: &str) -> Env {
+        Env {
+            dir,
+            ds,
+            pass: passphrase.to_string(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -44,7 +58,7 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
-        c.env("ARCA_PASSPHRASE", PASS)
+        c.env("ARCA_PASSPHRASE", &self.pass)
             .env("ARCA_DATASTORE", &self.ds)
             .args(args);
         c

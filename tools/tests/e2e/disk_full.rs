@@ -171,10 +171,7 @@ fn full_and_read_only_file_system() {
     let Some(tmpfs) = Tmpfs::mount(&dir.path().join("fs"), 48) else {
         return;
     };
-    let env = Env {
-        ds: tmpfs.0.join("ds"),
-        dir,
-    };
+    let env = Env::at(dir, tmpfs.0.join("ds"), PASS);
     env.ok(&[
         "datastore",
         "init",
