@@ -2,10 +2,13 @@
 //! points over a block protocol, from the command line; and the TLS
 //! certificate of `arca server`.
 
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use arca_frontends::DatastoreExports;
 
 use super::shared::open;
 use crate::{Cli, ExportArgs};
@@ -15,12 +18,9 @@ use crate::{Cli, ExportArgs};
 fn serve_exports(
     cli: &Cli,
     args: &ExportArgs,
-) -> Result<(
-    Arc<arca_frontends::DatastoreExports>,
-    Option<tempfile::TempDir>,
-)> {
+) -> Result<(Arc<DatastoreExports>, Option<tempfile::TempDir>)> {
     let ds = open(cli, true)?;
-    let mut exports = arca_frontends::DatastoreExports::new(
+    let mut exports = DatastoreExports::new(
         ds,
         arca_frontends::chunk_cache(args.cache_mib.saturating_mul(1 << 20)),
     );
@@ -43,6 +43,40 @@ fn serve_exports(
     Ok((Arc::new(exports), tmp))
 }
 
+/// What `arca serve` has set up before it says so: the listener and its
+/// address, the exports and how many there are, and the temporary overlay
+/// directory to keep while serving.
+struct Serving {
+    listener: TcpListener,
+    addr: SocketAddr,
+    exports: Arc<DatastoreExports>,
+    count: usize,
+    _overlays: Option<tempfile::TempDir>,
+}
+
+/// Listen on `listen`, then open the exports.
+fn start(cli: &Cli, listen: &str, args: &ExportArgs) -> Result<Serving> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (exports, _overlays) = serve_exports(cli, args)?;
+    let count = arca_frontends::Exports::names(exports.as_ref()).len();
+    Ok(Serving {
+        listener,
+        addr,
+        exports,
+        count,
+        _overlays,
+    })
+}
+
+/// Print the line that says what is served where, at once (scripts and
+/// tests read the address from it).
+fn announce(line: &str) -> Result<()> {
+    println!("{line}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
 /// `arca serve nbd`.
 pub(super) fn nbd(
     cli: &Cli,
@@ -55,19 +89,15 @@ pub(super) fn nbd(
         (Some(c), Some(k)) => Some(arca_frontends::nbd::tls_config(c, k)?),
         _ => None,
     };
-    let listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
-    let addr = listener.local_addr()?;
-    let (exports, _overlays) = serve_exports(cli, exports)?;
-    let n = arca_frontends::Exports::names(exports.as_ref()).len();
-    println!(
-        "serving {n} export(s) {}{} over NBD on nbd://{addr}/",
-        exports.mode(),
-        if tls.is_some() { ", TLS required" } else { "" }
-    );
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    arca_frontends::nbd::serve_with(listener, exports, tls)?;
+    let s = start(cli, listen, exports)?;
+    announce(&format!(
+        "serving {} export(s) {}{} over NBD on nbd://{}/",
+        s.count,
+        s.exports.mode(),
+        if tls.is_some() { ", TLS required" } else { "" },
+        s.addr
+    ))?;
+    arca_frontends::nbd::serve_with(s.listener, s.exports, tls)?;
     Ok(0)
 }
 
@@ -92,20 +122,16 @@ pub(super) fn iscsi(
         }
         _ => None,
     };
-    let listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
-    let addr = listener.local_addr()?;
-    let (exports, _overlays) = serve_exports(cli, exports)?;
-    let n = arca_frontends::Exports::names(exports.as_ref()).len();
-    println!(
-        "serving {n} target(s) {}{} over iSCSI on iscsi://{addr}/",
-        exports.mode(),
-        if chap.is_some() { " with CHAP" } else { "" }
-    );
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    let cfg = std::sync::Arc::new(arca_frontends::iscsi::IscsiConfig { chap });
-    arca_frontends::iscsi::serve(listener, exports, cfg)?;
+    let s = start(cli, listen, exports)?;
+    announce(&format!(
+        "serving {} target(s) {}{} over iSCSI on iscsi://{}/",
+        s.count,
+        s.exports.mode(),
+        if chap.is_some() { " with CHAP" } else { "" },
+        s.addr
+    ))?;
+    let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig { chap });
+    arca_frontends::iscsi::serve(s.listener, s.exports, cfg)?;
     Ok(0)
 }
 
