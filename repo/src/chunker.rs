@@ -93,6 +93,7 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::pseudo_random;
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -122,18 +123,6 @@ mod tests {
             })
             .unwrap();
         out
-    }
-
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     proptest! {

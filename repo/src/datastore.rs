@@ -16,8 +16,10 @@ use crate::format::{self, Manifest, Tree};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::mem::MemIndex;
 use crate::index::{Index, Location};
+pub use crate::options::{IndexKind, OpenOptions};
 use crate::pack;
-use crate::session::SessionRegistry;
+pub use crate::reserve::HELD_BY;
+use crate::sessions::SessionRegistry;
 
 pub const CONFIG: &str = "config";
 pub const KEYFILE: &str = "keyfile";
@@ -28,35 +30,6 @@ const INDEX_COMPLETE: &str = "ARCA-INDEX-COMPLETE";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"arcaSNAP";
 /// Largest tree, catalog or table blob the readers accept.
 pub const MAX_STRUCT_BLOB: usize = blob::MAX_PLAINTEXT;
-
-/// Which index implementation to open.
-#[derive(Clone, Debug, Default)]
-pub enum IndexKind {
-    /// RocksDB under `<datastore>/index` (requires the `rocksdb` feature).
-    #[default]
-    Rocks,
-    /// In memory, rebuilt from the packs at open: for tests.
-    Memory,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct OpenOptions {
-    pub passphrase: Option<Vec<u8>>,
-    pub index: IndexKind,
-    /// Open for reading only: no lock is taken, and every write fails.
-    pub read_only: bool,
-    /// Who holds the datastore while it is open for writing (for example
-    /// `arca server (pid 12) at http://host:8080; run gc through it: ...`).
-    /// Written to `HELD-BY` so that a second process refused by the lock
-    /// can say who holds it and how to work through that process.
-    pub holder: Option<String>,
-    /// Open to free space (prune, gc): on a full file system, the space
-    /// reserve is released so that the index can open (see [`crate::reserve`]).
-    pub for_deletion: bool,
-}
-
-/// File at the datastore's root naming the process that holds it open.
-pub const HELD_BY: &str = "HELD-BY";
 
 /// An open datastore. Reading needs only `&self`; writing goes through a
 /// [`crate::session::BackupSession`], GC and prune.

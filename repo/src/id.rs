@@ -1,9 +1,8 @@
 //! Typed 32-byte identifiers. A `ChunkId` cannot be passed where a `PackId`
-//! is expected, and every id prints as lower-case hex.
+//! is expected, and every id prints as lower-case hex. Parsing one (which
+//! fails with the crate's [`Error`](crate::Error)) is in `id_parse`.
 
 use std::fmt;
-
-use crate::error::{Error, Result};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -12,20 +11,6 @@ macro_rules! id_type {
         pub struct $name(pub [u8; 32]);
 
         impl $name {
-            /// Parse exactly 64 hex digits.
-            pub fn from_hex(s: &str) -> Result<Self> {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(s, &mut out)
-                    .map_err(|_| Error::InvalidInput(format!("not a {} id: {s:?}", stringify!($name))))?;
-                Ok(Self(out))
-            }
-            /// Take 32 bytes from a decoded structure; anything else is corrupt.
-            pub fn from_slice(b: &[u8]) -> Result<Self> {
-                let arr: [u8; 32] = b
-                    .try_into()
-                    .map_err(|_| Error::Corrupt(format!("{} of {} bytes", stringify!($name), b.len())))?;
-                Ok(Self(arr))
-            }
             pub fn to_hex(&self) -> String {
                 hex::encode(self.0)
             }

@@ -124,13 +124,16 @@ pub mod format;
 pub mod gc;
 pub(crate) mod gc_live;
 pub mod id;
+mod id_parse;
 pub mod image;
 pub mod index;
+mod options;
 pub mod pack;
 pub mod prune;
 pub mod quarantine;
 pub mod reserve;
 pub mod session;
+mod sessions;
 #[cfg(test)]
 mod test_util;
 pub mod verify;

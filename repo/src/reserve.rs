@@ -19,9 +19,13 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::datastore::OpenOptions;
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::options::OpenOptions;
+
+/// File at the datastore's root naming the process that holds it open
+/// for writing (see [`lock_writer`]).
+pub const HELD_BY: &str = "HELD-BY";
 
 /// File at the datastore's root.
 pub const RESERVE: &str = "space-reserve";
@@ -134,12 +138,12 @@ pub fn lock_writer(root: &Path) -> Result<WriterLock> {
         .map_err(|e| Error::io(format!("open the writer lock {}", path.display()), e))?;
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(l),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(
-            match fs::read_to_string(root.join(crate::datastore::HELD_BY)) {
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            Err(match fs::read_to_string(root.join(HELD_BY)) {
                 Ok(h) if !h.trim().is_empty() => Error::Held(h.trim().to_string()),
                 _ => Error::Locked(path.display().to_string()),
-            },
-        ),
+            })
+        }
         Err((_, e)) => Err(Error::io(
             format!("lock {}", path.display()),
             io::Error::from(e),

@@ -17,10 +17,9 @@
 //! (the parent snapshot's tree or image tables) are registered before they
 //! are read. GC treats both as live. See the crate documentation.
 
-use std::collections::HashSet;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -33,91 +32,8 @@ use crate::error::{Error, Result};
 use crate::format::{Manifest, Stats};
 use crate::id::{ChunkId, SnapshotId};
 use crate::pack::{self, PackBuilder};
-
-/// Live sessions of a datastore, for GC.
-#[derive(Default)]
-pub struct SessionRegistry {
-    inner: Mutex<Vec<Weak<SessionShared>>>,
-}
-
-impl SessionRegistry {
-    fn register(&self, s: &Arc<SessionShared>) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.retain(|w| w.strong_count() > 0);
-        g.push(Arc::downgrade(s));
-    }
-
-    /// Chunk ids referenced by open sessions, and the roots they build on.
-    pub(crate) fn live(&self) -> (HashSet<ChunkId>, Vec<ChunkId>) {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids = HashSet::new();
-        let mut roots = Vec::new();
-        for s in g.iter().filter_map(Weak::upgrade) {
-            ids.extend(
-                s.referenced
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter(),
-            );
-            roots.extend(s.roots.lock().unwrap_or_else(|e| e.into_inner()).iter());
-        }
-        (ids, roots)
-    }
-
-    pub fn open_sessions(&self) -> usize {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.iter().filter(|w| w.strong_count() > 0).count()
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct SessionShared {
-    referenced: Mutex<HashSet<ChunkId>>,
-    roots: Mutex<Vec<ChunkId>>,
-    poisoned: Mutex<Option<String>>,
-    /// The error that poisoned the session, kept whole (with its path and
-    /// OS error) for the caller: every later failure is only its echo.
-    first_error: Mutex<Option<Error>>,
-    pub(crate) counters: Counters,
-}
-
-/// Running totals of a session, readable while it runs.
-#[derive(Default, Debug)]
-pub struct Counters {
-    /// Stored bytes of new blobs (after compression and encryption).
-    pub bytes_added: AtomicU64,
-    /// Plaintext bytes submitted.
-    pub bytes_submitted: AtomicU64,
-    pub chunks_new: AtomicU64,
-    pub chunks_total: AtomicU64,
-    pub packs_written: AtomicU64,
-}
-
-impl SessionShared {
-    fn poison(&self, msg: String) {
-        let mut g = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none() {
-            *g = Some(msg);
-        }
-    }
-    /// Poison the session with `e`, keeping it if it is the first error.
-    /// Returns its message.
-    fn fail(&self, e: Error) -> String {
-        let msg = e.to_string();
-        let mut g = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none() {
-            *g = Some(msg.clone());
-            *self.first_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-        }
-        msg
-    }
-    fn check(&self) -> Result<()> {
-        match &*self.poisoned.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(m) => Err(Error::Poisoned(m.clone())),
-            None => Ok(()),
-        }
-    }
-}
+use crate::sessions::SessionShared;
+pub use crate::sessions::{Counters, SessionRegistry};
 
 struct Job {
     kind: BlobKind,

@@ -19,3 +19,17 @@ pub(crate) fn image_manifest(table: ChunkId, blocks: usize) -> Manifest {
         ..Default::default()
     }
 }
+
+/// Deterministic pseudo-random bytes (xorshift): the same for the same
+/// seed, incompressible, and not deduplicated across seeds.
+pub(crate) fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

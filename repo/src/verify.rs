@@ -567,7 +567,7 @@ fn damage_below(
 mod tests {
     use super::*;
     use crate::gc::{gc, GcOptions};
-    use crate::test_util::image_manifest;
+    use crate::test_util::{image_manifest, pseudo_random};
     use crate::{image, Encryption, IndexKind, OpenOptions};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -589,15 +589,7 @@ mod tests {
     }
 
     fn random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        pseudo_random(n, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// An image snapshot of `live` blocks, written in one session beside

@@ -4,37 +4,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arca_repo::format::{Disk, Manifest};
 use arca_repo::gc::{gc, GcOptions};
 use arca_repo::verify::{verify, VerifyOptions};
-use arca_repo::{image, BlobKind, ChunkId, Datastore, Encryption, IndexKind, OpenOptions};
+use arca_repo::{image, BlobKind, Datastore, Encryption, IndexKind, OpenOptions};
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+mod common;
 
-fn manifest(ids: &[ChunkId], table: ChunkId) -> Manifest {
-    Manifest {
-        source_kind: "image".into(),
-        source: "vm".into(),
-        disks: vec![Disk {
-            name: "d".into(),
-            size: ids.len() as u64 * 65536,
-            chunk_size: 65536,
-            table: vec![table.0.to_vec()],
-            holes: 0,
-        }],
-        ..Default::default()
-    }
-}
+use common::{image_manifest, random};
 
 #[test]
 fn gc_during_open_session_keeps_its_data() {
@@ -62,7 +38,7 @@ fn gc_during_open_session_keeps_its_data() {
     let t1 = s1
         .store(BlobKind::ImageTable, &image::encode_table_blob(&[id_a]))
         .unwrap();
-    let snap1 = s1.commit(manifest(&[id_a], t1)).unwrap();
+    let snap1 = s1.commit(image_manifest(t1, 1)).unwrap();
     ds.delete_snapshot(&snap1).unwrap();
 
     // Session 2 dedups against A and writes B; a pack of B reaches disk.
@@ -104,7 +80,7 @@ fn gc_during_open_session_keeps_its_data() {
             &image::encode_table_blob(&[id_a, id_b]),
         )
         .unwrap();
-    let snap2 = s2.commit(manifest(&[id_a, id_b], t2)).unwrap();
+    let snap2 = s2.commit(image_manifest(t2, 2)).unwrap();
     gc(&ds, &g, &|_, _, _| {}).unwrap();
     let r = verify(&ds, &VerifyOptions::default(), &|_, _, _| {}).unwrap();
     assert!(r.is_clean(), "{r:?}");

@@ -11,6 +11,10 @@ use arca_repo::format::Manifest;
 use arca_repo::gc::{gc, GcOptions};
 use arca_repo::{BlobKind, Datastore, Encryption, IndexKind, OpenOptions};
 
+mod common;
+
+use common::random;
+
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -36,18 +40,6 @@ fn age(path: &Path, by: Duration) {
         .unwrap()
         .set_modified(SystemTime::now() - by)
         .unwrap();
-}
-
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -7,23 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arca_repo::format::{Disk, Manifest};
 use arca_repo::gc::{gc, GcOptions};
 use arca_repo::verify::{verify, VerifyOptions};
 use arca_repo::{
     image, BlobKind, Datastore, Encryption, Error, IndexKind, OpenOptions, SnapshotId,
 };
 
+mod common;
+
+use common::image_manifest;
+
+/// [`common::random`] with the seed's bits spread.
 fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::random(n, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// An image snapshot of `blocks`, written in one session, each block
@@ -45,19 +41,7 @@ fn snapshot(ds: &Arc<Datastore>, blocks: &[Vec<u8>], garbage_seed: Option<u64>) 
     let table = s
         .store(BlobKind::ImageTable, &image::encode_table_blob(&ids))
         .unwrap();
-    s.commit(Manifest {
-        source_kind: "image".into(),
-        source: "vm".into(),
-        disks: vec![Disk {
-            name: "d".into(),
-            size: blocks.len() as u64 * 65536,
-            chunk_size: 65536,
-            table: vec![table.0.to_vec()],
-            holes: 0,
-        }],
-        ..Default::default()
-    })
-    .unwrap()
+    s.commit(image_manifest(table, blocks.len())).unwrap()
 }
 
 /// The blocks of an image snapshot, read through `ds` as a restore does.

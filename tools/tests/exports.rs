@@ -10,25 +10,20 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod common;
 
+use common::{lun_client, run_tool as run, tool_stdout as tool};
+
 struct Server {
-    child: Child,
+    _proc: common::Proc,
     url: String,
     token: String,
     dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn arca_server(data: &Path, extra: &[&str]) -> Command {
@@ -80,7 +75,7 @@ impl Server {
         );
         assert_eq!(s, 200, "{v}");
         Server {
-            child,
+            _proc: common::Proc(child),
             token: v["token"].as_str().unwrap().to_string(),
             url,
             dir: dir.to_path_buf(),
@@ -156,24 +151,6 @@ fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -
     (status, resp.into_body().read_json().unwrap_or(Value::Null))
 }
 
-fn run(name: &str, args: &[&str]) -> std::process::Output {
-    Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"))
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = run(name, args);
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `tool` that must fail; its stdout and stderr.
 fn refused(name: &str, args: &[&str]) -> String {
     let out = run(name, args);
@@ -216,18 +193,7 @@ fn nbd_exports_open_only_with_their_secret_and_are_not_listed() {
     let size = tool("nbdinfo", &["--size", addr]);
     assert_eq!(size.trim(), img.len().to_string());
     let copy = dir.path().join("copy.raw");
-    tool(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "raw",
-            addr,
-            copy.to_str().unwrap(),
-        ],
-    );
+    common::qemu_img_to_raw(addr, &copy);
     assert!(
         std::fs::read(&copy).unwrap() == img,
         "qemu-img read other bytes"
@@ -357,26 +323,6 @@ fn nbd_off_loopback_needs_tls_or_nbd_plain_and_qemu_connects_over_tls() {
         "nbdinfo",
         &["--size", &format!("{}x?tls-certificates={ca}", addr)],
     );
-}
-
-/// The libiscsi client of tests/iscsi/lun.c.
-fn lun_client(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iscsi/lun.c");
-    let bin = dir.join("lun");
-    let out = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .arg("-liscsi")
-        .output()
-        .expect("cc (and libiscsi-dev, installed by the README's test command)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
 }
 
 #[test]
@@ -541,33 +487,20 @@ fn a_remote_node_serves_exports_with_their_credentials() {
         Some(json!({"source_roots": [root], "restore_roots": [root]})),
     );
     assert_eq!(s, 200, "{r}");
-    let mut node = Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(["node", "--server", &srv.url, "--data-dir"])
-        .arg(dir.path().join("alpha"))
-        .args([
-            "--nbd-listen",
-            "127.0.0.1:0",
-            "--iscsi-listen",
-            "127.0.0.1:0",
-        ])
-        .env("ARCA_TOKEN", v["token"].as_str().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(node.stdout.take().unwrap());
-    let mut l = String::new();
-    out.read_line(&mut l).unwrap();
+    let (node, l) = common::spawn_first_line(
+        Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["node", "--server", &srv.url, "--data-dir"])
+            .arg(dir.path().join("alpha"))
+            .args([
+                "--nbd-listen",
+                "127.0.0.1:0",
+                "--iscsi-listen",
+                "127.0.0.1:0",
+            ])
+            .env("ARCA_TOKEN", v["token"].as_str().unwrap()),
+    );
     assert!(l.contains("registered with"), "{l:?}");
-    std::thread::spawn(move || for _ in out.lines() {});
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _node = Kill(node);
+    let _node = common::Proc(node);
 
     let img = image(6);
     let path = dir.path().join("remote.raw");

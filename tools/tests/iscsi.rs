@@ -4,83 +4,25 @@
 //! LUN and writes blocks. No kernel iSCSI is involved.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 
 mod common;
 
+use common::{lun_client, run_tool as run, tool_stdout as tool};
+
 struct Serve {
-    child: Child,
+    _proc: common::Proc,
     /// host:port
     addr: String,
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(env: &common::Env, extra: &[&str]) -> Serve {
-    let mut child = env
-        .cmd(&["serve", "iscsi", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut l = String::new();
-    out.read_line(&mut l).unwrap();
-    let addr = l
-        .rsplit(" on iscsi://")
-        .next()
-        .unwrap_or_else(|| panic!("no address in {l:?}"))
-        .trim()
+    let (_proc, url) = env.serve("iscsi", extra);
+    let addr = url
+        .trim_start_matches("iscsi://")
         .trim_end_matches('/')
         .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
-    Serve { child, addr }
-}
-
-fn run(name: &str, args: &[&str]) -> std::process::Output {
-    Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"))
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = run(name, args);
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The libiscsi client of tests/iscsi/lun.c, compiled once per test.
-fn lun_client(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iscsi/lun.c");
-    let bin = dir.join("lun");
-    let out = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .arg("-liscsi")
-        .output()
-        .expect("cc (and libiscsi-dev, installed by the README's test command)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
+    Serve { _proc, addr }
 }
 
 const IQN: &str = "iqn.2026-11.io.arca:";

@@ -2,21 +2,15 @@
 //! QEMU) and libnbd's nbdinfo and nbdcopy. No kernel NBD is involved.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 mod common;
 
-struct Serve {
-    child: Child,
-    url: String,
-}
+use common::tool;
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Serve {
+    _proc: common::Proc,
+    url: String,
 }
 
 fn serve(env: &common::Env) -> Serve {
@@ -24,38 +18,8 @@ fn serve(env: &common::Env) -> Serve {
 }
 
 fn serve_with(env: &common::Env, extra: &[&str]) -> Serve {
-    let mut child = env
-        .cmd(&["serve", "nbd", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut l = String::new();
-    out.read_line(&mut l).unwrap();
-    let url = l
-        .rsplit(" on ")
-        .next()
-        .unwrap_or_else(|| panic!("no address in {l:?}"))
-        .trim()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
-    Serve { child, url }
-}
-
-fn tool(name: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
+    let (_proc, url) = env.serve("nbd", extra);
+    Serve { _proc, url }
 }
 
 #[test]
@@ -88,18 +52,7 @@ fn image_restore_points_over_nbd_with_real_clients() {
     for name in [id.as_str(), "vm1/latest"] {
         let out = env.path("out.raw");
         let _ = std::fs::remove_file(&out);
-        tool(
-            "qemu-img",
-            &[
-                "convert",
-                "-f",
-                "raw",
-                "-O",
-                "raw",
-                &format!("{}{name}", srv.url),
-                out.to_str().unwrap(),
-            ],
-        );
+        common::qemu_img_to_raw(&format!("{}{name}", srv.url), &out);
         // QEMU rounds an export's size up to whole 512-byte sectors.
         let got = std::fs::read(&out).unwrap();
         assert_eq!(got.len() as u64, (img.len() as u64).div_ceil(512) * 512);
@@ -214,18 +167,7 @@ fn writable_exports_keep_writes_in_an_overlay() {
         ],
     );
     let out = env.path("out2.raw");
-    tool(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "raw",
-            &url,
-            out.to_str().unwrap(),
-        ],
-    );
+    common::qemu_img_to_raw(&url, &out);
     assert!(
         std::fs::read(&out).unwrap()[..want.len()] == want[..],
         "overlay view differs"

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 mod common;
 
+use common::tool;
+
 struct Server {
     child: Child,
     url: String,
@@ -1155,27 +1157,21 @@ impl NodeProc {
     }
 
     fn start_with(url: &str, token: &str, data: &Path, extra: &[&str]) -> NodeProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(["node", "--server", url])
-            .args([
-                "--nbd-listen",
-                "127.0.0.1:0",
-                "--iscsi-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .args(extra)
-            .env("ARCA_TOKEN", token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
+        let (child, l) = common::spawn_first_line(
+            Command::new(env!("CARGO_BIN_EXE_arca"))
+                .args(["node", "--server", url])
+                .args([
+                    "--nbd-listen",
+                    "127.0.0.1:0",
+                    "--iscsi-listen",
+                    "127.0.0.1:0",
+                ])
+                .arg("--data-dir")
+                .arg(data)
+                .args(extra)
+                .env("ARCA_TOKEN", token),
+        );
         assert!(l.contains("registered with"), "{l:?}");
-        std::thread::spawn(move || for _ in out.lines() {});
         NodeProc { child }
     }
 
@@ -1465,20 +1461,6 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     }
     drop(nodes);
     drop(srv);
-}
-
-fn tool(name: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
 }
 
 /// `arca mount` through the server: the embedded node exports an image

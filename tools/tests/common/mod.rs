@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const PASS: &str = "correct horse battery staple";
 
@@ -123,6 +124,127 @@ impl Env {
         v.sort();
         v
     }
+}
+
+impl Env {
+    /// `arca serve <protocol> --listen 127.0.0.1:0 <extra>` on this
+    /// datastore, running until the [`Proc`] is dropped, and the address
+    /// its first line announces (`nbd://127.0.0.1:PORT/`,
+    /// `iscsi://127.0.0.1:PORT/`).
+    pub fn serve(&self, protocol: &str, extra: &[&str]) -> (Proc, String) {
+        let mut cmd = self.cmd(&["serve", protocol, "--listen", "127.0.0.1:0"]);
+        let (child, l) = spawn_first_line(cmd.args(extra));
+        let url = l
+            .rsplit(" on ")
+            .next()
+            .unwrap_or_else(|| panic!("no address in {l:?}"))
+            .trim()
+            .to_string();
+        (Proc(child), url)
+    }
+}
+
+/// A child process, killed (and waited for) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `cmd` with its stdout piped (stderr inherited): the child and
+/// the first line it printed. The rest of its output is read on a thread
+/// (so that it never blocks on a full pipe) and dropped.
+pub fn spawn_first_line(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, l)
+}
+
+/// Run a client program (qemu-img, nbdinfo, iscsi-ls...), whatever its
+/// exit status.
+pub fn run_tool(name: &str, args: &[&str]) -> Output {
+    Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e} (the README's test command installs it)"))
+}
+
+/// Run a client program that must succeed; its output.
+pub fn tool(name: &str, args: &[&str]) -> Output {
+    let out = run_tool(name, args);
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// [`tool`]'s standard output, as text.
+pub fn tool_stdout(name: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&tool(name, args).stdout).into_owned()
+}
+
+/// `qemu-img convert` of the raw image at `url` (an NBD address) into
+/// the raw file `out`, which must succeed.
+pub fn qemu_img_to_raw(url: &str, out: &Path) {
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            url,
+            out.to_str().unwrap(),
+        ],
+    );
+}
+
+/// Damage a file in place: the byte at `at` XOR `mask`.
+pub fn flip_bits(path: &Path, at: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ mask], at).unwrap();
+}
+
+/// The libiscsi client of tests/iscsi/lun.c (reads a whole LUN, writes
+/// blocks), compiled into `dir`.
+pub fn lun_client(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iscsi/lun.c");
+    let bin = dir.join("lun");
+    let out = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .arg("-liscsi")
+        .output()
+        .expect("cc (and libiscsi-dev, installed by the README's test command)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
 }
 
 pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {

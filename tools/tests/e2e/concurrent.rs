@@ -5,7 +5,6 @@
 //! forgotten), and every reader's bytes are compared.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -168,37 +167,17 @@ fn restore_while_gc_repacks() {
     }
 }
 
-struct Serve(Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A running `arca serve nbd` and its address.
+struct Serve {
+    _proc: Proc,
+    url: String,
 }
 
 /// `arca serve nbd` with a 1 MiB chunk cache (less than the image, so
 /// reads go to the packs).
 fn serve(env: &Env) -> Serve {
-    let mut child = env
-        .cmd(&[
-            "serve",
-            "nbd",
-            "--listen",
-            "127.0.0.1:0",
-            "--cache-mib",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut l = String::new();
-    out.read_line(&mut l).unwrap();
-    let url = l.rsplit(" on ").next().unwrap().trim().to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
-    Serve(child, url)
+    let (_proc, url) = env.serve("nbd", &["--cache-mib", "1"]);
+    Serve { _proc, url }
 }
 
 fn nbd_read(url: &str, out: &Path) -> Vec<u8> {
@@ -228,7 +207,7 @@ fn nbd_reads_while_gc_repacks() {
         write_image(&img, v);
         let id = new_version(&env, &args, Some(&snap));
         let want = fs::read(&img).unwrap();
-        let url = format!("{}{id}", srv.1);
+        let url = format!("{}{id}", srv.url);
         let mut gc = gc_cmd(&env).spawn().unwrap();
         // Read while gc runs, and once more after it.
         loop {
@@ -305,14 +284,7 @@ fn verify_beside_a_running_backup() {
         .into_iter()
         .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap();
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&p)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, 1000).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], 1000).unwrap();
+    flip_bits(&p, 1000, 0x40);
     let verify = run_both(TRIES + 1);
     let r: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verify.status.code(), Some(3), "{r}");

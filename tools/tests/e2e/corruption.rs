@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::common::*;
@@ -72,14 +71,7 @@ fn clean_datastore_verifies() {
 fn flipped_byte() {
     let (env, sa, sb, packs_a) = setup();
     let p = largest(&packs_a);
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&p)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, 1000).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], 1000).unwrap();
+    flip_bits(&p, 1000, 0x40);
     let (code, affected, v) = verify_affected(&env);
     assert_eq!(code, 3, "{v}");
     assert_eq!(affected, BTreeSet::from([sa.clone()]), "{v}");

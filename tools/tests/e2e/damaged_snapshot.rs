@@ -2,7 +2,6 @@
 //! gc goes on with a warning naming it, and `arca forget` removes it.
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 
 use crate::common::*;
 
@@ -25,15 +24,8 @@ fn damaged_snapshot_file_is_listed_and_forgettable() {
 
     // One flipped byte in the middle of a's snapshot file.
     let file = env.ds.join("snapshots").join(&sa);
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&file)
-        .unwrap();
     let at = fs::metadata(&file).unwrap().len() / 2;
-    let mut byte = [0u8; 1];
-    f.read_exact_at(&mut byte, at).unwrap();
-    f.write_all_at(&[byte[0] ^ 0x01], at).unwrap();
+    flip_bits(&file, at, 0x01);
 
     // Listed, as damaged, with its error; the listing itself succeeds.
     let o = env.run(&["snapshots"]);

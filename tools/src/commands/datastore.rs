@@ -1,0 +1,65 @@
+//! `arca datastore init` and `arca datastore info`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use arca_repo::{Datastore, Encryption};
+use serde_json::json;
+
+use super::shared::{datastore_path, open, passphrase, print_json};
+use crate::Cli;
+
+/// `arca datastore init`.
+pub(super) fn init(
+    cli: &Cli,
+    path: &Option<PathBuf>,
+    encryption: &str,
+    pack_size_mib: &Option<u32>,
+    image_chunk_kib: &Option<u32>,
+) -> Result<u8> {
+    let path = match path {
+        Some(p) => p.clone(),
+        None => datastore_path(cli)?,
+    };
+    let enc: Encryption = encryption.parse()?;
+    let pass = passphrase(cli)?;
+    let config = Datastore::init(&path, enc, pass.as_deref(), |c| {
+        if let Some(m) = pack_size_mib {
+            c.pack_size = m.saturating_mul(1024 * 1024);
+        }
+        if let Some(k) = image_chunk_kib {
+            c.image_chunk_size = k.saturating_mul(1024);
+        }
+    })
+    .with_context(|| format!("creating datastore {}", path.display()))?;
+    if cli.json {
+        print_json(json!({ "path": path, "id": config.id, "encryption": encryption }));
+    } else {
+        println!(
+            "created datastore {} (id {}, encryption {encryption})",
+            path.display(),
+            config.id
+        );
+    }
+    Ok(0)
+}
+
+/// `arca datastore info`.
+pub(super) fn info(cli: &Cli) -> Result<u8> {
+    let ds = open(cli, true)?;
+    let packs = ds.index().packs()?;
+    let stored: u64 = packs.iter().map(|(_, i)| i.size).sum();
+    let snaps = ds.snapshots()?;
+    let c = ds.config();
+    let v = json!({
+        "path": ds.root(), "id": c.id, "format_version": c.format_version,
+        "encryption": c.encryption, "chunker": c.chunker, "image_chunk_size": c.image_chunk_size,
+        "pack_size": c.pack_size, "packs": packs.len(), "stored_bytes": stored, "snapshots": snaps.len(),
+    });
+    if cli.json {
+        print_json(v);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(0)
+}

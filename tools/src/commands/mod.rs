@@ -1,0 +1,169 @@
+//! One function per command: [`run`] dispatches, the modules here run
+//! the commands that work on a datastore directly, and [`crate::client`]
+//! (with `accounts`, `tokens`, `server` and `node`) the ones that go
+//! through a server.
+
+mod backup;
+mod datastore;
+mod maintenance;
+mod restore;
+mod serve;
+mod shared;
+mod snapshots;
+
+use anyhow::Result;
+
+use crate::{BackupCmd, Cli, Command, DatastoreCmd, IndexCmd};
+
+pub(crate) use shared::{human, parse_duration, passphrase};
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let cli = &cli;
+    match &cli.command {
+        Command::Datastore(DatastoreCmd::Init {
+            path,
+            encryption,
+            pack_size_mib,
+            image_chunk_kib,
+        }) => datastore::init(cli, path, encryption, pack_size_mib, image_chunk_kib),
+        Command::Datastore(DatastoreCmd::Info) => datastore::info(cli),
+        Command::Backup(BackupCmd::Now {
+            source,
+            project,
+            wait,
+        }) => crate::client::backup_now(cli, source, *project, *wait),
+        Command::Backup(cmd) => backup::backup(cli, cmd),
+        Command::Datastore(
+            c @ (DatastoreCmd::List
+            | DatastoreCmd::Gc { .. }
+            | DatastoreCmd::Verify { .. }
+            | DatastoreCmd::Set { .. }),
+        ) => crate::client::datastore(cli, c),
+        Command::Login {
+            user,
+            password_file,
+        } => crate::client::login(cli, user, password_file.as_deref()),
+        Command::Source(c) => crate::client::source(cli, c),
+        Command::Passwd {
+            password_file,
+            new_password_file,
+            revoke_api_tokens,
+        } => crate::accounts::passwd(
+            cli,
+            password_file.as_deref(),
+            new_password_file.as_deref(),
+            *revoke_api_tokens,
+        ),
+        Command::User(c) => crate::accounts::user(cli, c),
+        Command::Catalog(crate::CatalogCmd::Import { data_dir, name }) => {
+            crate::server::import(cli, data_dir, name.as_deref())
+        }
+        Command::Policy(c) => crate::client::policy(cli, c),
+        Command::Token(c) => crate::tokens::token(cli, c),
+        Command::Settings(c) => crate::tokens::settings(cli, c),
+        Command::Serve(crate::ServeCmd::Nbd {
+            listen,
+            tls_cert,
+            tls_key,
+            exports,
+        }) => serve::nbd(cli, listen, tls_cert, tls_key, exports),
+        Command::Serve(crate::ServeCmd::Iscsi {
+            listen,
+            chap_user,
+            chap_secret_file,
+            exports,
+        }) => serve::iscsi(cli, listen, chap_user, chap_secret_file, exports),
+        Command::Node { cmd: Some(c), .. } => crate::client::node(cli, c),
+        Command::Node {
+            cmd: None,
+            data_dir,
+            max_tasks,
+            mounts,
+        } => crate::node::run(cli, data_dir, *max_tasks, mounts),
+        Command::Task(c) => crate::client::task(cli, c),
+        Command::Mount {
+            restore_point,
+            nbd: _,
+            iscsi,
+            writable,
+            ttl,
+        } => crate::client::mount(cli, restore_point, *iscsi, *writable, ttl),
+        Command::Mounts { all, extend, ttl } => {
+            crate::client::mounts(cli, *all, *extend, ttl.as_deref())
+        }
+        Command::Unmount { id, commit, wait } => crate::client::unmount(cli, *id, *commit, *wait),
+        Command::Server {
+            data_dir,
+            listen,
+            max_tasks,
+            tls,
+            tls_cert,
+            tls_key,
+            notify,
+            node_timeout,
+            mounts,
+            roots,
+        } => {
+            let tls = serve::server_tls(data_dir, *tls, tls_cert, tls_key)?;
+            crate::server::run(
+                data_dir,
+                listen,
+                *max_tasks,
+                tls,
+                notify,
+                *node_timeout,
+                mounts,
+                roots,
+            )
+        }
+        Command::Snapshots { source } => snapshots::snapshots(cli, source),
+        Command::Forget { snapshots } => snapshots::forget(cli, snapshots),
+        Command::Ls {
+            snapshot,
+            path,
+            source,
+        } => snapshots::ls(cli, snapshot, path.as_deref(), source.as_deref()),
+        Command::Restore {
+            snapshot,
+            target,
+            to,
+            node,
+            path,
+            source: _,
+            wait,
+            overwrite,
+            special_files,
+        } if cli.server.is_some() => restore::through_server(
+            cli,
+            snapshot,
+            target,
+            to,
+            node,
+            path,
+            *wait,
+            *overwrite,
+            *special_files,
+        ),
+        Command::Restore {
+            snapshot,
+            target,
+            path,
+            source,
+            to,
+            node,
+            wait,
+            overwrite,
+            special_files: _,
+        } => restore::local(
+            cli, snapshot, target, path, source, to, node, *wait, *overwrite,
+        ),
+        Command::Verify { read_data_subset } => maintenance::verify(cli, read_data_subset),
+        Command::Prune(args) => maintenance::prune(cli, args),
+        Command::Gc {
+            grace,
+            repack_threshold,
+            dry_run,
+        } => maintenance::gc(cli, grace, *repack_threshold, *dry_run),
+        Command::Index(IndexCmd::Rebuild) => maintenance::index_rebuild(cli),
+    }
+}

@@ -1,0 +1,151 @@
+//! `arca serve nbd` and `arca serve iscsi`: the datastore's image restore
+//! points over a block protocol, from the command line; and the TLS
+//! certificate of `arca server`.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arca_frontends::DatastoreExports;
+
+use super::shared::open;
+use crate::{Cli, ExportArgs};
+
+/// The image restore points of the datastore, as `arca serve` exports
+/// them, and the temporary overlay directory to keep while serving.
+fn serve_exports(
+    cli: &Cli,
+    args: &ExportArgs,
+) -> Result<(Arc<DatastoreExports>, Option<tempfile::TempDir>)> {
+    let ds = open(cli, true)?;
+    let mut exports = DatastoreExports::new(
+        ds,
+        arca_frontends::chunk_cache(args.cache_mib.saturating_mul(1 << 20)),
+    );
+    let mut tmp = None;
+    if args.writable {
+        let dir = match &args.overlay_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+                d.clone()
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("arca-overlay-").tempdir()?;
+                let p = t.path().to_path_buf();
+                tmp = Some(t);
+                p
+            }
+        };
+        exports = exports.writable(dir);
+    }
+    Ok((Arc::new(exports), tmp))
+}
+
+/// What `arca serve` has set up before it says so: the listener and its
+/// address, the exports and how many there are, and the temporary overlay
+/// directory to keep while serving.
+struct Serving {
+    listener: TcpListener,
+    addr: SocketAddr,
+    exports: Arc<DatastoreExports>,
+    count: usize,
+    _overlays: Option<tempfile::TempDir>,
+}
+
+/// Listen on `listen`, then open the exports.
+fn start(cli: &Cli, listen: &str, args: &ExportArgs) -> Result<Serving> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (exports, _overlays) = serve_exports(cli, args)?;
+    let count = arca_frontends::Exports::names(exports.as_ref()).len();
+    Ok(Serving {
+        listener,
+        addr,
+        exports,
+        count,
+        _overlays,
+    })
+}
+
+/// Print the line that says what is served where, at once (scripts and
+/// tests read the address from it).
+fn announce(line: &str) -> Result<()> {
+    println!("{line}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// `arca serve nbd`.
+pub(super) fn nbd(
+    cli: &Cli,
+    listen: &str,
+    tls_cert: &Option<PathBuf>,
+    tls_key: &Option<PathBuf>,
+    exports: &ExportArgs,
+) -> Result<u8> {
+    let tls = match (tls_cert, tls_key) {
+        (Some(c), Some(k)) => Some(arca_frontends::nbd::tls_config(c, k)?),
+        _ => None,
+    };
+    let s = start(cli, listen, exports)?;
+    announce(&format!(
+        "serving {} export(s) {}{} over NBD on nbd://{}/",
+        s.count,
+        s.exports.mode(),
+        if tls.is_some() { ", TLS required" } else { "" },
+        s.addr
+    ))?;
+    arca_frontends::nbd::serve_with(s.listener, s.exports, tls)?;
+    Ok(0)
+}
+
+/// `arca serve iscsi`.
+pub(super) fn iscsi(
+    cli: &Cli,
+    listen: &str,
+    chap_user: &Option<String>,
+    chap_secret_file: &Option<PathBuf>,
+    exports: &ExportArgs,
+) -> Result<u8> {
+    let chap = match (chap_user, chap_secret_file) {
+        (Some(u), Some(f)) => {
+            let secret = std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+            if secret.is_empty() {
+                bail!("{} is empty", f.display());
+            }
+            Some((u.clone(), secret))
+        }
+        _ => None,
+    };
+    let s = start(cli, listen, exports)?;
+    announce(&format!(
+        "serving {} target(s) {}{} over iSCSI on iscsi://{}/",
+        s.count,
+        s.exports.mode(),
+        if chap.is_some() { " with CHAP" } else { "" },
+        s.addr
+    ))?;
+    let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig { chap });
+    arca_frontends::iscsi::serve(s.listener, s.exports, cfg)?;
+    Ok(0)
+}
+
+/// The certificate and key `arca server` serves HTTPS with: the ones
+/// given, or with `--tls` alone a self-signed one in the data directory.
+pub(super) fn server_tls(
+    data_dir: &Path,
+    tls: bool,
+    tls_cert: &Option<PathBuf>,
+    tls_key: &Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>> {
+    Ok(match (tls, tls_cert, tls_key) {
+        (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (true, _, _) => Some(crate::server::self_signed(data_dir)?),
+        _ => None,
+    })
+}
