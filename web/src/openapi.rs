@@ -1,11 +1,14 @@
 //! The OpenAPI 3.1 document served at `/api/v1/openapi.json`.
 //!
 //! One table, [`ROUTES`], lists every endpoint with its summary, request
-//! body, response and the permission it needs; the document and
-//! docs/api.md are both derived from it, so they cannot drift apart from
-//! each other. The in-process tests check that every route in the router
-//! is in the table and the other way round.
+//! body, response and the permission it needs; the paths of the document
+//! are derived from it. The in-process tests check that every route in the
+//! router is in the table and the other way round. The component schemas
+//! are generated from the request and response types of `arca_model::api`
+//! (utoipa), so they are the types' own fields, optionality and doc
+//! comments.
 
+use arca_model::api;
 use serde_json::{json, Map, Value};
 
 pub struct Route {
@@ -440,139 +443,87 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
-fn obj(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": props, "additionalProperties": false})
-}
+/// The component schemas, from the arca-model types (their doc comments
+/// are the descriptions). Types the routes use are listed here; the types
+/// they contain (ids, kinds, states, role bindings...) come along.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    api::ErrorBody,
+    api::Health,
+    api::Login,
+    api::Session,
+    api::Me,
+    api::User,
+    api::NewUser,
+    api::CreatedUser,
+    api::ChangePassword,
+    api::ResetPassword,
+    api::PasswordChanged,
+    api::Token,
+    api::NewToken,
+    api::CreatedToken,
+    api::Settings,
+    api::SettingsPatch,
+    api::Project,
+    api::NewProject,
+    api::Node,
+    api::NodeSettings,
+    api::NewNode,
+    api::CreatedNode,
+    api::Datastore,
+    api::DatastoreSettings,
+    api::GcNow,
+    api::VerifyNow,
+    api::Source,
+    api::NewSource,
+    api::BackupNow,
+    api::Policy,
+    api::NewPolicy,
+    api::Task,
+    api::TaskLog,
+    api::Cancelled,
+    api::RestorePoint,
+    api::RestoreRequest,
+    api::Export,
+    api::NewExport,
+    api::ExtendExport,
+    api::AuditEntry,
+)))]
+struct Components;
 
-fn open_obj(props: Value) -> Value {
-    json!({"type": "object", "properties": props})
-}
-
-fn arr(item: &str) -> Value {
-    json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
-}
+/// Lists the routes answer: (schema name, item schema).
+const LISTS: &[(&str, &str)] = &[
+    ("Users", "User"),
+    ("Tokens", "Token"),
+    ("Projects", "Project"),
+    ("Nodes", "Node"),
+    ("Datastores", "Datastore"),
+    ("Sources", "Source"),
+    ("Policies", "Policy"),
+    ("Tasks", "Task"),
+    ("TaskLogs", "TaskLog"),
+    ("RestorePoints", "RestorePoint"),
+    ("Exports", "Export"),
+    ("Audit", "AuditEntry"),
+];
 
 fn schemas() -> Value {
-    let int = json!({"type": "integer"});
-    let oint = json!({"type": ["integer", "null"]});
-    let s = json!({"type": "string"});
-    let os = json!({"type": ["string", "null"]});
-    let strs = json!({"type": "array", "items": {"type": "string"}});
-    // Request-side constraints, the same as the handlers check.
-    let name = json!({"type": "string", "pattern": "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$"});
-    let tags = json!({"type": "array", "maxItems": 64, "items": name});
-    let abs_path = json!({"type": "string", "pattern": "^/[^\\u0000]*$", "maxLength": 4096});
-    let oname = json!({"anyOf": [name, {"type": "null"}]});
-    let roots = json!({"type": "array", "maxItems": 64, "items": abs_path, "description": "absolute directories, not /"});
-    let password = json!({"type": "string", "minLength": 10, "maxLength": 1024, "description": "at least 10 characters, not the user name"});
-    let count = json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64});
-    let retention = obj(
-        &[],
-        json!({
-            "keep_last": count, "keep_hourly": count, "keep_daily": count,
-            "keep_weekly": count, "keep_monthly": count, "keep_yearly": count,
-        }),
-    );
-    let role = json!({"type": "object", "properties": {"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project_id": oint}});
-    let user = open_obj(
-        json!({"id": int, "name": s, "disabled": {"type": "boolean"}, "roles": {"type": "array", "items": role}, "created_at": int}),
-    );
-    let scope = json!({"type": "string", "enum": ["full", "read-only", "metrics"]});
-    let token = open_obj(
-        json!({"id": int, "user_id": oint, "node_id": oint, "name": s, "kind": s, "created_at": int, "expires_at": oint, "revoked_at": oint, "last_used_at": oint,
-            "parent_token_id": {"type": ["integer", "null"], "description": "the token this one was made with (null: made with a sign-in session)"},
-            "scope": scope, "projects": {"type": ["array", "null"], "items": int, "description": "the projects the token is limited to (null: all of the user's)"},
-            "state": {"type": "string", "enum": ["active", "revoked", "expired", "parent-revoked", "parent-expired"]}}),
-    );
-    let source = open_obj(
-        json!({"id": int, "name": s, "kind": s, "path": s, "node_id": int, "project_id": int, "tags": strs, "settings": {}, "policy_id": oint, "assigned_by": s, "created_at": int}),
-    );
-    let policy = open_obj(
-        json!({"id": int, "name": s, "project_id": int, "schedule": s, "backup_window": os, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore_id": int, "priority": int, "match_pattern": os, "match_tags": strs, "rpo_seconds": oint, "enabled": {"type": "boolean"}, "created_at": int}),
-    );
-    let task = open_obj(
-        json!({"id": int, "kind": s, "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}, "project_id": int, "source_id": oint, "policy_id": oint, "datastore_id": oint, "node_id": oint, "params": {}, "priority": int, "slot": oint, "attempt": int, "max_attempts": int, "not_before": int, "lease_until": oint, "cancel_requested": {"type": "boolean"}, "bytes_done": int, "bytes_total": int, "progress": {"type": ["number", "null"]}, "result": {}, "error": os, "created_by": s, "created_at": int, "started_at": oint, "finished_at": oint}),
-    );
-    let rp = open_obj(
-        json!({"id": s, "datastore_id": int, "source_id": oint, "source_name": s, "project_id": int, "kind": s, "time": int, "bytes_total": int, "bytes_added": int, "files": int, "hostname": s, "task_id": oint, "created_at": int, "state": {"type": "string", "enum": ["ok", "damaged"]}, "damage": os, "verified_at": oint}),
-    );
-    let paths = json!({"type": "array", "items": s});
-    let node = open_obj(
-        json!({"id": int, "name": s, "state": s, "embedded": {"type": "boolean"}, "max_tasks": int, "version": s, "last_heartbeat": oint, "created_at": int,
-            "source_roots": paths, "restore_roots": paths, "effective_restore_roots": paths, "allow_block_devices": {"type": "boolean"}, "data_dir": s}),
-    );
-    let ds = open_obj(
-        json!({"id": int, "name": s, "node_id": int, "path": s, "bytes_used": int, "bytes_logical": int, "created_at": int, "gc_schedule": s, "verify_schedule": s, "verify_max_age_days": int}),
-    );
-    let project = open_obj(json!({"id": int, "name": s}));
-    let export = open_obj(
-        json!({"id": int, "restore_point_id": s, "datastore_id": int, "node_id": int, "project_id": int, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "name": s, "state": {"type": "string", "enum": ["starting", "active", "failed", "stopped", "expired"]}, "address": {"type": ["string", "null"], "description": "Where clients connect, credentials included (nbd[s]://host:port/<name>-<secret>, iscsi://<name>%<secret>@host:port/<iqn>/0); only for users who may restore in the project"}, "secret": {"type": "string", "description": "The export's secret (NBD name suffix, iSCSI CHAP secret); only for users who may restore in the project"}, "chap_user": {"type": "string", "description": "iSCSI CHAP user name"}, "commands": {"type": "array", "items": s, "description": "Client commands to paste"}, "error": os, "on_stop": s, "commit_task_id": oint, "created_by": s, "created_at": int, "expires_at": int, "stopped_at": oint}),
-    );
-    let log = open_obj(json!({"seq": int, "time": int, "level": s, "message": s}));
-    let audit = open_obj(
-        json!({"id": int, "time": int, "actor": s, "action": s, "target": s, "remote": s, "result": s, "detail": s}),
-    );
-    let error = json!({"type": "object", "required": ["error", "message"], "properties": {"error": s, "message": s}});
-    json!({
-        "Error": error,
-        "Health": open_obj(json!({"status": s, "catalog_schema": int})),
-        "Text": s,
-        "Object": {"type": "object"},
-        "Login": obj(&["username", "password"], json!({"username": s, "password": s})),
-        "Session": open_obj(json!({"token": s, "token_id": int, "expires_at": int, "user": {"$ref": "#/components/schemas/User"}})),
-        "Me": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "token_id": int, "token": {"$ref": "#/components/schemas/Token"}, "roles": {"type": "array", "items": role}})),
-        "User": user,
-        "Users": arr("User"),
-        "NewUser": obj(&["name"], json!({"name": name, "password": password, "roles": {"type": "array", "items": obj(&["role"], json!({"role": {"type": "string", "enum": ["admin", "operator", "restore-only", "auditor"]}, "project": {"type": ["integer", "null"], "minimum": 1}}))}})),
-        "CreatedUser": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "password": s})),
-        "ChangePassword": obj(&["current_password", "new_password"], json!({"current_password": s, "new_password": password, "revoke_api_tokens": {"type": "boolean", "description": "also revoke your API tokens (default: only your other sessions)"}})),
-        "ResetPassword": obj(&[], json!({"new_password": password, "revoke_api_tokens": {"type": "boolean"}})),
-        "PasswordChanged": open_obj(json!({"user": {"$ref": "#/components/schemas/User"}, "signed_out": open_obj(json!({"sessions": int, "api_tokens": int})), "password": {"type": "string", "description": "the generated password, when none was given"}})),
-        "Token": token,
-        "Tokens": arr("Token"),
-        "NewToken": obj(&["name"], json!({"name": name,
-            "expires_in_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 316224000, "description": "at most the maximum token lifetime (GET /api/v1/settings; 90 days by default); left out: the maximum"},
-            "scope": {"anyOf": [scope, {"type": "null"}], "description": "full (the user's rights), read-only (GET requests only) or metrics (GET /metrics only); default: the scope of the token making it"},
-            "projects": {"type": ["array", "null"], "minItems": 1, "maxItems": 64, "items": {"type": "integer", "minimum": 1}, "description": "limit the token to these projects; default: those of the token making it"}})),
-        "Settings": open_obj(json!({"token_max_lifetime_s": int})),
-        "SettingsPatch": obj(&[], json!({"token_max_lifetime_s": {"type": ["integer", "null"], "minimum": 3600, "maximum": 316224000, "description": "the longest lifetime of new API tokens, in seconds (default 7776000, 90 days)"}})),
-        "CreatedToken": open_obj(json!({"token": s, "info": {"$ref": "#/components/schemas/Token"}})),
-        "Project": project,
-        "Projects": arr("Project"),
-        "NewProject": obj(&["name"], json!({"name": name})),
-        "Node": node,
-        "Nodes": arr("Node"),
-        "NodeSettings": obj(&[], json!({"source_roots": roots, "restore_roots": roots, "allow_block_devices": {"type": "boolean"}})),
-        "NewNode": obj(&["name"], json!({"name": name, "max_tasks": {"type": "integer", "minimum": 1, "maximum": 64}})),
-        "CreatedNode": open_obj(json!({"node": {"$ref": "#/components/schemas/Node"}, "token": s, "token_id": int})),
-        "Datastore": ds,
-        "Datastores": arr("Datastore"),
-        "DatastoreSettings": obj(&[], json!({"gc_schedule": {"type": "string", "maxLength": 256, "description": "daily, weekly, every 6h, Sun 03:00, or never"}, "verify_schedule": {"type": "string", "maxLength": 256}, "verify_max_age_days": {"type": "integer", "minimum": 0, "maximum": 3650}})),
-        "GcNow": obj(&[], json!({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 31622400}})),
-        "VerifyNow": obj(&[], json!({"all": {"type": "boolean"}, "read_data_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}})),
-        "Source": source,
-        "Sources": arr("Source"),
-        "NewSource": obj(&["name", "kind", "path"], json!({"name": name, "kind": {"type": "string", "enum": ["files", "image"]}, "path": abs_path, "node": os, "project": {"type": ["integer", "null"], "minimum": 1}, "tags": tags, "policy": os})),
-        "BackupNow": obj(&[], json!({"datastore": oname})),
-        "Retention": retention,
-        "Policy": policy,
-        "Policies": arr("Policy"),
-        "NewPolicy": obj(&["name", "schedule"], json!({"name": name, "schedule": {"type": "string", "maxLength": 256, "description": "every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC)"}, "project": {"type": ["integer", "null"], "minimum": 1}, "window": {"type": ["string", "null"], "maxLength": 256}, "retention": {"$ref": "#/components/schemas/Retention"}, "datastore": os, "priority": {"type": "integer", "minimum": -1000, "maximum": 1000}, "match_pattern": {"type": ["string", "null"], "maxLength": 256}, "match_tags": tags, "rpo_s": {"type": ["integer", "null"], "minimum": 1, "maximum": 31622400}})),
-        "Task": task,
-        "Tasks": arr("Task"),
-        "TaskLog": log,
-        "TaskLogs": arr("TaskLog"),
-        "Cancelled": open_obj(json!({"id": int, "state": s})),
-        "RestorePoint": rp,
-        "RestorePoints": arr("RestorePoint"),
-        "RestoreRequest": obj(&["target"], json!({"target": abs_path, "path": os, "node": os, "overwrite": {"type": "boolean", "description": "write into a target that holds data"}, "special_files": {"type": "boolean", "description": "recreate device nodes and keep setuid/setgid bits and file capabilities (admins of all projects only; without it they are skipped or cleared and the task log says so)"}})),
-        "Export": export,
-        "Exports": arr("Export"),
-        "ExtendExport": obj(&["ttl"], json!({"ttl": {"type": "string", "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h, 7d; at most 30d"}})),
-        "NewExport": obj(&["restore_point"], json!({"restore_point": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}, "protocol": {"type": "string", "enum": ["nbd", "iscsi"]}, "writable": {"type": "boolean"}, "ttl": {"type": ["string", "null"], "pattern": "^[0-9]{1,7}[smhd]?$", "description": "90s, 30m, 2h (default), 7d; at most 30d"}})),
-        "AuditEntry": audit,
-        "Audit": arr("AuditEntry"),
-    })
+    use utoipa::OpenApi as _;
+    let components = Components::openapi().components.unwrap_or_default();
+    let mut out = Map::new();
+    for (name, schema) in components.schemas {
+        // Plain data: serializing it cannot fail.
+        out.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
+    }
+    for (list, item) in LISTS {
+        out.insert(
+            list.to_string(),
+            json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}),
+        );
+    }
+    out.insert("Text".into(), json!({"type": "string"}));
+    out.insert("Object".into(), json!({"type": "object"}));
+    Value::Object(out)
 }
 
 fn error_response(desc: &str) -> Value {
@@ -676,4 +627,151 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every (method, path) the document had when its schemas were still
+    /// written by hand: generating them from the model types keeps each.
+    const BEFORE: &[(&str, &str)] = &[
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/api/v1/openapi.json"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/password"),
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/users"),
+        ("get", "/api/v1/users/{id}"),
+        ("delete", "/api/v1/users/{id}"),
+        ("post", "/api/v1/users/{id}/password"),
+        ("get", "/api/v1/tokens"),
+        ("post", "/api/v1/tokens"),
+        ("delete", "/api/v1/tokens/{id}"),
+        ("get", "/api/v1/settings"),
+        ("patch", "/api/v1/settings"),
+        ("get", "/api/v1/projects"),
+        ("post", "/api/v1/projects"),
+        ("get", "/api/v1/nodes"),
+        ("post", "/api/v1/nodes"),
+        ("patch", "/api/v1/nodes/{id}"),
+        ("get", "/api/v1/datastores"),
+        ("patch", "/api/v1/datastores/{id}"),
+        ("post", "/api/v1/datastores/{id}/gc"),
+        ("post", "/api/v1/datastores/{id}/verify"),
+        ("get", "/api/v1/sources"),
+        ("post", "/api/v1/sources"),
+        ("get", "/api/v1/sources/{id}"),
+        ("delete", "/api/v1/sources/{id}"),
+        ("post", "/api/v1/sources/{id}/backup"),
+        ("get", "/api/v1/policies"),
+        ("post", "/api/v1/policies"),
+        ("get", "/api/v1/policies/{id}"),
+        ("delete", "/api/v1/policies/{id}"),
+        ("get", "/api/v1/tasks"),
+        ("get", "/api/v1/tasks/{id}"),
+        ("get", "/api/v1/tasks/{id}/logs"),
+        ("post", "/api/v1/tasks/{id}/cancel"),
+        ("get", "/api/v1/restore-points"),
+        ("get", "/api/v1/restore-points/{id}"),
+        ("post", "/api/v1/restore-points/{id}/restore"),
+        ("get", "/api/v1/exports"),
+        ("post", "/api/v1/exports"),
+        ("get", "/api/v1/exports/{id}"),
+        ("patch", "/api/v1/exports/{id}"),
+        ("delete", "/api/v1/exports/{id}"),
+        ("get", "/api/v1/audit"),
+    ];
+
+    #[test]
+    fn every_route_and_method_of_before_is_kept() {
+        let doc = document();
+        let mut now = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                now.insert((method.clone(), path.clone()));
+            }
+        }
+        let before: BTreeSet<_> = BEFORE
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(before.len(), BEFORE.len(), "a route is listed twice");
+        assert_eq!(now, before);
+    }
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    /// Every `$ref` (in paths and in schemas) names a component schema,
+    /// and every schema the routes name exists.
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 100, "{}", all.len());
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+            assert!(schemas.contains_key(name), "{r} is not a schema");
+        }
+        for r in ROUTES {
+            for name in r.request.iter().chain(r.ok.1.iter()) {
+                assert!(
+                    schemas.contains_key(*name),
+                    "{} {}: {name}",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+
+    /// The schemas are the model's: typed ids and enums, required fields,
+    /// the handlers' constraints, and doc comments as descriptions.
+    #[test]
+    fn schemas_come_from_the_model_types() {
+        let doc = document();
+        let s = &doc["components"]["schemas"];
+        assert_eq!(
+            s["TaskState"]["enum"],
+            json!(["queued", "running", "succeeded", "failed", "cancelled"])
+        );
+        assert_eq!(
+            s["Task"]["properties"]["state"]["$ref"],
+            "#/components/schemas/TaskState"
+        );
+        assert_eq!(s["SourceId"]["type"], "integer");
+        assert_eq!(s["RestorePointId"]["pattern"], "^[0-9a-f]{64}$");
+        let required = s["NewSource"]["required"].as_array().unwrap();
+        for f in ["name", "kind", "path"] {
+            assert!(required.contains(&json!(f)), "{f}");
+        }
+        assert_eq!(s["NewSource"]["additionalProperties"], false);
+        assert_eq!(
+            s["NewProject"]["properties"]["name"]["pattern"],
+            api::NAME_PATTERN
+        );
+        assert_eq!(s["NewPolicy"]["properties"]["match_tags"]["maxItems"], 64);
+        assert!(s["RestorePoint"]["properties"]["time"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("seconds since the Unix epoch"));
+        assert_eq!(s["Error"]["required"], json!(["error", "message"]));
+    }
 }

@@ -1,0 +1,255 @@
+//! Request bodies of projects, nodes, datastores, sources, policies,
+//! restores and exports (those of accounts: `super::accounts`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::{AbsPath, Name};
+use crate::ids::ProjectId;
+use crate::kinds::{ExportProtocol, SourceKind};
+use crate::task::Retention;
+
+/// `POST /api/v1/projects`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: String,
+}
+
+/// `POST /api/v1/nodes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: String,
+    /// Tasks it runs at once (default 2).
+    #[serde(default = "two")]
+    #[schema(minimum = 1, maximum = 64, default = 2)]
+    pub max_tasks: i64,
+}
+
+fn two() -> i64 {
+    2
+}
+
+/// `PATCH /api/v1/nodes/{id}`: what to change (at least one field).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Replaces the source roots: absolute directories, not `/` (`[]`: no
+    /// source may be added).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<AbsPath>>, max_items = 64)]
+    pub source_roots: Option<Vec<String>>,
+    /// Replaces the restore roots: absolute directories, not `/` (`[]`:
+    /// back to `<data_dir>/restores`).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<AbsPath>>, max_items = 64)]
+    pub restore_roots: Option<Vec<String>>,
+    /// May restores write onto block devices?
+    #[serde(default)]
+    pub allow_block_devices: Option<bool>,
+}
+
+/// `PATCH /api/v1/datastores/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreSettings {
+    /// daily, weekly, every 6h, Sun 03:00, or never.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub gc_schedule: Option<String>,
+    /// A schedule expression, or never.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub verify_schedule: Option<String>,
+    /// Verify re-reads a restore point only when its last verification is
+    /// older than this many days.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650)]
+    pub verify_max_age_days: Option<i64>,
+}
+
+/// `POST /api/v1/datastores/{id}/gc` (the body is optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcNow {
+    /// Packs younger than this are left alone (default 3600).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 31622400)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// `POST /api/v1/datastores/{id}/verify` (the body is optional).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyNow {
+    /// Read every restore point, not only those due.
+    #[serde(default)]
+    pub all: bool,
+    /// Percentage of the packs to read (default 100).
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 100)]
+    pub read_data_percent: Option<f64>,
+}
+
+/// `POST /api/v1/sources`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: String,
+    pub kind: SourceKind,
+    /// Absolute path on the node, under its source roots.
+    #[schema(pattern = "^/[^\\u0000]*$", max_length = 4096)]
+    pub path: String,
+    /// The node's name (default: the server's own node).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Default: project 1.
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Name>, max_items = 64)]
+    pub tags: Vec<String>,
+    /// A policy's name in the project (default: one whose rules match).
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+/// `POST /api/v1/sources/{id}/backup` (the body is optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupNow {
+    /// A datastore's name (default: the policy's, or the first).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub datastore: Option<String>,
+}
+
+/// `POST /api/v1/policies`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: String,
+    /// every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC).
+    #[schema(max_length = 256)]
+    pub schedule: String,
+    /// Default: project 1.
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+    /// When backups may start, e.g. 22:00-06:00 (default: any time).
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub retention: Retention,
+    /// A datastore's name (default: the first).
+    #[serde(default)]
+    pub datastore: Option<String>,
+    /// Higher runs first (default 0).
+    #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
+    pub priority: i64,
+    /// Glob over source names that this policy takes.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub match_pattern: Option<String>,
+    /// Sources with any of these tags take this policy.
+    #[serde(default)]
+    #[schema(value_type = Vec<Name>, max_items = 64)]
+    pub match_tags: Vec<String>,
+    /// Recovery point objective in seconds (1 to a year).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 31622400)]
+    pub rpo_s: Option<i64>,
+}
+
+/// `POST /api/v1/restore-points/{id}/restore`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Absolute path on the node, under its restore roots.
+    #[schema(pattern = "^/[^\\u0000]*$", max_length = 4096)]
+    pub target: String,
+    /// A path inside the restore point (default: all of it).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The node's name; it must own the datastore (the default).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Write into a target that holds data.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Recreate device nodes and keep setuid/setgid bits and file
+    /// capabilities (admins of all projects only; without it they are
+    /// skipped or cleared and the task log says so).
+    #[serde(default)]
+    pub special_files: bool,
+}
+
+/// `POST /api/v1/exports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExport {
+    /// An image restore point: its id or a unique prefix of it.
+    #[schema(pattern = "^[0-9a-f]{1,64}$")]
+    pub restore_point: String,
+    #[serde(default)]
+    pub protocol: ExportProtocol,
+    /// Writes go to an overlay (needs the operator or admin role).
+    #[serde(default)]
+    pub writable: bool,
+    /// 90s, 30m, 2h (default), 7d; at most 30d.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{1,7}[smhd]?$")]
+    pub ttl: Option<String>,
+}
+
+/// `PATCH /api/v1/exports/{id}`: the export now ends `ttl` from now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendExport {
+    /// 90s, 30m, 2h, 7d; at most 30d.
+    #[schema(pattern = "^[0-9]{1,7}[smhd]?$")]
+    pub ttl: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Bodies the CLI and the tests send today are taken; unknown fields
+    /// are not.
+    #[test]
+    fn today_s_bodies() {
+        let e: NewExport = serde_json::from_value(json!({"restore_point": "ab12"})).unwrap();
+        assert_eq!(
+            (e.protocol, e.writable, e.ttl),
+            (ExportProtocol::Nbd, false, None)
+        );
+        let n: NewNode = serde_json::from_value(json!({"name": "n2"})).unwrap();
+        assert_eq!(n.max_tasks, 2);
+        let s: NewSource = serde_json::from_value(
+            json!({"name": "web", "kind": "files", "path": "/srv/web", "tags": ["a"]}),
+        )
+        .unwrap();
+        assert_eq!(s.kind, SourceKind::Files);
+        let p: NewPolicy = serde_json::from_value(
+            json!({"name": "gold", "schedule": "daily", "retention": {"keep_last": 3}}),
+        )
+        .unwrap();
+        assert_eq!(p.retention.keep_last, 3);
+        assert!(serde_json::from_value::<NewProject>(json!({"name": "p", "x": 1})).is_err());
+        assert!(serde_json::from_value::<NewSource>(
+            json!({"name": "web", "kind": "vm", "path": "/srv/web"})
+        )
+        .is_err());
+        let b: BackupNow = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(b, BackupNow::default());
+    }
+}

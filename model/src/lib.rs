@@ -1,0 +1,38 @@
+//! Arca's domain model: the types the control plane talks in, below the
+//! catalog, the REST API, the CLI client and the node protocol.
+//!
+//! - [`ids`]: a newtype id per entity ([`SourceId`], [`PolicyId`], ...;
+//!   bare numbers in JSON) and [`RestorePointId`], the datastore's
+//!   snapshot id.
+//! - [`kinds`]: an enum per kind and state ([`TaskKind`], [`TaskState`],
+//!   [`ExportState`], [`Role`], ...), serialized as the strings the
+//!   catalog stores and the API sends.
+//! - [`task`]: [`TaskSpec`], a task's kind with its typed parameters,
+//!   serialized as the catalog's `kind` and `params` columns.
+//! - [`api`]: the REST request and response bodies, with their JSON
+//!   Schema (utoipa), from which the served OpenAPI document's component
+//!   schemas are made (web/src/openapi.rs).
+//!
+//! The crate has no I/O and depends on nothing above the datastore: the
+//! serde names and field shapes are the compatibility contract with the
+//! catalog's stored values and the API's JSON, and the unit tests pin
+//! them to today's JSON.
+
+pub mod api;
+pub mod ids;
+pub mod kinds;
+pub mod task;
+
+pub use ids::{
+    AuditId, BadId, DatastoreId, ExportId, NodeId, PolicyId, ProjectId, RestorePointId, SourceId,
+    TaskId, TokenId, UserId,
+};
+pub use kinds::{
+    AssignedBy, AuditResult, Encryption, ExportOnStop, ExportProtocol, ExportState, LogLevel,
+    NodeState, RestorePointState, Role, SourceKind, TaskKind, TaskState, TokenKind, TokenScope,
+    TokenState, UnknownValue,
+};
+pub use task::{
+    BackupParams, BadParams, CommitExportParams, Confinement, GcParams, PruneParams, RestoreParams,
+    Retention, TaskSpec, VerifyParams,
+};
