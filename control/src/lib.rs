@@ -38,8 +38,13 @@ pub mod maintenance;
 pub mod node;
 pub mod notify;
 pub mod runner;
+pub mod stop;
 pub use notify::{Notifier, SmtpConfig};
-pub use runner::{Coordinator, DatastoreRef, Finished, Leased, Local, Passphrases, Runner};
+pub use runner::{
+    Coordinator, DatastoreRef, Finished, Leased, Local, Passphrases, Runner, ShutdownReport,
+    INTERRUPTED,
+};
+pub use stop::Stop;
 
 /// Seconds a node's lease on a running task lasts without a report.
 pub const LEASE_SECS: i64 = 30;

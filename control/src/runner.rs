@@ -18,7 +18,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use arca_catalog::{self as catalog, Catalog, RestorePoint, Retention, Source, Task, TaskEffects};
 use arca_ingest::Progress;
@@ -373,6 +374,27 @@ impl Local {
     }
 }
 
+/// The error of a task interrupted by a shutdown of its node (the task
+/// ends `cancelled` with it: docs/control-plane.md, "Shutdown").
+pub const INTERRUPTED: &str = "interrupted by shutdown";
+
+/// The tasks a runner is running, and whether it is shutting down.
+#[derive(Default)]
+struct Running {
+    stopping: bool,
+    tasks: HashMap<i64, Arc<Progress>>,
+}
+
+/// What [`Runner::shutdown`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Tasks that were running: all are cancelled (or finished just then).
+    pub interrupted: Vec<i64>,
+    /// Those of them still running when the timeout passed: recorded as
+    /// interrupted without their worker's result.
+    pub abandoned: Vec<i64>,
+}
+
 /// Runs tasks for one node.
 pub struct Runner {
     pub coord: Arc<dyn Coordinator>,
@@ -384,6 +406,9 @@ pub struct Runner {
     /// Who this node is, for the datastores' `HELD-BY` note:
     /// (process description, server URL).
     holder: std::sync::OnceLock<(String, String)>,
+    running: Mutex<Running>,
+    /// Woken when a task ends.
+    ended: Condvar,
 }
 
 type TaskResult = Result<Value, String>;
@@ -396,7 +421,83 @@ impl Runner {
             open: Mutex::new(HashMap::new()),
             exports: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
+            running: Mutex::new(Running::default()),
+            ended: Condvar::new(),
         }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether [`Runner::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.running().stopping
+    }
+
+    /// The ids of the tasks running now.
+    pub fn running_tasks(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.running().tasks.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Stop for a shutdown: lease nothing more, cancel every running task
+    /// and wait up to `timeout` for them to end. A cancelled task ends
+    /// `cancelled` with the error [`INTERRUPTED`]; one that completed
+    /// anyway keeps its result. Tasks still running after `timeout` are
+    /// recorded as interrupted at once (their lease released; what they
+    /// would report later is refused): the process is about to exit.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let end = Instant::now() + timeout;
+        // Exports first: their clients' writes end, overlays are flushed
+        // (a commit task waiting for its export then goes on, cancelled).
+        if let Some(h) = self.exports.get() {
+            let n = h.stop();
+            if n > 0 {
+                tracing::info!(exports = n, "stopped serving exports");
+            }
+        }
+        let mut g = self.running();
+        g.stopping = true;
+        let mut report = ShutdownReport {
+            interrupted: g.tasks.keys().copied().collect(),
+            abandoned: Vec::new(),
+        };
+        report.interrupted.sort_unstable();
+        for p in g.tasks.values() {
+            p.cancel.store(true, Ordering::Relaxed);
+        }
+        while !g.tasks.is_empty() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            g = self
+                .ended
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        report.abandoned = g.tasks.keys().copied().collect();
+        report.abandoned.sort_unstable();
+        drop(g);
+        for &id in &report.abandoned {
+            self.coord.log(
+                id,
+                "warn",
+                &format!("{INTERRUPTED}: the task did not stop within the shutdown timeout"),
+            );
+            let f = Finished {
+                outcome: Err(INTERRUPTED.into()),
+                cancelled: true,
+                effects: TaskEffects::default(),
+            };
+            if let Err(e) = self.coord.finish(id, f) {
+                tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+            }
+        }
+        report
     }
 
     /// Say who holds this node's datastores (`what`, e.g. "arca server"
@@ -455,21 +556,78 @@ impl Runner {
 
     /// Lease and start every task this node may run now, each on its own
     /// thread; returns their handles.
+    /// Nothing is leased once the runner is shutting down.
     pub fn start_due(self: &Arc<Self>) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
         let mut handles = Vec::new();
-        while let Some(l) = self.coord.lease()? {
+        while !self.is_stopping() {
+            let Some(l) = self.coord.lease()? else { break };
+            let progress = match self.register(l.task.id) {
+                Some(p) => p,
+                // Shutting down since the lease: give the task back.
+                None => {
+                    self.interrupt_unstarted(l.task.id);
+                    break;
+                }
+            };
             let me = Arc::clone(self);
+            let id = l.task.id;
             let h = std::thread::Builder::new()
-                .name(format!("task-{}", l.task.id))
-                .spawn(move || me.run(l))
-                .map_err(|e| format!("starting a task thread: {e}"))?;
-            handles.push(h);
+                .name(format!("task-{id}"))
+                .spawn(move || me.run_registered(l, progress));
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    self.unregister(id);
+                    return Err(format!("starting a task thread: {e}"));
+                }
+            }
         }
         Ok(handles)
     }
 
+    /// Count a task as running; `None` once shutting down.
+    fn register(&self, id: i64) -> Option<Arc<Progress>> {
+        let mut g = self.running();
+        if g.stopping {
+            return None;
+        }
+        let p = Arc::new(Progress::default());
+        g.tasks.insert(id, p.clone());
+        Some(p)
+    }
+
+    fn unregister(&self, id: i64) {
+        self.running().tasks.remove(&id);
+        self.ended.notify_all();
+    }
+
+    /// A task leased as the shutdown began: recorded as interrupted.
+    fn interrupt_unstarted(&self, id: i64) {
+        let f = Finished {
+            outcome: Err(INTERRUPTED.into()),
+            cancelled: true,
+            effects: TaskEffects::default(),
+        };
+        if let Err(e) = self.coord.finish(id, f) {
+            tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+        }
+    }
+
     /// Run one leased task to its end, reporting progress every second.
     pub fn run(&self, l: Leased) {
+        match self.register(l.task.id) {
+            Some(p) => self.run_registered(l, p),
+            None => self.interrupt_unstarted(l.task.id),
+        }
+    }
+
+    fn run_registered(&self, l: Leased, progress: Arc<Progress>) {
+        let id = l.task.id;
+        self.run_task(l, &progress);
+        self.unregister(id);
+    }
+
+    fn run_task(&self, l: Leased, progress: &Progress) {
         let c = &self.coord;
         let id = l.task.id;
         let source = l
@@ -497,37 +655,55 @@ impl Runner {
                 l.task.attempt
             ),
         );
-        let progress = Progress::default();
         let (outcome, effects) = std::thread::scope(|s| {
-            let worker = s.spawn(|| self.execute(&l, &progress));
+            let worker = s.spawn(|| self.execute(&l, progress));
             // Report progress and renew the lease until the work ends.
             while !worker.is_finished() {
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(200));
                 let tick = std::time::Instant::now();
                 let done = progress.bytes.load(Ordering::Relaxed) as i64;
                 let total = progress.total.load(Ordering::Relaxed) as i64;
                 if let Ok(true) = c.progress(id, done, total) {
                     progress.cancel.store(true, Ordering::Relaxed);
                 }
-                std::thread::sleep(
-                    std::time::Duration::from_millis(800).saturating_sub(tick.elapsed()),
-                );
+                std::thread::sleep(Duration::from_millis(800).saturating_sub(tick.elapsed()));
             }
             worker
                 .join()
                 .unwrap_or_else(|_| (Err("the task panicked".into()), TaskEffects::default()))
         });
-        let cancelled = progress.cancel.load(Ordering::Relaxed);
+        let mut cancelled = progress.cancel.load(Ordering::Relaxed);
+        // Cancelled by a shutdown: a task that completed anyway keeps its
+        // result; one that stopped says why.
+        let interrupted = cancelled && self.is_stopping();
+        let outcome = match outcome {
+            Ok(v) if interrupted => {
+                cancelled = false;
+                Ok(v)
+            }
+            Err(_) if interrupted => Err(INTERRUPTED.to_string()),
+            o => o,
+        };
+        let interrupted = interrupted && outcome.is_err();
         let done = progress.bytes.load(Ordering::Relaxed) as i64;
         let total = progress.total.load(Ordering::Relaxed) as i64;
         let _ = c.progress(id, done, total.max(done));
         let (level, msg) = match (&outcome, cancelled) {
+            (_, true) if interrupted => ("warn", INTERRUPTED.to_string()),
             (_, true) => ("warn", "cancelled".to_string()),
             (Ok(v), _) => ("info", format!("succeeded: {v}")),
             (Err(e), _) => ("error", format!("failed: {e}")),
         };
         c.log(id, level, &msg);
         match (&outcome, cancelled) {
+            (_, true) if interrupted => tracing::warn!(
+                target: "arca::task",
+                task = id,
+                kind = %kind,
+                source = %source,
+                node,
+                "task interrupted by shutdown"
+            ),
             (_, true) => tracing::warn!(
                 target: "arca::task",
                 task = id,
@@ -872,13 +1048,10 @@ impl Runner {
         let source_name = p["source"].as_str().unwrap_or_default().to_string();
         let host = self.exports.get().ok_or("this node serves no exports")?;
         // The node stops serving the export within moments of the stop;
-        // its last writes are in the overlay once it has.
-        let t0 = std::time::Instant::now();
-        while host.serves(export) {
-            if t0.elapsed() > std::time::Duration::from_secs(60) {
-                return Err(format!("export {export} is still served; not committing"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // its last writes are in the overlay once it has (the host wakes
+        // this wait when it has).
+        if !host.wait_unserved(export, std::time::Duration::from_secs(60)) {
+            return Err(format!("export {export} is still served; not committing"));
         }
         if let Some(e) = host.flush_error(export) {
             return Err(format!(

@@ -916,3 +916,87 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     assert_eq!(parent(&b1), None, "project 2's first backup took a parent");
     assert_eq!(parent(&a2), Some(a1.id.clone()));
 }
+
+/// A shutdown cancels the running backup (a 1 TiB sparse image, read for
+/// minutes): it ends `cancelled` with "interrupted by shutdown" and no
+/// restore point, and nothing more is leased afterwards.
+#[test]
+fn shutdown_interrupts_running_tasks_and_leases_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let ds_path = root.join("ds");
+    arca_repo::Datastore::init(&ds_path, arca_repo::Encryption::None, None, |_| {}).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let image = data.join("big.raw");
+    std::fs::write(&image, b"not only holes").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let node = c.upsert_node("local", true, 2, "t").unwrap().id;
+    c.set_node_confinement(
+        node,
+        &catalog::NodeConfinement {
+            source_roots: Some(vec![data.display().to_string()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ds = c
+        .add_datastore("default", node, &ds_path.display().to_string())
+        .unwrap()
+        .id;
+    let path = image.display().to_string();
+    let s = c
+        .add_source("big", "image", &path, node, 1, &[], &json!({}), None)
+        .unwrap();
+    let task = || NewTask {
+        kind: "backup".into(),
+        project_id: 1,
+        source_id: Some(s.id),
+        datastore_id: Some(ds),
+        node_id: Some(node),
+        max_attempts: 3,
+        created_by: "test".into(),
+        ..Default::default()
+    };
+    let first = c.add_task(&task()).unwrap().unwrap().id;
+    let runner = Arc::new(Runner::new(
+        Arc::new(Local::new(c.clone(), node)),
+        Passphrases::new(),
+    ));
+    let handles = runner.start_due().unwrap();
+    assert_eq!(handles.len(), 1);
+    assert_eq!(runner.running_tasks(), vec![first]);
+    // Wait until it reads (a hang here fails the test's harness timeout).
+    while c.task(first).unwrap().bytes_done == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let report = runner.shutdown(std::time::Duration::from_secs(600));
+    assert_eq!(report.interrupted, vec![first]);
+    assert!(report.abandoned.is_empty());
+    assert!(runner.running_tasks().is_empty());
+    for h in handles {
+        h.join().unwrap();
+    }
+    let t = c.task(first).unwrap();
+    assert_eq!(t.state, TaskState::Cancelled);
+    assert_eq!(t.error.as_deref(), Some(INTERRUPTED));
+    assert_eq!(t.lease_until, None, "the lease is released");
+    assert!(c
+        .task_logs(first)
+        .unwrap()
+        .iter()
+        .any(|l| l.message == INTERRUPTED));
+    assert_eq!(c.restore_point_count().unwrap(), 0);
+    // Nothing is leased once stopping.
+    let second = c.add_task(&task()).unwrap().unwrap().id;
+    assert!(runner.is_stopping());
+    assert!(runner.start_due().unwrap().is_empty());
+    assert_eq!(c.task(second).unwrap().state, TaskState::Queued);
+}

@@ -283,7 +283,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             data_dir,
             max_tasks,
             mounts,
-        } => crate::node::run(&cli, data_dir, *max_tasks, mounts),
+            shutdown_timeout,
+        } => crate::node::run(&cli, data_dir, *max_tasks, mounts, *shutdown_timeout),
         Command::Task(c) => crate::client::task(&cli, c),
         Command::Mount {
             restore_point,
@@ -307,6 +308,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             node_timeout,
             mounts,
             roots,
+            shutdown_timeout,
         } => {
             let tls = match (tls, tls_cert, tls_key) {
                 (_, Some(c), Some(k)) => Some((c.clone(), k.clone())),
@@ -322,6 +324,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 *node_timeout,
                 mounts,
                 roots,
+                *shutdown_timeout,
             )
         }
         Command::Snapshots { source } => {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use arca_control::node::{self, pb, Remote};
-use arca_control::{DatastoreRef, Passphrases, Runner};
+use arca_control::{DatastoreRef, Passphrases, Runner, Stop};
 use tonic::Code;
 
 /// The datastores under `<data_dir>/datastores/`, `default` made if missing.
@@ -45,18 +45,19 @@ fn datastores(data_dir: &Path) -> Result<(Vec<pb::DatastoreInfo>, Passphrases)> 
 }
 
 /// Register, retrying while the server is unreachable. A refused token
-/// is an error at once.
+/// is an error at once. `None`: stopped before it could register.
 fn register(
     rt: &tokio::runtime::Handle,
     client: &node::Client,
     max_tasks: i64,
     infos: &[pb::DatastoreInfo],
     data_dir: &str,
-) -> Result<pb::RegisterReply> {
+    stop: &Stop,
+) -> Result<Option<pb::RegisterReply>> {
     let mut delay = Duration::from_secs(1);
-    loop {
+    while !stop.is_stopped() {
         match node::register(rt, client, max_tasks, infos.to_vec(), data_dir) {
-            Ok(r) => return Ok(r),
+            Ok(r) => return Ok(Some(r)),
             Err(s)
                 if matches!(
                     s.code(),
@@ -75,11 +76,12 @@ fn register(
                     retry_seconds = delay.as_secs(),
                     "cannot register yet; retrying"
                 );
-                std::thread::sleep(delay);
+                stop.wait_timeout(delay);
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }
+    Ok(None)
 }
 
 pub fn run(
@@ -87,10 +89,15 @@ pub fn run(
     data_dir: &Path,
     max_tasks: i64,
     mounts: &crate::MountArgs,
+    shutdown_timeout: u64,
 ) -> Result<u8> {
     if !(1..=64).contains(&max_tasks) {
         bail!("--max-tasks must be between 1 and 64");
     }
+    if !(1..=3600).contains(&shutdown_timeout) {
+        bail!("--shutdown-timeout must be between 1 and 3600 seconds");
+    }
+    let shutdown_timeout = Duration::from_secs(shutdown_timeout);
     let url = cli
         .server
         .as_deref()
@@ -117,13 +124,23 @@ pub fn run(
         .build()
         .context("starting the runtime")?;
     let h = rt.handle().clone();
+    // SIGTERM and SIGINT stop the node cleanly from here on.
+    let stop = Stop::new();
+    {
+        let _enter = rt.enter();
+        arca_control::stop::on_signals(stop.clone(), "arca node", shutdown_timeout)
+            .context("installing the signal handlers")?;
+    }
     // tonic's TLS uses rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = {
         let _enter = rt.enter();
         node::client(url, token, ca.as_deref()).map_err(anyhow::Error::msg)?
     };
-    let reg = register(&h, &client, max_tasks, &infos, &real_dir)?;
+    let Some(reg) = register(&h, &client, max_tasks, &infos, &real_dir, &stop)? else {
+        tracing::info!("arca node stopped");
+        return Ok(0);
+    };
     let passphrases_dir = data_dir.join("datastores");
     if crate::logs::json() {
         tracing::info!(
@@ -172,7 +189,7 @@ pub fn run(
     let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);
     let mut last_beat = Instant::now();
     let mut tasks: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    loop {
+    while !stop.is_stopped() {
         if last_beat.elapsed() >= beat {
             match remote.heartbeat() {
                 Ok(()) => last_beat = Instant::now(),
@@ -180,7 +197,9 @@ pub fn run(
                 // has requeued what ran here. Register again.
                 Err(s) if s.code() == Code::FailedPrecondition => {
                     tracing::warn!(error = %node::status_msg(s), "the server marked this node offline; registering again");
-                    register(&h, &client, max_tasks, &infos, &real_dir)?;
+                    if register(&h, &client, max_tasks, &infos, &real_dir, &stop)?.is_none() {
+                        break;
+                    }
                     last_beat = Instant::now();
                 }
                 Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
@@ -194,6 +213,13 @@ pub fn run(
             Ok(started) => tasks.extend(started),
             Err(e) => tracing::warn!(error = %e, "leasing tasks failed"),
         }
-        std::thread::sleep(Duration::from_secs(1));
+        stop.wait_timeout(Duration::from_secs(1));
     }
+    // Exports stop, running tasks are cancelled and reported to the
+    // server as interrupted (their leases released), within the timeout.
+    let report = runner.shutdown(shutdown_timeout);
+    arca_control::stop::log_stopped("arca node", &report, shutdown_timeout);
+    drop(tasks);
+    rt.shutdown_timeout(Duration::from_millis(500));
+    Ok(0)
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use arca_catalog::{Catalog, Role, RoleBinding};
-use arca_control::{DatastoreRef, Local, Passphrases, Runner};
+use arca_control::{DatastoreRef, Local, Passphrases, Runner, Stop};
 use arca_repo::{Datastore, Encryption};
 
 fn write_secret(path: &Path, content: &str) -> Result<()> {
@@ -355,7 +355,11 @@ pub fn run(
     node_timeout: i64,
     mounts: &crate::MountArgs,
     roots: &crate::RootArgs,
+    shutdown_timeout: u64,
 ) -> Result<u8> {
+    if !(1..=3600).contains(&shutdown_timeout) {
+        anyhow::bail!("--shutdown-timeout must be between 1 and 3600 seconds");
+    }
     if !(3..=3600).contains(&node_timeout) {
         anyhow::bail!("--node-timeout must be between 3 and 3600 seconds");
     }
@@ -380,7 +384,7 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(
+    let r = rt.block_on(serve(
         data_dir.to_path_buf(),
         listen.to_string(),
         max_tasks,
@@ -389,7 +393,12 @@ pub fn run(
         node_timeout,
         mounts.clone(),
         roots.clone(),
-    ))
+        Duration::from_secs(shutdown_timeout),
+    ));
+    // Blocking work still queued (a notification's delivery) is not
+    // waited for: the shutdown's deadline has passed or everything ended.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    r
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -402,7 +411,12 @@ async fn serve(
     node_timeout: i64,
     mounts: crate::MountArgs,
     roots: crate::RootArgs,
+    shutdown_timeout: Duration,
 ) -> Result<u8> {
+    // SIGTERM and SIGINT stop the server cleanly from here on.
+    let stop = Stop::new();
+    arca_control::stop::on_signals(stop.clone(), "arca server", shutdown_timeout)
+        .context("installing the signal handlers")?;
     // Opening the catalog may hash the first admin password (Argon2):
     // not on the async workers.
     let dd = data_dir.clone();
@@ -472,12 +486,13 @@ async fn serve(
         .collect();
     runner.hold(&mine);
     crate::mounts::start(&mounts, &data_dir, &runner)?;
-    tokio::spawn(scheduler(
+    let scheduler = tokio::spawn(scheduler(
         p.catalog.clone(),
-        runner,
+        runner.clone(),
         state.changed.clone(),
         notifier.clone(),
         node_timeout,
+        stop.clone(),
     ));
     // Nodes speak gRPC (HTTP/2) on the same port as the API.
     let nodes =
@@ -490,32 +505,59 @@ async fn serve(
         )
         .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
-    match tls {
+    let mut http = match tls {
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?;
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(app)
-                .await
-                .context("serving")?;
+            tokio::spawn(
+                axum_server::from_tcp_rustls(listener, config)
+                    .handle(handle.clone())
+                    .serve(app),
+            )
         }
-        None => {
+        None => tokio::spawn(
             axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(app)
-                .await
-                .context("serving")?;
+                .handle(handle.clone())
+                .serve(app),
+        ),
+    };
+    tokio::select! {
+        r = &mut http => {
+            // The server ended by itself: an error (the port is gone).
+            r.context("serving")?.context("serving")?;
+            return Ok(0);
         }
+        _ = stop.stopped() => {}
     }
+    shutdown(handle, http, scheduler, runner, shutdown_timeout).await;
     Ok(0)
+}
+
+/// Stop accepting (requests in flight get until the deadline), stop the
+/// scheduler, exports and tasks, then return: within `timeout` unless a
+/// step overruns it, and then the rest is not waited for.
+async fn shutdown(
+    handle: axum_server::Handle,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    scheduler: tokio::task::JoinHandle<()>,
+    runner: Arc<Runner>,
+    timeout: Duration,
+) {
+    let end = tokio::time::Instant::now() + timeout;
+    handle.graceful_shutdown(Some(timeout));
+    // The scheduler leases nothing after its current step.
+    let _ = tokio::time::timeout_at(end, scheduler).await;
+    let left = end.saturating_duration_since(tokio::time::Instant::now());
+    let r = runner.clone();
+    let report = tokio::task::spawn_blocking(move || r.shutdown(left))
+        .await
+        .unwrap_or_default();
+    // Requests in flight end, or their connections are closed at the
+    // deadline.
+    let _ = tokio::time::timeout_at(end, http).await;
+    arca_control::stop::log_stopped("arca server", &report, timeout);
 }
 
 /// Once a second, or when the API changed something: re-evaluate rule
@@ -527,11 +569,12 @@ async fn scheduler(
     changed: Arc<tokio::sync::Notify>,
     notifier: Arc<arca_control::Notifier>,
     node_timeout: i64,
+    stop: Stop,
 ) {
     let mut last_assign = 0;
     // Sources already reported as missing their RPO (reported once per miss).
     let mut missed = std::collections::HashSet::new();
-    loop {
+    while !stop.is_stopped() {
         let now = arca_catalog::now();
         let step = || -> Result<()> {
             if now - last_assign >= 60 {
@@ -604,6 +647,7 @@ async fn scheduler(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = changed.notified() => {}
+            _ = stop.stopped() => {}
         }
     }
 }
