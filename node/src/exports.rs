@@ -36,47 +36,13 @@ use std::time::{Duration, Instant};
 use arca_frontends::{overlay, BlockSource, Chap, ChunkCache, Exports, Extent, ImageReader};
 use arca_repo::{Datastore, Error as RepoError, Result as RepoResult};
 
-use crate::runner::{Coordinator, DatastoreRef};
+use arca_proto::DatastoreRef;
+pub use arca_proto::ExportSpec;
 
-/// An export as the node needs it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ExportSpec {
-    pub id: i64,
-    pub restore_point: String,
-    pub datastore: DatastoreRef,
-    pub protocol: String,
-    pub writable: bool,
-    pub name: String,
-    pub state: String,
-    pub on_stop: String,
-    /// The export's secret (NBD name suffix, iSCSI CHAP secret).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for ExportSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportSpec")
-            .field("id", &self.id)
-            .field("restore_point", &self.restore_point)
-            .field("datastore", &self.datastore)
-            .field("protocol", &self.protocol)
-            .field("writable", &self.writable)
-            .field("name", &self.name)
-            .field("state", &self.state)
-            .field("on_stop", &self.on_stop)
-            .field("secret", &"<hidden>")
-            .finish()
-    }
-}
+use crate::coordinator::Coordinator;
 
 /// The shortest secret a node serves an export with.
 pub const MIN_SECRET: usize = 16;
-
-impl ExportSpec {
-    pub fn is_live(&self) -> bool {
-        arca_catalog::LIVE_EXPORT_STATES.contains(&self.state.as_str())
-    }
-}
 
 /// A block source that can be cut off: after [`Revocable::revoke`],
 /// reads and writes fail ("the export was stopped").
