@@ -1,5 +1,8 @@
-//! The Arca control plane's engine: policy assignment, the scheduler, and
-//! the task runner of a node.
+//! The Arca control plane's catalog-side rules, as the REST API and the
+//! server's scheduler use them: policy assignment, due slots, placement,
+//! maintenance tasks, confinement. Running tasks is arca-node's (the
+//! runner), serving the node protocol and the scheduler's loop
+//! arca-server's.
 //!
 //! - **Assignment** ([`assign_policies`]): a source is protected by the
 //!   policy it was given explicitly, or else by the first enabled policy
@@ -12,7 +15,7 @@
 //!   nor queue it twice, and after downtime only the newest missed slot
 //!   runs, once. Slots before the policy or source existed are never run.
 //!   A backup window delays the task until the window opens.
-//! - **Running** ([`Runner`]): a node leases due tasks (highest priority
+//! - **Running** (arca-node's `Runner`): a node leases due tasks (highest priority
 //!   first, one task per source at a time, at most `max_tasks` at once),
 //!   renews the lease with every progress report, and finishes them.
 //!   Failures are retried with exponential backoff (30 s, 60 s, 120 s …,
@@ -26,23 +29,12 @@ use std::str::FromStr;
 
 use arca_calendar::{Schedule, Window};
 pub(crate) use arca_catalog as catalog;
-use arca_catalog::{Catalog, NewTask, Policy, RestorePoint, Source};
-use arca_repo::Datastore;
+use arca_catalog::{Catalog, NewTask, Policy, Source};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 pub mod confine;
-pub mod exports;
-pub mod leases;
 pub mod maintenance;
-pub mod node;
-pub mod notify;
-pub mod runner;
-pub use notify::{Notifier, SmtpConfig};
-pub use runner::{Coordinator, DatastoreRef, Finished, Leased, Local, Passphrases, Runner};
-
-/// Seconds a node's lease on a running task lasts without a report.
-pub const LEASE_SECS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -206,86 +198,6 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
             })
         })
         .collect())
-}
-
-/// Rebuild the catalog's restore points of one datastore from the
-/// datastore itself (datastores describe themselves). Snapshots already
-/// listed are left alone. A snapshot of a source the catalog knows joins
-/// that source and its project; others (and those whose source name is
-/// used in several projects) go to project 1 under their source name.
-/// Returns how many restore points were added.
-pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize> {
-    let before = c.restore_point_count()?;
-    let snaps = ds
-        .snapshots()
-        .map_err(|e| Error::Invalid(format!("reading the datastore: {e}")))?;
-    let mut sources: HashMap<String, Option<Source>> = HashMap::new();
-    for snap in snaps {
-        let m = &snap.manifest;
-        let src = match sources.get(&m.source) {
-            Some(s) => s.clone(),
-            None => {
-                // Names are unique per project only, and a snapshot names
-                // no project: it joins a source only when one project has
-                // a source of that name. Otherwise which project it
-                // belongs to is unknown, and it goes where snapshots of
-                // unknown sources go.
-                let mut named = c.sources_named(&m.source)?;
-                let s = if named.len() == 1 { named.pop() } else { None };
-                sources.insert(m.source.clone(), s.clone());
-                s
-            }
-        };
-        let st = m.stats.clone().unwrap_or_default();
-        c.add_restore_point(&RestorePoint {
-            id: snap.id.to_hex(),
-            datastore_id: ds_id,
-            source_id: src.as_ref().map(|s| s.id),
-            source_name: m.source.clone(),
-            project_id: src.as_ref().map_or(1, |s| s.project_id),
-            kind: if snap.is_image() {
-                "image".into()
-            } else {
-                "files".into()
-            },
-            time: snap.time().timestamp(),
-            bytes_total: st.bytes_total as i64,
-            bytes_added: st.bytes_added as i64,
-            files: st.files as i64,
-            hostname: m.hostname.clone(),
-            task_id: None,
-            created_at: catalog::now(),
-            ..Default::default()
-        })?;
-    }
-    Ok((c.restore_point_count()? - before).max(0) as usize)
-}
-
-/// Sources whose policy has an RPO and whose newest restore point is older
-/// than it (or that have none, once the RPO has passed since the source or
-/// policy was created). Returns (source, policy, newest restore point time).
-pub fn rpo_misses(c: &Catalog, now: i64) -> Result<Vec<(Source, Policy, Option<i64>)>> {
-    let policies: HashMap<i64, Policy> = c.policies()?.into_iter().map(|p| (p.id, p)).collect();
-    let mut out = Vec::new();
-    for s in c.sources()? {
-        let Some(p) = s.policy_id.and_then(|id| policies.get(&id)) else {
-            continue;
-        };
-        let Some(rpo) = p.rpo_seconds.filter(|_| p.enabled) else {
-            continue;
-        };
-        let newest = c.newest_restore_point_time(s.id)?;
-        let since = newest.unwrap_or(p.created_at.max(s.created_at));
-        if now - since > rpo {
-            out.push((s, p.clone(), newest));
-        }
-    }
-    Ok(out)
-}
-
-/// Delay before retry number `attempt` (1-based): 30 s doubling, ≤ 1 h.
-pub fn backoff_secs(attempt: i64) -> i64 {
-    (30i64 << attempt.clamp(1, 8).saturating_sub(1)).min(3600)
 }
 
 #[cfg(test)]

@@ -92,6 +92,11 @@ enum Command {
         mounts: MountArgs,
         #[command(flatten)]
         roots: RootArgs,
+        /// On SIGTERM or SIGINT: seconds to stop cleanly (running tasks
+        /// are cancelled and recorded as interrupted by shutdown) before
+        /// exiting anyway.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        shutdown_timeout: u64,
     },
     /// Run a node for a server (--server, --token from `POST
     /// /api/v1/nodes`): it owns the datastores under <data-dir>/datastores/
@@ -110,6 +115,11 @@ enum Command {
         max_tasks: i64,
         #[command(flatten)]
         mounts: MountArgs,
+        /// On SIGTERM or SIGINT: seconds to stop cleanly (running tasks
+        /// are cancelled and reported to the server as interrupted by
+        /// shutdown) before exiting anyway.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        shutdown_timeout: u64,
     },
     /// Manage datastores.
     #[command(subcommand)]

@@ -1,99 +1,23 @@
-//! The export servers of a server's embedded node or of an `arca node`:
-//! one NBD server and one iSCSI target serving whatever exports the
-//! catalog gives this node (`arca mount`, `POST /api/v1/exports`).
+//! `--nbd-listen` and friends of `arca server` and `arca node`, and the
+//! lines that say where exports are served.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::sync::Arc;
+use arca_node::exports::Listeners;
+use arca_node::serve::MountConfig;
 
-use anyhow::{bail, Result};
-use arca_control::exports::{self, ExportHost, Listeners};
-use arca_control::runner::Runner;
-
-fn bind(what: &str, addr: &str) -> Option<TcpListener> {
-    if addr == "off" {
-        return None;
-    }
-    match TcpListener::bind(addr) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            // The rest of the node still works; exports of this protocol
-            // fail with a reason that says why.
-            tracing::error!(protocol = what, listen = %addr, error = %e, "not serving exports: cannot listen");
-            None
-        }
+pub fn config(a: &crate::MountArgs) -> MountConfig {
+    MountConfig {
+        nbd_listen: a.nbd_listen.clone(),
+        iscsi_listen: a.iscsi_listen.clone(),
+        export_host: a.export_host.clone(),
+        nbd_tls_cert: a.nbd_tls_cert.clone(),
+        nbd_tls_key: a.nbd_tls_key.clone(),
+        nbd_plain: a.nbd_plain,
+        export_cache_mib: a.export_cache_mib,
     }
 }
 
-/// NBD in clear text only on loopback, or when the admin says so: the
-/// export names carry the exports' secrets.
-fn check_nbd_plain(addr: SocketAddr, tls: bool, plain: bool) -> Result<()> {
-    if tls || addr.ip().is_loopback() {
-        return Ok(());
-    }
-    if plain {
-        tracing::warn!(
-            listen = %addr,
-            "NBD exports without TLS (--nbd-plain): their data and secrets cross the network in clear text"
-        );
-        return Ok(());
-    }
-    bail!(
-        "--nbd-listen {addr} is not a loopback address: NBD exports there need TLS (--nbd-tls-cert and --nbd-tls-key), or --nbd-plain to accept clear text (insecure: the data and the export secrets cross the network unprotected)"
-    )
-}
-
-/// Bind the export servers, start them and the loop that keeps them in
-/// step with the catalog. Returns the addresses they listen on.
-pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> Result<Listeners> {
-    let tls = match (&args.nbd_tls_cert, &args.nbd_tls_key) {
-        (Some(c), Some(k)) => Some(arca_frontends::nbd::tls_config(c, k)?),
-        _ => None,
-    };
-    let nbd = bind("NBD", &args.nbd_listen);
-    if let Some(a) = nbd.as_ref().and_then(|l| l.local_addr().ok()) {
-        check_nbd_plain(a, tls.is_some(), args.nbd_plain)?;
-    }
-    let iscsi = bind("iSCSI", &args.iscsi_listen);
-    let listeners = Listeners {
-        nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),
-        iscsi: iscsi.as_ref().and_then(|l| l.local_addr().ok()),
-        host: args.export_host.clone(),
-        nbd_tls: tls.is_some(),
-    };
-    let r = runner.clone();
-    let host = Arc::new(ExportHost::new(
-        listeners.clone(),
-        data_dir.join("overlays"),
-        arca_frontends::chunk_cache(args.export_cache_mib.saturating_mul(1 << 20)),
-        move |d| r.datastore(d),
-    ));
-    runner.set_exports(host.clone());
-    if let Some(l) = nbd {
-        let table = host.nbd.clone();
-        std::thread::Builder::new()
-            .name("nbd".into())
-            .spawn(move || {
-                if let Err(e) = arca_frontends::nbd::serve_with(l, table, tls) {
-                    tracing::error!(error = %e, "NBD server stopped");
-                }
-            })?;
-    }
-    if let Some(l) = iscsi {
-        let table = host.iscsi.clone();
-        std::thread::Builder::new()
-            .name("iscsi".into())
-            .spawn(move || {
-                let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig::default());
-                if let Err(e) = arca_frontends::iscsi::serve(l, table, cfg) {
-                    tracing::error!(error = %e, "iSCSI target stopped");
-                }
-            })?;
-    }
-    let coord = runner.coord.clone();
-    std::thread::Builder::new()
-        .name("exports".into())
-        .spawn(move || exports::run(coord, host))?;
+/// Say where the export servers listen.
+pub fn announce(listeners: &Listeners) {
     for (what, a) in [("NBD", listeners.nbd), ("iSCSI", listeners.iscsi)] {
         if let Some(a) = a {
             if crate::logs::json() {
@@ -103,5 +27,4 @@ pub fn start(args: &crate::MountArgs, data_dir: &Path, runner: &Arc<Runner>) -> 
             }
         }
     }
-    Ok(listeners)
 }

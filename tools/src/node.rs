@@ -1,84 +1,56 @@
-//! `arca node`: a data-plane node working for an `arca server`.
-//!
-//! ```text
-//! <data-dir>/datastores/default/             this node's default datastore
-//! <data-dir>/datastores/default.passphrase   its passphrase (0600): back it up
-//! <data-dir>/datastores/<name>/ (+ .passphrase)  more datastores, if any
-//! ```
-//!
-//! The node registers over gRPC (the server's API port, HTTP/2; TLS when
-//! the server has it), heartbeats, leases the tasks of its sources and runs
-//! them with the same runner as the server's embedded node. Passphrases
-//! never leave the node. When the server is unreachable it keeps retrying;
-//! tasks it was running when killed are requeued by the server (on
-//! re-registration, or when its heartbeats stop).
+//! `arca node`: arguments in, arca-node's loop run, its banner out.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use arca_control::node::{self, pb, Remote};
-use arca_control::{DatastoreRef, Passphrases, Runner};
-use tonic::Code;
+use anyhow::{Context, Result};
+use arca_node::exports::Listeners;
+use arca_node::run::{Announce, NodeConfig};
+use arca_proto::pb;
 
-/// The datastores under `<data_dir>/datastores/`, `default` made if missing.
-fn datastores(data_dir: &Path) -> Result<(Vec<pb::DatastoreInfo>, Passphrases)> {
-    crate::server::local_datastore(data_dir, "default")?;
-    let mut infos = Vec::new();
-    let mut pass = Passphrases::new();
-    let dir = data_dir.join("datastores");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("config").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    for name in names {
-        let (path, p) = crate::server::local_datastore(data_dir, &name)?;
-        let path = path.display().to_string();
-        pass.insert(path.clone(), p);
-        infos.push(pb::DatastoreInfo { name, path });
-    }
-    Ok((infos, pass))
+struct Banner<'a> {
+    url: &'a str,
+    data_dir: &'a Path,
 }
 
-/// Register, retrying while the server is unreachable. A refused token
-/// is an error at once.
-fn register(
-    rt: &tokio::runtime::Handle,
-    client: &node::Client,
-    max_tasks: i64,
-    infos: &[pb::DatastoreInfo],
-    data_dir: &str,
-) -> Result<pb::RegisterReply> {
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match node::register(rt, client, max_tasks, infos.to_vec(), data_dir) {
-            Ok(r) => return Ok(r),
-            Err(s)
-                if matches!(
-                    s.code(),
-                    Code::Unauthenticated
-                        | Code::PermissionDenied
-                        | Code::InvalidArgument
-                        | Code::AlreadyExists
-                        | Code::FailedPrecondition
-                ) =>
-            {
-                bail!("the server refused this node: {}", node::status_msg(s))
+impl Announce for Banner<'_> {
+    fn registered(&self, reg: &pb::RegisterReply) {
+        let passphrases_dir = self.data_dir.join("datastores");
+        if crate::logs::json() {
+            tracing::info!(
+                node = %reg.node_name,
+                node_id = reg.node_id,
+                server = %self.url,
+                version = env!("CARGO_PKG_VERSION"),
+                "Arca node registered"
+            );
+            for d in &reg.datastores {
+                tracing::info!(datastore = %d.name, path = %d.path, "datastore");
             }
-            Err(s) => {
-                tracing::warn!(
-                    error = %node::status_msg(s),
-                    retry_seconds = delay.as_secs(),
-                    "cannot register yet; retrying"
-                );
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(30));
+            tracing::info!(
+                passphrases_dir = %passphrases_dir.display(),
+                "the datastores' passphrases are in *.passphrase files of this directory: keep a copy elsewhere"
+            );
+        } else {
+            println!(
+                "Arca node {} ({}) registered with {} as node {}",
+                reg.node_name,
+                env!("CARGO_PKG_VERSION"),
+                self.url,
+                reg.node_id
+            );
+            for d in &reg.datastores {
+                println!("datastore {} at {}", d.name, d.path);
             }
+            println!(
+                "the datastores' passphrases are in {}/*.passphrase: keep a copy elsewhere",
+                passphrases_dir.display()
+            );
         }
+    }
+
+    fn exports(&self, listeners: &Listeners) {
+        crate::mounts::announce(listeners);
     }
 }
 
@@ -87,9 +59,10 @@ pub fn run(
     data_dir: &Path,
     max_tasks: i64,
     mounts: &crate::MountArgs,
+    shutdown_timeout: u64,
 ) -> Result<u8> {
     if !(1..=64).contains(&max_tasks) {
-        bail!("--max-tasks must be between 1 and 64");
+        anyhow::bail!("--max-tasks must be between 1 and 64");
     }
     let url = cli
         .server
@@ -99,101 +72,21 @@ pub fn run(
         .token
         .as_deref()
         .context("give the node token with --token (or ARCA_TOKEN); an admin makes one with POST /api/v1/nodes")?;
-    let ca = match &cli.ca_cert {
+    let ca_pem = match &cli.ca_cert {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,
     };
-    let (infos, passphrases) = datastores(data_dir)?;
-    // Reported at registration: never a source; `restores/` in it is the
-    // default restore root.
-    let real_dir =
-        std::fs::canonicalize(data_dir).with_context(|| format!("{}", data_dir.display()))?;
-    arca_control::confine::make_restores_dir(&real_dir)
-        .with_context(|| format!("create {}/restores", real_dir.display()))?;
-    let real_dir = real_dir.display().to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let h = rt.handle().clone();
     // tonic's TLS uses rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = {
-        let _enter = rt.enter();
-        node::client(url, token, ca.as_deref()).map_err(anyhow::Error::msg)?
+    let cfg = NodeConfig {
+        server: url.to_string(),
+        token: token.to_string(),
+        ca_pem,
+        data_dir: data_dir.to_path_buf(),
+        max_tasks,
+        shutdown_timeout: Duration::from_secs(shutdown_timeout),
+        mounts: crate::mounts::config(mounts),
     };
-    let reg = register(&h, &client, max_tasks, &infos, &real_dir)?;
-    let passphrases_dir = data_dir.join("datastores");
-    if crate::logs::json() {
-        tracing::info!(
-            node = %reg.node_name,
-            node_id = reg.node_id,
-            server = %url,
-            version = env!("CARGO_PKG_VERSION"),
-            "Arca node registered"
-        );
-        for d in &reg.datastores {
-            tracing::info!(datastore = %d.name, path = %d.path, "datastore");
-        }
-        tracing::info!(
-            passphrases_dir = %passphrases_dir.display(),
-            "the datastores' passphrases are in *.passphrase files of this directory: keep a copy elsewhere"
-        );
-    } else {
-        println!(
-            "Arca node {} ({}) registered with {url} as node {}",
-            reg.node_name,
-            env!("CARGO_PKG_VERSION"),
-            reg.node_id
-        );
-        for d in &reg.datastores {
-            println!("datastore {} at {}", d.name, d.path);
-        }
-        println!(
-            "the datastores' passphrases are in {}/*.passphrase: keep a copy elsewhere",
-            passphrases_dir.display()
-        );
-    }
-    let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
-    let runner = Arc::new(Runner::new(remote.clone(), passphrases));
-    runner.set_holder(&format!("arca node {}", reg.node_name), url);
-    let mine: Vec<DatastoreRef> = reg
-        .datastores
-        .iter()
-        .map(|d| DatastoreRef {
-            id: d.id,
-            name: d.name.clone(),
-            path: d.path.clone(),
-        })
-        .collect();
-    runner.hold(&mine);
-    crate::mounts::start(mounts, data_dir, &runner)?;
-    let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);
-    let mut last_beat = Instant::now();
-    let mut tasks: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    loop {
-        if last_beat.elapsed() >= beat {
-            match remote.heartbeat() {
-                Ok(()) => last_beat = Instant::now(),
-                // Marked offline (e.g. after a long outage): the server
-                // has requeued what ran here. Register again.
-                Err(s) if s.code() == Code::FailedPrecondition => {
-                    tracing::warn!(error = %node::status_msg(s), "the server marked this node offline; registering again");
-                    register(&h, &client, max_tasks, &infos, &real_dir)?;
-                    last_beat = Instant::now();
-                }
-                Err(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
-                    bail!("the server refused this node: {}", node::status_msg(s))
-                }
-                Err(s) => tracing::warn!(error = %node::status_msg(s), "heartbeat failed"),
-            }
-        }
-        tasks.retain(|t| !t.is_finished());
-        match runner.start_due() {
-            Ok(started) => tasks.extend(started),
-            Err(e) => tracing::warn!(error = %e, "leasing tasks failed"),
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    arca_node::run::run(&cfg, &Banner { url, data_dir })?;
+    Ok(0)
 }

@@ -79,7 +79,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             data_dir,
             max_tasks,
             mounts,
-        } => crate::node::run(cli, data_dir, *max_tasks, mounts),
+            shutdown_timeout,
+        } => crate::node::run(cli, data_dir, *max_tasks, mounts, *shutdown_timeout),
         Command::Task(c) => crate::client::task(cli, c),
         Command::Mount {
             restore_point,
@@ -103,6 +104,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             node_timeout,
             mounts,
             roots,
+            shutdown_timeout,
         } => {
             let tls = serve::server_tls(data_dir, *tls, tls_cert, tls_key)?;
             crate::server::run(
@@ -114,6 +116,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 *node_timeout,
                 mounts,
                 roots,
+                *shutdown_timeout,
             )
         }
         Command::Snapshots { source } => snapshots::snapshots(cli, source),

@@ -2,6 +2,8 @@
 //! against a datastore in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod daemon;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -2,12 +2,13 @@
 //!
 //! A node talks to the control plane through a [`Coordinator`]: lease a
 //! task, report progress (which renews the lease and carries cancellation
-//! back), log, finish. The embedded node of `arca server` uses [`Local`],
-//! which works on the catalog directly; a remote `arca node` uses the gRPC
-//! client in `crate::node`, whose server side calls the same [`Local`].
-//! So the rules (at most `max_tasks` per node, a node only touches the
-//! datastores it owns, retries with backoff, notifications on failure) are
-//! enforced once, on the server, whatever the transport.
+//! back), log, finish. The embedded node of `arca server` uses
+//! arca-server's `Local`, which works on the catalog directly; a remote
+//! `arca node` uses the gRPC client in [`crate::remote`], whose server side
+//! calls the same `Local`. So the rules (at most `max_tasks` per node, a
+//! node only touches the datastores it owns, retries with backoff,
+//! notifications on failure) are enforced once, on the server, whatever
+//! the transport.
 //!
 //! The [`Runner`] is the node's half: it owns the datastores' passphrases
 //! and keeps its datastores open between tasks, runs each task on its own
@@ -18,359 +19,42 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use arca_catalog::{self as catalog, Catalog, RestorePoint, Retention, Source, Task, TaskEffects};
+use arca_catalog::{self as catalog, RestorePoint, Retention, TaskEffects};
+use arca_control::confine::Confinement;
 use arca_ingest::Progress;
+use arca_proto::{DatastoreRef, Finished, Leased};
 use arca_repo::{Datastore, OpenOptions};
 use serde_json::{json, Value};
 
-use crate::exports::{ExportHost, ExportSpec};
-use crate::{backoff_secs, Notifier, LEASE_SECS};
+pub use crate::coordinator::Coordinator;
+use crate::exports::ExportHost;
 
 /// A node's datastore passphrases: datastore path → secret. They never
 /// leave the node.
 pub type Passphrases = HashMap<String, String>;
 
-/// A task's datastore as the node sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DatastoreRef {
-    pub id: i64,
-    pub name: String,
-    /// Path on the node that owns it.
-    pub path: String,
+/// The error of a task interrupted by a shutdown of its node (the task
+/// ends `cancelled` with it: docs/control-plane.md, "Shutdown").
+pub const INTERRUPTED: &str = "interrupted by shutdown";
+
+/// The tasks a runner is running, and whether it is shutting down.
+#[derive(Default)]
+struct Running {
+    stopping: bool,
+    tasks: HashMap<i64, Arc<Progress>>,
 }
 
-/// A leased task with everything the node needs to run it.
-#[derive(Clone, Debug)]
-pub struct Leased {
-    pub task: Task,
-    pub source: Option<Source>,
-    /// The policy's retention, applied after a policy's backup.
-    pub retention: Option<Retention>,
-    pub datastore: Option<DatastoreRef>,
-}
-
-/// A task's end as the node reports it.
-#[derive(Clone, Debug)]
-pub struct Finished {
-    pub outcome: Result<Value, String>,
-    pub cancelled: bool,
-    pub effects: TaskEffects,
-}
-
-/// The control plane as a node sees it. Errors are messages to log.
-pub trait Coordinator: Send + Sync {
-    fn node_id(&self) -> i64;
-    /// The next task this node may run now, if any.
-    fn lease(&self) -> Result<Option<Leased>, String>;
-    /// Record progress and renew the lease; returns whether cancellation
-    /// was requested.
-    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String>;
-    fn log(&self, task_id: i64, level: &str, message: &str);
-    /// Record the result and its effects; returns the task's new state.
-    fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String>;
-    /// Wait up to `wait` for this node's exports to change after
-    /// generation `seen`; returns the generation and the exports (live,
-    /// and recently ended for clean-up).
-    fn exports(
-        &self,
-        seen: u64,
-        wait: std::time::Duration,
-    ) -> Result<(u64, Vec<ExportSpec>), String>;
-    /// An export is served at this address, or could not be.
-    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String>;
-}
-
-/// The control plane's side of one node, on the catalog.
-pub struct Local {
-    pub catalog: Arc<Catalog>,
-    pub node_id: i64,
-    /// Told when a task fails for good.
-    pub notifier: Arc<Notifier>,
-    /// The tasks this node leased, and their attempts.
-    held: crate::leases::Held,
-}
-
-impl Local {
-    pub fn new(catalog: Arc<Catalog>, node_id: i64) -> Local {
-        Local {
-            catalog,
-            node_id,
-            notifier: Arc::new(Notifier::default()),
-            held: Default::default(),
-        }
-    }
-
-    pub fn with_notifier(mut self, n: Arc<Notifier>) -> Local {
-        self.notifier = n;
-        self
-    }
-
-    fn notify_failure(&self, task_id: i64) {
-        if self.notifier.is_empty() {
-            return;
-        }
-        let task = self.catalog.task(task_id).ok();
-        let subject = match &task {
-            Some(t) => format!(
-                "arca: {} task {} failed: {}",
-                t.kind,
-                t.id,
-                t.error.as_deref().unwrap_or("")
-            ),
-            None => format!("arca: task {task_id} failed"),
-        };
-        let n = self.notifier.clone();
-        let catalog = self.catalog.clone();
-        // Delivery may take seconds (SMTP); never hold up the node's call.
-        std::thread::spawn(move || {
-            for line in n.send("task.failed", &subject, &json!({"task": task})) {
-                let _ = catalog.add_task_log(task_id, "info", &line);
-            }
-        });
-    }
-
-    /// A catalog export as the node sees it.
-    pub fn export_spec(&self, e: catalog::Export) -> Result<ExportSpec, String> {
-        let d = self
-            .catalog
-            .datastore(e.datastore_id)
-            .map_err(|e| e.to_string())?;
-        Ok(ExportSpec {
-            id: e.id,
-            restore_point: e.restore_point_id,
-            datastore: DatastoreRef {
-                id: d.id,
-                name: d.name,
-                path: d.path,
-            },
-            protocol: e.protocol,
-            writable: e.writable,
-            name: e.name,
-            state: e.state,
-            on_stop: e.on_stop,
-            secret: e.secret,
-        })
-    }
-
-    fn spec(&self, mut task: Task) -> Result<Leased, String> {
-        let c = &self.catalog;
-        let e = |e: catalog::Error| e.to_string();
-        crate::confine::attach(c, self.node_id, &mut task)?;
-        let source = match task.source_id {
-            Some(id) => Some(c.source(id).map_err(e)?),
-            None => None,
-        };
-        let retention = match (task.kind.as_str(), task.policy_id) {
-            ("backup", Some(id)) => c.policy(id).ok().map(|p| p.retention),
-            _ => None,
-        };
-        let datastore = match task.datastore_id {
-            Some(id) => {
-                let d = c.datastore(id).map_err(e)?;
-                if d.node_id != self.node_id {
-                    let owner = c.node(d.node_id).map(|n| n.name).unwrap_or_default();
-                    return Err(format!(
-                        "datastore {} belongs to node {owner}; a node only writes the datastores it owns (give this node a datastore of the same name, or run the source on {owner})",
-                        d.name
-                    ));
-                }
-                Some(DatastoreRef {
-                    id,
-                    name: d.name,
-                    path: d.path,
-                })
-            }
-            None => None,
-        };
-        // What the node needs from the catalog, in the task's parameters
-        // (not stored: computed at each lease).
-        if !task.params.is_object() {
-            task.params = json!({});
-        }
-        if let (Some(s), Some(d)) = (&source, &datastore) {
-            // Retention and the parent are chosen among the restore points
-            // of this source (by id), never by source name: a new source
-            // that reuses a deleted source's name, or a source of another
-            // project with the same name, is someone else's history.
-            task.params["source_restore_points"] =
-                json!(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
-        }
-        if let (Some(d), "verify") = (&datastore, task.kind.as_str()) {
-            let all = task.params["all"].as_bool().unwrap_or(false);
-            if !all && task.params.get("restore_points").is_none() {
-                let max_age = c.datastore(d.id).map_err(e)?.verify_max_age_days;
-                let due = c
-                    .restore_points_to_verify(d.id, catalog::now() - max_age * 86400)
-                    .map_err(e)?;
-                task.params["restore_points"] = json!(due);
-                task.params["verify_max_age_days"] = json!(max_age);
-            }
-        }
-        Ok(Leased {
-            task,
-            source,
-            retention,
-            datastore,
-        })
-    }
-
-    /// Tell whoever listens that verify found damaged restore points.
-    fn notify_damage(&self, task_id: i64, v: &catalog::VerifyEffects) {
-        if v.damaged.is_empty() || self.notifier.is_empty() {
-            return;
-        }
-        let task = self.catalog.task(task_id).ok();
-        let ds = task
-            .as_ref()
-            .and_then(|t| t.datastore_id)
-            .and_then(|d| self.catalog.datastore(d).ok())
-            .map(|d| d.name)
-            .unwrap_or_default();
-        let subject = format!(
-            "arca: verify of datastore {ds} found {} damaged restore point(s)",
-            v.damaged.len()
-        );
-        let body = json!({
-            "datastore": ds,
-            "task": task_id,
-            "restore_points": v.damaged.iter().map(|(id, why)| json!({"id": id, "damage": why})).collect::<Vec<_>>(),
-        });
-        let n = self.notifier.clone();
-        let catalog = self.catalog.clone();
-        std::thread::spawn(move || {
-            for line in n.send("verify.damaged", &subject, &body) {
-                let _ = catalog.add_task_log(task_id, "info", &line);
-            }
-        });
-    }
-}
-
-impl Coordinator for Local {
-    fn node_id(&self) -> i64 {
-        self.node_id
-    }
-
-    fn exports(
-        &self,
-        seen: u64,
-        wait: std::time::Duration,
-    ) -> Result<(u64, Vec<ExportSpec>), String> {
-        let (generation, list) = self
-            .catalog
-            .wait_exports(self.node_id, seen, wait)
-            .map_err(|e| e.to_string())?;
-        let specs = list
-            .into_iter()
-            .map(|e| self.export_spec(e))
-            .collect::<Result<_, _>>()?;
-        Ok((generation, specs))
-    }
-
-    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String> {
-        match r {
-            Ok(addr) => self.catalog.export_active(id, self.node_id, &addr),
-            Err(e) => self.catalog.export_failed(id, self.node_id, &e),
-        }
-        .map_err(|e| e.to_string())
-    }
-
-    fn lease(&self) -> Result<Option<Leased>, String> {
-        let c = &self.catalog;
-        let e = |e: catalog::Error| e.to_string();
-        loop {
-            let node = c.node(self.node_id).map_err(e)?;
-            if c.running_on_node(self.node_id).map_err(e)? >= node.max_tasks {
-                return Ok(None);
-            }
-            let Some(task) = c
-                .lease_task(self.node_id, catalog::now(), LEASE_SECS)
-                .map_err(e)?
-            else {
-                return Ok(None);
-            };
-            let id = task.id;
-            match self.spec(task) {
-                Ok(l) => {
-                    self.held.hold(l.task.id, l.task.attempt);
-                    return Ok(Some(l));
-                }
-                // A task this node cannot run: fail it with the reason
-                // (no retry: the same node would get it again) and go on.
-                Err(msg) => {
-                    let _ = c.add_task_log(id, "error", &msg);
-                    if let Ok(catalog::TaskState::Failed) = c.finish_task(id, Err(msg), false, None)
-                    {
-                        self.notify_failure(id);
-                    }
-                }
-            }
-        }
-    }
-
-    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
-        let lease = self
-            .held
-            .lease(self.node_id, task_id)
-            .ok_or_else(|| crate::leases::not_held(task_id))?;
-        self.catalog
-            .task_progress_leased(task_id, &lease, done, total, LEASE_SECS)
-            .map_err(|e| e.to_string())
-    }
-
-    fn log(&self, task_id: i64, level: &str, message: &str) {
-        let _ = self.catalog.add_task_log(task_id, level, message);
-    }
-
-    fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String> {
-        let lease = self
-            .held
-            .lease(self.node_id, task_id)
-            .ok_or_else(|| crate::leases::not_held(task_id))?;
-        let r = self.finish_leased(task_id, lease, f);
-        self.held.release(task_id);
-        r.map_err(|e| e.to_string())
-    }
-}
-
-impl Local {
-    /// Record a task's end for the holder of `lease`: refused, with
-    /// nothing recorded, unless the lease holds the task now and the
-    /// effects stay inside the task (arca-catalog's leases module).
-    pub fn finish_leased(
-        &self,
-        task_id: i64,
-        lease: catalog::Lease,
-        f: Finished,
-    ) -> Result<catalog::TaskState, catalog::Error> {
-        let c = &self.catalog;
-        let attempt = lease.attempt;
-        let retry_at = catalog::now() + backoff_secs(attempt);
-        let state = c.finish_task_leased(
-            task_id,
-            Some(&lease),
-            f.outcome,
-            f.cancelled,
-            Some(retry_at),
-            &f.effects,
-        )?;
-        if let Some(v) = &f.effects.verify {
-            self.notify_damage(task_id, v);
-        }
-        match state {
-            catalog::TaskState::Queued => {
-                let _ = c.add_task_log(
-                    task_id,
-                    "info",
-                    &format!("retry after {} s", backoff_secs(attempt)),
-                );
-            }
-            catalog::TaskState::Failed => self.notify_failure(task_id),
-            _ => {}
-        }
-        Ok(state)
-    }
+/// What [`Runner::shutdown`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Tasks that were running: all are cancelled (or finished just then).
+    pub interrupted: Vec<i64>,
+    /// Those of them still running when the timeout passed: recorded as
+    /// interrupted without their worker's result.
+    pub abandoned: Vec<i64>,
 }
 
 /// Runs tasks for one node.
@@ -384,6 +68,9 @@ pub struct Runner {
     /// Who this node is, for the datastores' `HELD-BY` note:
     /// (process description, server URL).
     holder: std::sync::OnceLock<(String, String)>,
+    running: Mutex<Running>,
+    /// Woken when a task ends.
+    ended: Condvar,
 }
 
 type TaskResult = Result<Value, String>;
@@ -396,7 +83,83 @@ impl Runner {
             open: Mutex::new(HashMap::new()),
             exports: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
+            running: Mutex::new(Running::default()),
+            ended: Condvar::new(),
         }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether [`Runner::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.running().stopping
+    }
+
+    /// The ids of the tasks running now.
+    pub fn running_tasks(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.running().tasks.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Stop for a shutdown: lease nothing more, cancel every running task
+    /// and wait up to `timeout` for them to end. A cancelled task ends
+    /// `cancelled` with the error [`INTERRUPTED`]; one that completed
+    /// anyway keeps its result. Tasks still running after `timeout` are
+    /// recorded as interrupted at once (their lease released; what they
+    /// would report later is refused): the process is about to exit.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let end = Instant::now() + timeout;
+        // Exports first: their clients' writes end, overlays are flushed
+        // (a commit task waiting for its export then goes on, cancelled).
+        if let Some(h) = self.exports.get() {
+            let n = h.stop();
+            if n > 0 {
+                tracing::info!(exports = n, "stopped serving exports");
+            }
+        }
+        let mut g = self.running();
+        g.stopping = true;
+        let mut report = ShutdownReport {
+            interrupted: g.tasks.keys().copied().collect(),
+            abandoned: Vec::new(),
+        };
+        report.interrupted.sort_unstable();
+        for p in g.tasks.values() {
+            p.cancel.store(true, Ordering::Relaxed);
+        }
+        while !g.tasks.is_empty() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            g = self
+                .ended
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        report.abandoned = g.tasks.keys().copied().collect();
+        report.abandoned.sort_unstable();
+        drop(g);
+        for &id in &report.abandoned {
+            self.coord.log(
+                id,
+                "warn",
+                &format!("{INTERRUPTED}: the task did not stop within the shutdown timeout"),
+            );
+            let f = Finished {
+                outcome: Err(INTERRUPTED.into()),
+                cancelled: true,
+                effects: TaskEffects::default(),
+            };
+            if let Err(e) = self.coord.finish(id, f) {
+                tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+            }
+        }
+        report
     }
 
     /// Say who holds this node's datastores (`what`, e.g. "arca server"
@@ -455,21 +218,78 @@ impl Runner {
 
     /// Lease and start every task this node may run now, each on its own
     /// thread; returns their handles.
+    /// Nothing is leased once the runner is shutting down.
     pub fn start_due(self: &Arc<Self>) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
         let mut handles = Vec::new();
-        while let Some(l) = self.coord.lease()? {
+        while !self.is_stopping() {
+            let Some(l) = self.coord.lease()? else { break };
+            let progress = match self.register(l.task.id) {
+                Some(p) => p,
+                // Shutting down since the lease: give the task back.
+                None => {
+                    self.interrupt_unstarted(l.task.id);
+                    break;
+                }
+            };
             let me = Arc::clone(self);
+            let id = l.task.id;
             let h = std::thread::Builder::new()
-                .name(format!("task-{}", l.task.id))
-                .spawn(move || me.run(l))
-                .map_err(|e| format!("starting a task thread: {e}"))?;
-            handles.push(h);
+                .name(format!("task-{id}"))
+                .spawn(move || me.run_registered(l, progress));
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    self.unregister(id);
+                    return Err(format!("starting a task thread: {e}"));
+                }
+            }
         }
         Ok(handles)
     }
 
+    /// Count a task as running; `None` once shutting down.
+    fn register(&self, id: i64) -> Option<Arc<Progress>> {
+        let mut g = self.running();
+        if g.stopping {
+            return None;
+        }
+        let p = Arc::new(Progress::default());
+        g.tasks.insert(id, p.clone());
+        Some(p)
+    }
+
+    fn unregister(&self, id: i64) {
+        self.running().tasks.remove(&id);
+        self.ended.notify_all();
+    }
+
+    /// A task leased as the shutdown began: recorded as interrupted.
+    fn interrupt_unstarted(&self, id: i64) {
+        let f = Finished {
+            outcome: Err(INTERRUPTED.into()),
+            cancelled: true,
+            effects: TaskEffects::default(),
+        };
+        if let Err(e) = self.coord.finish(id, f) {
+            tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+        }
+    }
+
     /// Run one leased task to its end, reporting progress every second.
     pub fn run(&self, l: Leased) {
+        match self.register(l.task.id) {
+            Some(p) => self.run_registered(l, p),
+            None => self.interrupt_unstarted(l.task.id),
+        }
+    }
+
+    fn run_registered(&self, l: Leased, progress: Arc<Progress>) {
+        let id = l.task.id;
+        self.run_task(l, &progress);
+        self.unregister(id);
+    }
+
+    fn run_task(&self, l: Leased, progress: &Progress) {
         let c = &self.coord;
         let id = l.task.id;
         let source = l
@@ -497,37 +317,55 @@ impl Runner {
                 l.task.attempt
             ),
         );
-        let progress = Progress::default();
         let (outcome, effects) = std::thread::scope(|s| {
-            let worker = s.spawn(|| self.execute(&l, &progress));
+            let worker = s.spawn(|| self.execute(&l, progress));
             // Report progress and renew the lease until the work ends.
             while !worker.is_finished() {
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(200));
                 let tick = std::time::Instant::now();
                 let done = progress.bytes.load(Ordering::Relaxed) as i64;
                 let total = progress.total.load(Ordering::Relaxed) as i64;
                 if let Ok(true) = c.progress(id, done, total) {
                     progress.cancel.store(true, Ordering::Relaxed);
                 }
-                std::thread::sleep(
-                    std::time::Duration::from_millis(800).saturating_sub(tick.elapsed()),
-                );
+                std::thread::sleep(Duration::from_millis(800).saturating_sub(tick.elapsed()));
             }
             worker
                 .join()
                 .unwrap_or_else(|_| (Err("the task panicked".into()), TaskEffects::default()))
         });
-        let cancelled = progress.cancel.load(Ordering::Relaxed);
+        let mut cancelled = progress.cancel.load(Ordering::Relaxed);
+        // Cancelled by a shutdown: a task that completed anyway keeps its
+        // result; one that stopped says why.
+        let interrupted = cancelled && self.is_stopping();
+        let outcome = match outcome {
+            Ok(v) if interrupted => {
+                cancelled = false;
+                Ok(v)
+            }
+            Err(_) if interrupted => Err(INTERRUPTED.to_string()),
+            o => o,
+        };
+        let interrupted = interrupted && outcome.is_err();
         let done = progress.bytes.load(Ordering::Relaxed) as i64;
         let total = progress.total.load(Ordering::Relaxed) as i64;
         let _ = c.progress(id, done, total.max(done));
         let (level, msg) = match (&outcome, cancelled) {
+            (_, true) if interrupted => ("warn", INTERRUPTED.to_string()),
             (_, true) => ("warn", "cancelled".to_string()),
             (Ok(v), _) => ("info", format!("succeeded: {v}")),
             (Err(e), _) => ("error", format!("failed: {e}")),
         };
         c.log(id, level, &msg);
         match (&outcome, cancelled) {
+            (_, true) if interrupted => tracing::warn!(
+                target: "arca::task",
+                task = id,
+                kind = %kind,
+                source = %source,
+                node,
+                "task interrupted by shutdown"
+            ),
             (_, true) => tracing::warn!(
                 target: "arca::task",
                 task = id,
@@ -605,8 +443,7 @@ impl Runner {
         };
         // Checked again here, on the real path: a link out of the node's
         // source roots fails the backup.
-        let path: PathBuf =
-            crate::confine::Confinement::of_task(&task.params)?.real_source(&source.path)?;
+        let path: PathBuf = Confinement::of_task(&task.params)?.real_source(&source.path)?;
         let out = match source.kind.as_str() {
             "files" => {
                 let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
@@ -684,7 +521,7 @@ impl Runner {
         let target = p["target"].as_str().ok_or("restore task without target")?;
         let subpath = p["path"].as_str();
         // The real target, under the node's restore roots.
-        let conf = crate::confine::Confinement::of_task(p)?;
+        let conf = Confinement::of_task(p)?;
         let target = &conf.real_restore(target)?;
         let opts = arca_ingest::restore::RestoreOptions {
             overwrite: p["overwrite"].as_bool().unwrap_or(false),
@@ -872,13 +709,10 @@ impl Runner {
         let source_name = p["source"].as_str().unwrap_or_default().to_string();
         let host = self.exports.get().ok_or("this node serves no exports")?;
         // The node stops serving the export within moments of the stop;
-        // its last writes are in the overlay once it has.
-        let t0 = std::time::Instant::now();
-        while host.serves(export) {
-            if t0.elapsed() > std::time::Duration::from_secs(60) {
-                return Err(format!("export {export} is still served; not committing"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // its last writes are in the overlay once it has (the host wakes
+        // this wait when it has).
+        if !host.wait_unserved(export, std::time::Duration::from_secs(60)) {
+            return Err(format!("export {export} is still served; not committing"));
         }
         if let Some(e) = host.flush_error(export) {
             return Err(format!(

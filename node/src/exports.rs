@@ -29,53 +29,20 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arca_frontends::{overlay, BlockSource, Chap, ChunkCache, Exports, Extent, ImageReader};
 use arca_repo::{Datastore, Error as RepoError, Result as RepoResult};
 
-use crate::runner::{Coordinator, DatastoreRef};
+use arca_proto::DatastoreRef;
+pub use arca_proto::ExportSpec;
 
-/// An export as the node needs it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ExportSpec {
-    pub id: i64,
-    pub restore_point: String,
-    pub datastore: DatastoreRef,
-    pub protocol: String,
-    pub writable: bool,
-    pub name: String,
-    pub state: String,
-    pub on_stop: String,
-    /// The export's secret (NBD name suffix, iSCSI CHAP secret).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for ExportSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportSpec")
-            .field("id", &self.id)
-            .field("restore_point", &self.restore_point)
-            .field("datastore", &self.datastore)
-            .field("protocol", &self.protocol)
-            .field("writable", &self.writable)
-            .field("name", &self.name)
-            .field("state", &self.state)
-            .field("on_stop", &self.on_stop)
-            .field("secret", &"<hidden>")
-            .finish()
-    }
-}
+use crate::coordinator::Coordinator;
 
 /// The shortest secret a node serves an export with.
 pub const MIN_SECRET: usize = 16;
-
-impl ExportSpec {
-    pub fn is_live(&self) -> bool {
-        arca_catalog::LIVE_EXPORT_STATES.contains(&self.state.as_str())
-    }
-}
 
 /// A block source that can be cut off: after [`Revocable::revoke`],
 /// reads and writes fail ("the export was stopped").
@@ -239,6 +206,10 @@ pub struct ExportHost {
     closing: Mutex<HashSet<i64>>,
     /// Exports whose last flush failed, and why (a commit must not run).
     flush_failed: Mutex<HashMap<i64, String>>,
+    /// Bumped (and waiters woken) whenever an export stops being served.
+    unserved: (Mutex<u64>, Condvar),
+    /// Set by [`ExportHost::stop`]: nothing is served any more.
+    stopped: AtomicBool,
 }
 
 /// The overlay file of a writable export.
@@ -267,7 +238,59 @@ impl ExportHost {
             open_datastore: Box::new(open_datastore),
             closing: Mutex::new(HashSet::new()),
             flush_failed: Mutex::new(HashMap::new()),
+            unserved: (Mutex::new(0), Condvar::new()),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Wait until export `id` is no longer served (and its overlay is
+    /// flushed), woken when exports stop, for at most `timeout`. Returns
+    /// whether it is no longer served.
+    pub fn wait_unserved(&self, id: i64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        let (lock, cv) = &self.unserved;
+        let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Whoever takes an export out bumps the counter under this lock
+        // after the fact, so a check made holding it cannot miss a wake-up.
+        while self.serves(id) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn wake_unserved(&self) {
+        let (lock, cv) = &self.unserved;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        cv.notify_all();
+    }
+
+    /// Stop serving every export (clients' next reads and writes fail,
+    /// overlays are flushed) and serve none from now on: the node is
+    /// shutting down. The catalog keeps them: a restarted node serves
+    /// them again. Returns how many were served.
+    pub fn stop(&self) -> usize {
+        self.stopped.store(true, Ordering::SeqCst);
+        let mut n = 0;
+        for (_, table) in self.tables() {
+            n += table
+                .by_name
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            self.reconcile_table(table, &[], &mut Vec::new());
+        }
+        n
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     pub fn overlays(&self) -> &Path {
@@ -408,6 +431,9 @@ impl ExportHost {
     /// ended ones. Returns, per export to report, its address or error.
     pub fn reconcile(&self, specs: &[ExportSpec]) -> Vec<(i64, Result<String, String>)> {
         let mut reports = Vec::new();
+        if self.is_stopped() {
+            return reports;
+        }
         for (protocol, table) in self.tables() {
             let mine: Vec<&ExportSpec> = specs.iter().filter(|s| s.protocol == protocol).collect();
             self.reconcile_table(table, &mine, &mut reports);
@@ -482,10 +508,11 @@ impl ExportHost {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&g.spec.id);
+            self.wake_unserved();
             tracing::info!("export {} ({}) stopped", g.spec.id, g.spec.name);
         }
-        // Start what is new.
-        for spec in live.values() {
+        // Start what is new (nothing once the host is stopped).
+        for spec in live.values().filter(|_| !self.is_stopped()) {
             let known = {
                 let t = table.by_name.read().unwrap_or_else(|e| e.into_inner());
                 t.contains_key(&spec.name)
@@ -495,12 +522,14 @@ impl ExportHost {
             }
             match self.open(spec) {
                 Ok(s) => {
+                    let mut t = table.by_name.write().unwrap_or_else(|e| e.into_inner());
+                    // Stopped while it opened: [`ExportHost::stop`] took the
+                    // table's lock after this check, or sees it in the table.
+                    if self.is_stopped() {
+                        continue;
+                    }
                     tracing::info!("export {} ({}) started", spec.id, spec.name);
-                    table
-                        .by_name
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(spec.name.clone(), s);
+                    t.insert(spec.name.clone(), s);
                 }
                 Err(e) => reports.push((spec.id, Err(e))),
             }
@@ -522,12 +551,14 @@ impl ExportHost {
     }
 }
 
-/// Keep `host` in step with the coordinator's exports until the process
-/// ends (run it on its own thread).
+/// Keep `host` in step with the coordinator's exports until the host is
+/// stopped (run it on its own thread).
 pub fn run(coord: Arc<dyn Coordinator>, host: Arc<ExportHost>) {
     let mut seen = 0;
-    loop {
+    while !host.is_stopped() {
         match coord.exports(seen, Duration::from_secs(25)) {
+            // Stopped while the call waited: leave the exports down.
+            Ok(_) if host.is_stopped() => break,
             Ok((generation, specs)) => {
                 seen = generation;
                 for (id, r) in host.reconcile(&specs) {
@@ -636,6 +667,44 @@ mod tests {
         );
         // After revoking, requests fail.
         assert!(s.source.read_at(0, &mut [0; 8]).is_err());
+    }
+
+    /// A commit waits for its export to stop being served: woken when it
+    /// stops, not by polling; and a host stopped for a shutdown serves
+    /// nothing, not even what the catalog still lists.
+    #[test]
+    fn waits_for_an_export_to_stop_are_woken_and_a_stopped_host_serves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Arc::new(ExportHost::new(
+            Listeners::default(),
+            dir.path().to_path_buf(),
+            arca_frontends::chunk_cache(1 << 20),
+            |_| Err("no datastore".to_string()),
+        ));
+        let disk: Arc<dyn BlockSource> = Arc::new(arca_frontends::reader::MemDisk {
+            data: vec![1; 4096],
+        });
+        let s = served(7, "AbCdEfGh12345678", disk);
+        let spec = s.spec.clone();
+        host.nbd
+            .by_name
+            .write()
+            .unwrap()
+            .insert(spec.name.clone(), s);
+        assert!(host.serves(7));
+        // Not stopped: the wait gives up after its timeout.
+        assert!(!host.wait_unserved(7, Duration::from_millis(50)));
+        let waiter = {
+            let h = host.clone();
+            std::thread::spawn(move || h.wait_unserved(7, Duration::from_secs(600)))
+        };
+        assert_eq!(host.stop(), 1);
+        assert!(waiter.join().unwrap());
+        assert!(!host.serves(7) && host.is_stopped());
+        // The catalog's list is not served again after the stop.
+        assert!(host.reconcile(&[spec]).is_empty());
+        assert!(!host.serves(7));
+        assert!(host.nbd.open("export-7-AbCdEfGh12345678").is_none());
     }
 
     #[test]

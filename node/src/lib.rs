@@ -1,0 +1,24 @@
+//! An Arca node: the data-plane half of the control plane.
+//!
+//! - [`Runner`] runs the tasks a [`Coordinator`] leases it, each on its own
+//!   thread, and stops them for a shutdown ([`Runner::shutdown`]).
+//! - [`exports`]: the node's NBD and iSCSI exports, kept in step with the
+//!   catalog; [`serve`] binds and starts their servers.
+//! - [`remote`]: the coordinator of an `arca node`, over gRPC to the
+//!   server (the server's embedded node uses arca-server's `Local`).
+//! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
+//! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
+
+pub mod coordinator;
+pub mod datadir;
+pub mod exports;
+pub mod leases;
+pub mod remote;
+pub mod run;
+pub mod runner;
+pub mod serve;
+pub mod stop;
+
+pub use arca_proto::{DatastoreRef, ExportSpec, Finished, Leased};
+pub use runner::{Coordinator, Passphrases, Runner, ShutdownReport, INTERRUPTED};
+pub use stop::Stop;

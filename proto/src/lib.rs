@@ -1,0 +1,22 @@
+//! The node protocol: how an `arca node` works for `arca server` over gRPC
+//! (docs/node-protocol.md). The messages and stubs are generated from
+//! `proto/node.proto` ([`pb`]); [`DatastoreRef`], [`Leased`], [`Finished`]
+//! and [`ExportSpec`] are what the two sides exchange, as the runner (the
+//! node) and the catalog (the server) see them, and [`convert`] turns one
+//! into the other.
+
+pub mod convert;
+mod types;
+
+pub use types::{DatastoreRef, ExportSpec, Finished, Leased};
+
+#[allow(clippy::all, clippy::unwrap_used, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("arca.node.v1");
+}
+
+/// Seconds a node's lease on a running task lasts without a report.
+pub const LEASE_SECS: i64 = 30;
+
+/// The gRPC service path prefix, for routing it beside the REST API.
+pub const SERVICE_PATH: &str = "/arca.node.v1.Node/";

@@ -1,0 +1,69 @@
+//! What a node and the server exchange, independent of the transport (the
+//! embedded node calls the server's code directly).
+
+use arca_catalog::{Retention, Source, Task, TaskEffects};
+use serde_json::Value;
+
+/// A task's datastore as the node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatastoreRef {
+    pub id: i64,
+    pub name: String,
+    /// Path on the node that owns it.
+    pub path: String,
+}
+
+/// A leased task with everything the node needs to run it.
+#[derive(Clone, Debug)]
+pub struct Leased {
+    pub task: Task,
+    pub source: Option<Source>,
+    /// The policy's retention, applied after a policy's backup.
+    pub retention: Option<Retention>,
+    pub datastore: Option<DatastoreRef>,
+}
+
+/// A task's end as the node reports it.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub outcome: Result<Value, String>,
+    pub cancelled: bool,
+    pub effects: TaskEffects,
+}
+
+/// An export as the node needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExportSpec {
+    pub id: i64,
+    pub restore_point: String,
+    pub datastore: DatastoreRef,
+    pub protocol: String,
+    pub writable: bool,
+    pub name: String,
+    pub state: String,
+    pub on_stop: String,
+    /// The export's secret (NBD name suffix, iSCSI CHAP secret).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ExportSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportSpec")
+            .field("id", &self.id)
+            .field("restore_point", &self.restore_point)
+            .field("datastore", &self.datastore)
+            .field("protocol", &self.protocol)
+            .field("writable", &self.writable)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("on_stop", &self.on_stop)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+impl ExportSpec {
+    pub fn is_live(&self) -> bool {
+        arca_catalog::LIVE_EXPORT_STATES.contains(&self.state.as_str())
+    }
+}

@@ -1,0 +1,433 @@
+//! The server's side of the node protocol over gRPC (tonic):
+//! [`NodeService`]. The node's side is arca-node's `Remote`; the messages
+//! are in `proto/proto/node.proto`; docs/node-protocol.md explains the calls.
+//!
+//! Every call carries the node's token (`authorization: Bearer …`). The
+//! token names the node, so a node can only lease, report on and finish
+//! its own tasks, and only register datastores under its own name. The
+//! service calls [`Local`], the same code the embedded node runs, so the
+//! task rules are enforced identically for both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_catalog::{self as catalog, Catalog, Node, TaskEffects};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use arca_node::Coordinator;
+use arca_proto::{convert, pb, Finished, LEASE_SECS};
+
+use crate::{Local, Notifier};
+
+/// Seconds between a node's heartbeats.
+pub const HEARTBEAT_SECS: i64 = 5;
+/// Silence after which a node counts as offline and its tasks are
+/// requeued or failed.
+pub const NODE_TIMEOUT_SECS: i64 = 30;
+/// Longest log line a node may send; longer ones are cut.
+const MAX_LOG: usize = 16 * 1024;
+
+pub use arca_proto::SERVICE_PATH;
+
+/// The server's side of the node protocol.
+#[derive(Clone)]
+pub struct NodeService {
+    catalog: Arc<Catalog>,
+    notifier: Arc<Notifier>,
+    /// Woken when a node registers or finishes (the scheduler re-runs).
+    changed: Arc<tokio::sync::Notify>,
+    /// Silence after which the server marks a node offline.
+    node_timeout: i64,
+}
+
+impl NodeService {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        notifier: Arc<Notifier>,
+        changed: Arc<tokio::sync::Notify>,
+    ) -> NodeService {
+        NodeService {
+            catalog,
+            notifier,
+            changed,
+            node_timeout: NODE_TIMEOUT_SECS,
+        }
+    }
+
+    /// Seconds of silence after which a node is offline (the scheduler
+    /// must use the same); heartbeats come three times as often.
+    pub fn with_node_timeout(mut self, secs: i64) -> NodeService {
+        self.node_timeout = secs.max(3);
+        self
+    }
+
+    /// The tonic server, a tower service to route at [`SERVICE_PATH`].
+    pub fn into_server(self) -> pb::node_server::NodeServer<NodeService> {
+        pb::node_server::NodeServer::new(self)
+            .max_decoding_message_size(4 << 20)
+            .max_encoding_message_size(4 << 20)
+    }
+
+    /// The node the request's token belongs to.
+    fn node<T>(&self, req: &Request<T>) -> Result<Node, Status> {
+        let secret = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization: Bearer <node token> is missing")
+            })?;
+        let hash = Sha256::digest(secret.as_bytes());
+        let token = self
+            .catalog
+            .live_token(&hash)
+            .map_err(internal)?
+            .map_err(Status::unauthenticated)?;
+        let node_id = token
+            .node_id
+            .filter(|_| token.kind == "node")
+            .ok_or_else(|| {
+                Status::permission_denied("not a node token (POST /api/v1/nodes makes one)")
+            })?;
+        let _ = self.catalog.touch_token(token.id);
+        self.catalog.node(node_id).map_err(internal)
+    }
+
+    fn local(&self, node: &Node) -> Local {
+        Local::new(self.catalog.clone(), node.id).with_notifier(self.notifier.clone())
+    }
+
+    /// The task, if it was leased to this node (running or not: the logs
+    /// and the late result of a task whose lease just expired still
+    /// belong to it).
+    fn leased_task(&self, node: &Node, task_id: i64) -> Result<catalog::Task, Status> {
+        let t = self.catalog.task(task_id).map_err(|e| match e {
+            catalog::Error::NotFound(m) => Status::not_found(m),
+            e => internal(e),
+        })?;
+        if t.node_id != Some(node.id) {
+            return Err(Status::permission_denied(format!(
+                "task {task_id} is not leased to node {}",
+                node.name
+            )));
+        }
+        Ok(t)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+/// A refused report as the node sees it: another node's task or effects
+/// beyond the task are PERMISSION_DENIED; a lease that ended is
+/// FAILED_PRECONDITION.
+fn refused(e: catalog::Error) -> Status {
+    match e {
+        catalog::Error::Denied(m) => Status::permission_denied(m),
+        catalog::Error::State(m) => Status::failed_precondition(m),
+        catalog::Error::NotFound(m) => Status::not_found(format!("{m} not found")),
+        catalog::Error::Invalid(m) => Status::invalid_argument(m),
+        e => internal(e),
+    }
+}
+
+/// The lease a call claims: this node and the attempt it names.
+fn lease_of(node: &Node, attempt: i64) -> Result<catalog::Lease, Status> {
+    if attempt < 1 {
+        return Err(Status::invalid_argument(
+            "the call names no attempt of the task: this node is older than the server; upgrade it",
+        ));
+    }
+    Ok(catalog::Lease {
+        node_id: node.id,
+        attempt,
+    })
+}
+
+fn json_or_invalid(s: &str, what: &str) -> Result<Value, Status> {
+    serde_json::from_str(s).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
+}
+
+#[tonic::async_trait]
+impl pb::node_server::Node for NodeService {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        if !(1..=64).contains(&r.max_tasks) {
+            return Err(Status::invalid_argument(
+                "max_tasks must be between 1 and 64",
+            ));
+        }
+        let c = &self.catalog;
+        let mut out = Vec::new();
+        for d in &r.datastores {
+            if d.name.is_empty()
+                || d.name.len() > 64
+                || !d
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                return Err(Status::invalid_argument(format!(
+                    "datastore name {:?}: use 1-64 letters, digits, '-', '_' or '.'",
+                    d.name
+                )));
+            }
+            if !d.path.starts_with('/') {
+                return Err(Status::invalid_argument(format!(
+                    "datastore path {:?} is not absolute",
+                    d.path
+                )));
+            }
+            let name = format!("{}/{}", node.name, d.name);
+            let rec = match c.datastore_by_name(&name).map_err(internal)? {
+                Some(rec) if rec.node_id != node.id => {
+                    return Err(Status::already_exists(format!(
+                        "datastore {name} belongs to another node"
+                    )))
+                }
+                Some(rec) if rec.path != d.path => {
+                    return Err(Status::failed_precondition(format!(
+                        "datastore {name} is registered at {}, not {}; move it back or remove it first",
+                        rec.path, d.path
+                    )))
+                }
+                Some(rec) => rec,
+                None => c.add_datastore(&name, node.id, &d.path).map_err(internal)?,
+            };
+            out.push(pb::RegisteredDatastore {
+                id: rec.id,
+                name: rec.name,
+                path: rec.path,
+            });
+        }
+        // A (re)starting node runs nothing yet: whatever the catalog says
+        // it was running was interrupted.
+        let requeued = c
+            .expire_leases(
+                catalog::now(),
+                &[node.id],
+                "the node restarted while the task ran",
+            )
+            .map_err(internal)?;
+        if !r.data_dir.is_empty() {
+            let d = arca_control::confine::normalize(&r.data_dir)
+                .map_err(|e| Status::invalid_argument(format!("data_dir: {e}")))?;
+            c.set_node_data_dir(node.id, &d).map_err(internal)?;
+        }
+        let node = c
+            .register_node(node.id, r.max_tasks, &r.version)
+            .map_err(internal)?;
+        tracing::info!(
+            target: "arca::node",
+            node = %node.name,
+            node_id = node.id,
+            version = %r.version,
+            requeued = requeued.len(),
+            "node registered (online)"
+        );
+        self.changed.notify_one();
+        Ok(Response::new(pb::RegisterReply {
+            node_id: node.id,
+            node_name: node.name,
+            datastores: out,
+            heartbeat_seconds: (self.node_timeout / 3).clamp(1, HEARTBEAT_SECS),
+            lease_seconds: LEASE_SECS,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let node = self.node(&req)?;
+        if node.state != "online" {
+            return Err(Status::failed_precondition(
+                "this node was marked offline; register again",
+            ));
+        }
+        self.catalog.heartbeat(node.id).map_err(internal)?;
+        Ok(Response::new(pb::HeartbeatReply {}))
+    }
+
+    async fn watch_exports(
+        &self,
+        req: Request<pb::WatchExportsRequest>,
+    ) -> Result<Response<pb::WatchExportsReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let local = self.local(&node);
+        let wait = Duration::from_secs(r.wait_seconds.clamp(0, 25) as u64);
+        let (generation, specs) = tokio::task::spawn_blocking(move || local.exports(r.seen, wait))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::WatchExportsReply {
+            generation,
+            exports: specs.into_iter().map(convert::export_to_pb).collect(),
+        }))
+    }
+
+    async fn export_state(
+        &self,
+        req: Request<pb::ExportStateRequest>,
+    ) -> Result<Response<pb::ExportStateReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let e = self
+            .catalog
+            .export(r.export_id)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        if e.node_id != node.id {
+            return Err(Status::permission_denied(format!(
+                "export {} belongs to another node",
+                e.id
+            )));
+        }
+        let state = if r.ok { Ok(r.address) } else { Err(r.error) };
+        self.local(&node)
+            .export_state(e.id, state)
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::ExportStateReply {}))
+    }
+
+    async fn lease(
+        &self,
+        req: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseReply>, Status> {
+        let node = self.node(&req)?;
+        if node.state != "online" {
+            return Err(Status::failed_precondition(
+                "this node was marked offline; register again",
+            ));
+        }
+        let Some(l) = self.local(&node).lease().map_err(Status::internal)? else {
+            return Ok(Response::new(pb::LeaseReply { task: None }));
+        };
+        let task = convert::leased_to_pb(&l);
+        Ok(Response::new(pb::LeaseReply { task: Some(task) }))
+    }
+
+    async fn progress(
+        &self,
+        req: Request<pb::ProgressRequest>,
+    ) -> Result<Response<pb::ProgressReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let lease = lease_of(&node, r.attempt)?;
+        let cancel = self
+            .catalog
+            .task_progress_leased(
+                r.task_id,
+                &lease,
+                r.bytes_done.max(0),
+                r.bytes_total.max(0),
+                LEASE_SECS,
+            )
+            .map_err(refused)?;
+        Ok(Response::new(pb::ProgressReply { cancel }))
+    }
+
+    async fn log(&self, req: Request<pb::LogRequest>) -> Result<Response<pb::LogReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let lease = lease_of(&node, r.attempt)?;
+        if !["debug", "info", "warn", "error"].contains(&r.level.as_str()) {
+            return Err(Status::invalid_argument(
+                "level must be debug, info, warn or error",
+            ));
+        }
+        let mut msg = r.message;
+        if msg.len() > MAX_LOG {
+            let mut cut = MAX_LOG;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
+            msg.push('…');
+        }
+        self.catalog
+            .add_task_log_leased(r.task_id, &lease, &r.level, &msg)
+            .map_err(refused)?;
+        Ok(Response::new(pb::LogReply {}))
+    }
+
+    async fn finish(
+        &self,
+        req: Request<pb::FinishRequest>,
+    ) -> Result<Response<pb::FinishReply>, Status> {
+        let node = self.node(&req)?;
+        let r = req.into_inner();
+        let lease = lease_of(&node, r.attempt)?;
+        let task = self.leased_task(&node, r.task_id)?;
+        let own: Vec<i64> = self
+            .catalog
+            .datastores()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|d| d.node_id == node.id)
+            .map(|d| d.id)
+            .collect();
+        let mine = |id: i64| {
+            if own.contains(&id) {
+                Ok(())
+            } else {
+                Err(Status::permission_denied(format!(
+                    "datastore {id} is not node {}'s",
+                    node.name
+                )))
+            }
+        };
+        let mut fx = TaskEffects::default();
+        if let Some(rp) = r.restore_point {
+            mine(rp.datastore_id)?;
+            if rp.id.len() != 64 || !rp.id.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(Status::invalid_argument("restore point id: 64 hex digits"));
+            }
+            fx.restore_point = Some(convert::restore_point_from_pb(rp, task.id));
+        }
+        fx.removed_restore_points = r.removed_restore_points;
+        if let Some(v) = r.verify {
+            fx.verify = Some(convert::verify_from_pb(v));
+        }
+        if let (Some(ds), Some(used)) = (r.datastore_id, r.datastore_bytes_used) {
+            mine(ds)?;
+            fx.datastore_bytes_used = Some((ds, used.max(0)));
+        }
+        let outcome = if r.ok {
+            Ok(if r.result_json.is_empty() {
+                Value::Null
+            } else {
+                json_or_invalid(&r.result_json, "result_json")?
+            })
+        } else {
+            Err(r.error)
+        };
+        // The lease and the effects are checked again, with the task's
+        // datastore and source, in the transaction that records them.
+        let state = self
+            .local(&node)
+            .finish_leased(
+                task.id,
+                lease,
+                Finished {
+                    outcome,
+                    cancelled: r.cancelled,
+                    effects: fx,
+                },
+            )
+            .map_err(refused)?;
+        self.changed.notify_one();
+        Ok(Response::new(pb::FinishReply {
+            state: state.as_str().to_string(),
+        }))
+    }
+}
