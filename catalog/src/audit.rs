@@ -22,7 +22,7 @@ impl Catalog {
     }
 
     pub fn audit_log(&self, limit: i64, offset: i64) -> Result<Vec<AuditEntry>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT id, time, actor, action, target, remote, result, detail FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2",
         )?;

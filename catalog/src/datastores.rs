@@ -35,7 +35,7 @@ impl Catalog {
     const DS_COLS: &'static str = "id, name, node_id, path, bytes_used, bytes_logical, created_at, gc_schedule, verify_schedule, verify_max_age_days";
 
     pub fn datastore(&self, id: i64) -> Result<Datastore> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {} FROM datastores WHERE id = ?1", Self::DS_COLS),
                 [id],
@@ -47,7 +47,7 @@ impl Catalog {
 
     pub fn datastore_by_name(&self, name: &str) -> Result<Option<Datastore>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 &format!("SELECT {} FROM datastores WHERE name = ?1", Self::DS_COLS),
                 [name],
@@ -57,7 +57,7 @@ impl Catalog {
     }
 
     pub fn datastores(&self) -> Result<Vec<Datastore>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {} FROM datastores ORDER BY id",
             Self::DS_COLS

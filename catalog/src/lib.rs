@@ -5,15 +5,19 @@
 //! state (users, policies, tasks, audit). Restore points can always be
 //! re-imported from the datastores, which describe themselves.
 //!
-//! One connection behind a mutex serves the whole process: SQLite
-//! serialises writers anyway, every query here is short, and WAL lets the
-//! `arca` CLI read the same file at the same time. Times are Unix seconds
+//! One writer connection behind a mutex makes the changes (SQLite
+//! serialises writers anyway) and a small pool of read-only connections
+//! serves the reads, which in WAL mode never wait for a writer ([`db`]).
+//! WAL also lets the `arca` CLI read the same file at the same time. The
+//! catalog is synchronous: async code calls it through [`AsyncCatalog`],
+//! which runs the calls on tokio's blocking pool. Times are Unix seconds
 //! (UTC) throughout.
 
 mod accounts;
+mod asynchronous;
 mod audit;
 mod datastores;
-mod db;
+pub mod db;
 mod exports;
 mod leases;
 mod maintenance;
@@ -89,16 +93,21 @@ pub use types::*;
 // ---- the catalog ----
 
 pub struct Catalog {
+    /// The writer connection (see [`db`]).
     conn: Mutex<Connection>,
+    /// Read-only connections for reads; `None` in memory or without WAL.
+    readers: Option<db::Readers>,
     /// Bumped on every change of exports (see [`Catalog::wait_exports`]).
     exports_gen: (Mutex<u64>, std::sync::Condvar),
 }
 
 pub use accounts::SignedOut;
+pub use asynchronous::{blocking, AsyncCatalog};
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
 pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
+pub use restore_points::IMPORT_BATCH;
 pub use tokens::{
     NewApiToken, Settings, TokenScope, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE,
 };

@@ -71,7 +71,7 @@ impl Catalog {
 
     pub fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 &format!("SELECT {} FROM nodes WHERE name = ?1", Self::NODE_COLS),
                 [name],
@@ -81,7 +81,7 @@ impl Catalog {
     }
 
     pub fn node(&self, id: i64) -> Result<Node> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {} FROM nodes WHERE id = ?1", Self::NODE_COLS),
                 [id],
@@ -92,7 +92,7 @@ impl Catalog {
     }
 
     pub fn nodes(&self) -> Result<Vec<Node>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {} FROM nodes ORDER BY id",
             Self::NODE_COLS

@@ -64,7 +64,7 @@ impl Catalog {
     }
 
     pub fn policy(&self, id: i64) -> Result<Policy> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {POLICY_COLS} FROM policies WHERE id = ?1"),
                 [id],
@@ -78,7 +78,7 @@ impl Catalog {
     /// project, not across projects).
     pub fn policy_by_name(&self, project_id: i64, name: &str) -> Result<Option<Policy>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 &format!("SELECT {POLICY_COLS} FROM policies WHERE project_id = ?1 AND name = ?2"),
                 params![project_id, name],
@@ -88,7 +88,7 @@ impl Catalog {
     }
 
     pub fn policies(&self) -> Result<Vec<Policy>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st =
             db.prepare_cached(&format!("SELECT {POLICY_COLS} FROM policies ORDER BY id"))?;
         let rows = st.query_map([], policy_row)?;

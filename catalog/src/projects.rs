@@ -7,7 +7,7 @@ use crate::{now, unique, Catalog, Error, Project, Result};
 
 impl Catalog {
     pub fn projects(&self) -> Result<Vec<Project>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached("SELECT id, name FROM projects ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok(Project {
@@ -19,7 +19,7 @@ impl Catalog {
     }
 
     pub fn project_by_name(&self, name: &str) -> Result<Project> {
-        self.db()
+        self.rd()
             .query_row(
                 "SELECT id, name FROM projects WHERE name = ?1",
                 [name],

@@ -30,10 +30,48 @@ fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
     })
 }
 
+/// Restore points per transaction of [`Catalog::add_restore_points`].
+pub const IMPORT_BATCH: usize = 1000;
+
 impl Catalog {
     /// Record a committed snapshot; re-adding the same id is a no-op.
     pub fn add_restore_point(&self, rp: &RestorePoint) -> Result<()> {
-        insert_restore_point(&self.db(), rp)
+        insert_restore_point(&self.db(), rp).map(|_| ())
+    }
+
+    /// Record many restore points (an import), [`IMPORT_BATCH`] per
+    /// transaction. The writer is free between batches, so another change
+    /// (a lease, the end of a task, a sign-in) waits for one batch at most,
+    /// not for the whole import; reads never wait. Ids already listed are
+    /// skipped. Returns how many were added. A failure leaves the batches
+    /// before it recorded: an import can be run again.
+    pub fn add_restore_points(&self, rps: &[RestorePoint]) -> Result<usize> {
+        self.add_restore_points_in(rps, IMPORT_BATCH)
+    }
+
+    /// [`Catalog::add_restore_points`] with `per_transaction` restore
+    /// points per transaction (all of them in one: the benchmark's long
+    /// write).
+    pub fn add_restore_points_in(
+        &self,
+        rps: &[RestorePoint],
+        per_transaction: usize,
+    ) -> Result<usize> {
+        let mut added = 0;
+        for batch in rps.chunks(per_transaction.max(1)) {
+            {
+                let mut db = self.db();
+                let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for rp in batch {
+                    added += insert_restore_point(&tx, rp)?;
+                }
+                tx.commit()?;
+            }
+            // Let a thread waiting for the writer have it between batches
+            // (the mutex is not fair).
+            std::thread::yield_now();
+        }
+        Ok(added)
     }
 
     pub fn restore_points(&self, f: &RestorePointFilter) -> Result<Vec<RestorePoint>> {
@@ -62,7 +100,7 @@ impl Catalog {
         sql += &format!(" ORDER BY time DESC, id LIMIT ?{}", args.len());
         args.push(Box::new(f.offset.max(0)));
         sql += &format!(" OFFSET ?{}", args.len());
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args.iter()), rp_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -94,7 +132,7 @@ impl Catalog {
             sql += &format!(" AND project_id IN ({})", id_list(p));
         }
         sql += " ORDER BY id LIMIT 2";
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&sql)?;
         let found: Vec<RestorePoint> = st
             .query_map([id_or_prefix.to_ascii_lowercase()], rp_row)?
@@ -119,7 +157,7 @@ impl Catalog {
 
     pub fn restore_point_count(&self) -> Result<i64> {
         Ok(self
-            .db()
+            .rd()
             .query_row("SELECT COUNT(*) FROM restore_points", [], |r| r.get(0))?)
     }
 
@@ -131,7 +169,7 @@ impl Catalog {
         source_id: i64,
         datastore_id: i64,
     ) -> Result<Vec<String>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT id FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
         )?;
@@ -140,7 +178,7 @@ impl Catalog {
     }
 
     pub fn newest_restore_point_time(&self, source_id: i64) -> Result<Option<i64>> {
-        Ok(self.db().query_row(
+        Ok(self.rd().query_row(
             "SELECT MAX(time) FROM restore_points WHERE source_id = ?1",
             [source_id],
             |r| r.get(0),
@@ -148,7 +186,7 @@ impl Catalog {
     }
 
     pub fn bytes_backed_up(&self) -> Result<i64> {
-        Ok(self.db().query_row(
+        Ok(self.rd().query_row(
             "SELECT COALESCE(SUM(bytes_added), 0) FROM restore_points",
             [],
             |r| r.get(0),
@@ -165,28 +203,29 @@ impl Catalog {
     }
 }
 
-pub(crate) fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<()> {
-    db.execute(
-        &format!("INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"),
-        params![
-            rp.id,
-            rp.datastore_id,
-            rp.source_id,
-            rp.source_name,
-            rp.project_id,
-            rp.kind,
-            rp.time,
-            rp.bytes_total,
-            rp.bytes_added,
-            rp.files,
-            rp.hostname,
-            rp.task_id,
-            rp.created_at,
-            rp.state.as_str(),
-            rp.damage,
-            rp.verified_at
-        ],
-    )
-    .map_err(unique("restore point"))?;
-    Ok(())
+/// Insert a restore point unless its id is listed; returns 1 when it was
+/// added, 0 when it was there already.
+pub(crate) fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<usize> {
+    let mut st = db.prepare_cached(&format!(
+        "INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"
+    ))?;
+    st.execute(params![
+        rp.id,
+        rp.datastore_id,
+        rp.source_id,
+        rp.source_name,
+        rp.project_id,
+        rp.kind,
+        rp.time,
+        rp.bytes_total,
+        rp.bytes_added,
+        rp.files,
+        rp.hostname,
+        rp.task_id,
+        rp.created_at,
+        rp.state.as_str(),
+        rp.damage,
+        rp.verified_at
+    ])
+    .map_err(unique("restore point"))
 }

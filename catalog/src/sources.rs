@@ -60,7 +60,7 @@ impl Catalog {
     }
 
     pub fn source(&self, id: i64) -> Result<Source> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {SOURCE_COLS} FROM sources WHERE id = ?1"),
                 [id],
@@ -74,7 +74,7 @@ impl Catalog {
     /// project, not across projects).
     pub fn source_by_name(&self, project_id: i64, name: &str) -> Result<Option<Source>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 &format!("SELECT {SOURCE_COLS} FROM sources WHERE project_id = ?1 AND name = ?2"),
                 params![project_id, name],
@@ -85,7 +85,7 @@ impl Catalog {
 
     /// The sources of this name, in every project, oldest first.
     pub fn sources_named(&self, name: &str) -> Result<Vec<Source>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {SOURCE_COLS} FROM sources WHERE name = ?1 ORDER BY id"
         ))?;
@@ -94,7 +94,7 @@ impl Catalog {
     }
 
     pub fn sources(&self) -> Result<Vec<Source>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st =
             db.prepare_cached(&format!("SELECT {SOURCE_COLS} FROM sources ORDER BY id"))?;
         let rows = st.query_map([], source_row)?;

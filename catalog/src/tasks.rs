@@ -115,7 +115,7 @@ impl Catalog {
     }
 
     pub fn task(&self, id: i64) -> Result<Task> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"),
                 [id],
@@ -146,7 +146,7 @@ impl Catalog {
         sql += &format!(" ORDER BY id DESC LIMIT ?{}", args.len());
         args.push(Box::new(offset.max(0)));
         sql += &format!(" OFFSET ?{}", args.len());
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args.iter()), task_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -180,7 +180,7 @@ impl Catalog {
     }
 
     pub fn running_on_node(&self, node_id: i64) -> Result<i64> {
-        Ok(self.db().query_row(
+        Ok(self.rd().query_row(
             "SELECT COUNT(*) FROM tasks WHERE state = 'running' AND node_id = ?1",
             [node_id],
             |r| r.get(0),
@@ -369,7 +369,7 @@ impl Catalog {
     }
 
     pub fn task_logs(&self, task_id: i64) -> Result<Vec<TaskLog>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT seq, time, level, message FROM task_logs WHERE task_id = ?1 ORDER BY seq",
         )?;
@@ -386,7 +386,7 @@ impl Catalog {
 
     /// The newest slot already queued for (policy, source), if any.
     pub fn last_slot(&self, policy_id: i64, source_id: i64) -> Result<Option<i64>> {
-        Ok(self.db().query_row(
+        Ok(self.rd().query_row(
             "SELECT MAX(slot) FROM tasks WHERE policy_id = ?1 AND source_id = ?2",
             params![policy_id, source_id],
             |r| r.get(0),
@@ -396,7 +396,7 @@ impl Catalog {
     /// The newest queued slot of every (policy, source) pair, in one query
     /// (the scheduler's per-tick read; served from the unique index).
     pub fn last_slots(&self) -> Result<std::collections::HashMap<(i64, i64), i64>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT policy_id, source_id, MAX(slot) FROM tasks
              WHERE policy_id IS NOT NULL AND source_id IS NOT NULL AND slot IS NOT NULL
@@ -408,7 +408,7 @@ impl Catalog {
 
     /// Task counts by state, for metrics.
     pub fn task_counts(&self) -> Result<Vec<(String, i64)>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached("SELECT state, COUNT(*) FROM tasks GROUP BY state")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -46,7 +46,7 @@ impl Catalog {
     }
 
     fn user_where(&self, clause: &str, arg: &dyn rusqlite::ToSql) -> Result<Option<User>> {
-        let db = self.db();
+        let db = self.rd();
         let u = db
             .query_row(
                 &format!(
@@ -85,7 +85,7 @@ impl Catalog {
 
     pub fn users(&self) -> Result<Vec<User>> {
         let ids: Vec<i64> = {
-            let db = self.db();
+            let db = self.rd();
             let mut st = db.prepare_cached("SELECT id FROM users ORDER BY id")?;
             let ids = st.query_map([], |r| r.get(0))?;
             ids.collect::<rusqlite::Result<_>>()?
@@ -166,7 +166,7 @@ impl Catalog {
     }
 
     pub fn token(&self, id: i64) -> Result<Token> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {} FROM tokens WHERE id = ?1", Self::TOKEN_COLS),
                 [id],
@@ -179,7 +179,7 @@ impl Catalog {
     /// The token with this secret hash, if it exists (valid or not).
     pub fn token_by_secret(&self, secret_sha256: &[u8]) -> Result<Option<Token>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 &format!(
                     "SELECT {} FROM tokens WHERE secret_sha256 = ?1",
@@ -207,7 +207,7 @@ impl Catalog {
     }
 
     pub fn tokens_of_user(&self, user_id: i64) -> Result<Vec<Token>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {} FROM tokens WHERE user_id = ?1 AND kind = 'api' ORDER BY id",
             Self::TOKEN_COLS
