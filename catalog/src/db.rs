@@ -70,7 +70,7 @@ impl Deref for Reader<'_> {
             Reader::Pooled(_, Some(c)) => c,
             // Taken only by drop.
             Reader::Pooled(_, None) => unreachable!("a pooled reader without its connection"),
-            Reader::Writer(g) => &**g,
+            Reader::Writer(g) => g,
         }
     }
 }
@@ -109,7 +109,11 @@ impl Catalog {
         Self::setup(Connection::open_in_memory()?, ":memory:", None)
     }
 
-    pub(crate) fn setup(mut conn: Connection, name: &str, readers: Option<(&Path, usize)>) -> Result<Catalog> {
+    pub(crate) fn setup(
+        mut conn: Connection,
+        name: &str,
+        readers: Option<(&Path, usize)>,
+    ) -> Result<Catalog> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -521,8 +521,8 @@ pub async fn add_source(
             if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
                 return Err(invalid("path must be an absolute path on the node"));
             }
-            let node = node_id(&s, b.node.as_deref())?;
-            let path = crate::nodes::check_source(&s, node, &b.path)?;
+            let node = node_id(s, b.node.as_deref())?;
+            let path = crate::nodes::check_source(s, node, &b.path)?;
             let policy = match &b.policy {
                 Some(name) => {
                     // Only the source's project's policies have names here.
@@ -768,7 +768,7 @@ pub async fn delete_policy(
             visible(&p, pol.project_id, || format!("policy {id}"))?;
             p.require(Action::Manage, Some(pol.project_id))?;
             s.catalog.delete_policy(id)?;
-            changed(&s)?;
+            changed(s)?;
             Ok(StatusCode::NO_CONTENT)
         },
     )
@@ -954,7 +954,7 @@ pub async fn restore(
     let Path(id) = id?;
     let Json(b) = body?;
     audited(&s, p.name().to_string(), &remote, "restore", id.clone(), move |s| {
-        let rp = restore_point(&s, &p, &id)?;
+        let rp = restore_point(s, &p, &id)?;
         p.require(Action::Restore, Some(rp.project_id))?;
         if b.special_files && !p.can(Action::Administer, None) {
             return Err(ApiError::forbidden(format!(
@@ -967,13 +967,13 @@ pub async fn restore(
         }
         let ds = s.catalog.datastore(rp.datastore_id)?;
         let node = match &b.node {
-            Some(n) => node_id(&s, Some(n))?,
+            Some(n) => node_id(s, Some(n))?,
             None => ds.node_id,
         };
         if node != ds.node_id {
             return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
         }
-        let target = crate::nodes::check_restore(&s, node, &b.target)?;
+        let target = crate::nodes::check_restore(s, node, &b.target)?;
         let t = s.catalog.add_task(&NewTask {
             kind: "restore".into(),
             project_id: rp.project_id,
@@ -1049,7 +1049,7 @@ pub async fn add_export(
         b.restore_point.clone(),
         move |s| {
             // A field of the body names it: an unknown one is invalid input.
-            let rp = restore_point(&s, &p, &b.restore_point).map_err(|e| {
+            let rp = restore_point(s, &p, &b.restore_point).map_err(|e| {
                 if e.status == axum::http::StatusCode::NOT_FOUND {
                     invalid(e.message)
                 } else {
