@@ -11,7 +11,7 @@ N=${BENCH_RESTORE_POINTS:-100000}
 DUR=${BENCH_API_SECONDS:-15}
 CONN=${BENCH_API_CONNECTIONS:-16}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk || { sleep 5; apt-get install -y -qq wrk; }; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p arca-tools -p arca-benches
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --workspace --bin arca --bin arca-control-scale
 BIN=$CARGO_TARGET_DIR/release
 work=$(mktemp -d /var/tmp/arca-api-bench.XXXX)
 pid=

@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+pub mod busy_catalog;
+
 /// xoshiro256** seeded through splitmix64. Fast (several GB/s when filling
 /// buffers) and stable: the output depends only on the seed.
 #[derive(Clone, Debug)]

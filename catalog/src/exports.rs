@@ -171,7 +171,7 @@ impl Catalog {
     }
 
     pub fn export(&self, id: i64) -> Result<Export> {
-        self.db()
+        self.rd()
             .query_row(
                 &format!("SELECT {COLS} FROM exports WHERE id = ?1"),
                 [id],
@@ -183,7 +183,7 @@ impl Catalog {
 
     /// Exports, newest first: all of them, or only the live ones.
     pub fn exports(&self, live_only: bool, project_ids: Option<&[i64]>) -> Result<Vec<Export>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {COLS} FROM exports WHERE (?1 = 0 OR state IN ('starting', 'active')) ORDER BY id DESC LIMIT 1000"
         ))?;
@@ -267,7 +267,7 @@ impl Catalog {
     /// The exports a node must serve (live) or must clean up after
     /// (ended in the last day, for their overlays).
     pub fn node_exports(&self, node_id: i64) -> Result<Vec<Export>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {COLS} FROM exports WHERE node_id = ?1 AND (state IN ('starting', 'active') OR stopped_at >= ?2) ORDER BY id"
         ))?;

@@ -56,7 +56,7 @@ impl Catalog {
     /// The newest schedule slot that produced a `kind` task on a datastore.
     pub fn last_maintenance_slot(&self, datastore_id: i64, kind: &str) -> Result<Option<i64>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 "SELECT MAX(slot) FROM tasks WHERE datastore_id = ?1 AND kind = ?2 AND slot IS NOT NULL",
                 params![datastore_id, kind],
@@ -69,7 +69,7 @@ impl Catalog {
     /// A queued or running task of `kind` on the datastore, if any.
     pub fn active_maintenance_task(&self, datastore_id: i64, kind: &str) -> Result<Option<i64>> {
         Ok(self
-            .db()
+            .rd()
             .query_row(
                 "SELECT id FROM tasks WHERE datastore_id = ?1 AND kind = ?2 AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
                 params![datastore_id, kind],
@@ -86,7 +86,7 @@ impl Catalog {
         datastore_id: i64,
         verified_before: i64,
     ) -> Result<Vec<String>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT id FROM restore_points WHERE datastore_id = ?1
                AND (verified_at IS NULL OR verified_at < ?2 OR state = 'damaged') ORDER BY time",

@@ -1,10 +1,124 @@
-//! A node's confinement settings (where its sources may live and its
-//! restores may write; see `arca_control::confine` for the rules) and the
-//! data directory it reported.
+//! Nodes: the embedded one and remote ones, their registration and
+//! heartbeats; a node's confinement settings (where its sources may live
+//! and its restores may write; see `arca_control::confine` for the rules)
+//! and the data directory it reported.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Catalog, Error, Node, Result};
+use crate::{json_vec, now, unique, Catalog, Error, Node, Result};
+
+pub(crate) fn node_row(r: &Row) -> rusqlite::Result<Node> {
+    Ok(Node {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        embedded: r.get(3)?,
+        max_tasks: r.get(4)?,
+        version: r.get(5)?,
+        last_heartbeat: r.get(6)?,
+        created_at: r.get(7)?,
+        source_roots: json_vec(r.get(8)?),
+        restore_roots: json_vec(r.get(9)?),
+        allow_block_devices: r.get(10)?,
+        data_dir: r.get(11)?,
+    })
+}
+
+impl Catalog {
+    pub fn upsert_node(
+        &self,
+        name: &str,
+        embedded: bool,
+        max_tasks: i64,
+        version: &str,
+    ) -> Result<Node> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO nodes (name, state, embedded, max_tasks, version, last_heartbeat, created_at)
+             VALUES (?1, 'online', ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (name) DO UPDATE SET state = 'online', embedded = ?2, max_tasks = ?3, version = ?4, last_heartbeat = ?5",
+            params![name, embedded, max_tasks, version, now()],
+        )?;
+        drop(db);
+        self.node_by_name(name)?
+            .ok_or_else(|| Error::NotFound(format!("node {name:?}")))
+    }
+
+    /// Create a remote node's record (offline until it registers).
+    pub fn add_node(&self, name: &str, max_tasks: i64) -> Result<Node> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO nodes (name, state, embedded, max_tasks, created_at) VALUES (?1, 'offline', 0, ?2, ?3)",
+            params![name, max_tasks, now()],
+        )
+        .map_err(unique(format!("node {name:?}")))?;
+        let id = db.last_insert_rowid();
+        drop(db);
+        self.node(id)
+    }
+
+    /// A remote node came up: online, its version and concurrency limit.
+    pub fn register_node(&self, id: i64, max_tasks: i64, version: &str) -> Result<Node> {
+        self.db().execute(
+            "UPDATE nodes SET state = 'online', max_tasks = ?2, version = ?3, last_heartbeat = ?4 WHERE id = ?1",
+            params![id, max_tasks, version, now()],
+        )?;
+        self.node(id)
+    }
+
+    const NODE_COLS: &'static str =
+        "id, name, state, embedded, max_tasks, version, last_heartbeat, created_at, source_roots, restore_roots, allow_block_devices, data_dir";
+
+    pub fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
+        Ok(self
+            .rd()
+            .query_row(
+                &format!("SELECT {} FROM nodes WHERE name = ?1", Self::NODE_COLS),
+                [name],
+                node_row,
+            )
+            .optional()?)
+    }
+
+    pub fn node(&self, id: i64) -> Result<Node> {
+        self.rd()
+            .query_row(
+                &format!("SELECT {} FROM nodes WHERE id = ?1", Self::NODE_COLS),
+                [id],
+                node_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("node {id}")))
+    }
+
+    pub fn nodes(&self) -> Result<Vec<Node>> {
+        let db = self.rd();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {} FROM nodes ORDER BY id",
+            Self::NODE_COLS
+        ))?;
+        let rows = st.query_map([], node_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn heartbeat(&self, node_id: i64) -> Result<()> {
+        self.db().execute(
+            "UPDATE nodes SET state = 'online', last_heartbeat = ?2 WHERE id = ?1",
+            params![node_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Mark nodes without a heartbeat since `before` offline; returns them.
+    pub fn mark_stale_nodes_offline(&self, before: i64) -> Result<Vec<i64>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "UPDATE nodes SET state = 'offline' WHERE state = 'online' AND embedded = 0 AND (last_heartbeat IS NULL OR last_heartbeat < ?1) RETURNING id",
+        )?;
+        let rows = st.query_map([before], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
 
 /// A change of a node's confinement; `None` leaves a setting as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 use super::*;
 
 mod ids;
+mod readers;
 
 fn setup() -> (Catalog, Node, Datastore, Source) {
     let c = Catalog::open_in_memory().unwrap();

@@ -205,7 +205,7 @@ impl Catalog {
         // The nearest dead ancestor. Parents are always older (smaller
         // ids), which bounds the walk whatever the table holds.
         let dead: Option<(Option<i64>, Option<i64>)> = self
-            .db()
+            .rd()
             .query_row(
                 "WITH RECURSIVE up(id, parent, revoked_at, expires_at) AS (
                      SELECT id, parent_token_id, revoked_at, expires_at FROM tokens WHERE id = ?1
@@ -229,7 +229,7 @@ impl Catalog {
 
     /// The tokens minted, at any depth, from token `id` (oldest first).
     pub fn token_descendants(&self, id: i64) -> Result<Vec<Token>> {
-        let db = self.db();
+        let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "WITH RECURSIVE d(id) AS (
                  SELECT id FROM tokens WHERE parent_token_id = ?1
@@ -246,7 +246,7 @@ impl Catalog {
     /// The settings, with defaults for those never set.
     pub fn settings(&self) -> Result<Settings> {
         let v: Option<String> = self
-            .db()
+            .rd()
             .query_row(
                 "SELECT value FROM settings WHERE key = ?1",
                 [TOKEN_MAX_LIFETIME_KEY],

@@ -75,7 +75,8 @@ pub async fn login(
     body: Body<Login>,
 ) -> ApiResult<Json<Value>> {
     let Json(b) = body?;
-    let name = key(&b.username);
+    let name = key(&b.username).to_string();
+    let name = name.as_str();
     if let Err(l) = s.signin.check(name, &remote.0) {
         // Refused before the password is looked at, right or wrong.
         return Err(limited("sign-in", name, &remote.0, l));
@@ -83,7 +84,8 @@ pub async fn login(
     let user = if b.username.len() > 128 || b.password.len() > auth::MAX_PASSWORD {
         None
     } else {
-        s.catalog.user_by_name(&b.username)?
+        let username = b.username.clone();
+        s.db.call(move |c| c.user_by_name(&username)).await?
     };
     let (hash, user) = match user {
         Some(u) if !u.disabled => (u.password_hash.clone(), Some(u)),
@@ -106,27 +108,35 @@ pub async fn login(
             None,
         );
     }
-    audited(&s, name, &remote, "auth.login", "", || {
-        let user = match (ok, user) {
-            (true, Some(u)) => u,
-            _ => return Err(ApiError::unauthorized("wrong user name or password")),
-        };
-        let (secret, hash) = auth::new_secret();
-        // 12 hours, or the admin-set maximum token lifetime when shorter.
-        let max = s.catalog.settings()?.token_max_lifetime_s;
-        let expires = arca_catalog::now() + auth::SESSION_SECS.min(max);
-        let t = s.catalog.add_token(
-            Some(user.id),
-            None,
-            "session",
-            "session",
-            &hash,
-            Some(expires),
-        )?;
-        Ok(Json(
-            json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
-        ))
-    })
+    audited(
+        &s,
+        name.to_string(),
+        &remote,
+        "auth.login",
+        String::new(),
+        move |s| {
+            let user = match (ok, user) {
+                (true, Some(u)) => u,
+                _ => return Err(ApiError::unauthorized("wrong user name or password")),
+            };
+            let (secret, hash) = auth::new_secret();
+            // 12 hours, or the admin-set maximum token lifetime when shorter.
+            let max = s.catalog.settings()?.token_max_lifetime_s;
+            let expires = arca_catalog::now() + auth::SESSION_SECS.min(max);
+            let t = s.catalog.add_token(
+                Some(user.id),
+                None,
+                "session",
+                "session",
+                &hash,
+                Some(expires),
+            )?;
+            Ok(Json(
+                json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
+            ))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -171,13 +181,14 @@ pub async fn change_password(
         }
         s.signin.success(&name);
         let hash = auth::hash(b.new_password).await?;
+        let (uid, keep, api) = (p.user.id, Some(p.token_id), b.revoke_api_tokens);
         let out =
-            s.catalog
-                .change_password(p.user.id, &hash, Some(p.token_id), b.revoke_api_tokens)?;
+            s.db.call(move |c| c.change_password(uid, &hash, keep, api))
+                .await?;
         Ok::<_, ApiError>(Json(json!({"user": p.user, "signed_out": out})))
     }
     .await;
-    audited(&s, &name, &remote, "user.password", &name, || r)
+    audited(&s, name.clone(), &remote, "user.password", name, move |_| r).await
 }
 
 #[derive(Deserialize)]
@@ -205,7 +216,7 @@ pub async fn reset_password(
     let Json(b) = body?;
     let r = async {
         p.require(Action::Administer, None)?;
-        let u = s.catalog.user(id)?;
+        let u = s.db.call(move |c| c.user(id)).await?;
         let (password, generated) = match b.new_password {
             Some(pw) => (pw, false),
             None => (auth::random_password(), true),
@@ -213,9 +224,10 @@ pub async fn reset_password(
         auth::check_new_password(&u.name, &password)?;
         let hash = auth::hash(password.clone()).await?;
         let keep = (u.id == p.user.id).then_some(p.token_id);
-        let out = s
-            .catalog
-            .change_password(u.id, &hash, keep, b.revoke_api_tokens)?;
+        let (uid, api) = (u.id, b.revoke_api_tokens);
+        let out =
+            s.db.call(move |c| c.change_password(uid, &hash, keep, api))
+                .await?;
         s.signin.success(&u.name);
         let mut v = json!({"user": u, "signed_out": out});
         if generated {
@@ -226,10 +238,11 @@ pub async fn reset_password(
     .await;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "user.password_reset",
-        &id.to_string(),
-        || r,
+        id.to_string(),
+        move |_| r,
     )
+    .await
 }

@@ -350,8 +350,27 @@ pub fn check_token(state: &AppState, secret: &str) -> Result<(Token, User), ApiE
     Ok((token, user))
 }
 
-/// The bearer token of a request, checked, as a [`Principal`] of any scope.
-fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+/// How often a token's `last_used_at` is written: a request within this
+/// many seconds of the last recorded use leaves it as it is.
+pub const TOUCH_EVERY_S: i64 = 60;
+
+/// Record the use of `t`, at most once every [`TOUCH_EVERY_S`] seconds per
+/// token, on the blocking pool and without the request waiting for it (a
+/// read request must not wait for the writer).
+fn touch(state: &AppState, t: &Token) {
+    if t.last_used_at
+        .is_some_and(|at| arca_catalog::now() - at < TOUCH_EVERY_S)
+    {
+        return;
+    }
+    let (c, id) = (state.catalog.clone(), t.id);
+    // Detached: the request goes on; a failure only loses the timestamp.
+    drop(tokio::task::spawn_blocking(move || c.touch_token(id)));
+}
+
+/// The bearer token of a request, checked (on the blocking pool), as a
+/// [`Principal`] of any scope.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -364,8 +383,9 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> 
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
-    let (token, user) = check_token(state, secret)?;
-    let _ = state.catalog.touch_token(token.id);
+    let secret = secret.to_string();
+    let (token, user) = state.call(move |s| check_token(s, &secret)).await?;
+    touch(state, &token);
     crate::RequestUser::set(&parts.extensions, &user.name);
     Ok(Principal::new(user, token))
 }
@@ -376,7 +396,7 @@ impl FromRequestParts<AppState> for Principal {
     /// Any route but `/metrics`: a metrics token is refused, a read-only
     /// one unless the request is a GET or HEAD.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = authenticate(parts, state)?;
+        let p = authenticate(parts, state).await?;
         match p.token.scope {
             TokenScope::Full => {}
             TokenScope::ReadOnly => {
@@ -405,7 +425,7 @@ impl FromRequestParts<AppState> for MetricsReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = authenticate(parts, state)?;
+        let p = authenticate(parts, state).await?;
         if p.roles.is_empty() {
             return Err(ApiError::forbidden(format!(
                 "{} has no role{}",

@@ -22,7 +22,7 @@ pub mod tokens;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arca_catalog::Catalog;
+use arca_catalog::{AsyncCatalog, Catalog};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -33,9 +33,16 @@ pub use error::{ApiError, ApiResult};
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// What every handler gets. Handlers run on the async workers and never
+/// call the (synchronous) catalog there: they go through [`AppState::db`]
+/// or [`AppState::call`], which run on tokio's blocking pool.
 #[derive(Clone)]
 pub struct AppState {
+    /// The catalog itself, for code already off the runtime (inside
+    /// [`AppState::call`]).
     pub catalog: Arc<Catalog>,
+    /// The catalog for async code.
+    pub db: AsyncCatalog,
     /// Wakes the scheduler after changes to sources and policies.
     pub changed: Arc<tokio::sync::Notify>,
     /// Failed sign-ins per user name and address.
@@ -45,10 +52,23 @@ pub struct AppState {
 impl AppState {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         AppState {
+            db: AsyncCatalog::new(catalog.clone()),
             catalog,
             changed: Arc::new(tokio::sync::Notify::new()),
             signin: Arc::default(),
         }
+    }
+
+    /// Run `f` with the state on tokio's blocking pool: a handler's
+    /// catalog reads and writes, and the control-plane logic that makes
+    /// them, in one go.
+    pub async fn call<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let s = self.clone();
+        arca_catalog::blocking(move || f(&s)).await
     }
 
     /// Other sign-in limits than the defaults.

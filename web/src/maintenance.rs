@@ -47,11 +47,11 @@ pub async fn update_datastore(
     let Json(b) = body?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "datastore.update",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             p.require(Action::Administer, None)?;
             s.catalog.datastore(id)?;
             if let Some(g) = &b.gc_schedule {
@@ -75,6 +75,7 @@ pub async fn update_datastore(
             Ok(Json(json!(d)))
         },
     )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -142,18 +143,19 @@ pub async fn gc_now(
     let b: GcNow = optional_body(&body)?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "datastore.gc",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let params = match b.grace_seconds {
                 Some(g) => json!({"grace_seconds": g}),
                 None => json!({}),
             };
-            queue(&s, &p, id, "gc", params)
+            queue(s, &p, id, "gc", params)
         },
     )
+    .await
 }
 
 /// Verify a datastore now: the restore points due (or all).
@@ -168,11 +170,11 @@ pub async fn verify_now(
     let b: VerifyNow = optional_body(&body)?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "datastore.verify",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let mut params = json!({"all": b.all});
             if let Some(pct) = b.read_data_percent {
                 if !(pct > 0.0 && pct <= 100.0) {
@@ -180,7 +182,8 @@ pub async fn verify_now(
                 }
                 params["read_data_percent"] = json!(pct);
             }
-            queue(&s, &p, id, "verify", params)
+            queue(s, &p, id, "verify", params)
         },
     )
+    .await
 }

@@ -76,27 +76,37 @@ pub async fn update_node(
         "node {id}: source_roots {:?}, restore_roots {:?}, allow_block_devices {:?}",
         b.source_roots, b.restore_roots, b.allow_block_devices
     );
-    audited(&s, p.name(), &remote, "node.set", &target, || {
-        p.require(Action::Administer, None)?;
-        s.catalog.node(id)?;
-        if b.source_roots.is_none() && b.restore_roots.is_none() && b.allow_block_devices.is_none()
-        {
-            return Err(invalid(
-                "nothing to change: give source_roots, restore_roots or allow_block_devices",
-            ));
-        }
-        let roots = |what: &str, r: &Option<Vec<String>>| {
-            r.as_ref()
-                .map(|r| check_roots(what, r))
-                .transpose()
-                .map_err(invalid)
-        };
-        let change = NodeConfinement {
-            source_roots: roots("source_roots", &b.source_roots)?,
-            restore_roots: roots("restore_roots", &b.restore_roots)?,
-            allow_block_devices: b.allow_block_devices,
-        };
-        let n = s.catalog.set_node_confinement(id, &change)?;
-        Ok(Json(node_json(&n)))
-    })
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "node.set",
+        target,
+        move |s| {
+            p.require(Action::Administer, None)?;
+            s.catalog.node(id)?;
+            if b.source_roots.is_none()
+                && b.restore_roots.is_none()
+                && b.allow_block_devices.is_none()
+            {
+                return Err(invalid(
+                    "nothing to change: give source_roots, restore_roots or allow_block_devices",
+                ));
+            }
+            let roots = |what: &str, r: &Option<Vec<String>>| {
+                r.as_ref()
+                    .map(|r| check_roots(what, r))
+                    .transpose()
+                    .map_err(invalid)
+            };
+            let change = NodeConfinement {
+                source_roots: roots("source_roots", &b.source_roots)?,
+                restore_roots: roots("restore_roots", &b.restore_roots)?,
+                allow_block_devices: b.allow_block_devices,
+            };
+            let n = s.catalog.set_node_confinement(id, &change)?;
+            Ok(Json(node_json(&n)))
+        },
+    )
+    .await
 }

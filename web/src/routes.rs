@@ -31,16 +31,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Remote {
     }
 }
 
-/// Run a change and write its outcome to the audit log.
-pub(crate) fn audited<T>(
+/// Run a change and write its outcome to the audit log, both on the
+/// blocking pool ([`AppState::call`]).
+pub(crate) async fn audited<T, F>(
+    s: &AppState,
+    who: String,
+    remote: &Remote,
+    action: &'static str,
+    target: String,
+    f: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let remote = remote.0.clone();
+    s.call(move |s| audit_outcome(s, &who, &remote, action, &target, f(s)))
+        .await
+}
+
+/// Write the outcome `r` of a change to the audit log (on the blocking
+/// pool); returns `r`.
+fn audit_outcome<T>(
     s: &AppState,
     who: &str,
-    remote: &Remote,
+    remote: &str,
     action: &str,
     target: &str,
-    f: impl FnOnce() -> ApiResult<T>,
+    r: ApiResult<T>,
 ) -> ApiResult<T> {
-    let r = f();
     let (result, detail) = match &r {
         Ok(_) => ("ok", String::new()),
         Err(e) => (
@@ -54,7 +73,7 @@ pub(crate) fn audited<T>(
     };
     if let Err(e) = s
         .catalog
-        .audit(who, action, target, &remote.0, result, &detail)
+        .audit(who, action, target, remote, result, &detail)
     {
         return Err(ApiError::internal(format!("audit log: {e}")));
     }
@@ -124,7 +143,7 @@ fn changed(s: &AppState) -> ApiResult<()> {
 // ---- health, metrics, openapi ----
 
 pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let v = s.catalog.schema_version()?;
+    let v = s.db.call(|c| c.schema_version()).await?;
     Ok(Json(json!({"status": "ok", "catalog_schema": v})))
 }
 
@@ -134,7 +153,18 @@ pub async fn metrics(
     State(s): State<AppState>,
     _caller: auth::MetricsReader,
 ) -> ApiResult<impl IntoResponse> {
-    let c = &s.catalog;
+    let out = s.db.call(metrics_text).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
+}
+
+/// The Prometheus text of [`metrics`].
+fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
     let mut out = String::new();
     out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
     let counts = c.task_counts()?;
@@ -187,13 +217,7 @@ pub async fn metrics(
         "# HELP arca_nodes_up Nodes online.\n# TYPE arca_nodes_up gauge\narca_nodes_up {}",
         nodes.iter().filter(|n| n.state == "online").count()
     );
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    ))
+    Ok(out)
 }
 
 pub async fn openapi_json() -> Json<Value> {
@@ -228,7 +252,7 @@ pub struct NewUser {
 
 pub async fn list_users(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     p.require(Action::Administer, None)?;
-    Ok(Json(json!(s.catalog.users()?)))
+    Ok(Json(json!(s.db.call(|c| c.users()).await?)))
 }
 
 pub async fn get_user(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
@@ -236,7 +260,7 @@ pub async fn get_user(State(s): State<AppState>, p: Principal, id: Id) -> ApiRes
     if p.user.id != id {
         p.require(Action::Administer, None)?;
     }
-    Ok(Json(json!(s.catalog.user(id)?)))
+    Ok(Json(json!(s.db.call(move |c| c.user(id)).await?)))
 }
 
 pub async fn add_user(
@@ -256,31 +280,39 @@ pub async fn add_user(
         Ok(()) if p.can(Action::Administer, None) => Some(auth::hash(password.clone()).await),
         _ => None,
     };
-    audited(&s, p.name(), &remote, "user.add", &target, || {
-        p.require(Action::Administer, None)?;
-        check_name("user", &b.name)?;
-        let mut roles = Vec::new();
-        for r in &b.roles {
-            let role = Role::parse(&r.role).ok_or_else(|| {
-                invalid(format!(
-                    "unknown role {:?}; roles are admin, operator, restore-only, auditor",
-                    r.role
-                ))
-            })?;
-            roles.push(RoleBinding {
-                role,
-                project_id: r.project,
-            });
-        }
-        auth::check_new_password(&b.name, &password)?;
-        let hash = hash.ok_or_else(|| ApiError::internal("the password was not hashed"))??;
-        let u = s.catalog.add_user(&b.name, &hash, &roles)?;
-        let mut v = json!({"user": u});
-        if generated {
-            v["password"] = json!(password);
-        }
-        Ok((StatusCode::CREATED, Json(v)))
-    })
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "user.add",
+        target,
+        move |s| {
+            p.require(Action::Administer, None)?;
+            check_name("user", &b.name)?;
+            let mut roles = Vec::new();
+            for r in &b.roles {
+                let role = Role::parse(&r.role).ok_or_else(|| {
+                    invalid(format!(
+                        "unknown role {:?}; roles are admin, operator, restore-only, auditor",
+                        r.role
+                    ))
+                })?;
+                roles.push(RoleBinding {
+                    role,
+                    project_id: r.project,
+                });
+            }
+            auth::check_new_password(&b.name, &password)?;
+            let hash = hash.ok_or_else(|| ApiError::internal("the password was not hashed"))??;
+            let u = s.catalog.add_user(&b.name, &hash, &roles)?;
+            let mut v = json!({"user": u});
+            if generated {
+                v["password"] = json!(password);
+            }
+            Ok((StatusCode::CREATED, Json(v)))
+        },
+    )
+    .await
 }
 
 pub async fn delete_user(
@@ -292,11 +324,11 @@ pub async fn delete_user(
     let Path(id) = id?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "user.delete",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             p.require(Action::Administer, None)?;
             if id == p.user.id {
                 return Err(ApiError::conflict("you cannot delete yourself"));
@@ -305,6 +337,7 @@ pub async fn delete_user(
             Ok(StatusCode::NO_CONTENT)
         },
     )
+    .await
 }
 
 // Tokens and settings: crate::tokens.
@@ -318,7 +351,8 @@ pub struct NewProject {
 }
 
 pub async fn list_projects(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(readable(&p, s.catalog.projects()?, |x| x.id))))
+    let all = s.db.call(|c| c.projects()).await?;
+    Ok(Json(json!(readable(&p, all, |x| x.id))))
 }
 
 pub async fn add_project(
@@ -328,14 +362,22 @@ pub async fn add_project(
     body: Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
-    audited(&s, p.name(), &remote, "project.add", &b.name, || {
-        p.require(Action::Administer, None)?;
-        check_name("project", &b.name)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(json!(s.catalog.add_project(&b.name)?)),
-        ))
-    })
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "project.add",
+        b.name.clone(),
+        move |s| {
+            p.require(Action::Administer, None)?;
+            check_name("project", &b.name)?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!(s.catalog.add_project(&b.name)?)),
+            ))
+        },
+    )
+    .await
 }
 
 fn any_role(p: &Principal) -> ApiResult<()> {
@@ -348,7 +390,8 @@ fn any_role(p: &Principal) -> ApiResult<()> {
 
 pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     any_role(&p)?;
-    Ok(Json(crate::nodes::nodes_json(&s.catalog.nodes()?)))
+    let nodes = s.db.call(|c| c.nodes()).await?;
+    Ok(Json(crate::nodes::nodes_json(&nodes)))
 }
 
 #[derive(Deserialize)]
@@ -372,27 +415,35 @@ pub async fn add_node(
     body: Body<NewNode>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
-    audited(&s, p.name(), &remote, "node.add", &b.name, || {
-        p.require(Action::Administer, None)?;
-        check_name("node", &b.name)?;
-        if !(1..=64).contains(&b.max_tasks) {
-            return Err(invalid("max_tasks must be between 1 and 64"));
-        }
-        let node = s.catalog.add_node(&b.name, b.max_tasks)?;
-        let (secret, hash) = auth::new_secret();
-        let t = s
-            .catalog
-            .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({"node": node, "token": secret, "token_id": t.id})),
-        ))
-    })
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "node.add",
+        b.name.clone(),
+        move |s| {
+            p.require(Action::Administer, None)?;
+            check_name("node", &b.name)?;
+            if !(1..=64).contains(&b.max_tasks) {
+                return Err(invalid("max_tasks must be between 1 and 64"));
+            }
+            let node = s.catalog.add_node(&b.name, b.max_tasks)?;
+            let (secret, hash) = auth::new_secret();
+            let t = s
+                .catalog
+                .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"node": node, "token": secret, "token_id": t.id})),
+            ))
+        },
+    )
+    .await
 }
 
 pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     any_role(&p)?;
-    Ok(Json(json!(s.catalog.datastores()?)))
+    Ok(Json(json!(s.db.call(|c| c.datastores()).await?)))
 }
 
 // ---- sources ----
@@ -414,14 +465,13 @@ pub struct NewSource {
 }
 
 pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        readable(&p, s.catalog.sources()?, |x| x.project_id)
-    )))
+    let all = s.db.call(|c| c.sources()).await?;
+    Ok(Json(json!(readable(&p, all, |x| x.project_id))))
 }
 
 pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let src = s.catalog.source(id)?;
+    let src = s.db.call(move |c| c.source(id)).await?;
     visible(&p, src.project_id, || format!("source {id}"))?;
     p.require(Action::Read, Some(src.project_id))?;
     Ok(Json(json!(src)))
@@ -451,46 +501,53 @@ pub async fn add_source(
     body: Body<NewSource>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
-    let r = audited(&s, p.name(), &remote, "source.add", &b.name, || {
-        let project = b.project.unwrap_or(1);
-        p.require(Action::Manage, Some(project))?;
-        check_name("source", &b.name)?;
-        check_tags(&b.tags)?;
-        if !matches!(b.kind.as_str(), "files" | "image") {
-            return Err(invalid(format!(
-                "kind {:?}: sources are \"files\" or \"image\"",
-                b.kind
-            )));
-        }
-        if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
-            return Err(invalid("path must be an absolute path on the node"));
-        }
-        let node = node_id(&s, b.node.as_deref())?;
-        let path = crate::nodes::check_source(&s, node, &b.path)?;
-        let policy = match &b.policy {
-            Some(name) => {
-                // Only the source's project's policies have names here.
-                let pol = s.catalog.policy_by_name(project, name)?.ok_or_else(|| {
-                    invalid(format!("unknown policy {name:?} in project {project}"))
-                })?;
-                Some(pol.id)
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "source.add",
+        b.name.clone(),
+        move |s| {
+            let project = b.project.unwrap_or(1);
+            p.require(Action::Manage, Some(project))?;
+            check_name("source", &b.name)?;
+            check_tags(&b.tags)?;
+            if !matches!(b.kind.as_str(), "files" | "image") {
+                return Err(invalid(format!(
+                    "kind {:?}: sources are \"files\" or \"image\"",
+                    b.kind
+                )));
             }
-            None => None,
-        };
-        let src = s.catalog.add_source(
-            &b.name,
-            &b.kind,
-            &path,
-            node,
-            project,
-            &b.tags,
-            &json!({}),
-            policy,
-        )?;
-        changed(&s)?;
-        Ok((StatusCode::CREATED, Json(json!(s.catalog.source(src.id)?))))
-    });
-    r
+            if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
+                return Err(invalid("path must be an absolute path on the node"));
+            }
+            let node = node_id(s, b.node.as_deref())?;
+            let path = crate::nodes::check_source(s, node, &b.path)?;
+            let policy = match &b.policy {
+                Some(name) => {
+                    // Only the source's project's policies have names here.
+                    let pol = s.catalog.policy_by_name(project, name)?.ok_or_else(|| {
+                        invalid(format!("unknown policy {name:?} in project {project}"))
+                    })?;
+                    Some(pol.id)
+                }
+                None => None,
+            };
+            let src = s.catalog.add_source(
+                &b.name,
+                &b.kind,
+                &path,
+                node,
+                project,
+                &b.tags,
+                &json!({}),
+                policy,
+            )?;
+            changed(s)?;
+            Ok((StatusCode::CREATED, Json(json!(s.catalog.source(src.id)?))))
+        },
+    )
+    .await
 }
 
 pub async fn delete_source(
@@ -502,11 +559,11 @@ pub async fn delete_source(
     let Path(id) = id?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "source.delete",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let src = s.catalog.source(id)?;
             visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
@@ -514,6 +571,7 @@ pub async fn delete_source(
             Ok(StatusCode::NO_CONTENT)
         },
     )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -539,11 +597,11 @@ pub async fn backup_now(
     };
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "source.backup",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let src = s.catalog.source(id)?;
             visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
@@ -585,6 +643,7 @@ pub async fn backup_now(
             Ok((StatusCode::ACCEPTED, Json(json!(t))))
         },
     )
+    .await
 }
 
 // ---- policies ----
@@ -613,14 +672,13 @@ pub struct NewPolicy {
 }
 
 pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        readable(&p, s.catalog.policies()?, |x| x.project_id)
-    )))
+    let all = s.db.call(|c| c.policies()).await?;
+    Ok(Json(json!(readable(&p, all, |x| x.project_id))))
 }
 
 pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let pol = s.catalog.policy(id)?;
+    let pol = s.db.call(move |c| c.policy(id)).await?;
     visible(&p, pol.project_id, || format!("policy {id}"))?;
     p.require(Action::Read, Some(pol.project_id))?;
     Ok(Json(json!(pol)))
@@ -633,55 +691,63 @@ pub async fn add_policy(
     body: Body<NewPolicy>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
-    audited(&s, p.name(), &remote, "policy.add", &b.name, || {
-        let project = b.project.unwrap_or(1);
-        p.require(Action::Manage, Some(project))?;
-        check_name("policy", &b.name)?;
-        check_tags(&b.match_tags)?;
-        let sched = arca_control::parse_schedule(&b.schedule)?;
-        if let Some(w) = &b.window {
-            arca_control::parse_window(w)?;
-        }
-        if let Some(pat) = &b.match_pattern {
-            if pat.len() > 256 {
-                return Err(invalid("match_pattern is longer than 256 characters"));
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "policy.add",
+        b.name.clone(),
+        move |s| {
+            let project = b.project.unwrap_or(1);
+            p.require(Action::Manage, Some(project))?;
+            check_name("policy", &b.name)?;
+            check_tags(&b.match_tags)?;
+            let sched = arca_control::parse_schedule(&b.schedule)?;
+            if let Some(w) = &b.window {
+                arca_control::parse_window(w)?;
             }
-        }
-        if !(-1000..=1000).contains(&b.priority) {
-            return Err(invalid("priority must be between -1000 and 1000"));
-        }
-        if b.rpo_s.is_some_and(|r| !(1..=366 * 86_400).contains(&r)) {
-            return Err(invalid("rpo_s must be between 1 second and a year"));
-        }
-        let ds = match &b.datastore {
-            Some(n) => {
-                s.catalog
-                    .datastore_by_name(n)?
-                    .ok_or_else(|| invalid(format!("unknown datastore {n:?}")))?
-                    .id
+            if let Some(pat) = &b.match_pattern {
+                if pat.len() > 256 {
+                    return Err(invalid("match_pattern is longer than 256 characters"));
+                }
             }
-            None => s
-                .catalog
-                .datastores()?
-                .first()
-                .map(|d| d.id)
-                .ok_or_else(|| invalid("no datastore"))?,
-        };
-        let pol = s.catalog.add_policy(
-            &b.name,
-            project,
-            &sched.to_string(),
-            b.window.as_deref(),
-            &b.retention,
-            ds,
-            b.priority,
-            b.match_pattern.as_deref(),
-            &b.match_tags,
-            b.rpo_s,
-        )?;
-        changed(&s)?;
-        Ok((StatusCode::CREATED, Json(json!(pol))))
-    })
+            if !(-1000..=1000).contains(&b.priority) {
+                return Err(invalid("priority must be between -1000 and 1000"));
+            }
+            if b.rpo_s.is_some_and(|r| !(1..=366 * 86_400).contains(&r)) {
+                return Err(invalid("rpo_s must be between 1 second and a year"));
+            }
+            let ds = match &b.datastore {
+                Some(n) => {
+                    s.catalog
+                        .datastore_by_name(n)?
+                        .ok_or_else(|| invalid(format!("unknown datastore {n:?}")))?
+                        .id
+                }
+                None => s
+                    .catalog
+                    .datastores()?
+                    .first()
+                    .map(|d| d.id)
+                    .ok_or_else(|| invalid("no datastore"))?,
+            };
+            let pol = s.catalog.add_policy(
+                &b.name,
+                project,
+                &sched.to_string(),
+                b.window.as_deref(),
+                &b.retention,
+                ds,
+                b.priority,
+                b.match_pattern.as_deref(),
+                &b.match_tags,
+                b.rpo_s,
+            )?;
+            changed(s)?;
+            Ok((StatusCode::CREATED, Json(json!(pol))))
+        },
+    )
+    .await
 }
 
 pub async fn delete_policy(
@@ -693,19 +759,20 @@ pub async fn delete_policy(
     let Path(id) = id?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "policy.delete",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let pol = s.catalog.policy(id)?;
             visible(&p, pol.project_id, || format!("policy {id}"))?;
             p.require(Action::Manage, Some(pol.project_id))?;
             s.catalog.delete_policy(id)?;
-            changed(&s)?;
+            changed(s)?;
             Ok(StatusCode::NO_CONTENT)
         },
     )
+    .await
 }
 
 // ---- tasks ----
@@ -755,17 +822,15 @@ pub async fn list_tasks(
         None => None,
     };
     let visible = p.projects(Action::Read);
-    Ok(Json(json!(s.catalog.tasks(
-        state,
-        visible.as_deref(),
-        limit,
-        offset
-    )?)))
+    let tasks =
+        s.db.call(move |c| c.tasks(state, visible.as_deref(), limit, offset))
+            .await?;
+    Ok(Json(json!(tasks)))
 }
 
 pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let t = s.catalog.task(id)?;
+    let t = s.db.call(move |c| c.task(id)).await?;
     visible(&p, t.project_id, || format!("task {id}"))?;
     p.require(Action::Read, Some(t.project_id))?;
     Ok(Json(json!(t)))
@@ -773,10 +838,13 @@ pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiRes
 
 pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let t = s.catalog.task(id)?;
-    visible(&p, t.project_id, || format!("task {id}"))?;
-    p.require(Action::Read, Some(t.project_id))?;
-    Ok(Json(json!(s.catalog.task_logs(id)?)))
+    s.call(move |s| {
+        let t = s.catalog.task(id)?;
+        visible(&p, t.project_id, || format!("task {id}"))?;
+        p.require(Action::Read, Some(t.project_id))?;
+        Ok(Json(json!(s.catalog.task_logs(id)?)))
+    })
+    .await
 }
 
 pub async fn cancel_task(
@@ -788,11 +856,11 @@ pub async fn cancel_task(
     let Path(id) = id?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "task.cancel",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let t = s.catalog.task(id)?;
             visible(&p, t.project_id, || format!("task {id}"))?;
             let action = if t.kind == "restore" {
@@ -808,6 +876,7 @@ pub async fn cancel_task(
             Ok(Json(json!({"id": id, "state": state})))
         },
     )
+    .await
 }
 
 // ---- restore points ----
@@ -828,7 +897,7 @@ pub async fn list_restore_points(
         limit,
         offset,
     };
-    Ok(Json(json!(s.catalog.restore_points(&f)?)))
+    Ok(Json(json!(s.db.call(move |c| c.restore_points(&f)).await?)))
 }
 
 /// A restore point by id or unique prefix among those of the projects the
@@ -850,9 +919,12 @@ pub async fn get_restore_point(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let rp = restore_point(&s, &p, &id)?;
-    p.require(Action::Read, Some(rp.project_id))?;
-    Ok(Json(json!(rp)))
+    s.call(move |s| {
+        let rp = restore_point(s, &p, &id)?;
+        p.require(Action::Read, Some(rp.project_id))?;
+        Ok(Json(json!(rp)))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -881,8 +953,8 @@ pub async fn restore(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(&s, p.name(), &remote, "restore", &id, || {
-        let rp = restore_point(&s, &p, &id)?;
+    audited(&s, p.name().to_string(), &remote, "restore", id.clone(), move |s| {
+        let rp = restore_point(s, &p, &id)?;
         p.require(Action::Restore, Some(rp.project_id))?;
         if b.special_files && !p.can(Action::Administer, None) {
             return Err(ApiError::forbidden(format!(
@@ -895,13 +967,13 @@ pub async fn restore(
         }
         let ds = s.catalog.datastore(rp.datastore_id)?;
         let node = match &b.node {
-            Some(n) => node_id(&s, Some(n))?,
+            Some(n) => node_id(s, Some(n))?,
             None => ds.node_id,
         };
         if node != ds.node_id {
             return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
         }
-        let target = crate::nodes::check_restore(&s, node, &b.target)?;
+        let target = crate::nodes::check_restore(s, node, &b.target)?;
         let t = s.catalog.add_task(&NewTask {
             kind: "restore".into(),
             project_id: rp.project_id,
@@ -918,6 +990,7 @@ pub async fn restore(
         s.changed.notify_one();
         Ok((StatusCode::ACCEPTED, Json(json!(t))))
     })
+    .await
 }
 
 // ---- exports (mount) ----
@@ -970,13 +1043,13 @@ pub async fn add_export(
     let Json(b) = body?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "export.add",
-        &b.restore_point,
-        || {
+        b.restore_point.clone(),
+        move |s| {
             // A field of the body names it: an unknown one is invalid input.
-            let rp = restore_point(&s, &p, &b.restore_point).map_err(|e| {
+            let rp = restore_point(s, &p, &b.restore_point).map_err(|e| {
                 if e.status == axum::http::StatusCode::NOT_FOUND {
                     invalid(e.message)
                 } else {
@@ -1020,6 +1093,7 @@ pub async fn add_export(
             Ok((StatusCode::CREATED, Json(crate::exports::view(&p, &e))))
         },
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1037,13 +1111,15 @@ pub async fn list_exports(
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
     let projects = p.projects(Action::Read);
-    let list = s.catalog.exports(!q.all, projects.as_deref())?;
+    let list =
+        s.db.call(move |c| c.exports(!q.all, projects.as_deref()))
+            .await?;
     Ok(Json(crate::exports::view_all(&p, &list)))
 }
 
 pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
-    let e = s.catalog.export(id)?;
+    let e = s.db.call(move |c| c.export(id)).await?;
     crate::exports::visible(&p, &e)?;
     Ok(Json(crate::exports::view(&p, &e)))
 }
@@ -1065,11 +1141,11 @@ pub async fn extend_export(
     let Json(b) = body?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "export.extend",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let e = s.catalog.export(id)?;
             crate::exports::visible(&p, &e)?;
             p.require(Action::Restore, Some(e.project_id))?;
@@ -1078,6 +1154,7 @@ pub async fn extend_export(
             Ok(Json(crate::exports::view(&p, &e)))
         },
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1102,7 +1179,7 @@ pub async fn stop_export(
     } else {
         "export.stop"
     };
-    audited(&s, p.name(), &remote, action, &id.to_string(), || {
+    audited(&s, p.name().to_string(), &remote, action, id.to_string(), move |s| {
         let e = s.catalog.export(id)?;
         crate::exports::visible(&p, &e)?;
         p.require(Action::Restore, Some(e.project_id))?;
@@ -1147,6 +1224,7 @@ pub async fn stop_export(
         s.changed.notify_one();
         Ok(Json(crate::exports::view(&p, &e)))
     })
+    .await
 }
 
 // ---- audit ----
@@ -1159,5 +1237,7 @@ pub async fn audit_log(
     let Query(q) = q?;
     let (limit, offset) = page(&q)?;
     p.require(Action::ReadAudit, None)?;
-    Ok(Json(json!(s.catalog.audit_log(limit, offset)?)))
+    Ok(Json(json!(
+        s.db.call(move |c| c.audit_log(limit, offset)).await?
+    )))
 }

@@ -67,12 +67,15 @@ pub struct NewToken {
 }
 
 pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let list = s.catalog.tokens_of_user(p.user.id)?;
-    let out = list
-        .iter()
-        .map(|t| view(&s, t))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(Value::Array(out)))
+    s.call(move |s| {
+        let list = s.catalog.tokens_of_user(p.user.id)?;
+        let out = list
+            .iter()
+            .map(|t| view(s, t))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Json(Value::Array(out)))
+    })
+    .await
 }
 
 fn ids(p: &[i64]) -> String {
@@ -125,7 +128,7 @@ pub async fn add_token(
     body: Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
-    audited(&s, p.name(), &remote, "token.add", &b.name, || {
+    audited(&s, p.name().to_string(), &remote, "token.add", b.name.clone(), move |s| {
         check_name("token", &b.name)?;
         let scope = match &b.scope {
             None => p.token.scope,
@@ -142,7 +145,7 @@ pub async fn add_token(
                 scope.as_str()
             )));
         }
-        let projects = token_projects(&s, &p, b.projects.as_deref())?;
+        let projects = token_projects(s, &p, b.projects.as_deref())?;
         let max = s.catalog.settings()?.token_max_lifetime_s;
         let now = catalog::now();
         // Minted with an API token: its child. With a session: a root.
@@ -183,9 +186,10 @@ pub async fn add_token(
         })?;
         Ok((
             StatusCode::CREATED,
-            Json(json!({"token": secret, "info": view(&s, &t)?})),
+            Json(json!({"token": secret, "info": view(s, &t)?})),
         ))
     })
+    .await
 }
 
 /// Revoke a token (yours, or any as an admin) and every token made with
@@ -199,11 +203,11 @@ pub async fn revoke_token(
     let Path(id) = id?;
     audited(
         &s,
-        p.name(),
+        p.name().to_string(),
         &remote,
         "token.revoke",
-        &id.to_string(),
-        || {
+        id.to_string(),
+        move |s| {
             let t = s.catalog.token(id)?;
             if t.user_id != Some(p.user.id) {
                 p.require(Action::Administer, None)?;
@@ -212,13 +216,14 @@ pub async fn revoke_token(
             Ok(StatusCode::NO_CONTENT)
         },
     )
+    .await
 }
 
 // ---- settings ----
 
 pub async fn get_settings(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
     p.require(Action::Administer, None)?;
-    Ok(Json(json!(s.catalog.settings()?)))
+    Ok(Json(json!(s.db.call(|c| c.settings()).await?)))
 }
 
 #[derive(Deserialize)]
@@ -241,14 +246,22 @@ pub async fn update_settings(
         Some(v) => format!("token_max_lifetime_s={v}"),
         None => String::new(),
     };
-    audited(&s, p.name(), &remote, "settings.update", &target, || {
-        p.require(Action::Administer, None)?;
-        let out = match b.token_max_lifetime_s {
-            Some(v) => s.catalog.set_token_max_lifetime(v)?,
-            None => s.catalog.settings()?,
-        };
-        Ok(Json(json!(out)))
-    })
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "settings.update",
+        target,
+        move |s| {
+            p.require(Action::Administer, None)?;
+            let out = match b.token_max_lifetime_s {
+                Some(v) => s.catalog.set_token_max_lifetime(v)?,
+                None => s.catalog.settings()?,
+            };
+            Ok(Json(json!(out)))
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! 2. Catalog seeding for the API load test: `--seed-catalog PATH` fills
 //!    an existing server catalog with `--restore-points` restore points
 //!    and as many finished tasks, then exits.
+//! 3. Busy catalog (`--busy-catalog`): `GET /api/v1/tasks` latency (p50,
+//!    p99, max) from a client while the catalog takes an import of
+//!    `--restore-points` restore points, in the ways an import can write
+//!    (see `arca_benches::busy_catalog`).
 
 use std::time::Instant;
 
@@ -27,6 +31,9 @@ struct Cli {
     seed_catalog: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 100_000)]
     restore_points: usize,
+    /// Measure API latency while a long catalog write runs, then exit.
+    #[arg(long)]
+    busy_catalog: bool,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -98,6 +105,18 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(p) = &cli.seed_catalog {
         return seed(p, cli.restore_points);
+    }
+    if cli.busy_catalog {
+        println!("{}", arca_benches::busy_catalog::header(cli.restore_points));
+        // With the read pool, then reading through the writer connection.
+        for readers in [arca_catalog::db::READERS, 0] {
+            let dir = tempfile_dir()?;
+            for c in arca_benches::busy_catalog::run(&dir, cli.restore_points, readers)? {
+                println!("{}", c.row());
+            }
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
     }
     let dir = tempfile_dir()?;
     let c = Catalog::open(&dir.join("catalog.db"))?;

@@ -380,7 +380,7 @@ DELETE FROM sources WHERE id = 3;
             indexes(&conn, t),
         ));
     }
-    let c = Catalog::setup(conn, "schema-4").unwrap();
+    let c = Catalog::setup(conn, "schema-4", None).unwrap();
     assert_eq!(c.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
     {
         let db = c.db();

@@ -1,0 +1,231 @@
+//! Restore points: the catalog's index of the datastores' snapshots,
+//! listed, looked up by id or prefix within the caller's projects.
+
+use rusqlite::{params, Connection, Row};
+
+use crate::{
+    id_list, unique, Catalog, Error, RestorePoint, RestorePointFilter, RestorePointState, Result,
+};
+
+const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
+
+fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
+    Ok(RestorePoint {
+        id: r.get(0)?,
+        datastore_id: r.get(1)?,
+        source_id: r.get(2)?,
+        source_name: r.get(3)?,
+        project_id: r.get(4)?,
+        kind: r.get(5)?,
+        time: r.get(6)?,
+        bytes_total: r.get(7)?,
+        bytes_added: r.get(8)?,
+        files: r.get(9)?,
+        hostname: r.get(10)?,
+        task_id: r.get(11)?,
+        created_at: r.get(12)?,
+        state: RestorePointState::parse(&r.get::<_, String>(13)?).unwrap_or_default(),
+        damage: r.get(14)?,
+        verified_at: r.get(15)?,
+    })
+}
+
+/// Restore points per transaction of [`Catalog::add_restore_points`].
+pub const IMPORT_BATCH: usize = 1000;
+
+impl Catalog {
+    /// Record a committed snapshot; re-adding the same id is a no-op.
+    pub fn add_restore_point(&self, rp: &RestorePoint) -> Result<()> {
+        insert_restore_point(&self.db(), rp).map(|_| ())
+    }
+
+    /// Record many restore points (an import), [`IMPORT_BATCH`] per
+    /// transaction. The writer is free between batches, so another change
+    /// (a lease, the end of a task, a sign-in) waits for one batch at most,
+    /// not for the whole import; reads never wait. Ids already listed are
+    /// skipped. Returns how many were added. A failure leaves the batches
+    /// before it recorded: an import can be run again.
+    pub fn add_restore_points(&self, rps: &[RestorePoint]) -> Result<usize> {
+        self.add_restore_points_in(rps, IMPORT_BATCH)
+    }
+
+    /// [`Catalog::add_restore_points`] with `per_transaction` restore
+    /// points per transaction (all of them in one: the benchmark's long
+    /// write).
+    pub fn add_restore_points_in(
+        &self,
+        rps: &[RestorePoint],
+        per_transaction: usize,
+    ) -> Result<usize> {
+        let mut added = 0;
+        for batch in rps.chunks(per_transaction.max(1)) {
+            {
+                let mut db = self.db();
+                let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for rp in batch {
+                    added += insert_restore_point(&tx, rp)?;
+                }
+                tx.commit()?;
+            }
+            // Let a thread waiting for the writer have it between batches
+            // (the mutex is not fair).
+            std::thread::yield_now();
+        }
+        Ok(added)
+    }
+
+    pub fn restore_points(&self, f: &RestorePointFilter) -> Result<Vec<RestorePoint>> {
+        let mut sql = format!("SELECT {RP_COLS} FROM restore_points WHERE 1 = 1");
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(s) = &f.source {
+            args.push(Box::new(s.clone()));
+            sql += &format!(" AND source_name = ?{}", args.len());
+        }
+        if let Some(k) = &f.kind {
+            args.push(Box::new(k.clone()));
+            sql += &format!(" AND kind = ?{}", args.len());
+        }
+        if let Some(t) = f.since {
+            args.push(Box::new(t));
+            sql += &format!(" AND time >= ?{}", args.len());
+        }
+        if let Some(t) = f.until {
+            args.push(Box::new(t));
+            sql += &format!(" AND time <= ?{}", args.len());
+        }
+        if let Some(p) = &f.project_ids {
+            sql += &format!(" AND project_id IN ({})", id_list(p));
+        }
+        args.push(Box::new(f.limit.clamp(1, 10_000)));
+        sql += &format!(" ORDER BY time DESC, id LIMIT ?{}", args.len());
+        args.push(Box::new(f.offset.max(0)));
+        sql += &format!(" OFFSET ?{}", args.len());
+        let db = self.rd();
+        let mut st = db.prepare_cached(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), rp_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A restore point by full id or unique prefix, among the restore
+    /// points of `projects` (`None`: all projects). Restore points of
+    /// other projects do not exist for this lookup: a prefix that matches
+    /// only there is not found, and one that matches one restore point
+    /// here and others there is not ambiguous. So the answer (and its
+    /// message, which names only what the caller asked for) is the same
+    /// as if the other projects had no restore points at all.
+    pub fn restore_point(
+        &self,
+        id_or_prefix: &str,
+        projects: Option<&[i64]>,
+    ) -> Result<RestorePoint> {
+        if id_or_prefix.is_empty()
+            || id_or_prefix.len() > 64
+            || !id_or_prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::Invalid(format!(
+                "restore point id {id_or_prefix:?} is not a hex id or prefix"
+            )));
+        }
+        let mut sql =
+            format!("SELECT {RP_COLS} FROM restore_points WHERE id >= ?1 AND id < ?1 || 'g'");
+        if let Some(p) = projects {
+            sql += &format!(" AND project_id IN ({})", id_list(p));
+        }
+        sql += " ORDER BY id LIMIT 2";
+        let db = self.rd();
+        let mut st = db.prepare_cached(&sql)?;
+        let found: Vec<RestorePoint> = st
+            .query_map([id_or_prefix.to_ascii_lowercase()], rp_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.len() {
+            1 => Ok(found
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NotFound(format!("restore point {id_or_prefix}")))?),
+            0 => Err(Error::NotFound(format!("restore point {id_or_prefix}"))),
+            _ => Err(Error::Invalid(format!(
+                "restore point prefix {id_or_prefix} is ambiguous"
+            ))),
+        }
+    }
+
+    pub fn delete_restore_point(&self, id: &str) -> Result<()> {
+        self.db()
+            .execute("DELETE FROM restore_points WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn restore_point_count(&self) -> Result<i64> {
+        Ok(self
+            .rd()
+            .query_row("SELECT COUNT(*) FROM restore_points", [], |r| r.get(0))?)
+    }
+
+    /// Bytes read by succeeded backups, and restore-point time of the
+    /// newest restore point per source (for RPO checks).
+    /// Ids of a source's restore points in one datastore.
+    pub fn restore_point_ids_of_source(
+        &self,
+        source_id: i64,
+        datastore_id: i64,
+    ) -> Result<Vec<String>> {
+        let db = self.rd();
+        let mut st = db.prepare_cached(
+            "SELECT id FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
+        )?;
+        let rows = st.query_map(params![source_id, datastore_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn newest_restore_point_time(&self, source_id: i64) -> Result<Option<i64>> {
+        Ok(self.rd().query_row(
+            "SELECT MAX(time) FROM restore_points WHERE source_id = ?1",
+            [source_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn bytes_backed_up(&self) -> Result<i64> {
+        Ok(self.rd().query_row(
+            "SELECT COALESCE(SUM(bytes_added), 0) FROM restore_points",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Move every policy's and source's creation time `secs` into the past
+    /// (benchmarks and tests of schedules that started earlier).
+    pub fn backdate_for_bench(&self, secs: i64) -> Result<()> {
+        let db = self.db();
+        db.execute("UPDATE policies SET created_at = created_at - ?1", [secs])?;
+        db.execute("UPDATE sources SET created_at = created_at - ?1", [secs])?;
+        Ok(())
+    }
+}
+
+/// Insert a restore point unless its id is listed; returns 1 when it was
+/// added, 0 when it was there already.
+pub(crate) fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<usize> {
+    let mut st = db.prepare_cached(&format!(
+        "INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"
+    ))?;
+    st.execute(params![
+        rp.id,
+        rp.datastore_id,
+        rp.source_id,
+        rp.source_name,
+        rp.project_id,
+        rp.kind,
+        rp.time,
+        rp.bytes_total,
+        rp.bytes_added,
+        rp.files,
+        rp.hostname,
+        rp.task_id,
+        rp.created_at,
+        rp.state.as_str(),
+        rp.damage,
+        rp.verified_at
+    ])
+    .map_err(unique("restore point"))
+}

@@ -1,0 +1,138 @@
+//! Sources: what is backed up, from which node, and the policy assigned
+//! to each (explicitly or by a policy's match rule).
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::{json_val, json_vec, now, unique, Catalog, Error, Result, Source};
+
+const SOURCE_COLS: &str =
+    "id, name, kind, path, node_id, project_id, tags, settings, policy_id, assigned_by, created_at";
+
+fn source_row(r: &Row) -> rusqlite::Result<Source> {
+    Ok(Source {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        path: r.get(3)?,
+        node_id: r.get(4)?,
+        project_id: r.get(5)?,
+        tags: json_vec(r.get(6)?),
+        settings: json_val(r.get(7)?),
+        policy_id: r.get(8)?,
+        assigned_by: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+impl Catalog {
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_source(
+        &self,
+        name: &str,
+        kind: &str,
+        path: &str,
+        node_id: i64,
+        project_id: i64,
+        tags: &[String],
+        settings: &serde_json::Value,
+        policy_id: Option<i64>,
+    ) -> Result<Source> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO sources (name, kind, path, node_id, project_id, tags, settings, policy_id, assigned_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                name,
+                kind,
+                path,
+                node_id,
+                project_id,
+                serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()),
+                settings.to_string(),
+                policy_id,
+                if policy_id.is_some() { "explicit" } else { "none" },
+                now()
+            ],
+        )
+        .map_err(unique(format!("source {name:?} in project {project_id}")))?;
+        let id = db.last_insert_rowid();
+        drop(db);
+        self.source(id)
+    }
+
+    pub fn source(&self, id: i64) -> Result<Source> {
+        self.rd()
+            .query_row(
+                &format!("SELECT {SOURCE_COLS} FROM sources WHERE id = ?1"),
+                [id],
+                source_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("source {id}")))
+    }
+
+    /// The source of this name in `project_id` (names are unique per
+    /// project, not across projects).
+    pub fn source_by_name(&self, project_id: i64, name: &str) -> Result<Option<Source>> {
+        Ok(self
+            .rd()
+            .query_row(
+                &format!("SELECT {SOURCE_COLS} FROM sources WHERE project_id = ?1 AND name = ?2"),
+                params![project_id, name],
+                source_row,
+            )
+            .optional()?)
+    }
+
+    /// The sources of this name, in every project, oldest first.
+    pub fn sources_named(&self, name: &str) -> Result<Vec<Source>> {
+        let db = self.rd();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {SOURCE_COLS} FROM sources WHERE name = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([name], source_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn sources(&self) -> Result<Vec<Source>> {
+        let db = self.rd();
+        let mut st =
+            db.prepare_cached(&format!("SELECT {SOURCE_COLS} FROM sources ORDER BY id"))?;
+        let rows = st.query_map([], source_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn delete_source(&self, id: i64) -> Result<()> {
+        let n = self
+            .db()
+            .execute("DELETE FROM sources WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("source {id}")));
+        }
+        Ok(())
+    }
+
+    /// Assign a policy (`assigned_by`: explicit or rule; `None` clears).
+    pub fn assign_policy(
+        &self,
+        source_id: i64,
+        policy_id: Option<i64>,
+        assigned_by: &str,
+    ) -> Result<()> {
+        let by = if policy_id.is_some() {
+            assigned_by
+        } else {
+            "none"
+        };
+        let n = self
+            .db()
+            .execute(
+                "UPDATE sources SET policy_id = ?2, assigned_by = ?3 WHERE id = ?1",
+                params![source_id, policy_id, by],
+            )
+            .map_err(unique("policy assignment"))?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("source {source_id}")));
+        }
+        Ok(())
+    }
+}
