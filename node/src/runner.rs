@@ -25,6 +25,11 @@ use std::time::{Duration, Instant};
 use arca_catalog::{self as catalog, RestorePoint, Retention, TaskEffects};
 use arca_control::confine::Confinement;
 use arca_ingest::Progress;
+use arca_model::ids::RestorePointId;
+use arca_model::task::{
+    BackupParams, CommitExportParams, GcParams, PruneParams, RestoreParams, TaskSpec, VerifyParams,
+};
+use arca_model::TaskKind;
 use arca_proto::{DatastoreRef, Finished, Leased};
 use arca_repo::{Datastore, OpenOptions};
 use serde_json::{json, Value};
@@ -405,14 +410,22 @@ impl Runner {
 
     fn execute(&self, l: &Leased, progress: &Progress) -> (TaskResult, TaskEffects) {
         let mut fx = TaskEffects::default();
-        let r = match l.task.kind.as_str() {
-            "backup" => self.backup(l, progress, &mut fx),
-            "restore" => self.restore(l, progress),
-            "verify" => self.verify(l, progress, &mut fx),
-            "prune" => self.prune(l, &mut fx),
-            "gc" => self.gc(l, progress, &mut fx),
-            "commit-export" => self.commit_export(l, progress, &mut fx),
-            k => Err(format!("unknown task kind {k:?}")),
+        // The kind and parameters as typed values: a task the server
+        // stored with parameters that do not fit fails with what is wrong.
+        let spec = l
+            .task
+            .kind
+            .parse::<TaskKind>()
+            .map_err(|e| format!("task kind: {e}"))
+            .and_then(|k| TaskSpec::from_parts(k, &l.task.params).map_err(|e| e.to_string()));
+        let r = match spec {
+            Ok(TaskSpec::Backup(p)) => self.backup(l, &p, progress, &mut fx),
+            Ok(TaskSpec::Restore(p)) => self.restore(l, &p, progress),
+            Ok(TaskSpec::Verify(p)) => self.verify(l, &p, progress, &mut fx),
+            Ok(TaskSpec::Prune(p)) => self.prune(l, &p, &mut fx),
+            Ok(TaskSpec::Gc(p)) => self.gc(l, &p, progress, &mut fx),
+            Ok(TaskSpec::CommitExport(p)) => self.commit_export(l, &p, progress, &mut fx),
+            Err(e) => Err(e),
         };
         (r, fx)
     }
@@ -422,11 +435,17 @@ impl Runner {
         Ok((d.clone(), self.datastore(d)?))
     }
 
-    fn backup(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+    fn backup(
+        &self,
+        l: &Leased,
+        p: &BackupParams,
+        progress: &Progress,
+        fx: &mut TaskEffects,
+    ) -> TaskResult {
         let task = &l.task;
         let source = l.source.as_ref().ok_or("backup task without a source")?;
         let (d, ds) = self.task_datastore(l)?;
-        let mine = source_restore_points(&task.params);
+        let mine = source_restore_points(p.source_restore_points.as_deref());
         let parent = match &mine {
             // The newest of this source's own restore points.
             Some(ids) => ds
@@ -513,25 +532,20 @@ impl Runner {
         }))
     }
 
-    fn restore(&self, l: &Leased, progress: &Progress) -> TaskResult {
-        let p = &l.task.params;
-        let rp_id = p["restore_point"]
-            .as_str()
-            .ok_or("restore task without restore_point")?;
-        let target = p["target"].as_str().ok_or("restore task without target")?;
-        let subpath = p["path"].as_str();
+    fn restore(&self, l: &Leased, p: &RestoreParams, progress: &Progress) -> TaskResult {
+        let subpath = p.path.as_deref();
         // The real target, under the node's restore roots.
-        let conf = Confinement::of_task(p)?;
-        let target = &conf.real_restore(target)?;
+        let conf = Confinement::of_task(&l.task.params)?;
+        let target = &conf.real_restore(&p.target)?;
         let opts = arca_ingest::restore::RestoreOptions {
-            overwrite: p["overwrite"].as_bool().unwrap_or(false),
+            overwrite: p.overwrite,
             allow_block_devices: conf.allow_block_devices,
             // Only an admin's request carries it (checked by the API).
-            special_files: p["special_files"].as_bool().unwrap_or(false),
+            special_files: p.special_files,
         };
         let (_, ds) = self.task_datastore(l)?;
         let snap = ds
-            .resolve_snapshot(rp_id, None)
+            .resolve_snapshot(&p.restore_point.to_hex(), None)
             .map_err(|e| e.to_string())?;
         if snap.is_image() {
             if subpath.is_some() {
@@ -563,27 +577,29 @@ impl Runner {
     /// Verify the restore points due (or all with `all`), quarantine the
     /// bad copies it finds (the next backup of the same data stores them
     /// again), and report per restore point what it found.
-    fn verify(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+    fn verify(
+        &self,
+        l: &Leased,
+        p: &VerifyParams,
+        progress: &Progress,
+        fx: &mut TaskEffects,
+    ) -> TaskResult {
         let (_, ds) = self.task_datastore(l)?;
-        let p = &l.task.params;
-        let only: Option<HashSet<arca_repo::id::SnapshotId>> =
-            p["restore_points"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .filter_map(|s| arca_repo::id::SnapshotId::from_hex(s).ok())
-                    .collect()
-            });
+        let only: Option<HashSet<arca_repo::id::SnapshotId>> = p
+            .restore_points
+            .as_ref()
+            .map(|a| a.iter().map(|r| r.snapshot_id()).collect());
         if only.as_ref().is_some_and(|o| o.is_empty()) {
             return Ok(json!({
                 "restore_points_checked": 0,
                 "note": format!(
                     "nothing due: every restore point was verified within {} day(s)",
-                    p["verify_max_age_days"].as_i64().unwrap_or(0)
+                    p.verify_max_age_days.unwrap_or(0)
                 ),
             }));
         }
         let opts = arca_repo::verify::VerifyOptions {
-            read_data_percent: p["read_data_percent"].as_f64().unwrap_or(100.0),
+            read_data_percent: p.read_data_percent.unwrap_or(100.0),
             snapshots: only,
             ..Default::default()
         };
@@ -683,30 +699,28 @@ impl Runner {
         Ok(removed)
     }
 
-    fn prune(&self, l: &Leased, fx: &mut TaskEffects) -> TaskResult {
+    fn prune(&self, l: &Leased, p: &PruneParams, fx: &mut TaskEffects) -> TaskResult {
         let (_, ds) = self.task_datastore(l)?;
-        let p = &l.task.params;
-        let r: Retention =
-            serde_json::from_value(p["retention"].clone()).map_err(|e| e.to_string())?;
-        let source = p["source"].as_str().ok_or("prune task without a source")?;
-        let mine = source_restore_points(p);
-        let removed = self.apply_retention(&ds, source, mine.as_ref(), &r, fx)?;
+        let r: Retention = p.retention.clone().into();
+        let mine = source_restore_points(p.source_restore_points.as_deref());
+        let removed = self.apply_retention(&ds, &p.source, mine.as_ref(), &r, fx)?;
         Ok(json!({"removed": removed}))
     }
 
     /// Write a stopped writable export's overlay over its restore point as
     /// a new restore point of the same source, then delete the overlay.
     /// Only the overlay's pages are read: the rest is the parent's chunks.
-    fn commit_export(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+    fn commit_export(
+        &self,
+        l: &Leased,
+        p: &CommitExportParams,
+        progress: &Progress,
+        fx: &mut TaskEffects,
+    ) -> TaskResult {
         let (d, ds) = self.task_datastore(l)?;
-        let p = &l.task.params;
-        let export = p["export"]
-            .as_i64()
-            .ok_or("commit task without an export")?;
-        let rp = p["restore_point"]
-            .as_str()
-            .ok_or("commit task without a restore point")?;
-        let source_name = p["source"].as_str().unwrap_or_default().to_string();
+        let export = p.export.0;
+        let rp = p.restore_point;
+        let source_name = p.source.clone();
         let host = self.exports.get().ok_or("this node serves no exports")?;
         // The node stops serving the export within moments of the stop;
         // its last writes are in the overlay once it has (the host wakes
@@ -728,7 +742,7 @@ impl Runner {
             ));
         }
         let parent = ds
-            .resolve_snapshot(rp, None)
+            .resolve_snapshot(&rp.to_hex(), None)
             .map_err(|e| format!("restore point {rp}: {e}"))?;
         let cache = arca_frontends::chunk_cache(64 << 20);
         let base = arca_frontends::ImageReader::open(ds.clone(), &parent, cache)
@@ -787,10 +801,16 @@ impl Runner {
 
     /// gc beside running backups: the datastore stays open for them (the
     /// GC lock and the sessions' references keep their chunks).
-    fn gc(&self, l: &Leased, progress: &Progress, fx: &mut TaskEffects) -> TaskResult {
+    fn gc(
+        &self,
+        l: &Leased,
+        p: &GcParams,
+        progress: &Progress,
+        fx: &mut TaskEffects,
+    ) -> TaskResult {
         let (d, ds) = self.task_datastore(l)?;
         let mut opts = arca_repo::gc::GcOptions::default();
-        if let Some(g) = l.task.params["grace_seconds"].as_u64() {
+        if let Some(g) = p.grace_seconds {
             opts.grace = std::time::Duration::from_secs(g);
         }
         let report = |_: &str, done: u64, total: u64| {
@@ -809,12 +829,8 @@ impl Runner {
 }
 
 /// The source's restore points as the server listed them for this task.
-fn source_restore_points(params: &Value) -> Option<HashSet<String>> {
-    params["source_restore_points"].as_array().map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    })
+fn source_restore_points(ids: Option<&[RestorePointId]>) -> Option<HashSet<String>> {
+    ids.map(|a| a.iter().map(|r| r.to_hex()).collect())
 }
 
 /// Bytes of the datastore's packs on disk.

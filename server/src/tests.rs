@@ -836,3 +836,38 @@ fn shutdown_interrupts_running_tasks_and_leases_no_more() {
     assert!(runner.start_due().unwrap().is_empty());
     assert_eq!(c.task(second).unwrap().state, TaskState::Queued);
 }
+
+#[test]
+fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
+    let (c, node, ds) = setup();
+    let c = Arc::new(c);
+    let bad = [
+        (
+            json!({"restore_point": "00".repeat(32)}),
+            "parameters of a restore task: missing field `target`",
+        ),
+        (
+            json!({"restore_point": "abc", "target": "/tmp/x"}),
+            "parameters of a restore task",
+        ),
+    ];
+    for (params, want) in bad {
+        c.add_task(&NewTask {
+            kind: "restore".into(),
+            project_id: 1,
+            datastore_id: Some(ds),
+            params,
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
+        let l = r.coord.lease().unwrap().unwrap();
+        r.run(l.clone());
+        let t = c.task(l.task.id).unwrap();
+        assert_eq!(t.state, TaskState::Failed, "{t:?}");
+        let err = t.error.unwrap();
+        assert!(err.contains(want), "{err}");
+    }
+}
