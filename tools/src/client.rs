@@ -235,7 +235,7 @@ pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
                         "{:>4}  {:<20} {:>10}  {:<16} {:<16} {} days\n",
                         d["id"],
                         d["name"].as_str().unwrap_or(""),
-                        crate::commands::human(d["bytes_used"].as_u64().unwrap_or(0)),
+                        crate::units::human(d["bytes_used"].as_u64().unwrap_or(0)),
                         d["gc_schedule"].as_str().unwrap_or(""),
                         d["verify_schedule"].as_str().unwrap_or(""),
                         d["verify_max_age_days"]
@@ -248,7 +248,7 @@ pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
             let id = datastore_id(cli, name)?;
             let mut body = json!({});
             if let Some(g) = grace {
-                body["grace_seconds"] = json!(crate::commands::parse_duration(g)?.as_secs());
+                body["grace_seconds"] = json!(crate::units::parse_duration(g)?.as_secs());
             }
             let v = call(cli, "POST", &format!("/datastores/{id}/gc"), Some(body))?;
             if *wait {

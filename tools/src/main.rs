@@ -8,8 +8,10 @@ mod logs;
 mod mounts;
 mod node;
 mod progress;
+mod secrets;
 mod server;
 mod tokens;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -128,7 +128,7 @@ pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "imported".into()),
     };
-    let passphrase = crate::commands::passphrase(cli)?;
+    let passphrase = crate::secrets::passphrase(cli)?;
     let ds = Datastore::open(
         &abs,
         &arca_repo::OpenOptions {

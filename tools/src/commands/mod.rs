@@ -15,8 +15,6 @@ use anyhow::Result;
 
 use crate::{BackupCmd, Cli, Command, DatastoreCmd, IndexCmd};
 
-pub(crate) use shared::{human, parse_duration, passphrase};
-
 pub fn run(cli: Cli) -> Result<u8> {
     let cli = &cli;
     match &cli.command {

@@ -4,23 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use arca_repo::{Datastore, OpenOptions, Snapshot};
 
+pub(super) use crate::secrets::passphrase;
+pub(super) use crate::units::{human, parse_duration};
 use crate::Cli;
-
-pub(crate) fn passphrase(cli: &Cli) -> Result<Option<Vec<u8>>> {
-    if let Some(f) = &cli.passphrase_file {
-        let mut p =
-            std::fs::read(f).with_context(|| format!("reading passphrase file {}", f.display()))?;
-        while p.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            p.pop();
-        }
-        return Ok(Some(p));
-    }
-    Ok(std::env::var_os("ARCA_PASSPHRASE")
-        .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()))
-}
 
 pub(super) fn datastore_path(cli: &Cli) -> Result<PathBuf> {
     cli.datastore
@@ -76,36 +65,6 @@ pub(super) fn print_json(v: serde_json::Value) {
 
 pub(super) fn fmt_time(s: &Snapshot) -> String {
     s.time().format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-pub(crate) fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow!("bad duration {s:?} (use e.g. 90s, 30m, 1h, 2d)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => bail!("bad duration unit in {s:?} (use s, m, h or d)"),
-    };
-    Ok(std::time::Duration::from_secs(n * mult))
 }
 
 /// Resolve a snapshot for reading; a damaged one says how to remove it.

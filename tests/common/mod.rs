@@ -231,7 +231,7 @@ pub fn flip_bits(path: &Path, at: u64, mask: u8) {
 /// The libiscsi client of tests/iscsi/lun.c (reads a whole LUN, writes
 /// blocks), compiled into `dir`.
 pub fn lun_client(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iscsi/lun.c");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/iscsi/lun.c");
     let bin = dir.join("lun");
     let out = Command::new("cc")
         .arg("-O2")

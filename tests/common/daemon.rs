@@ -1,5 +1,5 @@
 //! Long-running `arca server` and `arca node` processes for the tests that
-//! signal them (tools/tests/shutdown.rs): their stderr is kept, so a test
+//! signal them (tests/shutdown.rs): their stderr is kept, so a test
 //! can check the log records of a shutdown, and their exit is awaited.
 #![allow(dead_code, clippy::unwrap_used)]
 

@@ -1,0 +1,27 @@
+//! `arca server` end to end on loopback: first start, sign-in, schedules
+//! on the server and on remote nodes, restores through the API, the CLI
+//! against a server, notifications, TLS, exports, gc and verify, damaged
+//! data, confinement and JSON logs. One binary; its modules say what is
+//! covered (see tests/README.md).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+#[path = "server/cli.rs"]
+mod cli;
+#[path = "server/confine.rs"]
+mod confine;
+#[path = "server/damage.rs"]
+mod damage;
+#[path = "server/helpers.rs"]
+mod helpers;
+#[path = "server/logs.rs"]
+mod logs;
+#[path = "server/maintenance.rs"]
+mod maintenance;
+#[path = "server/mounts.rs"]
+mod mounts;
+#[path = "server/notify_tls.rs"]
+mod notify_tls;
+#[path = "server/schedule.rs"]
+mod schedule;
