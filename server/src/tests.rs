@@ -836,3 +836,98 @@ fn shutdown_interrupts_running_tasks_and_leases_no_more() {
     assert!(runner.start_due().unwrap().is_empty());
     assert_eq!(c.task(second).unwrap().state, TaskState::Queued);
 }
+
+/// An import lists every snapshot of a datastore once (a second import
+/// adds nothing): a snapshot of a source the catalog knows joins it and
+/// its project, one of an unknown source goes to project 1 under its name.
+#[test]
+fn import_lists_each_snapshot_once_and_joins_known_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let ds_path = root.join("ds");
+    arca_repo::Datastore::init(&ds_path, arca_repo::Encryption::None, None, |_| {}).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), b"import me").unwrap();
+    let path = data.display().to_string();
+    let ds_str = ds_path.display().to_string();
+
+    // Three snapshots made through a first catalog: two of "web", one of
+    // "db" (project b).
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let node = c.upsert_node("local", true, 2, "t").unwrap().id;
+    c.set_node_confinement(
+        node,
+        &catalog::NodeConfinement {
+            source_roots: Some(vec![path.clone()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ds = c.add_datastore("default", node, &ds_str).unwrap().id;
+    let b = c.add_project("b").unwrap().id;
+    let web = c
+        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .unwrap();
+    let db = c
+        .add_source("db", "files", &path, node, b, &[], &json!({}), None)
+        .unwrap();
+    let runner = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
+    for s in [&web, &db, &web] {
+        c.add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: s.project_id,
+            source_id: Some(s.id),
+            datastore_id: Some(ds),
+            node_id: Some(node),
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        let l = runner.coord.lease().unwrap().unwrap();
+        let id = l.task.id;
+        runner.run(l);
+        let t = c.task(id).unwrap();
+        assert_eq!(t.state, TaskState::Succeeded, "{:?}", t.error);
+    }
+    let store = runner
+        .datastore(&DatastoreRef {
+            id: ds,
+            name: "default".into(),
+            path: ds_str.clone(),
+        })
+        .unwrap();
+    // The same catalog already lists them all.
+    assert_eq!(import_datastore(&c, &store, ds).unwrap(), 0);
+
+    // A new catalog that knows "db" (in project b) but not "web".
+    let c2 = Catalog::open_in_memory().unwrap();
+    let node2 = c2.upsert_node("local", true, 2, "t").unwrap().id;
+    let ds2 = c2.add_datastore("default", node2, &ds_str).unwrap().id;
+    let b2 = c2.add_project("b").unwrap().id;
+    let db2 = c2
+        .add_source("db", "files", &path, node2, b2, &[], &json!({}), None)
+        .unwrap();
+    assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 3);
+    assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 0);
+    let mut rps: Vec<(String, i64, Option<i64>, i64)> = c2
+        .restore_points(&catalog::RestorePointFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|rp| (rp.source_name, rp.project_id, rp.source_id, rp.datastore_id))
+        .collect();
+    rps.sort();
+    assert_eq!(
+        rps,
+        vec![
+            ("db".to_string(), b2, Some(db2.id), ds2),
+            ("web".to_string(), 1, None, ds2),
+            ("web".to_string(), 1, None, ds2),
+        ]
+    );
+}
