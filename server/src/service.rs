@@ -277,6 +277,31 @@ impl NodeService {
         Ok(pb::HeartbeatReply {})
     }
 
+    /// A node that stops cleanly: offline now, and whatever the catalog
+    /// still says it runs (its shutdown reported its tasks) requeued.
+    fn leave_blocking(&self, req: Request<pb::LeaveRequest>) -> Result<pb::LeaveReply, Status> {
+        let node = self.node(&req)?;
+        let was_online = self.catalog.mark_node_offline(node.id).map_err(internal)?;
+        let requeued = self
+            .catalog
+            .expire_leases(
+                catalog::now(),
+                &[node.id],
+                "the node stopped while the task ran",
+            )
+            .map_err(internal)?;
+        tracing::info!(
+            target: "arca::node",
+            node = %node.name,
+            node_id = node.id,
+            was_online,
+            requeued = requeued.len(),
+            "node left (offline)"
+        );
+        self.changed.notify_one();
+        Ok(pb::LeaveReply {})
+    }
+
     fn watch_exports_blocking(
         &self,
         req: Request<pb::WatchExportsRequest>,
@@ -457,6 +482,13 @@ impl pb::node_server::Node for NodeService {
         req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatReply>, Status> {
         self.blocking(move |s| s.heartbeat_blocking(req)).await
+    }
+
+    async fn leave(
+        &self,
+        req: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveReply>, Status> {
+        self.blocking(move |s| s.leave_blocking(req)).await
     }
 
     async fn watch_exports(

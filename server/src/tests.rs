@@ -931,3 +931,95 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
         ]
     );
 }
+
+/// A node that says it leaves is offline at once: its heartbeats are
+/// refused until it registers again, what the catalog says it runs is
+/// requeued, and another node's token cannot make it leave.
+#[tokio::test]
+async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
+    use arca_proto::pb::node_server::Node as _;
+    use tonic::Code;
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let (alpha, ads, atok) = node_with_token(&c, "alpha");
+    let (beta, _bds, btok) = node_with_token(&c, "beta");
+    let svc = crate::service::NodeService::new(
+        c.clone(),
+        Arc::new(Notifier::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    for tok in [&atok, &btok] {
+        svc.register(call(
+            tok,
+            arca_proto::pb::RegisterRequest {
+                version: "t".into(),
+                max_tasks: 2,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    }
+    let web = source(&c, alpha.id, "web-1", &[]);
+    let task = c
+        .add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(web.id),
+            datastore_id: Some(ads),
+            node_id: Some(alpha.id),
+            max_attempts: 3,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let leased = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!(leased.id, task);
+    let state = |id: i64| c.node(id).unwrap().state;
+    assert_eq!(
+        (state(alpha.id), state(beta.id)),
+        ("online".into(), "online".into())
+    );
+
+    // Beta leaves: alpha stays online and keeps its task.
+    svc.leave(call(&btok, arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (state(alpha.id), state(beta.id)),
+        ("online".into(), "offline".into())
+    );
+    assert_eq!(c.task(task).unwrap().state, TaskState::Running);
+
+    // Alpha leaves: offline, its task back in the queue, heartbeats refused.
+    svc.leave(call(&atok, arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(state(alpha.id), "offline");
+    let t = c.task(task).unwrap();
+    assert_eq!(t.state, TaskState::Queued, "{t:?}");
+    let e = svc
+        .heartbeat(call(&atok, arca_proto::pb::HeartbeatRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    // A call without a node's token is refused.
+    let e = svc
+        .leave(call("arca_nobody", arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    // Registering brings it back.
+    svc.register(call(
+        &atok,
+        arca_proto::pb::RegisterRequest {
+            version: "t".into(),
+            max_tasks: 2,
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    assert_eq!(state(alpha.id), "online");
+}
