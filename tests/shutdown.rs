@@ -296,6 +296,7 @@ fn sigterm_stops_a_node_cleanly() {
     for want in [
         "arca node shutting down",
         "1 task(s) interrupted by shutdown",
+        "told the server this node stops",
         "arca node stopped",
     ] {
         assert!(log.contains(want), "no {want:?} in the log:\n{log}");
@@ -308,5 +309,14 @@ fn sigterm_stops_a_node_cleanly() {
     assert_eq!(s, 200);
     assert_eq!(snapshots_of(&node_dir, "big"), 0);
     assert_verifies_clean(&node_dir);
+    // The node said it leaves: offline now, not after missed heartbeats.
+    let nodes = api_ok(&url, &admin, "GET", "/api/v1/nodes", None, 200);
+    let alpha = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "alpha")
+        .unwrap();
+    assert_eq!(alpha["state"], "offline", "{alpha}");
     drop(srv);
 }

@@ -109,6 +109,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// Mark a remote node offline at once (it stops cleanly and said so);
+    /// false if it was not online. The embedded node stays as it is.
+    pub fn mark_node_offline(&self, node_id: i64) -> Result<bool> {
+        let n = self.db().execute(
+            "UPDATE nodes SET state = 'offline' WHERE id = ?1 AND state = 'online' AND embedded = 0",
+            [node_id],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Mark nodes without a heartbeat since `before` offline; returns them.
     pub fn mark_stale_nodes_offline(&self, before: i64) -> Result<Vec<i64>> {
         let db = self.db();

@@ -8,8 +8,8 @@
 //! [`TaskSpec::from_parts`] and [`TaskSpec::params`] convert from and to
 //! the columns.
 //!
-//! The payloads mirror the JSON written today (web/src/routes.rs,
-//! web/src/maintenance.rs, control/src/lib.rs, control/src/maintenance.rs)
+//! The payloads mirror the JSON written today (web/src/routes/,
+//! web/src/routes/datastores.rs, control/src/lib.rs, control/src/maintenance.rs)
 //! and read by the runner (control/src/runner.rs). Fields the server adds
 //! when it leases a task to a node (`confine`, `source_restore_points`,
 //! `restore_points`, `verify_max_age_days`: computed at each lease, never
@@ -293,7 +293,7 @@ mod tests {
             &TaskSpec::Backup(BackupParams::default()),
             json!({}),
         );
-        // POST /restore-points/{id}/restore (web/src/routes.rs).
+        // POST /restore-points/{id}/restore (web/src/routes/restore_points.rs).
         let restore = json!({"restore_point": rp('a'), "target": "/srv/restores/x", "path": null, "overwrite": false, "special_files": false});
         let want = TaskSpec::Restore(RestoreParams {
             restore_point: rp('a').parse().unwrap(),

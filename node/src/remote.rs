@@ -91,6 +91,17 @@ impl Remote {
             .block_on(c.heartbeat(pb::HeartbeatRequest {}))
             .map(|_| ())
     }
+
+    /// Tell the server this node stops (after its tasks were reported),
+    /// so it goes offline at once; gives up after `timeout`.
+    pub fn leave(&self, timeout: Duration) -> Result<(), Status> {
+        let mut c = self.client.clone();
+        self.rt
+            // The timer is made inside the runtime, not on this thread.
+            .block_on(async { tokio::time::timeout(timeout, c.leave(pb::LeaveRequest {})).await })
+            .map_err(|_| Status::deadline_exceeded("the server did not answer"))?
+            .map(|_| ())
+    }
 }
 
 /// Register with the server (blocking on `rt`). `data_dir`: the node's

@@ -172,6 +172,13 @@ pub fn run(cfg: &NodeConfig, announce: &dyn Announce) -> Result<()> {
     // Exports stop, running tasks are cancelled and reported to the
     // server as interrupted (their leases released), within the timeout.
     let report = runner.shutdown(timeout);
+    // Offline at once on the server, not after missed heartbeats.
+    match remote.leave(Duration::from_secs(5)) {
+        Ok(()) => tracing::info!("told the server this node stops"),
+        Err(s) => {
+            tracing::warn!(error = %remote::status_msg(s), "could not tell the server this node stops")
+        }
+    }
     crate::stop::log_stopped("arca node", &report, timeout);
     drop(tasks);
     rt.shutdown_timeout(Duration::from_millis(500));

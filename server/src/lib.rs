@@ -33,12 +33,17 @@ pub type Result<T> = std::result::Result<T, arca_control::Error>;
 /// that source and its project; others (and those whose source name is
 /// used in several projects) go to project 1 under their source name.
 /// Returns how many restore points were added.
+///
+/// The restore points are recorded in batches
+/// ([`Catalog::add_restore_points`]), not one transaction each: the
+/// writer is free between batches, and a large import is several times
+/// faster (docs/benchmarks/2026-12-02-busy-catalog.md).
 pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize> {
-    let before = c.restore_point_count()?;
     let snaps = ds
         .snapshots()
         .map_err(|e| arca_control::Error::Invalid(format!("reading the datastore: {e}")))?;
     let mut sources: HashMap<String, Option<Source>> = HashMap::new();
+    let mut rps = Vec::with_capacity(snaps.len());
     for snap in snaps {
         let m = &snap.manifest;
         let src = match sources.get(&m.source) {
@@ -56,7 +61,7 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
             }
         };
         let st = m.stats.clone().unwrap_or_default();
-        c.add_restore_point(&RestorePoint {
+        rps.push(RestorePoint {
             id: snap.id.to_hex(),
             datastore_id: ds_id,
             source_id: src.as_ref().map(|s| s.id),
@@ -75,9 +80,9 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
             task_id: None,
             created_at: catalog::now(),
             ..Default::default()
-        })?;
+        });
     }
-    Ok((c.restore_point_count()? - before).max(0) as usize)
+    Ok(c.add_restore_points(&rps)?)
 }
 
 /// Sources whose policy has an RPO and whose newest restore point is older

@@ -7,6 +7,10 @@
 //! its own tasks, and only register datastores under its own name. The
 //! service calls [`Local`], the same code the embedded node runs, so the
 //! task rules are enforced identically for both.
+//!
+//! The catalog is synchronous: each call runs whole (token check, reads,
+//! writes) on tokio's blocking pool ([`arca_catalog::blocking`]), never on
+//! the async workers that also serve the REST API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +101,20 @@ impl NodeService {
         self.catalog.node(node_id).map_err(internal)
     }
 
+    /// Run `f` with the service on tokio's blocking pool: a call's token
+    /// check and its catalog reads and writes, in one go, off the async
+    /// workers.
+    async fn blocking<T, F>(&self, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&NodeService) -> Result<T, Status> + Send + 'static,
+        T: Send + 'static,
+    {
+        let s = self.clone();
+        arca_catalog::blocking(move || f(&s))
+            .await
+            .map(Response::new)
+    }
+
     fn local(&self, node: &Node) -> Local {
         Local::new(self.catalog.clone(), node.id).with_notifier(self.notifier.clone())
     }
@@ -153,12 +171,13 @@ fn json_or_invalid(s: &str, what: &str) -> Result<Value, Status> {
     serde_json::from_str(s).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
-#[tonic::async_trait]
-impl pb::node_server::Node for NodeService {
-    async fn register(
+/// The calls, each run whole (token check, catalog reads and writes) on
+/// tokio's blocking pool by the [`pb::node_server::Node`] impl below.
+impl NodeService {
+    fn register_blocking(
         &self,
         req: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::RegisterReply>, Status> {
+    ) -> Result<pb::RegisterReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         if !(1..=64).contains(&r.max_tasks) {
@@ -235,19 +254,19 @@ impl pb::node_server::Node for NodeService {
             "node registered (online)"
         );
         self.changed.notify_one();
-        Ok(Response::new(pb::RegisterReply {
+        Ok(pb::RegisterReply {
             node_id: node.id,
             node_name: node.name,
             datastores: out,
             heartbeat_seconds: (self.node_timeout / 3).clamp(1, HEARTBEAT_SECS),
             lease_seconds: LEASE_SECS,
-        }))
+        })
     }
 
-    async fn heartbeat(
+    fn heartbeat_blocking(
         &self,
         req: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+    ) -> Result<pb::HeartbeatReply, Status> {
         let node = self.node(&req)?;
         if node.state != "online" {
             return Err(Status::failed_precondition(
@@ -255,31 +274,54 @@ impl pb::node_server::Node for NodeService {
             ));
         }
         self.catalog.heartbeat(node.id).map_err(internal)?;
-        Ok(Response::new(pb::HeartbeatReply {}))
+        Ok(pb::HeartbeatReply {})
     }
 
-    async fn watch_exports(
+    /// A node that stops cleanly: offline now, and whatever the catalog
+    /// still says it runs (its shutdown reported its tasks) requeued.
+    fn leave_blocking(&self, req: Request<pb::LeaveRequest>) -> Result<pb::LeaveReply, Status> {
+        let node = self.node(&req)?;
+        let was_online = self.catalog.mark_node_offline(node.id).map_err(internal)?;
+        let requeued = self
+            .catalog
+            .expire_leases(
+                catalog::now(),
+                &[node.id],
+                "the node stopped while the task ran",
+            )
+            .map_err(internal)?;
+        tracing::info!(
+            target: "arca::node",
+            node = %node.name,
+            node_id = node.id,
+            was_online,
+            requeued = requeued.len(),
+            "node left (offline)"
+        );
+        self.changed.notify_one();
+        Ok(pb::LeaveReply {})
+    }
+
+    fn watch_exports_blocking(
         &self,
         req: Request<pb::WatchExportsRequest>,
-    ) -> Result<Response<pb::WatchExportsReply>, Status> {
+    ) -> Result<pb::WatchExportsReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let local = self.local(&node);
         let wait = Duration::from_secs(r.wait_seconds.clamp(0, 25) as u64);
-        let (generation, specs) = tokio::task::spawn_blocking(move || local.exports(r.seen, wait))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(Status::internal)?;
-        Ok(Response::new(pb::WatchExportsReply {
+        // Waits up to `wait` for a change, on this blocking thread.
+        let (generation, specs) = local.exports(r.seen, wait).map_err(Status::internal)?;
+        Ok(pb::WatchExportsReply {
             generation,
             exports: specs.into_iter().map(convert::export_to_pb).collect(),
-        }))
+        })
     }
 
-    async fn export_state(
+    fn export_state_blocking(
         &self,
         req: Request<pb::ExportStateRequest>,
-    ) -> Result<Response<pb::ExportStateReply>, Status> {
+    ) -> Result<pb::ExportStateReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let e = self
@@ -296,13 +338,10 @@ impl pb::node_server::Node for NodeService {
         self.local(&node)
             .export_state(e.id, state)
             .map_err(Status::internal)?;
-        Ok(Response::new(pb::ExportStateReply {}))
+        Ok(pb::ExportStateReply {})
     }
 
-    async fn lease(
-        &self,
-        req: Request<pb::LeaseRequest>,
-    ) -> Result<Response<pb::LeaseReply>, Status> {
+    fn lease_blocking(&self, req: Request<pb::LeaseRequest>) -> Result<pb::LeaseReply, Status> {
         let node = self.node(&req)?;
         if node.state != "online" {
             return Err(Status::failed_precondition(
@@ -310,16 +349,16 @@ impl pb::node_server::Node for NodeService {
             ));
         }
         let Some(l) = self.local(&node).lease().map_err(Status::internal)? else {
-            return Ok(Response::new(pb::LeaseReply { task: None }));
+            return Ok(pb::LeaseReply { task: None });
         };
         let task = convert::leased_to_pb(&l);
-        Ok(Response::new(pb::LeaseReply { task: Some(task) }))
+        Ok(pb::LeaseReply { task: Some(task) })
     }
 
-    async fn progress(
+    fn progress_blocking(
         &self,
         req: Request<pb::ProgressRequest>,
-    ) -> Result<Response<pb::ProgressReply>, Status> {
+    ) -> Result<pb::ProgressReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let lease = lease_of(&node, r.attempt)?;
@@ -333,10 +372,10 @@ impl pb::node_server::Node for NodeService {
                 LEASE_SECS,
             )
             .map_err(refused)?;
-        Ok(Response::new(pb::ProgressReply { cancel }))
+        Ok(pb::ProgressReply { cancel })
     }
 
-    async fn log(&self, req: Request<pb::LogRequest>) -> Result<Response<pb::LogReply>, Status> {
+    fn log_blocking(&self, req: Request<pb::LogRequest>) -> Result<pb::LogReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let lease = lease_of(&node, r.attempt)?;
@@ -357,13 +396,10 @@ impl pb::node_server::Node for NodeService {
         self.catalog
             .add_task_log_leased(r.task_id, &lease, &r.level, &msg)
             .map_err(refused)?;
-        Ok(Response::new(pb::LogReply {}))
+        Ok(pb::LogReply {})
     }
 
-    async fn finish(
-        &self,
-        req: Request<pb::FinishRequest>,
-    ) -> Result<Response<pb::FinishReply>, Status> {
+    fn finish_blocking(&self, req: Request<pb::FinishRequest>) -> Result<pb::FinishReply, Status> {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let lease = lease_of(&node, r.attempt)?;
@@ -426,8 +462,71 @@ impl pb::node_server::Node for NodeService {
             )
             .map_err(refused)?;
         self.changed.notify_one();
-        Ok(Response::new(pb::FinishReply {
+        Ok(pb::FinishReply {
             state: state.as_str().to_string(),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::node_server::Node for NodeService {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterReply>, Status> {
+        self.blocking(move |s| s.register_blocking(req)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        self.blocking(move |s| s.heartbeat_blocking(req)).await
+    }
+
+    async fn leave(
+        &self,
+        req: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveReply>, Status> {
+        self.blocking(move |s| s.leave_blocking(req)).await
+    }
+
+    async fn watch_exports(
+        &self,
+        req: Request<pb::WatchExportsRequest>,
+    ) -> Result<Response<pb::WatchExportsReply>, Status> {
+        self.blocking(move |s| s.watch_exports_blocking(req)).await
+    }
+
+    async fn export_state(
+        &self,
+        req: Request<pb::ExportStateRequest>,
+    ) -> Result<Response<pb::ExportStateReply>, Status> {
+        self.blocking(move |s| s.export_state_blocking(req)).await
+    }
+
+    async fn lease(
+        &self,
+        req: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseReply>, Status> {
+        self.blocking(move |s| s.lease_blocking(req)).await
+    }
+
+    async fn progress(
+        &self,
+        req: Request<pb::ProgressRequest>,
+    ) -> Result<Response<pb::ProgressReply>, Status> {
+        self.blocking(move |s| s.progress_blocking(req)).await
+    }
+
+    async fn log(&self, req: Request<pb::LogRequest>) -> Result<Response<pb::LogReply>, Status> {
+        self.blocking(move |s| s.log_blocking(req)).await
+    }
+
+    async fn finish(
+        &self,
+        req: Request<pb::FinishRequest>,
+    ) -> Result<Response<pb::FinishReply>, Status> {
+        self.blocking(move |s| s.finish_blocking(req)).await
     }
 }

@@ -837,6 +837,193 @@ fn shutdown_interrupts_running_tasks_and_leases_no_more() {
     assert_eq!(c.task(second).unwrap().state, TaskState::Queued);
 }
 
+/// An import lists every snapshot of a datastore once (a second import
+/// adds nothing): a snapshot of a source the catalog knows joins it and
+/// its project, one of an unknown source goes to project 1 under its name.
+#[test]
+fn import_lists_each_snapshot_once_and_joins_known_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let ds_path = root.join("ds");
+    arca_repo::Datastore::init(&ds_path, arca_repo::Encryption::None, None, |_| {}).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), b"import me").unwrap();
+    let path = data.display().to_string();
+    let ds_str = ds_path.display().to_string();
+
+    // Three snapshots made through a first catalog: two of "web", one of
+    // "db" (project b).
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let node = c.upsert_node("local", true, 2, "t").unwrap().id;
+    c.set_node_confinement(
+        node,
+        &catalog::NodeConfinement {
+            source_roots: Some(vec![path.clone()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ds = c.add_datastore("default", node, &ds_str).unwrap().id;
+    let b = c.add_project("b").unwrap().id;
+    let web = c
+        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .unwrap();
+    let db = c
+        .add_source("db", "files", &path, node, b, &[], &json!({}), None)
+        .unwrap();
+    let runner = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
+    for s in [&web, &db, &web] {
+        c.add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: s.project_id,
+            source_id: Some(s.id),
+            datastore_id: Some(ds),
+            node_id: Some(node),
+            max_attempts: 1,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        let l = runner.coord.lease().unwrap().unwrap();
+        let id = l.task.id;
+        runner.run(l);
+        let t = c.task(id).unwrap();
+        assert_eq!(t.state, TaskState::Succeeded, "{:?}", t.error);
+    }
+    let store = runner
+        .datastore(&DatastoreRef {
+            id: ds,
+            name: "default".into(),
+            path: ds_str.clone(),
+        })
+        .unwrap();
+    // The same catalog already lists them all.
+    assert_eq!(import_datastore(&c, &store, ds).unwrap(), 0);
+
+    // A new catalog that knows "db" (in project b) but not "web".
+    let c2 = Catalog::open_in_memory().unwrap();
+    let node2 = c2.upsert_node("local", true, 2, "t").unwrap().id;
+    let ds2 = c2.add_datastore("default", node2, &ds_str).unwrap().id;
+    let b2 = c2.add_project("b").unwrap().id;
+    let db2 = c2
+        .add_source("db", "files", &path, node2, b2, &[], &json!({}), None)
+        .unwrap();
+    assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 3);
+    assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 0);
+    let mut rps: Vec<(String, i64, Option<i64>, i64)> = c2
+        .restore_points(&catalog::RestorePointFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|rp| (rp.source_name, rp.project_id, rp.source_id, rp.datastore_id))
+        .collect();
+    rps.sort();
+    assert_eq!(
+        rps,
+        vec![
+            ("db".to_string(), b2, Some(db2.id), ds2),
+            ("web".to_string(), 1, None, ds2),
+            ("web".to_string(), 1, None, ds2),
+        ]
+    );
+}
+
+/// A node that says it leaves is offline at once: its heartbeats are
+/// refused until it registers again, what the catalog says it runs is
+/// requeued, and another node's token cannot make it leave.
+#[tokio::test]
+async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
+    use arca_proto::pb::node_server::Node as _;
+    use tonic::Code;
+    let c = Arc::new(Catalog::open_in_memory().unwrap());
+    let (alpha, ads, atok) = node_with_token(&c, "alpha");
+    let (beta, _bds, btok) = node_with_token(&c, "beta");
+    let svc = crate::service::NodeService::new(
+        c.clone(),
+        Arc::new(Notifier::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    for tok in [&atok, &btok] {
+        svc.register(call(
+            tok,
+            arca_proto::pb::RegisterRequest {
+                version: "t".into(),
+                max_tasks: 2,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    }
+    let web = source(&c, alpha.id, "web-1", &[]);
+    let task = c
+        .add_task(&NewTask {
+            kind: "backup".into(),
+            project_id: 1,
+            source_id: Some(web.id),
+            datastore_id: Some(ads),
+            node_id: Some(alpha.id),
+            max_attempts: 3,
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .id;
+    let leased = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
+    assert_eq!(leased.id, task);
+    let state = |id: i64| c.node(id).unwrap().state;
+    assert_eq!(
+        (state(alpha.id), state(beta.id)),
+        ("online".into(), "online".into())
+    );
+
+    // Beta leaves: alpha stays online and keeps its task.
+    svc.leave(call(&btok, arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (state(alpha.id), state(beta.id)),
+        ("online".into(), "offline".into())
+    );
+    assert_eq!(c.task(task).unwrap().state, TaskState::Running);
+
+    // Alpha leaves: offline, its task back in the queue, heartbeats refused.
+    svc.leave(call(&atok, arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(state(alpha.id), "offline");
+    let t = c.task(task).unwrap();
+    assert_eq!(t.state, TaskState::Queued, "{t:?}");
+    let e = svc
+        .heartbeat(call(&atok, arca_proto::pb::HeartbeatRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    // A call without a node's token is refused.
+    let e = svc
+        .leave(call("arca_nobody", arca_proto::pb::LeaveRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    // Registering brings it back.
+    svc.register(call(
+        &atok,
+        arca_proto::pb::RegisterRequest {
+            version: "t".into(),
+            max_tasks: 2,
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    assert_eq!(state(alpha.id), "online");
+}
+
 #[test]
 fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
     let (c, node, ds) = setup();

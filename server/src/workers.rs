@@ -2,6 +2,7 @@
 //! slots, maintenance, lease expiry of lost nodes, export expiry, the
 //! embedded node's tasks) and RPO alerts, until the stop signal.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,72 +25,23 @@ pub async fn scheduler(
 ) {
     let mut last_assign = 0;
     // Sources already reported as missing their RPO (reported once per miss).
-    let mut missed = std::collections::HashSet::new();
+    let mut missed = HashSet::new();
     while !stop.is_stopped() {
         let now = arca_catalog::now();
-        let step = || -> Result<()> {
-            if now - last_assign >= 60 {
-                arca_control::assign_policies(&catalog)?;
-            }
-            arca_control::schedule_due(&catalog, now)?;
-            arca_control::maintenance::schedule_maintenance(&catalog, now)?;
-            let offline = catalog.mark_stale_nodes_offline(now - node_timeout)?;
-            for id in &offline {
-                tracing::warn!(
-                    target: "arca::node",
-                    node_id = *id,
-                    timeout_s = node_timeout,
-                    "node offline: it missed its heartbeats"
-                );
-            }
-            let expired = catalog.expire_leases(
-                now,
-                &offline,
-                "the node missed its heartbeats; lease expired",
-            )?;
-            if !expired.is_empty() {
-                tracing::warn!(
-                    tasks = expired.len(),
-                    "requeued or failed the tasks of offline nodes"
-                );
-            }
-            catalog.expire_exports(now)?;
-            catalog.heartbeat(runner.coord.node_id())?;
-            runner.start_due().map_err(anyhow::Error::msg)?;
-            Ok(())
-        };
-        if !notifier.is_empty() {
-            match crate::rpo_misses(&catalog, now) {
-                Ok(misses) => {
-                    let now_missed: std::collections::HashSet<i64> =
-                        misses.iter().map(|(s, _, _)| s.id).collect();
-                    for (s, p, newest) in misses {
-                        if missed.contains(&s.id) {
-                            continue;
-                        }
-                        let n = notifier.clone();
-                        let s_name = s.name.clone();
-                        let subject = format!(
-                            "arca: source {} missed its RPO of {} s (policy {})",
-                            s.name,
-                            p.rpo_seconds.unwrap_or(0),
-                            p.name
-                        );
-                        let body = serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
-                        tokio::task::spawn_blocking(move || {
-                            for line in n.send("source.rpo_missed", &subject, &body) {
-                                tracing::warn!(source = %s_name, "{line}");
-                            }
-                        });
-                    }
-                    missed = now_missed;
-                }
-                Err(e) => tracing::error!(error = %e, "rpo check failed"),
-            }
-        }
-        match step() {
+        let assign = now - last_assign >= 60;
+        // The step's catalog calls (and the runner's) run on the blocking
+        // pool, not on the async workers that serve the API.
+        let (c, r, n) = (catalog.clone(), runner.clone(), notifier.clone());
+        let seen = std::mem::take(&mut missed);
+        let (stepped, now_missed) = arca_catalog::blocking(move || {
+            let missed = check_rpo(&c, &n, now, seen);
+            (step(&c, &r, now, assign, node_timeout), missed)
+        })
+        .await;
+        missed = now_missed;
+        match stepped {
             Ok(()) => {
-                if now - last_assign >= 60 {
+                if assign {
                     last_assign = now;
                 }
             }
@@ -99,6 +51,90 @@ pub async fn scheduler(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = changed.notified() => {}
             _ = stop.stopped() => {}
+        }
+    }
+}
+
+/// One scheduler step at `now` (on the blocking pool).
+fn step(
+    catalog: &Catalog,
+    runner: &Arc<Runner>,
+    now: i64,
+    assign: bool,
+    node_timeout: i64,
+) -> Result<()> {
+    if assign {
+        arca_control::assign_policies(catalog)?;
+    }
+    arca_control::schedule_due(catalog, now)?;
+    arca_control::maintenance::schedule_maintenance(catalog, now)?;
+    let offline = catalog.mark_stale_nodes_offline(now - node_timeout)?;
+    for id in &offline {
+        tracing::warn!(
+            target: "arca::node",
+            node_id = *id,
+            timeout_s = node_timeout,
+            "node offline: it missed its heartbeats"
+        );
+    }
+    let expired = catalog.expire_leases(
+        now,
+        &offline,
+        "the node missed its heartbeats; lease expired",
+    )?;
+    if !expired.is_empty() {
+        tracing::warn!(
+            tasks = expired.len(),
+            "requeued or failed the tasks of offline nodes"
+        );
+    }
+    catalog.expire_exports(now)?;
+    catalog.heartbeat(runner.coord.node_id())?;
+    runner.start_due().map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// Notify of sources that missed their RPO and were not in `missed` (the
+/// sources reported before); returns the sources missing it now. Without
+/// notification targets nothing is checked and `missed` is kept. On the
+/// blocking pool; the notifications are sent on threads of their own.
+fn check_rpo(
+    catalog: &Catalog,
+    notifier: &Arc<Notifier>,
+    now: i64,
+    missed: HashSet<i64>,
+) -> HashSet<i64> {
+    if notifier.is_empty() {
+        return missed;
+    }
+    match crate::rpo_misses(catalog, now) {
+        Ok(misses) => {
+            let now_missed: HashSet<i64> = misses.iter().map(|(s, _, _)| s.id).collect();
+            for (s, p, newest) in misses {
+                if missed.contains(&s.id) {
+                    continue;
+                }
+                let n = notifier.clone();
+                let s_name = s.name.clone();
+                let subject = format!(
+                    "arca: source {} missed its RPO of {} s (policy {})",
+                    s.name,
+                    p.rpo_seconds.unwrap_or(0),
+                    p.name
+                );
+                let body =
+                    serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
+                tokio::task::spawn_blocking(move || {
+                    for line in n.send("source.rpo_missed", &subject, &body) {
+                        tracing::warn!(source = %s_name, "{line}");
+                    }
+                });
+            }
+            now_missed
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rpo check failed");
+            missed
         }
     }
 }

@@ -8,16 +8,13 @@
 //! (see [`error`]); bad input is always a 4xx.
 #![recursion_limit = "256"]
 
-mod accounts;
 pub mod auth;
 pub mod error;
-pub mod exports;
-mod maintenance;
-mod nodes;
 pub mod openapi;
 mod routes;
 pub mod signin_limit;
-pub mod tokens;
+
+pub use routes::{exports, tokens};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,13 +84,19 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 }
 
 pub fn app(state: AppState) -> Router {
-    use routes::*;
+    use routes::{
+        accounts, audit, datastores, exports, healthz, me, metrics, nodes, openapi_json, policies,
+        projects, restore_points, sources, tasks, tokens, users,
+    };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
         .route("/auth/password", post(accounts::change_password))
         .route("/me", get(me))
-        .route("/users", get(list_users).post(add_user))
-        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/users", get(users::list_users).post(users::add_user))
+        .route(
+            "/users/{id}",
+            get(users::get_user).delete(users::delete_user),
+        )
         .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
@@ -102,33 +105,59 @@ pub fn app(state: AppState) -> Router {
             get(tokens::get_settings).patch(tokens::update_settings),
         )
         .route("/nodes/{id}", axum::routing::patch(nodes::update_node))
-        .route("/projects", get(list_projects).post(add_project))
-        .route("/nodes", get(list_nodes).post(add_node))
-        .route("/datastores", get(list_datastores))
+        .route(
+            "/projects",
+            get(projects::list_projects).post(projects::add_project),
+        )
+        .route("/nodes", get(nodes::list_nodes).post(nodes::add_node))
+        .route("/datastores", get(datastores::list_datastores))
         .route(
             "/datastores/{id}",
-            axum::routing::patch(maintenance::update_datastore),
+            axum::routing::patch(datastores::update_datastore),
         )
-        .route("/datastores/{id}/gc", post(maintenance::gc_now))
-        .route("/datastores/{id}/verify", post(maintenance::verify_now))
-        .route("/sources", get(list_sources).post(add_source))
-        .route("/sources/{id}", get(get_source).delete(delete_source))
-        .route("/sources/{id}/backup", post(backup_now))
-        .route("/policies", get(list_policies).post(add_policy))
-        .route("/policies/{id}", get(get_policy).delete(delete_policy))
-        .route("/tasks", get(list_tasks))
-        .route("/tasks/{id}", get(get_task))
-        .route("/tasks/{id}/logs", get(task_logs))
-        .route("/tasks/{id}/cancel", post(cancel_task))
-        .route("/restore-points", get(list_restore_points))
-        .route("/restore-points/{id}", get(get_restore_point))
-        .route("/restore-points/{id}/restore", post(restore))
-        .route("/exports", get(list_exports).post(add_export))
+        .route("/datastores/{id}/gc", post(datastores::gc_now))
+        .route("/datastores/{id}/verify", post(datastores::verify_now))
+        .route(
+            "/sources",
+            get(sources::list_sources).post(sources::add_source),
+        )
+        .route(
+            "/sources/{id}",
+            get(sources::get_source).delete(sources::delete_source),
+        )
+        .route("/sources/{id}/backup", post(sources::backup_now))
+        .route(
+            "/policies",
+            get(policies::list_policies).post(policies::add_policy),
+        )
+        .route(
+            "/policies/{id}",
+            get(policies::get_policy).delete(policies::delete_policy),
+        )
+        .route("/tasks", get(tasks::list_tasks))
+        .route("/tasks/{id}", get(tasks::get_task))
+        .route("/tasks/{id}/logs", get(tasks::task_logs))
+        .route("/tasks/{id}/cancel", post(tasks::cancel_task))
+        .route("/restore-points", get(restore_points::list_restore_points))
+        .route(
+            "/restore-points/{id}",
+            get(restore_points::get_restore_point),
+        )
+        .route(
+            "/restore-points/{id}/restore",
+            post(restore_points::restore),
+        )
+        .route(
+            "/exports",
+            get(exports::list_exports).post(exports::add_export),
+        )
         .route(
             "/exports/{id}",
-            get(get_export).delete(stop_export).patch(extend_export),
+            get(exports::get_export)
+                .delete(exports::stop_export)
+                .patch(exports::extend_export),
         )
-        .route("/audit", get(audit_log))
+        .route("/audit", get(audit::audit_log))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/api/v1", api)

@@ -4,7 +4,7 @@
 //! from these types.
 //!
 //! Field names, types and optionality are those of the JSON the handlers
-//! take and send (web/src/routes.rs and its siblings): a response type
+//! take and send (web/src/routes/): a response type
 //! serializes to the same JSON as today's `json!` outputs, a request type
 //! takes the same bodies (unknown fields are refused, as today).
 //! Constraints the handlers check (name patterns, ranges, path limits) are

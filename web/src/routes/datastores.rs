@@ -1,4 +1,5 @@
-//! Datastore maintenance through the API: gc and verify schedules
+//! Datastores through the API: the list (`GET /api/v1/datastores`), and
+//! maintenance: gc and verify schedules
 //! (`PATCH /api/v1/datastores/{id}`) and runs on demand
 //! (`POST /api/v1/datastores/{id}/gc`, `/verify`), each a task on the node
 //! that owns the datastore. See control/src/maintenance.rs.
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::routes::{any_role, audited, invalid, Body, Id, Remote};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -186,4 +187,9 @@ pub async fn verify_now(
         },
     )
     .await
+}
+
+pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    any_role(&p)?;
+    Ok(Json(json!(s.db.call(|c| c.datastores()).await?)))
 }

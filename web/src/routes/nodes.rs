@@ -6,13 +6,14 @@
 use arca_catalog::{Node, NodeConfinement};
 use arca_control::confine::{check_roots, Confinement};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{Action, Principal};
+use crate::auth::{self, Action, Principal};
 use crate::error::ApiResult;
-use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::routes::{any_role, audited, check_name, invalid, Body, Id, Remote};
 use crate::AppState;
 
 /// A node as the API shows it: the catalog's record plus the restore
@@ -106,6 +107,59 @@ pub async fn update_node(
             };
             let n = s.catalog.set_node_confinement(id, &change)?;
             Ok(Json(node_json(&n)))
+        },
+    )
+    .await
+}
+
+pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    any_role(&p)?;
+    let nodes = s.db.call(|c| c.nodes()).await?;
+    Ok(Json(nodes_json(&nodes)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    name: String,
+    #[serde(default = "two")]
+    max_tasks: i64,
+}
+
+fn two() -> i64 {
+    2
+}
+
+/// A remote node and its token (shown once). The node registers with
+/// `arca node --server URL --token TOKEN`.
+pub async fn add_node(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewNode>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "node.add",
+        b.name.clone(),
+        move |s| {
+            p.require(Action::Administer, None)?;
+            check_name("node", &b.name)?;
+            if !(1..=64).contains(&b.max_tasks) {
+                return Err(invalid("max_tasks must be between 1 and 64"));
+            }
+            let node = s.catalog.add_node(&b.name, b.max_tasks)?;
+            let (secret, hash) = auth::new_secret();
+            let t = s
+                .catalog
+                .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"node": node, "token": secret, "token_id": t.id})),
+            ))
         },
     )
     .await

@@ -1,0 +1,367 @@
+//! What the API shows of an export, and to whom.
+//!
+//! An export's `address` carries its credentials (the NBD name ends with
+//! the export's secret; the iSCSI URL is `iscsi://<user>%<secret>@…`), so
+//! the address, the `secret` and the ready-to-paste `commands` are shown
+//! only to users who may restore in the export's project (admins,
+//! operators, restore-only users of that project). Users who may only
+//! read the project (auditors) see the export without them; users of
+//! other projects get 404, as if it did not exist.
+//!
+//! Restore-only users may make read-only exports; a writable export, and
+//! committing one as a new restore point, need the right to change the
+//! project (operators and admins).
+
+use arca_catalog::Export;
+use arca_catalog::{self as catalog, NewTask};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::AppState;
+
+/// 404 unless the caller may read the export's project (an export of
+/// another project answers exactly as one that does not exist).
+pub fn visible(p: &Principal, e: &Export) -> ApiResult<()> {
+    if p.can(Action::Read, Some(e.project_id)) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("export {} not found", e.id)))
+    }
+}
+
+/// 403 unless the caller may make or commit writable exports in `project`.
+pub fn require_writable(p: &Principal, project: i64) -> ApiResult<()> {
+    if p.can(Action::Manage, Some(project)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{} may export restore points of project {project} read-only only: writable exports and committing them need the operator or admin role",
+            p.name()
+        )))
+    }
+}
+
+/// The export as `p` may see it.
+pub fn view(p: &Principal, e: &Export) -> Value {
+    let mut v = json!(e);
+    if p.can(Action::Restore, Some(e.project_id)) {
+        if e.protocol == "iscsi" {
+            v["chap_user"] = json!(e.name);
+        }
+        if let Some(a) = &e.address {
+            v["commands"] = json!(commands(&e.protocol, a));
+        }
+    } else if let Some(o) = v.as_object_mut() {
+        o.remove("address");
+        o.remove("secret");
+    }
+    v
+}
+
+/// Exports as `p` may see them.
+pub fn view_all(p: &Principal, list: &[Export]) -> Value {
+    Value::Array(list.iter().map(|e| view(p, e)).collect())
+}
+
+/// `(host, port, path)` of `scheme://[user@]host:port/path`.
+fn split_url(address: &str) -> Option<(&str, &str, &str)> {
+    let rest = address.split_once("://")?.1;
+    let (authority, path) = rest.split_once('/')?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = hostport.rsplit_once(':')?;
+    Some((host, port, path))
+}
+
+/// Commands that use the export, to paste into a shell.
+pub fn commands(protocol: &str, address: &str) -> Vec<String> {
+    let q = |s: &str| format!("'{s}'");
+    match protocol {
+        "iscsi" => {
+            let portal = address.rsplit_once('/').map_or(address, |(a, _)| a);
+            let portal = portal.rsplit_once('/').map_or(portal, |(a, _)| a);
+            vec![
+                format!("iscsi-inq {}", q(address)),
+                format!("iscsi-ls -s {}", q(&format!("{portal}/"))),
+                format!("qemu-img convert -p -O qcow2 {} disk.qcow2", q(address)),
+            ]
+        }
+        _ if address.starts_with("nbds://") => {
+            // qemu takes TLS settings only through options; libnbd checks
+            // the certificate against the system's CAs (or add
+            // ?tls-certificates=DIR with DIR/ca-cert.pem).
+            let mut out = vec![
+                format!("nbdinfo {}", q(address)),
+                format!("nbdcopy {} disk.raw", q(address)),
+            ];
+            if let Some((host, port, name)) = split_url(address) {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                out.push(format!(
+                    "qemu-img convert -p -O qcow2 --object tls-creds-x509,id=tls0,endpoint=client,dir=/etc/pki/qemu --image-opts 'driver=nbd,host={host},port={port},export={name},tls-creds=tls0' disk.qcow2"
+                ));
+            }
+            out
+        }
+        _ => vec![
+            format!("nbdinfo {}", q(address)),
+            format!("nbdcopy {} disk.raw", q(address)),
+            format!("qemu-img convert -p -O qcow2 {} disk.qcow2", q(address)),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_name_the_export_with_its_credentials() {
+        let c = commands("nbd", "nbd://h:10809/export-1-abc");
+        assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
+        let c = commands("nbd", "nbds://[::1]:10809/export-1-abc");
+        assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
+        let c = commands(
+            "iscsi",
+            "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
+        );
+        assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
+    }
+}
+
+/// Longest export lifetime.
+const MAX_TTL: i64 = 30 * 86_400;
+
+const BAD_TTL: &str = "ttl must be like 90s, 30m, 2h or 7d, at most 30d";
+
+/// `90s`, `30m`, `2h`, `7d`, or plain seconds.
+pub fn parse_ttl(t: &str) -> Option<i64> {
+    let t = t.trim();
+    let (n, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: i64 = n.parse().ok()?;
+    let mul = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mul).filter(|s| (1..=MAX_TTL).contains(s))
+}
+
+fn default_protocol() -> String {
+    "nbd".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewExportReq {
+    restore_point: String,
+    #[serde(default = "default_protocol")]
+    protocol: String,
+    #[serde(default)]
+    writable: bool,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+pub async fn add_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewExportReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "export.add",
+        b.restore_point.clone(),
+        move |s| {
+            // A field of the body names it: an unknown one is invalid input.
+            let rp = super::restore_points::restore_point(s, &p, &b.restore_point).map_err(|e| {
+                if e.status == axum::http::StatusCode::NOT_FOUND {
+                    invalid(e.message)
+                } else {
+                    e
+                }
+            })?;
+            if p.hides(rp.project_id) {
+                // Outside the token's projects: as unknown as a missing one.
+                return Err(invalid(format!(
+                    "restore point {} not found",
+                    b.restore_point
+                )));
+            }
+            p.require(Action::Restore, Some(rp.project_id))?;
+            if b.writable {
+                require_writable(&p, rp.project_id)?;
+            }
+            if rp.kind != "image" {
+                return Err(invalid(
+                "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
+            ));
+            }
+            if !matches!(b.protocol.as_str(), "nbd" | "iscsi") {
+                return Err(invalid("protocol must be nbd or iscsi"));
+            }
+            let ttl = match &b.ttl {
+                None => 2 * 3600,
+                Some(t) => parse_ttl(t).ok_or_else(|| invalid(BAD_TTL))?,
+            };
+            let ds = s.catalog.datastore(rp.datastore_id)?;
+            let e = s.catalog.add_export(&catalog::NewExport {
+                restore_point_id: rp.id.clone(),
+                datastore_id: rp.datastore_id,
+                node_id: ds.node_id,
+                project_id: rp.project_id,
+                protocol: b.protocol.clone(),
+                writable: b.writable,
+                ttl_seconds: ttl,
+                created_by: p.name().to_string(),
+            })?;
+            Ok((StatusCode::CREATED, Json(view(&p, &e))))
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportsQuery {
+    /// Also the ended exports (default: live ones only).
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn list_exports(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ExportsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let projects = p.projects(Action::Read);
+    let list =
+        s.db.call(move |c| c.exports(!q.all, projects.as_deref()))
+            .await?;
+    Ok(Json(view_all(&p, &list)))
+}
+
+pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let e = s.db.call(move |c| c.export(id)).await?;
+    visible(&p, &e)?;
+    Ok(Json(view(&p, &e)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendExportReq {
+    ttl: String,
+}
+
+pub async fn extend_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: Body<ExtendExportReq>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "export.extend",
+        id.to_string(),
+        move |s| {
+            let e = s.catalog.export(id)?;
+            visible(&p, &e)?;
+            p.require(Action::Restore, Some(e.project_id))?;
+            let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
+            let e = s.catalog.extend_export(id, ttl)?;
+            Ok(Json(view(&p, &e)))
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopExportQuery {
+    /// Commit a writable export's overlay as a new restore point.
+    #[serde(default)]
+    commit: bool,
+}
+
+pub async fn stop_export(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    q: Result<Query<StopExportQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let Query(q) = q?;
+    let action = if q.commit {
+        "export.commit"
+    } else {
+        "export.stop"
+    };
+    audited(&s, p.name().to_string(), &remote, action, id.to_string(), move |s| {
+        let e = s.catalog.export(id)?;
+        visible(&p, &e)?;
+        p.require(Action::Restore, Some(e.project_id))?;
+        if q.commit {
+            require_writable(&p, e.project_id)?;
+        }
+        if !e.is_live() {
+            return Err(ApiError::conflict(format!(
+                "export {id} is already {}",
+                e.state
+            )));
+        }
+        let mut commit_task = None;
+        if q.commit {
+            if !e.writable {
+                return Err(invalid("only a writable export has changes to commit"));
+            }
+            // The export's restore point, in the export's project.
+            let rp = s
+                .catalog
+                .restore_point(&e.restore_point_id, Some(&[e.project_id]))
+                .ok();
+            let source_id = rp.as_ref().and_then(|rp| rp.source_id);
+            let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
+            let t = s.catalog.add_task(&NewTask {
+                kind: "commit-export".into(),
+                project_id: e.project_id,
+                source_id,
+                datastore_id: Some(e.datastore_id),
+                node_id: Some(e.node_id),
+                params: json!({"export": e.id, "restore_point": e.restore_point_id, "source": source_name}),
+                priority: 20,
+                max_attempts: 1,
+                not_before: catalog::now(),
+                created_by: p.name().to_string(),
+                ..Default::default()
+            })?;
+            let t = t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
+            commit_task = Some(t.id);
+        }
+        let e = s.catalog.stop_export(id, commit_task)?;
+        s.changed.notify_one();
+        Ok(Json(view(&p, &e)))
+    })
+    .await
+}

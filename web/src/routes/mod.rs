@@ -1,0 +1,285 @@
+//! Handlers. Each checks the caller's role for the project concerned,
+//! validates its input, calls the catalog (or control) and, when it
+//! changes something, writes the audit log. One module per resource;
+//! this one holds what they share (extractors, the audit wrapper, input
+//! checks, visibility, paging) and the few endpoints that belong to none
+//! (health, metrics, the OpenAPI document, `me`).
+
+pub(crate) mod accounts;
+pub(crate) mod audit;
+pub(crate) mod datastores;
+pub mod exports;
+pub(crate) mod nodes;
+pub(crate) mod policies;
+pub(crate) mod projects;
+pub(crate) mod restore_points;
+pub(crate) mod sources;
+pub(crate) mod tasks;
+pub mod tokens;
+pub(crate) mod users;
+
+use std::fmt::Write as _;
+
+use arca_catalog as catalog;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{self, Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
+pub(crate) type Id = Result<Path<i64>, PathRejection>;
+
+/// The caller's IP address, for the audit log.
+pub struct Remote(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(crate::remote(&parts.extensions)))
+    }
+}
+
+/// Run a change and write its outcome to the audit log, both on the
+/// blocking pool ([`AppState::call`]).
+pub(crate) async fn audited<T, F>(
+    s: &AppState,
+    who: String,
+    remote: &Remote,
+    action: &'static str,
+    target: String,
+    f: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let remote = remote.0.clone();
+    s.call(move |s| audit_outcome(s, &who, &remote, action, &target, f(s)))
+        .await
+}
+
+/// Write the outcome `r` of a change to the audit log (on the blocking
+/// pool); returns `r`.
+fn audit_outcome<T>(
+    s: &AppState,
+    who: &str,
+    remote: &str,
+    action: &str,
+    target: &str,
+    r: ApiResult<T>,
+) -> ApiResult<T> {
+    let (result, detail) = match &r {
+        Ok(_) => ("ok", String::new()),
+        Err(e) => (
+            if e.status == StatusCode::FORBIDDEN {
+                "denied"
+            } else {
+                "failed"
+            },
+            e.message.clone(),
+        ),
+    };
+    if let Err(e) = s
+        .catalog
+        .audit(who, action, target, remote, result, &detail)
+    {
+        return Err(ApiError::internal(format!("audit log: {e}")));
+    }
+    r
+}
+
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && !name.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{what} name {name:?} must be 1-128 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-'"),
+        ))
+    }
+}
+
+pub(crate) fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+}
+
+fn check_tags(tags: &[String]) -> ApiResult<()> {
+    if tags.len() > 64 {
+        return Err(invalid("at most 64 tags"));
+    }
+    for t in tags {
+        check_name("tag", t)?;
+    }
+    Ok(())
+}
+
+/// 404, exactly as for an object that does not exist, unless the caller
+/// may read `project`: objects of other projects are not there for the
+/// caller (a 403 would tell that they exist). `what` names the object as
+/// the catalog's own "not found" does (`source 5`), from what the caller
+/// asked for only.
+pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String) -> ApiResult<()> {
+    if p.can(Action::Read, Some(project)) {
+        Ok(())
+    } else {
+        Err(catalog::Error::NotFound(what()).into())
+    }
+}
+
+/// The items of the projects the caller may read.
+fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> i64) -> Vec<T> {
+    let visible = p.projects(Action::Read);
+    items
+        .into_iter()
+        .filter(|x| visible.as_ref().is_none_or(|v| v.contains(&project(x))))
+        .collect()
+}
+
+fn changed(s: &AppState) -> ApiResult<()> {
+    arca_control::assign_policies(&s.catalog)?;
+    s.changed.notify_one();
+    Ok(())
+}
+
+// ---- health, metrics, openapi ----
+
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let v = s.db.call(|c| c.schema_version()).await?;
+    Ok(Json(json!({"status": "ok", "catalog_schema": v})))
+}
+
+/// Prometheus metrics: any valid token whose scope allows it (full,
+/// read-only or metrics); 401 without one.
+pub async fn metrics(
+    State(s): State<AppState>,
+    _caller: auth::MetricsReader,
+) -> ApiResult<impl IntoResponse> {
+    let out = s.db.call(metrics_text).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
+}
+
+/// The Prometheus text of [`metrics`].
+fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
+    let mut out = String::new();
+    out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
+    let counts = c.task_counts()?;
+    for st in ["queued", "running", "succeeded", "failed", "cancelled"] {
+        let n = counts.iter().find(|(k, _)| k == st).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "arca_tasks{{state=\"{st}\"}} {n}");
+    }
+    out += "# HELP arca_restore_points Restore points in the catalog.\n# TYPE arca_restore_points gauge\n";
+    let _ = writeln!(out, "arca_restore_points {}", c.restore_point_count()?);
+    out += "# HELP arca_backup_bytes_added_total Bytes added to datastores by backups (after dedup and compression).\n# TYPE arca_backup_bytes_added_total counter\n";
+    let _ = writeln!(
+        out,
+        "arca_backup_bytes_added_total {}",
+        c.bytes_backed_up()?
+    );
+    out += "# HELP arca_datastore_bytes_used Bytes a datastore uses on disk.\n# TYPE arca_datastore_bytes_used gauge\n";
+    let ds = c.datastores()?;
+    for d in &ds {
+        let _ = writeln!(
+            out,
+            "arca_datastore_bytes_used{{datastore=\"{}\"}} {}",
+            d.name, d.bytes_used
+        );
+    }
+    out += "# HELP arca_datastore_dedup_ratio Logical bytes of all restore points per byte stored.\n# TYPE arca_datastore_dedup_ratio gauge\n";
+    for d in &ds {
+        let r = if d.bytes_used > 0 {
+            d.bytes_logical as f64 / d.bytes_used as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "arca_datastore_dedup_ratio{{datastore=\"{}\"}} {r:.3}",
+            d.name
+        );
+    }
+    out += "# HELP arca_node_up Whether a node is online.\n# TYPE arca_node_up gauge\n";
+    let nodes = c.nodes()?;
+    for n in &nodes {
+        let _ = writeln!(
+            out,
+            "arca_node_up{{node=\"{}\"}} {}",
+            n.name,
+            u8::from(n.state == "online")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP arca_nodes_up Nodes online.\n# TYPE arca_nodes_up gauge\narca_nodes_up {}",
+        nodes.iter().filter(|n| n.state == "online").count()
+    );
+    Ok(out)
+}
+
+pub async fn openapi_json() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+// ---- auth (sign-in and passwords: accounts) ----
+
+pub async fn me(p: Principal) -> Json<Value> {
+    Json(json!({"user": p.user, "token_id": p.token_id, "token": p.token, "roles": p.roles}))
+}
+
+fn any_role(p: &Principal) -> ApiResult<()> {
+    if p.roles.is_empty() {
+        Err(ApiError::forbidden(format!("{} has no role", p.name())))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    since: Option<i64>,
+    #[serde(default)]
+    until: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+fn page(q: &ListQuery) -> ApiResult<(i64, i64)> {
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::bad_request(
+            "limit must be 1..=1000 and offset >= 0",
+        ));
+    }
+    Ok((limit, offset))
+}

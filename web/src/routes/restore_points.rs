@@ -1,0 +1,130 @@
+//! Restore points: list, show (by id or unique prefix) and restore.
+
+use arca_catalog::{self as catalog, NewTask};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{audited, invalid, page, Body, ListQuery, Remote};
+use crate::AppState;
+
+pub async fn list_restore_points(
+    State(s): State<AppState>,
+    p: Principal,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q?;
+    let (limit, offset) = page(&q)?;
+    let f = catalog::RestorePointFilter {
+        source: q.source.clone(),
+        project_ids: p.projects(Action::Read),
+        kind: q.kind.clone(),
+        since: q.since,
+        until: q.until,
+        limit,
+        offset,
+    };
+    Ok(Json(json!(s.db.call(move |c| c.restore_points(&f)).await?)))
+}
+
+/// A restore point by id or unique prefix among those of the projects the
+/// caller may read: one of another project answers exactly as one that
+/// does not exist, and does not make a prefix ambiguous.
+pub(crate) fn restore_point(
+    s: &AppState,
+    p: &Principal,
+    id: &str,
+) -> ApiResult<catalog::RestorePoint> {
+    let projects = p.projects(Action::Read);
+    s.catalog
+        .restore_point(id, projects.as_deref())
+        .map_err(|e| match e {
+            catalog::Error::Invalid(m) => ApiError::bad_request(m),
+            e => e.into(),
+        })
+}
+
+pub async fn get_restore_point(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    s.call(move |s| {
+        let rp = restore_point(s, &p, &id)?;
+        p.require(Action::Read, Some(rp.project_id))?;
+        Ok(Json(json!(rp)))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreReq {
+    target: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    /// Write into a target that holds data (see `arca_ingest::restore`).
+    #[serde(default)]
+    overwrite: bool,
+    /// Recreate device nodes and keep setuid/setgid bits and capabilities
+    /// (admins of all projects only: the node restores as root).
+    #[serde(default)]
+    special_files: bool,
+}
+
+pub async fn restore(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Result<Path<String>, PathRejection>,
+    body: Body<RestoreReq>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(&s, p.name().to_string(), &remote, "restore", id.clone(), move |s| {
+        let rp = restore_point(s, &p, &id)?;
+        p.require(Action::Restore, Some(rp.project_id))?;
+        if b.special_files && !p.can(Action::Administer, None) {
+            return Err(ApiError::forbidden(format!(
+                "{} may not restore special files (device nodes, setuid/setgid bits): only admins of all projects may",
+                p.name()
+            )));
+        }
+        if !b.target.starts_with('/') || b.target.len() > 4096 || b.target.contains('\0') {
+            return Err(invalid("target must be an absolute path on the node"));
+        }
+        let ds = s.catalog.datastore(rp.datastore_id)?;
+        let node = match &b.node {
+            Some(n) => super::sources::node_id(s, Some(n))?,
+            None => ds.node_id,
+        };
+        if node != ds.node_id {
+            return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
+        }
+        let target = super::nodes::check_restore(s, node, &b.target)?;
+        let t = s.catalog.add_task(&NewTask {
+            kind: "restore".into(),
+            project_id: rp.project_id,
+            source_id: None,
+            datastore_id: Some(rp.datastore_id),
+            node_id: Some(node),
+            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite, "special_files": b.special_files}),
+            priority: 20,
+            max_attempts: 1,
+            not_before: catalog::now(),
+            created_by: p.name().to_string(),
+            ..Default::default()
+        })?;
+        s.changed.notify_one();
+        Ok((StatusCode::ACCEPTED, Json(json!(t))))
+    })
+    .await
+}

@@ -1,0 +1,213 @@
+//! Sources: list, show, add, delete, and back up now.
+
+use arca_catalog::{self as catalog, NewTask};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Action, Principal};
+use crate::error::ApiResult;
+use crate::routes::{
+    audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
+};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    name: String,
+    kind: String,
+    path: String,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    project: Option<i64>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let all = s.db.call(|c| c.sources()).await?;
+    Ok(Json(json!(readable(&p, all, |x| x.project_id))))
+}
+
+pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+    let Path(id) = id?;
+    let src = s.db.call(move |c| c.source(id)).await?;
+    visible(&p, src.project_id, || format!("source {id}"))?;
+    p.require(Action::Read, Some(src.project_id))?;
+    Ok(Json(json!(src)))
+}
+
+pub(crate) fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<i64> {
+    let nodes = s.catalog.nodes()?;
+    match name {
+        Some(n) => nodes
+            .iter()
+            .find(|x| x.name == n)
+            .map(|x| x.id)
+            .ok_or_else(|| invalid(format!("unknown node {n:?}"))),
+        None => nodes
+            .iter()
+            .find(|x| x.embedded)
+            .or(nodes.first())
+            .map(|x| x.id)
+            .ok_or_else(|| invalid("no node is registered")),
+    }
+}
+
+pub async fn add_source(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    body: Body<NewSource>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "source.add",
+        b.name.clone(),
+        move |s| {
+            let project = b.project.unwrap_or(1);
+            p.require(Action::Manage, Some(project))?;
+            check_name("source", &b.name)?;
+            check_tags(&b.tags)?;
+            if !matches!(b.kind.as_str(), "files" | "image") {
+                return Err(invalid(format!(
+                    "kind {:?}: sources are \"files\" or \"image\"",
+                    b.kind
+                )));
+            }
+            if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
+                return Err(invalid("path must be an absolute path on the node"));
+            }
+            let node = node_id(s, b.node.as_deref())?;
+            let path = super::nodes::check_source(s, node, &b.path)?;
+            let policy = match &b.policy {
+                Some(name) => {
+                    // Only the source's project's policies have names here.
+                    let pol = s.catalog.policy_by_name(project, name)?.ok_or_else(|| {
+                        invalid(format!("unknown policy {name:?} in project {project}"))
+                    })?;
+                    Some(pol.id)
+                }
+                None => None,
+            };
+            let src = s.catalog.add_source(
+                &b.name,
+                &b.kind,
+                &path,
+                node,
+                project,
+                &b.tags,
+                &json!({}),
+                policy,
+            )?;
+            changed(s)?;
+            Ok((StatusCode::CREATED, Json(json!(s.catalog.source(src.id)?))))
+        },
+    )
+    .await
+}
+
+pub async fn delete_source(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "source.delete",
+        id.to_string(),
+        move |s| {
+            let src = s.catalog.source(id)?;
+            visible(&p, src.project_id, || format!("source {id}"))?;
+            p.require(Action::Manage, Some(src.project_id))?;
+            s.catalog.delete_source(id)?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupNow {
+    #[serde(default)]
+    datastore: Option<String>,
+}
+
+pub async fn backup_now(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(id) = id?;
+    // The body is optional here.
+    let b: BackupNow = if body.iter().all(u8::is_ascii_whitespace) {
+        BackupNow::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("body: {e}")))?
+    };
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "source.backup",
+        id.to_string(),
+        move |s| {
+            let src = s.catalog.source(id)?;
+            visible(&p, src.project_id, || format!("source {id}"))?;
+            p.require(Action::Manage, Some(src.project_id))?;
+            let ds = match (&b.datastore, src.policy_id) {
+                (Some(name), _) => {
+                    s.catalog
+                        .datastore_by_name(name)?
+                        .ok_or_else(|| invalid(format!("unknown datastore {name:?}")))?
+                        .id
+                }
+                // The policy's datastore, or the first one, as placed on
+                // the source's node (that node's datastore of that name).
+                (None, pid) => {
+                    let all = s.catalog.datastores()?;
+                    let want = match pid {
+                        Some(pid) => s.catalog.policy(pid)?.datastore_id,
+                        None => all
+                            .first()
+                            .map(|d| d.id)
+                            .ok_or_else(|| invalid("no datastore"))?,
+                    };
+                    arca_control::place(&all, want, src.node_id)
+                }
+            };
+            let t = s.catalog.add_task(&NewTask {
+                kind: "backup".into(),
+                project_id: src.project_id,
+                source_id: Some(src.id),
+                datastore_id: Some(ds),
+                node_id: Some(src.node_id),
+                params: json!({}),
+                priority: 10,
+                max_attempts: 1,
+                not_before: catalog::now(),
+                created_by: p.name().to_string(),
+                ..Default::default()
+            })?;
+            s.changed.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(json!(t))))
+        },
+    )
+    .await
+}
