@@ -355,17 +355,30 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
             ds.backend().delete(&pack::object_name(&p))?;
         }
     }
-    // Unindexed garbage packs found above.
+    // Unindexed garbage packs: leftovers of interrupted writes. Decided
+    // under the exclusive GC lock, which a backup's flusher holds shared
+    // from a pack's rename to its index entry: a pack on disk that the
+    // index does not know at this point is never one about to be indexed
+    // (and gc holds the writer lock: no other process writes).
     if !opts.dry_run {
-        let indexed: HashSet<PackId> = ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
-        for o in ds.backend().list(PACKS)? {
-            if let Some(p) = pack::id_from_name(&o.name) {
-                if !indexed.contains(&p)
-                    && now.duration_since(o.modified).unwrap_or_default() >= opts.grace
-                {
-                    ds.backend().delete(&o.name)?;
-                }
-            }
+        let leftovers: Vec<String> = {
+            let _g = ds.gc_lock.write().unwrap_or_else(|e| e.into_inner());
+            let indexed: HashSet<PackId> =
+                ds.index().packs()?.into_iter().map(|(p, _)| p).collect();
+            ds.backend()
+                .list(PACKS)?
+                .into_iter()
+                .filter(|o| {
+                    pack::id_from_name(&o.name).is_some_and(|p| {
+                        !indexed.contains(&p)
+                            && now.duration_since(o.modified).unwrap_or_default() >= opts.grace
+                    })
+                })
+                .map(|o| o.name)
+                .collect()
+        };
+        for name in leftovers {
+            ds.backend().delete(&name)?;
         }
     }
     // Temporaries of writers that are gone: gc holds the writer lock, so no

@@ -391,9 +391,16 @@ fn flusher(ds: &Datastore, shared: &SessionShared, rx: &Receiver<PackBuilder<Wri
         }
         let r = (|| -> Result<()> {
             let (id, w, info, blobs) = pb.finish().map_err(|e| Error::io("write pack", e))?;
-            // The pack is durable before the index mentions it.
+            // The pack is durable before the index mentions it. From its
+            // rename to its index entry the GC lock is held shared: gc
+            // takes it exclusively to tell leftovers (packs on disk that
+            // the index does not know) from packs about to be indexed,
+            // and deleted this one as a leftover when it looked in
+            // between (with a grace period of 0 s).
+            let _g = ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
             w.0.commit(&pack::object_name(&id))?;
             ds.index.add_pack(&id, info, &blobs)?;
+            drop(_g);
             shared
                 .counters
                 .packs_written
