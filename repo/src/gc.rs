@@ -360,6 +360,8 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
     // from a pack's rename to its index entry: a pack on disk that the
     // index does not know at this point is never one about to be indexed
     // (and gc holds the writer lock: no other process writes).
+    #[cfg(test)]
+    tests::hook(&tests::BEFORE_LEFTOVERS);
     if !opts.dry_run {
         let leftovers: Vec<String> = {
             let _g = ds.gc_lock.write().unwrap_or_else(|e| e.into_inner());
@@ -381,6 +383,8 @@ pub fn gc(ds: &Datastore, opts: &GcOptions, progress: &dyn Fn(&str, u64, u64)) -
             ds.backend().delete(&name)?;
         }
     }
+    #[cfg(test)]
+    tests::hook(&tests::AFTER_LEFTOVERS);
     // Temporaries of writers that are gone: gc holds the writer lock, so no
     // other process writes, and the backend never removes those of this
     // process's live writers. The grace period still applies (clocks).
@@ -512,9 +516,10 @@ impl<'a> Repacker<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::test_util::image_manifest;
+    use crate::verify;
     use crate::{image, Encryption, IndexKind, OpenOptions};
     use std::sync::Mutex;
 
@@ -527,6 +532,83 @@ mod tests {
         if let Some(h) = hook {
             h();
         }
+    }
+
+    pub(crate) static RENAMED: Mutex<Option<Hook>> = Mutex::new(None);
+    pub(crate) static BEFORE_LEFTOVERS: Mutex<Option<Hook>> = Mutex::new(None);
+    pub(crate) static AFTER_LEFTOVERS: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Runs (once) what a test placed at this point.
+    pub(crate) fn hook(at: &Mutex<Option<Hook>>) {
+        let h = at.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = h {
+            h();
+        }
+    }
+
+    /// A backup's pack renamed into place but not yet indexed, while gc
+    /// (grace 0) decides which unindexed packs are leftovers: gc must not
+    /// take it for one. It did, deleted it, and the backup's snapshot then
+    /// referenced a missing pack. The hooks put the rename just before
+    /// gc's decision and hold the index entry back until gc is past it (or
+    /// two seconds, when gc rightly waits for the backup).
+    #[test]
+    #[cfg(feature = "rocksdb")]
+    fn gc_never_deletes_a_pack_between_its_rename_and_its_index_entry() {
+        use std::sync::mpsc::channel;
+        let dir = tempfile::tempdir().unwrap();
+        Datastore::init(dir.path(), Encryption::None, None, |_| {}).unwrap();
+        // RocksDB as on a server (gc heals an in-memory index by itself).
+        let ds = Datastore::open(dir.path(), &OpenOptions::default()).unwrap();
+        let data = vec![9u8; 65536];
+        let (renamed_tx, renamed_rx) = channel::<()>();
+        let (past_tx, past_rx) = channel::<()>();
+        *RENAMED.lock().unwrap() = Some(Box::new(move || {
+            renamed_tx.send(()).unwrap();
+            let _ = past_rx.recv_timeout(Duration::from_secs(2));
+        }));
+        *BEFORE_LEFTOVERS.lock().unwrap() = Some(Box::new(move || {
+            renamed_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        }));
+        *AFTER_LEFTOVERS.lock().unwrap() = Some(Box::new(move || {
+            let _ = past_tx.send(());
+        }));
+        let s = ds.begin_session().unwrap();
+        let id = s
+            .submit(BlobKind::Data, data.clone())
+            .unwrap()
+            .wait()
+            .unwrap();
+        let t = s
+            .store(BlobKind::ImageTable, &image::encode_table_blob(&[id]))
+            .unwrap();
+        let ds2 = ds.clone();
+        let gc_thread = std::thread::spawn(move || {
+            let g = GcOptions {
+                grace: Duration::ZERO,
+                ..Default::default()
+            };
+            gc(&ds2, &g, &|_, _, _| {}).unwrap()
+        });
+        s.commit(image_manifest(t, 1)).unwrap();
+        gc_thread.join().unwrap();
+        assert!(
+            RENAMED.lock().unwrap().is_none(),
+            "the backup's hook did not run"
+        );
+        assert!(
+            BEFORE_LEFTOVERS.lock().unwrap().is_none(),
+            "gc's hook did not run"
+        );
+        assert_eq!(
+            ds.read_blob(&id).unwrap(),
+            data,
+            "gc deleted the backup's pack"
+        );
+        assert!(ds.read_blob(&t).is_ok());
+        assert!(verify::verify(&ds, &Default::default(), &|_, _, _| {})
+            .unwrap()
+            .is_clean());
     }
 
     /// A backup that commits (and leaves the session registry) while gc

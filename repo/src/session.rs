@@ -399,6 +399,8 @@ fn flusher(ds: &Datastore, shared: &SessionShared, rx: &Receiver<PackBuilder<Wri
             // between (with a grace period of 0 s).
             let _g = ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
             w.0.commit(&pack::object_name(&id))?;
+            #[cfg(test)]
+            crate::gc::tests::hook(&crate::gc::tests::RENAMED);
             ds.index.add_pack(&id, info, &blobs)?;
             drop(_g);
             shared
