@@ -55,11 +55,41 @@ impl Readers {
     }
 }
 
+/// The writer connection, held: released (and the write generation
+/// moved on) when dropped.
+pub(crate) struct Writer<'a> {
+    conn: MutexGuard<'a, Connection>,
+    gen: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Deref for Writer<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        // Before the mutex is released (the field drops after this): the
+        // commit, if any, is done, so a reader that sees the new value
+        // also sees what was written.
+        self.gen.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A connection for reading: one of the pool's (back to the pool when
 /// dropped), or the writer's when there is no pool.
 pub(crate) enum Reader<'a> {
     Pooled(&'a Readers, Option<Connection>),
-    Writer(MutexGuard<'a, Connection>),
+    Writer(Writer<'a>),
 }
 
 impl Deref for Reader<'_> {
@@ -142,6 +172,7 @@ impl Catalog {
             conn: Mutex::new(conn),
             readers,
             exports_gen: Default::default(),
+            write_gen: Default::default(),
         })
     }
 
@@ -192,8 +223,22 @@ impl Catalog {
 
     /// The writer connection: every change, and the reads that must see
     /// a transaction's own writes.
-    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn db(&self) -> Writer<'_> {
+        Writer {
+            conn: self.conn.lock().unwrap_or_else(|e| e.into_inner()),
+            gen: &self.write_gen,
+        }
+    }
+
+    /// A number that changes after anything may have been written through
+    /// this catalog: it moves each time the writer connection is released,
+    /// after the commit. A value derived from reads is still current while
+    /// the generation read *before* those reads is unchanged, which is
+    /// how callers cache (the API's token check). Writes by another
+    /// process are not seen; in this design only `arca server import`
+    /// writes from outside, and never to accounts or tokens.
+    pub fn write_generation(&self) -> u64 {
+        self.write_gen.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A connection for a read: an idle one of the pool (waiting for one

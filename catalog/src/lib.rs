@@ -99,6 +99,9 @@ pub struct Catalog {
     readers: Option<db::Readers>,
     /// Bumped on every change of exports (see [`Catalog::wait_exports`]).
     exports_gen: (Mutex<u64>, std::sync::Condvar),
+    /// Bumped each time the writer connection is released (see
+    /// [`Catalog::write_generation`]).
+    write_gen: std::sync::atomic::AtomicU64,
 }
 
 pub use accounts::SignedOut;

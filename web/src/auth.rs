@@ -335,10 +335,10 @@ fn join(ids: &[i64]) -> String {
 
 /// Check a token: exists, not revoked, not expired (nor any token it was
 /// minted with), its user enabled.
-pub fn check_token(state: &AppState, secret: &str) -> Result<(Token, User), ApiError> {
+pub fn check_token(state: &AppState, secret_sha256: &[u8]) -> Result<(Token, User), ApiError> {
     let token = state
         .catalog
-        .live_token(&secret_hash(secret))?
+        .live_token(secret_sha256)?
         .map_err(ApiError::unauthorized)?;
     let user_id = token
         .user_id
@@ -383,8 +383,24 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
-    let secret = secret.to_string();
-    let (token, user) = state.call(move |s| check_token(s, &secret)).await?;
+    let hash = secret_hash(secret);
+    let generation = state.catalog.write_generation();
+    let cached = state.tokens.get(&hash, generation, arca_catalog::now());
+    let (token, user) = match cached {
+        Some(found) => found,
+        None => {
+            state
+                .call(move |s| {
+                    // Read before the check: a write after it makes the
+                    // entry stale (see token_cache).
+                    let generation = s.catalog.write_generation();
+                    let (token, user) = check_token(s, &hash)?;
+                    s.tokens.insert(hash, generation, &token, &user);
+                    Ok((token, user))
+                })
+                .await?
+        }
+    };
     touch(state, &token);
     crate::RequestUser::set(&parts.extensions, &user.name);
     Ok(Principal::new(user, token))

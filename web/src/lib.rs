@@ -13,6 +13,7 @@ pub mod error;
 pub mod openapi;
 mod routes;
 pub mod signin_limit;
+pub mod token_cache;
 
 pub use routes::{exports, tokens};
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub changed: Arc<tokio::sync::Notify>,
     /// Failed sign-ins per user name and address.
     pub signin: Arc<signin_limit::SigninLimiter>,
+    /// Tokens checked since the catalog last changed.
+    pub tokens: Arc<token_cache::TokenCache>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             catalog,
             changed: Arc::new(tokio::sync::Notify::new()),
             signin: Arc::default(),
+            tokens: Arc::default(),
         }
     }
 

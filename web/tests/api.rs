@@ -13,6 +13,8 @@ use tower::ServiceExt;
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/cache.rs"]
+mod cache;
 #[path = "api/ids.rs"]
 mod ids;
 #[path = "api/rbac.rs"]
