@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
+use arca_model::api::{ChangePassword, PasswordChanged, ResetPassword, SignedOut, User};
 
-use crate::client::{call, show};
+use crate::client::{show, Api};
 use crate::{Cli, UserCmd};
 
 /// A password from a file (one line; the newline is not part of it).
@@ -46,12 +46,11 @@ fn new_password(file: Option<&Path>) -> Result<String> {
     Ok(a)
 }
 
-fn signed_out(v: &Value) -> String {
-    let s = &v["signed_out"];
+fn signed_out(s: &SignedOut) -> String {
     format!(
         "{} session(s) signed out{}",
-        s["sessions"].as_u64().unwrap_or(0),
-        match s["api_tokens"].as_u64().unwrap_or(0) {
+        s.sessions,
+        match s.api_tokens {
             0 => String::new(),
             n => format!(", {n} API token(s) revoked"),
         }
@@ -70,21 +69,17 @@ pub fn passwd(
     };
     let current = not_empty("current password", current)?;
     let new = new_password(new_password_file)?;
-    let v = call(
-        cli,
-        "POST",
-        "/auth/password",
-        Some(json!({
-            "current_password": current,
-            "new_password": new,
-            "revoke_api_tokens": revoke_api_tokens,
-        })),
-    )?;
+    let req = ChangePassword {
+        current_password: current,
+        new_password: new,
+        revoke_api_tokens,
+    };
+    let v: PasswordChanged = Api::new(cli)?.post("/auth/password", &req, "a password change")?;
     show(cli, &v, |v| {
         format!(
             "password of {} changed; {}",
-            v["user"]["name"].as_str().unwrap_or("?"),
-            signed_out(v)
+            v.user.name,
+            signed_out(&v.signed_out)
         )
     })
 }
@@ -97,22 +92,26 @@ pub fn user(cli: &Cli, c: &UserCmd) -> Result<u8> {
             generate,
             revoke_api_tokens,
         } => {
-            let users = call(cli, "GET", "/users", None)?;
+            let api = Api::new(cli)?;
+            let users: Vec<User> = api.get("/users", "a list of users")?;
             let id = users
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|u| u["name"].as_str() == Some(name))
-                .and_then(|u| u["id"].as_i64())
+                .iter()
+                .find(|u| u.name == *name)
+                .map(|u| u.id)
                 .ok_or_else(|| anyhow!("no user {name:?} on the server"))?;
-            let mut body = json!({"revoke_api_tokens": revoke_api_tokens});
-            if !generate {
-                body["new_password"] = json!(new_password(new_password_file.as_deref())?);
-            }
-            let v = call(cli, "POST", &format!("/users/{id}/password"), Some(body))?;
+            let req = ResetPassword {
+                new_password: if *generate {
+                    None
+                } else {
+                    Some(new_password(new_password_file.as_deref())?)
+                },
+                revoke_api_tokens: *revoke_api_tokens,
+            };
+            let v: PasswordChanged =
+                api.post(&format!("/users/{id}/password"), &req, "a password change")?;
             show(cli, &v, |v| {
-                let mut out = format!("password of {name} set; {}", signed_out(v));
-                if let Some(p) = v["password"].as_str() {
+                let mut out = format!("password of {name} set; {}", signed_out(&v.signed_out));
+                if let Some(p) = &v.password {
                     out += &format!("\nnew password: {p}");
                 }
                 out

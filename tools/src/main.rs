@@ -202,13 +202,13 @@ enum Command {
         #[arg(long)]
         all: bool,
         #[arg(long, value_name = "ID", requires = "ttl")]
-        extend: Option<i64>,
+        extend: Option<arca_model::ExportId>,
         #[arg(long, requires = "extend")]
         ttl: Option<String>,
     },
     /// Through the server: stop an export.
     Unmount {
-        id: i64,
+        id: arca_model::ExportId,
         /// Keep a writable export's changes as a new restore point
         /// (otherwise they are discarded).
         #[arg(long)]
@@ -317,7 +317,7 @@ pub enum TokenCmd {
     /// Your API tokens: scope, projects, expiry, parent and state.
     List,
     /// Revoke a token, and every token made with it.
-    Revoke { id: i64 },
+    Revoke { id: arca_model::TokenId },
 }
 
 #[derive(Subcommand, Debug)]
@@ -402,13 +402,13 @@ pub enum CatalogCmd {
 pub enum SourceCmd {
     /// Add a source: `files NAME PATH` or `image NAME PATH`.
     Add {
-        kind: String,
+        kind: arca_model::SourceKind,
         name: String,
         path: String,
         #[arg(long)]
         node: Option<String>,
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<arca_model::ProjectId>,
         #[arg(long = "tag")]
         tags: Vec<String>,
         #[arg(long)]
@@ -468,7 +468,7 @@ pub enum PolicyCmd {
         #[command(flatten)]
         keep: KeepArgs,
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<arca_model::ProjectId>,
     },
     List,
 }
@@ -477,15 +477,15 @@ pub enum PolicyCmd {
 pub enum TaskCmd {
     List {
         #[arg(long)]
-        state: Option<String>,
+        state: Option<arca_model::TaskState>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     Show {
-        id: i64,
+        id: arca_model::TaskId,
     },
     Cancel {
-        id: i64,
+        id: arca_model::TaskId,
     },
 }
 
@@ -642,7 +642,7 @@ enum BackupCmd {
         /// The source's project (source names are unique per project;
         /// needed when the name is used in several projects you can see).
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<arca_model::ProjectId>,
         /// Follow the task to its end (progress bar; exit code 1 if it
         /// fails).
         #[arg(long)]

@@ -157,10 +157,17 @@ pub fn import(cli: &crate::Cli, data_dir: &Path, name: Option<&str>) -> Result<u
     };
     let n = arca_server::import_datastore(&catalog, &ds, rec.id)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::json!({"datastore": rec.name, "imported": n})
-        );
+        /// What `arca --json catalog import` prints.
+        #[derive(serde::Serialize)]
+        struct Imported<'a> {
+            datastore: &'a str,
+            imported: usize,
+        }
+        let out = Imported {
+            datastore: &rec.name,
+            imported: n,
+        };
+        println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
             "imported {n} restore point(s) of datastore {} ({})",

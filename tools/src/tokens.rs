@@ -3,10 +3,12 @@
 //! API (docs/control-plane.md, "Tokens").
 
 use anyhow::{anyhow, bail, Result};
+use arca_model::api::{CreatedToken, NewToken, Project, Settings, SettingsPatch, Token};
+use arca_model::{ProjectId, TokenId, TokenScope, TokenState};
 use arca_web::tokens::human_duration;
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::client::{call, show};
+use crate::client::{show, Api};
 use crate::{Cli, SettingKey, SettingsCmd, TokenCmd};
 
 /// `90s`, `30m`, `12h`, `30d` (or plain seconds) as seconds.
@@ -25,58 +27,60 @@ pub(crate) fn parse_lifetime(s: &str) -> Result<i64> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
-fn time(v: &Value) -> String {
-    v.as_i64()
-        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+fn time(t: Option<i64>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "never".into())
 }
 
-fn projects(v: &Value) -> String {
-    match v.as_array() {
+fn projects(p: Option<&[ProjectId]>) -> String {
+    match p {
         None => "all".into(),
         Some(p) => p
             .iter()
-            .map(|x| x.to_string())
+            .map(ProjectId::to_string)
             .collect::<Vec<_>>()
             .join(","),
     }
 }
 
 /// A project by id, or by name through `GET /projects`.
-fn project_id(cli: &Cli, known: &mut Option<Value>, p: &str) -> Result<i64> {
+fn project_id(api: &Api, known: &mut Option<Vec<Project>>, p: &str) -> Result<ProjectId> {
     if let Ok(id) = p.parse::<i64>() {
-        return Ok(id);
+        return Ok(ProjectId(id));
     }
     if known.is_none() {
-        *known = Some(call(cli, "GET", "/projects", None)?);
+        *known = Some(api.get("/projects", "a list of projects")?);
     }
     known
-        .as_ref()
-        .and_then(Value::as_array)
-        .into_iter()
+        .iter()
         .flatten()
-        .find(|x| x["name"] == p)
-        .and_then(|x| x["id"].as_i64())
+        .find(|x| x.name == p)
+        .map(|x| x.id)
         .ok_or_else(|| anyhow!("no project named {p:?} that you can see"))
 }
 
-fn token_line(t: &Value) -> String {
+fn token_line(t: &Token) -> String {
     format!(
         "{:>5}  {:<20} {:<9} {:<10} {:<16}  {:<6} {}",
-        t["id"],
-        t["name"].as_str().unwrap_or(""),
-        t["scope"].as_str().unwrap_or(""),
-        projects(&t["projects"]),
-        time(&t["expires_at"]),
-        t["parent_token_id"]
-            .as_i64()
-            .map_or("-".to_string(), |p| p.to_string()),
-        t["state"].as_str().unwrap_or("")
+        t.id,
+        t.name,
+        t.scope.as_str(),
+        projects(t.projects.as_deref()),
+        time(t.expires_at),
+        t.parent_token_id.map_or("-".to_string(), |p| p.to_string()),
+        t.state.map_or("", TokenState::as_str)
     )
 }
 
+/// What `arca --json token revoke` prints.
+#[derive(Serialize)]
+struct Revoked {
+    revoked: TokenId,
+}
+
 pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
+    let api = Api::new(cli)?;
     match c {
         TokenCmd::Create {
             name,
@@ -85,56 +89,59 @@ pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
             metrics,
             projects: wanted,
         } => {
-            let mut body = json!({"name": name});
-            if let Some(e) = expires {
-                body["expires_in_s"] = json!(parse_lifetime(e)?);
-            }
-            if *read_only {
-                body["scope"] = json!("read-only");
+            let scope = if *read_only {
+                Some(TokenScope::ReadOnly)
             } else if *metrics {
-                body["scope"] = json!("metrics");
-            }
-            if !wanted.is_empty() {
+                Some(TokenScope::Metrics)
+            } else {
+                None
+            };
+            let projects_wanted = if wanted.is_empty() {
+                None
+            } else {
                 let mut known = None;
-                let ids = wanted
-                    .iter()
-                    .map(|p| project_id(cli, &mut known, p))
-                    .collect::<Result<Vec<_>>>()?;
-                body["projects"] = json!(ids);
-            }
-            let v = call(cli, "POST", "/tokens", Some(body))?;
+                Some(
+                    wanted
+                        .iter()
+                        .map(|p| project_id(&api, &mut known, p))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            };
+            let req = NewToken {
+                name: name.clone(),
+                expires_in_s: expires.as_deref().map(parse_lifetime).transpose()?,
+                scope,
+                projects: projects_wanted,
+            };
+            let v: CreatedToken = api.post("/tokens", &req, "a new token")?;
             if cli.json {
                 return show(cli, &v, |_| String::new());
             }
-            let secret = v["token"]
-                .as_str()
-                .ok_or_else(|| anyhow!("no token in the answer"))?;
-            let i = &v["info"];
+            let i = &v.info;
             // The secret alone on stdout (TOKEN=$(arca token create ...)),
             // what it is on stderr.
-            println!("{secret}");
+            println!("{}", v.token);
             eprintln!(
                 "token {} {:?}: scope {}, projects {}, expires {} UTC{}; the secret is shown only now",
-                i["id"],
+                i.id,
                 name,
-                i["scope"].as_str().unwrap_or(""),
-                projects(&i["projects"]),
-                time(&i["expires_at"]),
-                i["parent_token_id"]
-                    .as_i64()
+                i.scope,
+                projects(i.projects.as_deref()),
+                time(i.expires_at),
+                i.parent_token_id
                     .map(|p| format!(", revoked with token {p}"))
                     .unwrap_or_default()
             );
             Ok(0)
         }
         TokenCmd::List => {
-            let v = call(cli, "GET", "/tokens", None)?;
-            show(cli, &v, |v| {
+            let all: Vec<Token> = api.get("/tokens", "a list of tokens")?;
+            show(cli, &all, |all| {
                 let mut out = format!(
                     "{:>5}  {:<20} {:<9} {:<10} {:<16}  {:<6} STATE",
                     "ID", "NAME", "SCOPE", "PROJECTS", "EXPIRES (UTC)", "PARENT"
                 );
-                for t in v.as_array().into_iter().flatten() {
+                for t in all {
                     out.push('\n');
                     out.push_str(&token_line(t));
                 }
@@ -142,36 +149,39 @@ pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
             })
         }
         TokenCmd::Revoke { id } => {
-            call(cli, "DELETE", &format!("/tokens/{id}"), None)?;
-            show(cli, &json!({"revoked": id}), |_| {
+            api.delete_no_content(&format!("/tokens/{id}"))?;
+            show(cli, &Revoked { revoked: *id }, |_| {
                 format!("token {id} revoked, and every token made with it")
             })
         }
     }
 }
 
-fn settings_text(v: &Value) -> String {
-    let max = v["token_max_lifetime_s"].as_i64().unwrap_or(0);
+fn settings_text(v: &Settings) -> String {
+    let max = v.token_max_lifetime_s;
     format!("token-max-lifetime {} ({max} s)", human_duration(max))
 }
 
 pub fn settings(cli: &Cli, c: &SettingsCmd) -> Result<u8> {
+    let api = Api::new(cli)?;
     match c {
         SettingsCmd::Show => {
-            let v = call(cli, "GET", "/settings", None)?;
+            let v: Settings = api.get("/settings", "the settings")?;
             show(cli, &v, settings_text)
         }
         SettingsCmd::Set { key, value } => {
-            let body = match key {
+            let req = match key {
                 SettingKey::TokenMaxLifetime => {
                     let secs = parse_lifetime(value)?;
                     if secs == 0 {
                         bail!("token-max-lifetime cannot be 0: there is no unlimited lifetime (1h to 3660d)");
                     }
-                    json!({"token_max_lifetime_s": secs})
+                    SettingsPatch {
+                        token_max_lifetime_s: Some(secs),
+                    }
                 }
             };
-            let v = call(cli, "PATCH", "/settings", Some(body))?;
+            let v: Settings = api.patch("/settings", &req, "the settings")?;
             show(cli, &v, settings_text)
         }
     }

@@ -1,0 +1,126 @@
+//! `arca mount|mounts|unmount` through the server: restore points served
+//! as disks over NBD or iSCSI.
+
+use anyhow::{anyhow, bail, Result};
+use arca_model::api::{Export, ExtendExport, NewExport};
+use arca_model::{ExportId, ExportProtocol, ExportState};
+
+use super::{show, tasks::follow, Api};
+use crate::Cli;
+
+/// A time as the export lists show it.
+fn utc(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn export_line(e: &Export) -> String {
+    let rp = e.restore_point_id.to_hex();
+    format!(
+        "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} {}",
+        e.id,
+        e.state.as_str(),
+        e.protocol.as_str(),
+        if e.writable { "rw" } else { "ro" },
+        &rp[..rp.len().min(10)],
+        utc(e.expires_at),
+        e.address.as_deref().or(e.error.as_deref()).unwrap_or("")
+    )
+}
+
+/// `arca mount`: export, then wait (polling every 50 ms) until the node
+/// serves it, and print the address.
+pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Result<u8> {
+    let api = Api::new(cli)?;
+    let req = NewExport {
+        restore_point: rp.to_string(),
+        protocol: if iscsi {
+            ExportProtocol::Iscsi
+        } else {
+            ExportProtocol::Nbd
+        },
+        writable,
+        ttl: Some(ttl.to_string()),
+    };
+    let mut e: Export = api.post("/exports", &req, "an export")?;
+    let id = e.id;
+    let t0 = std::time::Instant::now();
+    while e.state == ExportState::Starting {
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            bail!("export {id} is not served after 60 s: is its node online? (`arca mounts`)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        e = api.get(&format!("/exports/{id}"), "an export")?;
+    }
+    if e.state != ExportState::Active {
+        bail!(
+            "export {id} {}: {}",
+            e.state,
+            e.error.as_deref().unwrap_or("no reason given")
+        );
+    }
+    show(cli, &e, |e| {
+        let commands = e.commands.as_deref().unwrap_or_default();
+        format!(
+            "{}\nexport {id} ({}), until {} (stop it with `arca unmount {id}`){}{}",
+            e.address.as_deref().unwrap_or_default(),
+            if writable {
+                "writable, overlay"
+            } else {
+                "read-only"
+            },
+            utc(e.expires_at),
+            match &e.chap_user {
+                Some(u) => format!(
+                    "\nCHAP user {u}, secret {}",
+                    e.secret.as_deref().unwrap_or_default()
+                ),
+                None => String::new(),
+            },
+            if commands.is_empty() {
+                String::new()
+            } else {
+                format!("\nfor example:\n  {}", commands.join("\n  "))
+            }
+        )
+    })
+}
+
+pub fn mounts(cli: &Cli, all: bool, extend: Option<ExportId>, ttl: Option<&str>) -> Result<u8> {
+    let api = Api::new(cli)?;
+    if let Some(id) = extend {
+        let ttl = ttl.ok_or_else(|| anyhow!("--extend needs --ttl"))?;
+        let req = ExtendExport {
+            ttl: ttl.to_string(),
+        };
+        let e: Export = api.patch(&format!("/exports/{id}"), &req, "an export")?;
+        return show(cli, &e, export_line);
+    }
+    let list: Vec<Export> = api.get(&format!("/exports?all={all}"), "a list of exports")?;
+    show(cli, &list, |list| {
+        let mut out = format!(
+            "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} ADDRESS",
+            "ID", "STATE", "PROTO", "RW", "RP", "EXPIRES"
+        );
+        for e in list {
+            out.push('\n');
+            out.push_str(&export_line(e));
+        }
+        out
+    })
+}
+
+pub fn unmount(cli: &Cli, id: ExportId, commit: bool, wait: bool) -> Result<u8> {
+    let api = Api::new(cli)?;
+    let e: Export = api.delete(&format!("/exports/{id}?commit={commit}"), "an export")?;
+    if let (true, Some(t)) = (wait, e.commit_task_id) {
+        return follow(cli, &api, t);
+    }
+    show(cli, &e, |e| match e.commit_task_id {
+        Some(t) => {
+            format!("export {id} stopped; task {t} commits its changes as a new restore point")
+        }
+        None => format!("export {id} stopped"),
+    })
+}

@@ -1,0 +1,77 @@
+//! `arca node list|set` through the server: nodes and their confinement.
+
+use anyhow::{anyhow, bail, Result};
+use arca_model::api::{Node, NodeSettings};
+
+use super::{show, Api};
+use crate::{Cli, NodeCmd};
+
+fn roots(r: &[String]) -> String {
+    if r.is_empty() {
+        "none".into()
+    } else {
+        r.join(",")
+    }
+}
+
+fn node_line(n: &Node) -> String {
+    format!(
+        "{:>4}  {:<16} {:<8} sources: {}  restores: {}{}  block devices: {}",
+        n.id,
+        n.name,
+        n.state.as_str(),
+        roots(&n.source_roots),
+        roots(n.effective_restore_roots.as_deref().unwrap_or_default()),
+        if n.restore_roots.is_empty() {
+            " (default)"
+        } else {
+            ""
+        },
+        if n.allow_block_devices {
+            "allowed"
+        } else {
+            "refused"
+        }
+    )
+}
+
+pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
+    let api = Api::new(cli)?;
+    match c {
+        NodeCmd::List => {
+            let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
+            show(cli, &all, |all| {
+                all.iter().map(node_line).collect::<Vec<_>>().join("\n")
+            })
+        }
+        NodeCmd::Set {
+            name,
+            source_roots,
+            no_source_roots,
+            restore_roots,
+            default_restore_roots,
+            allow_block_devices,
+        } => {
+            let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
+            let id = all
+                .iter()
+                .find(|n| n.name == *name)
+                .map(|n| n.id)
+                .ok_or_else(|| {
+                    anyhow!("no node named {name:?} on the server (`arca node list`)")
+                })?;
+            let req = NodeSettings {
+                source_roots: (!source_roots.is_empty() || *no_source_roots)
+                    .then(|| source_roots.clone()),
+                restore_roots: (!restore_roots.is_empty() || *default_restore_roots)
+                    .then(|| restore_roots.clone()),
+                allow_block_devices: *allow_block_devices,
+            };
+            if req == NodeSettings::default() {
+                bail!("nothing to change: give --source-root, --restore-root, --no-source-roots, --default-restore-roots or --allow-block-devices");
+            }
+            let n: Node = api.patch(&format!("/nodes/{id}"), &req, "a node")?;
+            show(cli, &n, node_line)
+        }
+    }
+}

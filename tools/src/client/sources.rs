@@ -1,0 +1,102 @@
+//! `arca source add|list` and `arca backup now` through the server.
+
+use anyhow::{anyhow, Result};
+use arca_model::api::{NewSource, Source, Task};
+use arca_model::{ProjectId, SourceId};
+
+use super::{show, tasks::follow, Api};
+use crate::{Cli, SourceCmd};
+
+/// An optional id as the API writes it: the number, or `null`.
+fn or_null<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+}
+
+pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
+    let api = Api::new(cli)?;
+    match c {
+        SourceCmd::Add {
+            kind,
+            name,
+            path,
+            node,
+            project,
+            tags,
+            policy,
+        } => {
+            let req = NewSource {
+                name: name.clone(),
+                kind: *kind,
+                path: path.clone(),
+                node: node.clone(),
+                project: *project,
+                tags: tags.clone(),
+                policy: policy.clone(),
+            };
+            let s: Source = api.post("/sources", &req, "a source")?;
+            show(cli, &s, |s| {
+                format!(
+                    "source {:?} added (id {}, policy {})",
+                    s.name,
+                    s.id,
+                    or_null(s.policy_id)
+                )
+            })
+        }
+        SourceCmd::List => {
+            let all: Vec<Source> = api.get("/sources", "a list of sources")?;
+            show(cli, &all, |all| {
+                let mut out = String::new();
+                for s in all {
+                    out += &format!(
+                        "{:>4}  {:<20} {:<6} {:<30} policy {}\n",
+                        s.id,
+                        s.name,
+                        s.kind.as_str(),
+                        s.path,
+                        or_null(s.policy_id)
+                    );
+                }
+                out.trim_end().to_string()
+            })
+        }
+    }
+}
+
+/// The id of the source `name` among those the caller can see, in
+/// `project` when given. Names are unique per project only: a name used in
+/// several projects needs the project.
+fn source_id(api: &Api, name: &str, project: Option<ProjectId>) -> Result<SourceId> {
+    let all: Vec<Source> = api.get("/sources", "a list of sources")?;
+    let found: Vec<&Source> = all
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| project.is_none_or(|p| s.project_id == p))
+        .collect();
+    match found.as_slice() {
+        [s] => Ok(s.id),
+        [] => match project {
+            Some(p) => Err(anyhow!("no source named {name:?} in project {p}")),
+            None => Err(anyhow!("no source named {name:?} on the server")),
+        },
+        many => Err(anyhow!(
+            "source name {name:?} is used in projects {}: add --project",
+            many.iter()
+                .map(|s| s.project_id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+pub fn backup_now(cli: &Cli, source: &str, project: Option<ProjectId>, wait: bool) -> Result<u8> {
+    let api = Api::new(cli)?;
+    let id = source_id(&api, source, project)?;
+    let t: Task = api.post_empty(&format!("/sources/{id}/backup"), "a task")?;
+    if wait {
+        return follow(cli, &api, t.id);
+    }
+    show(cli, &t, |t| {
+        format!("backup of {source} queued as task {}", t.id)
+    })
+}
