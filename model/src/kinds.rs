@@ -76,9 +76,10 @@ macro_rules! string_enum {
             }
         }
 
+        // `pad`: widths and alignment apply (`{:<8}` in a table).
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -380,6 +381,12 @@ mod tests {
             serde_json::to_value(Role::RestoreOnly).unwrap(),
             "restore-only"
         );
+    }
+
+    #[test]
+    fn display_pads_in_tables() {
+        assert_eq!(format!("[{:<8}]", TaskKind::Gc), "[gc      ]");
+        assert_eq!(format!("[{:>6}]", TaskState::Queued), "[queued]");
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn token_line(t: &Token) -> String {
         "{:>5}  {:<20} {:<9} {:<10} {:<16}  {:<6} {}",
         t.id,
         t.name,
-        t.scope.as_str(),
+        t.scope,
         projects(t.projects.as_deref()),
         time(t.expires_at),
         t.parent_token_id.map_or("-".to_string(), |p| p.to_string()),

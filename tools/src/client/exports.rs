@@ -20,8 +20,8 @@ fn export_line(e: &Export) -> String {
     format!(
         "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} {}",
         e.id,
-        e.state.as_str(),
-        e.protocol.as_str(),
+        e.state,
+        e.protocol,
         if e.writable { "rw" } else { "ro" },
         &rp[..rp.len().min(10)],
         utc(e.expires_at),

@@ -19,7 +19,7 @@ fn node_line(n: &Node) -> String {
         "{:>4}  {:<16} {:<8} sources: {}  restores: {}{}  block devices: {}",
         n.id,
         n.name,
-        n.state.as_str(),
+        n.state,
         roots(&n.source_roots),
         roots(n.effective_restore_roots.as_deref().unwrap_or_default()),
         if n.restore_roots.is_empty() {

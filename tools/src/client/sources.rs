@@ -52,7 +52,7 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
                         "{:>4}  {:<20} {:<6} {:<30} policy {}\n",
                         s.id,
                         s.name,
-                        s.kind.as_str(),
+                        s.kind,
                         s.path,
                         or_null(s.policy_id)
                     );

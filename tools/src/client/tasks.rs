@@ -14,8 +14,8 @@ fn task_line(t: &Task) -> String {
     format!(
         "{:>6}  {:<8} {:<10} {:>5}  {}{}",
         t.id,
-        t.kind.as_str(),
-        t.state.as_str(),
+        t.kind,
+        t.state,
         progress,
         t.created_by,
         t.error
@@ -55,7 +55,7 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
                     out += &format!("\nresult: {r}");
                 }
                 for l in &v.logs {
-                    out += &format!("\n  {} {:<5} {}", l.time, l.level.as_str(), l.message);
+                    out += &format!("\n  {} {:<5} {}", l.time, l.level, l.message);
                 }
                 out
             })
