@@ -2,6 +2,8 @@
 //! the process exits 0, a running backup ends `cancelled` with "interrupted
 //! by shutdown" and no restore point, the datastore verifies clean, and a
 //! restart goes on with the schedule without losing or repeating a slot.
+//! And Ctrl-C on the CLI: a local backup and `backup now --wait` say what
+//! the interruption leaves behind.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -319,4 +321,109 @@ fn sigterm_stops_a_node_cleanly() {
         .unwrap();
     assert_eq!(alpha["state"], "offline", "{alpha}");
     drop(srv);
+}
+
+/// Whether process `pid` catches `sig` (its handler is installed): read
+/// from /proc, so a test signals only once the command listens.
+fn catches(pid: u32, sig: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// SIGINT (Ctrl-C) to a running child, once it listens for it; its exit
+/// status and stderr.
+fn interrupt(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until("the command to listen for Ctrl-C", 60, || catches(pid, 2));
+    let k = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), err)
+}
+
+/// Ctrl-C on a local backup: it says nothing was committed and dies of
+/// SIGINT; no snapshot is listed, the datastore verifies clean and the
+/// next backup works.
+#[test]
+fn ctrl_c_on_a_local_backup_says_nothing_was_committed() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = common::Env::new();
+    let big = env.path("big.raw");
+    slow_image(&big, SLOW, 4 << 20);
+    let (status, err) = interrupt(env.cmd(&["backup", "image", big.to_str().unwrap()]));
+    assert_eq!(status.signal(), Some(2), "{status:?} {err}");
+    assert!(
+        err.contains("interrupted: nothing was committed; the data already stored is reused by the next backup"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(env.snapshot_ids().is_empty());
+    env.ok(&["verify"]);
+    let tree = env.path("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("a"), b"after the interruption").unwrap();
+    env.backup_files(&tree, "tree");
+    assert_eq!(env.snapshot_ids().len(), 1);
+}
+
+/// Ctrl-C on `arca backup now --wait`: the task goes on on the server, and
+/// the CLI says so and how to cancel it.
+#[test]
+fn ctrl_c_on_backup_now_wait_says_the_task_goes_on() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let big = dir.path().join("big.raw");
+    slow_image(&big, SLOW, 4 << 20);
+    let srv = Daemon::server(&data, &[]);
+    let url = srv.url.clone();
+    let token = sign_in(&url, &srv.first_password());
+    let source = add_source(
+        &url,
+        &token,
+        json!({"name": "big", "kind": "image", "path": big}),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arca"));
+    cmd.args([
+        "--server", &url, "--token", &token, "backup", "now", "big", "--wait",
+    ]);
+    let (status, err) = interrupt(cmd);
+    assert_eq!(status.signal(), Some(2), "{status:?} {err}");
+    let id = running_task_of(&url, &token, source);
+    assert!(
+        err.contains(&format!(
+            "task {id} continues on the server; follow it with `arca task show {id}`, cancel it with `arca task cancel {id}`"
+        )),
+        "{err}"
+    );
+    assert_eq!(task(&url, &token, id)["state"], "running");
+    api_ok(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/tasks/{id}/cancel"),
+        None,
+        200,
+    );
 }

@@ -97,3 +97,47 @@ fn bad_inputs() {
     );
     assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
 }
+
+/// `arca ls latest | head -1`: the reader goes away after one line; arca
+/// ends as a Unix tool does (SIGPIPE), without a panic or a stack trace.
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    // Far more than a pipe buffer (64 KiB) of listing.
+    for i in 0..3000 {
+        fs::write(
+            src.join(format!("a-rather-long-file-name-to-fill-the-pipe-{i:05}")),
+            b"x",
+        )
+        .unwrap();
+    }
+    env.backup_files(&src, "s");
+    let mut child = env
+        .cmd(&["ls", "latest"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    let n = child.stdout.take().unwrap().read(&mut first).unwrap();
+    assert!(n > 0, "no listing at all");
+    // The pipe's reader is dropped here, as `head` exits.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "a panic: {err}");
+    assert!(err.is_empty(), "stderr: {err}");
+    // Killed by SIGPIPE (13 on Linux), as `head`'s other writers are.
+    assert_eq!(status.signal(), Some(13), "{status:?}");
+}

@@ -4,6 +4,7 @@
 mod accounts;
 mod client;
 mod commands;
+mod interrupt;
 mod logs;
 mod mounts;
 mod node;
@@ -740,8 +741,31 @@ fn error_message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// `arca ls … | head`: when the reader of stdout goes away, end quietly
+/// as any Unix tool does (killed by SIGPIPE, status 141), instead of a
+/// panic in `println!`. Rust starts programs with SIGPIPE ignored; the
+/// long-running commands (server, node, serve) keep it so: a peer that
+/// goes away there is an error to handle, not a reason to stop. Sockets
+/// are written with MSG_NOSIGNAL by std and tokio, so only pipes and
+/// terminals are affected.
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_pipe(command: &Command) {
+    if matches!(
+        command,
+        Command::Server { .. } | Command::Node { .. } | Command::Serve(_)
+    ) {
+        return;
+    }
+    // SAFETY: called first thing in main, before any thread starts;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    die_quietly_on_closed_pipe(&cli.command);
     logs::init(cli.log_format);
     let json = cli.json;
     match commands::run(cli) {

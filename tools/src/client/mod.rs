@@ -293,6 +293,9 @@ pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> 
             }
         },
     };
+    if password.is_empty() {
+        bail!("the password is empty; nothing was sent to the server");
+    }
     let req = Login {
         username: user.to_string(),
         password,

@@ -72,6 +72,10 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
 pub(super) fn follow(cli: &Cli, api: &Api, id: TaskId) -> Result<u8> {
     use std::sync::atomic::Ordering;
     let p = std::sync::Arc::new(arca_ingest::Progress::default());
+    crate::interrupt::explain(format!(
+        "task {id} continues on the server; follow it with `arca task show {id}`, \
+         cancel it with `arca task cancel {id}`"
+    ));
     let bar = crate::progress::Bar::start(&p, "task");
     let t = loop {
         let t: Task = api.get(&format!("/tasks/{id}"), "a task")?;

@@ -30,6 +30,9 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
             .to_string(),
     };
     let parent = parent_for(&ds, common, &source)?;
+    crate::interrupt::explain(
+        "interrupted: nothing was committed; the data already stored is reused by the next backup",
+    );
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, "backup");
     let out: BackupOutcome = match cmd {
