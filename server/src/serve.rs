@@ -95,15 +95,16 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         .context("installing the signal handlers")?;
     // Opening the catalog may hash the first admin password (Argon2):
     // not on the async workers.
+    // The address first: a busy port fails before anything is created.
+    let listener = std::net::TcpListener::bind(&cfg.listen)
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
     let dd = data_dir.clone();
     let max_tasks = cfg.max_tasks;
     let p = tokio::task::spawn_blocking(move || prepare(&dd, max_tasks))
         .await
         .context("preparing the data directory")??;
     set_roots(&p.catalog, p.node_id, &cfg.roots)?;
-    let listener = std::net::TcpListener::bind(&cfg.listen)
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");

@@ -141,3 +141,23 @@ fn a_closed_pipe_ends_a_listing_quietly() {
     // Killed by SIGPIPE (13 on Linux), as `head`'s other writers are.
     assert_eq!(status.signal(), Some(13), "{status:?}");
 }
+
+/// `arca server` on a port that is taken fails at once, says which
+/// address, and creates nothing (no data directory with secrets in it).
+#[test]
+fn a_server_on_a_busy_port_creates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["server", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("listening on {addr}")), "{err}");
+    assert!(err.contains("in use"), "{err}");
+    assert!(!data.exists(), "the data directory was created");
+}
