@@ -27,6 +27,7 @@ use arca_repo::{
 };
 use crossbeam_channel::{bounded, Receiver};
 
+use crate::prefetch::Prefetch;
 use crate::{BackupOutcome, Progress};
 
 #[derive(Clone, Debug, Default)]
@@ -44,12 +45,26 @@ enum Event {
     Leave,
 }
 
-/// Back up the directory `root` into a new snapshot.
+/// Back up the directory `root` into a new snapshot, with a metadata
+/// read-ahead that also sizes the tree for `progress`.
 pub fn backup(
     ds: &Arc<Datastore>,
     root: &Path,
     opts: &FilesOptions,
     progress: &Progress,
+) -> Result<BackupOutcome> {
+    let prefetch = Prefetch::start(root);
+    backup_with(ds, root, opts, progress, &prefetch)
+}
+
+/// [`backup`] with a read-ahead the caller started earlier (before opening
+/// the datastore, to overlap the key derivation).
+pub fn backup_with(
+    ds: &Arc<Datastore>,
+    root: &Path,
+    opts: &FilesOptions,
+    progress: &Progress,
+    prefetch: &Prefetch,
 ) -> Result<BackupOutcome> {
     let start = Instant::now();
     let md = fs::metadata(root).map_err(|e| Error::io(format!("{}", root.display()), e))?;
@@ -68,8 +83,10 @@ pub fn backup(
         }
         _ => None,
     };
+    // The parent's size is the first estimate; the read-ahead's sum
+    // replaces it (see `Walker::size_total`).
     if let Some(p) = &opts.parent {
-        progress.total.store(
+        progress.total.fetch_max(
             p.manifest.stats.as_ref().map_or(0, |s| s.bytes_total),
             Ordering::Relaxed,
         );
@@ -79,6 +96,8 @@ pub fn backup(
         session: &session,
         chunker: Chunker::new(&ds.config().chunker, ds.keys().chunker_seed()),
         progress,
+        prefetch,
+        total_final: false,
         tx,
         warnings: Vec::new(),
         stats: Stats::default(),
@@ -147,10 +166,32 @@ struct Walker<'a> {
     session: &'a BackupSession,
     chunker: Chunker,
     progress: &'a Progress,
+    /// Sizes the tree ahead of the walk.
+    prefetch: &'a Prefetch,
+    /// The read-ahead has sized the whole tree and `progress.total` is set.
+    total_final: bool,
     tx: crossbeam_channel::Sender<Event>,
     warnings: Vec<String>,
     stats: Stats,
     quarantined: std::collections::HashSet<ChunkId>,
+}
+
+impl Walker<'_> {
+    /// Raise the progress total to what the read-ahead has sized; once the
+    /// whole tree is sized, that sum is the total (smaller than the
+    /// parent's when the tree shrank).
+    fn size_total(&mut self) {
+        if self.total_final {
+            return;
+        }
+        let s = self.prefetch.scanned();
+        if s.complete {
+            self.progress.total.store(s.bytes, Ordering::Relaxed);
+            self.total_final = true;
+        } else {
+            self.progress.total.fetch_max(s.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 fn time_ns(secs: i64, nsecs: i64) -> i64 {
@@ -396,6 +437,7 @@ impl Walker<'_> {
                 self.stats.files += 1;
                 self.stats.bytes_total += node.size;
                 self.progress.files.fetch_add(1, Ordering::Relaxed);
+                self.size_total();
                 let reusable = |o: &Node| {
                     unchanged(&node, o)
                         && (self.quarantined.is_empty()

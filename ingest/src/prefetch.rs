@@ -8,10 +8,16 @@
 //! It starts before the datastore is opened, so it also overlaps the key
 //! derivation. It only reads metadata, never file contents, keeps nothing
 //! but a queue of directory paths, and stops when dropped.
+//!
+//! On the way it adds up the sizes of the regular files it sees, so the
+//! backup knows its total long before the walker gets there ([`Scanned`]):
+//! the progress bar's total and ETA are true from the first seconds (the
+//! walker raises its total as the scan goes and takes the scan's sum when it
+//! is complete).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Threads that stat ahead of the walker: metadata reads wait on the disk,
@@ -30,11 +36,25 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     stop: AtomicBool,
+    /// Bytes of the regular files seen so far.
+    bytes: AtomicU64,
+    /// Every directory listed: `bytes` is the tree's whole size.
+    complete: AtomicBool,
 }
 
 /// A running metadata read-ahead; dropping it stops the threads.
 pub struct Prefetch {
     shared: Arc<Shared>,
+}
+
+/// How much of the tree the read-ahead has sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scanned {
+    /// Bytes of the regular files seen so far (a hard-linked file counts
+    /// once per name, as the walker counts it).
+    pub bytes: u64,
+    /// The whole tree has been seen: `bytes` is its size.
+    pub complete: bool,
 }
 
 impl Prefetch {
@@ -56,6 +76,15 @@ impl Prefetch {
                 .spawn(move || run(&s));
         }
         Prefetch { shared }
+    }
+
+    /// What the read-ahead has sized so far.
+    pub fn scanned(&self) -> Scanned {
+        Scanned {
+            // Acquire: with `complete` seen, every addition is too.
+            complete: self.shared.complete.load(Ordering::Acquire),
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -80,6 +109,7 @@ fn run(s: &Shared) {
                 }
                 if q.busy == 0 {
                     // Nothing queued and nobody can add more: done.
+                    s.complete.store(true, Ordering::Release);
                     s.ready.notify_all();
                     return;
                 }
@@ -96,6 +126,8 @@ fn run(s: &Shared) {
                 if let Ok(md) = fs::symlink_metadata(e.path()) {
                     if md.is_dir() {
                         subdirs.push(e.path());
+                    } else if md.is_file() {
+                        s.bytes.fetch_add(md.len(), Ordering::Relaxed);
                     }
                 }
             }
@@ -128,12 +160,13 @@ mod tests {
             fs::create_dir_all(&sub).unwrap();
             fs::write(sub.join("x"), b"x").unwrap();
         }
+        fs::write(d.path().join("big"), vec![7u8; 10_000]).unwrap();
         let p = Prefetch::start(d.path());
-        // Wait until every thread has found the queue empty and idle.
+        // Wait until a thread has found the queue empty and idle.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let q = p.shared.queue.lock().unwrap();
-            if q.dirs.is_empty() && q.busy == 0 {
+            if q.dirs.is_empty() && q.busy == 0 && p.scanned().complete {
                 break;
             }
             drop(q);
@@ -143,6 +176,14 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        // 20 one-byte files and one of 10 000 bytes; directories count 0.
+        assert_eq!(
+            p.scanned(),
+            Scanned {
+                bytes: 10_020,
+                complete: true
+            }
+        );
         drop(p);
     }
 

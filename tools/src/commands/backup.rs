@@ -19,7 +19,7 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
     };
     // Start reading the tree's metadata now, overlapping the key derivation
     // and the index open; stops when dropped at the end of this function.
-    let _prefetch = matches!(cmd, BackupCmd::Files { .. })
+    let prefetch = matches!(cmd, BackupCmd::Files { .. })
         .then(|| arca_ingest::prefetch::Prefetch::start(path));
     let ds = open(cli, false)?;
     let source = match &common.source {
@@ -42,7 +42,10 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
                 parent,
                 tags: common.tags.clone(),
             };
-            files::backup(&ds, dir, &opts, &progress)?
+            match &prefetch {
+                Some(p) => files::backup_with(&ds, dir, &opts, &progress, p)?,
+                None => files::backup(&ds, dir, &opts, &progress)?,
+            }
         }
         BackupCmd::Image {
             file,
