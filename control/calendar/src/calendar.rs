@@ -495,13 +495,74 @@ pub(crate) fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
+/// The words a schedule may be (the shorthands, and `every` of an
+/// interval), for suggestions.
+const KEYWORDS: &[&str] = &[
+    "minutely",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "quarterly",
+    "semiannually",
+    "yearly",
+    "annually",
+    "every",
+];
+
+/// The keyword `word` is a slip of ("dialy": `daily`): a single word at
+/// most two edits away from one, and not far shorter.
+fn near_keyword(input: &str) -> Option<&'static str> {
+    let word = input.split_whitespace().next()?.to_ascii_lowercase();
+    if word.len() < 3 || !word.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    KEYWORDS
+        .iter()
+        .map(|k| (edit_distance(&word, k), *k))
+        .filter(|(d, _)| *d > 0 && *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit
+/// (optimal string alignment), over bytes: keywords are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 impl FromStr for CalendarEvent {
     type Err = Error;
 
     fn from_str(input: &str) -> Result<Self, Error> {
         check_length(input, "calendar expression")?;
         let invalid = |why: String| Error(format!("invalid calendar expression {input:?}: {why}"));
-        let event = CalendarEvent::parse_inner(input.trim()).map_err(invalid)?;
+        let event = CalendarEvent::parse_inner(input.trim()).map_err(|why| {
+            match near_keyword(input.trim()) {
+                Some(k) => invalid(format!("{why}; did you mean `{k}`?")),
+                None => invalid(why),
+            }
+        })?;
         // The normalized form spells out defaults and pads numbers, so it
         // can be longer than the input; it must parse back, too.
         let normalized = event.to_string().len();

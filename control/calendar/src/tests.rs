@@ -267,3 +267,28 @@ fn ten_thousand_next_after_calls_are_fast() {
         assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     }
 }
+
+#[test]
+fn slips_of_keywords_get_a_suggestion() {
+    for (typed, meant) in [
+        ("dialy", "daily"),
+        ("weekyl", "weekly"),
+        ("hourl", "hourly"),
+        ("Montly", "monthly"),
+        ("evry 5m", "every"),
+    ] {
+        let e = typed.parse::<Schedule>().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("did you mean `{meant}`?")),
+            "{typed}: {e}"
+        );
+    }
+    // Nothing near: no guess.
+    let e = "tomorrow".parse::<Schedule>().unwrap_err().to_string();
+    assert!(!e.contains("did you mean"), "{e}");
+    let e = "Mon..Fri 25:00"
+        .parse::<Schedule>()
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("did you mean"), "{e}");
+}
