@@ -1121,22 +1121,31 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
         ),
     ];
     for (params, want) in bad {
-        c.add_task(&NewTask {
-            kind: "restore".into(),
-            project_id: 1,
-            datastore_id: Some(ds),
-            params,
-            max_attempts: 1,
-            created_by: "test".into(),
-            ..Default::default()
-        })
-        .unwrap();
+        let id = c
+            .add_task(&NewTask {
+                kind: "restore".into(),
+                project_id: 1,
+                datastore_id: Some(ds),
+                params,
+                max_attempts: 1,
+                created_by: "test".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .unwrap()
+            .id;
+        // Read into a typed spec at lease time: the task fails then, with
+        // the reason, and no node ever runs it.
         let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
-        let l = r.coord.lease().unwrap().unwrap();
-        r.run(l.clone());
-        let t = c.task(l.task.id).unwrap();
+        assert!(r.coord.lease().unwrap().is_none());
+        let t = c.task(id).unwrap();
         assert_eq!(t.state, TaskState::Failed, "{t:?}");
         let err = t.error.unwrap();
         assert!(err.contains(want), "{err}");
+        assert!(c
+            .task_logs(id)
+            .unwrap()
+            .iter()
+            .any(|l| l.level == "error" && l.message.contains(want)));
     }
 }
