@@ -479,3 +479,32 @@ fn damaged_messages_are_refused_not_a_panic() {
     }
     assert!(refused > wire.len(), "{refused} of {} refused", wire.len());
 }
+
+/// The fuzz target's seeds (fuzz/seeds/node_protocol: the first byte
+/// picks the message, as in fuzz/fuzz_targets/node_protocol.rs) are valid
+/// messages that convert, so that fuzzing starts from real ones.
+#[test]
+fn the_fuzz_seeds_are_messages_that_convert() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/node_protocol");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let (call, data) = bytes.split_first().unwrap();
+        match call % 10 {
+            0 => drop(pb::RegisterRequest::decode(data).unwrap()),
+            5 => {
+                let r = pb::LogRequest::decode(data).unwrap();
+                assert_eq!(log_level_from_pb(r.level), Ok(LogLevel::Info));
+            }
+            6 => assert_eq!(decode_finish(data), Ok(()), "{}", path.display()),
+            9 => {
+                let t = pb::TaskSpec::decode(data).unwrap();
+                leased_from_pb(t, 1).unwrap();
+            }
+            c => panic!("{}: call {c} has no seed check", path.display()),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 9, "{seen} seeds in {}", dir.display());
+}
