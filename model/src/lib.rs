@@ -9,6 +9,8 @@
 //!   catalog stores and the API sends.
 //! - [`task`]: [`TaskSpec`], a task's kind with its typed parameters,
 //!   serialized as the catalog's `kind` and `params` columns.
+//! - [`task_result`]: [`TaskResult`], a succeeded task's typed result,
+//!   serialized as the catalog's `result` column.
 //! - [`api`]: the REST request and response bodies, with their JSON
 //!   Schema (utoipa), from which the served OpenAPI document's component
 //!   schemas are made (web/src/openapi.rs).
@@ -22,6 +24,7 @@ pub mod api;
 pub mod ids;
 pub mod kinds;
 pub mod task;
+pub mod task_result;
 
 pub use ids::{
     AuditId, BadId, DatastoreId, ExportId, NodeId, PolicyId, ProjectId, RestorePointId, SourceId,
@@ -35,4 +38,8 @@ pub use kinds::{
 pub use task::{
     BackupParams, BadParams, CommitExportParams, Confinement, GcParams, PruneParams, RestoreParams,
     Retention, TaskSpec, VerifyParams,
+};
+pub use task_result::{
+    BackupResult, BadResult, CommitExportResult, GcResult, PruneResult, RestoreResult, TaskResult,
+    TreeRestore, VerifyReport, VerifyResult,
 };

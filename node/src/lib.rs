@@ -19,6 +19,6 @@ pub mod runner;
 pub mod serve;
 pub mod stop;
 
-pub use arca_proto::{DatastoreRef, ExportSpec, Finished, Leased};
+pub use arca_proto::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 pub use runner::{Coordinator, Passphrases, Runner, ShutdownReport, INTERRUPTED};
 pub use stop::Stop;

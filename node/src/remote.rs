@@ -217,9 +217,13 @@ impl Coordinator for Remote {
             .lease(self.node_id, task_id)
             .map_or(0, |l| l.attempt);
         let mut c = self.client.clone();
+        // The runner's levels are literals of the four the protocol has.
+        let pb_level = level
+            .parse::<arca_model::LogLevel>()
+            .map_or(pb::LogLevel::Info, convert::log_level_to_pb);
         let r = self.rt.block_on(c.log(pb::LogRequest {
             task_id,
-            level: level.to_string(),
+            level: pb_level as i32,
             message: message.to_string(),
             attempt,
         }));
@@ -246,9 +250,8 @@ impl Coordinator for Remote {
             let mut c = self.client.clone();
             match self.rt.block_on(c.finish(req.clone())) {
                 Ok(r) => {
-                    let s = r.into_inner().state;
-                    return TaskState::parse(&s)
-                        .ok_or_else(|| format!("the server answered an unknown state {s:?}"));
+                    return convert::catalog_state_from_pb(r.into_inner().state)
+                        .map_err(|e| format!("the server answered: {e}"));
                 }
                 Err(s) if s.code() == tonic::Code::Unavailable => last = status_msg(s),
                 Err(s) => return Err(status_msg(s)),

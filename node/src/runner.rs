@@ -29,10 +29,12 @@ use arca_model::ids::RestorePointId;
 use arca_model::task::{
     BackupParams, CommitExportParams, GcParams, PruneParams, RestoreParams, TaskSpec, VerifyParams,
 };
-use arca_model::TaskKind;
+use arca_model::task_result::{
+    BackupResult, CommitExportResult, GcResult, PruneResult, RestoreResult, TaskResult,
+    TreeRestore, VerifyReport, VerifyResult,
+};
 use arca_proto::{DatastoreRef, Finished, Leased};
 use arca_repo::{Datastore, OpenOptions};
-use serde_json::{json, Value};
 
 pub use crate::coordinator::Coordinator;
 use crate::exports::ExportHost;
@@ -80,7 +82,8 @@ pub struct Runner {
     ended: Condvar,
 }
 
-type TaskResult = Result<Value, String>;
+/// A task's result, or why it failed.
+type Outcome = Result<TaskResult, String>;
 
 impl Runner {
     pub fn new(coord: Arc<dyn Coordinator>, passphrases: Passphrases) -> Runner {
@@ -304,7 +307,7 @@ impl Runner {
             .as_ref()
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let kind = l.task.kind.clone();
+        let kind = l.task.kind();
         let node = c.node_id();
         tracing::info!(
             target: "arca::task",
@@ -360,7 +363,7 @@ impl Runner {
         let (level, msg) = match (&outcome, cancelled) {
             (_, true) if interrupted => ("warn", INTERRUPTED.to_string()),
             (_, true) => ("warn", "cancelled".to_string()),
-            (Ok(v), _) => ("info", format!("succeeded: {v}")),
+            (Ok(v), _) => ("info", format!("succeeded: {}", v.to_json())),
             (Err(e), _) => ("error", format!("failed: {e}")),
         };
         c.log(id, level, &msg);
@@ -410,24 +413,15 @@ impl Runner {
         }
     }
 
-    fn execute(&self, l: &Leased, progress: &Progress) -> (TaskResult, TaskEffects) {
+    fn execute(&self, l: &Leased, progress: &Progress) -> (Outcome, TaskEffects) {
         let mut fx = TaskEffects::default();
-        // The kind and parameters as typed values: a task the server
-        // stored with parameters that do not fit fails with what is wrong.
-        let spec = l
-            .task
-            .kind
-            .parse::<TaskKind>()
-            .map_err(|e| format!("task kind: {e}"))
-            .and_then(|k| TaskSpec::from_parts(k, &l.task.params).map_err(|e| e.to_string()));
-        let r = match spec {
-            Ok(TaskSpec::Backup(p)) => self.backup(l, &p, progress, &mut fx),
-            Ok(TaskSpec::Restore(p)) => self.restore(l, &p, progress),
-            Ok(TaskSpec::Verify(p)) => self.verify(l, &p, progress, &mut fx),
-            Ok(TaskSpec::Prune(p)) => self.prune(l, &p, &mut fx),
-            Ok(TaskSpec::Gc(p)) => self.gc(l, &p, progress, &mut fx),
-            Ok(TaskSpec::CommitExport(p)) => self.commit_export(l, &p, progress, &mut fx),
-            Err(e) => Err(e),
+        let r = match &l.task.spec {
+            TaskSpec::Backup(p) => self.backup(l, p, progress, &mut fx),
+            TaskSpec::Restore(p) => self.restore(l, p, progress),
+            TaskSpec::Verify(p) => self.verify(l, p, progress, &mut fx),
+            TaskSpec::Prune(p) => self.prune(l, p, &mut fx),
+            TaskSpec::Gc(p) => self.gc(l, p, progress, &mut fx),
+            TaskSpec::CommitExport(p) => self.commit_export(l, p, progress, &mut fx),
         };
         (r, fx)
     }
@@ -443,7 +437,7 @@ impl Runner {
         p: &BackupParams,
         progress: &Progress,
         fx: &mut TaskEffects,
-    ) -> TaskResult {
+    ) -> Outcome {
         let task = &l.task;
         let source = l.source.as_ref().ok_or("backup task without a source")?;
         let (d, ds) = self.task_datastore(l)?;
@@ -464,7 +458,7 @@ impl Runner {
         };
         // Checked again here, on the real path: a link out of the node's
         // source roots fails the backup.
-        let path: PathBuf = Confinement::of_task(&task.params)?.real_source(&source.path)?;
+        let path: PathBuf = confinement(p.confine.as_ref())?.real_source(&source.path)?;
         let out = match source.kind.as_str() {
             "files" => {
                 let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
@@ -510,12 +504,13 @@ impl Runner {
         // The policy's retention, right after a new restore point exists.
         let mut pruned = 0;
         if let Some(r) = l.retention.as_ref().filter(|r| !r.is_empty()) {
+            let r: Retention = r.clone().into();
             let mut mine = mine;
             if let Some(m) = &mut mine {
                 m.insert(out.snapshot.to_hex());
             }
             pruned = self
-                .apply_retention(&ds, &source.name, mine.as_ref(), r, fx)
+                .apply_retention(&ds, &source.name, mine.as_ref(), &r, fx)
                 .map_err(|e| format!("backup succeeded, but retention failed: {e}"))?;
             if pruned > 0 {
                 self.coord.log(
@@ -526,18 +521,23 @@ impl Runner {
             }
         }
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
-        Ok(json!({
-            "snapshot": out.snapshot.to_hex(), "bytes_read": out.bytes_read, "pruned": pruned,
-            "bytes_total": out.bytes_total, "bytes_added": out.bytes_added,
-            "files": out.files, "duration_s": out.duration_s, "mode": out.mode,
-            "warnings": out.warnings.len(),
+        Ok(TaskResult::Backup(BackupResult {
+            snapshot: out.snapshot.into(),
+            bytes_read: out.bytes_read,
+            pruned: pruned as u64,
+            bytes_total: out.bytes_total,
+            bytes_added: out.bytes_added,
+            files: out.files,
+            duration_s: out.duration_s,
+            mode: out.mode,
+            warnings: out.warnings.len() as u64,
         }))
     }
 
-    fn restore(&self, l: &Leased, p: &RestoreParams, progress: &Progress) -> TaskResult {
+    fn restore(&self, l: &Leased, p: &RestoreParams, progress: &Progress) -> Outcome {
         let subpath = p.path.as_deref();
         // The real target, under the node's restore roots.
-        let conf = Confinement::of_task(&l.task.params)?;
+        let conf = confinement(p.confine.as_ref())?;
         let target = &conf.real_restore(&p.target)?;
         let opts = arca_ingest::restore::RestoreOptions {
             overwrite: p.overwrite,
@@ -555,7 +555,12 @@ impl Runner {
             }
             let n = arca_ingest::image::restore(&ds, &snap, target, &opts, progress)
                 .map_err(|e| e.to_string())?;
-            Ok(json!({"restore_point": snap.id.to_hex(), "target": target, "bytes": n}))
+            Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: target.display().to_string(),
+                bytes: n,
+                tree: None,
+            }))
         } else {
             let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
                 .map_err(|e| e.to_string())?;
@@ -569,10 +574,17 @@ impl Runner {
                     ),
                 );
             }
-            Ok(
-                json!({"restore_point": snap.id.to_hex(), "target": target, "files": o.files, "bytes": o.bytes, "warnings": o.warnings,
-                       "devices_skipped": o.devices_skipped, "privileges_dropped": o.privileges_dropped}),
-            )
+            Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: target.display().to_string(),
+                bytes: o.bytes,
+                tree: Some(TreeRestore {
+                    files: o.files,
+                    warnings: o.warnings,
+                    devices_skipped: o.devices_skipped,
+                    privileges_dropped: o.privileges_dropped,
+                }),
+            }))
         }
     }
 
@@ -585,19 +597,20 @@ impl Runner {
         p: &VerifyParams,
         progress: &Progress,
         fx: &mut TaskEffects,
-    ) -> TaskResult {
+    ) -> Outcome {
         let (_, ds) = self.task_datastore(l)?;
         let only: Option<HashSet<arca_repo::id::SnapshotId>> = p
             .restore_points
             .as_ref()
             .map(|a| a.iter().map(|r| r.snapshot_id()).collect());
         if only.as_ref().is_some_and(|o| o.is_empty()) {
-            return Ok(json!({
-                "restore_points_checked": 0,
-                "note": format!(
+            return Ok(TaskResult::Verify(VerifyResult {
+                restore_points_checked: 0,
+                note: Some(format!(
                     "nothing due: every restore point was verified within {} day(s)",
                     p.verify_max_age_days.unwrap_or(0)
-                ),
+                )),
+                report: None,
             }));
         }
         let opts = arca_repo::verify::VerifyOptions {
@@ -642,11 +655,12 @@ impl Runner {
             checked: r.checked_snapshots.clone(),
             damaged: damaged.clone(),
         });
-        let mut v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
-        v["restore_points_checked"] = json!(r.checked_snapshots.len());
-        v["quarantined_blobs"] = json!(quarantined);
         if r.is_clean() {
-            Ok(v)
+            Ok(TaskResult::Verify(VerifyResult {
+                restore_points_checked: r.checked_snapshots.len() as u64,
+                note: None,
+                report: Some(VerifyReport::new(&r, quarantined as u64)),
+            }))
         } else {
             let names: Vec<String> = damaged
                 .iter()
@@ -701,23 +715,19 @@ impl Runner {
         Ok(removed)
     }
 
-    fn prune(&self, l: &Leased, p: &PruneParams, fx: &mut TaskEffects) -> TaskResult {
+    fn prune(&self, l: &Leased, p: &PruneParams, fx: &mut TaskEffects) -> Outcome {
         let (_, ds) = self.task_datastore(l)?;
         let r: Retention = p.retention.clone().into();
         let mine = source_restore_points(p.source_restore_points.as_deref());
         let removed = self.apply_retention(&ds, &p.source, mine.as_ref(), &r, fx)?;
-        Ok(json!({"removed": removed}))
+        Ok(TaskResult::Prune(PruneResult {
+            removed: removed as u64,
+        }))
     }
 
     /// gc beside running backups: the datastore stays open for them (the
     /// GC lock and the sessions' references keep their chunks).
-    fn gc(
-        &self,
-        l: &Leased,
-        p: &GcParams,
-        progress: &Progress,
-        fx: &mut TaskEffects,
-    ) -> TaskResult {
+    fn gc(&self, l: &Leased, p: &GcParams, progress: &Progress, fx: &mut TaskEffects) -> Outcome {
         let (d, ds) = self.task_datastore(l)?;
         let mut opts = arca_repo::gc::GcOptions::default();
         if let Some(g) = p.grace_seconds {
@@ -734,8 +744,30 @@ impl Runner {
             self.coord.log(l.task.id, "warn", w);
         }
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
-        serde_json::to_value(&r).map_err(|e| e.to_string())
+        Ok(TaskResult::Gc(GcResult::from(&r)))
     }
+}
+
+/// The confinement rules the server put in a backup or restore task.
+fn confinement(c: Option<&arca_model::Confinement>) -> Result<Confinement, String> {
+    let arca_model::Confinement {
+        node,
+        source_roots,
+        restore_roots,
+        allow_block_devices,
+        data_dir,
+        datastores,
+    } = c.cloned().ok_or(
+        "the task carries no confinement rules (is the server older than this node?); not running it",
+    )?;
+    Ok(Confinement {
+        node,
+        source_roots,
+        restore_roots,
+        allow_block_devices,
+        data_dir,
+        datastores,
+    })
 }
 
 /// The source's restore points as the server listed them for this task.

@@ -3,12 +3,14 @@
 //! `proto/node.proto` ([`pb`]); [`DatastoreRef`], [`Leased`], [`Finished`]
 //! and [`ExportSpec`] are what the two sides exchange, as the runner (the
 //! node) and the catalog (the server) see them, and [`convert`] turns one
-//! into the other.
+//! into the other. Task parameters and results cross the wire as typed
+//! messages, one per task kind, converted to and from arca-model's
+//! `TaskSpec` and `TaskResult`.
 
 pub mod convert;
 mod types;
 
-pub use types::{DatastoreRef, ExportSpec, Finished, Leased};
+pub use types::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 
 #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
 pub mod pb {

@@ -1,8 +1,8 @@
 //! What a node and the server exchange, independent of the transport (the
 //! embedded node calls the server's code directly).
 
-use arca_catalog::{Retention, Source, Task, TaskEffects};
-use serde_json::Value;
+use arca_catalog::{Source, TaskEffects};
+use arca_model::{Retention, TaskKind, TaskResult, TaskSpec};
 
 /// A task's datastore as the node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,10 +13,30 @@ pub struct DatastoreRef {
     pub path: String,
 }
 
+/// A leased task: which task and lease, and what it does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeasedTask {
+    pub id: i64,
+    /// The attempt leased: progress, log and finish calls name it.
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub project_id: i64,
+    pub policy_id: Option<i64>,
+    pub source_id: Option<i64>,
+    /// The kind and its typed parameters (lease-time fields included).
+    pub spec: TaskSpec,
+}
+
+impl LeasedTask {
+    pub fn kind(&self) -> TaskKind {
+        self.spec.kind()
+    }
+}
+
 /// A leased task with everything the node needs to run it.
 #[derive(Clone, Debug)]
 pub struct Leased {
-    pub task: Task,
+    pub task: LeasedTask,
     pub source: Option<Source>,
     /// The policy's retention, applied after a policy's backup.
     pub retention: Option<Retention>,
@@ -26,7 +46,8 @@ pub struct Leased {
 /// A task's end as the node reports it.
 #[derive(Clone, Debug)]
 pub struct Finished {
-    pub outcome: Result<Value, String>,
+    /// The result of a task that succeeded, or why it did not.
+    pub outcome: Result<TaskResult, String>,
     pub cancelled: bool,
     pub effects: TaskEffects,
 }

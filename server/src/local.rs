@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use arca_catalog::{self as catalog, Catalog, Task};
+use arca_model::{TaskKind, TaskSpec};
 use arca_node::leases::{not_held, Held};
 use arca_node::{Coordinator, DatastoreRef, ExportSpec, Finished, Leased};
-use arca_proto::LEASE_SECS;
+use arca_proto::{LeasedTask, LEASE_SECS};
 use serde_json::json;
 
 use crate::{backoff_secs, Notifier};
@@ -141,10 +142,22 @@ impl Local {
                 task.params["verify_max_age_days"] = json!(max_age);
             }
         }
+        // The kind and parameters as typed values: a task stored with
+        // parameters that do not fit fails with what is wrong.
+        let kind: TaskKind = task.kind.parse().map_err(|e| format!("task kind: {e}"))?;
+        let spec = TaskSpec::from_parts(kind, &task.params).map_err(|e| e.to_string())?;
         Ok(Leased {
-            task,
+            task: LeasedTask {
+                id: task.id,
+                attempt: task.attempt,
+                max_attempts: task.max_attempts,
+                project_id: task.project_id,
+                policy_id: task.policy_id,
+                source_id: task.source_id,
+                spec,
+            },
             source,
-            retention,
+            retention: retention.map(Into::into),
             datastore,
         })
     }
@@ -283,7 +296,7 @@ impl Local {
         let state = c.finish_task_leased(
             task_id,
             Some(&lease),
-            f.outcome,
+            f.outcome.map(|r| r.to_json()),
             f.cancelled,
             Some(retry_at),
             &f.effects,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_catalog::{self as catalog, Catalog, Node, TaskEffects};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -165,10 +164,6 @@ fn lease_of(node: &Node, attempt: i64) -> Result<catalog::Lease, Status> {
         node_id: node.id,
         attempt,
     })
-}
-
-fn json_or_invalid(s: &str, what: &str) -> Result<Value, Status> {
-    serde_json::from_str(s).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 /// The calls, each run whole (token check, catalog reads and writes) on
@@ -379,11 +374,7 @@ impl NodeService {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let lease = lease_of(&node, r.attempt)?;
-        if !["debug", "info", "warn", "error"].contains(&r.level.as_str()) {
-            return Err(Status::invalid_argument(
-                "level must be debug, info, warn or error",
-            ));
-        }
+        let level = convert::log_level_from_pb(r.level).map_err(Status::invalid_argument)?;
         let mut msg = r.message;
         if msg.len() > MAX_LOG {
             let mut cut = MAX_LOG;
@@ -394,7 +385,7 @@ impl NodeService {
             msg.push('…');
         }
         self.catalog
-            .add_task_log_leased(r.task_id, &lease, &r.level, &msg)
+            .add_task_log_leased(r.task_id, &lease, level.as_str(), &msg)
             .map_err(refused)?;
         Ok(pb::LogReply {})
     }
@@ -428,7 +419,9 @@ impl NodeService {
             if rp.id.len() != 64 || !rp.id.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(Status::invalid_argument("restore point id: 64 hex digits"));
             }
-            fx.restore_point = Some(convert::restore_point_from_pb(rp, task.id));
+            fx.restore_point = Some(
+                convert::restore_point_from_pb(rp, task.id).map_err(Status::invalid_argument)?,
+            );
         }
         fx.removed_restore_points = r.removed_restore_points;
         if let Some(v) = r.verify {
@@ -438,15 +431,18 @@ impl NodeService {
             mine(ds)?;
             fx.datastore_bytes_used = Some((ds, used.max(0)));
         }
-        let outcome = if r.ok {
-            Ok(if r.result_json.is_empty() {
-                Value::Null
-            } else {
-                json_or_invalid(&r.result_json, "result_json")?
-            })
-        } else {
-            Err(r.error)
-        };
+        let outcome =
+            convert::outcome_from_pb(r.ok, r.result, r.error).map_err(Status::invalid_argument)?;
+        if let Ok(res) = &outcome {
+            if res.kind().as_str() != task.kind {
+                return Err(Status::invalid_argument(format!(
+                    "the result of a {} task for {} task {}",
+                    res.kind(),
+                    task.kind,
+                    task.id
+                )));
+            }
+        }
         // The lease and the effects are checked again, with the task's
         // datastore and source, in the transaction that records them.
         let state = self
@@ -463,7 +459,7 @@ impl NodeService {
             .map_err(refused)?;
         self.changed.notify_one();
         Ok(pb::FinishReply {
-            state: state.as_str().to_string(),
+            state: convert::catalog_state_to_pb(state) as i32,
         })
     }
 }

@@ -4,6 +4,21 @@ use arca_node::{Coordinator, DatastoreRef, Finished, Passphrases, Runner, INTERR
 use serde_json::json;
 use std::sync::Arc;
 
+/// What a backup that made restore point `id` reports.
+fn backup_result(id: &str) -> arca_model::TaskResult {
+    arca_model::TaskResult::Backup(arca_model::BackupResult {
+        snapshot: id.parse().unwrap(),
+        bytes_read: 100,
+        pruned: 0,
+        bytes_total: 100,
+        bytes_added: 10,
+        files: 1,
+        duration_s: 0.5,
+        mode: "full".into(),
+        warnings: 0,
+    })
+}
+
 fn setup() -> (Catalog, i64, i64) {
     let c = Catalog::open_in_memory().unwrap();
     let n = c.upsert_node("local", true, 2, "t").unwrap();
@@ -153,7 +168,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         .finish(
             l.task.id,
             Finished {
-                outcome: Ok(json!({})),
+                outcome: Ok(backup_result(&rp.id)),
                 cancelled: false,
                 effects: catalog::TaskEffects {
                     restore_point: Some(rp.clone()),
@@ -165,6 +180,12 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         )
         .unwrap();
     assert_eq!(st, TaskState::Succeeded);
+    // The result is stored as the JSON it always was.
+    assert_eq!(
+        c.task(l.task.id).unwrap().result.unwrap(),
+        json!({"snapshot": rp.id, "bytes_read": 100, "pruned": 0, "bytes_total": 100,
+               "bytes_added": 10, "files": 1, "duration_s": 0.5, "mode": "full", "warnings": 0})
+    );
     assert_eq!(c.restore_point(&rp.id, None).unwrap(), rp);
     let d = c.datastore(ds).unwrap();
     assert_eq!((d.bytes_used, d.bytes_logical), (42, 100));
@@ -209,7 +230,7 @@ fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> arca_proto::pb
         source_id: source,
         source_name: "web-1".into(),
         project_id: project,
-        kind: "files".into(),
+        kind: arca_proto::pb::SourceKind::Files as i32,
         time: 1,
         ..Default::default()
     }
@@ -292,7 +313,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let good = || arca_proto::pb::FinishRequest {
         task_id: task,
         ok: true,
-        result_json: "{}".into(),
+        result: Some(arca_proto::convert::result_to_pb(&backup_result(&mine))),
         restore_point: Some(pb_rp(&mine, ads, Some(web.id), 1)),
         datastore_id: Some(ads),
         datastore_bytes_used: Some(7),
@@ -322,7 +343,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
             &btok,
             arca_proto::pb::LogRequest {
                 task_id: task,
-                level: "info".into(),
+                level: arca_proto::pb::LogLevel::Info as i32,
                 message: "not mine".into(),
                 attempt: 1,
             },
@@ -393,6 +414,60 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         assert_eq!(e.code(), Code::PermissionDenied, "{what}: {e:?}");
         assert_eq!(snapshot(&c, task), before, "{what}");
     }
+    // A result that is missing, or not a backup's: refused as invalid.
+    let gc = arca_model::TaskResult::Gc(Default::default());
+    let cases: Vec<(&str, &str, arca_proto::pb::FinishRequest)> = vec![
+        (
+            "ok without a result",
+            "without its result",
+            arca_proto::pb::FinishRequest {
+                result: None,
+                ..good()
+            },
+        ),
+        (
+            "a gc result for a backup",
+            "the result of a gc task for backup task",
+            arca_proto::pb::FinishRequest {
+                result: Some(arca_proto::convert::result_to_pb(&gc)),
+                ..good()
+            },
+        ),
+        (
+            "a bad snapshot id",
+            "backup result snapshot",
+            arca_proto::pb::FinishRequest {
+                result: Some(arca_proto::pb::finish_request::Result::Backup(
+                    arca_proto::pb::BackupResult {
+                        snapshot: "xyz".into(),
+                        ..Default::default()
+                    },
+                )),
+                ..good()
+            },
+        ),
+    ];
+    for (what, says, req) in cases {
+        let e = svc.finish(call(&atok, req)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
+        assert!(e.message().contains(says), "{what}: {e:?}");
+        assert_eq!(snapshot(&c, task), before, "{what}");
+    }
+    let e = svc
+        .log(call(
+            &atok,
+            arca_proto::pb::LogRequest {
+                task_id: task,
+                level: 99,
+                message: "a level from elsewhere".into(),
+                attempt: 1,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(e.message(), "unknown log level 99");
+    assert_eq!(snapshot(&c, task), before);
     // A usage report for beta's datastore is caught in the transaction
     // too (not only by the service's early check).
     let e = c
@@ -473,7 +548,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         &atok,
         arca_proto::pb::LogRequest {
             task_id: task,
-            level: "info".into(),
+            level: arca_proto::pb::LogLevel::Info as i32,
             message: "mine".into(),
             attempt: 2,
         },
@@ -491,7 +566,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.state, "succeeded");
+    assert_eq!(r.state(), arca_proto::pb::TaskState::Succeeded);
     let rp = c.restore_point(&mine, None).unwrap();
     assert_eq!(
         (rp.datastore_id, rp.source_id, rp.task_id),
@@ -574,7 +649,7 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     let l = a.lease().unwrap().unwrap();
     assert_eq!(l.task.id, task);
     let done = |fx: catalog::TaskEffects| Finished {
-        outcome: Ok(json!({})),
+        outcome: Ok(backup_result(&"ab".repeat(32))),
         cancelled: false,
         effects: fx,
     };
@@ -628,7 +703,7 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
         // Whatever a task's parameters say, the rules come from the catalog.
         (
             "restore",
-            json!({"target": "/x", "confine": {"source_roots": ["/"]}}),
+            json!({"restore_point": "ab".repeat(32), "target": "/x", "confine": {"source_roots": ["/"]}}),
         ),
     ] {
         c.add_task(&NewTask {
@@ -647,7 +722,14 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
     let local = Local::new(c.clone(), node);
     for _ in 0..2 {
         let l = local.lease().unwrap().unwrap();
-        let conf = arca_control::confine::Confinement::of_task(&l.task.params).unwrap();
+        let conf = match &l.task.spec {
+            arca_model::TaskSpec::Backup(p) => p.confine.clone(),
+            arca_model::TaskSpec::Restore(p) => p.confine.clone(),
+            other => panic!("{other:?}"),
+        };
+        // The node's own type, as the runner reads it.
+        let conf: arca_control::confine::Confinement =
+            serde_json::from_value(serde_json::to_value(conf.unwrap()).unwrap()).unwrap();
         assert_eq!(conf.source_roots, vec!["/srv".to_string()]);
         assert_eq!(
             conf.restore_roots(),
@@ -1039,22 +1121,31 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
         ),
     ];
     for (params, want) in bad {
-        c.add_task(&NewTask {
-            kind: "restore".into(),
-            project_id: 1,
-            datastore_id: Some(ds),
-            params,
-            max_attempts: 1,
-            created_by: "test".into(),
-            ..Default::default()
-        })
-        .unwrap();
+        let id = c
+            .add_task(&NewTask {
+                kind: "restore".into(),
+                project_id: 1,
+                datastore_id: Some(ds),
+                params,
+                max_attempts: 1,
+                created_by: "test".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .unwrap()
+            .id;
+        // Read into a typed spec at lease time: the task fails then, with
+        // the reason, and no node ever runs it.
         let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
-        let l = r.coord.lease().unwrap().unwrap();
-        r.run(l.clone());
-        let t = c.task(l.task.id).unwrap();
+        assert!(r.coord.lease().unwrap().is_none());
+        let t = c.task(id).unwrap();
         assert_eq!(t.state, TaskState::Failed, "{t:?}");
         let err = t.error.unwrap();
         assert!(err.contains(want), "{err}");
+        assert!(c
+            .task_logs(id)
+            .unwrap()
+            .iter()
+            .any(|l| l.level == "error" && l.message.contains(want)));
     }
 }

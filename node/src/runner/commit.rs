@@ -13,7 +13,7 @@ impl Runner {
         p: &CommitExportParams,
         progress: &Progress,
         fx: &mut TaskEffects,
-    ) -> TaskResult {
+    ) -> Outcome {
         let (d, ds) = self.task_datastore(l)?;
         let export = p.export.0;
         let rp = p.restore_point;
@@ -93,6 +93,9 @@ impl Runner {
             self.coord
                 .log(l.task.id, "warn", &format!("removing the overlay: {e}"));
         }
-        Ok(json!({"restore_point": out.snapshot.to_hex(), "bytes_added": out.bytes_added}))
+        Ok(TaskResult::CommitExport(CommitExportResult {
+            restore_point: out.snapshot.into(),
+            bytes_added: out.bytes_added,
+        }))
     }
 }

@@ -1,0 +1,75 @@
+//! The node protocol (arca-proto): arbitrary bytes as each message the
+//! server receives from a node (the first byte picks the call), decoded
+//! with prost and converted as the server converts it (`Finish`'s result,
+//! restore point and verify effects, `Log`'s level), and as the `TaskSpec`
+//! a node receives from the server. A message that does not decode or
+//! convert is an error, never a panic; what converts also converts back.
+#![no_main]
+
+use arca_proto::{convert, pb};
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&call, data)) = input.split_first() else {
+        return;
+    };
+    match call % 10 {
+        0 => {
+            let _ = pb::RegisterRequest::decode(data);
+        }
+        1 => {
+            let _ = pb::HeartbeatRequest::decode(data);
+        }
+        2 => {
+            let _ = pb::LeaveRequest::decode(data);
+        }
+        3 => {
+            let _ = pb::LeaseRequest::decode(data);
+        }
+        4 => {
+            let _ = pb::ProgressRequest::decode(data);
+        }
+        5 => {
+            if let Ok(r) = pb::LogRequest::decode(data) {
+                if let Ok(level) = convert::log_level_from_pb(r.level) {
+                    assert_eq!(convert::log_level_to_pb(level) as i32, r.level);
+                }
+            }
+        }
+        6 => {
+            if let Ok(r) = pb::FinishRequest::decode(data) {
+                let ok = r.ok;
+                if let Ok(outcome) = convert::outcome_from_pb(r.ok, r.result, r.error) {
+                    assert_eq!(outcome.is_ok(), ok);
+                    if let Ok(res) = outcome {
+                        // As the catalog stores it; and the same kind back.
+                        let _ = res.to_json();
+                        let back = convert::result_from_pb(convert::result_to_pb(&res));
+                        assert!(back.is_ok_and(|b| b.kind() == res.kind()));
+                    }
+                }
+                if let Some(rp) = r.restore_point {
+                    let _ = convert::restore_point_from_pb(rp, 1);
+                }
+                if let Some(v) = r.verify {
+                    let _ = convert::verify_from_pb(v);
+                }
+            }
+        }
+        7 => {
+            let _ = pb::WatchExportsRequest::decode(data);
+        }
+        8 => {
+            let _ = pb::ExportStateRequest::decode(data);
+        }
+        _ => {
+            if let Ok(t) = pb::TaskSpec::decode(data) {
+                if let Ok(l) = convert::leased_from_pb(t, 1) {
+                    let back = convert::leased_from_pb(convert::leased_to_pb(&l), 1);
+                    assert!(back.is_ok_and(|b| b.task.kind() == l.task.kind()));
+                }
+            }
+        }
+    }
+});
