@@ -9,6 +9,8 @@
 //!   catalog stores and the API sends.
 //! - [`task`]: [`TaskSpec`], a task's kind with its typed parameters,
 //!   serialized as the catalog's `kind` and `params` columns.
+//! - `sql` (feature `rusqlite`): the catalog's columns read and written
+//!   as ids and kinds, with the values stored today.
 //! - [`api`]: the REST request and response bodies, with their JSON
 //!   Schema (utoipa), from which the served OpenAPI document's component
 //!   schemas are made (web/src/openapi.rs).
@@ -21,6 +23,8 @@
 pub mod api;
 pub mod ids;
 pub mod kinds;
+#[cfg(feature = "rusqlite")]
+pub mod sql;
 pub mod task;
 
 pub use ids::{

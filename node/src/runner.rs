@@ -22,14 +22,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use arca_catalog::{self as catalog, RestorePoint, Retention, TaskEffects};
+use arca_catalog::{
+    self as catalog, LogLevel, RestorePoint, Retention, SourceKind, TaskEffects, TaskId,
+};
 use arca_control::confine::Confinement;
 use arca_ingest::Progress;
 use arca_model::ids::RestorePointId;
 use arca_model::task::{
     BackupParams, CommitExportParams, GcParams, PruneParams, RestoreParams, TaskSpec, VerifyParams,
 };
-use arca_model::TaskKind;
 use arca_proto::{DatastoreRef, Finished, Leased};
 use arca_repo::{Datastore, OpenOptions};
 use serde_json::{json, Value};
@@ -51,17 +52,17 @@ pub const INTERRUPTED: &str = "interrupted by shutdown";
 #[derive(Default)]
 struct Running {
     stopping: bool,
-    tasks: HashMap<i64, Arc<Progress>>,
+    tasks: HashMap<TaskId, Arc<Progress>>,
 }
 
 /// What [`Runner::shutdown`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Tasks that were running: all are cancelled (or finished just then).
-    pub interrupted: Vec<i64>,
+    pub interrupted: Vec<TaskId>,
     /// Those of them still running when the timeout passed: recorded as
     /// interrupted without their worker's result.
-    pub abandoned: Vec<i64>,
+    pub abandoned: Vec<TaskId>,
 }
 
 /// Runs tasks for one node.
@@ -105,8 +106,8 @@ impl Runner {
     }
 
     /// The ids of the tasks running now.
-    pub fn running_tasks(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.running().tasks.keys().copied().collect();
+    pub fn running_tasks(&self) -> Vec<TaskId> {
+        let mut v: Vec<TaskId> = self.running().tasks.keys().copied().collect();
         v.sort_unstable();
         v
     }
@@ -154,7 +155,7 @@ impl Runner {
         for &id in &report.abandoned {
             self.coord.log(
                 id,
-                "warn",
+                LogLevel::Warn,
                 &format!("{INTERRUPTED}: the task did not stop within the shutdown timeout"),
             );
             let f = Finished {
@@ -163,7 +164,7 @@ impl Runner {
                 effects: TaskEffects::default(),
             };
             if let Err(e) = self.coord.finish(id, f) {
-                tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+                tracing::warn!(task = id.get(), error = %e, "could not record the interrupted task");
             }
         }
         report
@@ -255,7 +256,7 @@ impl Runner {
     }
 
     /// Count a task as running; `None` once shutting down.
-    fn register(&self, id: i64) -> Option<Arc<Progress>> {
+    fn register(&self, id: TaskId) -> Option<Arc<Progress>> {
         let mut g = self.running();
         if g.stopping {
             return None;
@@ -265,20 +266,20 @@ impl Runner {
         Some(p)
     }
 
-    fn unregister(&self, id: i64) {
+    fn unregister(&self, id: TaskId) {
         self.running().tasks.remove(&id);
         self.ended.notify_all();
     }
 
     /// A task leased as the shutdown began: recorded as interrupted.
-    fn interrupt_unstarted(&self, id: i64) {
+    fn interrupt_unstarted(&self, id: TaskId) {
         let f = Finished {
             outcome: Err(INTERRUPTED.into()),
             cancelled: true,
             effects: TaskEffects::default(),
         };
         if let Err(e) = self.coord.finish(id, f) {
-            tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+            tracing::warn!(task = id.get(), error = %e, "could not record the interrupted task");
         }
     }
 
@@ -304,11 +305,11 @@ impl Runner {
             .as_ref()
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let kind = l.task.kind.clone();
-        let node = c.node_id();
+        let kind = l.task.kind;
+        let node = c.node_id().get();
         tracing::info!(
             target: "arca::task",
-            task = id,
+            task = id.get(),
             kind = %kind,
             source = %source,
             node,
@@ -317,7 +318,7 @@ impl Runner {
         );
         c.log(
             id,
-            "info",
+            LogLevel::Info,
             &format!(
                 "started on node {} (attempt {})",
                 c.node_id(),
@@ -358,16 +359,16 @@ impl Runner {
         let total = progress.total.load(Ordering::Relaxed) as i64;
         let _ = c.progress(id, done, total.max(done));
         let (level, msg) = match (&outcome, cancelled) {
-            (_, true) if interrupted => ("warn", INTERRUPTED.to_string()),
-            (_, true) => ("warn", "cancelled".to_string()),
-            (Ok(v), _) => ("info", format!("succeeded: {v}")),
-            (Err(e), _) => ("error", format!("failed: {e}")),
+            (_, true) if interrupted => (LogLevel::Warn, INTERRUPTED.to_string()),
+            (_, true) => (LogLevel::Warn, "cancelled".to_string()),
+            (Ok(v), _) => (LogLevel::Info, format!("succeeded: {v}")),
+            (Err(e), _) => (LogLevel::Error, format!("failed: {e}")),
         };
         c.log(id, level, &msg);
         match (&outcome, cancelled) {
             (_, true) if interrupted => tracing::warn!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -375,7 +376,7 @@ impl Runner {
             ),
             (_, true) => tracing::warn!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -383,7 +384,7 @@ impl Runner {
             ),
             (Ok(_), _) => tracing::info!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -391,7 +392,7 @@ impl Runner {
             ),
             (Err(e), _) => tracing::error!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -406,7 +407,11 @@ impl Runner {
         };
         if let Err(e) = c.finish(id, f) {
             // The lease was taken away (expired): the server decided already.
-            c.log(id, "warn", &format!("could not record the result: {e}"));
+            c.log(
+                id,
+                LogLevel::Warn,
+                &format!("could not record the result: {e}"),
+            );
         }
     }
 
@@ -414,12 +419,7 @@ impl Runner {
         let mut fx = TaskEffects::default();
         // The kind and parameters as typed values: a task the server
         // stored with parameters that do not fit fails with what is wrong.
-        let spec = l
-            .task
-            .kind
-            .parse::<TaskKind>()
-            .map_err(|e| format!("task kind: {e}"))
-            .and_then(|k| TaskSpec::from_parts(k, &l.task.params).map_err(|e| e.to_string()));
+        let spec = l.task.spec().map_err(|e| e.to_string());
         let r = match spec {
             Ok(TaskSpec::Backup(p)) => self.backup(l, &p, progress, &mut fx),
             Ok(TaskSpec::Restore(p)) => self.restore(l, &p, progress),
@@ -465,8 +465,8 @@ impl Runner {
         // Checked again here, on the real path: a link out of the node's
         // source roots fails the backup.
         let path: PathBuf = Confinement::of_task(&task.params)?.real_source(&source.path)?;
-        let out = match source.kind.as_str() {
-            "files" => {
+        let out = match source.kind {
+            SourceKind::Files => {
                 let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
                 let opts = arca_ingest::files::FilesOptions {
                     source: source.name.clone(),
@@ -475,7 +475,7 @@ impl Runner {
                 };
                 arca_ingest::files::backup(&ds, &path, &opts, progress)
             }
-            "image" => {
+            SourceKind::Image => {
                 let opts = arca_ingest::image::ImageOptions {
                     source: source.name.clone(),
                     parent,
@@ -484,21 +484,22 @@ impl Runner {
                 };
                 arca_ingest::image::backup(&ds, &path, &opts, progress)
             }
-            k => return Err(format!("unknown source kind {k:?}")),
         }
         .map_err(|e| e.to_string())?;
         for w in &out.warnings {
-            self.coord.log(task.id, "warn", &format!("skipped {w}"));
+            self.coord
+                .log(task.id, LogLevel::Warn, &format!("skipped {w}"));
         }
-        // The snapshot is committed: it is listed together with the result.
+        // The snapshot is committed: it is listed together with the
+        // result, at the time its manifest records.
         fx.restore_point = Some(RestorePoint {
-            id: out.snapshot.to_hex(),
+            id: out.snapshot.into(),
             datastore_id: d.id,
             source_id: Some(source.id),
             source_name: source.name.clone(),
             project_id: source.project_id,
-            kind: source.kind.clone(),
-            time: catalog::now(),
+            kind: source.kind,
+            time: snapshot_time(&ds, &out.snapshot)?,
             bytes_total: out.bytes_total as i64,
             bytes_added: out.bytes_added as i64,
             files: out.files as i64,
@@ -520,7 +521,7 @@ impl Runner {
             if pruned > 0 {
                 self.coord.log(
                     task.id,
-                    "info",
+                    LogLevel::Info,
                     &format!("retention removed {pruned} restore point(s)"),
                 );
             }
@@ -562,7 +563,7 @@ impl Runner {
             if o.devices_skipped > 0 || o.privileges_dropped > 0 {
                 self.coord.log(
                     l.task.id,
-                    "warn",
+                    LogLevel::Warn,
                     &format!(
                         "special files not restored: {} device node(s) skipped, setuid/setgid bits or capabilities cleared on {} file(s); an admin may restore them with special_files",
                         o.devices_skipped, o.privileges_dropped
@@ -632,15 +633,24 @@ impl Runner {
                 // The catalog marks the restore point damaged if it knows it.
                 self.coord.log(
                     l.task.id,
-                    "error",
+                    LogLevel::Error,
                     &format!("restore point {id}: its snapshot file cannot be read ({why})"),
                 );
                 damaged.push((id.to_string(), format!("unreadable: {why}")));
             }
         }
+        // Snapshot ids as the verify report names them; one that is not
+        // an id cannot be a restore point of the catalog's.
         fx.verify = Some(catalog::VerifyEffects {
-            checked: r.checked_snapshots.clone(),
-            damaged: damaged.clone(),
+            checked: r
+                .checked_snapshots
+                .iter()
+                .filter_map(|id| id.parse().ok())
+                .collect(),
+            damaged: damaged
+                .iter()
+                .filter_map(|(id, why)| Some((id.parse().ok()?, why.clone())))
+                .collect(),
         });
         let mut v = serde_json::to_value(&r).map_err(|e| e.to_string())?;
         v["restore_points_checked"] = json!(r.checked_snapshots.len());
@@ -696,7 +706,7 @@ impl Runner {
         fx.removed_restore_points.extend(
             plan.iter()
                 .filter(|d| !d.keep)
-                .map(|d| d.snapshot.id.to_hex()),
+                .map(|d| RestorePointId::from(d.snapshot.id)),
         );
         Ok(removed)
     }
@@ -731,7 +741,7 @@ impl Runner {
         // A damaged snapshot file, a repack stopped by a full disk: gc
         // succeeded, but the log says what it could not do.
         for w in &r.warnings {
-            self.coord.log(l.task.id, "warn", w);
+            self.coord.log(l.task.id, LogLevel::Warn, w);
         }
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         serde_json::to_value(&r).map_err(|e| e.to_string())
@@ -741,6 +751,15 @@ impl Runner {
 /// The source's restore points as the server listed them for this task.
 fn source_restore_points(ids: Option<&[RestorePointId]>) -> Option<HashSet<String>> {
     ids.map(|a| a.iter().map(|r| r.to_hex()).collect())
+}
+
+/// When snapshot `id` was taken, as its manifest says: the restore point's
+/// `time`, whether the catalog learns of it from the task or by an import.
+fn snapshot_time(ds: &Datastore, id: &arca_repo::SnapshotId) -> Result<i64, String> {
+    let snap = ds
+        .load_snapshot(id)
+        .map_err(|e| format!("reading the new snapshot {}: {e}", id.short()))?;
+    Ok(RestorePoint::time_from_ns(snap.manifest.time_ns))
 }
 
 /// Bytes of the datastore's packs on disk.

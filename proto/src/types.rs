@@ -1,13 +1,16 @@
 //! What a node and the server exchange, independent of the transport (the
 //! embedded node calls the server's code directly).
 
-use arca_catalog::{Retention, Source, Task, TaskEffects};
+use arca_catalog::{
+    DatastoreId, ExportId, ExportOnStop, ExportProtocol, ExportState, RestorePointId, Retention,
+    Source, Task, TaskEffects,
+};
 use serde_json::Value;
 
 /// A task's datastore as the node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatastoreRef {
-    pub id: i64,
+    pub id: DatastoreId,
     pub name: String,
     /// Path on the node that owns it.
     pub path: String,
@@ -34,14 +37,14 @@ pub struct Finished {
 /// An export as the node needs it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExportSpec {
-    pub id: i64,
-    pub restore_point: String,
+    pub id: ExportId,
+    pub restore_point: RestorePointId,
     pub datastore: DatastoreRef,
-    pub protocol: String,
+    pub protocol: ExportProtocol,
     pub writable: bool,
     pub name: String,
-    pub state: String,
-    pub on_stop: String,
+    pub state: ExportState,
+    pub on_stop: ExportOnStop,
     /// The export's secret (NBD name suffix, iSCSI CHAP secret).
     pub secret: String,
 }
@@ -63,7 +66,8 @@ impl std::fmt::Debug for ExportSpec {
 }
 
 impl ExportSpec {
+    /// Is it to be served (starting or active)?
     pub fn is_live(&self) -> bool {
-        arca_catalog::LIVE_EXPORT_STATES.contains(&self.state.as_str())
+        self.state.is_live()
     }
 }

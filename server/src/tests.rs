@@ -1,20 +1,31 @@
 use super::*;
-use arca_catalog::{NewTask, TaskState};
+use arca_catalog::{
+    NewTask, NodeId, NodeState, SourceId, SourceKind, TaskId, TaskKind, TaskSpec, TaskState,
+};
 use arca_node::{Coordinator, DatastoreRef, Finished, Passphrases, Runner, INTERRUPTED};
 use serde_json::json;
 use std::sync::Arc;
 
-fn setup() -> (Catalog, i64, i64) {
+fn setup() -> (Catalog, NodeId, DatastoreId) {
     let c = Catalog::open_in_memory().unwrap();
     let n = c.upsert_node("local", true, 2, "t").unwrap();
     let d = c.add_datastore("default", n.id, "/nonexistent").unwrap();
     (c, n.id, d.id)
 }
 
-fn source(c: &Catalog, node: i64, name: &str, tags: &[&str]) -> Source {
+fn source(c: &Catalog, node: NodeId, name: &str, tags: &[&str]) -> Source {
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    c.add_source(name, "files", "/srv", node, 1, &tags, &json!({}), None)
-        .unwrap()
+    c.add_source(
+        name,
+        SourceKind::Files,
+        "/srv",
+        node,
+        ProjectId(1),
+        &tags,
+        &json!({}),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -31,8 +42,7 @@ fn a_task_on_a_missing_datastore_fails_with_the_reason_and_retries() {
     let s = source(&c, node, "web-1", &[]);
     let c = Arc::new(c);
     c.add_task(&NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         max_attempts: 2,
@@ -62,8 +72,7 @@ fn a_node_runs_at_most_max_tasks() {
     for i in 0..3 {
         let s = source(&c, node, &format!("s{i}"), &[]);
         c.add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             max_attempts: 1,
@@ -94,8 +103,7 @@ fn a_node_never_runs_a_task_on_a_datastore_it_does_not_own() {
     let s = source(&c, remote.id, "web-1", &[]);
     let id = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             node_id: Some(remote.id),
@@ -119,8 +127,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     let c = Arc::new(c);
     let s = source(&c, node, "web-1", &[]);
     c.add_task(&NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         max_attempts: 1,
@@ -133,12 +140,12 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     assert_eq!(l.source.as_ref().unwrap().name, "web-1");
     assert_eq!(l.datastore.as_ref().unwrap().path, "/nonexistent");
     let rp = RestorePoint {
-        id: "ab".repeat(32),
+        id: "ab".repeat(32).parse().unwrap(),
         datastore_id: ds,
         source_id: Some(s.id),
         source_name: "web-1".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         time: 5,
         bytes_total: 100,
         bytes_added: 10,
@@ -165,7 +172,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         )
         .unwrap();
     assert_eq!(st, TaskState::Succeeded);
-    assert_eq!(c.restore_point(&rp.id, None).unwrap(), rp);
+    assert_eq!(c.restore_point(&rp.id.to_hex(), None).unwrap(), rp);
     let d = c.datastore(ds).unwrap();
     assert_eq!((d.bytes_used, d.bytes_logical), (42, 100));
     // A second report of the same task is refused; nothing changes.
@@ -183,15 +190,22 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
 }
 
 /// A node with a token and a datastore, for the node service.
-fn node_with_token(c: &Catalog, name: &str) -> (catalog::Node, i64, String) {
+fn node_with_token(c: &Catalog, name: &str) -> (catalog::Node, DatastoreId, String) {
     let n = c.add_node(name, 2).unwrap();
     let d = c
         .add_datastore(&format!("{name}/default"), n.id, &format!("/srv/{name}"))
         .unwrap();
     let secret = format!("arca_{name}_secret");
     let hash = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
-    c.add_token(None, Some(n.id), name, "node", &hash, None)
-        .unwrap();
+    c.add_token(
+        None,
+        Some(n.id),
+        name,
+        catalog::TokenKind::Node,
+        &hash,
+        None,
+    )
+    .unwrap();
     (n, d.id, secret)
 }
 
@@ -202,11 +216,16 @@ fn call<T>(token: &str, m: T) -> tonic::Request<T> {
     r
 }
 
-fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> arca_proto::pb::RestorePoint {
+fn pb_rp(
+    id: &str,
+    ds: DatastoreId,
+    source: Option<SourceId>,
+    project: i64,
+) -> arca_proto::pb::RestorePoint {
     arca_proto::pb::RestorePoint {
         id: id.into(),
-        datastore_id: ds,
-        source_id: source,
+        datastore_id: ds.get(),
+        source_id: source.map(SourceId::get),
         source_name: "web-1".into(),
         project_id: project,
         kind: "files".into(),
@@ -216,7 +235,7 @@ fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> arca_proto::pb
 }
 
 /// What the node service must leave untouched when it refuses a report.
-fn snapshot(c: &Catalog, task: i64) -> String {
+fn snapshot(c: &Catalog, task: TaskId) -> String {
     let t = c.task(task).unwrap();
     let rps = c
         .restore_points(&catalog::RestorePointFilter {
@@ -261,20 +280,19 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let far = "ef".repeat(32);
     for (id, ds, src) in [(&theirs, ads, db.id), (&far, bds, db.id)] {
         c.add_restore_point(&RestorePoint {
-            id: id.clone(),
+            id: id.parse().unwrap(),
             datastore_id: ds,
             source_id: Some(src),
             source_name: "db-1".into(),
-            project_id: 1,
-            kind: "files".into(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
             ..Default::default()
         })
         .unwrap();
     }
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(web.id),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
@@ -290,11 +308,11 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let before = snapshot(&c, task);
     let mine = "ab".repeat(32);
     let good = || arca_proto::pb::FinishRequest {
-        task_id: task,
+        task_id: task.get(),
         ok: true,
         result_json: "{}".into(),
         restore_point: Some(pb_rp(&mine, ads, Some(web.id), 1)),
-        datastore_id: Some(ads),
+        datastore_id: Some(ads.get()),
         datastore_bytes_used: Some(7),
         attempt: 1,
         ..Default::default()
@@ -308,7 +326,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .progress(call(
             &btok,
             arca_proto::pb::ProgressRequest {
-                task_id: task,
+                task_id: task.get(),
                 bytes_done: 5,
                 attempt: 1,
                 ..Default::default()
@@ -321,7 +339,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .log(call(
             &btok,
             arca_proto::pb::LogRequest {
-                task_id: task,
+                task_id: task.get(),
                 level: "info".into(),
                 message: "not mine".into(),
                 attempt: 1,
@@ -383,7 +401,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         (
             "usage of another datastore",
             arca_proto::pb::FinishRequest {
-                datastore_id: Some(bds),
+                datastore_id: Some(bds.get()),
                 ..good()
             },
         ),
@@ -448,7 +466,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .progress(call(
             &atok,
             arca_proto::pb::ProgressRequest {
-                task_id: task,
+                task_id: task.get(),
                 attempt: 1,
                 ..Default::default()
             },
@@ -472,7 +490,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     svc.log(call(
         &atok,
         arca_proto::pb::LogRequest {
-            task_id: task,
+            task_id: task.get(),
             level: "info".into(),
             message: "mine".into(),
             attempt: 2,
@@ -508,8 +526,8 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     // Verify results: only from a verify task, only about its datastore.
     let verify = c
         .add_task(&NewTask {
-            kind: "verify".into(),
-            project_id: 1,
+            spec: TaskSpec::Verify(Default::default()),
+            project_id: ProjectId(1),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
             max_attempts: 1,
@@ -522,7 +540,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let v = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
     assert_eq!(v.id, verify);
     let damaged = |id: &str| arca_proto::pb::FinishRequest {
-        task_id: verify,
+        task_id: verify.get(),
         ok: false,
         error: "damage".into(),
         verify: Some(arca_proto::pb::VerifyEffects {
@@ -558,8 +576,7 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     let other = source(&c, node, "web-2", &[]);
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             max_attempts: 2,
@@ -586,12 +603,12 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     assert!(b.progress(task, 1, 1).unwrap_err().contains("not leased"));
     // A restore point of another source: refused, nothing recorded.
     let rp = RestorePoint {
-        id: "ab".repeat(32),
+        id: "ab".repeat(32).parse().unwrap(),
         datastore_id: ds,
         source_id: Some(other.id),
         source_name: "web-2".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         task_id: Some(task),
         ..Default::default()
     };
@@ -623,21 +640,29 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
     .unwrap();
     let s = source(&c, node, "web-1", &[]);
     let c = Arc::new(c);
-    for (kind, params) in [
-        ("backup", json!({})),
+    let restore = arca_model::RestoreParams {
+        restore_point: "ab".repeat(32).parse().unwrap(),
+        target: "/x".into(),
+        path: None,
+        overwrite: false,
+        special_files: false,
         // Whatever a task's parameters say, the rules come from the catalog.
-        (
-            "restore",
-            json!({"target": "/x", "confine": {"source_roots": ["/"]}}),
-        ),
+        confine: Some(arca_model::Confinement {
+            source_roots: vec!["/".into()],
+            ..Default::default()
+        }),
+    };
+    for spec in [
+        TaskSpec::Backup(Default::default()),
+        TaskSpec::Restore(restore),
     ] {
+        let backup = spec.kind() == TaskKind::Backup;
         c.add_task(&NewTask {
-            kind: kind.into(),
-            project_id: 1,
-            source_id: (kind == "backup").then_some(s.id),
+            spec,
+            project_id: ProjectId(1),
+            source_id: backup.then_some(s.id),
             datastore_id: Some(ds),
             node_id: Some(node),
-            params,
             max_attempts: 1,
             created_by: "test".into(),
             ..Default::default()
@@ -694,10 +719,28 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let b = c.add_project("b").unwrap().id;
     let path = data.display().to_string();
     let web_a = c
-        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let web_b = c
-        .add_source("web", "files", &path, node, b, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            b,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     assert_ne!(web_a.id, web_b.id);
 
@@ -705,7 +748,6 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let backup = |s: &Source| -> RestorePoint {
         let t = c
             .add_task(&NewTask {
-                kind: "backup".into(),
                 project_id: s.project_id,
                 source_id: Some(s.id),
                 datastore_id: Some(ds),
@@ -734,7 +776,10 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let b1 = backup(&web_b);
     let a2 = backup(&web_a);
     assert_eq!((b1.project_id, b1.source_id), (b, Some(web_b.id)));
-    assert_eq!((a2.project_id, a2.source_id), (1, Some(web_a.id)));
+    assert_eq!(
+        (a2.project_id, a2.source_id),
+        (ProjectId(1), Some(web_a.id))
+    );
 
     let store = runner
         .datastore(&DatastoreRef {
@@ -744,13 +789,16 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
         })
         .unwrap();
     let parent = |rp: &RestorePoint| -> Option<String> {
-        let id = arca_repo::SnapshotId::from_hex(&rp.id).unwrap();
-        let p = store.load_snapshot(&id).unwrap().manifest.parent;
+        let p = store
+            .load_snapshot(&rp.id.snapshot_id())
+            .unwrap()
+            .manifest
+            .parent;
         (!p.is_empty()).then(|| arca_repo::SnapshotId::from_slice(&p).unwrap().to_hex())
     };
     assert_eq!(parent(&a1), None);
     assert_eq!(parent(&b1), None, "project 2's first backup took a parent");
-    assert_eq!(parent(&a2), Some(a1.id.clone()));
+    assert_eq!(parent(&a2), Some(a1.id.to_hex()));
 }
 
 /// A shutdown cancels the running backup (a 1 TiB sparse image, read for
@@ -789,11 +837,19 @@ fn shutdown_interrupts_running_tasks_and_leases_no_more() {
         .id;
     let path = image.display().to_string();
     let s = c
-        .add_source("big", "image", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "big",
+            SourceKind::Image,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let task = || NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         node_id: Some(node),
@@ -867,15 +923,32 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
     let ds = c.add_datastore("default", node, &ds_str).unwrap().id;
     let b = c.add_project("b").unwrap().id;
     let web = c
-        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let db = c
-        .add_source("db", "files", &path, node, b, &[], &json!({}), None)
+        .add_source(
+            "db",
+            SourceKind::Files,
+            &path,
+            node,
+            b,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let runner = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
     for s in [&web, &db, &web] {
         c.add_task(&NewTask {
-            kind: "backup".into(),
             project_id: s.project_id,
             source_id: Some(s.id),
             datastore_id: Some(ds),
@@ -901,6 +974,33 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
         .unwrap();
     // The same catalog already lists them all.
     assert_eq!(import_datastore(&c, &store, ds).unwrap(), 0);
+    // Each at the time its snapshot's manifest records, as an import
+    // lists it (not when its task finished).
+    let listed = |c: &Catalog| -> Vec<(String, i64)> {
+        let mut v: Vec<_> = c
+            .restore_points(&catalog::RestorePointFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|rp| (rp.id.to_hex(), rp.time))
+            .collect();
+        v.sort();
+        v
+    };
+    let by_task = listed(&c);
+    assert_eq!(by_task.len(), 3);
+    for (id, time) in &by_task {
+        let snap = store
+            .load_snapshot(&arca_repo::SnapshotId::from_hex(id).unwrap())
+            .unwrap();
+        assert_eq!(
+            *time,
+            snap.manifest.time_ns.div_euclid(1_000_000_000),
+            "{id}"
+        );
+    }
 
     // A new catalog that knows "db" (in project b) but not "web".
     let c2 = Catalog::open_in_memory().unwrap();
@@ -908,11 +1008,21 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
     let ds2 = c2.add_datastore("default", node2, &ds_str).unwrap().id;
     let b2 = c2.add_project("b").unwrap().id;
     let db2 = c2
-        .add_source("db", "files", &path, node2, b2, &[], &json!({}), None)
+        .add_source(
+            "db",
+            SourceKind::Files,
+            &path,
+            node2,
+            b2,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 3);
     assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 0);
-    let mut rps: Vec<(String, i64, Option<i64>, i64)> = c2
+    assert_eq!(listed(&c2), by_task, "imported at the same times");
+    let mut rps: Vec<(String, ProjectId, Option<SourceId>, DatastoreId)> = c2
         .restore_points(&catalog::RestorePointFilter {
             limit: 100,
             ..Default::default()
@@ -926,8 +1036,8 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
         rps,
         vec![
             ("db".to_string(), b2, Some(db2.id), ds2),
-            ("web".to_string(), 1, None, ds2),
-            ("web".to_string(), 1, None, ds2),
+            ("web".to_string(), ProjectId(1), None, ds2),
+            ("web".to_string(), ProjectId(1), None, ds2),
         ]
     );
 }
@@ -962,8 +1072,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     let web = source(&c, alpha.id, "web-1", &[]);
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(web.id),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
@@ -976,10 +1085,10 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
         .id;
     let leased = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
     assert_eq!(leased.id, task);
-    let state = |id: i64| c.node(id).unwrap().state;
+    let state = |id: NodeId| c.node(id).unwrap().state;
     assert_eq!(
         (state(alpha.id), state(beta.id)),
-        ("online".into(), "online".into())
+        (NodeState::Online, NodeState::Online)
     );
 
     // Beta leaves: alpha stays online and keeps its task.
@@ -988,7 +1097,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
         .unwrap();
     assert_eq!(
         (state(alpha.id), state(beta.id)),
-        ("online".into(), "offline".into())
+        (NodeState::Online, NodeState::Offline)
     );
     assert_eq!(c.task(task).unwrap().state, TaskState::Running);
 
@@ -996,7 +1105,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     svc.leave(call(&atok, arca_proto::pb::LeaveRequest {}))
         .await
         .unwrap();
-    assert_eq!(state(alpha.id), "offline");
+    assert_eq!(state(alpha.id), NodeState::Offline);
     let t = c.task(task).unwrap();
     assert_eq!(t.state, TaskState::Queued, "{t:?}");
     let e = svc
@@ -1021,7 +1130,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     ))
     .await
     .unwrap();
-    assert_eq!(state(alpha.id), "online");
+    assert_eq!(state(alpha.id), NodeState::Online);
 }
 
 #[test]
@@ -1039,18 +1148,27 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
         ),
     ];
     for (params, want) in bad {
+        // Queued typed; what the node gets is what an older server may
+        // have stored.
         c.add_task(&NewTask {
-            kind: "restore".into(),
-            project_id: 1,
+            spec: TaskSpec::Restore(arca_model::RestoreParams {
+                restore_point: "00".repeat(32).parse().unwrap(),
+                target: "/tmp/x".into(),
+                path: None,
+                overwrite: false,
+                special_files: false,
+                confine: None,
+            }),
+            project_id: ProjectId(1),
             datastore_id: Some(ds),
-            params,
             max_attempts: 1,
             created_by: "test".into(),
             ..Default::default()
         })
         .unwrap();
         let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
-        let l = r.coord.lease().unwrap().unwrap();
+        let mut l = r.coord.lease().unwrap().unwrap();
+        l.task.params = params;
         r.run(l.clone());
         let t = c.task(l.task.id).unwrap();
         assert_eq!(t.state, TaskState::Failed, "{t:?}");

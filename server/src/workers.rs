@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use arca_catalog::Catalog;
+use arca_catalog::{Catalog, SourceId};
 use arca_node::{Runner, Stop};
 
 use crate::Notifier;
@@ -72,7 +72,7 @@ fn step(
     for id in &offline {
         tracing::warn!(
             target: "arca::node",
-            node_id = *id,
+            node_id = id.get(),
             timeout_s = node_timeout,
             "node offline: it missed its heartbeats"
         );
@@ -102,14 +102,14 @@ fn check_rpo(
     catalog: &Catalog,
     notifier: &Arc<Notifier>,
     now: i64,
-    missed: HashSet<i64>,
-) -> HashSet<i64> {
+    missed: HashSet<SourceId>,
+) -> HashSet<SourceId> {
     if notifier.is_empty() {
         return missed;
     }
     match crate::rpo_misses(catalog, now) {
         Ok(misses) => {
-            let now_missed: HashSet<i64> = misses.iter().map(|(s, _, _)| s.id).collect();
+            let now_missed: HashSet<SourceId> = misses.iter().map(|(s, _, _)| s.id).collect();
             for (s, p, newest) in misses {
                 if missed.contains(&s.id) {
                     continue;

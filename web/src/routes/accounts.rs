@@ -8,6 +8,7 @@
 //! password change signs the user's other sessions out in the same
 //! transaction (API tokens only when asked: docs/control-plane.md).
 
+use arca_catalog::{TokenKind, UserId};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
@@ -127,7 +128,7 @@ pub async fn login(
                 Some(user.id),
                 None,
                 "session",
-                "session",
+                TokenKind::Session,
                 &hash,
                 Some(expires),
             )?;
@@ -209,7 +210,7 @@ pub async fn reset_password(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<UserId>,
     body: Body<ResetPassword>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;

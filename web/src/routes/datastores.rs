@@ -4,6 +4,8 @@
 //! (`POST /api/v1/datastores/{id}/gc`, `/verify`), each a task on the node
 //! that owns the datastore. See control/src/maintenance.rs.
 
+use arca_catalog::{DatastoreId, TaskSpec};
+use arca_model::{GcParams, VerifyParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -41,7 +43,7 @@ pub async fn update_datastore(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<DatastoreId>,
     body: Body<DatastoreSettings>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
@@ -110,11 +112,11 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(b: &[u8]) -> ApiResul
 fn queue(
     s: &AppState,
     p: &Principal,
-    id: i64,
-    kind: &str,
-    params: Value,
+    id: DatastoreId,
+    spec: TaskSpec,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     p.require(Action::Administer, None)?;
+    let kind = spec.kind();
     let d = s.catalog.datastore(id)?;
     if let Some(t) = s.catalog.active_maintenance_task(id, kind)? {
         return Err(ApiError::conflict(format!(
@@ -122,8 +124,7 @@ fn queue(
             d.name
         )));
     }
-    let t =
-        arca_control::maintenance::maintenance_task(&s.catalog, id, kind, None, p.name(), params)?;
+    let t = arca_control::maintenance::maintenance_task(&s.catalog, id, spec, None, p.name())?;
     let t = s
         .catalog
         .add_task(&t)?
@@ -137,7 +138,7 @@ pub async fn gc_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<DatastoreId>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Path(id) = id?;
@@ -149,11 +150,10 @@ pub async fn gc_now(
         "datastore.gc",
         id.to_string(),
         move |s| {
-            let params = match b.grace_seconds {
-                Some(g) => json!({"grace_seconds": g}),
-                None => json!({}),
-            };
-            queue(s, &p, id, "gc", params)
+            let spec = TaskSpec::Gc(GcParams {
+                grace_seconds: b.grace_seconds,
+            });
+            queue(s, &p, id, spec)
         },
     )
     .await
@@ -164,7 +164,7 @@ pub async fn verify_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<DatastoreId>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Path(id) = id?;
@@ -176,14 +176,17 @@ pub async fn verify_now(
         "datastore.verify",
         id.to_string(),
         move |s| {
-            let mut params = json!({"all": b.all});
             if let Some(pct) = b.read_data_percent {
                 if !(pct > 0.0 && pct <= 100.0) {
                     return Err(invalid("read_data_percent must be in (0, 100]"));
                 }
-                params["read_data_percent"] = json!(pct);
             }
-            queue(s, &p, id, "verify", params)
+            let spec = TaskSpec::Verify(VerifyParams {
+                all: b.all,
+                read_data_percent: b.read_data_percent,
+                ..Default::default()
+            });
+            queue(s, &p, id, spec)
         },
     )
     .await

@@ -12,8 +12,10 @@
 //! committing one as a new restore point, need the right to change the
 //! project (operators and admins).
 
-use arca_catalog::Export;
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{
+    self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, SourceKind, TaskSpec,
+};
+use arca_model::CommitExportParams;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -37,7 +39,7 @@ pub fn visible(p: &Principal, e: &Export) -> ApiResult<()> {
 }
 
 /// 403 unless the caller may make or commit writable exports in `project`.
-pub fn require_writable(p: &Principal, project: i64) -> ApiResult<()> {
+pub fn require_writable(p: &Principal, project: ProjectId) -> ApiResult<()> {
     if p.can(Action::Manage, Some(project)) {
         Ok(())
     } else {
@@ -52,11 +54,11 @@ pub fn require_writable(p: &Principal, project: i64) -> ApiResult<()> {
 pub fn view(p: &Principal, e: &Export) -> Value {
     let mut v = json!(e);
     if p.can(Action::Restore, Some(e.project_id)) {
-        if e.protocol == "iscsi" {
+        if e.protocol == ExportProtocol::Iscsi {
             v["chap_user"] = json!(e.name);
         }
         if let Some(a) = &e.address {
-            v["commands"] = json!(commands(&e.protocol, a));
+            v["commands"] = json!(commands(e.protocol, a));
         }
     } else if let Some(o) = v.as_object_mut() {
         o.remove("address");
@@ -80,10 +82,10 @@ fn split_url(address: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Commands that use the export, to paste into a shell.
-pub fn commands(protocol: &str, address: &str) -> Vec<String> {
+pub fn commands(protocol: ExportProtocol, address: &str) -> Vec<String> {
     let q = |s: &str| format!("'{s}'");
     match protocol {
-        "iscsi" => {
+        ExportProtocol::Iscsi => {
             let portal = address.rsplit_once('/').map_or(address, |(a, _)| a);
             let portal = portal.rsplit_once('/').map_or(portal, |(a, _)| a);
             vec![
@@ -122,12 +124,12 @@ mod tests {
 
     #[test]
     fn commands_name_the_export_with_its_credentials() {
-        let c = commands("nbd", "nbd://h:10809/export-1-abc");
+        let c = commands(ExportProtocol::Nbd, "nbd://h:10809/export-1-abc");
         assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
-        let c = commands("nbd", "nbds://[::1]:10809/export-1-abc");
+        let c = commands(ExportProtocol::Nbd, "nbds://[::1]:10809/export-1-abc");
         assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
         let c = commands(
-            "iscsi",
+            ExportProtocol::Iscsi,
             "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
         );
         assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
@@ -206,25 +208,26 @@ pub async fn add_export(
             if b.writable {
                 require_writable(&p, rp.project_id)?;
             }
-            if rp.kind != "image" {
+            if rp.kind != SourceKind::Image {
                 return Err(invalid(
                 "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
             ));
             }
-            if !matches!(b.protocol.as_str(), "nbd" | "iscsi") {
-                return Err(invalid("protocol must be nbd or iscsi"));
-            }
+            let protocol: ExportProtocol = b
+                .protocol
+                .parse()
+                .map_err(|_| invalid("protocol must be nbd or iscsi"))?;
             let ttl = match &b.ttl {
                 None => 2 * 3600,
                 Some(t) => parse_ttl(t).ok_or_else(|| invalid(BAD_TTL))?,
             };
             let ds = s.catalog.datastore(rp.datastore_id)?;
             let e = s.catalog.add_export(&catalog::NewExport {
-                restore_point_id: rp.id.clone(),
+                restore_point_id: rp.id,
                 datastore_id: rp.datastore_id,
                 node_id: ds.node_id,
                 project_id: rp.project_id,
-                protocol: b.protocol.clone(),
+                protocol,
                 writable: b.writable,
                 ttl_seconds: ttl,
                 created_by: p.name().to_string(),
@@ -256,7 +259,11 @@ pub async fn list_exports(
     Ok(Json(view_all(&p, &list)))
 }
 
-pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_export(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<ExportId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let e = s.db.call(move |c| c.export(id)).await?;
     visible(&p, &e)?;
@@ -273,7 +280,7 @@ pub async fn extend_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<ExportId>,
     body: Body<ExtendExportReq>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
@@ -308,7 +315,7 @@ pub async fn stop_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<ExportId>,
     q: Result<Query<StopExportQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
@@ -318,50 +325,61 @@ pub async fn stop_export(
     } else {
         "export.stop"
     };
-    audited(&s, p.name().to_string(), &remote, action, id.to_string(), move |s| {
-        let e = s.catalog.export(id)?;
-        visible(&p, &e)?;
-        p.require(Action::Restore, Some(e.project_id))?;
-        if q.commit {
-            require_writable(&p, e.project_id)?;
-        }
-        if !e.is_live() {
-            return Err(ApiError::conflict(format!(
-                "export {id} is already {}",
-                e.state
-            )));
-        }
-        let mut commit_task = None;
-        if q.commit {
-            if !e.writable {
-                return Err(invalid("only a writable export has changes to commit"));
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        action,
+        id.to_string(),
+        move |s| {
+            let e = s.catalog.export(id)?;
+            visible(&p, &e)?;
+            p.require(Action::Restore, Some(e.project_id))?;
+            if q.commit {
+                require_writable(&p, e.project_id)?;
             }
-            // The export's restore point, in the export's project.
-            let rp = s
-                .catalog
-                .restore_point(&e.restore_point_id, Some(&[e.project_id]))
-                .ok();
-            let source_id = rp.as_ref().and_then(|rp| rp.source_id);
-            let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
-            let t = s.catalog.add_task(&NewTask {
-                kind: "commit-export".into(),
-                project_id: e.project_id,
-                source_id,
-                datastore_id: Some(e.datastore_id),
-                node_id: Some(e.node_id),
-                params: json!({"export": e.id, "restore_point": e.restore_point_id, "source": source_name}),
-                priority: 20,
-                max_attempts: 1,
-                not_before: catalog::now(),
-                created_by: p.name().to_string(),
-                ..Default::default()
-            })?;
-            let t = t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
-            commit_task = Some(t.id);
-        }
-        let e = s.catalog.stop_export(id, commit_task)?;
-        s.changed.notify_one();
-        Ok(Json(view(&p, &e)))
-    })
+            if !e.is_live() {
+                return Err(ApiError::conflict(format!(
+                    "export {id} is already {}",
+                    e.state
+                )));
+            }
+            let mut commit_task = None;
+            if q.commit {
+                if !e.writable {
+                    return Err(invalid("only a writable export has changes to commit"));
+                }
+                // The export's restore point, in the export's project.
+                let rp = s
+                    .catalog
+                    .restore_point(&e.restore_point_id.to_hex(), Some(&[e.project_id]))
+                    .ok();
+                let source_id = rp.as_ref().and_then(|rp| rp.source_id);
+                let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
+                let t = s.catalog.add_task(&NewTask {
+                    spec: TaskSpec::CommitExport(CommitExportParams {
+                        export: e.id,
+                        restore_point: e.restore_point_id,
+                        source: source_name,
+                    }),
+                    project_id: e.project_id,
+                    source_id,
+                    datastore_id: Some(e.datastore_id),
+                    node_id: Some(e.node_id),
+                    priority: 20,
+                    max_attempts: 1,
+                    not_before: catalog::now(),
+                    created_by: p.name().to_string(),
+                    ..Default::default()
+                })?;
+                let t =
+                    t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
+                commit_task = Some(t.id);
+            }
+            let e = s.catalog.stop_export(id, commit_task)?;
+            s.changed.notify_one();
+            Ok(Json(view(&p, &e)))
+        },
+    )
     .await
 }

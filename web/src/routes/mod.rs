@@ -20,7 +20,7 @@ pub(crate) mod users;
 
 use std::fmt::Write as _;
 
-use arca_catalog as catalog;
+use arca_catalog::{self as catalog, AuditResult, NodeState, ProjectId, TaskState};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -35,7 +35,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
-pub(crate) type Id = Result<Path<i64>, PathRejection>;
+/// A typed id from the path (`SourceId`, `TaskId`...).
+pub(crate) type Id<T> = Result<Path<T>, PathRejection>;
 
 /// The caller's IP address, for the audit log.
 pub struct Remote(pub String);
@@ -77,12 +78,12 @@ fn audit_outcome<T>(
     r: ApiResult<T>,
 ) -> ApiResult<T> {
     let (result, detail) = match &r {
-        Ok(_) => ("ok", String::new()),
+        Ok(_) => (AuditResult::Ok, String::new()),
         Err(e) => (
             if e.status == StatusCode::FORBIDDEN {
-                "denied"
+                AuditResult::Denied
             } else {
-                "failed"
+                AuditResult::Failed
             },
             e.message.clone(),
         ),
@@ -133,7 +134,11 @@ fn check_tags(tags: &[String]) -> ApiResult<()> {
 /// caller (a 403 would tell that they exist). `what` names the object as
 /// the catalog's own "not found" does (`source 5`), from what the caller
 /// asked for only.
-pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String) -> ApiResult<()> {
+pub(crate) fn visible(
+    p: &Principal,
+    project: ProjectId,
+    what: impl FnOnce() -> String,
+) -> ApiResult<()> {
     if p.can(Action::Read, Some(project)) {
         Ok(())
     } else {
@@ -142,7 +147,7 @@ pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String
 }
 
 /// The items of the projects the caller may read.
-fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> i64) -> Vec<T> {
+fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> ProjectId) -> Vec<T> {
     let visible = p.projects(Action::Read);
     items
         .into_iter()
@@ -184,8 +189,8 @@ fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
     let mut out = String::new();
     out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
     let counts = c.task_counts()?;
-    for st in ["queued", "running", "succeeded", "failed", "cancelled"] {
-        let n = counts.iter().find(|(k, _)| k == st).map_or(0, |(_, n)| *n);
+    for &st in TaskState::ALL {
+        let n = counts.iter().find(|(k, _)| *k == st).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "arca_tasks{{state=\"{st}\"}} {n}");
     }
     out += "# HELP arca_restore_points Restore points in the catalog.\n# TYPE arca_restore_points gauge\n";
@@ -225,13 +230,16 @@ fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
             out,
             "arca_node_up{{node=\"{}\"}} {}",
             n.name,
-            u8::from(n.state == "online")
+            u8::from(n.state == NodeState::Online)
         );
     }
     let _ = writeln!(
         out,
         "# HELP arca_nodes_up Nodes online.\n# TYPE arca_nodes_up gauge\narca_nodes_up {}",
-        nodes.iter().filter(|n| n.state == "online").count()
+        nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Online)
+            .count()
     );
     Ok(out)
 }

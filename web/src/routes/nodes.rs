@@ -3,7 +3,7 @@
 //! /api/v1/nodes/{id}`); adding a source and asking for a restore are
 //! checked against it here. The rules are in `arca_control::confine`.
 
-use arca_catalog::{Node, NodeConfinement};
+use arca_catalog::{Node, NodeConfinement, NodeId, TokenKind};
 use arca_control::confine::{check_roots, Confinement};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -36,14 +36,14 @@ pub(crate) fn nodes_json(nodes: &[Node]) -> Value {
 
 /// A source path on `node`, checked against its roots (422 naming them);
 /// returns it normalised.
-pub(crate) fn check_source(s: &AppState, node: i64, path: &str) -> ApiResult<String> {
+pub(crate) fn check_source(s: &AppState, node: NodeId, path: &str) -> ApiResult<String> {
     Confinement::load(&s.catalog, node)?
         .check_source(path)
         .map_err(invalid)
 }
 
 /// A restore target on `node`, likewise.
-pub(crate) fn check_restore(s: &AppState, node: i64, target: &str) -> ApiResult<String> {
+pub(crate) fn check_restore(s: &AppState, node: NodeId, target: &str) -> ApiResult<String> {
     Confinement::load(&s.catalog, node)?
         .check_restore(target)
         .map_err(invalid)
@@ -67,7 +67,7 @@ pub async fn update_node(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<NodeId>,
     body: Body<NodeSettings>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
@@ -153,9 +153,9 @@ pub async fn add_node(
             }
             let node = s.catalog.add_node(&b.name, b.max_tasks)?;
             let (secret, hash) = auth::new_secret();
-            let t = s
-                .catalog
-                .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
+            let t =
+                s.catalog
+                    .add_token(None, Some(node.id), &b.name, TokenKind::Node, &hash, None)?;
             Ok((
                 StatusCode::CREATED,
                 Json(json!({"node": node, "token": secret, "token_id": t.id})),

@@ -1,6 +1,6 @@
 //! Backup policies: list, show, add and delete.
 
-use arca_catalog::Retention;
+use arca_catalog::{PolicyId, ProjectId, Retention};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -20,7 +20,7 @@ pub struct NewPolicy {
     name: String,
     schedule: String,
     #[serde(default)]
-    project: Option<i64>,
+    project: Option<ProjectId>,
     #[serde(default)]
     window: Option<String>,
     #[serde(default)]
@@ -42,7 +42,11 @@ pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult
     Ok(Json(json!(readable(&p, all, |x| x.project_id))))
 }
 
-pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<PolicyId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let pol = s.db.call(move |c| c.policy(id)).await?;
     visible(&p, pol.project_id, || format!("policy {id}"))?;
@@ -64,7 +68,7 @@ pub async fn add_policy(
         "policy.add",
         b.name.clone(),
         move |s| {
-            let project = b.project.unwrap_or(1);
+            let project = b.project.unwrap_or(ProjectId(1));
             p.require(Action::Manage, Some(project))?;
             check_name("policy", &b.name)?;
             check_tags(&b.match_tags)?;
@@ -120,7 +124,7 @@ pub async fn delete_policy(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<PolicyId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(

@@ -1,6 +1,7 @@
 //! Restore points: list, show (by id or unique prefix) and restore.
 
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{self as catalog, NewTask, SourceKind, TaskSpec};
+use arca_model::RestoreParams;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -23,7 +24,14 @@ pub async fn list_restore_points(
     let f = catalog::RestorePointFilter {
         source: q.source.clone(),
         project_ids: p.projects(Action::Read),
-        kind: q.kind.clone(),
+        kind: match &q.kind {
+            // An unknown kind has no restore points.
+            Some(k) => match k.parse::<SourceKind>() {
+                Ok(k) => Some(k),
+                Err(_) => return Ok(Json(json!([]))),
+            },
+            None => None,
+        },
         since: q.since,
         until: q.until,
         limit,
@@ -111,12 +119,18 @@ pub async fn restore(
         }
         let target = super::nodes::check_restore(s, node, &b.target)?;
         let t = s.catalog.add_task(&NewTask {
-            kind: "restore".into(),
+            spec: TaskSpec::Restore(RestoreParams {
+                restore_point: rp.id,
+                target,
+                path: b.path,
+                overwrite: b.overwrite,
+                special_files: b.special_files,
+                confine: None,
+            }),
             project_id: rp.project_id,
             source_id: None,
             datastore_id: Some(rp.datastore_id),
             node_id: Some(node),
-            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite, "special_files": b.special_files}),
             priority: 20,
             max_attempts: 1,
             not_before: catalog::now(),

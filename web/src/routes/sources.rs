@@ -1,6 +1,6 @@
 //! Sources: list, show, add, delete, and back up now.
 
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{self as catalog, NewTask, NodeId, ProjectId, SourceId, SourceKind, TaskSpec};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -23,7 +23,7 @@ pub struct NewSource {
     #[serde(default)]
     node: Option<String>,
     #[serde(default)]
-    project: Option<i64>,
+    project: Option<ProjectId>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
@@ -35,7 +35,11 @@ pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<
     Ok(Json(json!(readable(&p, all, |x| x.project_id))))
 }
 
-pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_source(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<SourceId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let src = s.db.call(move |c| c.source(id)).await?;
     visible(&p, src.project_id, || format!("source {id}"))?;
@@ -43,7 +47,7 @@ pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiR
     Ok(Json(json!(src)))
 }
 
-pub(crate) fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<i64> {
+pub(crate) fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<NodeId> {
     let nodes = s.catalog.nodes()?;
     match name {
         Some(n) => nodes
@@ -74,16 +78,16 @@ pub async fn add_source(
         "source.add",
         b.name.clone(),
         move |s| {
-            let project = b.project.unwrap_or(1);
+            let project = b.project.unwrap_or(ProjectId(1));
             p.require(Action::Manage, Some(project))?;
             check_name("source", &b.name)?;
             check_tags(&b.tags)?;
-            if !matches!(b.kind.as_str(), "files" | "image") {
-                return Err(invalid(format!(
+            let kind: SourceKind = b.kind.parse().map_err(|_| {
+                invalid(format!(
                     "kind {:?}: sources are \"files\" or \"image\"",
                     b.kind
-                )));
-            }
+                ))
+            })?;
             if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
                 return Err(invalid("path must be an absolute path on the node"));
             }
@@ -101,7 +105,7 @@ pub async fn add_source(
             };
             let src = s.catalog.add_source(
                 &b.name,
-                &b.kind,
+                kind,
                 &path,
                 node,
                 project,
@@ -120,7 +124,7 @@ pub async fn delete_source(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<SourceId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(
@@ -151,7 +155,7 @@ pub async fn backup_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<SourceId>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Path(id) = id?;
@@ -193,12 +197,11 @@ pub async fn backup_now(
                 }
             };
             let t = s.catalog.add_task(&NewTask {
-                kind: "backup".into(),
+                spec: TaskSpec::Backup(Default::default()),
                 project_id: src.project_id,
                 source_id: Some(src.id),
                 datastore_id: Some(ds),
                 node_id: Some(src.node_id),
-                params: json!({}),
                 priority: 10,
                 max_attempts: 1,
                 not_before: catalog::now(),

@@ -1,6 +1,6 @@
 //! Tasks: list (filtered, paged), show, logs and cancel.
 
-use arca_catalog::{self as catalog, TaskState};
+use arca_catalog::{self as catalog, TaskId, TaskKind, TaskState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -20,8 +20,8 @@ pub async fn list_tasks(
     let (limit, offset) = page(&q)?;
     let state = match &q.state {
         Some(st) => Some(
-            TaskState::parse(st)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown state {st:?}")))?,
+            st.parse::<TaskState>()
+                .map_err(|_| ApiError::bad_request(format!("unknown state {st:?}")))?,
         ),
         None => None,
     };
@@ -32,7 +32,11 @@ pub async fn list_tasks(
     Ok(Json(json!(tasks)))
 }
 
-pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_task(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<TaskId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     let t = s.db.call(move |c| c.task(id)).await?;
     visible(&p, t.project_id, || format!("task {id}"))?;
@@ -40,7 +44,11 @@ pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiRes
     Ok(Json(json!(t)))
 }
 
-pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn task_logs(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<TaskId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     s.call(move |s| {
         let t = s.catalog.task(id)?;
@@ -55,7 +63,7 @@ pub async fn cancel_task(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<TaskId>,
 ) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     audited(
@@ -67,7 +75,7 @@ pub async fn cancel_task(
         move |s| {
             let t = s.catalog.task(id)?;
             visible(&p, t.project_id, || format!("task {id}"))?;
-            let action = if t.kind == "restore" {
+            let action = if t.kind == TaskKind::Restore {
                 Action::Restore
             } else {
                 Action::Manage

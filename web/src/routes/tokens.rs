@@ -11,7 +11,9 @@
 //!   `token_max_lifetime_s` (default 90 days; 400 beyond it, naming the
 //!   maximum), and exactly that when left out.
 
-use arca_catalog::{self as catalog, NewApiToken, Token, TokenScope};
+use arca_catalog::{
+    self as catalog, NewApiToken, ProjectId, Token, TokenId, TokenKind, TokenScope,
+};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -63,7 +65,7 @@ pub struct NewToken {
     /// Limit the token to these projects (default: the minting token's,
     /// i.e. all of the user's for a session).
     #[serde(default)]
-    projects: Option<Vec<i64>>,
+    projects: Option<Vec<ProjectId>>,
 }
 
 pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
@@ -78,8 +80,11 @@ pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<J
     .await
 }
 
-fn ids(p: &[i64]) -> String {
-    p.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+fn ids(p: &[ProjectId]) -> String {
+    p.iter()
+        .map(ProjectId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The projects a new token is limited to: those asked for, each within
@@ -88,8 +93,8 @@ fn ids(p: &[i64]) -> String {
 fn token_projects(
     s: &AppState,
     p: &Principal,
-    asked: Option<&[i64]>,
-) -> ApiResult<Option<Vec<i64>>> {
+    asked: Option<&[ProjectId]>,
+) -> ApiResult<Option<Vec<ProjectId>>> {
     let Some(asked) = asked else {
         return Ok(p.token.projects.clone());
     };
@@ -101,7 +106,7 @@ fn token_projects(
     let mut v = asked.to_vec();
     v.sort_unstable();
     v.dedup();
-    let known: Vec<i64> = s.catalog.projects()?.iter().map(|x| x.id).collect();
+    let known: Vec<ProjectId> = s.catalog.projects()?.iter().map(|x| x.id).collect();
     for q in &v {
         if let Some(limit) = &p.token.projects {
             if !limit.contains(q) {
@@ -132,7 +137,7 @@ pub async fn add_token(
         check_name("token", &b.name)?;
         let scope = match &b.scope {
             None => p.token.scope,
-            Some(x) => TokenScope::parse(x).ok_or_else(|| {
+            Some(x) => x.parse::<TokenScope>().map_err(|_| {
                 invalid(format!(
                     "scope {x:?}: a token's scope is full, read-only or metrics"
                 ))
@@ -149,7 +154,7 @@ pub async fn add_token(
         let max = s.catalog.settings()?.token_max_lifetime_s;
         let now = catalog::now();
         // Minted with an API token: its child. With a session: a root.
-        let parent = (p.token.kind == "api").then_some(p.token.id);
+        let parent = (p.token.kind == TokenKind::Api).then_some(p.token.id);
         let parent_end = parent.and(p.token.expires_at);
         let expires_at = match b.expires_in_s {
             Some(e) if e < 1 => return Err(invalid("expires_in_s must be at least 1 second")),
@@ -198,7 +203,7 @@ pub async fn revoke_token(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<TokenId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(

@@ -1,7 +1,7 @@
 //! Users: list, show, add (with their roles) and delete. Sign-in and
 //! passwords are in [`super::accounts`].
 
-use arca_catalog::{Role, RoleBinding};
+use arca_catalog::{ProjectId, Role, RoleBinding, UserId};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -18,7 +18,7 @@ use crate::AppState;
 pub struct RoleIn {
     role: String,
     #[serde(default)]
-    project: Option<i64>,
+    project: Option<ProjectId>,
 }
 
 #[derive(Deserialize)]
@@ -36,7 +36,11 @@ pub async fn list_users(State(s): State<AppState>, p: Principal) -> ApiResult<Js
     Ok(Json(json!(s.db.call(|c| c.users()).await?)))
 }
 
-pub async fn get_user(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_user(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<UserId>,
+) -> ApiResult<Json<Value>> {
     let Path(id) = id?;
     if p.user.id != id {
         p.require(Action::Administer, None)?;
@@ -72,7 +76,7 @@ pub async fn add_user(
             check_name("user", &b.name)?;
             let mut roles = Vec::new();
             for r in &b.roles {
-                let role = Role::parse(&r.role).ok_or_else(|| {
+                let role = r.role.parse::<Role>().map_err(|_| {
                     invalid(format!(
                         "unknown role {:?}; roles are admin, operator, restore-only, auditor",
                         r.role
@@ -100,7 +104,7 @@ pub async fn delete_user(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<UserId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(
