@@ -5,28 +5,16 @@
 //! that owns the datastore. See control/src/maintenance.rs.
 
 use arca_catalog::{DatastoreId, TaskSpec};
-use arca_model::{GcParams, VerifyParams};
+use arca_model::{api, GcParams, VerifyParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{any_role, audited, invalid, Body, Id, Remote};
 use crate::AppState;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatastoreSettings {
-    #[serde(default)]
-    gc_schedule: Option<String>,
-    #[serde(default)]
-    verify_schedule: Option<String>,
-    #[serde(default)]
-    verify_max_age_days: Option<i64>,
-}
 
 /// A schedule expression, or `never`.
 fn check_schedule(what: &str, s: &str) -> ApiResult<()> {
@@ -44,8 +32,8 @@ pub async fn update_datastore(
     p: Principal,
     remote: Remote,
     id: Id<DatastoreId>,
-    body: Body<DatastoreSettings>,
-) -> ApiResult<Json<Value>> {
+    body: Body<api::DatastoreSettings>,
+) -> ApiResult<Json<api::Datastore>> {
     let Path(id) = id?;
     let Json(b) = body?;
     audited(
@@ -75,29 +63,10 @@ pub async fn update_datastore(
                 b.verify_max_age_days,
             )?;
             s.changed.notify_one();
-            Ok(Json(json!(d)))
+            Ok(Json(d.to_api()))
         },
     )
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyNow {
-    /// Read every restore point, not only those due.
-    #[serde(default)]
-    all: bool,
-    /// Percentage of the packs to read (100 by default).
-    #[serde(default)]
-    read_data_percent: Option<f64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GcNow {
-    /// Packs younger than this are left alone (default 3600).
-    #[serde(default)]
-    grace_seconds: Option<u64>,
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -114,7 +83,7 @@ fn queue(
     p: &Principal,
     id: DatastoreId,
     spec: TaskSpec,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     p.require(Action::Administer, None)?;
     let kind = spec.kind();
     let d = s.catalog.datastore(id)?;
@@ -130,7 +99,7 @@ fn queue(
         .add_task(&t)?
         .ok_or_else(|| ApiError::conflict(format!("a {kind} task exists already")))?;
     s.changed.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!(t))))
+    Ok((StatusCode::ACCEPTED, Json(t.to_api())))
 }
 
 /// Run gc on a datastore now (beside running backups).
@@ -140,9 +109,9 @@ pub async fn gc_now(
     remote: Remote,
     id: Id<DatastoreId>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
-    let b: GcNow = optional_body(&body)?;
+    let b: api::GcNow = optional_body(&body)?;
     audited(
         &s,
         p.name().to_string(),
@@ -166,9 +135,9 @@ pub async fn verify_now(
     remote: Remote,
     id: Id<DatastoreId>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
-    let b: VerifyNow = optional_body(&body)?;
+    let b: api::VerifyNow = optional_body(&body)?;
     audited(
         &s,
         p.name().to_string(),
@@ -192,7 +161,10 @@ pub async fn verify_now(
     .await
 }
 
-pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn list_datastores(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Datastore>>> {
     any_role(&p)?;
-    Ok(Json(json!(s.db.call(|c| c.datastores()).await?)))
+    Ok(Json(all(s.db.call(|c| c.datastores()).await?)))
 }

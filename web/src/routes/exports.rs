@@ -15,15 +15,14 @@
 use arca_catalog::{
     self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, SourceKind, TaskSpec,
 };
-use arca_model::CommitExportParams;
+use arca_model::{api, CommitExportParams};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{audited, invalid, Body, Id, Remote};
 use crate::AppState;
@@ -50,26 +49,28 @@ pub fn require_writable(p: &Principal, project: ProjectId) -> ApiResult<()> {
     }
 }
 
-/// The export as `p` may see it.
-pub fn view(p: &Principal, e: &Export) -> Value {
-    let mut v = json!(e);
-    if p.can(Action::Restore, Some(e.project_id)) {
-        if e.protocol == ExportProtocol::Iscsi {
-            v["chap_user"] = json!(e.name);
-        }
-        if let Some(a) = &e.address {
-            v["commands"] = json!(commands(e.protocol, a));
-        }
-    } else if let Some(o) = v.as_object_mut() {
-        o.remove("address");
-        o.remove("secret");
+/// The export as `p` may see it: with its credentials (address, secret,
+/// CHAP user, commands) only for users who may restore in its project.
+pub fn view(p: &Principal, e: Export) -> api::Export {
+    let may_restore = p.can(Action::Restore, Some(e.project_id));
+    let mut v = e.to_api();
+    if !may_restore {
+        v.address = None;
+        v.secret = None;
+        return v;
+    }
+    if v.protocol == ExportProtocol::Iscsi {
+        v.chap_user = Some(v.name.clone());
+    }
+    if let Some(Some(a)) = &v.address {
+        v.commands = Some(commands(v.protocol, a));
     }
     v
 }
 
 /// Exports as `p` may see them.
-pub fn view_all(p: &Principal, list: &[Export]) -> Value {
-    Value::Array(list.iter().map(|e| view(p, e)).collect())
+pub fn view_all(p: &Principal, list: Vec<Export>) -> Vec<api::Export> {
+    list.into_iter().map(|e| view(p, e)).collect()
 }
 
 /// `(host, port, path)` of `scheme://[user@]host:port/path`.
@@ -118,24 +119,6 @@ pub fn commands(protocol: ExportProtocol, address: &str) -> Vec<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_name_the_export_with_its_credentials() {
-        let c = commands(ExportProtocol::Nbd, "nbd://h:10809/export-1-abc");
-        assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
-        let c = commands(ExportProtocol::Nbd, "nbds://[::1]:10809/export-1-abc");
-        assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
-        let c = commands(
-            ExportProtocol::Iscsi,
-            "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
-        );
-        assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
-    }
-}
-
 /// Longest export lifetime.
 const MAX_TTL: i64 = 30 * 86_400;
 
@@ -159,28 +142,12 @@ pub fn parse_ttl(t: &str) -> Option<i64> {
     n.checked_mul(mul).filter(|s| (1..=MAX_TTL).contains(s))
 }
 
-fn default_protocol() -> String {
-    "nbd".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewExportReq {
-    restore_point: String,
-    #[serde(default = "default_protocol")]
-    protocol: String,
-    #[serde(default)]
-    writable: bool,
-    #[serde(default)]
-    ttl: Option<String>,
-}
-
 pub async fn add_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewExportReq>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewExport>,
+) -> ApiResult<(StatusCode, Json<api::Export>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -213,10 +180,6 @@ pub async fn add_export(
                 "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
             ));
             }
-            let protocol: ExportProtocol = b
-                .protocol
-                .parse()
-                .map_err(|_| invalid("protocol must be nbd or iscsi"))?;
             let ttl = match &b.ttl {
                 None => 2 * 3600,
                 Some(t) => parse_ttl(t).ok_or_else(|| invalid(BAD_TTL))?,
@@ -227,53 +190,39 @@ pub async fn add_export(
                 datastore_id: rp.datastore_id,
                 node_id: ds.node_id,
                 project_id: rp.project_id,
-                protocol,
+                protocol: b.protocol,
                 writable: b.writable,
                 ttl_seconds: ttl,
                 created_by: p.name().to_string(),
             })?;
-            Ok((StatusCode::CREATED, Json(view(&p, &e))))
+            Ok((StatusCode::CREATED, Json(view(&p, e))))
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportsQuery {
-    /// Also the ended exports (default: live ones only).
-    #[serde(default)]
-    all: bool,
-}
-
 pub async fn list_exports(
     State(s): State<AppState>,
     p: Principal,
-    q: Result<Query<ExportsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<api::ExportsQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<api::Export>>> {
     let Query(q) = q?;
     let projects = p.projects(Action::Read);
     let list =
         s.db.call(move |c| c.exports(!q.all, projects.as_deref()))
             .await?;
-    Ok(Json(view_all(&p, &list)))
+    Ok(Json(view_all(&p, list)))
 }
 
 pub async fn get_export(
     State(s): State<AppState>,
     p: Principal,
     id: Id<ExportId>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let e = s.db.call(move |c| c.export(id)).await?;
     visible(&p, &e)?;
-    Ok(Json(view(&p, &e)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtendExportReq {
-    ttl: String,
+    Ok(Json(view(&p, e)))
 }
 
 pub async fn extend_export(
@@ -281,8 +230,8 @@ pub async fn extend_export(
     p: Principal,
     remote: Remote,
     id: Id<ExportId>,
-    body: Body<ExtendExportReq>,
-) -> ApiResult<Json<Value>> {
+    body: Body<api::ExtendExport>,
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let Json(b) = body?;
     audited(
@@ -297,18 +246,10 @@ pub async fn extend_export(
             p.require(Action::Restore, Some(e.project_id))?;
             let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
             let e = s.catalog.extend_export(id, ttl)?;
-            Ok(Json(view(&p, &e)))
+            Ok(Json(view(&p, e)))
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StopExportQuery {
-    /// Commit a writable export's overlay as a new restore point.
-    #[serde(default)]
-    commit: bool,
 }
 
 pub async fn stop_export(
@@ -316,8 +257,8 @@ pub async fn stop_export(
     p: Principal,
     remote: Remote,
     id: Id<ExportId>,
-    q: Result<Query<StopExportQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<api::StopExportQuery>, QueryRejection>,
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let Query(q) = q?;
     let action = if q.commit {
@@ -378,8 +319,26 @@ pub async fn stop_export(
             }
             let e = s.catalog.stop_export(id, commit_task)?;
             s.changed.notify_one();
-            Ok(Json(view(&p, &e)))
+            Ok(Json(view(&p, e)))
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_name_the_export_with_its_credentials() {
+        let c = commands(ExportProtocol::Nbd, "nbd://h:10809/export-1-abc");
+        assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
+        let c = commands(ExportProtocol::Nbd, "nbds://[::1]:10809/export-1-abc");
+        assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
+        let c = commands(
+            ExportProtocol::Iscsi,
+            "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
+        );
+        assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
+    }
 }

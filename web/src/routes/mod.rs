@@ -21,16 +21,17 @@ pub(crate) mod users;
 use std::fmt::Write as _;
 
 use arca_catalog::{self as catalog, AuditResult, NodeState, ProjectId, TaskState};
+use arca_model::api;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -163,9 +164,12 @@ fn changed(s: &AppState) -> ApiResult<()> {
 
 // ---- health, metrics, openapi ----
 
-pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<api::Health>> {
     let v = s.db.call(|c| c.schema_version()).await?;
-    Ok(Json(json!({"status": "ok", "catalog_schema": v})))
+    Ok(Json(api::Health {
+        status: "ok".into(),
+        catalog_schema: v,
+    }))
 }
 
 /// Prometheus metrics: any valid token whose scope allows it (full,
@@ -250,8 +254,13 @@ pub async fn openapi_json() -> Json<Value> {
 
 // ---- auth (sign-in and passwords: accounts) ----
 
-pub async fn me(p: Principal) -> Json<Value> {
-    Json(json!({"user": p.user, "token_id": p.token_id, "token": p.token, "roles": p.roles}))
+pub async fn me(p: Principal) -> Json<api::Me> {
+    Json(api::Me {
+        token_id: p.token_id,
+        user: p.user.to_api(),
+        token: p.token.to_api(),
+        roles: all(p.roles),
+    })
 }
 
 fn any_role(p: &Principal) -> ApiResult<()> {
@@ -262,28 +271,10 @@ fn any_role(p: &Principal) -> ApiResult<()> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    since: Option<i64>,
-    #[serde(default)]
-    until: Option<i64>,
-    #[serde(default)]
-    limit: Option<i64>,
-    #[serde(default)]
-    offset: Option<i64>,
-}
-
-fn page(q: &ListQuery) -> ApiResult<(i64, i64)> {
-    let limit = q.limit.unwrap_or(100);
-    let offset = q.offset.unwrap_or(0);
+/// A query's `limit` (default 100) and `offset` (default 0), checked.
+fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(100);
+    let offset = offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) || offset < 0 {
         return Err(ApiError::bad_request(
             "limit must be 1..=1000 and offset >= 0",
