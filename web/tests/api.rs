@@ -876,6 +876,9 @@ async fn export_credentials_only_for_users_who_may_restore() {
     assert_eq!(s, StatusCode::CREATED, "{ro}");
     let secret = ro["secret"].as_str().unwrap().to_string();
     assert!(secret.len() >= 16, "{ro}");
+    // Not served yet: the address is there, null (not left out).
+    assert!(ro.get("address").is_some_and(Value::is_null), "{ro}");
+    assert!(ro.get("commands").is_none(), "{ro}");
     let id = ro["id"].as_i64().unwrap();
     let node = c.datastore(DatastoreId(1)).unwrap().node_id;
     let addr = format!("nbd://h:1/export-{id}-{secret}");
