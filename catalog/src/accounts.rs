@@ -11,7 +11,7 @@ use rusqlite::params;
 use crate::{now, Catalog, Error, Result, TokenId, TokenKind, UserId};
 
 /// What a password change signed out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SignedOut {
     /// Session tokens revoked.
     pub sessions: usize,

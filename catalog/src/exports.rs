@@ -17,16 +17,14 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
-
 use crate::{
     now, Catalog, DatastoreId, Error, ExportId, ExportOnStop, ExportProtocol, ExportState, NodeId,
     ProjectId, RestorePointId, Result, TaskId,
 };
+use rusqlite::{params, OptionalExtension, Row};
 
 /// An export: a restore point served by its datastore's node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Export {
     pub id: ExportId,
     pub restore_point_id: RestorePointId,

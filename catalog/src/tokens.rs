@@ -12,11 +12,9 @@
 
 use std::ops::RangeInclusive;
 
+use crate::{now, Catalog, Error, ProjectId, Result, Token, TokenId, TokenKind, UserId};
 use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use serde::Serialize;
-
-use crate::{now, Catalog, Error, ProjectId, Result, Token, TokenId, TokenKind, UserId};
 
 /// The longest lifetime of a new API token when no admin has set one.
 pub const DEFAULT_TOKEN_MAX_LIFETIME_S: i64 = 90 * 86_400;
@@ -43,7 +41,7 @@ pub struct NewApiToken<'a> {
 }
 
 /// The admin-set settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// The longest lifetime of a new API token, in seconds; a token made
     /// without `expires_in_s` gets this.

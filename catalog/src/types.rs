@@ -1,8 +1,6 @@
 //! The catalog's records: one struct per table row, the kinds and states
 //! they carry, and the inputs of the calls that make them.
 
-use serde::Serialize;
-
 pub use arca_model::{
     AssignedBy, AuditId, AuditResult, BadParams, DatastoreId, ExportId, ExportOnStop,
     ExportProtocol, ExportState, LogLevel, NodeId, NodeState, PolicyId, ProjectId, RestorePointId,
@@ -12,31 +10,30 @@ pub use arca_model::{
 
 use crate::VerifyEffects;
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
     pub id: ProjectId,
     pub name: String,
 }
 
 /// A role in one project, or in every project (`project_id: None`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleBinding {
     pub role: Role,
     pub project_id: Option<ProjectId>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct User {
     pub id: UserId,
     pub name: String,
-    #[serde(skip)]
     pub password_hash: String,
     pub disabled: bool,
     pub roles: Vec<RoleBinding>,
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Token {
     pub id: TokenId,
     pub user_id: Option<UserId>,
@@ -55,7 +52,7 @@ pub struct Token {
     pub projects: Option<Vec<ProjectId>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Node {
     pub id: NodeId,
     pub name: String,
@@ -77,7 +74,7 @@ pub struct Node {
     pub data_dir: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Datastore {
     pub id: DatastoreId,
     pub name: String,
@@ -95,7 +92,7 @@ pub struct Datastore {
     pub verify_max_age_days: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Source {
     pub id: SourceId,
     pub name: String,
@@ -113,7 +110,7 @@ pub struct Source {
 /// A policy's keep rules: the datastore's own type.
 pub use arca_repo::prune::Retention;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     pub id: PolicyId,
     pub name: String,
@@ -130,7 +127,7 @@ pub struct Policy {
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Task {
     pub id: TaskId,
     pub kind: TaskKind,
@@ -220,7 +217,7 @@ impl Default for NewTask {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct TaskLog {
     pub seq: i64,
     pub time: i64,
@@ -229,7 +226,7 @@ pub struct TaskLog {
 }
 
 /// A restore point: a snapshot in a datastore, as the catalog lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestorePoint {
     pub id: RestorePointId,
     pub datastore_id: DatastoreId,
@@ -298,7 +295,7 @@ pub struct RestorePointFilter {
     pub offset: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AuditEntry {
     pub id: AuditId,
     pub time: i64,

@@ -13,6 +13,7 @@ use arca_catalog::{
 use arca_node::leases::{not_held, Held};
 use arca_node::{Coordinator, DatastoreRef, ExportSpec, Finished, Leased};
 use arca_proto::LEASE_SECS;
+use arca_web::convert::ToApi;
 use serde_json::json;
 
 use crate::{backoff_secs, Notifier};
@@ -60,6 +61,7 @@ impl Local {
         let catalog = self.catalog.clone();
         // Delivery may take seconds (SMTP); never hold up the node's call.
         std::thread::spawn(move || {
+            let task = task.map(ToApi::to_api);
             for line in n.send("task.failed", &subject, &json!({"task": task})) {
                 let _ = catalog.add_task_log(task_id, LogLevel::Info, &line);
             }
@@ -129,8 +131,18 @@ impl Local {
             // of this source (by id), never by source name: a new source
             // that reuses a deleted source's name, or a source of another
             // project with the same name, is someone else's history.
-            task.params["source_restore_points"] =
-                json!(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+            let mine = Some(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+            match task.spec() {
+                Ok(TaskSpec::Backup(mut b)) => {
+                    b.source_restore_points = mine;
+                    task.params = TaskSpec::Backup(b).params();
+                }
+                Ok(TaskSpec::Prune(mut p)) => {
+                    p.source_restore_points = mine;
+                    task.params = TaskSpec::Prune(p).params();
+                }
+                _ => {}
+            }
         }
         // Parameters that do not parse are left as they are: the node
         // fails the task saying what is wrong with them.

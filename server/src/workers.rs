@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use arca_catalog::{Catalog, SourceId};
 use arca_node::{Runner, Stop};
+use arca_web::convert::ToApi;
 
 use crate::Notifier;
 
@@ -122,8 +123,7 @@ fn check_rpo(
                     p.rpo_seconds.unwrap_or(0),
                     p.name
                 );
-                let body =
-                    serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
+                let body = serde_json::json!({"source": s.to_api(), "policy": p.to_api(), "newest_restore_point": newest});
                 tokio::task::spawn_blocking(move || {
                     for line in n.send("source.rpo_missed", &subject, &body) {
                         tracing::warn!(source = %s_name, "{line}");

@@ -11,14 +11,16 @@
 use arca_catalog as catalog;
 use arca_model::api;
 
-/// A catalog record's API body.
-pub(crate) trait ToApi {
+/// A catalog record's API body (also the records in notifications).
+pub trait ToApi {
+    /// The body.
     type Api;
+    /// The record as the API shows it.
     fn to_api(self) -> Self::Api;
 }
 
 /// Every record of a list, converted.
-pub(crate) fn all<T: ToApi>(list: Vec<T>) -> Vec<T::Api> {
+pub fn all<T: ToApi>(list: Vec<T>) -> Vec<T::Api> {
     list.into_iter().map(ToApi::to_api).collect()
 }
 

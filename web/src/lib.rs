@@ -9,7 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
-mod convert;
+pub mod convert;
 pub mod error;
 pub mod openapi;
 mod routes;
