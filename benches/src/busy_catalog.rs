@@ -27,7 +27,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use arca_catalog::{Catalog, NewTask, RestorePoint, Role, RoleBinding, Source};
+use arca_catalog::{
+    Catalog, DatastoreId, NewTask, ProjectId, RestorePoint, Role, RoleBinding, Source, SourceKind,
+    TokenKind,
+};
 
 /// Source names of the restore points.
 const SOURCES: usize = 100;
@@ -81,12 +84,15 @@ pub fn header(n: usize) -> String {
 fn restore_point(case: usize, i: usize, n: usize, src: Option<&Source>, now: i64) -> RestorePoint {
     let name = format!("bench-src-{}", i % SOURCES);
     RestorePoint {
-        id: format!("{:064x}", 0xb5_0000_0000u64 + (case * n + i) as u64),
-        datastore_id: 1,
+        // 64 hex digits: always a restore point id.
+        id: format!("{:064x}", 0xb5_0000_0000u64 + (case * n + i) as u64)
+            .parse()
+            .unwrap_or_default(),
+        datastore_id: DatastoreId(1),
         source_id: src.map(|s| s.id),
         source_name: name,
-        project_id: src.map_or(1, |s| s.project_id),
-        kind: "files".into(),
+        project_id: src.map_or(ProjectId(1), |s| s.project_id),
+        kind: SourceKind::Files,
         time: now - (n - i) as i64 * 60,
         bytes_total: 1 << 30,
         bytes_added: 1 << 20,
@@ -183,10 +189,10 @@ pub fn run(dir: &Path, n: usize, readers: usize) -> Result<Vec<Case>> {
     for i in 0..SOURCES {
         sources.push(c.add_source(
             &format!("bench-src-{i}"),
-            "files",
+            SourceKind::Files,
             "/nonexistent",
             node.id,
-            1,
+            ProjectId(1),
             &[],
             &serde_json::json!({}),
             None,
@@ -194,8 +200,7 @@ pub fn run(dir: &Path, n: usize, readers: usize) -> Result<Vec<Case>> {
     }
     let tasks: Vec<NewTask> = (0..TASKS)
         .map(|i| NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(sources[i % SOURCES].id),
             datastore_id: Some(ds.id),
             max_attempts: 1,
@@ -213,7 +218,7 @@ pub fn run(dir: &Path, n: usize, readers: usize) -> Result<Vec<Case>> {
         }],
     )?;
     let (token, hash) = arca_web::auth::new_secret();
-    c.add_token(Some(admin.id), None, "bench", "api", &hash, None)?;
+    c.add_token(Some(admin.id), None, "bench", TokenKind::Api, &hash, None)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -8,10 +8,10 @@
 
 use rusqlite::params;
 
-use crate::{now, Catalog, Error, Result};
+use crate::{now, Catalog, Error, Result, TokenId, TokenKind, UserId};
 
 /// What a password change signed out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SignedOut {
     /// Session tokens revoked.
     pub sessions: usize,
@@ -25,9 +25,9 @@ impl Catalog {
     /// when `api_tokens` is set. `NotFound` for an unknown user.
     pub fn change_password(
         &self,
-        user_id: i64,
+        user_id: UserId,
         hash: &str,
-        keep: Option<i64>,
+        keep: Option<TokenId>,
         api_tokens: bool,
     ) -> Result<SignedOut> {
         let mut db = self.db();
@@ -41,8 +41,8 @@ impl Catalog {
         }
         let t = now();
         // The ids first: tokens minted from a revoked one are revoked too.
-        let revoke = |kind: &str| -> Result<Vec<i64>> {
-            let ids: Vec<i64> = tx
+        let revoke = |kind: TokenKind| -> Result<Vec<TokenId>> {
+            let ids: Vec<TokenId> = tx
                 .prepare(
                     "SELECT id FROM tokens
                      WHERE user_id = ?1 AND kind = ?2 AND revoked_at IS NULL
@@ -59,13 +59,13 @@ impl Catalog {
             }
             Ok(ids)
         };
-        let sessions = revoke("session")?;
+        let sessions = revoke(TokenKind::Session)?;
         let api = if api_tokens {
-            revoke("api")?
+            revoke(TokenKind::Api)?
         } else {
             Vec::new()
         };
-        let roots: Vec<i64> = sessions.iter().chain(&api).copied().collect();
+        let roots: Vec<TokenId> = sessions.iter().chain(&api).copied().collect();
         crate::tokens::revoke_descendants(&tx, &roots, t)?;
         let (sessions, api) = (sessions.len(), api.len());
         tx.commit()?;

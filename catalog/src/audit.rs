@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use crate::{now, AuditEntry, Catalog, Result};
+use crate::{now, AuditEntry, AuditResult, Catalog, Result};
 
 impl Catalog {
     pub fn audit(
@@ -11,7 +11,7 @@ impl Catalog {
         action: &str,
         target: &str,
         remote: &str,
-        result: &str,
+        result: AuditResult,
         detail: &str,
     ) -> Result<()> {
         self.db().execute(

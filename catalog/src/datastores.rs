@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::{now, unique, Catalog, Datastore, Error, Result};
+use crate::{now, unique, Catalog, Datastore, DatastoreId, Error, NodeId, Result};
 
 fn datastore_row(r: &Row) -> rusqlite::Result<Datastore> {
     Ok(Datastore {
@@ -20,21 +20,21 @@ fn datastore_row(r: &Row) -> rusqlite::Result<Datastore> {
 }
 
 impl Catalog {
-    pub fn add_datastore(&self, name: &str, node_id: i64, path: &str) -> Result<Datastore> {
+    pub fn add_datastore(&self, name: &str, node_id: NodeId, path: &str) -> Result<Datastore> {
         let db = self.db();
         db.execute(
             "INSERT INTO datastores (name, node_id, path, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![name, node_id, path, now()],
         )
         .map_err(unique(format!("datastore {name:?}")))?;
-        let id = db.last_insert_rowid();
+        let id = DatastoreId(db.last_insert_rowid());
         drop(db);
         self.datastore(id)
     }
 
     const DS_COLS: &'static str = "id, name, node_id, path, bytes_used, bytes_logical, created_at, gc_schedule, verify_schedule, verify_max_age_days";
 
-    pub fn datastore(&self, id: i64) -> Result<Datastore> {
+    pub fn datastore(&self, id: DatastoreId) -> Result<Datastore> {
         self.rd()
             .query_row(
                 &format!("SELECT {} FROM datastores WHERE id = ?1", Self::DS_COLS),
@@ -68,12 +68,12 @@ impl Catalog {
 
     /// Record bytes on disk; the logical size is the sum over the
     /// datastore's restore points.
-    pub fn refresh_datastore_usage(&self, id: i64, used: i64) -> Result<()> {
+    pub fn refresh_datastore_usage(&self, id: DatastoreId, used: i64) -> Result<()> {
         update_usage(&self.db(), id, used)
     }
 }
 
-pub(crate) fn update_usage(db: &Connection, id: i64, used: i64) -> Result<()> {
+pub(crate) fn update_usage(db: &Connection, id: DatastoreId, used: i64) -> Result<()> {
     db.execute(
         "UPDATE datastores SET bytes_used = ?2,
            bytes_logical = (SELECT COALESCE(SUM(bytes_total), 0) FROM restore_points WHERE datastore_id = ?1)

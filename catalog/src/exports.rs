@@ -17,25 +17,26 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{
+    now, Catalog, DatastoreId, Error, ExportId, ExportOnStop, ExportProtocol, ExportState, NodeId,
+    ProjectId, RestorePointId, Result, TaskId,
+};
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
 
-use crate::{now, Catalog, Error, Result};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// An export: a restore point served by its datastore's node.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Export {
-    pub id: i64,
-    pub restore_point_id: String,
-    pub datastore_id: i64,
-    pub node_id: i64,
-    pub project_id: i64,
-    /// `nbd` or `iscsi`.
-    pub protocol: String,
+    pub id: ExportId,
+    pub restore_point_id: RestorePointId,
+    pub datastore_id: DatastoreId,
+    pub node_id: NodeId,
+    pub project_id: ProjectId,
+    pub protocol: ExportProtocol,
     pub writable: bool,
     /// The export's name on its node, `export-<id>` (not secret): the
     /// iSCSI target name and CHAP user are made from it.
     pub name: String,
-    pub state: String,
+    pub state: ExportState,
     /// Where clients connect, once the node serves it, credentials
     /// included: `nbd://host:port/<name>-<secret>` (or `nbds://`), or
     /// `iscsi://<name>%<secret>@host:port/iqn/0`.
@@ -43,9 +44,9 @@ pub struct Export {
     pub error: Option<String>,
     /// What happens to a writable export's overlay when it ends:
     /// `discard`, or `commit` (a task writes it as a new restore point).
-    pub on_stop: String,
+    pub on_stop: ExportOnStop,
     /// The task that commits the overlay, once queued.
-    pub commit_task_id: Option<i64>,
+    pub commit_task_id: Option<TaskId>,
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -84,13 +85,13 @@ pub fn new_secret() -> Result<String> {
 }
 
 /// What to export.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NewExport {
-    pub restore_point_id: String,
-    pub datastore_id: i64,
-    pub node_id: i64,
-    pub project_id: i64,
-    pub protocol: String,
+    pub restore_point_id: RestorePointId,
+    pub datastore_id: DatastoreId,
+    pub node_id: NodeId,
+    pub project_id: ProjectId,
+    pub protocol: ExportProtocol,
     pub writable: bool,
     pub ttl_seconds: i64,
     pub created_by: String,
@@ -122,22 +123,17 @@ fn row(r: &Row) -> rusqlite::Result<Export> {
 }
 
 /// The states in which a node serves an export.
-pub const LIVE: [&str; 2] = ["starting", "active"];
+pub const LIVE: [ExportState; 2] = [ExportState::Starting, ExportState::Active];
 
 impl Export {
+    /// Is it served (starting or active)?
     pub fn is_live(&self) -> bool {
-        LIVE.contains(&self.state.as_str())
+        self.state.is_live()
     }
 }
 
 impl Catalog {
     pub fn add_export(&self, e: &NewExport) -> Result<Export> {
-        if !matches!(e.protocol.as_str(), "nbd" | "iscsi") {
-            return Err(Error::Invalid(format!(
-                "protocol {:?}: expected nbd or iscsi",
-                e.protocol
-            )));
-        }
         let secret = new_secret()?;
         let db = self.db();
         let t = now();
@@ -157,7 +153,7 @@ impl Catalog {
                 secret
             ],
         )?;
-        let id = db.last_insert_rowid();
+        let id = ExportId(db.last_insert_rowid());
         // Each export has its own name and secret (and, when writable,
         // its own overlay).
         let name = format!("export-{id}");
@@ -170,7 +166,7 @@ impl Catalog {
         self.export(id)
     }
 
-    pub fn export(&self, id: i64) -> Result<Export> {
+    pub fn export(&self, id: ExportId) -> Result<Export> {
         self.rd()
             .query_row(
                 &format!("SELECT {COLS} FROM exports WHERE id = ?1"),
@@ -182,7 +178,11 @@ impl Catalog {
     }
 
     /// Exports, newest first: all of them, or only the live ones.
-    pub fn exports(&self, live_only: bool, project_ids: Option<&[i64]>) -> Result<Vec<Export>> {
+    pub fn exports(
+        &self,
+        live_only: bool,
+        project_ids: Option<&[ProjectId]>,
+    ) -> Result<Vec<Export>> {
         let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {COLS} FROM exports WHERE (?1 = 0 OR state IN ('starting', 'active')) ORDER BY id DESC LIMIT 1000"
@@ -199,7 +199,7 @@ impl Catalog {
     }
 
     /// The node serves the export at `address`.
-    pub fn export_active(&self, id: i64, node_id: i64, address: &str) -> Result<()> {
+    pub fn export_active(&self, id: ExportId, node_id: NodeId, address: &str) -> Result<()> {
         self.db().execute(
             "UPDATE exports SET state = 'active', address = ?3, error = NULL WHERE id = ?1 AND node_id = ?2 AND state IN ('starting', 'active')",
             params![id, node_id, address],
@@ -208,7 +208,7 @@ impl Catalog {
     }
 
     /// The node could not serve the export.
-    pub fn export_failed(&self, id: i64, node_id: i64, error: &str) -> Result<()> {
+    pub fn export_failed(&self, id: ExportId, node_id: NodeId, error: &str) -> Result<()> {
         let n = self.db().execute(
             "UPDATE exports SET state = 'failed', error = ?3, stopped_at = ?4 WHERE id = ?1 AND node_id = ?2 AND state IN ('starting', 'active')",
             params![id, node_id, error, now()],
@@ -221,13 +221,17 @@ impl Catalog {
 
     /// Stop a live export; `commit_task` when its overlay is to be
     /// committed by that task. Returns the export as it now is.
-    pub fn stop_export(&self, id: i64, commit_task: Option<i64>) -> Result<Export> {
+    pub fn stop_export(&self, id: ExportId, commit_task: Option<TaskId>) -> Result<Export> {
         let n = self.db().execute(
             "UPDATE exports SET state = 'stopped', stopped_at = ?2, on_stop = ?3, commit_task_id = ?4 WHERE id = ?1 AND state IN ('starting', 'active')",
             params![
                 id,
                 now(),
-                if commit_task.is_some() { "commit" } else { "discard" },
+                if commit_task.is_some() {
+                    ExportOnStop::Commit
+                } else {
+                    ExportOnStop::Discard
+                },
                 commit_task
             ],
         )?;
@@ -240,7 +244,7 @@ impl Catalog {
     }
 
     /// Give a live export a new end, `ttl_seconds` from now.
-    pub fn extend_export(&self, id: i64, ttl_seconds: i64) -> Result<Export> {
+    pub fn extend_export(&self, id: ExportId, ttl_seconds: i64) -> Result<Export> {
         let n = self.db().execute(
             "UPDATE exports SET expires_at = ?2 WHERE id = ?1 AND state IN ('starting', 'active')",
             params![id, now().saturating_add(ttl_seconds)],
@@ -266,7 +270,7 @@ impl Catalog {
 
     /// The exports a node must serve (live) or must clean up after
     /// (ended in the last day, for their overlays).
-    pub fn node_exports(&self, node_id: i64) -> Result<Vec<Export>> {
+    pub fn node_exports(&self, node_id: NodeId) -> Result<Vec<Export>> {
         let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {COLS} FROM exports WHERE node_id = ?1 AND (state IN ('starting', 'active') OR stopped_at >= ?2) ORDER BY id"
@@ -286,7 +290,7 @@ impl Catalog {
     /// `seen`; return the current generation and the node's exports.
     pub fn wait_exports(
         &self,
-        node_id: i64,
+        node_id: NodeId,
         seen: u64,
         timeout: Duration,
     ) -> Result<(u64, Vec<Export>)> {

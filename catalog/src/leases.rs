@@ -19,29 +19,32 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{now, Catalog, Error, Result, TaskEffects};
+use crate::{
+    now, Catalog, DatastoreId, Error, LogLevel, NodeId, ProjectId, Result, SourceId, TaskEffects,
+    TaskId, TaskKind, TaskState,
+};
 
 /// Task kinds whose result may list a new restore point.
-pub const MAKES_RESTORE_POINTS: &[&str] = &["backup", "commit-export"];
+pub const MAKES_RESTORE_POINTS: &[TaskKind] = &[TaskKind::Backup, TaskKind::CommitExport];
 
 /// A node's claim to a running task: the node and the attempt it leased.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
-    pub node_id: i64,
+    pub node_id: NodeId,
     pub attempt: i64,
 }
 
 /// The parts of a task row the checks need.
 pub(crate) struct Held {
-    pub kind: String,
-    pub state: String,
-    pub project_id: i64,
-    pub source_id: Option<i64>,
-    pub datastore_id: Option<i64>,
+    pub kind: TaskKind,
+    pub state: TaskState,
+    pub project_id: ProjectId,
+    pub source_id: Option<SourceId>,
+    pub datastore_id: Option<DatastoreId>,
 }
 
 /// Refuse unless `lease` holds task `id` now. Returns the task's row.
-pub(crate) fn check_lease(db: &Connection, id: i64, lease: &Lease) -> Result<Held> {
+pub(crate) fn check_lease(db: &Connection, id: TaskId, lease: &Lease) -> Result<Held> {
     let row = db
         .query_row(
             "SELECT kind, state, project_id, source_id, datastore_id, node_id, attempt, lease_until
@@ -56,7 +59,7 @@ pub(crate) fn check_lease(db: &Connection, id: i64, lease: &Lease) -> Result<Hel
                         source_id: r.get(3)?,
                         datastore_id: r.get(4)?,
                     },
-                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<NodeId>>(5)?,
                     r.get::<_, i64>(6)?,
                     r.get::<_, Option<i64>>(7)?,
                 ))
@@ -70,7 +73,7 @@ pub(crate) fn check_lease(db: &Connection, id: i64, lease: &Lease) -> Result<Hel
             "task {id} is not leased to this node"
         )));
     }
-    if held.state != "running" {
+    if held.state != TaskState::Running {
         return Err(Error::State(format!(
             "task {id} is {}, not running: its lease ended, and this report is not recorded",
             held.state
@@ -91,7 +94,7 @@ pub(crate) fn check_lease(db: &Connection, id: i64, lease: &Lease) -> Result<Hel
 }
 
 /// The task's row without a lease check.
-pub(crate) fn task_held(db: &Connection, id: i64) -> Result<Held> {
+pub(crate) fn task_held(db: &Connection, id: TaskId) -> Result<Held> {
     db.query_row(
         "SELECT kind, state, project_id, source_id, datastore_id FROM tasks WHERE id = ?1",
         [id],
@@ -110,15 +113,15 @@ pub(crate) fn task_held(db: &Connection, id: i64) -> Result<Held> {
 }
 
 /// Refuse effects that reach beyond task `id` (see the module doc).
-pub(crate) fn check_effects(db: &Connection, id: i64, t: &Held, fx: &TaskEffects) -> Result<()> {
+pub(crate) fn check_effects(db: &Connection, id: TaskId, t: &Held, fx: &TaskEffects) -> Result<()> {
     let deny = |what: String| {
         Err(Error::Denied(format!(
             "task {id}: {what}; nothing recorded"
         )))
     };
-    let own_ds = |ds: i64| t.datastore_id == Some(ds);
+    let own_ds = |ds: DatastoreId| t.datastore_id == Some(ds);
     if let Some(rp) = &fx.restore_point {
-        if !MAKES_RESTORE_POINTS.contains(&t.kind.as_str()) {
+        if !MAKES_RESTORE_POINTS.contains(&t.kind) {
             return deny(format!("a {} task does not make restore points", t.kind));
         }
         if !own_ds(rp.datastore_id) {
@@ -138,7 +141,7 @@ pub(crate) fn check_effects(db: &Connection, id: i64, t: &Held, fx: &TaskEffects
         }
     }
     for rp in &fx.removed_restore_points {
-        let found: Option<(i64, Option<i64>)> = db
+        let found: Option<(DatastoreId, Option<SourceId>)> = db
             .query_row(
                 "SELECT datastore_id, source_id FROM restore_points WHERE id = ?1",
                 [rp],
@@ -159,12 +162,12 @@ pub(crate) fn check_effects(db: &Connection, id: i64, t: &Held, fx: &TaskEffects
         }
     }
     if let Some(v) = &fx.verify {
-        if t.kind != "verify" {
+        if t.kind != TaskKind::Verify {
             return deny(format!("a {} task does not report verify results", t.kind));
         }
         let named = v.checked.iter().chain(v.damaged.iter().map(|(id, _)| id));
         for rp in named {
-            let ds: Option<i64> = db
+            let ds: Option<DatastoreId> = db
                 .query_row(
                     "SELECT datastore_id FROM restore_points WHERE id = ?1",
                     [rp],
@@ -186,7 +189,7 @@ impl Catalog {
     /// holds the task now. Returns whether cancellation was requested.
     pub fn task_progress_leased(
         &self,
-        id: i64,
+        id: TaskId,
         lease: &Lease,
         done: i64,
         total: i64,
@@ -211,9 +214,9 @@ impl Catalog {
     /// Add a log line to a task, if `lease` holds it now.
     pub fn add_task_log_leased(
         &self,
-        id: i64,
+        id: TaskId,
         lease: &Lease,
-        level: &str,
+        level: LogLevel,
         message: &str,
     ) -> Result<()> {
         let mut db = self.db();

@@ -111,9 +111,7 @@ pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
 pub use restore_points::IMPORT_BATCH;
-pub use tokens::{
-    NewApiToken, Settings, TokenScope, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE,
-};
+pub use tokens::{NewApiToken, Settings, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE};
 
 fn json_vec(s: String) -> Vec<String> {
     serde_json::from_str(&s).unwrap_or_default()
@@ -123,13 +121,13 @@ fn json_val(s: String) -> serde_json::Value {
     serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
 }
 
-/// A comma-separated list of integers for `IN (...)` (never empty).
-fn id_list(ids: &[i64]) -> String {
+/// A comma-separated list of ids for `IN (...)` (never empty).
+fn id_list<T: Copy + Into<i64>>(ids: &[T]) -> String {
     if ids.is_empty() {
         return "NULL".into();
     }
     ids.iter()
-        .map(|i| i.to_string())
+        .map(|i| (*i).into().to_string())
         .collect::<Vec<_>>()
         .join(",")
 }

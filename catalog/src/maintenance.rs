@@ -11,26 +11,28 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{now, Catalog, Datastore, Error, Result};
+use crate::{
+    now, Catalog, Datastore, DatastoreId, Error, RestorePointId, Result, TaskId, TaskKind,
+};
 
 /// What a verify task found, recorded with its result.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyEffects {
     /// Restore points whose blobs were all read and checked (damaged or not).
-    pub checked: Vec<String>,
+    pub checked: Vec<RestorePointId>,
     /// Restore points found damaged: (id, what is wrong).
-    pub damaged: Vec<(String, String)>,
+    pub damaged: Vec<(RestorePointId, String)>,
 }
 
 /// The maintenance kinds that have a schedule per datastore.
-pub const MAINTENANCE_KINDS: [&str; 2] = ["gc", "verify"];
+pub const MAINTENANCE_KINDS: [TaskKind; 2] = [TaskKind::Gc, TaskKind::Verify];
 
 impl Catalog {
     /// Change a datastore's maintenance settings (each `None` keeps the
     /// current value). Schedules must have been validated by the caller.
     pub fn set_datastore_maintenance(
         &self,
-        id: i64,
+        id: DatastoreId,
         gc_schedule: Option<&str>,
         verify_schedule: Option<&str>,
         verify_max_age_days: Option<i64>,
@@ -54,7 +56,11 @@ impl Catalog {
     }
 
     /// The newest schedule slot that produced a `kind` task on a datastore.
-    pub fn last_maintenance_slot(&self, datastore_id: i64, kind: &str) -> Result<Option<i64>> {
+    pub fn last_maintenance_slot(
+        &self,
+        datastore_id: DatastoreId,
+        kind: TaskKind,
+    ) -> Result<Option<i64>> {
         Ok(self
             .rd()
             .query_row(
@@ -67,7 +73,11 @@ impl Catalog {
     }
 
     /// A queued or running task of `kind` on the datastore, if any.
-    pub fn active_maintenance_task(&self, datastore_id: i64, kind: &str) -> Result<Option<i64>> {
+    pub fn active_maintenance_task(
+        &self,
+        datastore_id: DatastoreId,
+        kind: TaskKind,
+    ) -> Result<Option<TaskId>> {
         Ok(self
             .rd()
             .query_row(
@@ -83,9 +93,9 @@ impl Catalog {
     /// repair is noticed).
     pub fn restore_points_to_verify(
         &self,
-        datastore_id: i64,
+        datastore_id: DatastoreId,
         verified_before: i64,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<RestorePointId>> {
         let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT id FROM restore_points WHERE datastore_id = ?1
@@ -99,7 +109,7 @@ impl Catalog {
 /// Record what verify found (inside the task's finishing transaction).
 pub(crate) fn record_verify(
     tx: &rusqlite::Transaction,
-    datastore_id: i64,
+    datastore_id: DatastoreId,
     v: &VerifyEffects,
 ) -> Result<()> {
     let t = now();

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{json_vec, now, unique, Catalog, Error, Node, Result};
+use crate::{json_vec, now, unique, Catalog, Error, Node, NodeId, Result};
 
 pub(crate) fn node_row(r: &Row) -> rusqlite::Result<Node> {
     Ok(Node {
@@ -52,13 +52,13 @@ impl Catalog {
             params![name, max_tasks, now()],
         )
         .map_err(unique(format!("node {name:?}")))?;
-        let id = db.last_insert_rowid();
+        let id = NodeId(db.last_insert_rowid());
         drop(db);
         self.node(id)
     }
 
     /// A remote node came up: online, its version and concurrency limit.
-    pub fn register_node(&self, id: i64, max_tasks: i64, version: &str) -> Result<Node> {
+    pub fn register_node(&self, id: NodeId, max_tasks: i64, version: &str) -> Result<Node> {
         self.db().execute(
             "UPDATE nodes SET state = 'online', max_tasks = ?2, version = ?3, last_heartbeat = ?4 WHERE id = ?1",
             params![id, max_tasks, version, now()],
@@ -80,7 +80,7 @@ impl Catalog {
             .optional()?)
     }
 
-    pub fn node(&self, id: i64) -> Result<Node> {
+    pub fn node(&self, id: NodeId) -> Result<Node> {
         self.rd()
             .query_row(
                 &format!("SELECT {} FROM nodes WHERE id = ?1", Self::NODE_COLS),
@@ -101,7 +101,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn heartbeat(&self, node_id: i64) -> Result<()> {
+    pub fn heartbeat(&self, node_id: NodeId) -> Result<()> {
         self.db().execute(
             "UPDATE nodes SET state = 'online', last_heartbeat = ?2 WHERE id = ?1",
             params![node_id, now()],
@@ -111,7 +111,7 @@ impl Catalog {
 
     /// Mark a remote node offline at once (it stops cleanly and said so);
     /// false if it was not online. The embedded node stays as it is.
-    pub fn mark_node_offline(&self, node_id: i64) -> Result<bool> {
+    pub fn mark_node_offline(&self, node_id: NodeId) -> Result<bool> {
         let n = self.db().execute(
             "UPDATE nodes SET state = 'offline' WHERE id = ?1 AND state = 'online' AND embedded = 0",
             [node_id],
@@ -120,7 +120,7 @@ impl Catalog {
     }
 
     /// Mark nodes without a heartbeat since `before` offline; returns them.
-    pub fn mark_stale_nodes_offline(&self, before: i64) -> Result<Vec<i64>> {
+    pub fn mark_stale_nodes_offline(&self, before: i64) -> Result<Vec<NodeId>> {
         let db = self.db();
         let mut st = db.prepare_cached(
             "UPDATE nodes SET state = 'offline' WHERE state = 'online' AND embedded = 0 AND (last_heartbeat IS NULL OR last_heartbeat < ?1) RETURNING id",
@@ -141,7 +141,7 @@ pub struct NodeConfinement {
 impl Catalog {
     /// Change a node's roots and block-device permission (the caller has
     /// validated the paths). Returns the node as it is now.
-    pub fn set_node_confinement(&self, id: i64, c: &NodeConfinement) -> Result<Node> {
+    pub fn set_node_confinement(&self, id: NodeId, c: &NodeConfinement) -> Result<Node> {
         let json =
             |v: &Vec<String>| serde_json::to_string(v).map_err(|e| Error::Invalid(e.to_string()));
         let sources = c.source_roots.as_ref().map(json).transpose()?;
@@ -160,7 +160,7 @@ impl Catalog {
     }
 
     /// Record the data directory a node reported (absolute).
-    pub fn set_node_data_dir(&self, id: i64, data_dir: &str) -> Result<()> {
+    pub fn set_node_data_dir(&self, id: NodeId, data_dir: &str) -> Result<()> {
         let n = self.db().execute(
             "UPDATE nodes SET data_dir = ?2 WHERE id = ?1",
             params![id, data_dir],

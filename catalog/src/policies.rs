@@ -3,7 +3,10 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{json_vec, now, unique, Catalog, Error, Policy, Result, Retention};
+use crate::{
+    json_vec, now, unique, Catalog, DatastoreId, Error, Policy, PolicyId, ProjectId, Result,
+    Retention,
+};
 
 const POLICY_COLS: &str = "id, name, project_id, schedule, backup_window, retention, datastore_id, priority, match_pattern, match_tags, rpo_seconds, enabled, created_at";
 
@@ -30,11 +33,11 @@ impl Catalog {
     pub fn add_policy(
         &self,
         name: &str,
-        project_id: i64,
+        project_id: ProjectId,
         schedule: &str,
         backup_window: Option<&str>,
         retention: &Retention,
-        datastore_id: i64,
+        datastore_id: DatastoreId,
         priority: i64,
         match_pattern: Option<&str>,
         match_tags: &[String],
@@ -58,12 +61,12 @@ impl Catalog {
             ],
         )
         .map_err(unique(format!("policy {name:?} in project {project_id}")))?;
-        let id = db.last_insert_rowid();
+        let id = PolicyId(db.last_insert_rowid());
         drop(db);
         self.policy(id)
     }
 
-    pub fn policy(&self, id: i64) -> Result<Policy> {
+    pub fn policy(&self, id: PolicyId) -> Result<Policy> {
         self.rd()
             .query_row(
                 &format!("SELECT {POLICY_COLS} FROM policies WHERE id = ?1"),
@@ -76,7 +79,7 @@ impl Catalog {
 
     /// The policy of this name in `project_id` (names are unique per
     /// project, not across projects).
-    pub fn policy_by_name(&self, project_id: i64, name: &str) -> Result<Option<Policy>> {
+    pub fn policy_by_name(&self, project_id: ProjectId, name: &str) -> Result<Option<Policy>> {
         Ok(self
             .rd()
             .query_row(
@@ -95,7 +98,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn delete_policy(&self, id: i64) -> Result<()> {
+    pub fn delete_policy(&self, id: PolicyId) -> Result<()> {
         let n = self
             .db()
             .execute("DELETE FROM policies WHERE id = ?1", [id])?;

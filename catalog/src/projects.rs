@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{now, unique, Catalog, Error, Project, Result};
+use crate::{now, unique, Catalog, Error, Project, ProjectId, Result};
 
 impl Catalog {
     pub fn projects(&self) -> Result<Vec<Project>> {
@@ -42,7 +42,7 @@ impl Catalog {
         )
         .map_err(unique(format!("project {name:?}")))?;
         Ok(Project {
-            id: db.last_insert_rowid(),
+            id: ProjectId(db.last_insert_rowid()),
             name: name.to_string(),
         })
     }

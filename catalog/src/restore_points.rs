@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, Row};
 
 use crate::{
-    id_list, unique, Catalog, Error, RestorePoint, RestorePointFilter, RestorePointState, Result,
+    id_list, unique, Catalog, DatastoreId, Error, ProjectId, RestorePoint, RestorePointFilter,
+    RestorePointId, Result, SourceId,
 };
 
 const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
@@ -24,7 +25,7 @@ fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
         hostname: r.get(10)?,
         task_id: r.get(11)?,
         created_at: r.get(12)?,
-        state: RestorePointState::parse(&r.get::<_, String>(13)?).unwrap_or_default(),
+        state: r.get(13)?,
         damage: r.get(14)?,
         verified_at: r.get(15)?,
     })
@@ -81,8 +82,8 @@ impl Catalog {
             args.push(Box::new(s.clone()));
             sql += &format!(" AND source_name = ?{}", args.len());
         }
-        if let Some(k) = &f.kind {
-            args.push(Box::new(k.clone()));
+        if let Some(k) = f.kind {
+            args.push(Box::new(k));
             sql += &format!(" AND kind = ?{}", args.len());
         }
         if let Some(t) = f.since {
@@ -116,7 +117,7 @@ impl Catalog {
     pub fn restore_point(
         &self,
         id_or_prefix: &str,
-        projects: Option<&[i64]>,
+        projects: Option<&[ProjectId]>,
     ) -> Result<RestorePoint> {
         if id_or_prefix.is_empty()
             || id_or_prefix.len() > 64
@@ -149,7 +150,7 @@ impl Catalog {
         }
     }
 
-    pub fn delete_restore_point(&self, id: &str) -> Result<()> {
+    pub fn delete_restore_point(&self, id: RestorePointId) -> Result<()> {
         self.db()
             .execute("DELETE FROM restore_points WHERE id = ?1", [id])?;
         Ok(())
@@ -166,9 +167,9 @@ impl Catalog {
     /// Ids of a source's restore points in one datastore.
     pub fn restore_point_ids_of_source(
         &self,
-        source_id: i64,
-        datastore_id: i64,
-    ) -> Result<Vec<String>> {
+        source_id: SourceId,
+        datastore_id: DatastoreId,
+    ) -> Result<Vec<RestorePointId>> {
         let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT id FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
@@ -177,7 +178,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn newest_restore_point_time(&self, source_id: i64) -> Result<Option<i64>> {
+    pub fn newest_restore_point_time(&self, source_id: SourceId) -> Result<Option<i64>> {
         Ok(self.rd().query_row(
             "SELECT MAX(time) FROM restore_points WHERE source_id = ?1",
             [source_id],
@@ -223,7 +224,7 @@ pub(crate) fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result
         rp.hostname,
         rp.task_id,
         rp.created_at,
-        rp.state.as_str(),
+        rp.state,
         rp.damage,
         rp.verified_at
     ])

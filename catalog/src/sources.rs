@@ -3,7 +3,10 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{json_val, json_vec, now, unique, Catalog, Error, Result, Source};
+use crate::{
+    json_val, json_vec, now, unique, AssignedBy, Catalog, Error, NodeId, PolicyId, ProjectId,
+    Result, Source, SourceId, SourceKind,
+};
 
 const SOURCE_COLS: &str =
     "id, name, kind, path, node_id, project_id, tags, settings, policy_id, assigned_by, created_at";
@@ -29,13 +32,13 @@ impl Catalog {
     pub fn add_source(
         &self,
         name: &str,
-        kind: &str,
+        kind: SourceKind,
         path: &str,
-        node_id: i64,
-        project_id: i64,
+        node_id: NodeId,
+        project_id: ProjectId,
         tags: &[String],
         settings: &serde_json::Value,
-        policy_id: Option<i64>,
+        policy_id: Option<PolicyId>,
     ) -> Result<Source> {
         let db = self.db();
         db.execute(
@@ -49,17 +52,21 @@ impl Catalog {
                 serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()),
                 settings.to_string(),
                 policy_id,
-                if policy_id.is_some() { "explicit" } else { "none" },
+                if policy_id.is_some() {
+                    AssignedBy::Explicit
+                } else {
+                    AssignedBy::None
+                },
                 now()
             ],
         )
         .map_err(unique(format!("source {name:?} in project {project_id}")))?;
-        let id = db.last_insert_rowid();
+        let id = SourceId(db.last_insert_rowid());
         drop(db);
         self.source(id)
     }
 
-    pub fn source(&self, id: i64) -> Result<Source> {
+    pub fn source(&self, id: SourceId) -> Result<Source> {
         self.rd()
             .query_row(
                 &format!("SELECT {SOURCE_COLS} FROM sources WHERE id = ?1"),
@@ -72,7 +79,7 @@ impl Catalog {
 
     /// The source of this name in `project_id` (names are unique per
     /// project, not across projects).
-    pub fn source_by_name(&self, project_id: i64, name: &str) -> Result<Option<Source>> {
+    pub fn source_by_name(&self, project_id: ProjectId, name: &str) -> Result<Option<Source>> {
         Ok(self
             .rd()
             .query_row(
@@ -101,7 +108,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn delete_source(&self, id: i64) -> Result<()> {
+    pub fn delete_source(&self, id: SourceId) -> Result<()> {
         let n = self
             .db()
             .execute("DELETE FROM sources WHERE id = ?1", [id])?;
@@ -114,14 +121,14 @@ impl Catalog {
     /// Assign a policy (`assigned_by`: explicit or rule; `None` clears).
     pub fn assign_policy(
         &self,
-        source_id: i64,
-        policy_id: Option<i64>,
-        assigned_by: &str,
+        source_id: SourceId,
+        policy_id: Option<PolicyId>,
+        assigned_by: AssignedBy,
     ) -> Result<()> {
         let by = if policy_id.is_some() {
             assigned_by
         } else {
-            "none"
+            AssignedBy::None
         };
         let n = self
             .db()

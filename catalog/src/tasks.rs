@@ -7,20 +7,20 @@ use rusqlite::{params, OptionalExtension, Row};
 use crate::datastores::update_usage;
 use crate::restore_points::insert_restore_point;
 use crate::{
-    id_list, json_val, leases, maintenance, now, unique, Catalog, Error, Lease, NewTask, Result,
-    Task, TaskEffects, TaskLog, TaskState,
+    id_list, json_val, leases, maintenance, now, unique, AssignedBy, Catalog, Error, Lease,
+    LogLevel, NewTask, NodeId, PolicyId, ProjectId, Result, SourceId, Task, TaskEffects, TaskId,
+    TaskLog, TaskState,
 };
 
 const TASK_COLS: &str = "id, kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, attempt, max_attempts, not_before, lease_until, cancel_requested, bytes_done, bytes_total, result, error, created_by, created_at, started_at, finished_at";
 
 fn task_row(r: &Row) -> rusqlite::Result<Task> {
-    let state: String = r.get(2)?;
     let bytes_done: i64 = r.get(16)?;
     let bytes_total: i64 = r.get(17)?;
     Ok(Task {
         id: r.get(0)?,
         kind: r.get(1)?,
-        state: TaskState::parse(&state).unwrap_or(TaskState::Failed),
+        state: r.get(2)?,
         project_id: r.get(3)?,
         source_id: r.get(4)?,
         policy_id: r.get(5)?,
@@ -51,7 +51,7 @@ impl Catalog {
     /// Queue many tasks in one transaction (the scheduler's tick); tasks
     /// whose (policy, source, slot) exists already are skipped. Returns the
     /// ids of the new ones, in order (`None` for skipped).
-    pub fn add_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Option<i64>>> {
+    pub fn add_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskId>>> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(tasks.len());
@@ -65,13 +65,13 @@ impl Catalog {
             for t in tasks {
                 let n = st
                     .execute(params![
-                        t.kind,
+                        t.spec.kind(),
                         t.project_id,
                         t.source_id,
                         t.policy_id,
                         t.datastore_id,
                         t.node_id,
-                        t.params.to_string(),
+                        t.spec.params().to_string(),
                         t.priority,
                         t.slot,
                         t.max_attempts.max(1),
@@ -80,7 +80,7 @@ impl Catalog {
                         now
                     ])
                     .map_err(unique("task"))?;
-                out.push((n > 0).then(|| tx.last_insert_rowid()));
+                out.push((n > 0).then(|| TaskId(tx.last_insert_rowid())));
             }
         }
         tx.commit()?;
@@ -88,7 +88,10 @@ impl Catalog {
     }
 
     /// Set many policy assignments in one transaction.
-    pub fn assign_policies_many(&self, changes: &[(i64, Option<i64>, &str)]) -> Result<()> {
+    pub fn assign_policies_many(
+        &self,
+        changes: &[(SourceId, Option<PolicyId>, AssignedBy)],
+    ) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction()?;
         {
@@ -96,7 +99,11 @@ impl Catalog {
                 "UPDATE sources SET policy_id = ?2, assigned_by = ?3 WHERE id = ?1",
             )?;
             for (source, policy, by) in changes {
-                let by = if policy.is_some() { *by } else { "none" };
+                let by = if policy.is_some() {
+                    *by
+                } else {
+                    AssignedBy::None
+                };
                 st.execute(params![source, policy, by])
                     .map_err(unique("policy assignment"))?;
             }
@@ -114,7 +121,7 @@ impl Catalog {
         }
     }
 
-    pub fn task(&self, id: i64) -> Result<Task> {
+    pub fn task(&self, id: TaskId) -> Result<Task> {
         self.rd()
             .query_row(
                 &format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"),
@@ -129,14 +136,14 @@ impl Catalog {
     pub fn tasks(
         &self,
         state: Option<TaskState>,
-        projects: Option<&[i64]>,
+        projects: Option<&[ProjectId]>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Task>> {
         let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1 = 1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(s) = state {
-            args.push(Box::new(s.as_str()));
+            args.push(Box::new(s));
             sql += &format!(" AND state = ?{}", args.len());
         }
         if let Some(p) = projects {
@@ -156,10 +163,10 @@ impl Catalog {
     /// node (or on no particular node and on no other node's datastore),
     /// highest priority first. The node
     /// must renew the lease; an expired lease means the task is requeued.
-    pub fn lease_task(&self, node_id: i64, now: i64, lease_secs: i64) -> Result<Option<Task>> {
+    pub fn lease_task(&self, node_id: NodeId, now: i64, lease_secs: i64) -> Result<Option<Task>> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let id: Option<i64> = tx
+        let id: Option<TaskId> = tx
             .query_row(
                 "SELECT id FROM tasks WHERE state = 'queued' AND not_before <= ?2
                  AND (node_id = ?1 OR (node_id IS NULL AND (datastore_id IS NULL OR datastore_id IN (SELECT id FROM datastores WHERE node_id = ?1))))
@@ -179,7 +186,7 @@ impl Catalog {
         self.task(id).map(Some)
     }
 
-    pub fn running_on_node(&self, node_id: i64) -> Result<i64> {
+    pub fn running_on_node(&self, node_id: NodeId) -> Result<i64> {
         Ok(self.rd().query_row(
             "SELECT COUNT(*) FROM tasks WHERE state = 'running' AND node_id = ?1",
             [node_id],
@@ -189,7 +196,13 @@ impl Catalog {
 
     /// Extend a running task's lease and record its progress. Returns
     /// whether cancellation was requested.
-    pub fn task_progress(&self, id: i64, done: i64, total: i64, lease_until: i64) -> Result<bool> {
+    pub fn task_progress(
+        &self,
+        id: TaskId,
+        done: i64,
+        total: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
         let db = self.db();
         db.execute(
             "UPDATE tasks SET bytes_done = ?2, bytes_total = ?3, lease_until = ?4 WHERE id = ?1 AND state = 'running'",
@@ -206,7 +219,7 @@ impl Catalog {
     /// after `retry_at` instead. Returns the task's new state.
     pub fn finish_task(
         &self,
-        id: i64,
+        id: TaskId,
         outcome: std::result::Result<serde_json::Value, String>,
         cancelled: bool,
         retry_at: Option<i64>,
@@ -223,7 +236,7 @@ impl Catalog {
     /// Effects beyond the task are refused (`Denied`), nothing recorded.
     pub fn finish_task_with(
         &self,
-        id: i64,
+        id: TaskId,
         outcome: std::result::Result<serde_json::Value, String>,
         cancelled: bool,
         retry_at: Option<i64>,
@@ -239,7 +252,7 @@ impl Catalog {
     /// in the transaction that records them.
     pub fn finish_task_leased(
         &self,
-        id: i64,
+        id: TaskId,
         lease: Option<&Lease>,
         outcome: std::result::Result<serde_json::Value, String>,
         cancelled: bool,
@@ -262,7 +275,7 @@ impl Catalog {
         if let Some((ds, used)) = fx.datastore_bytes_used {
             update_usage(&tx, ds, used)?;
         }
-        let (attempt, max_attempts, state, task_ds): (i64, i64, String, Option<i64>) = tx
+        let (attempt, max_attempts, state, task_ds): (i64, i64, TaskState, Option<_>) = tx
             .query_row(
                 "SELECT attempt, max_attempts, state, datastore_id FROM tasks WHERE id = ?1",
                 [id],
@@ -270,7 +283,7 @@ impl Catalog {
             )
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
-        if state != "running" {
+        if state != TaskState::Running {
             tx.commit()?;
             return Err(Error::Invalid(format!("task {id} is {state}, not running")));
         }
@@ -287,7 +300,7 @@ impl Catalog {
         match &outcome {
             Ok(v) => tx.execute(
                 "UPDATE tasks SET state = ?2, result = ?3, error = NULL, finished_at = ?4, lease_until = NULL WHERE id = ?1",
-                params![id, new_state.as_str(), v.to_string(), t],
+                params![id, new_state, v.to_string(), t],
             )?,
             Err(e) if new_state == TaskState::Queued => tx.execute(
                 "UPDATE tasks SET state = 'queued', error = ?2, not_before = ?3, lease_until = NULL, started_at = NULL WHERE id = ?1",
@@ -295,7 +308,7 @@ impl Catalog {
             )?,
             Err(e) => tx.execute(
                 "UPDATE tasks SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL WHERE id = ?1",
-                params![id, new_state.as_str(), e, t],
+                params![id, new_state, e, t],
             )?,
         };
         tx.commit()?;
@@ -304,39 +317,40 @@ impl Catalog {
 
     /// Request cancellation: a queued task is cancelled at once, a running
     /// one is told through `task_progress`. Returns the resulting state.
-    pub fn cancel_task(&self, id: i64) -> Result<TaskState> {
+    pub fn cancel_task(&self, id: TaskId) -> Result<TaskState> {
         let db = self.db();
-        let state: String = db
+        let state: TaskState = db
             .query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
-        match TaskState::parse(&state) {
-            Some(TaskState::Queued) => {
+        match state {
+            TaskState::Queued => {
                 db.execute(
                     "UPDATE tasks SET state = 'cancelled', cancel_requested = 1, finished_at = ?2 WHERE id = ?1",
                     params![id, now()],
                 )?;
                 Ok(TaskState::Cancelled)
             }
-            Some(TaskState::Running) => {
+            TaskState::Running => {
                 db.execute("UPDATE tasks SET cancel_requested = 1 WHERE id = ?1", [id])?;
                 Ok(TaskState::Running)
             }
-            Some(s) => Err(Error::Invalid(format!(
-                "task {id} is already {}",
-                s.as_str()
-            ))),
-            None => Err(Error::Invalid(format!("task {id} has an unknown state"))),
+            s => Err(Error::Invalid(format!("task {id} is already {s}"))),
         }
     }
 
     /// Running tasks whose lease ran out (their node died or lost contact)
     /// or that run on the given offline nodes: requeued while attempts
     /// remain, else failed, with `reason`. Returns the ids.
-    pub fn expire_leases(&self, now: i64, offline_nodes: &[i64], reason: &str) -> Result<Vec<i64>> {
+    pub fn expire_leases(
+        &self,
+        now: i64,
+        offline_nodes: &[NodeId],
+        reason: &str,
+    ) -> Result<Vec<TaskId>> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let ids: Vec<i64> = {
+        let ids: Vec<TaskId> = {
             let mut st = tx.prepare(&format!(
                 "SELECT id FROM tasks WHERE state = 'running' AND (lease_until < ?1 OR node_id IN ({}))",
                 id_list(offline_nodes)
@@ -359,7 +373,7 @@ impl Catalog {
         Ok(ids)
     }
 
-    pub fn add_task_log(&self, task_id: i64, level: &str, message: &str) -> Result<()> {
+    pub fn add_task_log(&self, task_id: TaskId, level: LogLevel, message: &str) -> Result<()> {
         self.db().execute(
             "INSERT INTO task_logs (task_id, seq, time, level, message)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_logs WHERE task_id = ?1), ?2, ?3, ?4)",
@@ -368,7 +382,7 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn task_logs(&self, task_id: i64) -> Result<Vec<TaskLog>> {
+    pub fn task_logs(&self, task_id: TaskId) -> Result<Vec<TaskLog>> {
         let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT seq, time, level, message FROM task_logs WHERE task_id = ?1 ORDER BY seq",
@@ -385,7 +399,7 @@ impl Catalog {
     }
 
     /// The newest slot already queued for (policy, source), if any.
-    pub fn last_slot(&self, policy_id: i64, source_id: i64) -> Result<Option<i64>> {
+    pub fn last_slot(&self, policy_id: PolicyId, source_id: SourceId) -> Result<Option<i64>> {
         Ok(self.rd().query_row(
             "SELECT MAX(slot) FROM tasks WHERE policy_id = ?1 AND source_id = ?2",
             params![policy_id, source_id],
@@ -395,7 +409,7 @@ impl Catalog {
 
     /// The newest queued slot of every (policy, source) pair, in one query
     /// (the scheduler's per-tick read; served from the unique index).
-    pub fn last_slots(&self) -> Result<std::collections::HashMap<(i64, i64), i64>> {
+    pub fn last_slots(&self) -> Result<std::collections::HashMap<(PolicyId, SourceId), i64>> {
         let db = self.rd();
         let mut st = db.prepare_cached(
             "SELECT policy_id, source_id, MAX(slot) FROM tasks
@@ -407,7 +421,7 @@ impl Catalog {
     }
 
     /// Task counts by state, for metrics.
-    pub fn task_counts(&self) -> Result<Vec<(String, i64)>> {
+    pub fn task_counts(&self) -> Result<Vec<(TaskState, i64)>> {
         let db = self.rd();
         let mut st = db.prepare_cached("SELECT state, COUNT(*) FROM tasks GROUP BY state")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;

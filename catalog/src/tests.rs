@@ -10,10 +10,10 @@ fn setup() -> (Catalog, Node, Datastore, Source) {
     let s = c
         .add_source(
             "web1",
-            "files",
+            SourceKind::Files,
             "/srv",
             n.id,
-            1,
+            ProjectId(1),
             &["prod".into()],
             &serde_json::json!({}),
             None,
@@ -22,9 +22,9 @@ fn setup() -> (Catalog, Node, Datastore, Source) {
     (c, n, d, s)
 }
 
-fn backup(s: &Source, d: &Datastore, slot: Option<i64>, policy: Option<i64>) -> NewTask {
+fn backup(s: &Source, d: &Datastore, slot: Option<i64>, policy: Option<PolicyId>) -> NewTask {
     NewTask {
-        kind: "backup".into(),
+        spec: TaskSpec::Backup(Default::default()),
         project_id: s.project_id,
         source_id: Some(s.id),
         policy_id: policy,
@@ -63,7 +63,7 @@ fn users_roles_tokens() {
             "hash",
             &[RoleBinding {
                 role: Role::Operator,
-                project_id: Some(1),
+                project_id: Some(ProjectId(1)),
             }],
         )
         .unwrap();
@@ -71,7 +71,7 @@ fn users_roles_tokens() {
         u.roles,
         vec![RoleBinding {
             role: Role::Operator,
-            project_id: Some(1)
+            project_id: Some(ProjectId(1))
         }]
     );
     assert!(matches!(
@@ -79,7 +79,7 @@ fn users_roles_tokens() {
         Err(Error::Conflict(_))
     ));
     let t = c
-        .add_token(Some(u.id), None, "ci", "api", &[7; 32], None)
+        .add_token(Some(u.id), None, "ci", TokenKind::Api, &[7; 32], None)
         .unwrap();
     assert_eq!(c.token_by_secret(&[7; 32]).unwrap().unwrap().id, t.id);
     c.revoke_token(t.id).unwrap();
@@ -95,7 +95,7 @@ fn a_slot_is_queued_once() {
     let p = c
         .add_policy(
             "p",
-            1,
+            ProjectId(1),
             "every 5s",
             None,
             &Retention::default(),
@@ -166,7 +166,10 @@ fn lease_progress_retry_and_finish() {
         Err(Error::Invalid(_))
     ));
     let counts: std::collections::HashMap<_, _> = c.task_counts().unwrap().into_iter().collect();
-    assert_eq!((counts["failed"], counts["succeeded"]), (1, 1));
+    assert_eq!(
+        (counts[&TaskState::Failed], counts[&TaskState::Succeeded]),
+        (1, 1)
+    );
 }
 
 #[test]
@@ -207,7 +210,7 @@ fn restore_points_filter_and_prefix() {
     let (c, _, d, s) = setup();
     for i in 0..5 {
         c.add_restore_point(&RestorePoint {
-            id: format!("{:02x}{}", i, "0".repeat(62)),
+            id: format!("{:02x}{}", i, "0".repeat(62)).parse().unwrap(),
             datastore_id: d.id,
             source_id: Some(s.id),
             source_name: if i % 2 == 0 {
@@ -215,8 +218,8 @@ fn restore_points_filter_and_prefix() {
             } else {
                 "db1".into()
             },
-            project_id: 1,
-            kind: "files".into(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
             time: 1000 + i,
             bytes_total: 10,
             bytes_added: 1,
@@ -260,10 +263,24 @@ fn restore_points_filter_and_prefix() {
 #[test]
 fn audit_is_listed_newest_first() {
     let c = Catalog::open_in_memory().unwrap();
-    c.audit("admin", "source.add", "web1", "127.0.0.1", "ok", "")
-        .unwrap();
-    c.audit("ann", "login", "", "127.0.0.1", "denied", "bad password")
-        .unwrap();
+    c.audit(
+        "admin",
+        "source.add",
+        "web1",
+        "127.0.0.1",
+        AuditResult::Ok,
+        "",
+    )
+    .unwrap();
+    c.audit(
+        "ann",
+        "login",
+        "",
+        "127.0.0.1",
+        AuditResult::Denied,
+        "bad password",
+    )
+    .unwrap();
     let a = c.audit_log(10, 0).unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(
@@ -290,11 +307,11 @@ fn exports_wake_their_node_expire_and_stop_once() {
     };
     std::thread::sleep(std::time::Duration::from_millis(50));
     let new = |writable, ttl| NewExport {
-        restore_point_id: "ab".repeat(32),
+        restore_point_id: "ab".repeat(32).parse().unwrap(),
         datastore_id: d.id,
         node_id: n.id,
-        project_id: 1,
-        protocol: "nbd".into(),
+        project_id: ProjectId(1),
+        protocol: ExportProtocol::Nbd,
         writable,
         ttl_seconds: ttl,
         created_by: "t".into(),
@@ -319,30 +336,28 @@ fn exports_wake_their_node_expire_and_stop_once() {
     assert_ne!(ro.secret, rw.secret);
     // The node reports; only live exports of its own take the report.
     c.export_active(ro.id, n.id, "nbd://h:1/x").unwrap();
-    c.export_active(ro.id, n.id + 1, "nbd://evil").unwrap();
+    c.export_active(ro.id, NodeId(n.id.0 + 1), "nbd://evil")
+        .unwrap();
     assert_eq!(
         c.export(ro.id).unwrap().address.as_deref(),
         Some("nbd://h:1/x")
     );
-    assert_eq!(c.export(ro.id).unwrap().state, "active");
+    assert_eq!(c.export(ro.id).unwrap().state, ExportState::Active);
     // Stop once; a second stop is a state conflict.
     let stopped = c.stop_export(rw.id, None).unwrap();
     assert_eq!(
-        (stopped.state.as_str(), stopped.on_stop.as_str()),
-        ("stopped", "discard")
+        (stopped.state, stopped.on_stop),
+        (ExportState::Stopped, ExportOnStop::Discard)
     );
     assert!(matches!(c.stop_export(rw.id, None), Err(Error::State(_))));
     c.export_active(rw.id, n.id, "nbd://late").unwrap();
-    assert_eq!(c.export(rw.id).unwrap().state, "stopped");
+    assert_eq!(c.export(rw.id).unwrap().state, ExportState::Stopped);
     // TTLs.
     assert_eq!(c.expire_exports(now() + 10).unwrap(), 0);
     assert_eq!(c.expire_exports(now() + 3601).unwrap(), 1);
-    assert_eq!(c.export(ro.id).unwrap().state, "expired");
+    assert_eq!(c.export(ro.id).unwrap().state, ExportState::Expired);
     assert!(c.exports(true, None).unwrap().is_empty());
     assert_eq!(c.exports(false, None).unwrap().len(), 2);
-    assert!(c.exports(false, Some(&[2])).unwrap().is_empty());
-    assert!(matches!(c.export(999), Err(Error::NotFound(_))));
-    let mut bad = new(false, 60);
-    bad.protocol = "smb".into();
-    assert!(matches!(c.add_export(&bad), Err(Error::Invalid(_))));
+    assert!(c.exports(false, Some(&[ProjectId(2)])).unwrap().is_empty());
+    assert!(matches!(c.export(ExportId(999)), Err(Error::NotFound(_))));
 }

@@ -12,11 +12,9 @@
 
 use std::ops::RangeInclusive;
 
+use crate::{now, Catalog, Error, ProjectId, Result, Token, TokenId, TokenKind, UserId};
 use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use serde::Serialize;
-
-use crate::{now, Catalog, Error, Result, Token};
 
 /// The longest lifetime of a new API token when no admin has set one.
 pub const DEFAULT_TOKEN_MAX_LIFETIME_S: i64 = 90 * 86_400;
@@ -27,83 +25,30 @@ pub const TOKEN_MAX_LIFETIME_RANGE: RangeInclusive<i64> = 3600..=10 * 366 * 86_4
 
 const TOKEN_MAX_LIFETIME_KEY: &str = "token_max_lifetime_s";
 
-/// What a token may do, whatever its user's roles allow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TokenScope {
-    /// The user's rights (limited to the token's projects, if any).
-    #[default]
-    Full,
-    /// Only GET (and HEAD) routes; no restores, no export credentials.
-    ReadOnly,
-    /// Only `GET /metrics`.
-    Metrics,
-}
-
-impl TokenScope {
-    pub const ALL: [TokenScope; 3] = [TokenScope::Full, TokenScope::ReadOnly, TokenScope::Metrics];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::Full => "full",
-            TokenScope::ReadOnly => "read-only",
-            TokenScope::Metrics => "metrics",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TokenScope> {
-        TokenScope::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// Does this scope allow no more than `other`? full ⊇ read-only ⊇ metrics.
-    pub fn within(self, other: TokenScope) -> bool {
-        self.rank() <= other.rank()
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            TokenScope::Metrics => 0,
-            TokenScope::ReadOnly => 1,
-            TokenScope::Full => 2,
-        }
-    }
-}
-
 /// A new API token. The caller (the web layer) has checked the name, the
 /// scope and projects against the minting token, and the lifetime against
 /// the maximum; the catalog checks that the parent is a live token of the
 /// same user and that the new token does not outlive it.
 #[derive(Clone, Debug)]
 pub struct NewApiToken<'a> {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub name: &'a str,
     pub secret_sha256: &'a [u8],
     pub expires_at: i64,
-    pub scope: TokenScope,
-    pub projects: Option<Vec<i64>>,
-    pub parent_token_id: Option<i64>,
+    pub scope: crate::TokenScope,
+    pub projects: Option<Vec<ProjectId>>,
+    pub parent_token_id: Option<TokenId>,
 }
 
 /// The admin-set settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// The longest lifetime of a new API token, in seconds; a token made
     /// without `expires_in_s` gets this.
     pub token_max_lifetime_s: i64,
 }
 
-pub(crate) fn scope_column(r: &Row, i: usize) -> rusqlite::Result<TokenScope> {
-    let s: String = r.get(i)?;
-    TokenScope::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            Type::Text,
-            format!("unknown token scope {s:?}").into(),
-        )
-    })
-}
-
-pub(crate) fn projects_column(r: &Row, i: usize) -> rusqlite::Result<Option<Vec<i64>>> {
+pub(crate) fn projects_column(r: &Row, i: usize) -> rusqlite::Result<Option<Vec<ProjectId>>> {
     let s: Option<String> = r.get(i)?;
     s.map(|s| {
         serde_json::from_str(&s)
@@ -114,7 +59,7 @@ pub(crate) fn projects_column(r: &Row, i: usize) -> rusqlite::Result<Option<Vec<
 
 /// Mark revoked (at `t`) every live token minted, at any depth, from one
 /// of `roots`. Returns how many.
-pub(crate) fn revoke_descendants(tx: &Transaction, roots: &[i64], t: i64) -> Result<usize> {
+pub(crate) fn revoke_descendants(tx: &Transaction, roots: &[TokenId], t: i64) -> Result<usize> {
     let mut n = 0;
     for root in roots {
         n += tx.execute(
@@ -175,12 +120,12 @@ impl Catalog {
                 now(),
                 t.expires_at,
                 t.parent_token_id,
-                t.scope.as_str(),
+                t.scope,
                 projects
             ],
         )
         .map_err(crate::unique("token"))?;
-        let id = db.last_insert_rowid();
+        let id = TokenId(db.last_insert_rowid());
         drop(db);
         self.token(id)
     }
@@ -193,7 +138,7 @@ impl Catalog {
             return Ok(Some("token revoked"));
         }
         if t.expires_at.is_some_and(|e| e <= n) {
-            return Ok(Some(if t.kind == "session" {
+            return Ok(Some(if t.kind == TokenKind::Session {
                 "token expired; sign in again"
             } else {
                 "token expired"
@@ -228,7 +173,7 @@ impl Catalog {
     }
 
     /// The tokens minted, at any depth, from token `id` (oldest first).
-    pub fn token_descendants(&self, id: i64) -> Result<Vec<Token>> {
+    pub fn token_descendants(&self, id: TokenId) -> Result<Vec<Token>> {
         let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "WITH RECURSIVE d(id) AS (
@@ -284,9 +229,9 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Role, RoleBinding};
+    use crate::{Role, RoleBinding, TokenScope};
 
-    fn user(c: &Catalog, name: &str) -> i64 {
+    fn user(c: &Catalog, name: &str) -> UserId {
         c.add_user(
             name,
             "hash",
@@ -300,10 +245,10 @@ mod tests {
     }
 
     fn api<'a>(
-        user_id: i64,
+        user_id: UserId,
         secret: &'a [u8],
         expires_in: i64,
-        parent: Option<i64>,
+        parent: Option<TokenId>,
     ) -> NewApiToken<'a> {
         NewApiToken {
             user_id,
@@ -321,7 +266,7 @@ mod tests {
         let c = Catalog::open_in_memory().unwrap();
         let u = user(&c, "ann");
         let plain = c
-            .add_token(Some(u), None, "old", "api", &[1; 32], None)
+            .add_token(Some(u), None, "old", TokenKind::Api, &[1; 32], None)
             .unwrap();
         assert_eq!(
             (plain.scope, plain.projects, plain.parent_token_id),
@@ -330,20 +275,20 @@ mod tests {
         let t = c
             .add_api_token(&NewApiToken {
                 scope: TokenScope::ReadOnly,
-                projects: Some(vec![1, 2]),
+                projects: Some(vec![ProjectId(1), ProjectId(2)]),
                 ..api(u, &[2; 32], 3600, None)
             })
             .unwrap();
         let back = c.token_by_secret(&[2; 32]).unwrap().unwrap();
         assert_eq!(back.id, t.id);
         assert_eq!(back.scope, TokenScope::ReadOnly);
-        assert_eq!(back.projects, Some(vec![1, 2]));
-        assert_eq!(back.kind, "api");
+        assert_eq!(back.projects, Some(vec![ProjectId(1), ProjectId(2)]));
+        assert_eq!(back.kind, TokenKind::Api);
         assert!(TokenScope::Metrics.within(TokenScope::ReadOnly));
         assert!(TokenScope::ReadOnly.within(TokenScope::Full));
         assert!(!TokenScope::Full.within(TokenScope::ReadOnly));
-        assert_eq!(TokenScope::parse("read-only"), Some(TokenScope::ReadOnly));
-        assert_eq!(TokenScope::parse("all"), None);
+        assert_eq!("read-only".parse(), Ok(TokenScope::ReadOnly));
+        assert!("all".parse::<TokenScope>().is_err());
     }
 
     #[test]
@@ -360,7 +305,7 @@ mod tests {
         let sibling = c.add_api_token(&api(u, &[4; 32], 3600, None)).unwrap();
         assert_eq!(grandchild.parent_token_id, Some(child.id));
         assert!(c.live_token(&[3; 32]).unwrap().is_ok());
-        let ids: Vec<i64> = c
+        let ids: Vec<TokenId> = c
             .token_descendants(root.id)
             .unwrap()
             .iter()
@@ -442,7 +387,7 @@ mod tests {
             ..api(bob, &[2; 32], 60, Some(root.id))
         })
         .contains("another user"));
-        assert!(err(&api(ann, &[2; 32], 60, Some(999))).contains("does not exist"));
+        assert!(err(&api(ann, &[2; 32], 60, Some(TokenId(999)))).contains("does not exist"));
         c.revoke_token(root.id).unwrap();
         assert!(err(&NewApiToken {
             scope: TokenScope::Metrics,

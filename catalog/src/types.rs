@@ -1,89 +1,62 @@
 //! The catalog's records: one struct per table row, the kinds and states
 //! they carry, and the inputs of the calls that make them.
 
-use serde::Serialize;
+pub use arca_model::{
+    AssignedBy, AuditId, AuditResult, BadParams, DatastoreId, ExportId, ExportOnStop,
+    ExportProtocol, ExportState, LogLevel, NodeId, NodeState, PolicyId, ProjectId, RestorePointId,
+    RestorePointState, Role, SourceId, SourceKind, TaskId, TaskKind, TaskSpec, TaskState, TokenId,
+    TokenKind, TokenScope, UserId,
+};
 
-use crate::{TokenScope, VerifyEffects};
+use crate::VerifyEffects;
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
-    pub id: i64,
+    pub id: ProjectId,
     pub name: String,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Admin,
-    Operator,
-    RestoreOnly,
-    Auditor,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Admin,
-        Role::Operator,
-        Role::RestoreOnly,
-        Role::Auditor,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::RestoreOnly => "restore-only",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
 }
 
 /// A role in one project, or in every project (`project_id: None`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleBinding {
     pub role: Role,
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
-    #[serde(skip)]
     pub password_hash: String,
     pub disabled: bool,
     pub roles: Vec<RoleBinding>,
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Token {
-    pub id: i64,
-    pub user_id: Option<i64>,
-    pub node_id: Option<i64>,
+    pub id: TokenId,
+    pub user_id: Option<UserId>,
+    pub node_id: Option<NodeId>,
     pub name: String,
-    pub kind: String,
+    pub kind: TokenKind,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     /// The token whose request minted this one; `None` for roots (sign-in
     /// sessions, node tokens, tokens minted by a session).
-    pub parent_token_id: Option<i64>,
+    pub parent_token_id: Option<TokenId>,
     pub scope: TokenScope,
     /// The projects the token is limited to; `None`: all of the user's.
-    pub projects: Option<Vec<i64>>,
+    pub projects: Option<Vec<ProjectId>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Node {
-    pub id: i64,
+    pub id: NodeId,
     pub name: String,
-    pub state: String,
+    pub state: NodeState,
     pub embedded: bool,
     pub max_tasks: i64,
     pub version: String,
@@ -101,11 +74,11 @@ pub struct Node {
     pub data_dir: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Datastore {
-    pub id: i64,
+    pub id: DatastoreId,
     pub name: String,
-    pub node_id: i64,
+    pub node_id: NodeId,
     pub path: String,
     pub bytes_used: i64,
     pub bytes_logical: i64,
@@ -119,33 +92,33 @@ pub struct Datastore {
     pub verify_max_age_days: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Source {
-    pub id: i64,
+    pub id: SourceId,
     pub name: String,
-    pub kind: String,
+    pub kind: SourceKind,
     pub path: String,
-    pub node_id: i64,
-    pub project_id: i64,
+    pub node_id: NodeId,
+    pub project_id: ProjectId,
     pub tags: Vec<String>,
     pub settings: serde_json::Value,
-    pub policy_id: Option<i64>,
-    pub assigned_by: String,
+    pub policy_id: Option<PolicyId>,
+    pub assigned_by: AssignedBy,
     pub created_at: i64,
 }
 
 /// A policy's keep rules: the datastore's own type.
 pub use arca_repo::prune::Retention;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Policy {
-    pub id: i64,
+    pub id: PolicyId,
     pub name: String,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub schedule: String,
     pub backup_window: Option<String>,
     pub retention: Retention,
-    pub datastore_id: i64,
+    pub datastore_id: DatastoreId,
     pub priority: i64,
     pub match_pattern: Option<String>,
     pub match_tags: Vec<String>,
@@ -154,55 +127,18 @@ pub struct Policy {
     pub created_at: i64,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Queued => "queued",
-            TaskState::Running => "running",
-            TaskState::Succeeded => "succeeded",
-            TaskState::Failed => "failed",
-            TaskState::Cancelled => "cancelled",
-        }
-    }
-    pub fn parse(s: &str) -> Option<TaskState> {
-        [
-            TaskState::Queued,
-            TaskState::Running,
-            TaskState::Succeeded,
-            TaskState::Failed,
-            TaskState::Cancelled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-    }
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
-        )
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Task {
-    pub id: i64,
-    pub kind: String,
+    pub id: TaskId,
+    pub kind: TaskKind,
     pub state: TaskState,
-    pub project_id: i64,
-    pub source_id: Option<i64>,
-    pub policy_id: Option<i64>,
-    pub datastore_id: Option<i64>,
-    pub node_id: Option<i64>,
+    pub project_id: ProjectId,
+    pub source_id: Option<SourceId>,
+    pub policy_id: Option<PolicyId>,
+    pub datastore_id: Option<DatastoreId>,
+    pub node_id: Option<NodeId>,
+    /// The parameters as stored: rows written by older versions stay
+    /// loadable even if they no longer parse (see [`Task::spec`]).
     pub params: serde_json::Value,
     pub priority: i64,
     pub slot: Option<i64>,
@@ -223,6 +159,13 @@ pub struct Task {
     pub finished_at: Option<i64>,
 }
 
+impl Task {
+    /// The kind and parameters, typed.
+    pub fn spec(&self) -> Result<TaskSpec, BadParams> {
+        TaskSpec::from_parts(self.kind, &self.params)
+    }
+}
+
 /// What a finished task changed in its datastore (recorded together with
 /// its result by [`Catalog::finish_task_with`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -230,24 +173,23 @@ pub struct TaskEffects {
     /// A backup's committed snapshot.
     pub restore_point: Option<RestorePoint>,
     /// Snapshots that retention removed.
-    pub removed_restore_points: Vec<String>,
+    pub removed_restore_points: Vec<RestorePointId>,
     /// (datastore id, bytes on disk) after the task.
-    pub datastore_bytes_used: Option<(i64, i64)>,
+    pub datastore_bytes_used: Option<(DatastoreId, i64)>,
     /// What a verify of the task's datastore found. Recorded whether the
     /// task succeeded or not (a verify that finds damage fails).
     pub verify: Option<VerifyEffects>,
 }
 
-/// What to queue.
-#[derive(Clone, Debug, Default)]
+/// What to queue: a task's kind and parameters are a [`TaskSpec`].
+#[derive(Clone, Debug)]
 pub struct NewTask {
-    pub kind: String,
-    pub project_id: i64,
-    pub source_id: Option<i64>,
-    pub policy_id: Option<i64>,
-    pub datastore_id: Option<i64>,
-    pub node_id: Option<i64>,
-    pub params: serde_json::Value,
+    pub spec: TaskSpec,
+    pub project_id: ProjectId,
+    pub source_id: Option<SourceId>,
+    pub policy_id: Option<PolicyId>,
+    pub datastore_id: Option<DatastoreId>,
+    pub node_id: Option<NodeId>,
     pub priority: i64,
     pub slot: Option<i64>,
     pub max_attempts: i64,
@@ -255,56 +197,52 @@ pub struct NewTask {
     pub created_by: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A backup with no parameters in project 1, to be filled in with
+/// `..Default::default()`.
+impl Default for NewTask {
+    fn default() -> Self {
+        NewTask {
+            spec: TaskSpec::Backup(Default::default()),
+            project_id: ProjectId(1),
+            source_id: None,
+            policy_id: None,
+            datastore_id: None,
+            node_id: None,
+            priority: 0,
+            slot: None,
+            max_attempts: 0,
+            not_before: 0,
+            created_by: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct TaskLog {
     pub seq: i64,
     pub time: i64,
-    pub level: String,
+    pub level: LogLevel,
     pub message: String,
 }
 
-/// What the last verify that read a restore point found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RestorePointState {
-    /// Not known to be damaged.
-    #[default]
-    Ok,
-    /// Verify found chunks of it missing or corrupt (see `damage`).
-    Damaged,
-}
-
-impl RestorePointState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestorePointState::Ok => "ok",
-            RestorePointState::Damaged => "damaged",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RestorePointState> {
-        match s {
-            "ok" => Some(RestorePointState::Ok),
-            "damaged" => Some(RestorePointState::Damaged),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// A restore point: a snapshot in a datastore, as the catalog lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestorePoint {
-    pub id: String,
-    pub datastore_id: i64,
-    pub source_id: Option<i64>,
+    pub id: RestorePointId,
+    pub datastore_id: DatastoreId,
+    pub source_id: Option<SourceId>,
     pub source_name: String,
-    pub project_id: i64,
-    pub kind: String,
+    pub project_id: ProjectId,
+    pub kind: SourceKind,
+    /// When the snapshot was taken, as its manifest says (seconds; see
+    /// [`arca_model::api::RestorePoint::time_from_ns`]), wherever the
+    /// catalog learns of it: the backup, a commit, an import.
     pub time: i64,
     pub bytes_total: i64,
     pub bytes_added: i64,
     pub files: i64,
     pub hostname: String,
-    pub task_id: Option<i64>,
+    pub task_id: Option<TaskId>,
     pub created_at: i64,
     pub state: RestorePointState,
     /// What verify found, when damaged.
@@ -313,25 +251,58 @@ pub struct RestorePoint {
     pub verified_at: Option<i64>,
 }
 
+impl RestorePoint {
+    /// `time` from a snapshot manifest's `time_ns`: whole seconds, rounded
+    /// down (every place that lists a restore point uses this).
+    pub fn time_from_ns(time_ns: i64) -> i64 {
+        arca_model::api::RestorePoint::time_from_ns(time_ns)
+    }
+}
+
+/// An `ok` files restore point of project 1 with zero everywhere, to be
+/// filled in with `..Default::default()`.
+impl Default for RestorePoint {
+    fn default() -> Self {
+        RestorePoint {
+            id: RestorePointId::default(),
+            datastore_id: DatastoreId(0),
+            source_id: None,
+            source_name: String::new(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
+            time: 0,
+            bytes_total: 0,
+            bytes_added: 0,
+            files: 0,
+            hostname: String::new(),
+            task_id: None,
+            created_at: 0,
+            state: RestorePointState::Ok,
+            damage: None,
+            verified_at: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RestorePointFilter {
     pub source: Option<String>,
-    pub project_ids: Option<Vec<i64>>,
-    pub kind: Option<String>,
+    pub project_ids: Option<Vec<ProjectId>>,
+    pub kind: Option<SourceKind>,
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub limit: i64,
     pub offset: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AuditEntry {
-    pub id: i64,
+    pub id: AuditId,
     pub time: i64,
     pub actor: String,
     pub action: String,
     pub target: String,
     pub remote: String,
-    pub result: String,
+    pub result: AuditResult,
     pub detail: String,
 }

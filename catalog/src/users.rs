@@ -4,7 +4,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::{now, tokens, unique, Catalog, Error, Result, Role, RoleBinding, Token, User};
+use crate::{
+    now, tokens, unique, Catalog, Error, NodeId, Result, Role, RoleBinding, Token, TokenId,
+    TokenKind, User, UserId,
+};
 
 impl Catalog {
     pub fn add_user(&self, name: &str, password_hash: &str, roles: &[RoleBinding]) -> Result<User> {
@@ -15,11 +18,11 @@ impl Catalog {
             params![name, password_hash, now()],
         )
         .map_err(unique(format!("user {name:?}")))?;
-        let id = tx.last_insert_rowid();
+        let id = UserId(tx.last_insert_rowid());
         for b in roles {
             tx.execute(
                 "INSERT INTO role_bindings (user_id, role, project_id) VALUES (?1, ?2, ?3)",
-                params![id, b.role.as_str(), b.project_id],
+                params![id, b.role, b.project_id],
             )
             .map_err(unique("role binding"))?;
         }
@@ -28,17 +31,15 @@ impl Catalog {
         self.user(id)
     }
 
-    fn roles_of(db: &Connection, user_id: i64) -> Result<Vec<RoleBinding>> {
+    fn roles_of(db: &Connection, user_id: UserId) -> Result<Vec<RoleBinding>> {
         let mut st = db.prepare_cached(
             "SELECT role, project_id FROM role_bindings WHERE user_id = ?1 ORDER BY id",
         )?;
-        let rows = st.query_map([user_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
-        })?;
+        let rows = st.query_map([user_id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (role, project_id) = row?;
-            if let Some(role) = Role::parse(&role) {
+            if let Ok(role) = role.parse::<Role>() {
                 out.push(RoleBinding { role, project_id });
             }
         }
@@ -74,7 +75,7 @@ impl Catalog {
         }
     }
 
-    pub fn user(&self, id: i64) -> Result<User> {
+    pub fn user(&self, id: UserId) -> Result<User> {
         self.user_where("id = ?1", &id)?
             .ok_or_else(|| Error::NotFound(format!("user {id}")))
     }
@@ -84,7 +85,7 @@ impl Catalog {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let ids: Vec<i64> = {
+        let ids: Vec<UserId> = {
             let db = self.rd();
             let mut st = db.prepare_cached("SELECT id FROM users ORDER BY id")?;
             let ids = st.query_map([], |r| r.get(0))?;
@@ -93,7 +94,7 @@ impl Catalog {
         ids.into_iter().map(|id| self.user(id)).collect()
     }
 
-    pub fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<()> {
+    pub fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
         let n = self.db().execute(
             "UPDATE users SET disabled = ?2 WHERE id = ?1",
             params![id, disabled],
@@ -104,7 +105,7 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn set_password_hash(&self, id: i64, hash: &str) -> Result<()> {
+    pub fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
         let n = self.db().execute(
             "UPDATE users SET password_hash = ?2 WHERE id = ?1",
             params![id, hash],
@@ -115,7 +116,7 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn delete_user(&self, id: i64) -> Result<()> {
+    pub fn delete_user(&self, id: UserId) -> Result<()> {
         let n = self.db().execute("DELETE FROM users WHERE id = ?1", [id])?;
         if n == 0 {
             return Err(Error::NotFound(format!("user {id}")));
@@ -127,10 +128,10 @@ impl Catalog {
     #[allow(clippy::too_many_arguments)]
     pub fn add_token(
         &self,
-        user_id: Option<i64>,
-        node_id: Option<i64>,
+        user_id: Option<UserId>,
+        node_id: Option<NodeId>,
         name: &str,
-        kind: &str,
+        kind: TokenKind,
         secret_sha256: &[u8],
         expires_at: Option<i64>,
     ) -> Result<Token> {
@@ -140,7 +141,7 @@ impl Catalog {
             params![user_id, node_id, name, kind, secret_sha256, now(), expires_at],
         )
         .map_err(unique("token"))?;
-        let id = db.last_insert_rowid();
+        let id = TokenId(db.last_insert_rowid());
         drop(db);
         self.token(id)
     }
@@ -160,12 +161,12 @@ impl Catalog {
             revoked_at: r.get(7)?,
             last_used_at: r.get(8)?,
             parent_token_id: r.get(9)?,
-            scope: tokens::scope_column(r, 10)?,
+            scope: r.get(10)?,
             projects: tokens::projects_column(r, 11)?,
         })
     }
 
-    pub fn token(&self, id: i64) -> Result<Token> {
+    pub fn token(&self, id: TokenId) -> Result<Token> {
         self.rd()
             .query_row(
                 &format!("SELECT {} FROM tokens WHERE id = ?1", Self::TOKEN_COLS),
@@ -206,7 +207,7 @@ impl Catalog {
         })
     }
 
-    pub fn tokens_of_user(&self, user_id: i64) -> Result<Vec<Token>> {
+    pub fn tokens_of_user(&self, user_id: UserId) -> Result<Vec<Token>> {
         let db = self.rd();
         let mut st = db.prepare_cached(&format!(
             "SELECT {} FROM tokens WHERE user_id = ?1 AND kind = 'api' ORDER BY id",
@@ -216,7 +217,7 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn touch_token(&self, id: i64) -> Result<()> {
+    pub fn touch_token(&self, id: TokenId) -> Result<()> {
         self.db().execute(
             "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
             params![id, now()],
@@ -226,7 +227,7 @@ impl Catalog {
 
     /// Revoke a token and every token minted from it, at any depth.
     /// Returns how many descendants were revoked with it.
-    pub fn revoke_token(&self, id: i64) -> Result<usize> {
+    pub fn revoke_token(&self, id: TokenId) -> Result<usize> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();

@@ -30,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arca_catalog::{self as catalog, Catalog, Task};
+use arca_catalog::{self as catalog, Catalog, NodeId, Task, TaskKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -123,7 +123,7 @@ fn real_or_self(p: &str) -> String {
 
 impl Confinement {
     /// The rules of `node_id` as the catalog has them.
-    pub fn load(c: &Catalog, node_id: i64) -> catalog::Result<Confinement> {
+    pub fn load(c: &Catalog, node_id: NodeId) -> catalog::Result<Confinement> {
         let n = c.node(node_id)?;
         let datastores = c
             .datastores()?
@@ -373,8 +373,8 @@ impl Confinement {
 /// Put the rules of `node_id` into a backup or restore task's parameters,
 /// where the node finds them ([`Confinement::of_task`]). Whatever the
 /// parameters had under `confine` is replaced.
-pub fn attach(c: &Catalog, node_id: i64, task: &mut Task) -> Result<(), String> {
-    if !matches!(task.kind.as_str(), "backup" | "restore") {
+pub fn attach(c: &Catalog, node_id: NodeId, task: &mut Task) -> Result<(), String> {
+    if !matches!(task.kind, TaskKind::Backup | TaskKind::Restore) {
         return Ok(());
     }
     let conf = Confinement::load(c, node_id).map_err(|e| e.to_string())?;

@@ -29,9 +29,11 @@ use std::str::FromStr;
 
 use arca_calendar::{Schedule, Window};
 pub(crate) use arca_catalog as catalog;
-use arca_catalog::{Catalog, NewTask, Policy, Source};
+use arca_catalog::{
+    AssignedBy, Catalog, DatastoreId, NewTask, NodeId, Policy, PolicyId, Source, SourceId, TaskId,
+    TaskSpec,
+};
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::json;
 
 pub mod confine;
 pub mod maintenance;
@@ -79,12 +81,12 @@ pub fn assign_policies(c: &Catalog) -> Result<usize> {
     policies.sort_by_key(|p| (-p.priority, p.id));
     let mut changes = Vec::new();
     for s in c.sources()? {
-        if s.assigned_by == "explicit" {
+        if s.assigned_by == AssignedBy::Explicit {
             continue;
         }
         let want = policies.iter().find(|p| matches(p, &s)).map(|p| p.id);
         if want != s.policy_id {
-            changes.push((s.id, want, "rule"));
+            changes.push((s.id, want, AssignedBy::Rule));
         }
     }
     c.assign_policies_many(&changes)?;
@@ -94,9 +96,9 @@ pub fn assign_policies(c: &Catalog) -> Result<usize> {
 /// A backup the scheduler queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Queued {
-    pub task_id: i64,
-    pub source_id: i64,
-    pub policy_id: i64,
+    pub task_id: TaskId,
+    pub source_id: SourceId,
+    pub policy_id: PolicyId,
     pub slot: i64,
     pub not_before: i64,
 }
@@ -114,7 +116,7 @@ pub fn local_name(datastore: &str) -> &str {
 /// nodes, each writing its own datastore. Without such a datastore the
 /// policy's own is returned and the task fails with the reason when the
 /// node leases it.
-pub fn place(datastores: &[catalog::Datastore], ds_id: i64, node: i64) -> i64 {
+pub fn place(datastores: &[catalog::Datastore], ds_id: DatastoreId, node: NodeId) -> DatastoreId {
     let Some(want) = datastores.iter().find(|d| d.id == ds_id) else {
         return ds_id;
     };
@@ -129,9 +131,10 @@ pub fn place(datastores: &[catalog::Datastore], ds_id: i64, node: i64) -> i64 {
 
 /// Queue the due backups at `now`, in one transaction. Returns them.
 pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
-    let policies: HashMap<i64, Policy> = c.policies()?.into_iter().map(|p| (p.id, p)).collect();
+    let policies: HashMap<PolicyId, Policy> =
+        c.policies()?.into_iter().map(|p| (p.id, p)).collect();
     let datastores = c.datastores()?;
-    let mut parsed: HashMap<i64, Option<(Schedule, Option<Window>)>> = HashMap::new();
+    let mut parsed: HashMap<PolicyId, Option<(Schedule, Option<Window>)>> = HashMap::new();
     let last_slots = c.last_slots()?;
     let mut due = Vec::new();
     for s in c.sources()? {
@@ -170,13 +173,12 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
             None => now,
         };
         due.push(NewTask {
-            kind: "backup".into(),
+            spec: TaskSpec::Backup(Default::default()),
             project_id: s.project_id,
             source_id: Some(s.id),
             policy_id: Some(p.id),
             datastore_id: Some(place(&datastores, p.datastore_id, s.node_id)),
             node_id: Some(s.node_id),
-            params: json!({}),
             priority: p.priority,
             slot: Some(slot),
             max_attempts: 3,

@@ -9,32 +9,29 @@
 use std::str::FromStr;
 
 use arca_calendar::Schedule;
-use arca_catalog::{Catalog, NewTask};
-use serde_json::json;
+use arca_catalog::{Catalog, DatastoreId, NewTask, ProjectId, TaskId, TaskSpec};
 
 use crate::{at, ts, Result};
 
 /// Maintenance tasks are system tasks, listed in the default project.
-pub const SYSTEM_PROJECT: i64 = 1;
+pub const SYSTEM_PROJECT: ProjectId = ProjectId(1);
 
-/// A maintenance task of `kind` ("gc" or "verify") for a datastore.
+/// A maintenance task (a gc or a verify: `spec`) for a datastore.
 pub fn maintenance_task(
     c: &Catalog,
-    datastore_id: i64,
-    kind: &str,
+    datastore_id: DatastoreId,
+    spec: TaskSpec,
     slot: Option<i64>,
     created_by: &str,
-    params: serde_json::Value,
 ) -> Result<NewTask> {
     let d = c.datastore(datastore_id)?;
     Ok(NewTask {
-        kind: kind.into(),
+        spec,
         project_id: SYSTEM_PROJECT,
         source_id: None,
         policy_id: None,
         datastore_id: Some(d.id),
         node_id: Some(d.node_id),
-        params,
         // Below backups of default priority: maintenance waits its turn.
         priority: -1,
         slot,
@@ -49,10 +46,15 @@ pub fn maintenance_task(
 /// Queue the gc and verify tasks due at `now` (one per datastore, kind and
 /// slot; none while one of the same kind is queued or running). Returns
 /// the new task ids.
-pub fn schedule_maintenance(c: &Catalog, now: i64) -> Result<Vec<i64>> {
+pub fn schedule_maintenance(c: &Catalog, now: i64) -> Result<Vec<TaskId>> {
     let mut due = Vec::new();
     for d in c.datastores()? {
-        for (kind, expr) in [("gc", &d.gc_schedule), ("verify", &d.verify_schedule)] {
+        let kinds = [
+            (TaskSpec::Gc(Default::default()), &d.gc_schedule),
+            (TaskSpec::Verify(Default::default()), &d.verify_schedule),
+        ];
+        for (spec, expr) in kinds {
+            let kind = spec.kind();
             if expr.is_empty() || expr == "never" {
                 continue;
             }
@@ -72,10 +74,9 @@ pub fn schedule_maintenance(c: &Catalog, now: i64) -> Result<Vec<i64>> {
             due.push(maintenance_task(
                 c,
                 d.id,
-                kind,
+                spec,
                 Some(slot),
                 &format!("schedule of datastore {}", d.name),
-                json!({}),
             )?);
         }
     }

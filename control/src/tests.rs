@@ -1,17 +1,27 @@
 use super::*;
-use arca_catalog::{Retention, TaskState};
+use arca_catalog::{ProjectId, Retention, SourceKind, TaskState};
+use serde_json::json;
 
-fn setup() -> (Catalog, i64, i64) {
+fn setup() -> (Catalog, NodeId, DatastoreId) {
     let c = Catalog::open_in_memory().unwrap();
     let n = c.upsert_node("local", true, 2, "t").unwrap();
     let d = c.add_datastore("default", n.id, "/nonexistent").unwrap();
     (c, n.id, d.id)
 }
 
-fn source(c: &Catalog, node: i64, name: &str, tags: &[&str]) -> Source {
+fn source(c: &Catalog, node: NodeId, name: &str, tags: &[&str]) -> Source {
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    c.add_source(name, "files", "/srv", node, 1, &tags, &json!({}), None)
-        .unwrap()
+    c.add_source(
+        name,
+        SourceKind::Files,
+        "/srv",
+        node,
+        ProjectId(1),
+        &tags,
+        &json!({}),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -23,7 +33,7 @@ fn rules_assign_by_pattern_tag_and_priority() {
     let low = c
         .add_policy(
             "web",
-            1,
+            ProjectId(1),
             "daily",
             None,
             &Retention::default(),
@@ -37,7 +47,7 @@ fn rules_assign_by_pattern_tag_and_priority() {
     let gold = c
         .add_policy(
             "gold",
-            1,
+            ProjectId(1),
             "hourly",
             None,
             &Retention::default(),
@@ -53,7 +63,7 @@ fn rules_assign_by_pattern_tag_and_priority() {
     assert_eq!(c.source(db.id).unwrap().policy_id, Some(gold.id));
     assert_eq!(c.source(other.id).unwrap().policy_id, None);
     // Explicit assignments are left alone; unmatched rule assignments clear.
-    c.assign_policy(other.id, Some(gold.id), "explicit")
+    c.assign_policy(other.id, Some(gold.id), AssignedBy::Explicit)
         .unwrap();
     c.delete_policy(low.id).unwrap();
     assert_eq!(
@@ -72,7 +82,7 @@ fn each_slot_runs_once_and_downtime_runs_the_newest_once() {
     let p = c
         .add_policy(
             "p",
-            1,
+            ProjectId(1),
             "every 10s",
             None,
             &Retention::default(),
@@ -83,7 +93,8 @@ fn each_slot_runs_once_and_downtime_runs_the_newest_once() {
             None,
         )
         .unwrap();
-    c.assign_policy(s.id, Some(p.id), "explicit").unwrap();
+    c.assign_policy(s.id, Some(p.id), AssignedBy::Explicit)
+        .unwrap();
     let t0 = (catalog::now() / 10 + 1) * 10; // a slot boundary after creation
     let first = schedule_due(&c, t0 + 3).unwrap();
     assert_eq!(first.len(), 1);
@@ -111,7 +122,7 @@ fn slots_before_the_policy_existed_do_not_run() {
     let p = c
         .add_policy(
             "p",
-            1,
+            ProjectId(1),
             "daily",
             None,
             &Retention::default(),
@@ -122,7 +133,8 @@ fn slots_before_the_policy_existed_do_not_run() {
             None,
         )
         .unwrap();
-    c.assign_policy(s.id, Some(p.id), "explicit").unwrap();
+    c.assign_policy(s.id, Some(p.id), AssignedBy::Explicit)
+        .unwrap();
     // Today's 00:00 slot predates the policy.
     assert!(schedule_due(&c, catalog::now()).unwrap().is_empty());
     assert_eq!(schedule_due(&c, catalog::now() + 86_400).unwrap().len(), 1);
@@ -142,7 +154,7 @@ fn backup_windows_delay_tasks() {
     let p = c
         .add_policy(
             "p",
-            1,
+            ProjectId(1),
             "every 10s",
             Some(&window),
             &Retention::default(),
@@ -153,7 +165,8 @@ fn backup_windows_delay_tasks() {
             None,
         )
         .unwrap();
-    c.assign_policy(s.id, Some(p.id), "explicit").unwrap();
+    c.assign_policy(s.id, Some(p.id), AssignedBy::Explicit)
+        .unwrap();
     let t = schedule_due(&c, now + 10).unwrap();
     assert_eq!(t.len(), 1);
     assert!(

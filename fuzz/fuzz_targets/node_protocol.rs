@@ -6,6 +6,7 @@
 //! convert is an error, never a panic; what converts also converts back.
 #![no_main]
 
+use arca_model::{NodeId, TaskId};
 use arca_proto::{convert, pb};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -50,7 +51,7 @@ fuzz_target!(|input: &[u8]| {
                     }
                 }
                 if let Some(rp) = r.restore_point {
-                    let _ = convert::restore_point_from_pb(rp, 1);
+                    let _ = convert::restore_point_from_pb(rp, TaskId(1));
                 }
                 if let Some(v) = r.verify {
                     let _ = convert::verify_from_pb(v);
@@ -65,8 +66,8 @@ fuzz_target!(|input: &[u8]| {
         }
         _ => {
             if let Ok(t) = pb::TaskSpec::decode(data) {
-                if let Ok(l) = convert::leased_from_pb(t, 1) {
-                    let back = convert::leased_from_pb(convert::leased_to_pb(&l), 1);
+                if let Ok(l) = convert::leased_from_pb(t, NodeId(1)) {
+                    let back = convert::leased_from_pb(convert::leased_to_pb(&l), NodeId(1));
                     assert!(back.is_ok_and(|b| b.task.kind() == l.task.kind()));
                 }
             }

@@ -11,6 +11,8 @@
 //!   serialized as the catalog's `kind` and `params` columns.
 //! - [`task_result`]: [`TaskResult`], a succeeded task's typed result,
 //!   serialized as the catalog's `result` column.
+//! - `sql` (feature `rusqlite`): the catalog's columns read and written
+//!   as ids and kinds, with the values stored today.
 //! - [`api`]: the REST request and response bodies, with their JSON
 //!   Schema (utoipa), from which the served OpenAPI document's component
 //!   schemas are made (web/src/openapi.rs).
@@ -23,6 +25,8 @@
 pub mod api;
 pub mod ids;
 pub mod kinds;
+#[cfg(feature = "rusqlite")]
+pub mod sql;
 pub mod task;
 pub mod task_result;
 

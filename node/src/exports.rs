@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use arca_catalog::{ExportId, ExportOnStop, ExportProtocol, ExportState};
 use arca_frontends::{overlay, BlockSource, Chap, ChunkCache, Exports, Extent, ImageReader};
 use arca_repo::{Datastore, Error as RepoError, Result as RepoResult};
 
@@ -203,9 +204,9 @@ pub struct ExportHost {
     cache: Arc<ChunkCache>,
     open_datastore: Box<OpenDatastore>,
     /// Exports taken out of their table whose overlay is being flushed.
-    closing: Mutex<HashSet<i64>>,
+    closing: Mutex<HashSet<ExportId>>,
     /// Exports whose last flush failed, and why (a commit must not run).
-    flush_failed: Mutex<HashMap<i64, String>>,
+    flush_failed: Mutex<HashMap<ExportId, String>>,
     /// Bumped (and waiters woken) whenever an export stops being served.
     unserved: (Mutex<u64>, Condvar),
     /// Set by [`ExportHost::stop`]: nothing is served any more.
@@ -213,7 +214,7 @@ pub struct ExportHost {
 }
 
 /// The overlay file of a writable export.
-pub fn overlay_path(dir: &Path, export_id: i64) -> PathBuf {
+pub fn overlay_path(dir: &Path, export_id: ExportId) -> PathBuf {
     dir.join(format!("{export_id}.overlay"))
 }
 
@@ -246,7 +247,7 @@ impl ExportHost {
     /// Wait until export `id` is no longer served (and its overlay is
     /// flushed), woken when exports stop, for at most `timeout`. Returns
     /// whether it is no longer served.
-    pub fn wait_unserved(&self, id: i64, timeout: Duration) -> bool {
+    pub fn wait_unserved(&self, id: ExportId, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         let (lock, cv) = &self.unserved;
         let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -299,7 +300,7 @@ impl ExportHost {
 
     /// Whether export `id` is still served (its clients may still write),
     /// or its last writes are still being flushed to its overlay.
-    pub fn serves(&self, id: i64) -> bool {
+    pub fn serves(&self, id: ExportId) -> bool {
         // The table first: an export enters `closing` before it leaves
         // its table, and leaves `closing` after its flush.
         self.tables().iter().any(|(_, t)| {
@@ -314,7 +315,7 @@ impl ExportHost {
 
     /// Why the overlay of export `id` could not be flushed when it was
     /// stopped, if it could not (its last writes may be missing).
-    pub fn flush_error(&self, id: i64) -> Option<String> {
+    pub fn flush_error(&self, id: ExportId) -> Option<String> {
         self.flush_failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -322,8 +323,11 @@ impl ExportHost {
             .cloned()
     }
 
-    fn tables(&self) -> [(&'static str, &Table); 2] {
-        [("nbd", &self.nbd), ("iscsi", &self.iscsi)]
+    fn tables(&self) -> [(ExportProtocol, &Table); 2] {
+        [
+            (ExportProtocol::Nbd, &self.nbd),
+            (ExportProtocol::Iscsi, &self.iscsi),
+        ]
     }
 
     /// The restore points being exported (retention keeps them).
@@ -331,16 +335,15 @@ impl ExportHost {
         let mut out = HashSet::new();
         for (_, t) in self.tables() {
             let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
-            out.extend(t.values().map(|s| s.spec.restore_point.clone()));
+            out.extend(t.values().map(|s| s.spec.restore_point.to_hex()));
         }
         out
     }
 
     fn address(&self, spec: &ExportSpec) -> Result<String, String> {
-        let (addr, scheme) = match spec.protocol.as_str() {
-            "nbd" => (self.listeners.nbd, "nbd"),
-            "iscsi" => (self.listeners.iscsi, "iscsi"),
-            p => return Err(format!("unknown protocol {p:?}")),
+        let addr = match spec.protocol {
+            ExportProtocol::Nbd => self.listeners.nbd,
+            ExportProtocol::Iscsi => self.listeners.iscsi,
         };
         let addr = addr.ok_or_else(|| {
             format!(
@@ -359,8 +362,8 @@ impl ExportHost {
             host
         };
         // Both carry the secret: the address is what a client needs.
-        Ok(match scheme {
-            "nbd" if self.listeners.nbd_tls => {
+        Ok(match spec.protocol {
+            ExportProtocol::Nbd if self.listeners.nbd_tls => {
                 format!(
                     "nbds://{host}:{}/{}-{}",
                     addr.port(),
@@ -368,8 +371,10 @@ impl ExportHost {
                     spec.secret
                 )
             }
-            "nbd" => format!("nbd://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret),
-            _ => format!(
+            ExportProtocol::Nbd => {
+                format!("nbd://{host}:{}/{}-{}", addr.port(), spec.name, spec.secret)
+            }
+            ExportProtocol::Iscsi => format!(
                 "iscsi://{}%{}@{host}:{}/{}/0",
                 spec.name,
                 spec.secret,
@@ -391,7 +396,7 @@ impl ExportHost {
         }
         let ds = (self.open_datastore)(&spec.datastore)?;
         let snap = ds
-            .resolve_snapshot(&spec.restore_point, None)
+            .resolve_snapshot(&spec.restore_point.to_hex(), None)
             .map_err(|e| format!("restore point {}: {e}", spec.restore_point))?;
         if !snap.is_image() {
             return Err(format!(
@@ -429,7 +434,7 @@ impl ExportHost {
 
     /// Serve exactly the live exports of `specs`; clean up after the
     /// ended ones. Returns, per export to report, its address or error.
-    pub fn reconcile(&self, specs: &[ExportSpec]) -> Vec<(i64, Result<String, String>)> {
+    pub fn reconcile(&self, specs: &[ExportSpec]) -> Vec<(ExportId, Result<String, String>)> {
         let mut reports = Vec::new();
         if self.is_stopped() {
             return reports;
@@ -438,17 +443,8 @@ impl ExportHost {
             let mine: Vec<&ExportSpec> = specs.iter().filter(|s| s.protocol == protocol).collect();
             self.reconcile_table(table, &mine, &mut reports);
         }
-        // Exports of a protocol this node does not know.
-        for spec in specs
-            .iter()
-            .filter(|s| s.is_live() && s.state == "starting")
-        {
-            if !self.tables().iter().any(|(p, _)| *p == spec.protocol) {
-                reports.push((spec.id, self.address(spec)));
-            }
-        }
         for spec in specs.iter().filter(|s| !s.is_live() && s.writable) {
-            if spec.on_stop == "discard" {
+            if spec.on_stop == ExportOnStop::Discard {
                 let p = overlay_path(&self.overlays, spec.id);
                 if p.exists() {
                     if let Err(e) = overlay::remove(&p) {
@@ -464,7 +460,7 @@ impl ExportHost {
         &self,
         table: &Table,
         specs: &[&ExportSpec],
-        reports: &mut Vec<(i64, Result<String, String>)>,
+        reports: &mut Vec<(ExportId, Result<String, String>)>,
     ) {
         let live: BTreeMap<&str, &ExportSpec> = specs
             .iter()
@@ -535,10 +531,7 @@ impl ExportHost {
             }
         }
         // Report every live one still "starting" that is served.
-        for spec in specs
-            .iter()
-            .filter(|s| s.is_live() && s.state == "starting")
-        {
+        for spec in specs.iter().filter(|s| s.state == ExportState::Starting) {
             let served = table
                 .by_name
                 .read()
@@ -616,18 +609,18 @@ mod tests {
     fn served(id: i64, secret: &str, source: Arc<dyn BlockSource>) -> Served {
         Served {
             spec: ExportSpec {
-                id,
-                restore_point: "ab".repeat(32),
+                id: ExportId(id),
+                restore_point: "ab".repeat(32).parse().unwrap(),
                 datastore: DatastoreRef {
-                    id: 1,
+                    id: arca_catalog::DatastoreId(1),
                     name: "default".into(),
                     path: "/ds".into(),
                 },
-                protocol: "nbd".into(),
+                protocol: ExportProtocol::Nbd,
                 writable: true,
                 name: format!("export-{id}"),
-                state: "active".into(),
-                on_stop: "commit".into(),
+                state: ExportState::Active,
+                on_stop: ExportOnStop::Commit,
                 secret: secret.into(),
             },
             description: String::new(),
@@ -691,19 +684,19 @@ mod tests {
             .write()
             .unwrap()
             .insert(spec.name.clone(), s);
-        assert!(host.serves(7));
+        assert!(host.serves(ExportId(7)));
         // Not stopped: the wait gives up after its timeout.
-        assert!(!host.wait_unserved(7, Duration::from_millis(50)));
+        assert!(!host.wait_unserved(ExportId(7), Duration::from_millis(50)));
         let waiter = {
             let h = host.clone();
-            std::thread::spawn(move || h.wait_unserved(7, Duration::from_secs(600)))
+            std::thread::spawn(move || h.wait_unserved(ExportId(7), Duration::from_secs(600)))
         };
         assert_eq!(host.stop(), 1);
         assert!(waiter.join().unwrap());
-        assert!(!host.serves(7) && host.is_stopped());
+        assert!(!host.serves(ExportId(7)) && host.is_stopped());
         // The catalog's list is not served again after the stop.
         assert!(host.reconcile(&[spec]).is_empty());
-        assert!(!host.serves(7));
+        assert!(!host.serves(ExportId(7)));
         assert!(host.nbd.open("export-7-AbCdEfGh12345678").is_none());
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use arca_catalog::TaskState;
+use arca_catalog::{ExportId, LogLevel, NodeId, TaskId, TaskState};
 use arca_proto::{convert, pb, ExportSpec, Finished, Leased};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Request, Response, Status};
@@ -70,13 +70,13 @@ pub fn status_msg(s: Status) -> String {
 pub struct Remote {
     rt: tokio::runtime::Handle,
     client: Client,
-    node_id: i64,
+    node_id: NodeId,
     /// The attempts of the tasks this node leased.
     held: crate::leases::Held,
 }
 
 impl Remote {
-    pub fn new(rt: tokio::runtime::Handle, client: Client, node_id: i64) -> Remote {
+    pub fn new(rt: tokio::runtime::Handle, client: Client, node_id: NodeId) -> Remote {
         Remote {
             rt,
             client,
@@ -124,7 +124,7 @@ pub fn register(
 }
 
 impl Coordinator for Remote {
-    fn node_id(&self) -> i64 {
+    fn node_id(&self) -> NodeId {
         self.node_id
     }
 
@@ -146,7 +146,7 @@ impl Coordinator for Remote {
         Ok((r.generation, specs))
     }
 
-    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String> {
+    fn export_state(&self, id: ExportId, r: Result<String, String>) -> Result<(), String> {
         let (ok, address, error) = match r {
             Ok(a) => (true, a, String::new()),
             Err(e) => (false, String::new(), e),
@@ -154,7 +154,7 @@ impl Coordinator for Remote {
         let mut c = self.client.clone();
         self.rt
             .block_on(c.export_state(pb::ExportStateRequest {
-                export_id: id,
+                export_id: id.get(),
                 ok,
                 address,
                 error,
@@ -173,7 +173,7 @@ impl Coordinator for Remote {
         match reply.task {
             None => Ok(None),
             Some(t) => {
-                let id = t.id;
+                let id = TaskId(t.id);
                 self.held.hold(id, t.attempt);
                 match convert::leased_from_pb(t, self.node_id) {
                     Ok(l) => Ok(Some(l)),
@@ -194,7 +194,7 @@ impl Coordinator for Remote {
         }
     }
 
-    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
+    fn progress(&self, task_id: TaskId, done: i64, total: i64) -> Result<bool, String> {
         let lease = self
             .held
             .lease(self.node_id, task_id)
@@ -202,7 +202,7 @@ impl Coordinator for Remote {
         let mut c = self.client.clone();
         self.rt
             .block_on(c.progress(pb::ProgressRequest {
-                task_id,
+                task_id: task_id.get(),
                 bytes_done: done,
                 bytes_total: total,
                 attempt: lease.attempt,
@@ -211,29 +211,25 @@ impl Coordinator for Remote {
             .map_err(status_msg)
     }
 
-    fn log(&self, task_id: i64, level: &str, message: &str) {
+    fn log(&self, task_id: TaskId, level: LogLevel, message: &str) {
         let attempt = self
             .held
             .lease(self.node_id, task_id)
             .map_or(0, |l| l.attempt);
         let mut c = self.client.clone();
-        // The runner's levels are literals of the four the protocol has.
-        let pb_level = level
-            .parse::<arca_model::LogLevel>()
-            .map_or(pb::LogLevel::Info, convert::log_level_to_pb);
         let r = self.rt.block_on(c.log(pb::LogRequest {
-            task_id,
-            level: pb_level as i32,
+            task_id: task_id.get(),
+            level: convert::log_level_to_pb(level) as i32,
             message: message.to_string(),
             attempt,
         }));
         if let Err(e) = r {
             // Kept here at least: the server refused or could not be reached.
-            tracing::warn!(task = task_id, level, message, error = %status_msg(e), "task log not recorded by the server");
+            tracing::warn!(task = task_id.get(), level = %level, message, error = %status_msg(e), "task log not recorded by the server");
         }
     }
 
-    fn finish(&self, task_id: i64, f: Finished) -> Result<TaskState, String> {
+    fn finish(&self, task_id: TaskId, f: Finished) -> Result<TaskState, String> {
         let lease = self
             .held
             .lease(self.node_id, task_id)
@@ -250,7 +246,7 @@ impl Coordinator for Remote {
             let mut c = self.client.clone();
             match self.rt.block_on(c.finish(req.clone())) {
                 Ok(r) => {
-                    return convert::catalog_state_from_pb(r.into_inner().state)
+                    return convert::task_state_from_pb(r.into_inner().state)
                         .map_err(|e| format!("the server answered: {e}"));
                 }
                 Err(s) if s.code() == tonic::Code::Unavailable => last = status_msg(s),

@@ -125,14 +125,18 @@ pub fn run(cfg: &NodeConfig, announce: &dyn Announce) -> Result<()> {
         return Ok(());
     };
     announce.registered(&reg);
-    let remote = Arc::new(Remote::new(h.clone(), client.clone(), reg.node_id));
+    let remote = Arc::new(Remote::new(
+        h.clone(),
+        client.clone(),
+        arca_catalog::NodeId(reg.node_id),
+    ));
     let runner = Arc::new(Runner::new(remote.clone(), passphrases));
     runner.set_holder(&format!("arca node {}", reg.node_name), &cfg.server);
     let mine: Vec<DatastoreRef> = reg
         .datastores
         .iter()
         .map(|d| DatastoreRef {
-            id: d.id,
+            id: arca_catalog::DatastoreId(d.id),
             name: d.name.clone(),
             path: d.path.clone(),
         })

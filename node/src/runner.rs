@@ -22,7 +22,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use arca_catalog::{self as catalog, RestorePoint, Retention, TaskEffects};
+use arca_catalog::{
+    self as catalog, LogLevel, RestorePoint, Retention, SourceKind, TaskEffects, TaskId,
+};
 use arca_control::confine::Confinement;
 use arca_ingest::Progress;
 use arca_model::ids::RestorePointId;
@@ -53,17 +55,17 @@ pub const INTERRUPTED: &str = "interrupted by shutdown";
 #[derive(Default)]
 struct Running {
     stopping: bool,
-    tasks: HashMap<i64, Arc<Progress>>,
+    tasks: HashMap<TaskId, Arc<Progress>>,
 }
 
 /// What [`Runner::shutdown`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Tasks that were running: all are cancelled (or finished just then).
-    pub interrupted: Vec<i64>,
+    pub interrupted: Vec<TaskId>,
     /// Those of them still running when the timeout passed: recorded as
     /// interrupted without their worker's result.
-    pub abandoned: Vec<i64>,
+    pub abandoned: Vec<TaskId>,
 }
 
 /// Runs tasks for one node.
@@ -108,8 +110,8 @@ impl Runner {
     }
 
     /// The ids of the tasks running now.
-    pub fn running_tasks(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.running().tasks.keys().copied().collect();
+    pub fn running_tasks(&self) -> Vec<TaskId> {
+        let mut v: Vec<TaskId> = self.running().tasks.keys().copied().collect();
         v.sort_unstable();
         v
     }
@@ -157,7 +159,7 @@ impl Runner {
         for &id in &report.abandoned {
             self.coord.log(
                 id,
-                "warn",
+                LogLevel::Warn,
                 &format!("{INTERRUPTED}: the task did not stop within the shutdown timeout"),
             );
             let f = Finished {
@@ -166,7 +168,7 @@ impl Runner {
                 effects: TaskEffects::default(),
             };
             if let Err(e) = self.coord.finish(id, f) {
-                tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+                tracing::warn!(task = id.get(), error = %e, "could not record the interrupted task");
             }
         }
         report
@@ -258,7 +260,7 @@ impl Runner {
     }
 
     /// Count a task as running; `None` once shutting down.
-    fn register(&self, id: i64) -> Option<Arc<Progress>> {
+    fn register(&self, id: TaskId) -> Option<Arc<Progress>> {
         let mut g = self.running();
         if g.stopping {
             return None;
@@ -268,20 +270,20 @@ impl Runner {
         Some(p)
     }
 
-    fn unregister(&self, id: i64) {
+    fn unregister(&self, id: TaskId) {
         self.running().tasks.remove(&id);
         self.ended.notify_all();
     }
 
     /// A task leased as the shutdown began: recorded as interrupted.
-    fn interrupt_unstarted(&self, id: i64) {
+    fn interrupt_unstarted(&self, id: TaskId) {
         let f = Finished {
             outcome: Err(INTERRUPTED.into()),
             cancelled: true,
             effects: TaskEffects::default(),
         };
         if let Err(e) = self.coord.finish(id, f) {
-            tracing::warn!(task = id, error = %e, "could not record the interrupted task");
+            tracing::warn!(task = id.get(), error = %e, "could not record the interrupted task");
         }
     }
 
@@ -308,10 +310,10 @@ impl Runner {
             .map(|s| s.name.clone())
             .unwrap_or_default();
         let kind = l.task.kind();
-        let node = c.node_id();
+        let node = c.node_id().get();
         tracing::info!(
             target: "arca::task",
-            task = id,
+            task = id.get(),
             kind = %kind,
             source = %source,
             node,
@@ -320,7 +322,7 @@ impl Runner {
         );
         c.log(
             id,
-            "info",
+            LogLevel::Info,
             &format!(
                 "started on node {} (attempt {})",
                 c.node_id(),
@@ -361,16 +363,16 @@ impl Runner {
         let total = progress.total.load(Ordering::Relaxed) as i64;
         let _ = c.progress(id, done, total.max(done));
         let (level, msg) = match (&outcome, cancelled) {
-            (_, true) if interrupted => ("warn", INTERRUPTED.to_string()),
-            (_, true) => ("warn", "cancelled".to_string()),
-            (Ok(v), _) => ("info", format!("succeeded: {}", v.to_json())),
-            (Err(e), _) => ("error", format!("failed: {e}")),
+            (_, true) if interrupted => (LogLevel::Warn, INTERRUPTED.to_string()),
+            (_, true) => (LogLevel::Warn, "cancelled".to_string()),
+            (Ok(v), _) => (LogLevel::Info, format!("succeeded: {}", v.to_json())),
+            (Err(e), _) => (LogLevel::Error, format!("failed: {e}")),
         };
         c.log(id, level, &msg);
         match (&outcome, cancelled) {
             (_, true) if interrupted => tracing::warn!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -378,7 +380,7 @@ impl Runner {
             ),
             (_, true) => tracing::warn!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -386,7 +388,7 @@ impl Runner {
             ),
             (Ok(_), _) => tracing::info!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -394,7 +396,7 @@ impl Runner {
             ),
             (Err(e), _) => tracing::error!(
                 target: "arca::task",
-                task = id,
+                task = id.get(),
                 kind = %kind,
                 source = %source,
                 node,
@@ -409,7 +411,11 @@ impl Runner {
         };
         if let Err(e) = c.finish(id, f) {
             // The lease was taken away (expired): the server decided already.
-            c.log(id, "warn", &format!("could not record the result: {e}"));
+            c.log(
+                id,
+                LogLevel::Warn,
+                &format!("could not record the result: {e}"),
+            );
         }
     }
 
@@ -459,9 +465,8 @@ impl Runner {
         // Checked again here, on the real path: a link out of the node's
         // source roots fails the backup.
         let path: PathBuf = confinement(p.confine.as_ref())?.real_source(&source.path)?;
-        let out = match source.kind.as_str() {
-            "files" => {
-                let _prefetch = arca_ingest::prefetch::Prefetch::start(&path);
+        let out = match source.kind {
+            SourceKind::Files => {
                 let opts = arca_ingest::files::FilesOptions {
                     source: source.name.clone(),
                     parent,
@@ -469,7 +474,7 @@ impl Runner {
                 };
                 arca_ingest::files::backup(&ds, &path, &opts, progress)
             }
-            "image" => {
+            SourceKind::Image => {
                 let opts = arca_ingest::image::ImageOptions {
                     source: source.name.clone(),
                     parent,
@@ -478,21 +483,22 @@ impl Runner {
                 };
                 arca_ingest::image::backup(&ds, &path, &opts, progress)
             }
-            k => return Err(format!("unknown source kind {k:?}")),
         }
         .map_err(|e| e.to_string())?;
         for w in &out.warnings {
-            self.coord.log(task.id, "warn", &format!("skipped {w}"));
+            self.coord
+                .log(task.id, LogLevel::Warn, &format!("skipped {w}"));
         }
-        // The snapshot is committed: it is listed together with the result.
+        // The snapshot is committed: it is listed together with the
+        // result, at the time its manifest records.
         fx.restore_point = Some(RestorePoint {
-            id: out.snapshot.to_hex(),
+            id: out.snapshot.into(),
             datastore_id: d.id,
             source_id: Some(source.id),
             source_name: source.name.clone(),
             project_id: source.project_id,
-            kind: source.kind.clone(),
-            time: catalog::now(),
+            kind: source.kind,
+            time: snapshot_time(&ds, &out.snapshot)?,
             bytes_total: out.bytes_total as i64,
             bytes_added: out.bytes_added as i64,
             files: out.files as i64,
@@ -515,7 +521,7 @@ impl Runner {
             if pruned > 0 {
                 self.coord.log(
                     task.id,
-                    "info",
+                    LogLevel::Info,
                     &format!("retention removed {pruned} restore point(s)"),
                 );
             }
@@ -567,7 +573,7 @@ impl Runner {
             if o.devices_skipped > 0 || o.privileges_dropped > 0 {
                 self.coord.log(
                     l.task.id,
-                    "warn",
+                    LogLevel::Warn,
                     &format!(
                         "special files not restored: {} device node(s) skipped, setuid/setgid bits or capabilities cleared on {} file(s); an admin may restore them with special_files",
                         o.devices_skipped, o.privileges_dropped
@@ -645,15 +651,24 @@ impl Runner {
                 // The catalog marks the restore point damaged if it knows it.
                 self.coord.log(
                     l.task.id,
-                    "error",
+                    LogLevel::Error,
                     &format!("restore point {id}: its snapshot file cannot be read ({why})"),
                 );
                 damaged.push((id.to_string(), format!("unreadable: {why}")));
             }
         }
+        // Snapshot ids as the verify report names them; one that is not
+        // an id cannot be a restore point of the catalog's.
         fx.verify = Some(catalog::VerifyEffects {
-            checked: r.checked_snapshots.clone(),
-            damaged: damaged.clone(),
+            checked: r
+                .checked_snapshots
+                .iter()
+                .filter_map(|id| id.parse().ok())
+                .collect(),
+            damaged: damaged
+                .iter()
+                .filter_map(|(id, why)| Some((id.parse().ok()?, why.clone())))
+                .collect(),
         });
         if r.is_clean() {
             Ok(TaskResult::Verify(VerifyResult {
@@ -710,7 +725,7 @@ impl Runner {
         fx.removed_restore_points.extend(
             plan.iter()
                 .filter(|d| !d.keep)
-                .map(|d| d.snapshot.id.to_hex()),
+                .map(|d| RestorePointId::from(d.snapshot.id)),
         );
         Ok(removed)
     }
@@ -741,7 +756,7 @@ impl Runner {
         // A damaged snapshot file, a repack stopped by a full disk: gc
         // succeeded, but the log says what it could not do.
         for w in &r.warnings {
-            self.coord.log(l.task.id, "warn", w);
+            self.coord.log(l.task.id, LogLevel::Warn, w);
         }
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         Ok(TaskResult::Gc(GcResult::from(&r)))
@@ -773,6 +788,15 @@ fn confinement(c: Option<&arca_model::Confinement>) -> Result<Confinement, Strin
 /// The source's restore points as the server listed them for this task.
 fn source_restore_points(ids: Option<&[RestorePointId]>) -> Option<HashSet<String>> {
     ids.map(|a| a.iter().map(|r| r.to_hex()).collect())
+}
+
+/// When snapshot `id` was taken, as its manifest says: the restore point's
+/// `time`, whether the catalog learns of it from the task or by an import.
+fn snapshot_time(ds: &Datastore, id: &arca_repo::SnapshotId) -> Result<i64, String> {
+    let snap = ds
+        .load_snapshot(id)
+        .map_err(|e| format!("reading the new snapshot {}: {e}", id.short()))?;
+    Ok(RestorePoint::time_from_ns(snap.manifest.time_ns))
 }
 
 /// Bytes of the datastore's packs on disk.

@@ -94,16 +94,18 @@ pub fn on_signals(stop: Stop, what: &'static str, timeout: Duration) -> std::io:
 /// The log records of a shutdown's end: the tasks it interrupted, those
 /// it gave up waiting for, and "stopped".
 pub fn log_stopped(what: &str, r: &crate::ShutdownReport, timeout: Duration) {
+    // Task ids as numbers, as they were before ids were typed.
+    let ids = |v: &[arca_catalog::TaskId]| v.iter().map(|t| t.get()).collect::<Vec<_>>();
     if !r.interrupted.is_empty() {
         tracing::warn!(
-            tasks = ?r.interrupted,
+            tasks = ?ids(&r.interrupted),
             "{what}: {} task(s) interrupted by shutdown",
             r.interrupted.len()
         );
     }
     if !r.abandoned.is_empty() {
         tracing::error!(
-            tasks = ?r.abandoned,
+            tasks = ?ids(&r.abandoned),
             timeout_s = timeout.as_secs(),
             "{what}: the shutdown timeout of {} s passed with task(s) still running; exiting anyway (they are recorded as interrupted by shutdown)",
             timeout.as_secs()

@@ -4,7 +4,12 @@
 //! lacks a required part or carries an unknown enum value is an error
 //! naming it, never a panic.
 
-use arca_catalog::{self as catalog, VerifyEffects};
+use std::str::FromStr;
+
+use arca_catalog::{
+    self as catalog, AssignedBy, DatastoreId, ExportId, NodeId, PolicyId, ProjectId,
+    RestorePointId, SourceId, TaskId, VerifyEffects,
+};
 use arca_model::{ExportOnStop, ExportProtocol, ExportState, LogLevel, SourceKind, TaskState};
 use serde_json::Value;
 
@@ -69,42 +74,33 @@ pub fn task_state_from_pb(v: i32) -> Result<TaskState, String> {
     })
 }
 
-/// The catalog's task state as `FinishReply.state`.
-pub fn catalog_state_to_pb(s: catalog::TaskState) -> pb::TaskState {
-    s.as_str()
-        .parse::<TaskState>()
-        .map_or(pb::TaskState::Unspecified, task_state_to_pb)
-}
-
-/// `FinishReply.state` as the catalog's task state.
-pub fn catalog_state_from_pb(v: i32) -> Result<catalog::TaskState, String> {
-    let s = task_state_from_pb(v)?;
-    catalog::TaskState::parse(s.as_str()).ok_or_else(|| format!("unknown task state {s}"))
-}
-
-/// A source or restore point kind as the catalog writes it (UNSPECIFIED
-/// for a value it does not know: the other side refuses it).
-fn source_kind_to_pb(kind: &str) -> i32 {
-    let k = match kind.parse::<SourceKind>() {
-        Ok(SourceKind::Files) => pb::SourceKind::Files,
-        Ok(SourceKind::Image) => pb::SourceKind::Image,
-        Err(_) => pb::SourceKind::Unspecified,
+fn source_kind_to_pb(kind: SourceKind) -> i32 {
+    let k = match kind {
+        SourceKind::Files => pb::SourceKind::Files,
+        SourceKind::Image => pb::SourceKind::Image,
     };
     k as i32
 }
 
-fn source_kind_from_pb(v: i32) -> Result<String, String> {
+fn source_kind_from_pb(v: i32) -> Result<SourceKind, String> {
     enum_from_pb(v, "source kind", |k: pb::SourceKind| match k {
         pb::SourceKind::Unspecified => None,
         pb::SourceKind::Files => Some(SourceKind::Files),
         pb::SourceKind::Image => Some(SourceKind::Image),
     })
-    .map(|k| k.as_str().to_string())
+}
+
+/// `s` as a `T`, or an error naming `what`.
+fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e| format!("{what}: {e}"))
 }
 
 pub fn datastore_to_pb(d: &DatastoreRef) -> pb::RegisteredDatastore {
     pb::RegisteredDatastore {
-        id: d.id,
+        id: d.id.get(),
         name: d.name.clone(),
         path: d.path.clone(),
     }
@@ -112,7 +108,7 @@ pub fn datastore_to_pb(d: &DatastoreRef) -> pb::RegisteredDatastore {
 
 pub fn datastore_from_pb(d: pb::RegisteredDatastore) -> DatastoreRef {
     DatastoreRef {
-        id: d.id,
+        id: DatastoreId(d.id),
         name: d.name,
         path: d.path,
     }
@@ -122,18 +118,18 @@ pub fn datastore_from_pb(d: pb::RegisteredDatastore) -> DatastoreRef {
 pub fn leased_to_pb(l: &Leased) -> pb::TaskSpec {
     let t = &l.task;
     pb::TaskSpec {
-        id: t.id,
+        id: t.id.get(),
         attempt: t.attempt,
         max_attempts: t.max_attempts,
-        policy_id: t.policy_id,
-        project_id: t.project_id,
+        policy_id: t.policy_id.map(PolicyId::get),
+        project_id: t.project_id.get(),
         source: l.source.as_ref().map(|s| pb::Source {
-            id: s.id,
-            kind: source_kind_to_pb(&s.kind),
+            id: s.id.get(),
+            kind: source_kind_to_pb(s.kind),
             name: s.name.clone(),
             path: s.path.clone(),
             tags: s.tags.clone(),
-            project_id: s.project_id,
+            project_id: s.project_id.get(),
         }),
         retention: l.retention.as_ref().map(retention_to_pb),
         datastore: l.datastore.as_ref().map(datastore_to_pb),
@@ -142,31 +138,32 @@ pub fn leased_to_pb(l: &Leased) -> pb::TaskSpec {
 }
 
 /// A leased task as the node receives it (leased by `node_id`).
-pub fn leased_from_pb(t: pb::TaskSpec, node_id: i64) -> Result<Leased, String> {
+pub fn leased_from_pb(t: pb::TaskSpec, node_id: NodeId) -> Result<Leased, String> {
     let spec = params_from_pb(t.params)?;
     let source = match t.source {
         Some(s) => Some(catalog::Source {
-            id: s.id,
+            id: SourceId(s.id),
             name: s.name,
             kind: source_kind_from_pb(s.kind).map_err(|e| format!("task source: {e}"))?,
             path: s.path,
             node_id,
-            project_id: s.project_id,
+            project_id: ProjectId(s.project_id),
             tags: s.tags,
             settings: Value::Null,
-            policy_id: t.policy_id,
-            assigned_by: String::new(),
+            policy_id: t.policy_id.map(PolicyId),
+            // Not sent: the node does not need it.
+            assigned_by: AssignedBy::None,
             created_at: 0,
         }),
         None => None,
     };
     Ok(Leased {
         task: LeasedTask {
-            id: t.id,
+            id: TaskId(t.id),
             attempt: t.attempt,
             max_attempts: t.max_attempts,
-            project_id: t.project_id,
-            policy_id: t.policy_id,
+            project_id: ProjectId(t.project_id),
+            policy_id: t.policy_id.map(PolicyId),
             source_id: source.as_ref().map(|s| s.id),
             spec,
         },
@@ -177,27 +174,24 @@ pub fn leased_from_pb(t: pb::TaskSpec, node_id: i64) -> Result<Leased, String> {
 }
 
 pub fn export_to_pb(e: ExportSpec) -> pb::ExportSpec {
-    let protocol = match e.protocol.parse::<ExportProtocol>() {
-        Ok(ExportProtocol::Nbd) => pb::ExportProtocol::Nbd,
-        Ok(ExportProtocol::Iscsi) => pb::ExportProtocol::Iscsi,
-        Err(_) => pb::ExportProtocol::Unspecified,
+    let protocol = match e.protocol {
+        ExportProtocol::Nbd => pb::ExportProtocol::Nbd,
+        ExportProtocol::Iscsi => pb::ExportProtocol::Iscsi,
     };
-    let state = match e.state.parse::<ExportState>() {
-        Ok(ExportState::Starting) => pb::ExportState::Starting,
-        Ok(ExportState::Active) => pb::ExportState::Active,
-        Ok(ExportState::Failed) => pb::ExportState::Failed,
-        Ok(ExportState::Stopped) => pb::ExportState::Stopped,
-        Ok(ExportState::Expired) => pb::ExportState::Expired,
-        Err(_) => pb::ExportState::Unspecified,
+    let state = match e.state {
+        ExportState::Starting => pb::ExportState::Starting,
+        ExportState::Active => pb::ExportState::Active,
+        ExportState::Failed => pb::ExportState::Failed,
+        ExportState::Stopped => pb::ExportState::Stopped,
+        ExportState::Expired => pb::ExportState::Expired,
     };
-    let on_stop = match e.on_stop.parse::<ExportOnStop>() {
-        Ok(ExportOnStop::Discard) => pb::ExportOnStop::Discard,
-        Ok(ExportOnStop::Commit) => pb::ExportOnStop::Commit,
-        Err(_) => pb::ExportOnStop::Unspecified,
+    let on_stop = match e.on_stop {
+        ExportOnStop::Discard => pb::ExportOnStop::Discard,
+        ExportOnStop::Commit => pb::ExportOnStop::Commit,
     };
     pb::ExportSpec {
-        id: e.id,
-        restore_point: e.restore_point,
+        id: e.id.get(),
+        restore_point: e.restore_point.to_hex(),
         datastore: Some(datastore_to_pb(&e.datastore)),
         protocol: protocol as i32,
         writable: e.writable,
@@ -237,72 +231,80 @@ pub fn export_from_pb(e: pb::ExportSpec) -> Result<ExportSpec, String> {
         },
     )?;
     Ok(ExportSpec {
-        id: e.id,
-        restore_point: e.restore_point,
+        id: ExportId(e.id),
+        restore_point: parse("export restore point", &e.restore_point)?,
         datastore: datastore_from_pb(d),
-        protocol: protocol.as_str().to_string(),
+        protocol,
         writable: e.writable,
         name: e.name,
-        state: state.as_str().to_string(),
-        on_stop: on_stop.as_str().to_string(),
+        state,
+        on_stop,
         secret: e.secret,
     })
 }
 
 /// A task's end as the node sends it, for the lease of `attempt`.
-pub fn finished_to_pb(task_id: i64, attempt: i64, f: Finished) -> pb::FinishRequest {
+pub fn finished_to_pb(task_id: TaskId, attempt: i64, f: Finished) -> pb::FinishRequest {
     let (ok, result, error) = match f.outcome {
         Ok(r) => (true, Some(result_to_pb(&r)), String::new()),
         Err(e) => (false, None, e),
     };
     let fx = f.effects;
     pb::FinishRequest {
-        task_id,
+        task_id: task_id.get(),
         ok,
         result,
         error,
         cancelled: f.cancelled,
         restore_point: fx.restore_point.map(|rp| pb::RestorePoint {
-            id: rp.id,
-            datastore_id: rp.datastore_id,
-            source_id: rp.source_id,
+            id: rp.id.to_hex(),
+            datastore_id: rp.datastore_id.get(),
+            source_id: rp.source_id.map(SourceId::get),
             source_name: rp.source_name,
-            project_id: rp.project_id,
-            kind: source_kind_to_pb(&rp.kind),
+            project_id: rp.project_id.get(),
+            kind: source_kind_to_pb(rp.kind),
             time: rp.time,
             bytes_total: rp.bytes_total,
             bytes_added: rp.bytes_added,
             files: rp.files,
             hostname: rp.hostname,
         }),
-        removed_restore_points: fx.removed_restore_points,
+        removed_restore_points: fx
+            .removed_restore_points
+            .iter()
+            .map(|id| id.to_hex())
+            .collect(),
         verify: fx.verify.map(|v| pb::VerifyEffects {
-            checked: v.checked,
+            checked: v.checked.iter().map(|id| id.to_hex()).collect(),
             damaged: v
                 .damaged
                 .into_iter()
-                .map(|(id, damage)| pb::DamagedRestorePoint { id, damage })
+                .map(|(id, damage)| pb::DamagedRestorePoint {
+                    id: id.to_hex(),
+                    damage,
+                })
                 .collect(),
         }),
-        datastore_id: fx.datastore_bytes_used.map(|(d, _)| d),
+        datastore_id: fx.datastore_bytes_used.map(|(d, _)| d.get()),
         datastore_bytes_used: fx.datastore_bytes_used.map(|(_, b)| b),
         attempt,
     }
 }
 
 /// A reported restore point as the catalog lists it, made by `task_id`
-/// (the server checks its datastore and id first).
+/// (the server checks its datastore first). Its `time` is the node's: the
+/// snapshot manifest's.
 pub fn restore_point_from_pb(
     rp: pb::RestorePoint,
-    task_id: i64,
+    task_id: TaskId,
 ) -> Result<catalog::RestorePoint, String> {
     Ok(catalog::RestorePoint {
-        kind: source_kind_from_pb(rp.kind).map_err(|e| format!("restore point: {e}"))?,
-        id: rp.id,
-        datastore_id: rp.datastore_id,
-        source_id: rp.source_id,
+        id: parse("restore point id", &rp.id)?,
+        datastore_id: DatastoreId(rp.datastore_id),
+        source_id: rp.source_id.map(SourceId),
         source_name: rp.source_name,
-        project_id: rp.project_id,
+        project_id: ProjectId(rp.project_id),
+        kind: source_kind_from_pb(rp.kind).map_err(|e| format!("restore point: {e}"))?,
         time: rp.time,
         bytes_total: rp.bytes_total,
         bytes_added: rp.bytes_added,
@@ -314,11 +316,20 @@ pub fn restore_point_from_pb(
     })
 }
 
-pub fn verify_from_pb(v: pb::VerifyEffects) -> VerifyEffects {
-    VerifyEffects {
-        checked: v.checked,
-        damaged: v.damaged.into_iter().map(|d| (d.id, d.damage)).collect(),
-    }
+/// Restore point ids as a message lists them.
+pub fn restore_point_ids_from_pb(ids: &[String]) -> Result<Vec<RestorePointId>, String> {
+    ids.iter().map(|id| parse("restore point id", id)).collect()
+}
+
+pub fn verify_from_pb(v: pb::VerifyEffects) -> Result<VerifyEffects, String> {
+    Ok(VerifyEffects {
+        checked: restore_point_ids_from_pb(&v.checked)?,
+        damaged: v
+            .damaged
+            .into_iter()
+            .map(|d| Ok((parse("restore point id", &d.id)?, d.damage)))
+            .collect::<Result<_, String>>()?,
+    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! What a node and the server exchange, independent of the transport (the
 //! embedded node calls the server's code directly).
 
-use arca_catalog::{Source, TaskEffects};
+use arca_catalog::{
+    DatastoreId, ExportId, ExportOnStop, ExportProtocol, ExportState, PolicyId, ProjectId,
+    RestorePointId, Source, SourceId, TaskEffects, TaskId,
+};
 use arca_model::{Retention, TaskKind, TaskResult, TaskSpec};
 
 /// A task's datastore as the node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatastoreRef {
-    pub id: i64,
+    pub id: DatastoreId,
     pub name: String,
     /// Path on the node that owns it.
     pub path: String,
@@ -16,13 +19,13 @@ pub struct DatastoreRef {
 /// A leased task: which task and lease, and what it does.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LeasedTask {
-    pub id: i64,
+    pub id: TaskId,
     /// The attempt leased: progress, log and finish calls name it.
     pub attempt: i64,
     pub max_attempts: i64,
-    pub project_id: i64,
-    pub policy_id: Option<i64>,
-    pub source_id: Option<i64>,
+    pub project_id: ProjectId,
+    pub policy_id: Option<PolicyId>,
+    pub source_id: Option<SourceId>,
     /// The kind and its typed parameters (lease-time fields included).
     pub spec: TaskSpec,
 }
@@ -55,14 +58,14 @@ pub struct Finished {
 /// An export as the node needs it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExportSpec {
-    pub id: i64,
-    pub restore_point: String,
+    pub id: ExportId,
+    pub restore_point: RestorePointId,
     pub datastore: DatastoreRef,
-    pub protocol: String,
+    pub protocol: ExportProtocol,
     pub writable: bool,
     pub name: String,
-    pub state: String,
-    pub on_stop: String,
+    pub state: ExportState,
+    pub on_stop: ExportOnStop,
     /// The export's secret (NBD name suffix, iSCSI CHAP secret).
     pub secret: String,
 }
@@ -84,7 +87,8 @@ impl std::fmt::Debug for ExportSpec {
 }
 
 impl ExportSpec {
+    /// Is it to be served (starting or active)?
     pub fn is_live(&self) -> bool {
-        arca_catalog::LIVE_EXPORT_STATES.contains(&self.state.as_str())
+        self.state.is_live()
     }
 }

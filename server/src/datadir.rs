@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arca_catalog::{Catalog, Role, RoleBinding};
+use arca_catalog::{AuditResult, Catalog, NodeId, Role, RoleBinding};
 use arca_node::datadir::{hostname, local_datastore, write_secret};
 use arca_node::Passphrases;
 
@@ -31,7 +31,7 @@ pub struct Roots {
 
 pub struct Prepared {
     pub catalog: Arc<Catalog>,
-    pub node_id: i64,
+    pub node_id: NodeId,
     pub passphrases: Passphrases,
     /// Set on first start only.
     pub admin_password: Option<String>,
@@ -114,7 +114,7 @@ pub fn prepare(data_dir: &Path, max_tasks: i64) -> Result<Prepared> {
 /// `--source-root`/`--restore-root`: the built-in node's roots, replaced
 /// when given (absolute; relative ones are taken from the current
 /// directory), and audited.
-pub fn set_roots(catalog: &Catalog, node_id: i64, roots: &Roots) -> Result<()> {
+pub fn set_roots(catalog: &Catalog, node_id: NodeId, roots: &Roots) -> Result<()> {
     use arca_control::confine::check_roots;
     let abs = |dirs: &[PathBuf]| -> Result<Vec<String>> {
         dirs.iter()
@@ -145,7 +145,7 @@ pub fn set_roots(catalog: &Catalog, node_id: i64, roots: &Roots) -> Result<()> {
         "node.set",
         &node.name,
         "",
-        "ok",
+        AuditResult::Ok,
         &format!(
             "from the command line: source_roots {:?}, restore_roots {:?}",
             node.source_roots, node.restore_roots

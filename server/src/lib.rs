@@ -11,7 +11,10 @@
 
 use std::collections::HashMap;
 
-use arca_catalog::{self as catalog, Catalog, Policy, RestorePoint, Source};
+use arca_catalog::{
+    self as catalog, Catalog, DatastoreId, Policy, PolicyId, ProjectId, RestorePoint, Source,
+    SourceKind,
+};
 use arca_repo::Datastore;
 
 pub mod datadir;
@@ -38,7 +41,7 @@ pub type Result<T> = std::result::Result<T, arca_control::Error>;
 /// ([`Catalog::add_restore_points`]), not one transaction each: the
 /// writer is free between batches, and a large import is several times
 /// faster (docs/benchmarks/2026-12-02-busy-catalog.md).
-pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize> {
+pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: DatastoreId) -> Result<usize> {
     let snaps = ds
         .snapshots()
         .map_err(|e| arca_control::Error::Invalid(format!("reading the datastore: {e}")))?;
@@ -62,17 +65,18 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
         };
         let st = m.stats.clone().unwrap_or_default();
         rps.push(RestorePoint {
-            id: snap.id.to_hex(),
+            id: snap.id.into(),
             datastore_id: ds_id,
             source_id: src.as_ref().map(|s| s.id),
             source_name: m.source.clone(),
-            project_id: src.as_ref().map_or(1, |s| s.project_id),
+            project_id: src.as_ref().map_or(ProjectId(1), |s| s.project_id),
             kind: if snap.is_image() {
-                "image".into()
+                SourceKind::Image
             } else {
-                "files".into()
+                SourceKind::Files
             },
-            time: snap.time().timestamp(),
+            // The manifest's time, as the backup task reports it.
+            time: RestorePoint::time_from_ns(m.time_ns),
             bytes_total: st.bytes_total as i64,
             bytes_added: st.bytes_added as i64,
             files: st.files as i64,
@@ -89,7 +93,8 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: i64) -> Result<usize
 /// than it (or that have none, once the RPO has passed since the source or
 /// policy was created). Returns (source, policy, newest restore point time).
 pub fn rpo_misses(c: &Catalog, now: i64) -> Result<Vec<(Source, Policy, Option<i64>)>> {
-    let policies: HashMap<i64, Policy> = c.policies()?.into_iter().map(|p| (p.id, p)).collect();
+    let policies: HashMap<PolicyId, Policy> =
+        c.policies()?.into_iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::new();
     for s in c.sources()? {
         let Some(p) = s.policy_id.and_then(|id| policies.get(&id)) else {

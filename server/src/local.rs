@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
-use arca_catalog::{self as catalog, Catalog, Task};
-use arca_model::{TaskKind, TaskSpec};
+use arca_catalog::{
+    self as catalog, Catalog, ExportId, LogLevel, NodeId, Task, TaskId, TaskKind, TaskSpec,
+};
 use arca_node::leases::{not_held, Held};
 use arca_node::{Coordinator, DatastoreRef, ExportSpec, Finished, Leased};
 use arca_proto::{LeasedTask, LEASE_SECS};
+use arca_web::convert::ToApi;
 use serde_json::json;
 
 use crate::{backoff_secs, Notifier};
@@ -19,7 +21,7 @@ use crate::{backoff_secs, Notifier};
 /// The control plane's side of one node, on the catalog.
 pub struct Local {
     pub catalog: Arc<Catalog>,
-    pub node_id: i64,
+    pub node_id: NodeId,
     /// Told when a task fails for good.
     pub notifier: Arc<Notifier>,
     /// The tasks this node leased, and their attempts.
@@ -27,7 +29,7 @@ pub struct Local {
 }
 
 impl Local {
-    pub fn new(catalog: Arc<Catalog>, node_id: i64) -> Local {
+    pub fn new(catalog: Arc<Catalog>, node_id: NodeId) -> Local {
         Local {
             catalog,
             node_id,
@@ -41,7 +43,7 @@ impl Local {
         self
     }
 
-    fn notify_failure(&self, task_id: i64) {
+    fn notify_failure(&self, task_id: TaskId) {
         if self.notifier.is_empty() {
             return;
         }
@@ -59,8 +61,9 @@ impl Local {
         let catalog = self.catalog.clone();
         // Delivery may take seconds (SMTP); never hold up the node's call.
         std::thread::spawn(move || {
+            let task = task.map(ToApi::to_api);
             for line in n.send("task.failed", &subject, &json!({"task": task})) {
-                let _ = catalog.add_task_log(task_id, "info", &line);
+                let _ = catalog.add_task_log(task_id, LogLevel::Info, &line);
             }
         });
     }
@@ -96,8 +99,8 @@ impl Local {
             Some(id) => Some(c.source(id).map_err(e)?),
             None => None,
         };
-        let retention = match (task.kind.as_str(), task.policy_id) {
-            ("backup", Some(id)) => c.policy(id).ok().map(|p| p.retention),
+        let retention = match (task.kind, task.policy_id) {
+            (TaskKind::Backup, Some(id)) => c.policy(id).ok().map(|p| p.retention),
             _ => None,
         };
         let datastore = match task.datastore_id {
@@ -128,24 +131,35 @@ impl Local {
             // of this source (by id), never by source name: a new source
             // that reuses a deleted source's name, or a source of another
             // project with the same name, is someone else's history.
-            task.params["source_restore_points"] =
-                json!(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+            let mine = Some(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+            match task.spec() {
+                Ok(TaskSpec::Backup(mut b)) => {
+                    b.source_restore_points = mine;
+                    task.params = TaskSpec::Backup(b).params();
+                }
+                Ok(TaskSpec::Prune(mut p)) => {
+                    p.source_restore_points = mine;
+                    task.params = TaskSpec::Prune(p).params();
+                }
+                _ => {}
+            }
         }
-        if let (Some(d), "verify") = (&datastore, task.kind.as_str()) {
-            let all = task.params["all"].as_bool().unwrap_or(false);
-            if !all && task.params.get("restore_points").is_none() {
+        // Parameters that do not parse are left as they are, and fail the
+        // task below saying what is wrong with them.
+        if let (Some(d), Ok(TaskSpec::Verify(mut v))) = (&datastore, task.spec()) {
+            if !v.all && v.restore_points.is_none() {
                 let max_age = c.datastore(d.id).map_err(e)?.verify_max_age_days;
                 let due = c
                     .restore_points_to_verify(d.id, catalog::now() - max_age * 86400)
                     .map_err(e)?;
-                task.params["restore_points"] = json!(due);
-                task.params["verify_max_age_days"] = json!(max_age);
+                v.restore_points = Some(due);
+                v.verify_max_age_days = Some(max_age);
+                task.params = TaskSpec::Verify(v).params();
             }
         }
         // The kind and parameters as typed values: a task stored with
         // parameters that do not fit fails with what is wrong.
-        let kind: TaskKind = task.kind.parse().map_err(|e| format!("task kind: {e}"))?;
-        let spec = TaskSpec::from_parts(kind, &task.params).map_err(|e| e.to_string())?;
+        let spec = task.spec().map_err(|e| e.to_string())?;
         Ok(Leased {
             task: LeasedTask {
                 id: task.id,
@@ -163,7 +177,7 @@ impl Local {
     }
 
     /// Tell whoever listens that verify found damaged restore points.
-    fn notify_damage(&self, task_id: i64, v: &catalog::VerifyEffects) {
+    fn notify_damage(&self, task_id: TaskId, v: &catalog::VerifyEffects) {
         if v.damaged.is_empty() || self.notifier.is_empty() {
             return;
         }
@@ -187,14 +201,14 @@ impl Local {
         let catalog = self.catalog.clone();
         std::thread::spawn(move || {
             for line in n.send("verify.damaged", &subject, &body) {
-                let _ = catalog.add_task_log(task_id, "info", &line);
+                let _ = catalog.add_task_log(task_id, LogLevel::Info, &line);
             }
         });
     }
 }
 
 impl Coordinator for Local {
-    fn node_id(&self) -> i64 {
+    fn node_id(&self) -> NodeId {
         self.node_id
     }
 
@@ -214,7 +228,7 @@ impl Coordinator for Local {
         Ok((generation, specs))
     }
 
-    fn export_state(&self, id: i64, r: Result<String, String>) -> Result<(), String> {
+    fn export_state(&self, id: ExportId, r: Result<String, String>) -> Result<(), String> {
         match r {
             Ok(addr) => self.catalog.export_active(id, self.node_id, &addr),
             Err(e) => self.catalog.export_failed(id, self.node_id, &e),
@@ -245,7 +259,7 @@ impl Coordinator for Local {
                 // A task this node cannot run: fail it with the reason
                 // (no retry: the same node would get it again) and go on.
                 Err(msg) => {
-                    let _ = c.add_task_log(id, "error", &msg);
+                    let _ = c.add_task_log(id, LogLevel::Error, &msg);
                     if let Ok(catalog::TaskState::Failed) = c.finish_task(id, Err(msg), false, None)
                     {
                         self.notify_failure(id);
@@ -255,7 +269,7 @@ impl Coordinator for Local {
         }
     }
 
-    fn progress(&self, task_id: i64, done: i64, total: i64) -> Result<bool, String> {
+    fn progress(&self, task_id: TaskId, done: i64, total: i64) -> Result<bool, String> {
         let lease = self
             .held
             .lease(self.node_id, task_id)
@@ -265,11 +279,11 @@ impl Coordinator for Local {
             .map_err(|e| e.to_string())
     }
 
-    fn log(&self, task_id: i64, level: &str, message: &str) {
+    fn log(&self, task_id: TaskId, level: LogLevel, message: &str) {
         let _ = self.catalog.add_task_log(task_id, level, message);
     }
 
-    fn finish(&self, task_id: i64, f: Finished) -> Result<catalog::TaskState, String> {
+    fn finish(&self, task_id: TaskId, f: Finished) -> Result<catalog::TaskState, String> {
         let lease = self
             .held
             .lease(self.node_id, task_id)
@@ -286,7 +300,7 @@ impl Local {
     /// effects stay inside the task (arca-catalog's leases module).
     pub fn finish_leased(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         lease: catalog::Lease,
         f: Finished,
     ) -> Result<catalog::TaskState, catalog::Error> {
@@ -308,7 +322,7 @@ impl Local {
             catalog::TaskState::Queued => {
                 let _ = c.add_task_log(
                     task_id,
-                    "info",
+                    LogLevel::Info,
                     &format!("retry after {} s", backoff_secs(attempt)),
                 );
             }

@@ -47,7 +47,7 @@ pub struct Ready<'a> {
     pub passphrase_file: &'a Path,
     pub catalog: &'a Catalog,
     /// The embedded node.
-    pub node_id: i64,
+    pub node_id: arca_catalog::NodeId,
 }
 
 /// What the caller shows while the server starts.

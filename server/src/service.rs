@@ -15,7 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arca_catalog::{self as catalog, Catalog, Node, TaskEffects};
+use arca_catalog::{
+    self as catalog, Catalog, DatastoreId, ExportId, Node, NodeState, TaskEffects, TaskId,
+    TokenKind,
+};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -92,7 +95,7 @@ impl NodeService {
             .map_err(Status::unauthenticated)?;
         let node_id = token
             .node_id
-            .filter(|_| token.kind == "node")
+            .filter(|_| token.kind == TokenKind::Node)
             .ok_or_else(|| {
                 Status::permission_denied("not a node token (POST /api/v1/nodes makes one)")
             })?;
@@ -121,7 +124,7 @@ impl NodeService {
     /// The task, if it was leased to this node (running or not: the logs
     /// and the late result of a task whose lease just expired still
     /// belong to it).
-    fn leased_task(&self, node: &Node, task_id: i64) -> Result<catalog::Task, Status> {
+    fn leased_task(&self, node: &Node, task_id: TaskId) -> Result<catalog::Task, Status> {
         let t = self.catalog.task(task_id).map_err(|e| match e {
             catalog::Error::NotFound(m) => Status::not_found(m),
             e => internal(e),
@@ -218,7 +221,7 @@ impl NodeService {
                 None => c.add_datastore(&name, node.id, &d.path).map_err(internal)?,
             };
             out.push(pb::RegisteredDatastore {
-                id: rec.id,
+                id: rec.id.get(),
                 name: rec.name,
                 path: rec.path,
             });
@@ -243,14 +246,14 @@ impl NodeService {
         tracing::info!(
             target: "arca::node",
             node = %node.name,
-            node_id = node.id,
+            node_id = node.id.get(),
             version = %r.version,
             requeued = requeued.len(),
             "node registered (online)"
         );
         self.changed.notify_one();
         Ok(pb::RegisterReply {
-            node_id: node.id,
+            node_id: node.id.get(),
             node_name: node.name,
             datastores: out,
             heartbeat_seconds: (self.node_timeout / 3).clamp(1, HEARTBEAT_SECS),
@@ -263,7 +266,7 @@ impl NodeService {
         req: Request<pb::HeartbeatRequest>,
     ) -> Result<pb::HeartbeatReply, Status> {
         let node = self.node(&req)?;
-        if node.state != "online" {
+        if node.state != NodeState::Online {
             return Err(Status::failed_precondition(
                 "this node was marked offline; register again",
             ));
@@ -288,7 +291,7 @@ impl NodeService {
         tracing::info!(
             target: "arca::node",
             node = %node.name,
-            node_id = node.id,
+            node_id = node.id.get(),
             was_online,
             requeued = requeued.len(),
             "node left (offline)"
@@ -321,7 +324,7 @@ impl NodeService {
         let r = req.into_inner();
         let e = self
             .catalog
-            .export(r.export_id)
+            .export(ExportId(r.export_id))
             .map_err(|e| Status::not_found(e.to_string()))?;
         if e.node_id != node.id {
             return Err(Status::permission_denied(format!(
@@ -338,7 +341,7 @@ impl NodeService {
 
     fn lease_blocking(&self, req: Request<pb::LeaseRequest>) -> Result<pb::LeaseReply, Status> {
         let node = self.node(&req)?;
-        if node.state != "online" {
+        if node.state != NodeState::Online {
             return Err(Status::failed_precondition(
                 "this node was marked offline; register again",
             ));
@@ -360,7 +363,7 @@ impl NodeService {
         let cancel = self
             .catalog
             .task_progress_leased(
-                r.task_id,
+                TaskId(r.task_id),
                 &lease,
                 r.bytes_done.max(0),
                 r.bytes_total.max(0),
@@ -385,7 +388,7 @@ impl NodeService {
             msg.push('…');
         }
         self.catalog
-            .add_task_log_leased(r.task_id, &lease, level.as_str(), &msg)
+            .add_task_log_leased(TaskId(r.task_id), &lease, level, &msg)
             .map_err(refused)?;
         Ok(pb::LogReply {})
     }
@@ -394,8 +397,8 @@ impl NodeService {
         let node = self.node(&req)?;
         let r = req.into_inner();
         let lease = lease_of(&node, r.attempt)?;
-        let task = self.leased_task(&node, r.task_id)?;
-        let own: Vec<i64> = self
+        let task = self.leased_task(&node, TaskId(r.task_id))?;
+        let own: Vec<DatastoreId> = self
             .catalog
             .datastores()
             .map_err(internal)?
@@ -403,7 +406,7 @@ impl NodeService {
             .filter(|d| d.node_id == node.id)
             .map(|d| d.id)
             .collect();
-        let mine = |id: i64| {
+        let mine = |id: DatastoreId| {
             if own.contains(&id) {
                 Ok(())
             } else {
@@ -415,26 +418,25 @@ impl NodeService {
         };
         let mut fx = TaskEffects::default();
         if let Some(rp) = r.restore_point {
-            mine(rp.datastore_id)?;
-            if rp.id.len() != 64 || !rp.id.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(Status::invalid_argument("restore point id: 64 hex digits"));
-            }
+            mine(DatastoreId(rp.datastore_id))?;
             fx.restore_point = Some(
                 convert::restore_point_from_pb(rp, task.id).map_err(Status::invalid_argument)?,
             );
         }
-        fx.removed_restore_points = r.removed_restore_points;
+        fx.removed_restore_points = convert::restore_point_ids_from_pb(&r.removed_restore_points)
+            .map_err(Status::invalid_argument)?;
         if let Some(v) = r.verify {
-            fx.verify = Some(convert::verify_from_pb(v));
+            fx.verify = Some(convert::verify_from_pb(v).map_err(Status::invalid_argument)?);
         }
         if let (Some(ds), Some(used)) = (r.datastore_id, r.datastore_bytes_used) {
+            let ds = DatastoreId(ds);
             mine(ds)?;
             fx.datastore_bytes_used = Some((ds, used.max(0)));
         }
         let outcome =
             convert::outcome_from_pb(r.ok, r.result, r.error).map_err(Status::invalid_argument)?;
         if let Ok(res) = &outcome {
-            if res.kind().as_str() != task.kind {
+            if res.kind() != task.kind {
                 return Err(Status::invalid_argument(format!(
                     "the result of a {} task for {} task {}",
                     res.kind(),
@@ -459,7 +461,7 @@ impl NodeService {
             .map_err(refused)?;
         self.changed.notify_one();
         Ok(pb::FinishReply {
-            state: convert::catalog_state_to_pb(state) as i32,
+            state: convert::task_state_to_pb(state) as i32,
         })
     }
 }

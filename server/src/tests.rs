@@ -1,13 +1,16 @@
 use super::*;
-use arca_catalog::{NewTask, TaskState};
+use arca_catalog::{
+    NewTask, NodeId, NodeState, RestorePointId, SourceId, SourceKind, TaskId, TaskKind, TaskSpec,
+    TaskState,
+};
 use arca_node::{Coordinator, DatastoreRef, Finished, Passphrases, Runner, INTERRUPTED};
 use serde_json::json;
 use std::sync::Arc;
 
 /// What a backup that made restore point `id` reports.
-fn backup_result(id: &str) -> arca_model::TaskResult {
+fn backup_result(id: RestorePointId) -> arca_model::TaskResult {
     arca_model::TaskResult::Backup(arca_model::BackupResult {
-        snapshot: id.parse().unwrap(),
+        snapshot: id,
         bytes_read: 100,
         pruned: 0,
         bytes_total: 100,
@@ -19,17 +22,26 @@ fn backup_result(id: &str) -> arca_model::TaskResult {
     })
 }
 
-fn setup() -> (Catalog, i64, i64) {
+fn setup() -> (Catalog, NodeId, DatastoreId) {
     let c = Catalog::open_in_memory().unwrap();
     let n = c.upsert_node("local", true, 2, "t").unwrap();
     let d = c.add_datastore("default", n.id, "/nonexistent").unwrap();
     (c, n.id, d.id)
 }
 
-fn source(c: &Catalog, node: i64, name: &str, tags: &[&str]) -> Source {
+fn source(c: &Catalog, node: NodeId, name: &str, tags: &[&str]) -> Source {
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    c.add_source(name, "files", "/srv", node, 1, &tags, &json!({}), None)
-        .unwrap()
+    c.add_source(
+        name,
+        SourceKind::Files,
+        "/srv",
+        node,
+        ProjectId(1),
+        &tags,
+        &json!({}),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -46,8 +58,7 @@ fn a_task_on_a_missing_datastore_fails_with_the_reason_and_retries() {
     let s = source(&c, node, "web-1", &[]);
     let c = Arc::new(c);
     c.add_task(&NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         max_attempts: 2,
@@ -77,8 +88,7 @@ fn a_node_runs_at_most_max_tasks() {
     for i in 0..3 {
         let s = source(&c, node, &format!("s{i}"), &[]);
         c.add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             max_attempts: 1,
@@ -109,8 +119,7 @@ fn a_node_never_runs_a_task_on_a_datastore_it_does_not_own() {
     let s = source(&c, remote.id, "web-1", &[]);
     let id = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             node_id: Some(remote.id),
@@ -134,8 +143,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     let c = Arc::new(c);
     let s = source(&c, node, "web-1", &[]);
     c.add_task(&NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         max_attempts: 1,
@@ -148,12 +156,12 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     assert_eq!(l.source.as_ref().unwrap().name, "web-1");
     assert_eq!(l.datastore.as_ref().unwrap().path, "/nonexistent");
     let rp = RestorePoint {
-        id: "ab".repeat(32),
+        id: "ab".repeat(32).parse().unwrap(),
         datastore_id: ds,
         source_id: Some(s.id),
         source_name: "web-1".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         time: 5,
         bytes_total: 100,
         bytes_added: 10,
@@ -168,7 +176,7 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
         .finish(
             l.task.id,
             Finished {
-                outcome: Ok(backup_result(&rp.id)),
+                outcome: Ok(backup_result(rp.id)),
                 cancelled: false,
                 effects: catalog::TaskEffects {
                     restore_point: Some(rp.clone()),
@@ -183,10 +191,10 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
     // The result is stored as the JSON it always was.
     assert_eq!(
         c.task(l.task.id).unwrap().result.unwrap(),
-        json!({"snapshot": rp.id, "bytes_read": 100, "pruned": 0, "bytes_total": 100,
+        json!({"snapshot": rp.id.to_hex(), "bytes_read": 100, "pruned": 0, "bytes_total": 100,
                "bytes_added": 10, "files": 1, "duration_s": 0.5, "mode": "full", "warnings": 0})
     );
-    assert_eq!(c.restore_point(&rp.id, None).unwrap(), rp);
+    assert_eq!(c.restore_point(&rp.id.to_hex(), None).unwrap(), rp);
     let d = c.datastore(ds).unwrap();
     assert_eq!((d.bytes_used, d.bytes_logical), (42, 100));
     // A second report of the same task is refused; nothing changes.
@@ -204,15 +212,22 @@ fn a_backup_s_restore_point_is_listed_with_its_success_in_one_step() {
 }
 
 /// A node with a token and a datastore, for the node service.
-fn node_with_token(c: &Catalog, name: &str) -> (catalog::Node, i64, String) {
+fn node_with_token(c: &Catalog, name: &str) -> (catalog::Node, DatastoreId, String) {
     let n = c.add_node(name, 2).unwrap();
     let d = c
         .add_datastore(&format!("{name}/default"), n.id, &format!("/srv/{name}"))
         .unwrap();
     let secret = format!("arca_{name}_secret");
     let hash = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).to_vec();
-    c.add_token(None, Some(n.id), name, "node", &hash, None)
-        .unwrap();
+    c.add_token(
+        None,
+        Some(n.id),
+        name,
+        catalog::TokenKind::Node,
+        &hash,
+        None,
+    )
+    .unwrap();
     (n, d.id, secret)
 }
 
@@ -223,11 +238,16 @@ fn call<T>(token: &str, m: T) -> tonic::Request<T> {
     r
 }
 
-fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> arca_proto::pb::RestorePoint {
+fn pb_rp(
+    id: &str,
+    ds: DatastoreId,
+    source: Option<SourceId>,
+    project: i64,
+) -> arca_proto::pb::RestorePoint {
     arca_proto::pb::RestorePoint {
         id: id.into(),
-        datastore_id: ds,
-        source_id: source,
+        datastore_id: ds.get(),
+        source_id: source.map(SourceId::get),
         source_name: "web-1".into(),
         project_id: project,
         kind: arca_proto::pb::SourceKind::Files as i32,
@@ -237,7 +257,7 @@ fn pb_rp(id: &str, ds: i64, source: Option<i64>, project: i64) -> arca_proto::pb
 }
 
 /// What the node service must leave untouched when it refuses a report.
-fn snapshot(c: &Catalog, task: i64) -> String {
+fn snapshot(c: &Catalog, task: TaskId) -> String {
     let t = c.task(task).unwrap();
     let rps = c
         .restore_points(&catalog::RestorePointFilter {
@@ -282,20 +302,19 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let far = "ef".repeat(32);
     for (id, ds, src) in [(&theirs, ads, db.id), (&far, bds, db.id)] {
         c.add_restore_point(&RestorePoint {
-            id: id.clone(),
+            id: id.parse().unwrap(),
             datastore_id: ds,
             source_id: Some(src),
             source_name: "db-1".into(),
-            project_id: 1,
-            kind: "files".into(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
             ..Default::default()
         })
         .unwrap();
     }
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(web.id),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
@@ -311,11 +330,13 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let before = snapshot(&c, task);
     let mine = "ab".repeat(32);
     let good = || arca_proto::pb::FinishRequest {
-        task_id: task,
+        task_id: task.get(),
         ok: true,
-        result: Some(arca_proto::convert::result_to_pb(&backup_result(&mine))),
+        result: Some(arca_proto::convert::result_to_pb(&backup_result(
+            mine.parse().unwrap(),
+        ))),
         restore_point: Some(pb_rp(&mine, ads, Some(web.id), 1)),
-        datastore_id: Some(ads),
+        datastore_id: Some(ads.get()),
         datastore_bytes_used: Some(7),
         attempt: 1,
         ..Default::default()
@@ -329,7 +350,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .progress(call(
             &btok,
             arca_proto::pb::ProgressRequest {
-                task_id: task,
+                task_id: task.get(),
                 bytes_done: 5,
                 attempt: 1,
                 ..Default::default()
@@ -342,7 +363,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .log(call(
             &btok,
             arca_proto::pb::LogRequest {
-                task_id: task,
+                task_id: task.get(),
                 level: arca_proto::pb::LogLevel::Info as i32,
                 message: "not mine".into(),
                 attempt: 1,
@@ -404,7 +425,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         (
             "usage of another datastore",
             arca_proto::pb::FinishRequest {
-                datastore_id: Some(bds),
+                datastore_id: Some(bds.get()),
                 ..good()
             },
         ),
@@ -457,7 +478,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .log(call(
             &atok,
             arca_proto::pb::LogRequest {
-                task_id: task,
+                task_id: task.get(),
                 level: 99,
                 message: "a level from elsewhere".into(),
                 attempt: 1,
@@ -523,7 +544,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
         .progress(call(
             &atok,
             arca_proto::pb::ProgressRequest {
-                task_id: task,
+                task_id: task.get(),
                 attempt: 1,
                 ..Default::default()
             },
@@ -547,7 +568,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     svc.log(call(
         &atok,
         arca_proto::pb::LogRequest {
-            task_id: task,
+            task_id: task.get(),
             level: arca_proto::pb::LogLevel::Info as i32,
             message: "mine".into(),
             attempt: 2,
@@ -583,8 +604,8 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     // Verify results: only from a verify task, only about its datastore.
     let verify = c
         .add_task(&NewTask {
-            kind: "verify".into(),
-            project_id: 1,
+            spec: TaskSpec::Verify(Default::default()),
+            project_id: ProjectId(1),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
             max_attempts: 1,
@@ -597,7 +618,7 @@ async fn a_node_reports_only_on_the_task_it_leased_and_only_inside_it() {
     let v = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
     assert_eq!(v.id, verify);
     let damaged = |id: &str| arca_proto::pb::FinishRequest {
-        task_id: verify,
+        task_id: verify.get(),
         ok: false,
         error: "damage".into(),
         verify: Some(arca_proto::pb::VerifyEffects {
@@ -633,8 +654,7 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     let other = source(&c, node, "web-2", &[]);
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(s.id),
             datastore_id: Some(ds),
             max_attempts: 2,
@@ -649,7 +669,7 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     let l = a.lease().unwrap().unwrap();
     assert_eq!(l.task.id, task);
     let done = |fx: catalog::TaskEffects| Finished {
-        outcome: Ok(backup_result(&"ab".repeat(32))),
+        outcome: Ok(backup_result("ab".repeat(32).parse().unwrap())),
         cancelled: false,
         effects: fx,
     };
@@ -661,12 +681,12 @@ fn the_embedded_node_reports_only_on_what_it_leased() {
     assert!(b.progress(task, 1, 1).unwrap_err().contains("not leased"));
     // A restore point of another source: refused, nothing recorded.
     let rp = RestorePoint {
-        id: "ab".repeat(32),
+        id: "ab".repeat(32).parse().unwrap(),
         datastore_id: ds,
         source_id: Some(other.id),
         source_name: "web-2".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         task_id: Some(task),
         ..Default::default()
     };
@@ -698,21 +718,29 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
     .unwrap();
     let s = source(&c, node, "web-1", &[]);
     let c = Arc::new(c);
-    for (kind, params) in [
-        ("backup", json!({})),
+    let restore = arca_model::RestoreParams {
+        restore_point: "ab".repeat(32).parse().unwrap(),
+        target: "/x".into(),
+        path: None,
+        overwrite: false,
+        special_files: false,
         // Whatever a task's parameters say, the rules come from the catalog.
-        (
-            "restore",
-            json!({"restore_point": "ab".repeat(32), "target": "/x", "confine": {"source_roots": ["/"]}}),
-        ),
+        confine: Some(arca_model::Confinement {
+            source_roots: vec!["/".into()],
+            ..Default::default()
+        }),
+    };
+    for spec in [
+        TaskSpec::Backup(Default::default()),
+        TaskSpec::Restore(restore),
     ] {
+        let backup = spec.kind() == TaskKind::Backup;
         c.add_task(&NewTask {
-            kind: kind.into(),
-            project_id: 1,
-            source_id: (kind == "backup").then_some(s.id),
+            spec,
+            project_id: ProjectId(1),
+            source_id: backup.then_some(s.id),
             datastore_id: Some(ds),
             node_id: Some(node),
-            params,
             max_attempts: 1,
             created_by: "test".into(),
             ..Default::default()
@@ -776,10 +804,28 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let b = c.add_project("b").unwrap().id;
     let path = data.display().to_string();
     let web_a = c
-        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let web_b = c
-        .add_source("web", "files", &path, node, b, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            b,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     assert_ne!(web_a.id, web_b.id);
 
@@ -787,7 +833,6 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let backup = |s: &Source| -> RestorePoint {
         let t = c
             .add_task(&NewTask {
-                kind: "backup".into(),
                 project_id: s.project_id,
                 source_id: Some(s.id),
                 datastore_id: Some(ds),
@@ -816,7 +861,10 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
     let b1 = backup(&web_b);
     let a2 = backup(&web_a);
     assert_eq!((b1.project_id, b1.source_id), (b, Some(web_b.id)));
-    assert_eq!((a2.project_id, a2.source_id), (1, Some(web_a.id)));
+    assert_eq!(
+        (a2.project_id, a2.source_id),
+        (ProjectId(1), Some(web_a.id))
+    );
 
     let store = runner
         .datastore(&DatastoreRef {
@@ -826,13 +874,16 @@ fn a_backup_s_parent_is_its_own_source_s_never_a_same_named_one() {
         })
         .unwrap();
     let parent = |rp: &RestorePoint| -> Option<String> {
-        let id = arca_repo::SnapshotId::from_hex(&rp.id).unwrap();
-        let p = store.load_snapshot(&id).unwrap().manifest.parent;
+        let p = store
+            .load_snapshot(&rp.id.snapshot_id())
+            .unwrap()
+            .manifest
+            .parent;
         (!p.is_empty()).then(|| arca_repo::SnapshotId::from_slice(&p).unwrap().to_hex())
     };
     assert_eq!(parent(&a1), None);
     assert_eq!(parent(&b1), None, "project 2's first backup took a parent");
-    assert_eq!(parent(&a2), Some(a1.id.clone()));
+    assert_eq!(parent(&a2), Some(a1.id.to_hex()));
 }
 
 /// A shutdown cancels the running backup (a 1 TiB sparse image, read for
@@ -871,11 +922,19 @@ fn shutdown_interrupts_running_tasks_and_leases_no_more() {
         .id;
     let path = image.display().to_string();
     let s = c
-        .add_source("big", "image", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "big",
+            SourceKind::Image,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let task = || NewTask {
-        kind: "backup".into(),
-        project_id: 1,
+        project_id: ProjectId(1),
         source_id: Some(s.id),
         datastore_id: Some(ds),
         node_id: Some(node),
@@ -949,15 +1008,32 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
     let ds = c.add_datastore("default", node, &ds_str).unwrap().id;
     let b = c.add_project("b").unwrap().id;
     let web = c
-        .add_source("web", "files", &path, node, 1, &[], &json!({}), None)
+        .add_source(
+            "web",
+            SourceKind::Files,
+            &path,
+            node,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let db = c
-        .add_source("db", "files", &path, node, b, &[], &json!({}), None)
+        .add_source(
+            "db",
+            SourceKind::Files,
+            &path,
+            node,
+            b,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     let runner = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
     for s in [&web, &db, &web] {
         c.add_task(&NewTask {
-            kind: "backup".into(),
             project_id: s.project_id,
             source_id: Some(s.id),
             datastore_id: Some(ds),
@@ -983,6 +1059,33 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
         .unwrap();
     // The same catalog already lists them all.
     assert_eq!(import_datastore(&c, &store, ds).unwrap(), 0);
+    // Each at the time its snapshot's manifest records, as an import
+    // lists it (not when its task finished).
+    let listed = |c: &Catalog| -> Vec<(String, i64)> {
+        let mut v: Vec<_> = c
+            .restore_points(&catalog::RestorePointFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|rp| (rp.id.to_hex(), rp.time))
+            .collect();
+        v.sort();
+        v
+    };
+    let by_task = listed(&c);
+    assert_eq!(by_task.len(), 3);
+    for (id, time) in &by_task {
+        let snap = store
+            .load_snapshot(&arca_repo::SnapshotId::from_hex(id).unwrap())
+            .unwrap();
+        assert_eq!(
+            *time,
+            snap.manifest.time_ns.div_euclid(1_000_000_000),
+            "{id}"
+        );
+    }
 
     // A new catalog that knows "db" (in project b) but not "web".
     let c2 = Catalog::open_in_memory().unwrap();
@@ -990,11 +1093,21 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
     let ds2 = c2.add_datastore("default", node2, &ds_str).unwrap().id;
     let b2 = c2.add_project("b").unwrap().id;
     let db2 = c2
-        .add_source("db", "files", &path, node2, b2, &[], &json!({}), None)
+        .add_source(
+            "db",
+            SourceKind::Files,
+            &path,
+            node2,
+            b2,
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 3);
     assert_eq!(import_datastore(&c2, &store, ds2).unwrap(), 0);
-    let mut rps: Vec<(String, i64, Option<i64>, i64)> = c2
+    assert_eq!(listed(&c2), by_task, "imported at the same times");
+    let mut rps: Vec<(String, ProjectId, Option<SourceId>, DatastoreId)> = c2
         .restore_points(&catalog::RestorePointFilter {
             limit: 100,
             ..Default::default()
@@ -1008,8 +1121,8 @@ fn import_lists_each_snapshot_once_and_joins_known_sources() {
         rps,
         vec![
             ("db".to_string(), b2, Some(db2.id), ds2),
-            ("web".to_string(), 1, None, ds2),
-            ("web".to_string(), 1, None, ds2),
+            ("web".to_string(), ProjectId(1), None, ds2),
+            ("web".to_string(), ProjectId(1), None, ds2),
         ]
     );
 }
@@ -1044,8 +1157,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     let web = source(&c, alpha.id, "web-1", &[]);
     let task = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             source_id: Some(web.id),
             datastore_id: Some(ads),
             node_id: Some(alpha.id),
@@ -1058,10 +1170,10 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
         .id;
     let leased = c.lease_task(alpha.id, catalog::now(), 30).unwrap().unwrap();
     assert_eq!(leased.id, task);
-    let state = |id: i64| c.node(id).unwrap().state;
+    let state = |id: NodeId| c.node(id).unwrap().state;
     assert_eq!(
         (state(alpha.id), state(beta.id)),
-        ("online".into(), "online".into())
+        (NodeState::Online, NodeState::Online)
     );
 
     // Beta leaves: alpha stays online and keeps its task.
@@ -1070,7 +1182,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
         .unwrap();
     assert_eq!(
         (state(alpha.id), state(beta.id)),
-        ("online".into(), "offline".into())
+        (NodeState::Online, NodeState::Offline)
     );
     assert_eq!(c.task(task).unwrap().state, TaskState::Running);
 
@@ -1078,7 +1190,7 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     svc.leave(call(&atok, arca_proto::pb::LeaveRequest {}))
         .await
         .unwrap();
-    assert_eq!(state(alpha.id), "offline");
+    assert_eq!(state(alpha.id), NodeState::Offline);
     let t = c.task(task).unwrap();
     assert_eq!(t.state, TaskState::Queued, "{t:?}");
     let e = svc
@@ -1103,13 +1215,18 @@ async fn a_node_that_leaves_is_offline_at_once_and_its_tasks_requeued() {
     ))
     .await
     .unwrap();
-    assert_eq!(state(alpha.id), "online");
+    assert_eq!(state(alpha.id), NodeState::Online);
 }
 
 #[test]
 fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
-    let (c, node, ds) = setup();
-    let c = Arc::new(c);
+    // A catalog file, so that the stored parameters can be spoilt behind
+    // the catalog's back, as an older server may have stored them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let c = Arc::new(Catalog::open(&path).unwrap());
+    let node = c.upsert_node("local", true, 2, "t").unwrap().id;
+    let ds = c.add_datastore("default", node, "/nonexistent").unwrap().id;
     let bad = [
         (
             json!({"restore_point": "00".repeat(32)}),
@@ -1123,10 +1240,16 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
     for (params, want) in bad {
         let id = c
             .add_task(&NewTask {
-                kind: "restore".into(),
-                project_id: 1,
+                spec: TaskSpec::Restore(arca_model::RestoreParams {
+                    restore_point: "00".repeat(32).parse().unwrap(),
+                    target: "/tmp/x".into(),
+                    path: None,
+                    overwrite: false,
+                    special_files: false,
+                    confine: None,
+                }),
+                project_id: ProjectId(1),
                 datastore_id: Some(ds),
-                params,
                 max_attempts: 1,
                 created_by: "test".into(),
                 ..Default::default()
@@ -1134,6 +1257,13 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
             .unwrap()
             .unwrap()
             .id;
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE tasks SET params = ?1 WHERE id = ?2",
+                rusqlite::params![params.to_string(), id.get()],
+            )
+            .unwrap();
         // Read into a typed spec at lease time: the task fails then, with
         // the reason, and no node ever runs it.
         let r = Runner::new(Arc::new(Local::new(c.clone(), node)), Passphrases::new());
@@ -1146,6 +1276,6 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
             .task_logs(id)
             .unwrap()
             .iter()
-            .any(|l| l.level == "error" && l.message.contains(want)));
+            .any(|l| l.level == catalog::LogLevel::Error && l.message.contains(want)));
     }
 }

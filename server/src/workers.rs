@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use arca_catalog::Catalog;
+use arca_catalog::{Catalog, SourceId};
 use arca_node::{Runner, Stop};
+use arca_web::convert::ToApi;
 
 use crate::Notifier;
 
@@ -72,7 +73,7 @@ fn step(
     for id in &offline {
         tracing::warn!(
             target: "arca::node",
-            node_id = *id,
+            node_id = id.get(),
             timeout_s = node_timeout,
             "node offline: it missed its heartbeats"
         );
@@ -102,14 +103,14 @@ fn check_rpo(
     catalog: &Catalog,
     notifier: &Arc<Notifier>,
     now: i64,
-    missed: HashSet<i64>,
-) -> HashSet<i64> {
+    missed: HashSet<SourceId>,
+) -> HashSet<SourceId> {
     if notifier.is_empty() {
         return missed;
     }
     match crate::rpo_misses(catalog, now) {
         Ok(misses) => {
-            let now_missed: HashSet<i64> = misses.iter().map(|(s, _, _)| s.id).collect();
+            let now_missed: HashSet<SourceId> = misses.iter().map(|(s, _, _)| s.id).collect();
             for (s, p, newest) in misses {
                 if missed.contains(&s.id) {
                     continue;
@@ -122,8 +123,7 @@ fn check_rpo(
                     p.rpo_seconds.unwrap_or(0),
                     p.name
                 );
-                let body =
-                    serde_json::json!({"source": s, "policy": p, "newest_restore_point": newest});
+                let body = serde_json::json!({"source": s.to_api(), "policy": p.to_api(), "newest_restore_point": newest});
                 tokio::task::spawn_blocking(move || {
                     for line in n.send("source.rpo_missed", &subject, &body) {
                         tracing::warn!(source = %s_name, "{line}");

@@ -60,7 +60,7 @@ impl Announce for Banner {
 }
 
 /// Tell where the built-in node reads sources and writes restores.
-fn print_confinement(catalog: &Catalog, node_id: i64) -> Result<()> {
+fn print_confinement(catalog: &Catalog, node_id: arca_catalog::NodeId) -> Result<()> {
     let c = arca_control::confine::Confinement::load(catalog, node_id)?;
     let show = |r: &[String]| {
         if r.is_empty() {

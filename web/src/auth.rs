@@ -23,7 +23,7 @@
 //!   the token answer 404 ([`Principal::require_on`]), as if they did not
 //!   exist.
 
-use arca_catalog::{Role, RoleBinding, Token, TokenScope, User};
+use arca_catalog::{ProjectId, Role, RoleBinding, Token, TokenId, TokenScope, User};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
@@ -74,7 +74,7 @@ pub fn allows(role: Role, action: Action) -> bool {
 }
 
 /// May `roles` do `action` in `project` (`None`: across all projects)?
-fn roles_allow(roles: &[RoleBinding], action: Action, project: Option<i64>) -> bool {
+fn roles_allow(roles: &[RoleBinding], action: Action, project: Option<ProjectId>) -> bool {
     roles.iter().any(|b: &RoleBinding| {
         allows(b.role, action)
             && match (b.project_id, project) {
@@ -89,7 +89,7 @@ fn roles_allow(roles: &[RoleBinding], action: Action, project: Option<i64>) -> b
 /// The user's bindings as a token limited to `projects` leaves them: an
 /// all-projects binding becomes one per listed project, a project binding
 /// stays only when its project is listed.
-pub fn narrow(roles: &[RoleBinding], projects: Option<&[i64]>) -> Vec<RoleBinding> {
+pub fn narrow(roles: &[RoleBinding], projects: Option<&[ProjectId]>) -> Vec<RoleBinding> {
     let Some(projects) = projects else {
         return roles.to_vec();
     };
@@ -121,7 +121,7 @@ pub fn narrow(roles: &[RoleBinding], projects: Option<&[i64]>) -> Vec<RoleBindin
 pub struct Principal {
     /// The user, with all their role bindings.
     pub user: User,
-    pub token_id: i64,
+    pub token_id: TokenId,
     /// The token the request came with.
     pub token: Token,
     /// The role bindings this request may use: the user's, narrowed to
@@ -157,12 +157,12 @@ impl Principal {
     }
 
     /// May the caller do `action` in `project` (`None`: across all projects)?
-    pub fn can(&self, action: Action, project: Option<i64>) -> bool {
+    pub fn can(&self, action: Action, project: Option<ProjectId>) -> bool {
         self.scope_allows(action) && roles_allow(&self.roles, action, project)
     }
 
     /// The projects in which the caller may `action`; `None` means all.
-    pub fn projects(&self, action: Action) -> Option<Vec<i64>> {
+    pub fn projects(&self, action: Action) -> Option<Vec<ProjectId>> {
         if !self.scope_allows(action) {
             return Some(Vec::new());
         }
@@ -180,7 +180,7 @@ impl Principal {
 
     /// Is `project` outside the projects the token is limited to? Its
     /// objects then do not exist for this request.
-    pub fn hides(&self, project: i64) -> bool {
+    pub fn hides(&self, project: ProjectId) -> bool {
         self.token
             .projects
             .as_ref()
@@ -190,14 +190,19 @@ impl Principal {
     /// [`require`](Self::require) for an existing object of `project`:
     /// 404 "`what` not found" when the token's projects leave it out, as
     /// for an object that does not exist.
-    pub fn require_on(&self, action: Action, project: i64, what: &str) -> Result<(), ApiError> {
+    pub fn require_on(
+        &self,
+        action: Action,
+        project: ProjectId,
+        what: &str,
+    ) -> Result<(), ApiError> {
         if self.hides(project) {
             return Err(ApiError::not_found(format!("{what} not found")));
         }
         self.require(action, Some(project))
     }
 
-    pub fn require(&self, action: Action, project: Option<i64>) -> Result<(), ApiError> {
+    pub fn require(&self, action: Action, project: Option<ProjectId>) -> Result<(), ApiError> {
         if self.can(action, project) {
             Ok(())
         } else if roles_allow(&self.user.roles, action, project) {
@@ -326,9 +331,9 @@ pub fn random_password() -> String {
         .collect()
 }
 
-fn join(ids: &[i64]) -> String {
+fn join(ids: &[ProjectId]) -> String {
     ids.iter()
-        .map(i64::to_string)
+        .map(ProjectId::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -1,10 +1,10 @@
 //! API errors: always JSON `{"error": CODE, "message": TEXT}` with the
 //! right status. Bad input is a 4xx; a 5xx means a fault on our side.
 
+use arca_model::api::ErrorBody;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -62,7 +62,10 @@ impl IntoResponse for ApiError {
         }
         let mut r = (
             self.status,
-            Json(json!({"error": self.code, "message": self.message})),
+            Json(ErrorBody {
+                error: self.code.to_string(),
+                message: self.message,
+            }),
         )
             .into_response();
         if let Some(secs) = self.retry_after {

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod convert;
 pub mod error;
 pub mod openapi;
 mod routes;

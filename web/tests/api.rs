@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use arca_catalog::{Catalog, Role, RoleBinding};
+use arca_catalog::{
+    Catalog, DatastoreId, ExportId, NodeId, ProjectId, Role, RoleBinding, SourceKind, TokenKind,
+    UserId,
+};
 use arca_web::auth::{self, Action};
 use arca_web::{app, AppState};
 use axum::body::Body;
@@ -32,7 +35,7 @@ fn token_for(c: &Catalog, name: &str, roles: &[RoleBinding]) -> String {
         .add_user(name, &auth::hash_password("password123").unwrap(), roles)
         .unwrap();
     let (secret, hash) = auth::new_secret();
-    c.add_token(Some(u.id), None, "t", "api", &hash, None)
+    c.add_token(Some(u.id), None, "t", TokenKind::Api, &hash, None)
         .unwrap();
     secret
 }
@@ -200,10 +203,10 @@ async fn login_tokens_and_revocation() {
     let c = &t.state.catalog;
     let (secret, hash) = auth::new_secret();
     c.add_token(
-        Some(1),
+        Some(UserId(1)),
         None,
         "old",
-        "api",
+        TokenKind::Api,
         &hash,
         Some(arca_catalog::now() - 1),
     )
@@ -506,12 +509,12 @@ async fn rbac_matrix() {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         c.add_restore_point(&arca_catalog::RestorePoint {
-            id: format!("{proj:02}{}", "a".repeat(62)),
-            datastore_id: 1,
+            id: format!("{proj:02}{}", "a".repeat(62)).parse().unwrap(),
+            datastore_id: DatastoreId(1),
             source_id: None,
             source_name: format!("src-{suffix}"),
-            project_id: proj,
-            kind: "files".into(),
+            project_id: ProjectId(proj),
+            kind: SourceKind::Files,
             time: 1,
             bytes_total: 0,
             bytes_added: 0,
@@ -523,12 +526,12 @@ async fn rbac_matrix() {
         })
         .unwrap();
         c.add_restore_point(&arca_catalog::RestorePoint {
-            id: format!("1{proj}{}", "b".repeat(62)),
-            datastore_id: 1,
+            id: format!("1{proj}{}", "b".repeat(62)).parse().unwrap(),
+            datastore_id: DatastoreId(1),
             source_id: None,
             source_name: format!("vm-{suffix}"),
-            project_id: proj,
-            kind: "image".into(),
+            project_id: ProjectId(proj),
+            kind: SourceKind::Image,
             time: 1,
             bytes_total: 0,
             bytes_added: 0,
@@ -540,8 +543,8 @@ async fn rbac_matrix() {
         })
         .unwrap();
     }
-    let ids = |proj, name: &str| c.source_by_name(proj, name).unwrap().unwrap().id;
-    let pols = |proj, name: &str| c.policy_by_name(proj, name).unwrap().unwrap().id;
+    let ids = |proj, name: &str| c.source_by_name(ProjectId(proj), name).unwrap().unwrap().id;
+    let pols = |proj, name: &str| c.policy_by_name(ProjectId(proj), name).unwrap().unwrap().id;
     let roles = [
         Role::Admin,
         Role::Operator,
@@ -558,7 +561,7 @@ async fn rbac_matrix() {
                 &format!("u-{}", r.as_str()),
                 &[RoleBinding {
                     role: r,
-                    project_id: Some(1),
+                    project_id: Some(ProjectId(1)),
                 }],
             ),
         ));
@@ -647,10 +650,11 @@ async fn rbac_matrix() {
                 n_checked += 1;
             }
             // Remove what this role created so that the next one can too.
-            if let Some(src) = c.source_by_name(proj, &format!("new-{suffix}")).unwrap() {
+            let pid = ProjectId(proj);
+            if let Some(src) = c.source_by_name(pid, &format!("new-{suffix}")).unwrap() {
                 c.delete_source(src.id).unwrap();
             }
-            if let Some(p) = c.policy_by_name(proj, &format!("newp-{suffix}")).unwrap() {
+            if let Some(p) = c.policy_by_name(pid, &format!("newp-{suffix}")).unwrap() {
                 c.delete_policy(p.id).unwrap();
             }
         }
@@ -806,7 +810,7 @@ async fn openapi_lists_every_route_and_metrics_render() {
     let (secret, hash) = auth::new_secret();
     t.state
         .catalog
-        .add_token(Some(1), None, "scrape", "api", &hash, None)
+        .add_token(Some(UserId(1)), None, "scrape", TokenKind::Api, &hash, None)
         .unwrap();
     let (s, m) = t.call(Method::GET, "/metrics", Some(&secret), None).await;
     assert_eq!(s, StatusCode::OK);
@@ -827,11 +831,11 @@ async fn export_credentials_only_for_users_who_may_restore() {
     let c = t.state.catalog.clone();
     for proj in [1, 2] {
         c.add_restore_point(&arca_catalog::RestorePoint {
-            id: format!("e{proj}{}", "c".repeat(62)),
-            datastore_id: 1,
+            id: format!("e{proj}{}", "c".repeat(62)).parse().unwrap(),
+            datastore_id: DatastoreId(1),
             source_name: "vm".into(),
-            project_id: proj,
-            kind: "image".into(),
+            project_id: ProjectId(proj),
+            kind: SourceKind::Image,
             ..Default::default()
         })
         .unwrap();
@@ -843,7 +847,7 @@ async fn export_credentials_only_for_users_who_may_restore() {
             name,
             &[RoleBinding {
                 role,
-                project_id: Some(project),
+                project_id: Some(ProjectId(project)),
             }],
         )
     };
@@ -874,10 +878,13 @@ async fn export_credentials_only_for_users_who_may_restore() {
     assert_eq!(s, StatusCode::CREATED, "{ro}");
     let secret = ro["secret"].as_str().unwrap().to_string();
     assert!(secret.len() >= 16, "{ro}");
+    // Not served yet: the address is there, null (not left out).
+    assert!(ro.get("address").is_some_and(Value::is_null), "{ro}");
+    assert!(ro.get("commands").is_none(), "{ro}");
     let id = ro["id"].as_i64().unwrap();
-    let node = c.datastore(1).unwrap().node_id;
+    let node = c.datastore(DatastoreId(1)).unwrap().node_id;
     let addr = format!("nbd://h:1/export-{id}-{secret}");
-    c.export_active(id, node, &addr).unwrap();
+    c.export_active(ExportId(id), node, &addr).unwrap();
 
     // Who sees what.
     let path = format!("/api/v1/exports/{id}");
@@ -980,7 +987,7 @@ async fn confinement_of_sources_and_restores() {
     let t = setup();
     let c = t.state.catalog.clone();
     let a = Some(t.admin.as_str());
-    c.set_node_data_dir(1, "/var/lib/arca").unwrap();
+    c.set_node_data_dir(NodeId(1), "/var/lib/arca").unwrap();
     let operator = token_for(
         &c,
         "op",
@@ -998,11 +1005,11 @@ async fn confinement_of_sources_and_restores() {
         }],
     );
     c.add_restore_point(&arca_catalog::RestorePoint {
-        id: format!("01{}", "c".repeat(62)),
-        datastore_id: 1,
+        id: format!("01{}", "c".repeat(62)).parse().unwrap(),
+        datastore_id: DatastoreId(1),
         source_name: "s".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         time: 1,
         ..Default::default()
     })

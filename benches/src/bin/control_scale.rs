@@ -16,7 +16,9 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use arca_catalog::{Catalog, NewTask, RestorePoint, Retention};
+use arca_catalog::{
+    Catalog, DatastoreId, NewTask, NodeId, ProjectId, RestorePoint, Retention, SourceKind,
+};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -42,16 +44,16 @@ fn ms(t: Instant) -> f64 {
 
 fn seed(path: &std::path::Path, n: usize) -> Result<()> {
     let c = Catalog::open(path)?;
-    let ds = c.datastores()?.first().map(|d| d.id).unwrap_or(1);
-    let node = c.nodes()?.first().map(|n| n.id).unwrap_or(1);
+    let ds = c.datastores()?.first().map_or(DatastoreId(1), |d| d.id);
+    let node = c.nodes()?.first().map_or(NodeId(1), |n| n.id);
     let sources = 100;
     for i in 0..sources {
         c.add_source(
             &format!("bench-src-{i}"),
-            "files",
+            SourceKind::Files,
             "/nonexistent",
             node,
-            1,
+            ProjectId(1),
             &[],
             &serde_json::json!({}),
             None,
@@ -60,14 +62,14 @@ fn seed(path: &std::path::Path, n: usize) -> Result<()> {
     let t = Instant::now();
     let now = arca_catalog::now();
     for i in 0..n {
-        let src = c.source_by_name(1, &format!("bench-src-{}", i % sources))?;
+        let src = c.source_by_name(ProjectId(1), &format!("bench-src-{}", i % sources))?;
         c.add_restore_point(&RestorePoint {
-            id: format!("{:064x}", 0xbe_0000_0000u64 + i as u64),
+            id: format!("{:064x}", 0xbe_0000_0000u64 + i as u64).parse()?,
             datastore_id: ds,
             source_id: src.as_ref().map(|s| s.id),
             source_name: format!("bench-src-{}", i % sources),
-            project_id: 1,
-            kind: "files".into(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
             time: now - (n - i) as i64 * 60,
             bytes_total: 1 << 30,
             bytes_added: 1 << 20,
@@ -80,8 +82,7 @@ fn seed(path: &std::path::Path, n: usize) -> Result<()> {
         if i % 10 == 0 {
             // Finished tasks, as a server's history has them.
             c.add_task(&NewTask {
-                kind: "backup".into(),
-                project_id: 1,
+                project_id: ProjectId(1),
                 source_id: src.map(|s| s.id),
                 datastore_id: Some(ds),
                 max_attempts: 1,
@@ -137,7 +138,7 @@ fn main() -> Result<()> {
     for i in 0..cli.policies {
         let p = c.add_policy(
             &format!("p{i}"),
-            1,
+            ProjectId(1),
             schedules[i % schedules.len()],
             None,
             &Retention::default(),
@@ -153,10 +154,10 @@ fn main() -> Result<()> {
     for i in 0..cli.sources {
         c.add_source(
             &format!("src-{}-{i}", i % cli.policies),
-            "files",
+            SourceKind::Files,
             "/nonexistent",
             node.id,
-            1,
+            ProjectId(1),
             &[],
             &serde_json::json!({}),
             None,

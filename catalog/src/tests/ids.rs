@@ -103,18 +103,27 @@ fn a_deleted_row_s_id_goes_to_no_new_row() {
 fn deleted_sources_policies_and_users_leave_their_ids_behind() {
     let (c, n, d, web) = super::setup();
     let rp = |id: &str, source: &Source| RestorePoint {
-        id: id.repeat(32),
+        id: id.repeat(32).parse().unwrap(),
         datastore_id: d.id,
         source_id: Some(source.id),
         source_name: source.name.clone(),
         project_id: source.project_id,
-        kind: "files".into(),
+        kind: SourceKind::Files,
         ..Default::default()
     };
     c.add_restore_point(&rp("ab", &web)).unwrap();
     c.delete_source(web.id).unwrap();
     let again = c
-        .add_source("web1", "files", "/srv", n.id, 1, &[], &json!({}), None)
+        .add_source(
+            "web1",
+            SourceKind::Files,
+            "/srv",
+            n.id,
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
     assert!(again.id > web.id);
     // The old restore point is not the new source's history.
@@ -128,7 +137,7 @@ fn deleted_sources_policies_and_users_leave_their_ids_behind() {
     let pol = |name: &str| {
         c.add_policy(
             name,
-            1,
+            ProjectId(1),
             "daily",
             None,
             &Retention::default(),
@@ -157,7 +166,7 @@ fn names_are_unique_per_project() {
     let src = |project| {
         c.add_source(
             "web1",
-            "files",
+            SourceKind::Files,
             "/srv",
             n.id,
             project,
@@ -168,16 +177,19 @@ fn names_are_unique_per_project() {
     };
     let other = src(p2.id).unwrap();
     assert_ne!(other.id, web.id);
-    match src(1) {
+    match src(ProjectId(1)) {
         Err(Error::Conflict(m)) => assert_eq!(m, "source \"web1\" in project 1"),
         r => panic!("{r:?}"),
     }
-    assert_eq!(c.source_by_name(1, "web1").unwrap().unwrap().id, web.id);
+    assert_eq!(
+        c.source_by_name(ProjectId(1), "web1").unwrap().unwrap().id,
+        web.id
+    );
     assert_eq!(
         c.source_by_name(p2.id, "web1").unwrap().unwrap().id,
         other.id
     );
-    assert!(c.source_by_name(3, "web1").unwrap().is_none());
+    assert!(c.source_by_name(ProjectId(3), "web1").unwrap().is_none());
     assert_eq!(c.sources_named("web1").unwrap().len(), 2);
 
     let pol = |project| {
@@ -194,10 +206,13 @@ fn names_are_unique_per_project() {
             None,
         )
     };
-    let g1 = pol(1).unwrap();
+    let g1 = pol(ProjectId(1)).unwrap();
     let g2 = pol(p2.id).unwrap();
     assert!(matches!(pol(p2.id), Err(Error::Conflict(_))));
-    assert_eq!(c.policy_by_name(1, "gold").unwrap().unwrap().id, g1.id);
+    assert_eq!(
+        c.policy_by_name(ProjectId(1), "gold").unwrap().unwrap().id,
+        g1.id
+    );
     assert_eq!(c.policy_by_name(p2.id, "gold").unwrap().unwrap().id, g2.id);
 }
 
@@ -207,11 +222,11 @@ fn restore_point_prefixes_see_only_the_given_projects() {
     c.add_project("b").unwrap();
     for (id, project) in [("ab01", 1), ("ab02", 2), ("cd01", 1)] {
         c.add_restore_point(&RestorePoint {
-            id: format!("{id}{}", "0".repeat(60)),
+            id: format!("{id}{}", "0".repeat(60)).parse().unwrap(),
             datastore_id: d.id,
             source_name: "s".into(),
-            project_id: project,
-            kind: "files".into(),
+            project_id: ProjectId(project),
+            kind: SourceKind::Files,
             ..Default::default()
         })
         .unwrap();
@@ -223,16 +238,17 @@ fn restore_point_prefixes_see_only_the_given_projects() {
     ));
     // Project 2 alone: "ab" is its one restore point; project 1's do not
     // exist, with the message of a prefix that matches nothing.
-    assert_eq!(c.restore_point("ab", Some(&[2])).unwrap().project_id, 2);
+    let (p1, p2) = (ProjectId(1), ProjectId(2));
+    assert_eq!(c.restore_point("ab", Some(&[p2])).unwrap().project_id, p2);
     for asked in ["cd", "cd01", "ab01", "ee"] {
-        match c.restore_point(asked, Some(&[2])) {
+        match c.restore_point(asked, Some(&[p2])) {
             Err(Error::NotFound(m)) => assert_eq!(m, format!("restore point {asked}")),
             r => panic!("{asked}: {r:?}"),
         }
     }
     assert_eq!(
-        c.restore_point("AB01", Some(&[1, 2])).unwrap().project_id,
-        1
+        c.restore_point("AB01", Some(&[p1, p2])).unwrap().project_id,
+        p1
     );
     assert!(matches!(
         c.restore_point("ab", Some(&[])),
@@ -436,36 +452,51 @@ DELETE FROM sources WHERE id = 3;
     // The deleted source's id 3 is known only to the audit log: it is
     // not handed out again, and the old restore point stays nobody's.
     let s = c
-        .add_source("gone", "image", "/srv/c", 1, 1, &[], &json!({}), None)
+        .add_source(
+            "gone",
+            SourceKind::Image,
+            "/srv/c",
+            NodeId(1),
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
         .unwrap();
-    assert_eq!(s.id, 4);
-    assert!(c.restore_point_ids_of_source(s.id, 1).unwrap().is_empty());
+    assert_eq!(s.id, SourceId(4));
+    assert!(c
+        .restore_point_ids_of_source(s.id, DatastoreId(1))
+        .unwrap()
+        .is_empty());
+    let web = |project| {
+        c.add_source(
+            "web",
+            SourceKind::Files,
+            "/srv/d",
+            NodeId(1),
+            ProjectId(project),
+            &[],
+            &json!({}),
+            None,
+        )
+    };
     // Names per project; ids of the other tables continue after theirs.
-    assert_eq!(
-        c.add_source("web", "files", "/srv/d", 1, 1, &[], &json!({}), None)
-            .unwrap()
-            .project_id,
-        1
-    );
-    assert!(matches!(
-        c.add_source("web", "files", "/srv/d", 1, 2, &[], &json!({}), None),
-        Err(Error::Conflict(_))
-    ));
-    assert_eq!(c.add_project("c").unwrap().id, 3);
+    assert_eq!(web(1).unwrap().project_id, ProjectId(1));
+    assert!(matches!(web(2), Err(Error::Conflict(_))));
+    assert_eq!(c.add_project("c").unwrap().id, ProjectId(3));
     let t = c
         .add_task(&NewTask {
-            kind: "backup".into(),
-            project_id: 1,
+            project_id: ProjectId(1),
             created_by: "t".into(),
             ..Default::default()
         })
         .unwrap()
         .unwrap();
-    assert_eq!(t.id, 3);
+    assert_eq!(t.id, TaskId(3));
     // Deleting still runs the ON DELETE actions.
-    c.delete_policy(1).unwrap();
-    assert_eq!(c.source(1).unwrap().policy_id, None);
-    assert_eq!(c.task(1).unwrap().policy_id, None);
+    c.delete_policy(PolicyId(1)).unwrap();
+    assert_eq!(c.source(SourceId(1)).unwrap().policy_id, None);
+    assert_eq!(c.task(TaskId(1)).unwrap().policy_id, None);
 }
 
 #[test]

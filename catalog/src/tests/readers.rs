@@ -7,13 +7,13 @@ use std::sync::{mpsc, Arc, Barrier};
 use super::*;
 use crate::restore_points::insert_restore_point;
 
-fn rp(i: usize, ds: i64) -> RestorePoint {
+fn rp(i: usize, ds: DatastoreId) -> RestorePoint {
     RestorePoint {
-        id: format!("{:064x}", 0xa0_0000 + i),
+        id: format!("{:064x}", 0xa0_0000 + i).parse().unwrap(),
         datastore_id: ds,
         source_name: "web1".into(),
-        project_id: 1,
-        kind: "files".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
         time: 1000 + i as i64,
         hostname: "h".into(),
         ..Default::default()
@@ -28,10 +28,10 @@ fn file_catalog() -> (tempfile::TempDir, Arc<Catalog>, Datastore, Source) {
     let s = c
         .add_source(
             "web1",
-            "files",
+            SourceKind::Files,
             "/srv",
             n.id,
-            1,
+            ProjectId(1),
             &[],
             &serde_json::json!({}),
             None,
@@ -134,7 +134,7 @@ fn many_threads_share_the_read_pool_and_see_each_commit() {
                     c.add_restore_point(&rp(n, d.id)).unwrap();
                     // Read-your-writes across connections.
                     let id = format!("{:064x}", 0xa0_0000 + n);
-                    assert_eq!(c.restore_point(&id, None).unwrap().id, id);
+                    assert_eq!(c.restore_point(&id, None).unwrap().id.to_hex(), id);
                     assert!(c.restore_point_count().unwrap() >= 1);
                 }
             })

@@ -1,7 +1,7 @@
 //! What the API answers about projects, nodes, datastores, sources,
 //! policies, tasks, restore points, exports and the audit log.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{
@@ -252,9 +252,15 @@ pub struct Export {
     /// Where clients connect, credentials included
     /// (`nbd[s]://host:port/<name>-<secret>`,
     /// `iscsi://<name>%<secret>@host:port/<iqn>/0`); null until served.
-    /// Only for users who may restore in the project (absent for others).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    /// Only for users who may restore in the project (absent for others:
+    /// `None`; null: `Some(None)`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub address: Option<Option<String>>,
     pub error: Option<String>,
     pub on_stop: ExportOnStop,
     /// The task that commits the changes, once queued.
@@ -291,6 +297,14 @@ pub struct AuditEntry {
     pub result: AuditResult,
     /// The error message, when it failed or was denied.
     pub detail: String,
+}
+
+/// A field that is absent (`None`, through `default`) or present, null or
+/// not (`Some`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]
@@ -340,6 +354,20 @@ mod tests {
         let v = json!({"id": 1, "restore_point_id": "cd".repeat(32), "datastore_id": 1, "node_id": 1, "project_id": 2, "protocol": "iscsi", "writable": false, "name": "export-1", "state": "active", "error": null, "on_stop": "discard", "commit_task_id": null, "created_by": "op", "created_at": 1, "expires_at": 2, "stopped_at": null});
         let e: Export = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(e.address, None);
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
+    }
+
+    /// A user who may restore sees `address` even before the export is
+    /// served: null, as today.
+    #[test]
+    fn an_unserved_export_s_address_is_null_for_those_who_may_restore() {
+        let mut v = json!({"id": 1, "restore_point_id": "cd".repeat(32), "datastore_id": 1, "node_id": 1, "project_id": 2, "protocol": "nbd", "writable": false, "name": "export-1", "state": "starting", "error": null, "on_stop": "discard", "commit_task_id": null, "created_by": "op", "created_at": 1, "expires_at": 2, "stopped_at": null, "secret": "AbCdEfGh12345678"});
+        v["address"] = json!(null);
+        let e: Export = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(e.address, Some(None));
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
+        v["address"] = json!("nbd://h:1/export-1-AbCdEfGh12345678");
+        let e: Export = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&e).unwrap(), v);
     }
 }

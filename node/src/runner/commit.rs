@@ -15,7 +15,7 @@ impl Runner {
         fx: &mut TaskEffects,
     ) -> Outcome {
         let (d, ds) = self.task_datastore(l)?;
-        let export = p.export.0;
+        let export = p.export;
         let rp = p.restore_point;
         let source_name = p.source.clone();
         let host = self.exports.get().ok_or("this node serves no exports")?;
@@ -68,8 +68,9 @@ impl Runner {
         )
         .map_err(|e| e.to_string())?;
         drop(o);
+        // At the time the new snapshot's manifest records.
         fx.restore_point = Some(RestorePoint {
-            id: out.snapshot.to_hex(),
+            id: out.snapshot.into(),
             datastore_id: d.id,
             source_id: l.task.source_id,
             source_name: if source_name.is_empty() {
@@ -78,8 +79,8 @@ impl Runner {
                 source_name
             },
             project_id: l.task.project_id,
-            kind: "image".into(),
-            time: catalog::now(),
+            kind: SourceKind::Image,
+            time: snapshot_time(&ds, &out.snapshot)?,
             bytes_total: out.bytes_total as i64,
             bytes_added: out.bytes_added as i64,
             files: out.files as i64,
@@ -90,8 +91,11 @@ impl Runner {
         });
         fx.datastore_bytes_used = Some((d.id, bytes_used(&ds)));
         if let Err(e) = arca_frontends::overlay::remove(&path) {
-            self.coord
-                .log(l.task.id, "warn", &format!("removing the overlay: {e}"));
+            self.coord.log(
+                l.task.id,
+                LogLevel::Warn,
+                &format!("removing the overlay: {e}"),
+            );
         }
         Ok(TaskResult::CommitExport(CommitExportResult {
             restore_point: out.snapshot.into(),

@@ -25,7 +25,12 @@ fn export_line(e: &Export) -> String {
         if e.writable { "rw" } else { "ro" },
         &rp[..rp.len().min(10)],
         utc(e.expires_at),
-        e.address.as_deref().or(e.error.as_deref()).unwrap_or("")
+        e.address
+            .clone()
+            .flatten()
+            .as_deref()
+            .or(e.error.as_deref())
+            .unwrap_or("")
     )
 }
 
@@ -64,7 +69,7 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
         let commands = e.commands.as_deref().unwrap_or_default();
         format!(
             "{}\nexport {id} ({}), until {} (stop it with `arca unmount {id}`){}{}",
-            e.address.as_deref().unwrap_or_default(),
+            e.address.clone().flatten().unwrap_or_default(),
             if writable {
                 "writable, overlay"
             } else {

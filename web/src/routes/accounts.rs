@@ -8,12 +8,13 @@
 //! password change signs the user's other sessions out in the same
 //! transaction (API tokens only when asked: docs/control-plane.md).
 
+use arca_catalog::{TokenKind, UserId};
+use arca_model::api;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{audited, Body, Id, Remote};
 use crate::signin_limit::Limited;
@@ -62,18 +63,11 @@ fn key(name: &str) -> &str {
     &name[..end]
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    username: String,
-    password: String,
-}
-
 pub async fn login(
     State(s): State<AppState>,
     remote: Remote,
-    body: Body<Login>,
-) -> ApiResult<Json<Value>> {
+    body: Body<api::Login>,
+) -> ApiResult<Json<api::Session>> {
     let Json(b) = body?;
     let name = key(&b.username).to_string();
     let name = name.as_str();
@@ -127,26 +121,19 @@ pub async fn login(
                 Some(user.id),
                 None,
                 "session",
-                "session",
+                TokenKind::Session,
                 &hash,
                 Some(expires),
             )?;
-            Ok(Json(
-                json!({"token": secret, "token_id": t.id, "expires_at": expires, "user": user}),
-            ))
+            Ok(Json(api::Session {
+                token: secret,
+                token_id: t.id,
+                expires_at: expires,
+                user: user.to_api(),
+            }))
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePassword {
-    current_password: String,
-    new_password: String,
-    /// Revoke your API tokens too (default: only the other sessions).
-    #[serde(default)]
-    revoke_api_tokens: bool,
 }
 
 /// Change your own password. The session (or token) used for the call
@@ -155,8 +142,8 @@ pub async fn change_password(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<ChangePassword>,
-) -> ApiResult<Json<Value>> {
+    body: Body<api::ChangePassword>,
+) -> ApiResult<Json<api::PasswordChanged>> {
     let Json(b) = body?;
     let name = p.name().to_string();
     let r = async {
@@ -185,21 +172,14 @@ pub async fn change_password(
         let out =
             s.db.call(move |c| c.change_password(uid, &hash, keep, api))
                 .await?;
-        Ok::<_, ApiError>(Json(json!({"user": p.user, "signed_out": out})))
+        Ok::<_, ApiError>(Json(api::PasswordChanged {
+            user: p.user.clone().to_api(),
+            signed_out: out.to_api(),
+            password: None,
+        }))
     }
     .await;
     audited(&s, name.clone(), &remote, "user.password", name, move |_| r).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResetPassword {
-    /// The new password; without it one is generated and answered once.
-    #[serde(default)]
-    new_password: Option<String>,
-    /// Revoke the user's API tokens too (default: only their sessions).
-    #[serde(default)]
-    revoke_api_tokens: bool,
 }
 
 /// An admin sets a user's password. All of the user's sessions are signed
@@ -209,9 +189,9 @@ pub async fn reset_password(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-    body: Body<ResetPassword>,
-) -> ApiResult<Json<Value>> {
+    id: Id<UserId>,
+    body: Body<api::ResetPassword>,
+) -> ApiResult<Json<api::PasswordChanged>> {
     let Path(id) = id?;
     let Json(b) = body?;
     let r = async {
@@ -229,11 +209,11 @@ pub async fn reset_password(
             s.db.call(move |c| c.change_password(uid, &hash, keep, api))
                 .await?;
         s.signin.success(&u.name);
-        let mut v = json!({"user": u, "signed_out": out});
-        if generated {
-            v["password"] = json!(password);
-        }
-        Ok::<_, ApiError>(Json(v))
+        Ok::<_, ApiError>(Json(api::PasswordChanged {
+            user: u.to_api(),
+            signed_out: out.to_api(),
+            password: generated.then_some(password),
+        }))
     }
     .await;
     audited(

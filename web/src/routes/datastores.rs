@@ -4,27 +4,17 @@
 //! (`POST /api/v1/datastores/{id}/gc`, `/verify`), each a task on the node
 //! that owns the datastore. See control/src/maintenance.rs.
 
+use arca_catalog::{DatastoreId, TaskSpec};
+use arca_model::{api, GcParams, VerifyParams};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{any_role, audited, invalid, Body, Id, Remote};
 use crate::AppState;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatastoreSettings {
-    #[serde(default)]
-    gc_schedule: Option<String>,
-    #[serde(default)]
-    verify_schedule: Option<String>,
-    #[serde(default)]
-    verify_max_age_days: Option<i64>,
-}
 
 /// A schedule expression, or `never`.
 fn check_schedule(what: &str, s: &str) -> ApiResult<()> {
@@ -41,9 +31,9 @@ pub async fn update_datastore(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-    body: Body<DatastoreSettings>,
-) -> ApiResult<Json<Value>> {
+    id: Id<DatastoreId>,
+    body: Body<api::DatastoreSettings>,
+) -> ApiResult<Json<api::Datastore>> {
     let Path(id) = id?;
     let Json(b) = body?;
     audited(
@@ -73,29 +63,10 @@ pub async fn update_datastore(
                 b.verify_max_age_days,
             )?;
             s.changed.notify_one();
-            Ok(Json(json!(d)))
+            Ok(Json(d.to_api()))
         },
     )
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyNow {
-    /// Read every restore point, not only those due.
-    #[serde(default)]
-    all: bool,
-    /// Percentage of the packs to read (100 by default).
-    #[serde(default)]
-    read_data_percent: Option<f64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GcNow {
-    /// Packs younger than this are left alone (default 3600).
-    #[serde(default)]
-    grace_seconds: Option<u64>,
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -110,11 +81,11 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(b: &[u8]) -> ApiResul
 fn queue(
     s: &AppState,
     p: &Principal,
-    id: i64,
-    kind: &str,
-    params: Value,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    id: DatastoreId,
+    spec: TaskSpec,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     p.require(Action::Administer, None)?;
+    let kind = spec.kind();
     let d = s.catalog.datastore(id)?;
     if let Some(t) = s.catalog.active_maintenance_task(id, kind)? {
         return Err(ApiError::conflict(format!(
@@ -122,14 +93,13 @@ fn queue(
             d.name
         )));
     }
-    let t =
-        arca_control::maintenance::maintenance_task(&s.catalog, id, kind, None, p.name(), params)?;
+    let t = arca_control::maintenance::maintenance_task(&s.catalog, id, spec, None, p.name())?;
     let t = s
         .catalog
         .add_task(&t)?
         .ok_or_else(|| ApiError::conflict(format!("a {kind} task exists already")))?;
     s.changed.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!(t))))
+    Ok((StatusCode::ACCEPTED, Json(t.to_api())))
 }
 
 /// Run gc on a datastore now (beside running backups).
@@ -137,11 +107,11 @@ pub async fn gc_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<DatastoreId>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
-    let b: GcNow = optional_body(&body)?;
+    let b: api::GcNow = optional_body(&body)?;
     audited(
         &s,
         p.name().to_string(),
@@ -149,11 +119,10 @@ pub async fn gc_now(
         "datastore.gc",
         id.to_string(),
         move |s| {
-            let params = match b.grace_seconds {
-                Some(g) => json!({"grace_seconds": g}),
-                None => json!({}),
-            };
-            queue(s, &p, id, "gc", params)
+            let spec = TaskSpec::Gc(GcParams {
+                grace_seconds: b.grace_seconds,
+            });
+            queue(s, &p, id, spec)
         },
     )
     .await
@@ -164,11 +133,11 @@ pub async fn verify_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<DatastoreId>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
-    let b: VerifyNow = optional_body(&body)?;
+    let b: api::VerifyNow = optional_body(&body)?;
     audited(
         &s,
         p.name().to_string(),
@@ -176,20 +145,26 @@ pub async fn verify_now(
         "datastore.verify",
         id.to_string(),
         move |s| {
-            let mut params = json!({"all": b.all});
             if let Some(pct) = b.read_data_percent {
                 if !(pct > 0.0 && pct <= 100.0) {
                     return Err(invalid("read_data_percent must be in (0, 100]"));
                 }
-                params["read_data_percent"] = json!(pct);
             }
-            queue(s, &p, id, "verify", params)
+            let spec = TaskSpec::Verify(VerifyParams {
+                all: b.all,
+                read_data_percent: b.read_data_percent,
+                ..Default::default()
+            });
+            queue(s, &p, id, spec)
         },
     )
     .await
 }
 
-pub async fn list_datastores(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn list_datastores(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Datastore>>> {
     any_role(&p)?;
-    Ok(Json(json!(s.db.call(|c| c.datastores()).await?)))
+    Ok(Json(all(s.db.call(|c| c.datastores()).await?)))
 }

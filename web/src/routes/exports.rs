@@ -12,16 +12,17 @@
 //! committing one as a new restore point, need the right to change the
 //! project (operators and admins).
 
-use arca_catalog::Export;
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{
+    self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, SourceKind, TaskSpec,
+};
+use arca_model::{api, CommitExportParams};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{audited, invalid, Body, Id, Remote};
 use crate::AppState;
@@ -37,7 +38,7 @@ pub fn visible(p: &Principal, e: &Export) -> ApiResult<()> {
 }
 
 /// 403 unless the caller may make or commit writable exports in `project`.
-pub fn require_writable(p: &Principal, project: i64) -> ApiResult<()> {
+pub fn require_writable(p: &Principal, project: ProjectId) -> ApiResult<()> {
     if p.can(Action::Manage, Some(project)) {
         Ok(())
     } else {
@@ -48,26 +49,28 @@ pub fn require_writable(p: &Principal, project: i64) -> ApiResult<()> {
     }
 }
 
-/// The export as `p` may see it.
-pub fn view(p: &Principal, e: &Export) -> Value {
-    let mut v = json!(e);
-    if p.can(Action::Restore, Some(e.project_id)) {
-        if e.protocol == "iscsi" {
-            v["chap_user"] = json!(e.name);
-        }
-        if let Some(a) = &e.address {
-            v["commands"] = json!(commands(&e.protocol, a));
-        }
-    } else if let Some(o) = v.as_object_mut() {
-        o.remove("address");
-        o.remove("secret");
+/// The export as `p` may see it: with its credentials (address, secret,
+/// CHAP user, commands) only for users who may restore in its project.
+pub fn view(p: &Principal, e: Export) -> api::Export {
+    let may_restore = p.can(Action::Restore, Some(e.project_id));
+    let mut v = e.to_api();
+    if !may_restore {
+        v.address = None;
+        v.secret = None;
+        return v;
+    }
+    if v.protocol == ExportProtocol::Iscsi {
+        v.chap_user = Some(v.name.clone());
+    }
+    if let Some(Some(a)) = &v.address {
+        v.commands = Some(commands(v.protocol, a));
     }
     v
 }
 
 /// Exports as `p` may see them.
-pub fn view_all(p: &Principal, list: &[Export]) -> Value {
-    Value::Array(list.iter().map(|e| view(p, e)).collect())
+pub fn view_all(p: &Principal, list: Vec<Export>) -> Vec<api::Export> {
+    list.into_iter().map(|e| view(p, e)).collect()
 }
 
 /// `(host, port, path)` of `scheme://[user@]host:port/path`.
@@ -80,10 +83,10 @@ fn split_url(address: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Commands that use the export, to paste into a shell.
-pub fn commands(protocol: &str, address: &str) -> Vec<String> {
+pub fn commands(protocol: ExportProtocol, address: &str) -> Vec<String> {
     let q = |s: &str| format!("'{s}'");
     match protocol {
-        "iscsi" => {
+        ExportProtocol::Iscsi => {
             let portal = address.rsplit_once('/').map_or(address, |(a, _)| a);
             let portal = portal.rsplit_once('/').map_or(portal, |(a, _)| a);
             vec![
@@ -116,24 +119,6 @@ pub fn commands(protocol: &str, address: &str) -> Vec<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_name_the_export_with_its_credentials() {
-        let c = commands("nbd", "nbd://h:10809/export-1-abc");
-        assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
-        let c = commands("nbd", "nbds://[::1]:10809/export-1-abc");
-        assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
-        let c = commands(
-            "iscsi",
-            "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
-        );
-        assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
-    }
-}
-
 /// Longest export lifetime.
 const MAX_TTL: i64 = 30 * 86_400;
 
@@ -157,28 +142,12 @@ pub fn parse_ttl(t: &str) -> Option<i64> {
     n.checked_mul(mul).filter(|s| (1..=MAX_TTL).contains(s))
 }
 
-fn default_protocol() -> String {
-    "nbd".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewExportReq {
-    restore_point: String,
-    #[serde(default = "default_protocol")]
-    protocol: String,
-    #[serde(default)]
-    writable: bool,
-    #[serde(default)]
-    ttl: Option<String>,
-}
-
 pub async fn add_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewExportReq>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewExport>,
+) -> ApiResult<(StatusCode, Json<api::Export>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -206,13 +175,10 @@ pub async fn add_export(
             if b.writable {
                 require_writable(&p, rp.project_id)?;
             }
-            if rp.kind != "image" {
+            if rp.kind != SourceKind::Image {
                 return Err(invalid(
                 "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
             ));
-            }
-            if !matches!(b.protocol.as_str(), "nbd" | "iscsi") {
-                return Err(invalid("protocol must be nbd or iscsi"));
             }
             let ttl = match &b.ttl {
                 None => 2 * 3600,
@@ -220,62 +186,52 @@ pub async fn add_export(
             };
             let ds = s.catalog.datastore(rp.datastore_id)?;
             let e = s.catalog.add_export(&catalog::NewExport {
-                restore_point_id: rp.id.clone(),
+                restore_point_id: rp.id,
                 datastore_id: rp.datastore_id,
                 node_id: ds.node_id,
                 project_id: rp.project_id,
-                protocol: b.protocol.clone(),
+                protocol: b.protocol,
                 writable: b.writable,
                 ttl_seconds: ttl,
                 created_by: p.name().to_string(),
             })?;
-            Ok((StatusCode::CREATED, Json(view(&p, &e))))
+            Ok((StatusCode::CREATED, Json(view(&p, e))))
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportsQuery {
-    /// Also the ended exports (default: live ones only).
-    #[serde(default)]
-    all: bool,
-}
-
 pub async fn list_exports(
     State(s): State<AppState>,
     p: Principal,
-    q: Result<Query<ExportsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<api::ExportsQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<api::Export>>> {
     let Query(q) = q?;
     let projects = p.projects(Action::Read);
     let list =
         s.db.call(move |c| c.exports(!q.all, projects.as_deref()))
             .await?;
-    Ok(Json(view_all(&p, &list)))
+    Ok(Json(view_all(&p, list)))
 }
 
-pub async fn get_export(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_export(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<ExportId>,
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let e = s.db.call(move |c| c.export(id)).await?;
     visible(&p, &e)?;
-    Ok(Json(view(&p, &e)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtendExportReq {
-    ttl: String,
+    Ok(Json(view(&p, e)))
 }
 
 pub async fn extend_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-    body: Body<ExtendExportReq>,
-) -> ApiResult<Json<Value>> {
+    id: Id<ExportId>,
+    body: Body<api::ExtendExport>,
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let Json(b) = body?;
     audited(
@@ -290,27 +246,19 @@ pub async fn extend_export(
             p.require(Action::Restore, Some(e.project_id))?;
             let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
             let e = s.catalog.extend_export(id, ttl)?;
-            Ok(Json(view(&p, &e)))
+            Ok(Json(view(&p, e)))
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StopExportQuery {
-    /// Commit a writable export's overlay as a new restore point.
-    #[serde(default)]
-    commit: bool,
 }
 
 pub async fn stop_export(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-    q: Result<Query<StopExportQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    id: Id<ExportId>,
+    q: Result<Query<api::StopExportQuery>, QueryRejection>,
+) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let Query(q) = q?;
     let action = if q.commit {
@@ -318,50 +266,79 @@ pub async fn stop_export(
     } else {
         "export.stop"
     };
-    audited(&s, p.name().to_string(), &remote, action, id.to_string(), move |s| {
-        let e = s.catalog.export(id)?;
-        visible(&p, &e)?;
-        p.require(Action::Restore, Some(e.project_id))?;
-        if q.commit {
-            require_writable(&p, e.project_id)?;
-        }
-        if !e.is_live() {
-            return Err(ApiError::conflict(format!(
-                "export {id} is already {}",
-                e.state
-            )));
-        }
-        let mut commit_task = None;
-        if q.commit {
-            if !e.writable {
-                return Err(invalid("only a writable export has changes to commit"));
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        action,
+        id.to_string(),
+        move |s| {
+            let e = s.catalog.export(id)?;
+            visible(&p, &e)?;
+            p.require(Action::Restore, Some(e.project_id))?;
+            if q.commit {
+                require_writable(&p, e.project_id)?;
             }
-            // The export's restore point, in the export's project.
-            let rp = s
-                .catalog
-                .restore_point(&e.restore_point_id, Some(&[e.project_id]))
-                .ok();
-            let source_id = rp.as_ref().and_then(|rp| rp.source_id);
-            let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
-            let t = s.catalog.add_task(&NewTask {
-                kind: "commit-export".into(),
-                project_id: e.project_id,
-                source_id,
-                datastore_id: Some(e.datastore_id),
-                node_id: Some(e.node_id),
-                params: json!({"export": e.id, "restore_point": e.restore_point_id, "source": source_name}),
-                priority: 20,
-                max_attempts: 1,
-                not_before: catalog::now(),
-                created_by: p.name().to_string(),
-                ..Default::default()
-            })?;
-            let t = t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
-            commit_task = Some(t.id);
-        }
-        let e = s.catalog.stop_export(id, commit_task)?;
-        s.changed.notify_one();
-        Ok(Json(view(&p, &e)))
-    })
+            if !e.is_live() {
+                return Err(ApiError::conflict(format!(
+                    "export {id} is already {}",
+                    e.state
+                )));
+            }
+            let mut commit_task = None;
+            if q.commit {
+                if !e.writable {
+                    return Err(invalid("only a writable export has changes to commit"));
+                }
+                // The export's restore point, in the export's project.
+                let rp = s
+                    .catalog
+                    .restore_point(&e.restore_point_id.to_hex(), Some(&[e.project_id]))
+                    .ok();
+                let source_id = rp.as_ref().and_then(|rp| rp.source_id);
+                let source_name = rp.map(|rp| rp.source_name).unwrap_or_default();
+                let t = s.catalog.add_task(&NewTask {
+                    spec: TaskSpec::CommitExport(CommitExportParams {
+                        export: e.id,
+                        restore_point: e.restore_point_id,
+                        source: source_name,
+                    }),
+                    project_id: e.project_id,
+                    source_id,
+                    datastore_id: Some(e.datastore_id),
+                    node_id: Some(e.node_id),
+                    priority: 20,
+                    max_attempts: 1,
+                    not_before: catalog::now(),
+                    created_by: p.name().to_string(),
+                    ..Default::default()
+                })?;
+                let t =
+                    t.ok_or_else(|| ApiError::conflict("the commit task could not be queued"))?;
+                commit_task = Some(t.id);
+            }
+            let e = s.catalog.stop_export(id, commit_task)?;
+            s.changed.notify_one();
+            Ok(Json(view(&p, e)))
+        },
+    )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_name_the_export_with_its_credentials() {
+        let c = commands(ExportProtocol::Nbd, "nbd://h:10809/export-1-abc");
+        assert_eq!(c[0], "nbdinfo 'nbd://h:10809/export-1-abc'");
+        let c = commands(ExportProtocol::Nbd, "nbds://[::1]:10809/export-1-abc");
+        assert!(c[2].contains("host=::1,port=10809,export=export-1-abc,tls-creds=tls0"));
+        let c = commands(
+            ExportProtocol::Iscsi,
+            "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
+        );
+        assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
+    }
 }

@@ -20,22 +20,24 @@ pub(crate) mod users;
 
 use std::fmt::Write as _;
 
-use arca_catalog as catalog;
+use arca_catalog::{self as catalog, AuditResult, NodeState, ProjectId, TaskState};
+use arca_model::api;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
-pub(crate) type Id = Result<Path<i64>, PathRejection>;
+/// A typed id from the path (`SourceId`, `TaskId`...).
+pub(crate) type Id<T> = Result<Path<T>, PathRejection>;
 
 /// The caller's IP address, for the audit log.
 pub struct Remote(pub String);
@@ -77,12 +79,12 @@ fn audit_outcome<T>(
     r: ApiResult<T>,
 ) -> ApiResult<T> {
     let (result, detail) = match &r {
-        Ok(_) => ("ok", String::new()),
+        Ok(_) => (AuditResult::Ok, String::new()),
         Err(e) => (
             if e.status == StatusCode::FORBIDDEN {
-                "denied"
+                AuditResult::Denied
             } else {
-                "failed"
+                AuditResult::Failed
             },
             e.message.clone(),
         ),
@@ -133,7 +135,11 @@ fn check_tags(tags: &[String]) -> ApiResult<()> {
 /// caller (a 403 would tell that they exist). `what` names the object as
 /// the catalog's own "not found" does (`source 5`), from what the caller
 /// asked for only.
-pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String) -> ApiResult<()> {
+pub(crate) fn visible(
+    p: &Principal,
+    project: ProjectId,
+    what: impl FnOnce() -> String,
+) -> ApiResult<()> {
     if p.can(Action::Read, Some(project)) {
         Ok(())
     } else {
@@ -142,7 +148,7 @@ pub(crate) fn visible(p: &Principal, project: i64, what: impl FnOnce() -> String
 }
 
 /// The items of the projects the caller may read.
-fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> i64) -> Vec<T> {
+fn readable<T>(p: &Principal, items: Vec<T>, project: impl Fn(&T) -> ProjectId) -> Vec<T> {
     let visible = p.projects(Action::Read);
     items
         .into_iter()
@@ -158,9 +164,12 @@ fn changed(s: &AppState) -> ApiResult<()> {
 
 // ---- health, metrics, openapi ----
 
-pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<Json<api::Health>> {
     let v = s.db.call(|c| c.schema_version()).await?;
-    Ok(Json(json!({"status": "ok", "catalog_schema": v})))
+    Ok(Json(api::Health {
+        status: "ok".into(),
+        catalog_schema: v,
+    }))
 }
 
 /// Prometheus metrics: any valid token whose scope allows it (full,
@@ -184,8 +193,8 @@ fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
     let mut out = String::new();
     out += "# HELP arca_tasks Tasks by state.\n# TYPE arca_tasks gauge\n";
     let counts = c.task_counts()?;
-    for st in ["queued", "running", "succeeded", "failed", "cancelled"] {
-        let n = counts.iter().find(|(k, _)| k == st).map_or(0, |(_, n)| *n);
+    for &st in TaskState::ALL {
+        let n = counts.iter().find(|(k, _)| *k == st).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "arca_tasks{{state=\"{st}\"}} {n}");
     }
     out += "# HELP arca_restore_points Restore points in the catalog.\n# TYPE arca_restore_points gauge\n";
@@ -225,13 +234,16 @@ fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
             out,
             "arca_node_up{{node=\"{}\"}} {}",
             n.name,
-            u8::from(n.state == "online")
+            u8::from(n.state == NodeState::Online)
         );
     }
     let _ = writeln!(
         out,
         "# HELP arca_nodes_up Nodes online.\n# TYPE arca_nodes_up gauge\narca_nodes_up {}",
-        nodes.iter().filter(|n| n.state == "online").count()
+        nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Online)
+            .count()
     );
     Ok(out)
 }
@@ -242,8 +254,13 @@ pub async fn openapi_json() -> Json<Value> {
 
 // ---- auth (sign-in and passwords: accounts) ----
 
-pub async fn me(p: Principal) -> Json<Value> {
-    Json(json!({"user": p.user, "token_id": p.token_id, "token": p.token, "roles": p.roles}))
+pub async fn me(p: Principal) -> Json<api::Me> {
+    Json(api::Me {
+        token_id: p.token_id,
+        user: p.user.to_api(),
+        token: p.token.to_api(),
+        roles: all(p.roles),
+    })
 }
 
 fn any_role(p: &Principal) -> ApiResult<()> {
@@ -254,28 +271,10 @@ fn any_role(p: &Principal) -> ApiResult<()> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    since: Option<i64>,
-    #[serde(default)]
-    until: Option<i64>,
-    #[serde(default)]
-    limit: Option<i64>,
-    #[serde(default)]
-    offset: Option<i64>,
-}
-
-fn page(q: &ListQuery) -> ApiResult<(i64, i64)> {
-    let limit = q.limit.unwrap_or(100);
-    let offset = q.offset.unwrap_or(0);
+/// A query's `limit` (default 100) and `offset` (default 0), checked.
+fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(100);
+    let offset = offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) || offset < 0 {
         return Err(ApiError::bad_request(
             "limit must be 1..=1000 and offset >= 0",

@@ -3,63 +3,47 @@
 //! /api/v1/nodes/{id}`); adding a source and asking for a restore are
 //! checked against it here. The rules are in `arca_control::confine`.
 
-use arca_catalog::{Node, NodeConfinement};
+use arca_catalog::{Node, NodeConfinement, NodeId, TokenKind};
 use arca_control::confine::{check_roots, Confinement};
+use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::ToApi;
 use crate::error::ApiResult;
 use crate::routes::{any_role, audited, check_name, invalid, Body, Id, Remote};
 use crate::AppState;
 
-/// A node as the API shows it: the catalog's record plus the restore
+/// A node as the API lists it: the catalog's record plus the restore
 /// roots in force (`<data_dir>/restores` when none are set).
-pub(crate) fn node_json(n: &Node) -> Value {
+pub(crate) fn node_view(n: Node) -> api::Node {
     let c = Confinement {
         node: n.name.clone(),
         restore_roots: n.restore_roots.clone(),
         data_dir: n.data_dir.clone(),
         ..Default::default()
     };
-    let mut v = json!(n);
-    v["effective_restore_roots"] = json!(c.restore_roots());
-    v
-}
-
-pub(crate) fn nodes_json(nodes: &[Node]) -> Value {
-    Value::Array(nodes.iter().map(node_json).collect())
+    api::Node {
+        effective_restore_roots: Some(c.restore_roots()),
+        ..n.to_api()
+    }
 }
 
 /// A source path on `node`, checked against its roots (422 naming them);
 /// returns it normalised.
-pub(crate) fn check_source(s: &AppState, node: i64, path: &str) -> ApiResult<String> {
+pub(crate) fn check_source(s: &AppState, node: NodeId, path: &str) -> ApiResult<String> {
     Confinement::load(&s.catalog, node)?
         .check_source(path)
         .map_err(invalid)
 }
 
 /// A restore target on `node`, likewise.
-pub(crate) fn check_restore(s: &AppState, node: i64, target: &str) -> ApiResult<String> {
+pub(crate) fn check_restore(s: &AppState, node: NodeId, target: &str) -> ApiResult<String> {
     Confinement::load(&s.catalog, node)?
         .check_restore(target)
         .map_err(invalid)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSettings {
-    /// Replaces the source roots (`[]`: no source may be added).
-    #[serde(default)]
-    source_roots: Option<Vec<String>>,
-    /// Replaces the restore roots (`[]`: back to `<data_dir>/restores`).
-    #[serde(default)]
-    restore_roots: Option<Vec<String>>,
-    #[serde(default)]
-    allow_block_devices: Option<bool>,
 }
 
 /// Change a node's confinement (admin only).
@@ -67,9 +51,9 @@ pub async fn update_node(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-    body: Body<NodeSettings>,
-) -> ApiResult<Json<Value>> {
+    id: Id<NodeId>,
+    body: Body<api::NodeSettings>,
+) -> ApiResult<Json<api::Node>> {
     let Path(id) = id?;
     let Json(b) = body?;
     // The audit target says what was asked, so the log shows the change.
@@ -106,28 +90,19 @@ pub async fn update_node(
                 allow_block_devices: b.allow_block_devices,
             };
             let n = s.catalog.set_node_confinement(id, &change)?;
-            Ok(Json(node_json(&n)))
+            Ok(Json(node_view(n)))
         },
     )
     .await
 }
 
-pub async fn list_nodes(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn list_nodes(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Node>>> {
     any_role(&p)?;
     let nodes = s.db.call(|c| c.nodes()).await?;
-    Ok(Json(nodes_json(&nodes)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewNode {
-    name: String,
-    #[serde(default = "two")]
-    max_tasks: i64,
-}
-
-fn two() -> i64 {
-    2
+    Ok(Json(nodes.into_iter().map(node_view).collect()))
 }
 
 /// A remote node and its token (shown once). The node registers with
@@ -136,8 +111,8 @@ pub async fn add_node(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewNode>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewNode>,
+) -> ApiResult<(StatusCode, Json<api::CreatedNode>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -153,12 +128,16 @@ pub async fn add_node(
             }
             let node = s.catalog.add_node(&b.name, b.max_tasks)?;
             let (secret, hash) = auth::new_secret();
-            let t = s
-                .catalog
-                .add_token(None, Some(node.id), &b.name, "node", &hash, None)?;
+            let t =
+                s.catalog
+                    .add_token(None, Some(node.id), &b.name, TokenKind::Node, &hash, None)?;
             Ok((
                 StatusCode::CREATED,
-                Json(json!({"node": node, "token": secret, "token_id": t.id})),
+                Json(api::CreatedNode {
+                    node: node.to_api(),
+                    token: secret,
+                    token_id: t.id,
+                }),
             ))
         },
     )

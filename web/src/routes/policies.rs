@@ -1,61 +1,45 @@
 //! Backup policies: list, show, add and delete.
 
-use arca_catalog::Retention;
+use arca_catalog::{PolicyId, ProjectId, Retention};
+use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::ApiResult;
 use crate::routes::{
     audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
 };
 use crate::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewPolicy {
-    name: String,
-    schedule: String,
-    #[serde(default)]
-    project: Option<i64>,
-    #[serde(default)]
-    window: Option<String>,
-    #[serde(default)]
-    retention: Retention,
-    #[serde(default)]
-    datastore: Option<String>,
-    #[serde(default)]
-    priority: i64,
-    #[serde(default)]
-    match_pattern: Option<String>,
-    #[serde(default)]
-    match_tags: Vec<String>,
-    #[serde(default)]
-    rpo_s: Option<i64>,
+pub async fn list_policies(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Policy>>> {
+    let list = s.db.call(|c| c.policies()).await?;
+    Ok(Json(all(readable(&p, list, |x| x.project_id))))
 }
 
-pub async fn list_policies(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let all = s.db.call(|c| c.policies()).await?;
-    Ok(Json(json!(readable(&p, all, |x| x.project_id))))
-}
-
-pub async fn get_policy(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<PolicyId>,
+) -> ApiResult<Json<api::Policy>> {
     let Path(id) = id?;
     let pol = s.db.call(move |c| c.policy(id)).await?;
     visible(&p, pol.project_id, || format!("policy {id}"))?;
     p.require(Action::Read, Some(pol.project_id))?;
-    Ok(Json(json!(pol)))
+    Ok(Json(pol.to_api()))
 }
 
 pub async fn add_policy(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewPolicy>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewPolicy>,
+) -> ApiResult<(StatusCode, Json<api::Policy>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -64,7 +48,7 @@ pub async fn add_policy(
         "policy.add",
         b.name.clone(),
         move |s| {
-            let project = b.project.unwrap_or(1);
+            let project = b.project.unwrap_or(ProjectId(1));
             p.require(Action::Manage, Some(project))?;
             check_name("policy", &b.name)?;
             check_tags(&b.match_tags)?;
@@ -102,7 +86,7 @@ pub async fn add_policy(
                 project,
                 &sched.to_string(),
                 b.window.as_deref(),
-                &b.retention,
+                &Retention::from(b.retention.clone()),
                 ds,
                 b.priority,
                 b.match_pattern.as_deref(),
@@ -110,7 +94,7 @@ pub async fn add_policy(
                 b.rpo_s,
             )?;
             changed(s)?;
-            Ok((StatusCode::CREATED, Json(json!(pol))))
+            Ok((StatusCode::CREATED, Json(pol.to_api())))
         },
     )
     .await
@@ -120,7 +104,7 @@ pub async fn delete_policy(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<PolicyId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(

@@ -1,33 +1,30 @@
 //! Projects: list and add.
 
+use arca_model::api;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::ApiResult;
 use crate::routes::{audited, check_name, readable, Body, Remote};
 use crate::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProject {
-    name: String,
-}
-
-pub async fn list_projects(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let all = s.db.call(|c| c.projects()).await?;
-    Ok(Json(json!(readable(&p, all, |x| x.id))))
+pub async fn list_projects(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Project>>> {
+    let list = s.db.call(|c| c.projects()).await?;
+    Ok(Json(all(readable(&p, list, |x| x.id))))
 }
 
 pub async fn add_project(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewProject>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewProject>,
+) -> ApiResult<(StatusCode, Json<api::Project>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -40,7 +37,7 @@ pub async fn add_project(
             check_name("project", &b.name)?;
             Ok((
                 StatusCode::CREATED,
-                Json(json!(s.catalog.add_project(&b.name)?)),
+                Json(s.catalog.add_project(&b.name)?.to_api()),
             ))
         },
     )

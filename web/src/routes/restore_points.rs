@@ -1,35 +1,35 @@
 //! Restore points: list, show (by id or unique prefix) and restore.
 
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{self as catalog, NewTask, TaskSpec};
+use arca_model::{api, RestoreParams};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, invalid, page, Body, ListQuery, Remote};
+use crate::routes::{audited, invalid, page, Body, Remote};
 use crate::AppState;
 
 pub async fn list_restore_points(
     State(s): State<AppState>,
     p: Principal,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<api::RestorePointQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<api::RestorePoint>>> {
     let Query(q) = q?;
-    let (limit, offset) = page(&q)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let f = catalog::RestorePointFilter {
-        source: q.source.clone(),
+        source: q.source,
         project_ids: p.projects(Action::Read),
-        kind: q.kind.clone(),
+        kind: q.kind,
         since: q.since,
         until: q.until,
         limit,
         offset,
     };
-    Ok(Json(json!(s.db.call(move |c| c.restore_points(&f)).await?)))
+    Ok(Json(all(s.db.call(move |c| c.restore_points(&f)).await?)))
 }
 
 /// A restore point by id or unique prefix among those of the projects the
@@ -53,31 +53,14 @@ pub async fn get_restore_point(
     State(s): State<AppState>,
     p: Principal,
     id: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<api::RestorePoint>> {
     let Path(id) = id?;
     s.call(move |s| {
         let rp = restore_point(s, &p, &id)?;
         p.require(Action::Read, Some(rp.project_id))?;
-        Ok(Json(json!(rp)))
+        Ok(Json(rp.to_api()))
     })
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreReq {
-    target: String,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    node: Option<String>,
-    /// Write into a target that holds data (see `arca_ingest::restore`).
-    #[serde(default)]
-    overwrite: bool,
-    /// Recreate device nodes and keep setuid/setgid bits and capabilities
-    /// (admins of all projects only: the node restores as root).
-    #[serde(default)]
-    special_files: bool,
 }
 
 pub async fn restore(
@@ -85,8 +68,8 @@ pub async fn restore(
     p: Principal,
     remote: Remote,
     id: Result<Path<String>, PathRejection>,
-    body: Body<RestoreReq>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::RestoreRequest>,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
     let Json(b) = body?;
     audited(&s, p.name().to_string(), &remote, "restore", id.clone(), move |s| {
@@ -111,20 +94,27 @@ pub async fn restore(
         }
         let target = super::nodes::check_restore(s, node, &b.target)?;
         let t = s.catalog.add_task(&NewTask {
-            kind: "restore".into(),
+            spec: TaskSpec::Restore(RestoreParams {
+                restore_point: rp.id,
+                target,
+                path: b.path,
+                overwrite: b.overwrite,
+                special_files: b.special_files,
+                confine: None,
+            }),
             project_id: rp.project_id,
             source_id: None,
             datastore_id: Some(rp.datastore_id),
             node_id: Some(node),
-            params: json!({"restore_point": rp.id, "target": target, "path": b.path, "overwrite": b.overwrite, "special_files": b.special_files}),
             priority: 20,
             max_attempts: 1,
             not_before: catalog::now(),
             created_by: p.name().to_string(),
             ..Default::default()
         })?;
+        let t = t.ok_or_else(|| ApiError::conflict("the restore task could not be queued"))?;
         s.changed.notify_one();
-        Ok((StatusCode::ACCEPTED, Json(json!(t))))
+        Ok((StatusCode::ACCEPTED, Json(t.to_api())))
     })
     .await
 }

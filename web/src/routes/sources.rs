@@ -1,49 +1,40 @@
 //! Sources: list, show, add, delete, and back up now.
 
-use arca_catalog::{self as catalog, NewTask};
+use arca_catalog::{self as catalog, NewTask, NodeId, ProjectId, SourceId, TaskSpec};
+use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
-use crate::error::ApiResult;
+use crate::convert::{all, ToApi};
+use crate::error::{ApiError, ApiResult};
 use crate::routes::{
     audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
 };
 use crate::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSource {
-    name: String,
-    kind: String,
-    path: String,
-    #[serde(default)]
-    node: Option<String>,
-    #[serde(default)]
-    project: Option<i64>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    policy: Option<String>,
+pub async fn list_sources(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Source>>> {
+    let list = s.db.call(|c| c.sources()).await?;
+    Ok(Json(all(readable(&p, list, |x| x.project_id))))
 }
 
-pub async fn list_sources(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    let all = s.db.call(|c| c.sources()).await?;
-    Ok(Json(json!(readable(&p, all, |x| x.project_id))))
-}
-
-pub async fn get_source(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_source(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<SourceId>,
+) -> ApiResult<Json<api::Source>> {
     let Path(id) = id?;
     let src = s.db.call(move |c| c.source(id)).await?;
     visible(&p, src.project_id, || format!("source {id}"))?;
     p.require(Action::Read, Some(src.project_id))?;
-    Ok(Json(json!(src)))
+    Ok(Json(src.to_api()))
 }
 
-pub(crate) fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<i64> {
+pub(crate) fn node_id(s: &AppState, name: Option<&str>) -> ApiResult<NodeId> {
     let nodes = s.catalog.nodes()?;
     match name {
         Some(n) => nodes
@@ -64,8 +55,8 @@ pub async fn add_source(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewSource>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewSource>,
+) -> ApiResult<(StatusCode, Json<api::Source>)> {
     let Json(b) = body?;
     audited(
         &s,
@@ -74,16 +65,10 @@ pub async fn add_source(
         "source.add",
         b.name.clone(),
         move |s| {
-            let project = b.project.unwrap_or(1);
+            let project = b.project.unwrap_or(ProjectId(1));
             p.require(Action::Manage, Some(project))?;
             check_name("source", &b.name)?;
             check_tags(&b.tags)?;
-            if !matches!(b.kind.as_str(), "files" | "image") {
-                return Err(invalid(format!(
-                    "kind {:?}: sources are \"files\" or \"image\"",
-                    b.kind
-                )));
-            }
             if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
                 return Err(invalid("path must be an absolute path on the node"));
             }
@@ -101,16 +86,19 @@ pub async fn add_source(
             };
             let src = s.catalog.add_source(
                 &b.name,
-                &b.kind,
+                b.kind,
                 &path,
                 node,
                 project,
                 &b.tags,
-                &json!({}),
+                &serde_json::json!({}),
                 policy,
             )?;
             changed(s)?;
-            Ok((StatusCode::CREATED, Json(json!(s.catalog.source(src.id)?))))
+            Ok((
+                StatusCode::CREATED,
+                Json(s.catalog.source(src.id)?.to_api()),
+            ))
         },
     )
     .await
@@ -120,7 +108,7 @@ pub async fn delete_source(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<SourceId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(
@@ -140,24 +128,17 @@ pub async fn delete_source(
     .await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BackupNow {
-    #[serde(default)]
-    datastore: Option<String>,
-}
-
 pub async fn backup_now(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<SourceId>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
     let Path(id) = id?;
     // The body is optional here.
-    let b: BackupNow = if body.iter().all(u8::is_ascii_whitespace) {
-        BackupNow::default()
+    let b: api::BackupNow = if body.iter().all(u8::is_ascii_whitespace) {
+        api::BackupNow::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| invalid(format!("body: {e}")))?
     };
@@ -193,20 +174,20 @@ pub async fn backup_now(
                 }
             };
             let t = s.catalog.add_task(&NewTask {
-                kind: "backup".into(),
+                spec: TaskSpec::Backup(Default::default()),
                 project_id: src.project_id,
                 source_id: Some(src.id),
                 datastore_id: Some(ds),
                 node_id: Some(src.node_id),
-                params: json!({}),
                 priority: 10,
                 max_attempts: 1,
                 not_before: catalog::now(),
                 created_by: p.name().to_string(),
                 ..Default::default()
             })?;
+            let t = t.ok_or_else(|| ApiError::conflict("the backup task could not be queued"))?;
             s.changed.notify_one();
-            Ok((StatusCode::ACCEPTED, Json(json!(t))))
+            Ok((StatusCode::ACCEPTED, Json(t.to_api())))
         },
     )
     .await

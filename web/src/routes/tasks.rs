@@ -1,52 +1,54 @@
 //! Tasks: list (filtered, paged), show, logs and cancel.
 
-use arca_catalog::{self as catalog, TaskState};
+use arca_catalog::{self as catalog, TaskId, TaskKind};
+use arca_model::api;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde_json::{json, Value};
 
 use crate::auth::{Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, page, visible, Id, ListQuery, Remote};
+use crate::routes::{audited, page, visible, Id, Remote};
 use crate::AppState;
 
 pub async fn list_tasks(
     State(s): State<AppState>,
     p: Principal,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<api::TaskQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<api::Task>>> {
     let Query(q) = q?;
-    let (limit, offset) = page(&q)?;
-    let state = match &q.state {
-        Some(st) => Some(
-            TaskState::parse(st)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown state {st:?}")))?,
-        ),
-        None => None,
-    };
+    let (limit, offset) = page(q.limit, q.offset)?;
     let visible = p.projects(Action::Read);
     let tasks =
-        s.db.call(move |c| c.tasks(state, visible.as_deref(), limit, offset))
+        s.db.call(move |c| c.tasks(q.state, visible.as_deref(), limit, offset))
             .await?;
-    Ok(Json(json!(tasks)))
+    Ok(Json(all(tasks)))
 }
 
-pub async fn get_task(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_task(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<TaskId>,
+) -> ApiResult<Json<api::Task>> {
     let Path(id) = id?;
     let t = s.db.call(move |c| c.task(id)).await?;
     visible(&p, t.project_id, || format!("task {id}"))?;
     p.require(Action::Read, Some(t.project_id))?;
-    Ok(Json(json!(t)))
+    Ok(Json(t.to_api()))
 }
 
-pub async fn task_logs(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn task_logs(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<TaskId>,
+) -> ApiResult<Json<Vec<api::TaskLog>>> {
     let Path(id) = id?;
     s.call(move |s| {
         let t = s.catalog.task(id)?;
         visible(&p, t.project_id, || format!("task {id}"))?;
         p.require(Action::Read, Some(t.project_id))?;
-        Ok(Json(json!(s.catalog.task_logs(id)?)))
+        Ok(Json(all(s.catalog.task_logs(id)?)))
     })
     .await
 }
@@ -55,8 +57,8 @@ pub async fn cancel_task(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
-) -> ApiResult<Json<Value>> {
+    id: Id<TaskId>,
+) -> ApiResult<Json<api::Cancelled>> {
     let Path(id) = id?;
     audited(
         &s,
@@ -67,7 +69,7 @@ pub async fn cancel_task(
         move |s| {
             let t = s.catalog.task(id)?;
             visible(&p, t.project_id, || format!("task {id}"))?;
-            let action = if t.kind == "restore" {
+            let action = if t.kind == TaskKind::Restore {
                 Action::Restore
             } else {
                 Action::Manage
@@ -77,7 +79,7 @@ pub async fn cancel_task(
                 catalog::Error::Invalid(m) => ApiError::conflict(m),
                 e => e.into(),
             })?;
-            Ok(Json(json!({"id": id, "state": state})))
+            Ok(Json(api::Cancelled { id, state }))
         },
     )
     .await

@@ -11,14 +11,14 @@
 //!   `token_max_lifetime_s` (default 90 days; 400 beyond it, naming the
 //!   maximum), and exactly that when left out.
 
-use arca_catalog::{self as catalog, NewApiToken, Token, TokenScope};
+use arca_catalog::{self as catalog, NewApiToken, ProjectId, Token, TokenId, TokenKind};
+use arca_model::{api, TokenState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
 use crate::AppState;
@@ -36,50 +36,40 @@ pub fn human_duration(secs: i64) -> String {
 /// A token as the API shows it: its record and whether it can be used
 /// (`active`, `revoked`, `expired`, or `parent-revoked`/`parent-expired`
 /// when a token it was made with is).
-fn view(s: &AppState, t: &Token) -> ApiResult<Value> {
-    let state = match s.catalog.token_problem(t)? {
-        None => "active",
-        Some(w) if w.starts_with("token revoked:") => "parent-revoked",
-        Some(w) if w.starts_with("token expired:") => "parent-expired",
-        Some(w) if w.starts_with("token revoked") => "revoked",
-        Some(_) => "expired",
+fn view(s: &AppState, t: Token) -> ApiResult<api::Token> {
+    let state = match s.catalog.token_problem(&t)? {
+        None => TokenState::Active,
+        Some(w) if w.starts_with("token revoked:") => TokenState::ParentRevoked,
+        Some(w) if w.starts_with("token expired:") => TokenState::ParentExpired,
+        Some(w) if w.starts_with("token revoked") => TokenState::Revoked,
+        Some(_) => TokenState::Expired,
     };
-    let mut v = json!(t);
-    v["state"] = json!(state);
-    Ok(v)
+    Ok(api::Token {
+        state: Some(state),
+        ..t.to_api()
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    name: String,
-    /// Lifetime; at most the maximum (and the minting token's remaining
-    /// life). Left out: the maximum.
-    #[serde(default)]
-    expires_in_s: Option<i64>,
-    /// `full` (default), `read-only` or `metrics`.
-    #[serde(default)]
-    scope: Option<String>,
-    /// Limit the token to these projects (default: the minting token's,
-    /// i.e. all of the user's for a session).
-    #[serde(default)]
-    projects: Option<Vec<i64>>,
-}
-
-pub async fn list_tokens(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::Token>>> {
     s.call(move |s| {
         let list = s.catalog.tokens_of_user(p.user.id)?;
         let out = list
-            .iter()
+            .into_iter()
             .map(|t| view(s, t))
             .collect::<ApiResult<Vec<_>>>()?;
-        Ok(Json(Value::Array(out)))
+        Ok(Json(out))
     })
     .await
 }
 
-fn ids(p: &[i64]) -> String {
-    p.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+fn ids(p: &[ProjectId]) -> String {
+    p.iter()
+        .map(ProjectId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The projects a new token is limited to: those asked for, each within
@@ -88,8 +78,8 @@ fn ids(p: &[i64]) -> String {
 fn token_projects(
     s: &AppState,
     p: &Principal,
-    asked: Option<&[i64]>,
-) -> ApiResult<Option<Vec<i64>>> {
+    asked: Option<&[ProjectId]>,
+) -> ApiResult<Option<Vec<ProjectId>>> {
     let Some(asked) = asked else {
         return Ok(p.token.projects.clone());
     };
@@ -101,7 +91,7 @@ fn token_projects(
     let mut v = asked.to_vec();
     v.sort_unstable();
     v.dedup();
-    let known: Vec<i64> = s.catalog.projects()?.iter().map(|x| x.id).collect();
+    let known: Vec<ProjectId> = s.catalog.projects()?.iter().map(|x| x.id).collect();
     for q in &v {
         if let Some(limit) = &p.token.projects {
             if !limit.contains(q) {
@@ -125,19 +115,12 @@ pub async fn add_token(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewToken>,
+) -> ApiResult<(StatusCode, Json<api::CreatedToken>)> {
     let Json(b) = body?;
     audited(&s, p.name().to_string(), &remote, "token.add", b.name.clone(), move |s| {
         check_name("token", &b.name)?;
-        let scope = match &b.scope {
-            None => p.token.scope,
-            Some(x) => TokenScope::parse(x).ok_or_else(|| {
-                invalid(format!(
-                    "scope {x:?}: a token's scope is full, read-only or metrics"
-                ))
-            })?,
-        };
+        let scope = b.scope.unwrap_or(p.token.scope);
         if !scope.within(p.token.scope) {
             return Err(ApiError::forbidden(format!(
                 "a {} token cannot make a {} token",
@@ -149,7 +132,7 @@ pub async fn add_token(
         let max = s.catalog.settings()?.token_max_lifetime_s;
         let now = catalog::now();
         // Minted with an API token: its child. With a session: a root.
-        let parent = (p.token.kind == "api").then_some(p.token.id);
+        let parent = (p.token.kind == TokenKind::Api).then_some(p.token.id);
         let parent_end = parent.and(p.token.expires_at);
         let expires_at = match b.expires_in_s {
             Some(e) if e < 1 => return Err(invalid("expires_in_s must be at least 1 second")),
@@ -186,7 +169,10 @@ pub async fn add_token(
         })?;
         Ok((
             StatusCode::CREATED,
-            Json(json!({"token": secret, "info": view(s, &t)?})),
+            Json(api::CreatedToken {
+                token: secret,
+                info: view(s, t)?,
+            }),
         ))
     })
     .await
@@ -198,7 +184,7 @@ pub async fn revoke_token(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<TokenId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(
@@ -221,26 +207,20 @@ pub async fn revoke_token(
 
 // ---- settings ----
 
-pub async fn get_settings(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn get_settings(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<api::Settings>> {
     p.require(Action::Administer, None)?;
-    Ok(Json(json!(s.db.call(|c| c.settings()).await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsPatch {
-    /// The longest lifetime of new API tokens: 3600 (an hour) to
-    /// 316224000 (ten years). There is no "unlimited".
-    #[serde(default)]
-    token_max_lifetime_s: Option<i64>,
+    Ok(Json(s.db.call(|c| c.settings()).await?.to_api()))
 }
 
 pub async fn update_settings(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<SettingsPatch>,
-) -> ApiResult<Json<Value>> {
+    body: Body<api::SettingsPatch>,
+) -> ApiResult<Json<api::Settings>> {
     let Json(b) = body?;
     let target = match b.token_max_lifetime_s {
         Some(v) => format!("token_max_lifetime_s={v}"),
@@ -258,7 +238,7 @@ pub async fn update_settings(
                 Some(v) => s.catalog.set_token_max_lifetime(v)?,
                 None => s.catalog.settings()?,
             };
-            Ok(Json(json!(out)))
+            Ok(Json(out.to_api()))
         },
     )
     .await

@@ -1,55 +1,44 @@
 //! Users: list, show, add (with their roles) and delete. Sign-in and
 //! passwords are in [`super::accounts`].
 
-use arca_catalog::{Role, RoleBinding};
+use arca_catalog::{RoleBinding, UserId};
+use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::{self, Action, Principal};
+use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
+use crate::routes::{audited, check_name, Body, Id, Remote};
 use crate::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoleIn {
-    role: String,
-    #[serde(default)]
-    project: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    name: String,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    roles: Vec<RoleIn>,
-}
-
-pub async fn list_users(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+pub async fn list_users(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<api::User>>> {
     p.require(Action::Administer, None)?;
-    Ok(Json(json!(s.db.call(|c| c.users()).await?)))
+    Ok(Json(all(s.db.call(|c| c.users()).await?)))
 }
 
-pub async fn get_user(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Json<Value>> {
+pub async fn get_user(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<UserId>,
+) -> ApiResult<Json<api::User>> {
     let Path(id) = id?;
     if p.user.id != id {
         p.require(Action::Administer, None)?;
     }
-    Ok(Json(json!(s.db.call(move |c| c.user(id)).await?)))
+    Ok(Json(s.db.call(move |c| c.user(id)).await?.to_api()))
 }
 
 pub async fn add_user(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    body: Body<NewUser>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Body<api::NewUser>,
+) -> ApiResult<(StatusCode, Json<api::CreatedUser>)> {
     let Json(b) = body?;
     let target = b.name.clone();
     // Argon2 runs on the blocking pool, before the (synchronous) change.
@@ -70,27 +59,24 @@ pub async fn add_user(
         move |s| {
             p.require(Action::Administer, None)?;
             check_name("user", &b.name)?;
-            let mut roles = Vec::new();
-            for r in &b.roles {
-                let role = Role::parse(&r.role).ok_or_else(|| {
-                    invalid(format!(
-                        "unknown role {:?}; roles are admin, operator, restore-only, auditor",
-                        r.role
-                    ))
-                })?;
-                roles.push(RoleBinding {
-                    role,
+            let roles: Vec<RoleBinding> = b
+                .roles
+                .iter()
+                .map(|r| RoleBinding {
+                    role: r.role,
                     project_id: r.project,
-                });
-            }
+                })
+                .collect();
             auth::check_new_password(&b.name, &password)?;
             let hash = hash.ok_or_else(|| ApiError::internal("the password was not hashed"))??;
             let u = s.catalog.add_user(&b.name, &hash, &roles)?;
-            let mut v = json!({"user": u});
-            if generated {
-                v["password"] = json!(password);
-            }
-            Ok((StatusCode::CREATED, Json(v)))
+            Ok((
+                StatusCode::CREATED,
+                Json(api::CreatedUser {
+                    user: u.to_api(),
+                    password: generated.then_some(password),
+                }),
+            ))
         },
     )
     .await
@@ -100,7 +86,7 @@ pub async fn delete_user(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
-    id: Id,
+    id: Id<UserId>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
     audited(

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arca_catalog::{Role, RoleBinding};
+use arca_catalog::{ProjectId, Role, RoleBinding};
 use arca_web::signin_limit::Limits;
 use arca_web::{app, AppState};
 use axum::body::Body;
@@ -17,7 +17,7 @@ use super::{setup, token_for, T};
 fn operator() -> Vec<RoleBinding> {
     vec![RoleBinding {
         role: Role::Operator,
-        project_id: Some(1),
+        project_id: Some(ProjectId(1)),
     }]
 }
 

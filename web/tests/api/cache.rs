@@ -19,7 +19,8 @@ fn file_setup(dir: &std::path::Path) -> (AppState, String, std::path::PathBuf) {
         }],
     );
     // Recently used: the request does not record the use (a write).
-    c.touch_token(c.tokens_of_user(1).unwrap()[0].id).unwrap();
+    c.touch_token(c.tokens_of_user(arca_catalog::UserId(1)).unwrap()[0].id)
+        .unwrap();
     (AppState::new(c), secret, path)
 }
 
@@ -55,7 +56,11 @@ async fn a_checked_token_is_not_read_again_until_the_catalog_changes() {
 async fn revocation_and_disabling_are_seen_by_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let (state, secret, _) = file_setup(dir.path());
-    let token = state.catalog.tokens_of_user(1).unwrap()[0].clone();
+    let token = state
+        .catalog
+        .tokens_of_user(arca_catalog::UserId(1))
+        .unwrap()[0]
+        .clone();
     assert_eq!(me(&state, &secret).await, StatusCode::OK);
     assert_eq!(me(&state, &secret).await, StatusCode::OK);
     state.catalog.revoke_token(token.id).unwrap();
@@ -64,11 +69,21 @@ async fn revocation_and_disabling_are_seen_by_the_next_request() {
     let (secret2, hash) = auth::new_secret();
     let t2 = state
         .catalog
-        .add_token(Some(1), None, "t2", "api", &hash, None)
+        .add_token(
+            Some(arca_catalog::UserId(1)),
+            None,
+            "t2",
+            arca_catalog::TokenKind::Api,
+            &hash,
+            None,
+        )
         .unwrap();
     state.catalog.touch_token(t2.id).unwrap();
     assert_eq!(me(&state, &secret2).await, StatusCode::OK);
     assert_eq!(me(&state, &secret2).await, StatusCode::OK);
-    state.catalog.set_user_disabled(1, true).unwrap();
+    state
+        .catalog
+        .set_user_disabled(arca_catalog::UserId(1), true)
+        .unwrap();
     assert_eq!(me(&state, &secret2).await, StatusCode::UNAUTHORIZED);
 }

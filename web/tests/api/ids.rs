@@ -4,7 +4,10 @@
 //! objects (made first, so with the same ids); only the first also has
 //! project 1's. Every request is sent to both and the answers compared.
 
-use arca_catalog::{Catalog, NewExport, NewTask, RestorePoint, Retention, Role, RoleBinding};
+use arca_catalog::{
+    Catalog, DatastoreId, ExportId, ExportProtocol, ExportState, LogLevel, NewExport, NewTask,
+    NodeId, ProjectId, RestorePoint, Retention, Role, RoleBinding, SourceId, SourceKind, TaskId,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -57,71 +60,84 @@ struct Objects {
 
 fn populate(c: &Catalog, project: i64, rps: &[String], only: &str) -> Objects {
     let mut o = Objects::default();
+    let (pid, ds) = (ProjectId(project), DatastoreId(1));
     // "web", "db" and "gold" exist in both projects; `only` in this one.
     for name in ["web", "db", only] {
         let s = c
-            .add_source(name, "files", "/srv", 1, project, &[], &json!({}), None)
+            .add_source(
+                name,
+                SourceKind::Files,
+                "/srv",
+                NodeId(1),
+                pid,
+                &[],
+                &json!({}),
+                None,
+            )
             .unwrap();
-        o.sources.push(s.id);
+        o.sources.push(s.id.get());
         let t = c
             .add_task(&NewTask {
-                kind: "backup".into(),
-                project_id: project,
+                project_id: pid,
                 source_id: Some(s.id),
-                datastore_id: Some(1),
+                datastore_id: Some(ds),
                 max_attempts: 1,
                 created_by: "test".into(),
                 ..Default::default()
             })
             .unwrap()
             .unwrap();
-        c.add_task_log(t.id, "info", "hello").unwrap();
-        o.tasks.push(t.id);
+        c.add_task_log(t.id, LogLevel::Info, "hello").unwrap();
+        o.tasks.push(t.id.get());
     }
     for name in ["gold", only] {
         let p = c
             .add_policy(
                 name,
-                project,
+                pid,
                 "daily",
                 None,
                 &Retention::default(),
-                1,
+                ds,
                 0,
                 None,
                 &[],
                 None,
             )
             .unwrap();
-        o.policies.push(p.id);
+        o.policies.push(p.id.get());
     }
     for (i, id) in rps.iter().enumerate() {
-        let kind = if i % 2 == 0 { "image" } else { "files" };
+        let kind = if i % 2 == 0 {
+            SourceKind::Image
+        } else {
+            SourceKind::Files
+        };
         c.add_restore_point(&RestorePoint {
-            id: id.clone(),
-            datastore_id: 1,
-            source_id: Some(o.sources[i % 2]),
+            id: id.parse().unwrap(),
+            datastore_id: ds,
+            source_id: Some(SourceId(o.sources[i % 2])),
             source_name: ["web", "db"][i % 2].into(),
-            project_id: project,
-            kind: kind.into(),
+            project_id: pid,
+            kind,
             time: 1000 + i as i64,
             ..Default::default()
         })
         .unwrap();
-        if i < 6 && kind == "image" {
+        if i < 6 && kind == SourceKind::Image {
             let e = c
                 .add_export(&NewExport {
-                    restore_point_id: id.clone(),
-                    datastore_id: 1,
-                    node_id: 1,
-                    project_id: project,
-                    protocol: "nbd".into(),
+                    restore_point_id: id.parse().unwrap(),
+                    datastore_id: ds,
+                    node_id: NodeId(1),
+                    project_id: pid,
+                    protocol: ExportProtocol::Nbd,
                     writable: false,
                     ttl_seconds: 3600,
                     created_by: "test".into(),
                 })
                 .unwrap();
-            o.exports.push(e.id);
+            o.exports.push(e.id.get());
         }
     }
     o
@@ -144,7 +160,7 @@ fn world(with_project_1: bool) -> World {
     let bind = |role| {
         [RoleBinding {
             role,
-            project_id: Some(2),
+            project_id: Some(ProjectId(2)),
         }]
     };
     let op = token_for(&c, "op2", &bind(Role::Operator));
@@ -326,13 +342,19 @@ async fn another_project_s_objects_by_id_answer_as_missing_ones() {
     // They exist, and were not touched.
     let c = &a.t.state.catalog;
     for id in &o.sources {
-        assert_eq!(c.source(*id).unwrap().project_id, 1);
+        assert_eq!(c.source(SourceId(*id)).unwrap().project_id, ProjectId(1));
     }
     for id in &o.tasks {
-        assert_eq!(c.task(*id).unwrap().state, arca_catalog::TaskState::Queued);
+        assert_eq!(
+            c.task(TaskId(*id)).unwrap().state,
+            arca_catalog::TaskState::Queued
+        );
     }
     for id in &o.exports {
-        assert_eq!(c.export(*id).unwrap().state, "starting");
+        assert_eq!(
+            c.export(ExportId(*id)).unwrap().state,
+            ExportState::Starting
+        );
     }
 }
 

@@ -12,7 +12,11 @@
 //! For users and tokens, "own" is the caller (or the caller's token) and
 //! "other" is another user (or that user's token).
 
-use arca_catalog::{NewExport, NewTask, RestorePoint, Role, RoleBinding};
+use arca_catalog::{
+    DatastoreId, ExportId, ExportProtocol, LogLevel, NewExport, NewTask, NodeId, PolicyId,
+    ProjectId, RestorePoint, Role, RoleBinding, SourceId, SourceKind, TaskId, TaskKind, TokenKind,
+    UserId,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -106,48 +110,47 @@ const PW: &str = "password123";
 
 /// One column: its user's id, name and API token.
 struct Caller {
-    id: i64,
+    id: UserId,
     name: String,
     token: String,
 }
 
 /// Objects of one project that the requests act on.
 struct Objects {
-    source: i64,
-    policy: i64,
-    task: i64,
+    source: SourceId,
+    policy: PolicyId,
+    task: TaskId,
     restore_point: String,
     image: String,
-    export: i64,
+    export: ExportId,
 }
 
 struct World<'a> {
     t: &'a T,
     callers: Vec<Caller>,
     /// Another user, for "other" on user and token routes.
-    bystander: i64,
+    bystander: UserId,
     objects: [Objects; 2],
     n: u32,
 }
 
-fn restore_point(id: String, project: i64, kind: &str) -> RestorePoint {
+fn restore_point(id: String, project: ProjectId, kind: SourceKind) -> RestorePoint {
     RestorePoint {
-        id,
-        datastore_id: 1,
+        id: id.parse().unwrap(),
+        datastore_id: DatastoreId(1),
         source_name: format!("rp-{project}"),
         project_id: project,
-        kind: kind.into(),
+        kind,
         time: 1,
         ..Default::default()
     }
 }
 
-fn backup_task(project: i64, source: i64) -> NewTask {
+fn backup_task(project: ProjectId, source: SourceId) -> NewTask {
     NewTask {
-        kind: "backup".into(),
         project_id: project,
         source_id: Some(source),
-        datastore_id: Some(1),
+        datastore_id: Some(DatastoreId(1)),
         max_attempts: 1,
         created_by: "test".into(),
         ..Default::default()
@@ -164,15 +167,15 @@ impl World<'_> {
             }]
         };
         let mut callers = vec![Caller {
-            id: 1,
+            id: UserId(1),
             name: "admin".into(),
             token: t.admin.clone(),
         }];
         for (name, roles) in [
-            ("adm-own", bind(Role::Admin, Some(1))),
-            ("opr-own", bind(Role::Operator, Some(1))),
-            ("rst-own", bind(Role::RestoreOnly, Some(1))),
-            ("aud-own", bind(Role::Auditor, Some(1))),
+            ("adm-own", bind(Role::Admin, Some(ProjectId(1)))),
+            ("opr-own", bind(Role::Operator, Some(ProjectId(1)))),
+            ("rst-own", bind(Role::RestoreOnly, Some(ProjectId(1)))),
+            ("aud-own", bind(Role::Auditor, Some(ProjectId(1)))),
             ("aud-all", bind(Role::Auditor, None)),
         ] {
             let token = token_for(c, name, &roles);
@@ -184,16 +187,16 @@ impl World<'_> {
             });
         }
         let bystander = c
-            .add_user("bystander", "x", &bind(Role::Operator, Some(2)))
+            .add_user("bystander", "x", &bind(Role::Operator, Some(ProjectId(2))))
             .unwrap()
             .id;
-        let objects = [1i64, 2].map(|p| {
+        let objects = [ProjectId(1), ProjectId(2)].map(|p| {
             let source = c
                 .add_source(
                     &format!("src-{p}"),
-                    "files",
+                    SourceKind::Files,
                     "/srv",
-                    1,
+                    NodeId(1),
                     p,
                     &[],
                     &json!({}),
@@ -208,7 +211,7 @@ impl World<'_> {
                     "daily",
                     None,
                     &Default::default(),
-                    1,
+                    DatastoreId(1),
                     0,
                     None,
                     &[],
@@ -217,12 +220,12 @@ impl World<'_> {
                 .unwrap()
                 .id;
             let task = c.add_task(&backup_task(p, source)).unwrap().unwrap().id;
-            c.add_task_log(task, "info", "hello").unwrap();
+            c.add_task_log(task, LogLevel::Info, "hello").unwrap();
             let rp = format!("{p:02}{}", "a".repeat(62));
             let image = format!("1{p}{}", "b".repeat(62));
-            c.add_restore_point(&restore_point(rp.clone(), p, "files"))
+            c.add_restore_point(&restore_point(rp.clone(), p, SourceKind::Files))
                 .unwrap();
-            c.add_restore_point(&restore_point(image.clone(), p, "image"))
+            c.add_restore_point(&restore_point(image.clone(), p, SourceKind::Image))
                 .unwrap();
             let export = c.add_export(&new_export(&image, p)).unwrap().id;
             Objects {
@@ -256,7 +259,7 @@ impl World<'_> {
         self.n += 1;
         let n = self.n;
         let c = self.t.state.catalog.clone();
-        let p: i64 = if other { 2 } else { 1 };
+        let p = ProjectId(if other { 2 } else { 1 });
         let o = &self.objects[usize::from(other)];
         let me = &self.callers[col];
         let user = if other { self.bystander } else { me.id };
@@ -288,7 +291,7 @@ impl World<'_> {
             ("delete", "/api/v1/tokens/{id}") => {
                 let (_, hash) = arca_web::auth::new_secret();
                 let tok = c
-                    .add_token(Some(user), None, &name, "api", &hash, None)
+                    .add_token(Some(user), None, &name, TokenKind::Api, &hash, None)
                     .unwrap();
                 (with(&tok.id), None)
             }
@@ -306,8 +309,8 @@ impl World<'_> {
             }
             ("post", "/api/v1/datastores/{id}/gc") | ("post", "/api/v1/datastores/{id}/verify") => {
                 // One gc or verify at a time: end the one a cell before queued.
-                let kind = path.rsplit('/').next().unwrap_or_default();
-                if let Some(t) = c.active_maintenance_task(1, kind).unwrap() {
+                let kind: TaskKind = path.rsplit('/').next().unwrap_or_default().parse().unwrap();
+                if let Some(t) = c.active_maintenance_task(DatastoreId(1), kind).unwrap() {
                     c.cancel_task(t).unwrap();
                 }
                 (with(&1), None)
@@ -324,7 +327,16 @@ impl World<'_> {
             }
             ("delete", "/api/v1/sources/{id}") => {
                 let s = c
-                    .add_source(&name, "files", "/srv", 1, p, &[], &json!({}), None)
+                    .add_source(
+                        &name,
+                        SourceKind::Files,
+                        "/srv",
+                        NodeId(1),
+                        p,
+                        &[],
+                        &json!({}),
+                        None,
+                    )
                     .unwrap();
                 (with(&s.id), None)
             }
@@ -341,7 +353,7 @@ impl World<'_> {
                         "daily",
                         None,
                         &Default::default(),
-                        1,
+                        DatastoreId(1),
                         0,
                         None,
                         &[],
@@ -374,13 +386,13 @@ impl World<'_> {
     }
 }
 
-fn new_export(rp: &str, project: i64) -> NewExport {
+fn new_export(rp: &str, project: ProjectId) -> NewExport {
     NewExport {
-        restore_point_id: rp.into(),
-        datastore_id: 1,
-        node_id: 1,
+        restore_point_id: rp.parse().unwrap(),
+        datastore_id: DatastoreId(1),
+        node_id: NodeId(1),
         project_id: project,
-        protocol: "nbd".into(),
+        protocol: ExportProtocol::Nbd,
         writable: false,
         ttl_seconds: 3600,
         created_by: "test".into(),

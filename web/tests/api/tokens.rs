@@ -1,7 +1,10 @@
 //! Token lifetimes, inheritance and scopes; /metrics behind a token
 //! (issue 18).
 
-use arca_catalog::{NewExport, NewTask, RestorePoint, Role, RoleBinding};
+use arca_catalog::{
+    DatastoreId, ExportId, ExportProtocol, NewExport, NewTask, NodeId, PolicyId, ProjectId,
+    RestorePoint, Role, RoleBinding, SourceId, SourceKind, TaskId, TokenId,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -268,37 +271,44 @@ async fn revoking_a_token_kills_its_children_and_grandchildren() {
         let (s, v) = t.call(Method::GET, "/api/v1/me", Some(tok), None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     }
-    assert!(t.state.catalog.token(pid).unwrap().revoked_at.is_some());
+    assert!(t
+        .state
+        .catalog
+        .token(TokenId(pid))
+        .unwrap()
+        .revoked_at
+        .is_some());
 }
 
 /// Objects in projects 1 and 2: a source, a policy, a task, a files and an
 /// image restore point, and an export of the image.
 struct World {
-    source: [i64; 2],
-    policy: [i64; 2],
-    task: [i64; 2],
+    source: [SourceId; 2],
+    policy: [PolicyId; 2],
+    task: [TaskId; 2],
     rp: [String; 2],
     image: [String; 2],
-    export: [i64; 2],
+    export: [ExportId; 2],
 }
 
 fn world(t: &T) -> World {
     let c = &t.state.catalog;
     let mut w = World {
-        source: [0; 2],
-        policy: [0; 2],
-        task: [0; 2],
+        source: [SourceId(0); 2],
+        policy: [PolicyId(0); 2],
+        task: [TaskId(0); 2],
         rp: [String::new(), String::new()],
         image: [String::new(), String::new()],
-        export: [0; 2],
+        export: [ExportId(0); 2],
     };
-    for (i, p) in [1i64, 2].into_iter().enumerate() {
+    let ds = DatastoreId(1);
+    for (i, p) in [ProjectId(1), ProjectId(2)].into_iter().enumerate() {
         w.source[i] = c
             .add_source(
                 &format!("src-{p}"),
-                "files",
+                SourceKind::Files,
                 "/srv",
-                1,
+                NodeId(1),
                 p,
                 &[],
                 &json!({}),
@@ -313,7 +323,7 @@ fn world(t: &T) -> World {
                 "daily",
                 None,
                 &Default::default(),
-                1,
+                ds,
                 0,
                 None,
                 &[],
@@ -323,10 +333,9 @@ fn world(t: &T) -> World {
             .id;
         w.task[i] = c
             .add_task(&NewTask {
-                kind: "backup".into(),
                 project_id: p,
                 source_id: Some(w.source[i]),
-                datastore_id: Some(1),
+                datastore_id: Some(ds),
                 max_attempts: 1,
                 created_by: "test".into(),
                 ..Default::default()
@@ -335,20 +344,20 @@ fn world(t: &T) -> World {
             .unwrap()
             .id;
         for (id, kind) in [
-            (format!("{p:02}{}", "a".repeat(62)), "files"),
-            (format!("1{p}{}", "b".repeat(62)), "image"),
+            (format!("{p:02}{}", "a".repeat(62)), SourceKind::Files),
+            (format!("1{p}{}", "b".repeat(62)), SourceKind::Image),
         ] {
             c.add_restore_point(&RestorePoint {
-                id: id.clone(),
-                datastore_id: 1,
+                id: id.parse().unwrap(),
+                datastore_id: ds,
                 source_name: format!("src-{p}"),
                 project_id: p,
-                kind: kind.into(),
+                kind,
                 time: 1,
                 ..Default::default()
             })
             .unwrap();
-            if kind == "files" {
+            if kind == SourceKind::Files {
                 w.rp[i] = id;
             } else {
                 w.image[i] = id;
@@ -356,11 +365,11 @@ fn world(t: &T) -> World {
         }
         w.export[i] = c
             .add_export(&NewExport {
-                restore_point_id: w.image[i].clone(),
-                datastore_id: 1,
-                node_id: 1,
+                restore_point_id: w.image[i].parse().unwrap(),
+                datastore_id: ds,
+                node_id: NodeId(1),
                 project_id: p,
-                protocol: "nbd".into(),
+                protocol: ExportProtocol::Nbd,
                 writable: false,
                 ttl_seconds: 3600,
                 created_by: "test".into(),
@@ -813,7 +822,7 @@ async fn metrics_need_a_token_and_a_metrics_token_reads_only_metrics() {
     // A revoked metrics token: 401.
     t.state
         .catalog
-        .revoke_token(info["id"].as_i64().unwrap())
+        .revoke_token(TokenId(info["id"].as_i64().unwrap()))
         .unwrap();
     assert_eq!(
         status(&t, Method::GET, "/metrics", Some(&m), None).await,
