@@ -124,9 +124,7 @@ pub fn tree(
         more: false,
     };
     walk(ds, &dir, &prefix, recursive, &mut page)?;
-    let next_offset = page
-        .more
-        .then(|| offset + page.entries.len() as u64);
+    let next_offset = page.more.then(|| offset + page.entries.len() as u64);
     Ok(api::TreePage {
         path: shown,
         entries: page.entries,

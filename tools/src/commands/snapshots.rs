@@ -14,7 +14,11 @@ pub(super) fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
     let (snaps, bad) = ds.snapshots_checked()?;
     let snaps: Vec<_> = snaps
         .into_iter()
-        .filter(|s| f.source.as_ref().is_none_or(|src| &s.manifest.source == src))
+        .filter(|s| {
+            f.source
+                .as_ref()
+                .is_none_or(|src| &s.manifest.source == src)
+        })
         .filter(|s| {
             f.kind
                 .is_none_or(|k| s.manifest.source_kind == k.to_string())
@@ -170,14 +174,7 @@ pub(super) fn ls(
         }
         return Ok(0);
     }
-    let page = arca_node::browse::tree(
-        &ds,
-        &snap,
-        path.unwrap_or(""),
-        recursive,
-        0,
-        u32::MAX,
-    )?;
+    let page = arca_node::browse::tree(&ds, &snap, path.unwrap_or(""), recursive, 0, u32::MAX)?;
     if cli.json {
         print_json(serde_json::to_value(&page)?);
     } else {

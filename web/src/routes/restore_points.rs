@@ -139,6 +139,11 @@ pub async fn tree(
     }
     let offset = q.offset.unwrap_or(0);
     let path = q.path.unwrap_or_default();
+    if path.len() > 4096 || path.contains('\0') || path.split('/').any(|c| c == "..") {
+        return Err(ApiError::bad_request(
+            "path must be inside the restore point: no '..', no NUL, at most 4096 bytes",
+        ));
+    }
     s.call(move |s| {
         let rp = restore_point(s, &p, &id)?;
         p.require(Action::Read, Some(rp.project_id))?;
