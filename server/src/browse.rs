@@ -80,3 +80,49 @@ fn map(e: TreeError) -> BrowseError {
         TreeError::Datastore(e) => BrowseError::Internal(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use arca_node::Passphrases;
+
+    fn browse(c: &Arc<Catalog>, node: NodeId) -> NodeBrowse {
+        let runner = Runner::new(
+            Arc::new(crate::Local::new(c.clone(), node)),
+            Passphrases::new(),
+        );
+        NodeBrowse::new(c.clone(), node, Arc::new(runner))
+    }
+
+    /// A remote node's datastore is a 409 naming the node; a path with
+    /// `..` a 400 before anything is opened; a restore point its
+    /// datastore no longer holds a 404.
+    #[test]
+    fn remote_datastores_bad_paths_and_missing_restore_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds_path = dir.path().join("ds");
+        arca_repo::Datastore::init(&ds_path, arca_repo::Encryption::None, None, |_| {}).unwrap();
+        let c = Arc::new(Catalog::open_in_memory().unwrap());
+        let local = c.upsert_node("local", true, 2, "t").unwrap().id;
+        let far = c.upsert_node("far-away", false, 2, "t").unwrap().id;
+        let remote = c.add_datastore("remote", far, "/elsewhere").unwrap();
+        let mine = c
+            .add_datastore("mine", local, ds_path.to_str().unwrap())
+            .unwrap();
+        let b = browse(&c, local);
+        let rp: RestorePointId = "ab".repeat(32).parse().unwrap();
+        match b.tree(&remote, rp, "", false, 0, 10) {
+            Err(BrowseError::Conflict(m)) => assert!(m.contains("far-away"), "{m}"),
+            r => panic!("{r:?}"),
+        }
+        assert!(matches!(
+            b.tree(&mine, rp, "a/../b", false, 0, 10),
+            Err(BrowseError::Invalid(_))
+        ));
+        match b.tree(&mine, rp, "", false, 0, 10) {
+            Err(BrowseError::NotFound(m)) => assert!(m.contains("no longer"), "{m}"),
+            r => panic!("{r:?}"),
+        }
+    }
+}
