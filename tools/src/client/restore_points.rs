@@ -65,7 +65,7 @@ pub fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
         listing::snapshot_line(&listing::SnapshotRow {
             id: &rp.id.to_hex(),
             time: rp.time,
-            kind: &rp.kind.to_string(),
+            kind: rp.kind.as_ref(),
             bytes_total: u64::try_from(rp.bytes_total).unwrap_or(0),
             bytes_added: u64::try_from(rp.bytes_added).unwrap_or(0),
             source: &rp.source_name,
