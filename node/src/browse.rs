@@ -155,28 +155,31 @@ impl Page {
     }
 }
 
-/// Visit the directory `id` (at `prefix`); false once the page is full.
+/// Visit the directory `id` (at `prefix`), depth first, until the page is
+/// full. A stack, not recursion: the depth of a tree is the datastore's.
 fn walk(
     ds: &Datastore,
     id: &ChunkId,
     prefix: &str,
     recursive: bool,
     page: &mut Page,
-) -> Result<bool, TreeError> {
-    let t = ds.read_tree(id)?;
-    for n in &t.nodes {
-        if !page.push(prefix, n) {
-            return Ok(false);
+) -> Result<(), TreeError> {
+    let mut stack = vec![(ds.read_tree(id)?.nodes.into_iter(), prefix.to_string())];
+    while let Some((nodes, prefix)) = stack.last_mut() {
+        let Some(n) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        if !page.push(prefix, &n) {
+            break;
         }
         if recursive && n.kind == node_kind::DIR && !n.subtree.is_empty() {
             let sub = ChunkId::from_slice(&n.subtree)?;
-            let p = join(prefix, &String::from_utf8_lossy(&n.name));
-            if !walk(ds, &sub, &p, recursive, page)? {
-                return Ok(false);
-            }
+            let path = join(prefix, &String::from_utf8_lossy(&n.name));
+            stack.push((ds.read_tree(&sub)?.nodes.into_iter(), path));
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn join(prefix: &str, name: &str) -> String {

@@ -91,6 +91,38 @@ fn snapshots_and_ls_through_the_server_match_the_local_listing() {
     assert_eq!(link["link_target"], "../a.txt");
     assert_eq!(page["entries"][0]["size"], 20_000);
 
+    // Two at a time through the API: the same entries, in order.
+    let mut paged = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (s, v) = call(
+            &url,
+            &token,
+            "GET",
+            &format!("/api/v1/restore-points/{id}/tree?recursive=true&limit=2&offset={offset}"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        for e in v["entries"].as_array().unwrap() {
+            paged.push(e["path"].as_str().unwrap().to_string());
+        }
+        match v["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged,
+        [
+            "a.txt",
+            "dir",
+            "dir/b.txt",
+            "dir/link",
+            "dir/sub",
+            "dir/sub/c.txt"
+        ]
+    );
+
     // Bad input: clear messages, exit 1.
     let (code, _, err) = arca(&["ls", &id, "dir/../.."]);
     assert_eq!(code, Some(1));
