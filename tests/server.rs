@@ -7,6 +7,8 @@
 
 mod common;
 
+#[path = "server/browse.rs"]
+mod browse;
 #[path = "server/cli.rs"]
 mod cli;
 #[path = "server/confine.rs"]

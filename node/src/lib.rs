@@ -9,6 +9,7 @@
 //! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
+pub mod browse;
 pub mod coordinator;
 pub mod datadir;
 pub mod exports;

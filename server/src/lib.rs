@@ -17,6 +17,7 @@ use arca_catalog::{
 };
 use arca_repo::Datastore;
 
+pub mod browse;
 pub mod datadir;
 mod local;
 pub mod notify;

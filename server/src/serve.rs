@@ -135,6 +135,11 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         })
         .collect();
     runner.hold(&mine);
+    let state = state.with_browse(Arc::new(crate::browse::NodeBrowse::new(
+        p.catalog.clone(),
+        p.node_id,
+        runner.clone(),
+    )));
     let listeners = arca_node::serve::start(&cfg.mounts, &data_dir, &runner)?;
     announce.exports(&listeners);
     let scheduler = tokio::spawn(crate::workers::scheduler(

@@ -123,8 +123,8 @@ fn partial_restore_and_ls() {
         random_bytes(3_000_000, 2)
     );
 
-    let ls = env.json(&["ls", "latest", "dir"]);
-    let paths: Vec<_> = ls
+    let ls = env.json(&["ls", "latest", "dir", "--recursive"]);
+    let paths: Vec<_> = ls["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -133,7 +133,6 @@ fn partial_restore_and_ls() {
     assert_eq!(
         paths,
         [
-            "dir",
             "dir/hardlink",
             "dir/random.bin",
             "dir/small",
@@ -142,8 +141,15 @@ fn partial_restore_and_ls() {
             "dir/sub/deeper/copy.bin"
         ]
     );
-    let all = env.json(&["ls", "latest"]);
-    assert_eq!(all.as_array().unwrap().len(), 16);
+    let all = env.json(&["ls", "latest", "--recursive"]);
+    assert_eq!(all["entries"].as_array().unwrap().len(), 16);
+    // One level: the root's entries only.
+    let top = env.json(&["ls", "latest"]);
+    let top = top["entries"].as_array().unwrap();
+    assert!(top.iter().any(|e| e["path"] == "dir" && e["kind"] == "dir"));
+    assert!(top
+        .iter()
+        .all(|e| !e["path"].as_str().unwrap().contains('/')));
     let o = env.run(&["ls", "latest", "no/such/path"]);
     assert_eq!(o.status.code(), Some(1));
 }

@@ -280,6 +280,18 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     assert_eq!(t["node_id"], node(&url, &admin, "beta")["id"], "{t}");
     common::assert_same_tree(&trees[1], &target);
 
+    // Browsing reads datastores through the server's own node: a restore
+    // point on beta's datastore is a 409 naming beta, not a 500.
+    let (s, v) = call(
+        &url,
+        &admin,
+        "GET",
+        &format!("/api/v1/restore-points/{rp}/tree"),
+        None,
+    );
+    assert_eq!(s, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("\"beta\""), "{v}");
+
     // `arca mount` of a restore point in beta's datastore: beta serves it
     // (the WatchExports/ExportState calls), a writable export's changes
     // are committed by a task on beta.

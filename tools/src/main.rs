@@ -5,6 +5,7 @@ mod accounts;
 mod client;
 mod commands;
 mod interrupt;
+mod listing;
 mod logs;
 mod mounts;
 mod node;
@@ -133,15 +134,31 @@ enum Command {
     /// Back up a directory tree or a disk image.
     #[command(subcommand)]
     Backup(BackupCmd),
-    /// List snapshots (restore points).
+    /// List snapshots (restore points), oldest first. With --server, the
+    /// restore points the server's catalog lists (that you may read).
     Snapshots {
+        /// Only those of this source.
         #[arg(long)]
         source: Option<String>,
+        /// Only those of this kind (files or image).
+        #[arg(long)]
+        kind: Option<arca_model::SourceKind>,
+        /// Only those taken at or after this time (RFC 3339, YYYY-MM-DD
+        /// or seconds since the epoch; UTC).
+        #[arg(long, value_parser = listing::parse_since)]
+        since: Option<i64>,
     },
-    /// List the files of a snapshot (or the disks of an image snapshot).
+    /// List the files of a snapshot: one directory level, or everything
+    /// below PATH with --recursive (the disks of an image snapshot).
+    /// With --server, through the server's API.
     Ls {
         snapshot: String,
+        /// A directory or file in the snapshot (default: its root).
         path: Option<String>,
+        /// Everything below PATH, not just one level.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        /// With `latest`: the latest of this source.
         #[arg(long)]
         source: Option<String>,
     },

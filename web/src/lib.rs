@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod browse;
 pub mod convert;
 pub mod error;
 pub mod openapi;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub signin: Arc<signin_limit::SigninLimiter>,
     /// Tokens checked since the catalog last changed.
     pub tokens: Arc<token_cache::TokenCache>,
+    /// Lists restore points' trees (None: browsing is not available,
+    /// and the tree route answers 409).
+    pub browse: Option<Arc<dyn browse::Browse>>,
 }
 
 impl AppState {
@@ -58,7 +62,14 @@ impl AppState {
             changed: Arc::new(tokio::sync::Notify::new()),
             signin: Arc::default(),
             tokens: Arc::default(),
+            browse: None,
         }
+    }
+
+    /// Browse restore points with `b`.
+    pub fn with_browse(mut self, b: Arc<dyn browse::Browse>) -> Self {
+        self.browse = Some(b);
+        self
     }
 
     /// Run `f` with the state on tokio's blocking pool: a handler's
@@ -152,6 +163,7 @@ pub fn app(state: AppState) -> Router {
             "/restore-points/{id}/restore",
             post(restore_points::restore),
         )
+        .route("/restore-points/{id}/tree", get(restore_points::tree))
         .route(
             "/exports",
             get(exports::list_exports).post(exports::add_export),

@@ -39,6 +39,12 @@ const RP_Q: &[(&str, &str)] = &[
     ("offset", "integer"),
 ];
 
+const TREE_Q: &[(&str, &str)] = &[
+    ("path", "string"),
+    ("recursive", "boolean"),
+    ("limit", "integer"),
+    ("offset", "integer"),
+];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
 
@@ -383,6 +389,15 @@ pub const ROUTES: &[Route] = &[
         (200, Some("RestorePoint"))
     ),
     r!(
+        "get",
+        "/api/v1/restore-points/{id}/tree",
+        "Browse a tree restore point: the entries of a directory (path, default the root; recursive: everything below it, depth first), paginated (limit 1..=10000, default 1000; next_offset). 400 for a path with '..', 404 for a path not in it, 409 for an image restore point or one on a remote node's datastore",
+        "read",
+        None,
+        (200, Some("TreePage")),
+        TREE_Q
+    ),
+    r!(
         "post",
         "/api/v1/restore-points/{id}/restore",
         "Restore to a path on the datastore's node",
@@ -483,6 +498,9 @@ pub const ROUTES: &[Route] = &[
     api::TaskLog,
     api::Cancelled,
     api::RestorePoint,
+    api::TreePage,
+    api::TreeEntry,
+    api::TreeEntryKind,
     api::RestoreRequest,
     api::Export,
     api::NewExport,
@@ -678,6 +696,7 @@ mod tests {
         ("post", "/api/v1/tasks/{id}/cancel"),
         ("get", "/api/v1/restore-points"),
         ("get", "/api/v1/restore-points/{id}"),
+        ("get", "/api/v1/restore-points/{id}/tree"),
         ("post", "/api/v1/restore-points/{id}/restore"),
         ("get", "/api/v1/exports"),
         ("post", "/api/v1/exports"),

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/browse.rs"]
+mod browse;
 #[path = "api/cache.rs"]
 mod cache;
 #[path = "api/ids.rs"]
@@ -64,7 +66,7 @@ fn setup() -> T {
         }],
     );
     T {
-        state: AppState::new(c),
+        state: AppState::new(c).with_browse(Arc::new(browse::Fake)),
         admin,
     }
 }

@@ -22,10 +22,12 @@ use utoipa::{PartialSchema, ToSchema};
 mod accounts;
 mod records;
 mod requests;
+mod tree;
 
 pub use accounts::*;
 pub use records::*;
 pub use requests::*;
+pub use tree::*;
 
 /// The pattern of names of users, projects, nodes, sources, policies,
 /// tokens and tags: 1-128 letters, digits, `.`, `_`, `-` or `@`, not

@@ -11,12 +11,14 @@
 //!
 //! One module per resource: `sources` (and backup now), `datastores`,
 //! `nodes`, `policies`, `tasks` (and following a task to its end),
-//! `restores` and `exports` (mount, mounts, unmount).
+//! `restore_points` (snapshots, ls), `restores` and `exports` (mount,
+//! mounts, unmount).
 
 mod datastores;
 mod exports;
 mod nodes;
 mod policies;
+mod restore_points;
 mod restores;
 mod sources;
 mod tasks;
@@ -36,6 +38,7 @@ pub use datastores::datastore;
 pub use exports::{mount, mounts, unmount};
 pub use nodes::node;
 pub use policies::policy;
+pub use restore_points::{ls, snapshots};
 pub use restores::{restore, RestoreTo};
 pub use sources::{backup_now, source};
 pub use tasks::task;

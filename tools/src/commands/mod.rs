@@ -117,13 +117,36 @@ pub fn run(cli: Cli) -> Result<u8> {
                 *shutdown_timeout,
             )
         }
-        Command::Snapshots { source } => snapshots::snapshots(cli, source),
+        Command::Snapshots {
+            source,
+            kind,
+            since,
+        } => {
+            let f = crate::listing::SnapshotFilter {
+                source: source.clone(),
+                kind: *kind,
+                since: *since,
+            };
+            if cli.server.is_some() {
+                crate::client::snapshots(cli, &f)
+            } else {
+                snapshots::snapshots(cli, &f)
+            }
+        }
         Command::Forget { snapshots } => snapshots::forget(cli, snapshots),
         Command::Ls {
             snapshot,
             path,
+            recursive,
             source,
-        } => snapshots::ls(cli, snapshot, path.as_deref(), source.as_deref()),
+        } => {
+            let (path, source) = (path.as_deref(), source.as_deref());
+            if cli.server.is_some() {
+                crate::client::ls(cli, snapshot, path, *recursive, source)
+            } else {
+                snapshots::ls(cli, snapshot, path, *recursive, source)
+            }
+        }
         Command::Restore {
             snapshot,
             target,

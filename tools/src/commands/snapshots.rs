@@ -1,22 +1,31 @@
 //! `arca snapshots`, `arca forget` and `arca ls`: what the datastore holds.
 
-use anyhow::{bail, Context, Result};
-use arca_repo::format::node_kind;
+use anyhow::{Context, Result};
 use arca_repo::Snapshot;
 use serde_json::json;
 
-use super::shared::{fmt_time, human, open, open_for_deletion, print_json, resolve};
+use super::shared::{human, open, open_for_deletion, print_json, resolve};
+use crate::listing::{self, SnapshotFilter};
 use crate::Cli;
 
 /// `arca snapshots`.
-pub(super) fn snapshots(cli: &Cli, source: &Option<String>) -> Result<u8> {
+pub(super) fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
     let ds = open(cli, true)?;
     let (snaps, bad) = ds.snapshots_checked()?;
     let snaps: Vec<_> = snaps
         .into_iter()
-        .filter(|s| source.as_ref().is_none_or(|src| &s.manifest.source == src))
+        .filter(|s| {
+            f.source
+                .as_ref()
+                .is_none_or(|src| &s.manifest.source == src)
+        })
+        .filter(|s| {
+            f.kind
+                .is_none_or(|k| s.manifest.source_kind == k.to_string())
+        })
+        .filter(|s| f.since.is_none_or(|t| s.time().timestamp() >= t))
         .collect();
-    // Damaged snapshot files are listed whatever --source says: what
+    // Damaged snapshot files are listed whatever the filters say: what
     // they belong to cannot be read.
     let damaged: Vec<(String, String, &'static str)> = bad
         .into_iter()
@@ -36,21 +45,17 @@ pub(super) fn snapshots(cli: &Cli, source: &Option<String>) -> Result<u8> {
         }));
         print_json(json!(rows));
     } else {
-        println!(
-            "{:<10} {:<19} {:<6} {:>10} {:>10}  SOURCE",
-            "ID", "TIME (UTC)", "KIND", "SIZE", "ADDED"
-        );
+        listing::snapshot_header();
         for s in &snaps {
             let st = s.manifest.stats.clone().unwrap_or_default();
-            println!(
-                "{:<10} {:<19} {:<6} {:>10} {:>10}  {}",
-                &s.id.to_hex()[..8],
-                fmt_time(s),
-                s.manifest.source_kind,
-                human(st.bytes_total),
-                human(st.bytes_added),
-                s.manifest.source
-            );
+            listing::snapshot_line(&listing::SnapshotRow {
+                id: &s.id.to_hex(),
+                time: s.time().timestamp(),
+                kind: &s.manifest.source_kind,
+                bytes_total: st.bytes_total,
+                bytes_added: st.bytes_added,
+                source: &s.manifest.source,
+            });
         }
         for (id, e, state) in &damaged {
             println!(
@@ -140,7 +145,15 @@ fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub(super) fn ls(cli: &Cli, spec: &str, path: Option<&str>, source: Option<&str>) -> Result<u8> {
+/// `arca ls` on a local datastore (`client::ls` through a server): the
+/// entries [`arca_node::browse::tree`] lists, as the server's API does.
+pub(super) fn ls(
+    cli: &Cli,
+    spec: &str,
+    path: Option<&str>,
+    recursive: bool,
+    source: Option<&str>,
+) -> Result<u8> {
     let ds = open(cli, true)?;
     let snap = resolve(&ds, spec, source)?;
     if snap.is_image() {
@@ -161,63 +174,11 @@ pub(super) fn ls(cli: &Cli, spec: &str, path: Option<&str>, source: Option<&str>
         }
         return Ok(0);
     }
-    let prefix = path
-        .map(|p| p.trim_matches('/').as_bytes().to_vec())
-        .unwrap_or_default();
-    let ids: Vec<_> = snap
-        .manifest
-        .catalog
-        .iter()
-        .map(|c| arca_repo::ChunkId::from_slice(c))
-        .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
-    let mut found = prefix.is_empty();
-    arca_repo::catalog::for_each(&ds, &ids, &mut |e| {
-        let inside = prefix.is_empty()
-            || e.path == prefix
-            || (e.path.starts_with(&prefix) && e.path.get(prefix.len()) == Some(&b'/'));
-        if inside {
-            found = true;
-            rows.push(e.clone());
-        }
-        true
-    })?;
-    if !found {
-        bail!(
-            "no path {:?} in snapshot {}",
-            path.unwrap_or(""),
-            &snap.id.to_hex()[..8]
-        );
-    }
+    let page = arca_node::browse::tree(&ds, &snap, path.unwrap_or(""), recursive, 0, u32::MAX)?;
     if cli.json {
-        print_json(json!(rows.iter().map(|e| json!({
-            "path": String::from_utf8_lossy(&e.path), "kind": kind_name(e.kind), "mode": format!("{:o}", e.mode),
-            "size": e.size, "mtime": chrono::DateTime::from_timestamp_nanos(e.mtime_ns).to_rfc3339(),
-        })).collect::<Vec<_>>()));
+        print_json(serde_json::to_value(&page)?);
     } else {
-        for e in &rows {
-            println!(
-                "{} {:>6o} {:>12} {} {}",
-                kind_name(e.kind).chars().next().unwrap_or('?'),
-                e.mode,
-                e.size,
-                chrono::DateTime::from_timestamp_nanos(e.mtime_ns).format("%Y-%m-%d %H:%M"),
-                String::from_utf8_lossy(&e.path)
-            );
-        }
+        listing::tree_lines(&page.entries);
     }
     Ok(0)
-}
-
-fn kind_name(k: u32) -> &'static str {
-    match k {
-        node_kind::FILE => "file",
-        node_kind::DIR => "dir",
-        node_kind::SYMLINK => "symlink",
-        node_kind::FIFO => "fifo",
-        node_kind::CHARDEV => "chardev",
-        node_kind::BLOCKDEV => "blockdev",
-        node_kind::SOCKET => "socket",
-        _ => "unknown",
-    }
 }

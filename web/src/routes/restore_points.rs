@@ -1,7 +1,8 @@
-//! Restore points: list, show (by id or unique prefix) and restore.
+//! Restore points: list, show (by id or unique prefix), browse and
+//! restore.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
-use arca_model::{api, RestoreParams};
+use arca_model::{api, RestoreParams, SourceKind};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -115,6 +116,48 @@ pub async fn restore(
         let t = t.ok_or_else(|| ApiError::conflict("the restore task could not be queued"))?;
         s.changed.notify_one();
         Ok((StatusCode::ACCEPTED, Json(t.to_api())))
+    })
+    .await
+}
+
+/// `GET /api/v1/restore-points/{id}/tree`: a page of a tree restore
+/// point's entries, read from its datastore on the blocking pool.
+pub async fn tree(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<api::TreeQuery>, QueryRejection>,
+) -> ApiResult<Json<api::TreePage>> {
+    let Path(id) = id?;
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(api::TREE_DEFAULT_LIMIT);
+    if !(1..=api::TREE_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1..={}",
+            api::TREE_MAX_LIMIT
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let path = q.path.unwrap_or_default();
+    if path.len() > 4096 || path.contains('\0') || path.split('/').any(|c| c == "..") {
+        return Err(ApiError::bad_request(
+            "path must be inside the restore point: no '..', no NUL, at most 4096 bytes",
+        ));
+    }
+    s.call(move |s| {
+        let rp = restore_point(s, &p, &id)?;
+        p.require(Action::Read, Some(rp.project_id))?;
+        if rp.kind == SourceKind::Image {
+            return Err(ApiError::conflict(format!(
+                "restore point {} is an image: it has disks, not files (browse of image restore points comes with file access; export it to read it)",
+                rp.id.short()
+            )));
+        }
+        let b = s.browse.clone().ok_or_else(|| {
+            ApiError::conflict("this server cannot browse restore points")
+        })?;
+        let ds = s.catalog.datastore(rp.datastore_id)?;
+        Ok(Json(b.tree(&ds, rp.id, &path, q.recursive, offset, limit)?))
     })
     .await
 }

@@ -97,6 +97,7 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
+    ("get",    "/api/v1/restore-points/{id}/tree",        ALL,           HIDDEN_READ),
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
@@ -370,6 +371,10 @@ impl World<'_> {
                 (with(&t.id), None)
             }
             ("get", "/api/v1/restore-points/{id}") => (with(&o.restore_point), None),
+            ("get", "/api/v1/restore-points/{id}/tree") => (
+                format!("{}?path=/dir&recursive=true", with(&o.restore_point)),
+                None,
+            ),
             ("post", "/api/v1/restore-points/{id}/restore") => {
                 (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
             }

@@ -1,0 +1,46 @@
+//! Browsing restore points: the web crate does not open datastores
+//! itself; the server gives it a [`Browse`] that does (its embedded
+//! node's), held in [`crate::AppState::browse`].
+
+use arca_catalog as catalog;
+use arca_model::{api, RestorePointId};
+
+/// Why a restore point's tree cannot be listed; each maps to one status.
+#[derive(Debug)]
+pub enum BrowseError {
+    /// 400: a path that is not acceptable (`..`).
+    Invalid(String),
+    /// 404: no such path in the restore point.
+    NotFound(String),
+    /// 409: an image restore point, a datastore of a remote node...
+    Conflict(String),
+    /// 500: reading the datastore failed.
+    Internal(String),
+}
+
+impl From<BrowseError> for crate::ApiError {
+    fn from(e: BrowseError) -> Self {
+        match e {
+            BrowseError::Invalid(m) => crate::ApiError::bad_request(m),
+            BrowseError::NotFound(m) => crate::ApiError::not_found(m),
+            BrowseError::Conflict(m) => crate::ApiError::conflict(m),
+            BrowseError::Internal(m) => crate::ApiError::internal(m),
+        }
+    }
+}
+
+/// Lists the tree of a restore point in a datastore. Called on the
+/// blocking pool: it may read the datastore.
+pub trait Browse: Send + Sync {
+    /// One page of the entries below `path` (relative to the restore
+    /// point's root): one level, or everything below when `recursive`.
+    fn tree(
+        &self,
+        datastore: &catalog::Datastore,
+        rp: RestorePointId,
+        path: &str,
+        recursive: bool,
+        offset: u64,
+        limit: u32,
+    ) -> Result<api::TreePage, BrowseError>;
+}
