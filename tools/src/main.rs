@@ -11,6 +11,7 @@ mod node;
 mod progress;
 mod secrets;
 mod server;
+mod table;
 mod tokens;
 mod units;
 
