@@ -4,7 +4,7 @@
 
 /// A table being filled, printed with [`Table::render`].
 pub(crate) struct Table {
-    header: Vec<&'static str>,
+    header: Vec<String>,
     /// Columns aligned to the right (numbers).
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
@@ -20,9 +20,9 @@ pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 impl Table {
     /// A table with these column titles.
-    pub(crate) fn new(header: &[&'static str]) -> Table {
+    pub(crate) fn new(header: &[&str]) -> Table {
         Table {
-            header: header.to_vec(),
+            header: header.iter().map(|h| h.to_string()).collect(),
             right: vec![false; header.len()],
             rows: Vec::new(),
         }
@@ -77,7 +77,7 @@ impl Table {
             }
             out.trim_end().to_string()
         };
-        let mut lines = vec![line(self.header.clone())];
+        let mut lines = vec![line(self.header.iter().map(String::as_str).collect())];
         for r in &self.rows {
             lines.push(line(r.iter().map(String::as_str).collect()));
         }
