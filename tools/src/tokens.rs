@@ -124,7 +124,14 @@ pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
             let all: Vec<Token> = api.get("/tokens", "a list of tokens")?;
             show(cli, &all, |all| {
                 let mut tab = crate::table::Table::new(&[
-                    "ID", "NAME", "SCOPE", "PROJECTS", "EXPIRES", "LAST USED", "PARENT", "STATE",
+                    "ID",
+                    "NAME",
+                    "SCOPE",
+                    "PROJECTS",
+                    "EXPIRES",
+                    "LAST USED",
+                    "PARENT",
+                    "STATE",
                 ])
                 .right(&[0]);
                 for t in all {

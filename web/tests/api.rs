@@ -20,6 +20,8 @@ mod accounts;
 mod cache;
 #[path = "api/ids.rs"]
 mod ids;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/rbac.rs"]
 mod rbac;
 #[path = "api/tokens.rs"]

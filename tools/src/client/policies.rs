@@ -33,7 +33,14 @@ pub(crate) fn retention_summary(r: &arca_model::Retention) -> String {
 /// says when.
 fn policy_table(all: &[Policy]) -> String {
     let mut t = Table::new(&[
-        "ID", "NAME", "SCHEDULE", "WINDOW", "RETENTION", "RPO", "PRIORITY", "ENABLED",
+        "ID",
+        "NAME",
+        "SCHEDULE",
+        "WINDOW",
+        "RETENTION",
+        "RPO",
+        "PRIORITY",
+        "ENABLED",
     ])
     .right(&[0, 6]);
     for p in all {
@@ -63,8 +70,16 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
             match_pattern,
             match_tags,
             keep,
+            rpo,
             project,
         } => {
+            let rpo_s = match rpo {
+                Some(r) => Some(
+                    i64::try_from(crate::units::parse_duration(r)?.as_secs())
+                        .map_err(|_| anyhow::anyhow!("--rpo {r:?} is too long"))?,
+                ),
+                None => None,
+            };
             let req = NewPolicy {
                 name: name.clone(),
                 schedule: schedule.clone(),
@@ -75,7 +90,7 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
                 priority: *priority,
                 match_pattern: match_pattern.clone(),
                 match_tags: match_tags.clone(),
-                rpo_s: None,
+                rpo_s,
             };
             let p: Policy = api.post("/policies", &req, "a policy")?;
             show(cli, &p, |p| {

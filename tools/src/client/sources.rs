@@ -10,7 +10,8 @@ use crate::{Cli, SourceCmd};
 
 /// The rows of `arca source list`.
 fn source_table(all: &[Source]) -> String {
-    let mut t = Table::new(&["ID", "NAME", "KIND", "PATH", "PROJECT", "POLICY", "TAGS"]).right(&[0]);
+    let mut t =
+        Table::new(&["ID", "NAME", "KIND", "PATH", "PROJECT", "POLICY", "TAGS"]).right(&[0]);
     for s in all {
         t.row(vec![
             s.id.to_string(),

@@ -98,7 +98,9 @@ pub(super) fn result_summary(t: &Task) -> Option<String> {
             (None, note) => format!(
                 "{} restore points checked{}",
                 v.restore_points_checked,
-                note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                note.as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
             ),
         },
         TaskResult::Prune(p) => format!("{} restore points removed", p.removed),
@@ -146,7 +148,11 @@ fn task_text(t: &Task, logs: &[TaskLog], names: &SourceNames, now: i64) -> Strin
     }
     // The header row is the task's id.
     let mut out = tab.render().replacen("task", &format!("task {}", t.id), 1);
-    out = out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    out = out
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
     if !logs.is_empty() {
         out += "\nlog:";
         for l in logs {

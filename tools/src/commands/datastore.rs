@@ -80,7 +80,10 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
         ),
     );
     kv("pack size", human(c.pack_size.into()));
-    kv("packs", format!("{} ({} stored)", packs.len(), human(stored)));
+    kv(
+        "packs",
+        format!("{} ({} stored)", packs.len(), human(stored)),
+    );
     kv("snapshots", snaps.len().to_string());
     println!("{}", t.render());
     Ok(0)

@@ -3,13 +3,15 @@ use serde_json::json;
 use super::*;
 
 fn task(kind: &str, state: &str, result: serde_json::Value) -> Task {
-    serde_json::from_value(json!({"id": 12, "kind": kind, "state": state, "project_id": 1,
+    serde_json::from_value(
+        json!({"id": 12, "kind": kind, "state": state, "project_id": 1,
         "source_id": 2, "policy_id": null, "datastore_id": 1, "node_id": 1, "params": {},
         "priority": -1, "slot": null, "attempt": 1, "max_attempts": 3, "not_before": 0,
         "lease_until": null, "cancel_requested": false, "bytes_done": 10485760,
         "bytes_total": 10485760, "progress": 100.0, "result": result, "error": null,
         "created_by": "admin", "created_at": 1_796_289_000, "started_at": 1_796_289_240,
-        "finished_at": 1_796_289_305}))
+        "finished_at": 1_796_289_305}),
+    )
     .unwrap()
 }
 
@@ -76,7 +78,10 @@ fn task_show_is_readable() {
         "log:".to_string(),
         format!("  {}  info  reading /srv/docs", local_time(1_796_289_241)),
     ] {
-        assert!(text.lines().any(|l| l == want), "no line {want:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == want),
+            "no line {want:?} in\n{text}"
+        );
     }
     assert!(!text.contains("null"), "{text}");
 }
@@ -95,18 +100,25 @@ fn human_task_output_never_says_null() {
     ];
     for text in texts {
         assert!(text.lines().all(|l| !l.contains("null")), "{text}");
-        assert!(text.contains("#99") || text.contains("restore task 12"), "{text}");
+        assert!(
+            text.contains("#99") || text.contains("restore task 12"),
+            "{text}"
+        );
     }
 }
 
 /// `--wait` prints the summary, not a JSON blob.
 #[test]
 fn the_end_of_a_followed_task_is_a_summary() {
-    let t = task("gc", "succeeded", json!({"snapshots": 1, "live_blobs": 2,
+    let t = task(
+        "gc",
+        "succeeded",
+        json!({"snapshots": 1, "live_blobs": 2,
         "packs_total": 3, "packs_deleted": 1, "packs_repacked": 0, "packs_in_grace": 0,
         "packs_healed": 0, "temporaries_removed": 0, "temporary_bytes_removed": 0,
         "blobs_removed": 4, "bytes_freed": 3145728, "bytes_rewritten": 0, "warnings": [],
-        "damaged_snapshots": []}));
+        "damaged_snapshots": []}),
+    );
     assert_eq!(
         final_line(&t, 0),
         "gc task 12 succeeded in 1m 05s: 3.0 MiB freed, 1 packs deleted, 0 repacked"
