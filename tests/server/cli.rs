@@ -167,7 +167,7 @@ fn human_output(
     assert!(out.starts_with("ID  NAME  SCHEDULE"), "{out}");
     assert!(
         out.lines()
-            .any(|l| l.contains("Mon..Fri 22:00") && l.contains("last 5")),
+            .any(|l| l.contains(" Mon..Fri ") && l.contains("22:00") && l.contains("last 5")),
         "{out}"
     );
     seen += &out;

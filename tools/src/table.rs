@@ -97,7 +97,7 @@ mod tests {
         t.row(vec![opt(Some(3)), opt(None::<u8>), "5 B".into()]);
         assert_eq!(
             t.render(),
-            "ID  NAME     BYTES\n 7  données  1.0 KiB\n12  -              -\n 3  -            5 B"
+            "ID  NAME       BYTES\n 7  données  1.0 KiB\n12  -              -\n 3  -            5 B"
         );
     }
 
