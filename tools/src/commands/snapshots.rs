@@ -36,32 +36,30 @@ pub(super) fn snapshots(cli: &Cli, source: &Option<String>) -> Result<u8> {
         }));
         print_json(json!(rows));
     } else {
-        println!(
-            "{:<10} {:<19} {:<6} {:>10} {:>10}  SOURCE",
-            "ID", "TIME (UTC)", "KIND", "SIZE", "ADDED"
-        );
+        let mut t = crate::table::Table::new(&["ID", "TIME", "KIND", "SIZE", "ADDED", "SOURCE"])
+            .right(&[3, 4]);
         for s in &snaps {
             let st = s.manifest.stats.clone().unwrap_or_default();
-            println!(
-                "{:<10} {:<19} {:<6} {:>10} {:>10}  {}",
-                &s.id.to_hex()[..8],
+            t.row(vec![
+                s.id.to_hex()[..8].to_string(),
                 fmt_time(s),
-                s.manifest.source_kind,
+                s.manifest.source_kind.clone(),
                 human(st.bytes_total),
                 human(st.bytes_added),
-                s.manifest.source
-            );
+                s.manifest.source.clone(),
+            ]);
         }
         for (id, e, state) in &damaged {
-            println!(
-                "{:<10} {:<19} {:<6} {:>10} {:>10}  unknown ({state}: {e})",
-                &id[..id.len().min(8)],
-                "-",
+            t.row(vec![
+                id[..id.len().min(8)].to_string(),
+                String::new(),
                 state.to_ascii_uppercase(),
-                "-",
-                "-",
-            );
+                String::new(),
+                String::new(),
+                format!("unknown ({state}: {e})"),
+            ]);
         }
+        println!("{}", t.render());
         if damaged.is_empty() {
             println!("{} snapshots", snaps.len());
         } else {
