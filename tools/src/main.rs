@@ -392,8 +392,8 @@ pub enum SourceCmd {
         /// disk image file or block device).
         #[arg(value_parser = model_enum::<arca_model::SourceKind>(arca_model::SourceKind::NAMES))]
         kind: arca_model::SourceKind,
-        /// The source's name, unique in its project (letters, digits,
-        /// `.`, `_`, `-`).
+        /// The source's name, unique in its project: 1-128 letters,
+        /// digits, `.`, `_`, `-` or `@`, not starting with `.` or `-`.
         name: String,
         /// Absolute path on the node: a directory (files) or an image file
         /// or block device (image); it must be under one of the node's
