@@ -110,7 +110,7 @@ pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
 pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
-pub use restore_points::IMPORT_BATCH;
+pub use restore_points::{SourceFreshness, IMPORT_BATCH};
 pub use tokens::{NewApiToken, Settings, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE};
 
 fn json_vec(s: String) -> Vec<String> {

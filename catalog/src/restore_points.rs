@@ -8,6 +8,32 @@ use crate::{
     RestorePointId, Result, SourceId,
 };
 
+/// A source's newest restore point and its policy's RPO
+/// ([`Catalog::source_freshness`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceFreshness {
+    pub source: String,
+    /// The source's project, by name.
+    pub project: String,
+    /// Time and size of the newest restore point; none before the first.
+    pub last_time: Option<i64>,
+    pub last_bytes: Option<i64>,
+    /// The RPO of the source's policy, when it has one and is enabled.
+    pub rpo_seconds: Option<i64>,
+    /// When the RPO started to count without a restore point: the later
+    /// of the source's and the policy's creation.
+    pub since: i64,
+}
+
+impl SourceFreshness {
+    /// Whether the RPO is met at `now` (as the server's RPO check judges
+    /// it); none without an RPO.
+    pub fn rpo_met(&self, now: i64) -> Option<bool> {
+        let rpo = self.rpo_seconds?;
+        Some(now - self.last_time.unwrap_or(self.since) <= rpo)
+    }
+}
+
 const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
 
 fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
@@ -184,6 +210,37 @@ impl Catalog {
             [source_id],
             |r| r.get(0),
         )?)
+    }
+
+    /// Every source with its newest restore point and its policy's RPO,
+    /// in one query (for `/metrics`).
+    pub fn source_freshness(&self) -> Result<Vec<SourceFreshness>> {
+        let db = self.rd();
+        // SQLite takes the bare `bytes_total` from the row of `MAX(time)`.
+        let mut st = db.prepare_cached(
+            "SELECT s.name, pr.name, s.created_at, last.time, last.bytes_total, \
+                    CASE WHEN pol.enabled THEN pol.rpo_seconds END, pol.created_at \
+             FROM sources s \
+             JOIN projects pr ON pr.id = s.project_id \
+             LEFT JOIN policies pol ON pol.id = s.policy_id \
+             LEFT JOIN (SELECT source_id, MAX(time) AS time, bytes_total FROM restore_points \
+                        WHERE source_id IS NOT NULL GROUP BY source_id) last \
+                    ON last.source_id = s.id \
+             ORDER BY s.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let source_created: i64 = r.get(2)?;
+            let policy_created: Option<i64> = r.get(6)?;
+            Ok(SourceFreshness {
+                source: r.get(0)?,
+                project: r.get(1)?,
+                last_time: r.get(3)?,
+                last_bytes: r.get(4)?,
+                rpo_seconds: r.get(5)?,
+                since: source_created.max(policy_created.unwrap_or(0)),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn bytes_backed_up(&self) -> Result<i64> {

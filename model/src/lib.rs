@@ -13,6 +13,8 @@
 //!   serialized as the catalog's `result` column.
 //! - `sql` (feature `rusqlite`): the catalog's columns read and written
 //!   as ids and kinds, with the values stored today.
+//! - [`paths`]: paths inside a restore point, relative to the source's
+//!   root (`--path`).
 //! - [`api`]: the REST request and response bodies, with their JSON
 //!   Schema (utoipa), from which the served OpenAPI document's component
 //!   schemas are made (web/src/openapi.rs).
@@ -25,6 +27,7 @@
 pub mod api;
 pub mod ids;
 pub mod kinds;
+pub mod paths;
 #[cfg(feature = "rusqlite")]
 pub mod sql;
 pub mod task;

@@ -122,6 +122,38 @@ fn partial_restore_and_ls() {
         fs::read(one.join("random.bin")).unwrap(),
         random_bytes(3_000_000, 2)
     );
+    // Backed up under its path, a source takes --path as the original
+    // absolute path too; another absolute path is refused with the root.
+    let real = fs::canonicalize(&src).unwrap();
+    env.json(&["backup", "files", real.to_str().unwrap()]);
+    let abs = env.path("abs");
+    let original = real.join("dir/sub");
+    env.ok(&[
+        "restore",
+        "latest",
+        abs.to_str().unwrap(),
+        "--source",
+        real.to_str().unwrap(),
+        "--path",
+        original.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src.join("dir/sub"), &abs);
+    let o = env.run(&[
+        "restore",
+        "latest",
+        env.path("elsewhere").to_str().unwrap(),
+        "--source",
+        real.to_str().unwrap(),
+        "--path",
+        "/etc/hosts",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("paths are relative to the source root")
+            && err.contains(&format!("{:?}", real.to_str().unwrap())),
+        "{err}"
+    );
 
     let ls = env.json(&["ls", "latest", "dir", "--recursive"]);
     let paths: Vec<_> = ls["entries"]

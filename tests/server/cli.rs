@@ -98,6 +98,7 @@ fn cli_against_the_server() {
             .contains("\"succeeded\"")
     });
     common::assert_same_tree(&tree, &target);
+    human_output(&arca, &id, &snap[..12], &tree, &dir.path().join("one"));
     // A revoked or bogus token is refused with a clear message.
     let out = Command::new(env!("CARGO_BIN_EXE_arca"))
         .args(["task", "list"])
@@ -107,6 +108,110 @@ fn cli_against_the_server() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
+}
+
+/// What people read: tables with headers, readable times and summaries,
+/// never `null`; `--path` as the source's original absolute path.
+/// `arca ARGS` as a test runs it: exit code, stdout and stderr.
+type Run<'a> = &'a dyn Fn(&[&str]) -> (Option<i32>, String);
+
+fn human_output(
+    arca: Run,
+    backup: &str,
+    snap: &str,
+    tree: &std::path::Path,
+    one: &std::path::Path,
+) {
+    let mut seen = String::new();
+    let (code, out) = arca(&["task", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("ID  SOURCE  KIND") && out.lines().next().unwrap().ends_with("RATE"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.split_whitespace().take(4).eq([
+            backup,
+            "docs",
+            "backup",
+            "succeeded"
+        ])),
+        "{out}"
+    );
+    seen += &out;
+    let (code, out) = arca(&["task", "show", backup]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with(&format!("task {backup}\nkind      backup\n")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "source    docs"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("result    restore point ") && l.contains("1 files")),
+        "{out}"
+    );
+    assert!(out.contains("\nlog:\n"), "{out}");
+    seen += &out;
+    let (code, out) = arca(&["source", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ID  NAME  KIND   PATH"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("docs") && l.contains("files")),
+        "{out}"
+    );
+    seen += &out;
+    let (code, out) = arca(&["policy", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ID  NAME  SCHEDULE"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" Mon..Fri ") && l.contains("22:00") && l.contains("last 5")),
+        "{out}"
+    );
+    seen += &out;
+    // A restore of one file named by its original path, followed: a
+    // summary, not JSON.
+    let file = tree.join("f.txt");
+    let (code, out) = arca(&[
+        "restore",
+        snap,
+        "--to",
+        one.to_str().unwrap(),
+        "--path",
+        file.to_str().unwrap(),
+        "--wait",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("restore task ")
+            && l.contains(" succeeded")
+            && l.contains(" files, 97.7 KiB written to ")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(one.join("f.txt")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    seen += &out;
+    let (code, out) = arca(&[
+        "restore",
+        snap,
+        "--to",
+        one.to_str().unwrap(),
+        "--path",
+        "/etc/hosts",
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("paths are relative to the source root")
+            && out.contains(&format!("{:?}", tree.to_str().unwrap())),
+        "{out}"
+    );
+    for l in seen.lines() {
+        assert!(!l.contains("null"), "{l:?} in\n{seen}");
+    }
 }
 
 /// Run `arca ARGS` on a pseudo-terminal (util-linux `script`), answering

@@ -76,7 +76,12 @@ fn confinement_through_the_server() {
     assert_eq!(n["data_dir"], json!(s(&data)), "{n}");
     assert_eq!(n["allow_block_devices"], false, "{n}");
     let (_, out) = arca(&["node", "list"]);
-    assert!(out.contains(&format!("sources: {}", s(&sources))), "{out}");
+    assert!(out.starts_with("ID  NAME"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&name) && l.contains(&s(&sources)) && l.contains("refused")),
+        "{out}"
+    );
 
     // Sources.
     let src = s(&sources);

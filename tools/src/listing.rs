@@ -32,39 +32,36 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
 }
 
 /// One line of `arca snapshots`.
-pub struct SnapshotRow<'a> {
+pub struct SnapshotRow {
     /// The full id (hex); the first 8 digits are shown.
-    pub id: &'a str,
+    pub id: String,
     /// When it was taken, seconds since the epoch (UTC).
     pub time: i64,
-    pub kind: &'a str,
+    pub kind: String,
     pub bytes_total: u64,
     pub bytes_added: u64,
-    pub source: &'a str,
+    pub source: String,
 }
 
-/// The header of `arca snapshots`.
-pub fn snapshot_header() {
-    println!(
-        "{:<10} {:<19} {:<6} {:>10} {:>10}  SOURCE",
-        "ID", "TIME (UTC)", "KIND", "SIZE", "ADDED"
-    );
-}
-
-/// One row of `arca snapshots` (oldest first).
-pub fn snapshot_line(r: &SnapshotRow) {
-    let time = chrono::DateTime::from_timestamp(r.time, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".into());
-    println!(
-        "{:<10} {:<19} {:<6} {:>10} {:>10}  {}",
-        &r.id[..r.id.len().min(8)],
-        time,
-        r.kind,
-        human(r.bytes_total),
-        human(r.bytes_added),
-        r.source
-    );
+/// The table of `arca snapshots` (oldest first), times local; `extra`
+/// rows (snapshots that cannot be read) go last as they are.
+pub fn snapshot_table(rows: &[SnapshotRow], extra: Vec<Vec<String>>) -> String {
+    let mut t =
+        crate::table::Table::new(&["ID", "TIME", "KIND", "SIZE", "ADDED", "SOURCE"]).right(&[3, 4]);
+    for r in rows {
+        t.row(vec![
+            r.id[..r.id.len().min(8)].to_string(),
+            crate::units::local_time(r.time),
+            r.kind.to_string(),
+            human(r.bytes_total),
+            human(r.bytes_added),
+            r.source.to_string(),
+        ]);
+    }
+    for r in extra {
+        t.row(r);
+    }
+    t.render()
 }
 
 /// The lines of `arca ls`: kind, mode, size, modification time, path (and

@@ -2,6 +2,7 @@
 //! datastore, calls the library crates, prints text or JSON.
 
 mod accounts;
+mod args;
 mod client;
 mod commands;
 mod interrupt;
@@ -12,6 +13,7 @@ mod node;
 mod progress;
 mod secrets;
 mod server;
+mod table;
 mod tokens;
 mod units;
 
@@ -19,6 +21,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+pub(crate) use args::{ExportArgs, MountArgs, NotifyArgs, RootArgs, ServeCmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -137,7 +141,8 @@ enum Command {
     /// List snapshots (restore points), oldest first. With --server, the
     /// restore points the server's catalog lists (that you may read).
     Snapshots {
-        /// Only those of this source.
+        /// Only the snapshots of this source (its name, by default the
+        /// absolute path it was backed up from).
         #[arg(long)]
         source: Option<String>,
         /// Only those of this kind (files or image).
@@ -152,6 +157,7 @@ enum Command {
     /// below PATH with --recursive (the disks of an image snapshot).
     /// With --server, through the server's API.
     Ls {
+        /// A snapshot id, a unique prefix of one, or `latest`.
         snapshot: String,
         /// A directory or file in the snapshot (default: its root).
         path: Option<String>,
@@ -165,7 +171,11 @@ enum Command {
     /// Restore a snapshot: a tree into a directory, an image into a file.
     /// With --server, the server's node restores the restore point to --to.
     Restore {
+        /// The snapshot (restore point): an id, a unique prefix of one, or
+        /// `latest` (with --source).
         snapshot: String,
+        /// Where to restore here: a directory for a tree snapshot, a file
+        /// or block device for an image. Not with --server (use --to).
         #[arg(required_unless_present = "to")]
         target: Option<PathBuf>,
         /// Through the server: the path on the node to restore to.
@@ -178,9 +188,12 @@ enum Command {
         /// bar; exit code 1 if it fails).
         #[arg(long, requires = "to")]
         wait: bool,
-        /// Only this file or directory of a tree snapshot.
+        /// Only this file or directory of a tree snapshot, relative to the
+        /// source root ("etc/hosts"); the original absolute path
+        /// ("/srv/docs/etc/hosts" of the source /srv/docs) is taken too.
         #[arg(long)]
         path: Option<String>,
+        /// With `latest`: the newest snapshot of this source (local only).
         #[arg(long)]
         source: Option<String>,
         /// Write into a target that holds data: a directory with entries
@@ -353,38 +366,6 @@ pub enum SettingKey {
     TokenMaxLifetime,
 }
 
-/// Where the built-in node of `arca server` may read sources and write
-/// restores. Given, they replace the node's roots at every start (the
-/// ones set through the API otherwise stay); see docs/control-plane.md.
-#[derive(Args, Debug, Clone, Default)]
-pub struct RootArgs {
-    /// A directory under which sources may live (repeatable). Without any,
-    /// no source can be added until an admin sets roots.
-    #[arg(long = "source-root", value_name = "DIR")]
-    pub source_roots: Vec<PathBuf>,
-    /// A directory under which restores may write (repeatable; default
-    /// <data-dir>/restores).
-    #[arg(long = "restore-root", value_name = "DIR")]
-    pub restore_roots: Vec<PathBuf>,
-}
-
-/// Where the server sends notifications (task failed, RPO missed).
-#[derive(Args, Debug, Clone)]
-pub struct NotifyArgs {
-    /// POST a JSON event to this URL.
-    #[arg(long, env = "ARCA_WEBHOOK")]
-    pub webhook: Option<String>,
-    /// SMTP relay, host:port (plain SMTP, e.g. the local MTA).
-    #[arg(long, env = "ARCA_SMTP_SERVER")]
-    pub smtp_server: Option<String>,
-    /// Sender address of notification mails.
-    #[arg(long, env = "ARCA_SMTP_FROM", default_value = "arca@localhost")]
-    pub smtp_from: String,
-    /// Recipient of notification mails (repeatable).
-    #[arg(long = "notify-email")]
-    pub notify_email: Vec<String>,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Set a user's password (admins): asks twice, without echo. All the
@@ -420,18 +401,32 @@ pub enum CatalogCmd {
 pub enum SourceCmd {
     /// Add a source: `files NAME PATH` or `image NAME PATH`.
     Add {
+        /// What is backed up: `files` (a directory tree) or `image` (a
+        /// disk image file or block device).
+        #[arg(value_parser = model_enum::<arca_model::SourceKind>(arca_model::SourceKind::NAMES))]
         kind: arca_model::SourceKind,
+        /// The source's name, unique in its project: 1-128 letters,
+        /// digits, `.`, `_`, `-` or `@`, not starting with `.` or `-`.
         name: String,
+        /// Absolute path on the node: a directory (files) or an image file
+        /// or block device (image); it must be under one of the node's
+        /// source roots (`arca node list`).
         path: String,
+        /// The node that reads it, by name (default: the embedded node).
         #[arg(long)]
         node: Option<String>,
+        /// The project, by id (default: 1, `default`).
         #[arg(long)]
         project: Option<arca_model::ProjectId>,
+        /// A tag, for policies that match tags (repeatable).
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Assign this policy by name (otherwise a policy whose --match or
+        /// --match-tag rule fits is assigned).
         #[arg(long)]
         policy: Option<String>,
     },
+    /// The sources: kind, path, project, policy and tags.
     List,
 }
 
@@ -464,17 +459,26 @@ pub enum NodeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum PolicyCmd {
-    /// Add a policy.
+    /// Add a policy: when its sources are backed up, where to, and how
+    /// many restore points are kept.
     Add {
+        /// The policy's name.
         name: String,
-        /// e.g. "daily", "every 15m", "Mon..Fri 22:00".
+        /// When backups run (UTC): `every 15m`, `every 2h`; `hourly`,
+        /// `daily`, `weekly`, `monthly`, `yearly`; or calendar events such
+        /// as "Mon..Fri 22:00", "*-*-* 02:30", "Sat,Sun 03:00", "*:0/15".
         #[arg(long)]
         schedule: String,
+        /// Only start backups in this window (UTC), e.g. "22:00-06:00" or
+        /// "Mon..Fri 20:00-23:30"; a backup due outside it waits.
         #[arg(long)]
         window: Option<String>,
+        /// The datastore its backups go to, by name (default: `default`).
         #[arg(long)]
         datastore: Option<String>,
+        /// Higher runs first when tasks wait for a slot.
         #[arg(long, default_value_t = 0)]
         priority: i64,
         /// Assign sources whose name matches this glob.
@@ -485,24 +489,39 @@ pub enum PolicyCmd {
         match_tags: Vec<String>,
         #[command(flatten)]
         keep: KeepArgs,
+        /// Recovery point objective: a source whose newest restore point
+        /// is older than this is reported (notification, /metrics), e.g.
+        /// 26h, 90m, 8d.
+        #[arg(long, value_name = "DURATION")]
+        rpo: Option<String>,
+        /// The project, by id (default: 1, `default`).
         #[arg(long)]
         project: Option<arca_model::ProjectId>,
     },
+    /// The policies: schedule, window, retention, RPO and priority.
     List,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TaskCmd {
+    /// The newest tasks: source, kind, state, start, duration, bytes and
+    /// rate.
     List {
-        #[arg(long)]
+        /// Only tasks in this state.
+        #[arg(long, value_parser = model_enum::<arca_model::TaskState>(arca_model::TaskState::NAMES))]
         state: Option<arca_model::TaskState>,
+        /// How many tasks, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// A task: times, duration, what it did, and its log.
     Show {
+        /// The task's id (`arca task list`).
         id: arca_model::TaskId,
     },
+    /// Ask the node to stop a running task, or drop a queued one.
     Cancel {
+        /// The task's id (`arca task list`).
         id: arca_model::TaskId,
     },
 }
@@ -511,8 +530,12 @@ pub enum TaskCmd {
 pub enum DatastoreCmd {
     /// Create a datastore.
     Init {
+        /// Where to create it (default: --datastore or ARCA_DATASTORE).
         path: Option<PathBuf>,
-        #[arg(long, default_value = "repokey")]
+        /// `repokey`: data encrypted with a key kept in the datastore,
+        /// itself encrypted with the passphrase (--passphrase-file or
+        /// ARCA_PASSPHRASE); `none`: not encrypted.
+        #[arg(long, default_value = "repokey", value_parser = clap::builder::PossibleValuesParser::new(arca_model::Encryption::NAMES))]
         encryption: String,
         /// Target pack size in MiB.
         #[arg(long)]
@@ -567,95 +590,17 @@ pub enum DatastoreCmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum ServeCmd {
-    /// Every image restore point as a read-only NBD export named by its
-    /// full snapshot id; `<SOURCE>/latest` names the newest of a source.
-    Nbd {
-        #[arg(long, default_value = "127.0.0.1:10809")]
-        listen: String,
-        /// Require TLS (STARTTLS) with this PEM certificate chain.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        #[command(flatten)]
-        exports: ExportArgs,
-    },
-    /// Every image restore point as an iSCSI target (one LUN), named
-    /// iqn.2026-11.io.arca:<snapshot id> and iqn.2026-11.io.arca:<source>.latest;
-    /// discoverable with SendTargets.
-    Iscsi {
-        #[arg(long, default_value = "127.0.0.1:3260")]
-        listen: String,
-        /// Require CHAP with this user name (and --chap-secret-file).
-        #[arg(long, requires = "chap_secret_file")]
-        chap_user: Option<String>,
-        /// File holding the CHAP secret (12 to 16 characters are usual).
-        #[arg(long, requires = "chap_user")]
-        chap_secret_file: Option<PathBuf>,
-        #[command(flatten)]
-        exports: ExportArgs,
-    },
-}
-
-/// Where a server or node serves its exports (`arca mount`).
-#[derive(clap::Args, Debug, Clone)]
-struct MountArgs {
-    /// Address of the NBD server for exports ("off": none).
-    #[arg(long, default_value = "127.0.0.1:10809")]
-    nbd_listen: String,
-    /// Address of the iSCSI target for exports ("off": none).
-    #[arg(long, default_value = "127.0.0.1:3260")]
-    iscsi_listen: String,
-    /// Host name put in export addresses (default: the listening
-    /// address, or this host's name when listening on all addresses).
-    #[arg(long)]
-    export_host: Option<String>,
-    /// Require TLS on the NBD server for exports, with this PEM
-    /// certificate chain (addresses become nbds://).
-    #[arg(long, requires = "nbd_tls_key")]
-    nbd_tls_cert: Option<PathBuf>,
-    /// The PEM private key of --nbd-tls-cert.
-    #[arg(long, requires = "nbd_tls_cert")]
-    nbd_tls_key: Option<PathBuf>,
-    /// INSECURE: serve NBD exports without TLS on an address other than
-    /// loopback. Anyone on the network path then sees the disks' data and
-    /// the export secrets (in the export names), and can alter writes.
-    /// Without it, such an --nbd-listen needs --nbd-tls-cert/--nbd-tls-key.
-    #[arg(long, conflicts_with = "nbd_tls_cert")]
-    nbd_plain: bool,
-    /// Decoded chunks kept in memory for exports, shared by all of them.
-    #[arg(long, default_value_t = 256)]
-    export_cache_mib: u64,
-}
-
-/// How `arca serve` exports image restore points.
-#[derive(clap::Args, Debug)]
-struct ExportArgs {
-    /// Decoded chunks kept in memory, shared by all exports.
-    #[arg(long, default_value_t = 512)]
-    cache_mib: u64,
-    /// Accept writes into an overlay per restore point (instant
-    /// restore); the restore points never change. Overlays live in
-    /// --overlay-dir and last as long as this process.
-    #[arg(long)]
-    writable: bool,
-    /// Where overlays are kept (default: a directory in $TMPDIR).
-    #[arg(long, requires = "writable")]
-    overlay_dir: Option<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
 enum BackupCmd {
     /// Back up a directory tree.
     Files {
+        /// The directory to back up.
         dir: PathBuf,
         #[command(flatten)]
         common: BackupArgs,
     },
     /// Through a server: back up one of its sources now.
     Now {
+        /// The source's name (`arca source list`).
         source: String,
         /// The source's project (source names are unique per project;
         /// needed when the name is used in several projects you can see).
@@ -668,6 +613,7 @@ enum BackupCmd {
     },
     /// Back up a raw disk image (file or block device).
     Image {
+        /// The image file or block device.
         file: PathBuf,
         #[command(flatten)]
         common: BackupArgs,
@@ -688,6 +634,7 @@ pub struct BackupArgs {
     /// Do not use a parent snapshot: read everything.
     #[arg(long, conflicts_with = "parent")]
     no_parent: bool,
+    /// A tag on the snapshot (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
 }
@@ -705,17 +652,24 @@ pub struct PruneArgs {
 /// Retention rules, as `prune` and `policy add` take them.
 #[derive(Args, Debug, Clone)]
 pub struct KeepArgs {
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest N restore points (0: this rule keeps none; with no
+    /// rule at all, everything is kept).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_last: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest restore point of each of the last N hours.
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_hourly: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest restore point of each of the last N days.
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_daily: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest restore point of each of the last N weeks.
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_weekly: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest restore point of each of the last N months.
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_monthly: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest restore point of each of the last N years.
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_yearly: u32,
 }
 
@@ -736,6 +690,16 @@ impl KeepArgs {
 enum IndexCmd {
     /// Recreate the index from the pack headers.
     Rebuild,
+}
+
+/// A parser for an enum of the model: its names are the allowed values,
+/// listed in `--help`.
+fn model_enum<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = arca_model::UnknownValue> + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
 }
 
 /// Exit code for "verify found damage".

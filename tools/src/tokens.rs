@@ -27,10 +27,9 @@ pub(crate) fn parse_lifetime(s: &str) -> Result<i64> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// An expiry in local time, or "never".
 fn time(t: Option<i64>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "never".into())
+    t.map_or_else(|| "never".into(), crate::units::local_time)
 }
 
 fn projects(p: Option<&[ProjectId]>) -> String {
@@ -58,19 +57,6 @@ fn project_id(api: &Api, known: &mut Option<Vec<Project>>, p: &str) -> Result<Pr
         .find(|x| x.name == p)
         .map(|x| x.id)
         .ok_or_else(|| anyhow!("no project named {p:?} that you can see"))
-}
-
-fn token_line(t: &Token) -> String {
-    format!(
-        "{:>5}  {:<20} {:<9} {:<10} {:<16}  {:<6} {}",
-        t.id,
-        t.name,
-        t.scope,
-        projects(t.projects.as_deref()),
-        time(t.expires_at),
-        t.parent_token_id.map_or("-".to_string(), |p| p.to_string()),
-        t.state.map_or("", TokenState::as_str)
-    )
 }
 
 /// What `arca --json token revoke` prints.
@@ -122,7 +108,7 @@ pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
             // what it is on stderr.
             println!("{}", v.token);
             eprintln!(
-                "token {} {:?}: scope {}, projects {}, expires {} UTC{}; the secret is shown only now",
+                "token {} {:?}: scope {}, projects {}, expires {}{}; the secret is shown only now",
                 i.id,
                 name,
                 i.scope,
@@ -137,15 +123,30 @@ pub fn token(cli: &Cli, c: &TokenCmd) -> Result<u8> {
         TokenCmd::List => {
             let all: Vec<Token> = api.get("/tokens", "a list of tokens")?;
             show(cli, &all, |all| {
-                let mut out = format!(
-                    "{:>5}  {:<20} {:<9} {:<10} {:<16}  {:<6} STATE",
-                    "ID", "NAME", "SCOPE", "PROJECTS", "EXPIRES (UTC)", "PARENT"
-                );
+                let mut tab = crate::table::Table::new(&[
+                    "ID",
+                    "NAME",
+                    "SCOPE",
+                    "PROJECTS",
+                    "EXPIRES",
+                    "LAST USED",
+                    "PARENT",
+                    "STATE",
+                ])
+                .right(&[0]);
                 for t in all {
-                    out.push('\n');
-                    out.push_str(&token_line(t));
+                    tab.row(vec![
+                        t.id.to_string(),
+                        t.name.clone(),
+                        t.scope.to_string(),
+                        projects(t.projects.as_deref()),
+                        time(t.expires_at),
+                        crate::units::local_time_opt(t.last_used_at),
+                        crate::table::opt(t.parent_token_id),
+                        t.state.map_or("", TokenState::as_str).into(),
+                    ]);
                 }
-                out
+                tab.render()
             })
         }
         TokenCmd::Revoke { id } => {

@@ -22,6 +22,8 @@ mod browse;
 mod cache;
 #[path = "api/ids.rs"]
 mod ids;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/rbac.rs"]
 mod rbac;
 #[path = "api/tokens.rs"]

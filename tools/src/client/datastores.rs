@@ -27,22 +27,26 @@ pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
         DatastoreCmd::List => {
             let all: Vec<Datastore> = api.get("/datastores", "a list of datastores")?;
             show(cli, &all, |all| {
-                let mut out = format!(
-                    "{:>4}  {:<20} {:>10}  {:<16} {:<16} {}\n",
-                    "ID", "NAME", "USED", "GC", "VERIFY", "RE-VERIFY AFTER"
-                );
+                let mut t = crate::table::Table::new(&[
+                    "ID",
+                    "NAME",
+                    "USED",
+                    "GC",
+                    "VERIFY",
+                    "RE-VERIFY AFTER",
+                ])
+                .right(&[0, 2]);
                 for d in all {
-                    out += &format!(
-                        "{:>4}  {:<20} {:>10}  {:<16} {:<16} {} days\n",
-                        d.id,
-                        d.name,
+                    t.row(vec![
+                        d.id.to_string(),
+                        d.name.clone(),
                         crate::units::human(u64::try_from(d.bytes_used).unwrap_or(0)),
-                        d.gc_schedule,
-                        d.verify_schedule,
-                        d.verify_max_age_days
-                    );
+                        d.gc_schedule.clone(),
+                        d.verify_schedule.clone(),
+                        format!("{} days", d.verify_max_age_days),
+                    ]);
                 }
-                out.trim_end().to_string()
+                t.render()
             })
         }
         DatastoreCmd::Gc { name, wait, grace } => {

@@ -6,25 +6,19 @@ use arca_model::api::{Export, ExtendExport, NewExport};
 use arca_model::{ExportId, ExportProtocol, ExportState};
 
 use super::{show, tasks::follow, Api};
+use crate::units::local_time;
 use crate::Cli;
-
-/// A time as the export lists show it.
-fn utc(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
 
 fn export_line(e: &Export) -> String {
     let rp = e.restore_point_id.to_hex();
     format!(
-        "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} {}",
+        "{:<5} {:<8} {:<6} {:<3} {:<10} {:<16} {}",
         e.id,
         e.state,
         e.protocol,
         if e.writable { "rw" } else { "ro" },
         &rp[..rp.len().min(10)],
-        utc(e.expires_at),
+        local_time(e.expires_at),
         e.address
             .clone()
             .flatten()
@@ -75,7 +69,7 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
             } else {
                 "read-only"
             },
-            utc(e.expires_at),
+            local_time(e.expires_at),
             match &e.chap_user {
                 Some(u) => format!(
                     "\nCHAP user {u}, secret {}",
@@ -104,15 +98,33 @@ pub fn mounts(cli: &Cli, all: bool, extend: Option<ExportId>, ttl: Option<&str>)
     }
     let list: Vec<Export> = api.get(&format!("/exports?all={all}"), "a list of exports")?;
     show(cli, &list, |list| {
-        let mut out = format!(
-            "{:<5} {:<8} {:<6} {:<3} {:<10} {:<23} ADDRESS",
-            "ID", "STATE", "PROTO", "RW", "RP", "EXPIRES"
-        );
+        let mut t = crate::table::Table::new(&[
+            "ID",
+            "STATE",
+            "PROTO",
+            "RW",
+            "RESTORE POINT",
+            "EXPIRES",
+            "ADDRESS",
+        ])
+        .right(&[0]);
         for e in list {
-            out.push('\n');
-            out.push_str(&export_line(e));
+            let rp = e.restore_point_id.to_hex();
+            t.row(vec![
+                e.id.to_string(),
+                e.state.to_string(),
+                e.protocol.to_string(),
+                if e.writable { "rw" } else { "ro" }.into(),
+                rp[..rp.len().min(10)].to_string(),
+                crate::units::local_time(e.expires_at),
+                e.address
+                    .clone()
+                    .flatten()
+                    .or_else(|| e.error.clone())
+                    .unwrap_or_default(),
+            ]);
         }
-        out
+        t.render()
     })
 }
 

@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use arca_model::api::{Node, NodeSettings};
 
 use super::{show, Api};
+use crate::table::Table;
 use crate::{Cli, NodeCmd};
 
 fn roots(r: &[String]) -> String {
@@ -35,14 +36,51 @@ fn node_line(n: &Node) -> String {
     )
 }
 
+/// The rows of `arca node list`.
+fn node_table(all: &[Node]) -> String {
+    let mut t = Table::new(&[
+        "ID",
+        "NAME",
+        "STATE",
+        "HEARTBEAT",
+        "SOURCE ROOTS",
+        "RESTORE ROOTS",
+        "BLOCK DEVICES",
+    ])
+    .right(&[0]);
+    for n in all {
+        t.row(vec![
+            n.id.to_string(),
+            n.name.clone(),
+            n.state.to_string(),
+            crate::units::local_time_opt(n.last_heartbeat),
+            roots(&n.source_roots),
+            format!(
+                "{}{}",
+                roots(n.effective_restore_roots.as_deref().unwrap_or_default()),
+                if n.restore_roots.is_empty() {
+                    " (default)"
+                } else {
+                    ""
+                }
+            ),
+            if n.allow_block_devices {
+                "allowed"
+            } else {
+                "refused"
+            }
+            .into(),
+        ]);
+    }
+    t.render()
+}
+
 pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
     let api = Api::new(cli)?;
     match c {
         NodeCmd::List => {
             let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
-            show(cli, &all, |all| {
-                all.iter().map(node_line).collect::<Vec<_>>().join("\n")
-            })
+            show(cli, &all, |all| node_table(all))
         }
         NodeCmd::Set {
             name,

@@ -60,17 +60,18 @@ pub fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(0);
     }
-    listing::snapshot_header();
-    for rp in &all {
-        listing::snapshot_line(&listing::SnapshotRow {
-            id: &rp.id.to_hex(),
+    let rows: Vec<listing::SnapshotRow> = all
+        .iter()
+        .map(|rp| listing::SnapshotRow {
+            id: rp.id.to_hex(),
             time: rp.time,
-            kind: rp.kind.as_ref(),
+            kind: rp.kind.to_string(),
             bytes_total: u64::try_from(rp.bytes_total).unwrap_or(0),
             bytes_added: u64::try_from(rp.bytes_added).unwrap_or(0),
-            source: &rp.source_name,
-        });
-    }
+            source: rp.source_name.clone(),
+        })
+        .collect();
+    println!("{}", listing::snapshot_table(&rows, Vec::new()));
     println!("{} snapshots", all.len());
     Ok(0)
 }

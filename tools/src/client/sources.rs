@@ -5,11 +5,25 @@ use arca_model::api::{NewSource, Source, Task};
 use arca_model::{ProjectId, SourceId};
 
 use super::{show, tasks::follow, Api};
+use crate::table::{opt, Table};
 use crate::{Cli, SourceCmd};
 
-/// An optional id as the API writes it: the number, or `null`.
-fn or_null<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+/// The rows of `arca source list`.
+fn source_table(all: &[Source]) -> String {
+    let mut t =
+        Table::new(&["ID", "NAME", "KIND", "PATH", "PROJECT", "POLICY", "TAGS"]).right(&[0]);
+    for s in all {
+        t.row(vec![
+            s.id.to_string(),
+            s.name.clone(),
+            s.kind.to_string(),
+            s.path.clone(),
+            s.project_id.to_string(),
+            opt(s.policy_id),
+            s.tags.join(","),
+        ]);
+    }
+    t.render()
 }
 
 pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
@@ -39,26 +53,13 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
                     "source {:?} added (id {}, policy {})",
                     s.name,
                     s.id,
-                    or_null(s.policy_id)
+                    s.policy_id.map_or("none".to_string(), |p| p.to_string())
                 )
             })
         }
         SourceCmd::List => {
             let all: Vec<Source> = api.get("/sources", "a list of sources")?;
-            show(cli, &all, |all| {
-                let mut out = String::new();
-                for s in all {
-                    out += &format!(
-                        "{:>4}  {:<20} {:<6} {:<30} policy {}\n",
-                        s.id,
-                        s.name,
-                        s.kind,
-                        s.path,
-                        or_null(s.policy_id)
-                    );
-                }
-                out.trim_end().to_string()
-            })
+            show(cli, &all, |all| source_table(all))
         }
     }
 }

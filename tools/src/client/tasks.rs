@@ -1,28 +1,165 @@
 //! `arca task list|show|cancel`, and following a queued task to its end
 //! (`--wait`).
 
+use std::collections::HashMap;
+
 use anyhow::Result;
-use arca_model::api::{Cancelled, Task, TaskLog};
-use arca_model::{TaskId, TaskState};
+use arca_model::api::{Cancelled, Source, Task, TaskLog};
+use arca_model::{SourceId, TaskId, TaskResult, TaskState};
 use serde::Serialize;
 
 use super::{show, Api};
+use crate::table::{opt, Table};
+use crate::units::{duration, human, local_time, local_time_opt, rate};
 use crate::{Cli, TaskCmd};
 
-fn task_line(t: &Task) -> String {
-    let progress = t.progress.map(|p| format!("{p:.0}%")).unwrap_or_default();
-    format!(
-        "{:>6}  {:<8} {:<10} {:>5}  {}{}",
-        t.id,
-        t.kind,
-        t.state,
-        progress,
-        t.created_by,
-        t.error
-            .as_deref()
-            .map(|e| format!("  error: {e}"))
-            .unwrap_or_default()
-    )
+/// Source names by id, looked up once per command.
+type SourceNames = HashMap<SourceId, String>;
+
+fn source_names(api: &Api) -> Result<SourceNames> {
+    let all: Vec<Source> = api.get("/sources", "a list of sources")?;
+    Ok(all.into_iter().map(|s| (s.id, s.name)).collect())
+}
+
+/// A task's source by name ("#7" when it is gone), or none.
+fn source_of(t: &Task, names: &SourceNames) -> Option<String> {
+    t.source_id
+        .map(|id| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}")))
+}
+
+/// Seconds a task ran: until it ended, or until `now` while it runs.
+fn ran_for(t: &Task, now: i64) -> Option<i64> {
+    let start = t.started_at?;
+    Some(t.finished_at.unwrap_or(now) - start)
+}
+
+/// The rows of `arca task list`.
+fn task_table(all: &[Task], names: &SourceNames, now: i64) -> String {
+    let mut tab = Table::new(&[
+        "ID", "SOURCE", "KIND", "STATE", "STARTED", "DURATION", "BYTES", "RATE",
+    ])
+    .right(&[0, 5, 6, 7]);
+    for t in all {
+        let secs = ran_for(t, now);
+        let bytes = u64::try_from(t.bytes_done).unwrap_or(0);
+        tab.row(vec![
+            t.id.to_string(),
+            opt(source_of(t, names)),
+            t.kind.to_string(),
+            t.state.to_string(),
+            local_time_opt(t.started_at),
+            opt(secs.map(duration)),
+            opt((bytes > 0).then(|| human(bytes))),
+            opt(secs.and_then(|s| rate(bytes, s as f64))),
+        ]);
+    }
+    tab.render()
+}
+
+/// One line saying what a succeeded task did, by kind.
+pub(super) fn result_summary(t: &Task) -> Option<String> {
+    let v = t.result.as_ref()?;
+    let r = match TaskResult::from_json(t.kind, v) {
+        Ok(r) => r,
+        Err(_) => return Some(v.to_string()),
+    };
+    Some(match r {
+        TaskResult::Backup(b) => format!(
+            "restore point {}, {} files, read {}, added {}, mode {}{}{}",
+            b.snapshot.to_hex(),
+            b.files,
+            human(b.bytes_read),
+            human(b.bytes_added),
+            b.mode,
+            if b.pruned > 0 {
+                format!(", {} pruned", b.pruned)
+            } else {
+                String::new()
+            },
+            if b.warnings > 0 {
+                format!(", {} warnings (see the log)", b.warnings)
+            } else {
+                String::new()
+            }
+        ),
+        TaskResult::Restore(r) => format!(
+            "{} files, {} written to {}",
+            r.tree.as_ref().map_or(1, |t| t.files),
+            human(r.bytes),
+            r.target
+        ),
+        TaskResult::Verify(v) => match (&v.report, &v.note) {
+            (Some(rep), _) => format!(
+                "{} restore points checked, {} damaged chunks, {} damaged packs",
+                v.restore_points_checked,
+                rep.damaged_blobs.len(),
+                rep.damaged_packs.len()
+            ),
+            (None, note) => format!(
+                "{} restore points checked{}",
+                v.restore_points_checked,
+                note.as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+        },
+        TaskResult::Prune(p) => format!("{} restore points removed", p.removed),
+        TaskResult::Gc(g) => format!(
+            "{} freed, {} packs deleted, {} repacked",
+            human(g.bytes_freed),
+            g.packs_deleted,
+            g.packs_repacked
+        ),
+        TaskResult::CommitExport(c) => format!(
+            "restore point {}, added {}",
+            c.restore_point.to_hex(),
+            human(c.bytes_added)
+        ),
+    })
+}
+
+/// `arca task show`: key/value lines, then the log.
+fn task_text(t: &Task, logs: &[TaskLog], names: &SourceNames, now: i64) -> String {
+    let mut tab = Table::new(&["task", ""]);
+    let mut kv = |k: &str, v: String| tab.row(vec![k.to_string(), v]);
+    kv("kind", t.kind.to_string());
+    kv("state", t.state.to_string());
+    if let Some(s) = source_of(t, names) {
+        kv("source", s);
+    }
+    kv(
+        "created",
+        format!("{} by {}", local_time(t.created_at), t.created_by),
+    );
+    kv("started", local_time_opt(t.started_at));
+    kv("finished", local_time_opt(t.finished_at));
+    kv("duration", opt(ran_for(t, now).map(duration)));
+    if t.bytes_total > 0 || t.bytes_done > 0 {
+        let done = u64::try_from(t.bytes_done).unwrap_or(0);
+        let total = u64::try_from(t.bytes_total).unwrap_or(0);
+        kv("bytes", format!("{} of {}", human(done), human(total)));
+    }
+    kv("attempt", format!("{} of {}", t.attempt, t.max_attempts));
+    if let Some(e) = &t.error {
+        kv("error", e.clone());
+    }
+    if let Some(r) = result_summary(t) {
+        kv("result", r);
+    }
+    // The header row is the task's id.
+    let mut out = tab.render().replacen("task", &format!("task {}", t.id), 1);
+    out = out
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !logs.is_empty() {
+        out += "\nlog:";
+        for l in logs {
+            out += &format!("\n  {}  {:<5} {}", local_time(l.time), l.level, l.message);
+        }
+    }
+    out
 }
 
 /// What `arca --json task show` prints.
@@ -34,6 +171,7 @@ struct TaskWithLogs {
 
 pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
     let api = Api::new(cli)?;
+    let now = arca_catalog::now();
     match c {
         TaskCmd::List { state, limit } => {
             let q = match state {
@@ -41,23 +179,22 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
                 None => format!("/tasks?limit={limit}"),
             };
             let all: Vec<Task> = api.get(&q, "a list of tasks")?;
-            show(cli, &all, |all| {
-                all.iter().map(task_line).collect::<Vec<_>>().join("\n")
-            })
+            if cli.json {
+                return show(cli, &all, |_| String::new());
+            }
+            let names = source_names(&api)?;
+            show(cli, &all, |all| task_table(all, &names, now))
         }
         TaskCmd::Show { id } => {
             let task: Task = api.get(&format!("/tasks/{id}"), "a task")?;
             let logs: Vec<TaskLog> =
                 api.get(&format!("/tasks/{id}/logs"), "a list of task log lines")?;
+            if cli.json {
+                return show(cli, &TaskWithLogs { task, logs }, |_| String::new());
+            }
+            let names = source_names(&api)?;
             show(cli, &TaskWithLogs { task, logs }, |v| {
-                let mut out = task_line(&v.task);
-                if let Some(r) = &v.task.result {
-                    out += &format!("\nresult: {r}");
-                }
-                for l in &v.logs {
-                    out += &format!("\n  {} {:<5} {}", l.time, l.level, l.message);
-                }
-                out
+                task_text(&v.task, &v.logs, &names, now)
             })
         }
         TaskCmd::Cancel { id } => {
@@ -90,31 +227,30 @@ pub(super) fn follow(cli: &Cli, api: &Api, id: TaskId) -> Result<u8> {
     };
     drop(bar);
     let ok = t.state == TaskState::Succeeded;
-    show(cli, &t, |t| match t.state {
-        TaskState::Succeeded => format!(
-            "task {id} succeeded: {}",
-            t.result.as_ref().unwrap_or(&serde_json::Value::Null)
-        ),
-        s => format!(
-            "task {id} {s}: {}",
-            t.error.as_deref().unwrap_or("(no reason)")
-        ),
-    })?;
+    show(cli, &t, |t| final_line(t, arca_catalog::now()))?;
     Ok(if ok { 0 } else { 1 })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The columns of `arca task list`: kinds and states padded as the
-    /// text they were before they were enums.
-    #[test]
-    fn a_task_line_has_its_columns() {
-        let t: Task = serde_json::from_str(r#"{"id": 12, "kind": "gc", "state": "failed", "project_id": 1, "source_id": null, "policy_id": null, "datastore_id": 1, "node_id": 1, "params": {}, "priority": -1, "slot": null, "attempt": 1, "max_attempts": 1, "not_before": 0, "lease_until": null, "cancel_requested": false, "bytes_done": 1, "bytes_total": 3, "progress": 33.3, "result": null, "error": "disk full", "created_by": "admin", "created_at": 0, "started_at": 1, "finished_at": 2}"#).unwrap();
-        assert_eq!(
-            task_line(&t),
-            "    12  gc       failed       33%  admin  error: disk full"
-        );
+/// How `--wait` reports a task that ended.
+fn final_line(t: &Task, now: i64) -> String {
+    let took = ran_for(t, now)
+        .map(|s| format!(" in {}", duration(s)))
+        .unwrap_or_default();
+    match t.state {
+        TaskState::Succeeded => format!(
+            "{} task {} succeeded{took}: {}",
+            t.kind,
+            t.id,
+            result_summary(t).unwrap_or_else(|| "no result".into())
+        ),
+        s => format!(
+            "{} task {} {s}{took}: {}",
+            t.kind,
+            t.id,
+            t.error.as_deref().unwrap_or("no reason given")
+        ),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use arca_repo::{Datastore, Encryption};
 use serde_json::json;
 
-use super::shared::{datastore_path, open, passphrase, print_json};
+use super::shared::{datastore_path, human, open, passphrase, print_json};
 use crate::Cli;
 
 /// `arca datastore init`.
@@ -58,8 +58,33 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
     });
     if cli.json {
         print_json(v);
-    } else {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
     }
+    let enc = match c.encryption {
+        Encryption::None => "none",
+        Encryption::Repokey => "repokey",
+    };
+    let mut t = crate::table::Table::new(&["datastore", &ds.root().display().to_string()]);
+    let mut kv = |k: &str, v: String| t.row(vec![k.to_string(), v]);
+    kv("id", c.id.clone());
+    kv("format", c.format_version.to_string());
+    kv("encryption", enc.into());
+    kv(
+        "chunks",
+        format!(
+            "{} to {}, {} on average (files); {} (images)",
+            human(c.chunker.min_size.into()),
+            human(c.chunker.max_size.into()),
+            human(c.chunker.avg_size.into()),
+            human(c.image_chunk_size.into())
+        ),
+    );
+    kv("pack size", human(c.pack_size.into()));
+    kv(
+        "packs",
+        format!("{} ({} stored)", packs.len(), human(stored)),
+    );
+    kv("snapshots", snaps.len().to_string());
+    println!("{}", t.render());
     Ok(0)
 }

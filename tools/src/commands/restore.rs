@@ -83,6 +83,15 @@ pub(super) fn local(
         let n = image::restore(&ds, &snap, target, &opts, &progress)?;
         (1, n, Vec::new())
     } else {
+        // The snapshot's source is its absolute path unless named
+        // otherwise (`backup files --source`).
+        let path = match path {
+            Some(p) => Some(
+                arca_model::paths::relative_to_root(p, Some(&snap.manifest.source))
+                    .map_err(|e| anyhow::anyhow!("--path {e}"))?,
+            ),
+            None => None,
+        };
         let o = restore::restore(&ds, &snap, target, path.as_deref(), &opts, &progress)?;
         (o.files, o.bytes, o.warnings)
     };

@@ -63,8 +63,9 @@ pub(super) fn print_json(v: serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
 
+/// A snapshot's time as people read it (local, to the minute).
 pub(super) fn fmt_time(s: &Snapshot) -> String {
-    s.time().format("%Y-%m-%d %H:%M:%S").to_string()
+    crate::units::local_time(s.time().timestamp())
 }
 
 /// Resolve a snapshot for reading; a damaged one says how to remove it.

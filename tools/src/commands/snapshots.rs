@@ -45,28 +45,34 @@ pub(super) fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
         }));
         print_json(json!(rows));
     } else {
-        listing::snapshot_header();
-        for s in &snaps {
-            let st = s.manifest.stats.clone().unwrap_or_default();
-            listing::snapshot_line(&listing::SnapshotRow {
-                id: &s.id.to_hex(),
-                time: s.time().timestamp(),
-                kind: &s.manifest.source_kind,
-                bytes_total: st.bytes_total,
-                bytes_added: st.bytes_added,
-                source: &s.manifest.source,
-            });
-        }
-        for (id, e, state) in &damaged {
-            println!(
-                "{:<10} {:<19} {:<6} {:>10} {:>10}  unknown ({state}: {e})",
-                &id[..id.len().min(8)],
-                "-",
-                state.to_ascii_uppercase(),
-                "-",
-                "-",
-            );
-        }
+        let rows: Vec<listing::SnapshotRow> = snaps
+            .iter()
+            .map(|s| {
+                let st = s.manifest.stats.clone().unwrap_or_default();
+                listing::SnapshotRow {
+                    id: s.id.to_hex(),
+                    time: s.time().timestamp(),
+                    kind: s.manifest.source_kind.clone(),
+                    bytes_total: st.bytes_total,
+                    bytes_added: st.bytes_added,
+                    source: s.manifest.source.clone(),
+                }
+            })
+            .collect();
+        let unreadable = damaged
+            .iter()
+            .map(|(id, e, state)| {
+                vec![
+                    id[..id.len().min(8)].to_string(),
+                    "-".into(),
+                    state.to_ascii_uppercase(),
+                    "-".into(),
+                    "-".into(),
+                    format!("unknown ({state}: {e})"),
+                ]
+            })
+            .collect();
+        println!("{}", listing::snapshot_table(&rows, unreadable));
         if damaged.is_empty() {
             println!("{} snapshots", snaps.len());
         } else {

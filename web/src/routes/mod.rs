@@ -245,7 +245,58 @@ fn metrics_text(c: &catalog::Catalog) -> catalog::Result<String> {
             .filter(|n| n.state == NodeState::Online)
             .count()
     );
+    source_metrics(&mut out, &c.source_freshness()?, catalog::now());
     Ok(out)
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Per source: the newest restore point's time and size, and whether the
+/// policy's RPO is met (sources whose policy has an RPO only).
+fn source_metrics(out: &mut String, all: &[catalog::SourceFreshness], now: i64) {
+    let labels = |f: &catalog::SourceFreshness| {
+        format!(
+            "source=\"{}\",project=\"{}\"",
+            label(&f.source),
+            label(&f.project)
+        )
+    };
+    *out += "# HELP arca_source_last_success_timestamp_seconds Time of the newest restore point of a source.\n# TYPE arca_source_last_success_timestamp_seconds gauge\n";
+    for f in all {
+        if let Some(t) = f.last_time {
+            let _ = writeln!(
+                out,
+                "arca_source_last_success_timestamp_seconds{{{}}} {t}",
+                labels(f)
+            );
+        }
+    }
+    *out += "# HELP arca_source_last_restore_point_bytes Size of the newest restore point of a source.\n# TYPE arca_source_last_restore_point_bytes gauge\n";
+    for f in all {
+        if let Some(b) = f.last_bytes {
+            let _ = writeln!(
+                out,
+                "arca_source_last_restore_point_bytes{{{}}} {b}",
+                labels(f)
+            );
+        }
+    }
+    *out += "# HELP arca_source_rpo_met Whether a source's newest restore point is within its policy's RPO (1) or not (0).\n# TYPE arca_source_rpo_met gauge\n";
+    for f in all {
+        if let Some(met) = f.rpo_met(now) {
+            let _ = writeln!(
+                out,
+                "arca_source_rpo_met{{{}}} {}",
+                labels(f),
+                u8::from(met)
+            );
+        }
+    }
 }
 
 pub async fn openapi_json() -> Json<Value> {

@@ -94,11 +94,25 @@ pub async fn restore(
             return Err(invalid("the restore must run on the node that owns the datastore (copying between nodes comes with replication)"));
         }
         let target = super::nodes::check_restore(s, node, &b.target)?;
+        let path = match b.path {
+            // An absolute path: under the source's root, as on the machine
+            // that was backed up (the source's path; the restore point's
+            // source name once the source is gone).
+            Some(p) if p.starts_with('/') => {
+                let root = rp
+                    .source_id
+                    .and_then(|id| s.catalog.source(id).ok())
+                    .map_or_else(|| rp.source_name.clone(), |src| src.path);
+                let rel = arca_model::paths::relative_to_root(&p, Some(&root)).map_err(invalid)?;
+                (!rel.is_empty()).then_some(rel)
+            }
+            p => p,
+        };
         let t = s.catalog.add_task(&NewTask {
             spec: TaskSpec::Restore(RestoreParams {
                 restore_point: rp.id,
                 target,
-                path: b.path,
+                path,
                 overwrite: b.overwrite,
                 special_files: b.special_files,
                 confine: None,
