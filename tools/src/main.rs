@@ -8,6 +8,7 @@ mod interrupt;
 mod logs;
 mod mounts;
 mod node;
+mod objects;
 mod progress;
 mod secrets;
 mod server;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+pub use objects::{PolicyCmd, SourceCmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -280,6 +282,20 @@ enum Command {
     /// Policies on a server.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Protect a restore point on a server: retention never removes it
+    /// until `arca unprotect`.
+    Protect {
+        /// The restore point's id or a unique prefix of it.
+        restore_point: String,
+        /// A note on it (why it is kept, say).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Lift a restore point's protection (its note stays).
+    Unprotect {
+        /// The restore point's id or a unique prefix of it.
+        restore_point: String,
+    },
     /// Tasks on a server.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -400,25 +416,6 @@ pub enum CatalogCmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum SourceCmd {
-    /// Add a source: `files NAME PATH` or `image NAME PATH`.
-    Add {
-        kind: arca_model::SourceKind,
-        name: String,
-        path: String,
-        #[arg(long)]
-        node: Option<String>,
-        #[arg(long)]
-        project: Option<arca_model::ProjectId>,
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        #[arg(long)]
-        policy: Option<String>,
-    },
-    List,
-}
-
-#[derive(Subcommand, Debug)]
 pub enum NodeCmd {
     /// Through the server: the nodes, their state and where their sources
     /// may live and their restores may write.
@@ -444,34 +441,6 @@ pub enum NodeCmd {
         #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         allow_block_devices: Option<bool>,
     },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum PolicyCmd {
-    /// Add a policy.
-    Add {
-        name: String,
-        /// e.g. "daily", "every 15m", "Mon..Fri 22:00".
-        #[arg(long)]
-        schedule: String,
-        #[arg(long)]
-        window: Option<String>,
-        #[arg(long)]
-        datastore: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        priority: i64,
-        /// Assign sources whose name matches this glob.
-        #[arg(long = "match")]
-        match_pattern: Option<String>,
-        /// Assign sources with this tag.
-        #[arg(long = "match-tag")]
-        match_tags: Vec<String>,
-        #[command(flatten)]
-        keep: KeepArgs,
-        #[arg(long)]
-        project: Option<arca_model::ProjectId>,
-    },
-    List,
 }
 
 #[derive(Subcommand, Debug)]

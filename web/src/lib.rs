@@ -128,7 +128,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/sources/{id}",
-            get(sources::get_source).delete(sources::delete_source),
+            get(sources::get_source)
+                .patch(sources::update_source)
+                .delete(sources::delete_source),
         )
         .route("/sources/{id}/backup", post(sources::backup_now))
         .route(
@@ -137,7 +139,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/policies/{id}",
-            get(policies::get_policy).delete(policies::delete_policy),
+            get(policies::get_policy)
+                .patch(policies::update_policy)
+                .delete(policies::delete_policy),
         )
         .route("/tasks", get(tasks::list_tasks))
         .route("/tasks/{id}", get(tasks::get_task))
@@ -146,7 +150,7 @@ pub fn app(state: AppState) -> Router {
         .route("/restore-points", get(restore_points::list_restore_points))
         .route(
             "/restore-points/{id}",
-            get(restore_points::get_restore_point),
+            get(restore_points::get_restore_point).patch(restore_points::update_restore_point),
         )
         .route(
             "/restore-points/{id}/restore",

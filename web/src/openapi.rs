@@ -40,6 +40,7 @@ const RP_Q: &[(&str, &str)] = &[
 ];
 
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
+const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
 
 macro_rules! r {
@@ -285,12 +286,21 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Source"))
     ),
     r!(
+        "patch",
+        "/api/v1/sources/{id}",
+        "Change a source's name, path, tags, settings or policy (null policy: back to the match rules)",
+        "manage",
+        Some("SourceChange"),
+        (200, Some("Source"))
+    ),
+    r!(
         "delete",
         "/api/v1/sources/{id}",
-        "Remove a source (its restore points stay)",
+        "Remove a source. restore_points=keep (default): its restore points stay listed under its name, with a null source_id; remove: 409 while it has restore points (not possible yet). 409 while a task of it runs",
         "manage",
         None,
-        (204, None)
+        (204, None),
+        DELETE_SOURCE_Q
     ),
     r!(
         "post",
@@ -325,9 +335,17 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Policy"))
     ),
     r!(
+        "patch",
+        "/api/v1/policies/{id}",
+        "Change a policy's schedule, window, retention, datastore, priority, match rules, RPO or enabled (null clears an optional one)",
+        "manage",
+        Some("PolicyChange"),
+        (200, Some("Policy"))
+    ),
+    r!(
         "delete",
         "/api/v1/policies/{id}",
-        "Remove a policy",
+        "Remove a policy (409 while a task of it, or of a source it is assigned to, runs)",
         "manage",
         None,
         (204, None)
@@ -380,6 +398,14 @@ pub const ROUTES: &[Route] = &[
         "One restore point (id or unique prefix)",
         "read",
         None,
+        (200, Some("RestorePoint"))
+    ),
+    r!(
+        "patch",
+        "/api/v1/restore-points/{id}",
+        "Protect a restore point (retention never removes it until unprotected) or lift that, and set its note",
+        "manage",
+        Some("RestorePointChange"),
         (200, Some("RestorePoint"))
     ),
     r!(
@@ -476,13 +502,17 @@ pub const ROUTES: &[Route] = &[
     api::VerifyNow,
     api::Source,
     api::NewSource,
+    api::SourceChange,
+    api::RestorePointsOnDelete,
     api::BackupNow,
     api::Policy,
     api::NewPolicy,
+    api::PolicyChange,
     api::Task,
     api::TaskLog,
     api::Cancelled,
     api::RestorePoint,
+    api::RestorePointChange,
     api::RestoreRequest,
     api::Export,
     api::NewExport,

@@ -222,6 +222,13 @@ pub struct RestorePoint {
     pub damage: Option<String>,
     /// When a verify last read all of it.
     pub verified_at: Option<i64>,
+    /// Retention never removes it (nor does removing its source) until
+    /// it is unprotected (`PATCH /api/v1/restore-points/{id}`).
+    #[serde(default)]
+    pub protected: bool,
+    /// Free text about it (null: none).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl RestorePoint {
@@ -301,7 +308,7 @@ pub struct AuditEntry {
 
 /// A field that is absent (`None`, through `default`) or present, null or
 /// not (`Some`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

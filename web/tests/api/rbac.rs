@@ -85,11 +85,13 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/sources",                         ALL,           ALL),
     ("post",   "/api/v1/sources",                         MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/sources/{id}",                    ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/policies",                        ALL,           ALL),
     ("post",   "/api/v1/policies",                        MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/policies/{id}",                   ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/tasks",                           ALL,           ALL),
     ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
@@ -97,6 +99,7 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
@@ -344,7 +347,9 @@ impl World<'_> {
                 path.into(),
                 Some(json!({"name": name, "schedule": "daily", "project": p})),
             ),
+            ("patch", "/api/v1/sources/{id}") => (with(&o.source), Some(json!({"tags": [name]}))),
             ("get", "/api/v1/policies/{id}") => (with(&o.policy), None),
+            ("patch", "/api/v1/policies/{id}") => (with(&o.policy), Some(json!({"priority": 5}))),
             ("delete", "/api/v1/policies/{id}") => {
                 let pol = c
                     .add_policy(
@@ -370,6 +375,10 @@ impl World<'_> {
                 (with(&t.id), None)
             }
             ("get", "/api/v1/restore-points/{id}") => (with(&o.restore_point), None),
+            ("patch", "/api/v1/restore-points/{id}") => (
+                with(&o.restore_point),
+                Some(json!({"protected": true, "note": name})),
+            ),
             ("post", "/api/v1/restore-points/{id}/restore") => {
                 (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
             }
