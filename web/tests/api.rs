@@ -18,6 +18,8 @@ use tower::ServiceExt;
 mod accounts;
 #[path = "api/cache.rs"]
 mod cache;
+#[path = "api/edit.rs"]
+mod edit;
 #[path = "api/ids.rs"]
 mod ids;
 #[path = "api/rbac.rs"]
