@@ -330,14 +330,22 @@ mod tests {
         assert_eq!(RestorePoint::time_from_ns(0), 0);
     }
 
-    /// A restore point as the API sends it today reads and writes back
-    /// unchanged.
+    /// A restore point as the API sent it before protection reads, and
+    /// writes back unchanged but for the two added keys (`protected`,
+    /// `note`: issue 13); with them it reads and writes back unchanged.
     #[test]
     fn restore_point_json_is_today_s() {
-        let v = json!({"id": "ab".repeat(32), "datastore_id": 1, "source_id": null, "source_name": "vm", "project_id": 1, "kind": "image", "time": 1700000000, "bytes_total": 10, "bytes_added": 5, "files": 1, "hostname": "h", "task_id": 4, "created_at": 1700000001, "state": "ok", "damage": null, "verified_at": null});
+        let mut v = json!({"id": "ab".repeat(32), "datastore_id": 1, "source_id": null, "source_name": "vm", "project_id": 1, "kind": "image", "time": 1700000000, "bytes_total": 10, "bytes_added": 5, "files": 1, "hostname": "h", "task_id": 4, "created_at": 1700000001, "state": "ok", "damage": null, "verified_at": null});
         let rp: RestorePoint = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(rp.kind, SourceKind::Image);
         assert_eq!(rp.task_id, Some(TaskId(4)));
+        assert_eq!((rp.protected, rp.note.as_deref()), (false, None));
+        v["protected"] = json!(false);
+        v["note"] = json!(null);
+        assert_eq!(serde_json::to_value(&rp).unwrap(), v);
+        v["protected"] = json!(true);
+        v["note"] = json!("keep");
+        let rp: RestorePoint = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&rp).unwrap(), v);
     }
 
