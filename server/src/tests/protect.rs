@@ -1,6 +1,7 @@
 //! Protected restore points: retention (after a backup, and a prune task)
 //! never removes one, however many newer backups come in, until it is
-//! unprotected; it may still be the parent of the next backup.
+//! unprotected; it may still be the parent of the next backup, and gc
+//! leaves it whole.
 
 use super::*;
 
@@ -114,9 +115,20 @@ fn a_protected_restore_point_survives_keep_last_1() {
     let first = backup(1);
     c.set_restore_point_protection(first, Some(true), Some("keep me"))
         .unwrap();
+    let parent = |id: RestorePointId| -> Vec<u8> {
+        store
+            .load_snapshot(&id.snapshot_id())
+            .unwrap()
+            .manifest
+            .parent
+    };
     let mut newest = first;
     for i in 2..6 {
+        let previous = newest;
         newest = backup(i);
+        // The newest of the source's restore points is the parent,
+        // protected or not.
+        assert_eq!(parent(newest), previous.snapshot_id().as_bytes().to_vec());
         assert_eq!(listed(), vec![first, newest], "after backup {i}");
         assert_eq!(stored(), vec![first, newest], "after backup {i}");
     }
@@ -128,8 +140,19 @@ fn a_protected_restore_point_survives_keep_last_1() {
     }));
     assert_eq!(listed(), vec![first, newest]);
     assert_eq!(stored(), vec![first, newest]);
+    // gc removes no restore point, and the protected one is whole: a
+    // verify of every restore point succeeds after it.
+    run(TaskSpec::Gc(arca_model::GcParams {
+        grace_seconds: Some(0),
+    }));
+    assert_eq!(stored(), vec![first, newest]);
+    run(TaskSpec::Verify(arca_model::VerifyParams {
+        all: true,
+        ..Default::default()
+    }));
     let rp = c.restore_point(&first.to_string(), None).unwrap();
     assert!(rp.protected);
+    assert_eq!(rp.state, catalog::RestorePointState::Ok);
     assert_eq!(rp.note.as_deref(), Some("keep me"));
 
     // Unprotected, it goes with the next retention.
