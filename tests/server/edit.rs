@@ -1,5 +1,5 @@
-//! `arca source|policy edit|remove` and `arca protect|unprotect` against
-//! a server.
+//! `arca source|policy edit|remove`, `arca node remove` and
+//! `arca protect|unprotect` against a server.
 
 use std::process::Command;
 
@@ -130,6 +130,15 @@ fn edit_remove_and_protect_through_the_cli() {
         (&rp["source_id"], &rp["source_name"]),
         (&Value::Null, &"site".into())
     );
+    // The server's own node stays; an unknown one is named.
+    let nodes = json(&["node", "list"]);
+    let own = nodes[0]["name"].as_str().unwrap().to_string();
+    let (code, out) = arca(&["node", "remove", &own]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("own node"), "{out}");
+    let (code, out) = arca(&["node", "remove", "ghost"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no node named \"ghost\""), "{out}");
     let (code, out) = arca(&["policy", "remove", "gold"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(json(&["policy", "list"]), serde_json::json!([]));

@@ -441,6 +441,12 @@ pub enum NodeCmd {
         #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         allow_block_devices: Option<bool>,
     },
+    /// Through the server (admin): remove a node and its tokens (refused
+    /// while it has sources, datastores or live tasks).
+    Remove {
+        /// The node's name (`arca node list`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

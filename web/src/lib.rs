@@ -109,7 +109,10 @@ pub fn app(state: AppState) -> Router {
             "/settings",
             get(tokens::get_settings).patch(tokens::update_settings),
         )
-        .route("/nodes/{id}", axum::routing::patch(nodes::update_node))
+        .route(
+            "/nodes/{id}",
+            axum::routing::patch(nodes::update_node).delete(nodes::delete_node),
+        )
         .route(
             "/projects",
             get(projects::list_projects).post(projects::add_project),

@@ -230,6 +230,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Node"))
     ),
     r!(
+        "delete",
+        "/api/v1/nodes/{id}",
+        "Remove a node and its tokens (409 for the server's own node, and while it has sources, datastores, or queued or running tasks)",
+        "administer",
+        None,
+        (204, None)
+    ),
+    r!(
         "get",
         "/api/v1/datastores",
         "Datastores",
@@ -723,6 +731,7 @@ mod tests {
         ("patch", "/api/v1/sources/{id}"),
         ("patch", "/api/v1/policies/{id}"),
         ("patch", "/api/v1/restore-points/{id}"),
+        ("delete", "/api/v1/nodes/{id}"),
     ];
 
     #[test]

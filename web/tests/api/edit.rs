@@ -544,3 +544,80 @@ async fn a_restore_point_is_protected_with_a_note() {
     .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn a_node_is_removed_with_its_tokens_unless_something_uses_it() {
+    let t = setup();
+    let a = t.admin.clone();
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/nodes",
+            Some(&a),
+            Some(json!({"name": "hv2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["node"]["id"].as_i64().unwrap();
+    let node_token = v["token"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/nodes/{id}");
+    let token_of = |secret: &str| {
+        t.state
+            .catalog
+            .token_by_secret(&arca_web::auth::secret_hash(secret))
+            .unwrap()
+    };
+    assert!(token_of(&node_token).is_some());
+
+    // The server's own node, a node with a source: 409 saying why.
+    let (s, m) = fails(&t, Method::DELETE, "/api/v1/nodes/1", &a, None).await;
+    assert_eq!(s, 409, "{m}");
+    assert!(m.contains("own node"), "{m}");
+    let src = t
+        .state
+        .catalog
+        .add_source(
+            "web",
+            arca_catalog::SourceKind::Files,
+            "/srv",
+            NodeId(id),
+            ProjectId(1),
+            &[],
+            &json!({}),
+            None,
+        )
+        .unwrap();
+    let (s, m) = fails(&t, Method::DELETE, &path, &a, None).await;
+    assert_eq!(s, 409, "{m}");
+    assert!(m.contains("1 source(s)"), "{m}");
+    t.state.catalog.delete_source(src.id).unwrap();
+
+    // Only admins of all projects; unknown and malformed ids.
+    let opr = token_for(
+        &t.state.catalog,
+        "opr",
+        &[RoleBinding {
+            role: Role::Admin,
+            project_id: Some(ProjectId(1)),
+        }],
+    );
+    assert_eq!(fails(&t, Method::DELETE, &path, &opr, None).await.0, 403);
+    assert_eq!(
+        fails(&t, Method::DELETE, "/api/v1/nodes/99", &a, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        fails(&t, Method::DELETE, "/api/v1/nodes/x", &a, None)
+            .await
+            .0,
+        400
+    );
+
+    let (s, v) = t.call(Method::DELETE, &path, Some(&a), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert!(token_of(&node_token).is_none());
+    let (_, nodes) = t.call(Method::GET, "/api/v1/nodes", Some(&a), None).await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
+}

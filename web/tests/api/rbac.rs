@@ -78,6 +78,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
     ("post",   "/api/v1/nodes",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/nodes/{id}",                      GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("delete", "/api/v1/nodes/{id}",                      GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/datastores",                      ALL,           ALL),
     ("patch",  "/api/v1/datastores/{id}",                 GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("post",   "/api/v1/datastores/{id}/gc",              GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -306,6 +307,10 @@ impl World<'_> {
             ),
             ("patch", "/api/v1/nodes/{id}") => {
                 (with(&1), Some(json!({"allow_block_devices": false})))
+            }
+            ("delete", "/api/v1/nodes/{id}") => {
+                let node = c.add_node(&name, 1).unwrap();
+                (with(&node.id), None)
             }
             ("patch", "/api/v1/datastores/{id}") => {
                 (with(&1), Some(json!({"gc_schedule": "daily"})))
