@@ -100,7 +100,9 @@ pub fn app(state: AppState) -> Router {
         .route("/users", get(users::list_users).post(users::add_user))
         .route(
             "/users/{id}",
-            get(users::get_user).delete(users::delete_user),
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
         )
         .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))

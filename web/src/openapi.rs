@@ -134,6 +134,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("User"))
     ),
     r!(
+        "patch",
+        "/api/v1/users/{id}",
+        "Replace a user's roles (not your own: 409; an unknown project: 422)",
+        "administer",
+        Some("UserChange"),
+        (200, Some("User"))
+    ),
+    r!(
         "delete",
         "/api/v1/users/{id}",
         "Delete a user",
@@ -489,6 +497,7 @@ pub const ROUTES: &[Route] = &[
     api::Me,
     api::User,
     api::NewUser,
+    api::UserChange,
     api::CreatedUser,
     api::ChangePassword,
     api::ResetPassword,
@@ -732,6 +741,7 @@ mod tests {
         ("patch", "/api/v1/policies/{id}"),
         ("patch", "/api/v1/restore-points/{id}"),
         ("delete", "/api/v1/nodes/{id}"),
+        ("patch", "/api/v1/users/{id}"),
     ];
 
     #[test]

@@ -102,6 +102,15 @@ pub struct PasswordChanged {
     pub password: Option<String>,
 }
 
+/// `PATCH /api/v1/users/{id}`: what to change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Replaces the user's roles (`[]`: none).
+    #[serde(default)]
+    pub roles: Option<Vec<RoleRequest>>,
+}
+
 /// `POST /api/v1/tokens`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {

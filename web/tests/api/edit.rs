@@ -621,3 +621,78 @@ async fn a_node_is_removed_with_its_tokens_unless_something_uses_it() {
     let (_, nodes) = t.call(Method::GET, "/api/v1/nodes", Some(&a), None).await;
     assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
 }
+
+#[tokio::test]
+async fn an_admin_replaces_another_user_s_roles() {
+    let t = setup();
+    let a = t.admin.clone();
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&a),
+            Some(json!({"name": "ann", "password": "password123", "roles": [{"role": "auditor", "project": 1}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["user"]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/users/{id}");
+    let (s, v) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&a),
+            Some(json!({"roles": [{"role": "operator", "project": 2}, {"role": "operator", "project": 2}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["roles"],
+        json!([{"role": "operator", "project_id": 2}]),
+        "{v}"
+    );
+    let (_, got) = t.call(Method::GET, &path, Some(&a), None).await;
+    assert_eq!(got["roles"], v["roles"]);
+    for (body, want) in [
+        (json!({}), 422),
+        (json!({"roles": [{"role": "king"}]}), 422),
+        (json!({"roles": [{"role": "admin", "project": 99}]}), 422),
+        (json!({"name": "bob"}), 422),
+    ] {
+        let (s, m) = fails(&t, Method::PATCH, &path, &a, Some(body.clone())).await;
+        assert_eq!(s, want, "{body}: {m}");
+    }
+    // Not one's own roles; unknown users; only admins of all projects.
+    let (s, m) = fails(
+        &t,
+        Method::PATCH,
+        "/api/v1/users/1",
+        &a,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!(s, 409, "{m}");
+    let (s, _) = fails(
+        &t,
+        Method::PATCH,
+        "/api/v1/users/99",
+        &a,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let adm1 = token_for(
+        &t.state.catalog,
+        "adm1",
+        &[RoleBinding {
+            role: Role::Admin,
+            project_id: Some(ProjectId(1)),
+        }],
+    );
+    let (s, _) = fails(&t, Method::PATCH, &path, &adm1, Some(json!({"roles": []}))).await;
+    assert_eq!(s, 403);
+    let (s, v) = t
+        .call(Method::PATCH, &path, Some(&a), Some(json!({"roles": []})))
+        .await;
+    assert_eq!((s, &v["roles"]), (StatusCode::OK, &json!([])));
+}

@@ -66,6 +66,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("post",   "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/users/{id}",                      ALL,           GLOBAL_ADMIN),
+    ("patch",  "/api/v1/users/{id}",                      [C, F, F, F, F, F], GLOBAL_ADMIN),
     ("delete", "/api/v1/users/{id}",                      [C, F, F, F, F, F], GLOBAL_ADMIN),
     ("post",   "/api/v1/users/{id}/password",             GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/tokens",                          ALL,           ALL),
@@ -288,6 +289,11 @@ impl World<'_> {
                 };
                 (with(&id), None)
             }
+            // The bystander keeps the role it has (operator of project 2).
+            ("patch", "/api/v1/users/{id}") => (
+                with(&user),
+                Some(json!({"roles": [{"role": "operator", "project": 2}]})),
+            ),
             ("post", "/api/v1/users/{id}/password") => {
                 (with(&user), Some(json!({"new_password": PW})))
             }
