@@ -250,6 +250,18 @@ impl Catalog {
 
     /// Revoke a token and every token minted from it, at any depth.
     /// Returns how many descendants were revoked with it.
+    /// Rename a token. Returns it as it is now.
+    pub fn rename_token(&self, id: TokenId, name: &str) -> Result<Token> {
+        let n = self.db().execute(
+            "UPDATE tokens SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("token {id}")));
+        }
+        self.token(id)
+    }
+
     pub fn revoke_token(&self, id: TokenId) -> Result<usize> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

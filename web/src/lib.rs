@@ -106,7 +106,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/tokens/{id}",
+            axum::routing::delete(tokens::revoke_token).patch(tokens::update_token),
+        )
         .route(
             "/settings",
             get(tokens::get_settings).patch(tokens::update_settings),

@@ -174,6 +174,14 @@ pub const ROUTES: &[Route] = &[
         (201, Some("CreatedToken"))
     ),
     r!(
+        "patch",
+        "/api/v1/tokens/{id}",
+        "Rename a token (yours, or any as admin); its rights never change",
+        "signed-in",
+        Some("TokenChange"),
+        (200, Some("Token"))
+    ),
+    r!(
         "delete",
         "/api/v1/tokens/{id}",
         "Revoke a token (yours, or any as admin) and every token made with it",
@@ -504,6 +512,7 @@ pub const ROUTES: &[Route] = &[
     api::PasswordChanged,
     api::Token,
     api::NewToken,
+    api::TokenChange,
     api::CreatedToken,
     api::Settings,
     api::SettingsPatch,
@@ -742,6 +751,7 @@ mod tests {
         ("patch", "/api/v1/restore-points/{id}"),
         ("delete", "/api/v1/nodes/{id}"),
         ("patch", "/api/v1/users/{id}"),
+        ("patch", "/api/v1/tokens/{id}"),
     ];
 
     #[test]

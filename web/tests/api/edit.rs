@@ -696,3 +696,67 @@ async fn an_admin_replaces_another_user_s_roles() {
         .await;
     assert_eq!((s, &v["roles"]), (StatusCode::OK, &json!([])));
 }
+
+#[tokio::test]
+async fn a_token_is_renamed_by_its_owner_or_an_admin() {
+    let t = setup();
+    let a = t.admin.clone();
+    let opr = token_for(
+        &t.state.catalog,
+        "opr",
+        &[RoleBinding {
+            role: Role::Operator,
+            project_id: Some(ProjectId(1)),
+        }],
+    );
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&opr),
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["info"]["id"].as_i64().unwrap();
+    let scope = v["info"]["scope"].clone();
+    let path = format!("/api/v1/tokens/{id}");
+    let (s, v) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&opr),
+            Some(json!({"name": "deploy"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((&v["name"], &v["scope"]), (&json!("deploy"), &scope));
+    for body in [json!({}), json!({"name": "../x"}), json!({"scope": "full"})] {
+        let (s, m) = fails(&t, Method::PATCH, &path, &opr, Some(body.clone())).await;
+        assert_eq!(s, 422, "{body}: {m}");
+    }
+    // Another user's token: only an admin of all projects.
+    let other = token_for(&t.state.catalog, "bob", &[]);
+    let (s, _) = fails(
+        &t,
+        Method::PATCH,
+        &path,
+        &other,
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, v) = t
+        .call(Method::PATCH, &path, Some(&a), Some(json!({"name": "ops"})))
+        .await;
+    assert_eq!((s, &v["name"]), (StatusCode::OK, &json!("ops")));
+    let (s, _) = fails(
+        &t,
+        Method::PATCH,
+        "/api/v1/tokens/999",
+        &a,
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+}

@@ -71,6 +71,7 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/users/{id}/password",             GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/tokens",                          ALL,           ALL),
     ("post",   "/api/v1/tokens",                          ALL,           ALL),
+    ("patch",  "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
     ("delete", "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
     ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -298,6 +299,16 @@ impl World<'_> {
                 (with(&user), Some(json!({"new_password": PW})))
             }
             ("post", "/api/v1/tokens") => (path.into(), Some(json!({"name": name}))),
+            ("patch", "/api/v1/tokens/{id}") => {
+                let (_, hash) = arca_web::auth::new_secret();
+                let tok = c
+                    .add_token(Some(user), None, &name, TokenKind::Api, &hash, None)
+                    .unwrap();
+                (
+                    with(&tok.id),
+                    Some(json!({"name": format!("{name}-renamed")})),
+                )
+            }
             ("delete", "/api/v1/tokens/{id}") => {
                 let (_, hash) = arca_web::auth::new_secret();
                 let tok = c
