@@ -136,6 +136,9 @@ fn edit_remove_and_protect_through_the_cli() {
     let (code, out) = arca(&["node", "remove", &own]);
     assert_eq!(code, Some(1));
     assert!(out.contains("own node"), "{out}");
+    let (code, out) = arca(&["node", "edit", "ghost", "--allow-block-devices", "false"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no node named \"ghost\""), "{out}");
     let (code, out) = arca(&["node", "remove", "ghost"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("no node named \"ghost\""), "{out}");

@@ -422,6 +422,7 @@ pub enum NodeCmd {
     List,
     /// Through the server (admin): where a node's sources may live and its
     /// restores may write. Each list given replaces the node's list.
+    #[command(visible_alias = "edit")]
     Set {
         /// The node's name (`arca node list`).
         name: String,
