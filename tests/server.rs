@@ -15,6 +15,8 @@ mod cli;
 mod confine;
 #[path = "server/damage.rs"]
 mod damage;
+#[path = "server/edit.rs"]
+mod edit;
 #[path = "server/helpers.rs"]
 mod helpers;
 #[path = "server/logs.rs"]

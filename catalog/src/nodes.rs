@@ -159,6 +159,44 @@ impl Catalog {
         self.node(id)
     }
 
+    /// What keeps a node from being removed: its sources, its datastores,
+    /// and its queued or running tasks (counts).
+    pub fn node_usage(&self, id: NodeId) -> Result<(i64, i64, i64)> {
+        Ok(self.rd().query_row(
+            "SELECT (SELECT COUNT(*) FROM sources WHERE node_id = ?1),
+                    (SELECT COUNT(*) FROM datastores WHERE node_id = ?1),
+                    (SELECT COUNT(*) FROM tasks WHERE node_id = ?1 AND state IN ('queued', 'running'))",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
+    /// Remove a node that has no sources, datastores or live tasks (the
+    /// caller checks with [`Catalog::node_usage`]): its tokens go with it
+    /// and its ended tasks forget it. Checked again here, in the same
+    /// transaction: `Error::Invalid` when something still uses it.
+    pub fn delete_node(&self, id: NodeId) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: i64 = tx.query_row(
+            "SELECT (SELECT COUNT(*) FROM sources WHERE node_id = ?1)
+                  + (SELECT COUNT(*) FROM datastores WHERE node_id = ?1)
+                  + (SELECT COUNT(*) FROM tasks WHERE node_id = ?1 AND state IN ('queued', 'running'))",
+            [id],
+            |r| r.get(0),
+        )?;
+        if used > 0 {
+            return Err(Error::Invalid(format!("node {id} is in use")));
+        }
+        tx.execute("UPDATE tasks SET node_id = NULL WHERE node_id = ?1", [id])?;
+        let n = tx.execute("DELETE FROM nodes WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("node {id}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Record the data directory a node reported (absolute).
     pub fn set_node_data_dir(&self, id: NodeId, data_dir: &str) -> Result<()> {
         let n = self.db().execute(

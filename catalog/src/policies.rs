@@ -98,6 +98,31 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Write a policy's schedule, window, retention, datastore, priority,
+    /// match rules, RPO and `enabled` as `pol` has them (its name and
+    /// project stay).
+    pub fn update_policy(&self, pol: &Policy) -> Result<Policy> {
+        let n = self.db().execute(
+            "UPDATE policies SET schedule = ?2, backup_window = ?3, retention = ?4, datastore_id = ?5, priority = ?6, match_pattern = ?7, match_tags = ?8, rpo_seconds = ?9, enabled = ?10 WHERE id = ?1",
+            params![
+                pol.id,
+                pol.schedule,
+                pol.backup_window,
+                serde_json::to_string(&pol.retention).unwrap_or_else(|_| "{}".into()),
+                pol.datastore_id,
+                pol.priority,
+                pol.match_pattern,
+                serde_json::to_string(&pol.match_tags).unwrap_or_else(|_| "[]".into()),
+                pol.rpo_seconds,
+                pol.enabled,
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("policy {}", pol.id)));
+        }
+        self.policy(pol.id)
+    }
+
     pub fn delete_policy(&self, id: PolicyId) -> Result<()> {
         let n = self
             .db()

@@ -34,7 +34,10 @@ impl SourceFreshness {
     }
 }
 
-const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
+/// The columns a new restore point is written with (protection and note
+/// start unset).
+const RP_INSERT_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
+const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at, protected, note";
 
 fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
     Ok(RestorePoint {
@@ -54,6 +57,8 @@ fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
         state: r.get(13)?,
         damage: r.get(14)?,
         verified_at: r.get(15)?,
+        protected: r.get(16)?,
+        note: r.get(17)?,
     })
 }
 
@@ -188,20 +193,66 @@ impl Catalog {
             .query_row("SELECT COUNT(*) FROM restore_points", [], |r| r.get(0))?)
     }
 
-    /// Bytes read by succeeded backups, and restore-point time of the
-    /// newest restore point per source (for RPO checks).
-    /// Ids of a source's restore points in one datastore.
+    /// Ids of a source's restore points in one datastore, oldest first.
     pub fn restore_point_ids_of_source(
         &self,
         source_id: SourceId,
         datastore_id: DatastoreId,
     ) -> Result<Vec<RestorePointId>> {
+        Ok(self
+            .restore_points_of_source(source_id, datastore_id)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// A source's restore points in one datastore, oldest first, each
+    /// with whether it is protected.
+    pub fn restore_points_of_source(
+        &self,
+        source_id: SourceId,
+        datastore_id: DatastoreId,
+    ) -> Result<Vec<(RestorePointId, bool)>> {
         let db = self.rd();
         let mut st = db.prepare_cached(
-            "SELECT id FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
+            "SELECT id, protected FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time",
         )?;
-        let rows = st.query_map(params![source_id, datastore_id], |r| r.get(0))?;
+        let rows = st.query_map(params![source_id, datastore_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many restore points a source has (in any datastore), and how
+    /// many of them are protected.
+    pub fn restore_point_counts_of_source(&self, source_id: SourceId) -> Result<(i64, i64)> {
+        Ok(self.rd().query_row(
+            "SELECT COUNT(*), COALESCE(SUM(protected), 0) FROM restore_points WHERE source_id = ?1",
+            [source_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Protect a restore point (retention never removes it) or lift that,
+    /// and set its note (`None`: leave the note as it is; `Some("")`:
+    /// clear it).
+    pub fn set_restore_point_protection(
+        &self,
+        id: RestorePointId,
+        protected: Option<bool>,
+        note: Option<&str>,
+    ) -> Result<()> {
+        let note = note.map(|n| (!n.is_empty()).then_some(n));
+        let n = self.db().execute(
+            "UPDATE restore_points SET protected = COALESCE(?2, protected),
+                 note = CASE WHEN ?3 THEN ?4 ELSE note END
+             WHERE id = ?1",
+            params![id, protected, note.is_some(), note.flatten()],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("restore point {id}")));
+        }
+        Ok(())
     }
 
     pub fn newest_restore_point_time(&self, source_id: SourceId) -> Result<Option<i64>> {
@@ -265,7 +316,7 @@ impl Catalog {
 /// added, 0 when it was there already.
 pub(crate) fn insert_restore_point(db: &Connection, rp: &RestorePoint) -> Result<usize> {
     let mut st = db.prepare_cached(&format!(
-        "INSERT INTO restore_points ({RP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO restore_points ({RP_INSERT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING"
     ))?;
     st.execute(params![
         rp.id,

@@ -553,4 +553,11 @@ UPDATE tokens SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + 7776000
  WHERE kind = 'api' AND revoked_at IS NULL
    AND (expires_at IS NULL OR expires_at > CAST(strftime('%s', 'now') AS INTEGER) + 7776000);
 "#,
+    // 7: protected restore points and notes (issue 13). Retention (and
+    // removing a source with its restore points) never removes a
+    // protected one; the note is free text.
+    r#"
+ALTER TABLE restore_points ADD COLUMN protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1));
+ALTER TABLE restore_points ADD COLUMN note TEXT;
+"#,
 ];

@@ -118,6 +118,32 @@ impl Catalog {
         Ok(())
     }
 
+    /// Write a source's name, path, tags and settings as `src` has them
+    /// (the other fields are not changed here: the policy with
+    /// [`Catalog::assign_policy`]).
+    pub fn update_source(&self, src: &Source) -> Result<Source> {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE sources SET name = ?2, path = ?3, tags = ?4, settings = ?5 WHERE id = ?1",
+                params![
+                    src.id,
+                    src.name,
+                    src.path,
+                    serde_json::to_string(&src.tags).unwrap_or_else(|_| "[]".into()),
+                    src.settings.to_string(),
+                ],
+            )
+            .map_err(unique(format!(
+                "source {:?} in project {}",
+                src.name, src.project_id
+            )))?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("source {}", src.id)));
+        }
+        self.source(src.id)
+    }
+
     /// Assign a policy (`assigned_by`: explicit or rule; `None` clears).
     pub fn assign_policy(
         &self,

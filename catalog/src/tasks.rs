@@ -186,6 +186,28 @@ impl Catalog {
         self.task(id).map(Some)
     }
 
+    /// A running task that uses `source` (its own), or `policy` (its own,
+    /// or that of a source the policy is assigned to), if any: such a
+    /// source or policy may not be removed now.
+    pub fn running_task_using(
+        &self,
+        source: Option<SourceId>,
+        policy: Option<PolicyId>,
+    ) -> Result<Option<TaskId>> {
+        Ok(self
+            .rd()
+            .query_row(
+                "SELECT id FROM tasks WHERE state = 'running' AND (
+                     (?1 IS NOT NULL AND source_id = ?1)
+                  OR (?2 IS NOT NULL AND (policy_id = ?2
+                      OR source_id IN (SELECT id FROM sources WHERE policy_id = ?2))))
+                 ORDER BY id LIMIT 1",
+                params![source, policy],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn running_on_node(&self, node_id: NodeId) -> Result<i64> {
         Ok(self.rd().query_row(
             "SELECT COUNT(*) FROM tasks WHERE state = 'running' AND node_id = ?1",

@@ -249,6 +249,10 @@ pub struct RestorePoint {
     pub damage: Option<String>,
     /// When a verify last read all of it.
     pub verified_at: Option<i64>,
+    /// Never removed by retention (nor with its source) until unprotected.
+    pub protected: bool,
+    /// Free text about it (why it is protected, say).
+    pub note: Option<String>,
 }
 
 impl RestorePoint {
@@ -280,6 +284,8 @@ impl Default for RestorePoint {
             state: RestorePointState::Ok,
             damage: None,
             verified_at: None,
+            protected: false,
+            note: None,
         }
     }
 }

@@ -31,6 +31,29 @@ impl Catalog {
         self.user(id)
     }
 
+    /// Replace a user's roles. Returns the user as it is now.
+    pub fn set_roles(&self, user_id: UserId, roles: &[RoleBinding]) -> Result<User> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let n: i64 = tx.query_row("SELECT COUNT(*) FROM users WHERE id = ?1", [user_id], |r| {
+            r.get(0)
+        })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        tx.execute("DELETE FROM role_bindings WHERE user_id = ?1", [user_id])?;
+        for b in roles {
+            tx.execute(
+                "INSERT INTO role_bindings (user_id, role, project_id) VALUES (?1, ?2, ?3)",
+                params![user_id, b.role, b.project_id],
+            )
+            .map_err(unique("role binding"))?;
+        }
+        tx.commit()?;
+        drop(db);
+        self.user(user_id)
+    }
+
     fn roles_of(db: &Connection, user_id: UserId) -> Result<Vec<RoleBinding>> {
         let mut st = db.prepare_cached(
             "SELECT role, project_id FROM role_bindings WHERE user_id = ?1 ORDER BY id",
@@ -227,6 +250,18 @@ impl Catalog {
 
     /// Revoke a token and every token minted from it, at any depth.
     /// Returns how many descendants were revoked with it.
+    /// Rename a token. Returns it as it is now.
+    pub fn rename_token(&self, id: TokenId, name: &str) -> Result<Token> {
+        let n = self.db().execute(
+            "UPDATE tokens SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("token {id}")));
+        }
+        self.token(id)
+    }
+
     pub fn revoke_token(&self, id: TokenId) -> Result<usize> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -101,9 +101,14 @@ pub struct BackupParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confine: Option<Confinement>,
     /// Lease time: this source's restore points in the datastore, among
-    /// which the parent and retention are chosen.
+    /// which the parent and retention are chosen (protected ones left
+    /// out: a node that does not know `protected` never removes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_restore_points: Option<Vec<RestorePointId>>,
+    /// Lease time: this source's protected restore points in the
+    /// datastore; retention keeps them (they may still be the parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<Vec<RestorePointId>>,
 }
 
 /// A restore of a restore point (or a path in it) to a target on the
@@ -153,9 +158,14 @@ pub struct PruneParams {
     pub retention: Retention,
     /// The source's name in the datastore.
     pub source: String,
-    /// Lease time: this source's restore points (by id, not by name).
+    /// Lease time: this source's restore points (by id, not by name),
+    /// protected ones left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_restore_points: Option<Vec<RestorePointId>>,
+    /// Lease time: this source's protected restore points, which
+    /// retention keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<Vec<RestorePointId>>,
 }
 
 /// Garbage collection of the task's datastore.

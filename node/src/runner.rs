@@ -448,13 +448,18 @@ impl Runner {
         let source = l.source.as_ref().ok_or("backup task without a source")?;
         let (d, ds) = self.task_datastore(l)?;
         let mine = source_restore_points(p.source_restore_points.as_deref());
+        let protected = source_restore_points(p.protected.as_deref()).unwrap_or_default();
         let parent = match &mine {
-            // The newest of this source's own restore points.
+            // The newest of this source's own restore points, protected
+            // ones included.
             Some(ids) => ds
                 .snapshots()
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|s| ids.contains(&s.id.to_hex()))
+                .filter(|s| {
+                    let id = s.id.to_hex();
+                    ids.contains(&id) || protected.contains(&id)
+                })
                 .max_by_key(|s| s.manifest.time_ns),
             None => match ds.resolve_snapshot("latest", Some(&source.name)) {
                 Ok(s) => Some(s),
@@ -516,7 +521,7 @@ impl Runner {
                 m.insert(out.snapshot.to_hex());
             }
             pruned = self
-                .apply_retention(&ds, &source.name, mine.as_ref(), &r, fx)
+                .apply_retention(&ds, &source.name, mine.as_ref(), &protected, &r, fx)
                 .map_err(|e| format!("backup succeeded, but retention failed: {e}"))?;
             if pruned > 0 {
                 self.coord.log(
@@ -696,11 +701,15 @@ impl Runner {
     /// the datastore, and report them in `fx`. Returns how many went.
     /// `mine`: the source's restore points by id (from the catalog); only
     /// without it (a task of an older server) are they matched by name.
+    /// `protected` restore points are never removed: they are not among
+    /// those retention chooses from (the server leaves them out of
+    /// `mine` too), so they do not count against `keep_last` either.
     fn apply_retention(
         &self,
         ds: &Datastore,
         source: &str,
         mine: Option<&HashSet<String>>,
+        protected: &HashSet<String>,
         r: &Retention,
         fx: &mut TaskEffects,
     ) -> Result<usize, String> {
@@ -708,6 +717,7 @@ impl Runner {
             .snapshots()
             .map_err(|e| e.to_string())?
             .into_iter()
+            .filter(|s| !protected.contains(&s.id.to_hex()))
             .filter(|s| match mine {
                 Some(ids) => ids.contains(&s.id.to_hex()),
                 None => s.manifest.source == source,
@@ -734,7 +744,8 @@ impl Runner {
         let (_, ds) = self.task_datastore(l)?;
         let r: Retention = p.retention.clone().into();
         let mine = source_restore_points(p.source_restore_points.as_deref());
-        let removed = self.apply_retention(&ds, &p.source, mine.as_ref(), &r, fx)?;
+        let protected = source_restore_points(p.protected.as_deref()).unwrap_or_default();
+        let removed = self.apply_retention(&ds, &p.source, mine.as_ref(), &protected, &r, fx)?;
         Ok(TaskResult::Prune(PruneResult {
             removed: removed as u64,
         }))

@@ -131,14 +131,27 @@ impl Local {
             // of this source (by id), never by source name: a new source
             // that reuses a deleted source's name, or a source of another
             // project with the same name, is someone else's history.
-            let mine = Some(c.restore_point_ids_of_source(s.id, d.id).map_err(e)?);
+            // Protected restore points are left out of those retention
+            // chooses among (so that no node removes them, even one that
+            // does not know `protected`) and named apart.
+            let (prot, mine): (Vec<_>, Vec<_>) = c
+                .restore_points_of_source(s.id, d.id)
+                .map_err(e)?
+                .into_iter()
+                .partition(|(_, p)| *p);
+            let ids = |v: Vec<(catalog::RestorePointId, bool)>| {
+                Some(v.into_iter().map(|x| x.0).collect())
+            };
+            let (mine, prot) = (ids(mine), ids(prot));
             match task.spec() {
                 Ok(TaskSpec::Backup(mut b)) => {
                     b.source_restore_points = mine;
+                    b.protected = prot;
                     task.params = TaskSpec::Backup(b).params();
                 }
                 Ok(TaskSpec::Prune(mut p)) => {
                     p.source_restore_points = mine;
+                    p.protected = prot;
                     task.params = TaskSpec::Prune(p).params();
                 }
                 _ => {}

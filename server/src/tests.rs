@@ -7,6 +7,8 @@ use arca_node::{Coordinator, DatastoreRef, Finished, Passphrases, Runner, INTERR
 use serde_json::json;
 use std::sync::Arc;
 
+mod protect;
+
 /// What a backup that made restore point `id` reports.
 fn backup_result(id: RestorePointId) -> arca_model::TaskResult {
     arca_model::TaskResult::Backup(arca_model::BackupResult {

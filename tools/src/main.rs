@@ -10,6 +10,7 @@ mod listing;
 mod logs;
 mod mounts;
 mod node;
+mod objects;
 mod progress;
 mod secrets;
 mod server;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+pub use objects::{PolicyCmd, SourceCmd};
 
 pub(crate) use args::{ExportArgs, MountArgs, NotifyArgs, RootArgs, ServeCmd};
 
@@ -310,6 +312,20 @@ enum Command {
     /// Policies on a server.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Protect a restore point on a server: retention never removes it
+    /// until `arca unprotect`.
+    Protect {
+        /// The restore point's id or a unique prefix of it.
+        restore_point: String,
+        /// A note on it (why it is kept, say).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Lift a restore point's protection (its note stays).
+    Unprotect {
+        /// The restore point's id or a unique prefix of it.
+        restore_point: String,
+    },
     /// Tasks on a server.
     #[command(subcommand)]
     Task(TaskCmd),
@@ -398,45 +414,13 @@ pub enum CatalogCmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum SourceCmd {
-    /// Add a source: `files NAME PATH` or `image NAME PATH`.
-    Add {
-        /// What is backed up: `files` (a directory tree) or `image` (a
-        /// disk image file or block device).
-        #[arg(value_parser = model_enum::<arca_model::SourceKind>(arca_model::SourceKind::NAMES))]
-        kind: arca_model::SourceKind,
-        /// The source's name, unique in its project: 1-128 letters,
-        /// digits, `.`, `_`, `-` or `@`, not starting with `.` or `-`.
-        name: String,
-        /// Absolute path on the node: a directory (files) or an image file
-        /// or block device (image); it must be under one of the node's
-        /// source roots (`arca node list`).
-        path: String,
-        /// The node that reads it, by name (default: the embedded node).
-        #[arg(long)]
-        node: Option<String>,
-        /// The project, by id (default: 1, `default`).
-        #[arg(long)]
-        project: Option<arca_model::ProjectId>,
-        /// A tag, for policies that match tags (repeatable).
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Assign this policy by name (otherwise a policy whose --match or
-        /// --match-tag rule fits is assigned).
-        #[arg(long)]
-        policy: Option<String>,
-    },
-    /// The sources: kind, path, project, policy and tags.
-    List,
-}
-
-#[derive(Subcommand, Debug)]
 pub enum NodeCmd {
     /// Through the server: the nodes, their state and where their sources
     /// may live and their restores may write.
     List,
     /// Through the server (admin): where a node's sources may live and its
     /// restores may write. Each list given replaces the node's list.
+    #[command(visible_alias = "edit")]
     Set {
         /// The node's name (`arca node list`).
         name: String,
@@ -456,50 +440,12 @@ pub enum NodeCmd {
         #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         allow_block_devices: Option<bool>,
     },
-}
-
-#[derive(Subcommand, Debug)]
-#[allow(clippy::large_enum_variant)] // parsed once
-pub enum PolicyCmd {
-    /// Add a policy: when its sources are backed up, where to, and how
-    /// many restore points are kept.
-    Add {
-        /// The policy's name.
+    /// Through the server (admin): remove a node and its tokens (refused
+    /// while it has sources, datastores or live tasks).
+    Remove {
+        /// The node's name (`arca node list`).
         name: String,
-        /// When backups run (UTC): `every 15m`, `every 2h`; `hourly`,
-        /// `daily`, `weekly`, `monthly`, `yearly`; or calendar events such
-        /// as "Mon..Fri 22:00", "*-*-* 02:30", "Sat,Sun 03:00", "*:0/15".
-        #[arg(long)]
-        schedule: String,
-        /// Only start backups in this window (UTC), e.g. "22:00-06:00" or
-        /// "Mon..Fri 20:00-23:30"; a backup due outside it waits.
-        #[arg(long)]
-        window: Option<String>,
-        /// The datastore its backups go to, by name (default: `default`).
-        #[arg(long)]
-        datastore: Option<String>,
-        /// Higher runs first when tasks wait for a slot.
-        #[arg(long, default_value_t = 0)]
-        priority: i64,
-        /// Assign sources whose name matches this glob.
-        #[arg(long = "match")]
-        match_pattern: Option<String>,
-        /// Assign sources with this tag.
-        #[arg(long = "match-tag")]
-        match_tags: Vec<String>,
-        #[command(flatten)]
-        keep: KeepArgs,
-        /// Recovery point objective: a source whose newest restore point
-        /// is older than this is reported (notification, /metrics), e.g.
-        /// 26h, 90m, 8d.
-        #[arg(long, value_name = "DURATION")]
-        rpo: Option<String>,
-        /// The project, by id (default: 1, `default`).
-        #[arg(long)]
-        project: Option<arca_model::ProjectId>,
     },
-    /// The policies: schedule, window, retention, RPO and priority.
-    List,
 }
 
 #[derive(Subcommand, Debug)]

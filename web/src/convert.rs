@@ -245,6 +245,8 @@ impl ToApi for catalog::RestorePoint {
             state: self.state,
             damage: self.damage,
             verified_at: self.verified_at,
+            protected: self.protected,
+            note: self.note,
         }
     }
 }

@@ -111,16 +111,24 @@ pub fn app(state: AppState) -> Router {
         .route("/users", get(users::list_users).post(users::add_user))
         .route(
             "/users/{id}",
-            get(users::get_user).delete(users::delete_user),
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
         )
         .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/tokens/{id}",
+            axum::routing::delete(tokens::revoke_token).patch(tokens::update_token),
+        )
         .route(
             "/settings",
             get(tokens::get_settings).patch(tokens::update_settings),
         )
-        .route("/nodes/{id}", axum::routing::patch(nodes::update_node))
+        .route(
+            "/nodes/{id}",
+            axum::routing::patch(nodes::update_node).delete(nodes::delete_node),
+        )
         .route(
             "/projects",
             get(projects::list_projects).post(projects::add_project),
@@ -139,7 +147,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/sources/{id}",
-            get(sources::get_source).delete(sources::delete_source),
+            get(sources::get_source)
+                .patch(sources::update_source)
+                .delete(sources::delete_source),
         )
         .route("/sources/{id}/backup", post(sources::backup_now))
         .route(
@@ -148,7 +158,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/policies/{id}",
-            get(policies::get_policy).delete(policies::delete_policy),
+            get(policies::get_policy)
+                .patch(policies::update_policy)
+                .delete(policies::delete_policy),
         )
         .route("/tasks", get(tasks::list_tasks))
         .route("/tasks/{id}", get(tasks::get_task))
@@ -157,7 +169,7 @@ pub fn app(state: AppState) -> Router {
         .route("/restore-points", get(restore_points::list_restore_points))
         .route(
             "/restore-points/{id}",
-            get(restore_points::get_restore_point),
+            get(restore_points::get_restore_point).patch(restore_points::update_restore_point),
         )
         .route(
             "/restore-points/{id}/restore",

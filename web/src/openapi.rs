@@ -46,6 +46,7 @@ const TREE_Q: &[(&str, &str)] = &[
     ("offset", "integer"),
 ];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
+const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
 
 macro_rules! r {
@@ -139,6 +140,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("User"))
     ),
     r!(
+        "patch",
+        "/api/v1/users/{id}",
+        "Replace a user's roles (not your own: 409; an unknown project: 422)",
+        "administer",
+        Some("UserChange"),
+        (200, Some("User"))
+    ),
+    r!(
         "delete",
         "/api/v1/users/{id}",
         "Delete a user",
@@ -169,6 +178,14 @@ pub const ROUTES: &[Route] = &[
         "signed-in",
         Some("NewToken"),
         (201, Some("CreatedToken"))
+    ),
+    r!(
+        "patch",
+        "/api/v1/tokens/{id}",
+        "Rename a token (yours, or any as admin); its rights never change",
+        "signed-in",
+        Some("TokenChange"),
+        (200, Some("Token"))
     ),
     r!(
         "delete",
@@ -235,6 +252,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Node"))
     ),
     r!(
+        "delete",
+        "/api/v1/nodes/{id}",
+        "Remove a node and its tokens (409 for the server's own node, and while it has sources, datastores, or queued or running tasks)",
+        "administer",
+        None,
+        (204, None)
+    ),
+    r!(
         "get",
         "/api/v1/datastores",
         "Datastores",
@@ -291,12 +316,21 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Source"))
     ),
     r!(
+        "patch",
+        "/api/v1/sources/{id}",
+        "Change a source's name, path, tags, settings or policy (null policy: back to the match rules)",
+        "manage",
+        Some("SourceChange"),
+        (200, Some("Source"))
+    ),
+    r!(
         "delete",
         "/api/v1/sources/{id}",
-        "Remove a source (its restore points stay)",
+        "Remove a source. restore_points=keep (default): its restore points stay listed under its name, with a null source_id; remove: 409 while it has restore points (not possible yet). 409 while a task of it runs",
         "manage",
         None,
-        (204, None)
+        (204, None),
+        DELETE_SOURCE_Q
     ),
     r!(
         "post",
@@ -331,9 +365,17 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Policy"))
     ),
     r!(
+        "patch",
+        "/api/v1/policies/{id}",
+        "Change a policy's schedule, window, retention, datastore, priority, match rules, RPO or enabled (null clears an optional one)",
+        "manage",
+        Some("PolicyChange"),
+        (200, Some("Policy"))
+    ),
+    r!(
         "delete",
         "/api/v1/policies/{id}",
-        "Remove a policy",
+        "Remove a policy (409 while a task of it, or of a source it is assigned to, runs)",
         "manage",
         None,
         (204, None)
@@ -396,6 +438,14 @@ pub const ROUTES: &[Route] = &[
         None,
         (200, Some("TreePage")),
         TREE_Q
+    ),
+    r!(
+        "patch",
+        "/api/v1/restore-points/{id}",
+        "Protect a restore point (retention never removes it until unprotected) or lift that, and set its note",
+        "manage",
+        Some("RestorePointChange"),
+        (200, Some("RestorePoint"))
     ),
     r!(
         "post",
@@ -470,12 +520,14 @@ pub const ROUTES: &[Route] = &[
     api::Me,
     api::User,
     api::NewUser,
+    api::UserChange,
     api::CreatedUser,
     api::ChangePassword,
     api::ResetPassword,
     api::PasswordChanged,
     api::Token,
     api::NewToken,
+    api::TokenChange,
     api::CreatedToken,
     api::Settings,
     api::SettingsPatch,
@@ -491,9 +543,12 @@ pub const ROUTES: &[Route] = &[
     api::VerifyNow,
     api::Source,
     api::NewSource,
+    api::SourceChange,
+    api::RestorePointsOnDelete,
     api::BackupNow,
     api::Policy,
     api::NewPolicy,
+    api::PolicyChange,
     api::Task,
     api::TaskLog,
     api::Cancelled,
@@ -501,6 +556,7 @@ pub const ROUTES: &[Route] = &[
     api::TreePage,
     api::TreeEntry,
     api::TreeEntryKind,
+    api::RestorePointChange,
     api::RestoreRequest,
     api::Export,
     api::NewExport,
@@ -706,6 +762,17 @@ mod tests {
         ("get", "/api/v1/audit"),
     ];
 
+    /// Routes added since (issue 13: change sources and policies, protect
+    /// restore points).
+    const ADDED: &[(&str, &str)] = &[
+        ("patch", "/api/v1/sources/{id}"),
+        ("patch", "/api/v1/policies/{id}"),
+        ("patch", "/api/v1/restore-points/{id}"),
+        ("delete", "/api/v1/nodes/{id}"),
+        ("patch", "/api/v1/users/{id}"),
+        ("patch", "/api/v1/tokens/{id}"),
+    ];
+
     #[test]
     fn every_route_and_method_of_before_is_kept() {
         let doc = document();
@@ -717,9 +784,14 @@ mod tests {
         }
         let before: BTreeSet<_> = BEFORE
             .iter()
+            .chain(ADDED)
             .map(|(m, p)| (m.to_string(), p.to_string()))
             .collect();
-        assert_eq!(before.len(), BEFORE.len(), "a route is listed twice");
+        assert_eq!(
+            before.len(),
+            BEFORE.len() + ADDED.len(),
+            "a route is listed twice"
+        );
         assert_eq!(now, before);
     }
 

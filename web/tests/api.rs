@@ -20,6 +20,8 @@ mod accounts;
 mod browse;
 #[path = "api/cache.rs"]
 mod cache;
+#[path = "api/edit.rs"]
+mod edit;
 #[path = "api/ids.rs"]
 mod ids;
 #[path = "api/metrics.rs"]

@@ -102,6 +102,26 @@ pub struct PasswordChanged {
     pub password: Option<String>,
 }
 
+/// `PATCH /api/v1/users/{id}`: what to change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Replaces the user's roles (`[]`: none).
+    #[serde(default)]
+    pub roles: Option<Vec<RoleRequest>>,
+}
+
+/// `PATCH /api/v1/tokens/{id}`: what to change. A token's rights
+/// (scope, projects, expiry) are set when it is made and never widened.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenChange {
+    /// A new name.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: Option<String>,
+}
+
 /// `POST /api/v1/tokens`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {

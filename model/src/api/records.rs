@@ -222,6 +222,13 @@ pub struct RestorePoint {
     pub damage: Option<String>,
     /// When a verify last read all of it.
     pub verified_at: Option<i64>,
+    /// Retention never removes it (nor does removing its source) until
+    /// it is unprotected (`PATCH /api/v1/restore-points/{id}`).
+    #[serde(default)]
+    pub protected: bool,
+    /// Free text about it (null: none).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl RestorePoint {
@@ -301,7 +308,7 @@ pub struct AuditEntry {
 
 /// A field that is absent (`None`, through `default`) or present, null or
 /// not (`Some`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -323,14 +330,22 @@ mod tests {
         assert_eq!(RestorePoint::time_from_ns(0), 0);
     }
 
-    /// A restore point as the API sends it today reads and writes back
-    /// unchanged.
+    /// A restore point as the API sent it before protection reads, and
+    /// writes back unchanged but for the two added keys (`protected`,
+    /// `note`: issue 13); with them it reads and writes back unchanged.
     #[test]
     fn restore_point_json_is_today_s() {
-        let v = json!({"id": "ab".repeat(32), "datastore_id": 1, "source_id": null, "source_name": "vm", "project_id": 1, "kind": "image", "time": 1700000000, "bytes_total": 10, "bytes_added": 5, "files": 1, "hostname": "h", "task_id": 4, "created_at": 1700000001, "state": "ok", "damage": null, "verified_at": null});
+        let mut v = json!({"id": "ab".repeat(32), "datastore_id": 1, "source_id": null, "source_name": "vm", "project_id": 1, "kind": "image", "time": 1700000000, "bytes_total": 10, "bytes_added": 5, "files": 1, "hostname": "h", "task_id": 4, "created_at": 1700000001, "state": "ok", "damage": null, "verified_at": null});
         let rp: RestorePoint = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(rp.kind, SourceKind::Image);
         assert_eq!(rp.task_id, Some(TaskId(4)));
+        assert_eq!((rp.protected, rp.note.as_deref()), (false, None));
+        v["protected"] = json!(false);
+        v["note"] = json!(null);
+        assert_eq!(serde_json::to_value(&rp).unwrap(), v);
+        v["protected"] = json!(true);
+        v["note"] = json!("keep");
+        let rp: RestorePoint = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&rp).unwrap(), v);
     }
 

@@ -167,6 +167,122 @@ pub struct NewPolicy {
     pub rpo_s: Option<i64>,
 }
 
+/// `PATCH /api/v1/sources/{id}`: what to change (at least one field;
+/// absent fields stay as they are).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceChange {
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$")]
+    pub name: Option<String>,
+    /// Absolute path on the node, under its source roots.
+    #[serde(default)]
+    #[schema(pattern = "^/[^\\u0000]*$", max_length = 4096)]
+    pub path: Option<String>,
+    /// Replaces the tags.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Name>>, max_items = 64)]
+    pub tags: Option<Vec<String>>,
+    /// Replaces the kind-specific settings (an object; `{}` today).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// A policy's name in the source's project: assigned explicitly. Null:
+    /// back to the policies' match rules. Absent: unchanged.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::records::present"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub policy: Option<Option<String>>,
+}
+
+/// What becomes of a removed source's restore points
+/// (`DELETE /api/v1/sources/{id}?restore_points=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RestorePointsOnDelete {
+    /// They stay listed, under the source's name, without a source id.
+    #[default]
+    Keep,
+    /// They go too (refused with 409 while that cannot be done: see the
+    /// route).
+    Remove,
+}
+
+/// The query of `DELETE /api/v1/sources/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSourceQuery {
+    #[serde(default)]
+    pub restore_points: RestorePointsOnDelete,
+}
+
+/// `PATCH /api/v1/policies/{id}`: what to change (at least one field;
+/// absent fields stay as they are; null clears an optional one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    /// every 15m, hourly, daily, Mon..Fri 22:00, *:0/15 (UTC).
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub schedule: Option<String>,
+    /// When backups may start, e.g. 22:00-06:00 (null: any time).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::records::present"
+    )]
+    #[schema(value_type = Option<String>, nullable, max_length = 256)]
+    pub window: Option<Option<String>>,
+    /// Replaces the retention.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// A datastore's name.
+    #[serde(default)]
+    pub datastore: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
+    pub priority: Option<i64>,
+    /// Glob over source names that this policy takes (null: none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::records::present"
+    )]
+    #[schema(value_type = Option<String>, nullable, max_length = 256)]
+    pub match_pattern: Option<Option<String>>,
+    /// Replaces the tags whose sources take this policy.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Name>>, max_items = 64)]
+    pub match_tags: Option<Vec<String>>,
+    /// Recovery point objective in seconds (null: none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::records::present"
+    )]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 31622400)]
+    pub rpo_s: Option<Option<i64>>,
+    /// A disabled policy schedules no backups.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /api/v1/restore-points/{id}` (at least one field).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestorePointChange {
+    /// Protected: retention never removes it, nor does removing its
+    /// source, until it is unprotected.
+    #[serde(default)]
+    pub protected: Option<bool>,
+    /// Free text, at most 1024 characters ("": none).
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub note: Option<String>,
+}
+
 /// `POST /api/v1/restore-points/{id}/restore`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -251,5 +367,24 @@ mod tests {
         .is_err());
         let b: BackupNow = serde_json::from_value(json!({})).unwrap();
         assert_eq!(b, BackupNow::default());
+    }
+
+    /// A PATCH body tells an absent field (unchanged) from a null one
+    /// (cleared); unknown fields are refused.
+    #[test]
+    fn patch_bodies() {
+        let p: PolicyChange =
+            serde_json::from_value(json!({"window": null, "priority": 5})).unwrap();
+        assert_eq!(p.window, Some(None));
+        assert_eq!(p.match_pattern, None);
+        assert_eq!(p.priority, Some(5));
+        let s: SourceChange = serde_json::from_value(json!({"policy": "gold"})).unwrap();
+        assert_eq!(s.policy, Some(Some("gold".into())));
+        let s: SourceChange = serde_json::from_value(json!({"policy": null})).unwrap();
+        assert_eq!(s.policy, Some(None));
+        assert!(serde_json::from_value::<SourceChange>(json!({"kind": "image"})).is_err());
+        assert!(serde_json::from_value::<RestorePointChange>(json!({"protected": "yes"})).is_err());
+        let q: DeleteSourceQuery = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(q.restore_points, RestorePointsOnDelete::Keep);
     }
 }

@@ -85,6 +85,7 @@ pub fn params_to_pb(spec: &TaskSpec) -> Params {
         TaskSpec::Backup(p) => Params::Backup(pb::BackupParams {
             confine: p.confine.as_ref().map(confine_to_pb),
             source_restore_points: ids_to_pb(&p.source_restore_points),
+            protected: ids_to_pb(&p.protected),
         }),
         TaskSpec::Restore(p) => Params::Restore(pb::RestoreParams {
             restore_point: p.restore_point.to_hex(),
@@ -104,6 +105,7 @@ pub fn params_to_pb(spec: &TaskSpec) -> Params {
             retention: Some(retention_to_pb(&p.retention)),
             source: p.source.clone(),
             source_restore_points: ids_to_pb(&p.source_restore_points),
+            protected: ids_to_pb(&p.protected),
         }),
         TaskSpec::Gc(p) => Params::Gc(pb::GcParams {
             grace_seconds: p.grace_seconds,
@@ -126,6 +128,7 @@ pub fn params_from_pb(p: Option<Params>) -> Result<TaskSpec, String> {
                 p.source_restore_points,
                 "backup source_restore_points",
             )?,
+            protected: ids_from_pb(p.protected, "backup protected")?,
         }),
         Params::Restore(p) => TaskSpec::Restore(RestoreParams {
             restore_point: rp_from_pb(&p.restore_point, "restore restore_point")?,
@@ -148,6 +151,7 @@ pub fn params_from_pb(p: Option<Params>) -> Result<TaskSpec, String> {
                 p.source_restore_points,
                 "prune source_restore_points",
             )?,
+            protected: ids_from_pb(p.protected, "prune protected")?,
         }),
         Params::Gc(p) => TaskSpec::Gc(GcParams {
             grace_seconds: p.grace_seconds,

@@ -41,11 +41,13 @@ fn every_spec() -> Vec<TaskSpec> {
         TaskSpec::Backup(BackupParams {
             confine: Some(confine()),
             source_restore_points: Some(vec![rp('a'), rp('b')]),
+            protected: Some(vec![rp('f')]),
         }),
         // An empty list is not an absent one.
         TaskSpec::Backup(BackupParams {
             confine: Some(Confinement::default()),
             source_restore_points: Some(vec![]),
+            protected: None,
         }),
         TaskSpec::Restore(RestoreParams {
             restore_point: rp('c'),
@@ -84,6 +86,7 @@ fn every_spec() -> Vec<TaskSpec> {
             },
             source: "web".into(),
             source_restore_points: Some(vec![rp('d')]),
+            protected: Some(vec![]),
         }),
         TaskSpec::Prune(PruneParams::default()),
         TaskSpec::Gc(GcParams::default()),

@@ -39,7 +39,7 @@ pub use exports::{mount, mounts, unmount};
 pub use nodes::node;
 pub use policies::policy;
 pub use restore_points::{ls, snapshots};
-pub use restores::{restore, RestoreTo};
+pub use restores::{protect, restore, RestoreTo};
 pub use sources::{backup_now, source};
 pub use tasks::task;
 

@@ -111,5 +111,19 @@ pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
             let n: Node = api.patch(&format!("/nodes/{id}"), &req, "a node")?;
             show(cli, &n, node_line)
         }
+        NodeCmd::Remove { name } => {
+            let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
+            let id = all
+                .iter()
+                .find(|n| n.name == *name)
+                .map(|n| n.id)
+                .ok_or_else(|| {
+                    anyhow!("no node named {name:?} on the server (`arca node list`)")
+                })?;
+            api.delete_no_content(&format!("/nodes/{id}"))?;
+            show(cli, &serde_json::json!({"removed": id}), |_| {
+                format!("node {name:?} removed (id {id})")
+            })
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! `arca restore --server`: a restore task on the restore point's node.
+//! `arca restore --server`: a restore task on the restore point's node;
+//! `arca protect|unprotect`.
 
 use anyhow::Result;
-use arca_model::api::{RestoreRequest, Task};
+use arca_model::api::{RestorePoint, RestorePointChange, RestoreRequest, Task};
 
 use super::{show, tasks::follow, Api};
 use crate::Cli;
@@ -33,6 +34,32 @@ pub fn restore(cli: &Cli, rp: &str, to: &str, o: &RestoreTo) -> Result<u8> {
         format!(
             "restore queued as task {} (follow it with `arca task show {}`)",
             t.id, t.id
+        )
+    })
+}
+
+/// Protect `rp` (an id or a unique prefix) or lift that; `note`: set its
+/// note too.
+pub fn protect(cli: &Cli, rp: &str, protected: bool, note: Option<&str>) -> Result<u8> {
+    let api = Api::new(cli)?;
+    let req = RestorePointChange {
+        protected: Some(protected),
+        note: note.map(str::to_string),
+    };
+    let r: RestorePoint = api.patch(&format!("/restore-points/{rp}"), &req, "a restore point")?;
+    show(cli, &r, |r| {
+        format!(
+            "restore point {} {}{}",
+            r.id,
+            if r.protected {
+                "protected"
+            } else {
+                "unprotected"
+            },
+            r.note
+                .as_deref()
+                .map(|n| format!(" (note: {n})"))
+                .unwrap_or_default()
         )
     })
 }

@@ -1,10 +1,12 @@
-//! `arca source add|list` and `arca backup now` through the server.
+//! `arca source add|list|edit|remove` and `arca backup now` through the
+//! server.
 
 use anyhow::{anyhow, Result};
-use arca_model::api::{NewSource, Source, Task};
+use arca_model::api::{NewSource, Source, SourceChange, Task};
 use arca_model::{ProjectId, SourceId};
 
 use super::{show, tasks::follow, Api};
+use crate::objects::{RestorePoints, SourceEdit};
 use crate::table::{opt, Table};
 use crate::{Cli, SourceCmd};
 
@@ -61,7 +63,52 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
             let all: Vec<Source> = api.get("/sources", "a list of sources")?;
             show(cli, &all, |all| source_table(all))
         }
+        SourceCmd::Edit(e) => edit(cli, &api, e),
+        SourceCmd::Remove {
+            name,
+            project,
+            restore_points,
+        } => {
+            let id = source_id(&api, name, *project)?;
+            let rp = match restore_points {
+                RestorePoints::Keep => "keep",
+                RestorePoints::Remove => "remove",
+            };
+            api.delete_no_content(&format!("/sources/{id}?restore_points={rp}"))?;
+            show(cli, &serde_json::json!({"removed": id}), |_| {
+                format!("source {name:?} removed (id {id}, restore points: {rp})")
+            })
+        }
     }
+}
+
+fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
+    let id = source_id(api, &e.name, e.project)?;
+    let req = SourceChange {
+        name: e.rename.clone(),
+        path: e.path.clone(),
+        tags: if e.no_tags {
+            Some(Vec::new())
+        } else {
+            (!e.tags.is_empty()).then(|| e.tags.clone())
+        },
+        settings: None,
+        policy: if e.no_policy {
+            Some(None)
+        } else {
+            e.policy.clone().map(Some)
+        },
+    };
+    let s: Source = api.patch(&format!("/sources/{id}"), &req, "a source")?;
+    show(cli, &s, |s| {
+        format!(
+            "source {:?} changed (id {}, path {}, policy {})",
+            s.name,
+            s.id,
+            s.path,
+            opt(s.policy_id)
+        )
+    })
 }
 
 /// The id of the source `name` among those the caller can see, in

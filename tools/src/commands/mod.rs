@@ -57,6 +57,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::server::import(cli, data_dir, name.as_deref())
         }
         Command::Policy(c) => crate::client::policy(cli, c),
+        Command::Protect {
+            restore_point,
+            note,
+        } => crate::client::protect(cli, restore_point, true, note.as_deref()),
+        Command::Unprotect { restore_point } => {
+            crate::client::protect(cli, restore_point, false, None)
+        }
         Command::Token(c) => crate::tokens::token(cli, c),
         Command::Settings(c) => crate::tokens::settings(cli, c),
         Command::Serve(crate::ServeCmd::Nbd {

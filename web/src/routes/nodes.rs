@@ -12,7 +12,7 @@ use axum::Json;
 
 use crate::auth::{self, Action, Principal};
 use crate::convert::ToApi;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::{any_role, audited, check_name, invalid, Body, Id, Remote};
 use crate::AppState;
 
@@ -139,6 +139,49 @@ pub async fn add_node(
                     token_id: t.id,
                 }),
             ))
+        },
+    )
+    .await
+}
+
+/// Remove a node (admin only): its tokens go with it. Refused with 409
+/// for the server's own node and for a node that still has sources,
+/// datastores, or queued or running tasks (removing datastores is not
+/// possible yet, so a node that made its datastore stays).
+pub async fn delete_node(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<NodeId>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "node.delete",
+        id.to_string(),
+        move |s| {
+            p.require(Action::Administer, None)?;
+            let n = s.catalog.node(id)?;
+            if n.embedded {
+                return Err(ApiError::conflict(format!(
+                    "node {} is the server's own node",
+                    n.name
+                )));
+            }
+            let (sources, datastores, tasks) = s.catalog.node_usage(id)?;
+            if sources + datastores + tasks > 0 {
+                return Err(ApiError::conflict(format!(
+                    "node {} still has {sources} source(s), {datastores} datastore(s) and {tasks} queued or running task(s): remove its sources and let its tasks end first (datastores cannot be removed yet)",
+                    n.name
+                )));
+            }
+            s.catalog.delete_node(id).map_err(|e| match e {
+                arca_catalog::Error::Invalid(m) => ApiError::conflict(m),
+                e => e.into(),
+            })?;
+            Ok(StatusCode::NO_CONTENT)
         },
     )
     .await

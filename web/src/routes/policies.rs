@@ -1,6 +1,6 @@
-//! Backup policies: list, show, add and delete.
+//! Backup policies: list, show, add, change and delete.
 
-use arca_catalog::{PolicyId, ProjectId, Retention};
+use arca_catalog::{DatastoreId, PolicyId, ProjectId, Retention};
 use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,7 +8,7 @@ use axum::Json;
 
 use crate::auth::{Action, Principal};
 use crate::convert::{all, ToApi};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::{
     audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
 };
@@ -56,24 +56,11 @@ pub async fn add_policy(
             if let Some(w) = &b.window {
                 arca_control::parse_window(w)?;
             }
-            if let Some(pat) = &b.match_pattern {
-                if pat.len() > 256 {
-                    return Err(invalid("match_pattern is longer than 256 characters"));
-                }
-            }
-            if !(-1000..=1000).contains(&b.priority) {
-                return Err(invalid("priority must be between -1000 and 1000"));
-            }
-            if b.rpo_s.is_some_and(|r| !(1..=366 * 86_400).contains(&r)) {
-                return Err(invalid("rpo_s must be between 1 second and a year"));
-            }
+            check_pattern(b.match_pattern.as_deref())?;
+            check_priority(b.priority)?;
+            check_rpo(b.rpo_s)?;
             let ds = match &b.datastore {
-                Some(n) => {
-                    s.catalog
-                        .datastore_by_name(n)?
-                        .ok_or_else(|| invalid(format!("unknown datastore {n:?}")))?
-                        .id
-                }
+                Some(n) => datastore_named(s, n)?,
                 None => s
                     .catalog
                     .datastores()?
@@ -100,6 +87,107 @@ pub async fn add_policy(
     .await
 }
 
+fn check_pattern(pat: Option<&str>) -> ApiResult<()> {
+    if pat.is_some_and(|p| p.len() > 256) {
+        return Err(invalid("match_pattern is longer than 256 characters"));
+    }
+    Ok(())
+}
+
+fn check_priority(priority: i64) -> ApiResult<()> {
+    if !(-1000..=1000).contains(&priority) {
+        return Err(invalid("priority must be between -1000 and 1000"));
+    }
+    Ok(())
+}
+
+fn check_rpo(rpo_s: Option<i64>) -> ApiResult<()> {
+    if rpo_s.is_some_and(|r| !(1..=366 * 86_400).contains(&r)) {
+        return Err(invalid("rpo_s must be between 1 second and a year"));
+    }
+    Ok(())
+}
+
+fn datastore_named(s: &AppState, name: &str) -> ApiResult<DatastoreId> {
+    Ok(s.catalog
+        .datastore_by_name(name)?
+        .ok_or_else(|| invalid(format!("unknown datastore {name:?}")))?
+        .id)
+}
+
+/// Change a policy's schedule, window, retention, datastore, priority,
+/// match rules, RPO or whether it is enabled. The new retention applies
+/// from the next backup or prune on; sources are assigned again by the
+/// (new) match rules.
+pub async fn update_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<PolicyId>,
+    body: Body<api::PolicyChange>,
+) -> ApiResult<Json<api::Policy>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "policy.update",
+        id.to_string(),
+        move |s| {
+            let mut pol = s.catalog.policy(id)?;
+            visible(&p, pol.project_id, || format!("policy {id}"))?;
+            p.require(Action::Manage, Some(pol.project_id))?;
+            if b == api::PolicyChange::default() {
+                return Err(invalid(
+                    "nothing to change: give schedule, window, retention, datastore, priority, match_pattern, match_tags, rpo_s or enabled",
+                ));
+            }
+            if let Some(sched) = &b.schedule {
+                pol.schedule = arca_control::parse_schedule(sched)?.to_string();
+            }
+            if let Some(w) = b.window {
+                if let Some(w) = &w {
+                    arca_control::parse_window(w)?;
+                }
+                pol.backup_window = w;
+            }
+            if let Some(r) = b.retention {
+                pol.retention = Retention::from(r);
+            }
+            if let Some(n) = &b.datastore {
+                pol.datastore_id = datastore_named(s, n)?;
+            }
+            if let Some(prio) = b.priority {
+                check_priority(prio)?;
+                pol.priority = prio;
+            }
+            if let Some(pat) = b.match_pattern {
+                check_pattern(pat.as_deref())?;
+                pol.match_pattern = pat;
+            }
+            if let Some(tags) = b.match_tags {
+                check_tags(&tags)?;
+                pol.match_tags = tags;
+            }
+            if let Some(rpo) = b.rpo_s {
+                check_rpo(rpo)?;
+                pol.rpo_seconds = rpo;
+            }
+            if let Some(e) = b.enabled {
+                pol.enabled = e;
+            }
+            let pol = s.catalog.update_policy(&pol)?;
+            changed(s)?;
+            Ok(Json(pol.to_api()))
+        },
+    )
+    .await
+}
+
+/// Remove a policy: 409 naming the task while a task of it (or of a
+/// source it is assigned to) runs. Its sources lose it (and may take
+/// another by the match rules).
 pub async fn delete_policy(
     State(s): State<AppState>,
     p: Principal,
@@ -117,6 +205,11 @@ pub async fn delete_policy(
             let pol = s.catalog.policy(id)?;
             visible(&p, pol.project_id, || format!("policy {id}"))?;
             p.require(Action::Manage, Some(pol.project_id))?;
+            if let Some(t) = s.catalog.running_task_using(None, Some(id))? {
+                return Err(ApiError::conflict(format!(
+                    "policy {id} is in use by running task {t}: wait for it to end, or cancel it"
+                )));
+            }
             s.catalog.delete_policy(id)?;
             changed(s)?;
             Ok(StatusCode::NO_CONTENT)

@@ -1,5 +1,11 @@
-//! Restore points: list, show (by id or unique prefix), browse and
-//! restore.
+//! Restore points: list, show (by id or unique prefix), browse,
+//! protect or note, and restore.
+//!
+//! A protected restore point is never removed by retention: the server
+//! leaves it out of the restore points a backup's or prune's retention
+//! chooses among when it leases the task, and names it to the node, which
+//! keeps it as well. Protecting one while a task that prunes its source
+//! runs takes effect from the next such task.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
 use arca_model::{api, RestoreParams, SourceKind};
@@ -61,6 +67,47 @@ pub async fn get_restore_point(
         p.require(Action::Read, Some(rp.project_id))?;
         Ok(Json(rp.to_api()))
     })
+    .await
+}
+
+/// Protect a restore point, or lift that, and set its note.
+pub async fn update_restore_point(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Result<Path<String>, PathRejection>,
+    body: Body<api::RestorePointChange>,
+) -> ApiResult<Json<api::RestorePoint>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    let target = format!("{id}: protected {:?}", b.protected);
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "restore-point.update",
+        target,
+        move |s| {
+            let rp = restore_point(s, &p, &id)?;
+            p.require(Action::Manage, Some(rp.project_id))?;
+            if b.protected.is_none() && b.note.is_none() {
+                return Err(invalid("nothing to change: give protected or note"));
+            }
+            if let Some(n) = &b.note {
+                if n.chars().count() > 1024 || n.contains('\0') {
+                    return Err(invalid("note must be at most 1024 characters, without NUL"));
+                }
+            }
+            s.catalog
+                .set_restore_point_protection(rp.id, b.protected, b.note.as_deref())?;
+            let projects = p.projects(Action::Read);
+            Ok(Json(
+                s.catalog
+                    .restore_point(&rp.id.to_string(), projects.as_deref())?
+                    .to_api(),
+            ))
+        },
+    )
     .await
 }
 

@@ -1,8 +1,18 @@
-//! Sources: list, show, add, delete, and back up now.
+//! Sources: list, show, add, change, delete, and back up now.
+//!
+//! Deleting a source keeps its restore points by default
+//! (`?restore_points=keep`): they stay listed under the source's name,
+//! and their `source_id` becomes null (the catalog's `ON DELETE SET
+//! NULL`), so a new source of the same name never inherits them.
+//! `?restore_points=remove` is refused with 409 while the source has
+//! restore points: removing snapshots from a datastore needs a task on
+//! its node, which does not exist yet; protected restore points would
+//! stay in any case.
 
-use arca_catalog::{self as catalog, NewTask, NodeId, ProjectId, SourceId, TaskSpec};
+use arca_catalog::{self as catalog, AssignedBy, NewTask, NodeId, ProjectId, SourceId, TaskSpec};
 use arca_model::api;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -75,13 +85,7 @@ pub async fn add_source(
             let node = node_id(s, b.node.as_deref())?;
             let path = super::nodes::check_source(s, node, &b.path)?;
             let policy = match &b.policy {
-                Some(name) => {
-                    // Only the source's project's policies have names here.
-                    let pol = s.catalog.policy_by_name(project, name)?.ok_or_else(|| {
-                        invalid(format!("unknown policy {name:?} in project {project}"))
-                    })?;
-                    Some(pol.id)
-                }
+                Some(name) => Some(policy_named(s, project, name)?),
                 None => None,
             };
             let src = s.catalog.add_source(
@@ -104,13 +108,93 @@ pub async fn add_source(
     .await
 }
 
+/// The policy named `name` in `project` (422 when there is none).
+fn policy_named(s: &AppState, project: ProjectId, name: &str) -> ApiResult<catalog::PolicyId> {
+    // Only the source's project's policies have names here.
+    Ok(s.catalog
+        .policy_by_name(project, name)?
+        .ok_or_else(|| invalid(format!("unknown policy {name:?} in project {project}")))?
+        .id)
+}
+
+/// Change a source's name, path (checked against its node's source
+/// roots, as when it is added), tags, settings or policy.
+pub async fn update_source(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<SourceId>,
+    body: Body<api::SourceChange>,
+) -> ApiResult<Json<api::Source>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "source.update",
+        id.to_string(),
+        move |s| {
+            let mut src = s.catalog.source(id)?;
+            visible(&p, src.project_id, || format!("source {id}"))?;
+            p.require(Action::Manage, Some(src.project_id))?;
+            if b == api::SourceChange::default() {
+                return Err(invalid(
+                    "nothing to change: give name, path, tags, settings or policy",
+                ));
+            }
+            if let Some(name) = b.name {
+                check_name("source", &name)?;
+                src.name = name;
+            }
+            if let Some(path) = b.path {
+                if !path.starts_with('/') || path.len() > 4096 || path.contains('\0') {
+                    return Err(invalid("path must be an absolute path on the node"));
+                }
+                src.path = super::nodes::check_source(s, src.node_id, &path)?;
+            }
+            if let Some(tags) = b.tags {
+                check_tags(&tags)?;
+                src.tags = tags;
+            }
+            if let Some(settings) = b.settings {
+                if !settings.is_object() || settings.to_string().len() > 16 * 1024 {
+                    return Err(invalid("settings must be a JSON object of at most 16 KiB"));
+                }
+                src.settings = settings;
+            }
+            let policy = match &b.policy {
+                Some(Some(name)) => Some(Some(policy_named(s, src.project_id, name)?)),
+                Some(None) => Some(None),
+                None => None,
+            };
+            s.catalog.update_source(&src)?;
+            match policy {
+                Some(Some(pid)) => s
+                    .catalog
+                    .assign_policy(id, Some(pid), AssignedBy::Explicit)?,
+                // Back to the match rules: `changed` assigns again.
+                Some(None) => s.catalog.assign_policy(id, None, AssignedBy::None)?,
+                None => {}
+            }
+            changed(s)?;
+            Ok(Json(s.catalog.source(id)?.to_api()))
+        },
+    )
+    .await
+}
+
+/// Remove a source; what becomes of its restore points: see the module
+/// notes. 409 naming the task while a task of it runs.
 pub async fn delete_source(
     State(s): State<AppState>,
     p: Principal,
     remote: Remote,
     id: Id<SourceId>,
+    q: Result<Query<api::DeleteSourceQuery>, QueryRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
+    let Query(q) = q?;
     audited(
         &s,
         p.name().to_string(),
@@ -121,6 +205,19 @@ pub async fn delete_source(
             let src = s.catalog.source(id)?;
             visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
+            if let Some(t) = s.catalog.running_task_using(Some(id), None)? {
+                return Err(ApiError::conflict(format!(
+                    "source {id} is in use by running task {t}: wait for it to end, or cancel it"
+                )));
+            }
+            if q.restore_points == api::RestorePointsOnDelete::Remove {
+                let (n, protected) = s.catalog.restore_point_counts_of_source(id)?;
+                if n > 0 {
+                    return Err(ApiError::conflict(format!(
+                        "source {id} has {n} restore point(s) ({protected} protected); removing them with the source is not possible yet: remove it with restore_points=keep (they stay listed under its name)"
+                    )));
+                }
+            }
             s.catalog.delete_source(id)?;
             Ok(StatusCode::NO_CONTENT)
         },

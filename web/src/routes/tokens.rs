@@ -205,6 +205,37 @@ pub async fn revoke_token(
     .await
 }
 
+/// Rename a token: one's own, or any as an admin of all projects.
+pub async fn update_token(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<TokenId>,
+    body: Body<api::TokenChange>,
+) -> ApiResult<Json<api::Token>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "token.update",
+        id.to_string(),
+        move |s| {
+            let t = s.catalog.token(id)?;
+            if t.user_id != Some(p.user.id) {
+                p.require(Action::Administer, None)?;
+            }
+            let Some(name) = b.name else {
+                return Err(invalid("nothing to change: give name"));
+            };
+            check_name("token", &name)?;
+            Ok(Json(s.catalog.rename_token(id, &name)?.to_api()))
+        },
+    )
+    .await
+}
+
 // ---- settings ----
 
 pub async fn get_settings(

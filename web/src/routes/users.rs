@@ -1,4 +1,5 @@
-//! Users: list, show, add (with their roles) and delete. Sign-in and
+//! Users: list, show, add (with their roles), change their roles and
+//! delete. Sign-in and
 //! passwords are in [`super::accounts`].
 
 use arca_catalog::{RoleBinding, UserId};
@@ -10,7 +11,7 @@ use axum::Json;
 use crate::auth::{self, Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, check_name, Body, Id, Remote};
+use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
 use crate::AppState;
 
 pub async fn list_users(
@@ -77,6 +78,58 @@ pub async fn add_user(
                     password: generated.then_some(password),
                 }),
             ))
+        },
+    )
+    .await
+}
+
+/// Replace a user's roles (admins of all projects; not one's own, so
+/// that no admin locks themself out). Projects must exist (422).
+pub async fn update_user(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<UserId>,
+    body: Body<api::UserChange>,
+) -> ApiResult<Json<api::User>> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    let target = format!("user {id}: roles {:?}", b.roles);
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "user.update",
+        target,
+        move |s| {
+            p.require(Action::Administer, None)?;
+            s.catalog.user(id)?;
+            let Some(roles) = b.roles else {
+                return Err(invalid("nothing to change: give roles"));
+            };
+            if id == p.user.id {
+                return Err(ApiError::conflict("you cannot change your own roles"));
+            }
+            if roles.len() > 64 {
+                return Err(invalid("at most 64 roles"));
+            }
+            let projects = s.catalog.projects()?;
+            let mut bindings = Vec::new();
+            for r in &roles {
+                if let Some(pid) = r.project {
+                    if !projects.iter().any(|x| x.id == pid) {
+                        return Err(invalid(format!("unknown project {pid}")));
+                    }
+                }
+                let b = RoleBinding {
+                    role: r.role,
+                    project_id: r.project,
+                };
+                if !bindings.contains(&b) {
+                    bindings.push(b);
+                }
+            }
+            Ok(Json(s.catalog.set_roles(id, &bindings)?.to_api()))
         },
     )
     .await

@@ -66,10 +66,12 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("post",   "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/users/{id}",                      ALL,           GLOBAL_ADMIN),
+    ("patch",  "/api/v1/users/{id}",                      [C, F, F, F, F, F], GLOBAL_ADMIN),
     ("delete", "/api/v1/users/{id}",                      [C, F, F, F, F, F], GLOBAL_ADMIN),
     ("post",   "/api/v1/users/{id}/password",             GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/tokens",                          ALL,           ALL),
     ("post",   "/api/v1/tokens",                          ALL,           ALL),
+    ("patch",  "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
     ("delete", "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
     ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -78,6 +80,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
     ("post",   "/api/v1/nodes",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/nodes/{id}",                      GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("delete", "/api/v1/nodes/{id}",                      GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/datastores",                      ALL,           ALL),
     ("patch",  "/api/v1/datastores/{id}",                 GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("post",   "/api/v1/datastores/{id}/gc",              GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -85,11 +88,13 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/sources",                         ALL,           ALL),
     ("post",   "/api/v1/sources",                         MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/sources/{id}",                    ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/policies",                        ALL,           ALL),
     ("post",   "/api/v1/policies",                        MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/policies/{id}",                   ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/tasks",                           ALL,           ALL),
     ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
@@ -98,6 +103,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points/{id}/tree",        ALL,           HIDDEN_READ),
+    ("patch",  "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
@@ -285,10 +291,25 @@ impl World<'_> {
                 };
                 (with(&id), None)
             }
+            // The bystander keeps the role it has (operator of project 2).
+            ("patch", "/api/v1/users/{id}") => (
+                with(&user),
+                Some(json!({"roles": [{"role": "operator", "project": 2}]})),
+            ),
             ("post", "/api/v1/users/{id}/password") => {
                 (with(&user), Some(json!({"new_password": PW})))
             }
             ("post", "/api/v1/tokens") => (path.into(), Some(json!({"name": name}))),
+            ("patch", "/api/v1/tokens/{id}") => {
+                let (_, hash) = arca_web::auth::new_secret();
+                let tok = c
+                    .add_token(Some(user), None, &name, TokenKind::Api, &hash, None)
+                    .unwrap();
+                (
+                    with(&tok.id),
+                    Some(json!({"name": format!("{name}-renamed")})),
+                )
+            }
             ("delete", "/api/v1/tokens/{id}") => {
                 let (_, hash) = arca_web::auth::new_secret();
                 let tok = c
@@ -304,6 +325,10 @@ impl World<'_> {
             ),
             ("patch", "/api/v1/nodes/{id}") => {
                 (with(&1), Some(json!({"allow_block_devices": false})))
+            }
+            ("delete", "/api/v1/nodes/{id}") => {
+                let node = c.add_node(&name, 1).unwrap();
+                (with(&node.id), None)
             }
             ("patch", "/api/v1/datastores/{id}") => {
                 (with(&1), Some(json!({"gc_schedule": "daily"})))
@@ -345,7 +370,9 @@ impl World<'_> {
                 path.into(),
                 Some(json!({"name": name, "schedule": "daily", "project": p})),
             ),
+            ("patch", "/api/v1/sources/{id}") => (with(&o.source), Some(json!({"tags": [name]}))),
             ("get", "/api/v1/policies/{id}") => (with(&o.policy), None),
+            ("patch", "/api/v1/policies/{id}") => (with(&o.policy), Some(json!({"priority": 5}))),
             ("delete", "/api/v1/policies/{id}") => {
                 let pol = c
                     .add_policy(
@@ -374,6 +401,10 @@ impl World<'_> {
             ("get", "/api/v1/restore-points/{id}/tree") => (
                 format!("{}?path=/dir&recursive=true", with(&o.restore_point)),
                 None,
+            ),
+            ("patch", "/api/v1/restore-points/{id}") => (
+                with(&o.restore_point),
+                Some(json!({"protected": true, "note": name})),
             ),
             ("post", "/api/v1/restore-points/{id}/restore") => {
                 (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
