@@ -11,7 +11,8 @@
 //! What a task reports as its effects must stay inside the task: a new
 //! restore point in the task's datastore, of its source and project, and
 //! only from a task kind that makes restore points; removed restore points
-//! of the task's source in the task's datastore; the usage of the task's
+//! of the task's source in the task's datastore (for a forget task: those
+//! it names, in its datastore and project); the usage of the task's
 //! datastore; verify results only from a verify task and only about
 //! restore points of its datastore. Anything else refuses the whole
 //! report, and nothing of it is applied. The checks run in the transaction
@@ -19,6 +20,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::forget::forget_names;
 use crate::{
     now, Catalog, DatastoreId, Error, LogLevel, NodeId, ProjectId, Result, SourceId, TaskEffects,
     TaskId, TaskKind, TaskState,
@@ -141,16 +143,26 @@ pub(crate) fn check_effects(db: &Connection, id: TaskId, t: &Held, fx: &TaskEffe
         }
     }
     for rp in &fx.removed_restore_points {
-        let found: Option<(DatastoreId, Option<SourceId>)> = db
+        let found: Option<(DatastoreId, Option<SourceId>, ProjectId)> = db
             .query_row(
-                "SELECT datastore_id, source_id FROM restore_points WHERE id = ?1",
+                "SELECT datastore_id, source_id, project_id FROM restore_points WHERE id = ?1",
                 [rp],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
         // One the catalog does not list is gone already: nothing to do.
-        let Some((ds, source)) = found else { continue };
-        if !own_ds(ds) || t.source_id.is_none() || source != t.source_id {
+        let Some((ds, source, project)) = found else {
+            continue;
+        };
+        if t.kind == TaskKind::Forget {
+            // A forget removes what it names, in its datastore and project
+            // (its source may be gone: deleted with restore_points=remove).
+            if !own_ds(ds) || project != t.project_id || !forget_names(db, id, *rp)? {
+                return deny(format!(
+                    "restore point {rp} is not one the forget task names in its datastore"
+                ));
+            }
+        } else if !own_ds(ds) || t.source_id.is_none() || source != t.source_id {
             return deny(format!(
                 "restore point {rp} is not one of the task's source in the task's datastore"
             ));

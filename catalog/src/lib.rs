@@ -19,6 +19,7 @@ mod audit;
 mod datastores;
 pub mod db;
 mod exports;
+mod forget;
 mod leases;
 mod maintenance;
 mod nodes;

@@ -126,6 +126,8 @@ string_enum!(
         Gc = "gc",
         /// Write a stopped writable export's changes as a new restore point.
         CommitExport = "commit-export",
+        /// Delete named restore points from a datastore.
+        Forget = "forget",
     }
 );
 
@@ -394,7 +396,7 @@ mod tests {
         let e = "snapshot".parse::<TaskKind>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown task kind \"snapshot\"; valid: backup, restore, verify, prune, gc, commit-export"
+            "unknown task kind \"snapshot\"; valid: backup, restore, verify, prune, gc, commit-export, forget"
         );
         let e = serde_json::from_value::<SourceKind>(serde_json::json!("vm")).unwrap_err();
         assert!(e.to_string().contains("unknown variant `vm`"), "{e}");

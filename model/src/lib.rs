@@ -43,10 +43,10 @@ pub use kinds::{
     TokenState, UnknownValue,
 };
 pub use task::{
-    BackupParams, BadParams, CommitExportParams, Confinement, GcParams, PruneParams, RestoreParams,
-    Retention, TaskSpec, VerifyParams,
+    BackupParams, BadParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams,
 };
 pub use task_result::{
-    BackupResult, BadResult, CommitExportResult, GcResult, PruneResult, RestoreResult, TaskResult,
-    TreeRestore, VerifyReport, VerifyResult,
+    BackupResult, BadResult, CommitExportResult, ForgetResult, GcResult, PruneResult,
+    RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
 };

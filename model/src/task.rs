@@ -187,6 +187,20 @@ pub struct CommitExportParams {
     pub source: String,
 }
 
+/// Delete restore points from the task's datastore (their snapshot
+/// manifests; gc frees their data later). Queued by
+/// `DELETE /restore-points/{id}` and by deleting a source with
+/// `restore_points=remove`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ForgetParams {
+    /// The restore points to delete, all in the task's datastore.
+    pub restore_points: Vec<RestorePointId>,
+    /// Lease time: those of them that are protected now; the node keeps
+    /// them (and the task fails saying so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<Vec<RestorePointId>>,
+}
+
 /// What a task does, with its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "params", rename_all = "kebab-case")]
@@ -197,6 +211,7 @@ pub enum TaskSpec {
     Prune(PruneParams),
     Gc(GcParams),
     CommitExport(CommitExportParams),
+    Forget(ForgetParams),
 }
 
 /// Parameters that do not fit their task kind.
@@ -223,6 +238,7 @@ impl TaskSpec {
             TaskSpec::Prune(_) => TaskKind::Prune,
             TaskSpec::Gc(_) => TaskKind::Gc,
             TaskSpec::CommitExport(_) => TaskKind::CommitExport,
+            TaskSpec::Forget(_) => TaskKind::Forget,
         }
     }
 
@@ -243,6 +259,7 @@ impl TaskSpec {
             TaskKind::Prune => read(p).map(TaskSpec::Prune),
             TaskKind::Gc => read(p).map(TaskSpec::Gc),
             TaskKind::CommitExport => read(p).map(TaskSpec::CommitExport),
+            TaskKind::Forget => read(p).map(TaskSpec::Forget),
         };
         r.map_err(|error| BadParams { kind, error })
     }
@@ -256,6 +273,7 @@ impl TaskSpec {
             TaskSpec::Prune(p) => serde_json::to_value(p),
             TaskSpec::Gc(p) => serde_json::to_value(p),
             TaskSpec::CommitExport(p) => serde_json::to_value(p),
+            TaskSpec::Forget(p) => serde_json::to_value(p),
         };
         // Plain structs of strings, numbers and lists: this cannot fail.
         v.unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
@@ -368,6 +386,17 @@ mod tests {
             }),
             commit,
         );
+        // DELETE /restore-points/{id}: a forget of one restore point.
+        let forget = json!({"restore_points": [rp('f')]});
+        check(
+            "forget",
+            forget.clone(),
+            &TaskSpec::Forget(ForgetParams {
+                restore_points: vec![rp('f').parse().unwrap()],
+                protected: None,
+            }),
+            forget,
+        );
         // prune, as the runner reads it.
         let prune = json!({"retention": {"keep_last": 2, "keep_daily": 7}, "source": "web"});
         let spec = TaskSpec::from_parts(TaskKind::Prune, &prune).unwrap();
@@ -395,6 +424,9 @@ mod tests {
         let verify = json!({"restore_points": [rp('e')], "verify_max_age_days": 30});
         let spec = TaskSpec::from_parts(TaskKind::Verify, &verify).unwrap();
         assert_eq!(spec.params(), verify);
+        let forget = json!({"restore_points": [rp('a'), rp('b')], "protected": [rp('b')]});
+        let spec = TaskSpec::from_parts(TaskKind::Forget, &forget).unwrap();
+        assert_eq!(spec.params(), forget);
     }
 
     #[test]

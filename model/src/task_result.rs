@@ -234,6 +234,14 @@ pub struct CommitExportResult {
     pub bytes_added: u64,
 }
 
+/// What a forget removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetResult {
+    /// Restore points removed from the datastore (their space comes back
+    /// at the datastore's next gc).
+    pub removed: u64,
+}
+
 /// A succeeded task's result, by kind. Serialized untagged: the JSON is
 /// the inner struct's, as the catalog stores it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -245,6 +253,7 @@ pub enum TaskResult {
     Prune(PruneResult),
     Gc(GcResult),
     CommitExport(CommitExportResult),
+    Forget(ForgetResult),
 }
 
 /// A stored result that does not fit its task kind.
@@ -271,6 +280,7 @@ impl TaskResult {
             TaskResult::Prune(_) => TaskKind::Prune,
             TaskResult::Gc(_) => TaskKind::Gc,
             TaskResult::CommitExport(_) => TaskKind::CommitExport,
+            TaskResult::Forget(_) => TaskKind::Forget,
         }
     }
 
@@ -295,6 +305,7 @@ impl TaskResult {
             TaskKind::Prune => read(v).map(TaskResult::Prune),
             TaskKind::Gc => read(v).map(TaskResult::Gc),
             TaskKind::CommitExport => read(v).map(TaskResult::CommitExport),
+            TaskKind::Forget => read(v).map(TaskResult::Forget),
         };
         r.map_err(|error| BadResult { kind, error })
     }

@@ -29,11 +29,12 @@ use arca_control::confine::Confinement;
 use arca_ingest::Progress;
 use arca_model::ids::RestorePointId;
 use arca_model::task::{
-    BackupParams, CommitExportParams, GcParams, PruneParams, RestoreParams, TaskSpec, VerifyParams,
+    BackupParams, CommitExportParams, ForgetParams, GcParams, PruneParams, RestoreParams, TaskSpec,
+    VerifyParams,
 };
 use arca_model::task_result::{
-    BackupResult, CommitExportResult, GcResult, PruneResult, RestoreResult, TaskResult,
-    TreeRestore, VerifyReport, VerifyResult,
+    BackupResult, CommitExportResult, ForgetResult, GcResult, PruneResult, RestoreResult,
+    TaskResult, TreeRestore, VerifyReport, VerifyResult,
 };
 use arca_proto::{DatastoreRef, Finished, Leased};
 use arca_repo::{Datastore, OpenOptions};
@@ -429,6 +430,7 @@ impl Runner {
             TaskSpec::Prune(p) => self.prune(l, p, &mut fx),
             TaskSpec::Gc(p) => self.gc(l, p, progress, &mut fx),
             TaskSpec::CommitExport(p) => self.commit_export(l, p, progress, &mut fx),
+            TaskSpec::Forget(p) => self.forget(l, p, &mut fx),
         };
         (r, fx)
     }

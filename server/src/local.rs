@@ -157,6 +157,12 @@ impl Local {
                 _ => {}
             }
         }
+        // A forget keeps what is protected now (it may have been
+        // protected since the task was queued).
+        if let Ok(TaskSpec::Forget(mut f)) = task.spec() {
+            f.protected = Some(c.protected_among(&f.restore_points).map_err(e)?);
+            task.params = TaskSpec::Forget(f).params();
+        }
         // Parameters that do not parse are left as they are, and fail the
         // task below saying what is wrong with them.
         if let (Some(d), Ok(TaskSpec::Verify(mut v))) = (&datastore, task.spec()) {

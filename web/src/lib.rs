@@ -169,7 +169,9 @@ pub fn app(state: AppState) -> Router {
         .route("/restore-points", get(restore_points::list_restore_points))
         .route(
             "/restore-points/{id}",
-            get(restore_points::get_restore_point).patch(restore_points::update_restore_point),
+            get(restore_points::get_restore_point)
+                .patch(restore_points::update_restore_point)
+                .delete(restore_points::delete_restore_point),
         )
         .route(
             "/restore-points/{id}/restore",

@@ -326,7 +326,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "delete",
         "/api/v1/sources/{id}",
-        "Remove a source. restore_points=keep (default): its restore points stay listed under its name, with a null source_id; remove: 409 while it has restore points (not possible yet). 409 while a task of it runs",
+        "Remove a source. restore_points=keep (default): its restore points stay listed under its name, with a null source_id (204); remove: forget tasks delete them from their datastores (one per datastore, returned with 202; 204 when it had none), and 409 naming how many are protected when any is (the source stays). 409 while a task of it runs",
         "manage",
         None,
         (204, None),
@@ -448,6 +448,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("RestorePoint"))
     ),
     r!(
+        "delete",
+        "/api/v1/restore-points/{id}",
+        "Delete a restore point: queues a forget task on its datastore's node and returns it; its space comes back at the datastore's next gc. 409 while it is protected (unprotect it first), served by a live export, or being removed already",
+        "manage",
+        None,
+        (202, Some("Task"))
+    ),
+    r!(
         "post",
         "/api/v1/restore-points/{id}/restore",
         "Restore to a path on the datastore's node",
@@ -565,6 +573,16 @@ pub const ROUTES: &[Route] = &[
 )))]
 struct Components;
 
+/// Routes with a second success answer: (method, path, status, schema,
+/// description).
+const OTHER_OK: &[(&str, &str, u16, &str, &str)] = &[(
+    "delete",
+    "/api/v1/sources/{id}",
+    202,
+    "Tasks",
+    "Removed with restore_points=remove: the forget tasks that delete its restore points",
+)];
+
 /// Lists the routes answer: (schema name, item schema).
 const LISTS: &[(&str, &str)] = &[
     ("Users", "User"),
@@ -651,6 +669,14 @@ pub fn document() -> Value {
             None => json!({"description": "Done"}),
         };
         responses.insert(r.ok.0.to_string(), ok);
+        for (m, p, code, schema, desc) in OTHER_OK {
+            if (*m, *p) == (r.method, r.path) {
+                responses.insert(
+                    code.to_string(),
+                    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+                );
+            }
+        }
         responses.insert("400".into(), error_response("Malformed request"));
         if r.permission != "public" {
             responses.insert(

@@ -205,8 +205,8 @@ pub enum RestorePointsOnDelete {
     /// They stay listed, under the source's name, without a source id.
     #[default]
     Keep,
-    /// They go too (refused with 409 while that cannot be done: see the
-    /// route).
+    /// They go too: forget tasks delete them from their datastores (409
+    /// when one is protected; the source then stays).
     Remove,
 }
 

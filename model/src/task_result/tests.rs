@@ -183,6 +183,18 @@ fn prune_gc_and_commit_results_are_today_s_json() {
 }
 
 #[test]
+fn forget_result_reads_back_with_its_kind() {
+    let f = TaskResult::Forget(ForgetResult { removed: 2 });
+    assert_eq!(f.kind(), TaskKind::Forget);
+    check(f, r#"{"removed":2}"#);
+    let e = TaskResult::from_json(TaskKind::Forget, &json!({})).unwrap_err();
+    assert!(
+        e.to_string().starts_with("result of a forget task: "),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_result_that_does_not_fit_its_kind_says_so() {
     let e = TaskResult::from_json(TaskKind::Prune, &json!({"removed": "three"})).unwrap_err();
     assert!(e.to_string().starts_with("result of a prune task: "), "{e}");

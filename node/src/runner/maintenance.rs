@@ -1,5 +1,5 @@
-//! The datastore maintenance tasks a node runs: verify, prune (retention)
-//! and gc.
+//! The datastore maintenance tasks a node runs: verify, prune (retention),
+//! forget (named restore points) and gc.
 
 use super::*;
 
@@ -154,6 +154,76 @@ impl Runner {
         Ok(TaskResult::Prune(PruneResult {
             removed: removed as u64,
         }))
+    }
+
+    /// Delete the named restore points from the task's datastore, except
+    /// those the lease names as protected and those a live export serves
+    /// (as retention keeps them), and report the deleted ones in `fx`
+    /// (the catalog drops them when the task finishes). One that is not
+    /// in the datastore any more is reported too: the catalog forgets it.
+    /// When some were kept, the task fails after deleting the others,
+    /// naming each and why. Their data is freed by the next gc.
+    pub(super) fn forget(&self, l: &Leased, p: &ForgetParams, fx: &mut TaskEffects) -> Outcome {
+        let (_, ds) = self.task_datastore(l)?;
+        let protected = source_restore_points(p.protected.as_deref()).unwrap_or_default();
+        let held = self.exports.get().map(|h| h.held()).unwrap_or_default();
+        let present: HashSet<arca_repo::id::SnapshotId> = ds
+            .snapshot_files()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let mut seen = HashSet::new();
+        let mut removed = 0u64;
+        let mut kept = Vec::new();
+        for rp in p.restore_points.iter().copied() {
+            let hex = rp.to_hex();
+            if !seen.insert(hex.clone()) {
+                continue;
+            }
+            if protected.contains(&hex) {
+                kept.push(format!("{} is protected (unprotect it first)", rp.short()));
+                continue;
+            }
+            if held.contains(&hex) {
+                kept.push(format!(
+                    "{} is exported (stop its export first)",
+                    rp.short()
+                ));
+                continue;
+            }
+            if present.contains(&rp.snapshot_id()) {
+                ds.delete_snapshot(&rp.snapshot_id())
+                    .map_err(|e| format!("deleting restore point {}: {e}", rp.short()))?;
+                removed += 1;
+            } else {
+                self.coord.log(
+                    l.task.id,
+                    LogLevel::Warn,
+                    &format!(
+                        "restore point {} is not in the datastore (removed already?): the catalog forgets it",
+                        rp.short()
+                    ),
+                );
+            }
+            fx.removed_restore_points.push(rp);
+        }
+        if removed > 0 {
+            self.coord.log(
+                l.task.id,
+                LogLevel::Info,
+                &format!(
+                    "{removed} restore point(s) removed; their space comes back at the datastore's next gc"
+                ),
+            );
+        }
+        if !kept.is_empty() {
+            return Err(format!(
+                "{removed} restore point(s) removed, {} kept: {}",
+                kept.len(),
+                kept.join("; ")
+            ));
+        }
+        Ok(TaskResult::Forget(ForgetResult { removed }))
     }
 
     /// gc beside running backups: the datastore stays open for them (the

@@ -3,8 +3,8 @@
 //! restore point id) is an error saying so.
 
 use arca_model::task_result::{
-    AffectedSnapshot, BackupResult, CommitExportResult, DamagedBlob, GcResult, PruneResult,
-    RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
+    AffectedSnapshot, BackupResult, CommitExportResult, DamagedBlob, ForgetResult, GcResult,
+    PruneResult, RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
 };
 
 use super::spec::rp_from_pb;
@@ -150,6 +150,7 @@ pub fn result_to_pb(r: &TaskResult) -> R {
             report: v.report.as_ref().map(verify_report_to_pb),
         }),
         TaskResult::Prune(p) => R::Prune(pb::PruneResult { removed: p.removed }),
+        TaskResult::Forget(f) => R::Forget(pb::ForgetResult { removed: f.removed }),
         TaskResult::Gc(g) => R::Gc(gc_to_pb(g)),
         TaskResult::CommitExport(c) => R::CommitExport(pb::CommitExportResult {
             restore_point: c.restore_point.to_hex(),
@@ -189,6 +190,7 @@ pub fn result_from_pb(r: R) -> Result<TaskResult, String> {
             report: v.report.map(verify_report_from_pb),
         }),
         R::Prune(p) => TaskResult::Prune(PruneResult { removed: p.removed }),
+        R::Forget(f) => TaskResult::Forget(ForgetResult { removed: f.removed }),
         R::Gc(g) => TaskResult::Gc(gc_from_pb(g)),
         R::CommitExport(c) => TaskResult::CommitExport(CommitExportResult {
             restore_point: rp_from_pb(&c.restore_point, "commit-export result restore_point")?,

@@ -4,8 +4,8 @@
 
 use arca_model::ids::{ExportId, RestorePointId};
 use arca_model::task::{
-    BackupParams, CommitExportParams, Confinement, GcParams, PruneParams, RestoreParams, Retention,
-    TaskSpec, VerifyParams,
+    BackupParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams,
 };
 
 use crate::pb;
@@ -115,6 +115,10 @@ pub fn params_to_pb(spec: &TaskSpec) -> Params {
             restore_point: p.restore_point.to_hex(),
             source: p.source.clone(),
         }),
+        TaskSpec::Forget(p) => Params::Forget(pb::ForgetParams {
+            restore_points: p.restore_points.iter().map(|id| id.to_hex()).collect(),
+            protected: ids_to_pb(&p.protected),
+        }),
     }
 }
 
@@ -160,6 +164,14 @@ pub fn params_from_pb(p: Option<Params>) -> Result<TaskSpec, String> {
             export: ExportId(p.export),
             restore_point: rp_from_pb(&p.restore_point, "commit-export restore_point")?,
             source: p.source,
+        }),
+        Params::Forget(p) => TaskSpec::Forget(ForgetParams {
+            restore_points: p
+                .restore_points
+                .iter()
+                .map(|id| rp_from_pb(id, "forget restore_points"))
+                .collect::<Result<_, _>>()?,
+            protected: ids_from_pb(p.protected, "forget protected")?,
         }),
     })
 }

@@ -1,11 +1,11 @@
 use arca_model::ids::{ExportId, RestorePointId};
 use arca_model::task::{
-    BackupParams, CommitExportParams, Confinement, GcParams, PruneParams, RestoreParams, Retention,
-    TaskSpec, VerifyParams,
+    BackupParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams,
 };
 use arca_model::task_result::{
-    AffectedSnapshot, BackupResult, CommitExportResult, DamagedBlob, GcResult, PruneResult,
-    RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
+    AffectedSnapshot, BackupResult, CommitExportResult, DamagedBlob, ForgetResult, GcResult,
+    PruneResult, RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
 };
 use prost::Message;
 
@@ -98,6 +98,11 @@ fn every_spec() -> Vec<TaskSpec> {
             restore_point: rp('e'),
             source: String::new(),
         }),
+        TaskSpec::Forget(ForgetParams {
+            restore_points: vec![rp('a'), rp('b')],
+            protected: Some(vec![rp('b')]),
+        }),
+        TaskSpec::Forget(ForgetParams::default()),
     ]
 }
 
@@ -200,6 +205,16 @@ fn a_task_the_node_cannot_read_is_an_error_not_a_panic() {
     let e = leased_from_pb(restore, NodeId(9)).unwrap_err();
     assert!(e.starts_with("restore restore_point: "), "{e}");
 
+    let forget = pb::TaskSpec {
+        params: Some(pb::task_spec::Params::Forget(pb::ForgetParams {
+            restore_points: vec!["xyz".into()],
+            protected: None,
+        })),
+        ..good.clone()
+    };
+    let e = leased_from_pb(forget, NodeId(9)).unwrap_err();
+    assert!(e.starts_with("forget restore_points: "), "{e}");
+
     let prune = pb::TaskSpec {
         params: Some(pb::task_spec::Params::Prune(pb::PruneParams::default())),
         ..good
@@ -286,6 +301,7 @@ fn every_result() -> Vec<TaskResult> {
             restore_point: rp('f'),
             bytes_added: 7,
         }),
+        TaskResult::Forget(ForgetResult { removed: 2 }),
     ]
 }
 

@@ -115,6 +115,10 @@ pub(super) fn result_summary(t: &Task) -> Option<String> {
             c.restore_point.to_hex(),
             human(c.bytes_added)
         ),
+        TaskResult::Forget(f) => format!(
+            "{} restore points removed; their space comes back at the datastore's next gc",
+            f.removed
+        ),
     })
 }
 

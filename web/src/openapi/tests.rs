@@ -64,6 +64,8 @@ const ADDED: &[(&str, &str)] = &[
     ("delete", "/api/v1/nodes/{id}"),
     ("patch", "/api/v1/users/{id}"),
     ("patch", "/api/v1/tokens/{id}"),
+    // Delete restore points (issue 13).
+    ("delete", "/api/v1/restore-points/{id}"),
 ];
 
 #[test]
@@ -157,4 +159,23 @@ fn schemas_come_from_the_model_types() {
         .unwrap()
         .contains("seconds since the Unix epoch"));
     assert_eq!(s["Error"]["required"], json!(["error", "message"]));
+}
+
+/// Deleting a restore point answers its task; deleting a source with
+/// restore_points=remove answers the forget tasks (202) or nothing (204).
+#[test]
+fn deletes_answer_their_tasks() {
+    let doc = document();
+    let rp = &doc["paths"]["/api/v1/restore-points/{id}"]["delete"]["responses"];
+    assert_eq!(
+        rp["202"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Task"
+    );
+    assert!(rp["409"].is_object());
+    let src = &doc["paths"]["/api/v1/sources/{id}"]["delete"]["responses"];
+    assert!(src["204"].is_object());
+    assert_eq!(
+        src["202"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Tasks"
+    );
 }

@@ -1,5 +1,5 @@
 //! Restore points: list, show (by id or unique prefix), browse,
-//! protect or note, and restore.
+//! protect or note, restore, and delete.
 //!
 //! A protected restore point is never removed by retention: the server
 //! leaves it out of the restore points a backup's or prune's retention
@@ -8,7 +8,7 @@
 //! runs takes effect from the next such task.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
-use arca_model::{api, RestoreParams, SourceKind};
+use arca_model::{api, ForgetParams, RestoreParams, SourceKind};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -109,6 +109,72 @@ pub async fn update_restore_point(
         },
     )
     .await
+}
+
+/// Delete a restore point: queue a forget task on its datastore's node
+/// and return it (202). 409 while it is protected, served by a live
+/// export, or being removed already (catalog/src/forget.rs). Its data is
+/// freed by the datastore's next gc.
+pub async fn delete_restore_point(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "restore-point.delete",
+        id.clone(),
+        move |s| {
+            let rp = restore_point(s, &p, &id)?;
+            p.require(Action::Manage, Some(rp.project_id))?;
+            let ds = s.catalog.datastore(rp.datastore_id)?;
+            let t = forget_task(
+                ForgetParams {
+                    restore_points: vec![rp.id],
+                    protected: None,
+                },
+                rp.project_id,
+                rp.source_id,
+                &ds,
+                p.name(),
+            );
+            let t = s.catalog.queue_forget(&[t], None)?;
+            let t = t
+                .into_iter()
+                .next()
+                .ok_or_else(|| ApiError::conflict("the forget task could not be queued"))?;
+            s.changed.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(t.to_api())))
+        },
+    )
+    .await
+}
+
+/// A forget task on the node that owns `ds`: asked for by a user, so
+/// before scheduled maintenance; not retried (what failed is in its error).
+pub(crate) fn forget_task(
+    params: ForgetParams,
+    project_id: catalog::ProjectId,
+    source_id: Option<catalog::SourceId>,
+    ds: &catalog::Datastore,
+    created_by: &str,
+) -> NewTask {
+    NewTask {
+        spec: TaskSpec::Forget(params),
+        project_id,
+        source_id,
+        datastore_id: Some(ds.id),
+        node_id: Some(ds.node_id),
+        priority: 10,
+        max_attempts: 1,
+        not_before: catalog::now(),
+        created_by: created_by.to_string(),
+        ..Default::default()
+    }
 }
 
 pub async fn restore(

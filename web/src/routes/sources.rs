@@ -4,16 +4,23 @@
 //! (`?restore_points=keep`): they stay listed under the source's name,
 //! and their `source_id` becomes null (the catalog's `ON DELETE SET
 //! NULL`), so a new source of the same name never inherits them.
-//! `?restore_points=remove` is refused with 409 while the source has
-//! restore points: removing snapshots from a datastore needs a task on
-//! its node, which does not exist yet; protected restore points would
-//! stay in any case.
+//! `?restore_points=remove` queues forget tasks for all of them (one per
+//! datastore, on the datastore's node) and deletes the source in the same
+//! transaction, answering 202 with the tasks; it is refused with 409 when
+//! one of them is protected (or exported, or being removed already), and
+//! then the source stays too.
 
-use arca_catalog::{self as catalog, AssignedBy, NewTask, NodeId, ProjectId, SourceId, TaskSpec};
-use arca_model::api;
+use std::collections::BTreeMap;
+
+use arca_catalog::{
+    self as catalog, AssignedBy, DatastoreId, NewTask, NodeId, ProjectId, RestorePointId, SourceId,
+    TaskSpec,
+};
+use arca_model::{api, ForgetParams};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::auth::{Action, Principal};
@@ -192,7 +199,7 @@ pub async fn delete_source(
     remote: Remote,
     id: Id<SourceId>,
     q: Result<Query<api::DeleteSourceQuery>, QueryRejection>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let Path(id) = id?;
     let Query(q) = q?;
     audited(
@@ -211,18 +218,57 @@ pub async fn delete_source(
                 )));
             }
             if q.restore_points == api::RestorePointsOnDelete::Remove {
-                let (n, protected) = s.catalog.restore_point_counts_of_source(id)?;
-                if n > 0 {
-                    return Err(ApiError::conflict(format!(
-                        "source {id} has {n} restore point(s) ({protected} protected); removing them with the source is not possible yet: remove it with restore_points=keep (they stay listed under its name)"
-                    )));
+                let rps = s.catalog.restore_points_of_source_everywhere(id)?;
+                if !rps.is_empty() {
+                    let tasks = remove_with_source(s, &p, &src, &rps)?;
+                    return Ok((StatusCode::ACCEPTED, Json(all(tasks))).into_response());
                 }
             }
             s.catalog.delete_source(id)?;
-            Ok(StatusCode::NO_CONTENT)
+            Ok(StatusCode::NO_CONTENT.into_response())
         },
     )
     .await
+}
+
+/// Queue forget tasks for a source's restore points `rps` (one per
+/// datastore) and delete the source, in one transaction; 409 naming how
+/// many are protected when any is.
+fn remove_with_source(
+    s: &AppState,
+    p: &Principal,
+    src: &catalog::Source,
+    rps: &[(RestorePointId, DatastoreId, bool)],
+) -> ApiResult<Vec<catalog::Task>> {
+    let protected = rps.iter().filter(|r| r.2).count();
+    if protected > 0 {
+        return Err(ApiError::conflict(format!(
+            "source {} has {protected} protected restore point(s) of {}: unprotect them first, or remove the source with restore_points=keep",
+            src.name,
+            rps.len()
+        )));
+    }
+    let mut by_ds: BTreeMap<DatastoreId, Vec<RestorePointId>> = BTreeMap::new();
+    for (rp, ds, _) in rps {
+        by_ds.entry(*ds).or_default().push(*rp);
+    }
+    let mut tasks = Vec::with_capacity(by_ds.len());
+    for (ds, ids) in by_ds {
+        let ds = s.catalog.datastore(ds)?;
+        tasks.push(super::restore_points::forget_task(
+            ForgetParams {
+                restore_points: ids,
+                protected: None,
+            },
+            src.project_id,
+            Some(src.id),
+            &ds,
+            p.name(),
+        ));
+    }
+    let tasks = s.catalog.queue_forget(&tasks, Some(src.id))?;
+    s.changed.notify_one();
+    Ok(tasks)
 }
 
 pub async fn backup_now(
