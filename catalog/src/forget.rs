@@ -135,6 +135,9 @@ impl Catalog {
             }
         }
         tx.commit()?;
+        // The writer is released before reading: an in-memory catalog
+        // reads through the same connection.
+        drop(db);
         ids.into_iter().map(|id| self.task(id)).collect()
     }
 

@@ -260,9 +260,16 @@ enum Command {
     Prune(PruneArgs),
     /// Remove the given snapshots (ids or unique id prefixes), damaged
     /// snapshot files included; `arca gc` then reclaims their data.
+    /// Through a server (ARCA_SERVER or --server): each restore point is
+    /// removed by a forget task on its datastore's node (refused while it
+    /// is protected or exported); the datastore's next gc frees the space.
     Forget {
+        /// Snapshot or restore point ids, or unique prefixes of them.
         #[arg(required = true)]
         snapshots: Vec<String>,
+        /// Through a server: follow the forget tasks to their end.
+        #[arg(long)]
+        wait: bool,
     },
     /// Reclaim space of data no snapshot references.
     Gc {

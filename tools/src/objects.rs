@@ -38,15 +38,30 @@ pub enum SourceCmd {
     List,
     /// Change a source: only what is given changes.
     Edit(SourceEdit),
-    /// Remove a source. Its restore points stay listed under its name
-    /// (`--restore-points keep`, the default); `remove` is refused while
-    /// it has any (not possible yet).
+    /// Remove a source, and say what becomes of its restore points: on a
+    /// terminal it asks; otherwise give --keep-restore-points or
+    /// --remove-restore-points.
     Remove {
+        /// The source's name.
         name: String,
+        /// Its project, when the name is used in several.
         #[arg(long)]
         project: Option<arca_model::ProjectId>,
-        #[arg(long, value_enum, default_value = "keep")]
-        restore_points: RestorePoints,
+        /// Keep its restore points: they stay listed (and restorable)
+        /// under its name.
+        #[arg(long, conflicts_with = "remove_restore_points")]
+        keep_restore_points: bool,
+        /// Remove its restore points too: forget tasks delete them from
+        /// their datastores, and the next gc frees their space. Refused
+        /// (and the source kept) while one of them is protected.
+        #[arg(long)]
+        remove_restore_points: bool,
+        /// With --remove-restore-points: follow the forget tasks to their end.
+        #[arg(long)]
+        wait: bool,
+        /// The older spelling: `keep` or `remove`.
+        #[arg(long, value_enum, hide = true, conflicts_with_all = ["keep_restore_points", "remove_restore_points"])]
+        restore_points: Option<RestorePoints>,
     },
 }
 

@@ -22,6 +22,8 @@ mod browse;
 mod cache;
 #[path = "api/edit.rs"]
 mod edit;
+#[path = "api/forget.rs"]
+mod forget;
 #[path = "api/ids.rs"]
 mod ids;
 #[path = "api/metrics.rs"]

@@ -16,6 +16,7 @@
 
 mod datastores;
 mod exports;
+mod forget;
 mod nodes;
 mod policies;
 mod restore_points;
@@ -36,6 +37,7 @@ use crate::Cli;
 
 pub use datastores::datastore;
 pub use exports::{mount, mounts, unmount};
+pub use forget::forget;
 pub use nodes::node;
 pub use policies::policy;
 pub use restore_points::{ls, snapshots};
@@ -214,6 +216,19 @@ impl Api {
     pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
         let body = self.send("DELETE", path, None)?;
         decode("DELETE", path, what, &body)
+    }
+
+    /// `DELETE path`, answered with `what` or without a body (204: `None`).
+    pub(crate) fn delete_maybe<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        let body = self.send("DELETE", path, None)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        decode("DELETE", path, what, &body).map(Some)
     }
 
     /// `DELETE path`, answered without a body (204).

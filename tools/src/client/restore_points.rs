@@ -27,7 +27,7 @@ fn enc(s: &str) -> String {
 }
 
 /// The restore points `f` selects, newest first (all pages).
-fn list(api: &Api, f: &SnapshotFilter, max: Option<usize>) -> Result<Vec<RestorePoint>> {
+pub(super) fn list(api: &Api, f: &SnapshotFilter, max: Option<usize>) -> Result<Vec<RestorePoint>> {
     let mut all = Vec::new();
     loop {
         let limit = max.map_or(PAGE, |m| m.min(PAGE));

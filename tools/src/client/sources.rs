@@ -67,17 +67,17 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
         SourceCmd::Remove {
             name,
             project,
+            keep_restore_points,
+            remove_restore_points,
+            wait,
             restore_points,
         } => {
-            let id = source_id(&api, name, *project)?;
-            let rp = match restore_points {
-                RestorePoints::Keep => "keep",
-                RestorePoints::Remove => "remove",
+            let choice = match (keep_restore_points, remove_restore_points, restore_points) {
+                (true, _, _) => Some(RestorePoints::Keep),
+                (_, true, _) => Some(RestorePoints::Remove),
+                (_, _, rp) => *rp,
             };
-            api.delete_no_content(&format!("/sources/{id}?restore_points={rp}"))?;
-            show(cli, &serde_json::json!({"removed": id}), |_| {
-                format!("source {name:?} removed (id {id}, restore points: {rp})")
-            })
+            super::forget::remove_source(cli, &api, name, *project, choice, *wait)
         }
     }
 }
@@ -114,7 +114,7 @@ fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
 /// The id of the source `name` among those the caller can see, in
 /// `project` when given. Names are unique per project only: a name used in
 /// several projects needs the project.
-fn source_id(api: &Api, name: &str, project: Option<ProjectId>) -> Result<SourceId> {
+pub(super) fn source_id(api: &Api, name: &str, project: Option<ProjectId>) -> Result<SourceId> {
     let all: Vec<Source> = api.get("/sources", "a list of sources")?;
     let found: Vec<&Source> = all
         .iter()

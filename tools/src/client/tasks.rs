@@ -211,6 +211,15 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
 /// Follow task `id` until it ends, with a progress bar on a terminal.
 /// Prints the final task; exit code 0 when it succeeded, else 1.
 pub(super) fn follow(cli: &Cli, api: &Api, id: TaskId) -> Result<u8> {
+    let t = wait_task(api, id)?;
+    let ok = t.state == TaskState::Succeeded;
+    show(cli, &t, |t| final_line(t, arca_catalog::now()))?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Poll task `id` until it ends (a progress bar on a terminal); returns
+/// it as it ended.
+pub(super) fn wait_task(api: &Api, id: TaskId) -> Result<Task> {
     use std::sync::atomic::Ordering;
     let p = std::sync::Arc::new(arca_ingest::Progress::default());
     crate::interrupt::explain(format!(
@@ -230,13 +239,11 @@ pub(super) fn follow(cli: &Cli, api: &Api, id: TaskId) -> Result<u8> {
         std::thread::sleep(std::time::Duration::from_millis(500));
     };
     drop(bar);
-    let ok = t.state == TaskState::Succeeded;
-    show(cli, &t, |t| final_line(t, arca_catalog::now()))?;
-    Ok(if ok { 0 } else { 1 })
+    Ok(t)
 }
 
 /// How `--wait` reports a task that ended.
-fn final_line(t: &Task, now: i64) -> String {
+pub(super) fn final_line(t: &Task, now: i64) -> String {
     let took = ran_for(t, now)
         .map(|s| format!(" in {}", duration(s)))
         .unwrap_or_default();

@@ -140,7 +140,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 snapshots::snapshots(cli, &f)
             }
         }
-        Command::Forget { snapshots } => snapshots::forget(cli, snapshots),
+        Command::Forget { snapshots, wait } if cli.server.is_some() => {
+            crate::client::forget(cli, snapshots, *wait)
+        }
+        Command::Forget { snapshots, .. } => snapshots::forget(cli, snapshots),
         Command::Ls {
             snapshot,
             path,

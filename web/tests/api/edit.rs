@@ -348,8 +348,14 @@ async fn removing_what_a_running_task_uses_is_a_409_and_restore_points_stay() {
         .unwrap();
     assert_ne!(state, arca_catalog::TaskState::Running);
 
-    // The task is over: the source goes, its restore points stay.
+    // The task is over: the source goes, its restore points stay. A
+    // protected one is not removed with it (web/tests/api/forget.rs has
+    // the rest of restore_points=remove).
     add_rp(&t, &rp_id('a'), Some(SourceId(src)), ProjectId(1));
+    t.state
+        .catalog
+        .set_restore_point_protection(rp_id('a').parse().unwrap(), Some(true), None)
+        .unwrap();
     let (s, m) = fails(
         &t,
         Method::DELETE,
@@ -359,7 +365,7 @@ async fn removing_what_a_running_task_uses_is_a_409_and_restore_points_stay() {
     )
     .await;
     assert_eq!(s, 409, "{m}");
-    assert!(m.contains("1 restore point"), "{m}");
+    assert!(m.contains("1 protected restore point(s) of 1"), "{m}");
     let (s, _) = fails(
         &t,
         Method::DELETE,

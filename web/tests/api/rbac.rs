@@ -104,6 +104,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points/{id}/tree",        ALL,           HIDDEN_READ),
     ("patch",  "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
+    ("delete", "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
@@ -406,6 +407,13 @@ impl World<'_> {
                 with(&o.restore_point),
                 Some(json!({"protected": true, "note": name})),
             ),
+            // Deleting queues a forget of it: a fresh one each time.
+            ("delete", "/api/v1/restore-points/{id}") => {
+                let id = format!("f{n:063x}");
+                c.add_restore_point(&restore_point(id.clone(), p, SourceKind::Files))
+                    .unwrap();
+                (with(&id), None)
+            }
             ("post", "/api/v1/restore-points/{id}/restore") => {
                 (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
             }
