@@ -1,7 +1,7 @@
 //! `arca server` end to end on loopback: first start, sign-in, schedules
 //! on the server and on remote nodes, restores through the API, the CLI
-//! against a server, notifications, TLS, exports, gc and verify, damaged
-//! data, confinement and JSON logs. One binary; its modules say what is
+//! against a server, notifications, TLS, exports, gc and verify, deleting
+//! restore points, damaged data, confinement and JSON logs. One binary; its modules say what is
 //! covered (see tests/README.md).
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +17,8 @@ mod confine;
 mod damage;
 #[path = "server/edit.rs"]
 mod edit;
+#[path = "server/forget.rs"]
+mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
 #[path = "server/logs.rs"]

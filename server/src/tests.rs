@@ -7,6 +7,7 @@ use arca_node::{Coordinator, DatastoreRef, Finished, Passphrases, Runner, INTERR
 use serde_json::json;
 use std::sync::Arc;
 
+mod forget;
 mod protect;
 
 /// What a backup that made restore point `id` reports.

@@ -113,7 +113,7 @@ fn edit_remove_and_protect_through_the_cli() {
 
     // Removing it with its restore points is refused (a protected one
     // among them); kept, they stay listed under its name.
-    let (code, out) = arca(&["source", "remove", "site", "--restore-points", "remove"]);
+    let (code, out) = arca(&["source", "remove", "site", "--remove-restore-points"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("1 protected"), "{out}");
     let rp = json(&["unprotect", &snap]);
@@ -121,7 +121,7 @@ fn edit_remove_and_protect_through_the_cli() {
         (&rp["protected"], &rp["note"]),
         (&false.into(), &"before the upgrade".into())
     );
-    let (code, out) = arca(&["source", "remove", "site"]);
+    let (code, out) = arca(&["source", "remove", "site", "--keep-restore-points"]);
     assert_eq!(code, Some(0), "{out}");
     let sources = json(&["source", "list"]);
     assert_eq!(sources, serde_json::json!([]));
