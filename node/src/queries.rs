@@ -41,12 +41,7 @@ pub async fn run(client: Client, mine: Arc<Vec<DatastoreRef>>, runner: Arc<Runne
         match r {
             Ok(reply) => {
                 for q in reply.into_inner().queries {
-                    tokio::spawn(handle(
-                        client.clone(),
-                        mine.clone(),
-                        runner.clone(),
-                        q,
-                    ));
+                    tokio::spawn(handle(client.clone(), mine.clone(), runner.clone(), q));
                 }
             }
             Err(s) => {
@@ -90,7 +85,11 @@ pub fn execute(runner: &Runner, mine: &[DatastoreRef], q: Query) -> Reply {
 
 /// A page of a tree restore point, as `arca ls` lists it, cut to fit
 /// [`MAX_ANSWER_BYTES`].
-fn tree(runner: &Runner, mine: &[DatastoreRef], q: &TreeQuery) -> Result<api::TreePage, QueryError> {
+fn tree(
+    runner: &Runner,
+    mine: &[DatastoreRef],
+    q: &TreeQuery,
+) -> Result<api::TreePage, QueryError> {
     if !(1..=api::TREE_MAX_LIMIT).contains(&q.limit) {
         return Err(QueryError::new(
             QueryErrorCode::Invalid,

@@ -93,9 +93,7 @@ fn failed(node: &str, e: QueryError) -> BrowseError {
         QueryErrorCode::Invalid => BrowseError::Invalid(e.message),
         QueryErrorCode::NotFound => BrowseError::NotFound(e.message),
         QueryErrorCode::Conflict => BrowseError::Conflict(e.message),
-        QueryErrorCode::Internal => {
-            BrowseError::Internal(format!("node {node:?}: {}", e.message))
-        }
+        QueryErrorCode::Internal => BrowseError::Internal(format!("node {node:?}: {}", e.message)),
     }
 }
 
@@ -224,7 +222,8 @@ mod tests {
                     .unwrap();
                 let mut asked = Vec::new();
                 while asked.len() < 2 {
-                    for (id, query) in rt.block_on(q.watch(far, std::time::Duration::from_secs(1))) {
+                    for (id, query) in rt.block_on(q.watch(far, std::time::Duration::from_secs(1)))
+                    {
                         let Query::Tree(t) = query.clone();
                         let reply = if t.path == "dir" {
                             Ok(Answer::Tree(api::TreePage {

@@ -132,10 +132,8 @@ impl Queries {
             let mut g = self.lock();
             let st = &mut *g;
             let queue = st.nodes.entry(node).or_default();
-            let polling = queue.watchers > 0
-                || queue
-                    .last_watch
-                    .is_some_and(|t| t.elapsed() < self.pickup);
+            let polling =
+                queue.watchers > 0 || queue.last_watch.is_some_and(|t| t.elapsed() < self.pickup);
             if !polling {
                 return Err(AskError::Unavailable(format!(
                     "node {name:?} is not answering: it is not connected to the server for queries (is it running, and the same version as the server?)"
@@ -228,7 +226,10 @@ impl Queries {
         };
         // Counted down however this ends (the call may be dropped when
         // the node's connection closes).
-        let _watching = Watching { queries: self, node };
+        let _watching = Watching {
+            queries: self,
+            node,
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let taken = self.lock().take(node);

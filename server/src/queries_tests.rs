@@ -41,10 +41,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Ask `q` of node N on another thread.
-fn ask(
-    b: &Arc<Queries>,
-    q: Query,
-) -> thread::JoinHandle<(Result<Answer, AskError>, Duration)> {
+fn ask(b: &Arc<Queries>, q: Query) -> thread::JoinHandle<(Result<Answer, AskError>, Duration)> {
     let b = b.clone();
     thread::spawn(move || {
         let t = Instant::now();

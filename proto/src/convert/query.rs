@@ -66,7 +66,10 @@ pub fn answer_to_pb(id: u64, r: &Reply) -> pb::AnswerRequest {
 /// A node's reply as the server receives it: the query's id and the
 /// reply, or why the message cannot be read.
 pub fn answer_from_pb(a: pb::AnswerRequest) -> Result<(u64, Reply), String> {
-    let reply = match a.answer.ok_or("an answer with neither a result nor an error")? {
+    let reply = match a
+        .answer
+        .ok_or("an answer with neither a result nor an error")?
+    {
         pb::answer_request::Answer::Tree(p) => Ok(Answer::Tree(tree_page_from_pb(p)?)),
         pb::answer_request::Answer::Error(e) => Err(QueryError {
             code: error_code_from_pb(e.code)?,
@@ -276,7 +279,10 @@ mod tests {
         assert_eq!(id, 6);
         assert!(r.unwrap_err().contains("restore point id"));
 
-        let none = pb::AnswerRequest { id: 1, answer: None };
+        let none = pb::AnswerRequest {
+            id: 1,
+            answer: None,
+        };
         assert!(answer_from_pb(none).unwrap_err().contains("neither"));
         let bad_code = pb::AnswerRequest {
             id: 1,
