@@ -274,16 +274,26 @@ impl Queries {
         Ok(())
     }
 
-    /// `node` left or registered again: its open queries end at once
-    /// (their askers see it went offline), and it takes none until it
-    /// polls again.
+    /// `node` left: its open queries end at once (their askers see it
+    /// went offline), and it takes none until it polls again.
     pub fn node_gone(&self, node: NodeId) {
+        self.reset(node, None);
+    }
+
+    /// `node` registered (again): what an earlier run of it took will not
+    /// be answered, so those queries end at once; its first poll follows
+    /// within moments, so it counts as taking queries from now (for the
+    /// pickup time).
+    pub fn node_registered(&self, node: NodeId) {
+        self.reset(node, Some(Instant::now()));
+    }
+
+    fn reset(&self, node: NodeId, last_watch: Option<Instant>) {
         let mut g = self.lock();
         g.open.retain(|_, o| o.node != node);
-        if let Some(q) = g.nodes.get_mut(&node) {
-            q.queued.clear();
-            q.last_watch = None;
-        }
+        let q = g.nodes.entry(node).or_default();
+        q.queued.clear();
+        q.last_watch = last_watch;
     }
 }
 

@@ -183,8 +183,16 @@ fn a_departing_node_ends_its_queries_at_once() {
     }
     assert!(took < Duration::from_secs(2), "{took:?}");
     // Gone: not taking queries until it polls again.
-    let (r, _) = ask(&b, query("a")).join().unwrap();
+    let (r, took) = ask(&b, query("a")).join().unwrap();
     assert!(matches!(r, Err(AskError::Unavailable(_))), "{r:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // Registered again: its first poll is coming, so a query waits for it.
+    b.node_registered(N);
+    let asker = ask(&b, query("c"));
+    let (id, _) = poll(&rt, &b, Duration::from_secs(10)).remove(0);
+    b.answer(N, id, Ok(page("c"))).unwrap();
+    assert_eq!(asker.join().unwrap().0.unwrap(), page("c"));
 }
 
 /// At most `max_open` queries per node; other nodes are not affected.

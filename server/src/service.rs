@@ -256,7 +256,7 @@ impl NodeService {
             .register_node(node.id, r.max_tasks, &r.version)
             .map_err(internal)?;
         // What an earlier run of the node took will not be answered.
-        self.queries.node_gone(node.id);
+        self.queries.node_registered(node.id);
         tracing::info!(
             target: "arca::node",
             node = %node.name,
