@@ -29,5 +29,7 @@ mod maintenance;
 mod mounts;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
+#[path = "server/remote_browse.rs"]
+mod remote_browse;
 #[path = "server/schedule.rs"]
 mod schedule;

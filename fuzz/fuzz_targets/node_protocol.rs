@@ -1,9 +1,10 @@
 //! The node protocol (arca-proto): arbitrary bytes as each message the
 //! server receives from a node (the first byte picks the call), decoded
 //! with prost and converted as the server converts it (`Finish`'s result,
-//! restore point and verify effects, `Log`'s level), and as the `TaskSpec`
-//! a node receives from the server. A message that does not decode or
-//! convert is an error, never a panic; what converts also converts back.
+//! restore point and verify effects, `Log`'s level, `Answer`'s reply), and
+//! as the `TaskSpec` and `Query` a node receives from the server. A message
+//! that does not decode or convert is an error, never a panic; what
+//! converts also converts back.
 #![no_main]
 
 use arca_model::{NodeId, TaskId};
@@ -15,7 +16,7 @@ fuzz_target!(|input: &[u8]| {
     let Some((&call, data)) = input.split_first() else {
         return;
     };
-    match call % 10 {
+    match call % 13 {
         0 => {
             let _ = pb::RegisterRequest::decode(data);
         }
@@ -63,6 +64,28 @@ fuzz_target!(|input: &[u8]| {
         }
         8 => {
             let _ = pb::ExportStateRequest::decode(data);
+        }
+        10 => {
+            let _ = pb::WatchQueriesRequest::decode(data);
+        }
+        11 => {
+            if let Ok(a) = pb::AnswerRequest::decode(data) {
+                if let Ok((id, reply)) = convert::answer_from_pb(a) {
+                    let back = convert::answer_from_pb(convert::answer_to_pb(id, &reply));
+                    assert!(back.is_ok_and(|b| b == (id, reply)));
+                }
+            }
+        }
+        12 => {
+            if let Ok(q) = pb::Query::decode(data) {
+                let id = q.id;
+                let (got, r) = convert::query_from_pb(q);
+                assert_eq!(got, id);
+                if let Ok(q) = r {
+                    let (_, back) = convert::query_from_pb(convert::query_to_pb(id, &q));
+                    assert!(back.is_ok_and(|b| b == q));
+                }
+            }
         }
         _ => {
             if let Ok(t) = pb::TaskSpec::decode(data) {

@@ -6,6 +6,8 @@
 //!   catalog; [`serve`] binds and starts their servers.
 //! - [`remote`]: the coordinator of an `arca node`, over gRPC to the
 //!   server (the server's embedded node uses arca-server's `Local`).
+//! - [`queries`]: the server's queries (browse a restore point in one of
+//!   the node's datastores), polled for and answered over gRPC.
 //! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
@@ -14,6 +16,7 @@ pub mod coordinator;
 pub mod datadir;
 pub mod exports;
 pub mod leases;
+pub mod queries;
 pub mod remote;
 pub mod run;
 pub mod runner;

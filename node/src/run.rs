@@ -142,6 +142,14 @@ pub fn run(cfg: &NodeConfig, announce: &dyn Announce) -> Result<()> {
         })
         .collect();
     runner.hold(&mine);
+    // The server's queries (browsing this node's datastores), until the
+    // stop signal.
+    h.spawn(crate::queries::run(
+        client.clone(),
+        Arc::new(mine),
+        runner.clone(),
+        stop.clone(),
+    ));
     let listeners = crate::serve::start(&cfg.mounts, data_dir, &runner)?;
     announce.exports(&listeners);
     let beat = Duration::from_secs(reg.heartbeat_seconds.clamp(1, 60) as u64);

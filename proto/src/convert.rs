@@ -1,5 +1,6 @@
 //! Between the protocol's messages and the types of both sides: task
-//! parameters ([`spec`]), results ([`result`]), and the rest here. Every
+//! parameters ([`spec`]), results ([`result`]), server → node queries
+//! and their answers ([`query`]), and the rest here. Every
 //! conversion of what the other side sent is fallible: a message that
 //! lacks a required part or carries an unknown enum value is an error
 //! naming it, never a panic.
@@ -15,9 +16,14 @@ use serde_json::Value;
 
 use crate::{pb, DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 
+mod query;
 mod result;
 mod spec;
 
+pub use query::{
+    answer_from_pb, answer_to_pb, query_from_pb, query_to_pb, tree_entry_to_pb, tree_page_from_pb,
+    tree_page_to_pb,
+};
 pub use result::{outcome_from_pb, result_from_pb, result_to_pb};
 pub use spec::{params_from_pb, params_to_pb, retention_from_pb, retention_to_pb};
 

@@ -5,9 +5,11 @@
 //! node) and the catalog (the server) see them, and [`convert`] turns one
 //! into the other. Task parameters and results cross the wire as typed
 //! messages, one per task kind, converted to and from arca-model's
-//! `TaskSpec` and `TaskResult`.
+//! `TaskSpec` and `TaskResult`. [`query`]: what the server asks a node
+//! (browse a restore point in its datastore) and what it answers.
 
 pub mod convert;
+pub mod query;
 mod types;
 
 pub use types::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};

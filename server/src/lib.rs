@@ -5,6 +5,8 @@
 //! - [`Local`]: the control plane's side of a node, on the catalog (the
 //!   embedded node's coordinator; the gRPC [`service`] calls it for remote
 //!   nodes).
+//! - [`queries`]: questions for remote nodes (browsing their datastores),
+//!   which they take and answer over gRPC.
 //! - [`workers`]: the scheduler and RPO alerts, background workers with a
 //!   stop signal; [`notify`]: webhook and e-mail notifications.
 //! - [`datadir`]: the data directory (catalog, default datastore, secrets).
@@ -21,6 +23,7 @@ pub mod browse;
 pub mod datadir;
 mod local;
 pub mod notify;
+pub mod queries;
 pub mod serve;
 pub mod service;
 pub mod workers;

@@ -135,11 +135,13 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         })
         .collect();
     runner.hold(&mine);
-    let state = state.with_browse(Arc::new(crate::browse::NodeBrowse::new(
-        p.catalog.clone(),
-        p.node_id,
-        runner.clone(),
-    )));
+    // Questions for remote nodes: asked by the REST API, taken and
+    // answered by the nodes over gRPC.
+    let queries = Arc::new(crate::queries::Queries::new());
+    let state = state.with_browse(Arc::new(
+        crate::browse::NodeBrowse::new(p.catalog.clone(), p.node_id, runner.clone())
+            .with_queries(queries.clone()),
+    ));
     let listeners = arca_node::serve::start(&cfg.mounts, &data_dir, &runner)?;
     announce.exports(&listeners);
     let scheduler = tokio::spawn(crate::workers::scheduler(
@@ -153,7 +155,8 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
     // Nodes speak gRPC (HTTP/2) on the same port as the API.
     let nodes =
         crate::service::NodeService::new(p.catalog.clone(), notifier, state.changed.clone())
-            .with_node_timeout(cfg.node_timeout);
+            .with_node_timeout(cfg.node_timeout)
+            .with_queries(queries);
     let app = arca_web::app(state)
         .route_service(
             &format!("{}{{*call}}", arca_proto::SERVICE_PATH),

@@ -10,7 +10,9 @@
 //!
 //! The catalog is synchronous: each call runs whole (token check, reads,
 //! writes) on tokio's blocking pool ([`arca_catalog::blocking`]), never on
-//! the async workers that also serve the REST API.
+//! the async workers that also serve the REST API. `WatchQueries` checks
+//! the token there too, then waits for a query on the async side (a poll
+//! whose node went away is dropped with its connection).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use tonic::{Request, Response, Status};
 use arca_node::Coordinator;
 use arca_proto::{convert, pb, Finished, LEASE_SECS};
 
+use crate::queries::{Queries, Refused};
 use crate::{Local, Notifier};
 
 /// Seconds between a node's heartbeats.
@@ -46,6 +49,8 @@ pub struct NodeService {
     changed: Arc<tokio::sync::Notify>,
     /// Silence after which the server marks a node offline.
     node_timeout: i64,
+    /// Queries for remote nodes (browsing their datastores).
+    queries: Arc<Queries>,
 }
 
 impl NodeService {
@@ -59,7 +64,14 @@ impl NodeService {
             notifier,
             changed,
             node_timeout: NODE_TIMEOUT_SECS,
+            queries: Arc::new(Queries::new()),
         }
+    }
+
+    /// Hand out the queries of this broker (the one the REST API asks).
+    pub fn with_queries(mut self, queries: Arc<Queries>) -> NodeService {
+        self.queries = queries;
+        self
     }
 
     /// Seconds of silence after which a node is offline (the scheduler
@@ -243,6 +255,8 @@ impl NodeService {
         let node = c
             .register_node(node.id, r.max_tasks, &r.version)
             .map_err(internal)?;
+        // What an earlier run of the node took will not be answered.
+        self.queries.node_registered(node.id);
         tracing::info!(
             target: "arca::node",
             node = %node.name,
@@ -280,6 +294,7 @@ impl NodeService {
     fn leave_blocking(&self, req: Request<pb::LeaveRequest>) -> Result<pb::LeaveReply, Status> {
         let node = self.node(&req)?;
         let was_online = self.catalog.mark_node_offline(node.id).map_err(internal)?;
+        self.queries.node_gone(node.id);
         let requeued = self
             .catalog
             .expire_leases(
@@ -337,6 +352,30 @@ impl NodeService {
             .export_state(e.id, state)
             .map_err(Status::internal)?;
         Ok(pb::ExportStateReply {})
+    }
+
+    /// An answer to a query: only from the node it was sent to, for a
+    /// query still open, of the query's kind.
+    fn answer_blocking(&self, req: Request<pb::AnswerRequest>) -> Result<pb::AnswerReply, Status> {
+        let node = self.node(&req)?;
+        let (id, reply) =
+            convert::answer_from_pb(req.into_inner()).map_err(Status::invalid_argument)?;
+        self.queries.answer(node.id, id, reply).map_err(|r| {
+            let (status, msg) = match r {
+                Refused::NotFound(m) => (Status::not_found(&m), m),
+                Refused::Denied(m) => (Status::permission_denied(&m), m),
+                Refused::Invalid(m) => (Status::invalid_argument(&m), m),
+            };
+            tracing::warn!(
+                target: "arca::node",
+                node = %node.name,
+                node_id = node.id.get(),
+                query = id,
+                "answer refused: {msg}"
+            );
+            status
+        })?;
+        Ok(pb::AnswerReply {})
     }
 
     fn lease_blocking(&self, req: Request<pb::LeaseRequest>) -> Result<pb::LeaseReply, Status> {
@@ -501,6 +540,28 @@ impl pb::node_server::Node for NodeService {
         req: Request<pb::ExportStateRequest>,
     ) -> Result<Response<pb::ExportStateReply>, Status> {
         self.blocking(move |s| s.export_state_blocking(req)).await
+    }
+
+    async fn watch_queries(
+        &self,
+        req: Request<pb::WatchQueriesRequest>,
+    ) -> Result<Response<pb::WatchQueriesReply>, Status> {
+        let wait = Duration::from_secs(req.get_ref().wait_seconds.clamp(0, 25) as u64);
+        let node = self.blocking(move |s| s.node(&req)).await?.into_inner();
+        let queries = self.queries.watch(node.id, wait).await;
+        Ok(Response::new(pb::WatchQueriesReply {
+            queries: queries
+                .iter()
+                .map(|(id, q)| convert::query_to_pb(*id, q))
+                .collect(),
+        }))
+    }
+
+    async fn answer(
+        &self,
+        req: Request<pb::AnswerRequest>,
+    ) -> Result<Response<pb::AnswerReply>, Status> {
+        self.blocking(move |s| s.answer_blocking(req)).await
     }
 
     async fn lease(

@@ -280,17 +280,23 @@ fn remote_nodes_run_scheduled_backups_and_survive_kill9() {
     assert_eq!(t["node_id"], node(&url, &admin, "beta")["id"], "{t}");
     common::assert_same_tree(&trees[1], &target);
 
-    // Browsing reads datastores through the server's own node: a restore
-    // point on beta's datastore is a 409 naming beta, not a 500.
+    // Browsing a restore point on beta's datastore: beta reads it (the
+    // WatchQueries/Answer calls; tests/server/remote_browse.rs has more).
     let (s, v) = call(
         &url,
         &admin,
         "GET",
-        &format!("/api/v1/restore-points/{rp}/tree"),
+        &format!("/api/v1/restore-points/{rp}/tree?recursive=true"),
         None,
     );
-    assert_eq!(s, 409, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("\"beta\""), "{v}");
+    assert_eq!(s, 200, "{v}");
+    let paths: Vec<_> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["a.txt", "d", "d/b.bin"], "{v}");
 
     // `arca mount` of a restore point in beta's datastore: beta serves it
     // (the WatchExports/ExportState calls), a writable export's changes

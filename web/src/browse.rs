@@ -12,10 +12,14 @@ pub enum BrowseError {
     Invalid(String),
     /// 404: no such path in the restore point.
     NotFound(String),
-    /// 409: an image restore point, a datastore of a remote node...
+    /// 409: an image restore point...
     Conflict(String),
     /// 500: reading the datastore failed.
     Internal(String),
+    /// 503: the node that owns the datastore is offline or not answering.
+    Unavailable(String),
+    /// 504: that node took the request but did not answer in time.
+    Timeout(String),
 }
 
 impl From<BrowseError> for crate::ApiError {
@@ -25,6 +29,8 @@ impl From<BrowseError> for crate::ApiError {
             BrowseError::NotFound(m) => crate::ApiError::not_found(m),
             BrowseError::Conflict(m) => crate::ApiError::conflict(m),
             BrowseError::Internal(m) => crate::ApiError::internal(m),
+            BrowseError::Unavailable(m) => crate::ApiError::unavailable(m),
+            BrowseError::Timeout(m) => crate::ApiError::gateway_timeout(m),
         }
     }
 }

@@ -47,6 +47,14 @@ impl ApiError {
     pub fn invalid(m: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
     }
+    /// 503: a node the answer depends on is offline or not answering.
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+    }
+    /// 504: a node the answer depends on did not answer in time.
+    pub fn gateway_timeout(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", m)
+    }
     /// 429 with `Retry-After: secs`.
     pub fn too_many(m: impl Into<String>, secs: u64) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m);

@@ -1,0 +1,317 @@
+//! Server → node queries and their answers ([`crate::query`]) to and from
+//! the `WatchQueries` and `Answer` messages. What the other side sent may
+//! be anything: a query without a kind, an answer without a case or with
+//! an unknown enum value is an error naming it.
+
+use arca_model::api::{self, TreeEntryKind};
+
+use super::{enum_from_pb, parse};
+use crate::pb;
+use crate::query::{Answer, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
+
+/// A query as the server sends it, named `id`.
+pub fn query_to_pb(id: u64, q: &Query) -> pb::Query {
+    let query = match q {
+        Query::Tree(t) => pb::query::Query::Tree(pb::TreeQuery {
+            restore_point: t.restore_point.to_hex(),
+            datastore: t.datastore.clone(),
+            path: t.path.clone(),
+            recursive: t.recursive,
+            offset: t.offset,
+            limit: t.limit,
+        }),
+    };
+    pb::Query {
+        id,
+        query: Some(query),
+    }
+}
+
+/// A query as the node receives it: its id (to answer even a query it
+/// cannot read), and the query or why it cannot be read.
+pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
+    let r = match q.query {
+        None => Err("a query of no known kind (is this node older than the server?)".to_string()),
+        Some(pb::query::Query::Tree(t)) => {
+            parse("restore point id", &t.restore_point).map(|restore_point| {
+                Query::Tree(TreeQuery {
+                    restore_point,
+                    datastore: t.datastore,
+                    path: t.path,
+                    recursive: t.recursive,
+                    offset: t.offset,
+                    limit: t.limit,
+                })
+            })
+        }
+    };
+    (q.id, r)
+}
+
+/// The node's reply to query `id`, as it sends it.
+pub fn answer_to_pb(id: u64, r: &Reply) -> pb::AnswerRequest {
+    let answer = match r {
+        Ok(Answer::Tree(page)) => pb::answer_request::Answer::Tree(tree_page_to_pb(page)),
+        Err(e) => pb::answer_request::Answer::Error(pb::QueryError {
+            code: error_code_to_pb(e.code) as i32,
+            message: e.message.clone(),
+        }),
+    };
+    pb::AnswerRequest {
+        id,
+        answer: Some(answer),
+    }
+}
+
+/// A node's reply as the server receives it: the query's id and the
+/// reply, or why the message cannot be read.
+pub fn answer_from_pb(a: pb::AnswerRequest) -> Result<(u64, Reply), String> {
+    let reply = match a
+        .answer
+        .ok_or("an answer with neither a result nor an error")?
+    {
+        pb::answer_request::Answer::Tree(p) => Ok(Answer::Tree(tree_page_from_pb(p)?)),
+        pb::answer_request::Answer::Error(e) => Err(QueryError {
+            code: error_code_from_pb(e.code)?,
+            message: e.message,
+        }),
+    };
+    Ok((a.id, reply))
+}
+
+fn error_code_to_pb(c: QueryErrorCode) -> pb::QueryErrorCode {
+    match c {
+        QueryErrorCode::Invalid => pb::QueryErrorCode::Invalid,
+        QueryErrorCode::NotFound => pb::QueryErrorCode::NotFound,
+        QueryErrorCode::Conflict => pb::QueryErrorCode::Conflict,
+        QueryErrorCode::Internal => pb::QueryErrorCode::Internal,
+    }
+}
+
+fn error_code_from_pb(v: i32) -> Result<QueryErrorCode, String> {
+    enum_from_pb(v, "query error code", |c: pb::QueryErrorCode| match c {
+        pb::QueryErrorCode::Unspecified => None,
+        pb::QueryErrorCode::Invalid => Some(QueryErrorCode::Invalid),
+        pb::QueryErrorCode::NotFound => Some(QueryErrorCode::NotFound),
+        pb::QueryErrorCode::Conflict => Some(QueryErrorCode::Conflict),
+        pb::QueryErrorCode::Internal => Some(QueryErrorCode::Internal),
+    })
+}
+
+/// A tree page as a node sends it.
+pub fn tree_page_to_pb(p: &api::TreePage) -> pb::TreePage {
+    pb::TreePage {
+        path: p.path.clone(),
+        entries: p.entries.iter().map(tree_entry_to_pb).collect(),
+        next_offset: p.next_offset,
+    }
+}
+
+/// A tree page as the server receives it.
+pub fn tree_page_from_pb(p: pb::TreePage) -> Result<api::TreePage, String> {
+    Ok(api::TreePage {
+        path: p.path,
+        entries: p
+            .entries
+            .into_iter()
+            .map(tree_entry_from_pb)
+            .collect::<Result<_, String>>()?,
+        next_offset: p.next_offset,
+    })
+}
+
+/// One tree entry as a node sends it.
+pub fn tree_entry_to_pb(e: &api::TreeEntry) -> pb::TreeEntry {
+    let kind = match e.kind {
+        TreeEntryKind::File => pb::TreeEntryKind::File,
+        TreeEntryKind::Dir => pb::TreeEntryKind::Dir,
+        TreeEntryKind::Symlink => pb::TreeEntryKind::Symlink,
+        TreeEntryKind::Fifo => pb::TreeEntryKind::Fifo,
+        TreeEntryKind::Chardev => pb::TreeEntryKind::Chardev,
+        TreeEntryKind::Blockdev => pb::TreeEntryKind::Blockdev,
+        TreeEntryKind::Socket => pb::TreeEntryKind::Socket,
+        TreeEntryKind::Other => pb::TreeEntryKind::Other,
+    };
+    pb::TreeEntry {
+        name: e.name.clone(),
+        path: e.path.clone(),
+        kind: kind as i32,
+        size: e.size,
+        mode: e.mode,
+        mtime: e.mtime,
+        uid: e.uid,
+        gid: e.gid,
+        link_target: e.link_target.clone(),
+    }
+}
+
+fn tree_entry_from_pb(e: pb::TreeEntry) -> Result<api::TreeEntry, String> {
+    let kind = enum_from_pb(e.kind, "tree entry kind", |k: pb::TreeEntryKind| match k {
+        pb::TreeEntryKind::Unspecified => None,
+        pb::TreeEntryKind::File => Some(TreeEntryKind::File),
+        pb::TreeEntryKind::Dir => Some(TreeEntryKind::Dir),
+        pb::TreeEntryKind::Symlink => Some(TreeEntryKind::Symlink),
+        pb::TreeEntryKind::Fifo => Some(TreeEntryKind::Fifo),
+        pb::TreeEntryKind::Chardev => Some(TreeEntryKind::Chardev),
+        pb::TreeEntryKind::Blockdev => Some(TreeEntryKind::Blockdev),
+        pb::TreeEntryKind::Socket => Some(TreeEntryKind::Socket),
+        pb::TreeEntryKind::Other => Some(TreeEntryKind::Other),
+    })?;
+    Ok(api::TreeEntry {
+        name: e.name,
+        path: e.path,
+        kind,
+        size: e.size,
+        mode: e.mode,
+        mtime: e.mtime,
+        uid: e.uid,
+        gid: e.gid,
+        link_target: e.link_target,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::query::QueryKind;
+
+    fn page() -> api::TreePage {
+        let entry = |name: &str, kind, link: Option<&str>| api::TreeEntry {
+            name: name.into(),
+            path: format!("dir/{name}"),
+            kind,
+            size: 20_000,
+            mode: 0o644,
+            mtime: -5,
+            uid: 1000,
+            gid: u32::MAX,
+            link_target: link.map(str::to_string),
+        };
+        api::TreePage {
+            path: "dir".into(),
+            entries: vec![
+                entry("a", TreeEntryKind::File, None),
+                entry("b", TreeEntryKind::Dir, None),
+                entry("l", TreeEntryKind::Symlink, Some("../t")),
+                entry("f", TreeEntryKind::Fifo, None),
+                entry("c", TreeEntryKind::Chardev, None),
+                entry("k", TreeEntryKind::Blockdev, None),
+                entry("s", TreeEntryKind::Socket, None),
+                entry("o", TreeEntryKind::Other, None),
+                // An empty link target is not an absent one.
+                entry("e", TreeEntryKind::Symlink, Some("")),
+            ],
+            next_offset: Some(9),
+        }
+    }
+
+    /// Through the bytes on the wire, as the other side reads them.
+    fn wire<M: Message + Default>(m: M) -> M {
+        M::decode(m.encode_to_vec().as_slice()).unwrap()
+    }
+
+    #[test]
+    fn queries_round_trip() {
+        let q = Query::Tree(TreeQuery {
+            restore_point: "ab".repeat(32).parse().unwrap(),
+            datastore: "alpha/default".into(),
+            path: "dir/sub".into(),
+            recursive: true,
+            offset: 7,
+            limit: 10_000,
+        });
+        let (id, back) = query_from_pb(wire(query_to_pb(42, &q)));
+        assert_eq!(id, 42);
+        assert_eq!(back.unwrap(), q);
+        assert_eq!(q.kind(), QueryKind::Tree);
+        assert_eq!(q.kind().to_string(), "tree");
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        let last = api::TreePage {
+            path: String::new(),
+            entries: vec![],
+            next_offset: None,
+        };
+        for r in [Ok(Answer::Tree(page())), Ok(Answer::Tree(last))] {
+            let (id, back) = answer_from_pb(wire(answer_to_pb(3, &r))).unwrap();
+            assert_eq!(id, 3);
+            assert_eq!(back, r);
+        }
+        for code in [
+            QueryErrorCode::Invalid,
+            QueryErrorCode::NotFound,
+            QueryErrorCode::Conflict,
+            QueryErrorCode::Internal,
+        ] {
+            let r: Reply = Err(QueryError::new(code, "no path \"x\""));
+            let (_, back) = answer_from_pb(wire(answer_to_pb(u64::MAX, &r))).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    /// What cannot be read is an error naming it; a query that cannot be
+    /// read still has its id, so the node can answer it with the reason.
+    #[test]
+    fn unreadable_messages_are_errors() {
+        let (id, r) = query_from_pb(pb::Query { id: 5, query: None });
+        assert_eq!(id, 5);
+        assert!(r.unwrap_err().contains("no known kind"));
+        let mut q = query_to_pb(
+            6,
+            &Query::Tree(TreeQuery {
+                restore_point: "cd".repeat(32).parse().unwrap(),
+                datastore: "d".into(),
+                path: String::new(),
+                recursive: false,
+                offset: 0,
+                limit: 1,
+            }),
+        );
+        if let Some(pb::query::Query::Tree(t)) = q.query.as_mut() {
+            t.restore_point = "nope".into();
+        }
+        let (id, r) = query_from_pb(q);
+        assert_eq!(id, 6);
+        assert!(r.unwrap_err().contains("restore point id"));
+
+        let none = pb::AnswerRequest {
+            id: 1,
+            answer: None,
+        };
+        assert!(answer_from_pb(none).unwrap_err().contains("neither"));
+        let bad_code = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Error(pb::QueryError {
+                code: 99,
+                message: "m".into(),
+            })),
+        };
+        assert!(answer_from_pb(bad_code)
+            .unwrap_err()
+            .contains("unknown query error code 99"));
+        let unspecified = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Error(pb::QueryError {
+                code: 0,
+                message: "m".into(),
+            })),
+        };
+        assert!(answer_from_pb(unspecified)
+            .unwrap_err()
+            .contains("unspecified"));
+        let mut p = tree_page_to_pb(&page());
+        p.entries[1].kind = 0;
+        let bad_kind = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Tree(p)),
+        };
+        assert!(answer_from_pb(bad_kind)
+            .unwrap_err()
+            .contains("tree entry kind"));
+    }
+}
