@@ -7,12 +7,15 @@
 //! - [`remote`]: the coordinator of an `arca node`, over gRPC to the
 //!   server (the server's embedded node uses arca-server's `Local`).
 //! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
+//! - [`browse`] and [`find`]: listing a tree restore point, and finding
+//!   entries across restore points.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
 pub mod browse;
 pub mod coordinator;
 pub mod datadir;
 pub mod exports;
+pub mod find;
 pub mod leases;
 pub mod remote;
 pub mod run;

@@ -28,6 +28,8 @@ mod ids;
 mod metrics;
 #[path = "api/rbac.rs"]
 mod rbac;
+#[path = "api/search.rs"]
+mod search;
 #[path = "api/tokens.rs"]
 mod tokens;
 
