@@ -17,6 +17,8 @@ mod confine;
 mod damage;
 #[path = "server/edit.rs"]
 mod edit;
+#[path = "server/find.rs"]
+mod find;
 #[path = "server/helpers.rs"]
 mod helpers;
 #[path = "server/logs.rs"]

@@ -5,6 +5,7 @@
 
 mod backup;
 mod datastore;
+mod find;
 mod maintenance;
 mod restore;
 mod serve;
@@ -138,6 +139,13 @@ pub fn run(cli: Cli) -> Result<u8> {
                 crate::client::snapshots(cli, &f)
             } else {
                 snapshots::snapshots(cli, &f)
+            }
+        }
+        Command::Find(args) => {
+            if cli.server.is_some() {
+                crate::client::find(cli, args)
+            } else {
+                find::find(cli, args)
             }
         }
         Command::Forget { snapshots } => snapshots::forget(cli, snapshots),
