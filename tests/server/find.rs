@@ -220,7 +220,7 @@ fn find_through_the_server_sees_only_the_caller_s_projects() {
     let remote = ok(&admin, &["find", "*.txt", "--source", "docs"]);
     assert!(remote.starts_with("RESTORE POINT"), "{remote}");
     assert!(
-        remote.contains("3 matches in 2 of 2 restore points searched"),
+        remote.contains("4 matches in 2 of 2 restore points searched"),
         "{remote}"
     );
     drop(srv);
