@@ -121,6 +121,17 @@ fn find_names_the_restore_points_that_hold_a_file() {
     let v = env.json(&["find", "keep.txt", "--since", "2000-01-01"]);
     assert_eq!(found(&v).len(), 4);
 
+    let o = env.run(&[
+        "find",
+        "*",
+        "--since",
+        "2000-01-02",
+        "--until",
+        "2000-01-01",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--since is after --until"));
+
     // A bad pattern is refused with the problem.
     let o = env.run(&["find", "[abc"]);
     assert!(!o.status.success());

@@ -2,7 +2,7 @@
 //! select, newest first, searched by [`arca_node::find::search`] (as the
 //! server's search endpoint does) and printed by [`crate::found`].
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use arca_model::api::SearchSkipped;
 use arca_model::search::Pattern;
 use arca_repo::SnapshotId;
@@ -14,6 +14,11 @@ use crate::Cli;
 /// `arca find`.
 pub(super) fn find(cli: &Cli, a: &FindArgs) -> Result<u8> {
     let pattern = Pattern::new(&a.pattern, a.ignore_case).map_err(|e| anyhow!("{e}"))?;
+    if let (Some(since), Some(until)) = (a.since, a.until) {
+        if since > until {
+            bail!("--since is after --until");
+        }
+    }
     let ds = open(cli, true)?;
     let (snaps, bad) = ds.snapshots_checked()?;
     let mut snaps: Vec<_> = snaps
