@@ -18,6 +18,8 @@ mod crash;
 mod damaged_snapshot;
 #[path = "e2e/disk_full.rs"]
 mod disk_full;
+#[path = "e2e/find.rs"]
+mod find;
 #[path = "e2e/fixtures.rs"]
 mod fixtures;
 #[path = "e2e/image.rs"]

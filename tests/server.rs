@@ -19,6 +19,8 @@ mod damage;
 mod edit;
 #[path = "server/forget.rs"]
 mod forget;
+#[path = "server/find.rs"]
+mod find;
 #[path = "server/helpers.rs"]
 mod helpers;
 #[path = "server/logs.rs"]

@@ -15,6 +15,8 @@
 //!   as ids and kinds, with the values stored today.
 //! - [`paths`]: paths inside a restore point, relative to the source's
 //!   root (`--path`).
+//! - [`search`]: the glob patterns of `arca find` and the search
+//!   endpoint.
 //! - [`api`]: the REST request and response bodies, with their JSON
 //!   Schema (utoipa), from which the served OpenAPI document's component
 //!   schemas are made (web/src/openapi.rs).
@@ -28,6 +30,7 @@ pub mod api;
 pub mod ids;
 pub mod kinds;
 pub mod paths;
+pub mod search;
 #[cfg(feature = "rusqlite")]
 pub mod sql;
 pub mod task;

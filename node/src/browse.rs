@@ -182,7 +182,7 @@ fn walk(
     Ok(())
 }
 
-fn join(prefix: &str, name: &str) -> String {
+pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
     } else {
@@ -190,7 +190,7 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-fn entry(prefix: &str, n: &Node) -> api::TreeEntry {
+pub(crate) fn entry(prefix: &str, n: &Node) -> api::TreeEntry {
     let name = String::from_utf8_lossy(&n.name).into_owned();
     api::TreeEntry {
         path: join(prefix, &name),

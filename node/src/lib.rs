@@ -9,12 +9,15 @@
 //! - [`queries`]: the server's queries (browse a restore point in one of
 //!   the node's datastores), polled for and answered over gRPC.
 //! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
+//! - [`browse`] and [`find`]: listing a tree restore point, and finding
+//!   entries across restore points.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
 pub mod browse;
 pub mod coordinator;
 pub mod datadir;
 pub mod exports;
+pub mod find;
 pub mod leases;
 pub mod queries;
 pub mod remote;

@@ -1,6 +1,7 @@
 //! Browsing restore points for the REST API: the embedded node opens the
 //! datastore (with its passphrase) and [`arca_node::browse::tree`] lists
-//! it. A datastore of a remote node is read by that node: the query goes
+//! it, and [`arca_node::find::search`] searches it. A search skips
+//! datastores of remote nodes for now; a listing of one is read by that node: the query goes
 //! through the broker ([`crate::queries`]) and the node answers with the
 //! same listing (503 when it is offline or not answering, 504 when it
 //! answers too late).
@@ -8,6 +9,7 @@
 use std::sync::Arc;
 
 use arca_catalog::{self as catalog, Catalog, NodeId, NodeState};
+use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 use arca_node::browse::TreeError;
 use arca_node::{DatastoreRef, Runner};
@@ -112,14 +114,7 @@ impl Browse for NodeBrowse {
         if d.node_id != self.node_id {
             return self.remote_tree(d, rp, path, recursive, offset, limit);
         }
-        let ds = self
-            .runner
-            .datastore(&DatastoreRef {
-                id: d.id,
-                name: d.name.clone(),
-                path: d.path.clone(),
-            })
-            .map_err(BrowseError::Internal)?;
+        let ds = self.open(d)?;
         let snap = ds.load_snapshot(&rp.snapshot_id()).map_err(|e| match e {
             arca_repo::Error::NotFound(_) => BrowseError::NotFound(format!(
                 "restore point {} is no longer in datastore {:?}",
@@ -129,6 +124,83 @@ impl Browse for NodeBrowse {
             e => BrowseError::Internal(format!("restore point {}: {e}", rp.short())),
         })?;
         arca_node::browse::tree(&ds, &snap, path, recursive, offset, limit).map_err(map)
+    }
+
+    fn find(
+        &self,
+        d: &catalog::Datastore,
+        rps: &[RestorePointId],
+        pattern: &Pattern,
+        limit: u32,
+    ) -> Result<api::SearchResult, BrowseError> {
+        if d.node_id != self.node_id {
+            return Err(BrowseError::Conflict(format!(
+                "in datastore {:?} of node {:?}: only the datastores of the server's own node can be searched",
+                d.name,
+                self.node_name(d)
+            )));
+        }
+        self.find_local(d, rps, pattern, limit)
+    }
+}
+
+impl NodeBrowse {
+    fn node_name(&self, d: &catalog::Datastore) -> String {
+        self.catalog
+            .node(d.node_id)
+            .map(|n| n.name)
+            .unwrap_or_else(|_| d.node_id.to_string())
+    }
+
+    /// The datastore, opened by the embedded node.
+    fn open(&self, d: &catalog::Datastore) -> Result<Arc<arca_repo::Datastore>, BrowseError> {
+        self.runner
+            .datastore(&DatastoreRef {
+                id: d.id,
+                name: d.name.clone(),
+                path: d.path.clone(),
+            })
+            .map_err(BrowseError::Internal)
+    }
+
+    /// Search restore points of a datastore of the embedded node: the one
+    /// place that reads the datastore for a search (a datastore of a
+    /// remote node is to be searched on that node, through the same
+    /// call).
+    fn find_local(
+        &self,
+        d: &catalog::Datastore,
+        rps: &[RestorePointId],
+        pattern: &Pattern,
+        limit: u32,
+    ) -> Result<api::SearchResult, BrowseError> {
+        let ds = self.open(d)?;
+        let mut snaps = Vec::with_capacity(rps.len());
+        let mut skipped = Vec::new();
+        for rp in rps {
+            match ds.load_snapshot(&rp.snapshot_id()) {
+                Ok(s) => snaps.push(s),
+                Err(e) => skipped.push(api::SearchSkipped {
+                    restore_point: *rp,
+                    reason: match e {
+                        arca_repo::Error::NotFound(_) => {
+                            format!("no longer in datastore {:?}", d.name)
+                        }
+                        e => format!("cannot be read: {e}"),
+                    },
+                }),
+            }
+        }
+        let (mut r, stats) = arca_node::find::search(&ds, &snaps, pattern, limit as usize);
+        tracing::debug!(
+            datastore = %d.name,
+            restore_points = rps.len(),
+            trees_read = stats.trees_read,
+            trees_remembered = stats.trees_remembered,
+            "search"
+        );
+        r.skipped.extend(skipped);
+        Ok(r)
     }
 }
 
@@ -200,6 +272,18 @@ mod tests {
             Err(BrowseError::NotFound(m)) => assert!(m.contains("no longer"), "{m}"),
             r => panic!("{r:?}"),
         }
+        // A search: the remote datastore is a 409 for the caller to list
+        // as skipped; a missing restore point is skipped, not an error.
+        let p = Pattern::new("*", false).unwrap();
+        match b.find(&remote, &[rp], &p, 10) {
+            Err(BrowseError::Conflict(m)) => assert!(m.contains("far-away"), "{m}"),
+            r => panic!("{r:?}"),
+        }
+        let r = b.find(&mine, &[rp], &p, 10).unwrap();
+        assert!(r.matches.is_empty());
+        assert_eq!(r.skipped.len(), 1, "{r:?}");
+        assert_eq!(r.skipped[0].restore_point, rp);
+        assert!(r.skipped[0].reason.contains("no longer"), "{r:?}");
     }
 
     /// A remote node's datastore is asked of that node, by the catalog's

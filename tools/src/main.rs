@@ -5,6 +5,7 @@ mod accounts;
 mod args;
 mod client;
 mod commands;
+mod found;
 mod interrupt;
 mod listing;
 mod logs;
@@ -170,6 +171,10 @@ enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Find files across snapshots (restore points), newest first: which
+    /// ones hold an entry matching PATTERN, and where. With --server, over
+    /// the restore points the server lists for you.
+    Find(found::FindArgs),
     /// Restore a snapshot: a tree into a directory, an image into a file.
     /// With --server, the server's node restores the restore point to --to.
     Restore {

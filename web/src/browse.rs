@@ -1,8 +1,11 @@
 //! Browsing restore points: the web crate does not open datastores
 //! itself; the server gives it a [`Browse`] that does (its embedded
-//! node's), held in [`crate::AppState::browse`].
+//! node's), held in [`crate::AppState::browse`]. It lists one restore
+//! point's tree (`GET /api/v1/restore-points/{id}/tree`) and finds
+//! entries across restore points (`GET /api/v1/restore-points/search`).
 
 use arca_catalog as catalog;
+use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 
 /// Why a restore point's tree cannot be listed; each maps to one status.
@@ -22,6 +25,17 @@ pub enum BrowseError {
     Timeout(String),
 }
 
+impl std::fmt::Display for BrowseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrowseError::Invalid(m)
+            | BrowseError::NotFound(m)
+            | BrowseError::Conflict(m)
+            | BrowseError::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
 impl From<BrowseError> for crate::ApiError {
     fn from(e: BrowseError) -> Self {
         match e {
@@ -35,8 +49,9 @@ impl From<BrowseError> for crate::ApiError {
     }
 }
 
-/// Lists the tree of a restore point in a datastore. Called on the
-/// blocking pool: it may read the datastore.
+/// Lists the tree of a restore point in a datastore, and searches
+/// restore points. Called on the blocking pool: it may read the
+/// datastore.
 pub trait Browse: Send + Sync {
     /// One page of the entries below `path` (relative to the restore
     /// point's root): one level, or everything below when `recursive`.
@@ -49,4 +64,22 @@ pub trait Browse: Send + Sync {
         offset: u64,
         limit: u32,
     ) -> Result<api::TreePage, BrowseError>;
+
+    /// The entries matching `pattern` in the tree restore points
+    /// `restore_points` of `datastore`, searched in the order given
+    /// (newest first), at most `limit` (`truncated` when there are more),
+    /// each match with the restore point's time and source as its
+    /// snapshot records them. A restore point that cannot be searched
+    /// (an image, one the datastore no longer holds, one whose trees
+    /// cannot be read) is in `skipped` with the reason, and the others
+    /// are searched all the same. An error is for the whole datastore (a
+    /// remote node's: 409; one that cannot be opened: 500); the caller
+    /// then lists its restore points as skipped with the error's message.
+    fn find(
+        &self,
+        datastore: &catalog::Datastore,
+        restore_points: &[RestorePointId],
+        pattern: &Pattern,
+        limit: u32,
+    ) -> Result<api::SearchResult, BrowseError>;
 }

@@ -49,8 +49,8 @@ pub struct AppState {
     pub signin: Arc<signin_limit::SigninLimiter>,
     /// Tokens checked since the catalog last changed.
     pub tokens: Arc<token_cache::TokenCache>,
-    /// Lists restore points' trees (None: browsing is not available,
-    /// and the tree route answers 409).
+    /// Lists restore points' trees and searches them (None: browsing is
+    /// not available, and the tree and search routes answer 409).
     pub browse: Option<Arc<dyn browse::Browse>>,
 }
 
@@ -102,7 +102,7 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 pub fn app(state: AppState) -> Router {
     use routes::{
         accounts, audit, datastores, exports, healthz, me, metrics, nodes, openapi_json, policies,
-        projects, restore_points, sources, tasks, tokens, users,
+        projects, restore_points, search, sources, tasks, tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -167,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks/{id}/logs", get(tasks::task_logs))
         .route("/tasks/{id}/cancel", post(tasks::cancel_task))
         .route("/restore-points", get(restore_points::list_restore_points))
+        .route("/restore-points/search", get(search::search))
         .route(
             "/restore-points/{id}",
             get(restore_points::get_restore_point)

@@ -45,6 +45,14 @@ const TREE_Q: &[(&str, &str)] = &[
     ("limit", "integer"),
     ("offset", "integer"),
 ];
+const SEARCH_Q: &[(&str, &str)] = &[
+    ("pattern", "string"),
+    ("source", "string"),
+    ("since", "integer"),
+    ("until", "integer"),
+    ("limit", "integer"),
+    ("ignore_case", "boolean"),
+];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
 const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
@@ -440,6 +448,15 @@ pub const ROUTES: &[Route] = &[
         TREE_Q
     ),
     r!(
+        "get",
+        "/api/v1/restore-points/search",
+        "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). Restore points that cannot be searched (images, datastores of remote nodes) are listed in skipped with the reason. 400 for a bad pattern",
+        "read",
+        None,
+        (200, Some("SearchResult")),
+        SEARCH_Q
+    ),
+    r!(
         "patch",
         "/api/v1/restore-points/{id}",
         "Protect a restore point (retention never removes it until unprotected) or lift that, and set its note",
@@ -564,6 +581,9 @@ pub const ROUTES: &[Route] = &[
     api::TreePage,
     api::TreeEntry,
     api::TreeEntryKind,
+    api::SearchResult,
+    api::SearchMatch,
+    api::SearchSkipped,
     api::RestorePointChange,
     api::RestoreRequest,
     api::Export,

@@ -30,6 +30,8 @@ mod ids;
 mod metrics;
 #[path = "api/rbac.rs"]
 mod rbac;
+#[path = "api/search.rs"]
+mod search;
 #[path = "api/tokens.rs"]
 mod tokens;
 

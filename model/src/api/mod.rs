@@ -22,11 +22,13 @@ use utoipa::{PartialSchema, ToSchema};
 mod accounts;
 mod records;
 mod requests;
+mod search;
 mod tree;
 
 pub use accounts::*;
 pub use records::*;
 pub use requests::*;
+pub use search::*;
 pub use tree::*;
 
 /// The pattern of names of users, projects, nodes, sources, policies,

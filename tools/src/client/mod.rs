@@ -11,7 +11,7 @@
 //!
 //! One module per resource: `sources` (and backup now), `datastores`,
 //! `nodes`, `policies`, `tasks` (and following a task to its end),
-//! `restore_points` (snapshots, ls), `restores` and `exports` (mount,
+//! `restore_points` (snapshots, ls), `search` (find), `restores` and `exports` (mount,
 //! mounts, unmount).
 
 mod datastores;
@@ -21,6 +21,7 @@ mod nodes;
 mod policies;
 mod restore_points;
 mod restores;
+mod search;
 mod sources;
 mod tasks;
 
@@ -42,6 +43,7 @@ pub use nodes::node;
 pub use policies::policy;
 pub use restore_points::{ls, snapshots};
 pub use restores::{protect, restore, RestoreTo};
+pub use search::find;
 pub use sources::{backup_now, source};
 pub use tasks::task;
 

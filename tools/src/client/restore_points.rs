@@ -14,7 +14,7 @@ const PAGE: usize = 1000;
 
 /// `s` for a query string or a path segment: unreserved characters as
 /// they are, every other byte as `%XX`.
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -5,6 +5,7 @@
 
 mod backup;
 mod datastore;
+mod find;
 mod maintenance;
 mod restore;
 mod serve;
@@ -144,6 +145,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::client::forget(cli, snapshots, *wait)
         }
         Command::Forget { snapshots, .. } => snapshots::forget(cli, snapshots),
+        Command::Find(args) => {
+            if cli.server.is_some() {
+                crate::client::find(cli, args)
+            } else {
+                find::find(cli, args)
+            }
+        }
         Command::Ls {
             snapshot,
             path,

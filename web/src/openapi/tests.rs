@@ -56,7 +56,7 @@ const BEFORE: &[(&str, &str)] = &[
 ];
 
 /// Routes added since (issue 13: change sources and policies, protect
-/// restore points).
+/// restore points, find files across restore points).
 const ADDED: &[(&str, &str)] = &[
     ("patch", "/api/v1/sources/{id}"),
     ("patch", "/api/v1/policies/{id}"),
@@ -66,6 +66,8 @@ const ADDED: &[(&str, &str)] = &[
     ("patch", "/api/v1/tokens/{id}"),
     // Delete restore points (issue 13).
     ("delete", "/api/v1/restore-points/{id}"),
+    // Finding files across restore points.
+    ("get", "/api/v1/restore-points/search"),
 ];
 
 #[test]

@@ -13,6 +13,7 @@ pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod projects;
 pub(crate) mod restore_points;
+pub(crate) mod search;
 pub(crate) mod sources;
 pub(crate) mod tasks;
 pub mod tokens;

@@ -2,13 +2,15 @@
 //! restore points that cannot be browsed, against a [`Fake`] datastore.
 
 use arca_catalog::{self as catalog, DatastoreId, ProjectId, RestorePoint, SourceKind};
+use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 use arca_web::browse::{Browse, BrowseError};
 use axum::http::{Method, StatusCode};
 
 use super::{setup, AppState};
 
-/// A restore point holding `dir/` with `a`, `b` and `c` in it.
+/// A restore point holding `dir/` with `a`, `b` and `c` in it (every
+/// restore point, for `find`).
 pub(crate) struct Fake;
 
 fn entry(path: &str, kind: api::TreeEntryKind) -> api::TreeEntry {
@@ -51,9 +53,49 @@ impl Browse for Fake {
             entries: rest.into_iter().take(limit as usize).collect(),
         })
     }
+
+    /// Every restore point holds the same four entries (images are
+    /// skipped before this is called).
+    fn find(
+        &self,
+        _: &catalog::Datastore,
+        rps: &[RestorePointId],
+        pattern: &Pattern,
+        limit: u32,
+    ) -> Result<api::SearchResult, BrowseError> {
+        let mut out = api::SearchResult::default();
+        for rp in rps {
+            out.searched += 1;
+            for (dir, name) in [("", "dir"), ("dir", "a"), ("dir", "b"), ("dir", "c")] {
+                if !pattern.matches(dir, name) {
+                    continue;
+                }
+                if out.matches.len() == limit as usize {
+                    out.truncated = true;
+                    return Ok(out);
+                }
+                let path = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let e = entry(&path, api::TreeEntryKind::File);
+                out.matches.push(api::SearchMatch {
+                    restore_point: *rp,
+                    time: 0,
+                    source: String::new(),
+                    path: e.path,
+                    kind: e.kind,
+                    size: e.size,
+                    mtime: e.mtime,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
-fn add(c: &catalog::Catalog, first: &str, kind: SourceKind) -> String {
+pub(crate) fn add(c: &catalog::Catalog, first: &str, kind: SourceKind) -> String {
     let id = format!("{first}{}", "e".repeat(62));
     c.add_restore_point(&RestorePoint {
         id: id.parse().unwrap(),
