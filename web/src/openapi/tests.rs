@@ -64,6 +64,8 @@ const ADDED: &[(&str, &str)] = &[
     ("delete", "/api/v1/nodes/{id}"),
     ("patch", "/api/v1/users/{id}"),
     ("patch", "/api/v1/tokens/{id}"),
+    // Retention preview.
+    ("get", "/api/v1/policies/{id}/preview"),
 ];
 
 #[test]
