@@ -27,5 +27,7 @@ mod maintenance;
 mod mounts;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
+#[path = "server/preview.rs"]
+mod preview;
 #[path = "server/schedule.rs"]
 mod schedule;

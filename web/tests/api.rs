@@ -26,6 +26,8 @@ mod edit;
 mod ids;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/preview.rs"]
+mod preview;
 #[path = "api/rbac.rs"]
 mod rbac;
 #[path = "api/tokens.rs"]
