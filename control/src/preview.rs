@@ -50,7 +50,11 @@ pub fn preview_retention(c: &Catalog, policy: &Policy, now: i64) -> Result<api::
     let mut out = Vec::with_capacity(sources.len());
     for s in sources {
         let ds = place(&datastores, policy.datastore_id, s.node_id);
-        let items = source_items(&c.restore_points_in(s.id, ds)?, &policy.retention, &exported);
+        let items = source_items(
+            &c.restore_points_in(s.id, ds)?,
+            &policy.retention,
+            &exported,
+        );
         let kept = items.iter().filter(|i| i.keep).count() as u64;
         out.push(api::SourcePreview {
             source_id: s.id,
@@ -92,7 +96,10 @@ fn source_items(
             items[i].reasons.push(KEEP_ALL.into());
         }
     } else {
-        let input: Vec<_> = chosen.iter().map(|&i| (at(rps[i].time), rps[i].id)).collect();
+        let input: Vec<_> = chosen
+            .iter()
+            .map(|&i| (at(rps[i].time), rps[i].id))
+            .collect();
         for (&i, v) in chosen.iter().zip(decide(&input, r)) {
             items[i].keep = v.keep;
             items[i].reasons = v.reasons;
@@ -107,7 +114,7 @@ fn source_items(
             item.reasons.push(EXPORTED.into());
         }
     }
-    items.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+    items.sort_by_key(|i| std::cmp::Reverse((i.time, i.id)));
     items
 }
 

@@ -146,16 +146,11 @@ pub fn plan(snapshots: &[Snapshot], r: &Retention) -> Result<Vec<Decision>> {
     for (_, mut snaps) in groups {
         snaps.sort_by_key(|s| (s.manifest.time_ns, s.id));
         let items: Vec<_> = snaps.iter().map(|s| (s.time(), s.id)).collect();
-        out.extend(
-            snaps
-                .iter()
-                .zip(decide(&items, r))
-                .map(|(s, v)| Decision {
-                    snapshot: (*s).clone(),
-                    keep: v.keep,
-                    reasons: v.reasons,
-                }),
-        );
+        out.extend(snaps.iter().zip(decide(&items, r)).map(|(s, v)| Decision {
+            snapshot: (*s).clone(),
+            keep: v.keep,
+            reasons: v.reasons,
+        }));
     }
     Ok(out)
 }
@@ -277,7 +272,10 @@ mod tests {
         assert_eq!(v[1].reasons, vec!["last 1", "daily 2026-11-03"]);
         assert!(v[2].reasons.is_empty() && v[3].reasons.is_empty());
         // Same time: the greater id is the newer.
-        let tie = vec![(at("2026-11-01T00:00:00Z"), 1), (at("2026-11-01T00:00:00Z"), 2)];
+        let tie = vec![
+            (at("2026-11-01T00:00:00Z"), 1),
+            (at("2026-11-01T00:00:00Z"), 2),
+        ];
         let v = decide(
             &tie,
             &Retention {
@@ -287,7 +285,9 @@ mod tests {
         );
         assert_eq!((v[0].keep, v[1].keep), (false, true));
         // No rules keep nothing (plan refuses them before).
-        assert!(decide(&items, &Retention::default()).iter().all(|v| !v.keep));
+        assert!(decide(&items, &Retention::default())
+            .iter()
+            .all(|v| !v.keep));
         assert!(decide::<u8>(&[], &r).is_empty());
     }
 

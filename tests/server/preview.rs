@@ -73,7 +73,10 @@ fn preview_then_prune_removes_exactly_what_it_said() {
     let token = login(&srv.url, pw.trim());
     // Keep everything while the restore points are made.
     let pol = json(&["policy", "add", "keep", "--schedule", "daily"]);
-    assert!(pol["next_run"].as_i64().unwrap() > arca_catalog::now(), "{pol}");
+    assert!(
+        pol["next_run"].as_i64().unwrap() > arca_catalog::now(),
+        "{pol}"
+    );
     let src = json(&[
         "source",
         "add",
@@ -118,14 +121,23 @@ fn preview_then_prune_removes_exactly_what_it_said() {
             (a.clone(), false, vec![]),
         ]
     );
-    assert_eq!((&p["sources"][0]["kept"], &p["sources"][0]["removed"]), (&2.into(), &1.into()));
+    assert_eq!(
+        (&p["sources"][0]["kept"], &p["sources"][0]["removed"]),
+        (&2.into(), &1.into())
+    );
     let (code, text) = arca(&["policy", "preview", "keep"]);
     assert_eq!(code, Some(0), "{text}");
     let line_of = |id: &str| text.lines().find(|l| l.contains(id)).unwrap().to_string();
     assert!(text.starts_with("SOURCE  RESTORE POINT  TIME"), "{text}");
     assert!(line_of(a).contains("remove"), "{text}");
-    assert!(line_of(c).contains("keep") && line_of(c).contains("last 1"), "{text}");
-    assert!(text.contains("web: 2 kept, 1 to remove (retention: last 2)"), "{text}");
+    assert!(
+        line_of(c).contains("keep") && line_of(c).contains("last 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("web: 2 kept, 1 to remove (retention: last 2)"),
+        "{text}"
+    );
 
     // A protected restore point stays and does not count against the
     // rules; with keep_last 1 the oldest still goes.
@@ -140,14 +152,11 @@ fn preview_then_prune_removes_exactly_what_it_said() {
             (a.clone(), false, vec![]),
         ]
     );
-    let to_remove: BTreeSet<String> = rows(&p)
-        .into_iter()
-        .filter(|r| !r.1)
-        .map(|r| r.0)
-        .collect();
+    let to_remove: BTreeSet<String> = rows(&p).into_iter().filter(|r| !r.1).map(|r| r.0).collect();
 
     // Nothing was removed by the preview.
-    let short = |v: Vec<String>| -> BTreeSet<String> { v.iter().map(|s| s[..8].to_string()).collect() };
+    let short =
+        |v: Vec<String>| -> BTreeSet<String> { v.iter().map(|s| s[..8].to_string()).collect() };
     let all: BTreeSet<String> = made.iter().cloned().collect();
     assert_eq!(short(datastore_snapshots(&data)), all);
 
@@ -205,9 +214,18 @@ fn preview_then_prune_removes_exactly_what_it_said() {
     assert_eq!(mine.as_array().unwrap().len(), left.len(), "{mine}");
     let by_id = json(&["snapshots", "--project", "1"]);
     assert_eq!(by_id, mine);
-    let (s, _) = call(&srv.url, &token, "POST", "/api/v1/projects", Some(serde_json::json!({"name": "empty"})));
+    let (s, _) = call(
+        &srv.url,
+        &token,
+        "POST",
+        "/api/v1/projects",
+        Some(serde_json::json!({"name": "empty"})),
+    );
     assert_eq!(s, 201);
-    assert_eq!(json(&["snapshots", "--project", "empty"]), serde_json::json!([]));
+    assert_eq!(
+        json(&["snapshots", "--project", "empty"]),
+        serde_json::json!([])
+    );
     let (code, out) = arca(&["snapshots", "--project", "nope"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("project \"nope\""), "{out}");

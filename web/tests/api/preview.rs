@@ -18,26 +18,36 @@ fn rp_id(c: char) -> String {
     c.to_string().repeat(64)
 }
 
-fn add_rp(t: &T, id: &str, source: SourceId, project: ProjectId, time: i64, protected: bool) {
+fn add_rp(
+    t: &T,
+    id: &str,
+    source: Option<SourceId>,
+    project: ProjectId,
+    time: i64,
+    protected: bool,
+) {
     t.state
         .catalog
         .add_restore_point(&RestorePoint {
             id: id.parse().unwrap(),
             datastore_id: DatastoreId(1),
-            source_id: Some(source),
+            source_id: source,
             source_name: "web".into(),
             project_id: project,
             time,
-            protected,
             ..Default::default()
         })
         .unwrap();
+    if protected {
+        t.state
+            .catalog
+            .set_restore_point_protection(id.parse().unwrap(), Some(true), None)
+            .unwrap();
+    }
 }
 
 async fn post(t: &T, path: &str, body: Value) -> Value {
-    let (s, v) = t
-        .call(Method::POST, path, Some(&t.admin), Some(body))
-        .await;
+    let (s, v) = t.call(Method::POST, path, Some(&t.admin), Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v
 }
@@ -64,11 +74,18 @@ async fn preview_says_what_goes_and_why() {
     .await;
     let sid = SourceId(src["id"].as_i64().unwrap());
     // Oldest first: a, b, c, d (protected), e (exported, oldest of all).
-    add_rp(&t, &rp_id('e'), sid, ProjectId(1), T0 - DAY, false);
-    add_rp(&t, &rp_id('a'), sid, ProjectId(1), T0, false);
-    add_rp(&t, &rp_id('b'), sid, ProjectId(1), T0 + DAY, false);
-    add_rp(&t, &rp_id('c'), sid, ProjectId(1), T0 + 2 * DAY, false);
-    add_rp(&t, &rp_id('d'), sid, ProjectId(1), T0 + 3 * DAY, true);
+    add_rp(&t, &rp_id('e'), Some(sid), ProjectId(1), T0 - DAY, false);
+    add_rp(&t, &rp_id('a'), Some(sid), ProjectId(1), T0, false);
+    add_rp(&t, &rp_id('b'), Some(sid), ProjectId(1), T0 + DAY, false);
+    add_rp(
+        &t,
+        &rp_id('c'),
+        Some(sid),
+        ProjectId(1),
+        T0 + 2 * DAY,
+        false,
+    );
+    add_rp(&t, &rp_id('d'), Some(sid), ProjectId(1), T0 + 3 * DAY, true);
     t.state
         .catalog
         .add_export(&NewExport {
@@ -147,7 +164,10 @@ async fn policies_tell_their_next_run() {
     .await;
     let now = arca_catalog::now();
     let next = pol["next_run"].as_i64().unwrap();
-    assert!(next > now && next <= now + 3600 && next % 3600 == 0, "{pol}");
+    assert!(
+        next > now && next <= now + 3600 && next % 3600 == 0,
+        "{pol}"
+    );
     let id = pol["id"].as_i64().unwrap();
     let (_, listed) = get(&t, "/api/v1/policies", &t.admin).await;
     assert_eq!(listed[0]["next_run"], next);
@@ -168,8 +188,8 @@ async fn policies_tell_their_next_run() {
 #[tokio::test]
 async fn restore_points_of_one_project() {
     let t = setup();
-    add_rp(&t, &rp_id('1'), SourceId(1), ProjectId(1), T0, false);
-    add_rp(&t, &rp_id('2'), SourceId(2), ProjectId(2), T0, false);
+    add_rp(&t, &rp_id('1'), None, ProjectId(1), T0, false);
+    add_rp(&t, &rp_id('2'), None, ProjectId(2), T0, false);
     let ids = |v: &Value| -> Vec<String> {
         v.as_array()
             .unwrap()
