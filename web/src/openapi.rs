@@ -681,7 +681,8 @@ pub fn document() -> Value {
                 json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
             responses.insert("429".into(), e);
         }
-        if r.path.contains("{id}") {
+        // A `project` filter names an object too (restore points).
+        if r.path.contains("{id}") || r.query.iter().any(|(n, _)| *n == "project") {
             responses.insert("404".into(), error_response(
                 "No such object (an object of a project the caller cannot read answers the same)",
             ));
