@@ -33,5 +33,7 @@ mod mounts;
 mod notify_tls;
 #[path = "server/remote_browse.rs"]
 mod remote_browse;
+#[path = "server/preview.rs"]
+mod preview;
 #[path = "server/schedule.rs"]
 mod schedule;

@@ -223,6 +223,22 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A source's restore points in one datastore, whole: those a
+    /// backup's or prune's retention of the source chooses among (the
+    /// protected ones too), oldest first.
+    pub fn restore_points_in(
+        &self,
+        source_id: SourceId,
+        datastore_id: DatastoreId,
+    ) -> Result<Vec<RestorePoint>> {
+        let db = self.rd();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {RP_COLS} FROM restore_points WHERE source_id = ?1 AND datastore_id = ?2 ORDER BY time, id"
+        ))?;
+        let rows = st.query_map(params![source_id, datastore_id], rp_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// How many restore points a source has (in any datastore), and how
     /// many of them are protected.
     pub fn restore_point_counts_of_source(&self, source_id: SourceId) -> Result<(i64, i64)> {

@@ -37,6 +37,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 pub mod confine;
 pub mod maintenance;
+pub mod preview;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -200,6 +201,24 @@ pub fn schedule_due(c: &Catalog, now: i64) -> Result<Vec<Queued>> {
             })
         })
         .collect())
+}
+
+/// When `p`'s next backup is due to start after `now`: the first slot of
+/// its schedule after `now` (the slot at or before `now` is the one
+/// [`schedule_due`] queues now), delayed to the opening of its window
+/// as the scheduler delays it. `None` when the policy is disabled, its
+/// schedule is `never` or does not parse, or has no later slot.
+pub fn next_run(p: &Policy, now: i64) -> Option<i64> {
+    if !p.enabled || p.schedule.is_empty() || p.schedule == "never" {
+        return None;
+    }
+    let sched = Schedule::from_str(&p.schedule).ok()?;
+    let slot = sched.next_after(at(now))?;
+    let start = match p.backup_window.as_deref() {
+        Some(w) => Window::from_str(w).ok()?.next_open(slot).unwrap_or(slot),
+        None => slot,
+    };
+    Some(ts(start))
 }
 
 #[cfg(test)]

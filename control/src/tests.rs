@@ -192,3 +192,88 @@ fn a_policy_datastore_stands_for_the_same_named_one_on_other_nodes() {
     assert_eq!(place(&all, ds, other.id), ds);
     assert_eq!(local_name("alpha/default"), "default");
 }
+
+#[test]
+fn next_run_is_the_next_slot_after_the_window_opens() {
+    let (c, _, ds) = setup();
+    let add = |name: &str, sched: &str, window: Option<&str>| {
+        c.add_policy(
+            name,
+            ProjectId(1),
+            sched,
+            window,
+            &Retention::default(),
+            ds,
+            0,
+            None,
+            &[],
+            None,
+        )
+        .unwrap()
+    };
+    // 2026-11-07 10:00:00 UTC.
+    let now = 1_794_045_600;
+    let daily = add("daily", "*-*-* 02:00:00", None);
+    assert_eq!(next_run(&daily, now), Some(now + 16 * 3600));
+    // A slot is "next" only strictly after now.
+    assert_eq!(next_run(&daily, now + 16 * 3600), Some(now + 40 * 3600));
+    let windowed = add("windowed", "every 1h", Some("20:00-22:00"));
+    assert_eq!(next_run(&windowed, now), Some(now + 10 * 3600));
+    let mut off = daily.clone();
+    off.enabled = false;
+    assert_eq!(next_run(&off, now), None);
+    let mut never = daily;
+    never.schedule = "never".into();
+    assert_eq!(next_run(&never, now), None);
+}
+
+#[test]
+fn preview_covers_the_assigned_sources_in_their_datastore() {
+    let (c, node, ds) = setup();
+    let web = source(&c, node, "web", &[]);
+    let db = source(&c, node, "db", &[]);
+    let keep_1 = Retention {
+        keep_last: 1,
+        ..Default::default()
+    };
+    let pol = c
+        .add_policy(
+            "p",
+            ProjectId(1),
+            "daily",
+            None,
+            &keep_1,
+            ds,
+            0,
+            None,
+            &[],
+            None,
+        )
+        .unwrap();
+    c.assign_policy(web.id, Some(pol.id), AssignedBy::Explicit)
+        .unwrap();
+    for (n, t) in [(1u8, 100), (2, 200)] {
+        c.add_restore_point(&catalog::RestorePoint {
+            id: format!("{n:02x}").repeat(32).parse().unwrap(),
+            datastore_id: ds,
+            source_id: Some(web.id),
+            source_name: "web".into(),
+            project_id: ProjectId(1),
+            kind: SourceKind::Files,
+            time: t,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let p = preview::preview_retention(&c, &c.policy(pol.id).unwrap(), 300).unwrap();
+    // db has no policy: not in the preview.
+    assert_eq!(p.sources.len(), 1);
+    let s = &p.sources[0];
+    assert_eq!((s.source_id, s.datastore_id), (web.id, ds));
+    assert_eq!((s.kept, s.removed), (1, 1));
+    let times: Vec<(i64, bool)> = s.restore_points.iter().map(|i| (i.time, i.keep)).collect();
+    assert_eq!(times, vec![(200, true), (100, false)]);
+    assert_eq!(s.restore_points[0].reasons, vec!["last 1"]);
+    assert!(db.policy_id.is_none());
+    assert_eq!((p.time, p.retention.keep_last), (300, 1));
+}

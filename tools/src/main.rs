@@ -155,6 +155,11 @@ enum Command {
         /// or seconds since the epoch; UTC).
         #[arg(long, value_parser = listing::parse_since)]
         since: Option<i64>,
+        /// With --server: only the restore points of this project, by
+        /// name or id (an unknown project, or one you may not read, is an
+        /// error).
+        #[arg(long)]
+        project: Option<String>,
     },
     /// List the files of a snapshot: one directory level, or everything
     /// below PATH with --recursive (the disks of an image snapshot).

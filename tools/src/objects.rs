@@ -150,6 +150,16 @@ pub enum PolicyCmd {
         #[arg(long)]
         project: Option<arca_model::ProjectId>,
     },
+    /// What the policy's retention would keep and remove now, and why:
+    /// every restore point of every source it applies to, newest first
+    /// (nothing is removed).
+    Preview {
+        /// The policy's name.
+        name: String,
+        /// Its project, when the name is used in several.
+        #[arg(long)]
+        project: Option<arca_model::ProjectId>,
+    },
 }
 
 /// `arca policy edit`.

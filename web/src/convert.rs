@@ -160,7 +160,9 @@ impl ToApi for catalog::Source {
 
 impl ToApi for catalog::Policy {
     type Api = api::Policy;
+    /// With its next run as of now.
     fn to_api(self) -> api::Policy {
+        let next_run = arca_control::next_run(&self, catalog::now());
         api::Policy {
             id: self.id,
             name: self.name,
@@ -175,6 +177,7 @@ impl ToApi for catalog::Policy {
             rpo_seconds: self.rpo_seconds,
             enabled: self.enabled,
             created_at: self.created_at,
+            next_run,
         }
     }
 }

@@ -162,6 +162,7 @@ pub fn app(state: AppState) -> Router {
                 .patch(policies::update_policy)
                 .delete(policies::delete_policy),
         )
+        .route("/policies/{id}/preview", get(policies::preview_policy))
         .route("/tasks", get(tasks::list_tasks))
         .route("/tasks/{id}", get(tasks::get_task))
         .route("/tasks/{id}/logs", get(tasks::task_logs))

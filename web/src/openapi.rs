@@ -32,6 +32,7 @@ const TASK_Q: &[(&str, &str)] = &[
 ];
 const RP_Q: &[(&str, &str)] = &[
     ("source", "string"),
+    ("project", "string"),
     ("kind", "string"),
     ("since", "integer"),
     ("until", "integer"),
@@ -390,6 +391,14 @@ pub const ROUTES: &[Route] = &[
     ),
     r!(
         "get",
+        "/api/v1/policies/{id}/preview",
+        "Retention preview: for every source the policy applies to, its restore points newest first, each kept or not and why (the rules that keep it, protected, exported), with counts; from the catalog, as a prune would decide now",
+        "read",
+        None,
+        (200, Some("RetentionPreview"))
+    ),
+    r!(
+        "get",
         "/api/v1/tasks",
         "Tasks, newest first",
         "read",
@@ -424,7 +433,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/restore-points",
-        "Restore points, newest first",
+        "Restore points, newest first (project: a project's id or name; 404 if unknown or not readable)",
         "read",
         None,
         (200, Some("RestorePoints")),
@@ -574,6 +583,9 @@ pub const ROUTES: &[Route] = &[
     api::Policy,
     api::NewPolicy,
     api::PolicyChange,
+    api::RetentionPreview,
+    api::SourcePreview,
+    api::RetentionItem,
     api::Task,
     api::TaskLog,
     api::Cancelled,
@@ -715,7 +727,8 @@ pub fn document() -> Value {
                 json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
             responses.insert("429".into(), e);
         }
-        if r.path.contains("{id}") {
+        // A `project` filter names an object too (restore points).
+        if r.path.contains("{id}") || r.query.iter().any(|(n, _)| *n == "project") {
             responses.insert("404".into(), error_response(
                 "No such object (an object of a project the caller cannot read answers the same)",
             ));

@@ -28,6 +28,8 @@ mod forget;
 mod ids;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/preview.rs"]
+mod preview;
 #[path = "api/rbac.rs"]
 mod rbac;
 #[path = "api/search.rs"]

@@ -20,12 +20,14 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 mod accounts;
+mod preview;
 mod records;
 mod requests;
 mod search;
 mod tree;
 
 pub use accounts::*;
+pub use preview::*;
 pub use records::*;
 pub use requests::*;
 pub use search::*;
@@ -110,6 +112,10 @@ pub struct RestorePointQuery {
     /// Source name.
     #[serde(default)]
     pub source: Option<String>,
+    /// A project, by name or id: only its restore points. An unknown
+    /// project, or one the caller may not read, is a 404.
+    #[serde(default)]
+    pub project: Option<String>,
     #[serde(default)]
     pub kind: Option<crate::SourceKind>,
     /// Restore points at or after this time.

@@ -123,6 +123,12 @@ pub struct Policy {
     pub rpo_seconds: Option<i64>,
     pub enabled: bool,
     pub created_at: i64,
+    /// When its next backup is due to start: the schedule's next slot
+    /// (delayed to the window's opening when it has one), as the
+    /// scheduler computes it. Null when the policy is disabled or its
+    /// schedule has no further slot.
+    #[serde(default)]
+    pub next_run: Option<i64>,
 }
 
 /// A unit of work run by a node.

@@ -144,7 +144,7 @@ pub(super) fn remove_source(
                 kind: None,
                 since: None,
             };
-            let n = list(api, &f, None)?
+            let n = list(api, &f, None, None)?
                 .iter()
                 .filter(|rp| rp.source_id == Some(id))
                 .count();

@@ -1,7 +1,7 @@
-//! `arca policy add|list|edit|remove` through the server.
+//! `arca policy add|list|edit|remove|preview` through the server.
 
 use anyhow::{anyhow, Result};
-use arca_model::api::{NewPolicy, Policy, PolicyChange};
+use arca_model::api::{NewPolicy, Policy, PolicyChange, RetentionPreview};
 use arca_model::{PolicyId, ProjectId};
 
 use super::{show, Api};
@@ -31,26 +31,28 @@ pub(crate) fn retention_summary(r: &arca_model::Retention) -> String {
     }
 }
 
-/// The rows of `arca policy list`. The API has no next run: the schedule
-/// says when.
+/// The rows of `arca policy list`; NEXT RUN in local time ("-" when
+/// disabled or never).
 fn policy_table(all: &[Policy]) -> String {
     let mut t = Table::new(&[
         "ID",
         "NAME",
         "SCHEDULE",
         "WINDOW",
+        "NEXT RUN",
         "RETENTION",
         "RPO",
         "PRIORITY",
         "ENABLED",
     ])
-    .right(&[0, 6]);
+    .right(&[0, 7]);
     for p in all {
         t.row(vec![
             p.id.to_string(),
             p.name.clone(),
             p.schedule.clone(),
             opt(p.backup_window.as_deref()),
+            crate::units::local_time_opt(p.next_run),
             retention_summary(&p.retention),
             opt(p.rpo_seconds.map(crate::units::duration)),
             p.priority.to_string(),
@@ -107,6 +109,12 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
             show(cli, &all, |all| policy_table(all))
         }
         PolicyCmd::Edit(e) => edit(cli, &api, e),
+        PolicyCmd::Preview { name, project } => {
+            let id = policy_id(&api, name, *project)?;
+            let p: RetentionPreview =
+                api.get(&format!("/policies/{id}/preview"), "a retention preview")?;
+            show(cli, &p, |p| preview_text(name, p, crate::units::local_time))
+        }
         PolicyCmd::Remove { name, project } => {
             let id = policy_id(&api, name, *project)?;
             api.delete_no_content(&format!("/policies/{id}"))?;
@@ -115,6 +123,36 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
             })
         }
     }
+}
+
+/// `arca policy preview`: one row per restore point (sources by name,
+/// newest first), then what a prune would do per source. `time` shows a
+/// Unix time (local time; UTC in tests).
+fn preview_text(name: &str, p: &RetentionPreview, time: impl Fn(i64) -> String) -> String {
+    if p.sources.is_empty() {
+        return format!("policy {name:?} applies to no source: nothing to keep or remove");
+    }
+    let mut t = Table::new(&["SOURCE", "RESTORE POINT", "TIME", "KEEP/REMOVE", "WHY"]);
+    for s in &p.sources {
+        for rp in &s.restore_points {
+            t.row(vec![
+                s.source_name.clone(),
+                rp.id.short(),
+                time(rp.time),
+                if rp.keep { "keep" } else { "remove" }.into(),
+                rp.reasons.join(", "),
+            ]);
+        }
+    }
+    let mut out = t.render();
+    let rules = retention_summary(&p.retention);
+    for s in &p.sources {
+        out.push_str(&format!(
+            "\n{}: {} kept, {} to remove (retention: {rules})",
+            s.source_name, s.kept, s.removed
+        ));
+    }
+    out
 }
 
 fn edit(cli: &Cli, api: &Api, e: &PolicyEdit) -> Result<u8> {
@@ -180,12 +218,39 @@ mod tests {
         .unwrap();
         assert_eq!(
             policy_table(&[p]),
-            "ID  NAME     SCHEDULE        WINDOW  RETENTION        RPO     PRIORITY  ENABLED\n \
-             3  nightly  Mon..Fri 22:00  -       last 3, daily 7  1d 00h        10  yes"
+            "ID  NAME     SCHEDULE        WINDOW  NEXT RUN  RETENTION        RPO     PRIORITY  ENABLED\n \
+             3  nightly  Mon..Fri 22:00  -       -         last 3, daily 7  1d 00h        10  yes"
         );
         assert_eq!(
             retention_summary(&arca_model::Retention::default()),
             "keep all"
         );
+    }
+
+    #[test]
+    fn preview_rows_say_keep_or_remove_and_why() {
+        let rp = |c: char| c.to_string().repeat(64);
+        let p: RetentionPreview = serde_json::from_value(serde_json::json!({
+            "policy_id": 3, "time": 0,
+            "retention": {"keep_last": 1},
+            "sources": [{"source_id": 1, "source_name": "web", "datastore_id": 1,
+                "kept": 2, "removed": 1, "restore_points": [
+                    {"id": rp('c'), "time": 1_794_045_600, "keep": true, "reasons": ["protected"]},
+                    {"id": rp('b'), "time": 1_794_042_000, "keep": true, "reasons": ["last 1", "daily 2026-11-07"]},
+                    {"id": rp('a'), "time": 1_793_955_600, "keep": false, "reasons": []}]}]}))
+        .unwrap();
+        let utc = |t| crate::units::time_in(t, &chrono::Utc);
+        assert_eq!(
+            preview_text("nightly", &p, utc),
+            "SOURCE  RESTORE POINT  TIME              KEEP/REMOVE  WHY\n\
+             web     cccccccc       2026-11-07 10:00  keep         protected\n\
+             web     bbbbbbbb       2026-11-07 09:00  keep         last 1, daily 2026-11-07\n\
+             web     aaaaaaaa       2026-11-06 09:00  remove       -\n\
+             web: 2 kept, 1 to remove (retention: last 1)"
+        );
+        let none: RetentionPreview = serde_json::from_value(serde_json::json!({
+            "policy_id": 3, "time": 0, "retention": {}, "sources": []}))
+        .unwrap();
+        assert!(preview_text("x", &none, utc).contains("applies to no source"));
     }
 }

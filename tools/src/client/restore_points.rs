@@ -26,14 +26,23 @@ pub(super) fn enc(s: &str) -> String {
     out
 }
 
-/// The restore points `f` selects, newest first (all pages).
-pub(super) fn list(api: &Api, f: &SnapshotFilter, max: Option<usize>) -> Result<Vec<RestorePoint>> {
+/// The restore points `f` selects (of `project`, by name or id, when
+/// given), newest first (all pages).
+pub(super) fn list(
+    api: &Api,
+    f: &SnapshotFilter,
+    project: Option<&str>,
+    max: Option<usize>,
+) -> Result<Vec<RestorePoint>> {
     let mut all = Vec::new();
     loop {
         let limit = max.map_or(PAGE, |m| m.min(PAGE));
         let mut q = format!("limit={limit}&offset={}", all.len());
         if let Some(s) = &f.source {
             q += &format!("&source={}", enc(s));
+        }
+        if let Some(p) = project {
+            q += &format!("&project={}", enc(p));
         }
         if let Some(k) = f.kind {
             q += &format!("&kind={k}");
@@ -51,10 +60,11 @@ pub(super) fn list(api: &Api, f: &SnapshotFilter, max: Option<usize>) -> Result<
     }
 }
 
-/// `arca snapshots --server`: oldest first, as the local listing.
-pub fn snapshots(cli: &Cli, f: &SnapshotFilter) -> Result<u8> {
+/// `arca snapshots --server [--project P]`: oldest first, as the local
+/// listing.
+pub fn snapshots(cli: &Cli, f: &SnapshotFilter, project: Option<&str>) -> Result<u8> {
     let api = Api::new(cli)?;
-    let mut all = list(&api, f, None)?;
+    let mut all = list(&api, f, project, None)?;
     all.reverse();
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -92,7 +102,7 @@ pub fn ls(
             kind: None,
             since: None,
         };
-        let newest = list(&api, &f, Some(1))?;
+        let newest = list(&api, &f, None, Some(1))?;
         let rp = newest.first().ok_or_else(|| match source {
             Some(s) => anyhow!("no restore points of source {s:?}"),
             None => anyhow!("no restore points"),

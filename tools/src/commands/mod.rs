@@ -129,6 +129,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             source,
             kind,
             since,
+            project,
         } => {
             let f = crate::listing::SnapshotFilter {
                 source: source.clone(),
@@ -136,7 +137,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                 since: *since,
             };
             if cli.server.is_some() {
-                crate::client::snapshots(cli, &f)
+                crate::client::snapshots(cli, &f, project.as_deref())
+            } else if project.is_some() {
+                anyhow::bail!(
+                    "--project needs a server (--server or ARCA_SERVER): a datastore has no projects"
+                )
             } else {
                 snapshots::snapshots(cli, &f)
             }

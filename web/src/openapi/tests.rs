@@ -68,6 +68,8 @@ const ADDED: &[(&str, &str)] = &[
     ("delete", "/api/v1/restore-points/{id}"),
     // Finding files across restore points.
     ("get", "/api/v1/restore-points/search"),
+    // Retention preview.
+    ("get", "/api/v1/policies/{id}/preview"),
 ];
 
 #[test]
@@ -180,4 +182,21 @@ fn deletes_answer_their_tasks() {
         src["202"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Tasks"
     );
+}
+
+/// The `project` filter of restore points is documented, with its 404.
+#[test]
+fn restore_points_take_a_project_filter() {
+    let doc = document();
+    let op = &doc["paths"]["/api/v1/restore-points"]["get"];
+    let params = op["parameters"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["name"] == "project"), "{op}");
+    assert!(op["responses"]["404"].is_object(), "{op}");
+    let preview = &doc["paths"]["/api/v1/policies/{id}/preview"]["get"];
+    assert_eq!(
+        preview["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/RetentionPreview"
+    );
+    let s = &doc["components"]["schemas"];
+    assert!(s["Policy"]["properties"]["next_run"].is_object());
 }

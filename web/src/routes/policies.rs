@@ -1,4 +1,5 @@
-//! Backup policies: list, show, add, change and delete.
+//! Backup policies: list, show, add, change and delete, and the preview
+//! of their retention.
 
 use arca_catalog::{DatastoreId, PolicyId, ProjectId, Retention};
 use arca_model::api;
@@ -215,5 +216,26 @@ pub async fn delete_policy(
             Ok(StatusCode::NO_CONTENT)
         },
     )
+    .await
+}
+
+/// `GET /api/v1/policies/{id}/preview`: what the policy's retention would
+/// keep and remove now, per source, and why (control's `preview`). Seen
+/// by whoever may read the policy; 404 for another project's.
+pub async fn preview_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    id: Id<PolicyId>,
+) -> ApiResult<Json<api::RetentionPreview>> {
+    let Path(id) = id?;
+    s.call(move |s| {
+        let pol = s.catalog.policy(id)?;
+        visible(&p, pol.project_id, || format!("policy {id}"))?;
+        p.require(Action::Read, Some(pol.project_id))?;
+        let now = arca_catalog::now();
+        Ok(Json(arca_control::preview::preview_retention(
+            &s.catalog, &pol, now,
+        )?))
+    })
     .await
 }

@@ -27,16 +27,37 @@ pub async fn list_restore_points(
 ) -> ApiResult<Json<Vec<api::RestorePoint>>> {
     let Query(q) = q?;
     let (limit, offset) = page(q.limit, q.offset)?;
-    let f = catalog::RestorePointFilter {
-        source: q.source,
-        project_ids: p.projects(Action::Read),
-        kind: q.kind,
-        since: q.since,
-        until: q.until,
-        limit,
-        offset,
-    };
-    Ok(Json(all(s.db.call(move |c| c.restore_points(&f)).await?)))
+    s.call(move |s| {
+        let project_ids = match &q.project {
+            Some(name) => Some(vec![project(s, &p, name)?]),
+            None => p.projects(Action::Read),
+        };
+        let f = catalog::RestorePointFilter {
+            source: q.source,
+            project_ids,
+            kind: q.kind,
+            since: q.since,
+            until: q.until,
+            limit,
+            offset,
+        };
+        Ok(Json(all(s.catalog.restore_points(&f)?)))
+    })
+    .await
+}
+
+/// The `project` filter: a project by id or name (an id first, as the
+/// CLI reads `--project`) that the caller may read. Unknown and
+/// invisible ones are the same 404, as for objects of other projects.
+fn project(s: &AppState, p: &Principal, name: &str) -> ApiResult<catalog::ProjectId> {
+    let all = s.catalog.projects()?;
+    let found = all
+        .iter()
+        .find(|x| x.id.to_string() == name)
+        .or_else(|| all.iter().find(|x| x.name == name))
+        .map(|x| x.id)
+        .filter(|&id| p.can(Action::Read, Some(id)));
+    found.ok_or_else(|| catalog::Error::NotFound(format!("project {name:?}")).into())
 }
 
 /// A restore point by id or unique prefix among those of the projects the

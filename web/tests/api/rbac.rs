@@ -96,6 +96,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/policies/{id}",                   ALL,           HIDDEN_READ),
     ("patch",  "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
+    ("get",    "/api/v1/policies/{id}/preview",           ALL,           HIDDEN_READ),
     ("get",    "/api/v1/tasks",                           ALL,           ALL),
     ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
     ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           HIDDEN_READ),
@@ -373,7 +374,9 @@ impl World<'_> {
                 Some(json!({"name": name, "schedule": "daily", "project": p})),
             ),
             ("patch", "/api/v1/sources/{id}") => (with(&o.source), Some(json!({"tags": [name]}))),
-            ("get", "/api/v1/policies/{id}") => (with(&o.policy), None),
+            ("get", "/api/v1/policies/{id}") | ("get", "/api/v1/policies/{id}/preview") => {
+                (with(&o.policy), None)
+            }
             ("patch", "/api/v1/policies/{id}") => (with(&o.policy), Some(json!({"priority": 5}))),
             ("delete", "/api/v1/policies/{id}") => {
                 let pol = c
