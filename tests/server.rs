@@ -11,6 +11,8 @@ mod common;
 mod browse;
 #[path = "server/cli.rs"]
 mod cli;
+#[path = "server/cli_json.rs"]
+mod cli_json;
 #[path = "server/confine.rs"]
 mod confine;
 #[path = "server/damage.rs"]
@@ -27,5 +29,9 @@ mod maintenance;
 mod mounts;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
+#[path = "server/progress.rs"]
+mod progress;
 #[path = "server/schedule.rs"]
 mod schedule;
+#[path = "server/terminal.rs"]
+mod terminal;
