@@ -182,6 +182,22 @@ fn every_command_in_human_and_json_form() {
         assert_eq!(queued[k], t[k], "{k}: {queued} vs {t}");
     }
     let rp = t["result"]["snapshot"].as_str().unwrap().to_string();
+    // Followed with `--progress json`: progress lines on stderr, ending
+    // with everything done; the summary on stdout.
+    let (code, out, err) = cli.run(&["--progress", "json", "backup", "now", "docs", "--wait"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("backup task ") && out.contains(" succeeded in "),
+        "{out}"
+    );
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["progress"], "task", "{err}");
+    assert_eq!(last["bytes_done"], last["bytes_total"], "{err}");
+    assert_eq!(last["bytes_total"], 9, "{err}");
     let prot = cli.json(&["protect", &rp[..12], "--note", "keep it"]);
     assert_eq!(prot, cli.get(&format!("/restore-points/{rp}")));
     assert_eq!(
@@ -345,16 +361,14 @@ fn every_command_in_human_and_json_form() {
     // are the restore points the API lists for it.
     let out = common_datastore(&data, &["--json", "datastore", "info"]);
     let info: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        info["snapshots"],
-        cli.get("/restore-points").as_array().unwrap().len()
-    );
+    let n = cli.get("/restore-points").as_array().unwrap().len();
+    assert_eq!((info["snapshots"].as_u64(), n), (Some(n as u64), 2));
     let out = common_datastore(&data, &["datastore", "info"]);
     assert!(out.starts_with("datastore "), "{out}");
     assert!(!out.contains("null"), "{out}");
     assert!(
         out.lines()
-            .any(|l| l.split_whitespace().eq(["snapshots", "1"])),
+            .any(|l| l.split_whitespace().eq(["snapshots", &n.to_string()])),
         "{out}"
     );
 }
