@@ -11,6 +11,8 @@ mod common;
 mod browse;
 #[path = "server/cli.rs"]
 mod cli;
+#[path = "server/cli_json.rs"]
+mod cli_json;
 #[path = "server/confine.rs"]
 mod confine;
 #[path = "server/damage.rs"]
@@ -35,5 +37,9 @@ mod notify_tls;
 mod remote_browse;
 #[path = "server/preview.rs"]
 mod preview;
+#[path = "server/progress.rs"]
+mod progress;
 #[path = "server/schedule.rs"]
 mod schedule;
+#[path = "server/terminal.rs"]
+mod terminal;

@@ -2,12 +2,12 @@
 //! restores; passwords on a terminal; tokens, settings and metrics; catalog
 //! import from a datastore.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::common;
+use crate::common::terminal::answering as on_terminal;
 use crate::helpers::*;
 
 /// The CLI against the server: login, source, policy, backup now, task,
@@ -212,67 +212,6 @@ fn human_output(
     for l in seen.lines() {
         assert!(!l.contains("null"), "{l:?} in\n{seen}");
     }
-}
-
-/// Run `arca ARGS` on a pseudo-terminal (util-linux `script`), answering
-/// each prompt once it is shown. Returns the exit code and everything the
-/// terminal showed (typed text included, had it been echoed).
-fn on_terminal(env: &[(&str, &str)], args: &[&str], answers: &[(&str, &str)]) -> (i32, String) {
-    use std::io::{Read, Write};
-    let cmd = std::iter::once(env!("CARGO_BIN_EXE_arca"))
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut c = Command::new("script");
-    c.args(["-qefc", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().expect("script(1) from util-linux");
-    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut out = child.stdout.take().unwrap();
-    let sink = shown.clone();
-    let reader = std::thread::spawn(move || {
-        let mut b = [0u8; 1024];
-        while let Ok(n) = out.read(&mut b) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&b[..n]);
-        }
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    let mut from = 0;
-    for (prompt, answer) in answers {
-        wait_for(&format!("the prompt {prompt:?}"), 30, || {
-            let t = String::from_utf8_lossy(&shown.lock().unwrap()).to_string();
-            match t[from.min(t.len())..].find(prompt) {
-                Some(i) => {
-                    from += i + prompt.len();
-                    true
-                }
-                None => false,
-            }
-        });
-        // Echo goes off right after the prompt is written.
-        std::thread::sleep(Duration::from_millis(300));
-        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
-    }
-    let status = child.wait().unwrap();
-    drop(stdin);
-    reader.join().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let t = String::from_utf8_lossy(&shown.lock().unwrap()).to_string();
-    (status.code().unwrap_or(-1), t + &err)
 }
 
 /// `arca passwd` asks without echo, twice, refuses empty and differing

@@ -65,6 +65,18 @@ pub struct Cli {
         env = "ARCA_LOG_FORMAT"
     )]
     log_format: logs::LogFormat,
+    /// Progress of backups, restores and `--wait` on stderr: `auto` (a bar
+    /// when stderr is a terminal), `json` (a line
+    /// {"progress","bytes_done","bytes_total","files"} every 200 ms and at
+    /// the end; bytes_total is 0 while unknown) or `none`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "ARCA_PROGRESS"
+    )]
+    progress: progress::Mode,
     #[command(subcommand)]
     command: Command,
 }
@@ -711,6 +723,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     die_quietly_on_closed_pipe(&cli.command);
     logs::init(cli.log_format);
+    progress::set_mode(cli.progress);
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),

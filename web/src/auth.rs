@@ -202,6 +202,12 @@ impl Principal {
         self.require(action, Some(project))
     }
 
+    /// Whether the user's roles allow `action` in `project` (`None`:
+    /// across all projects), whatever the token used may do.
+    pub fn user_may(&self, action: Action, project: Option<ProjectId>) -> bool {
+        roles_allow(&self.user.roles, action, project)
+    }
+
     pub fn require(&self, action: Action, project: Option<ProjectId>) -> Result<(), ApiError> {
         if self.can(action, project) {
             Ok(())

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod browse;
 pub mod convert;
 pub mod error;
+mod json_object;
 pub mod openapi;
 mod routes;
 pub mod signin_limit;
@@ -199,6 +200,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(json_object::objects_only))
         .layer(axum::middleware::from_fn(request_log))
         .with_state(state)
 }

@@ -194,15 +194,26 @@ pub async fn revoke_token(
         "token.revoke",
         id.to_string(),
         move |s| {
-            let t = s.catalog.token(id)?;
-            if t.user_id != Some(p.user.id) {
-                p.require(Action::Administer, None)?;
-            }
+            require_token(&p, &s.catalog.token(id)?)?;
             s.catalog.revoke_token(id)?;
             Ok(StatusCode::NO_CONTENT)
         },
     )
     .await
+}
+
+/// One's own token, or any as an admin of all projects. Another user's
+/// token is a 404 to anyone else, as a token that does not exist (the
+/// ids of other users' tokens stay unknown, docs/ids.md); a 403 only when
+/// the user may administer but the token used may not.
+fn require_token(p: &Principal, t: &Token) -> Result<(), ApiError> {
+    if t.user_id == Some(p.user.id) {
+        return Ok(());
+    }
+    if !p.user_may(Action::Administer, None) {
+        return Err(ApiError::not_found(format!("token {} not found", t.id)));
+    }
+    p.require(Action::Administer, None)
 }
 
 /// Rename a token: one's own, or any as an admin of all projects.
@@ -222,10 +233,7 @@ pub async fn update_token(
         "token.update",
         id.to_string(),
         move |s| {
-            let t = s.catalog.token(id)?;
-            if t.user_id != Some(p.user.id) {
-                p.require(Action::Administer, None)?;
-            }
+            require_token(&p, &s.catalog.token(id)?)?;
             let Some(name) = b.name else {
                 return Err(invalid("nothing to change: give name"));
             };

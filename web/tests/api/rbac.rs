@@ -51,6 +51,9 @@ const AUDIT: [E; 6] = [Y, F, F, F, F, Y];
 /// did not exist), seen by global readers (who may not change it: 403).
 const HIDDEN_READ: [E; 6] = [Y, N, N, N, N, Y];
 const HIDDEN_ADMIN: [E; 6] = [Y, N, N, N, N, F];
+/// Another user's token: no one lists it, admins of all projects may act
+/// on it; to everyone else it does not exist.
+const OTHERS_TOKEN: [E; 6] = [Y, N, N, N, N, N];
 /// Another project's object named in the body: unknown to project members.
 const HIDDEN_NAMED: [E; 6] = [Y, U, U, U, U, F];
 
@@ -71,8 +74,8 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/users/{id}/password",             GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/tokens",                          ALL,           ALL),
     ("post",   "/api/v1/tokens",                          ALL,           ALL),
-    ("patch",  "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
-    ("delete", "/api/v1/tokens/{id}",                     ALL,           GLOBAL_ADMIN),
+    ("patch",  "/api/v1/tokens/{id}",                     ALL,           OTHERS_TOKEN),
+    ("delete", "/api/v1/tokens/{id}",                     ALL,           OTHERS_TOKEN),
     ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/projects",                        ALL,           ALL),
