@@ -19,10 +19,10 @@ mod confine;
 mod damage;
 #[path = "server/edit.rs"]
 mod edit;
-#[path = "server/forget.rs"]
-mod forget;
 #[path = "server/find.rs"]
 mod find;
+#[path = "server/forget.rs"]
+mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
 #[path = "server/logs.rs"]
@@ -33,12 +33,12 @@ mod maintenance;
 mod mounts;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
-#[path = "server/remote_browse.rs"]
-mod remote_browse;
 #[path = "server/preview.rs"]
 mod preview;
 #[path = "server/progress.rs"]
 mod progress;
+#[path = "server/remote_browse.rs"]
+mod remote_browse;
 #[path = "server/schedule.rs"]
 mod schedule;
 #[path = "server/terminal.rs"]
