@@ -31,7 +31,9 @@ impl std::fmt::Display for BrowseError {
             BrowseError::Invalid(m)
             | BrowseError::NotFound(m)
             | BrowseError::Conflict(m)
-            | BrowseError::Internal(m) => f.write_str(m),
+            | BrowseError::Internal(m)
+            | BrowseError::Unavailable(m)
+            | BrowseError::Timeout(m) => f.write_str(m),
         }
     }
 }
