@@ -33,6 +33,17 @@ impl Catalog {
 
     /// Replace a user's roles. Returns the user as it is now.
     pub fn set_roles(&self, user_id: UserId, roles: &[RoleBinding]) -> Result<User> {
+        self.update_user(user_id, Some(roles), None)
+    }
+
+    /// Replace a user's roles (when given) and set its disabled flag (when
+    /// given), in one transaction.
+    pub fn update_user(
+        &self,
+        user_id: UserId,
+        roles: Option<&[RoleBinding]>,
+        disabled: Option<bool>,
+    ) -> Result<User> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let n: i64 = tx.query_row("SELECT COUNT(*) FROM users WHERE id = ?1", [user_id], |r| {
@@ -41,13 +52,21 @@ impl Catalog {
         if n == 0 {
             return Err(Error::NotFound(format!("user {user_id}")));
         }
-        tx.execute("DELETE FROM role_bindings WHERE user_id = ?1", [user_id])?;
-        for b in roles {
+        if let Some(roles) = roles {
+            tx.execute("DELETE FROM role_bindings WHERE user_id = ?1", [user_id])?;
+            for b in roles {
+                tx.execute(
+                    "INSERT INTO role_bindings (user_id, role, project_id) VALUES (?1, ?2, ?3)",
+                    params![user_id, b.role, b.project_id],
+                )
+                .map_err(unique("role binding"))?;
+            }
+        }
+        if let Some(d) = disabled {
             tx.execute(
-                "INSERT INTO role_bindings (user_id, role, project_id) VALUES (?1, ?2, ?3)",
-                params![user_id, b.role, b.project_id],
-            )
-            .map_err(unique("role binding"))?;
+                "UPDATE users SET disabled = ?2 WHERE id = ?1",
+                params![user_id, d],
+            )?;
         }
         tx.commit()?;
         drop(db);

@@ -379,3 +379,118 @@ fn common_datastore(data: &std::path::Path, args: &[&str]) -> String {
     assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `arca user list|add|edit|remove`: what is printed is what the API
+/// holds, and a disabled user can neither sign in nor use a session it
+/// already had, until enabled again.
+#[test]
+fn users_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (srv, lines) = Server::start(&data);
+    let token = login(&srv.url, &first_password(&lines));
+    let cli = Cli {
+        url: &srv.url,
+        token: &token,
+    };
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    let sign_in = || {
+        call(
+            &srv.url,
+            "",
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": "alice", "password": "correct horse battery"})),
+        )
+    };
+
+    let (s, v) = call(
+        &srv.url,
+        &token,
+        "POST",
+        "/api/v1/projects",
+        Some(json!({"name": "web"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let made = cli.json(&[
+        "user",
+        "add",
+        "alice",
+        "--role",
+        "operator@web",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(made["user"], by_id(&cli.get("/users"), &made["user"]["id"]));
+    assert_eq!(made["user"]["roles"][0]["role"], "operator");
+    assert!(made.get("password").is_none(), "{made}");
+    let id = made["user"]["id"].to_string();
+
+    let api = cli.get("/users");
+    assert_eq!(cli.json(&["user", "list"]), api);
+    let out = cli.human(&["user", "list"]);
+    assert_table(
+        &out,
+        "ID  NAME  ROLES  STATE",
+        api.as_array().unwrap().len(),
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("alice") && l.contains("operator@web") && l.contains("active")),
+        "{out}"
+    );
+
+    let (s, v) = sign_in();
+    assert_eq!(s, 200, "{v}");
+    let alice = v["token"].as_str().unwrap().to_string();
+    let (s, _) = call(&srv.url, &alice, "GET", "/api/v1/me", None);
+    assert_eq!(s, 200);
+
+    // Disabled: no sign-in, and the session it had is refused.
+    let edited = cli.json(&["user", "edit", "alice", "--disable"]);
+    assert_eq!(edited["disabled"], true);
+    assert_eq!(edited, cli.get(&format!("/users/{id}")));
+    assert_eq!(sign_in().0, 401);
+    assert_eq!(call(&srv.url, &alice, "GET", "/api/v1/me", None).0, 401);
+    let out = cli.human(&["user", "edit", "alice", "--enable", "--role", "auditor"]);
+    assert_eq!(out, "user \"alice\": roles auditor, active\n");
+    assert_eq!(call(&srv.url, &alice, "GET", "/api/v1/me", None).0, 200);
+    let v = cli.get(&format!("/users/{id}"));
+    assert_eq!(v["roles"], json!([{"role": "auditor", "project_id": null}]));
+
+    // Nothing to change, an unknown role or project: refused, nothing sent.
+    for bad in [
+        &["user", "edit", "alice"][..],
+        &["user", "edit", "alice", "--role", "admn"],
+        &["user", "edit", "alice", "--role", "operator@nowhere"],
+        &["user", "edit", "nobody", "--disable"],
+    ] {
+        let (code, _, err) = cli.run(bad);
+        assert_ne!(code, Some(0), "arca {bad:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (_, _, err) = cli.run(&["user", "edit", "alice", "--role", "admn"]);
+    assert!(
+        err.contains("restore-only"),
+        "the valid roles are named: {err}"
+    );
+    assert_eq!(cli.get(&format!("/users/{id}")), v);
+
+    // An admin cannot disable themself.
+    let (code, _, err) = cli.run(&["user", "edit", "admin", "--disable"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("yourself"), "{err}");
+
+    let removed = cli.json(&["user", "remove", "alice"]);
+    assert_eq!(removed, json!({"removed": "alice"}));
+    let (s, _) = call(
+        &srv.url,
+        &token,
+        "GET",
+        &format!("/api/v1/users/{id}"),
+        None,
+    );
+    assert_eq!(s, 404);
+    assert_eq!(call(&srv.url, &alice, "GET", "/api/v1/me", None).0, 401);
+}

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use arca_model::api::{ChangePassword, PasswordChanged, ResetPassword, SignedOut, User};
+use arca_model::api::{ChangePassword, PasswordChanged, ResetPassword, SignedOut};
 
 use crate::client::{show, Api};
-use crate::{Cli, UserCmd};
+use crate::Cli;
 
 /// A password from a file (one line; the newline is not part of it).
 fn from_file(f: &Path) -> Result<String> {
@@ -34,7 +34,7 @@ fn not_empty(what: &str, p: String) -> Result<String> {
 }
 
 /// The new password: from the file, or asked twice.
-fn new_password(file: Option<&Path>) -> Result<String> {
+pub(crate) fn new_password(file: Option<&Path>) -> Result<String> {
     if let Some(f) = file {
         return not_empty("new password", from_file(f)?);
     }
@@ -84,38 +84,31 @@ pub fn passwd(
     })
 }
 
-pub fn user(cli: &Cli, c: &UserCmd) -> Result<u8> {
-    match c {
-        UserCmd::Passwd {
-            name,
-            new_password_file,
-            generate,
-            revoke_api_tokens,
-        } => {
-            let api = Api::new(cli)?;
-            let users: Vec<User> = api.get("/users", "a list of users")?;
-            let id = users
-                .iter()
-                .find(|u| u.name == *name)
-                .map(|u| u.id)
-                .ok_or_else(|| anyhow!("no user {name:?} on the server"))?;
-            let req = ResetPassword {
-                new_password: if *generate {
-                    None
-                } else {
-                    Some(new_password(new_password_file.as_deref())?)
-                },
-                revoke_api_tokens: *revoke_api_tokens,
-            };
-            let v: PasswordChanged =
-                api.post(&format!("/users/{id}/password"), &req, "a password change")?;
-            show(cli, &v, |v| {
-                let mut out = format!("password of {name} set; {}", signed_out(&v.signed_out));
-                if let Some(p) = &v.password {
-                    out += &format!("\nnew password: {p}");
-                }
-                out
-            })
+/// `arca user passwd NAME`: an admin sets a user's password.
+pub fn reset_password(
+    cli: &Cli,
+    api: &Api,
+    name: &str,
+    new_password_file: Option<&Path>,
+    generate: bool,
+    revoke_api_tokens: bool,
+) -> Result<u8> {
+    let id = crate::users::by_name(api, name)?.id;
+    let req = ResetPassword {
+        new_password: if generate {
+            None
+        } else {
+            Some(new_password(new_password_file)?)
+        },
+        revoke_api_tokens,
+    };
+    let v: PasswordChanged =
+        api.post(&format!("/users/{id}/password"), &req, "a password change")?;
+    show(cli, &v, |v| {
+        let mut out = format!("password of {name} set; {}", signed_out(&v.signed_out));
+        if let Some(p) = &v.password {
+            out += &format!("\nnew password: {p}");
         }
-    }
+        out
+    })
 }

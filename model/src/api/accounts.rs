@@ -109,6 +109,12 @@ pub struct UserChange {
     /// Replaces the user's roles (`[]`: none).
     #[serde(default)]
     pub roles: Option<Vec<RoleRequest>>,
+    /// Disable (`true`) or enable (`false`) the user. A disabled user
+    /// cannot sign in, and its sessions and API tokens are refused from
+    /// the next request on (they are kept, and work again when the user
+    /// is enabled).
+    #[serde(default)]
+    pub disabled: Option<bool>,
 }
 
 /// `PATCH /api/v1/tokens/{id}`: what to change. A token's rights

@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             new_password_file.as_deref(),
             *revoke_api_tokens,
         ),
-        Command::User(c) => crate::accounts::user(cli, c),
+        Command::User(c) => crate::users::user(cli, c),
         Command::Catalog(crate::CatalogCmd::Import { data_dir, name }) => {
             crate::server::import(cli, data_dir, name.as_deref())
         }

@@ -83,8 +83,10 @@ pub async fn add_user(
     .await
 }
 
-/// Replace a user's roles (admins of all projects; not one's own, so
-/// that no admin locks themself out). Projects must exist (422).
+/// Replace a user's roles and/or disable or enable it (admins of all
+/// projects; not one's own roles or state, so that no admin locks themself
+/// out). Projects must exist (422). An empty change answers the user
+/// unchanged.
 pub async fn update_user(
     State(s): State<AppState>,
     p: Principal,
@@ -94,7 +96,7 @@ pub async fn update_user(
 ) -> ApiResult<Json<api::User>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    let target = format!("user {id}: roles {:?}", b.roles);
+    let target = format!("user {id}: roles {:?}, disabled {:?}", b.roles, b.disabled);
     audited(
         &s,
         p.name().to_string(),
@@ -103,33 +105,43 @@ pub async fn update_user(
         target,
         move |s| {
             p.require(Action::Administer, None)?;
-            s.catalog.user(id)?;
-            let Some(roles) = b.roles else {
-                return Err(invalid("nothing to change: give roles"));
-            };
+            let user = s.catalog.user(id)?;
+            if b.roles.is_none() && b.disabled.is_none() {
+                return Ok(Json(user.to_api()));
+            }
             if id == p.user.id {
-                return Err(ApiError::conflict("you cannot change your own roles"));
+                return Err(ApiError::conflict(
+                    "you cannot change your own roles or disable yourself",
+                ));
             }
-            if roles.len() > 64 {
-                return Err(invalid("at most 64 roles"));
-            }
-            let projects = s.catalog.projects()?;
             let mut bindings = Vec::new();
-            for r in &roles {
-                if let Some(pid) = r.project {
-                    if !projects.iter().any(|x| x.id == pid) {
-                        return Err(invalid(format!("unknown project {pid}")));
+            if let Some(roles) = &b.roles {
+                if roles.len() > 64 {
+                    return Err(invalid("at most 64 roles"));
+                }
+                let projects = s.catalog.projects()?;
+                for r in roles {
+                    if let Some(pid) = r.project {
+                        if !projects.iter().any(|x| x.id == pid) {
+                            return Err(invalid(format!("unknown project {pid}")));
+                        }
+                    }
+                    let b = RoleBinding {
+                        role: r.role,
+                        project_id: r.project,
+                    };
+                    if !bindings.contains(&b) {
+                        bindings.push(b);
                     }
                 }
-                let b = RoleBinding {
-                    role: r.role,
-                    project_id: r.project,
-                };
-                if !bindings.contains(&b) {
-                    bindings.push(b);
-                }
             }
-            Ok(Json(s.catalog.set_roles(id, &bindings)?.to_api()))
+            // Both changes in one transaction: a refused one leaves the
+            // other undone.
+            Ok(Json(
+                s.catalog
+                    .update_user(id, b.roles.is_some().then_some(&bindings[..]), b.disabled)?
+                    .to_api(),
+            ))
         },
     )
     .await

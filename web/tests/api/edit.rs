@@ -659,8 +659,13 @@ async fn an_admin_replaces_another_user_s_roles() {
     );
     let (_, got) = t.call(Method::GET, &path, Some(&a), None).await;
     assert_eq!(got["roles"], v["roles"]);
+    // An empty change answers the user unchanged.
+    let (s, same) = t
+        .call(Method::PATCH, &path, Some(&a), Some(json!({})))
+        .await;
+    assert_eq!((s, &same), (StatusCode::OK, &got));
     for (body, want) in [
-        (json!({}), 422),
+        (json!({"disabled": "yes"}), 422),
         (json!({"roles": [{"role": "king"}]}), 422),
         (json!({"roles": [{"role": "admin", "project": 99}]}), 422),
         (json!({"name": "bob"}), 422),
@@ -678,6 +683,35 @@ async fn an_admin_replaces_another_user_s_roles() {
     )
     .await;
     assert_eq!(s, 409, "{m}");
+    let (s, m) = fails(
+        &t,
+        Method::PATCH,
+        "/api/v1/users/1",
+        &a,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(s, 409, "{m}");
+    // Disabled, then enabled again: the roles stay (sessions: cli_json.rs).
+    let (s, v) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&a),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!((s, &v["disabled"]), (StatusCode::OK, &json!(true)), "{v}");
+    assert_eq!(v["roles"], got["roles"], "roles unchanged");
+    let (s, v) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&a),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!((s, &v["disabled"]), (StatusCode::OK, &json!(false)), "{v}");
     let (s, _) = fails(
         &t,
         Method::PATCH,
