@@ -380,7 +380,7 @@ fn common_datastore(data: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `arca user list|add|edit|remove`: what is printed is what the API
+/// `arca project list|add`, `arca user list|add|edit|remove`: what is printed is what the API
 /// holds, and a disabled user can neither sign in nor use a session it
 /// already had, until enabled again.
 #[test]
@@ -405,14 +405,17 @@ fn users_through_the_cli() {
         )
     };
 
-    let (s, v) = call(
-        &srv.url,
-        &token,
-        "POST",
-        "/api/v1/projects",
-        Some(json!({"name": "web"})),
+    let web = cli.json(&["project", "add", "web"]);
+    assert_eq!(web["name"], "web");
+    let api = cli.get("/projects");
+    assert_eq!(cli.json(&["project", "list"]), api);
+    assert_eq!(api.as_array().unwrap().len(), 2, "default and web: {api}");
+    let out = cli.human(&["project", "list"]);
+    assert_table(&out, "ID  NAME", 2);
+    assert!(
+        out.lines().any(|l| l.trim_end().ends_with("  web")),
+        "{out}"
     );
-    assert_eq!(s, 201, "{v}");
     let made = cli.json(&[
         "user",
         "add",

@@ -334,6 +334,10 @@ enum Command {
     /// Users on a server.
     #[command(subcommand)]
     User(UserCmd),
+    /// Projects on a server: the unit of ownership of sources, policies
+    /// and restore points, to which roles and tokens are limited.
+    #[command(subcommand)]
+    Project(ProjectCmd),
     /// The server's catalog.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -475,6 +479,17 @@ pub enum UserCmd {
         /// Revoke the user's API tokens too.
         #[arg(long)]
         revoke_api_tokens: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCmd {
+    /// The projects you can see.
+    List,
+    /// Add a project (admins of all projects).
+    Add {
+        /// Letters, digits and `._@-`, at most 128 characters.
+        name: String,
     },
 }
 

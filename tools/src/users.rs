@@ -1,14 +1,17 @@
-//! `arca user list|add|edit|remove`: the server's users through its API
-//! (`/api/v1/users`). Passwords never come from the command line (see
+//! `arca user list|add|edit|remove|passwd` and `arca project list|add`:
+//! the server's users and projects through its API (`/api/v1/users`,
+//! `/api/v1/projects`). Passwords never come from the command line (see
 //! [`crate::accounts`]).
 
 use anyhow::{anyhow, bail, Result};
-use arca_model::api::{CreatedUser, NewUser, Project, RoleBinding, RoleRequest, User, UserChange};
+use arca_model::api::{
+    CreatedUser, NewProject, NewUser, Project, RoleBinding, RoleRequest, User, UserChange,
+};
 use arca_model::Role;
 use serde::Serialize;
 
 use crate::client::{show, Api};
-use crate::{Cli, UserCmd};
+use crate::{Cli, ProjectCmd, UserCmd};
 
 /// A user by name.
 pub(crate) fn by_name(api: &Api, name: &str) -> Result<User> {
@@ -194,5 +197,26 @@ pub fn user(cli: &Cli, c: &UserCmd) -> Result<u8> {
             *generate,
             *revoke_api_tokens,
         ),
+    }
+}
+
+pub fn project(cli: &Cli, c: &ProjectCmd) -> Result<u8> {
+    let api = Api::new(cli)?;
+    match c {
+        ProjectCmd::List => {
+            let all: Vec<Project> = api.get("/projects", "a list of projects")?;
+            show(cli, &all, |all| {
+                let mut tab = crate::table::Table::new(&["ID", "NAME"]).right(&[0]);
+                for p in all {
+                    tab.row(vec![p.id.to_string(), p.name.clone()]);
+                }
+                tab.render()
+            })
+        }
+        ProjectCmd::Add { name } => {
+            let req = NewProject { name: name.clone() };
+            let v: Project = api.post("/projects", &req, "a new project")?;
+            show(cli, &v, |v| format!("project {} {:?} added", v.id, v.name))
+        }
     }
 }

@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             *revoke_api_tokens,
         ),
         Command::User(c) => crate::users::user(cli, c),
+        Command::Project(c) => crate::users::project(cli, c),
         Command::Catalog(crate::CatalogCmd::Import { data_dir, name }) => {
             crate::server::import(cli, data_dir, name.as_deref())
         }
