@@ -29,6 +29,49 @@ pub struct ImageOptions {
     /// Byte ranges (offset, length) changed since `parent`.
     pub changed_extents: Option<Vec<(u64, u64)>>,
     pub tags: Vec<String>,
+    /// Read the whole image even when its size, mtime, ctime, inode and
+    /// device equal those recorded in `parent` (which otherwise means:
+    /// unchanged, not read).
+    pub full_read: bool,
+}
+
+/// What identifies an unchanged image file, as the peers (restic, borg,
+/// bupstash) judge files: its size, mtime, ctime, inode and device. ctime
+/// cannot be set from user space, so a write through any path moves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+    device: u64,
+}
+
+impl Stamp {
+    /// A regular file's stamp; none for block devices (whose times do not
+    /// follow their content).
+    fn of(md: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        if !md.is_file() {
+            return None;
+        }
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Some(Stamp {
+            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+            inode: md.ino(),
+            device: md.dev(),
+        })
+    }
+
+    /// The stamp a snapshot's disk recorded, if any.
+    fn recorded(d: &Disk) -> Option<Stamp> {
+        (d.source_ctime_ns != 0 && d.source_inode != 0).then_some(Stamp {
+            mtime_ns: d.source_mtime_ns,
+            ctime_ns: d.source_ctime_ns,
+            inode: d.source_inode,
+            device: d.source_device,
+        })
+    }
 }
 
 /// Parse a changed-extents file: one `OFFSET LENGTH` pair per line (decimal
@@ -78,7 +121,8 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<BackupOutcome> {
     let mut f = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    if f.metadata().map_err(|e| Error::io("stat", e))?.is_dir() {
+    let md = f.metadata().map_err(|e| Error::io("stat", e))?;
+    if md.is_dir() {
         return Err(Error::InvalidInput(format!(
             "{} is a directory; use `backup files`",
             path.display()
@@ -97,7 +141,16 @@ pub fn backup(
         f.read_exact_at(buf, off)
             .map_err(|e| Error::io(format!("read {} at {off}", path.display()), e))
     };
-    backup_from(ds, size, &read, &name, &shown, opts, progress)
+    backup_disk(
+        ds,
+        size,
+        &read,
+        &name,
+        &shown,
+        opts,
+        Stamp::of(&md),
+        progress,
+    )
 }
 
 /// Back up `size` bytes that `read(offset, buf)` gives (a file, or a
@@ -112,6 +165,21 @@ pub fn backup_from(
     opts: &ImageOptions,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
+    backup_disk(ds, size, read, name, shown, opts, None, progress)
+}
+
+/// [`backup_from`], with the stamp of the image file when it is one.
+#[allow(clippy::too_many_arguments)]
+fn backup_disk(
+    ds: &Arc<Datastore>,
+    size: u64,
+    read: &dyn Fn(u64, &mut [u8]) -> Result<()>,
+    name: &str,
+    shown: &str,
+    opts: &ImageOptions,
+    stamp: Option<Stamp>,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
     let start = Instant::now();
     let cs = ds.config().image_chunk_size;
     let blocks = table::block_count(size, cs) as usize;
@@ -122,8 +190,39 @@ pub fn backup_from(
         .parent
         .as_ref()
         .and_then(|p| p.manifest.disks.first().cloned());
-    let (mut ids, to_read, mode): (Vec<ChunkId>, Vec<bool>, String) =
-        match (&opts.changed_extents, &parent_disk) {
+    // The same file, untouched since the parent read it: nothing is read,
+    // unless verify found one of its chunks damaged.
+    let unchanged = match (&parent_disk, stamp) {
+        (Some(pd), Some(now))
+            if !opts.full_read
+                && opts.changed_extents.is_none()
+                && pd.size == size
+                && pd.chunk_size == cs
+                && Stamp::recorded(pd) == Some(now) =>
+        {
+            let ids = table::read_table(ds, pd)?;
+            let quarantined = ds.quarantined_ids()?;
+            if ids.iter().any(|id| quarantined.contains(id)) {
+                None
+            } else {
+                for t in &pd.table {
+                    session.add_root(ChunkId::from_slice(t)?);
+                }
+                Some(ids)
+            }
+        }
+        _ => None,
+    };
+    let (mut ids, to_read, mode): (Vec<ChunkId>, Vec<bool>, String) = match unchanged {
+        Some(ids) => (
+            ids,
+            vec![false; blocks],
+            format!(
+                "unchanged, not read (size, mtime, ctime and inode equal those at {}; --full-read reads it)",
+                opts.parent.as_ref().map(|p| p.id.short()).unwrap_or_default()
+            ),
+        ),
+        None => match (&opts.changed_extents, &parent_disk) {
             (Some(ext), Some(pd)) if pd.size == size && pd.chunk_size == cs => {
                 for t in &pd.table {
                     session.add_root(ChunkId::from_slice(t)?);
@@ -183,7 +282,8 @@ pub fn backup_from(
                     None => "full (no parent snapshot)".into(),
                 },
             ),
-        };
+        },
+    };
     let read_bytes: u64 = (0..blocks)
         .filter(|b| to_read[*b])
         .map(|b| (size - b as u64 * cs as u64).min(cs as u64))
@@ -258,6 +358,10 @@ pub fn backup_from(
             chunk_size: cs,
             table: table_ids,
             holes: total_holes,
+            source_mtime_ns: stamp.map_or(0, |s| s.mtime_ns),
+            source_ctime_ns: stamp.map_or(0, |s| s.ctime_ns),
+            source_inode: stamp.map_or(0, |s| s.inode),
+            source_device: stamp.map_or(0, |s| s.device),
         }],
         hostname: crate::hostname(),
         backup_mode: mode.clone(),

@@ -488,6 +488,7 @@ impl Runner {
                     parent,
                     changed_extents: None,
                     tags: source.tags.clone(),
+                    full_read: false,
                 };
                 arca_ingest::image::backup(&ds, &path, &opts, progress)
             }

@@ -148,6 +148,18 @@ pub struct Disk {
     pub table: Vec<Vec<u8>>,
     #[prost(uint64, tag = "5")]
     pub holes: u64,
+    /// The image file's mtime, ctime (ns since the epoch), inode and device
+    /// when it was read; 0 when unknown (block devices, committed exports,
+    /// snapshots made before these fields). The next backup of the same
+    /// file skips reading it when all four and the size are unchanged.
+    #[prost(int64, tag = "6")]
+    pub source_mtime_ns: i64,
+    #[prost(int64, tag = "7")]
+    pub source_ctime_ns: i64,
+    #[prost(uint64, tag = "8")]
+    pub source_inode: u64,
+    #[prost(uint64, tag = "9")]
+    pub source_device: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -15,6 +15,7 @@ pub(crate) fn image_manifest(table: ChunkId, blocks: usize) -> Manifest {
             chunk_size: 65536,
             table: vec![table.0.to_vec()],
             holes: 0,
+            ..Default::default()
         }],
         ..Default::default()
     }

@@ -121,6 +121,7 @@ fn gc_removes_dead_writers_temporaries_and_keeps_live_ones() {
                 chunk_size: 131072,
                 table: vec![table.0.to_vec()],
                 holes: 0,
+                ..Default::default()
             }],
             ..Default::default()
         })

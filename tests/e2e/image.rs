@@ -54,6 +54,7 @@ fn image_roundtrip_and_incrementals() {
     // Unchanged: < 1 % added.
     let b2 = env.json(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);
     assert!(b2["bytes_added"].as_u64().unwrap() * 100 < SIZE, "{b2}");
+    assert_eq!(b2["bytes_read"], 0, "an untouched image is not read: {b2}");
 
     // 2 % of blocks changed: about 2 % added.
     let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
@@ -216,4 +217,69 @@ fn image_restore_to_block_device() {
         "{r:?}"
     );
     assert!(fs::read(&small).unwrap().iter().all(|&b| b == 0x5A));
+}
+
+/// An image whose size, mtime, ctime and inode are those its parent
+/// recorded is not read again (the output says so); `--full-read` reads
+/// it; a write is noticed even when the writer puts the mtime back (ctime
+/// moves), and every restore point restores to its own bytes.
+#[test]
+fn unchanged_image_is_not_read() {
+    let env = Env::new();
+    let img = env.path("disk.raw");
+    make_image(&img);
+    let path = img.to_str().unwrap();
+    let b1 = env.json(&["backup", "image", path, "--source", "vm1"]);
+    assert_eq!(b1["bytes_read"], SIZE);
+
+    let b2 = env.json(&["backup", "image", path, "--source", "vm1"]);
+    assert_eq!(b2["bytes_read"], 0, "{b2}");
+    let mode = b2["mode"].as_str().unwrap();
+    assert!(mode.starts_with("unchanged, not read"), "{mode}");
+    assert!(
+        mode.contains(&b1["snapshot"].as_str().unwrap()[..8]),
+        "{mode}"
+    );
+    let human = env.ok(&["backup", "image", path, "--source", "vm1"]);
+    assert!(human.contains("unchanged, not read"), "{human}");
+    let out = env.path("r2.raw");
+    env.ok(&[
+        "restore",
+        b2["snapshot"].as_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    cmp(&img, &out);
+
+    let full = env.json(&["backup", "image", path, "--source", "vm1", "--full-read"]);
+    assert_eq!(full["bytes_read"], SIZE, "{full}");
+    assert!(
+        full["mode"].as_str().unwrap().starts_with("full read"),
+        "{full}"
+    );
+
+    // A write that puts the mtime back: ctime still moves.
+    let before = fs::metadata(&img).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
+    f.write_all_at(&random_bytes(4096, 77), 5 * BLOCK).unwrap();
+    drop(f);
+    let mtime = filetime::FileTime::from_last_modification_time(&before);
+    filetime::set_file_mtime(&img, mtime).unwrap();
+    let b3 = env.json(&["backup", "image", path, "--source", "vm1"]);
+    assert_eq!(b3["bytes_read"], SIZE, "a changed image is read: {b3}");
+    let out = env.path("r3.raw");
+    env.ok(&[
+        "restore",
+        b3["snapshot"].as_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    cmp(&img, &out);
+    let orig = env.path("orig.raw");
+    make_image(&orig);
+    let out = env.path("r1.raw");
+    env.ok(&[
+        "restore",
+        b2["snapshot"].as_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    cmp(&orig, &out);
 }

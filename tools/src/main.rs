@@ -659,6 +659,11 @@ enum BackupCmd {
         /// File of changed extents since the parent ("OFFSET LENGTH" lines).
         #[arg(long)]
         changed_extents: Option<PathBuf>,
+        /// Read the whole image even if its size, mtime, ctime and inode
+        /// are those of the parent's (by default such an image is taken
+        /// as unchanged and not read).
+        #[arg(long, conflicts_with = "changed_extents")]
+        full_read: bool,
     },
 }
 

@@ -193,6 +193,7 @@ fn main() -> Result<()> {
                     .map(|id| id.0.to_vec())
                     .collect(),
                 holes: 0,
+                ..Default::default()
             }],
             ..Default::default()
         }

@@ -55,6 +55,7 @@ impl Runner {
             parent: Some(parent.clone()),
             changed_extents: Some(o.written_ranges()),
             tags,
+            full_read: false,
         };
         let read = |off: u64, buf: &mut [u8]| o.read_at(off, buf);
         let out = arca_ingest::image::backup_from(

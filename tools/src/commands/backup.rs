@@ -50,6 +50,7 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
         BackupCmd::Image {
             file,
             changed_extents,
+            full_read,
             ..
         } => {
             let ext = changed_extents
@@ -61,6 +62,7 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
                 parent,
                 changed_extents: ext,
                 tags: common.tags.clone(),
+                full_read: *full_read,
             };
             image::backup(&ds, file, &opts, &progress)?
         }
