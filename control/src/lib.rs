@@ -38,6 +38,7 @@ use chrono::{DateTime, TimeZone, Utc};
 pub mod confine;
 pub mod maintenance;
 pub mod preview;
+pub mod prune;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,7 +11,7 @@ use axum::Json;
 use crate::auth::{self, Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
+use crate::routes::{audited, audited_patch, check_name, invalid, no_change, Body, Id, Remote};
 use crate::AppState;
 
 pub async fn list_users(
@@ -95,17 +95,19 @@ pub async fn update_user(
     let Path(id) = id?;
     let Json(b) = body?;
     let target = format!("user {id}: roles {:?}", b.roles);
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "user.update",
         target,
+        unchanged,
         move |s| {
             p.require(Action::Administer, None)?;
-            s.catalog.user(id)?;
+            let user = s.catalog.user(id)?;
             let Some(roles) = b.roles else {
-                return Err(invalid("nothing to change: give roles"));
+                return Ok(Json(user.to_api()));
             };
             if id == p.user.id {
                 return Err(ApiError::conflict("you cannot change your own roles"));
