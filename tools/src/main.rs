@@ -18,6 +18,7 @@ mod server;
 mod table;
 mod tokens;
 mod units;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -737,7 +738,10 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("error: {msg}");
             }
-            ExitCode::from(1)
+            match e.downcast_ref::<usage::UsageError>() {
+                Some(_) => ExitCode::from(usage::EXIT_USAGE),
+                None => ExitCode::from(1),
+            }
         }
     }
 }
