@@ -90,7 +90,11 @@ impl Catalog {
 
     /// A queued or running task of `kind` of the policy (a prune on
     /// demand), if any.
-    pub fn active_policy_task(&self, policy_id: PolicyId, kind: TaskKind) -> Result<Option<TaskId>> {
+    pub fn active_policy_task(
+        &self,
+        policy_id: PolicyId,
+        kind: TaskKind,
+    ) -> Result<Option<TaskId>> {
         Ok(self
             .rd()
             .query_row(

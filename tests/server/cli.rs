@@ -120,8 +120,14 @@ fn an_edit_without_a_change_is_refused_locally() {
             &["source", "edit", "docs", "--project", "1"],
             "--rename, --path, --tag, --no-tags, --policy, --no-policy",
         ),
-        (&["policy", "edit", "p"], "--schedule, --window, --no-window"),
-        (&["node", "edit", "local"], "--source-root, --no-source-roots"),
+        (
+            &["policy", "edit", "p"],
+            "--schedule, --window, --no-window",
+        ),
+        (
+            &["node", "edit", "local"],
+            "--source-root, --no-source-roots",
+        ),
         (
             &["datastore", "set", "default"],
             "--gc-schedule, --verify-schedule, --verify-max-age-days",
@@ -145,7 +151,10 @@ fn an_edit_without_a_change_is_refused_locally() {
             );
             if json {
                 let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-                assert!(v["error"].as_str().unwrap().starts_with("nothing to change"));
+                assert!(v["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("nothing to change"));
             }
         }
     }
@@ -196,7 +205,11 @@ fn human_output(
     seen += &out;
     // Lists: the header, and a row with these words.
     let lists: [(&[&str], &str, &[&str]); 2] = [
-        (&["source", "list"], "ID  NAME  KIND   PATH", &["docs", "files"]),
+        (
+            &["source", "list"],
+            "ID  NAME  KIND   PATH",
+            &["docs", "files"],
+        ),
         (
             &["policy", "list"],
             "ID  NAME  SCHEDULE",

@@ -162,7 +162,10 @@ fn preview_then_prune_removes_exactly_what_it_said() {
     // followed to its end: it says what it removed.
     let (code, text) = arca(&["policy", "prune", "keep", "--wait"]);
     assert_eq!(code, Some(0), "{text}");
-    let line = text.lines().find(|l| l.starts_with("web: prune task ")).unwrap_or_default();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("web: prune task "))
+        .unwrap_or_default();
     assert!(
         line.contains(" succeeded")
             && line.ends_with(&format!(": {} restore points removed", to_remove.len())),
@@ -178,7 +181,11 @@ fn preview_then_prune_removes_exactly_what_it_said() {
     let queued = queued.as_array().unwrap();
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(
-        (&queued[0]["kind"], &queued[0]["source_id"], &queued[0]["policy_id"]),
+        (
+            &queued[0]["kind"],
+            &queued[0]["source_id"],
+            &queued[0]["policy_id"]
+        ),
         (&"prune".into(), &src["id"], &pol["id"])
     );
     let t = wait_task(&srv.url, &token, queued[0]["id"].as_i64().unwrap(), 120);

@@ -56,11 +56,22 @@ mod tests {
     fn the_change_flags_of_each_edit_command() {
         assert_eq!(
             change_flags(&["source", "edit"], &["project"]),
-            ["--rename", "--path", "--tag", "--no-tags", "--policy", "--no-policy"]
+            [
+                "--rename",
+                "--path",
+                "--tag",
+                "--no-tags",
+                "--policy",
+                "--no-policy"
+            ]
         );
         assert_eq!(
             change_flags(&["datastore", "set"], &[]),
-            ["--gc-schedule", "--verify-schedule", "--verify-max-age-days"]
+            [
+                "--gc-schedule",
+                "--verify-schedule",
+                "--verify-max-age-days"
+            ]
         );
         let policy = change_flags(&["policy", "edit"], &["project"]);
         for f in ["--schedule", "--no-window", "--keep-last", "--enabled"] {

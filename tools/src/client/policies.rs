@@ -163,13 +163,7 @@ fn preview_text(name: &str, p: &RetentionPreview, time: impl Fn(i64) -> String) 
 
 /// `arca policy prune NAME [--wait]`: queue the policy's prune tasks,
 /// then say what was queued, or (with `--wait`) what each removed.
-fn prune(
-    cli: &Cli,
-    api: &Api,
-    name: &str,
-    project: Option<ProjectId>,
-    wait: bool,
-) -> Result<u8> {
+fn prune(cli: &Cli, api: &Api, name: &str, project: Option<ProjectId>, wait: bool) -> Result<u8> {
     let id = policy_id(api, name, project)?;
     let tasks: Vec<Task> = api.post_empty(&format!("/policies/{id}/prune"), "a list of tasks")?;
     if !wait || tasks.is_empty() {

@@ -41,7 +41,12 @@ async fn read(t: &T, c: &Case) -> Value {
 
 async fn audit(t: &T) -> Value {
     let (s, v) = t
-        .call(Method::GET, "/api/v1/audit?limit=1000", Some(&t.admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
@@ -157,9 +162,9 @@ async fn an_empty_patch_changes_nothing_on_every_patch_route() {
             .await;
         // The answer is the resource (the fields it has, as a GET shows
         // them), nothing changed and nothing was audited.
-        let same = v.as_object().is_some_and(|o| {
-            !o.is_empty() && o.iter().all(|(k, x)| before.get(k) == Some(x))
-        });
+        let same = v
+            .as_object()
+            .is_some_and(|o| !o.is_empty() && o.iter().all(|(k, x)| before.get(k) == Some(x)));
         if s != StatusCode::OK || !same {
             wrong.push(format!("PATCH {} {{}}: {s} {v}, not {before}", c.path));
         }
@@ -205,7 +210,12 @@ async fn an_empty_patch_is_still_checked_for_rights() {
     );
     let log = audit(&t).await.as_array().unwrap().len();
     let (s, v) = t
-        .call(Method::PATCH, "/api/v1/nodes/1", Some(&opr), Some(json!({})))
+        .call(
+            Method::PATCH,
+            "/api/v1/nodes/1",
+            Some(&opr),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, v) = t

@@ -65,7 +65,10 @@ async fn prune_queues_a_task_per_source_once() {
     let tasks = v.as_array().unwrap();
     // One per source of the policy, by source name; the policy's
     // retention, priority and datastore.
-    let sources: Vec<_> = tasks.iter().map(|t| t["params"]["source"].clone()).collect();
+    let sources: Vec<_> = tasks
+        .iter()
+        .map(|t| t["params"]["source"].clone())
+        .collect();
     assert_eq!(sources, [json!("db"), json!("web")], "{v}");
     for task in tasks {
         assert_eq!(
@@ -87,14 +90,20 @@ async fn prune_queues_a_task_per_source_once() {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let msg = v["message"].as_str().unwrap();
     assert!(
-        msg.contains("already queued or running") && msg.contains(&format!("task {}", tasks[0]["id"])),
+        msg.contains("already queued or running")
+            && msg.contains(&format!("task {}", tasks[0]["id"])),
         "{msg}"
     );
     let (_, all) = t.call(Method::GET, "/api/v1/tasks", a, None).await;
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
     // Another policy's prune is not held up by it.
     let (s, v) = t
-        .call(Method::POST, &format!("/api/v1/policies/{other}/prune"), a, None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/policies/{other}/prune"),
+            a,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
@@ -126,14 +135,24 @@ async fn nothing_to_prune() {
     // No source: nothing queued.
     let lonely = policy(&t, "lonely", 1);
     let (s, v) = t
-        .call(Method::POST, &format!("/api/v1/policies/{lonely}/prune"), a, None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/policies/{lonely}/prune"),
+            a,
+            None,
+        )
         .await;
     assert_eq!((s, v), (StatusCode::ACCEPTED, json!([])));
     // No retention rule: it keeps everything; a prune would refuse.
     let all = policy(&t, "keep-all", 0);
     source(&t, "web", all);
     let (s, v) = t
-        .call(Method::POST, &format!("/api/v1/policies/{all}/prune"), a, None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/policies/{all}/prune"),
+            a,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(

@@ -14,8 +14,8 @@
 
 use arca_catalog::{
     DatastoreId, ExportId, ExportProtocol, LogLevel, NewExport, NewTask, NodeId, PolicyId,
-    ProjectId, RestorePoint, Retention, Role, RoleBinding, SourceId, SourceKind, TaskId, TaskKind, TokenKind,
-    UserId,
+    ProjectId, RestorePoint, Retention, Role, RoleBinding, SourceId, SourceKind, TaskId, TaskKind,
+    TokenKind, UserId,
 };
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
