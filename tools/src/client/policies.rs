@@ -296,6 +296,42 @@ mod tests {
     }
 
     #[test]
+    fn prune_says_what_was_queued_and_what_went() {
+        let task = |id: i64, source: &str, result: Option<serde_json::Value>| -> Task {
+            serde_json::from_value(serde_json::json!({"id": id, "kind": "prune",
+                "state": if result.is_some() { "succeeded" } else { "queued" },
+                "project_id": 1, "source_id": id, "policy_id": 3, "datastore_id": 1,
+                "node_id": 1, "params": {"retention": {"keep_last": 1}, "source": source},
+                "priority": 0, "slot": null, "attempt": 1, "max_attempts": 1,
+                "not_before": 0, "lease_until": null, "cancel_requested": false,
+                "bytes_done": 0, "bytes_total": 0, "progress": null, "result": result,
+                "error": null, "created_by": "admin", "created_at": 0,
+                "started_at": 10, "finished_at": 12}))
+            .unwrap()
+        };
+        let queued = [task(7, "web", None), task(8, "db", None)];
+        assert_eq!(
+            prune_text("keep", &queued, None),
+            "web: prune queued as task 7 (follow it with `arca task show 7`)\n\
+             db: prune queued as task 8 (follow it with `arca task show 8`)"
+        );
+        let ended = [
+            task(7, "web", Some(serde_json::json!({"removed": 2}))),
+            task(8, "db", Some(serde_json::json!({"removed": 1}))),
+        ];
+        assert_eq!(
+            prune_text("keep", &ended, Some(20)),
+            "web: prune task 7 succeeded in 2s: 2 restore points removed\n\
+             db: prune task 8 succeeded in 2s: 1 restore points removed\n\
+             3 restore point(s) removed; their space comes back at the datastore's next gc"
+        );
+        assert_eq!(
+            prune_text("keep", &[], None),
+            "policy \"keep\" applies to no source: nothing to prune"
+        );
+    }
+
+    #[test]
     fn preview_rows_say_keep_or_remove_and_why() {
         let rp = |c: char| c.to_string().repeat(64);
         let p: RetentionPreview = serde_json::from_value(serde_json::json!({
