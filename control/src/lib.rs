@@ -95,6 +95,18 @@ pub fn assign_policies(c: &Catalog) -> Result<usize> {
     Ok(changes.len())
 }
 
+/// The sources `policy` is assigned to, by name (then id): those its
+/// retention applies to (preview and prune).
+pub(crate) fn policy_sources(c: &Catalog, policy: &Policy) -> Result<Vec<Source>> {
+    let mut sources: Vec<_> = c
+        .sources()?
+        .into_iter()
+        .filter(|s| s.policy_id == Some(policy.id))
+        .collect();
+    sources.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    Ok(sources)
+}
+
 /// A backup the scheduler queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Queued {

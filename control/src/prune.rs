@@ -14,12 +14,7 @@ use crate::{place, Result};
 /// asked.
 pub fn prune_tasks(c: &Catalog, policy: &Policy, created_by: &str) -> Result<Vec<NewTask>> {
     let datastores = c.datastores()?;
-    let mut sources: Vec<_> = c
-        .sources()?
-        .into_iter()
-        .filter(|s| s.policy_id == Some(policy.id))
-        .collect();
-    sources.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    let sources = crate::policy_sources(c, policy)?;
     let mut out = Vec::with_capacity(sources.len());
     for s in sources {
         let ds = place(&datastores, policy.datastore_id, s.node_id);

@@ -2,9 +2,9 @@
 
 use anyhow::{anyhow, Result};
 use arca_model::api::{NewPolicy, Policy, PolicyChange, RetentionPreview, Task};
-use arca_model::{PolicyId, ProjectId, TaskResult, TaskSpec, TaskState};
+use arca_model::{PolicyId, ProjectId, TaskResult, TaskSpec};
 
-use super::tasks::{final_line, wait_task};
+use super::tasks::{final_line, wait_all};
 use super::{show, Api};
 use crate::objects::PolicyEdit;
 use crate::table::{opt, Table};
@@ -170,11 +170,7 @@ fn prune(cli: &Cli, api: &Api, name: &str, project: Option<ProjectId>, wait: boo
         show(cli, &tasks, |tasks| prune_text(name, tasks, None))?;
         return Ok(0);
     }
-    let mut ended = Vec::with_capacity(tasks.len());
-    for t in &tasks {
-        ended.push(wait_task(api, t.id)?);
-    }
-    let ok = ended.iter().all(|t| t.state == TaskState::Succeeded);
+    let (ended, ok) = wait_all(api, &tasks)?;
     show(cli, &ended, |ended| {
         prune_text(name, ended, Some(arca_catalog::now()))
     })?;

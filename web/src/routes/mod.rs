@@ -64,9 +64,7 @@ where
     F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    let remote = remote.0.clone();
-    s.call(move |s| audit_outcome(s, &who, &remote, action, &target, f(s)))
-        .await
+    audited_patch(s, who, remote, action, target, false, f).await
 }
 
 /// [`audited`] for a PATCH, whose body is a JSON merge patch: when it
