@@ -265,8 +265,8 @@ async fn a_policy_is_changed_and_bad_changes_are_4xx() {
         (&json!(7), &json!("web*"))
     );
 
+    // (`{}` changes nothing and answers 200: patch.rs.)
     for body in [
-        json!({}),
         json!({"schedule": "dialy"}),
         json!({"window": "25:00-26:00"}),
         json!({"priority": 5000}),
@@ -475,7 +475,6 @@ async fn a_restore_point_is_protected_with_a_note() {
 
     let path = format!("/api/v1/restore-points/{id}");
     for body in [
-        json!({}),
         json!({"protected": "yes"}),
         json!({"protected": true, "colour": 1}),
         json!({"note": "x".repeat(1025)}),
@@ -659,7 +658,6 @@ async fn an_admin_replaces_another_user_s_roles() {
     let (_, got) = t.call(Method::GET, &path, Some(&a), None).await;
     assert_eq!(got["roles"], v["roles"]);
     for (body, want) in [
-        (json!({}), 422),
         (json!({"roles": [{"role": "king"}]}), 422),
         (json!({"roles": [{"role": "admin", "project": 99}]}), 422),
         (json!({"name": "bob"}), 422),
@@ -736,7 +734,7 @@ async fn a_token_is_renamed_by_its_owner_or_an_admin() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!((&v["name"], &v["scope"]), (&json!("deploy"), &scope));
-    for body in [json!({}), json!({"name": "../x"}), json!({"scope": "full"})] {
+    for body in [json!({"name": "../x"}), json!({"scope": "full"})] {
         let (s, m) = fails(&t, Method::PATCH, &path, &opr, Some(body.clone())).await;
         assert_eq!(s, 422, "{body}: {m}");
     }
