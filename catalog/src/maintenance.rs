@@ -12,7 +12,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use crate::{
-    now, Catalog, Datastore, DatastoreId, Error, RestorePointId, Result, TaskId, TaskKind,
+    now, Catalog, Datastore, DatastoreId, Error, PolicyId, RestorePointId, Result, TaskId, TaskKind,
 };
 
 /// What a verify task found, recorded with its result.
@@ -83,6 +83,23 @@ impl Catalog {
             .query_row(
                 "SELECT id FROM tasks WHERE datastore_id = ?1 AND kind = ?2 AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
                 params![datastore_id, kind],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A queued or running task of `kind` of the policy (a prune on
+    /// demand), if any.
+    pub fn active_policy_task(
+        &self,
+        policy_id: PolicyId,
+        kind: TaskKind,
+    ) -> Result<Option<TaskId>> {
+        Ok(self
+            .rd()
+            .query_row(
+                "SELECT id FROM tasks WHERE policy_id = ?1 AND kind = ?2 AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
+                params![policy_id, kind],
                 |r| r.get(0),
             )
             .optional()?)

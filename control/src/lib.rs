@@ -38,6 +38,7 @@ use chrono::{DateTime, TimeZone, Utc};
 pub mod confine;
 pub mod maintenance;
 pub mod preview;
+pub mod prune;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,6 +93,18 @@ pub fn assign_policies(c: &Catalog) -> Result<usize> {
     }
     c.assign_policies_many(&changes)?;
     Ok(changes.len())
+}
+
+/// The sources `policy` is assigned to, by name (then id): those its
+/// retention applies to (preview and prune).
+pub(crate) fn policy_sources(c: &Catalog, policy: &Policy) -> Result<Vec<Source>> {
+    let mut sources: Vec<_> = c
+        .sources()?
+        .into_iter()
+        .filter(|s| s.policy_id == Some(policy.id))
+        .collect();
+    sources.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    Ok(sources)
 }
 
 /// A backup the scheduler queued.

@@ -41,12 +41,7 @@ pub fn preview_retention(c: &Catalog, policy: &Policy, now: i64) -> Result<api::
         .filter(|e| e.is_live())
         .map(|e| e.restore_point_id)
         .collect();
-    let mut sources: Vec<_> = c
-        .sources()?
-        .into_iter()
-        .filter(|s| s.policy_id == Some(policy.id))
-        .collect();
-    sources.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    let sources = crate::policy_sources(c, policy)?;
     let mut out = Vec::with_capacity(sources.len());
     for s in sources {
         let ds = place(&datastores, policy.datastore_id, s.node_id);

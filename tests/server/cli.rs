@@ -110,6 +110,56 @@ fn cli_against_the_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
 }
 
+/// An edit or set command given nothing to change is refused before any
+/// request (the server's address here answers nothing), naming the
+/// options that change something, with exit code 2.
+#[test]
+fn an_edit_without_a_change_is_refused_locally() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["source", "edit", "docs", "--project", "1"],
+            "--rename, --path, --tag, --no-tags, --policy, --no-policy",
+        ),
+        (
+            &["policy", "edit", "p"],
+            "--schedule, --window, --no-window",
+        ),
+        (
+            &["node", "edit", "local"],
+            "--source-root, --no-source-roots",
+        ),
+        (
+            &["datastore", "set", "default"],
+            "--gc-schedule, --verify-schedule, --verify-max-age-days",
+        ),
+    ];
+    for (args, flags) in cases {
+        for json in [false, true] {
+            let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+                .args(if json { &["--json"][..] } else { &[][..] })
+                .args(args)
+                .env("ARCA_SERVER", "http://127.0.0.1:9")
+                .env("ARCA_TOKEN", "arca_unused")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+            assert!(
+                text.contains(&format!("nothing to change; give one of {flags}")),
+                "{args:?}: {text}"
+            );
+            if json {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert!(v["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("nothing to change"));
+            }
+        }
+    }
+}
+
 /// What people read: tables with headers, readable times and summaries,
 /// never `null`; `--path` as the source's original absolute path.
 /// `arca ARGS` as a test runs it: exit code, stdout and stderr.
@@ -153,24 +203,29 @@ fn human_output(
     );
     assert!(out.contains("\nlog:\n"), "{out}");
     seen += &out;
-    let (code, out) = arca(&["source", "list"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.starts_with("ID  NAME  KIND   PATH"), "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.contains("docs") && l.contains("files")),
-        "{out}"
-    );
-    seen += &out;
-    let (code, out) = arca(&["policy", "list"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.starts_with("ID  NAME  SCHEDULE"), "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.contains(" Mon..Fri ") && l.contains("22:00") && l.contains("last 5")),
-        "{out}"
-    );
-    seen += &out;
+    // Lists: the header, and a row with these words.
+    let lists: [(&[&str], &str, &[&str]); 2] = [
+        (
+            &["source", "list"],
+            "ID  NAME  KIND   PATH",
+            &["docs", "files"],
+        ),
+        (
+            &["policy", "list"],
+            "ID  NAME  SCHEDULE",
+            &[" Mon..Fri ", "22:00", "last 5"],
+        ),
+    ];
+    for (args, header, words) in lists {
+        let (code, out) = arca(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}");
+        assert!(out.starts_with(header), "{out}");
+        assert!(
+            out.lines().any(|l| words.iter().all(|w| l.contains(w))),
+            "{words:?} in {out}"
+        );
+        seen += &out;
+    }
     // A restore of one file named by its original path, followed: a
     // summary, not JSON.
     let file = tree.join("f.txt");

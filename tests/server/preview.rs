@@ -1,14 +1,12 @@
 //! Retention preview through a server: `arca policy preview` says which
 //! restore points a prune removes and why the others stay (protected ones
-//! too), and a prune then removes exactly those; `arca policy list` shows
+//! too), and `arca policy prune` then removes exactly those; `arca policy list` shows
 //! the next run; `arca snapshots --project` lists one project's restore
 //! points.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use arca_catalog::{Catalog, NewTask, PolicyId, ProjectId, SourceId};
-use arca_model::{PruneParams, Retention, TaskSpec};
 use serde_json::Value;
 
 use crate::common;
@@ -160,35 +158,39 @@ fn preview_then_prune_removes_exactly_what_it_said() {
     let all: BTreeSet<String> = made.iter().cloned().collect();
     assert_eq!(short(datastore_snapshots(&data)), all);
 
-    // A prune task of the source with the policy's retention (queued in
-    // the catalog: the API queues prunes only through backups).
-    let catalog = Catalog::open(&data.join("catalog.db")).unwrap();
-    let ds = catalog.datastore_by_name("default").unwrap().unwrap();
-    let prune = catalog
-        .add_task(&NewTask {
-            spec: TaskSpec::Prune(PruneParams {
-                retention: Retention {
-                    keep_last: 1,
-                    ..Default::default()
-                },
-                source: "web".into(),
-                ..Default::default()
-            }),
-            project_id: ProjectId(1),
-            source_id: Some(SourceId(src["id"].as_i64().unwrap())),
-            policy_id: Some(PolicyId(pol["id"].as_i64().unwrap())),
-            datastore_id: Some(ds.id),
-            node_id: Some(ds.node_id),
-            max_attempts: 1,
-            not_before: arca_catalog::now(),
-            created_by: "test".into(),
-            ..Default::default()
-        })
-        .unwrap()
-        .unwrap();
-    let t = wait_task(&srv.url, &token, prune.id.0, 120);
+    // Prune now (the policy's retention, one task for its one source),
+    // followed to its end: it says what it removed.
+    let (code, text) = arca(&["policy", "prune", "keep", "--wait"]);
+    assert_eq!(code, Some(0), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("web: prune task "))
+        .unwrap_or_default();
+    assert!(
+        line.contains(" succeeded")
+            && line.ends_with(&format!(": {} restore points removed", to_remove.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} restore point(s) removed", to_remove.len())),
+        "{text}"
+    );
+    // Prune again, in JSON without waiting: the queued task, then it
+    // removes nothing more.
+    let queued = json(&["policy", "prune", "keep"]);
+    let queued = queued.as_array().unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        (
+            &queued[0]["kind"],
+            &queued[0]["source_id"],
+            &queued[0]["policy_id"]
+        ),
+        (&"prune".into(), &src["id"], &pol["id"])
+    );
+    let t = wait_task(&srv.url, &token, queued[0]["id"].as_i64().unwrap(), 120);
     assert_eq!(t["state"], "succeeded", "{t}");
-    assert_eq!(t["result"]["removed"], to_remove.len());
+    assert_eq!(t["result"]["removed"], 0, "{t}");
     let left: BTreeSet<String> = all.difference(&to_remove).cloned().collect();
     assert_eq!(short(datastore_snapshots(&data)), left);
     let listed: Vec<String> = restore_points(&srv.url, &token, "web")

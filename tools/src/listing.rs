@@ -1,7 +1,7 @@
 //! The human output of `arca snapshots` and `arca ls`, the same whether
 //! the rows come from a local datastore or from a server's API.
 
-use arca_model::api::{TreeEntry, TreeEntryKind};
+use arca_model::api::{TreeEntry, TreeEntryKind, TreePage};
 use arca_model::SourceKind;
 
 use crate::units::human;
@@ -62,6 +62,27 @@ pub fn snapshot_table(rows: &[SnapshotRow], extra: Vec<Vec<String>>) -> String {
         t.row(r);
     }
     t.render()
+}
+
+/// What `arca ls` lists, locally or through a server.
+pub struct LsRequest<'a> {
+    /// A snapshot id, a unique prefix of one, or `latest`.
+    pub snapshot: &'a str,
+    /// A directory or file in it ("": its root).
+    pub path: &'a str,
+    pub recursive: bool,
+    /// With `latest`: the latest of this source.
+    pub source: Option<&'a str>,
+}
+
+/// The end of `arca ls`: the page as JSON, or its lines.
+pub fn print_tree(json: bool, page: &TreePage) -> anyhow::Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(page)?);
+    } else {
+        tree_lines(&page.entries);
+    }
+    Ok(0)
 }
 
 /// The lines of `arca ls`: kind, mode, size, modification time, path (and

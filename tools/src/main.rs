@@ -18,6 +18,7 @@ mod server;
 mod table;
 mod tokens;
 mod units;
+mod usage;
 mod users;
 
 use std::path::PathBuf;
@@ -806,7 +807,10 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("error: {msg}");
             }
-            ExitCode::from(1)
+            match e.downcast_ref::<usage::UsageError>() {
+                Some(_) => ExitCode::from(usage::EXIT_USAGE),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

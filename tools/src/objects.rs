@@ -160,6 +160,21 @@ pub enum PolicyCmd {
         #[arg(long)]
         project: Option<arca_model::ProjectId>,
     },
+    /// Apply the policy's retention now, without waiting for a backup: a
+    /// prune task per source it applies to removes what `arca policy
+    /// preview` shows as "remove" (protected and exported restore points
+    /// stay). Their space comes back at the datastore's next gc.
+    Prune {
+        /// The policy's name.
+        name: String,
+        /// Its project, when the name is used in several.
+        #[arg(long)]
+        project: Option<arca_model::ProjectId>,
+        /// Follow the prune tasks to their end and say what each removed
+        /// (exit code 1 if one fails).
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// `arca policy edit`.

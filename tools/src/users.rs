@@ -3,7 +3,7 @@
 //! `/api/v1/projects`). Passwords never come from the command line (see
 //! [`crate::accounts`]).
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use arca_model::api::{
     CreatedUser, NewProject, NewUser, Project, RoleBinding, RoleRequest, User, UserChange,
 };
@@ -146,7 +146,7 @@ pub fn user(cli: &Cli, c: &UserCmd) -> Result<u8> {
             enable,
         } => {
             if roles.is_empty() && !no_roles && !disable && !enable {
-                bail!("nothing to change; give one of --role, --no-roles, --disable, --enable");
+                return Err(crate::usage::nothing_to_change(&["user", "edit"], &[]));
             }
             let u = by_name(&api, name)?;
             let req = UserChange {

@@ -164,6 +164,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(policies::delete_policy),
         )
         .route("/policies/{id}/preview", get(policies::preview_policy))
+        .route("/policies/{id}/prune", post(policies::prune_policy))
         .route("/tasks", get(tasks::list_tasks))
         .route("/tasks/{id}", get(tasks::get_task))
         .route("/tasks/{id}/logs", get(tasks::task_logs))

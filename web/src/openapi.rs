@@ -398,6 +398,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("RetentionPreview"))
     ),
     r!(
+        "post",
+        "/api/v1/policies/{id}/prune",
+        "Prune now: queues a prune task per source the policy applies to (in the datastore its backups go to, with its retention) and returns them ([] for none); what they remove is what the preview shows. 409 while a prune of the policy is queued or running, or when the policy has no retention rule",
+        "manage",
+        None,
+        (202, Some("Tasks"))
+    ),
+    r!(
         "get",
         "/api/v1/tasks",
         "Tasks, newest first",

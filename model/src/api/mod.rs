@@ -13,6 +13,10 @@
 //!
 //! Times are whole seconds since the Unix epoch, UTC, unless a field says
 //! otherwise.
+//!
+//! A PATCH body is a JSON merge patch: absent fields stay as they are
+//! (null clears an optional one where a field says so), and `{}` changes
+//! nothing; the answer is then the resource unchanged (200).
 
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};

@@ -33,7 +33,7 @@ fn two() -> i64 {
     2
 }
 
-/// `PATCH /api/v1/nodes/{id}`: what to change (at least one field).
+/// `PATCH /api/v1/nodes/{id}`: what to change (`{}`: nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSettings {
@@ -167,8 +167,8 @@ pub struct NewPolicy {
     pub rpo_s: Option<i64>,
 }
 
-/// `PATCH /api/v1/sources/{id}`: what to change (at least one field;
-/// absent fields stay as they are).
+/// `PATCH /api/v1/sources/{id}`: what to change (absent fields stay as
+/// they are; `{}` changes nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceChange {
@@ -218,8 +218,8 @@ pub struct DeleteSourceQuery {
     pub restore_points: RestorePointsOnDelete,
 }
 
-/// `PATCH /api/v1/policies/{id}`: what to change (at least one field;
-/// absent fields stay as they are; null clears an optional one).
+/// `PATCH /api/v1/policies/{id}`: what to change (absent fields stay as
+/// they are; null clears an optional one; `{}` changes nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
@@ -269,7 +269,7 @@ pub struct PolicyChange {
     pub enabled: Option<bool>,
 }
 
-/// `PATCH /api/v1/restore-points/{id}` (at least one field).
+/// `PATCH /api/v1/restore-points/{id}` (`{}` changes nothing).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestorePointChange {
@@ -324,13 +324,15 @@ pub struct NewExport {
     pub ttl: Option<String>,
 }
 
-/// `PATCH /api/v1/exports/{id}`: the export now ends `ttl` from now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `PATCH /api/v1/exports/{id}`: the export now ends `ttl` from now
+/// (`{}`: unchanged, as every PATCH).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendExport {
     /// 90s, 30m, 2h, 7d; at most 30d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9]{1,7}[smhd]?$")]
-    pub ttl: String,
+    pub ttl: Option<String>,
 }
 
 #[cfg(test)]

@@ -85,12 +85,15 @@ pub fn datastore(cli: &Cli, c: &DatastoreCmd) -> Result<u8> {
             verify_schedule,
             verify_max_age_days,
         } => {
-            let id = datastore_id(&api, name)?;
             let req = DatastoreSettings {
                 gc_schedule: gc_schedule.clone(),
                 verify_schedule: verify_schedule.clone(),
                 verify_max_age_days: *verify_max_age_days,
             };
+            if req == DatastoreSettings::default() {
+                return Err(crate::usage::nothing_to_change(&["datastore", "set"], &[]));
+            }
+            let id = datastore_id(&api, name)?;
             let d: Datastore = api.patch(&format!("/datastores/{id}"), &req, "a datastore")?;
             show(cli, &d, |d| {
                 format!(

@@ -91,7 +91,7 @@ pub fn mounts(cli: &Cli, all: bool, extend: Option<ExportId>, ttl: Option<&str>)
     if let Some(id) = extend {
         let ttl = ttl.ok_or_else(|| anyhow!("--extend needs --ttl"))?;
         let req = ExtendExport {
-            ttl: ttl.to_string(),
+            ttl: Some(ttl.to_string()),
         };
         let e: Export = api.patch(&format!("/exports/{id}"), &req, "an export")?;
         return show(cli, &e, export_line);

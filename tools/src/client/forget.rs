@@ -7,12 +7,12 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{anyhow, bail, Result};
 use arca_model::api::{RestorePoint, Task};
-use arca_model::{ProjectId, TaskState};
+use arca_model::ProjectId;
 use serde::Serialize;
 
 use super::restore_points::list;
 use super::sources::source_id;
-use super::tasks::{final_line, wait_task};
+use super::tasks::{final_line, wait_all};
 use super::{show, Api};
 use crate::listing::SnapshotFilter;
 use crate::objects::RestorePoints;
@@ -41,11 +41,7 @@ fn report(cli: &Cli, api: &Api, tasks: Vec<Task>, wait: bool, what: &str) -> Res
         })?;
         return Ok(0);
     }
-    let mut ended = Vec::with_capacity(tasks.len());
-    for t in &tasks {
-        ended.push(wait_task(api, t.id)?);
-    }
-    let ok = ended.iter().all(|t| t.state == TaskState::Succeeded);
+    let (ended, ok) = wait_all(api, &tasks)?;
     show(cli, &ended, |ended| {
         let now = arca_catalog::now();
         ended

@@ -1,7 +1,8 @@
 //! `arca node list|set` through the server: nodes and their confinement.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use arca_model::api::{Node, NodeSettings};
+use arca_model::NodeId;
 
 use super::{show, Api};
 use crate::table::Table;
@@ -15,24 +16,36 @@ fn roots(r: &[String]) -> String {
     }
 }
 
-fn node_line(n: &Node) -> String {
+/// The restore roots in force, "(default)" when none are set.
+fn roots_in_force(n: &Node) -> String {
     format!(
-        "{:>4}  {:<16} {:<8} sources: {}  restores: {}{}  block devices: {}",
-        n.id,
-        n.name,
-        n.state,
-        roots(&n.source_roots),
+        "{}{}",
         roots(n.effective_restore_roots.as_deref().unwrap_or_default()),
         if n.restore_roots.is_empty() {
             " (default)"
         } else {
             ""
-        },
-        if n.allow_block_devices {
-            "allowed"
-        } else {
-            "refused"
         }
+    )
+}
+
+fn block_devices(n: &Node) -> &'static str {
+    if n.allow_block_devices {
+        "allowed"
+    } else {
+        "refused"
+    }
+}
+
+fn node_line(n: &Node) -> String {
+    format!(
+        "{:>4}  {:<16} {:<8} sources: {}  restores: {}  block devices: {}",
+        n.id,
+        n.name,
+        n.state,
+        roots(&n.source_roots),
+        roots_in_force(n),
+        block_devices(n)
     )
 }
 
@@ -55,24 +68,20 @@ fn node_table(all: &[Node]) -> String {
             n.state.to_string(),
             crate::units::local_time_opt(n.last_heartbeat),
             roots(&n.source_roots),
-            format!(
-                "{}{}",
-                roots(n.effective_restore_roots.as_deref().unwrap_or_default()),
-                if n.restore_roots.is_empty() {
-                    " (default)"
-                } else {
-                    ""
-                }
-            ),
-            if n.allow_block_devices {
-                "allowed"
-            } else {
-                "refused"
-            }
-            .into(),
+            roots_in_force(n),
+            block_devices(n).into(),
         ]);
     }
     t.render()
+}
+
+/// The id of the node `name`.
+fn node_id(api: &Api, name: &str) -> Result<NodeId> {
+    let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
+    all.iter()
+        .find(|n| n.name == name)
+        .map(|n| n.id)
+        .ok_or_else(|| anyhow!("no node named {name:?} on the server (`arca node list`)"))
 }
 
 pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
@@ -90,14 +99,6 @@ pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
             default_restore_roots,
             allow_block_devices,
         } => {
-            let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
-            let id = all
-                .iter()
-                .find(|n| n.name == *name)
-                .map(|n| n.id)
-                .ok_or_else(|| {
-                    anyhow!("no node named {name:?} on the server (`arca node list`)")
-                })?;
             let req = NodeSettings {
                 source_roots: (!source_roots.is_empty() || *no_source_roots)
                     .then(|| source_roots.clone()),
@@ -106,20 +107,14 @@ pub fn node(cli: &Cli, c: &NodeCmd) -> Result<u8> {
                 allow_block_devices: *allow_block_devices,
             };
             if req == NodeSettings::default() {
-                bail!("nothing to change: give --source-root, --restore-root, --no-source-roots, --default-restore-roots or --allow-block-devices");
+                return Err(crate::usage::nothing_to_change(&["node", "set"], &[]));
             }
+            let id = node_id(&api, name)?;
             let n: Node = api.patch(&format!("/nodes/{id}"), &req, "a node")?;
             show(cli, &n, node_line)
         }
         NodeCmd::Remove { name } => {
-            let all: Vec<Node> = api.get("/nodes", "a list of nodes")?;
-            let id = all
-                .iter()
-                .find(|n| n.name == *name)
-                .map(|n| n.id)
-                .ok_or_else(|| {
-                    anyhow!("no node named {name:?} on the server (`arca node list`)")
-                })?;
+            let id = node_id(&api, name)?;
             api.delete_no_content(&format!("/nodes/{id}"))?;
             show(cli, &serde_json::json!({"removed": id}), |_| {
                 format!("node {name:?} removed (id {id})")

@@ -1,9 +1,10 @@
-//! `arca policy add|list|edit|remove|preview` through the server.
+//! `arca policy add|list|edit|remove|preview|prune` through the server.
 
 use anyhow::{anyhow, Result};
-use arca_model::api::{NewPolicy, Policy, PolicyChange, RetentionPreview};
-use arca_model::{PolicyId, ProjectId};
+use arca_model::api::{NewPolicy, Policy, PolicyChange, RetentionPreview, Task};
+use arca_model::{PolicyId, ProjectId, TaskResult, TaskSpec};
 
+use super::tasks::{final_line, wait_all};
 use super::{show, Api};
 use crate::objects::PolicyEdit;
 use crate::table::{opt, Table};
@@ -115,6 +116,11 @@ pub fn policy(cli: &Cli, c: &PolicyCmd) -> Result<u8> {
                 api.get(&format!("/policies/{id}/preview"), "a retention preview")?;
             show(cli, &p, |p| preview_text(name, p, crate::units::local_time))
         }
+        PolicyCmd::Prune {
+            name,
+            project,
+            wait,
+        } => prune(cli, &api, name, *project, *wait),
         PolicyCmd::Remove { name, project } => {
             let id = policy_id(&api, name, *project)?;
             api.delete_no_content(&format!("/policies/{id}"))?;
@@ -155,8 +161,59 @@ fn preview_text(name: &str, p: &RetentionPreview, time: impl Fn(i64) -> String) 
     out
 }
 
+/// `arca policy prune NAME [--wait]`: queue the policy's prune tasks,
+/// then say what was queued, or (with `--wait`) what each removed.
+fn prune(cli: &Cli, api: &Api, name: &str, project: Option<ProjectId>, wait: bool) -> Result<u8> {
+    let id = policy_id(api, name, project)?;
+    let tasks: Vec<Task> = api.post_empty(&format!("/policies/{id}/prune"), "a list of tasks")?;
+    if !wait || tasks.is_empty() {
+        show(cli, &tasks, |tasks| prune_text(name, tasks, None))?;
+        return Ok(0);
+    }
+    let (ended, ok) = wait_all(api, &tasks)?;
+    show(cli, &ended, |ended| {
+        prune_text(name, ended, Some(arca_catalog::now()))
+    })?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// What `arca policy prune` says: a line per source, the task queued
+/// (`now`: None) or how it ended, and with `now` the total removed.
+fn prune_text(policy: &str, tasks: &[Task], now: Option<i64>) -> String {
+    if tasks.is_empty() {
+        return format!("policy {policy:?} applies to no source: nothing to prune");
+    }
+    let source = |t: &Task| match t.spec() {
+        Ok(TaskSpec::Prune(p)) => p.source,
+        _ => t.source_id.map_or("?".into(), |s| format!("source {s}")),
+    };
+    let mut lines = Vec::with_capacity(tasks.len() + 1);
+    let mut removed = 0;
+    for t in tasks {
+        lines.push(match now {
+            None => format!(
+                "{}: prune queued as task {} (follow it with `arca task show {}`)",
+                source(t),
+                t.id,
+                t.id
+            ),
+            Some(now) => format!("{}: {}", source(t), final_line(t, now)),
+        });
+        if let Some(Ok(TaskResult::Prune(p))) =
+            t.result.as_ref().map(|v| TaskResult::from_json(t.kind, v))
+        {
+            removed += p.removed;
+        }
+    }
+    if now.is_some() {
+        lines.push(format!(
+            "{removed} restore point(s) removed; their space comes back at the datastore's next gc"
+        ));
+    }
+    lines.join("\n")
+}
+
 fn edit(cli: &Cli, api: &Api, e: &PolicyEdit) -> Result<u8> {
-    let id = policy_id(api, &e.name, e.project)?;
     let req = PolicyChange {
         schedule: e.schedule.clone(),
         window: if e.no_window {
@@ -172,6 +229,13 @@ fn edit(cli: &Cli, api: &Api, e: &PolicyEdit) -> Result<u8> {
         rpo_s: e.rpo_s.map(Some),
         enabled: e.enabled,
     };
+    if req == PolicyChange::default() {
+        return Err(crate::usage::nothing_to_change(
+            &["policy", "edit"],
+            &["project"],
+        ));
+    }
+    let id = policy_id(api, &e.name, e.project)?;
     let p: Policy = api.patch(&format!("/policies/{id}"), &req, "a policy")?;
     show(cli, &p, |p| {
         format!(
@@ -224,6 +288,42 @@ mod tests {
         assert_eq!(
             retention_summary(&arca_model::Retention::default()),
             "keep all"
+        );
+    }
+
+    #[test]
+    fn prune_says_what_was_queued_and_what_went() {
+        let task = |id: i64, source: &str, result: Option<serde_json::Value>| -> Task {
+            serde_json::from_value(serde_json::json!({"id": id, "kind": "prune",
+                "state": if result.is_some() { "succeeded" } else { "queued" },
+                "project_id": 1, "source_id": id, "policy_id": 3, "datastore_id": 1,
+                "node_id": 1, "params": {"retention": {"keep_last": 1}, "source": source},
+                "priority": 0, "slot": null, "attempt": 1, "max_attempts": 1,
+                "not_before": 0, "lease_until": null, "cancel_requested": false,
+                "bytes_done": 0, "bytes_total": 0, "progress": null, "result": result,
+                "error": null, "created_by": "admin", "created_at": 0,
+                "started_at": 10, "finished_at": 12}))
+            .unwrap()
+        };
+        let queued = [task(7, "web", None), task(8, "db", None)];
+        assert_eq!(
+            prune_text("keep", &queued, None),
+            "web: prune queued as task 7 (follow it with `arca task show 7`)\n\
+             db: prune queued as task 8 (follow it with `arca task show 8`)"
+        );
+        let ended = [
+            task(7, "web", Some(serde_json::json!({"removed": 2}))),
+            task(8, "db", Some(serde_json::json!({"removed": 1}))),
+        ];
+        assert_eq!(
+            prune_text("keep", &ended, Some(20)),
+            "web: prune task 7 succeeded in 2s: 2 restore points removed\n\
+             db: prune task 8 succeeded in 2s: 1 restore points removed\n\
+             3 restore point(s) removed; their space comes back at the datastore's next gc"
+        );
+        assert_eq!(
+            prune_text("keep", &[], None),
+            "policy \"keep\" applies to no source: nothing to prune"
         );
     }
 

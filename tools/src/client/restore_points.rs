@@ -88,15 +88,10 @@ pub fn snapshots(cli: &Cli, f: &SnapshotFilter, project: Option<&str>) -> Result
 
 /// `arca ls --server`: every page of the restore point's tree below
 /// `path`. `latest` is the newest restore point (of `source` if given).
-pub fn ls(
-    cli: &Cli,
-    spec: &str,
-    path: Option<&str>,
-    recursive: bool,
-    source: Option<&str>,
-) -> Result<u8> {
+pub fn ls(cli: &Cli, req: &listing::LsRequest) -> Result<u8> {
+    let (path, recursive, source) = (req.path, req.recursive, req.source);
     let api = Api::new(cli)?;
-    let id = if spec == "latest" {
+    let id = if req.snapshot == "latest" {
         let f = SnapshotFilter {
             source: source.map(str::to_string),
             kind: None,
@@ -109,9 +104,8 @@ pub fn ls(
         })?;
         rp.id.to_hex()
     } else {
-        spec.to_string()
+        req.snapshot.to_string()
     };
-    let path = path.unwrap_or("");
     let mut all: Option<TreePage> = None;
     let mut offset = 0;
     loop {
@@ -137,12 +131,7 @@ pub fn ls(
         return Ok(0);
     };
     all.next_offset = None;
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
-        listing::tree_lines(&all.entries);
-    }
-    Ok(0)
+    listing::print_tree(cli.json, &all)
 }
 
 #[cfg(test)]

@@ -83,7 +83,6 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
 }
 
 fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
-    let id = source_id(api, &e.name, e.project)?;
     let req = SourceChange {
         name: e.rename.clone(),
         path: e.path.clone(),
@@ -99,6 +98,13 @@ fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
             e.policy.clone().map(Some)
         },
     };
+    if req == SourceChange::default() {
+        return Err(crate::usage::nothing_to_change(
+            &["source", "edit"],
+            &["project"],
+        ));
+    }
+    let id = source_id(api, &e.name, e.project)?;
     let s: Source = api.patch(&format!("/sources/{id}"), &req, "a source")?;
     show(cli, &s, |s| {
         format!(

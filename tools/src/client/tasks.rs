@@ -217,6 +217,17 @@ pub(super) fn follow(cli: &Cli, api: &Api, id: TaskId) -> Result<u8> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// Follow `tasks` to their ends, one after the other: how they ended, and
+/// whether all succeeded.
+pub(super) fn wait_all(api: &Api, tasks: &[Task]) -> Result<(Vec<Task>, bool)> {
+    let mut ended = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        ended.push(wait_task(api, t.id)?);
+    }
+    let ok = ended.iter().all(|t| t.state == TaskState::Succeeded);
+    Ok((ended, ok))
+}
+
 /// Poll task `id` until it ends (a progress bar on a terminal); returns
 /// it as it ended.
 pub(super) fn wait_task(api: &Api, id: TaskId) -> Result<Task> {

@@ -164,11 +164,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             recursive,
             source,
         } => {
-            let (path, source) = (path.as_deref(), source.as_deref());
+            let req = crate::listing::LsRequest {
+                snapshot,
+                path: path.as_deref().unwrap_or(""),
+                recursive: *recursive,
+                source: source.as_deref(),
+            };
             if cli.server.is_some() {
-                crate::client::ls(cli, snapshot, path, *recursive, source)
+                crate::client::ls(cli, &req)
             } else {
-                snapshots::ls(cli, snapshot, path, *recursive, source)
+                snapshots::ls(cli, &req)
             }
         }
         Command::Restore {

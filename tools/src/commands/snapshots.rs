@@ -153,15 +153,9 @@ fn hex_of(b: &[u8]) -> String {
 
 /// `arca ls` on a local datastore (`client::ls` through a server): the
 /// entries [`arca_node::browse::tree`] lists, as the server's API does.
-pub(super) fn ls(
-    cli: &Cli,
-    spec: &str,
-    path: Option<&str>,
-    recursive: bool,
-    source: Option<&str>,
-) -> Result<u8> {
+pub(super) fn ls(cli: &Cli, req: &listing::LsRequest) -> Result<u8> {
     let ds = open(cli, true)?;
-    let snap = resolve(&ds, spec, source)?;
+    let snap = resolve(&ds, req.snapshot, req.source)?;
     if snap.is_image() {
         let disks: Vec<_> = snap.manifest.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes})).collect();
         if cli.json {
@@ -180,11 +174,6 @@ pub(super) fn ls(
         }
         return Ok(0);
     }
-    let page = arca_node::browse::tree(&ds, &snap, path.unwrap_or(""), recursive, 0, u32::MAX)?;
-    if cli.json {
-        print_json(serde_json::to_value(&page)?);
-    } else {
-        listing::tree_lines(&page.entries);
-    }
-    Ok(0)
+    let page = arca_node::browse::tree(&ds, &snap, req.path, req.recursive, 0, u32::MAX)?;
+    listing::print_tree(cli.json, &page)
 }

@@ -70,6 +70,8 @@ const ADDED: &[(&str, &str)] = &[
     ("get", "/api/v1/restore-points/search"),
     // Retention preview.
     ("get", "/api/v1/policies/{id}/preview"),
+    // Prune on demand.
+    ("post", "/api/v1/policies/{id}/prune"),
 ];
 
 #[test]

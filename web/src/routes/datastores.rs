@@ -13,7 +13,7 @@ use axum::Json;
 use crate::auth::{Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{any_role, audited, invalid, Body, Id, Remote};
+use crate::routes::{any_role, audited, audited_patch, invalid, no_change, Body, Id, Remote};
 use crate::AppState;
 
 /// A schedule expression, or `never`.
@@ -36,15 +36,20 @@ pub async fn update_datastore(
 ) -> ApiResult<Json<api::Datastore>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "datastore.update",
         id.to_string(),
+        unchanged,
         move |s| {
             p.require(Action::Administer, None)?;
-            s.catalog.datastore(id)?;
+            let d = s.catalog.datastore(id)?;
+            if unchanged {
+                return Ok(Json(d.to_api()));
+            }
             if let Some(g) = &b.gc_schedule {
                 check_schedule("gc_schedule", g)?;
             }

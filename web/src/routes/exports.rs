@@ -24,7 +24,7 @@ use axum::Json;
 use crate::auth::{Action, Principal};
 use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, invalid, Body, Id, Remote};
+use crate::routes::{audited, audited_patch, invalid, no_change, Body, Id, Remote};
 use crate::AppState;
 
 /// 404 unless the caller may read the export's project (an export of
@@ -234,17 +234,22 @@ pub async fn extend_export(
 ) -> ApiResult<Json<api::Export>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "export.extend",
         id.to_string(),
+        unchanged,
         move |s| {
             let e = s.catalog.export(id)?;
             visible(&p, &e)?;
             p.require(Action::Restore, Some(e.project_id))?;
-            let ttl = parse_ttl(&b.ttl).ok_or_else(|| invalid(BAD_TTL))?;
+            let Some(ttl) = &b.ttl else {
+                return Ok(Json(view(&p, e)));
+            };
+            let ttl = parse_ttl(ttl).ok_or_else(|| invalid(BAD_TTL))?;
             let e = s.catalog.extend_export(id, ttl)?;
             Ok(Json(view(&p, e)))
         },

@@ -64,9 +64,37 @@ where
     F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
     T: Send + 'static,
 {
+    audited_patch(s, who, remote, action, target, false, f).await
+}
+
+/// [`audited`] for a PATCH, whose body is a JSON merge patch: when it
+/// changes nothing (`unchanged`: `{}`) and succeeds, the handler answers
+/// with the resource as it is and no audit record is written (a refusal
+/// still is).
+pub(crate) async fn audited_patch<T, F>(
+    s: &AppState,
+    who: String,
+    remote: &Remote,
+    action: &'static str,
+    target: String,
+    unchanged: bool,
+    f: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
     let remote = remote.0.clone();
-    s.call(move |s| audit_outcome(s, &who, &remote, action, &target, f(s)))
-        .await
+    s.call(move |s| match f(s) {
+        Ok(v) if unchanged => Ok(v),
+        r => audit_outcome(s, &who, &remote, action, &target, r),
+    })
+    .await
+}
+
+/// Whether a PATCH body changes nothing: every field absent (`{}`).
+pub(crate) fn no_change<T: Default + PartialEq>(body: &T) -> bool {
+    *body == T::default()
 }
 
 /// Write the outcome `r` of a change to the audit log (on the blocking

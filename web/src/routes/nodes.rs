@@ -13,7 +13,9 @@ use axum::Json;
 use crate::auth::{self, Action, Principal};
 use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{any_role, audited, check_name, invalid, Body, Id, Remote};
+use crate::routes::{
+    any_role, audited, audited_patch, check_name, invalid, no_change, Body, Id, Remote,
+};
 use crate::AppState;
 
 /// A node as the API lists it: the catalog's record plus the restore
@@ -61,22 +63,19 @@ pub async fn update_node(
         "node {id}: source_roots {:?}, restore_roots {:?}, allow_block_devices {:?}",
         b.source_roots, b.restore_roots, b.allow_block_devices
     );
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "node.set",
         target,
+        unchanged,
         move |s| {
             p.require(Action::Administer, None)?;
-            s.catalog.node(id)?;
-            if b.source_roots.is_none()
-                && b.restore_roots.is_none()
-                && b.allow_block_devices.is_none()
-            {
-                return Err(invalid(
-                    "nothing to change: give source_roots, restore_roots or allow_block_devices",
-                ));
+            let n = s.catalog.node(id)?;
+            if unchanged {
+                return Ok(Json(node_view(n)));
             }
             let roots = |what: &str, r: &Option<Vec<String>>| {
                 r.as_ref()

@@ -1,7 +1,7 @@
 //! Backup policies: list, show, add, change and delete, and the preview
 //! of their retention.
 
-use arca_catalog::{DatastoreId, PolicyId, ProjectId, Retention};
+use arca_catalog::{DatastoreId, PolicyId, ProjectId, Retention, TaskKind};
 use arca_model::api;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +11,8 @@ use crate::auth::{Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
-    audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
+    audited, audited_patch, changed, check_name, check_tags, invalid, no_change, readable, visible,
+    Body, Id, Remote,
 };
 use crate::AppState;
 
@@ -129,20 +130,20 @@ pub async fn update_policy(
 ) -> ApiResult<Json<api::Policy>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "policy.update",
         id.to_string(),
+        unchanged,
         move |s| {
             let mut pol = s.catalog.policy(id)?;
             visible(&p, pol.project_id, || format!("policy {id}"))?;
             p.require(Action::Manage, Some(pol.project_id))?;
-            if b == api::PolicyChange::default() {
-                return Err(invalid(
-                    "nothing to change: give schedule, window, retention, datastore, priority, match_pattern, match_tags, rpo_s or enabled",
-                ));
+            if unchanged {
+                return Ok(Json(pol.to_api()));
             }
             if let Some(sched) = &b.schedule {
                 pol.schedule = arca_control::parse_schedule(sched)?.to_string();
@@ -237,5 +238,52 @@ pub async fn preview_policy(
             &s.catalog, &pol, now,
         )?))
     })
+    .await
+}
+
+/// `POST /api/v1/policies/{id}/prune`: apply the policy's retention now.
+/// Queues one prune task per source it applies to (none: `[]`) and
+/// returns them (202), for whoever may change the policy. 409 while a
+/// prune of the policy is queued or running, and for a policy without
+/// retention rules (it keeps everything).
+pub async fn prune_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<PolicyId>,
+) -> ApiResult<(StatusCode, Json<Vec<api::Task>>)> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "policy.prune",
+        id.to_string(),
+        move |s| {
+            let pol = s.catalog.policy(id)?;
+            visible(&p, pol.project_id, || format!("policy {id}"))?;
+            p.require(Action::Manage, Some(pol.project_id))?;
+            if let Some(t) = s.catalog.active_policy_task(id, TaskKind::Prune)? {
+                return Err(ApiError::conflict(format!(
+                    "a prune of policy {} is already queued or running: task {t}",
+                    pol.name
+                )));
+            }
+            if pol.retention.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "policy {} has no retention rule: it keeps every restore point, so there is nothing to prune (set one with arca policy edit {} --keep-last N)",
+                    pol.name, pol.name
+                )));
+            }
+            let tasks = arca_control::prune::prune_tasks(&s.catalog, &pol, p.name())?;
+            let ids = s.catalog.add_tasks(&tasks)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for t in ids.into_iter().flatten() {
+                out.push(s.catalog.task(t)?.to_api());
+            }
+            s.changed.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(out)))
+        },
+    )
     .await
 }

@@ -17,7 +17,7 @@ use axum::Json;
 use crate::auth::{Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, invalid, page, Body, Remote};
+use crate::routes::{audited, audited_patch, invalid, no_change, page, Body, Remote};
 use crate::AppState;
 
 pub async fn list_restore_points(
@@ -102,25 +102,26 @@ pub async fn update_restore_point(
     let Path(id) = id?;
     let Json(b) = body?;
     let target = format!("{id}: protected {:?}", b.protected);
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "restore-point.update",
         target,
+        unchanged,
         move |s| {
             let rp = restore_point(s, &p, &id)?;
             p.require(Action::Manage, Some(rp.project_id))?;
-            if b.protected.is_none() && b.note.is_none() {
-                return Err(invalid("nothing to change: give protected or note"));
-            }
             if let Some(n) = &b.note {
                 if n.chars().count() > 1024 || n.contains('\0') {
                     return Err(invalid("note must be at most 1024 characters, without NUL"));
                 }
             }
-            s.catalog
-                .set_restore_point_protection(rp.id, b.protected, b.note.as_deref())?;
+            if !unchanged {
+                s.catalog
+                    .set_restore_point_protection(rp.id, b.protected, b.note.as_deref())?;
+            }
             let projects = p.projects(Action::Read);
             Ok(Json(
                 s.catalog

@@ -27,7 +27,8 @@ use crate::auth::{Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
-    audited, changed, check_name, check_tags, invalid, readable, visible, Body, Id, Remote,
+    audited, audited_patch, changed, check_name, check_tags, invalid, no_change, readable, visible,
+    Body, Id, Remote,
 };
 use crate::AppState;
 
@@ -135,20 +136,20 @@ pub async fn update_source(
 ) -> ApiResult<Json<api::Source>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "source.update",
         id.to_string(),
+        unchanged,
         move |s| {
             let mut src = s.catalog.source(id)?;
             visible(&p, src.project_id, || format!("source {id}"))?;
             p.require(Action::Manage, Some(src.project_id))?;
-            if b == api::SourceChange::default() {
-                return Err(invalid(
-                    "nothing to change: give name, path, tags, settings or policy",
-                ));
+            if unchanged {
+                return Ok(Json(src.to_api()));
             }
             if let Some(name) = b.name {
                 check_name("source", &name)?;

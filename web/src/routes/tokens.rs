@@ -20,7 +20,7 @@ use axum::Json;
 use crate::auth::{self, Action, Principal};
 use crate::convert::ToApi;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
+use crate::routes::{audited, audited_patch, check_name, invalid, no_change, Body, Id, Remote};
 use crate::AppState;
 
 /// Seconds as the CLI writes them: `90d`, `12h`, `30m`, or `45s`.
@@ -226,16 +226,19 @@ pub async fn update_token(
 ) -> ApiResult<Json<api::Token>> {
     let Path(id) = id?;
     let Json(b) = body?;
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "token.update",
         id.to_string(),
+        unchanged,
         move |s| {
-            require_token(&p, &s.catalog.token(id)?)?;
+            let token = s.catalog.token(id)?;
+            require_token(&p, &token)?;
             let Some(name) = b.name else {
-                return Err(invalid("nothing to change: give name"));
+                return Ok(Json(token.to_api()));
             };
             check_name("token", &name)?;
             Ok(Json(s.catalog.rename_token(id, &name)?.to_api()))
@@ -265,12 +268,14 @@ pub async fn update_settings(
         Some(v) => format!("token_max_lifetime_s={v}"),
         None => String::new(),
     };
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "settings.update",
         target,
+        unchanged,
         move |s| {
             p.require(Action::Administer, None)?;
             let out = match b.token_max_lifetime_s {

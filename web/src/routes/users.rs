@@ -11,7 +11,7 @@ use axum::Json;
 use crate::auth::{self, Action, Principal};
 use crate::convert::{all, ToApi};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{audited, check_name, invalid, Body, Id, Remote};
+use crate::routes::{audited, audited_patch, check_name, invalid, no_change, Body, Id, Remote};
 use crate::AppState;
 
 pub async fn list_users(
@@ -97,12 +97,14 @@ pub async fn update_user(
     let Path(id) = id?;
     let Json(b) = body?;
     let target = format!("user {id}: roles {:?}, disabled {:?}", b.roles, b.disabled);
-    audited(
+    let unchanged = no_change(&b);
+    audited_patch(
         &s,
         p.name().to_string(),
         &remote,
         "user.update",
         target,
+        unchanged,
         move |s| {
             p.require(Action::Administer, None)?;
             let user = s.catalog.user(id)?;

@@ -126,32 +126,29 @@ async fn a_tree_is_listed_a_page_at_a_time() {
     assert_eq!(v["entries"][0]["mode"], 0o644);
     assert_eq!(v["entries"][0]["link_target"], serde_json::Value::Null);
     assert_eq!(v["next_offset"], serde_json::Value::Null);
-    // Recursive, two at a time.
+    // Recursive, two at a time: each page, and where the next starts.
     let base = "/api/v1/restore-points/01ee/tree?path=/&recursive=true&limit=2";
-    let (s, v) = t.call(Method::GET, base, a, None).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let paths: Vec<_> = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].clone())
-        .collect();
-    assert_eq!(paths, ["dir", "dir/a"]);
-    assert_eq!(v["next_offset"], 2);
-    let (s, v) = t
-        .call(Method::GET, &format!("{base}&offset=2"), a, None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let paths: Vec<_> = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].clone())
-        .collect();
-    assert_eq!(paths, ["dir/b", "dir/c"]);
-    assert_eq!(v["next_offset"], serde_json::Value::Null);
+    let mut last = serde_json::Value::Null;
+    for (offset, want, next) in [
+        (0, ["dir", "dir/a"], serde_json::json!(2)),
+        (2, ["dir/b", "dir/c"], serde_json::Value::Null),
+    ] {
+        let (s, v) = t
+            .call(Method::GET, &format!("{base}&offset={offset}"), a, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let paths: Vec<_> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].clone())
+            .collect();
+        assert_eq!(paths, want, "{v}");
+        assert_eq!(v["next_offset"], next, "{v}");
+        last = v;
+    }
     // The answer is a TreePage.
-    let page: api::TreePage = serde_json::from_value(v).unwrap();
+    let page: api::TreePage = serde_json::from_value(last).unwrap();
     assert_eq!(page.entries[1].kind, api::TreeEntryKind::File);
 }
 

@@ -14,8 +14,8 @@
 
 use arca_catalog::{
     DatastoreId, ExportId, ExportProtocol, LogLevel, NewExport, NewTask, NodeId, PolicyId,
-    ProjectId, RestorePoint, Role, RoleBinding, SourceId, SourceKind, TaskId, TaskKind, TokenKind,
-    UserId,
+    ProjectId, RestorePoint, Retention, Role, RoleBinding, SourceId, SourceKind, TaskId, TaskKind,
+    TokenKind, UserId,
 };
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -100,6 +100,7 @@ const TABLE: &[Row] = &[
     ("patch",  "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/policies/{id}",                   MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/policies/{id}/preview",           ALL,           HIDDEN_READ),
+    ("post",   "/api/v1/policies/{id}/prune",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/tasks",                           ALL,           ALL),
     ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
     ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           HIDDEN_READ),
@@ -381,6 +382,40 @@ impl World<'_> {
                 (with(&o.policy), None)
             }
             ("patch", "/api/v1/policies/{id}") => (with(&o.policy), Some(json!({"priority": 5}))),
+            // A prune queues a task per source of the policy (one at a
+            // time): a fresh policy with a rule and a source each time.
+            ("post", "/api/v1/policies/{id}/prune") => {
+                let retention = Retention {
+                    keep_last: 1,
+                    ..Default::default()
+                };
+                let pol = c
+                    .add_policy(
+                        &name,
+                        p,
+                        "daily",
+                        None,
+                        &retention,
+                        DatastoreId(1),
+                        0,
+                        None,
+                        &[],
+                        None,
+                    )
+                    .unwrap();
+                c.add_source(
+                    &name,
+                    SourceKind::Files,
+                    "/srv",
+                    NodeId(1),
+                    p,
+                    &[],
+                    &json!({}),
+                    Some(pol.id),
+                )
+                .unwrap();
+                (with(&pol.id), None)
+            }
             ("delete", "/api/v1/policies/{id}") => {
                 let pol = c
                     .add_policy(
