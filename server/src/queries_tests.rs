@@ -74,6 +74,11 @@ fn a_polling_node_answers_and_only_it_may() {
         b.answer(N, id + 100, Ok(page("dir"))),
         Err(Refused::NotFound(_))
     ));
+    // An answer of another kind (a search result to a tree query).
+    match b.answer(N, id, Ok(Answer::Find(api::SearchResult::default()))) {
+        Err(Refused::Invalid(m)) => assert!(m.contains("a find answer to tree query"), "{m}"),
+        r => panic!("{r:?}"),
+    }
     b.answer(N, id, Ok(page("dir"))).unwrap();
     let (r, _) = asker.join().unwrap();
     assert_eq!(r.unwrap(), page("dir"));
@@ -226,13 +231,16 @@ fn open_queries_per_node_are_bounded() {
     }
     assert_eq!(taken.len(), 2);
     for (id, q) in taken {
-        let Query::Tree(t) = q;
+        let Query::Tree(t) = q else {
+            panic!("{q:?}")
+        };
         b.answer(N, id, Ok(page(&t.path))).unwrap();
     }
     let mut paths: Vec<String> = askers
         .into_iter()
         .map(|a| match a.join().unwrap().0.unwrap() {
             Answer::Tree(p) => p.path,
+            a => panic!("{a:?}"),
         })
         .collect();
     paths.sort();
