@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use arca_model::api;
 use arca_model::search::Pattern;
-use arca_proto::query::{
-    Answer, FindQuery, Query, QueryError, QueryErrorCode, Reply, TreeQuery,
-};
+use arca_proto::query::{Answer, FindQuery, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
 use arca_proto::{convert, pb, DatastoreRef};
 use prost::Message;
 
@@ -127,11 +125,7 @@ fn find(
 /// Cut the matches of `r` to at most about `max` bytes on the wire (with
 /// its skipped list), keeping at least one; cut short, it is `truncated`.
 fn fit_matches(r: &mut api::SearchResult, max: usize) {
-    let mut size: usize = 32
-        + r.skipped
-            .iter()
-            .map(|s| s.reason.len() + 80)
-            .sum::<usize>();
+    let mut size: usize = 32 + r.skipped.iter().map(|s| s.reason.len() + 80).sum::<usize>();
     let keep = r
         .matches
         .iter()

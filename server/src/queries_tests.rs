@@ -177,6 +177,9 @@ fn a_departing_node_ends_its_queries_at_once() {
         4,
     ));
     let rt = rt();
+    // Taking queries before the question (else the asker may be refused
+    // before the poll below starts).
+    b.node_registered(N);
     let asker = ask(&b, query("a"));
     let taken = poll(&rt, &b, Duration::from_secs(10));
     assert_eq!(taken.len(), 1);
@@ -231,9 +234,7 @@ fn open_queries_per_node_are_bounded() {
     }
     assert_eq!(taken.len(), 2);
     for (id, q) in taken {
-        let Query::Tree(t) = q else {
-            panic!("{q:?}")
-        };
+        let Query::Tree(t) = q else { panic!("{q:?}") };
         b.answer(N, id, Ok(page(&t.path))).unwrap();
     }
     let mut paths: Vec<String> = askers

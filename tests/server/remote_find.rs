@@ -130,7 +130,10 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
         "{remote}"
     );
     let (out, _) = ok(&["find", "-i", "ETC/SUB/*", "--source", "docs"]);
-    assert!(out.contains("etc/sub/b.txt") && out.contains("etc/sub/c.conf"), "{out}");
+    assert!(
+        out.contains("etc/sub/b.txt") && out.contains("etc/sub/c.conf"),
+        "{out}"
+    );
     // The limit cuts a remote search too.
     let (out, err) = ok(&["--json", "find", "*", "--source", "docs", "--limit", "2"]);
     let v: Value = serde_json::from_str(&out).unwrap();

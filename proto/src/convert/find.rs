@@ -242,7 +242,9 @@ mod tests {
         assert!(answer(r).unwrap_err().contains("tree entry kind"));
         let mut r = find_result_to_pb(&result());
         r.matches[1].kind = 77;
-        assert!(answer(r).unwrap_err().contains("unknown tree entry kind 77"));
+        assert!(answer(r)
+            .unwrap_err()
+            .contains("unknown tree entry kind 77"));
         let mut r = find_result_to_pb(&result());
         r.matches[0].restore_point = "x".into();
         assert!(answer(r).unwrap_err().contains("match restore point id"));
