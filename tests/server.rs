@@ -39,6 +39,8 @@ mod preview;
 mod progress;
 #[path = "server/remote_browse.rs"]
 mod remote_browse;
+#[path = "server/remote_find.rs"]
+mod remote_find;
 #[path = "server/schedule.rs"]
 mod schedule;
 #[path = "server/terminal.rs"]

@@ -1,13 +1,15 @@
 //! The node protocol (arca-proto): arbitrary bytes as each message the
 //! server receives from a node (the first byte picks the call), decoded
 //! with prost and converted as the server converts it (`Finish`'s result,
-//! restore point and verify effects, `Log`'s level, `Answer`'s reply), and
-//! as the `TaskSpec` and `Query` a node receives from the server. A message
-//! that does not decode or convert is an error, never a panic; what
-//! converts also converts back.
+//! restore point and verify effects, `Log`'s level, `Answer`'s reply: a
+//! tree page or a search result), and as the `TaskSpec` and `Query` (tree
+//! or find) a node receives from the server. A message that does not
+//! decode or convert is an error, never a panic; what converts also
+//! converts back, within its bounds.
 #![no_main]
 
 use arca_model::{NodeId, TaskId};
+use arca_proto::query::{Answer, Query, FIND_MAX_RESTORE_POINTS};
 use arca_proto::{convert, pb};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -71,6 +73,11 @@ fuzz_target!(|input: &[u8]| {
         11 => {
             if let Ok(a) = pb::AnswerRequest::decode(data) {
                 if let Ok((id, reply)) = convert::answer_from_pb(a) {
+                    // A search answer that converts is within its bounds.
+                    if let Ok(Answer::Find(r)) = &reply {
+                        assert!(r.matches.len() <= arca_model::api::SEARCH_MAX_LIMIT as usize);
+                        assert!(r.skipped.len() <= FIND_MAX_RESTORE_POINTS);
+                    }
                     let back = convert::answer_from_pb(convert::answer_to_pb(id, &reply));
                     assert!(back.is_ok_and(|b| b == (id, reply)));
                 }
@@ -82,6 +89,9 @@ fuzz_target!(|input: &[u8]| {
                 let (got, r) = convert::query_from_pb(q);
                 assert_eq!(got, id);
                 if let Ok(q) = r {
+                    if let Query::Find(f) = &q {
+                        assert!(f.restore_points.len() <= FIND_MAX_RESTORE_POINTS);
+                    }
                     let (_, back) = convert::query_from_pb(convert::query_to_pb(id, &q));
                     assert!(back.is_ok_and(|b| b == q));
                 }

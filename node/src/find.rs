@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arca_model::api;
 use arca_model::search::Pattern;
+use arca_model::{api, RestorePointId};
 use arca_repo::format::{node_kind, Node};
 use arca_repo::{ChunkId, Datastore, Snapshot};
 
@@ -255,6 +255,44 @@ pub fn search(
         });
     }
     (out, s.stats())
+}
+
+/// Search the tree restore points `rps` of datastore `ds` (the catalog
+/// calls it `name`), newest first: [`search`] over those the datastore
+/// still holds, and those it no longer holds (or cannot read) listed in
+/// `skipped`. What both the server's embedded node and a remote node
+/// (answering the server's find query) run.
+pub fn search_restore_points(
+    ds: &Datastore,
+    name: &str,
+    rps: &[RestorePointId],
+    pattern: &Pattern,
+    limit: u32,
+) -> api::SearchResult {
+    let mut snaps = Vec::with_capacity(rps.len());
+    let mut skipped = Vec::new();
+    for rp in rps {
+        match ds.load_snapshot(&rp.snapshot_id()) {
+            Ok(s) => snaps.push(s),
+            Err(e) => skipped.push(api::SearchSkipped {
+                restore_point: *rp,
+                reason: match e {
+                    arca_repo::Error::NotFound(_) => format!("no longer in datastore {name:?}"),
+                    e => format!("cannot be read: {e}"),
+                },
+            }),
+        }
+    }
+    let (mut r, stats) = search(ds, &snaps, pattern, limit as usize);
+    tracing::debug!(
+        datastore = %name,
+        restore_points = rps.len(),
+        trees_read = stats.trees_read,
+        trees_remembered = stats.trees_remembered,
+        "search"
+    );
+    r.skipped.extend(skipped);
+    r
 }
 
 #[cfg(test)]

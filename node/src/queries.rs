@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_model::api;
-use arca_proto::query::{Answer, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
+use arca_model::search::Pattern;
+use arca_proto::query::{Answer, FindQuery, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
 use arca_proto::{convert, pb, DatastoreRef};
 use prost::Message;
 
@@ -80,6 +81,62 @@ async fn handle(client: Client, mine: Arc<Vec<DatastoreRef>>, runner: Arc<Runner
 pub fn execute(runner: &Runner, mine: &[DatastoreRef], q: Query) -> Reply {
     match q {
         Query::Tree(t) => tree(runner, mine, &t).map(Answer::Tree),
+        Query::Find(f) => find(runner, mine, &f).map(Answer::Find),
+    }
+}
+
+/// This node's datastore called `name` in the catalog.
+fn own<'a>(mine: &'a [DatastoreRef], name: &str) -> Result<&'a DatastoreRef, QueryError> {
+    mine.iter().find(|d| d.name == name).ok_or_else(|| {
+        QueryError::new(
+            QueryErrorCode::NotFound,
+            format!("datastore {name:?} is not one of this node's"),
+        )
+    })
+}
+
+/// A search of restore points in one of this node's datastores, as the
+/// server's embedded node searches its own
+/// ([`crate::find::search_restore_points`]), cut to fit
+/// [`MAX_ANSWER_BYTES`].
+fn find(
+    runner: &Runner,
+    mine: &[DatastoreRef],
+    q: &FindQuery,
+) -> Result<api::SearchResult, QueryError> {
+    if !(1..=api::SEARCH_MAX_LIMIT).contains(&q.limit) {
+        return Err(QueryError::new(
+            QueryErrorCode::Invalid,
+            format!("limit must be 1..={}", api::SEARCH_MAX_LIMIT),
+        ));
+    }
+    let pattern = Pattern::new(&q.pattern, q.ignore_case)
+        .map_err(|e| QueryError::new(QueryErrorCode::Invalid, e.0))?;
+    let d = own(mine, &q.datastore)?;
+    let ds = runner
+        .datastore(d)
+        .map_err(|m| QueryError::new(QueryErrorCode::Internal, m))?;
+    let mut r =
+        crate::find::search_restore_points(&ds, &d.name, &q.restore_points, &pattern, q.limit);
+    fit_matches(&mut r, MAX_ANSWER_BYTES);
+    Ok(r)
+}
+
+/// Cut the matches of `r` to at most about `max` bytes on the wire (with
+/// its skipped list), keeping at least one; cut short, it is `truncated`.
+fn fit_matches(r: &mut api::SearchResult, max: usize) {
+    let mut size: usize = 32 + r.skipped.iter().map(|s| s.reason.len() + 80).sum::<usize>();
+    let keep = r
+        .matches
+        .iter()
+        .position(|m| {
+            size += convert::find_match_to_pb(m).encoded_len() + 4;
+            size > max
+        })
+        .map(|n| n.max(1));
+    if let Some(n) = keep.filter(|&n| n < r.matches.len()) {
+        r.matches.truncate(n);
+        r.truncated = true;
     }
 }
 
@@ -96,12 +153,7 @@ fn tree(
             format!("limit must be 1..={}", api::TREE_MAX_LIMIT),
         ));
     }
-    let d = mine.iter().find(|d| d.name == q.datastore).ok_or_else(|| {
-        QueryError::new(
-            QueryErrorCode::NotFound,
-            format!("datastore {:?} is not one of this node's", q.datastore),
-        )
-    })?;
+    let d = own(mine, &q.datastore)?;
     let internal = |m: String| QueryError::new(QueryErrorCode::Internal, m);
     let ds = runner.datastore(d).map_err(internal)?;
     let rp = q.restore_point;
@@ -192,6 +244,38 @@ mod tests {
         assert_eq!((p.entries.len(), p.next_offset), (1, Some(1)));
     }
 
+    /// Matches over the limit are cut, the result then truncated; a
+    /// result within it is left alone.
+    #[test]
+    fn large_search_results_are_cut_and_truncated() {
+        let m = |i: usize| api::SearchMatch {
+            restore_point: "ab".repeat(32).parse().unwrap(),
+            time: 1,
+            source: "s".into(),
+            path: format!("dir/{i:04}"),
+            kind: api::TreeEntryKind::File,
+            size: 1,
+            mtime: 0,
+        };
+        let mut r = api::SearchResult {
+            matches: (0..100).map(m).collect(),
+            truncated: false,
+            searched: 1,
+            skipped: Vec::new(),
+        };
+        fit_matches(&mut r, 2000);
+        let n = r.matches.len();
+        assert!(n > 1 && n < 100, "{n}");
+        assert!(r.truncated);
+        assert!(convert::find_result_to_pb(&r).encoded_len() <= 2000);
+        let mut r = api::SearchResult {
+            matches: (0..3).map(m).collect(),
+            ..Default::default()
+        };
+        fit_matches(&mut r, 2000);
+        assert_eq!((r.matches.len(), r.truncated), (3, false));
+    }
+
     /// A coordinator with nothing to lease (queries do not use it).
     struct NoCoordinator;
 
@@ -256,6 +340,24 @@ mod tests {
         assert_eq!(e.code, QueryErrorCode::Invalid);
         // Its own, but it cannot be opened: the reason, as an internal error.
         let e = execute(&runner, &mine, q("n/default", 10)).unwrap_err();
+        assert_eq!(e.code, QueryErrorCode::Internal, "{e}");
+        // A search: the same checks, and a bad pattern or limit refused.
+        let f = |datastore: &str, pattern: &str, limit| {
+            Query::Find(FindQuery {
+                datastore: datastore.into(),
+                restore_points: vec!["ab".repeat(32).parse().unwrap()],
+                pattern: pattern.into(),
+                ignore_case: false,
+                limit,
+            })
+        };
+        let e = execute(&runner, &mine, f("other/default", "*", 10)).unwrap_err();
+        assert_eq!(e.code, QueryErrorCode::NotFound, "{e}");
+        let e = execute(&runner, &mine, f("n/default", "*", 0)).unwrap_err();
+        assert_eq!(e.code, QueryErrorCode::Invalid, "{e}");
+        let e = execute(&runner, &mine, f("n/default", "", 10)).unwrap_err();
+        assert_eq!(e.code, QueryErrorCode::Invalid, "{e}");
+        let e = execute(&runner, &mine, f("n/default", "*", 10)).unwrap_err();
         assert_eq!(e.code, QueryErrorCode::Internal, "{e}");
     }
 }

@@ -16,10 +16,12 @@ use serde_json::Value;
 
 use crate::{pb, DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 
+mod find;
 mod query;
 mod result;
 mod spec;
 
+pub use find::{find_match_to_pb, find_result_from_pb, find_result_to_pb};
 pub use query::{
     answer_from_pb, answer_to_pb, query_from_pb, query_to_pb, tree_entry_to_pb, tree_page_from_pb,
     tree_page_to_pb,

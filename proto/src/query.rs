@@ -14,6 +14,8 @@ use arca_model::{api, RestorePointId};
 pub enum Query {
     /// A page of a tree restore point's entries.
     Tree(TreeQuery),
+    /// A search of restore points in one datastore.
+    Find(FindQuery),
 }
 
 impl Query {
@@ -21,6 +23,7 @@ impl Query {
     pub fn kind(&self) -> QueryKind {
         match self {
             Query::Tree(_) => QueryKind::Tree,
+            Query::Find(_) => QueryKind::Find,
         }
     }
 }
@@ -30,12 +33,15 @@ impl Query {
 pub enum QueryKind {
     /// [`Query::Tree`], [`Answer::Tree`].
     Tree,
+    /// [`Query::Find`], [`Answer::Find`].
+    Find,
 }
 
 impl std::fmt::Display for QueryKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             QueryKind::Tree => "tree",
+            QueryKind::Find => "find",
         })
     }
 }
@@ -54,11 +60,34 @@ pub struct TreeQuery {
     pub limit: u32,
 }
 
+/// Most restore points in one [`FindQuery`], and most skipped restore
+/// points in its answer: the server asks about more in several queries.
+pub const FIND_MAX_RESTORE_POINTS: usize = 10_000;
+
+/// `GET /api/v1/restore-points/search` over a node's datastore: the
+/// matches of a pattern in some of its restore points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FindQuery {
+    /// The catalog's name of the datastore (`<node>/<name>`).
+    pub datastore: String,
+    /// Searched in this order (newest first); at most
+    /// [`FIND_MAX_RESTORE_POINTS`].
+    pub restore_points: Vec<RestorePointId>,
+    /// The glob as written ([`arca_model::search::Pattern::text`]); the
+    /// node compiles it.
+    pub pattern: String,
+    pub ignore_case: bool,
+    /// Most matches answered (`1..=`[`api::SEARCH_MAX_LIMIT`]).
+    pub limit: u32,
+}
+
 /// A node's answer to a query that succeeded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// To [`Query::Tree`].
     Tree(api::TreePage),
+    /// To [`Query::Find`].
+    Find(api::SearchResult),
 }
 
 impl Answer {
@@ -66,6 +95,7 @@ impl Answer {
     pub fn kind(&self) -> QueryKind {
         match self {
             Answer::Tree(_) => QueryKind::Tree,
+            Answer::Find(_) => QueryKind::Find,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Browsing restore points for the REST API: the embedded node opens the
 //! datastore (with its passphrase) and [`arca_node::browse::tree`] lists
-//! it, and [`arca_node::find::search`] searches it. A search skips
-//! datastores of remote nodes for now; a listing of one is read by that node: the query goes
+//! it, and [`arca_node::find::search_restore_points`] searches it. A
+//! datastore of a remote node is read by that node: the query goes
 //! through the broker ([`crate::queries`]) and the node answers with the
-//! same listing (503 when it is offline or not answering, 504 when it
-//! answers too late).
+//! same listing or search (503 when it is offline or not answering, 504
+//! when it answers too late; a search lists that datastore's restore
+//! points as skipped with that reason).
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 use arca_node::browse::TreeError;
 use arca_node::{DatastoreRef, Runner};
-use arca_proto::query::{Answer, Query, QueryError, QueryErrorCode, TreeQuery};
+use arca_proto::query::{
+    Answer, FindQuery, Query, QueryError, QueryErrorCode, TreeQuery, FIND_MAX_RESTORE_POINTS,
+};
 use arca_web::browse::{Browse, BrowseError};
 
 use crate::queries::{AskError, Queries};
@@ -85,8 +88,61 @@ impl NodeBrowse {
         });
         match self.ask(d, q)? {
             Answer::Tree(page) => Ok(page),
+            a => Err(wrong_kind(d, &a)),
         }
     }
+
+    /// A search of restore points in a remote node's datastore, by that
+    /// node, at most [`FIND_MAX_RESTORE_POINTS`] a query. What the node
+    /// answers about restore points it was not asked about is dropped.
+    fn remote_find(
+        &self,
+        d: &catalog::Datastore,
+        rps: &[RestorePointId],
+        pattern: &Pattern,
+        limit: u32,
+    ) -> Result<api::SearchResult, BrowseError> {
+        let mut out = api::SearchResult::default();
+        for chunk in rps.chunks(FIND_MAX_RESTORE_POINTS) {
+            let left = (limit as usize).saturating_sub(out.matches.len());
+            if out.truncated || left == 0 {
+                break;
+            }
+            let q = Query::Find(FindQuery {
+                datastore: d.name.clone(),
+                restore_points: chunk.to_vec(),
+                pattern: pattern.text().to_string(),
+                ignore_case: pattern.ignore_case(),
+                limit: left as u32,
+            });
+            let mut r = match self.ask(d, q)? {
+                Answer::Find(r) => r,
+                a => return Err(wrong_kind(d, &a)),
+            };
+            let asked: std::collections::HashSet<_> = chunk.iter().collect();
+            r.matches.retain(|m| asked.contains(&m.restore_point));
+            r.skipped.retain(|s| asked.contains(&s.restore_point));
+            if r.matches.len() > left {
+                r.matches.truncate(left);
+                r.truncated = true;
+            }
+            out.matches.extend(r.matches);
+            out.truncated |= r.truncated;
+            out.searched += r.searched.min(chunk.len() as u64);
+            out.skipped.extend(r.skipped);
+        }
+        Ok(out)
+    }
+}
+
+/// A node's answer of another kind than the query's (the broker refuses
+/// those, so this is a bug).
+fn wrong_kind(d: &catalog::Datastore, a: &Answer) -> BrowseError {
+    BrowseError::Internal(format!(
+        "the node of datastore {:?} answered with a {} answer",
+        d.name,
+        a.kind()
+    ))
 }
 
 /// A node's error answer as the REST API's.
@@ -134,24 +190,16 @@ impl Browse for NodeBrowse {
         limit: u32,
     ) -> Result<api::SearchResult, BrowseError> {
         if d.node_id != self.node_id {
-            return Err(BrowseError::Conflict(format!(
-                "in datastore {:?} of node {:?}: only the datastores of the server's own node can be searched",
-                d.name,
-                self.node_name(d)
-            )));
+            return self.remote_find(d, rps, pattern, limit);
         }
-        self.find_local(d, rps, pattern, limit)
+        let ds = self.open(d)?;
+        Ok(arca_node::find::search_restore_points(
+            &ds, &d.name, rps, pattern, limit,
+        ))
     }
 }
 
 impl NodeBrowse {
-    fn node_name(&self, d: &catalog::Datastore) -> String {
-        self.catalog
-            .node(d.node_id)
-            .map(|n| n.name)
-            .unwrap_or_else(|_| d.node_id.to_string())
-    }
-
     /// The datastore, opened by the embedded node.
     fn open(&self, d: &catalog::Datastore) -> Result<Arc<arca_repo::Datastore>, BrowseError> {
         self.runner
@@ -161,46 +209,6 @@ impl NodeBrowse {
                 path: d.path.clone(),
             })
             .map_err(BrowseError::Internal)
-    }
-
-    /// Search restore points of a datastore of the embedded node: the one
-    /// place that reads the datastore for a search (a datastore of a
-    /// remote node is to be searched on that node, through the same
-    /// call).
-    fn find_local(
-        &self,
-        d: &catalog::Datastore,
-        rps: &[RestorePointId],
-        pattern: &Pattern,
-        limit: u32,
-    ) -> Result<api::SearchResult, BrowseError> {
-        let ds = self.open(d)?;
-        let mut snaps = Vec::with_capacity(rps.len());
-        let mut skipped = Vec::new();
-        for rp in rps {
-            match ds.load_snapshot(&rp.snapshot_id()) {
-                Ok(s) => snaps.push(s),
-                Err(e) => skipped.push(api::SearchSkipped {
-                    restore_point: *rp,
-                    reason: match e {
-                        arca_repo::Error::NotFound(_) => {
-                            format!("no longer in datastore {:?}", d.name)
-                        }
-                        e => format!("cannot be read: {e}"),
-                    },
-                }),
-            }
-        }
-        let (mut r, stats) = arca_node::find::search(&ds, &snaps, pattern, limit as usize);
-        tracing::debug!(
-            datastore = %d.name,
-            restore_points = rps.len(),
-            trees_read = stats.trees_read,
-            trees_remembered = stats.trees_remembered,
-            "search"
-        );
-        r.skipped.extend(skipped);
-        Ok(r)
     }
 }
 
@@ -272,11 +280,14 @@ mod tests {
             Err(BrowseError::NotFound(m)) => assert!(m.contains("no longer"), "{m}"),
             r => panic!("{r:?}"),
         }
-        // A search: the remote datastore is a 409 for the caller to list
-        // as skipped; a missing restore point is skipped, not an error.
+        // A search: the offline node's datastore is a 503 for the caller
+        // to list as skipped; a missing restore point is skipped, not an
+        // error.
         let p = Pattern::new("*", false).unwrap();
         match b.find(&remote, &[rp], &p, 10) {
-            Err(BrowseError::Conflict(m)) => assert!(m.contains("far-away"), "{m}"),
+            Err(BrowseError::Unavailable(m)) => {
+                assert!(m.contains("node \"far-away\" is offline"), "{m}")
+            }
             r => panic!("{r:?}"),
         }
         let r = b.find(&mine, &[rp], &p, 10).unwrap();
@@ -308,7 +319,9 @@ mod tests {
                 while asked.len() < 2 {
                     for (id, query) in rt.block_on(q.watch(far, std::time::Duration::from_secs(1)))
                     {
-                        let Query::Tree(t) = query.clone();
+                        let Query::Tree(t) = query.clone() else {
+                            panic!("{query:?}")
+                        };
                         let reply = if t.path == "dir" {
                             Ok(Answer::Tree(api::TreePage {
                                 path: t.path.clone(),
@@ -352,6 +365,78 @@ mod tests {
                 offset: 3,
                 limit: 7,
             }
+        );
+    }
+
+    /// A search of a remote node's datastore is asked of that node with
+    /// the pattern's text; what it answers about restore points it was
+    /// not asked about is dropped, and matches over the limit are cut.
+    #[test]
+    fn remote_searches_are_asked_of_their_node() {
+        let c = Arc::new(Catalog::open_in_memory().unwrap());
+        let local = c.upsert_node("local", true, 2, "t").unwrap().id;
+        let far = c.upsert_node("far", false, 2, "t").unwrap().id;
+        let remote = c.add_datastore("far/default", far, "/elsewhere").unwrap();
+        let queries = Arc::new(Queries::new());
+        let b = browse(&c, local).with_queries(queries.clone());
+        let rp: RestorePointId = "cd".repeat(32).parse().unwrap();
+        let other: RestorePointId = "ef".repeat(32).parse().unwrap();
+        let m = |rp: RestorePointId, path: &str| api::SearchMatch {
+            restore_point: rp,
+            time: 1,
+            source: "s".into(),
+            path: path.into(),
+            kind: api::TreeEntryKind::File,
+            size: 3,
+            mtime: 0,
+        };
+        let node = {
+            let q = queries.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                loop {
+                    let taken = rt.block_on(q.watch(far, std::time::Duration::from_secs(1)));
+                    if let Some((id, query)) = taken.into_iter().next() {
+                        let r = api::SearchResult {
+                            matches: vec![m(other, "x.conf"), m(rp, "a.conf"), m(rp, "b.conf")],
+                            truncated: false,
+                            searched: 1,
+                            skipped: vec![api::SearchSkipped {
+                                restore_point: other,
+                                reason: "not asked".into(),
+                            }],
+                        };
+                        q.answer(far, id, Ok(Answer::Find(r))).unwrap();
+                        return query;
+                    }
+                }
+            })
+        };
+        let p = Pattern::new("*.CONF", true).unwrap();
+        let r = loop {
+            match b.find(&remote, &[rp], &p, 1) {
+                Err(BrowseError::Unavailable(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(r.matches, vec![m(rp, "a.conf")]);
+        assert!(r.truncated);
+        assert_eq!(r.searched, 1);
+        assert!(r.skipped.is_empty(), "{r:?}");
+        assert_eq!(
+            node.join().unwrap(),
+            Query::Find(FindQuery {
+                datastore: "far/default".into(),
+                restore_points: vec![rp],
+                pattern: "*.CONF".into(),
+                ignore_case: true,
+                limit: 1,
+            })
         );
     }
 }

@@ -74,6 +74,11 @@ fn a_polling_node_answers_and_only_it_may() {
         b.answer(N, id + 100, Ok(page("dir"))),
         Err(Refused::NotFound(_))
     ));
+    // An answer of another kind (a search result to a tree query).
+    match b.answer(N, id, Ok(Answer::Find(api::SearchResult::default()))) {
+        Err(Refused::Invalid(m)) => assert!(m.contains("a find answer to tree query"), "{m}"),
+        r => panic!("{r:?}"),
+    }
     b.answer(N, id, Ok(page("dir"))).unwrap();
     let (r, _) = asker.join().unwrap();
     assert_eq!(r.unwrap(), page("dir"));
@@ -172,6 +177,9 @@ fn a_departing_node_ends_its_queries_at_once() {
         4,
     ));
     let rt = rt();
+    // Taking queries before the question (else the asker may be refused
+    // before the poll below starts).
+    b.node_registered(N);
     let asker = ask(&b, query("a"));
     let taken = poll(&rt, &b, Duration::from_secs(10));
     assert_eq!(taken.len(), 1);
@@ -226,13 +234,14 @@ fn open_queries_per_node_are_bounded() {
     }
     assert_eq!(taken.len(), 2);
     for (id, q) in taken {
-        let Query::Tree(t) = q;
+        let Query::Tree(t) = q else { panic!("{q:?}") };
         b.answer(N, id, Ok(page(&t.path))).unwrap();
     }
     let mut paths: Vec<String> = askers
         .into_iter()
         .map(|a| match a.join().unwrap().0.unwrap() {
             Answer::Tree(p) => p.path,
+            a => panic!("{a:?}"),
         })
         .collect();
     paths.sort();

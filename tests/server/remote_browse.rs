@@ -217,7 +217,7 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
 }
 
 /// SIGTERM, and wait for the node to exit (it tells the server it leaves).
-fn stop_node(n: &mut NodeProc) {
+pub(crate) fn stop_node(n: &mut NodeProc) {
     let ok = Command::new("kill")
         .args(["-TERM", &n.child.id().to_string()])
         .status()

@@ -193,7 +193,8 @@ enum Command {
     },
     /// Find files across snapshots (restore points), newest first: which
     /// ones hold an entry matching PATTERN, and where. With --server, over
-    /// the restore points the server lists for you.
+    /// the restore points the server lists for you (those on a remote node
+    /// are searched by that node).
     Find(found::FindArgs),
     /// Restore a snapshot: a tree into a directory, an image into a file.
     /// With --server, the server's node restores the restore point to --to.

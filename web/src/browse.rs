@@ -75,8 +75,9 @@ pub trait Browse: Send + Sync {
     /// (an image, one the datastore no longer holds, one whose trees
     /// cannot be read) is in `skipped` with the reason, and the others
     /// are searched all the same. An error is for the whole datastore (a
-    /// remote node's: 409; one that cannot be opened: 500); the caller
-    /// then lists its restore points as skipped with the error's message.
+    /// remote node that is offline or not answering: 503, or answers too
+    /// late: 504; one that cannot be opened: 500); the caller then lists
+    /// its restore points as skipped with the error's message.
     fn find(
         &self,
         datastore: &catalog::Datastore,

@@ -467,7 +467,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/restore-points/search",
-        "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). Restore points that cannot be searched (images, datastores of remote nodes) are listed in skipped with the reason. 400 for a bad pattern",
+        "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). A remote node searches its own datastores (asked over the node protocol). Restore points that cannot be searched (images, those on a remote node that is offline or does not answer in time) are listed in skipped with the reason; the others are still searched. 400 for a bad pattern",
         "read",
         None,
         (200, Some("SearchResult")),

@@ -20,6 +20,7 @@ pub fn query_to_pb(id: u64, q: &Query) -> pb::Query {
             offset: t.offset,
             limit: t.limit,
         }),
+        Query::Find(f) => pb::query::Query::Find(super::find::find_query_to_pb(f)),
     };
     pb::Query {
         id,
@@ -44,6 +45,7 @@ pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
                 })
             })
         }
+        Some(pb::query::Query::Find(f)) => super::find::find_query_from_pb(f).map(Query::Find),
     };
     (q.id, r)
 }
@@ -52,6 +54,7 @@ pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
 pub fn answer_to_pb(id: u64, r: &Reply) -> pb::AnswerRequest {
     let answer = match r {
         Ok(Answer::Tree(page)) => pb::answer_request::Answer::Tree(tree_page_to_pb(page)),
+        Ok(Answer::Find(r)) => pb::answer_request::Answer::Find(super::find::find_result_to_pb(r)),
         Err(e) => pb::answer_request::Answer::Error(pb::QueryError {
             code: error_code_to_pb(e.code) as i32,
             message: e.message.clone(),
@@ -71,6 +74,9 @@ pub fn answer_from_pb(a: pb::AnswerRequest) -> Result<(u64, Reply), String> {
         .ok_or("an answer with neither a result nor an error")?
     {
         pb::answer_request::Answer::Tree(p) => Ok(Answer::Tree(tree_page_from_pb(p)?)),
+        pb::answer_request::Answer::Find(r) => {
+            Ok(Answer::Find(super::find::find_result_from_pb(r)?))
+        }
         pb::answer_request::Answer::Error(e) => Err(QueryError {
             code: error_code_from_pb(e.code)?,
             message: e.message,
@@ -122,20 +128,10 @@ pub fn tree_page_from_pb(p: pb::TreePage) -> Result<api::TreePage, String> {
 
 /// One tree entry as a node sends it.
 pub fn tree_entry_to_pb(e: &api::TreeEntry) -> pb::TreeEntry {
-    let kind = match e.kind {
-        TreeEntryKind::File => pb::TreeEntryKind::File,
-        TreeEntryKind::Dir => pb::TreeEntryKind::Dir,
-        TreeEntryKind::Symlink => pb::TreeEntryKind::Symlink,
-        TreeEntryKind::Fifo => pb::TreeEntryKind::Fifo,
-        TreeEntryKind::Chardev => pb::TreeEntryKind::Chardev,
-        TreeEntryKind::Blockdev => pb::TreeEntryKind::Blockdev,
-        TreeEntryKind::Socket => pb::TreeEntryKind::Socket,
-        TreeEntryKind::Other => pb::TreeEntryKind::Other,
-    };
     pb::TreeEntry {
         name: e.name.clone(),
         path: e.path.clone(),
-        kind: kind as i32,
+        kind: kind_to_pb(e.kind) as i32,
         size: e.size,
         mode: e.mode,
         mtime: e.mtime,
@@ -145,8 +141,23 @@ pub fn tree_entry_to_pb(e: &api::TreeEntry) -> pb::TreeEntry {
     }
 }
 
-fn tree_entry_from_pb(e: pb::TreeEntry) -> Result<api::TreeEntry, String> {
-    let kind = enum_from_pb(e.kind, "tree entry kind", |k: pb::TreeEntryKind| match k {
+/// An entry's kind as sent.
+pub(super) fn kind_to_pb(k: TreeEntryKind) -> pb::TreeEntryKind {
+    match k {
+        TreeEntryKind::File => pb::TreeEntryKind::File,
+        TreeEntryKind::Dir => pb::TreeEntryKind::Dir,
+        TreeEntryKind::Symlink => pb::TreeEntryKind::Symlink,
+        TreeEntryKind::Fifo => pb::TreeEntryKind::Fifo,
+        TreeEntryKind::Chardev => pb::TreeEntryKind::Chardev,
+        TreeEntryKind::Blockdev => pb::TreeEntryKind::Blockdev,
+        TreeEntryKind::Socket => pb::TreeEntryKind::Socket,
+        TreeEntryKind::Other => pb::TreeEntryKind::Other,
+    }
+}
+
+/// An entry's kind as received, or why it is none.
+pub(super) fn kind_from_pb(v: i32) -> Result<TreeEntryKind, String> {
+    enum_from_pb(v, "tree entry kind", |k: pb::TreeEntryKind| match k {
         pb::TreeEntryKind::Unspecified => None,
         pb::TreeEntryKind::File => Some(TreeEntryKind::File),
         pb::TreeEntryKind::Dir => Some(TreeEntryKind::Dir),
@@ -156,7 +167,11 @@ fn tree_entry_from_pb(e: pb::TreeEntry) -> Result<api::TreeEntry, String> {
         pb::TreeEntryKind::Blockdev => Some(TreeEntryKind::Blockdev),
         pb::TreeEntryKind::Socket => Some(TreeEntryKind::Socket),
         pb::TreeEntryKind::Other => Some(TreeEntryKind::Other),
-    })?;
+    })
+}
+
+fn tree_entry_from_pb(e: pb::TreeEntry) -> Result<api::TreeEntry, String> {
+    let kind = kind_from_pb(e.kind)?;
     Ok(api::TreeEntry {
         name: e.name,
         path: e.path,

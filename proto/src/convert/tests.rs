@@ -535,7 +535,7 @@ fn the_fuzz_seeds_are_messages_that_convert() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let (call, data) = bytes.split_first().unwrap();
-        match call % 10 {
+        match call % 13 {
             0 => drop(pb::RegisterRequest::decode(data).unwrap()),
             5 => {
                 let r = pb::LogRequest::decode(data).unwrap();
@@ -546,9 +546,19 @@ fn the_fuzz_seeds_are_messages_that_convert() {
                 let t = pb::TaskSpec::decode(data).unwrap();
                 leased_from_pb(t, NodeId(1)).unwrap();
             }
+            11 => {
+                let a = pb::AnswerRequest::decode(data).unwrap();
+                let (_, r) = answer_from_pb(a).unwrap();
+                assert!(r.is_ok(), "{}: {r:?}", path.display());
+            }
+            12 => {
+                let q = pb::Query::decode(data).unwrap();
+                let (_, r) = query_from_pb(q);
+                assert!(r.is_ok(), "{}: {r:?}", path.display());
+            }
             c => panic!("{}: call {c} has no seed check", path.display()),
         }
         seen += 1;
     }
-    assert!(seen >= 9, "{seen} seeds in {}", dir.display());
+    assert!(seen >= 13, "{seen} seeds in {}", dir.display());
 }
