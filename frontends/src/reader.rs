@@ -139,7 +139,13 @@ pub struct ImageReader {
 
 /// The frame size of the chunk of block `b` (the block's own size when the
 /// chunk is stored whole), checking that the chunk holds `want` bytes.
-fn frame_size(ds: &Datastore, frames: &[AtomicU32], b: u64, id: &ChunkId, want: usize) -> Result<u32> {
+fn frame_size(
+    ds: &Datastore,
+    frames: &[AtomicU32],
+    b: u64,
+    id: &ChunkId,
+    want: usize,
+) -> Result<u32> {
     let known = frames[b as usize].load(Ordering::Relaxed);
     if known != 0 {
         return Ok(known);
@@ -211,7 +217,8 @@ impl ImageReader {
             table::read_table(&ds, disk)?
         };
         let ids = Arc::new(ids);
-        let frames: Arc<Vec<AtomicU32>> = Arc::new((0..ids.len()).map(|_| AtomicU32::new(0)).collect());
+        let frames: Arc<Vec<AtomicU32>> =
+            Arc::new((0..ids.len()).map(|_| AtomicU32::new(0)).collect());
         let (size, bs) = (disk.size, disk.chunk_size as u64);
         let (tx, rx) = bounded::<u64>(64);
         for _ in 0..READ_AHEAD_THREADS {
@@ -257,13 +264,20 @@ impl ImageReader {
         let fs = frame_size(&self.ds, &self.frames, b, id, want)? as usize;
         let (first, last) = (at / fs, (at + piece.len() - 1) / fs);
         let mut filled = 0;
-        load_frames(&self.ds, &self.cache, id, first as u32, last as u32, &mut |i, f| {
-            let base = i as usize * fs;
-            let from = (at + filled - base).min(f.len());
-            let n = (f.len() - from).min(piece.len() - filled);
-            piece[filled..filled + n].copy_from_slice(&f[from..from + n]);
-            filled += n;
-        })?;
+        load_frames(
+            &self.ds,
+            &self.cache,
+            id,
+            first as u32,
+            last as u32,
+            &mut |i, f| {
+                let base = i as usize * fs;
+                let from = (at + filled - base).min(f.len());
+                let n = (f.len() - from).min(piece.len() - filled);
+                piece[filled..filled + n].copy_from_slice(&f[from..from + n]);
+                filled += n;
+            },
+        )?;
         if filled != piece.len() {
             return Err(Error::Corrupt(format!(
                 "block {b}: chunk {id} is shorter than the image needs"
@@ -280,7 +294,7 @@ impl ImageReader {
             return false;
         }
         let fs = self.frames[b as usize].load(Ordering::Relaxed) as u64;
-        let frame = if fs == 0 { 0 } else { at / fs };
+        let frame = at.checked_div(fs).unwrap_or(0);
         self.cache.get(&(*id, frame as u32)).is_none()
     }
 

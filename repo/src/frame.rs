@@ -226,7 +226,10 @@ impl FrameTable {
 
     /// The whole blob's stored length.
     pub fn stored_len(&self) -> u64 {
-        self.starts.last().copied().unwrap_or(self.head.len() as u64)
+        self.starts
+            .last()
+            .copied()
+            .unwrap_or(self.head.len() as u64)
     }
 
     /// Plaintext bytes of frame `i`.

@@ -92,7 +92,15 @@ fn every_frame_size_round_trips_at_frame_edges() {
             for len in [fs * 4, fs * 4 + 1, fs * 4 - 1, 1, 0] {
                 let plain = data(len, shift);
                 let id = keys.chunk_id(&plain);
-                let b = encode(&id, BlobKind::Data, &plain, 3, seal.as_ref(), &mac, fs as u32);
+                let b = encode(
+                    &id,
+                    BlobKind::Data,
+                    &plain,
+                    3,
+                    seal.as_ref(),
+                    &mac,
+                    fs as u32,
+                );
                 let t = FrameTable::parse(&b, Some(b.len() as u64)).unwrap();
                 assert_eq!(t.frames() as usize, len.div_ceil(fs));
                 assert_eq!(t.frame_size() as usize, fs);
@@ -102,10 +110,17 @@ fn every_frame_size_round_trips_at_frame_edges() {
                 if t.frames() >= 3 {
                     let (a, z) = t.span(1, 2);
                     let mut got = Vec::new();
-                    t.decode_frames(&id, 1, &b[a as usize..z as usize], seal.as_ref(), Some(&mac), &mut |i, f| {
-                        assert!(i == 1 || i == 2);
-                        got.extend(f)
-                    })
+                    t.decode_frames(
+                        &id,
+                        1,
+                        &b[a as usize..z as usize],
+                        seal.as_ref(),
+                        Some(&mac),
+                        &mut |i, f| {
+                            assert!(i == 1 || i == 2);
+                            got.extend(f)
+                        },
+                    )
                     .unwrap();
                     assert_eq!(got, plain[fs..3 * fs]);
                 }
@@ -127,7 +142,13 @@ fn a_tampered_or_moved_frame_fails() {
         bad[(a + z) as usize / 2] ^= 0x10;
         let t2 = FrameTable::parse(&bad, None).unwrap();
         let e = t2
-            .decode_frame(&id, 1, &bad[a as usize..z as usize], seal.as_ref(), Some(&mac))
+            .decode_frame(
+                &id,
+                1,
+                &bad[a as usize..z as usize],
+                seal.as_ref(),
+                Some(&mac),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("frame 1"), "{e}");
         assert!(decode(&id, &bad, seal.as_ref(), Some(&mac)).is_err());
@@ -135,11 +156,23 @@ fn a_tampered_or_moved_frame_fails() {
         // uncompressed is not needed: the length check or the tag fails).
         let (a0, z0) = t.span(0, 0);
         assert!(t
-            .decode_frame(&id, 1, &b[a0 as usize..z0 as usize], seal.as_ref(), Some(&mac))
+            .decode_frame(
+                &id,
+                1,
+                &b[a0 as usize..z0 as usize],
+                seal.as_ref(),
+                Some(&mac)
+            )
             .is_err());
         // Another chunk id.
         assert!(t
-            .decode_frame(&keys.chunk_id(b"x"), 1, &b[a as usize..z as usize], seal.as_ref(), Some(&mac))
+            .decode_frame(
+                &keys.chunk_id(b"x"),
+                1,
+                &b[a as usize..z as usize],
+                seal.as_ref(),
+                Some(&mac)
+            )
             .is_err());
         // A changed table entry (another frame's compressed bit).
         let mut table = b.clone();
@@ -147,7 +180,13 @@ fn a_tampered_or_moved_frame_fails() {
         if let Ok(t3) = FrameTable::parse(&table, None) {
             let (a, z) = t3.span(1, 1);
             assert!(t3
-                .decode_frame(&id, 1, &table[a as usize..z as usize], seal.as_ref(), Some(&mac))
+                .decode_frame(
+                    &id,
+                    1,
+                    &table[a as usize..z as usize],
+                    seal.as_ref(),
+                    Some(&mac)
+                )
                 .is_err());
         }
     }
@@ -165,7 +204,14 @@ fn a_truncated_blob_is_an_error() {
     let t = FrameTable::parse(&b, None).unwrap();
     let (a, z) = t.span(2, 4);
     let e = t
-        .decode_frames(&id, 2, &b[a as usize..z as usize - 1], seal.as_ref(), Some(&mac), &mut |_, _| {})
+        .decode_frames(
+            &id,
+            2,
+            &b[a as usize..z as usize - 1],
+            seal.as_ref(),
+            Some(&mac),
+            &mut |_, _| {},
+        )
         .unwrap_err();
     assert!(e.to_string().contains("frame 4"), "{e}");
 }
@@ -197,4 +243,26 @@ fn header_checks() {
         assert!(crate::blob::parse_header(&bad).is_err(), "byte {at} = {v}");
     }
     assert!(valid_frame_size(65536) && !valid_frame_size(2048) && !valid_frame_size(3 << 12));
+}
+
+/// Writes the framed seeds of the blob fuzz target (fuzz/seeds/blob/),
+/// made with its fixed keys: `ARCA_WRITE_SEEDS=fuzz/seeds/blob cargo test
+/// --release --workspace --lib -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("ARCA_WRITE_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let id = ChunkId([5u8; 32]);
+    let seal = SealKey::derive(&[7u8; 32], &[1u8; 32]);
+    let mac = MacKey::derive(&[3u8; 32]);
+    let plain = data(20_000, 9);
+    let sealed = encode(&id, BlobKind::Data, &plain, 3, Some(&seal), &mac, 4096);
+    std::fs::write(dir.join("framed-sealed"), sealed).unwrap();
+    let plain_framed = encode(&id, BlobKind::Data, &plain, 3, None, &mac, 8192);
+    std::fs::write(dir.join("framed-plain"), plain_framed).unwrap();
+    let short = encode(&id, BlobKind::Data, &plain[..5000], 3, None, &mac, 4096);
+    std::fs::write(dir.join("framed-plain-short"), short).unwrap();
 }

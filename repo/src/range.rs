@@ -49,7 +49,11 @@ pub struct Tables(Mutex<HashMap<Key, Layout>>);
 
 impl Tables {
     fn get(&self, k: &Key) -> Option<Layout> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(k).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(k)
+            .cloned()
     }
     fn put(&self, k: Key, l: Layout) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());

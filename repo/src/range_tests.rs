@@ -5,9 +5,11 @@ use crate::format::Manifest;
 use crate::test_util::pseudo_random;
 use crate::{BlobKind, Encryption, IndexKind, OpenOptions};
 
+type Stored = Vec<(ChunkId, Vec<u8>)>;
+
 /// A datastore holding three data chunks stored with 64 KiB frames (two of
 /// 1 MiB, one of 300000 bytes) and one stored whole.
-fn setup(enc: Encryption) -> (tempfile::TempDir, Arc<Datastore>, Vec<(ChunkId, Vec<u8>)>) {
+fn setup(enc: Encryption) -> (tempfile::TempDir, Arc<Datastore>, Stored) {
     let dir = tempfile::tempdir().unwrap();
     let pass = (enc == Encryption::Repokey).then_some(&b"pw"[..]);
     Datastore::init(dir.path(), enc, pass, |_| {}).unwrap();
@@ -31,7 +33,11 @@ fn setup(enc: Encryption) -> (tempfile::TempDir, Arc<Datastore>, Vec<(ChunkId, V
     s.commit(Manifest::default()).unwrap();
     let whole = pseudo_random(200_000, 5);
     let s = ds.begin_session().unwrap();
-    let id = s.submit(BlobKind::Data, whole.clone()).unwrap().wait().unwrap();
+    let id = s
+        .submit(BlobKind::Data, whole.clone())
+        .unwrap()
+        .wait()
+        .unwrap();
     s.commit(Manifest::default()).unwrap();
     out.push((id, whole));
     (dir, ds, out)
@@ -54,7 +60,13 @@ fn partial_reads_at_frame_edges_give_the_chunk_bytes() {
             }
             let len = plain.len() as u64;
             let f = 65536u64;
-            let mut cases = vec![(0, 1), (0, 4096), (len - 1, 1), (len - 4096, 4096), (0, len as usize)];
+            let mut cases = vec![
+                (0, 1),
+                (0, 4096),
+                (len - 1, 1),
+                (len - 4096, 4096),
+                (0, len as usize),
+            ];
             for k in 1..len.div_ceil(f) {
                 for (d, l) in [(0, 4096), (-1i64, 2), (-4096, 8192), (-1, f as usize + 2)] {
                     let o = (k * f) as i64 + d;
@@ -65,9 +77,15 @@ fn partial_reads_at_frame_edges_give_the_chunk_bytes() {
             }
             for (o, l) in cases {
                 let got = ds.read_blob_range(id, o, l).unwrap();
-                assert!(got == plain[o as usize..o as usize + l], "chunk {n}: {l} at {o}");
+                assert!(
+                    got == plain[o as usize..o as usize + l],
+                    "chunk {n}: {l} at {o}"
+                );
             }
-            assert!(matches!(ds.read_blob_range(id, len - 1, 2), Err(Error::InvalidInput(_))));
+            assert!(matches!(
+                ds.read_blob_range(id, len - 1, 2),
+                Err(Error::InvalidInput(_))
+            ));
             assert!(ds.read_blob_range(id, len, 0).unwrap().is_empty());
             assert!(ds.read_frames(id, 0, 100, &mut |_, _| {}).is_err());
         }

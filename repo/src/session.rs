@@ -218,9 +218,15 @@ impl BackupSession {
     pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkId> {
         self.shared.check()?;
         let id = self.ds.keys.chunk_id(data);
-        if let Some(sealed) =
-            seal_if_new(&self.ds, &self.shared, self.key.as_ref(), None, id, kind, data)?
-        {
+        if let Some(sealed) = seal_if_new(
+            &self.ds,
+            &self.shared,
+            self.key.as_ref(),
+            None,
+            id,
+            kind,
+            data,
+        )? {
             self.sealed_tx
                 .as_ref()
                 .ok_or_else(|| Error::Poisoned("session closed".into()))?

@@ -23,7 +23,10 @@ use arca_repo::{Datastore, Encryption, OpenOptions};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "arca-layout", about = "image chunk layouts: size, speed, random reads")]
+#[command(
+    name = "arca-layout",
+    about = "image chunk layouts: size, speed, random reads"
+)]
 struct Cli {
     /// The disk image to back up (a real file system image).
     image: PathBuf,
