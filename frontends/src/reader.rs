@@ -137,8 +137,16 @@ pub struct ImageReader {
     ahead: Sender<u64>,
 }
 
-/// The frame size of the chunk of block `b` (the block's own size when the
-/// chunk is stored whole), checking that the chunk holds `want` bytes.
+/// Marks, in [`ImageReader::frames`], a chunk stored whole (its frame size
+/// is then its length). Whole chunks are cached under the frame index
+/// [`WHOLE_FRAME`], so that they never stand for frame 0 of a framed copy
+/// of the same chunk.
+const WHOLE: u32 = 1 << 31;
+const WHOLE_FRAME: u32 = u32::MAX;
+
+/// The frame size of the chunk of block `b` (the block's own size, with
+/// [`WHOLE`] set, when the chunk is stored whole), checking that the chunk
+/// holds `want` bytes.
 fn frame_size(
     ds: &Datastore,
     frames: &[AtomicU32],
@@ -160,7 +168,10 @@ fn frame_size(
             "block {b}: chunk {id} holds {len} bytes, the image needs {want}"
         )));
     }
-    let fs = layout.frame_size();
+    let fs = match layout {
+        Layout::Whole { .. } => layout.frame_size() | WHOLE,
+        Layout::Framed(_) => layout.frame_size(),
+    };
     frames[b as usize].store(fs, Ordering::Relaxed);
     Ok(fs)
 }
@@ -173,11 +184,13 @@ fn load_frames(
     id: &ChunkId,
     first: u32,
     last: u32,
+    whole: bool,
     out: &mut dyn FnMut(u32, &[u8]),
 ) -> Result<()> {
     if first == last {
         // The common random read: concurrent misses load the frame once.
-        let f = cache.get_or_insert_with(&(*id, first), || {
+        let key = (*id, if whole { WHOLE_FRAME } else { first });
+        let f = cache.get_or_insert_with(&key, || {
             let mut got = None;
             ds.read_frames(id, first, first, &mut |_, f| got = Some(Arc::new(f)))?;
             got.ok_or_else(|| Error::Corrupt(format!("chunk {id}: frame {first} missing")))
@@ -231,9 +244,11 @@ impl ImageReader {
                     for b in rx {
                         if let Some(id) = ids.get(b as usize).filter(|id| !id.is_zero()) {
                             let want = (size - b * bs).min(bs) as usize;
-                            if let Ok(fs) = frame_size(&ds, &frames, b, id, want) {
+                            if let Ok(v) = frame_size(&ds, &frames, b, id, want) {
+                                let (fs, whole) = (v & !WHOLE, v & WHOLE != 0);
                                 let last = (want.max(1) - 1) as u32 / fs;
-                                let _ = load_frames(&ds, &cache, id, 0, last, &mut |_, _| {});
+                                let _ =
+                                    load_frames(&ds, &cache, id, 0, last, whole, &mut |_, _| {});
                             }
                         }
                     }
@@ -261,7 +276,8 @@ impl ImageReader {
             return Ok(());
         }
         let want = (self.size - b * self.bs).min(self.bs) as usize;
-        let fs = frame_size(&self.ds, &self.frames, b, id, want)? as usize;
+        let v = frame_size(&self.ds, &self.frames, b, id, want)?;
+        let (fs, whole) = ((v & !WHOLE) as usize, v & WHOLE != 0);
         let (first, last) = (at / fs, (at + piece.len() - 1) / fs);
         let mut filled = 0;
         load_frames(
@@ -270,6 +286,7 @@ impl ImageReader {
             id,
             first as u32,
             last as u32,
+            whole,
             &mut |i, f| {
                 let base = i as usize * fs;
                 let from = (at + filled - base).min(f.len());
@@ -293,9 +310,13 @@ impl ImageReader {
         if id.is_zero() {
             return false;
         }
-        let fs = self.frames[b as usize].load(Ordering::Relaxed) as u64;
-        let frame = at.checked_div(fs).unwrap_or(0);
-        self.cache.get(&(*id, frame as u32)).is_none()
+        let v = self.frames[b as usize].load(Ordering::Relaxed);
+        let frame = match v {
+            0 => 0,
+            v if v & WHOLE != 0 => WHOLE_FRAME,
+            fs => (at / fs as u64) as u32,
+        };
+        self.cache.get(&(*id, frame)).is_none()
     }
 
     fn read_ahead(&self, next_block: u64) {
