@@ -6,42 +6,61 @@
 //!   fixed-size block, loaded once when the reader opens.
 //! - Holes (all-zero blocks, never stored) read as zeros without I/O, and
 //!   [`BlockSource::extents`] reports them (NBD block status).
-//! - Chunks go through a bounded cache shared by all readers of a process
-//!   ([`ChunkCache`], weighted by bytes), keyed by chunk id, so identical
-//!   blocks of different restore points are cached once. Concurrent misses
-//!   of one chunk load it once.
+//! - Reads decode only the frames they need: a chunk stored as a framed
+//!   blob (blob version 2, `image_frame_size` of the datastore) is read
+//!   frame by frame through `Datastore::read_frames`, so a cold 4 KiB read
+//!   fetches, authenticates and decompresses one frame (64 KiB by default),
+//!   not the whole chunk. A chunk stored whole (version 1, every restore
+//!   point written before frames) is one frame: the whole chunk.
+//! - Decoded frames go through a bounded cache shared by all readers of a
+//!   process ([`ChunkCache`], weighted by bytes), keyed by (chunk id,
+//!   frame), so identical blocks of different restore points are cached
+//!   once. Concurrent misses of one frame load it once. Its use is
+//!   reported by [`cache_usage`] and logged when a reader closes.
 //! - A request that spans several blocks fetches them in parallel, and a
-//!   sequential reader gets the next blocks prefetched in the background.
+//!   sequential reader gets the next blocks prefetched whole (all their
+//!   frames in one request) in the background.
 //! - Reads follow gc: an export serves for hours from a datastore opened
 //!   read-only, whose index view is as old as the open. Every chunk goes
 //!   through `Datastore::read_blob`, which refreshes that view and looks
 //!   again when a repack moved the chunk or it was written after the open
 //!   (restore points backed up since the server started).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arca_repo::image as table;
+use arca_repo::range::Layout;
 use arca_repo::{ChunkId, Datastore, Error, Result, Snapshot};
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-/// Weighs cached chunks by their size.
+/// A cached piece of a chunk: (chunk id, frame index). A chunk stored
+/// whole has one frame, 0.
+pub type FrameKey = (ChunkId, u32);
+
+/// Weighs cached frames by their size.
 #[derive(Clone, Copy, Default)]
 pub struct Bytes;
 
-impl quick_cache::Weighter<ChunkId, Arc<Vec<u8>>> for Bytes {
-    fn weight(&self, _: &ChunkId, v: &Arc<Vec<u8>>) -> u64 {
+impl quick_cache::Weighter<FrameKey, Arc<Vec<u8>>> for Bytes {
+    fn weight(&self, _: &FrameKey, v: &Arc<Vec<u8>>) -> u64 {
         v.len().max(1) as u64
     }
 }
 
-/// Decoded chunks, shared by the readers of a process.
-pub type ChunkCache = quick_cache::sync::Cache<ChunkId, Arc<Vec<u8>>, Bytes>;
+/// Decoded frames of chunks, shared by the readers of a process.
+pub type ChunkCache = quick_cache::sync::Cache<FrameKey, Arc<Vec<u8>>, Bytes>;
 
-/// A cache holding at most `bytes` of decoded chunks.
+/// A cache holding at most `bytes` of decoded frames.
 pub fn chunk_cache(bytes: u64) -> Arc<ChunkCache> {
-    let items = (bytes / (256 << 10)).max(16) as usize;
+    let items = (bytes / (32 << 10)).max(16) as usize;
     Arc::new(ChunkCache::with_weighter(items, bytes.max(1 << 20), Bytes))
+}
+
+/// Bytes of decoded data the cache holds now, and its bound: the memory
+/// the cache adds to the process (plus a small overhead per entry).
+pub fn cache_usage(cache: &ChunkCache) -> (u64, u64) {
+    (cache.weight(), cache.capacity())
 }
 
 /// A run of bytes that are all data or all hole.
@@ -109,6 +128,8 @@ pub struct ImageReader {
     size: u64,
     bs: u64,
     cache: Arc<ChunkCache>,
+    /// Frame size of each block's chunk once known (0: not yet).
+    frames: Arc<Vec<AtomicU32>>,
     /// Where the last read ended (sequential detection).
     last_end: AtomicU64,
     /// Highest block already handed to the read-ahead.
@@ -116,8 +137,86 @@ pub struct ImageReader {
     ahead: Sender<u64>,
 }
 
-fn load(ds: &Datastore, cache: &ChunkCache, id: &ChunkId) -> Result<Arc<Vec<u8>>> {
-    cache.get_or_insert_with(id, || ds.read_blob(id).map(Arc::new))
+/// Marks, in [`ImageReader::frames`], a chunk stored whole (its frame size
+/// is then its length). Whole chunks are cached under the frame index
+/// [`WHOLE_FRAME`], so that they never stand for frame 0 of a framed copy
+/// of the same chunk.
+const WHOLE: u32 = 1 << 31;
+const WHOLE_FRAME: u32 = u32::MAX;
+
+/// The frame size of the chunk of block `b` (the block's own size, with
+/// [`WHOLE`] set, when the chunk is stored whole), checking that the chunk
+/// holds `want` bytes.
+fn frame_size(
+    ds: &Datastore,
+    frames: &[AtomicU32],
+    b: u64,
+    id: &ChunkId,
+    want: usize,
+) -> Result<u32> {
+    let known = frames[b as usize].load(Ordering::Relaxed);
+    if known != 0 {
+        return Ok(known);
+    }
+    let layout = ds.blob_layout(id)?;
+    let len = match &layout {
+        Layout::Whole { len } => *len as usize,
+        Layout::Framed(t) => t.header.plaintext_len as usize,
+    };
+    if len != want {
+        return Err(Error::Corrupt(format!(
+            "block {b}: chunk {id} holds {len} bytes, the image needs {want}"
+        )));
+    }
+    let fs = match layout {
+        Layout::Whole { .. } => layout.frame_size() | WHOLE,
+        Layout::Framed(_) => layout.frame_size(),
+    };
+    frames[b as usize].store(fs, Ordering::Relaxed);
+    Ok(fs)
+}
+
+/// Frames `first..=last` of chunk `id` into the cache, one request for
+/// those missing; each frame is handed to `out` in order.
+fn load_frames(
+    ds: &Datastore,
+    cache: &ChunkCache,
+    id: &ChunkId,
+    first: u32,
+    last: u32,
+    whole: bool,
+    out: &mut dyn FnMut(u32, &[u8]),
+) -> Result<()> {
+    if first == last {
+        // The common random read: concurrent misses load the frame once.
+        let key = (*id, if whole { WHOLE_FRAME } else { first });
+        let f = cache.get_or_insert_with(&key, || {
+            let mut got = None;
+            ds.read_frames(id, first, first, &mut |_, f| got = Some(Arc::new(f)))?;
+            got.ok_or_else(|| Error::Corrupt(format!("chunk {id}: frame {first} missing")))
+        })?;
+        out(first, &f);
+        return Ok(());
+    }
+    let mut i = first;
+    while i <= last {
+        if let Some(f) = cache.get(&(*id, i)) {
+            out(i, &f);
+            i += 1;
+            continue;
+        }
+        // A run of missing frames, read in one request.
+        let mut end = i;
+        while end < last && cache.get(&(*id, end + 1)).is_none() {
+            end += 1;
+        }
+        ds.read_frames(id, i, end, &mut |k, f| {
+            out(k, &f);
+            cache.insert((*id, k), Arc::new(f));
+        })?;
+        i = end + 1;
+    }
+    Ok(())
 }
 
 impl ImageReader {
@@ -131,16 +230,26 @@ impl ImageReader {
             table::read_table(&ds, disk)?
         };
         let ids = Arc::new(ids);
+        let frames: Arc<Vec<AtomicU32>> =
+            Arc::new((0..ids.len()).map(|_| AtomicU32::new(0)).collect());
+        let (size, bs) = (disk.size, disk.chunk_size as u64);
         let (tx, rx) = bounded::<u64>(64);
         for _ in 0..READ_AHEAD_THREADS {
             let (rx, ds, ids, cache) = (rx.clone(), ds.clone(), ids.clone(), cache.clone());
+            let frames = frames.clone();
             std::thread::Builder::new()
                 .name("read-ahead".into())
                 .spawn(move || {
                     // Ends when the reader (the sender) is dropped.
                     for b in rx {
                         if let Some(id) = ids.get(b as usize).filter(|id| !id.is_zero()) {
-                            let _ = load(&ds, &cache, id);
+                            let want = (size - b * bs).min(bs) as usize;
+                            if let Ok(v) = frame_size(&ds, &frames, b, id, want) {
+                                let (fs, whole) = (v & !WHOLE, v & WHOLE != 0);
+                                let last = (want.max(1) - 1) as u32 / fs;
+                                let _ =
+                                    load_frames(&ds, &cache, id, 0, last, whole, &mut |_, _| {});
+                            }
                         }
                     }
                 })
@@ -149,29 +258,65 @@ impl ImageReader {
         Ok(ImageReader {
             ds,
             ids,
-            size: disk.size,
-            bs: disk.chunk_size as u64,
+            size,
+            bs,
             cache,
+            frames,
             last_end: AtomicU64::new(u64::MAX),
             ahead_to: AtomicU64::new(0),
             ahead: tx,
         })
     }
 
-    fn block(&self, b: u64) -> Result<Option<Arc<Vec<u8>>>> {
+    /// Fill `piece` with the bytes of block `b` from offset `at` in it.
+    fn fill_from_block(&self, b: u64, at: usize, piece: &mut [u8]) -> Result<()> {
         let id = &self.ids[b as usize];
         if id.is_zero() {
-            return Ok(None);
+            piece.fill(0);
+            return Ok(());
         }
-        let data = load(&self.ds, &self.cache, id)?;
         let want = (self.size - b * self.bs).min(self.bs) as usize;
-        if data.len() != want {
+        let v = frame_size(&self.ds, &self.frames, b, id, want)?;
+        let (fs, whole) = ((v & !WHOLE) as usize, v & WHOLE != 0);
+        let (first, last) = (at / fs, (at + piece.len() - 1) / fs);
+        let mut filled = 0;
+        load_frames(
+            &self.ds,
+            &self.cache,
+            id,
+            first as u32,
+            last as u32,
+            whole,
+            &mut |i, f| {
+                let base = i as usize * fs;
+                let from = (at + filled - base).min(f.len());
+                let n = (f.len() - from).min(piece.len() - filled);
+                piece[filled..filled + n].copy_from_slice(&f[from..from + n]);
+                filled += n;
+            },
+        )?;
+        if filled != piece.len() {
             return Err(Error::Corrupt(format!(
-                "block {b}: chunk {id} holds {} bytes, the image needs {want}",
-                data.len()
+                "block {b}: chunk {id} is shorter than the image needs"
             )));
         }
-        Ok(Some(data))
+        Ok(())
+    }
+
+    /// Whether the first frame a read of block `b` from `at` needs is not
+    /// cached (a read that will go to the datastore).
+    fn misses(&self, b: u64, at: u64) -> bool {
+        let id = &self.ids[b as usize];
+        if id.is_zero() {
+            return false;
+        }
+        let v = self.frames[b as usize].load(Ordering::Relaxed);
+        let frame = match v {
+            0 => 0,
+            v if v & WHOLE != 0 => WHOLE_FRAME,
+            fs => (at / fs as u64) as u32,
+        };
+        self.cache.get(&(*id, frame)).is_none()
     }
 
     fn read_ahead(&self, next_block: u64) {
@@ -226,21 +371,11 @@ impl BlockSource for ImageReader {
         }
         let fill = |(pos, piece): &mut (u64, &mut [u8])| -> Result<()> {
             let b = *pos / self.bs;
-            match self.block(b)? {
-                None => piece.fill(0),
-                Some(data) => {
-                    let at = (*pos - b * self.bs) as usize;
-                    piece.copy_from_slice(&data[at..at + piece.len()]);
-                }
-            }
-            Ok(())
+            self.fill_from_block(b, (*pos - b * self.bs) as usize, piece)
         };
         let misses = pieces
             .iter()
-            .filter(|(p, _)| {
-                let id = &self.ids[(p / self.bs) as usize];
-                !id.is_zero() && self.cache.get(id).is_none()
-            })
+            .filter(|(p, _)| self.misses(p / self.bs, p % self.bs))
             .count();
         if misses <= 1 {
             for p in pieces.iter_mut() {
@@ -279,6 +414,17 @@ impl BlockSource for ImageReader {
         Ok(runs(offset, end, self.bs, |b| {
             self.ids[b as usize].is_zero()
         }))
+    }
+}
+
+impl Drop for ImageReader {
+    fn drop(&mut self) {
+        let (used, cap) = cache_usage(&self.cache);
+        tracing::info!(
+            cache_bytes = used,
+            cache_capacity = cap,
+            "restore-point reader closed; frame cache holds {used} of {cap} bytes"
+        );
     }
 }
 

@@ -183,7 +183,10 @@ fn backup_disk(
     let start = Instant::now();
     let cs = ds.config().image_chunk_size;
     let blocks = table::block_count(size, cs) as usize;
-    let session = ds.begin_session()?;
+    // Image blocks are framed (blob version 2) when the datastore says so,
+    // for fast random reads of restore points (docs/decisions.md).
+    let frames = Some(ds.config().image_frame_size).filter(|&f| f > 0);
+    let session = ds.begin_session_framed(frames)?;
 
     // Decide which blocks to read.
     let parent_disk = opts

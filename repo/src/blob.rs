@@ -12,6 +12,10 @@
 //! ```
 //! When encrypted, the associated data is `chunk id (32) || header (12)`, so
 //! a blob cannot be moved under another id or have its header altered.
+//!
+//! This is blob version 1, a chunk compressed and sealed whole. Version 2
+//! (framed, for random reads inside large image blocks) is in
+//! [`crate::frame`]; [`decode`] and [`reseal`] read both.
 
 use std::cell::RefCell;
 
@@ -67,7 +71,7 @@ thread_local! {
 
 /// Decompress with this thread's reused context (creating a zstd context
 /// per blob costs more than decompressing a small one).
-fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>> {
+pub(crate) fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         let dec = match &mut *d {
@@ -114,7 +118,18 @@ fn looks_compressible(data: &[u8]) -> bool {
     }
 }
 
-/// Encode a blob. `key` is `None` for unencrypted datastores.
+/// The compressed form of `data` when compressing it is worth it (the rule
+/// of docs/formats.md §7: a sample test for more than 128 KiB, then keep
+/// the result only if it saves more than 1/64).
+pub(crate) fn compress_if_worth(level: i32, data: &[u8]) -> Option<Vec<u8>> {
+    if looks_compressible(data) {
+        compress(level, data)
+    } else {
+        None
+    }
+}
+
+/// Encode a blob of version 1. `key` is `None` for unencrypted datastores.
 pub fn encode(
     id: &ChunkId,
     kind: BlobKind,
@@ -126,11 +141,7 @@ pub fn encode(
         plaintext.len() <= MAX_PLAINTEXT,
         "chunk larger than MAX_PLAINTEXT"
     );
-    let compressed = if looks_compressible(plaintext) {
-        compress(level, plaintext)
-    } else {
-        None
-    };
+    let compressed = compress_if_worth(level, plaintext);
     let mut flags = 0;
     if compressed.is_some() {
         flags |= FLAG_COMPRESSED;
@@ -161,43 +172,70 @@ pub fn encode(
 /// The parsed fixed header of a blob.
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
+    /// 1 (whole) or 2 (framed, [`crate::frame`]).
+    pub version: u8,
+    /// Version 2: frames hold `1 << frame_shift` bytes. 0 in version 1.
+    pub frame_shift: u8,
     pub flags: u8,
     pub kind: BlobKind,
     pub plaintext_len: u32,
 }
 
+/// Parse the fixed 12-byte header of a blob of either version.
 pub fn parse_header(bytes: &[u8]) -> Result<Header> {
+    use crate::frame;
     if bytes.len() < HEADER_LEN {
         return Err(Error::Corrupt("blob shorter than its header".into()));
     }
     if bytes[..2] != MAGIC {
         return Err(Error::Corrupt("blob magic mismatch".into()));
     }
-    if bytes[2] > VERSION {
+    let version = bytes[2];
+    if version > frame::VERSION {
         return Err(Error::UnsupportedVersion {
             what: "blob",
-            found: bytes[2].into(),
-            supported: VERSION.into(),
+            found: version.into(),
+            supported: frame::VERSION.into(),
         });
     }
-    if bytes[2] != VERSION {
-        return Err(Error::Corrupt(format!("unknown blob version {}", bytes[2])));
-    }
-    if bytes[5..8] != [0, 0, 0] {
-        return Err(Error::Corrupt(
-            "reserved blob header bytes are not zero".into(),
-        ));
-    }
     let flags = bytes[3];
-    if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 {
-        return Err(Error::Corrupt(format!("unknown blob flags {flags:#x}")));
-    }
+    let frame_shift = match version {
+        VERSION => {
+            if bytes[5..8] != [0, 0, 0] {
+                return Err(Error::Corrupt(
+                    "reserved blob header bytes are not zero".into(),
+                ));
+            }
+            if flags & !(FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 {
+                return Err(Error::Corrupt(format!("unknown blob flags {flags:#x}")));
+            }
+            0
+        }
+        frame::VERSION => {
+            if bytes[6..8] != [0, 0] {
+                return Err(Error::Corrupt(
+                    "reserved blob header bytes are not zero".into(),
+                ));
+            }
+            // Compression is recorded per frame.
+            if flags & !FLAG_ENCRYPTED != 0 {
+                return Err(Error::Corrupt(format!("unknown blob flags {flags:#x}")));
+            }
+            if !(frame::MIN_SHIFT..=frame::MAX_SHIFT).contains(&bytes[5]) {
+                return Err(Error::Corrupt(format!("blob frame shift {}", bytes[5])));
+            }
+            bytes[5]
+        }
+        v => return Err(Error::Corrupt(format!("unknown blob version {v}"))),
+    };
     let kind = BlobKind::from_u8(bytes[4])?;
     let plaintext_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if plaintext_len as usize > MAX_PLAINTEXT {
         return Err(Error::Corrupt(format!("blob claims {plaintext_len} bytes")));
     }
     Ok(Header {
+        version,
+        frame_shift,
         flags,
         kind,
         plaintext_len,
@@ -205,9 +243,25 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header> {
 }
 
 /// Decode a blob: check the header, authenticate and decrypt, decompress.
-/// Does not recompute the chunk id; [`crate::Datastore`] does that.
+/// Does not recompute the chunk id; [`crate::Datastore`] does that. The
+/// macs of unencrypted frames (version 2) are not checked: see
+/// [`decode_with_mac`].
 pub fn decode(id: &ChunkId, bytes: &[u8], key: Option<&SealKey>) -> Result<(BlobKind, Vec<u8>)> {
+    decode_with_mac(id, bytes, key, None)
+}
+
+/// [`decode`], also checking the mac of every unencrypted frame of a
+/// version 2 blob when `mac` is given.
+pub fn decode_with_mac(
+    id: &ChunkId,
+    bytes: &[u8],
+    key: Option<&SealKey>,
+    mac: Option<&crate::frame::MacKey>,
+) -> Result<(BlobKind, Vec<u8>)> {
     let h = parse_header(bytes)?;
+    if h.version == crate::frame::VERSION {
+        return crate::frame::decode(id, bytes, key, mac);
+    }
     let body = &bytes[HEADER_LEN..];
     let encrypted = h.flags & FLAG_ENCRYPTED != 0;
     let payload: std::borrow::Cow<[u8]> = match (encrypted, key) {
@@ -252,6 +306,9 @@ pub fn reseal(
     to: Option<&SealKey>,
 ) -> Result<Vec<u8>> {
     let h = parse_header(bytes)?;
+    if h.version == crate::frame::VERSION {
+        return crate::frame::reseal(id, bytes, from, to);
+    }
     match (from, to) {
         (Some(from), Some(to)) if h.flags & FLAG_ENCRYPTED != 0 => {
             let mut aad = [0u8; 32 + HEADER_LEN];
@@ -316,7 +373,7 @@ mod tests {
         let id = keys.chunk_id(b"x");
         let blob = encode(&id, BlobKind::Data, b"x", 3, None);
         let mut newer = blob.clone();
-        newer[2] = VERSION + 1;
+        newer[2] = crate::frame::VERSION + 1;
         let e = decode(&id, &newer, None).unwrap_err();
         assert!(
             matches!(e, Error::UnsupportedVersion { what: "blob", .. }),

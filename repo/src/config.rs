@@ -58,7 +58,17 @@ pub struct Config {
     pub pack_size: u32,
     /// zstd level for blobs.
     pub compression_level: i32,
+    /// Frame size of the data blobs of image backups: blob version 2 with
+    /// frames of this many bytes (a power of two, 4 KiB to 1 MiB, at most
+    /// `image_chunk_size`), or 0 for whole blobs (version 1). Configs
+    /// written before the field existed read as 0, so their datastores
+    /// stay readable by the arca versions that wrote them.
+    #[serde(default)]
+    pub image_frame_size: u32,
 }
+
+/// The frame size of new datastores (docs/decisions.md, "image layout").
+pub const DEFAULT_IMAGE_FRAME_SIZE: u32 = 64 * 1024;
 
 impl Config {
     pub fn new(encryption: Encryption) -> Self {
@@ -70,6 +80,7 @@ impl Config {
             image_chunk_size: 1024 * 1024,
             pack_size: 32 * 1024 * 1024,
             compression_level: 3,
+            image_frame_size: DEFAULT_IMAGE_FRAME_SIZE,
         }
     }
 
@@ -106,7 +117,10 @@ impl Config {
             && self.image_chunk_size.is_power_of_two()
             && (4096..=64 * 1024 * 1024).contains(&self.image_chunk_size)
             && (1024 * 1024..=1024 * 1024 * 1024).contains(&self.pack_size)
-            && (-7..=22).contains(&self.compression_level);
+            && (-7..=22).contains(&self.compression_level)
+            && (self.image_frame_size == 0
+                || (crate::frame::valid_frame_size(self.image_frame_size)
+                    && self.image_frame_size <= self.image_chunk_size));
         if ok {
             Ok(())
         } else {

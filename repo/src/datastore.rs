@@ -40,6 +40,8 @@ pub struct Datastore {
     pub(crate) keys: MasterKeys,
     pub(crate) index: Box<dyn Index>,
     pack_keys: Mutex<HashMap<PackId, SealKey>>,
+    /// Frame tables of framed blobs, for partial reads ([`crate::range`]).
+    pub(crate) tables: crate::range::Tables,
     pub(crate) sessions: SessionRegistry,
     /// Held shared by sessions while they check the index and record a
     /// reference, exclusively by GC while it decides what to delete.
@@ -204,6 +206,7 @@ impl Datastore {
             keys,
             index,
             pack_keys: Mutex::new(HashMap::new()),
+            tables: Default::default(),
             sessions: SessionRegistry::default(),
             gc_lock: RwLock::new(()),
             // From the start: nothing below may write for a reader.
@@ -332,7 +335,7 @@ impl Datastore {
     }
 
     /// The sealing key of a pack (cached), or `None` if unencrypted.
-    fn pack_key(&self, id: &PackId) -> Result<Option<SealKey>> {
+    pub(crate) fn pack_key(&self, id: &PackId) -> Result<Option<SealKey>> {
         if self.keys.enc_key.is_none() {
             return Ok(None);
         }
@@ -368,7 +371,8 @@ impl Datastore {
     /// Decode a blob read from `loc` and check that it hashes to `id`.
     pub fn decode_blob(&self, id: &ChunkId, loc: &Location, bytes: &[u8]) -> Result<Vec<u8>> {
         let key = self.pack_key(&loc.pack)?;
-        let (kind, plain) = blob::decode(id, bytes, key.as_ref())
+        let mac = self.frame_mac();
+        let (kind, plain) = blob::decode_with_mac(id, bytes, key.as_ref(), Some(&mac))
             .map_err(|e| Error::Corrupt(format!("blob {id} in pack {}: {e}", loc.pack.short())))?;
         if kind != loc.kind {
             return Err(Error::Corrupt(format!("blob {id}: kind mismatch")));
@@ -397,10 +401,20 @@ impl Datastore {
     /// again, a bounded number of times. Only then is the chunk reported
     /// missing ([`Error::PackMissing`], [`Error::ChunkMissing`]).
     pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.following_gc(|| {
+            let loc = self.locate(id)?;
+            self.read_blob_at(id, &loc)
+        })
+    }
+
+    /// Run `read` (which looks `id` up and reads it), refreshing the view
+    /// of the index and running it again when it finds the chunk or its
+    /// pack missing, as [`Datastore::read_blob`] describes.
+    pub(crate) fn following_gc<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
         let mut refreshes = 0;
         loop {
             let epoch = self.view_epoch();
-            match self.read_blob_once(id) {
+            match read() {
                 Err(Error::PackMissing { .. } | Error::ChunkMissing(_))
                     if refreshes < VIEW_REFRESHES && self.refresh_view(epoch)? =>
                 {
@@ -509,8 +523,8 @@ impl Datastore {
         Ok(())
     }
 
-    fn read_blob_once(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = self.locate(id)?;
+    /// Read and decode the whole blob of `id` at `loc`.
+    pub(crate) fn read_blob_at(&self, id: &ChunkId, loc: &Location) -> Result<Vec<u8>> {
         // The pack is read twice when its key is not cached (the range,
         // then the trailer): gone at either read is a missing pack.
         let missing = |e| match e {
@@ -528,7 +542,7 @@ impl Datastore {
                 loc.length as usize,
             )
             .map_err(missing)?;
-        self.decode_blob(id, &loc, &bytes).map_err(missing)
+        self.decode_blob(id, loc, &bytes).map_err(missing)
     }
 
     pub fn read_tree(&self, id: &ChunkId) -> Result<Tree> {

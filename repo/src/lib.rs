@@ -22,6 +22,10 @@
 //!   data) then AES-256-GCM with the chunk id as associated data, under a key
 //!   derived by HKDF from the master key and a per-session salt that is
 //!   recorded in every pack's trailer ([`crypto`]).
+//!   Data blobs of image backups are framed (blob version 2, [`frame`]):
+//!   cut into frames (64 KiB by default) compressed and sealed one by one,
+//!   so that [`Datastore::read_blob_range`] decodes only the frames a read
+//!   needs ([`range`]).
 //! - A **pack** collects blobs up to ~32 MiB and ends with a sealed header
 //!   listing them, so the index can always be rebuilt from packs alone.
 //!   A pack is written to a temporary file, fsynced, renamed to its hash and
@@ -121,6 +125,7 @@ pub mod crypto;
 pub mod datastore;
 pub mod error;
 pub mod format;
+pub mod frame;
 pub mod gc;
 pub(crate) mod gc_live;
 pub mod id;
@@ -131,6 +136,7 @@ mod options;
 pub mod pack;
 pub mod prune;
 pub mod quarantine;
+pub mod range;
 pub mod reserve;
 pub mod session;
 mod sessions;

@@ -96,14 +96,25 @@ pub struct BackupSession {
 impl Datastore {
     /// Start a backup session with one worker per available core.
     pub fn begin_session(self: &Arc<Self>) -> Result<BackupSession> {
+        self.begin_session_framed(None)
+    }
+
+    /// Start a backup session whose submitted data chunks are stored as
+    /// framed blobs (version 2) with frames of `frame_size` bytes when it
+    /// is given and valid (image backups, `Config::image_frame_size`).
+    pub fn begin_session_framed(
+        self: &Arc<Self>,
+        frame_size: Option<u32>,
+    ) -> Result<BackupSession> {
         self.check_writable()?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        BackupSession::start(self.clone(), workers)
+        let frames = frame_size.filter(|&f| crate::frame::valid_frame_size(f));
+        BackupSession::start(self.clone(), workers, frames)
     }
 }
 
 impl BackupSession {
-    fn start(ds: Arc<Datastore>, workers: usize) -> Result<Self> {
+    fn start(ds: Arc<Datastore>, workers: usize, frames: Option<u32>) -> Result<Self> {
         let shared = Arc::new(SessionShared::default());
         ds.sessions.register(&shared);
         let salt = random_bytes::<SALT_LEN>();
@@ -118,7 +129,7 @@ impl BackupSession {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("arca-worker-{i}"))
-                    .spawn(move || worker(&ds, &shared, key.as_ref(), &rx, &tx))
+                    .spawn(move || worker(&ds, &shared, key.as_ref(), frames, &rx, &tx))
                     .map_err(|e| Error::io("spawn worker", e))?,
             );
         }
@@ -207,9 +218,15 @@ impl BackupSession {
     pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkId> {
         self.shared.check()?;
         let id = self.ds.keys.chunk_id(data);
-        if let Some(sealed) =
-            seal_if_new(&self.ds, &self.shared, self.key.as_ref(), id, kind, data)?
-        {
+        if let Some(sealed) = seal_if_new(
+            &self.ds,
+            &self.shared,
+            self.key.as_ref(),
+            None,
+            id,
+            kind,
+            data,
+        )? {
             self.sealed_tx
                 .as_ref()
                 .ok_or_else(|| Error::Poisoned("session closed".into()))?
@@ -261,6 +278,7 @@ fn seal_if_new(
     ds: &Datastore,
     shared: &SessionShared,
     key: Option<&SealKey>,
+    frames: Option<u32>,
     id: ChunkId,
     kind: BlobKind,
     data: &[u8],
@@ -295,7 +313,14 @@ fn seal_if_new(
             return Ok(None);
         }
     }
-    let blob = blob::encode(&id, kind, data, ds.config().compression_level, key);
+    let level = ds.config().compression_level;
+    let blob = match frames {
+        // Only data blobs bigger than one frame gain from frames.
+        Some(f) if kind == BlobKind::Data && data.len() > f as usize => {
+            crate::frame::encode(&id, kind, data, level, key, &ds.frame_mac(), f)
+        }
+        _ => blob::encode(&id, kind, data, level, key),
+    };
     shared.counters.chunks_new.fetch_add(1, Ordering::Relaxed);
     shared
         .counters
@@ -313,12 +338,13 @@ fn worker(
     ds: &Datastore,
     shared: &SessionShared,
     key: Option<&SealKey>,
+    frames: Option<u32>,
     rx: &Receiver<Job>,
     tx: &Sender<Sealed>,
 ) {
     for job in rx {
         let id = ds.keys.chunk_id(&job.data);
-        let r = match seal_if_new(ds, shared, key, id, job.kind, &job.data) {
+        let r = match seal_if_new(ds, shared, key, frames, id, job.kind, &job.data) {
             Ok(Some(sealed)) => {
                 // Reply once the packer has it, so that commit sees it.
                 drop(job.data);

@@ -584,6 +584,14 @@ pub enum DatastoreCmd {
         /// Image chunk size in KiB (a power of two).
         #[arg(long)]
         image_chunk_kib: Option<u32>,
+        /// Frame size in KiB of image chunks (a power of two, 4 to 1024,
+        /// at most the chunk size): each chunk of an image backup is stored
+        /// as frames compressed and encrypted one by one, so that a random
+        /// read of a restore point (NBD, iSCSI) decodes only the frames it
+        /// needs. 0 stores image chunks whole. Default 64, or 0 when the
+        /// image chunk size is 64 KiB or less.
+        #[arg(long)]
+        image_frame_kib: Option<u32>,
     },
     /// Show a datastore's configuration and usage.
     Info,

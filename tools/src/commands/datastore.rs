@@ -16,6 +16,7 @@ pub(super) fn init(
     encryption: &str,
     pack_size_mib: &Option<u32>,
     image_chunk_kib: &Option<u32>,
+    image_frame_kib: &Option<u32>,
 ) -> Result<u8> {
     let path = match path {
         Some(p) => p.clone(),
@@ -29,6 +30,12 @@ pub(super) fn init(
         }
         if let Some(k) = image_chunk_kib {
             c.image_chunk_size = k.saturating_mul(1024);
+        }
+        match image_frame_kib {
+            Some(k) => c.image_frame_size = k.saturating_mul(1024),
+            // Frames no smaller than the chunk gain nothing.
+            None if c.image_frame_size >= c.image_chunk_size => c.image_frame_size = 0,
+            None => {}
         }
     })
     .with_context(|| format!("creating datastore {}", path.display()))?;
@@ -54,6 +61,7 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
     let v = json!({
         "path": ds.root(), "id": c.id, "format_version": c.format_version,
         "encryption": c.encryption, "chunker": c.chunker, "image_chunk_size": c.image_chunk_size,
+        "image_frame_size": c.image_frame_size,
         "pack_size": c.pack_size, "packs": packs.len(), "stored_bytes": stored, "snapshots": snaps.len(),
     });
     if cli.json {
@@ -78,6 +86,13 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
             human(c.chunker.avg_size.into()),
             human(c.image_chunk_size.into())
         ),
+    );
+    kv(
+        "image frames",
+        match c.image_frame_size {
+            0 => "none (image chunks stored whole)".into(),
+            f => human(f.into()),
+        },
     );
     kv("pack size", human(c.pack_size.into()));
     kv(

@@ -24,7 +24,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             encryption,
             pack_size_mib,
             image_chunk_kib,
-        }) => datastore::init(cli, path, encryption, pack_size_mib, image_chunk_kib),
+            image_frame_kib,
+        }) => datastore::init(
+            cli,
+            path,
+            encryption,
+            pack_size_mib,
+            image_chunk_kib,
+            image_frame_kib,
+        ),
         Command::Datastore(DatastoreCmd::Info) => datastore::info(cli),
         Command::Backup(BackupCmd::Now {
             source,
