@@ -58,7 +58,7 @@ copy_real() {
         [ -d "$src" ] || continue
         find "$src" -xdev \( -type f -o -type l \) -printf '%s\t%P\n' 2>/dev/null |
             awk -F'\t' -v p="${src#/}/" '{ print $1 "\t" p $2 }'
-    done | awk -F'\t' -v cap="$cap" '{ s += $1; if (s > cap) exit; print $2 }' >"$list"
+    done | awk -F'\t' -v cap="$cap" 'full { next } { s += $1 } s > cap { full = 1; next } { print $2 }' >"$list"
     log "copying $(wc -l <"$list") files of $* into $dst"
     tar -C / --no-recursion -cf - -T "$list" 2>>"$LOG" | tar -C "$dst" -xf -
     rm -f "$list"
