@@ -9,12 +9,16 @@ REAL_SYS=${BENCH_REAL_SYS:-/usr/share /usr/lib}
 REAL_SDK=${BENCH_REAL_SDK:-$HOME/.rustup}
 REAL_IMAGE_GIB=${BENCH_REAL_IMAGE_GIB:-3}
 REAL_TOOLS=${BENCH_TOOLS:-arca restic borg bupstash}
+REAL_SETS=${BENCH_REAL_SETS:-sys sdk image}
+REAL_WARM=${BENCH_REAL_WARM:-1}
+REAL_RESTORE_ONLY=${BENCH_REAL_RESTORE_ONLY:-0}
 NBD_SECS=${BENCH_NBD_SECS:-10}
 NBD_CACHE_MIB=${BENCH_NBD_CACHE_MIB:-512}
 REAL_IMG=$DATA/real-disk.img
 REAL_RESULTS=$WORK/results/$STAMP.real.tsv
 NBD_RESULTS=$WORK/results/$STAMP.nbd.tsv
-export BUPSTASH_KEY=$WORK/cache/bupstash.key
+# Beside the repositories: a restore-only run needs the key of the last run.
+export BUPSTASH_KEY=$REPOS/bupstash.key
 
 install_real_tools() {
     local need=()
@@ -197,21 +201,26 @@ run_real() {
     copy_real sdk $REAL_SDK
     make_real_image
     local set tool src
-    for set in sys sdk; do
+    for set in $REAL_SETS; do
+        [ "$set" = image ] && continue
         src=$DATA/real-$set
         log "real $set: $(sum_sizes "$src") bytes in $(find "$src" -type f | wc -l) files"
-        for tool in $REAL_TOOLS; do
-            real_init "$tool" "$REPOS/real-$tool-$set"
-            real_backup "$tool" "$set" backup-1 "$src"
-            real_backup "$tool" "$set" backup-2 "$src"
-        done
+        if [ "$REAL_RESTORE_ONLY" != 1 ]; then
+            for tool in $REAL_TOOLS; do
+                real_init "$tool" "$REPOS/real-$tool-$set"
+                real_backup "$tool" "$set" backup-1 "$src"
+                real_backup "$tool" "$set" backup-2 "$src"
+            done
+        fi
         for tool in $REAL_TOOLS tar; do
             real_restore "$tool" "$set" restore-cold "$src"
-            real_restore "$tool" "$set" restore-warm "$src"
+            if [ "$REAL_WARM" = 1 ]; then real_restore "$tool" "$set" restore-warm "$src"; fi
             rm -rf "$RESTORE"/real-"$tool"-"$set"-*
         done
     done
-    for tool in $REAL_TOOLS cp; do real_image "$tool"; done
+    if [[ " $REAL_SETS " == *" image "* ]]; then
+        for tool in $REAL_TOOLS cp; do real_image "$tool"; done
+    fi
 }
 
 real_report() {
@@ -219,6 +228,7 @@ real_report() {
     echo
     local set
     for set in sys sdk; do
+        [ -d "$DATA/real-$set" ] || continue
         echo "- $set: copy of $([ $set = sys ] && echo "$REAL_SYS" || echo "$REAL_SDK") (up to $REAL_GIB GiB):" \
             "$(sum_sizes "$DATA/real-$set") bytes, $(find "$DATA/real-$set" -type f | wc -l) files," \
             "$(find "$DATA/real-$set" -type d | wc -l) directories, $(find "$DATA/real-$set" -type l | wc -l) symlinks"

@@ -21,6 +21,8 @@
 #   the binaries in CARGO_TARGET_DIR as they are].
 # The real and nbd parts (benches/real.sh): BENCH_REAL_GIB [1.5], BENCH_REAL_SYS
 # ["/usr/share /usr/lib"], BENCH_REAL_SDK [$HOME/.rustup], BENCH_REAL_IMAGE_GIB [3],
+# BENCH_REAL_SETS ["sys sdk image"], BENCH_REAL_WARM [1: warm tree restores too],
+# BENCH_REAL_RESTORE_ONLY [0; 1: restore from the repositories of the last run],
 # BENCH_NBD_SECS [10], BENCH_NBD_CACHE_MIB [512]; BENCH_TOOLS defaults to
 # "arca restic borg bupstash" there.
 set -euo pipefail
