@@ -6,6 +6,9 @@
 #   benches/run.sh tree|image     one part of the comparison (plus limits)
 #   benches/run.sh limits         single-stage limits only
 #   benches/run.sh index [ARGS]   RocksDB index scale test (ARGS go to arca-index-scale)
+#   benches/run.sh real           trees and an ext4 image of this machine's real files:
+#                                 arca, restic, borg, bupstash, tar | tar and cp
+#   benches/run.sh nbd            fio over NBD: arca's export of the real image vs qemu-nbd
 #
 # Environment (defaults in brackets): BENCH_WORK [/var/tmp/arca-bench],
 # BENCH_TREE_GIB [1.5], BENCH_IMAGE_GIB [3], BENCH_IMAGE_DAYS [10],
@@ -14,14 +17,21 @@
 # BENCH_VERIFY [1: compare restored data with the source],
 # BENCH_REPS [3: runs of each first backup, second backup and restore; the
 #   report shows the median],
-# CARGO_TARGET_DIR [/root/.cache/arca-target].
+# CARGO_TARGET_DIR [/root/.cache/arca-target], BENCH_BUILD [1: build arca first; 0: use
+#   the binaries in CARGO_TARGET_DIR as they are].
+# The real and nbd parts (benches/real.sh): BENCH_REAL_GIB [1.5], BENCH_REAL_SYS
+# ["/usr/share /usr/lib"], BENCH_REAL_SDK [$HOME/.rustup], BENCH_REAL_IMAGE_GIB [3],
+# BENCH_REAL_SETS ["sys sdk image"], BENCH_REAL_WARM [1: warm tree restores too],
+# BENCH_REAL_RESTORE_ONLY [0; 1: restore from the repositories of the last run],
+# BENCH_NBD_SECS [10], BENCH_NBD_CACHE_MIB [512]; BENCH_TOOLS defaults to
+# "arca restic borg bupstash" there.
 set -euo pipefail
 
 MODE=${1:-all}
 [ $# -gt 0 ] && shift
 case $MODE in
-    all | tree | image | limits | index) ;;
-    *) echo "usage: $0 [all|tree|image|limits|index [ARGS]]" >&2; exit 2 ;;
+    all | tree | image | limits | index | real | nbd) ;;
+    *) echo "usage: $0 [all|tree|image|limits|real|nbd|index [ARGS]]" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,6 +101,10 @@ install_tools() {
 }
 
 build() { # PACKAGES...
+    if [ "${BENCH_BUILD:-1}" = 0 ]; then
+        log "not building (BENCH_BUILD=0): using $BIN"
+        return
+    fi
     log "building $* (release, $CARGO_TARGET_DIR)"
     local p args=()
     for p in "$@"; do args+=(-p "$p"); done
@@ -108,11 +122,12 @@ drop_caches() {
 }
 
 # measure TOOL OP BYTES REPO CMD...: run CMD under GNU time after dropping the
-# page cache; append "tool op bytes seconds maxrss_kib repo_bytes" to $RESULTS.
+# page cache (not with WARM=1); append "tool op bytes seconds maxrss_kib
+# repo_bytes" to $RESULTS.
 measure() {
     local tool=$1 op=$2 bytes=$3 repo=$4
     shift 4
-    drop_caches
+    if [ "${WARM:-0}" != 1 ]; then drop_caches; fi
     echo "+ $*" >>"$LOG"
     local tf secs rss stored=-
     tf=$(mktemp)
@@ -346,11 +361,52 @@ report() {
     log "report: $REPORT, raw results: $RESULTS, log: $LOG"
 }
 
+# ---- real files and NBD (benches/real.sh) ----
+
+# shellcheck source=benches/real.sh
+. "$HERE/real.sh"
+
+report_real() { # PART
+    {
+        echo "## Arca benchmark $STAMP: $1"
+        echo
+        echo "Host: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM;" \
+            "$(uname -sr); page cache $([ "$CAN_DROP" = 1 ] && echo "dropped before every cold run" || echo "NOT dropped (no permission)")."
+        echo "Versions: $("$ARCA" --version 2>/dev/null || echo arca ?); $(restic version 2>/dev/null | head -n 1 || true);" \
+            "$(borg --version 2>/dev/null || true); $(bupstash version 2>/dev/null || true); $(qemu-nbd --version 2>/dev/null | head -n 1 || true)."
+        echo "Settings: every repository encrypted (arca repokey, restic default, borg repokey, bupstash always);" \
+            "arca zstd 3 (default), restic compression auto, borg zstd,3 (images: fixed 1 MiB chunks${BORG_SPARSE:+, --sparse}), bupstash defaults" \
+            "(its send log kept between backups of a data set). Cold = page cache dropped before the command; warm = run again right after."
+        echo
+        case $1 in
+            real) real_report ;;
+            nbd) nbd_report ;;
+        esac
+    } | tee "$REPORT"
+    log "report: $REPORT, log: $LOG"
+}
+
 # ---- main ----
 
 if [ "$MODE" = index ]; then
     build arca-benches
     exec "$BIN/arca-index-scale" --fresh --path "$WORK/index-scale" "$@"
+fi
+
+if [ "$MODE" = real ] || [ "$MODE" = nbd ]; then
+    rm -rf "$WORK/cache" "$RESTORE"
+    mkdir -p "$DATA" "$REPOS" "$RESTIC_CACHE_DIR" "$BORG_BASE_DIR"
+    build arca-tools
+    [ -x "$ARCA" ] || die "$ARCA not built"
+    BORG_SPARSE=
+    if borg create --help 2>/dev/null | grep -q -- '--sparse'; then BORG_SPARSE=--sparse; fi
+    RESTIC_SPARSE=
+    if restic restore --help 2>/dev/null | grep -q -- '--sparse'; then RESTIC_SPARSE=--sparse; fi
+    log "work dir $WORK; log $LOG"
+    "run_$MODE"
+    report_real "$MODE"
+    rm -rf "$RESTORE"
+    exit 0
 fi
 
 # Restores of the last run are removed first, long before this run restores.

@@ -258,3 +258,115 @@ fn tls_exports_require_starttls() {
         "qemu-img over TLS: bytes differ"
     );
 }
+
+/// One 4 KiB block of the pattern part of the load test's image: each
+/// block one byte value, so qemu-io can check it (`-P`).
+fn pattern_byte(block: usize) -> u8 {
+    (block.wrapping_mul(2_654_435_761) >> 11) as u8
+}
+
+/// qemu-io with many asynchronous reads in flight, each checked against
+/// its pattern; returns how many reads it made.
+fn qemu_io_reads(url: &str, reads: &[(usize, usize, u8)]) -> usize {
+    let mut args = vec!["-r".to_string(), "-f".into(), "raw".into()];
+    for (off, len, p) in reads {
+        args.push("-c".into());
+        args.push(format!("aio_read -P {p:#x} {off} {len}"));
+    }
+    args.extend(["-c".into(), "aio_flush".into(), url.to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tool("qemu-io", &refs);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("failed"), "qemu-io: {text}");
+    text.lines()
+        .filter(|l| l.starts_with("read ") && l.contains(" bytes at offset "))
+        .count()
+}
+
+/// Several real clients at once, each with many requests in flight, reading
+/// one image restore point at random and sequentially while a 2 MiB chunk
+/// cache evicts all the time: every byte is the original image's.
+#[test]
+fn concurrent_clients_get_the_right_bytes_while_the_cache_evicts() {
+    let env = common::Env::new();
+    // 6 MiB random, a 2 MiB hole, 14 MiB of one-byte-per-block pattern.
+    let mut img = common::random_bytes(6 << 20, 51);
+    img.extend(vec![0u8; 2 << 20]);
+    let base = img.len();
+    let blocks = (14 << 20) / 4096;
+    for b in 0..blocks {
+        img.extend(vec![pattern_byte(b); 4096]);
+    }
+    let path = env.path("load.raw");
+    std::fs::write(&path, &img).unwrap();
+    let b = env.json(&[
+        "backup",
+        "image",
+        path.to_str().unwrap(),
+        "--source",
+        "load",
+    ]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let srv = serve_with(&env, &["--cache-mib", "2"]);
+    let url = format!("{}{id}", srv.url);
+
+    // Random reads of pattern blocks and of the hole, per client.
+    let random = |seed: u64| -> Vec<(usize, usize, u8)> {
+        let mut x = seed;
+        (0..300)
+            .map(|i| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                if i % 10 == 0 {
+                    let off = (6 << 20) + ((x >> 33) as usize % 31) * 65536;
+                    (off, 65536, 0)
+                } else {
+                    let blk = (x >> 33) as usize % blocks;
+                    (base + blk * 4096, 4096, pattern_byte(blk))
+                }
+            })
+            .collect()
+    };
+    // Sequential 4 KiB reads of the whole pattern part.
+    let sequential: Vec<(usize, usize, u8)> = (0..blocks)
+        .map(|b| (base + b * 4096, 4096, pattern_byte(b)))
+        .collect();
+    std::thread::scope(|s| {
+        let copies: Vec<_> = (0..2)
+            .map(|i| {
+                let (url, out) = (&url, env.path(&format!("copy{i}.raw")));
+                s.spawn(move || {
+                    tool(
+                        "nbdcopy",
+                        &[
+                            "--connections=2",
+                            "--requests=32",
+                            url,
+                            out.to_str().unwrap(),
+                        ],
+                    );
+                    std::fs::read(&out).unwrap()
+                })
+            })
+            .collect();
+        let randoms: Vec<_> = (1..=3u64)
+            .map(|seed| {
+                let (url, reads) = (&url, random(seed));
+                s.spawn(move || (qemu_io_reads(url, &reads), reads.len()))
+            })
+            .collect();
+        let seq = s.spawn(|| (qemu_io_reads(&url, &sequential), sequential.len()));
+        for c in copies {
+            assert!(c.join().unwrap() == img, "nbdcopy: bytes differ");
+        }
+        for r in randoms.into_iter().chain([seq]) {
+            let (done, asked) = r.join().unwrap();
+            assert_eq!(done, asked, "every read answered");
+        }
+    });
+    // The server is still serving.
+    let size = tool("nbdinfo", &["--size", &url]);
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout).trim(),
+        img.len().to_string()
+    );
+}

@@ -260,7 +260,7 @@ pub(super) fn greet<R: Read, W: Write>(r: &mut R, w: &mut W) -> io::Result<bool>
 mod tests {
     use super::*;
     use crate::nbd::session;
-    use crate::nbd::testutil::{go, opt, reply_types, req, run};
+    use crate::nbd::testutil::{go, opt, reply_types, req, run, simple_replies, transmission};
     use crate::reader::MemDisk;
     use crate::Exports;
 
@@ -291,14 +291,13 @@ mod tests {
                 REP_ACK
             ]
         );
-        // Simple replies: data, then EINVAL, EPERM, EINVAL.
-        let tail = &out[out.len() - (16 + 16) - 16 * 3..];
-        let err = |at: usize| u32::from_be_bytes(tail[at + 4..at + 8].try_into().unwrap());
-        assert_eq!(err(0), 0);
-        assert_eq!(&tail[16..32], &[1u8; 16]);
-        assert_eq!(err(32), EINVAL);
-        assert_eq!(err(48), EPERM);
-        assert_eq!(err(64), EINVAL);
+        // Simple replies (in completion order): data, EINVAL, EPERM, EINVAL.
+        let m = simple_replies(transmission(&out), |c| if c == 1 { 16 } else { 0 });
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[&1], (0, vec![1u8; 16]));
+        assert_eq!(m[&2].0, EINVAL);
+        assert_eq!(m[&3].0, EPERM);
+        assert_eq!(m[&4].0, EINVAL);
     }
 
     /// One export whose name carries a secret; nothing is listed.

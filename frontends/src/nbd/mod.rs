@@ -82,14 +82,19 @@ pub fn serve_with(
     Ok(())
 }
 
-/// Serve one client from handshake to disconnect (no TLS).
-pub fn session<R: Read, W: Write>(mut r: R, mut w: W, exports: &dyn Exports) -> io::Result<()> {
+/// Serve one client from handshake to disconnect (no TLS); reads are
+/// served concurrently (see the transmission phase).
+pub fn session<R: Read, W: Write + Send>(
+    mut r: R,
+    mut w: W,
+    exports: &dyn Exports,
+) -> io::Result<()> {
     let no_zeroes = greet(&mut r, &mut w)?;
     let mut s = new_session(w, exports, false);
     match s.negotiate(&mut r, no_zeroes)? {
         Negotiated::Export(name, disk) => {
             let _log = crate::ClientLog::connected("nbd", s.exports.label(&name));
-            s.transmit(&mut r, &name, disk.as_ref())
+            s.transmit(&mut r, &name, disk.as_ref(), transmit::WORKERS)
         }
         Negotiated::Abort | Negotiated::StartTls => Ok(()),
     }

@@ -68,3 +68,33 @@ pub(super) fn run(input: &[u8]) -> (io::Result<()>, Vec<u8>) {
     let r = session(input, &mut out, &e);
     (r, out)
 }
+
+/// The server's output after the greeting and the option replies.
+pub(super) fn transmission(out: &[u8]) -> &[u8] {
+    let mut p = &out[18..];
+    while p.len() >= 20 && p[..8] == OPT_REPLY_MAGIC.to_be_bytes() {
+        let len = u32::from_be_bytes(p[16..20].try_into().unwrap()) as usize;
+        p = &p[20 + len..];
+    }
+    p
+}
+
+/// Simple replies by cookie: (error, data). `read_len(cookie)` is the
+/// length of the data a successful reply to that cookie carries (0 for
+/// anything but a read). Panics on a cookie answered twice.
+pub(super) fn simple_replies(
+    mut p: &[u8],
+    read_len: impl Fn(u64) -> usize,
+) -> std::collections::HashMap<u64, (u32, Vec<u8>)> {
+    let mut m = std::collections::HashMap::new();
+    while !p.is_empty() {
+        assert_eq!(p[..4], SIMPLE_REPLY_MAGIC.to_be_bytes());
+        let err = u32::from_be_bytes(p[4..8].try_into().unwrap());
+        let cookie = u64::from_be_bytes(p[8..16].try_into().unwrap());
+        let n = if err == 0 { read_len(cookie) } else { 0 };
+        let old = m.insert(cookie, (err, p[16..16 + n].to_vec()));
+        assert!(old.is_none(), "cookie {cookie} answered twice");
+        p = &p[16 + n..];
+    }
+    m
+}

@@ -1,12 +1,10 @@
 //! NBD over TLS (the FORCEDTLS mode): options before STARTTLS, the
 //! server's certificate, and a session inside TLS.
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::conn::{new_session, Negotiated};
 use super::handshake::greet;
@@ -49,21 +47,28 @@ pub fn tls_config(cert: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfi
 }
 
 /// One object as both halves of a session (a TLS stream): the session
-/// reads and writes from one thread, never at once.
-struct Half<S>(Rc<RefCell<S>>);
+/// reads and writes from one thread, never at once (no read workers: a
+/// reader blocked on the socket would hold the stream).
+struct Half<S>(Arc<Mutex<S>>);
+
+impl<S> Half<S> {
+    fn get(&self) -> MutexGuard<'_, S> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl<S: Read> Read for Half<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.borrow_mut().read(buf)
+        self.get().read(buf)
     }
 }
 
 impl<S: Write> Write for Half<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().write(buf)
+        self.get().write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.borrow_mut().flush()
+        self.get().flush()
     }
 }
 
@@ -77,7 +82,7 @@ pub(super) fn tls_session(
         return Ok(());
     };
     let tls = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
-    let stream = Rc::new(RefCell::new(rustls::StreamOwned::new(tls, conn)));
+    let stream = Arc::new(Mutex::new(rustls::StreamOwned::new(tls, conn)));
     let mut r = io::BufReader::with_capacity(64 << 10, Half(stream.clone()));
     let w = io::BufWriter::with_capacity(256 << 10, Half(stream));
     let mut s = new_session(w, exports, true);
@@ -85,7 +90,7 @@ pub(super) fn tls_session(
     match s.negotiate(&mut r, no_zeroes)? {
         Negotiated::Export(name, disk) => {
             let _log = crate::ClientLog::connected("nbd", s.exports.label(&name));
-            s.transmit(&mut r, &name, disk.as_ref())
+            s.transmit(&mut r, &name, disk.as_ref(), 0)
         }
         Negotiated::Abort | Negotiated::StartTls => Ok(()),
     }
