@@ -360,6 +360,16 @@ impl Restorer<'_> {
             Err(Errno::EEXIST) => {
                 let st = nix::sys::stat::fstatat(&p, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 if is_dir_mode(st.st_mode) {
+                    // A killed run may have set a mode that keeps us out;
+                    // the final mode comes at the end.
+                    if self.resume && st.st_mode & 0o700 != 0o700 {
+                        nix::sys::stat::fchmodat(
+                            &p,
+                            name,
+                            Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
+                            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+                        )?;
+                    }
                     if self.clean {
                         self.remove_temps(rel);
                     }
@@ -644,26 +654,36 @@ impl Restorer<'_> {
         }
     }
 
-    fn finish(mut self) -> Result<RestoreOutcome> {
-        for (p, n) in std::mem::take(&mut self.links) {
-            self.meta_at(&p, &n);
-        }
-        // Before the target's own times are set (removing changes them).
-        if !self.marker_shadowed {
+    /// Remove the restore marker once (`pending` says it is still there).
+    fn remove_marker(&self, pending: &mut bool) {
+        if std::mem::take(pending) {
             if let Err(e) = resume::remove_marker(&self.at.root) {
                 self.warn(format!("{}: {e}", self.at.show(Path::new(resume::MARKER))));
             }
         }
+    }
+
+    fn finish(mut self) -> Result<RestoreOutcome> {
+        for (p, n) in std::mem::take(&mut self.links) {
+            self.meta_at(&p, &n);
+        }
         // Deepest directories first, so that setting a parent's mtime is not
-        // undone by creating its children.
+        // undone by creating its children. The target itself comes last;
+        // the marker goes just before its times are set (removing it
+        // changes them), when all else is done.
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        let mut marker = !self.marker_shadowed;
         for (p, n) in dirs {
+            if p.as_os_str().is_empty() {
+                self.remove_marker(&mut marker);
+            }
             match self.at.dir(&p) {
                 Ok(fd) => self.meta_fd(&p, &n, &File::from(fd)),
                 Err(e) => self.warn(format!("{}: {e}", self.at.show(&p))),
             }
         }
+        self.remove_marker(&mut marker);
         self.out.privileges_dropped = self.dropped.load(Ordering::Relaxed);
         self.out.skipped = self.skipped.load(Ordering::Relaxed);
         self.out.temporaries_removed = self.temps.load(Ordering::Relaxed);
