@@ -563,7 +563,7 @@ impl Restorer<'_> {
     fn meta_fd(&self, rel: &Path, n: &Node, f: &File) {
         use nix::unistd::{Gid, Uid};
         use xattr::FileExt as _;
-        if nix::unistd::geteuid().is_root() {
+        if self.as_root {
             let owner = (Some(Uid::from_raw(n.uid)), Some(Gid::from_raw(n.gid)));
             if let Err(e) = nix::unistd::fchown(f, owner.0, owner.1) {
                 self.warn(format!("{}: chown: {e}", self.at.show(rel)));
@@ -600,7 +600,7 @@ impl Restorer<'_> {
             Ok(x) => x,
             Err(e) => return self.warn(format!("{}: {e}", self.at.show(rel))),
         };
-        if nix::unistd::geteuid().is_root() {
+        if self.as_root {
             if let Err(e) = nix::unistd::fchownat(
                 &p,
                 name,

@@ -115,12 +115,16 @@ pub(super) fn remove_marker(root: &OwnedFd) -> std::io::Result<()> {
 /// A name for a temporary of `name`: unique enough, at most 255 bytes.
 fn temp_name(name: &OsStr) -> OsString {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    // Time and process id start the sequence differently in each run;
-    // O_EXCL settles any collision.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ (u64::from(std::process::id()) << 40);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // Time and process id start the sequence differently in each run
+    // (taken once: not two system calls per file); O_EXCL settles any
+    // collision.
+    let seed = *SEED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 40)
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let r = (seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let mut v = TEMP_PREFIX.to_vec();
