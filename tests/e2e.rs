@@ -30,5 +30,7 @@ mod image_fixture;
 mod index_open;
 #[path = "e2e/prune_gc.rs"]
 mod prune_gc;
+#[path = "e2e/restore_tree.rs"]
+mod restore_tree;
 #[path = "e2e/roundtrip.rs"]
 mod roundtrip;

@@ -579,6 +579,16 @@ impl Runner {
         } else {
             let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
                 .map_err(|e| e.to_string())?;
+            if o.skipped > 0 || o.temporaries_removed > 0 {
+                self.coord.log(
+                    l.task.id,
+                    LogLevel::Info,
+                    &format!(
+                        "resumed an interrupted restore of this restore point: {} file(s) already restored and identical were skipped, {} temporary file(s) removed",
+                        o.skipped, o.temporaries_removed
+                    ),
+                );
+            }
             if o.devices_skipped > 0 || o.privileges_dropped > 0 {
                 self.coord.log(
                     l.task.id,

@@ -198,6 +198,8 @@ enum Command {
     Find(found::FindArgs),
     /// Restore a snapshot: a tree into a directory, an image into a file.
     /// With --server, the server's node restores the restore point to --to.
+    /// A tree restore that was interrupted is finished by running it again
+    /// (no --overwrite needed): files already restored are skipped.
     Restore {
         /// The snapshot (restore point): an id, a unique prefix of one, or
         /// `latest` (with --source).

@@ -76,6 +76,8 @@ pub(super) fn local(
     let progress = Arc::new(Progress::default());
     let start = std::time::Instant::now();
     let bar = Bar::start(&progress, "restore");
+    // Files an interrupted run of this restore had finished (tree restores).
+    let mut skipped = 0;
     let (files, bytes, warnings) = if snap.is_image() {
         if path.is_some() {
             bail!("--path applies to tree snapshots only");
@@ -93,6 +95,7 @@ pub(super) fn local(
             None => None,
         };
         let o = restore::restore(&ds, &snap, target, path.as_deref(), &opts, &progress)?;
+        skipped = o.skipped;
         (o.files, o.bytes, o.warnings)
     };
     drop(bar);
@@ -103,7 +106,7 @@ pub(super) fn local(
     if cli.json {
         print_json(
             json!({ "snapshot": snap.id.to_hex(), "target": target, "files": files,
-            "bytes": bytes, "duration_s": secs, "warnings": warnings }),
+            "bytes": bytes, "duration_s": secs, "warnings": warnings, "skipped": skipped }),
         );
     } else {
         println!(
@@ -112,6 +115,11 @@ pub(super) fn local(
             human(bytes),
             target.display()
         );
+        if skipped > 0 {
+            println!(
+                "resumed an interrupted restore: {skipped} file(s) were already restored and identical, not written again"
+            );
+        }
     }
     Ok(0)
 }
