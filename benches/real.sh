@@ -120,6 +120,11 @@ real_restore() { # TOOL SET OP SRC (OP restore-cold drops the page cache, restor
     target=$RESTORE/real-$tool-$set-$op
     [ "$op" = restore-warm ] && warm=1
     rm -rf "$target"
+    # The deletion's dirty inodes are written back now, not during the
+    # timed restore: ext4's inode allocation otherwise walks the recently
+    # deleted ones (17-20 s of system time for Arca and cp -a alike,
+    # against 4-6 s after a sync; docs/decisions.md).
+    sync
     mkdir -p "$target"
     root=$target
     case $tool in
