@@ -38,13 +38,19 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 /// whole has one frame, 0.
 pub type FrameKey = (ChunkId, u32);
 
-/// Weighs cached frames by their size.
+/// Weighs cached frames by the memory they hold: the frame's allocation
+/// (its capacity, not only its length) and [`ENTRY_OVERHEAD`].
 #[derive(Clone, Copy, Default)]
 pub struct Bytes;
 
+/// Bytes counted per cache entry beside its frame: the `Arc` and `Vec`
+/// headers, the key, the cache's slot and the allocator's chunk header,
+/// rounded up.
+pub const ENTRY_OVERHEAD: u64 = 128;
+
 impl quick_cache::Weighter<FrameKey, Arc<Vec<u8>>> for Bytes {
     fn weight(&self, _: &FrameKey, v: &Arc<Vec<u8>>) -> u64 {
-        v.len().max(1) as u64
+        v.capacity() as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -57,8 +63,8 @@ pub fn chunk_cache(bytes: u64) -> Arc<ChunkCache> {
     Arc::new(ChunkCache::with_weighter(items, bytes.max(1 << 20), Bytes))
 }
 
-/// Bytes of decoded data the cache holds now, and its bound: the memory
-/// the cache adds to the process (plus a small overhead per entry).
+/// Bytes the cache holds now (decoded frames and their entries, as
+/// [`Bytes`] weighs them), and its bound.
 pub fn cache_usage(cache: &ChunkCache) -> (u64, u64) {
     (cache.weight(), cache.capacity())
 }
