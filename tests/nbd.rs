@@ -380,8 +380,10 @@ fn serving_an_image_stays_within_the_cache_bound() {
     const CACHE_MIB: u64 = 32;
     /// The documented allowance beyond the cache: the process's baseline
     /// (datastore, index, export list), connection and read-ahead threads'
-    /// stacks and buffers, and allocator slack.
-    const ALLOWANCE_MIB: u64 = 64;
+    /// stacks and buffers, and allocator slack. Measured: 26 MiB with one
+    /// malloc arena; with glibc's default arenas this test peaked at
+    /// 82 MiB (50 over the cache) and fails.
+    const ALLOWANCE_MIB: u64 = 40;
     let env = common::Env::new();
     // 96 MiB of random data, a 8 MiB hole, 16 MiB of pattern blocks.
     let mut img = common::random_bytes(96 << 20, 61);
@@ -399,6 +401,9 @@ fn serving_an_image_stays_within_the_cache_bound() {
     let srv = serve_with(&env, &["--cache-mib", &CACHE_MIB.to_string()]);
     let pid = srv._proc.0.id();
     let url = format!("{}{id}", srv.url);
+    // Peak RSS from here on: the serving, not the start (opening the
+    // datastore peaks higher than it keeps).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
 
     // 4 KiB and 64 KiB reads at random over the whole image, checked
     // against the pattern where there is one.
