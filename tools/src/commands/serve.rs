@@ -84,8 +84,9 @@ fn announce(line: &str) -> Result<()> {
 /// threads only. A server whose connection, worker and read-ahead
 /// threads come and go decodes frames in one arena and evicts them into
 /// another: each arena then keeps up to a cache's worth of free memory.
-/// Measured with `--cache-mib 512` on a 1 GiB image: peak RSS 1,066 MiB
-/// with glibc's default, 557 MiB with one arena (same IOPS within noise).
+/// Measured with `--cache-mib 512` on a 1 GiB image: peak RSS 1,042 MiB
+/// with glibc's default, 544 MiB with one arena (IOPS within the noise of
+/// a shared machine).
 /// See docs/frontends.md ("Memory").
 pub(crate) const MALLOC_ARENAS: i32 = 1;
 
