@@ -513,3 +513,18 @@ impl BlockSource for RamDisk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_weighs_what_a_frame_holds() {
+        let cache = chunk_cache(4 << 20);
+        let mut frame = Vec::with_capacity(96 << 10);
+        frame.extend_from_slice(&[7u8; 1000]);
+        let cap = frame.capacity() as u64;
+        cache.insert((ChunkId([1; 32]), 0), Arc::new(frame));
+        assert_eq!(cache_usage(&cache), (cap + ENTRY_OVERHEAD, 4 << 20));
+    }
+}
