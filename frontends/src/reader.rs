@@ -38,13 +38,19 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 /// whole has one frame, 0.
 pub type FrameKey = (ChunkId, u32);
 
-/// Weighs cached frames by their size.
+/// Weighs cached frames by the memory they hold: the frame's allocation
+/// (its capacity, not only its length) and [`ENTRY_OVERHEAD`].
 #[derive(Clone, Copy, Default)]
 pub struct Bytes;
 
+/// Bytes counted per cache entry beside its frame: the `Arc` and `Vec`
+/// headers, the key, the cache's slot and the allocator's chunk header,
+/// rounded up.
+pub const ENTRY_OVERHEAD: u64 = 128;
+
 impl quick_cache::Weighter<FrameKey, Arc<Vec<u8>>> for Bytes {
     fn weight(&self, _: &FrameKey, v: &Arc<Vec<u8>>) -> u64 {
-        v.len().max(1) as u64
+        v.capacity() as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -57,8 +63,8 @@ pub fn chunk_cache(bytes: u64) -> Arc<ChunkCache> {
     Arc::new(ChunkCache::with_weighter(items, bytes.max(1 << 20), Bytes))
 }
 
-/// Bytes of decoded data the cache holds now, and its bound: the memory
-/// the cache adds to the process (plus a small overhead per entry).
+/// Bytes the cache holds now (decoded frames and their entries, as
+/// [`Bytes`] weighs them), and its bound.
 pub fn cache_usage(cache: &ChunkCache) -> (u64, u64) {
     (cache.weight(), cache.capacity())
 }
@@ -505,5 +511,20 @@ impl BlockSource for RamDisk {
         let r = self.range(offset, data.len())?;
         self.data.lock().unwrap_or_else(|e| e.into_inner())[r].copy_from_slice(data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_weighs_what_a_frame_holds() {
+        let cache = chunk_cache(4 << 20);
+        let mut frame = Vec::with_capacity(96 << 10);
+        frame.extend_from_slice(&[7u8; 1000]);
+        let cap = frame.capacity() as u64;
+        cache.insert((ChunkId([1; 32]), 0), Arc::new(frame));
+        assert_eq!(cache_usage(&cache), (cap + ENTRY_OVERHEAD, 4 << 20));
     }
 }

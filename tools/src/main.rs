@@ -803,6 +803,9 @@ fn die_quietly_on_closed_pipe(command: &Command) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     die_quietly_on_closed_pipe(&cli.command);
+    if matches!(cli.command, Command::Serve(_)) {
+        commands::bound_malloc_arenas();
+    }
     logs::init(cli.log_format);
     progress::set_mode(cli.progress);
     let json = cli.json;

@@ -9,6 +9,7 @@ mod find;
 mod maintenance;
 mod restore;
 mod serve;
+pub(crate) use serve::bound_malloc_arenas;
 mod shared;
 mod snapshots;
 
