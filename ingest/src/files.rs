@@ -277,6 +277,19 @@ fn unchanged(new: &Node, old: &Node) -> bool {
         && new.inode == old.inode
 }
 
+/// A symbolic link whose inode, target length, mtime and ctime equal the
+/// parent's: its target is the parent's (a link's target cannot be changed
+/// in place; replacing the link makes a new inode and a new ctime), so it
+/// is not read again.
+fn same_link(new: &Node, md: &Metadata, old: &Node) -> bool {
+    old.kind == node_kind::SYMLINK
+        && new.kind == node_kind::SYMLINK
+        && new.inode == old.inode
+        && new.mtime_ns == old.mtime_ns
+        && new.ctime_ns == old.ctime_ns
+        && md.len() == old.link_target.len() as u64
+}
+
 /// Bytes and files of a directory the walker asks the kernel to read ahead.
 const READ_AHEAD_BYTES: u64 = 32 << 20;
 const READ_AHEAD_FILES: usize = 64;
@@ -355,37 +368,28 @@ impl Walker<'_> {
         node.xattrs = xattrs_for(dir, &node, old_node);
         self.stats.dirs += 1;
         self.send(Event::Enter(node))?;
-        let mut entries: Vec<(Vec<u8>, std::path::PathBuf)> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| match e {
-                    Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
-                    Err(e) => {
-                        self.warnings.push(format!("{}: {e}", dir.display()));
-                        None
-                    }
-                })
+        let mut stated = match self.prefetch.take(dir) {
+            // The read-ahead listed and stat-ed it already (warm caches:
+            // it runs ahead), so nothing is listed or stat-ed twice.
+            Some(l) => l
+                .into_iter()
+                .map(|(name, path, md)| (name.as_bytes().to_vec(), path, md))
                 .collect(),
-            Err(e) => {
-                self.warnings.push(format!("{}: {e}", dir.display()));
-                Vec::new()
-            }
+            None => self.list_dir(dir),
         };
-        entries.sort();
-        let mut listed = Vec::with_capacity(entries.len());
-        for (name, path) in entries {
-            match fs::symlink_metadata(&path) {
-                Ok(md) => {
-                    let old = parent.and_then(|t| {
-                        t.nodes
-                            .binary_search_by(|n| n.name.as_slice().cmp(&name))
-                            .ok()
-                            .map(|i| &t.nodes[i])
-                    });
-                    listed.push((name, path, md, old));
-                }
-                Err(e) => self.warnings.push(format!("{}: {e}", path.display())),
-            }
-        }
+        stated.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let listed: Vec<_> = stated
+            .into_iter()
+            .map(|(name, path, md)| {
+                let old = parent.and_then(|t| {
+                    t.nodes
+                        .binary_search_by(|n| n.name.as_slice().cmp(&name))
+                        .ok()
+                        .map(|i| &t.nodes[i])
+                });
+                (name, path, md, old)
+            })
+            .collect();
         // Files of this directory that will be read, for the read-ahead.
         let mut ahead = ReadAhead {
             files: listed
@@ -421,17 +425,48 @@ impl Walker<'_> {
         self.send(Event::Leave)
     }
 
+    /// The entries of `dir` with their `lstat`; what cannot be read
+    /// becomes a warning.
+    fn list_dir(&mut self, dir: &Path) -> Vec<(Vec<u8>, std::path::PathBuf, Metadata)> {
+        let entries: Vec<(Vec<u8>, std::path::PathBuf)> = match fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
+                    Err(e) => {
+                        self.warnings.push(format!("{}: {e}", dir.display()));
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.warnings.push(format!("{}: {e}", dir.display()));
+                Vec::new()
+            }
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, path) in entries {
+            match fs::symlink_metadata(&path) {
+                Ok(md) => out.push((name, path, md)),
+                Err(e) => self.warnings.push(format!("{}: {e}", path.display())),
+            }
+        }
+        out
+    }
+
     fn entry(&mut self, name: &[u8], path: &Path, md: &Metadata, old: Option<&Node>) -> Result<()> {
         let mut node = node_from_metadata(name, md);
         node.xattrs = xattrs_for(path, &node, old);
         let mut content = Vec::new();
         match node.kind {
             node_kind::SYMLINK => {
-                node.link_target = fs::read_link(path)
-                    .map_err(|e| Error::io("readlink", e))?
-                    .as_os_str()
-                    .as_bytes()
-                    .to_vec();
+                node.link_target = match old {
+                    Some(o) if same_link(&node, md, o) => o.link_target.clone(),
+                    _ => fs::read_link(path)
+                        .map_err(|e| Error::io("readlink", e))?
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec(),
+                };
             }
             node_kind::FILE => {
                 self.stats.files += 1;

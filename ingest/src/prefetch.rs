@@ -15,7 +15,9 @@
 //! walker raises its total as the scan goes and takes the scan's sum when it
 //! is complete).
 
-use std::fs;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,6 +25,21 @@ use std::sync::{Arc, Condvar, Mutex};
 /// Threads that stat ahead of the walker: metadata reads wait on the disk,
 /// not the CPU, so this is about I/O depth rather than cores.
 const THREADS: usize = 8;
+
+/// Entries of listings kept for the walker at most (a few MiB); beyond it
+/// the read-ahead still stats but keeps nothing, and the walker lists and
+/// stats itself.
+pub const HELD: usize = 32 * 1024;
+
+/// One entry of a directory listing: name, path and `lstat` result.
+pub type Listed = (OsString, PathBuf, Metadata);
+
+#[derive(Default)]
+struct Listings {
+    dirs: HashMap<PathBuf, Vec<Listed>>,
+    /// Entries in `dirs`.
+    entries: usize,
+}
 
 #[derive(Default)]
 struct Queue {
@@ -40,6 +57,8 @@ struct Shared {
     bytes: AtomicU64,
     /// Every directory listed: `bytes` is the tree's whole size.
     complete: AtomicBool,
+    /// Complete listings the walker has not taken yet.
+    listings: Mutex<Listings>,
 }
 
 /// A running metadata read-ahead; dropping it stops the threads.
@@ -76,6 +95,21 @@ impl Prefetch {
                 .spawn(move || run(&s));
         }
         Prefetch { shared }
+    }
+
+    /// The listing of `dir` made by the read-ahead, if it has one: every
+    /// entry (unsorted) with its `lstat`, or `None` (not listed yet, or an
+    /// error there, or over [`HELD`]): then the caller lists it itself.
+    /// A listing is handed out once.
+    pub fn take(&self, dir: &Path) -> Option<Vec<Listed>> {
+        let mut l = self
+            .shared
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let v = l.dirs.remove(dir)?;
+        l.entries -= v.len();
+        Some(v)
     }
 
     /// What the read-ahead has sized so far.
@@ -117,19 +151,43 @@ fn run(s: &Shared) {
             }
         };
         let mut subdirs = Vec::new();
+        let mut listed = Vec::new();
+        // Only a listing without any error is kept: the walker reports
+        // errors itself, so it must meet them itself.
+        let mut whole = false;
         if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
+            whole = true;
+            for e in rd {
                 if s.stop.load(Ordering::Relaxed) {
+                    whole = false;
                     break;
                 }
+                let Ok(e) = e else {
+                    whole = false;
+                    continue;
+                };
+                let path = e.path();
                 // The stat is the point: it loads the inode.
-                if let Ok(md) = fs::symlink_metadata(e.path()) {
-                    if md.is_dir() {
-                        subdirs.push(e.path());
-                    } else if md.is_file() {
-                        s.bytes.fetch_add(md.len(), Ordering::Relaxed);
+                match fs::symlink_metadata(&path) {
+                    Ok(md) => {
+                        if md.is_dir() {
+                            subdirs.push(path.clone());
+                        } else if md.is_file() {
+                            s.bytes.fetch_add(md.len(), Ordering::Relaxed);
+                        }
+                        if whole {
+                            listed.push((e.file_name(), path, md));
+                        }
                     }
+                    Err(_) => whole = false,
                 }
+            }
+        }
+        if whole {
+            let mut l = s.listings.lock().unwrap_or_else(|e| e.into_inner());
+            if l.entries + listed.len() <= HELD {
+                l.entries += listed.len();
+                l.dirs.insert(dir.clone(), listed);
             }
         }
         // Reverse name order on the stack pops in name order, roughly
@@ -184,6 +242,16 @@ mod tests {
                 complete: true
             }
         );
+        // Every directory's listing is there once, with its entries.
+        let sub = d.path().join("d3/e/f");
+        let l = p.take(&sub).expect("listing kept");
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].0, "x");
+        assert_eq!(l[0].1, sub.join("x"));
+        assert_eq!(l[0].2.len(), 1);
+        assert!(p.take(&sub).is_none(), "handed out once");
+        let top = p.take(d.path()).expect("root listing kept");
+        assert_eq!(top.len(), 21);
         drop(p);
     }
 

@@ -518,10 +518,10 @@ impl FileOps for FaultFs {
         Direct.read(path)
     }
 
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let st = &self.state;
         st.enter(Op::Read, || st.rel(path))?;
-        Direct.read_at(path, offset, buf)
+        Direct.read_at(file, path, offset, buf)
     }
 
     fn wrap_index(&self, index: Box<dyn Index>) -> Box<dyn Index> {

@@ -10,9 +10,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::fdcache::{self, FdCache};
 use super::{Backend, ObjectInfo, ObjectWriter};
 use crate::crypto::random_bytes;
 use crate::error::{Error, IoContext, Result};
@@ -33,7 +34,12 @@ pub trait FileOps: Clone + Send + Sync + 'static {
     /// a power loss.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Open a file for positioned reads (kept open by the backend).
+    fn open_read(&self, path: &Path) -> io::Result<File> {
+        File::open(path)
+    }
+    /// Read `buf.len()` bytes at `offset` of `file`, opened from `path`.
+    fn read_at(&self, file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// See [`Backend::wrap_index`].
     fn wrap_index(&self, index: Box<dyn Index>) -> Box<dyn Index> {
         index
@@ -75,8 +81,8 @@ impl FileOps for Direct {
         fs::read(path)
     }
     #[inline]
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        File::open(path)?.read_exact_at(buf, offset)
+    fn read_at(&self, file: &File, _path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        file.read_exact_at(buf, offset)
     }
 }
 
@@ -109,14 +115,13 @@ impl Drop for LiveTemporary {
 pub struct LocalBackend<F: FileOps = Direct> {
     root: PathBuf,
     fs: F,
+    /// Packs kept open for range reads (see [`FdCache`]).
+    fds: Arc<FdCache>,
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend {
-            root: root.into(),
-            fs: Direct,
-        }
+        Self::with_fs(root, Direct)
     }
 }
 
@@ -126,6 +131,7 @@ impl<F: FileOps> LocalBackend<F> {
         LocalBackend {
             root: root.into(),
             fs,
+            fds: Arc::new(FdCache::new(fdcache::CAPACITY)),
         }
     }
 
@@ -197,6 +203,8 @@ struct LocalWriter<F: FileOps> {
     root: PathBuf,
     tmp: LiveTemporary,
     file: Option<BufWriter<F::File>>,
+    /// The backend's open packs: the committed name is forgotten there.
+    fds: Arc<FdCache>,
 }
 
 impl<F: FileOps> ObjectWriter for LocalWriter<F> {
@@ -211,6 +219,7 @@ impl<F: FileOps> ObjectWriter for LocalWriter<F> {
 
     fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
         let path = object_path(&self.root, name)?;
+        self.fds.remove(name);
         let f = self
             .file
             .take()
@@ -262,11 +271,13 @@ impl<F: FileOps> Backend for LocalBackend<F> {
             root: self.root.clone(),
             tmp,
             file: Some(BufWriter::with_capacity(1 << 20, f)),
+            fds: Arc::clone(&self.fds),
         }))
     }
 
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(name)?;
+        self.fds.remove(name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         ensure_dir(&self.fs, &dir)?;
         // Write a temporary file in the same directory, fsync it, then rename:
@@ -307,8 +318,25 @@ impl<F: FileOps> Backend for LocalBackend<F> {
 
     fn get_range(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.fs
-            .read_at(&self.path(name)?, offset, &mut buf)
+        let path = self.path(name)?;
+        // Only packs are kept open: named by their content, they never
+        // change under a name (other objects may be replaced in place).
+        let cached = if name.starts_with("packs/") {
+            self.fds.get(name)
+        } else {
+            None
+        };
+        let file = match cached {
+            Some(f) => Ok(f),
+            None => self.fs.open_read(&path).map(|f| {
+                if name.starts_with("packs/") {
+                    self.fds.insert(name, f)
+                } else {
+                    Arc::new(f)
+                }
+            }),
+        };
+        file.and_then(|f| self.fs.read_at(&f, &path, offset, &mut buf))
             .map_err(|e| match e.kind() {
                 ErrorKind::NotFound => Error::NotFound(name.to_string()),
                 ErrorKind::UnexpectedEof => Error::Corrupt(format!(
@@ -419,6 +447,7 @@ impl<F: FileOps> Backend for LocalBackend<F> {
 
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path(name)?;
+        self.fds.remove(name);
         match self.fs.remove_file(&path) {
             Ok(()) => sync_dir_with(&self.fs, path.parent().unwrap_or(&self.root)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -460,6 +489,88 @@ mod tests {
         b.delete("packs/ab/abc").unwrap();
         assert!(b.list("packs").unwrap().is_empty());
         assert!(b.put("../escape", b"x").is_err());
+    }
+
+    /// Direct, counting the opens for reading.
+    #[derive(Clone, Default)]
+    struct CountOpens(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl FileOps for CountOpens {
+        type File = File;
+        fn create_new(&self, path: &Path) -> io::Result<File> {
+            Direct.create_new(path)
+        }
+        fn sync_file(&self, file: &mut File, path: &Path) -> io::Result<()> {
+            Direct.sync_file(file, path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            Direct.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            Direct.remove_file(path)
+        }
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            Direct.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            Direct.sync_dir(dir)
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            Direct.read(path)
+        }
+        fn open_read(&self, path: &Path) -> io::Result<File> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Direct.open_read(path)
+        }
+        fn read_at(&self, file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            Direct.read_at(file, path, offset, buf)
+        }
+    }
+
+    #[test]
+    fn packs_stay_open_and_deletes_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opens = CountOpens::default();
+        let n = || opens.0.load(std::sync::atomic::Ordering::Relaxed);
+        let b = LocalBackend::with_fs(dir.path(), opens.clone());
+        b.put("packs/ab/p1", b"0123456789").unwrap();
+        for i in 0..100u64 {
+            assert_eq!(b.get_range("packs/ab/p1", i % 8, 2).unwrap().len(), 2);
+        }
+        assert_eq!(n(), 1, "one open for 100 reads of one pack");
+        // Removed behind the backend's back (gc of another process): the
+        // open descriptor still reads the same immutable bytes.
+        fs::remove_file(dir.path().join("packs/ab/p1")).unwrap();
+        assert_eq!(b.get_range("packs/ab/p1", 2, 3).unwrap(), b"234");
+        // Deleted through the backend: gone, reported as today.
+        b.delete("packs/ab/p1").unwrap();
+        assert!(matches!(
+            b.get_range("packs/ab/p1", 0, 1),
+            Err(Error::NotFound(_))
+        ));
+        // Written again (a repack) through a writer: read afresh.
+        let mut w = b.writer("packs/ab").unwrap();
+        w.write(b"abcdefghij").unwrap();
+        w.commit("packs/ab/p1").unwrap();
+        assert_eq!(b.get_range("packs/ab/p1", 0, 3).unwrap(), b"abc");
+        // A pack never opened by this backend and missing: NotFound.
+        assert!(matches!(
+            b.get_range("packs/cd/none", 0, 1),
+            Err(Error::NotFound(_))
+        ));
+        // More packs than the cache holds: bounded.
+        for i in 0..(fdcache::CAPACITY + 10) {
+            let name = format!("packs/ef/q{i}");
+            b.put(&name, b"xyz").unwrap();
+            assert_eq!(b.get_range(&name, 1, 1).unwrap(), b"y");
+        }
+        assert_eq!(b.fds.len(), fdcache::CAPACITY);
+        // Other objects are opened per read, as they may be replaced.
+        b.put("config", b"c1").unwrap();
+        let before = n();
+        b.get_range("config", 0, 1).unwrap();
+        b.get_range("config", 0, 1).unwrap();
+        assert_eq!(n(), before + 2);
     }
 
     #[test]

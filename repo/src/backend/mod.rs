@@ -28,6 +28,7 @@
 //! write sequence.
 
 pub mod fault;
+mod fdcache;
 mod local;
 
 pub use local::{Direct, FileOps, LocalBackend};
