@@ -2,10 +2,12 @@
 //!
 //! A restore reads many small ranges from the same few packs; opening and
 //! closing the pack for every range costs two system calls per read. Packs
-//! are named by the hash of their content, so a descriptor stays valid for
-//! as long as the name exists, and after gc deletes the pack it still reads
-//! the same (old, immutable) bytes. Opens of names not cached go to the
-//! file system as before, so a pack that is gone is reported as gone.
+//! are named by the hash of their content, so a descriptor reads the right
+//! bytes for as long as the name exists. The local backend drops a name it
+//! deletes or rewrites, and checks before each use that the cached file is
+//! still linked (`st_nlink > 0`, one fstat): a pack deleted behind its back
+//! (another process, an admin, a lost file) is reported as gone, as
+//! without the cache.
 
 use std::collections::HashMap;
 use std::fs::File;
