@@ -250,11 +250,13 @@ pub fn lun_client(dir: &Path) -> PathBuf {
     bin
 }
 
+/// Every entry below `dir`. An entry that vanishes while it is walked (a
+/// temporary a running backup renames) is passed over.
 pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd {
         let e = e.unwrap();
-        let md = e.metadata().unwrap();
+        let Ok(md) = e.metadata() else { continue };
         f(&e.path(), &md);
         if md.is_dir() {
             walk(&e.path(), f);
