@@ -111,6 +111,13 @@ impl Beneath {
             .map_err(|e| Error::io(format!("list {}", self.target.display()), e))?;
         Ok(entries.next().is_some())
     }
+
+    /// Whether the target holds an entry other than `name`.
+    pub(super) fn has_entries_besides(&self, name: &str) -> Result<bool> {
+        let entries = fs::read_dir(&self.target)
+            .map_err(|e| Error::io(format!("list {}", self.target.display()), e))?;
+        Ok(entries.flatten().any(|e| e.file_name() != name))
+    }
 }
 
 /// Remove the file, link or special file `name` in `dir`, if any, so that

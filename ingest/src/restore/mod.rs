@@ -197,7 +197,13 @@ pub fn restore(
     let at = Beneath::open(target)?;
     let marker = resume::marker_bytes(&snapshot.id.to_hex(), subpath);
     let found = resume::read_marker(&at.root, &marker);
-    if !opts.overwrite && found != Marker::Same && at.has_entries()? {
+    // A partial marker of this restore is all a run killed at its first
+    // step left: the target counts as empty if nothing else is in it.
+    let others = match found {
+        Marker::Partial => at.has_entries_besides(resume::MARKER)?,
+        _ => at.has_entries()?,
+    };
+    if !opts.overwrite && found != Marker::Same && others {
         return Err(Error::InvalidInput(not_empty_message(
             target,
             "is not empty",

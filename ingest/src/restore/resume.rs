@@ -50,6 +50,9 @@ pub(super) enum Marker {
     /// The marker of another restore (or a file of that name we did not
     /// write).
     Other,
+    /// The start of this restore's marker: a run killed while writing it,
+    /// its first step, so it wrote nothing else.
+    Partial,
 }
 
 /// The marker's content for a restore of `restore_point` (hex) at `path`.
@@ -87,6 +90,8 @@ pub(super) fn read_marker(root: &OwnedFd, expected: &[u8]) -> Marker {
     }
     if buf == expected {
         Marker::Same
+    } else if expected.starts_with(&buf) {
+        Marker::Partial
     } else {
         Marker::Other
     }
@@ -212,6 +217,10 @@ mod tests {
         let r = root(d.path());
         let mine = marker_bytes("ab12", Some("etc"));
         assert_eq!(read_marker(&r, &mine), Marker::None);
+        write_marker(&r, &mine).unwrap();
+        assert_eq!(read_marker(&r, &mine), Marker::Same);
+        std::fs::write(d.path().join(MARKER), &mine[..mine.len() / 2]).unwrap();
+        assert_eq!(read_marker(&r, &mine), Marker::Partial, "killed mid-write");
         write_marker(&r, &mine).unwrap();
         assert_eq!(read_marker(&r, &mine), Marker::Same);
         assert_eq!(read_marker(&r, &marker_bytes("ab12", None)), Marker::Other);
