@@ -215,7 +215,14 @@ pub fn restore(
             e,
         )
     };
-    resume::write_marker(&at.root, &marker).map_err(marker_io)?;
+    // A rerun replaces its marker in one step (a kill leaves this
+    // restore's marker whole); a first run writes it directly (a kill
+    // leaves at most the start of it, which counts as nothing).
+    if found == Marker::Same {
+        resume::replace_marker(&at.root, &marker).map_err(marker_io)?;
+    } else {
+        resume::write_marker(&at.root, &marker).map_err(marker_io)?;
+    }
     let mut r = Restorer {
         ds,
         at,

@@ -18,6 +18,10 @@
 //! `--overwrite`, removes the temporaries it finds in the directories it
 //! restores, and skips the files already restored (see [`is_restored`]).
 //! A marker of another restore point counts as data like any other file.
+//! A first run writes its marker directly into the empty target (a kill
+//! there leaves at most the start of it, which counts as nothing); a rerun
+//! replaces the marker in one step (temporary and rename), so that a rerun
+//! killed at any moment still leaves a whole marker of this restore.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -107,6 +111,18 @@ pub(super) fn write_marker(root: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> 
         0o600,
     )?;
     f.write_all(bytes)
+}
+
+/// Put the marker `bytes` in `root` in place of this restore's marker, in
+/// one step: a temporary renamed over it, so that a rerun killed at any
+/// point still leaves a whole marker of this restore (and at worst a
+/// temporary, which the next rerun removes). Not for a first run: there a
+/// kill between the two steps would leave a temporary and no marker.
+pub(super) fn replace_marker(root: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
+    let (mut f, tmp) = create_temp(root, OsStr::new(MARKER))?;
+    f.write_all(bytes)?;
+    drop(f);
+    Ok(nix::fcntl::renameat(root, tmp.as_os_str(), root, MARKER)?)
 }
 
 /// Remove the marker from `root`.
@@ -206,6 +222,7 @@ pub(super) fn is_restored(st: &FileStat, n: &Node, mode: u32, as_root: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn root(d: &Path) -> OwnedFd {
         nix::fcntl::open(d, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
@@ -223,6 +240,12 @@ mod tests {
         assert_eq!(read_marker(&r, &mine), Marker::Partial, "killed mid-write");
         write_marker(&r, &mine).unwrap();
         assert_eq!(read_marker(&r, &mine), Marker::Same);
+        // A rerun's replacement is a new file, whole, and no temporary stays.
+        let ino = fs::metadata(d.path().join(MARKER)).unwrap().ino();
+        replace_marker(&r, &mine).unwrap();
+        assert_eq!(read_marker(&r, &mine), Marker::Same);
+        assert_ne!(fs::metadata(d.path().join(MARKER)).unwrap().ino(), ino);
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         assert_eq!(read_marker(&r, &marker_bytes("ab12", None)), Marker::Other);
         assert_eq!(
             read_marker(&r, &marker_bytes("cd34", Some("etc"))),
