@@ -229,10 +229,21 @@ pub fn flip_bits(path: &Path, at: u64, mask: u8) {
     f.write_all_at(&[b[0] ^ mask], at).unwrap();
 }
 
+/// The checkout the tests run in, found at run time: cargo sets
+/// `CARGO_MANIFEST_DIR` for the test process. The compile-time value would
+/// do only as long as the binary was built in this checkout; a target
+/// directory shared with another checkout (CI's clone) may hand over a
+/// binary built there, whose compile-time path no longer exists.
+pub fn source_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("..")
+}
+
 /// The libiscsi client of tests/iscsi/lun.c (reads a whole LUN, writes
 /// blocks), compiled into `dir`.
 pub fn lun_client(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/iscsi/lun.c");
+    let src = source_dir().join("tests/iscsi/lun.c");
     let bin = dir.join("lun");
     let out = Command::new("cc")
         .arg("-O2")

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::common::*;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    source_dir().join("tests/fixtures")
 }
 
 /// The fixture directories whose name starts with `prefix`, sorted.

@@ -35,7 +35,7 @@ fn image() -> Vec<u8> {
 }
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/image-blob-v1")
+    source_dir().join("tests/fixtures/image-blob-v1")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -529,7 +529,14 @@ fn damaged_messages_are_refused_not_a_panic() {
 /// messages that convert, so that fuzzing starts from real ones.
 #[test]
 fn the_fuzz_seeds_are_messages_that_convert() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/node_protocol");
+    // The manifest directory at run time (cargo sets it for the test): a
+    // binary built in another checkout sharing the target directory
+    // would carry that checkout's compile-time path.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    let dir = manifest.join("../fuzz/seeds/node_protocol");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
