@@ -2,7 +2,7 @@
 //! calling the API (plain and TLS), waiting, and reading a datastore.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -360,6 +360,92 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server with a second node, "far", in its own `arca node` process,
+/// whose sources may live anywhere in the test's directory; the admin
+/// signed in. For the tests of what the server asks a remote node.
+/// Its parts drop in this order: the node, the server, the directory.
+pub(crate) struct FarNode {
+    pub(crate) node: NodeProc,
+    /// Runs while this lives.
+    _srv: Server,
+    pub(crate) url: String,
+    pub(crate) admin: String,
+    pub(crate) node_token: String,
+    pub(crate) node_dir: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl FarNode {
+    pub(crate) fn start() -> FarNode {
+        let dir = tempfile::tempdir().unwrap();
+        let (srv, lines) = Server::start_with(&dir.path().join("server"), &["--node-timeout", "6"]);
+        let url = srv.url.clone();
+        let admin = login(&url, &first_password(&lines));
+        let (s, v) = call(
+            &url,
+            &admin,
+            "POST",
+            "/api/v1/nodes",
+            Some(json!({"name": "far", "max_tasks": 2})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let node_token = v["token"].as_str().unwrap().to_string();
+        let node_dir = dir.path().join("far");
+        let node = NodeProc::start(&url, &node_token, &node_dir);
+        let far = FarNode {
+            node,
+            _srv: srv,
+            url,
+            admin,
+            node_token,
+            node_dir,
+            dir,
+        };
+        let root = far.dir.path().to_str().unwrap();
+        far.ok(&["node", "set", "far", "--source-root", root]);
+        far
+    }
+
+    /// The CLI through the server as the admin: exit code, stdout, stderr.
+    pub(crate) fn arca(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_SERVER", &self.url)
+            .env("ARCA_TOKEN", &self.admin)
+            .env_remove("ARCA_DATASTORE")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    /// [`FarNode::arca`] that must succeed: stdout and stderr.
+    pub(crate) fn ok(&self, args: &[&str]) -> (String, String) {
+        let (code, out, err) = self.arca(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        (out, err)
+    }
+
+    /// SIGTERM, and wait for the node to exit (it tells the server it
+    /// leaves).
+    pub(crate) fn stop_node(&mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.node.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let end = Instant::now() + Duration::from_secs(30);
+        while self.node.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < end, "the node did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! what `arca ls` lists on the node's datastore directly. A node that is
 //! gone is a quick, clear 503.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -14,48 +13,10 @@ use crate::helpers::*;
 
 #[test]
 fn ls_through_the_server_reads_a_remote_nodes_datastore() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let (srv, lines) = Server::start_with(&data, &["--node-timeout", "6"]);
-    let url = srv.url.clone();
-    let admin = login(&url, &first_password(&lines));
-    let (s, v) = call(
-        &url,
-        &admin,
-        "POST",
-        "/api/v1/nodes",
-        Some(json!({"name": "far", "max_tasks": 2})),
-    );
-    assert_eq!(s, 201, "{v}");
-    let node_token = v["token"].as_str().unwrap().to_string();
-    let node_dir = dir.path().join("far");
-    let mut node_proc = NodeProc::start(&url, &node_token, &node_dir);
-
-    // stdout, stderr and the exit code of the CLI through the server.
-    let arca = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(args)
-            .env("ARCA_SERVER", &url)
-            .env("ARCA_TOKEN", &admin)
-            .env_remove("ARCA_DATASTORE")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let ok = |args: &[&str]| {
-        let (code, out, err) = arca(args);
-        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
-        out
-    };
-    // Its sources may be in the test's directory.
-    let root = dir.path().to_str().unwrap();
-    ok(&["node", "set", "far", "--source-root", root]);
-
-    let tree = dir.path().join("tree");
+    let mut far = FarNode::start();
+    let (url, admin) = (far.url.clone(), far.admin.clone());
+    let dir = far.dir.path().to_path_buf();
+    let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("dir/sub/deeper")).unwrap();
     std::fs::write(tree.join("a.txt"), common::text_bytes(10_000, 1)).unwrap();
     std::fs::write(tree.join("dir/b.txt"), common::text_bytes(20_000, 2)).unwrap();
@@ -74,17 +35,17 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
         Some(json!({"name": "docs", "kind": "files", "path": tree, "node": "far"})),
     );
     assert_eq!(s, 201, "{v}");
-    ok(&["backup", "now", "docs", "--wait"]);
+    far.ok(&["backup", "now", "docs", "--wait"]);
     let rps = restore_points(&url, &admin, "docs");
     assert_eq!(rps.len(), 1, "{rps:?}");
     let id = rps[0]["id"].as_str().unwrap().to_string();
 
     // Through the server: the node reads its datastore.
-    let remote_root = ok(&["ls", &id[..12]]);
-    let remote_dir = ok(&["ls", &id, "dir/sub", "-r"]);
-    let remote_all = ok(&["ls", &id, "--recursive"]);
+    let remote_root = far.ok(&["ls", &id[..12]]).0;
+    let remote_dir = far.ok(&["ls", &id, "dir/sub", "-r"]).0;
+    let remote_all = far.ok(&["ls", &id, "--recursive"]).0;
     let remote_json: Value =
-        serde_json::from_str(&ok(&["--json", "ls", &id, "dir", "-r"])).unwrap();
+        serde_json::from_str(&far.ok(&["--json", "ls", &id, "dir", "-r"]).0).unwrap();
     let paths: Vec<_> = remote_json["entries"]
         .as_array()
         .unwrap()
@@ -134,7 +95,7 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
 
     // The node's errors are the API's: an unknown path is a 404, a file
     // path lists the file.
-    let (code, _, err) = arca(&["ls", &id, "dir/nope"]);
+    let (code, _, err) = far.arca(&["ls", &id, "dir/nope"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no path") && err.contains("404"), "{err}");
     let (s, v) = call(
@@ -146,12 +107,12 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["entries"][0]["path"], "dir/b.txt", "{v}");
-    let (code, _, err) = arca(&["ls", &id, "dir/../.."]);
+    let (code, _, err) = far.arca(&["ls", &id, "dir/../.."]);
     assert_eq!(code, Some(1));
     assert!(err.contains("400"), "{err}");
 
     // A node that stopped cleanly is offline: a 503 at once, naming it.
-    stop_node(&mut node_proc);
+    far.stop_node();
     assert_eq!(node(&url, &admin, "far")["state"], "offline");
     let t = Instant::now();
     let (s, v) = call(
@@ -170,14 +131,14 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
             .contains("node \"far\" is offline"),
         "{v}"
     );
-    let (code, _, err) = arca(&["ls", &id]);
+    let (code, _, err) = far.arca(&["ls", &id]);
     assert_eq!(code, Some(1));
     assert!(err.contains("503") && err.contains("offline"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 
     // The same listings, read from the node's datastore directly.
     let local = |args: &[&str]| {
-        let out = on_default_datastore(&node_dir, args);
+        let out = on_default_datastore(&far.node_dir, args);
         assert!(out.status.success(), "{args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).to_string()
     };
@@ -192,7 +153,7 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
     // missed, but no longer takes queries: a 503 within the pickup time
     // (5 s), not a 30 s wait and not a 500.
     // Restarted, it answers from its registration on.
-    let mut node_proc = NodeProc::start(&url, &node_token, &node_dir);
+    far.node = NodeProc::start(&url, &far.node_token, &far.node_dir);
     let (s, v) = call(
         &url,
         &admin,
@@ -201,7 +162,7 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
         None,
     );
     assert_eq!(s, 200, "{v}");
-    node_proc.kill9();
+    far.node.kill9();
     let t = Instant::now();
     let (s, v) = call(
         &url,
@@ -213,20 +174,5 @@ fn ls_through_the_server_reads_a_remote_nodes_datastore() {
     assert_eq!(s, 503, "{v}");
     assert!(v["message"].as_str().unwrap().contains("\"far\""), "{v}");
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
-    drop(srv);
-}
-
-/// SIGTERM, and wait for the node to exit (it tells the server it leaves).
-pub(crate) fn stop_node(n: &mut NodeProc) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &n.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let end = Instant::now() + Duration::from_secs(30);
-    while n.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "the node did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    drop(far);
 }

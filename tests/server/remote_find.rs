@@ -4,57 +4,19 @@
 //! directly, beside the matches of the server's own node. A node that is
 //! gone has its restore points skipped with the reason; the rest is found.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::common::daemon::on_default_datastore;
 use crate::helpers::*;
-use crate::remote_browse::stop_node;
 
 #[test]
 fn find_through_the_server_searches_a_remote_nodes_datastore() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let (srv, lines) = Server::start_with(&data, &["--node-timeout", "6"]);
-    let url = srv.url.clone();
-    let admin = login(&url, &first_password(&lines));
-    let (s, v) = call(
-        &url,
-        &admin,
-        "POST",
-        "/api/v1/nodes",
-        Some(json!({"name": "far", "max_tasks": 2})),
-    );
-    assert_eq!(s, 201, "{v}");
-    let node_token = v["token"].as_str().unwrap().to_string();
-    let node_dir = dir.path().join("far");
-    let mut node_proc = NodeProc::start(&url, &node_token, &node_dir);
-
-    let arca = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(args)
-            .env("ARCA_SERVER", &url)
-            .env("ARCA_TOKEN", &admin)
-            .env_remove("ARCA_DATASTORE")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let ok = |args: &[&str]| {
-        let (code, out, err) = arca(args);
-        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
-        (out, err)
-    };
-    let root = dir.path().to_str().unwrap();
-    ok(&["node", "set", "far", "--source-root", root]);
+    let mut far = FarNode::start();
+    let (url, admin) = (far.url.clone(), far.admin.clone());
+    let dir = far.dir.path().to_path_buf();
 
     // On the remote node: two backups of "docs", a file added between.
-    let docs = dir.path().join("docs");
+    let docs = dir.join("docs");
     std::fs::create_dir_all(docs.join("etc/sub")).unwrap();
     std::fs::write(docs.join("etc/a.conf"), b"a = 1\n").unwrap();
     std::fs::write(docs.join("etc/sub/b.txt"), b"b").unwrap();
@@ -66,15 +28,15 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
         Some(json!({"name": "docs", "kind": "files", "path": docs, "node": "far"})),
     );
     assert_eq!(s, 201, "{v}");
-    ok(&["backup", "now", "docs", "--wait"]);
+    far.ok(&["backup", "now", "docs", "--wait"]);
     std::fs::write(docs.join("etc/sub/c.conf"), b"c = 3\n").unwrap();
-    ok(&["backup", "now", "docs", "--wait"]);
+    far.ok(&["backup", "now", "docs", "--wait"]);
     // On the server's own node: one backup of "mine".
-    let mine = dir.path().join("mine");
+    let mine = dir.join("mine");
     std::fs::create_dir_all(&mine).unwrap();
     std::fs::write(mine.join("local.conf"), b"here").unwrap();
-    ok(&["source", "add", "files", "mine", mine.to_str().unwrap()]);
-    ok(&["backup", "now", "mine", "--wait"]);
+    far.ok(&["source", "add", "files", "mine", mine.to_str().unwrap()]);
+    far.ok(&["backup", "now", "mine", "--wait"]);
     let far_rps: Vec<String> = restore_points(&url, &admin, "docs")
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
@@ -83,7 +45,7 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
     let (newest, oldest) = (&far_rps[0], &far_rps[1]);
 
     // Both nodes' restore points searched, the remote ones by their node.
-    let v: Value = serde_json::from_str(&ok(&["--json", "find", "*.conf"]).0).unwrap();
+    let v: Value = serde_json::from_str(&far.ok(&["--json", "find", "*.conf"]).0).unwrap();
     let mut found: Vec<(String, String)> = v["matches"]
         .as_array()
         .unwrap()
@@ -122,20 +84,20 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
     assert_eq!(m["size"], 6, "{v}");
 
     // Human output: the table, its summary; a path pattern, ignoring case.
-    let (remote, _) = ok(&["find", "*.conf", "--source", "docs"]);
+    let (remote, _) = far.ok(&["find", "*.conf", "--source", "docs"]);
     assert!(remote.starts_with("RESTORE POINT"), "{remote}");
     assert!(remote.contains("etc/sub/c.conf"), "{remote}");
     assert!(
         remote.contains("3 matches in 2 of 2 restore points searched"),
         "{remote}"
     );
-    let (out, _) = ok(&["find", "-i", "ETC/SUB/*", "--source", "docs"]);
+    let (out, _) = far.ok(&["find", "-i", "ETC/SUB/*", "--source", "docs"]);
     assert!(
         out.contains("etc/sub/b.txt") && out.contains("etc/sub/c.conf"),
         "{out}"
     );
     // The limit cuts a remote search too.
-    let (out, err) = ok(&["--json", "find", "*", "--source", "docs", "--limit", "2"]);
+    let (out, err) = far.ok(&["--json", "find", "*", "--source", "docs", "--limit", "2"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["matches"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(v["truncated"], true, "{v}");
@@ -143,7 +105,7 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
 
     // The node stopped: its restore points are skipped with the reason,
     // the server's own are still found (a 200, not an error).
-    stop_node(&mut node_proc);
+    far.stop_node();
     assert_eq!(node(&url, &admin, "far")["state"], "offline");
     let (s, v) = call(
         &url,
@@ -175,7 +137,7 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
             "{v}"
         );
     }
-    let (out, err) = ok(&["find", "*.conf"]);
+    let (out, err) = far.ok(&["find", "*.conf"]);
     assert!(out.contains("local.conf"), "{out}");
     assert!(!out.contains("etc/a.conf"), "{out}");
     assert!(
@@ -185,8 +147,8 @@ fn find_through_the_server_searches_a_remote_nodes_datastore() {
 
     // What the server found on the node is what `arca find` finds on the
     // node's datastore directly.
-    let out = on_default_datastore(&node_dir, &["find", "*.conf", "--source", "docs"]);
+    let out = on_default_datastore(&far.node_dir, &["find", "*.conf", "--source", "docs"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), remote);
-    drop(srv);
+    drop(far);
 }
