@@ -547,7 +547,7 @@ fn outstanding_reads_on_one_session_get_the_right_bytes() {
         let mut batch = Vec::new();
         for i in 0..n {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let len = 1 + (x >> 58) as u64 * 4; // up to 128 blocks
+            let len = 1 + (x >> 58) * 2; // up to 127 blocks
             let lba = (x >> 20) % (blocks - len);
             let (itt, sn) = (round * 100 + i, exp_cmd_sn.wrapping_add(i));
             let mut cmd = raw_pdu(0x01, 0xc1, itt, &[(20, len as u32 * 512), (24, sn)], &[]);
