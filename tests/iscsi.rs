@@ -483,3 +483,103 @@ fn chap_and_writable_targets() {
     env.ok(&["restore", &id, out.to_str().unwrap()]);
     assert!(std::fs::read(&out).unwrap() == img);
 }
+
+/// One PDU of a raw initiator: header and data segment.
+fn read_raw_pdu(s: &mut std::net::TcpStream) -> ([u8; 48], Vec<u8>) {
+    let mut h = [0u8; 48];
+    s.read_exact(&mut h).unwrap();
+    let dsl = u32::from_be_bytes([0, h[5], h[6], h[7]]) as usize;
+    let mut d = vec![0u8; dsl.div_ceil(4) * 4];
+    s.read_exact(&mut d).unwrap();
+    d.truncate(dsl);
+    (h, d)
+}
+
+fn raw_pdu(opcode: u8, flags: u8, itt: u32, fields: &[(usize, u32)], data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 48];
+    h[0] = opcode;
+    h[1] = flags;
+    h[5..8].copy_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+    h[16..20].copy_from_slice(&itt.to_be_bytes());
+    for (at, v) in fields {
+        h[*at..*at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    let mut v = h.to_vec();
+    v.extend_from_slice(data);
+    v.resize(48 + data.len().div_ceil(4) * 4, 0);
+    v
+}
+
+/// A raw initiator keeps many READ(10) commands of different chunks
+/// outstanding on one session while a 2 MiB chunk cache evicts: the
+/// answers may come in any order, each task gets its own bytes, and the
+/// target's MaxCmdSN window lets the commands in.
+#[test]
+fn outstanding_reads_on_one_session_get_the_right_bytes() {
+    let env = common::Env::new();
+    let img = common::random_bytes(16 << 20, 61);
+    let path = env.path("q.raw");
+    std::fs::write(&path, &img).unwrap();
+    env.json(&["backup", "image", path.to_str().unwrap(), "--source", "q"]);
+    let srv = serve(&env, &["--cache-mib", "2"]);
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let text = format!(
+        "InitiatorName=iqn.2026-12.test:raw\0TargetName={IQN}q.latest\0SessionType=Normal\0\
+         AuthMethod=None\0MaxRecvDataSegmentLength=65536\0"
+    );
+    s.write_all(&raw_pdu(0x43, 0x87, 1, &[], text.as_bytes()))
+        .unwrap();
+    let (h, _) = read_raw_pdu(&mut s);
+    assert_eq!((h[0] & 0x3f, h[36], h[37]), (0x23, 0, 0), "login");
+    let be = |h: &[u8; 48], at: usize| u32::from_be_bytes(h[at..at + 4].try_into().unwrap());
+    let (mut exp_cmd_sn, mut max_cmd_sn) = (be(&h, 28), be(&h, 32));
+    let blocks = img.len() as u64 / 512;
+    let mut x = 7u64;
+    let mut want = std::collections::HashMap::new();
+    let mut got: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+    let mut most = 0;
+    for round in 0..8u32 {
+        // As many commands as the window allows, then every answer.
+        let n = (max_cmd_sn.wrapping_sub(exp_cmd_sn) + 1).min(48);
+        most = most.max(n);
+        let mut batch = Vec::new();
+        for i in 0..n {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let len = 1 + (x >> 58) * 2; // up to 127 blocks
+            let lba = (x >> 20) % (blocks - len);
+            let (itt, sn) = (round * 100 + i, exp_cmd_sn.wrapping_add(i));
+            let mut cmd = raw_pdu(0x01, 0xc1, itt, &[(20, len as u32 * 512), (24, sn)], &[]);
+            cmd[32] = 0x28;
+            cmd[34..38].copy_from_slice(&(lba as u32).to_be_bytes());
+            cmd[39..41].copy_from_slice(&(len as u16).to_be_bytes());
+            batch.extend(cmd);
+            let at = lba as usize * 512;
+            want.insert(itt, img[at..at + len as usize * 512].to_vec());
+        }
+        s.write_all(&batch).unwrap();
+        let mut done = 0;
+        while done < n {
+            let (h, d) = read_raw_pdu(&mut s);
+            assert_eq!(h[0] & 0x3f, 0x25, "Data-In");
+            let itt = be(&h, 16);
+            let buf = got.entry(itt).or_default();
+            assert_eq!(be(&h, 40) as usize, buf.len(), "Data-In in order");
+            buf.extend(d);
+            if h[1] & 0x01 != 0 {
+                assert_eq!(h[3], 0, "GOOD");
+                (exp_cmd_sn, max_cmd_sn) = (be(&h, 28), be(&h, 32));
+                done += 1;
+            }
+        }
+    }
+    assert!(most >= 32, "the window lets {most} commands in");
+    assert_eq!(got.len(), want.len());
+    for (itt, bytes) in &want {
+        assert!(got[itt] == *bytes, "task {itt}: wrong bytes");
+    }
+    s.write_all(&raw_pdu(0x46, 0x80, 9999, &[(24, exp_cmd_sn)], &[]))
+        .unwrap();
+    assert_eq!(read_raw_pdu(&mut s).0[0] & 0x3f, 0x26, "logout");
+}

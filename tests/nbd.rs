@@ -198,12 +198,15 @@ fn writable_exports_keep_writes_in_an_overlay() {
 #[test]
 fn tls_exports_require_starttls() {
     let env = common::Env::new();
-    let img = common::random_bytes(2 << 20, 41);
+    let img = common::random_bytes(8 << 20, 41);
     let path = env.path("vm.raw");
     std::fs::write(&path, &img).unwrap();
     env.json(&["backup", "image", path.to_str().unwrap(), "--source", "vm"]);
     let (cert, key, ca) = common::tls_files(&env.path(""));
-    let srv = serve_with(&env, &["--tls-cert", &cert, "--tls-key", &key]);
+    let srv = serve_with(
+        &env,
+        &["--tls-cert", &cert, "--tls-key", &key, "--cache-mib", "2"],
+    );
     let hostport = srv
         .url
         .trim_start_matches("nbd://")
@@ -235,6 +238,23 @@ fn tls_exports_require_starttls() {
     assert!(
         std::fs::read(&copy).unwrap() == img,
         "nbdcopy over TLS: bytes differ"
+    );
+    // Many small reads outstanding on one TLS connection (served by the
+    // read workers, answered in any order) while a 2 MiB cache evicts.
+    let many = env.path("many.raw");
+    tool(
+        "nbdcopy",
+        &[
+            "--connections=1",
+            "--requests=64",
+            "--request-size=16384",
+            &url,
+            many.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&many).unwrap() == img,
+        "nbdcopy with 64 requests over TLS: bytes differ"
     );
 
     // qemu-img over TLS.

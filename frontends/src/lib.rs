@@ -7,6 +7,7 @@
 //! [`DatastoreExports`] names every image restore point of a datastore by
 //! its full snapshot id, and `<SOURCE>/latest` the newest of a source.
 
+mod inflight;
 pub mod iscsi;
 pub mod nbd;
 pub mod overlay;

@@ -92,6 +92,7 @@ fn truncated(mut v: Vec<u8>, cdb: &[u8; 16]) -> Outcome {
 }
 
 /// One logical unit: a disk of 512-byte blocks.
+#[derive(Clone)]
 pub struct Lun {
     pub disk: Arc<dyn BlockSource>,
     /// The export's name (serial number and designators derive from it).

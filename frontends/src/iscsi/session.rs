@@ -1,18 +1,34 @@
 //! A connection: the session state, the full feature phase loop, SCSI
 //! command and Data-Out handling (R2Ts), NOP, task management, logout.
+//!
+//! READ commands (simple or untagged tasks of LUN 0) are served
+//! concurrently by a few worker threads ([`WORKERS`]); each answer goes out
+//! whole under the session's lock as its read completes, so answers may
+//! come in another order than the commands (each carries its Initiator
+//! Task Tag; StatSN counts answers in the order they are sent). Reads in
+//! flight are bounded like NBD's ([`crate::inflight`]): at the bound the
+//! connection stops reading PDUs until one completes. Every other PDU
+//! but NOP-Out (writes and their Data-Out, SYNCHRONIZE CACHE, ordered
+//! tasks, task management, logout) waits until no read is in flight and
+//! is then handled by the connection's thread in arrival order, so a
+//! write is ordered after earlier reads and before later ones.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::Mutex;
 
 use super::pdu::{op, read_pdu, write_pdu, Bhs, Pdu, PduError, MAX_RECV_DSL};
 use super::scsi::{check, decode_rw, invalid_field, sense, sense_data, Lun, Outcome};
 use super::scsi::{BLOCK, MAX_TRANSFER};
+use crate::inflight::{lock, Budget, Taken, MAX_IN_FLIGHT};
 use crate::Exports;
 
 /// Writes waiting for their data at once.
 const MAX_PENDING_WRITES: usize = 64;
 /// Commands the initiator may have outstanding (MaxCmdSN window).
 const CMD_WINDOW: u32 = 64;
+/// Worker threads serving the READ commands of one session.
+const WORKERS: usize = 4;
 
 /// Target settings.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +73,9 @@ pub(super) struct Session<'e, W: Write> {
     pub(super) discovered: Option<String>,
     pub(super) pending: HashMap<u32, PendingWrite>,
     pub(super) next_ttt: u32,
+    /// The first failed write of an answer by a read worker: the session
+    /// ends with it.
+    pub(super) failed: Option<io::Error>,
 }
 
 impl<W: Write> Session<'_, W> {
@@ -323,8 +342,8 @@ impl<W: Write> Session<'_, W> {
         self.took(&b);
         let function = b.flags() & 0x7f;
         let response = match function {
-            // ABORT TASK: commands run to completion as they arrive, so
-            // only a write waiting for data can be aborted.
+            // ABORT TASK: reads in flight complete before task management
+            // is handled, so only a write waiting for data can be aborted.
             1 => {
                 self.pending.remove(&b.u32(20));
                 0
@@ -358,8 +377,23 @@ impl<W: Write> Session<'_, W> {
     }
 }
 
+/// A READ command a worker may serve: a simple (or untagged) task of
+/// LUN 0 without data, on a session with a LUN.
+fn concurrent_read(pdu: &Pdu) -> bool {
+    let b = &pdu.bhs;
+    b.opcode() == op::SCSI_CMD
+        && b.flags() & 0x60 == 0x40
+        && b.flags() & 0x07 <= 1
+        && b.lun() >> 48 == 0
+        && pdu.data.is_empty()
+        && matches!(b.cdb()[0], 0x08 | 0x28 | 0xa8 | 0x88)
+}
+
+/// A READ command handed to a worker, with its share of the budget.
+type Queued<'b> = (Bhs, Taken<'b>);
+
 /// Serve one connection: login, then commands until logout or EOF.
-pub fn session<R: Read, W: Write>(
+pub fn session<R: Read, W: Write + Send>(
     mut r: R,
     w: W,
     exports: &dyn Exports,
@@ -381,6 +415,7 @@ pub fn session<R: Read, W: Write>(
         discovered: None,
         pending: HashMap::new(),
         next_ttt: 0,
+        failed: None,
     };
     if !s.login(&mut r)? {
         return Ok(());
@@ -389,8 +424,53 @@ pub fn session<R: Read, W: Write>(
         .lun
         .as_ref()
         .map(|l| crate::ClientLog::connected("iscsi", s.exports.label(&l.name)));
+    let lun = s.lun.clone();
+    let s = Mutex::new(s);
+    let budget = Budget::default();
+    std::thread::scope(|sc| {
+        let (tx, rx) = crossbeam_channel::bounded::<Queued>(MAX_IN_FLIGHT);
+        let mut spawned = 0;
+        for _ in 0..lun.as_ref().map_or(0, |_| WORKERS) {
+            let (rx, s, lun) = (rx.clone(), &s, &lun);
+            let worker = std::thread::Builder::new()
+                .name("iscsi-read".into())
+                .spawn_scoped(sc, move || {
+                    // Ends when the connection's thread drops the sender.
+                    for (cmd, _taken) in rx {
+                        let Some(l) = lun else { continue };
+                        let outcome = l.execute(&cmd.cdb(), &[]);
+                        let mut g = lock(s);
+                        if g.failed.is_some() {
+                            continue;
+                        }
+                        if let Err(e) = g.respond(&cmd, outcome).and_then(|_| g.w.flush()) {
+                            g.failed = Some(e);
+                        }
+                    }
+                });
+            match worker {
+                Ok(_) => spawned += 1,
+                Err(e) => tracing::warn!("iscsi: starting a read worker: {e}"),
+            }
+        }
+        drop(rx);
+        let pool = (spawned > 0).then_some((&tx, &budget));
+        let r = full_feature(&mut r, &s, pool);
+        // The workers finish the reads in flight, then the scope ends.
+        drop(tx);
+        r
+    })
+}
+
+/// The full feature phase: PDUs until logout, EOF or an error; READ
+/// commands go to `pool` when there is one.
+fn full_feature<'b, R: Read, W: Write>(
+    r: &mut R,
+    s: &Mutex<Session<'_, W>>,
+    pool: Option<(&crossbeam_channel::Sender<Queued<'b>>, &'b Budget)>,
+) -> io::Result<()> {
     loop {
-        let pdu = match read_pdu(&mut r, MAX_RECV_DSL) {
+        let pdu = match read_pdu(r, MAX_RECV_DSL) {
             Ok(p) => p,
             Err(PduError::Io(e)) => return Err(e),
             Err(PduError::TooLong(n)) => {
@@ -400,6 +480,26 @@ pub fn session<R: Read, W: Write>(
                 )));
             }
         };
+        if let Some(e) = lock(s).failed.take() {
+            return Err(e);
+        }
+        match pool {
+            Some((tx, budget)) if concurrent_read(&pdu) => {
+                // What the worker will hold: the blocks the CDB asks for
+                // (a longer read is refused), or what the initiator expects.
+                let blocks = decode_rw(&pdu.bhs.cdb()).map_or(0, |(_, n, _, _)| n);
+                let asked = blocks.saturating_mul(BLOCK).max(pdu.bhs.u32(20) as u64);
+                let taken = budget.take(asked.min(MAX_TRANSFER));
+                lock(s).took(&pdu.bhs);
+                tx.send((pdu.bhs, taken))
+                    .map_err(|_| io::Error::other("the iscsi read workers stopped"))?;
+                continue;
+            }
+            // Ordered after every read before it.
+            Some((_, budget)) if pdu.bhs.opcode() != op::NOP_OUT => budget.wait_idle(),
+            _ => {}
+        }
+        let mut s = lock(s);
         match pdu.bhs.opcode() {
             op::SCSI_CMD => s.scsi_command(pdu)?,
             op::DATA_OUT => s.data_out(pdu)?,
@@ -418,7 +518,39 @@ pub fn session<R: Read, W: Write>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::iscsi::testutil::{login, pdu, run, scsi};
+    use crate::iscsi::testutil::{login, pdu, run, run_on, scsi};
+    use crate::reader::{MemDisk, RamDisk};
+    use std::sync::Arc;
+
+    /// A READ(10) or WRITE(10) of `n` blocks at `lba` with task tag `itt`
+    /// and CmdSN `sn`.
+    fn rw(write: bool, itt: u32, sn: u32, lba: u32, n: u16, data: &[u8]) -> Vec<u8> {
+        let mut b = Bhs::new(op::SCSI_CMD);
+        b.0[1] = if write { 0xa1 } else { 0xc1 };
+        b.set_u32(16, itt);
+        b.set_u32(20, n as u32 * 512);
+        b.set_u32(24, sn);
+        b.0[32] = if write { 0x2a } else { 0x28 };
+        b.0[34..38].copy_from_slice(&lba.to_be_bytes());
+        b.0[39..41].copy_from_slice(&n.to_be_bytes());
+        let mut out = Vec::new();
+        crate::iscsi::pdu::write_pdu(&mut out, b, data).unwrap();
+        out
+    }
+
+    /// Each task's Data-In bytes (in buffer offset order) and its status.
+    fn by_task(out: &[Pdu]) -> HashMap<u32, (Vec<u8>, u8)> {
+        let mut m: HashMap<u32, (Vec<u8>, u8)> = HashMap::new();
+        for p in out.iter().filter(|p| p.bhs.opcode() == op::DATA_IN) {
+            let e = m.entry(p.bhs.itt()).or_default();
+            assert_eq!(p.bhs.u32(40) as usize, e.0.len(), "Data-In in offset order");
+            e.0.extend_from_slice(&p.data);
+        }
+        for p in out.iter().filter(|p| p.bhs.opcode() == op::SCSI_RSP) {
+            m.entry(p.bhs.itt()).or_default().1 = p.bhs.0[3];
+        }
+        m
+    }
 
     #[test]
     fn commands_after_login_get_data_or_sense_and_the_session_goes_on() {
@@ -463,6 +595,85 @@ mod tests {
         // StatSN counts every response.
         let sns: Vec<u32> = out.iter().map(|p| p.bhs.u32(24)).collect();
         assert_eq!(sns, [0, 0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn many_outstanding_reads_of_one_session_each_get_their_own_bytes() {
+        let data: Vec<u8> = (0..8 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let mut input = login("iqn.2026-11.io.arca:vm.latest", "");
+        // More reads than may be in flight, of different sizes and places.
+        let mut want = HashMap::new();
+        let mut x = 99u64;
+        for itt in 0..300u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let n = if itt % 60 == 0 {
+                4096
+            } else {
+                1 + (x >> 58) as u16
+            };
+            let lba = (x >> 20) as u32 % (data.len() as u32 / 512 - n as u32);
+            input.extend(rw(false, itt, itt, lba, n, &[]));
+            let at = lba as usize * 512;
+            want.insert(itt, data[at..at + n as usize * 512].to_vec());
+        }
+        input.extend(pdu(op::LOGOUT_REQ, 0x80, 1000, b""));
+        let out = run_on(&input, &IscsiConfig::default(), Arc::new(MemDisk { data }));
+        let got = by_task(&out);
+        assert_eq!(got.len(), want.len());
+        for (itt, bytes) in &want {
+            assert!(got[itt].0 == *bytes, "task {itt}: wrong bytes");
+        }
+        // StatSN counts the answers in the order they went out; the last
+        // answer (logout) acknowledges every command.
+        let with_status: Vec<&Pdu> = out[1..]
+            .iter()
+            .filter(|p| p.bhs.opcode() != op::DATA_IN || p.bhs.flags() & 0x01 != 0)
+            .collect();
+        assert_eq!(with_status.len(), 301);
+        for (i, p) in with_status.iter().enumerate() {
+            assert_eq!(
+                p.bhs.u32(24),
+                i as u32 + 1,
+                "StatSN (the login answer was 0)"
+            );
+        }
+        let last = out.last().unwrap();
+        assert_eq!(last.bhs.opcode(), op::LOGOUT_RSP);
+        assert_eq!(last.bhs.u32(28), 300, "ExpCmdSN");
+    }
+
+    #[test]
+    fn a_write_is_ordered_after_earlier_reads_and_before_later_ones() {
+        let disk = Arc::new(RamDisk::new(vec![1; 1 << 20]));
+        let mut input = login("iqn.2026-11.io.arca:vm.latest", "");
+        let (mut sn, mut itt) = (0, 0);
+        let mut round = |input: &mut Vec<u8>, fill: u8| {
+            // Reads of what the last round wrote, a write, reads again.
+            for i in 0..8 {
+                input.extend(rw(false, itt, sn, i * 16, 16, &[]));
+                (itt, sn) = (itt + 1, sn + 1);
+            }
+            input.extend(rw(true, itt, sn, 0, 128, &vec![fill; 128 * 512]));
+            (itt, sn) = (itt + 1, sn + 1);
+        };
+        for fill in 2..6 {
+            round(&mut input, fill);
+        }
+        round(&mut input, 9);
+        input.extend(pdu(op::LOGOUT_REQ, 0x80, 1000, b""));
+        let out = run_on(&input, &IscsiConfig::default(), disk);
+        let got = by_task(&out);
+        for r in 0..5u32 {
+            let before = if r == 0 { 1 } else { r as u8 + 1 };
+            for i in 0..8 {
+                let (bytes, _) = &got[&(r * 9 + i)];
+                assert_eq!(bytes.len(), 16 * 512);
+                assert!(bytes.iter().all(|&b| b == before), "round {r} read {i}");
+            }
+            assert_eq!(got[&(r * 9 + 8)].1, 0, "the write is GOOD");
+        }
     }
 
     #[test]

@@ -9,14 +9,14 @@ use super::session::{session, IscsiConfig};
 use crate::reader::{BlockSource, MemDisk};
 use crate::Exports;
 
-struct One(Arc<MemDisk>);
+struct One(Arc<dyn BlockSource>);
 
 impl Exports for One {
     fn names(&self) -> Vec<String> {
         vec!["vm/latest".into()]
     }
     fn open(&self, name: &str) -> Option<Arc<dyn BlockSource>> {
-        (name == "vm/latest").then(|| self.0.clone() as Arc<dyn BlockSource>)
+        (name == "vm/latest").then(|| self.0.clone())
     }
 }
 
@@ -48,7 +48,12 @@ pub(super) fn run(input: &[u8], cfg: &IscsiConfig) -> Vec<Pdu> {
     let disk = MemDisk {
         data: (0..64 << 10).map(|i| (i % 251) as u8).collect(),
     };
-    let exports = One(Arc::new(disk));
+    run_on(input, cfg, Arc::new(disk))
+}
+
+/// The PDUs the target sent for `input`, serving `disk`.
+pub(super) fn run_on(input: &[u8], cfg: &IscsiConfig, disk: Arc<dyn BlockSource>) -> Vec<Pdu> {
+    let exports = One(disk);
     let mut out = Vec::new();
     let _ = session(input, &mut out, &exports, cfg, "127.0.0.1:3260");
     let mut r = &out[..];

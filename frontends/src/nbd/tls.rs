@@ -1,5 +1,6 @@
 //! NBD over TLS (the FORCEDTLS mode): options before STARTTLS, the
-//! server's certificate, and a session inside TLS.
+//! server's certificate, and a session inside TLS (reads served
+//! concurrently, as on a plain connection).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::conn::{new_session, Negotiated};
 use super::handshake::greet;
+use super::transmit::WORKERS;
 use crate::Exports;
 
 /// The part of a TLS-only (FORCEDTLS) session before the TLS handshake:
@@ -46,51 +48,131 @@ pub fn tls_config(cert: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfi
     Ok(Arc::new(cfg))
 }
 
-/// One object as both halves of a session (a TLS stream): the session
-/// reads and writes from one thread, never at once (no read workers: a
-/// reader blocked on the socket would hold the stream).
-struct Half<S>(Arc<Mutex<S>>);
-
-impl<S> Half<S> {
-    fn get(&self) -> MutexGuard<'_, S> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// The read half of a TLS session: socket reads happen without the lock
+/// on the TLS state, so the write half can send replies meanwhile.
+struct TlsReader {
+    tls: Arc<Mutex<rustls::ServerConnection>>,
+    sock: TcpStream,
+    /// Bytes read from the socket, `raw[at..end]` not yet given to TLS.
+    raw: Vec<u8>,
+    at: usize,
+    end: usize,
 }
 
-impl<S: Read> Read for Half<S> {
+/// The write half: encrypts under the lock, sends outside it.
+struct TlsWriter {
+    tls: Arc<Mutex<rustls::ServerConnection>>,
+    sock: TcpStream,
+    /// TLS records waiting for the socket.
+    out: Vec<u8>,
+}
+
+fn lock(m: &Mutex<rustls::ServerConnection>) -> MutexGuard<'_, rustls::ServerConnection> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl Read for TlsReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.get().read(buf)
+        loop {
+            {
+                let mut c = lock(&self.tls);
+                match c.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if self.at < self.end {
+                    let n = c.read_tls(&mut &self.raw[self.at..self.end])?;
+                    self.at += n;
+                    c.process_new_packets().map_err(tls_error)?;
+                    continue;
+                }
+            }
+            // Wait for the client without holding the TLS state.
+            let n = self.sock.read(&mut self.raw)?;
+            (self.at, self.end) = (0, n);
+            if n == 0 {
+                let mut c = lock(&self.tls);
+                c.read_tls(&mut io::empty())?;
+                c.process_new_packets().map_err(tls_error)?;
+                return match c.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        Err(io::ErrorKind::UnexpectedEof.into())
+                    }
+                    r => r,
+                };
+            }
+        }
     }
 }
 
-impl<S: Write> Write for Half<S> {
+impl TlsWriter {
+    /// Send every TLS record waiting (replies, and what reading queued).
+    fn push(&mut self) -> io::Result<()> {
+        {
+            let mut c = lock(&self.tls);
+            while c.wants_write() {
+                c.write_tls(&mut self.out)?;
+            }
+        }
+        let r = self.sock.write_all(&self.out);
+        self.out.clear();
+        r
+    }
+}
+
+impl Write for TlsWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.get().write(buf)
+        let n = lock(&self.tls).writer().write(buf)?;
+        self.push()?;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.get().flush()
+        self.push()?;
+        self.sock.flush()
     }
 }
 
-/// A TLS-only session on a TCP connection.
+/// A TLS-only session on a TCP connection. After the handshake, the TLS
+/// state is shared by a read half and a write half, so reads are served
+/// by workers as on a plain connection.
 pub(super) fn tls_session(
-    conn: TcpStream,
+    mut conn: TcpStream,
     exports: &dyn Exports,
     cfg: Arc<rustls::ServerConfig>,
 ) -> io::Result<()> {
     let Some(no_zeroes) = before_tls(&conn, &conn, exports)? else {
         return Ok(());
     };
-    let tls = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
-    let stream = Arc::new(Mutex::new(rustls::StreamOwned::new(tls, conn)));
-    let mut r = io::BufReader::with_capacity(64 << 10, Half(stream.clone()));
-    let w = io::BufWriter::with_capacity(256 << 10, Half(stream));
+    let mut tls = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut conn)?;
+    }
+    let tls = Arc::new(Mutex::new(tls));
+    let reader = TlsReader {
+        tls: tls.clone(),
+        sock: conn.try_clone()?,
+        raw: vec![0; 64 << 10],
+        at: 0,
+        end: 0,
+    };
+    let writer = TlsWriter {
+        tls,
+        sock: conn,
+        out: Vec::new(),
+    };
+    let mut r = io::BufReader::with_capacity(64 << 10, reader);
+    let w = io::BufWriter::with_capacity(256 << 10, writer);
     let mut s = new_session(w, exports, true);
     s.tls_active = true;
     match s.negotiate(&mut r, no_zeroes)? {
         Negotiated::Export(name, disk) => {
             let _log = crate::ClientLog::connected("nbd", s.exports.label(&name));
-            s.transmit(&mut r, &name, disk.as_ref(), 0)
+            s.transmit(&mut r, &name, disk.as_ref(), WORKERS)
         }
         Negotiated::Abort | Negotiated::StartTls => Ok(()),
     }

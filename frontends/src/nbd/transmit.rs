@@ -7,29 +7,21 @@
 //! write-zeroes, flush, block status, cache) is served by the connection's
 //! thread in request order, so a FLUSH replies only after every write sent
 //! before it has completed. Reads in flight are bounded in number and in
-//! bytes ([`MAX_IN_FLIGHT`], [`MAX_IN_FLIGHT_BYTES`]): when the bound is
+//! bytes ([`crate::inflight`]): when the bound is
 //! reached the connection stops reading requests until a read completes
 //! (back-pressure). On `NBD_CMD_DISC`, or when the client goes away, the
 //! reads in flight finish before the session ends.
 
 use std::io::{self, Read, Write};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use super::conn::Session;
 use super::proto::*;
+use crate::inflight::{lock, Budget, Taken, MAX_IN_FLIGHT};
 use crate::reader::BlockSource;
 
 /// Worker threads serving the reads of one connection.
-pub(super) const WORKERS: usize = 4;
-/// Reads one connection may have in flight.
-const MAX_IN_FLIGHT: usize = 32;
-/// Bytes of reads one connection may have in flight (a single larger read
-/// is still served, alone).
-const MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) const WORKERS: usize = 4;
 
 /// A structured reply chunk.
 fn chunk(flags: u16, kind: u16, cookie: u64, payload: &[&[u8]]) -> Vec<u8> {
@@ -136,42 +128,6 @@ impl<W: Write> Out<'_, W> {
     }
 }
 
-/// Reads in flight: their number and bytes, with a wait for room.
-#[derive(Default)]
-struct Budget {
-    used: Mutex<(usize, u64)>,
-    freed: Condvar,
-}
-
-impl Budget {
-    /// Wait until a read of `bytes` fits, and count it.
-    fn take(&self, bytes: u64) {
-        let mut g = lock(&self.used);
-        while g.0 >= MAX_IN_FLIGHT || (g.0 > 0 && g.1 + bytes > MAX_IN_FLIGHT_BYTES) {
-            g = self.freed.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        g.0 += 1;
-        g.1 += bytes;
-    }
-
-    fn give(&self, bytes: u64) {
-        let mut g = lock(&self.used);
-        g.0 -= 1;
-        g.1 -= bytes;
-        self.freed.notify_all();
-    }
-}
-
-/// Gives a read's share of the budget back when dropped, even when the
-/// worker serving it panics.
-struct Taken<'a>(&'a Budget, u64);
-
-impl Drop for Taken<'_> {
-    fn drop(&mut self) {
-        self.0.give(self.1);
-    }
-}
-
 /// A read waiting for a worker, with its share of the budget.
 type Queued<'b> = (ReadJob, Taken<'b>);
 
@@ -188,8 +144,7 @@ struct Ctx<'a, W> {
 
 impl<W: Write + Send> Session<'_, W> {
     /// Serve requests until the client disconnects; `workers` threads
-    /// serve reads (0: every request on this thread, in order, as a TLS
-    /// stream needs: it cannot be read and written from two threads).
+    /// serve reads (0: every request on this thread, in order).
     pub(super) fn transmit<R: Read>(
         &mut self,
         r: &mut R,
@@ -291,8 +246,7 @@ impl<W: Write> Ctx<'_, W> {
                         };
                         match pool {
                             Some(tx) => {
-                                self.budget.take(req.len as u64);
-                                let taken = Taken(self.budget, req.len as u64);
+                                let taken = self.budget.take(req.len as u64);
                                 tx.send((job, taken)).map_err(|_| {
                                     io::Error::other("the nbd read workers stopped")
                                 })?;
