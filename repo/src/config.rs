@@ -65,10 +65,20 @@ pub struct Config {
     /// stay readable by the arca versions that wrote them.
     #[serde(default)]
     pub image_frame_size: u32,
+    /// zstd level of the frames of image data blobs (blob version 2); when
+    /// absent (configs written before the field existed) they use
+    /// `compression_level`, as before. Only what is written changes: every
+    /// level decodes the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_compression_level: Option<i32>,
 }
 
 /// The frame size of new datastores (docs/decisions.md, "image layout").
 pub const DEFAULT_IMAGE_FRAME_SIZE: u32 = 64 * 1024;
+
+/// The zstd level of image frames in new datastores (docs/decisions.md,
+/// "Image chunk layout").
+pub const DEFAULT_IMAGE_COMPRESSION_LEVEL: i32 = 9;
 
 impl Config {
     pub fn new(encryption: Encryption) -> Self {
@@ -81,7 +91,14 @@ impl Config {
             pack_size: 32 * 1024 * 1024,
             compression_level: 3,
             image_frame_size: DEFAULT_IMAGE_FRAME_SIZE,
+            image_compression_level: Some(DEFAULT_IMAGE_COMPRESSION_LEVEL),
         }
+    }
+
+    /// The zstd level of framed image blobs.
+    pub fn image_level(&self) -> i32 {
+        self.image_compression_level
+            .unwrap_or(self.compression_level)
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
@@ -118,6 +135,7 @@ impl Config {
             && (4096..=64 * 1024 * 1024).contains(&self.image_chunk_size)
             && (1024 * 1024..=1024 * 1024 * 1024).contains(&self.pack_size)
             && (-7..=22).contains(&self.compression_level)
+            && (-7..=22).contains(&self.image_level())
             && (self.image_frame_size == 0
                 || (crate::frame::valid_frame_size(self.image_frame_size)
                     && self.image_frame_size <= self.image_chunk_size));
@@ -132,6 +150,10 @@ impl Config {
 }
 
 /// Argon2id parameters, stored so that they can be raised later.
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KdfParams {
     pub algorithm: String,

@@ -118,3 +118,71 @@ fn a_tampered_frame_fails_its_reads_only() {
         assert!(ds.read_blob(id).is_err());
     }
 }
+
+/// Stored length of a framed blob of `plain` and of a whole one, in a
+/// datastore whose image frames use `image_level` and everything else 1.
+fn stored_at(image_level: Option<i32>, plain: &[u8]) -> (u32, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    Datastore::init(dir.path(), Encryption::None, None, |c| {
+        c.compression_level = 1;
+        c.image_compression_level = image_level;
+    })
+    .unwrap();
+    let opts = OpenOptions {
+        index: IndexKind::Memory,
+        ..Default::default()
+    };
+    let ds = Datastore::open(dir.path(), &opts).unwrap();
+    let s = ds.begin_session_framed(Some(65536)).unwrap();
+    let framed = s
+        .submit(BlobKind::Data, plain.to_vec())
+        .unwrap()
+        .wait()
+        .unwrap();
+    s.commit(Manifest::default()).unwrap();
+    // The same bytes with one more at the end: another chunk, stored whole.
+    let mut other = plain.to_vec();
+    other.push(1);
+    let s = ds.begin_session().unwrap();
+    let whole = s
+        .submit(BlobKind::Data, other.clone())
+        .unwrap()
+        .wait()
+        .unwrap();
+    s.commit(Manifest::default()).unwrap();
+    assert_eq!(ds.read_blob(&framed).unwrap(), plain);
+    assert_eq!(ds.read_blob(&whole).unwrap(), other);
+    assert!(matches!(
+        ds.blob_layout(&framed).unwrap(),
+        Layout::Framed(_)
+    ));
+    assert!(matches!(
+        ds.blob_layout(&whole).unwrap(),
+        Layout::Whole { .. }
+    ));
+    let stored = |id| ds.index().get(id).unwrap().unwrap().length;
+    (stored(&framed), stored(&whole))
+}
+
+#[test]
+fn image_frames_use_the_image_level_and_nothing_else_does() {
+    // Words in a random order: zstd's higher levels find more of them.
+    let words = [
+        "alpha ", "bravo ", "charlie ", "delta ", "echo ", "foxtrot ",
+    ];
+    let noise = pseudo_random(1 << 20, 9);
+    let mut text = Vec::new();
+    for b in noise.chunks(2) {
+        text.extend_from_slice(words[(b[0] % 6) as usize].as_bytes());
+        text.extend_from_slice(&b[1..].iter().map(|x| b'a' + x % 4).collect::<Vec<_>>());
+    }
+    text.truncate(1 << 20);
+    let (framed_1, whole_1) = stored_at(Some(1), &text);
+    let (framed_19, whole_19) = stored_at(Some(19), &text);
+    let (framed_old, whole_old) = stored_at(None, &text);
+    assert!(framed_19 < framed_1, "{framed_19} < {framed_1}");
+    // Without the field (older configs) frames use compression_level.
+    assert_eq!(framed_old, framed_1);
+    assert_eq!(whole_1, whole_19);
+    assert_eq!(whole_1, whole_old);
+}

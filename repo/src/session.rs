@@ -317,6 +317,7 @@ fn seal_if_new(
     let blob = match frames {
         // Only data blobs bigger than one frame gain from frames.
         Some(f) if kind == BlobKind::Data && data.len() > f as usize => {
+            let level = ds.config().image_level();
             crate::frame::encode(&id, kind, data, level, key, &ds.frame_mac(), f)
         }
         _ => blob::encode(&id, kind, data, level, key),

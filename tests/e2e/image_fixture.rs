@@ -161,6 +161,11 @@ fn image_of_framed_blobs_restores_and_reads_at_random() {
         let env = Env::with_init(&["--encryption", enc, "--pack-size-mib", "1"]);
         let info = env.json(&["datastore", "info"]);
         assert_eq!(info["image_frame_size"], 65536, "{info}");
+        assert_eq!(
+            info["image_compression_level"],
+            arca_repo::config::DEFAULT_IMAGE_COMPRESSION_LEVEL,
+            "{info}"
+        );
         assert_eq!(info["image_chunk_size"], 1 << 20, "{info}");
         let path = env.path("disk.img");
         fs::write(&path, &img).unwrap();

@@ -34,7 +34,9 @@ struct Cli {
     /// Where the datastores are made (one at a time, removed after).
     #[arg(long, default_value = "/var/tmp/arca-bench/layout")]
     work: PathBuf,
-    /// Layouts as CHUNK_KIB or CHUNK_KIB/FRAME_KIB, comma separated.
+    /// Layouts as CHUNK_KIB or CHUNK_KIB/FRAME_KIB, comma separated, each
+    /// optionally followed by @LEVEL, the zstd level of image frames
+    /// (default: the datastore default).
     #[arg(
         long,
         default_value = "64,256,1024,4096,1024/16,1024/64,1024/256,4096/16,4096/64,4096/256"
@@ -168,13 +170,16 @@ fn sequential(reader: &ImageReader) -> Result<f64> {
     Ok(size as f64 / 1048576.0 / start.elapsed().as_secs_f64())
 }
 
-fn one(cli: &Cli, chunk_kib: u32, frame_kib: u32) -> Result<Row> {
+fn one(cli: &Cli, chunk_kib: u32, frame_kib: u32, level: Option<i32>) -> Result<Row> {
     let path = cli.work.join("ds");
     let _ = std::fs::remove_dir_all(&path);
     std::fs::create_dir_all(&cli.work)?;
     Datastore::init(&path, Encryption::Repokey, Some(b"bench"), |c| {
         c.image_chunk_size = chunk_kib * 1024;
         c.image_frame_size = frame_kib * 1024;
+        if level.is_some() {
+            c.image_compression_level = level;
+        }
     })?;
     let opts = OpenOptions {
         passphrase: Some(b"bench".to_vec()),
@@ -225,10 +230,13 @@ fn one(cli: &Cli, chunk_kib: u32, frame_kib: u32) -> Result<Row> {
     drop(reader);
     drop(ds);
     std::fs::remove_dir_all(&path).context("removing the datastore")?;
-    let layout = match frame_kib {
+    let mut layout = match frame_kib {
         0 => format!("{} whole", kib(chunk_kib)),
         f => format!("{} / {} frames", kib(chunk_kib), kib(f)),
     };
+    if let Some(l) = level {
+        layout.push_str(&format!(", zstd {l}"));
+    }
     Ok(Row {
         layout,
         backup_s,
@@ -269,11 +277,15 @@ fn main() -> Result<()> {
     println!("| layout | backup s | stored MiB | index entries | index MiB | cold p50 µs | cold p99 µs | cold reads/s | cold reads/s ×{} | warm p50 µs | warm p99 µs | warm reads/s | cold sequential MiB/s |", cli.threads);
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for l in cli.layouts.split(',') {
+        let (l, level) = match l.split_once('@') {
+            Some((l, v)) => (l, Some(v.trim().parse()?)),
+            None => (l, None),
+        };
         let (c, f) = match l.split_once('/') {
             Some((c, f)) => (c.trim().parse()?, f.trim().parse()?),
             None => (l.trim().parse()?, 0),
         };
-        let r = one(&cli, c, f).with_context(|| format!("layout {l}"))?;
+        let r = one(&cli, c, f, level).with_context(|| format!("layout {l}"))?;
         println!(
             "| {} | {:.2} | {:.1} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |",
             r.layout,

@@ -17,6 +17,7 @@ pub(super) fn init(
     pack_size_mib: &Option<u32>,
     image_chunk_kib: &Option<u32>,
     image_frame_kib: &Option<u32>,
+    image_zstd_level: &Option<i32>,
 ) -> Result<u8> {
     let path = match path {
         Some(p) => p.clone(),
@@ -36,6 +37,9 @@ pub(super) fn init(
             // Frames no smaller than the chunk gain nothing.
             None if c.image_frame_size >= c.image_chunk_size => c.image_frame_size = 0,
             None => {}
+        }
+        if image_zstd_level.is_some() {
+            c.image_compression_level = *image_zstd_level;
         }
     })
     .with_context(|| format!("creating datastore {}", path.display()))?;
@@ -61,7 +65,7 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
     let v = json!({
         "path": ds.root(), "id": c.id, "format_version": c.format_version,
         "encryption": c.encryption, "chunker": c.chunker, "image_chunk_size": c.image_chunk_size,
-        "image_frame_size": c.image_frame_size,
+        "image_frame_size": c.image_frame_size, "image_compression_level": c.image_level(),
         "pack_size": c.pack_size, "packs": packs.len(), "stored_bytes": stored, "snapshots": snaps.len(),
     });
     if cli.json {
@@ -91,7 +95,7 @@ pub(super) fn info(cli: &Cli) -> Result<u8> {
         "image frames",
         match c.image_frame_size {
             0 => "none (image chunks stored whole)".into(),
-            f => human(f.into()),
+            f => format!("{}, zstd level {}", human(f.into()), c.image_level()),
         },
     );
     kv("pack size", human(c.pack_size.into()));

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             pack_size_mib,
             image_chunk_kib,
             image_frame_kib,
+            image_zstd_level,
         }) => datastore::init(
             cli,
             path,
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             pack_size_mib,
             image_chunk_kib,
             image_frame_kib,
+            image_zstd_level,
         ),
         Command::Datastore(DatastoreCmd::Info) => datastore::info(cli),
         Command::Backup(BackupCmd::Now {
