@@ -77,8 +77,10 @@ pub struct Config {
 pub const DEFAULT_IMAGE_FRAME_SIZE: u32 = 64 * 1024;
 
 /// The zstd level of image frames in new datastores (docs/decisions.md,
-/// "Image chunk layout").
-pub const DEFAULT_IMAGE_COMPRESSION_LEVEL: i32 = 9;
+/// "Image chunk layout"): the level of everything else. Level 9 stores
+/// 3.7 % less for 4× the compression CPU; backups of images would take
+/// about twice as long.
+pub const DEFAULT_IMAGE_COMPRESSION_LEVEL: i32 = 3;
 
 impl Config {
     pub fn new(encryption: Encryption) -> Self {

@@ -476,8 +476,9 @@ pub enum DatastoreCmd {
         /// image chunk size is 64 KiB or less.
         #[arg(long)]
         image_frame_kib: Option<u32>,
-        /// zstd level of image frames (-7 to 22). Default 9: images are
-        /// stored smaller at some backup CPU; reads decode as fast.
+        /// zstd level of image frames (-7 to 22). Default 3; 9 stores
+        /// images about 4% smaller for 4x the compression CPU of a backup;
+        /// reads decode as fast at any level.
         #[arg(long, allow_hyphen_values = true)]
         image_zstd_level: Option<i32>,
     },
