@@ -389,16 +389,16 @@ impl Restorer<'_> {
         let mut cache = self.walk_cache();
         let (p, name) = self.at.parent_in(&mut cache, rel)?;
         let mode = Mode::from_bits_truncate(0o700);
-        match nix::sys::stat::mkdirat(&p, name, mode) {
+        match nix::sys::stat::mkdirat(p, name, mode) {
             Ok(()) => Ok(()),
             Err(Errno::EEXIST) => {
-                let st = nix::sys::stat::fstatat(&p, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let st = nix::sys::stat::fstatat(p, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 if is_dir_mode(st.st_mode) {
                     // A killed run may have set a mode that keeps us out;
                     // the final mode comes at the end.
                     if self.resume && st.st_mode & 0o700 != 0o700 {
                         nix::sys::stat::fchmodat(
-                            &p,
+                            p,
                             name,
                             Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
                             nix::sys::stat::FchmodatFlags::NoFollowSymlink,
@@ -410,8 +410,8 @@ impl Restorer<'_> {
                     }
                     return Ok(());
                 }
-                clear(&p, name)?;
-                Ok(nix::sys::stat::mkdirat(&p, name, mode)?)
+                clear(p, name)?;
+                Ok(nix::sys::stat::mkdirat(p, name, mode)?)
             }
             Err(e) => Err(e.into()),
         }
