@@ -105,6 +105,28 @@ impl Beneath {
         Ok((self.dir(rel.parent().unwrap_or(Path::new("")))?, name))
     }
 
+    /// The directory that holds `rel` and the name of `rel` in it, through
+    /// `cache`: the descriptor of the last parent opened is kept, so that
+    /// entries of one directory in a row resolve it once.
+    pub(super) fn parent_in<'r, 'c>(
+        &self,
+        cache: &'c mut DirCache,
+        rel: &'r Path,
+    ) -> std::io::Result<(&'c OwnedFd, &'r OsStr)> {
+        let name = rel
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the target itself has no parent here"))?;
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        if cache.last.as_ref().is_none_or(|(p, _)| p != dir) {
+            cache.last = None;
+            cache.last = Some((dir.to_path_buf(), self.dir(dir)?));
+        }
+        match &cache.last {
+            Some((_, fd)) => Ok((fd, name)),
+            None => Err(std::io::Error::other("no parent directory")),
+        }
+    }
+
     /// Whether the target has entries.
     pub(super) fn has_entries(&self) -> Result<bool> {
         let mut entries = fs::read_dir(&self.target)
@@ -118,6 +140,18 @@ impl Beneath {
             .map_err(|e| Error::io(format!("list {}", self.target.display()), e))?;
         Ok(entries.flatten().any(|e| e.file_name() != name))
     }
+}
+
+/// The descriptor of the directory last opened by [`Beneath::parent_in`].
+///
+/// Keeping it is as safe as opening the directory again: it was opened
+/// beneath the target without following a link, and a restore never
+/// removes or replaces a directory (a file or link of a directory's name is
+/// replaced by the directory, the other way round is an error), so the
+/// descriptor still names the directory at that path of the target.
+#[derive(Default)]
+pub(super) struct DirCache {
+    last: Option<(PathBuf, OwnedFd)>,
 }
 
 /// Remove the file, link or special file `name` in `dir`, if any, so that
@@ -168,5 +202,36 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("symbolic link"), "{e}");
+    }
+
+    /// The cached parent is reused for entries of one directory, opened
+    /// again for another, and never resolves through a link.
+    #[test]
+    fn parent_in_reuses_and_refuses_links() {
+        use std::os::fd::AsRawFd;
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("t");
+        fs::create_dir_all(target.join("a/b")).unwrap();
+        std::os::unix::fs::symlink(d.path(), target.join("a/l")).unwrap();
+        let at = Beneath::open(&target).unwrap();
+        let mut cache = DirCache::default();
+        let (fd, name) = at.parent_in(&mut cache, Path::new("a/b/x")).unwrap();
+        assert_eq!(name, "x");
+        let first = fd.as_raw_fd();
+        let (fd, name) = at.parent_in(&mut cache, Path::new("a/b/y")).unwrap();
+        assert_eq!((fd.as_raw_fd(), name), (first, OsStr::new("y")));
+        let (fd, _) = at.parent_in(&mut cache, Path::new("a/z")).unwrap();
+        let st = nix::sys::stat::fstat(fd).unwrap();
+        let want: u64 =
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(target.join("a")).unwrap());
+        assert_eq!(st.st_ino as u64, want);
+        let e = at
+            .parent_in(&mut cache, Path::new("a/l/passwd"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("in the way"), "{e}");
+        // A failed open leaves no stale descriptor behind.
+        assert!(cache.last.is_none());
     }
 }

@@ -46,7 +46,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -59,11 +59,16 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::Mode;
 
 use crate::Progress;
-use beneath::{clear, is_dir_mode, Beneath};
+use beneath::{clear, is_dir_mode, Beneath, DirCache};
 use resume::Marker;
 
 mod beneath;
 pub mod resume;
+mod sparse;
+
+use resume::Temp;
+use sparse::write_sparse_end;
+pub(crate) use sparse::{is_zero, write_sparse};
 
 /// How a restore may treat what is already at its target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -229,6 +234,11 @@ pub fn restore(
         resume: found == Marker::Same,
         clean: found != Marker::None,
         as_root: nix::unistd::geteuid().is_root(),
+        me: (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ),
+        walk_dirs: Mutex::new(DirCache::default()),
         marker_shadowed: false,
         special: opts.special_files,
         dropped: std::sync::atomic::AtomicU64::new(0),
@@ -274,6 +284,11 @@ struct Restorer<'a> {
     /// The target holds a marker: remove temporaries of a killed run.
     clean: bool,
     as_root: bool,
+    /// The effective user and group ids: those of the files it creates.
+    me: (u32, u32),
+    /// The last parent directory opened by the single-threaded steps
+    /// (directories, links, special files and their metadata).
+    walk_dirs: Mutex<DirCache>,
     /// The restore point has an entry named like the marker at the top,
     /// which took the marker's place.
     marker_shadowed: bool,
@@ -342,6 +357,11 @@ impl Restorer<'_> {
         keep
     }
 
+    /// [`Self::walk_dirs`], locked (only the single-threaded steps use it).
+    fn walk_cache(&self) -> std::sync::MutexGuard<'_, DirCache> {
+        self.walk_dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn warn(&self, msg: String) {
         self.warnings
             .lock()
@@ -366,30 +386,32 @@ impl Restorer<'_> {
     /// Make the directory `rel`, or keep the one there. A link or file of
     /// its name is replaced, never followed.
     fn make_dir(&self, rel: &Path) -> std::io::Result<()> {
-        let (p, name) = self.at.parent(rel)?;
+        let mut cache = self.walk_cache();
+        let (p, name) = self.at.parent_in(&mut cache, rel)?;
         let mode = Mode::from_bits_truncate(0o700);
-        match nix::sys::stat::mkdirat(&p, name, mode) {
+        match nix::sys::stat::mkdirat(p, name, mode) {
             Ok(()) => Ok(()),
             Err(Errno::EEXIST) => {
-                let st = nix::sys::stat::fstatat(&p, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let st = nix::sys::stat::fstatat(p, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 if is_dir_mode(st.st_mode) {
                     // A killed run may have set a mode that keeps us out;
                     // the final mode comes at the end.
                     if self.resume && st.st_mode & 0o700 != 0o700 {
                         nix::sys::stat::fchmodat(
-                            &p,
+                            p,
                             name,
                             Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
                             nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                         )?;
                     }
                     if self.clean {
+                        drop(cache);
                         self.remove_temps(rel);
                     }
                     return Ok(());
                 }
-                clear(&p, name)?;
-                Ok(nix::sys::stat::mkdirat(&p, name, mode)?)
+                clear(p, name)?;
+                Ok(nix::sys::stat::mkdirat(p, name, mode)?)
             }
             Err(e) => Err(e.into()),
         }
@@ -416,11 +438,12 @@ impl Restorer<'_> {
             }
             node_kind::SYMLINK => {
                 (|| -> std::io::Result<()> {
-                    let (p, name) = self.at.parent(rel)?;
-                    clear(&p, name)?;
+                    let mut cache = self.walk_cache();
+                    let (p, name) = self.at.parent_in(&mut cache, rel)?;
+                    clear(p, name)?;
                     Ok(nix::unistd::symlinkat(
                         OsStr::from_bytes(&n.link_target),
-                        &p,
+                        p,
                         name,
                     )?)
                 })()
@@ -438,10 +461,11 @@ impl Restorer<'_> {
                     _ => SFlag::S_IFBLK,
                 };
                 let made = (|| -> std::io::Result<()> {
-                    let (p, name) = self.at.parent(rel)?;
-                    clear(&p, name)?;
+                    let mut cache = self.walk_cache();
+                    let (p, name) = self.at.parent_in(&mut cache, rel)?;
+                    clear(p, name)?;
                     Ok(nix::sys::stat::mknodat(
-                        &p,
+                        p,
                         name,
                         kind,
                         // Permission bits only; meta_at sets the rest.
@@ -478,8 +502,10 @@ impl Restorer<'_> {
             }
             jobs.push(j);
         }
-        // Big files first so that the pool finishes together.
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.node.size));
+        // In the order of the tree, which is the order the backup wrote
+        // them to packs: reads go forward through each pack, and files of
+        // one directory come in a row (each thread keeps its last parent
+        // directory open).
         let next = std::sync::atomic::AtomicUsize::new(0);
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -489,17 +515,20 @@ impl Restorer<'_> {
         let bytes = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(j) = jobs.get(i) else { break };
-                    if !errors.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                        break;
-                    }
-                    match self.write_file(&j.rel, &j.node) {
-                        Ok(n) => {
-                            bytes.fetch_add(n, Ordering::Relaxed);
+                s.spawn(|| {
+                    let mut dirs = DirCache::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(j) = jobs.get(i) else { break };
+                        if !errors.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                            break;
                         }
-                        Err(e) => errors.lock().unwrap_or_else(|e| e.into_inner()).push(e),
+                        match self.write_file(&mut dirs, &j.rel, &j.node) {
+                            Ok(n) => {
+                                bytes.fetch_add(n, Ordering::Relaxed);
+                            }
+                            Err(e) => errors.lock().unwrap_or_else(|e| e.into_inner()).push(e),
+                        }
                     }
                 });
             }
@@ -531,12 +560,12 @@ impl Restorer<'_> {
     /// Write the file `rel` under a temporary name, set its metadata and
     /// rename it to its name: complete, or not there. Resuming, a file
     /// already restored is skipped. The bytes written.
-    fn write_file(&self, rel: &Path, n: &Node) -> Result<u64> {
+    fn write_file(&self, dirs: &mut DirCache, rel: &Path, n: &Node) -> Result<u64> {
         let io =
             |what: &str, e: std::io::Error| Error::io(format!("{what} {}", self.at.show(rel)), e);
-        let (p, name) = self.at.parent(rel).map_err(|e| io("create", e))?;
+        let (p, name) = self.at.parent_in(dirs, rel).map_err(|e| io("create", e))?;
         if self.resume {
-            let st = nix::sys::stat::fstatat(&p, name, AtFlags::AT_SYMLINK_NOFOLLOW);
+            let st = nix::sys::stat::fstatat(p, name, AtFlags::AT_SYMLINK_NOFOLLOW);
             if st.is_ok_and(|st| resume::is_restored(&st, n, self.wanted_mode(n), self.as_root)) {
                 // Counted as the restore that wrote it counted it.
                 let _ = (self.mode_of(n), self.xattrs_of(n));
@@ -546,24 +575,38 @@ impl Restorer<'_> {
                 return Ok(0);
             }
         }
-        let (f, tmp) = resume::create_temp(&p, name).map_err(|e| io("create", e))?;
+        // Created with its final permission bits where no chown follows
+        // (the file is ours, and stays ours): then, umask and the group a
+        // setgid directory gives aside, neither chown nor chmod is needed.
+        // Files owned by others are created private until chown-ed.
+        let mode = if !self.as_root || (n.uid, n.gid) == self.me {
+            self.wanted_mode(n) & 0o777
+        } else {
+            0o600
+        };
+        let (f, tmp) = resume::create_temp(p, name, mode).map_err(|e| io("create", e))?;
         // Removes the temporary unless it became the file.
         let mut tmp = Temp {
-            dir: &p,
+            dir: p,
             name: Some(tmp),
         };
         let mut written = 0u64;
+        // The file's length: the end of the last run written.
+        let mut len = 0u64;
         for c in &n.content {
             self.progress.check_cancel()?;
             let id = ChunkId::from_slice(c)?;
             let data = self.ds.read_blob(&id)?;
-            write_sparse(&f, written, &data).map_err(|e| io("write", e))?;
+            len = len.max(write_sparse_end(&f, written, &data).map_err(|e| io("write", e))?);
             written += data.len() as u64;
             self.progress.add(data.len() as u64);
         }
-        // Sets the size, including trailing holes.
-        f.set_len(written).map_err(|e| io("truncate", e))?;
-        self.meta_fd(rel, n, &f);
+        // Sets the size where it ends in a hole.
+        if len != written {
+            f.set_len(written).map_err(|e| io("truncate", e))?;
+        }
+        let st = nix::sys::stat::fstat(&f).map_err(|e| io("stat", e.into()))?;
+        self.meta_fd(rel, n, &f, Some(&st));
         drop(f);
         tmp.rename_to(name)
             .map_err(|e| io("rename into place", e))?;
@@ -572,11 +615,16 @@ impl Restorer<'_> {
     }
 
     /// Ownership, xattrs, mode and times of an open file or directory;
-    /// failures are warnings.
-    fn meta_fd(&self, rel: &Path, n: &Node, f: &File) {
+    /// failures are warnings. With `st`, the file's status now: ownership
+    /// and mode already as wanted are not set again.
+    fn meta_fd(&self, rel: &Path, n: &Node, f: &File, st: Option<&nix::sys::stat::FileStat>) {
         use nix::unistd::{Gid, Uid};
         use xattr::FileExt as _;
-        if self.as_root {
+        let mode = self.mode_of(n);
+        let owned = st.is_some_and(|st| (st.st_uid, st.st_gid) == (n.uid, n.gid));
+        // A chown clears setuid/setgid bits: the mode is set after it.
+        let chown = self.as_root && !owned;
+        if chown {
             let owner = (Some(Uid::from_raw(n.uid)), Some(Gid::from_raw(n.gid)));
             if let Err(e) = nix::unistd::fchown(f, owner.0, owner.1) {
                 self.warn(format!("{}: chown: {e}", self.at.show(rel)));
@@ -592,8 +640,11 @@ impl Restorer<'_> {
                 ));
             }
         }
-        if let Err(e) = f.set_permissions(fs::Permissions::from_mode(self.mode_of(n))) {
-            self.warn(format!("{}: chmod: {e}", self.at.show(rel)));
+        let mode_right = !chown && st.is_some_and(|st| st.st_mode & 0o7777 == mode);
+        if !mode_right {
+            if let Err(e) = f.set_permissions(fs::Permissions::from_mode(mode)) {
+                self.warn(format!("{}: chmod: {e}", self.at.show(rel)));
+            }
         }
         let atime = if n.atime_ns == 0 {
             n.mtime_ns
@@ -609,13 +660,14 @@ impl Restorer<'_> {
     /// directory, never following a link.
     fn meta_at(&self, rel: &Path, n: &Node) {
         use nix::unistd::{Gid, Uid};
-        let (p, name) = match self.at.parent(rel) {
+        let mut cache = self.walk_cache();
+        let (p, name) = match self.at.parent_in(&mut cache, rel) {
             Ok(x) => x,
             Err(e) => return self.warn(format!("{}: {e}", self.at.show(rel))),
         };
         if self.as_root {
             if let Err(e) = nix::unistd::fchownat(
-                &p,
+                p,
                 name,
                 Some(Uid::from_raw(n.uid)),
                 Some(Gid::from_raw(n.gid)),
@@ -643,7 +695,7 @@ impl Restorer<'_> {
         }
         if n.kind != node_kind::SYMLINK {
             if let Err(e) = nix::sys::stat::fchmodat(
-                &p,
+                p,
                 name,
                 Mode::from_bits_truncate(self.mode_of(n)),
                 nix::sys::stat::FchmodatFlags::NoFollowSymlink,
@@ -657,7 +709,7 @@ impl Restorer<'_> {
             n.atime_ns
         };
         if let Err(e) = nix::sys::stat::utimensat(
-            &p,
+            p,
             name,
             &timespec(atime),
             &timespec(n.mtime_ns),
@@ -692,7 +744,7 @@ impl Restorer<'_> {
                 self.remove_marker(&mut marker);
             }
             match self.at.dir(&p) {
-                Ok(fd) => self.meta_fd(&p, &n, &File::from(fd)),
+                Ok(fd) => self.meta_fd(&p, &n, &File::from(fd), None),
                 Err(e) => self.warn(format!("{}: {e}", self.at.show(&p))),
             }
         }
@@ -715,45 +767,6 @@ impl Restorer<'_> {
     }
 }
 
-/// A temporary file's name in its directory; removed on drop unless it
-/// was renamed to its final name.
-struct Temp<'d> {
-    dir: &'d std::os::fd::OwnedFd,
-    name: Option<std::ffi::OsString>,
-}
-
-impl Temp<'_> {
-    /// Rename the temporary to `to` in the same directory, replacing a
-    /// file or link of that name (never a directory).
-    fn rename_to(&mut self, to: &OsStr) -> std::io::Result<()> {
-        let Some(from) = self.name.as_deref() else {
-            return Ok(());
-        };
-        match nix::fcntl::renameat(self.dir, from, self.dir, to) {
-            Ok(()) => {
-                self.name = None;
-                Ok(())
-            }
-            Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST) => Err(std::io::Error::other(
-                "a directory of that name is in the way (a restore does not remove directories)",
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl Drop for Temp<'_> {
-    fn drop(&mut self) {
-        if let Some(n) = self.name.take() {
-            let _ = nix::unistd::unlinkat(
-                self.dir,
-                n.as_os_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
-        }
-    }
-}
-
 /// Whether `a` in `da` and `b` in `db` are the same file (hard links).
 fn same_inode(da: &std::os::fd::OwnedFd, a: &OsStr, db: &std::os::fd::OwnedFd, b: &OsStr) -> bool {
     let stat = |d, n| nix::sys::stat::fstatat(d, n, AtFlags::AT_SYMLINK_NOFOLLOW);
@@ -761,38 +774,4 @@ fn same_inode(da: &std::os::fd::OwnedFd, a: &OsStr, db: &std::os::fd::OwnedFd, b
         (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino),
         _ => false,
     }
-}
-
-/// Write `data` at `offset` of a file that reads as zeros there, skipping
-/// all-zero 4 KiB blocks so that they stay holes.
-pub(crate) fn write_sparse(f: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
-    const B: usize = 4096;
-    let mut i = 0;
-    while i < data.len() {
-        // Blocks aligned to the file offset, so that holes are whole blocks.
-        let end = (((offset as usize + i) / B + 1) * B - offset as usize).min(data.len());
-        if is_zero(&data[i..end]) {
-            i = end;
-            continue;
-        }
-        // Extend the run over following non-zero blocks.
-        let mut run_end = end;
-        while run_end < data.len() {
-            let next = (run_end + B).min(data.len());
-            if is_zero(&data[run_end..next]) {
-                break;
-            }
-            run_end = next;
-        }
-        f.write_all_at(&data[i..run_end], offset + i as u64)?;
-        i = run_end;
-    }
-    Ok(())
-}
-
-pub(crate) fn is_zero(data: &[u8]) -> bool {
-    let mut blocks = data.chunks_exact(64);
-    // The fold has no early exit, so it vectorises; `all` stops per block.
-    blocks.all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
-        && blocks.remainder().iter().all(|&b| b == 0)
 }

@@ -119,7 +119,7 @@ pub(super) fn write_marker(root: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> 
 /// temporary, which the next rerun removes). Not for a first run: there a
 /// kill between the two steps would leave a temporary and no marker.
 pub(super) fn replace_marker(root: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
-    let (mut f, tmp) = create_temp(root, OsStr::new(MARKER))?;
+    let (mut f, tmp) = create_temp(root, OsStr::new(MARKER), 0o600)?;
     f.write_all(bytes)?;
     drop(f);
     Ok(nix::fcntl::renameat(root, tmp.as_os_str(), root, MARKER)?)
@@ -157,14 +157,18 @@ fn temp_name(name: &OsStr) -> OsString {
 }
 
 /// Create a new temporary for `name` in `dir`; returns it and its name.
-pub(super) fn create_temp(dir: &OwnedFd, name: &OsStr) -> std::io::Result<(File, OsString)> {
+pub(super) fn create_temp(
+    dir: &OwnedFd,
+    name: &OsStr,
+    mode: u32,
+) -> std::io::Result<(File, OsString)> {
     loop {
         let tmp = temp_name(name);
         match open_at(
             dir,
             &tmp,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
-            0o600,
+            mode,
         ) {
             Ok(f) => return Ok((f, tmp)),
             Err(Errno::EEXIST) => continue,
@@ -219,6 +223,45 @@ pub(super) fn is_restored(st: &FileStat, n: &Node, mode: u32, as_root: bool) -> 
         && (!as_root || (st.st_uid, st.st_gid) == (n.uid, n.gid))
 }
 
+/// A temporary file's name in its directory; removed on drop unless it
+/// was renamed to its final name.
+pub(super) struct Temp<'d> {
+    pub(super) dir: &'d OwnedFd,
+    pub(super) name: Option<std::ffi::OsString>,
+}
+
+impl Temp<'_> {
+    /// Rename the temporary to `to` in the same directory, replacing a
+    /// file or link of that name (never a directory).
+    pub(super) fn rename_to(&mut self, to: &OsStr) -> std::io::Result<()> {
+        let Some(from) = self.name.as_deref() else {
+            return Ok(());
+        };
+        match nix::fcntl::renameat(self.dir, from, self.dir, to) {
+            Ok(()) => {
+                self.name = None;
+                Ok(())
+            }
+            Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST) => Err(std::io::Error::other(
+                "a directory of that name is in the way (a restore does not remove directories)",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.name.take() {
+            let _ = nix::unistd::unlinkat(
+                self.dir,
+                n.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,8 +312,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let r = root(d.path());
         let long = OsString::from("n".repeat(255));
-        let (_f1, t1) = create_temp(&r, &long).unwrap();
-        let (_f2, t2) = create_temp(&r, &long).unwrap();
+        let (_f1, t1) = create_temp(&r, &long, 0o600).unwrap();
+        let (_f2, t2) = create_temp(&r, &long, 0o600).unwrap();
         assert_ne!(t1, t2);
         assert!(t1.len() <= 255 && t1.as_bytes().starts_with(TEMP_PREFIX));
         fs::create_dir(d.path().join(".arca-tmp-a-dir")).unwrap();
