@@ -9,7 +9,10 @@
 //!
 //! Incremental: a regular file whose (size, mtime, ctime, inode) equal those
 //! of the same path in the parent snapshot is not read; its chunk list is
-//! reused. Unchanged directories produce identical tree blobs, which dedup.
+//! reused. A directory whose entries all equal the parent's (same names,
+//! metadata, chunk lists and subtrees) would encode to the parent's tree
+//! blob byte for byte: the parent's tree id is taken as it is, without
+//! encoding, hashing or storing it again.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
