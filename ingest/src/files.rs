@@ -9,12 +9,16 @@
 //!
 //! Incremental: a regular file whose (size, mtime, ctime, inode) equal those
 //! of the same path in the parent snapshot is not read; its chunk list is
-//! reused. Unchanged directories produce identical tree blobs, which dedup.
+//! reused. A directory whose entries all equal the parent's (same names,
+//! metadata, chunk lists and subtrees) would encode to the parent's tree
+//! blob byte for byte: the parent's tree id is taken as it is, without
+//! encoding, hashing or storing it again.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +47,10 @@ enum Event {
     Entry(Node, Vec<PendingChunk>),
     Enter(Node),
     Leave,
+    /// Like `Leave`, for a directory whose tree is the parent snapshot's
+    /// (same entries, every one equal): its id and encoded length, reused
+    /// as they are instead of encoding and storing the same bytes again.
+    Same(ChunkId, usize),
 }
 
 /// Back up the directory `root` into a new snapshot, with a metadata
@@ -79,7 +87,7 @@ pub fn backup_with(
         Some(p) if !p.is_image() && !p.manifest.tree.is_empty() => {
             let id = ChunkId::from_slice(&p.manifest.tree)?;
             session.add_root(id);
-            Some(ds.read_tree(&id)?)
+            Some((id, ds.read_tree(&id)?))
         }
         _ => None,
     };
@@ -111,7 +119,14 @@ pub fn backup_with(
     };
     let (walk_result, assembled) = std::thread::scope(|scope| {
         let assembler = scope.spawn(|| assemble(&session, &rx));
-        let r = walker.walk_dir(root, &md, None, parent_tree.as_ref());
+        let r = walker
+            .walk_dir(
+                root,
+                &md,
+                None,
+                parent_tree.as_ref().map(|(id, t)| (*id, t)),
+            )
+            .map(|_| ());
         // Closing the channel lets the assembler finish.
         drop(std::mem::replace(&mut walker.tx, bounded(0).0));
         let a = assembler
@@ -260,12 +275,12 @@ fn read_xattrs(path: &Path) -> Vec<Xattr> {
 
 /// Extended attributes: taken from the parent snapshot when the inode's
 /// ctime has not moved (setting an xattr updates ctime), else read.
-fn xattrs_for(path: &Path, node: &Node, old: Option<&Node>) -> Vec<Xattr> {
+fn xattrs_for(path: impl FnOnce() -> PathBuf, node: &Node, old: Option<&Node>) -> Vec<Xattr> {
     match old {
         Some(o) if o.kind == node.kind && o.inode == node.inode && o.ctime_ns == node.ctime_ns => {
             o.xattrs.clone()
         }
-        _ => read_xattrs(path),
+        _ => read_xattrs(&path()),
     }
 }
 
@@ -352,42 +367,56 @@ impl Walker<'_> {
             .map_err(|_| Error::Poisoned("tree assembler stopped".into()))
     }
 
+    /// Walk `dir`, whose tree in the parent snapshot is `parent` (its id and
+    /// contents). Returns whether the directory's node, subtree included,
+    /// equals `old_node`: then the parent's directory holds it unchanged.
     fn walk_dir(
         &mut self,
         dir: &Path,
         md: &Metadata,
         old_node: Option<&Node>,
-        parent: Option<&Tree>,
-    ) -> Result<()> {
+        parent: Option<(ChunkId, &Tree)>,
+    ) -> Result<bool> {
         self.progress.check_cancel()?;
         let name = dir
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default();
         let mut node = node_from_metadata(&name, md);
-        node.xattrs = xattrs_for(dir, &node, old_node);
+        node.xattrs = xattrs_for(|| dir.to_path_buf(), &node, old_node);
+        // The node as the parent has it, its subtree aside (set on `Leave`).
+        let node_same = old_node.is_some_and(|o| {
+            node.subtree.clone_from(&o.subtree);
+            let same = node == *o;
+            node.subtree.clear();
+            same
+        });
         self.stats.dirs += 1;
         self.send(Event::Enter(node))?;
+        let (parent_id, parent) = match parent {
+            Some((id, t)) => (Some(id), Some(t)),
+            None => (None, None),
+        };
         let mut stated = match self.prefetch.take(dir) {
             // The read-ahead listed and stat-ed it already (warm caches:
             // it runs ahead), so nothing is listed or stat-ed twice.
             Some(l) => l
                 .into_iter()
-                .map(|(name, path, md)| (name.as_bytes().to_vec(), path, md))
+                .map(|(name, md)| (name.into_vec(), md))
                 .collect(),
             None => self.list_dir(dir),
         };
         stated.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let listed: Vec<_> = stated
             .into_iter()
-            .map(|(name, path, md)| {
+            .map(|(name, md)| {
                 let old = parent.and_then(|t| {
                     t.nodes
                         .binary_search_by(|n| n.name.as_slice().cmp(&name))
                         .ok()
                         .map(|i| &t.nodes[i])
                 });
-                (name, path, md, old)
+                (name, md, old)
             })
             .collect();
         // Files of this directory that will be read, for the read-ahead.
@@ -395,65 +424,96 @@ impl Walker<'_> {
             files: listed
                 .iter()
                 .enumerate()
-                .filter(|(_, (_, _, md, old))| {
+                .filter(|(_, (_, md, old))| {
                     md.is_file() && !old.is_some_and(|o| unchanged(&node_from_metadata(b"", md), o))
                 })
-                .map(|(i, (_, path, md, _))| (i, md.len(), path.clone()))
+                .map(|(i, (name, md, _))| (i, md.len(), dir.join(OsStr::from_bytes(name))))
                 .collect(),
             ..Default::default()
         };
-        for (i, (name, path, md, old)) in listed.into_iter().enumerate() {
+        // The tree comes out byte for byte the parent's when it has as many
+        // entries, each equal to the parent's of the same name (both sorted
+        // by name), and the same format version.
+        let mut tree_same = parent.is_some_and(|t| {
+            t.version == arca_repo::format::STRUCT_VERSION && t.nodes.len() == listed.len()
+        });
+        for (i, (name, md, old)) in listed.into_iter().enumerate() {
             ahead.advance(i);
             if md.is_dir() {
+                let path = dir.join(OsStr::from_bytes(&name));
                 let sub = match old {
                     Some(o) if o.kind == node_kind::DIR => ChunkId::from_slice(&o.subtree)
-                        .and_then(|id| self.session.datastore().read_tree(&id))
+                        .and_then(|id| Ok((id, self.session.datastore().read_tree(&id)?)))
                         .ok(),
                     _ => None,
                 };
-                self.walk_dir(&path, &md, old, sub.as_ref())?;
+                let same = self.walk_dir(&path, &md, old, sub.as_ref().map(|(id, t)| (*id, t)))?;
+                tree_same &= same;
                 continue;
             }
-            if let Err(e) = self.entry(&name, &path, &md, old) {
-                if matches!(e, Error::Io { .. }) {
+            match self.entry(&name, dir, &md, old) {
+                Ok(same) => tree_same &= same,
+                Err(e) if matches!(e, Error::Io { .. }) => {
+                    tree_same = false;
+                    let path = dir.join(OsStr::from_bytes(&name));
                     self.warnings.push(format!("{}: {e}", path.display()));
-                } else {
-                    return Err(e);
                 }
+                Err(e) => return Err(e),
             }
         }
-        self.send(Event::Leave)
+        match (parent_id, parent) {
+            (Some(id), Some(t)) if tree_same => {
+                self.send(Event::Same(id, prost::Message::encoded_len(t)))?;
+                Ok(node_same)
+            }
+            _ => {
+                self.send(Event::Leave)?;
+                Ok(false)
+            }
+        }
     }
 
     /// The entries of `dir` with their `lstat`; what cannot be read
     /// becomes a warning.
-    fn list_dir(&mut self, dir: &Path) -> Vec<(Vec<u8>, std::path::PathBuf, Metadata)> {
-        let entries: Vec<(Vec<u8>, std::path::PathBuf)> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| match e {
-                    Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
-                    Err(e) => {
-                        self.warnings.push(format!("{}: {e}", dir.display()));
-                        None
-                    }
-                })
-                .collect(),
+    fn list_dir(&mut self, dir: &Path) -> Vec<(Vec<u8>, Metadata)> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
             Err(e) => {
                 self.warnings.push(format!("{}: {e}", dir.display()));
-                Vec::new()
+                return Vec::new();
             }
         };
-        let mut out = Vec::with_capacity(entries.len());
-        for (name, path) in entries {
-            match fs::symlink_metadata(&path) {
-                Ok(md) => out.push((name, path, md)),
-                Err(e) => self.warnings.push(format!("{}: {e}", path.display())),
+        let mut out = Vec::new();
+        for e in rd {
+            let e = match e {
+                Ok(e) => e,
+                Err(e) => {
+                    self.warnings.push(format!("{}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            // `lstat` relative to the open directory (`fstatat`): one name
+            // looked up, not the whole path.
+            match e.metadata() {
+                Ok(md) => out.push((e.file_name().into_vec(), md)),
+                Err(err) => self.warnings.push(format!("{}: {err}", e.path().display())),
             }
         }
         out
     }
 
-    fn entry(&mut self, name: &[u8], path: &Path, md: &Metadata, old: Option<&Node>) -> Result<()> {
+    /// Back up the entry `name` of `dir`, other than a directory. Returns
+    /// whether its node equals `old` (the parent snapshot's), content
+    /// included.
+    fn entry(
+        &mut self,
+        name: &[u8],
+        dir: &Path,
+        md: &Metadata,
+        old: Option<&Node>,
+    ) -> Result<bool> {
+        // The path only for what needs one (an unchanged entry does not).
+        let path = || dir.join(OsStr::from_bytes(name));
         let mut node = node_from_metadata(name, md);
         node.xattrs = xattrs_for(path, &node, old);
         let mut content = Vec::new();
@@ -461,7 +521,7 @@ impl Walker<'_> {
             node_kind::SYMLINK => {
                 node.link_target = match old {
                     Some(o) if same_link(&node, md, o) => o.link_target.clone(),
-                    _ => fs::read_link(path)
+                    _ => fs::read_link(path())
                         .map_err(|e| Error::io("readlink", e))?
                         .as_os_str()
                         .as_bytes()
@@ -482,17 +542,21 @@ impl Walker<'_> {
                 };
                 match old {
                     Some(o) if reusable(o) => {
+                        // The parent's chunk list as it is, once every id
+                        // in it is known to be one.
                         for c in &o.content {
-                            content.push(PendingChunk::Ready(ChunkId::from_slice(c)?));
+                            ChunkId::from_slice(c)?;
                         }
+                        node.content.clone_from(&o.content);
                         self.progress.add(node.size);
                     }
                     _ => {
+                        let path = path();
                         let f = File::options()
                             .read(true)
                             .custom_flags(libc::O_NOATIME)
-                            .open(path)
-                            .or_else(|_| File::open(path))
+                            .open(&path)
+                            .or_else(|_| File::open(&path))
                             .map_err(|e| Error::io("open", e))?;
                         let (session, progress) = (self.session, self.progress);
                         let n = self.chunker.chunk(f, |chunk| {
@@ -509,7 +573,11 @@ impl Walker<'_> {
             }
             _ => {}
         }
-        self.send(Event::Entry(node, content))
+        // A file read again has its chunks pending: not compared (a tree
+        // holding it is encoded and stored, which dedups if it is the same).
+        let same = content.is_empty() && old.is_some_and(|o| node == *o);
+        self.send(Event::Entry(node, content))?;
+        Ok(same)
     }
 }
 
@@ -548,26 +616,36 @@ fn assemble(
                 for p in content {
                     node.content.push(p.wait()?.0.to_vec());
                 }
-                let mut p = path.clone();
-                if !p.is_empty() {
-                    p.push(b'/');
+                // The entry's path built on the directory's, then cut back.
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push(b'/');
                 }
-                p.extend_from_slice(&node.name);
-                catalog.push(session, entry(&p, &node))?;
+                path.extend_from_slice(&node.name);
+                catalog.push(session, entry(&path, &node))?;
+                path.truncate(len);
                 if let Some((_, children)) = stack.last_mut() {
                     children.push(node);
                 }
             }
-            Event::Leave => {
+            Event::Leave | Event::Same(..) => {
                 let (mut dir, children) = stack
                     .pop()
                     .ok_or_else(|| Error::Poisoned("unbalanced tree events".into()))?;
                 path.truncate(path_lens.pop().unwrap_or(0));
-                let tree = Tree {
-                    version: arca_repo::format::STRUCT_VERSION,
-                    nodes: children,
+                let id = match ev {
+                    Event::Same(id, len) => {
+                        session.reuse(id, len)?;
+                        id
+                    }
+                    _ => {
+                        let tree = Tree {
+                            version: arca_repo::format::STRUCT_VERSION,
+                            nodes: children,
+                        };
+                        session.store(BlobKind::Tree, &prost::Message::encode_to_vec(&tree))?
+                    }
                 };
-                let id = session.store(BlobKind::Tree, &prost::Message::encode_to_vec(&tree))?;
                 dir.subtree = id.0.to_vec();
                 match stack.last_mut() {
                     Some((_, siblings)) => siblings.push(dir),

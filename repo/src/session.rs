@@ -201,6 +201,27 @@ impl BackupSession {
             .push(id);
     }
 
+    /// Count a blob this session references again as it is, known to be
+    /// stored under a root registered with [`add_root`](Self::add_root)
+    /// (a parent's unchanged tree, `len` plaintext bytes): what [`store`]
+    /// of the same bytes would record, without encoding, hashing or an
+    /// index lookup.
+    ///
+    /// [`store`]: Self::store
+    pub fn reuse(&self, id: ChunkId, len: usize) -> Result<()> {
+        self.shared.check()?;
+        let c = &self.shared.counters;
+        c.chunks_total.fetch_add(1, Ordering::Relaxed);
+        c.bytes_submitted.fetch_add(len as u64, Ordering::Relaxed);
+        let _g = self.ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .referenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        Ok(())
+    }
+
     /// Queue a chunk for hashing and storing; returns immediately unless the
     /// pipeline is full.
     pub fn submit(&self, kind: BlobKind, data: Vec<u8>) -> Result<PendingChunk> {
