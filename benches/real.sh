@@ -114,17 +114,33 @@ real_backup() { # TOOL SET OP SRC
     esac
 }
 
+# real_rm DIR...: delete restore outputs, write the deletion back (sync)
+# and note when, for real_restore's warm runs.
+REAL_LAST_RM=0
+real_rm() {
+    rm -rf "$@"
+    sync
+    REAL_LAST_RM=$(date +%s)
+}
+
 real_restore() { # TOOL SET OP SRC (OP restore-cold drops the page cache, restore-warm not)
     local tool=$1 set=$2 op=$3 src=$4 repo=$REPOS/real-$1-$2 bytes target root warm=0
     bytes=$(sum_sizes "$src")
     target=$RESTORE/real-$tool-$set-$op
     [ "$op" = restore-warm ] && warm=1
-    rm -rf "$target"
-    # The deletion's dirty inodes are written back now, not during the
-    # timed restore: ext4's inode allocation otherwise walks the recently
-    # deleted ones (17-20 s of system time for Arca and cp -a alike,
-    # against 4-6 s after a sync; docs/decisions.md).
-    sync
+    real_rm "$target"
+    if [ "$warm" = 1 ]; then
+        # ext4 without a journal skips inodes deleted less than 60 s ago
+        # when it allocates (300 s while their table block is dirty) as
+        # long as the table block is cached; dropping the caches clears
+        # that for cold runs, a warm run has to wait it out
+        # (docs/benchmarks/2026-12-03-trestore.md).
+        local wait=$((REAL_LAST_RM + 65 - $(date +%s)))
+        if [ "$wait" -gt 0 ]; then
+            log "waiting ${wait}s after the last deletion before a warm restore"
+            sleep "$wait"
+        fi
+    fi
     mkdir -p "$target"
     root=$target
     case $tool in
@@ -220,7 +236,7 @@ run_real() {
         for tool in $REAL_TOOLS tar; do
             real_restore "$tool" "$set" restore-cold "$src"
             if [ "$REAL_WARM" = 1 ]; then real_restore "$tool" "$set" restore-warm "$src"; fi
-            rm -rf "$RESTORE"/real-"$tool"-"$set"-*
+            real_rm "$RESTORE"/real-"$tool"-"$set"-*
         done
     done
     if [[ " $REAL_SETS " == *" image "* ]]; then
