@@ -105,6 +105,7 @@ pub fn backup_with(
         chunker: Chunker::new(&ds.config().chunker, ds.keys().chunker_seed()),
         progress,
         prefetch,
+        preopened: None,
         total_final: false,
         tx,
         warnings: Vec::new(),
@@ -188,6 +189,8 @@ struct Walker<'a> {
     tx: crossbeam_channel::Sender<Event>,
     warnings: Vec<String>,
     stats: Stats,
+    /// The descriptor the read-ahead opened for the entry being stored.
+    preopened: Option<File>,
     quarantined: std::collections::HashSet<ChunkId>,
 }
 
@@ -313,10 +316,17 @@ const READ_AHEAD_FILES: usize = 64;
 /// the current one is chunked. Without it every small file costs one disk
 /// wait, one after another, and the workers starve. The window is bounded
 /// in bytes and files, so the page cache is never flooded.
+///
+/// The descriptor opened for the advice is kept and handed to the walker
+/// ([`ReadAhead::take`]), so that a file is opened once, not twice. At most
+/// `READ_AHEAD_FILES` are open; [`ReadAhead::release`] closes them before
+/// the walker descends into a subdirectory, so that deep trees do not pile
+/// up descriptors (the advice stays in effect after the close).
 #[derive(Default)]
 struct ReadAhead {
-    /// (entry index, size, path) of the files that will be read.
-    files: Vec<(usize, u64, std::path::PathBuf)>,
+    /// (entry index, size, path, descriptor opened for the advice) of the
+    /// files that will be read.
+    files: Vec<(usize, u64, std::path::PathBuf, Option<File>)>,
     /// First file not yet reached by the walker.
     start: usize,
     /// First file not yet advised.
@@ -336,6 +346,7 @@ impl ReadAhead {
             if self.start < self.next {
                 self.window -= Self::cost(self.files[self.start].1);
             }
+            self.files[self.start].3 = None;
             self.start += 1;
         }
         self.next = self.next.max(self.start);
@@ -343,21 +354,47 @@ impl ReadAhead {
             && self.next - self.start < READ_AHEAD_FILES
             && self.window < READ_AHEAD_BYTES
         {
-            let (_, size, path) = &self.files[self.next];
+            let (_, size, path, file) = &mut self.files[self.next];
             // Advice only: a file that cannot be opened here fails later,
             // when it is read, with a proper warning.
-            if let Ok(f) = File::open(path) {
+            if let Ok(f) = open_for_read(path) {
                 let _ = nix::fcntl::posix_fadvise(
                     &f,
                     0,
                     Self::cost(*size) as i64,
                     nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
                 );
+                *file = Some(f);
             }
             self.window += Self::cost(*size);
             self.next += 1;
         }
     }
+
+    /// The descriptor opened for entry `entry` (after `advance(entry)`).
+    fn take(&mut self, entry: usize) -> Option<File> {
+        match self.files.get_mut(self.start) {
+            Some((i, _, _, file)) if *i == entry => file.take(),
+            _ => None,
+        }
+    }
+
+    /// Close every descriptor held (the files are opened again when read).
+    fn release(&mut self) {
+        for (_, _, _, file) in &mut self.files {
+            *file = None;
+        }
+    }
+}
+
+/// Open a file to read its content, without updating its atime when the
+/// kernel allows it (the owner or root).
+fn open_for_read(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+        .or_else(|_| File::open(path))
 }
 
 impl Walker<'_> {
@@ -427,7 +464,7 @@ impl Walker<'_> {
                 .filter(|(_, (_, md, old))| {
                     md.is_file() && !old.is_some_and(|o| unchanged(&node_from_metadata(b"", md), o))
                 })
-                .map(|(i, (name, md, _))| (i, md.len(), dir.join(OsStr::from_bytes(name))))
+                .map(|(i, (name, md, _))| (i, md.len(), dir.join(OsStr::from_bytes(name)), None))
                 .collect(),
             ..Default::default()
         };
@@ -447,11 +484,15 @@ impl Walker<'_> {
                         .ok(),
                     _ => None,
                 };
+                ahead.release();
                 let same = self.walk_dir(&path, &md, old, sub.as_ref().map(|(id, t)| (*id, t)))?;
                 tree_same &= same;
                 continue;
             }
-            match self.entry(&name, dir, &md, old) {
+            self.preopened = ahead.take(i);
+            let r = self.entry(&name, dir, &md, old);
+            self.preopened = None;
+            match r {
                 Ok(same) => tree_same &= same,
                 Err(e) if matches!(e, Error::Io { .. }) => {
                     tree_same = false;
@@ -551,13 +592,10 @@ impl Walker<'_> {
                         self.progress.add(node.size);
                     }
                     _ => {
-                        let path = path();
-                        let f = File::options()
-                            .read(true)
-                            .custom_flags(libc::O_NOATIME)
-                            .open(&path)
-                            .or_else(|_| File::open(&path))
-                            .map_err(|e| Error::io("open", e))?;
+                        let f = match self.preopened.take() {
+                            Some(f) => f,
+                            None => open_for_read(&path()).map_err(|e| Error::io("open", e))?,
+                        };
                         let (session, progress) = (self.session, self.progress);
                         let n = self.chunker.chunk(f, |chunk| {
                             progress.check_cancel()?;
@@ -677,6 +715,7 @@ mod tests {
                     2 * k,
                     if k < 5 { 10 * MIB } else { 1024 },
                     format!("/nonexistent/{k}").into(),
+                    None,
                 )
             })
             .collect();
@@ -693,5 +732,42 @@ mod tests {
         assert!(ra.window <= 10 * MIB + READ_AHEAD_FILES as u64 * 1024);
         ra.advance(1000);
         assert_eq!((ra.start, ra.next, ra.window), (100, 100, 0));
+    }
+
+    #[test]
+    fn read_ahead_hands_over_its_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = |ra: &ReadAhead| ra.files.iter().filter(|f| f.3.is_some()).count();
+        // Entries 0..300, all files of 3 bytes.
+        let files: Vec<_> = (0..300)
+            .map(|k| {
+                let p = dir.path().join(format!("f{k}"));
+                std::fs::write(&p, format!("{k:03}")).unwrap();
+                (k, 3, p, None)
+            })
+            .collect();
+        let mut ra = ReadAhead {
+            files,
+            ..Default::default()
+        };
+        ra.advance(0);
+        assert_eq!(held(&ra), READ_AHEAD_FILES);
+        let mut f = ra.take(0).expect("descriptor of entry 0");
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        assert_eq!(s, "000");
+        // Taken once only; another entry's descriptor is not handed out.
+        assert!(ra.take(0).is_none());
+        assert!(ra.take(1).is_none());
+        ra.advance(150);
+        assert!(held(&ra) <= READ_AHEAD_FILES);
+        let mut f = ra.take(150).expect("descriptor of entry 150");
+        s.clear();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        assert_eq!(s, "150");
+        // Passed entries closed theirs; release closes the rest.
+        assert!(ra.files[..150].iter().all(|f| f.3.is_none()));
+        ra.release();
+        assert_eq!(held(&ra), 0);
     }
 }

@@ -66,8 +66,17 @@ impl BlobKind {
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// The level-1 context of the compressibility sample test.
+    static PROBE: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// Output buffer of [`encode`]'s compression, reused from chunk to chunk.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
+
+/// [`SCRATCH`] keeps at most this much capacity between blobs (a chunk of
+/// the default chunker is at most 4 MiB); a larger tree or catalog blob
+/// does not pin its buffer for the thread's lifetime.
+const SCRATCH_KEEP: usize = 8 * 1024 * 1024;
 
 /// Decompress with this thread's reused context (creating a zstd context
 /// per blob costs more than decompressing a small one).
@@ -86,25 +95,39 @@ pub(crate) fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>> {
     })
 }
 
-fn compress(level: i32, data: &[u8]) -> Option<Vec<u8>> {
+/// Compress `data` into `out` (replacing its contents) with this thread's
+/// reused context; true when the result is worth keeping (smaller than the
+/// input by more than 1/64).
+fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> bool {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            match zstd::bulk::Compressor::new(level) {
+                Ok(comp) => *c = Some((level, comp)),
+                Err(_) => return false,
+            }
         }
-        let (_, comp) = c.as_mut()?;
-        // Only keep the compressed form when it is smaller.
+        let Some((_, comp)) = c.as_mut() else {
+            return false;
+        };
+        // Only keep the compressed form when it is smaller: zstd stops
+        // with an error once the output would not fit in `bound`.
         let bound = data.len().saturating_sub(data.len() / 64);
-        let mut out = Vec::with_capacity(bound);
-        match comp.compress_to_buffer(data, &mut out) {
-            Ok(_) if out.len() < bound => Some(out),
-            _ => None,
-        }
+        out.clear();
+        out.reserve(bound);
+        matches!(comp.compress_to_buffer(data, out), Ok(n) if n < bound)
     })
 }
 
+fn compress(level: i32, data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into(level, data, &mut out).then_some(out)
+}
+
 /// Quick test whether compressing is worth it: compress a sample at the
-/// fastest level and keep going only if it shrinks by at least 3%.
+/// fastest level and keep going only if it shrinks by at least 3%. The
+/// level-1 context is kept per thread (creating one per chunk cost more
+/// than the sample's compression).
 fn looks_compressible(data: &[u8]) -> bool {
     const SAMPLE: usize = 32 * 1024;
     if data.len() <= 4 * SAMPLE {
@@ -112,10 +135,22 @@ fn looks_compressible(data: &[u8]) -> bool {
     }
     let mid = data.len() / 2;
     let sample = &data[mid..mid + SAMPLE];
-    match zstd::bulk::compress(sample, 1) {
-        Ok(c) => c.len() < SAMPLE - SAMPLE / 32,
-        Err(_) => true,
-    }
+    PROBE.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.is_none() {
+            match zstd::bulk::Compressor::new(1) {
+                Ok(comp) => *p = Some(comp),
+                Err(_) => return true,
+            }
+        }
+        let Some(comp) = p.as_mut() else {
+            return true;
+        };
+        match comp.compress(sample) {
+            Ok(c) => c.len() < SAMPLE - SAMPLE / 32,
+            Err(_) => true,
+        }
+    })
 }
 
 /// The compressed form of `data` when compressing it is worth it (the rule
@@ -141,22 +176,43 @@ pub fn encode(
         plaintext.len() <= MAX_PLAINTEXT,
         "chunk larger than MAX_PLAINTEXT"
     );
-    let compressed = compress_if_worth(level, plaintext);
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let compressed =
+            looks_compressible(plaintext) && compress_into(level, plaintext, &mut scratch);
+        let payload = if compressed { &scratch[..] } else { plaintext };
+        let out = encode_payload(id, kind, plaintext.len(), compressed, payload, key);
+        if scratch.capacity() > SCRATCH_KEEP {
+            *scratch = Vec::new();
+        }
+        out
+    })
+}
+
+/// The blob of version 1 around `payload` (`plaintext` compressed when
+/// `compressed`) of a plaintext of `plain_len` bytes.
+fn encode_payload(
+    id: &ChunkId,
+    kind: BlobKind,
+    plain_len: usize,
+    compressed: bool,
+    payload: &[u8],
+    key: Option<&SealKey>,
+) -> Vec<u8> {
     let mut flags = 0;
-    if compressed.is_some() {
+    if compressed {
         flags |= FLAG_COMPRESSED;
     }
     if key.is_some() {
         flags |= FLAG_ENCRYPTED;
     }
-    let payload = compressed.as_deref().unwrap_or(plaintext);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 28);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(flags);
     out.push(kind as u8);
     out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&(plaintext.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(plain_len as u32).to_le_bytes());
     match key {
         Some(key) => {
             let mut aad = [0u8; 32 + HEADER_LEN];
