@@ -2,8 +2,6 @@
 //! `arca ls` with ARCA_SERVER list what the same commands list on the
 //! server's datastore directly, in the same format.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::common;
@@ -26,21 +24,7 @@ fn snapshots_and_ls_through_the_server_match_the_local_listing() {
     let token = login(&srv.url, &first_password(&lines));
     let url = srv.url.clone();
     // stdout and the exit code.
-    let arca = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(args)
-            .env("ARCA_SERVER", &url)
-            .env("ARCA_TOKEN", &token)
-            .env_remove("ARCA_DATASTORE")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            err,
-        )
-    };
+    let arca = |args: &[&str]| cli_as(&url, &token, args);
     let ok = |args: &[&str]| {
         let (code, out, err) = arca(args);
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");

@@ -3,8 +3,6 @@
 //! may read (another project's never appear), the same table as `arca
 //! find` on the datastore directly, and bad patterns as 400.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::common::daemon::on_default_datastore;
@@ -40,20 +38,7 @@ fn find_through_the_server_sees_only_the_caller_s_projects() {
     let (srv, lines) = Server::start(&data);
     let admin = login(&srv.url, &first_password(&lines));
     let url = srv.url.clone();
-    let arca = |token: &str, args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(args)
-            .env("ARCA_SERVER", &url)
-            .env("ARCA_TOKEN", token)
-            .env_remove("ARCA_DATASTORE")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let arca = |token: &str, args: &[&str]| cli_as(&url, token, args);
     let ok = |token: &str, args: &[&str]| {
         let (code, out, err) = arca(token, args);
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");

@@ -363,6 +363,23 @@ impl Drop for NodeProc {
     }
 }
 
+/// The CLI through the server at `url` with `token` (no local datastore):
+/// exit code, stdout, stderr.
+pub(crate) fn cli_as(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(args)
+        .env("ARCA_SERVER", url)
+        .env("ARCA_TOKEN", token)
+        .env_remove("ARCA_DATASTORE")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// A server with a second node, "far", in its own `arca node` process,
 /// whose sources may live anywhere in the test's directory; the admin
 /// signed in. For the tests of what the server asks a remote node.
@@ -411,18 +428,7 @@ impl FarNode {
 
     /// The CLI through the server as the admin: exit code, stdout, stderr.
     pub(crate) fn arca(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(args)
-            .env("ARCA_SERVER", &self.url)
-            .env("ARCA_TOKEN", &self.admin)
-            .env_remove("ARCA_DATASTORE")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        cli_as(&self.url, &self.admin, args)
     }
 
     /// [`FarNode::arca`] that must succeed: stdout and stderr.
