@@ -3,6 +3,8 @@
 //! - [`reader`]: the shared restore-point reader (chunk table, bounded
 //!   chunk cache, parallel fetch and read-ahead, holes without I/O).
 //! - [`nbd`]: image restore points as NBD exports.
+//! - [`tree`]: the read-only file tree of every restore point (files
+//!   inside images too), for downloads, S3 and NFS.
 //!
 //! [`DatastoreExports`] names every image restore point of a datastore by
 //! its full snapshot id, and `<SOURCE>/latest` the newest of a source.
@@ -12,6 +14,7 @@ pub mod iscsi;
 pub mod nbd;
 pub mod overlay;
 pub mod reader;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
