@@ -81,10 +81,16 @@ pub struct Runner {
     /// Who this node is, for the datastores' `HELD-BY` note:
     /// (process description, server URL).
     holder: std::sync::OnceLock<(String, String)>,
+    /// Open file trees of restore points (downloads, S3, NFS).
+    trees: std::sync::OnceLock<Arc<arca_frontends::tree::Trees>>,
     running: Mutex<Running>,
     /// Woken when a task ends.
     ended: Condvar,
 }
+
+/// File trees kept open by a node (each holds its restore point's chunk
+/// table or directory cache).
+pub const TREES_OPEN: usize = 64;
 
 /// A task's result, or why it failed.
 type Outcome = Result<TaskResult, String>;
@@ -97,6 +103,7 @@ impl Runner {
             open: Mutex::new(HashMap::new()),
             exports: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
+            trees: std::sync::OnceLock::new(),
             running: Mutex::new(Running::default()),
             ended: Condvar::new(),
         }
@@ -199,6 +206,24 @@ impl Runner {
     /// The node's export host (set once, when the node starts serving).
     pub fn set_exports(&self, host: Arc<ExportHost>) {
         let _ = self.exports.set(host);
+    }
+
+    /// Read file trees through `trees` (set once, when the node starts
+    /// serving; it shares the exports' chunk cache).
+    pub fn set_trees(&self, trees: Arc<arca_frontends::tree::Trees>) {
+        let _ = self.trees.set(trees);
+    }
+
+    /// The node's open file trees: those set by [`Runner::set_trees`], or
+    /// (a runner that serves nothing else) its own, with a 256 MiB chunk
+    /// cache.
+    pub fn trees(&self) -> &Arc<arca_frontends::tree::Trees> {
+        self.trees.get_or_init(|| {
+            Arc::new(arca_frontends::tree::Trees::new(
+                arca_frontends::chunk_cache(256 << 20),
+                TREES_OPEN,
+            ))
+        })
     }
 
     /// The datastore, opened once and kept open (no key derivation and no

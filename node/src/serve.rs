@@ -80,10 +80,15 @@ pub fn start(args: &MountConfig, data_dir: &Path, runner: &Arc<Runner>) -> Resul
         nbd_tls: tls.is_some(),
     };
     let r = runner.clone();
+    let cache = arca_frontends::chunk_cache(args.export_cache_mib.saturating_mul(1 << 20));
+    runner.set_trees(Arc::new(arca_frontends::tree::Trees::new(
+        cache.clone(),
+        crate::runner::TREES_OPEN,
+    )));
     let host = Arc::new(ExportHost::new(
         listeners.clone(),
         data_dir.join("overlays"),
-        arca_frontends::chunk_cache(args.export_cache_mib.saturating_mul(1 << 20)),
+        cache,
         move |d| r.datastore(d),
     ));
     runner.set_exports(host.clone());

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use arca_catalog::{self as catalog, Catalog, NodeId, NodeState};
+use arca_frontends::tree::FileTree;
 use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 use arca_node::browse::TreeError;
@@ -197,9 +198,43 @@ impl Browse for NodeBrowse {
             &ds, &d.name, rps, pattern, limit,
         ))
     }
+
+    fn file_tree(
+        &self,
+        d: &catalog::Datastore,
+        rp: RestorePointId,
+    ) -> Result<Arc<dyn FileTree>, BrowseError> {
+        self.local_file_tree(d, rp)
+    }
 }
 
 impl NodeBrowse {
+    /// The tree of a restore point of a local datastore, kept open by the
+    /// embedded node.
+    fn local_file_tree(
+        &self,
+        d: &catalog::Datastore,
+        rp: RestorePointId,
+    ) -> Result<Arc<dyn FileTree>, BrowseError> {
+        if d.node_id != self.node_id {
+            let node = self
+                .catalog
+                .node(d.node_id)
+                .map(|n| n.name)
+                .unwrap_or_else(|_| d.node_id.to_string());
+            return Err(BrowseError::Conflict(format!(
+                "restore point {} is in datastore {:?} on node {node:?}: its files are read on that node (browse it here; download, S3 and NFS serve the server's own datastores)",
+                rp.short(),
+                d.name
+            )));
+        }
+        let ds = self.open(d)?;
+        self.runner
+            .trees()
+            .get(&ds, &rp.snapshot_id())
+            .map_err(arca_web::browse::tree_error)
+    }
+
     /// The datastore, opened by the embedded node.
     fn open(&self, d: &catalog::Datastore) -> Result<Arc<arca_repo::Datastore>, BrowseError> {
         self.runner

@@ -4,7 +4,10 @@
 //! point's tree (`GET /api/v1/restore-points/{id}/tree`) and finds
 //! entries across restore points (`GET /api/v1/restore-points/search`).
 
+use std::sync::Arc;
+
 use arca_catalog as catalog;
+use arca_frontends::tree::{FileTree, TreeError};
 use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 
@@ -85,4 +88,30 @@ pub trait Browse: Send + Sync {
         pattern: &Pattern,
         limit: u32,
     ) -> Result<api::SearchResult, BrowseError>;
+
+    /// The read-only file tree of restore point `rp` (files inside disk
+    /// images too), for downloads, S3 and NFS. Opened trees are kept
+    /// (see [`arca_frontends::tree::Trees`]), so calling this per request
+    /// is cheap. A restore point the datastore no longer holds is
+    /// `NotFound`; one on a remote node's datastore is `Conflict` (its
+    /// files are read on that node).
+    fn file_tree(
+        &self,
+        datastore: &catalog::Datastore,
+        rp: RestorePointId,
+    ) -> Result<Arc<dyn FileTree>, BrowseError>;
+}
+
+/// The status a tree error answers with: 400 for a bad path, 404 for a
+/// missing one, 409 for a path of the wrong kind, 500 for data that
+/// cannot be read (damage: not the client's input).
+pub fn tree_error(e: TreeError) -> BrowseError {
+    match e {
+        TreeError::Invalid(m) => BrowseError::Invalid(m),
+        TreeError::NotFound(m) => BrowseError::NotFound(m),
+        TreeError::NotADirectory(m) | TreeError::IsADirectory(m) | TreeError::WrongKind(m) => {
+            BrowseError::Conflict(m)
+        }
+        TreeError::Io(m) => BrowseError::Internal(m),
+    }
 }

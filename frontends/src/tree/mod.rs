@@ -322,3 +322,46 @@ impl FileReader for BlockFile {
 
 #[cfg(test)]
 mod tests;
+
+/// The open trees of a process, by snapshot id (a snapshot never
+/// changes, so an open tree stays right): repeated requests for one
+/// restore point (an S3 listing, NFS lookups, a download's ranges) do not
+/// load its snapshot, chunk table and file systems again. At most
+/// `max_open` trees are kept, the least recently used dropped first.
+pub struct Trees {
+    cache: Arc<ChunkCache>,
+    open: quick_cache::sync::Cache<arca_repo::SnapshotId, Arc<dyn FileTree>>,
+}
+
+impl Trees {
+    pub fn new(cache: Arc<ChunkCache>, max_open: usize) -> Trees {
+        Trees {
+            cache,
+            open: quick_cache::sync::Cache::new(max_open.max(1)),
+        }
+    }
+
+    /// The chunk cache the trees read through.
+    pub fn chunk_cache(&self) -> &Arc<ChunkCache> {
+        &self.cache
+    }
+
+    /// The tree of snapshot `id` of `ds`. A snapshot that is not in `ds`
+    /// is `NotFound`.
+    pub fn get(
+        &self,
+        ds: &Arc<Datastore>,
+        id: &arca_repo::SnapshotId,
+    ) -> Result<Arc<dyn FileTree>> {
+        self.open.get_or_insert_with(id, || {
+            let snap = ds.load_snapshot(id).map_err(|e| match e {
+                arca_repo::Error::NotFound(_) => TreeError::NotFound(format!(
+                    "restore point {} is not in the datastore",
+                    id.short()
+                )),
+                e => TreeError::Io(format!("restore point {}: {e}", id.short())),
+            })?;
+            open_tree(ds.clone(), &snap, self.cache.clone())
+        })
+    }
+}

@@ -93,6 +93,15 @@ impl Browse for Fake {
         }
         Ok(out)
     }
+
+    /// The Fake has no datastore: no file trees.
+    fn file_tree(
+        &self,
+        _: &catalog::Datastore,
+        rp: RestorePointId,
+    ) -> Result<std::sync::Arc<dyn arca_frontends::tree::FileTree>, BrowseError> {
+        Err(BrowseError::Conflict(format!("no files in {}", rp.short())))
+    }
 }
 
 pub(crate) fn add(c: &catalog::Catalog, first: &str, kind: SourceKind) -> String {
