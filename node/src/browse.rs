@@ -1,8 +1,15 @@
-//! Browsing a tree snapshot: one directory level or everything below a
+//! Browsing a restore point: one directory level or everything below a
 //! path, a page at a time, as [`api::TreeEntry`]s. The server's
 //! `GET /api/v1/restore-points/{id}/tree` and the local `arca ls` both
-//! list through [`tree`], so they show the same entries.
+//! list through [`tree`], so they show the same entries. A tree restore
+//! point is listed from its stored trees (in name order); an image
+//! restore point through its file tree ([`arca_frontends::tree`]:
+//! `disk.img`, the partitions and their file systems, in the file
+//! systems' order) by [`file_tree_page`].
 
+use std::sync::Arc;
+
+use arca_frontends::tree::{self as ft, FileTree, Trees};
 use arca_model::api;
 use arca_repo::format::{node_kind, Node};
 use arca_repo::{ChunkId, Datastore, Snapshot};
@@ -18,6 +25,9 @@ pub enum TreeError {
     Image,
     /// Reading the datastore failed.
     Datastore(arca_repo::Error),
+    /// Reading an image's file tree failed (a damaged file system, a
+    /// damaged chunk).
+    Io(String),
 }
 
 impl std::fmt::Display for TreeError {
@@ -28,6 +38,7 @@ impl std::fmt::Display for TreeError {
                 "an image restore point has disks, not files (browse of image restore points comes with file access)",
             ),
             TreeError::Datastore(e) => write!(f, "{e}"),
+            TreeError::Io(m) => f.write_str(m),
         }
     }
 }
@@ -37,6 +48,19 @@ impl std::error::Error for TreeError {}
 impl From<arca_repo::Error> for TreeError {
     fn from(e: arca_repo::Error) -> Self {
         TreeError::Datastore(e)
+    }
+}
+
+impl From<ft::TreeError> for TreeError {
+    fn from(e: ft::TreeError) -> Self {
+        match e {
+            ft::TreeError::Invalid(m) => TreeError::Invalid(m),
+            // As for a stored tree: a path through a file is not there.
+            ft::TreeError::NotFound(m) | ft::TreeError::NotADirectory(m) => TreeError::NotFound(m),
+            ft::TreeError::IsADirectory(m) | ft::TreeError::WrongKind(m) | ft::TreeError::Io(m) => {
+                TreeError::Io(m)
+            }
+        }
     }
 }
 
@@ -68,9 +92,11 @@ pub fn components(path: &str) -> Result<Vec<&str>, TreeError> {
 /// directory (all its descendants, depth first, when `recursive`), or the
 /// file itself when `path` names one. Entries are in name order (bytewise)
 /// within a directory; `offset` skips that many, at most `limit` are
-/// returned.
+/// returned. An image restore point is listed through its file tree,
+/// kept open in `trees`.
 pub fn tree(
-    ds: &Datastore,
+    ds: &Arc<Datastore>,
+    trees: &Trees,
     snap: &Snapshot,
     path: &str,
     recursive: bool,
@@ -78,7 +104,9 @@ pub fn tree(
     limit: u32,
 ) -> Result<api::TreePage, TreeError> {
     if snap.is_image() {
-        return Err(TreeError::Image);
+        components(path)?;
+        let t = trees.get(ds, &snap.id)?;
+        return file_tree_page(t.as_ref(), path, recursive, offset, limit);
     }
     let parts = components(path)?;
     let shown = parts.join("/");
@@ -129,6 +157,138 @@ pub fn tree(
         path: shown,
         entries: page.entries,
         next_offset,
+    })
+}
+
+/// [`tree`] of any file tree: entries within a directory in the tree's
+/// order. Directories are read [`DIR_BATCH`] entries at a time, so a
+/// page of a huge directory does not hold all of it.
+pub fn file_tree_page(
+    t: &dyn FileTree,
+    path: &str,
+    recursive: bool,
+    offset: u64,
+    limit: u32,
+) -> Result<api::TreePage, TreeError> {
+    let p = ft::TreePath::parse(path)?;
+    let shown = p.to_string();
+    let attr = t.stat(&p)?;
+    if attr.kind != ft::Kind::Dir {
+        let entries = if offset == 0 && limit > 0 {
+            vec![file_tree_entry(t, &p, &attr)?]
+        } else {
+            Vec::new()
+        };
+        return Ok(api::TreePage {
+            path: shown,
+            entries,
+            next_offset: None,
+        });
+    }
+    let mut skip = offset;
+    let mut entries = Vec::new();
+    let mut more = false;
+    let mut walk = TreeWalk::new(p);
+    while let Some((path, attr)) = walk.next(t, recursive)? {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if entries.len() >= limit as usize {
+            more = true;
+            break;
+        }
+        entries.push(file_tree_entry(t, &path, &attr)?);
+    }
+    let next_offset = more.then(|| offset + entries.len() as u64);
+    Ok(api::TreePage {
+        path: shown,
+        entries,
+        next_offset,
+    })
+}
+
+/// Entries read from a directory of a file tree at a time.
+pub const DIR_BATCH: usize = 256;
+
+/// A depth-first walk of a file tree below a directory: each entry with
+/// its path, a directory before what it holds. Reads [`DIR_BATCH`]
+/// entries of a directory at a time; the stack is as deep as the tree.
+pub struct TreeWalk {
+    /// Directories being walked: path, position of the next batch, and
+    /// the entries read but not handed out yet.
+    stack: Vec<(ft::TreePath, u64, std::collections::VecDeque<ft::Entry>)>,
+}
+
+impl TreeWalk {
+    /// A walk of the directory `dir`.
+    pub fn new(dir: ft::TreePath) -> Self {
+        TreeWalk {
+            stack: vec![(dir, 0, Default::default())],
+        }
+    }
+
+    /// The next entry; with `descend`, a directory's entries follow it.
+    /// None when the walk is over.
+    pub fn next(
+        &mut self,
+        t: &dyn FileTree,
+        descend: bool,
+    ) -> Result<Option<(ft::TreePath, ft::Attr)>, TreeError> {
+        while let Some((dir, pos, buf)) = self.stack.last_mut() {
+            if buf.is_empty() {
+                t.read_dir(dir, *pos, &mut |e| {
+                    buf.push_back(e);
+                    buf.len() < DIR_BATCH
+                })?;
+                *pos += buf.len() as u64;
+            }
+            let Some(e) = buf.pop_front() else {
+                self.stack.pop();
+                continue;
+            };
+            // A name that cannot be a component ('/') is not listed.
+            let Ok(path) = dir.join(&e.name) else {
+                continue;
+            };
+            if descend && e.attr.kind == ft::Kind::Dir {
+                self.stack.push((path.clone(), 0, Default::default()));
+            }
+            return Ok(Some((path, e.attr)));
+        }
+        Ok(None)
+    }
+}
+
+/// The API's entry of `path` in a file tree.
+fn file_tree_entry(
+    t: &dyn FileTree,
+    path: &ft::TreePath,
+    a: &ft::Attr,
+) -> Result<api::TreeEntry, TreeError> {
+    use api::TreeEntryKind as K;
+    let link_target = match a.kind {
+        ft::Kind::Symlink => Some(String::from_utf8_lossy(&t.read_link(path)?).into_owned()),
+        _ => None,
+    };
+    Ok(api::TreeEntry {
+        path: path.to_string(),
+        name: String::from_utf8_lossy(path.name().unwrap_or_default()).into_owned(),
+        kind: match a.kind {
+            ft::Kind::File => K::File,
+            ft::Kind::Dir => K::Dir,
+            ft::Kind::Symlink => K::Symlink,
+            ft::Kind::Fifo => K::Fifo,
+            ft::Kind::CharDevice => K::Chardev,
+            ft::Kind::BlockDevice => K::Blockdev,
+            ft::Kind::Socket => K::Socket,
+        },
+        size: a.size,
+        mode: a.mode,
+        mtime: a.mtime_ns.div_euclid(1_000_000_000),
+        uid: a.uid,
+        gid: a.gid,
+        link_target,
     })
 }
 

@@ -168,13 +168,22 @@ fn tree(
         ),
         e => internal(format!("restore point {}: {e}", rp.short())),
     })?;
-    let mut page = crate::browse::tree(&ds, &snap, &q.path, q.recursive, q.offset, q.limit)
-        .map_err(|e| match e {
-            TreeError::Invalid(m) => QueryError::new(QueryErrorCode::Invalid, m),
-            TreeError::NotFound(m) => QueryError::new(QueryErrorCode::NotFound, m),
-            e @ TreeError::Image => QueryError::new(QueryErrorCode::Conflict, e.to_string()),
-            TreeError::Datastore(e) => internal(e.to_string()),
-        })?;
+    let mut page = crate::browse::tree(
+        &ds,
+        runner.trees(),
+        &snap,
+        &q.path,
+        q.recursive,
+        q.offset,
+        q.limit,
+    )
+    .map_err(|e| match e {
+        TreeError::Invalid(m) => QueryError::new(QueryErrorCode::Invalid, m),
+        TreeError::NotFound(m) => QueryError::new(QueryErrorCode::NotFound, m),
+        e @ TreeError::Image => QueryError::new(QueryErrorCode::Conflict, e.to_string()),
+        TreeError::Datastore(e) => internal(e.to_string()),
+        TreeError::Io(m) => internal(m),
+    })?;
     fit(&mut page, q.offset, MAX_ANSWER_BYTES);
     Ok(page)
 }

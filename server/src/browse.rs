@@ -180,7 +180,16 @@ impl Browse for NodeBrowse {
             )),
             e => BrowseError::Internal(format!("restore point {}: {e}", rp.short())),
         })?;
-        arca_node::browse::tree(&ds, &snap, path, recursive, offset, limit).map_err(map)
+        arca_node::browse::tree(
+            &ds,
+            self.runner.trees(),
+            &snap,
+            path,
+            recursive,
+            offset,
+            limit,
+        )
+        .map_err(map)
     }
 
     fn find(
@@ -253,6 +262,7 @@ fn map(e: TreeError) -> BrowseError {
         TreeError::NotFound(m) => BrowseError::NotFound(m),
         e @ TreeError::Image => BrowseError::Conflict(e.to_string()),
         TreeError::Datastore(e) => BrowseError::Internal(e.to_string()),
+        TreeError::Io(m) => BrowseError::Internal(m),
     }
 }
 

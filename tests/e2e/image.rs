@@ -48,8 +48,12 @@ fn image_roundtrip_and_incrementals() {
         "holes not preserved: {} blocks",
         md.blocks()
     );
+    // `ls` shows the image's file tree; the disks are in `snapshots`.
     let ls = env.json(&["ls", "latest"]);
-    assert_eq!(ls[0]["holes"], SIZE / BLOCK / 4);
+    assert_eq!(ls["entries"][0]["path"], "disk.img", "{ls}");
+    assert_eq!(ls["entries"][0]["size"], SIZE, "{ls}");
+    let snaps = env.json(&["snapshots"]);
+    assert_eq!(snaps[0]["disks"][0]["holes"], SIZE / BLOCK / 4);
 
     // Unchanged: < 1 % added.
     let b2 = env.json(&["backup", "image", img.to_str().unwrap(), "--source", "vm1"]);

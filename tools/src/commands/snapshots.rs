@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use arca_repo::Snapshot;
 use serde_json::json;
 
-use super::shared::{human, open, open_for_deletion, print_json, resolve};
+use super::shared::{open, open_for_deletion, print_json, resolve};
 use crate::listing::{self, SnapshotFilter};
 use crate::Cli;
 
@@ -156,24 +156,12 @@ fn hex_of(b: &[u8]) -> String {
 pub(super) fn ls(cli: &Cli, req: &listing::LsRequest) -> Result<u8> {
     let ds = open(cli, true)?;
     let snap = resolve(&ds, req.snapshot, req.source)?;
-    if snap.is_image() {
-        let disks: Vec<_> = snap.manifest.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes})).collect();
-        if cli.json {
-            print_json(json!(disks));
-        } else {
-            for d in &snap.manifest.disks {
-                println!(
-                    "disk {} {} ({} bytes, {} KiB blocks, {} holes)",
-                    d.name,
-                    human(d.size),
-                    d.size,
-                    d.chunk_size / 1024,
-                    d.holes
-                );
-            }
-        }
-        return Ok(0);
-    }
-    let page = arca_node::browse::tree(&ds, &snap, req.path, req.recursive, 0, u32::MAX)?;
+    // An image's file tree (`disk.img`, partitions, their file
+    // systems); the disks it holds are in `arca snapshots --json`.
+    let trees = arca_frontends::tree::Trees::new(arca_frontends::chunk_cache(LS_CACHE), 1);
+    let page = arca_node::browse::tree(&ds, &trees, &snap, req.path, req.recursive, 0, u32::MAX)?;
     listing::print_tree(cli.json, &page)
 }
+
+/// Chunk cache of `arca ls` on an image: its file systems' metadata.
+const LS_CACHE: u64 = 64 << 20;

@@ -296,17 +296,21 @@ pub async fn tree(
     s.call(move |s| {
         let rp = restore_point(s, &p, &id)?;
         p.require(Action::Read, Some(rp.project_id))?;
-        if rp.kind == SourceKind::Image {
-            return Err(ApiError::conflict(format!(
-                "restore point {} is an image: it has disks, not files (browse of image restore points comes with file access; export it to read it)",
-                rp.id.short()
-            )));
-        }
-        let b = s.browse.clone().ok_or_else(|| {
-            ApiError::conflict("this server cannot browse restore points")
-        })?;
+        // An image restore point is listed through its file tree
+        // (`disk.img`, partitions, their file systems).
+        let b = s
+            .browse
+            .clone()
+            .ok_or_else(|| ApiError::conflict("this server cannot browse restore points"))?;
         let ds = s.catalog.datastore(rp.datastore_id)?;
-        Ok(Json(b.tree(&ds, rp.id, &path, q.recursive, offset, limit)?))
+        Ok(Json(b.tree(
+            &ds,
+            rp.id,
+            &path,
+            q.recursive,
+            offset,
+            limit,
+        )?))
     })
     .await
 }
