@@ -11,6 +11,8 @@
 //! - [`run`]: the `arca node` loop; [`datadir`]: its data directory.
 //! - [`browse`] and [`find`]: listing a tree restore point, and finding
 //!   entries across restore points.
+//! - [`tree_restore`]: `restore --path` of a file or directory of an
+//!   image restore point's file tree.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
 pub mod browse;
@@ -25,6 +27,7 @@ pub mod run;
 pub mod runner;
 pub mod serve;
 pub mod stop;
+pub mod tree_restore;
 
 pub use arca_proto::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 pub use runner::{Coordinator, Passphrases, Runner, ShutdownReport, INTERRUPTED};

@@ -589,41 +589,19 @@ impl Runner {
         let snap = ds
             .resolve_snapshot(&p.restore_point.to_hex(), None)
             .map_err(|e| e.to_string())?;
-        if snap.is_image() {
-            if subpath.is_some() {
-                return Err("path applies to tree restore points only".into());
-            }
-            let n = arca_ingest::image::restore(&ds, &snap, target, &opts, progress)
-                .map_err(|e| e.to_string())?;
-            Ok(TaskResult::Restore(RestoreResult {
-                restore_point: snap.id.into(),
-                target: target.display().to_string(),
-                bytes: n,
-                tree: None,
-            }))
-        } else {
-            let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
-                .map_err(|e| e.to_string())?;
-            if o.skipped > 0 || o.temporaries_removed > 0 {
-                self.coord.log(
-                    l.task.id,
-                    LogLevel::Info,
-                    &format!(
-                        "resumed an interrupted restore of this restore point: {} file(s) already restored and identical were skipped, {} temporary file(s) removed",
-                        o.skipped, o.temporaries_removed
-                    ),
-                );
-            }
-            if o.devices_skipped > 0 || o.privileges_dropped > 0 {
-                self.coord.log(
-                    l.task.id,
-                    LogLevel::Warn,
-                    &format!(
-                        "special files not restored: {} device node(s) skipped, setuid/setgid bits or capabilities cleared on {} file(s); an admin may restore them with special_files",
-                        o.devices_skipped, o.privileges_dropped
-                    ),
-                );
-            }
+        if let (true, Some(path)) = (snap.is_image(), subpath) {
+            // A file or directory of the image's file tree.
+            let tree = self.trees().get(&ds, &snap.id).map_err(|e| e.to_string())?;
+            let o = crate::tree_restore::restore(
+                tree.as_ref(),
+                &snap.id.to_hex(),
+                path,
+                target,
+                &opts,
+                progress,
+            )
+            .map_err(|e| format!("path {path:?}: {e}"))?;
+            self.log_restore(l, &o);
             Ok(TaskResult::Restore(RestoreResult {
                 restore_point: snap.id.into(),
                 target: target.display().to_string(),
@@ -635,6 +613,55 @@ impl Runner {
                     privileges_dropped: o.privileges_dropped,
                 }),
             }))
+        } else if snap.is_image() {
+            let n = arca_ingest::image::restore(&ds, &snap, target, &opts, progress)
+                .map_err(|e| e.to_string())?;
+            Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: target.display().to_string(),
+                bytes: n,
+                tree: None,
+            }))
+        } else {
+            let o = arca_ingest::restore::restore(&ds, &snap, target, subpath, &opts, progress)
+                .map_err(|e| e.to_string())?;
+            self.log_restore(l, &o);
+            Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: target.display().to_string(),
+                bytes: o.bytes,
+                tree: Some(TreeRestore {
+                    files: o.files,
+                    warnings: o.warnings,
+                    devices_skipped: o.devices_skipped,
+                    privileges_dropped: o.privileges_dropped,
+                }),
+            }))
+        }
+    }
+
+    /// What a file restore's task log says besides its result: a resumed
+    /// run, special files left out.
+    fn log_restore(&self, l: &Leased, o: &arca_ingest::restore::RestoreOutcome) {
+        if o.skipped > 0 || o.temporaries_removed > 0 {
+            self.coord.log(
+                    l.task.id,
+                    LogLevel::Info,
+                    &format!(
+                        "resumed an interrupted restore of this restore point: {} file(s) already restored and identical were skipped, {} temporary file(s) removed",
+                        o.skipped, o.temporaries_removed
+                    ),
+                );
+        }
+        if o.devices_skipped > 0 || o.privileges_dropped > 0 {
+            self.coord.log(
+                    l.task.id,
+                    LogLevel::Warn,
+                    &format!(
+                        "special files not restored: {} device node(s) skipped, setuid/setgid bits or capabilities cleared on {} file(s); an admin may restore them with special_files",
+                        o.devices_skipped, o.privileges_dropped
+                    ),
+                );
         }
     }
 }

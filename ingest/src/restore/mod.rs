@@ -64,7 +64,10 @@ use resume::Marker;
 
 mod beneath;
 pub mod resume;
+mod source;
 mod sparse;
+
+pub use source::{Selection, Source, Stored};
 
 use resume::Temp;
 use sparse::write_sparse_end;
@@ -199,8 +202,35 @@ pub fn restore(
         },
         Ordering::Relaxed,
     );
+    let sel = Selection {
+        restore_point: snapshot.id.to_hex(),
+        path: subpath.map(str::to_string),
+        node,
+        tree,
+    };
+    restore_from(&Stored(ds), sel, target, opts, progress)
+}
+
+/// Restore `sel` read from `src` as [`restore`] does (the same
+/// confinement, `overwrite` and special-file rules, resuming). When
+/// `progress.total` is 0, it is set to the bytes of the files to write
+/// once they are known.
+pub fn restore_from(
+    src: &dyn Source,
+    sel: Selection,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreOutcome> {
+    let Selection {
+        restore_point,
+        path: subpath,
+        node,
+        tree,
+    } = sel;
+    let subpath = subpath.as_deref();
     let at = Beneath::open(target)?;
-    let marker = resume::marker_bytes(&snapshot.id.to_hex(), subpath);
+    let marker = resume::marker_bytes(&restore_point, subpath);
     let found = resume::read_marker(&at.root, &marker);
     // A partial marker of this restore is all a run killed at its first
     // step left: the target counts as empty if nothing else is in it.
@@ -229,7 +259,7 @@ pub fn restore(
         resume::write_marker(&at.root, &marker).map_err(marker_io)?;
     }
     let mut r = Restorer {
-        ds,
+        src,
         at,
         resume: found == Marker::Same,
         clean: found != Marker::None,
@@ -272,12 +302,16 @@ pub fn restore(
         }
         (None, None) => {}
     }
+    if progress.total.load(Ordering::Relaxed) == 0 {
+        let total = r.jobs.iter().map(|j| j.node.size).sum();
+        progress.total.store(total, Ordering::Relaxed);
+    }
     r.write_files()?;
     r.finish()
 }
 
 struct Restorer<'a> {
-    ds: &'a Datastore,
+    src: &'a dyn Source,
     at: Beneath,
     /// The target holds the marker of this restore: skip what is restored.
     resume: bool,
@@ -425,7 +459,7 @@ impl Restorer<'_> {
             node_kind::DIR => {
                 self.make_dir(rel).map_err(|e| io("create directory", e))?;
                 self.out.dirs += 1;
-                let t = self.ds.read_tree(&ChunkId::from_slice(&n.subtree)?)?;
+                let t = self.src.children(&n)?;
                 self.dir_contents(rel, &t)?;
                 self.dirs.push((rel.to_path_buf(), n));
             }
@@ -593,14 +627,13 @@ impl Restorer<'_> {
         let mut written = 0u64;
         // The file's length: the end of the last run written.
         let mut len = 0u64;
-        for c in &n.content {
+        self.src.content(n, &mut |data| {
             self.progress.check_cancel()?;
-            let id = ChunkId::from_slice(c)?;
-            let data = self.ds.read_blob(&id)?;
-            len = len.max(write_sparse_end(&f, written, &data).map_err(|e| io("write", e))?);
+            len = len.max(write_sparse_end(&f, written, data).map_err(|e| io("write", e))?);
             written += data.len() as u64;
             self.progress.add(data.len() as u64);
-        }
+            Ok(())
+        })?;
         // Sets the size where it ends in a hole.
         if len != written {
             f.set_len(written).map_err(|e| io("truncate", e))?;

@@ -12,6 +12,10 @@ use super::shared::{human, open, print_json, resolve};
 use crate::progress::Bar;
 use crate::Cli;
 
+/// Chunk cache of an image's file tree read by `restore --path`: a few
+/// frames of metadata and file data.
+const IMAGE_TREE_CACHE: u64 = 64 << 20;
+
 /// `arca restore` with a server: the server has a node restore.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn through_server(
@@ -78,10 +82,24 @@ pub(super) fn local(
     let bar = Bar::start(&progress, "restore");
     // Files an interrupted run of this restore had finished (tree restores).
     let mut skipped = 0;
-    let (files, bytes, warnings) = if snap.is_image() {
-        if path.is_some() {
-            bail!("--path applies to tree snapshots only");
-        }
+    let (files, bytes, warnings) = if let (true, Some(p)) = (snap.is_image(), path) {
+        // A file or directory of the image's file tree (`disk.img`,
+        // `part1/etc/hostname`), as a file restore writes it.
+        let cache = arca_frontends::chunk_cache(IMAGE_TREE_CACHE);
+        let tree = arca_frontends::tree::open_tree(ds.clone(), &snap, cache)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let o = arca_node::tree_restore::restore(
+            tree.as_ref(),
+            &snap.id.to_hex(),
+            p,
+            target,
+            &opts,
+            &progress,
+        )
+        .map_err(|e| anyhow::anyhow!("--path {p:?}: {e}"))?;
+        skipped = o.skipped;
+        (o.files, o.bytes, o.warnings)
+    } else if snap.is_image() {
         let n = image::restore(&ds, &snap, target, &opts, &progress)?;
         (1, n, Vec::new())
     } else {

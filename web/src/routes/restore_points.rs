@@ -230,6 +230,9 @@ pub async fn restore(
         }
         let target = super::nodes::check_restore(s, node, &b.target)?;
         let path = match b.path {
+            // A path of an image's file tree (`part1/etc/hostname`): a
+            // leading '/' is the tree's root.
+            Some(p) if rp.kind == SourceKind::Image => Some(p.trim_start_matches('/').to_string()),
             // An absolute path: under the source's root, as on the machine
             // that was backed up (the source's path; the restore point's
             // source name once the source is gone).
