@@ -24,6 +24,8 @@ mod find;
 mod fixtures;
 #[path = "e2e/image.rs"]
 mod image;
+#[path = "e2e/image_files.rs"]
+mod image_files;
 #[path = "e2e/image_fixture.rs"]
 mod image_fixture;
 #[path = "e2e/index_open.rs"]

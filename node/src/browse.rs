@@ -261,7 +261,7 @@ impl TreeWalk {
 }
 
 /// The API's entry of `path` in a file tree.
-fn file_tree_entry(
+pub(crate) fn file_tree_entry(
     t: &dyn FileTree,
     path: &ft::TreePath,
     a: &ft::Attr,

@@ -17,16 +17,25 @@
 //!
 //! Matches are handed to a callback as they are found, which stops the
 //! search by returning false (the limit of [`search`]).
+//!
+//! Image restore points are searched only when asked (`arca find
+//! --images`, the API's `images=true`): through their file trees
+//! ([`arca_frontends::tree`]), every entry of the file systems of their
+//! partitions, depth first in the file systems' order
+//! ([`Search::file_tree`]). Nothing is remembered across images (their
+//! directories are not content-addressed), so each image costs a walk of
+//! its file-system metadata: docs/file-access.md says why it is opt-in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arca_frontends::tree::{FileTree, TreePath, Trees};
 use arca_model::search::Pattern;
 use arca_model::{api, RestorePointId};
 use arca_repo::format::{node_kind, Node};
 use arca_repo::{ChunkId, Datastore, Snapshot};
 
-use crate::browse::{entry, join, TreeError};
+use crate::browse::{entry, file_tree_entry, join, TreeError, TreeWalk};
 
 /// What a search read and what it replayed from memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +44,8 @@ pub struct FindStats {
     pub trees_read: u64,
     /// Directories whose matches were replayed from memory, unread.
     pub trees_remembered: u64,
+    /// Entries of image restore points' file trees walked.
+    pub entries_walked: u64,
 }
 
 /// What a walked directory holds: its matching entries and its
@@ -168,6 +179,26 @@ impl<'p> Search<'p> {
         Ok(true)
     }
 
+    /// [`Search::snapshot`] of a file tree (an image restore point's):
+    /// every entry, a directory before what it holds, in the tree's
+    /// order (files such as `disk.img` are entries like any other).
+    pub fn file_tree(
+        &mut self,
+        t: &dyn FileTree,
+        found: &mut dyn FnMut(&api::TreeEntry) -> bool,
+    ) -> Result<bool, TreeError> {
+        let mut walk = TreeWalk::new(TreePath::root());
+        while let Some((path, attr)) = walk.next(t, true)? {
+            self.stats.entries_walked += 1;
+            let dir = path.parent().to_string();
+            let name = String::from_utf8_lossy(path.name().unwrap_or_default());
+            if self.pattern.matches(&dir, &name) && !found(&file_tree_entry(t, &path, &attr)?) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Hand the remembered matches below `dir` to `found`; false when it
     /// stopped.
     fn replay(
@@ -208,13 +239,15 @@ impl<'p> Search<'p> {
 /// The matches of `pattern` in the tree restore points `snaps` (searched
 /// in the order given, newest first by convention), as the API answers
 /// them: at most `limit` (`truncated` when there were more). Image
-/// restore points and those whose trees cannot be read are listed in
-/// `skipped` with the reason; the others are searched all the same.
+/// restore points (unless `images` gives the trees to read them through)
+/// and those whose trees cannot be read are listed in `skipped` with the
+/// reason; the others are searched all the same.
 pub fn search(
-    ds: &Datastore,
+    ds: &Arc<Datastore>,
     snaps: &[Snapshot],
     pattern: &Pattern,
     limit: usize,
+    images: Option<&Trees>,
 ) -> (api::SearchResult, FindStats) {
     let mut out = api::SearchResult::default();
     let mut s = Search::new(pattern);
@@ -239,13 +272,19 @@ pub fn search(
             });
             true
         };
-        let r = s.snapshot(ds, snap, &mut found);
+        let r = match (snap.is_image(), images) {
+            (true, Some(trees)) => trees
+                .get(ds, &snap.id)
+                .map_err(TreeError::from)
+                .and_then(|t| s.file_tree(t.as_ref(), &mut found)),
+            _ => s.snapshot(ds, snap, &mut found),
+        };
         out.searched += 1;
         let reason = match r {
             Ok(_) => continue,
             Err(TreeError::Image) => {
                 out.searched -= 1;
-                "an image restore point: it has disks, not files (searching the file systems inside images comes later)".to_string()
+                api::IMAGES_NOT_SEARCHED.to_string()
             }
             Err(e) => format!("searched in part: its trees could not be read: {e}"),
         };
@@ -257,17 +296,19 @@ pub fn search(
     (out, s.stats())
 }
 
-/// Search the tree restore points `rps` of datastore `ds` (the catalog
+/// Search the restore points `rps` of datastore `ds` (the catalog
 /// calls it `name`), newest first: [`search`] over those the datastore
-/// still holds, and those it no longer holds (or cannot read) listed in
-/// `skipped`. What both the server's embedded node and a remote node
-/// (answering the server's find query) run.
+/// still holds (images through `images`, when given), and those it no
+/// longer holds (or cannot read) listed in `skipped`. What both the
+/// server's embedded node and a remote node (answering the server's find
+/// query) run.
 pub fn search_restore_points(
-    ds: &Datastore,
+    ds: &Arc<Datastore>,
     name: &str,
     rps: &[RestorePointId],
     pattern: &Pattern,
     limit: u32,
+    images: Option<&Trees>,
 ) -> api::SearchResult {
     let mut snaps = Vec::with_capacity(rps.len());
     let mut skipped = Vec::new();
@@ -283,12 +324,13 @@ pub fn search_restore_points(
             }),
         }
     }
-    let (mut r, stats) = search(ds, &snaps, pattern, limit as usize);
+    let (mut r, stats) = search(ds, &snaps, pattern, limit as usize, images);
     tracing::debug!(
         datastore = %name,
         restore_points = rps.len(),
         trees_read = stats.trees_read,
         trees_remembered = stats.trees_remembered,
+        entries_walked = stats.entries_walked,
         "search"
     );
     r.skipped.extend(skipped);

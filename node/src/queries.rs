@@ -116,8 +116,15 @@ fn find(
     let ds = runner
         .datastore(d)
         .map_err(|m| QueryError::new(QueryErrorCode::Internal, m))?;
-    let mut r =
-        crate::find::search_restore_points(&ds, &d.name, &q.restore_points, &pattern, q.limit);
+    let images = q.images.then(|| runner.trees().as_ref());
+    let mut r = crate::find::search_restore_points(
+        &ds,
+        &d.name,
+        &q.restore_points,
+        &pattern,
+        q.limit,
+        images,
+    );
     fit_matches(&mut r, MAX_ANSWER_BYTES);
     Ok(r)
 }
@@ -358,6 +365,7 @@ mod tests {
                 pattern: pattern.into(),
                 ignore_case: false,
                 limit,
+                images: false,
             })
         };
         let e = execute(&runner, &mine, f("other/default", "*", 10)).unwrap_err();

@@ -79,6 +79,8 @@ pub struct FindQuery {
     pub ignore_case: bool,
     /// Most matches answered (`1..=`[`api::SEARCH_MAX_LIMIT`]).
     pub limit: u32,
+    /// Search the file systems inside image restore points too.
+    pub images: bool,
 }
 
 /// A node's answer to a query that succeeded.

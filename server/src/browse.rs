@@ -102,6 +102,7 @@ impl NodeBrowse {
         rps: &[RestorePointId],
         pattern: &Pattern,
         limit: u32,
+        images: bool,
     ) -> Result<api::SearchResult, BrowseError> {
         let mut out = api::SearchResult::default();
         for chunk in rps.chunks(FIND_MAX_RESTORE_POINTS) {
@@ -115,6 +116,7 @@ impl NodeBrowse {
                 pattern: pattern.text().to_string(),
                 ignore_case: pattern.ignore_case(),
                 limit: left as u32,
+                images,
             });
             let mut r = match self.ask(d, q)? {
                 Answer::Find(r) => r,
@@ -198,13 +200,15 @@ impl Browse for NodeBrowse {
         rps: &[RestorePointId],
         pattern: &Pattern,
         limit: u32,
+        images: bool,
     ) -> Result<api::SearchResult, BrowseError> {
         if d.node_id != self.node_id {
-            return self.remote_find(d, rps, pattern, limit);
+            return self.remote_find(d, rps, pattern, limit, images);
         }
         let ds = self.open(d)?;
+        let trees = images.then(|| self.runner.trees().as_ref());
         Ok(arca_node::find::search_restore_points(
-            &ds, &d.name, rps, pattern, limit,
+            &ds, &d.name, rps, pattern, limit, trees,
         ))
     }
 
@@ -329,13 +333,13 @@ mod tests {
         // to list as skipped; a missing restore point is skipped, not an
         // error.
         let p = Pattern::new("*", false).unwrap();
-        match b.find(&remote, &[rp], &p, 10) {
+        match b.find(&remote, &[rp], &p, 10, false) {
             Err(BrowseError::Unavailable(m)) => {
                 assert!(m.contains("node \"far-away\" is offline"), "{m}")
             }
             r => panic!("{r:?}"),
         }
-        let r = b.find(&mine, &[rp], &p, 10).unwrap();
+        let r = b.find(&mine, &[rp], &p, 10, false).unwrap();
         assert!(r.matches.is_empty());
         assert_eq!(r.skipped.len(), 1, "{r:?}");
         assert_eq!(r.skipped[0].restore_point, rp);
@@ -462,7 +466,7 @@ mod tests {
         };
         let p = Pattern::new("*.CONF", true).unwrap();
         let r = loop {
-            match b.find(&remote, &[rp], &p, 1) {
+            match b.find(&remote, &[rp], &p, 1, false) {
                 Err(BrowseError::Unavailable(_)) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
@@ -481,6 +485,7 @@ mod tests {
                 pattern: "*.CONF".into(),
                 ignore_case: true,
                 limit: 1,
+                images: false,
             })
         );
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod daemon;
+pub mod ext4;
 pub mod terminal;
 
 use std::collections::BTreeMap;

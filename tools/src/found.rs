@@ -38,6 +38,12 @@ pub struct FindArgs {
     /// Ignore case: "*.jpg" also finds "IMG_0001.JPG".
     #[arg(long, short = 'i')]
     pub ignore_case: bool,
+    /// Search inside image restore points too: the files of the file
+    /// systems on their partitions. Off by default: it reads every
+    /// image's file-system metadata (without it, images are listed as
+    /// skipped).
+    #[arg(long)]
+    pub images: bool,
 }
 
 /// Skipped restore points named one by one on stderr; the rest counted.

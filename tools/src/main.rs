@@ -179,8 +179,9 @@ enum Command {
         project: Option<String>,
     },
     /// List the files of a snapshot: one directory level, or everything
-    /// below PATH with --recursive (the disks of an image snapshot).
-    /// With --server, through the server's API.
+    /// below PATH with --recursive. An image snapshot shows its file tree:
+    /// `disk.img`, its partitions (`part1.img`) and their file systems
+    /// (`part1/...`). With --server, through the server's API.
     Ls {
         /// A snapshot id, a unique prefix of one, or `latest`.
         snapshot: String,
@@ -198,7 +199,8 @@ enum Command {
     /// the restore points the server lists for you (those on a remote node
     /// are searched by that node).
     Find(found::FindArgs),
-    /// Restore a snapshot: a tree into a directory, an image into a file.
+    /// Restore a snapshot: a tree into a directory, an image into a file
+    /// (or, with --path, a file or directory of the image's file tree).
     /// With --server, the server's node restores the restore point to --to.
     /// A tree restore that was interrupted is finished by running it again
     /// (no --overwrite needed): files already restored are skipped.
@@ -223,6 +225,9 @@ enum Command {
         /// Only this file or directory of a tree snapshot, relative to the
         /// source root ("etc/hosts"); the original absolute path
         /// ("/srv/docs/etc/hosts" of the source /srv/docs) is taken too.
+        /// Of an image snapshot: a path of its file tree, as `arca ls`
+        /// shows it ("part1/etc/hostname", "part1/home", "disk.img");
+        /// hard links inside the image come out as copies.
         #[arg(long)]
         path: Option<String>,
         /// With `latest`: the newest snapshot of this source (local only).

@@ -87,6 +87,7 @@ pub trait Browse: Send + Sync {
         restore_points: &[RestorePointId],
         pattern: &Pattern,
         limit: u32,
+        images: bool,
     ) -> Result<api::SearchResult, BrowseError>;
 
     /// The read-only file tree of restore point `rp` (files inside disk

@@ -53,6 +53,7 @@ const SEARCH_Q: &[(&str, &str)] = &[
     ("until", "integer"),
     ("limit", "integer"),
     ("ignore_case", "boolean"),
+    ("images", "boolean"),
 ];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
 const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
@@ -467,7 +468,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/restore-points/search",
-        "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). A remote node searches its own datastores (asked over the node protocol). Restore points that cannot be searched (images, those on a remote node that is offline or does not answer in time) are listed in skipped with the reason; the others are still searched. 400 for a bad pattern",
+        "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). A remote node searches its own datastores (asked over the node protocol). images=true searches inside image restore points too (the files of the file systems on their partitions; it reads every image's file-system metadata), otherwise they are skipped. Restore points that cannot be searched (images without images=true, those on a remote node that is offline or does not answer in time) are listed in skipped with the reason; the others are still searched. 400 for a bad pattern",
         "read",
         None,
         (200, Some("SearchResult")),

@@ -37,7 +37,16 @@ pub struct SearchQuery {
     /// Compare names in lower case.
     #[serde(default)]
     pub ignore_case: bool,
+    /// Search inside image restore points too: the file systems of their
+    /// partitions (it reads every image's file-system metadata); without
+    /// it, images are listed in `skipped`.
+    #[serde(default)]
+    pub images: bool,
 }
+
+/// Why an image restore point was not searched (`skipped`) when the
+/// search was not asked to read images.
+pub const IMAGES_NOT_SEARCHED: &str = "an image restore point: the file systems inside images are searched only when asked (arca find --images; API: images=true), since that reads every image's file-system metadata";
 
 /// One entry that matches, in one restore point.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -158,7 +158,7 @@ fn a_shared_search_finds_what_fresh_walks_find_reading_less() {
 fn the_limit_stops_the_search_and_says_so() {
     let (_d, ds, snaps) = three_backups();
     let p = Pattern::new("*.conf", false).unwrap();
-    let (r, _) = search(&ds, &snaps, &p, 5);
+    let (r, _) = search(&ds, &snaps, &p, 5, None);
     assert!(r.truncated);
     assert_eq!(r.matches.len(), 5);
     assert_eq!(r.searched, 2);
@@ -168,7 +168,7 @@ fn the_limit_stops_the_search_and_says_so() {
     assert_eq!(r.matches[0].source, "src");
     assert_eq!(r.matches[0].kind, api::TreeEntryKind::File);
     assert_eq!(r.matches[0].size, 1);
-    let (r, _) = search(&ds, &snaps, &p, 12);
+    let (r, _) = search(&ds, &snaps, &p, 12, None);
     assert!(!r.truncated, "exactly the limit is not cut");
     assert_eq!(r.matches.len(), 12);
     assert_eq!(r.searched, 3);

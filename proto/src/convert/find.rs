@@ -20,6 +20,7 @@ pub(super) fn find_query_to_pb(q: &FindQuery) -> pb::FindQuery {
         pattern: q.pattern.clone(),
         ignore_case: q.ignore_case,
         limit: q.limit,
+        images: q.images,
     }
 }
 
@@ -47,6 +48,7 @@ pub(super) fn find_query_from_pb(q: pb::FindQuery) -> Result<FindQuery, String> 
         pattern: q.pattern,
         ignore_case: q.ignore_case,
         limit: q.limit,
+        images: q.images,
     })
 }
 
@@ -149,6 +151,7 @@ mod tests {
             pattern: "etc/**/*.CONF".into(),
             ignore_case: true,
             limit: 10_000,
+            images: true,
         }
     }
 

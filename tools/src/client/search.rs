@@ -25,6 +25,9 @@ fn query(a: &FindArgs) -> String {
     if a.ignore_case {
         q += "&ignore_case=true";
     }
+    if a.images {
+        q += "&images=true";
+    }
     q
 }
 
@@ -51,10 +54,11 @@ mod tests {
             until: Some(20),
             limit: 5,
             ignore_case: true,
+            images: true,
         };
         assert_eq!(
             query(&a),
-            "pattern=home%2F%2A%2A%2F%2A.pdf&limit=5&source=my%20docs&since=10&until=20&ignore_case=true"
+            "pattern=home%2F%2A%2A%2F%2A.pdf&limit=5&source=my%20docs&since=10&until=20&ignore_case=true&images=true"
         );
     }
 }

@@ -11,6 +11,9 @@ use super::shared::open;
 use crate::found::FindArgs;
 use crate::Cli;
 
+/// Chunk cache of `arca find --images`: file-system metadata.
+const IMAGE_CACHE: u64 = 64 << 20;
+
 /// `arca find`.
 pub(super) fn find(cli: &Cli, a: &FindArgs) -> Result<u8> {
     let pattern = Pattern::new(&a.pattern, a.ignore_case).map_err(|e| anyhow!("{e}"))?;
@@ -35,11 +38,17 @@ pub(super) fn find(cli: &Cli, a: &FindArgs) -> Result<u8> {
         .collect();
     snaps.reverse();
     let started = std::time::Instant::now();
-    let (mut r, stats) = arca_node::find::search(&ds, &snaps, &pattern, a.limit as usize);
+    // Images through their file trees, one open at a time.
+    let trees = a
+        .images
+        .then(|| arca_frontends::tree::Trees::new(arca_frontends::chunk_cache(IMAGE_CACHE), 1));
+    let (mut r, stats) =
+        arca_node::find::search(&ds, &snaps, &pattern, a.limit as usize, trees.as_ref());
     tracing::debug!(
         restore_points = snaps.len(),
         trees_read = stats.trees_read,
         trees_remembered = stats.trees_remembered,
+        entries_walked = stats.entries_walked,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "search"
     );

@@ -70,7 +70,14 @@ pub async fn search(
             }
             f.offset += PAGE;
         }
-        Ok(Json(search_all(s, b.as_ref(), &rps, &pattern, limit)))
+        Ok(Json(search_all(
+            s,
+            b.as_ref(),
+            &rps,
+            &pattern,
+            limit,
+            q.images,
+        )))
     })
     .await
 }
@@ -82,6 +89,7 @@ fn search_all(
     rps: &[catalog::RestorePoint],
     pattern: &Pattern,
     limit: u32,
+    images: bool,
 ) -> api::SearchResult {
     let mut out = api::SearchResult::default();
     let skip = |out: &mut api::SearchResult, rp: &catalog::RestorePoint, reason: String| {
@@ -93,8 +101,8 @@ fn search_all(
     // Datastores in the order of their newest restore point.
     let mut groups: Vec<(DatastoreId, Vec<&catalog::RestorePoint>)> = Vec::new();
     for rp in rps {
-        if rp.kind == SourceKind::Image {
-            skip(&mut out, rp, "an image restore point: it has disks, not files (searching the file systems inside images comes later)".into());
+        if rp.kind == SourceKind::Image && !images {
+            skip(&mut out, rp, arca_model::api::IMAGES_NOT_SEARCHED.into());
             continue;
         }
         match groups.iter_mut().find(|(d, _)| *d == rp.datastore_id) {
@@ -109,7 +117,8 @@ fn search_all(
             .map_err(|e| e.to_string())
             .and_then(|d| {
                 let ids: Vec<_> = group.iter().map(|rp| rp.id).collect();
-                b.find(&d, &ids, pattern, limit).map_err(|e| e.to_string())
+                b.find(&d, &ids, pattern, limit, images)
+                    .map_err(|e| e.to_string())
             });
         match found {
             Ok(r) => {

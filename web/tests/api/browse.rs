@@ -62,6 +62,7 @@ impl Browse for Fake {
         rps: &[RestorePointId],
         pattern: &Pattern,
         limit: u32,
+        _images: bool,
     ) -> Result<api::SearchResult, BrowseError> {
         let mut out = api::SearchResult::default();
         for rp in rps {

@@ -49,6 +49,7 @@ async fn bad_patterns_and_limits_are_400_naming_the_problem() {
         "?pattern=*&limit=x",
         "?pattern=*&what=1",
         "?pattern=*&ignore_case=maybe",
+        "?pattern=*&images=maybe",
     ] {
         let (s, v) = t.call(Method::GET, &format!("{S}{q}"), a, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
@@ -104,6 +105,21 @@ async fn matches_come_newest_first_from_the_caller_s_projects_only() {
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].restore_point.to_hex().starts_with("04"));
     assert!(r.skipped[0].reason.contains("image"), "{:?}", r.skipped);
+    assert!(
+        r.skipped[0].reason.contains("images=true"),
+        "{:?}",
+        r.skipped
+    );
+    // Asked to, the image is searched too (its file tree, by the Browse).
+    let (s, v) = t
+        .call(Method::GET, &format!("{S}?pattern=b&images=true"), a, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r: api::SearchResult = serde_json::from_value(v).unwrap();
+    assert_eq!(r.searched, 5, "{r:?}");
+    assert!(r.skipped.is_empty(), "{r:?}");
+    assert_eq!(r.matches[0].restore_point.to_hex()[..2], *"05");
+    assert_eq!(r.matches[1].restore_point.to_hex()[..2], *"04");
 
     // An operator of project 1 never sees project 2's restore points.
     let op = token_for(
