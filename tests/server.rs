@@ -25,6 +25,8 @@ mod find;
 mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
+#[path = "server/image_files.rs"]
+mod image_files;
 #[path = "server/logs.rs"]
 mod logs;
 #[path = "server/maintenance.rs"]
