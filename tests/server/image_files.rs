@@ -65,7 +65,10 @@ fn image_restore_points_list_find_and_restore_their_disk_file() {
             "{human}"
         );
         let page: Value = serde_json::from_str(&far.ok(&["--json", "ls", id]).0).unwrap();
-        assert!(paths(&page, "entries").contains(&"disk.img".to_string()), "{page}");
+        assert!(
+            paths(&page, "entries").contains(&"disk.img".to_string()),
+            "{page}"
+        );
         let (code, _, err) = far.arca(&["ls", id, "nope"]);
         assert_ne!(code, Some(0), "{err}");
 
@@ -93,7 +96,10 @@ fn image_restore_points_list_find_and_restore_their_disk_file() {
     assert_eq!(r["matches"], json!([]), "{r}");
     assert_eq!(r["skipped"].as_array().unwrap().len(), 2, "{r}");
     assert!(
-        r["skipped"][0]["reason"].as_str().unwrap().contains("--images"),
+        r["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--images"),
         "{r}"
     );
     let r: Value =
@@ -110,7 +116,10 @@ fn image_restore_points_list_find_and_restore_their_disk_file() {
         })
         .collect();
     got.sort();
-    let mut want: Vec<_> = ids.iter().map(|id| (id.clone(), "disk.img".to_string())).collect();
+    let mut want: Vec<_> = ids
+        .iter()
+        .map(|id| (id.clone(), "disk.img".to_string()))
+        .collect();
     want.sort();
     assert_eq!(got, want, "{r}");
     assert_eq!(r["skipped"], json!([]), "{r}");
@@ -126,7 +135,11 @@ fn files_come_out_of_an_ext4_partition_through_the_server() {
             serde_json::from_str(&far.ok(&["--json", "ls", id, "part1/etc"]).0).unwrap();
         let mut names = paths(&page, "entries");
         names.sort();
-        assert_eq!(names, ["part1/etc/app.conf", "part1/etc/hostname"], "{page}");
+        assert_eq!(
+            names,
+            ["part1/etc/app.conf", "part1/etc/hostname"],
+            "{page}"
+        );
         let all = far.ok(&["ls", id, "part1/home", "-r"]).0;
         assert!(all.contains(" part1/home/user/link -> notes.txt"), "{all}");
 
