@@ -25,6 +25,8 @@ mod find;
 mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
+#[path = "server/s3.rs"]
+mod s3;
 #[path = "server/logs.rs"]
 mod logs;
 #[path = "server/maintenance.rs"]
