@@ -90,9 +90,8 @@ fn aws_ok(url: &str, args: &[&str]) -> String {
 }
 
 fn rclone(url: &str, args: &[&str]) -> Output {
-    let remote = format!(
-        ":s3,provider=Other,endpoint='{url}',access_key_id={AK},secret_access_key={SK}:"
-    );
+    let remote =
+        format!(":s3,provider=Other,endpoint='{url}',access_key_id={AK},secret_access_key={SK}:");
     let args: Vec<String> = args.iter().map(|a| a.replace(":R:", &remote)).collect();
     Command::new("rclone")
         .env_remove("AWS_CA_BUNDLE")
@@ -183,7 +182,11 @@ fn awscli_and_rclone_list_and_download_restore_points() {
 
     // The bucket root: latest/ and one folder per restore point.
     let ls = aws_ok(url, &["s3", "ls", "s3://my-files/"]);
-    for p in ["latest/", &format!("{}/", s.first), &format!("{}/", s.second)] {
+    for p in [
+        "latest/",
+        &format!("{}/", s.first),
+        &format!("{}/", s.second),
+    ] {
         assert!(ls.contains(&format!("PRE {p}\n")), "{p} missing in {ls}");
     }
 
@@ -198,11 +201,10 @@ fn awscli_and_rclone_list_and_download_restore_points() {
         let key = l.split_once(" latest/").unwrap().1.to_string();
         listed.insert(key, size);
     }
-    let want: BTreeMap<String, u64> = s
-        .v2
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len() as u64))
-        .collect();
+    let want: BTreeMap<String, u64> =
+        s.v2.iter()
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect();
     assert_eq!(listed, want);
 
     // Downloads: one file, and a whole restore point (the first one).
@@ -248,7 +250,10 @@ fn awscli_and_rclone_list_and_download_restore_points() {
     );
     assert!(std::fs::read(&part).unwrap() == s.v2["sub/b.bin"][1000..2000]);
     let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
-    assert_eq!(meta["ContentRange"], format!("bytes 1000-1999/{}", 300 << 10));
+    assert_eq!(
+        meta["ContentRange"],
+        format!("bytes 1000-1999/{}", 300 << 10)
+    );
     let head: serde_json::Value = serde_json::from_str(&aws_ok(
         url,
         &[
@@ -356,12 +361,11 @@ fn boto3_pages_conditions_and_bad_requests() {
     let level = &v["latest_level"];
     let mut keys: Vec<String> = serde_json::from_value(level["keys"].clone()).unwrap();
     keys.sort();
-    let mut want_keys: Vec<String> = s
-        .v2
-        .keys()
-        .filter(|k| !k.contains('/'))
-        .map(|k| format!("latest/{k}"))
-        .collect();
+    let mut want_keys: Vec<String> =
+        s.v2.keys()
+            .filter(|k| !k.contains('/'))
+            .map(|k| format!("latest/{k}"))
+            .collect();
     want_keys.sort();
     assert_eq!(keys, want_keys);
     let mut prefixes: Vec<String> = serde_json::from_value(level["prefixes"].clone()).unwrap();
@@ -377,11 +381,10 @@ fn boto3_pages_conditions_and_bad_requests() {
     let deep: Vec<(String, u64)> = serde_json::from_value(v["latest_deep"].clone()).unwrap();
     let got: BTreeMap<String, u64> = deep.iter().cloned().collect();
     assert_eq!(got.len(), deep.len(), "a key listed twice: {deep:?}");
-    let want: BTreeMap<String, u64> = s
-        .v2
-        .iter()
-        .map(|(k, d)| (format!("latest/{k}"), d.len() as u64))
-        .collect();
+    let want: BTreeMap<String, u64> =
+        s.v2.iter()
+            .map(|(k, d)| (format!("latest/{k}"), d.len() as u64))
+            .collect();
     assert_eq!(got, want);
     let mut v1: Vec<String> = serde_json::from_value(v["latest_deep_v1"].clone()).unwrap();
     v1.sort();

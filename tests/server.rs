@@ -25,8 +25,6 @@ mod find;
 mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
-#[path = "server/s3.rs"]
-mod s3;
 #[path = "server/logs.rs"]
 mod logs;
 #[path = "server/maintenance.rs"]
@@ -43,6 +41,8 @@ mod progress;
 mod remote_browse;
 #[path = "server/remote_find.rs"]
 mod remote_find;
+#[path = "server/s3.rs"]
+mod s3;
 #[path = "server/schedule.rs"]
 mod schedule;
 #[path = "server/terminal.rs"]

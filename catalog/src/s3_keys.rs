@@ -19,8 +19,7 @@ pub struct S3Key {
     pub revoked_at: Option<i64>,
 }
 
-const COLS: &str =
-    "id, user_id, access_key_id, description, created_at, last_used_at, revoked_at";
+const COLS: &str = "id, user_id, access_key_id, description, created_at, last_used_at, revoked_at";
 
 fn row(r: &Row) -> rusqlite::Result<S3Key> {
     Ok(S3Key {
@@ -146,7 +145,10 @@ mod tests {
             c.add_s3_key(u.id, "AKIAAAAAAAAAAAAAAAAA", b"s", ""),
             Err(Error::Conflict(_))
         ));
-        let (found, sealed) = c.s3_key_by_access_key("AKIAAAAAAAAAAAAAAAAA").unwrap().unwrap();
+        let (found, sealed) = c
+            .s3_key_by_access_key("AKIAAAAAAAAAAAAAAAAA")
+            .unwrap()
+            .unwrap();
         assert_eq!(found, k);
         assert_eq!(sealed, b"sealed");
         assert!(c.s3_key_by_access_key("AKIANOPE").unwrap().is_none());

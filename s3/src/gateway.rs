@@ -267,10 +267,14 @@ impl Gateway {
         blocking(move || {
             let mut q = q;
             let cursor = q.cursor.take();
-            let points = backend.points(&q.access_key, &q.bucket).map_err(backend_error)?;
+            let points = backend
+                .points(&q.access_key, &q.bucket)
+                .map_err(backend_error)?;
             let latest = points.last().map(|p| p.id.clone());
-            let mut names: Vec<(String, String)> =
-                points.iter().map(|p| (p.id.clone(), p.id.clone())).collect();
+            let mut names: Vec<(String, String)> = points
+                .iter()
+                .map(|p| (p.id.clone(), p.id.clone()))
+                .collect();
             names.sort();
             if let Some(l) = &latest {
                 names.push(("latest".into(), l.clone()));

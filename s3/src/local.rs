@@ -63,7 +63,12 @@ impl LocalBackend {
         // for one where bucket names collide.
         let named: Vec<(String, String)> = sources
             .iter()
-            .map(|s| (hex::encode(&blake3::hash(s.as_bytes()).as_bytes()[..4]), s.clone()))
+            .map(|s| {
+                (
+                    hex::encode(&blake3::hash(s.as_bytes()).as_bytes()[..4]),
+                    s.clone(),
+                )
+            })
             .collect();
         let names = crate::names::bucket_names(&named);
         let by_source: HashMap<&str, &str> = sources

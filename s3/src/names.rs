@@ -183,7 +183,10 @@ mod tests {
             assert!(n
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'));
-            assert!(!n.starts_with(['-', '.']) && !n.ends_with(['-', '.']), "{n}");
+            assert!(
+                !n.starts_with(['-', '.']) && !n.ends_with(['-', '.']),
+                "{n}"
+            );
         }
         let long_id = "f".repeat(80);
         let n = &names(&[(&long_id, "ab")])[0];

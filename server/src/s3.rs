@@ -88,15 +88,10 @@ impl ServerS3 {
         );
         let may = |s: &Source| {
             user.roles.iter().any(|b| {
-                allows(b.role, Action::Restore)
-                    && b.project_id.is_none_or(|p| p == s.project_id)
+                allows(b.role, Action::Restore) && b.project_id.is_none_or(|p| p == s.project_id)
             })
         };
-        Ok(names
-            .into_iter()
-            .zip(all)
-            .filter(|(_, s)| may(s))
-            .collect())
+        Ok(names.into_iter().zip(all).filter(|(_, s)| may(s)).collect())
     }
 
     fn source(&self, access_key: &str, bucket: &str) -> Result<Source, BackendError> {

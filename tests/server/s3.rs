@@ -38,7 +38,9 @@ fn per_user_keys_see_their_projects_sources_until_revoked_or_disabled() {
     std::fs::write(tree.join("dir/b.txt"), common::text_bytes(70_000, 3)).unwrap();
     let (srv, lines) = Server::start(&data);
     assert!(
-        lines.iter().any(|l| l.contains("S3 gateway (read-only) on http://127.0.0.1:")),
+        lines
+            .iter()
+            .any(|l| l.contains("S3 gateway (read-only) on http://127.0.0.1:")),
         "{lines:?}"
     );
     let admin = login(&srv.url, &first_password(&lines));
@@ -48,7 +50,16 @@ fn per_user_keys_see_their_projects_sources_until_revoked_or_disabled() {
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");
         out
     };
-    ok(&admin, &["source", "add", "files", "Docs_Share", tree.to_str().unwrap()]);
+    ok(
+        &admin,
+        &[
+            "source",
+            "add",
+            "files",
+            "Docs_Share",
+            tree.to_str().unwrap(),
+        ],
+    );
     ok(&admin, &["backup", "now", "Docs_Share", "--wait"]);
     let status: Value = serde_json::from_str(&ok(&admin, &["--json", "status"])).unwrap();
     let endpoint = status["s3_endpoint"].as_str().unwrap().to_string();
@@ -65,7 +76,11 @@ fn per_user_keys_see_their_projects_sources_until_revoked_or_disabled() {
     let v = s3(&endpoint, &key, &["get", "docs-share", "latest/a.txt"]);
     assert_eq!(v["value"], "from the server\n", "{v}");
     let v = s3(&endpoint, &key, &["list", "docs-share", "latest/"]);
-    assert_eq!(v["value"], json!(["latest/a.txt", "latest/dir/b.txt"]), "{v}");
+    assert_eq!(
+        v["value"],
+        json!(["latest/a.txt", "latest/dir/b.txt"]),
+        "{v}"
+    );
 
     // Bob may restore in another project only: no bucket, and a direct
     // access is refused.
@@ -74,7 +89,15 @@ fn per_user_keys_see_their_projects_sources_until_revoked_or_disabled() {
     std::fs::write(&pw, "bob-password-123\n").unwrap();
     ok(
         &admin,
-        &["user", "add", "bob", "--role", "restore-only@other", "--password-file", pw.to_str().unwrap()],
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "restore-only@other",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
     );
     let (st, v) = call(
         &url,

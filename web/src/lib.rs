@@ -14,8 +14,8 @@ pub mod convert;
 pub mod error;
 mod json_object;
 pub mod openapi;
-pub mod s3_secrets;
 mod routes;
+pub mod s3_secrets;
 pub mod signin_limit;
 pub mod token_cache;
 

@@ -59,7 +59,12 @@ pub fn s3_key(cli: &Cli, c: &S3KeyCmd) -> Result<u8> {
                         k.description.clone(),
                         crate::units::local_time(k.created_at),
                         crate::units::local_time_opt(k.last_used_at),
-                        if k.revoked_at.is_some() { "revoked" } else { "active" }.into(),
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                        .into(),
                     ]);
                 }
                 tab.render()

@@ -257,7 +257,12 @@ async fn another_project_s_ids_are_404() {
         .await;
     let admin_token = tokens[0]["id"].to_string();
     let admin_s3_key = c
-        .add_s3_key(arca_catalog::UserId(1), "AKIAADMINKEY00000000", b"sealed", "")
+        .add_s3_key(
+            arca_catalog::UserId(1),
+            "AKIAADMINKEY00000000",
+            b"sealed",
+            "",
+        )
         .unwrap()
         .id
         .to_string();
