@@ -23,6 +23,7 @@ mod gateway;
 mod list;
 pub mod local;
 pub mod names;
+mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,7 +130,7 @@ pub async fn serve(listener: tokio::net::TcpListener, backend: Arc<dyn Backend>)
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, service: gateway::Logged) {
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, service: service::Logged) {
     let _ = stream.set_nodelay(true);
     let io = hyper_util::rt::TokioIo::new(stream);
     let (service, requests) = service.for_connection(peer);
