@@ -1,7 +1,7 @@
 """One S3 call against `arca server`'s gateway, for tests/server/s3.rs.
 
 Usage: server_client.py ENDPOINT ACCESS_KEY SECRET_KEY OP [BUCKET [KEY]]
-OP: buckets | get | list. Prints JSON: {"status": N, "code": C, "value": ...}.
+OP: buckets | get | list | prefixes. Prints JSON: {"status": N, "code": C, "value": ...}.
 """
 import json
 import sys
@@ -25,6 +25,9 @@ try:
         v = sorted(b["Name"] for b in s3.list_buckets().get("Buckets", []))
     elif op == "get":
         v = s3.get_object(Bucket=rest[0], Key=rest[1])["Body"].read().decode()
+    elif op == "prefixes":
+        r = s3.list_objects_v2(Bucket=rest[0], Delimiter="/")
+        v = [p["Prefix"] for p in r.get("CommonPrefixes", [])]
     elif op == "list":
         r = s3.list_objects_v2(Bucket=rest[0], Prefix=rest[1] if len(rest) > 1 else "")
         v = [o["Key"] for o in r.get("Contents", [])]

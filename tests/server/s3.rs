@@ -158,3 +158,41 @@ fn per_user_keys_see_their_projects_sources_until_revoked_or_disabled() {
     assert!(actions.contains(&"s3-key.add"), "{actions:?}");
     assert!(actions.contains(&"s3-key.revoke"), "{actions:?}");
 }
+
+/// A source on a remote node: its bucket and restore points are listed;
+/// its files are read on that node, so a read is a clear
+/// `InvalidObjectState`, never a 500.
+#[test]
+fn a_remote_nodes_source_is_listed_and_its_files_refused_clearly() {
+    let far = FarNode::start();
+    let (url, admin) = (far.url.clone(), far.admin.clone());
+    let tree = far.dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("a.txt"), b"far away").unwrap();
+    let (s, v) = call(
+        &url,
+        &admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "fardocs", "kind": "files", "path": tree, "node": "far"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    far.ok(&["backup", "now", "fardocs", "--wait"]);
+    let rps = restore_points(&url, &admin, "fardocs");
+    let id = rps[0]["id"].as_str().unwrap().to_string();
+    let status: Value = serde_json::from_str(&far.ok(&["--json", "status"]).0).unwrap();
+    let endpoint = status["s3_endpoint"].as_str().unwrap().to_string();
+    assert_eq!(status["nodes"], 2, "{status}");
+    let key = new_key(&url, &admin);
+    let v = s3(&endpoint, &key, &["buckets"]);
+    assert_eq!(v["value"], json!(["fardocs"]), "{v}");
+    let v = s3(&endpoint, &key, &["prefixes", "fardocs"]);
+    assert_eq!(
+        v["value"],
+        json!([format!("{id}/"), "latest/".to_string()]),
+        "{v}"
+    );
+    let v = s3(&endpoint, &key, &["get", "fardocs", "latest/a.txt"]);
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["code"], "InvalidObjectState", "{v}");
+}
