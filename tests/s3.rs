@@ -289,6 +289,24 @@ fn awscli_and_rclone_list_and_download_restore_points() {
     .unwrap();
     assert!(loc.get("LocationConstraint").is_some(), "{loc}");
 
+    // An image restore point: its disk is the object disk.img.
+    let img = common::random_bytes(3 << 20, 5);
+    let raw = s.env.path("vm1.raw");
+    std::fs::write(&raw, &img).unwrap();
+    s.env
+        .json(&["backup", "image", raw.to_str().unwrap(), "--source", "vm1"]);
+    let disk = s.env.path("disk.img");
+    aws_ok(
+        url,
+        &[
+            "s3",
+            "cp",
+            "s3://vm1/latest/disk.img",
+            disk.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&disk).unwrap() == img, "disk.img differs");
+
     // Writes are refused.
     let f = s.env.path("upload");
     std::fs::write(&f, b"new").unwrap();
