@@ -259,3 +259,194 @@ impl Walk<'_> {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_frontends::tree::{Entry, FileReader, Result as TreeResult};
+
+    /// A tree from a list of file paths (directories implied), each
+    /// directory's entries in name order.
+    struct Fake(Vec<String>);
+
+    impl Fake {
+        fn entries(&self, dir: &TreePath) -> Option<Vec<Entry>> {
+            let base = if dir.is_root() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            let mut out: Vec<(String, Kind)> = Vec::new();
+            let mut is_dir = dir.is_root();
+            for f in &self.0 {
+                let Some(rest) = f.strip_prefix(&base) else {
+                    continue;
+                };
+                is_dir = true;
+                let (name, kind) = match rest.split_once('/') {
+                    Some((d, _)) => (d.to_string(), Kind::Dir),
+                    None => (rest.to_string(), Kind::File),
+                };
+                if !out.iter().any(|(n, _)| *n == name) {
+                    out.push((name, kind));
+                }
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            is_dir.then(|| {
+                out.into_iter()
+                    .map(|(n, k)| Entry {
+                        name: n.into_bytes(),
+                        attr: Attr {
+                            kind: k,
+                            ..Attr::synthetic_file(1, 0)
+                        },
+                    })
+                    .collect()
+            })
+        }
+    }
+
+    impl FileTree for Fake {
+        fn stat(&self, _: &TreePath) -> TreeResult<Attr> {
+            Err(TreeError::NotFound("not used".into()))
+        }
+        fn read_dir(
+            &self,
+            path: &TreePath,
+            start: u64,
+            f: &mut dyn FnMut(Entry) -> bool,
+        ) -> TreeResult<()> {
+            let e = self
+                .entries(path)
+                .ok_or_else(|| TreeError::NotFound(path.to_string()))?;
+            for x in e.into_iter().skip(start as usize) {
+                if !f(x) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        fn open(&self, _: &TreePath) -> TreeResult<Arc<dyn FileReader>> {
+            Err(TreeError::NotFound("not used".into()))
+        }
+        fn read_link(&self, _: &TreePath) -> TreeResult<Vec<u8>> {
+            Err(TreeError::NotFound("not used".into()))
+        }
+    }
+
+    fn roots(files: &[&str]) -> Vec<RootEntry> {
+        let tree: Arc<dyn FileTree> = Arc::new(Fake(files.iter().map(|s| s.to_string()).collect()));
+        ["p1", "latest"]
+            .into_iter()
+            .map(|name| {
+                let t = tree.clone();
+                RootEntry {
+                    name: name.into(),
+                    open: Box::new(move || Ok(t.clone())),
+                }
+            })
+            .collect()
+    }
+
+    /// Every item of a listing, `per_page` at a time, each page resumed
+    /// from the previous one's token (through its text form).
+    fn pages(r: &[RootEntry], prefix: &str, delimit: bool, per_page: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let mut n = 0;
+            let next = list(r, prefix, delimit, cursor.take(), &mut |item| {
+                if n == per_page {
+                    return false;
+                }
+                n += 1;
+                out.push(match item {
+                    Item::Object { key, .. } => key,
+                    Item::Prefix(p) => p,
+                });
+                true
+            })
+            .unwrap_or_else(|_| panic!("listing failed"));
+            match next {
+                Some(c) => {
+                    cursor = Some(Cursor::decode(&c.encode()).unwrap_or_else(|| panic!("token")))
+                }
+                None => return out,
+            }
+        }
+    }
+
+    const FILES: &[&str] = &["a", "d/b", "d/e/c", "d/e/f/g", "d/h", "z"];
+
+    #[test]
+    fn deep_listings_page_through_nested_directories_once_each() {
+        let r = roots(FILES);
+        let all: Vec<String> = ["p1", "latest"]
+            .iter()
+            .flat_map(|p| FILES.iter().map(move |f| format!("{p}/{f}")))
+            .collect();
+        for per_page in [1, 2, 3, 100] {
+            assert_eq!(pages(&r, "", false, per_page), all, "{per_page}");
+        }
+        assert_eq!(
+            pages(&r, "latest/d/e/", false, 1),
+            ["latest/d/e/c", "latest/d/e/f/g"]
+        );
+        assert_eq!(pages(&r, "p1/d/", true, 1), ["p1/d/b", "p1/d/e/", "p1/d/h"]);
+        assert_eq!(pages(&r, "", true, 1), ["p1/", "latest/"]);
+        assert_eq!(pages(&r, "la", true, 1), ["latest/"]);
+        assert_eq!(pages(&r, "p1/d/e/f", false, 5), ["p1/d/e/f/g"]);
+        // Nothing has these prefixes.
+        assert!(pages(&r, "p1/nope/", false, 5).is_empty());
+        assert!(pages(&r, "p1/a/", false, 5).is_empty());
+        assert!(pages(&r, "p2/", false, 5).is_empty());
+    }
+
+    #[test]
+    fn tokens_that_do_not_fit_the_listing_are_refused() {
+        let r = roots(FILES);
+        let mut emit = |_: Item| true;
+        for c in [
+            // A point that is not there.
+            Cursor {
+                point: "p9".into(),
+                positions: vec![0],
+            },
+            // The entry before position 1 at the top is "a", a file.
+            Cursor {
+                point: "p1".into(),
+                positions: vec![1, 0],
+            },
+            // Position 0 has no entry before it.
+            Cursor {
+                point: "p1".into(),
+                positions: vec![0, 0],
+            },
+        ] {
+            assert!(
+                matches!(
+                    list(&r, "", false, Some(c.clone()), &mut emit),
+                    Err(ListError::BadToken)
+                ),
+                "{c:?}"
+            );
+        }
+        // A root-level token in a deep listing, and the other way round.
+        let root = Cursor {
+            point: String::new(),
+            positions: vec![1],
+        };
+        assert!(matches!(
+            list(&r, "", false, Some(root), &mut emit),
+            Err(ListError::BadToken)
+        ));
+        let deep = Cursor {
+            point: "p1".into(),
+            positions: vec![2, 1],
+        };
+        assert!(matches!(
+            list(&r, "", true, Some(deep), &mut emit),
+            Err(ListError::BadToken)
+        ));
+    }
+}
