@@ -425,6 +425,7 @@ fn boto3_pages_conditions_and_bad_requests() {
     assert_eq!(v["content_type"], "text/plain");
     assert_eq!(v["range_suffix"], "oint\n");
     assert_eq!(v["range_bad"][0], 416, "{}", v["range_bad"]);
+    assert_eq!(v["range_empty_file"][0], 416, "{}", v["range_empty_file"]);
 
     // Odd keys and listings: 4xx S3 errors, never a 500.
     for (name, r) in v["odd"]

@@ -619,7 +619,11 @@ impl S3 for Gateway {
         .check(&r)?;
         let size = r.attr.size;
         let range = match i.range {
-            Some(range) => Some(range.check(size)?),
+            Some(range) => match range.check(size)? {
+                // A suffix range of an empty file is empty.
+                x if x.is_empty() => return Err(s3_error!(InvalidRange)),
+                x => Some(x),
+            },
             None => None,
         };
         let (start, end) = range.as_ref().map_or((0, size), |x| (x.start, x.end));

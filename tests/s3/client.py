@@ -114,6 +114,9 @@ out["cond"] = {
 }
 out["range_suffix"] = s3.get_object(Bucket=bucket, Key=key, Range="bytes=-5")["Body"].read().decode()
 out["range_bad"] = status(lambda: s3.get_object(Bucket=bucket, Key=key, Range="bytes=999999-"))
+out["range_empty_file"] = status(
+    lambda: s3.get_object(Bucket=bucket, Key="latest/empty", Range="bytes=-5")
+)
 
 # Odd keys: never a 500.
 odd = {
