@@ -28,10 +28,16 @@ struct Server {
 
 fn arca_server(data: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
-    c.args(["server", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra);
+    c.args([
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--s3-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .args(extra);
     c
 }
 

@@ -43,6 +43,8 @@ mod progress;
 mod remote_browse;
 #[path = "server/remote_find.rs"]
 mod remote_find;
+#[path = "server/s3.rs"]
+mod s3;
 #[path = "server/schedule.rs"]
 mod schedule;
 #[path = "server/terminal.rs"]

@@ -26,6 +26,7 @@ mod nodes;
 mod policies;
 mod projects;
 mod restore_points;
+mod s3_keys;
 pub mod schema;
 mod sources;
 mod tasks;
@@ -112,6 +113,7 @@ pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
 pub use restore_points::{SourceFreshness, IMPORT_BATCH};
+pub use s3_keys::S3Key;
 pub use tokens::{NewApiToken, Settings, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE};
 
 fn json_vec(s: String) -> Vec<String> {

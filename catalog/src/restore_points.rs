@@ -37,9 +37,9 @@ impl SourceFreshness {
 /// The columns a new restore point is written with (protection and note
 /// start unset).
 const RP_INSERT_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at";
-const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at, protected, note";
+pub(crate) const RP_COLS: &str = "id, datastore_id, source_id, source_name, project_id, kind, time, bytes_total, bytes_added, files, hostname, task_id, created_at, state, damage, verified_at, protected, note";
 
-fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
+pub(crate) fn rp_row(r: &Row) -> rusqlite::Result<RestorePoint> {
     Ok(RestorePoint {
         id: r.get(0)?,
         datastore_id: r.get(1)?,

@@ -560,4 +560,21 @@ UPDATE tokens SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + 7776000
 ALTER TABLE restore_points ADD COLUMN protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1));
 ALTER TABLE restore_points ADD COLUMN note TEXT;
 "#,
+    // 8: S3 access keys (issue 15). The secret is stored sealed
+    // (AES-256-GCM under a key file of the server's data directory), never
+    // in the clear; a revoked key stays, with revoked_at, for the audit
+    // trail, and its access key id is never handed out again.
+    r#"
+CREATE TABLE s3_keys (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    access_key_id TEXT NOT NULL UNIQUE,
+    secret_sealed BLOB NOT NULL,
+    description   TEXT NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX s3_keys_user ON s3_keys (user_id);
+"#,
 ];

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub roots: Roots,
     /// How long a shutdown may take before the process exits anyway.
     pub shutdown_timeout: Duration,
+    /// Address of the S3 gateway (None: off).
+    pub s3_listen: Option<String>,
 }
 
 /// The server is about to serve: what the caller shows.
@@ -48,6 +50,8 @@ pub struct Ready<'a> {
     pub catalog: &'a Catalog,
     /// The embedded node.
     pub node_id: arca_catalog::NodeId,
+    /// The S3 gateway's address (None: off).
+    pub s3_url: Option<&'a str>,
 }
 
 /// What the caller shows while the server starts.
@@ -99,6 +103,19 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
     let listener = std::net::TcpListener::bind(&cfg.listen)
         .with_context(|| format!("listening on {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
+    let s3_listener = match &cfg.s3_listen {
+        Some(a) => {
+            let l = std::net::TcpListener::bind(a)
+                .with_context(|| format!("listening for S3 on {a}"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let s3_url = match &s3_listener {
+        Some(l) => Some(format!("http://{}", l.local_addr()?)),
+        None => None,
+    };
     let dd = data_dir.clone();
     let max_tasks = cfg.max_tasks;
     let p = tokio::task::spawn_blocking(move || prepare(&dd, max_tasks))
@@ -117,6 +134,7 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         passphrase_file: &passphrase_file,
         catalog: &p.catalog,
         node_id: p.node_id,
+        s3_url: s3_url.as_deref(),
     })?;
     let notifier = Arc::new(cfg.notifier.clone());
     let state = arca_web::AppState::new(p.catalog.clone());
@@ -142,6 +160,23 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         crate::browse::NodeBrowse::new(p.catalog.clone(), p.node_id, runner.clone())
             .with_queries(queries.clone()),
     ));
+    let secrets = Arc::new(
+        arca_web::s3_secrets::SecretBox::open_or_create(&data_dir.join("s3-keys.key"))
+            .context("the S3 key file")?,
+    );
+    let state = state.with_s3(secrets.clone(), s3_url.clone());
+    let s3 = match (s3_listener, &state.browse) {
+        (Some(l), Some(browse)) => {
+            let backend = Arc::new(crate::s3::ServerS3::new(
+                p.catalog.clone(),
+                browse.clone(),
+                secrets,
+            ));
+            let l = tokio::net::TcpListener::from_std(l)?;
+            Some(tokio::spawn(arca_s3::serve(l, backend)))
+        }
+        _ => None,
+    };
     let listeners = arca_node::serve::start(&cfg.mounts, &data_dir, &runner)?;
     announce.exports(&listeners);
     let scheduler = tokio::spawn(crate::workers::scheduler(
@@ -189,6 +224,9 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
             return Ok(());
         }
         _ = stop.stopped() => {}
+    }
+    if let Some(s3) = s3 {
+        s3.abort();
     }
     shutdown(handle, http, scheduler, runner, shutdown_timeout).await;
     Ok(())

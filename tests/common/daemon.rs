@@ -57,6 +57,8 @@ impl Daemon {
                 "127.0.0.1:0",
                 "--iscsi-listen",
                 "127.0.0.1:0",
+                "--s3-listen",
+                "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(data)

@@ -37,6 +37,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--iscsi-listen",
                 "127.0.0.1:0",
+                "--s3-listen",
+                "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(data)
@@ -49,7 +51,7 @@ impl Server {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut url = None;
         // The first lines tell the address (and, on first start, the password).
-        for _ in 0..6 {
+        for _ in 0..10 {
             let mut l = String::new();
             if out.read_line(&mut l).unwrap() == 0 {
                 break;

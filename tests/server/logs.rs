@@ -27,6 +27,8 @@ fn json_logs() {
             "127.0.0.1:0",
             "--iscsi-listen",
             "127.0.0.1:0",
+            "--s3-listen",
+            "127.0.0.1:0",
         ])
         .args(["--source-root", parent, "--restore-root", parent])
         .arg("--data-dir")

@@ -35,6 +35,25 @@ pub enum TokenCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum S3KeyCmd {
+    /// Create an S3 access key for the server's S3 gateway: prints the
+    /// access key id and the secret (shown once). It acts as you: its
+    /// buckets are the sources of the projects where you may restore.
+    Create {
+        /// What the key is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Your S3 access keys (admins: everyone's, or one user's with --user).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an S3 access key: the gateway refuses it at once.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SettingsCmd {
     /// The server's settings.
     Show,

@@ -68,6 +68,17 @@ pub(crate) enum ServeCmd {
         #[command(flatten)]
         exports: ExportArgs,
     },
+    /// Every restore point's files over a read-only S3 API: one bucket
+    /// per source, keys <restore point id>/<path> and latest/<path>.
+    /// The one access key pair comes from ARCA_S3_ACCESS_KEY and
+    /// ARCA_S3_SECRET_KEY (required).
+    S3 {
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        listen: String,
+        /// Decoded chunks kept in memory, shared by all restore points.
+        #[arg(long, default_value_t = 512)]
+        cache_mib: u64,
+    },
 }
 
 /// Where a server or node serves its exports (`arca mount`).

@@ -6,7 +6,10 @@
 //! (where there is one) its `span` (e.g. an export client's `peer`), and
 //! the server's and node's start banner becomes records too (so every
 //! stdout line of `arca server --log-format json` parses). The filter is
-//! `ARCA_LOG`, else `RUST_LOG`, else `info` (e.g. `ARCA_LOG=arca_web=debug`).
+//! `ARCA_LOG`, else `RUST_LOG`, else `info,s3s=off` (e.g.
+//! `ARCA_LOG=arca_web=debug`): the S3 library logs every client error
+//! (a wrong signature, a missing key) at ERROR, while the gateway's own
+//! record of each request already says how it ended.
 
 use std::sync::OnceLock;
 
@@ -31,7 +34,7 @@ fn filter() -> EnvFilter {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_default();
     let spec = if spec.trim().is_empty() {
-        "info".to_string()
+        "info,s3s=off".to_string()
     } else {
         spec
     };

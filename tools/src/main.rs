@@ -25,7 +25,7 @@ mod users;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use account_args::{ProjectCmd, SettingKey, SettingsCmd, TokenCmd, UserCmd};
+pub use account_args::{ProjectCmd, S3KeyCmd, SettingKey, SettingsCmd, TokenCmd, UserCmd};
 use clap::{Args, Parser, Subcommand};
 pub use objects::{PolicyCmd, SourceCmd};
 
@@ -125,6 +125,10 @@ enum Command {
         /// exiting anyway.
         #[arg(long, default_value_t = 10, value_name = "SECS")]
         shutdown_timeout: u64,
+        /// Address of the read-only S3 gateway over restore points
+        /// (per-user keys: `arca s3-key create`); "off": none.
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        s3_listen: String,
     },
     /// Run a node for a server (--server, --token from `POST
     /// /api/v1/nodes`): it owns the datastores under <data-dir>/datastores/
@@ -379,6 +383,11 @@ enum Command {
     /// list, revoke.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// S3 access keys for the server's read-only S3 gateway.
+    #[command(subcommand, name = "s3-key")]
+    S3Key(S3KeyCmd),
+    /// The server: version, API address, S3 gateway address, nodes.
+    Status,
     /// Server settings (admins): the longest lifetime of API tokens.
     #[command(subcommand)]
     Settings(SettingsCmd),

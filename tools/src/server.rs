@@ -21,6 +21,9 @@ impl Announce for Banner {
                 tracing::info!(tls_certificate = %cert.display(), "TLS certificate");
             }
             tracing::info!(data_dir = %r.data_dir.display(), "data directory");
+            if let Some(s3) = r.s3_url {
+                tracing::info!(s3_endpoint = %s3, "S3 gateway (read-only) on {s3}");
+            }
             if let Some(pw) = &r.admin_password {
                 tracing::info!(
                     user = "admin",
@@ -39,6 +42,9 @@ impl Announce for Banner {
                 println!("TLS certificate: {}", cert.display());
             }
             println!("data directory: {}", r.data_dir.display());
+            if let Some(s3) = r.s3_url {
+                println!("S3 gateway (read-only) on {s3}");
+            }
             if let Some(pw) = &r.admin_password {
                 println!("first start: created user \"admin\" with password {pw}");
                 println!(
@@ -193,6 +199,7 @@ pub fn run(
     mounts: &crate::MountArgs,
     roots: &crate::RootArgs,
     shutdown_timeout: u64,
+    s3_listen: &str,
 ) -> Result<u8> {
     if n.smtp_server.is_some() && n.notify_email.is_empty() {
         anyhow::bail!("--smtp-server needs at least one --notify-email");
@@ -217,6 +224,7 @@ pub fn run(
             restore_roots: roots.restore_roots.clone(),
         },
         shutdown_timeout: Duration::from_secs(shutdown_timeout),
+        s3_listen: (s3_listen != "off").then(|| s3_listen.to_string()),
     };
     arca_server::serve::run(&cfg, &Banner)?;
     Ok(0)

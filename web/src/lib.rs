@@ -15,6 +15,7 @@ pub mod error;
 mod json_object;
 pub mod openapi;
 mod routes;
+pub mod s3_secrets;
 pub mod signin_limit;
 pub mod token_cache;
 
@@ -53,6 +54,11 @@ pub struct AppState {
     /// Lists restore points' trees and searches them (None: browsing is
     /// not available, and the tree and search routes answer 409).
     pub browse: Option<Arc<dyn browse::Browse>>,
+    /// Seals the secrets of new S3 keys (None: this server has no S3
+    /// gateway, and `POST /s3-keys` answers 409).
+    pub s3_secrets: Option<Arc<s3_secrets::SecretBox>>,
+    /// The S3 gateway's address, for `GET /status` (None: off).
+    pub s3_endpoint: Option<String>,
 }
 
 impl AppState {
@@ -64,7 +70,16 @@ impl AppState {
             signin: Arc::default(),
             tokens: Arc::default(),
             browse: None,
+            s3_secrets: None,
+            s3_endpoint: None,
         }
+    }
+
+    /// Serve S3 keys sealed with `b`, for the gateway at `endpoint`.
+    pub fn with_s3(mut self, b: Arc<s3_secrets::SecretBox>, endpoint: Option<String>) -> Self {
+        self.s3_secrets = Some(b);
+        self.s3_endpoint = endpoint;
+        self
     }
 
     /// Browse restore points with `b`.
@@ -103,7 +118,7 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 pub fn app(state: AppState) -> Router {
     use routes::{
         accounts, audit, datastores, exports, healthz, me, metrics, nodes, openapi_json, policies,
-        projects, restore_points, search, sources, tasks, tokens, users,
+        projects, restore_points, s3_keys, search, sources, status, tasks, tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -118,6 +133,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/users/{id}/password", post(accounts::reset_password))
         .route("/tokens", get(tokens::list_tokens).post(tokens::add_token))
+        .route(
+            "/s3-keys",
+            get(s3_keys::list_s3_keys).post(s3_keys::add_s3_key),
+        )
+        .route(
+            "/s3-keys/{id}",
+            axum::routing::delete(s3_keys::revoke_s3_key),
+        )
+        .route("/status", get(status))
         .route(
             "/tokens/{id}",
             axum::routing::delete(tokens::revoke_token).patch(tokens::update_token),

@@ -56,6 +56,7 @@ const SEARCH_Q: &[(&str, &str)] = &[
     ("images", "boolean"),
 ];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
+const S3_KEY_Q: &[(&str, &str)] = &[("user", "string")];
 const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
 
@@ -204,6 +205,39 @@ pub const ROUTES: &[Route] = &[
         "signed-in",
         None,
         (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/s3-keys",
+        "S3 access keys: yours; an admin of all projects sees every user's, or one user's with ?user=NAME",
+        "signed-in",
+        None,
+        (200, Some("S3Keys")),
+        S3_KEY_Q
+    ),
+    r!(
+        "post",
+        "/api/v1/s3-keys",
+        "Create an S3 access key for the S3 gateway (the secret is shown once); it acts as you, reading the sources of the projects where you may restore. Not with a token limited to projects",
+        "signed-in",
+        Some("NewS3Key"),
+        (201, Some("CreatedS3Key"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/s3-keys/{id}",
+        "Revoke an S3 access key (yours, or any as admin): refused by the gateway at once",
+        "signed-in",
+        None,
+        (204, None)
+    ),
+    r!(
+        "get",
+        "/api/v1/status",
+        "The server's version, its S3 gateway's address and its nodes",
+        "signed-in",
+        None,
+        (200, Some("Status"))
     ),
     r!(
         "get",
@@ -572,6 +606,10 @@ pub const ROUTES: &[Route] = &[
     api::NewToken,
     api::TokenChange,
     api::CreatedToken,
+    api::S3Key,
+    api::NewS3Key,
+    api::CreatedS3Key,
+    api::Status,
     api::Settings,
     api::SettingsPatch,
     api::Project,
@@ -628,6 +666,7 @@ const OTHER_OK: &[(&str, &str, u16, &str, &str)] = &[(
 const LISTS: &[(&str, &str)] = &[
     ("Users", "User"),
     ("Tokens", "Token"),
+    ("S3Keys", "S3Key"),
     ("Projects", "Project"),
     ("Nodes", "Node"),
     ("Datastores", "Datastore"),

@@ -82,7 +82,12 @@ fn setup() -> T {
         }],
     );
     T {
-        state: AppState::new(c).with_browse(Arc::new(browse::Fake)),
+        state: AppState::new(c)
+            .with_browse(Arc::new(browse::Fake))
+            .with_s3(
+                Arc::new(arca_web::s3_secrets::SecretBox::from_key(&[9u8; 32]).unwrap()),
+                Some("http://127.0.0.1:8444".into()),
+            ),
         admin,
     }
 }

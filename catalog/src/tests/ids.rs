@@ -22,6 +22,10 @@ const DELETABLE: &[(&str, &str)] = &[
         "INSERT INTO tokens (name, kind, secret_sha256, created_at) VALUES ('t', 'api', randomblob(32), 0)",
     ),
     (
+        "s3_keys",
+        "INSERT INTO s3_keys (user_id, access_key_id, secret_sealed, created_at) VALUES (1, 'AKIA{n}', x'00', 0)",
+    ),
+    (
         "nodes",
         "INSERT INTO nodes (name, state, created_at) VALUES ('n{n}', 'offline', 0)",
     ),

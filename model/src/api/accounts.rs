@@ -240,3 +240,57 @@ pub struct SettingsPatch {
     #[schema(minimum = 3600, maximum = 316224000)]
     pub token_max_lifetime_s: Option<i64>,
 }
+
+/// An S3 access key of the S3 gateway (issue 15). Never the secret
+/// (that is shown once, when it is made).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct S3Key {
+    pub id: i64,
+    /// The user it acts as.
+    pub user_id: UserId,
+    pub user: String,
+    /// The key id clients sign with (`AKIA…`, 20 characters).
+    pub access_key_id: String,
+    pub description: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// `POST /api/v1/s3-keys`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewS3Key {
+    /// Free text, at most 200 characters.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+}
+
+/// `POST /api/v1/s3-keys`: the new key with its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedS3Key {
+    /// The secret access key (40 characters; shown once).
+    pub secret_access_key: String,
+    pub key: S3Key,
+}
+
+/// `GET /api/v1/s3-keys` query: an admin lists another user's keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3KeyQuery {
+    /// A user name (admins only; default: yourself).
+    pub user: Option<String>,
+}
+
+/// `GET /api/v1/status`: what `arca status` shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// The server's version.
+    pub version: String,
+    /// The S3 gateway's address (`http://host:port`); null when it is off.
+    pub s3_endpoint: Option<String>,
+    /// Nodes known to the server, and how many of them are online.
+    pub nodes: u64,
+    pub nodes_online: u64,
+}

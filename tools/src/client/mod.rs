@@ -21,6 +21,7 @@ mod nodes;
 mod policies;
 mod restore_points;
 mod restores;
+mod s3_keys;
 mod search;
 mod sources;
 mod tasks;
@@ -43,6 +44,7 @@ pub use nodes::node;
 pub use policies::policy;
 pub use restore_points::{ls, snapshots};
 pub use restores::{protect, restore, RestoreTo};
+pub use s3_keys::{s3_key, status};
 pub use search::find;
 pub use sources::{backup_now, source};
 pub use tasks::task;
@@ -54,7 +56,7 @@ fn token_file() -> Option<PathBuf> {
     Some(base.join("arca/token"))
 }
 
-fn server(cli: &Cli) -> Result<String> {
+pub(crate) fn server(cli: &Cli) -> Result<String> {
     let s = cli
         .server
         .as_deref()

@@ -78,6 +78,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::client::protect(cli, restore_point, false, None)
         }
         Command::Token(c) => crate::tokens::token(cli, c),
+        Command::S3Key(c) => crate::client::s3_key(cli, c),
+        Command::Status => crate::client::status(cli),
         Command::Settings(c) => crate::tokens::settings(cli, c),
         Command::Serve(crate::ServeCmd::Nbd {
             listen,
@@ -91,6 +93,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             chap_secret_file,
             exports,
         }) => serve::iscsi(cli, listen, chap_user, chap_secret_file, exports),
+        Command::Serve(crate::ServeCmd::S3 { listen, cache_mib }) => {
+            serve::s3(cli, listen, *cache_mib)
+        }
         Command::Node { cmd: Some(c), .. } => crate::client::node(cli, c),
         Command::Node {
             cmd: None,
@@ -123,6 +128,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             mounts,
             roots,
             shutdown_timeout,
+            s3_listen,
         } => {
             let tls = serve::server_tls(data_dir, *tls, tls_cert, tls_key)?;
             crate::server::run(
@@ -135,6 +141,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 mounts,
                 roots,
                 *shutdown_timeout,
+                s3_listen,
             )
         }
         Command::Snapshots {

@@ -164,6 +164,45 @@ pub(super) fn iscsi(
     Ok(0)
 }
 
+/// `arca serve s3`: the datastore's sources as read-only buckets, for
+/// the key pair in `ARCA_S3_ACCESS_KEY` / `ARCA_S3_SECRET_KEY`.
+pub(super) fn s3(cli: &Cli, listen: &str, cache_mib: u64) -> Result<u8> {
+    let key = |name: &str| -> Result<String> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => bail!("{name} is not set: arca serve s3 needs ARCA_S3_ACCESS_KEY and ARCA_S3_SECRET_KEY (the one key pair clients sign with)"),
+        }
+    };
+    let access_key = key("ARCA_S3_ACCESS_KEY")?;
+    let secret = key("ARCA_S3_SECRET_KEY")?;
+    let listener = TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let ds = open(cli, true)?;
+    let trees = Arc::new(arca_frontends::tree::Trees::new(
+        arca_frontends::chunk_cache(cache_mib.saturating_mul(1 << 20)),
+        64,
+    ));
+    let backend = Arc::new(arca_s3::local::LocalBackend::new(
+        ds,
+        trees,
+        &access_key,
+        &secret,
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        announce(&format!(
+            "serving the datastore's sources as read-only S3 buckets on http://{addr}/"
+        ))?;
+        arca_s3::serve(listener, backend).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(0)
+}
+
 /// The certificate and key `arca server` serves HTTPS with: the ones
 /// given, or with `--tls` alone a self-signed one in the data directory.
 pub(super) fn server_tls(

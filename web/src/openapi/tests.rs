@@ -72,6 +72,11 @@ const ADDED: &[(&str, &str)] = &[
     ("get", "/api/v1/policies/{id}/preview"),
     // Prune on demand.
     ("post", "/api/v1/policies/{id}/prune"),
+    // S3 access keys and the server's status (issue 15).
+    ("get", "/api/v1/s3-keys"),
+    ("post", "/api/v1/s3-keys"),
+    ("delete", "/api/v1/s3-keys/{id}"),
+    ("get", "/api/v1/status"),
 ];
 
 #[test]

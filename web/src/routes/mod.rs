@@ -13,6 +13,7 @@ pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod projects;
 pub(crate) mod restore_points;
+pub(crate) mod s3_keys;
 pub(crate) mod search;
 pub(crate) mod sources;
 pub(crate) mod tasks;
@@ -334,6 +335,22 @@ pub async fn openapi_json() -> Json<Value> {
 
 // ---- auth (sign-in and passwords: accounts) ----
 
+/// What `arca status` shows: the server's version, its S3 gateway's
+/// address and its nodes. Any signed-in user.
+pub async fn status(State(s): State<AppState>, _p: Principal) -> ApiResult<Json<api::Status>> {
+    let s3 = s.s3_endpoint.clone();
+    let nodes = s.db.call(|c| c.nodes()).await?;
+    Ok(Json(api::Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        s3_endpoint: s3,
+        nodes: nodes.len() as u64,
+        nodes_online: nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Online)
+            .count() as u64,
+    }))
+}
+
 pub async fn me(p: Principal) -> Json<api::Me> {
     Json(api::Me {
         token_id: p.token_id,
@@ -343,7 +360,7 @@ pub async fn me(p: Principal) -> Json<api::Me> {
     })
 }
 
-fn any_role(p: &Principal) -> ApiResult<()> {
+pub(crate) fn any_role(p: &Principal) -> ApiResult<()> {
     if p.roles.is_empty() {
         Err(ApiError::forbidden(format!("{} has no role", p.name())))
     } else {

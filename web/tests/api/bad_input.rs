@@ -167,6 +167,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"name": "x"})),
         ),
         (Method::DELETE, "/api/v1/tokens/{id}", none.clone()),
+        (Method::DELETE, "/api/v1/s3-keys/{id}", none.clone()),
         (
             Method::PATCH,
             "/api/v1/datastores/{id}",
@@ -255,6 +256,16 @@ async fn another_project_s_ids_are_404() {
         .call(Method::GET, "/api/v1/tokens", Some(&t.admin), None)
         .await;
     let admin_token = tokens[0]["id"].to_string();
+    let admin_s3_key = c
+        .add_s3_key(
+            arca_catalog::UserId(1),
+            "AKIAADMINKEY00000000",
+            b"sealed",
+            "",
+        )
+        .unwrap()
+        .id
+        .to_string();
     let (_, users) = t
         .call(Method::GET, "/api/v1/users", Some(&t.admin), None)
         .await;
@@ -275,6 +286,7 @@ async fn another_project_s_ids_are_404() {
             "restore-points" => (theirs.restore_point.clone(), StatusCode::NOT_FOUND),
             "exports" => (theirs.export.to_string(), StatusCode::NOT_FOUND),
             "tokens" => (admin_token.clone(), StatusCode::NOT_FOUND),
+            "s3-keys" => (admin_s3_key.clone(), StatusCode::NOT_FOUND),
             "users" => (admin_user.clone(), StatusCode::FORBIDDEN),
             "nodes" | "datastores" => ("1".to_string(), StatusCode::FORBIDDEN),
             f => panic!("a family without a case: {f}"),

@@ -76,6 +76,10 @@ const TABLE: &[Row] = &[
     ("post",   "/api/v1/tokens",                          ALL,           ALL),
     ("patch",  "/api/v1/tokens/{id}",                     ALL,           OTHERS_TOKEN),
     ("delete", "/api/v1/tokens/{id}",                     ALL,           OTHERS_TOKEN),
+    ("get",    "/api/v1/s3-keys",                         ALL,           ALL),
+    ("post",   "/api/v1/s3-keys",                         ALL,           ALL),
+    ("delete", "/api/v1/s3-keys/{id}",                    ALL,           OTHERS_TOKEN),
+    ("get",    "/api/v1/status",                          ALL,           ALL),
     ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/projects",                        ALL,           ALL),
@@ -323,6 +327,13 @@ impl World<'_> {
                     .add_token(Some(user), None, &name, TokenKind::Api, &hash, None)
                     .unwrap();
                 (with(&tok.id), None)
+            }
+            ("post", "/api/v1/s3-keys") => (path.into(), Some(json!({"description": name}))),
+            ("delete", "/api/v1/s3-keys/{id}") => {
+                let k = c
+                    .add_s3_key(user, &format!("AKIATEST{n:012}"), b"sealed", &name)
+                    .unwrap();
+                (with(&k.id), None)
             }
             // Settings, nodes and datastores belong to no project: "own"
             // and "other" are the same.
