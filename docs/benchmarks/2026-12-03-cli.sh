@@ -1,8 +1,8 @@
 #!/bin/sh
 # Image restore vs restore --path disk.img (the file-tree path), 256 MiB.
 set -e
-B=/root/.cache/arca-target-cli/release/arca
-D=/tmp/cli-bench/w; rm -rf $D; mkdir -p $D
+B=${ARCA:-arca}
+D=${WORK:-/tmp/cli-bench/w}; rm -rf $D; mkdir -p $D
 export ARCA_DATASTORE=$D/ds ARCA_PASSPHRASE=bench
 $B datastore init >/dev/null 2>&1 || $B init >/dev/null
 # 256 MiB: half random, half zero (holes).
