@@ -168,7 +168,8 @@ fn files_come_out_of_an_ext4_partition_without_mounting() {
 
     let r = env.json(&["find", "hostname", "--images"]);
     assert_eq!(paths(&r, "matches"), ["part1/etc/hostname"], "{r}");
-    let r = env.json(&["find", "home/**/*.txt", "--images"]);
+    // A path pattern matches the tree's paths: the partition comes first.
+    let r = env.json(&["find", "part1/home/**/*.txt", "--images"]);
     assert_eq!(paths(&r, "matches"), ["part1/home/user/notes.txt"], "{r}");
 
     // A directory: its contents, modes, times and links as in the source.
