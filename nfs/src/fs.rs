@@ -16,8 +16,8 @@ use std::sync::Arc;
 use arca_frontends::tree::{Attr, Entry, FileReader, FileTree, Kind, TreeError, TreePath};
 use async_trait::async_trait;
 use nfsserve::nfs::{
-    fattr3, fileid3, filename3, fsinfo3, ftype3, nfs_fh3, nfspath3, nfsstat3, nfsstring,
-    nfstime3, post_op_attr, sattr3, specdata3,
+    fattr3, fileid3, filename3, fsinfo3, ftype3, nfs_fh3, nfspath3, nfsstat3, nfsstring, nfstime3,
+    post_op_attr, sattr3, specdata3,
 };
 use nfsserve::vfs::{DirEntry, NFSFileSystem, ReadDirResult, VFSCapabilities};
 
@@ -241,7 +241,9 @@ impl View {
             (Node::Latest(s), name) => {
                 let p = self.latest(s).ok_or(nfsstat3::NFS3ERR_ACCES)?;
                 let path = TreePath::root().join(name).map_err(|e| nfs_error(&e))?;
-                self.tree(s, &p.id)?.stat(&path).map_err(|e| nfs_error(&e))?;
+                self.tree(s, &p.id)?
+                    .stat(&path)
+                    .map_err(|e| nfs_error(&e))?;
                 Node::Tree {
                     source: s.clone(),
                     snap: p.id,

@@ -288,7 +288,11 @@ impl HandleTable {
         }
         let mut id = node.preferred_id();
         while g.by_id.contains_key(&id) {
-            id = if id == u64::MAX >> 1 { FIRST_ID } else { id + 1 };
+            id = if id == u64::MAX >> 1 {
+                FIRST_ID
+            } else {
+                id + 1
+            };
         }
         let rec = record(id, &node.encode());
         let node = Arc::new(node);
@@ -366,11 +370,7 @@ pub fn parse_handle(handle: &[u8]) -> Result<u64, HandleError> {
     if handle.len() != HANDLE_LEN {
         return Err(HandleError::BadHandle);
     }
-    let id = u64::from_le_bytes(
-        handle[..8]
-            .try_into()
-            .map_err(|_| HandleError::BadHandle)?,
-    );
+    let id = u64::from_le_bytes(handle[..8].try_into().map_err(|_| HandleError::BadHandle)?);
     if id == 0 {
         return Err(HandleError::BadHandle);
     }

@@ -19,7 +19,9 @@ pub mod namespace;
 pub mod server;
 
 pub use handles::HandleTable;
-pub use namespace::{default_allow, Cidr, DatastoreNamespace, Namespace};
+pub use namespace::{
+    default_allow, Cidr, DatastoreNamespace, ExportsNamespace, Namespace, NfsExport,
+};
 pub use server::NfsServer;
 
 /// The address clients mount the export `path` at (`/` for all), for

@@ -210,6 +210,99 @@ impl Namespace for DatastoreNamespace {
     }
 }
 
+/// One restore point exported over NFS through the server (`arca mount
+/// --nfs`): shown as `/<SOURCE>/<RESTORE-POINT-ID>` (and `latest`) to the
+/// clients of its allow list only.
+#[derive(Clone)]
+pub struct NfsExport {
+    /// The source's name (as the catalog has it).
+    pub source: String,
+    pub snap: SnapshotId,
+    pub time_ns: i64,
+    /// The datastore the restore point is in.
+    pub ds: Arc<Datastore>,
+    pub allow: Vec<Cidr>,
+}
+
+/// The active NFS exports of a node: replaced whole when the catalog's
+/// list changes ([`ExportsNamespace::set`]); a client sees and reads only
+/// the exports whose allow list holds its address, and loses access at
+/// its next request once an export is gone (unmounted, expired).
+pub struct ExportsNamespace {
+    trees: Arc<Trees>,
+    exports: std::sync::RwLock<Vec<NfsExport>>,
+}
+
+impl ExportsNamespace {
+    pub fn new(trees: Arc<Trees>) -> ExportsNamespace {
+        ExportsNamespace {
+            trees,
+            exports: Default::default(),
+        }
+    }
+
+    /// Serve exactly `exports` from now on.
+    pub fn set(&self, exports: Vec<NfsExport>) {
+        *self.exports.write().unwrap_or_else(|e| e.into_inner()) = exports;
+    }
+
+    fn visible(&self, client: IpAddr) -> Vec<NfsExport> {
+        self.exports
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| allowed(&e.allow, client))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Namespace for ExportsNamespace {
+    fn admits(&self, client: IpAddr) -> bool {
+        !self.visible(client).is_empty()
+    }
+
+    fn sources(&self, client: IpAddr) -> Vec<String> {
+        let mut s: Vec<String> = self
+            .visible(client)
+            .iter()
+            .map(|e| dir_name(&e.source))
+            .collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+
+    fn points(&self, source: &str, client: IpAddr) -> Vec<Point> {
+        let mut p: Vec<Point> = self
+            .visible(client)
+            .iter()
+            .filter(|e| dir_name(&e.source) == source)
+            .map(|e| Point {
+                id: e.snap,
+                time_ns: e.time_ns,
+            })
+            .collect();
+        p.sort_by_key(|p| (p.time_ns, p.id));
+        p.dedup();
+        p
+    }
+
+    fn tree(&self, snap: &SnapshotId) -> Result<Arc<dyn FileTree>, TreeError> {
+        let ds = self
+            .exports
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|e| e.snap == *snap)
+            .map(|e| e.ds.clone())
+            .ok_or_else(|| {
+                TreeError::NotFound(format!("restore point {} is not exported", snap.short()))
+            })?;
+        self.trees.get(&ds, snap)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -224,10 +317,23 @@ mod tests {
         let one = Cidr::parse("127.0.0.1").unwrap();
         assert!(one.contains("127.0.0.1".parse().unwrap()));
         assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("::/0").unwrap().contains("::2".parse().unwrap()));
-        assert!(!Cidr::parse("::/0").unwrap().contains("1.2.3.4".parse().unwrap()));
-        for bad in ["", "10.0.0.0/33", "::1/129", "x/8", "10.0.0.0/-1", "1.2.3.4/"] {
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("::/0")
+            .unwrap()
+            .contains("::2".parse().unwrap()));
+        assert!(!Cidr::parse("::/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::1/129",
+            "x/8",
+            "10.0.0.0/-1",
+            "1.2.3.4/",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?}");
         }
         let d = default_allow();

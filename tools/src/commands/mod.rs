@@ -91,6 +91,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             chap_secret_file,
             exports,
         }) => serve::iscsi(cli, listen, chap_user, chap_secret_file, exports),
+        Command::Serve(crate::ServeCmd::Nfs {
+            listen,
+            allow,
+            state_dir,
+            cache_mib,
+        }) => serve::nfs(cli, listen, allow, state_dir.as_deref(), *cache_mib),
         Command::Node { cmd: Some(c), .. } => crate::client::node(cli, c),
         Command::Node {
             cmd: None,
