@@ -595,9 +595,11 @@ impl NFSFileSystem for ArcaFs {
             rtmax: READ_MAX,
             rtpref: READ_MAX,
             rtmult: 4096,
-            wtmax: 0,
-            wtpref: 0,
-            wtmult: 1,
+            // Writes are refused (ROFS), but clients (libnfs) refuse to
+            // mount a server whose write size is 0.
+            wtmax: READ_MAX,
+            wtpref: READ_MAX,
+            wtmult: 4096,
             dtpref: 64 * 1024,
             maxfilesize: u64::MAX >> 1,
             time_delta: nfstime3 {

@@ -91,6 +91,10 @@ impl NfsServer {
             Ok((up, down)) => {
                 tracing::info!(client = %peer, bytes_in = up, bytes_out = down, "nfs: connection closed")
             }
+            // Clients often reset the connection when they are done.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                tracing::info!(client = %peer, "nfs: connection closed (reset by the client)")
+            }
             Err(e) => tracing::warn!(client = %peer, error = %e, "nfs: connection failed"),
         }
     }
