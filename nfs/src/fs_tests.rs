@@ -239,10 +239,10 @@ async fn exports_show_only_to_their_allow_lists_and_end_with_them() {
     let first = backup(&ds, &src);
     std::fs::write(src.join("a.txt"), b"two!").unwrap();
     let second = backup(&ds, &src);
-    let time = |id| ds.load_snapshot(id).unwrap().manifest.time_ns;
+    let time = |id: &arca_repo::SnapshotId| ds.load_snapshot(id).unwrap().manifest.time_ns;
     let trees = Arc::new(Trees::new(arca_frontends::chunk_cache(16 << 20), 8));
     let ns = Arc::new(ExportsNamespace::new(trees));
-    let export = |snap, allow: &str| NfsExport {
+    let export = |snap: arca_repo::SnapshotId, allow: &str| NfsExport {
         source: "web01".into(),
         snap,
         time_ns: time(&snap),

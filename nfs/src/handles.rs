@@ -151,8 +151,7 @@ fn record(id: u64, node: &[u8]) -> Vec<u8> {
 pub fn parse_log(mut b: &[u8]) -> (Vec<(u64, Node)>, usize) {
     let total = b.len();
     let mut out = Vec::new();
-    loop {
-        let Some(head) = b.get(..12) else { break };
+    while let Some(head) = b.get(..12) {
         let id = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
         let len = u32::from_le_bytes(head[8..12].try_into().unwrap_or_default()) as usize;
         if len > MAX_NODE {

@@ -130,6 +130,9 @@ pub fn dir_name(source: &str) -> String {
     }
 }
 
+/// Sources (by directory name, sorted) and their restore points.
+type Listing = Vec<(String, Vec<Point>)>;
+
 /// How long a datastore's listing of restore points is reused.
 const LISTING_TTL: Duration = Duration::from_secs(5);
 
@@ -139,7 +142,7 @@ pub struct DatastoreNamespace {
     ds: Arc<Datastore>,
     trees: Arc<Trees>,
     allow: Vec<Cidr>,
-    listing: Mutex<Option<(Instant, Arc<Vec<(String, Vec<Point>)>>)>>,
+    listing: Mutex<Option<(Instant, Arc<Listing>)>>,
 }
 
 impl DatastoreNamespace {
@@ -154,7 +157,7 @@ impl DatastoreNamespace {
 
     /// Sources (by directory name, sorted) and their points, listed at
     /// most every [`LISTING_TTL`].
-    fn listing(&self) -> Arc<Vec<(String, Vec<Point>)>> {
+    fn listing(&self) -> Arc<Listing> {
         let mut g = self.listing.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, l)) = g.as_ref() {
             if at.elapsed() < LISTING_TTL {
