@@ -180,7 +180,7 @@ impl HandleTable {
     /// A table kept in memory only (ids do not outlive the process).
     pub fn in_memory() -> std::io::Result<HandleTable> {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Self::with(key, Vec::new(), None))
     }
 
@@ -203,7 +203,7 @@ impl HandleTable {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+                getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
                 let tmp = dir.join("handle.key.tmp");
                 {
                     use std::os::unix::fs::OpenOptionsExt;
