@@ -181,3 +181,197 @@ fn file_restore_points_over_nfs_with_a_real_client() {
     assert!(!refused.status.success());
     assert!(refused.stdout.is_empty());
 }
+
+/// A bare ONC RPC client over TCP (record marking, AUTH_NULL), enough to
+/// keep a file handle across a server restart.
+struct Rpc {
+    sock: std::net::TcpStream,
+    xid: u32,
+}
+
+const MOUNT: u32 = 100_005;
+const NFS: u32 = 100_003;
+
+fn put_u32(b: &mut Vec<u8>, v: u32) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_opaque(b: &mut Vec<u8>, d: &[u8]) {
+    put_u32(b, d.len() as u32);
+    b.extend_from_slice(d);
+    b.resize(b.len() + (4 - d.len() % 4) % 4, 0);
+}
+
+/// Reads XDR from a reply body.
+struct Xdr<'a>(&'a [u8]);
+
+impl Xdr<'_> {
+    fn u32(&mut self) -> u32 {
+        let v = u32::from_be_bytes(self.0[..4].try_into().unwrap());
+        self.0 = &self.0[4..];
+        v
+    }
+    fn skip(&mut self, n: usize) {
+        self.0 = &self.0[n..];
+    }
+    fn opaque(&mut self) -> Vec<u8> {
+        let n = self.u32() as usize;
+        let v = self.0[..n].to_vec();
+        self.skip(n + (4 - n % 4) % 4);
+        v
+    }
+    /// post_op_attr: a flag and, if set, fattr3 (84 bytes).
+    fn skip_attr(&mut self) {
+        if self.u32() == 1 {
+            self.skip(84);
+        }
+    }
+}
+
+impl Rpc {
+    fn connect(addr: &str) -> Rpc {
+        let sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        Rpc { sock, xid: 1 }
+    }
+
+    /// Call and return the procedure's result (after the accepted-reply
+    /// header).
+    fn call(&mut self, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        use std::io::{Read, Write};
+        self.xid += 1;
+        let mut m = Vec::new();
+        for w in [self.xid, 0, 2, prog, vers, proc_, 0, 0, 0, 0] {
+            put_u32(&mut m, w);
+        }
+        m.extend_from_slice(args);
+        let mut rec = (0x8000_0000u32 | m.len() as u32).to_be_bytes().to_vec();
+        rec.extend_from_slice(&m);
+        self.sock.write_all(&rec).unwrap();
+        let mut body = Vec::new();
+        loop {
+            let mut mark = [0u8; 4];
+            self.sock.read_exact(&mut mark).unwrap();
+            let mark = u32::from_be_bytes(mark);
+            let mut frag = vec![0u8; (mark & 0x7fff_ffff) as usize];
+            self.sock.read_exact(&mut frag).unwrap();
+            body.extend_from_slice(&frag);
+            if mark & 0x8000_0000 != 0 {
+                break;
+            }
+        }
+        let mut x = Xdr(&body);
+        assert_eq!(x.u32(), self.xid);
+        assert_eq!(x.u32(), 1, "a reply");
+        assert_eq!(x.u32(), 0, "accepted");
+        x.u32();
+        x.opaque(); // verifier
+        assert_eq!(x.u32(), 0, "success");
+        x.0.to_vec()
+    }
+
+    /// MOUNT `path`: the root handle.
+    fn mount(&mut self, path: &str) -> Vec<u8> {
+        let mut a = Vec::new();
+        put_opaque(&mut a, path.as_bytes());
+        let r = self.call(MOUNT, 3, 1, &a);
+        let mut x = Xdr(&r);
+        assert_eq!(x.u32(), 0, "MNT3_OK");
+        x.opaque()
+    }
+
+    /// LOOKUP: status and, if found, the handle.
+    fn lookup(&mut self, dir: &[u8], name: &str) -> (u32, Vec<u8>) {
+        let mut a = Vec::new();
+        put_opaque(&mut a, dir);
+        put_opaque(&mut a, name.as_bytes());
+        let r = self.call(NFS, 3, 3, &a);
+        let mut x = Xdr(&r);
+        let status = x.u32();
+        (status, if status == 0 { x.opaque() } else { Vec::new() })
+    }
+
+    /// READ: status and data.
+    fn read(&mut self, fh: &[u8], offset: u64, count: u32) -> (u32, Vec<u8>) {
+        let mut a = Vec::new();
+        put_opaque(&mut a, fh);
+        a.extend_from_slice(&offset.to_be_bytes());
+        put_u32(&mut a, count);
+        let r = self.call(NFS, 3, 6, &a);
+        let mut x = Xdr(&r);
+        let status = x.u32();
+        x.skip_attr();
+        if status != 0 {
+            return (status, Vec::new());
+        }
+        x.u32(); // count
+        x.u32(); // eof
+        (status, x.opaque())
+    }
+
+    /// WRITE (unstable): the status.
+    fn write(&mut self, fh: &[u8], data: &[u8]) -> u32 {
+        let mut a = Vec::new();
+        put_opaque(&mut a, fh);
+        a.extend_from_slice(&0u64.to_be_bytes());
+        put_u32(&mut a, data.len() as u32);
+        put_u32(&mut a, 0);
+        put_opaque(&mut a, data);
+        Xdr(&self.call(NFS, 3, 7, &a)).u32()
+    }
+
+    /// GETATTR: the status.
+    fn getattr(&mut self, fh: &[u8]) -> u32 {
+        let mut a = Vec::new();
+        put_opaque(&mut a, fh);
+        Xdr(&self.call(NFS, 3, 1, &a)).u32()
+    }
+}
+
+const NFS3ERR_NOENT: u32 = 2;
+const NFS3ERR_ROFS: u32 = 30;
+const NFS3ERR_BADHANDLE: u32 = 10001;
+
+#[test]
+fn handles_outlive_a_restart_and_forged_handles_and_writes_are_refused() {
+    let env = common::Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/a.txt"), b"kept across restarts").unwrap();
+    let id = env.backup_files(&src, "web01")["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = env.path("nfs-state");
+    let state_s = state.to_str().unwrap();
+
+    let (proc1, announced) = env.serve("nfs", &["--state-dir", state_s]);
+    let mut rpc = Rpc::connect(&addr_of(&announced));
+    let root = rpc.mount("/");
+    let mut fh = root.clone();
+    for name in ["web01", id.as_str(), "d", "a.txt"] {
+        let (status, h) = rpc.lookup(&fh, name);
+        assert_eq!(status, 0, "lookup {name}");
+        fh = h;
+    }
+    assert_eq!(rpc.read(&fh, 0, 100), (0, b"kept across restarts".to_vec()));
+    assert_eq!(rpc.read(&fh, 5, 6), (0, b"across".to_vec()));
+    assert_eq!(rpc.lookup(&root, "nope").0, NFS3ERR_NOENT);
+    assert_eq!(rpc.write(&fh, b"x"), NFS3ERR_ROFS);
+    let mut forged = fh.clone();
+    forged[12] ^= 0x55;
+    assert_eq!(rpc.getattr(&forged), NFS3ERR_BADHANDLE);
+    assert_eq!(rpc.read(&forged, 0, 10).0, NFS3ERR_BADHANDLE);
+    assert_eq!(rpc.getattr(&fh[..8]), NFS3ERR_BADHANDLE);
+    drop(rpc);
+    drop(proc1);
+
+    // A new server process on the same state directory: the old handle
+    // reads at once, with no MOUNT or LOOKUP on the new connection.
+    let (_proc2, announced) = env.serve("nfs", &["--state-dir", state_s]);
+    let mut rpc = Rpc::connect(&addr_of(&announced));
+    assert_eq!(rpc.getattr(&fh), 0);
+    assert_eq!(rpc.read(&fh, 0, 100), (0, b"kept across restarts".to_vec()));
+    assert_eq!(rpc.getattr(&root), 0);
+}
