@@ -6,7 +6,9 @@
 //! (where there is one) its `span` (e.g. an export client's `peer`), and
 //! the server's and node's start banner becomes records too (so every
 //! stdout line of `arca server --log-format json` parses). The filter is
-//! `ARCA_LOG`, else `RUST_LOG`, else `info` (e.g. `ARCA_LOG=arca_web=debug`).
+//! `ARCA_LOG`, else `RUST_LOG`, else `info` (e.g. `ARCA_LOG=arca_web=debug`),
+//! with nfsserve's own per-connection records at `warn` (the NFS
+//! export logs each connection itself).
 
 use std::sync::OnceLock;
 
@@ -31,7 +33,7 @@ fn filter() -> EnvFilter {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_default();
     let spec = if spec.trim().is_empty() {
-        "info".to_string()
+        "info,nfsserve=warn".to_string()
     } else {
         spec
     };
