@@ -79,6 +79,25 @@ pub(crate) enum ServeCmd {
         #[arg(long, default_value_t = 512)]
         cache_mib: u64,
     },
+    /// Every restore point's files over NFSv3, read-only:
+    /// /<SOURCE>/<RESTORE-POINT-ID>/... and /<SOURCE>/latest/... (NFS,
+    /// MOUNT and portmap on one TCP port).
+    Nfs {
+        #[arg(long, default_value = "127.0.0.1:2049")]
+        listen: String,
+        /// Clients allowed, as an address or address block (repeatable;
+        /// default: 127.0.0.1/32 and ::1). Others are disconnected.
+        #[arg(long = "allow", value_name = "CIDR")]
+        allow: Vec<String>,
+        /// Where the ids behind NFS file handles are kept, so that handles
+        /// stay valid when the server restarts (default:
+        /// $XDG_STATE_HOME/arca/nfs, else ~/.local/state/arca/nfs).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Decoded chunks kept in memory, shared by all restore points.
+        #[arg(long, default_value_t = 512)]
+        cache_mib: u64,
+    },
 }
 
 /// Where a server or node serves its exports (`arca mount`).

@@ -6,10 +6,12 @@
 //! (where there is one) its `span` (e.g. an export client's `peer`), and
 //! the server's and node's start banner becomes records too (so every
 //! stdout line of `arca server --log-format json` parses). The filter is
-//! `ARCA_LOG`, else `RUST_LOG`, else `info,s3s=off` (e.g.
+//! `ARCA_LOG`, else `RUST_LOG`, else `info,s3s=off,nfsserve=warn` (e.g.
 //! `ARCA_LOG=arca_web=debug`): the S3 library logs every client error
 //! (a wrong signature, a missing key) at ERROR, while the gateway's own
 //! record of each request already says how it ended.
+//! nfsserve's own per-connection records are kept at `warn` (the NFS
+//! export logs each connection itself).
 
 use std::sync::OnceLock;
 
@@ -34,7 +36,7 @@ fn filter() -> EnvFilter {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_default();
     let spec = if spec.trim().is_empty() {
-        "info,s3s=off".to_string()
+        "info,s3s=off,nfsserve=warn".to_string()
     } else {
         spec
     };

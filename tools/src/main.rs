@@ -156,7 +156,8 @@ enum Command {
     /// Manage datastores.
     #[command(subcommand)]
     Datastore(DatastoreCmd),
-    /// Serve the datastore's restore points over a block protocol.
+    /// Serve the datastore's restore points over a block protocol (NBD,
+    /// iSCSI) or their files over NFS.
     #[command(subcommand)]
     Serve(ServeCmd),
     /// Back up a directory tree or a disk image.

@@ -96,6 +96,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Serve(crate::ServeCmd::S3 { listen, cache_mib }) => {
             serve::s3(cli, listen, *cache_mib)
         }
+        Command::Serve(crate::ServeCmd::Nfs {
+            listen,
+            allow,
+            state_dir,
+            cache_mib,
+        }) => serve::nfs(cli, listen, allow, state_dir.as_deref(), *cache_mib),
         Command::Node { cmd: Some(c), .. } => crate::client::node(cli, c),
         Command::Node {
             cmd: None,

@@ -1,6 +1,7 @@
 //! `arca serve nbd` and `arca serve iscsi`: the datastore's image restore
 //! points over a block protocol, from the command line; and the TLS
-//! certificate of `arca server`.
+//! certificate of `arca server`; `arca serve s3` and `arca serve nfs`:
+//! every restore point's files over S3 and NFSv3, read-only.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -201,6 +202,67 @@ pub(super) fn s3(cli: &Cli, listen: &str, cache_mib: u64) -> Result<u8> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(0)
+}
+
+/// Where `arca serve nfs` keeps its handle ids unless told.
+fn default_nfs_state() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/state"),
+            None => bail!("neither XDG_STATE_HOME nor HOME is set: give --state-dir"),
+        },
+    };
+    Ok(base.join("arca/nfs"))
+}
+
+/// `arca serve nfs`.
+pub(super) fn nfs(
+    cli: &Cli,
+    listen: &str,
+    allow: &[String],
+    state_dir: Option<&Path>,
+    cache_mib: u64,
+) -> Result<u8> {
+    let allow = if allow.is_empty() {
+        arca_nfs::default_allow()
+    } else {
+        allow
+            .iter()
+            .map(|a| arca_nfs::Cidr::parse(a).map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let state = match state_dir {
+        Some(d) => d.to_path_buf(),
+        None => default_nfs_state()?,
+    };
+    let table = arca_nfs::HandleTable::open(&state)
+        .with_context(|| format!("NFS state directory {}", state.display()))?;
+    let ds = open(cli, true)?;
+    let count = ds.snapshots()?.len();
+    let trees = Arc::new(arca_frontends::tree::Trees::new(
+        arca_frontends::chunk_cache(cache_mib.saturating_mul(1 << 20)),
+        64,
+    ));
+    let ns = Arc::new(arca_nfs::DatastoreNamespace::new(ds, trees, allow.clone()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let allowed: Vec<String> = allow.iter().map(|c| c.to_string()).collect();
+        announce(&format!(
+            "serving {count} restore point(s) read-only over NFSv3 to {} on {}",
+            allowed.join(", "),
+            arca_nfs::url(addr, "/")
+        ))?;
+        let server = Arc::new(arca_nfs::NfsServer::new(ns, Arc::new(table)));
+        server.serve(listener).await?;
+        Ok(0)
+    })
 }
 
 /// The certificate and key `arca server` serves HTTPS with: the ones
