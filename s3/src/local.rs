@@ -4,16 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use arca_frontends::tree::{FileTree, Trees};
 use arca_repo::{Datastore, SnapshotId};
 
 use crate::{Backend, BackendError, BucketInfo, KeyInfo, PointInfo};
-
-/// How long a listing of the datastore's snapshots is reused: every
-/// request needs it, and reading every manifest each time is slow.
-const REFRESH: Duration = Duration::from_secs(2);
 
 /// A datastore's sources as buckets, for one key pair.
 pub struct LocalBackend {
@@ -21,7 +16,8 @@ pub struct LocalBackend {
     trees: Arc<Trees>,
     access_key: String,
     secret: String,
-    listing: Mutex<Option<(Instant, Arc<Listing>)>>,
+    /// The last listing, with the snapshot ids it was made from.
+    listing: Mutex<Option<(Vec<arca_repo::SnapshotId>, Arc<Listing>)>>,
 }
 
 /// The buckets and their restore points (oldest first).
@@ -47,8 +43,15 @@ impl LocalBackend {
             .listing
             .lock()
             .map_err(|_| BackendError::Internal("the listing lock is poisoned".into()))?;
-        if let Some((at, l)) = cached.as_ref() {
-            if at.elapsed() < REFRESH {
+        // The snapshot files are listed on every call (one directory
+        // read): a restore point made a moment ago is visible at once, and
+        // the manifests are read again only when the set changed.
+        let ids = self
+            .ds
+            .snapshot_files()
+            .map_err(|e| BackendError::Internal(format!("listing restore points: {e}")))?;
+        if let Some((seen, l)) = cached.as_ref() {
+            if *seen == ids {
                 return Ok(l.clone());
             }
         }
@@ -94,7 +97,7 @@ impl LocalBackend {
             .collect();
         buckets.sort_by(|a, b| a.name.cmp(&b.name));
         let l = Arc::new(Listing { buckets, points });
-        *cached = Some((Instant::now(), l.clone()));
+        *cached = Some((ids, l.clone()));
         Ok(l)
     }
 
