@@ -2,7 +2,7 @@
 # Build the disk images the file-access tests read (frontends' tree of
 # image restore points; after the merge also downloads, the CLI, S3 and
 # NFS), with the real tools: sfdisk, sgdisk, mkfs.ext4 -d, mkfs.vfat,
-# mtools, truncate, dd. Run as: tests/images/mkimages.sh OUT [bigdir]
+# mtools, truncate, dd. Run as: tests/images/mkimages.sh OUT [bigdir [COUNT]]
 #
 # OUT/src/          the files put on every file system (what tests compare
 #                   against); OUT/src-fat/ the subset FAT can hold (no
@@ -11,8 +11,9 @@
 # OUT/gpt.img       GPT: 1 FAT16, 2 ext4, 3 unformatted
 # OUT/fat.img       FAT32 on the whole disk (no partition table)
 # OUT/ext4.img      ext4 on the whole disk
-# OUT/bigdir.img    (with "bigdir") ext4 on the whole disk whose /big holds
-#                   100000 empty files f000000..f099999
+# OUT/bigdir.img    (with "bigdir [COUNT]") ext4 on the whole disk whose
+#                   /big holds COUNT (100000) empty files f000000, f000001...
+#                   (minutes of CPU: mkfs.ext4 -d links entries one by one)
 #
 # Times: every source file's mtime is set to 2024-05-06 07:08:10 UTC (an
 # even second: FAT keeps 2 s).
@@ -112,7 +113,7 @@ cp "$T/ext4-24.img" "$OUT/ext4.img"
 if [ "${2:-}" = bigdir ]; then
     B=$T/bigsrc/big
     mkdir -p "$B"
-    (cd "$B" && seq -f 'f%06g' 0 99999 | xargs touch)
+    (cd "$B" && seq -f 'f%06g' 0 $((${3:-100000} - 1)) | xargs touch)
     mkext4 "$OUT/bigdir.img" 64 "$T/bigsrc" -N 110000
 fi
 rm -rf "$T"
