@@ -44,6 +44,11 @@ fn walk(tree: &dyn FileTree, path: &TreePath, depth: usize, budget: &mut usize) 
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The tree turns a panic inside the crates into `Io` (catch_unwind);
+    // libfuzzer-sys' panic hook would abort on those. A panic that
+    // reaches this function still aborts (libfuzzer-sys catches it).
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let disk: Arc<dyn BlockSource> = Arc::new(RamDisk::new(data.to_vec()));
     let tree = ImageTree::from_disk(disk, 0);
     let mut budget = 500;

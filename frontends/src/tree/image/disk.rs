@@ -45,6 +45,17 @@ pub(crate) fn partitions(disk: &Volume) -> Vec<Partition> {
         return Vec::new();
     }
     let protective = (0..4).any(|i| sector0[446 + 16 * i + 4] == 0xEE);
+    // A used entry starting at sector 0 (over the table itself) is
+    // damage; mbrman panics on one (its alignment guess divides by the
+    // partitions' starts).
+    let at_zero = (0..4).any(|i| {
+        let e = &sector0[446 + 16 * i..446 + 16 * (i + 1)];
+        e[4] != 0 && e[8..12] == [0, 0, 0, 0]
+    });
+    if at_zero && !protective {
+        tracing::warn!("the disk's MBR has a partition at sector 0: only the whole disk is shown");
+        return Vec::new();
+    }
     let found = if protective {
         gpt_partitions(disk)
     } else {

@@ -450,6 +450,13 @@ fn damaged_tables_and_file_systems_fail_alone() {
     let mut d = mbr.clone();
     d[510] = 0;
     assert_eq!(names(&ram_tree(d), &TreePath::root()), ["disk.img"]);
+    // A partition at sector 0 (mbrman panics on a table whose used
+    // entries all start there): only the disk.
+    let mut d = mbr.clone();
+    for e in 0..4 {
+        d[446 + 16 * e + 8..446 + 16 * e + 12].fill(0);
+    }
+    assert_eq!(names(&ram_tree(d), &TreePath::root()), ["disk.img"]);
     // Both GPT headers damaged: only the disk.
     let mut d = std::fs::read(dir.join("gpt.img")).unwrap();
     d[512 + 20] ^= 0xFF;
