@@ -3,11 +3,8 @@
 //! partitioned disk: an MBR with one ext4 partition made by sfdisk and
 //! `mkfs.ext4 -d` ([`crate::common::ext4`]).
 //!
-//! The first test needs only what the image tree shows today (`disk.img`).
-//! The second needs the partitions and file systems the `img` helper adds
-//! to `frontends/src/tree/image.rs`: it is `#[ignore]`d until that is
-//! merged; run it then with `cargo test --release --workspace --test e2e
-//! image_files -- --include-ignored` and drop the `ignore`.
+//! The first test reads the disk as a file (`disk.img`), the second the
+//! files of the ext4 partition (`part1/...`).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -142,7 +139,6 @@ fn an_image_lists_finds_and_restores_its_disk_file() {
 /// Needs the partitions and file systems of the image tree (helper
 /// `img`): run after that merge (see the module documentation).
 #[test]
-#[ignore = "needs part1/ in the image tree (helper img's frontends/src/tree/image.rs); run with --include-ignored after that merge"]
 fn files_come_out_of_an_ext4_partition_without_mounting() {
     let env = Env::new();
     let d = ext4_disk(env.dir.path());

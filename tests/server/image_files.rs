@@ -3,10 +3,6 @@
 //! image ([`crate::common::ext4`]), on the server's own node and on a
 //! remote node (which reads its datastore itself: tree and find queries,
 //! and the restore task).
-//!
-//! The second test needs the partitions and file systems the `img` helper
-//! adds to the image tree: `#[ignore]`d until that is merged (run it then
-//! with `--include-ignored`, and drop the `ignore`).
 
 use serde_json::{json, Value};
 
@@ -126,7 +122,6 @@ fn image_restore_points_list_find_and_restore_their_disk_file() {
 }
 
 #[test]
-#[ignore = "needs part1/ in the image tree (helper img's frontends/src/tree/image.rs); run with --include-ignored after that merge"]
 fn files_come_out_of_an_ext4_partition_through_the_server() {
     let (far, d, ids) = two_image_restore_points();
     let dir = far.dir.path().to_path_buf();
