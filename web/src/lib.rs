@@ -102,8 +102,8 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        accounts, audit, datastores, exports, healthz, me, metrics, nodes, openapi_json, policies,
-        projects, restore_points, search, sources, tasks, tokens, users,
+        accounts, audit, datastores, download, exports, healthz, me, metrics, nodes, openapi_json,
+        policies, projects, restore_points, search, sources, tasks, tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -182,6 +182,7 @@ pub fn app(state: AppState) -> Router {
             post(restore_points::restore),
         )
         .route("/restore-points/{id}/tree", get(restore_points::tree))
+        .route("/restore-points/{id}/files", get(download::files))
         .route(
             "/exports",
             get(exports::list_exports).post(exports::add_export),
