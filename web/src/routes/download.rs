@@ -92,10 +92,15 @@ pub async fn files(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<api::FilesQuery>, QueryRejection>,
 ) -> Response {
+    // As asked, until the restore point and path are known.
     let mut audit = Audit {
         user: p.name().to_string(),
-        restore_point: String::new(),
-        path: String::new(),
+        restore_point: id.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+        path: q
+            .as_ref()
+            .ok()
+            .and_then(|q| q.0.path.clone())
+            .unwrap_or_default(),
     };
     match prepare(&s, p, id, q).await {
         Ok((found, format)) => {
