@@ -3,6 +3,7 @@
 //! `GET /api/v1/restore-points/{id}/tree` and the local `arca ls` both
 //! list through [`tree`], so they show the same entries.
 
+use arca_frontends::tree::{Entry, FileTree, Kind, TreePath};
 use arca_model::api;
 use arca_repo::format::{node_kind, Node};
 use arca_repo::{ChunkId, Datastore, Snapshot};
@@ -18,12 +19,17 @@ pub enum TreeError {
     Image,
     /// Reading the datastore failed.
     Datastore(arca_repo::Error),
+    /// A path of an image's file tree could not be read (a damaged file
+    /// system inside it, missing chunks).
+    Unreadable(String),
 }
 
 impl std::fmt::Display for TreeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TreeError::Invalid(m) | TreeError::NotFound(m) => f.write_str(m),
+            TreeError::Invalid(m) | TreeError::NotFound(m) | TreeError::Unreadable(m) => {
+                f.write_str(m)
+            }
             TreeError::Image => f.write_str(
                 "an image restore point has disks, not files (browse of image restore points comes with file access)",
             ),
@@ -130,6 +136,131 @@ pub fn tree(
         entries: page.entries,
         next_offset,
     })
+}
+
+/// [`tree`] for a restore point read through its file tree
+/// ([`arca_frontends::tree::FileTree`]): an image restore point (its disk
+/// as `disk.img`, and what the tree shows inside it), with the same
+/// entries, paging and depth-first order. Directories are read from
+/// positions as the walk goes, never held whole.
+pub fn file_tree_page(
+    t: &dyn FileTree,
+    path: &str,
+    recursive: bool,
+    offset: u64,
+    limit: u32,
+) -> Result<api::TreePage, TreeError> {
+    let p = TreePath::parse(path).map_err(tree_error)?;
+    let shown = p.to_string();
+    let attr = t.stat(&p).map_err(tree_error)?;
+    if attr.kind != Kind::Dir {
+        let entries = if offset == 0 && limit > 0 {
+            let name = p.name().unwrap_or_default().to_vec();
+            let prefix = p.parent().to_string();
+            vec![tree_entry(t, &p, &prefix, Entry { name, attr })]
+        } else {
+            Vec::new()
+        };
+        return Ok(api::TreePage {
+            path: shown,
+            entries,
+            next_offset: None,
+        });
+    }
+    let mut skip = offset;
+    let mut entries = Vec::new();
+    let mut more = false;
+    // (directory, its path as shown, next position).
+    let mut stack = vec![(p, shown.clone(), 0u64)];
+    'walk: while let Some((dir, prefix, pos)) = stack.last_mut() {
+        let mut next = None;
+        let mut read = 0u64;
+        let mut full = false;
+        t.read_dir(dir, *pos, &mut |e| {
+            read += 1;
+            if skip > 0 {
+                skip -= 1;
+            } else if entries.len() >= limit as usize {
+                full = true;
+                return false;
+            } else {
+                let path = dir.join(&e.name);
+                if let Ok(path) = &path {
+                    entries.push(tree_entry(t, path, prefix, e.clone()));
+                }
+            }
+            if recursive && e.attr.kind == Kind::Dir {
+                next = Some(e.name);
+                return false;
+            }
+            true
+        })
+        .map_err(tree_error)?;
+        if full {
+            more = true;
+            break 'walk;
+        }
+        *pos += read;
+        match next {
+            Some(name) => {
+                let child = dir.join(&name).map_err(tree_error)?;
+                let shown = join(prefix, &String::from_utf8_lossy(&name));
+                stack.push((child, shown, 0));
+            }
+            None => {
+                stack.pop();
+            }
+        }
+    }
+    let next_offset = more.then(|| offset + entries.len() as u64);
+    Ok(api::TreePage {
+        path: shown,
+        entries,
+        next_offset,
+    })
+}
+
+fn tree_error(e: arca_frontends::tree::TreeError) -> TreeError {
+    use arca_frontends::tree::TreeError as E;
+    match e {
+        E::Invalid(m) => TreeError::Invalid(m),
+        E::NotFound(m) | E::NotADirectory(m) | E::IsADirectory(m) | E::WrongKind(m) => {
+            TreeError::NotFound(m)
+        }
+        E::Io(m) => TreeError::Unreadable(m),
+    }
+}
+
+/// The API entry of `e` at `path` (shown under `prefix`).
+fn tree_entry(t: &dyn FileTree, path: &TreePath, prefix: &str, e: Entry) -> api::TreeEntry {
+    use api::TreeEntryKind as K;
+    let name = String::from_utf8_lossy(&e.name).into_owned();
+    let a = e.attr;
+    let kind = match a.kind {
+        Kind::File => K::File,
+        Kind::Dir => K::Dir,
+        Kind::Symlink => K::Symlink,
+        Kind::Fifo => K::Fifo,
+        Kind::CharDevice => K::Chardev,
+        Kind::BlockDevice => K::Blockdev,
+        Kind::Socket => K::Socket,
+    };
+    let link_target = (a.kind == Kind::Symlink).then(|| {
+        t.read_link(path)
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default()
+    });
+    api::TreeEntry {
+        path: join(prefix, &name),
+        name,
+        kind,
+        size: a.size,
+        mode: a.mode,
+        mtime: a.mtime_ns.div_euclid(1_000_000_000),
+        uid: a.uid,
+        gid: a.gid,
+        link_target,
+    }
 }
 
 struct Page {

@@ -168,15 +168,35 @@ fn tree(
         ),
         e => internal(format!("restore point {}: {e}", rp.short())),
     })?;
-    let mut page = crate::browse::tree(&ds, &snap, &q.path, q.recursive, q.offset, q.limit)
-        .map_err(|e| match e {
-            TreeError::Invalid(m) => QueryError::new(QueryErrorCode::Invalid, m),
-            TreeError::NotFound(m) => QueryError::new(QueryErrorCode::NotFound, m),
-            e @ TreeError::Image => QueryError::new(QueryErrorCode::Conflict, e.to_string()),
-            TreeError::Datastore(e) => internal(e.to_string()),
-        })?;
+    let page = if snap.is_image() {
+        // An image: its file tree (the runner keeps it open).
+        runner
+            .trees()
+            .get(&ds, &snap.id)
+            .map_err(|e| internal(e.to_string()))
+            .and_then(|t| {
+                crate::browse::file_tree_page(t.as_ref(), &q.path, q.recursive, q.offset, q.limit)
+                    .map_err(tree_query_error)
+            })
+    } else {
+        crate::browse::tree(&ds, &snap, &q.path, q.recursive, q.offset, q.limit)
+            .map_err(tree_query_error)
+    };
+    let mut page = page?;
     fit(&mut page, q.offset, MAX_ANSWER_BYTES);
     Ok(page)
+}
+
+/// The answer for a tree that cannot be listed.
+fn tree_query_error(e: TreeError) -> QueryError {
+    let internal = |m: String| QueryError::new(QueryErrorCode::Internal, m);
+    match e {
+        TreeError::Invalid(m) => QueryError::new(QueryErrorCode::Invalid, m),
+        TreeError::NotFound(m) => QueryError::new(QueryErrorCode::NotFound, m),
+        e @ TreeError::Image => QueryError::new(QueryErrorCode::Conflict, e.to_string()),
+        TreeError::Datastore(e) => internal(e.to_string()),
+        TreeError::Unreadable(m) => internal(m),
+    }
 }
 
 /// Cut `page` (listed from `offset`) to at most about `max` bytes on the

@@ -180,6 +180,15 @@ impl Browse for NodeBrowse {
             )),
             e => BrowseError::Internal(format!("restore point {}: {e}", rp.short())),
         })?;
+        if snap.is_image() {
+            let t = self
+                .runner
+                .trees()
+                .get(&ds, &snap.id)
+                .map_err(arca_web::browse::tree_error)?;
+            return arca_node::browse::file_tree_page(t.as_ref(), path, recursive, offset, limit)
+                .map_err(map);
+        }
         arca_node::browse::tree(&ds, &snap, path, recursive, offset, limit).map_err(map)
     }
 
@@ -253,6 +262,7 @@ fn map(e: TreeError) -> BrowseError {
         TreeError::NotFound(m) => BrowseError::NotFound(m),
         e @ TreeError::Image => BrowseError::Conflict(e.to_string()),
         TreeError::Datastore(e) => BrowseError::Internal(e.to_string()),
+        TreeError::Unreadable(m) => BrowseError::Internal(m),
     }
 }
 

@@ -3,8 +3,8 @@
 //! byte for byte (small, empty, multi-chunk, 64 MiB), by ranges and
 //! conditionally; folders as tar (extracted and compared with the source:
 //! modes, mtimes, symlinks, long names) and zip (checked by Python's
-//! zipfile and unzip); an image's disk.img equals the image; bad paths
-//! are 400.
+//! zipfile and unzip); an image's tree lists its disk.img, which equals
+//! the image; bad paths are 400.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -331,6 +331,25 @@ fn an_image_disk_downloads_with_ranges() {
         .as_str()
         .unwrap()
         .to_string();
+    // Its tree lists the disk as a file, recursive or not, and the file.
+    for q in ["", "?recursive=true", "?path=disk.img"] {
+        let tree = format!("{}/api/v1/restore-points/{rp}/tree{q}", srv.url);
+        let (code, _, body) = curl(&tree, &token, &[]);
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(code, 200, "{q}: {page}");
+        let e = &page["entries"][0];
+        assert_eq!(
+            (&e["name"], &e["path"], &e["kind"], &e["size"]),
+            (
+                &"disk.img".into(),
+                &"disk.img".into(),
+                &"file".into(),
+                &img.len().into()
+            ),
+            "{q}: {page}"
+        );
+        assert!(page["next_offset"].is_null(), "{page}");
+    }
     let url = format!("{}/api/v1/restore-points/{rp}/files?path=disk.img", srv.url);
     let (code, h, body) = curl(&url, &token, &[]);
     assert_eq!(code, 200, "{h}");

@@ -8,7 +8,7 @@
 //! runs takes effect from the next such task.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
-use arca_model::{api, ForgetParams, RestoreParams, SourceKind};
+use arca_model::{api, ForgetParams, RestoreParams};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -269,8 +269,9 @@ pub async fn restore(
     .await
 }
 
-/// `GET /api/v1/restore-points/{id}/tree`: a page of a tree restore
-/// point's entries, read from its datastore on the blocking pool.
+/// `GET /api/v1/restore-points/{id}/tree`: a page of a restore point's
+/// entries (an image's through its file tree: `disk.img` and what is
+/// inside), read from its datastore on the blocking pool.
 pub async fn tree(
     State(s): State<AppState>,
     p: Principal,
@@ -296,17 +297,19 @@ pub async fn tree(
     s.call(move |s| {
         let rp = restore_point(s, &p, &id)?;
         p.require(Action::Read, Some(rp.project_id))?;
-        if rp.kind == SourceKind::Image {
-            return Err(ApiError::conflict(format!(
-                "restore point {} is an image: it has disks, not files (browse of image restore points comes with file access; export it to read it)",
-                rp.id.short()
-            )));
-        }
-        let b = s.browse.clone().ok_or_else(|| {
-            ApiError::conflict("this server cannot browse restore points")
-        })?;
+        let b = s
+            .browse
+            .clone()
+            .ok_or_else(|| ApiError::conflict("this server cannot browse restore points"))?;
         let ds = s.catalog.datastore(rp.datastore_id)?;
-        Ok(Json(b.tree(&ds, rp.id, &path, q.recursive, offset, limit)?))
+        Ok(Json(b.tree(
+            &ds,
+            rp.id,
+            &path,
+            q.recursive,
+            offset,
+            limit,
+        )?))
     })
     .await
 }
