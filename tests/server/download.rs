@@ -292,6 +292,70 @@ print(get({'If-Match': '"other"'})[0])
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // `arca download`: a file to -o, to stdout, resumed with --continue
+    // after a partial copy, and a folder as a zip under the server's name.
+    let arca = |args: &[&str]| {
+        let (code, out, err) = cli_as(&srv.url, &token, args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        out
+    };
+    let out_big = dir.path().join("big.copy");
+    arca(&[
+        "download",
+        &rp[..12],
+        "big.bin",
+        "-o",
+        out_big.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&out_big).unwrap() == big,
+        "arca download: big.bin differs"
+    );
+    std::fs::write(&out_big, &big[..5_000_000]).unwrap();
+    arca(&[
+        "download",
+        &rp,
+        "/big.bin",
+        "-o",
+        out_big.to_str().unwrap(),
+        "--continue",
+    ]);
+    assert!(
+        std::fs::read(&out_big).unwrap() == big,
+        "resumed big.bin differs"
+    );
+    // Whole already: nothing to fetch.
+    arca(&[
+        "download",
+        &rp,
+        "/big.bin",
+        "-o",
+        out_big.to_str().unwrap(),
+        "-c",
+    ]);
+    assert_eq!(std::fs::metadata(&out_big).unwrap().len(), big.len() as u64);
+    let printed = arca(&["download", &rp, "dir/ü é.txt", "-o", "-"]);
+    assert_eq!(printed, "unicode");
+    let zip2 = dir.path().join("cli.zip");
+    arca(&[
+        "download",
+        &rp,
+        "dir",
+        "--format",
+        "zip",
+        "-o",
+        zip2.to_str().unwrap(),
+    ]);
+    let out = Command::new("unzip").arg("-t").arg(&zip2).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (code, _, err) = cli_as(&srv.url, &token, &["download", &rp, "nope", "-o", "-"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no path"), "{err}");
+
     // Bad paths are 400, never 500; missing ones 404; a folder without a
     // format 409.
     let long_path = format!("path={}", "a/".repeat(2100));

@@ -459,7 +459,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/restore-points/{id}/tree",
-        "Browse a tree restore point: the entries of a directory (path, default the root; recursive: everything below it, depth first), paginated (limit 1..=10000, default 1000; next_offset). 400 for a path with '..', 404 for a path not in it, 409 for an image restore point; 503 when the remote node that owns its datastore is offline or not answering, 504 when it answers too late",
+        "Browse a restore point: the entries of a directory (path, default the root; recursive: everything below it, depth first), paginated (limit 1..=10000, default 1000; next_offset); an image restore point shows its disk as the file disk.img. 400 for a path with '..', 404 for a path not in it, 409 for an image restore point on a remote node; 503 when the remote node that owns its datastore is offline or not answering, 504 when it answers too late",
         "read",
         None,
         (200, Some("TreePage")),
