@@ -138,14 +138,15 @@ fn copy(r: &mut dyn Read, w: &mut dyn Write, p: &arca_ingest::Progress) -> Resul
 /// The file name of a `Content-Disposition` (its `filename*=UTF-8''…`,
 /// else its `filename="…"`), reduced to a plain name: no directories.
 fn file_name(v: &str) -> Option<String> {
-    let raw = v.split(';').map(str::trim).find_map(|p| {
-        p.strip_prefix("filename*=UTF-8''")
-            .and_then(percent_decode)
-            .or_else(|| {
+    let parts = || v.split(';').map(str::trim);
+    let raw = parts()
+        .find_map(|p| p.strip_prefix("filename*=UTF-8''").and_then(percent_decode))
+        .or_else(|| {
+            parts().find_map(|p| {
                 p.strip_prefix("filename=")
                     .map(|s| s.trim_matches('"').to_string())
             })
-    })?;
+        })?;
     let name = raw
         .rsplit(['/', '\\'])
         .next()
