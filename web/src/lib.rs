@@ -18,6 +18,7 @@ mod routes;
 pub mod signin_limit;
 pub mod token_cache;
 
+pub use routes::download::fuzz_headers;
 pub use routes::{exports, tokens};
 
 use std::net::SocketAddr;

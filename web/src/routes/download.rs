@@ -39,6 +39,37 @@ const PIECE: usize = 1 << 20;
 /// Pieces queued between the reading thread and the connection.
 const QUEUE: usize = 4;
 
+/// For the fuzz target: the download's header logic on arbitrary input.
+/// `data` is `Range`, `If-Range`, `If-Match`, `If-None-Match`,
+/// `If-Modified-Since`, `If-Unmodified-Since` values, one a line; the
+/// answer must be a range inside a file of `size` bytes, and the
+/// `Content-Disposition` of any name must be a valid header value.
+pub fn fuzz_headers(data: &[u8], size: u64) {
+    let names = [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ];
+    let mut h = HeaderMap::new();
+    for (name, line) in names.iter().zip(data.split(|&b| b == b'\n')) {
+        if let Ok(v) = HeaderValue::from_bytes(line) {
+            h.insert(name.clone(), v);
+        }
+    }
+    let tag = headers::etag("rp", "path");
+    let _ = headers::conditional(&h, &tag, 1_700_000_000);
+    match headers::range(&h, &tag, 1_700_000_000, size) {
+        Range::Part(a, b) => assert!(a <= b && b < size, "{a}-{b} of {size}"),
+        Range::Unsatisfiable | Range::Whole => {}
+    }
+    let name = String::from_utf8_lossy(data);
+    assert!(HeaderValue::from_str(&headers::disposition(&name)).is_ok());
+    let _ = headers::content_type(&name);
+}
+
 /// What a download is about, for its log record.
 #[derive(Clone)]
 struct Audit {
