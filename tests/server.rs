@@ -17,6 +17,8 @@ mod cli_json;
 mod confine;
 #[path = "server/damage.rs"]
 mod damage;
+#[path = "server/download.rs"]
+mod download;
 #[path = "server/edit.rs"]
 mod edit;
 #[path = "server/find.rs"]

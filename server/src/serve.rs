@@ -207,12 +207,18 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
                 .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?;
             tokio::spawn(
                 axum_server::from_tcp_rustls(listener, config)
+                    .map(|a| a.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                     .handle(handle.clone())
                     .serve(app),
             )
         }
         None => tokio::spawn(
+            // TCP_NODELAY: a response's headers and its streamed body go
+            // out as separate writes; with Nagle's algorithm each small
+            // download on a kept-alive connection waited for the client's
+            // delayed ACK (about 40 ms).
             axum_server::from_tcp(listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
                 .handle(handle.clone())
                 .serve(app),
         ),

@@ -252,6 +252,26 @@ enum Command {
     /// Through the server: export an image restore point over NBD or
     /// iSCSI on the node that owns its datastore; prints its address once
     /// it is served.
+    /// Through the server: download a file of a restore point (an image's
+    /// disk as disk.img), or a directory as a zip or tar archive, with a
+    /// progress bar. --continue resumes a partial file.
+    Download {
+        /// The restore point: an id or a unique prefix of one.
+        restore_point: String,
+        /// A file or directory in it, relative to its root.
+        path: String,
+        /// Where to write (`-`: stdout; default: the server's file name
+        /// in the current directory).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// For a directory: the archive (zip or tar).
+        #[arg(long, value_parser = ["zip", "tar"])]
+        format: Option<String>,
+        /// Resume: keep the bytes OUTPUT already has and fetch the rest
+        /// (a file; not with stdout or archives).
+        #[arg(long = "continue", short = 'c')]
+        resume: bool,
+    },
     Mount {
         restore_point: String,
         /// Export over NBD (the default).

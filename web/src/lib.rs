@@ -19,6 +19,7 @@ pub mod s3_secrets;
 pub mod signin_limit;
 pub mod token_cache;
 
+pub use routes::download::fuzz_headers;
 pub use routes::{exports, tokens};
 
 use std::net::SocketAddr;
@@ -117,8 +118,8 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        accounts, audit, datastores, exports, healthz, me, metrics, nodes, openapi_json, policies,
-        projects, restore_points, s3_keys, search, sources, status, tasks, tokens, users,
+        accounts, audit, datastores, download, exports, healthz, me, metrics, nodes, openapi_json,
+        policies, projects, restore_points, s3_keys, search, sources, status, tasks, tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -206,6 +207,7 @@ pub fn app(state: AppState) -> Router {
             post(restore_points::restore),
         )
         .route("/restore-points/{id}/tree", get(restore_points::tree))
+        .route("/restore-points/{id}/files", get(download::files))
         .route(
             "/exports",
             get(exports::list_exports).post(exports::add_export),

@@ -46,6 +46,7 @@ const TREE_Q: &[(&str, &str)] = &[
     ("limit", "integer"),
     ("offset", "integer"),
 ];
+const FILES_Q: &[(&str, &str)] = &[("path", "string"), ("format", "string")];
 const SEARCH_Q: &[(&str, &str)] = &[
     ("pattern", "string"),
     ("source", "string"),
@@ -501,6 +502,15 @@ pub const ROUTES: &[Route] = &[
     ),
     r!(
         "get",
+        "/api/v1/restore-points/{id}/files",
+        "Download from a restore point (tree or image; for an image, its disk as disk.img). A file (path): its bytes, streamed, with Content-Length, Content-Type by extension, Content-Disposition (attachment; filename*=UTF-8''...), a strong ETag (the restore point never changes), Last-Modified (the file's mtime) and Accept-Ranges: bytes. Range: one range (bytes=a-b, a-, -n) answers 206 with Content-Range; several ranges answer 200 with the whole file; a range outside the file answers 416 with Content-Range: bytes */size. If-Range with the ETag or Last-Modified; If-None-Match / If-Modified-Since answer 304; If-Match / If-Unmodified-Since that do not match answer 412. HEAD answers the headers alone. A directory needs format=zip or format=tar (409 without): everything below it (files, directories, symlinks; modes and mtimes; special files left out) as one archive named <source>-<short id>-<dir>.<format>, streamed (no Content-Length); zip entries are stored (not compressed), zip64 when needed. 400 for a path with '..' (percent-encoded too), NUL or over 4096 bytes; 404 for a path not in it; 409 for a symlink or special file, or a restore point on a remote node",
+        "read",
+        None,
+        (200, Some("Binary")),
+        FILES_Q
+    ),
+    r!(
+        "get",
         "/api/v1/restore-points/search",
         "Find files across the tree restore points the caller may read (those GET /api/v1/restore-points lists for source, since, until), newest first: pattern is a glob matched against each entry's name, or against its whole path relative to the root when it has a '/' ('*.conf', 'etc/*.conf', 'home/**/*.pdf'); ignore_case; at most limit matches (1..=10000, default 1000; truncated says the limit cut the list). A remote node searches its own datastores (asked over the node protocol). images=true searches inside image restore points too (the files of the file systems on their partitions; it reads every image's file-system metadata), otherwise they are skipped. Restore points that cannot be searched (images without images=true, those on a remote node that is offline or does not answer in time) are listed in skipped with the reason; the others are still searched. 400 for a bad pattern",
         "read",
@@ -694,12 +704,69 @@ fn schemas() -> Value {
         );
     }
     out.insert("Text".into(), json!({"type": "string"}));
+    out.insert(
+        "Binary".into(),
+        json!({"type": "string", "format": "binary"}),
+    );
     out.insert("Object".into(), json!({"type": "object"}));
     Value::Object(out)
 }
 
 fn error_response(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The headers of a download's answers.
+fn download_headers() -> Value {
+    let h = |d: &str| json!({"schema": {"type": "string"}, "description": d});
+    json!({
+        "Content-Length": {"schema": {"type": "integer"}, "description": "bytes of the body (files only; archives are streamed without it)"},
+        "Content-Disposition": h("attachment; filename=\"<ASCII fallback>\"; filename*=UTF-8''<percent-encoded name>"),
+        "ETag": h("strong tag of the restore point and path"),
+        "Last-Modified": h("the file's modification time"),
+        "Accept-Ranges": h("bytes"),
+    })
+}
+
+fn download_ok() -> Value {
+    json!({
+        "description": "The file's bytes, or the directory as an archive",
+        "headers": download_headers(),
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}}
+        }
+    })
+}
+
+/// The other answers of a download: a range, not modified, a failed
+/// precondition, a range outside the file, a directory without format.
+fn download_responses(responses: &mut Map<String, Value>) {
+    let mut partial = download_headers();
+    partial["Content-Range"] =
+        json!({"schema": {"type": "string"}, "description": "bytes a-b/size"});
+    responses.insert("206".into(), json!({
+        "description": "One range of the file (Range: bytes=a-b, a- or -n; If-Range matched)",
+        "headers": partial,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    }));
+    responses.insert(
+        "304".into(),
+        json!({"description": "Not modified (If-None-Match or If-Modified-Since)"}),
+    );
+    responses.insert(
+        "409".into(),
+        error_response("A directory without format, a symlink or special file, or a restore point on a remote node"),
+    );
+    responses.insert(
+        "412".into(),
+        error_response("If-Match or If-Unmodified-Since does not match"),
+    );
+    let mut e = error_response("The range is outside the file");
+    e["headers"] =
+        json!({"Content-Range": {"schema": {"type": "string"}, "description": "bytes */size"}});
+    responses.insert("416".into(), e);
 }
 
 pub fn document() -> Value {
@@ -743,12 +810,16 @@ pub fn document() -> Value {
             Some("Text") => {
                 json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
             }
+            Some("Binary") => download_ok(),
             Some(schema) => {
                 json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
             }
             None => json!({"description": "Done"}),
         };
         responses.insert(r.ok.0.to_string(), ok);
+        if r.ok.1 == Some("Binary") {
+            download_responses(&mut responses);
+        }
         for (m, p, code, schema, desc) in OTHER_OK {
             if (*m, *p) == (r.method, r.path) {
                 responses.insert(

@@ -22,6 +22,8 @@ mod bad_input;
 mod browse;
 #[path = "api/cache.rs"]
 mod cache;
+#[path = "api/download.rs"]
+mod download;
 #[path = "api/edit.rs"]
 mod edit;
 #[path = "api/forget.rs"]

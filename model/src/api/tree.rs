@@ -27,6 +27,41 @@ pub struct TreeQuery {
     pub offset: Option<u64>,
 }
 
+/// Query of `GET /api/v1/restore-points/{id}/files`: download a file of
+/// a restore point, or a directory as an archive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesQuery {
+    /// A file or directory inside the restore point, relative to its root
+    /// ('/'-separated; a leading '/' is optional; default: the root).
+    /// `..` and NUL are refused.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// For a directory: the archive to send (required for directories).
+    #[serde(default)]
+    pub format: Option<ArchiveFormat>,
+}
+
+/// The archive a directory is downloaded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveFormat {
+    /// POSIX tar with GNU long names; modes, owners, mtimes, symlinks.
+    Tar,
+    /// Zip of stored (uncompressed) entries, zip64 where needed.
+    Zip,
+}
+
+impl ArchiveFormat {
+    /// The file name extension and query value (`tar`, `zip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveFormat::Tar => "tar",
+            ArchiveFormat::Zip => "zip",
+        }
+    }
+}
+
 /// What a tree entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

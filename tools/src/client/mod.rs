@@ -15,6 +15,7 @@
 //! mounts, unmount).
 
 mod datastores;
+mod download;
 mod exports;
 mod forget;
 mod nodes;
@@ -38,6 +39,7 @@ use serde::Serialize;
 use crate::Cli;
 
 pub use datastores::datastore;
+pub use download::{download, DownloadArgs};
 pub use exports::{mount, mounts, unmount};
 pub use forget::forget;
 pub use nodes::node;
@@ -238,6 +240,33 @@ impl Api {
     /// `DELETE path`, answered without a body (204).
     pub(crate) fn delete_no_content(&self, path: &str) -> Result<()> {
         self.send("DELETE", path, None).map(drop)
+    }
+
+    /// `GET path` with extra headers, the answer as it is (its body not
+    /// read: a download streams it). A non-2xx answer becomes a
+    /// [`ServerError`], except the statuses in `ok` (416 for a resume).
+    pub(crate) fn get_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        ok: &[u16],
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let url = format!("{}{path}", self.base);
+        // No overall limit: a download takes as long as its size needs.
+        let mut r = self.agent.get(&url).config().timeout_global(None).build();
+        if let Some(t) = self.auth.as_deref() {
+            r = r.header("authorization", t);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        let mut resp = r.call().with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        if !status.is_success() && !ok.contains(&status.as_u16()) {
+            let body = resp.body_mut().read_to_vec().unwrap_or_default();
+            return Err(failure(status, &body));
+        }
+        Ok(resp)
     }
 
     /// Send; a non-2xx answer becomes a [`ServerError`]. Returns the body

@@ -118,6 +118,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             writable,
             ttl,
         } => crate::client::mount(cli, restore_point, *iscsi, *writable, ttl),
+        Command::Download {
+            restore_point,
+            path,
+            output,
+            format,
+            resume,
+        } => crate::client::download(
+            cli,
+            &crate::client::DownloadArgs {
+                restore_point,
+                path,
+                output: output.as_deref(),
+                format: format.as_deref(),
+                resume: *resume,
+            },
+        ),
         Command::Mounts { all, extend, ttl } => {
             crate::client::mounts(cli, *all, *extend, ttl.as_deref())
         }

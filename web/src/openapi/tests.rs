@@ -77,6 +77,8 @@ const ADDED: &[(&str, &str)] = &[
     ("post", "/api/v1/s3-keys"),
     ("delete", "/api/v1/s3-keys/{id}"),
     ("get", "/api/v1/status"),
+    // Downloads (issue 15).
+    ("get", "/api/v1/restore-points/{id}/files"),
 ];
 
 #[test]
@@ -206,4 +208,33 @@ fn restore_points_take_a_project_filter() {
     );
     let s = &doc["components"]["schemas"];
     assert!(s["Policy"]["properties"]["next_run"].is_object());
+}
+
+/// Downloads document their headers, ranges and conditional answers.
+#[test]
+fn downloads_document_headers_and_ranges() {
+    let doc = document();
+    let op = &doc["paths"]["/api/v1/restore-points/{id}/files"]["get"];
+    let r = &op["responses"];
+    for h in [
+        "ETag",
+        "Last-Modified",
+        "Content-Disposition",
+        "Accept-Ranges",
+    ] {
+        assert!(r["200"]["headers"][h].is_object(), "{h}: {op}");
+    }
+    assert!(r["206"]["headers"]["Content-Range"].is_object(), "{op}");
+    assert!(r["416"]["headers"]["Content-Range"].is_object(), "{op}");
+    for code in ["304", "400", "404", "409", "412"] {
+        assert!(r[code].is_object(), "{code}: {op}");
+    }
+    let params = op["parameters"].as_array().unwrap();
+    for name in ["id", "path", "format"] {
+        assert!(params.iter().any(|p| p["name"] == name), "{name}");
+    }
+    assert_eq!(
+        r["200"]["content"]["application/octet-stream"]["schema"]["format"],
+        "binary"
+    );
 }

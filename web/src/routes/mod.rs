@@ -8,6 +8,7 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod datastores;
+pub mod download;
 pub mod exports;
 pub(crate) mod nodes;
 pub(crate) mod policies;

@@ -132,6 +132,11 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             none.clone(),
         ),
         (
+            Method::GET,
+            "/api/v1/restore-points/{id}/files",
+            none.clone(),
+        ),
+        (
             Method::POST,
             "/api/v1/restore-points/{id}/restore",
             Some(json!({"target": "/tmp/r"})),

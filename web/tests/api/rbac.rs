@@ -112,6 +112,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points/{id}/tree",        ALL,           HIDDEN_READ),
+    ("get",    "/api/v1/restore-points/{id}/files",       ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points/search",           ALL,           ALL),
     ("patch",  "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
@@ -456,6 +457,9 @@ impl World<'_> {
                 format!("{}?path=/dir&recursive=true", with(&o.restore_point)),
                 None,
             ),
+            ("get", "/api/v1/restore-points/{id}/files") => {
+                (format!("{}?path=dir/a", with(&o.restore_point)), None)
+            }
             ("get", "/api/v1/restore-points/search") => {
                 (format!("{path}?pattern=*&source=rp-{p}"), None)
             }
