@@ -210,7 +210,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/s3-keys",
-        "S3 access keys: yours; an admin of all projects sees every user's, or one user's with ?user=NAME",
+        "S3 access keys: yours; an admin of all projects sees every user's, or one user's with ?user=NAME (404 for an unknown user)",
         "signed-in",
         None,
         (200, Some("S3Keys")),
@@ -846,8 +846,13 @@ pub fn document() -> Value {
                 json!({"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}});
             responses.insert("429".into(), e);
         }
-        // A `project` filter names an object too (restore points).
-        if r.path.contains("{id}") || r.query.iter().any(|(n, _)| *n == "project") {
+        // A `project` filter names an object too (restore points), as does
+        // a `user` filter (S3 keys).
+        if r.path.contains("{id}")
+            || r.query
+                .iter()
+                .any(|(n, _)| *n == "project" || (*n == "user" && r.path.ends_with("/s3-keys")))
+        {
             responses.insert("404".into(), error_response(
                 "No such object (an object of a project the caller cannot read answers the same)",
             ));
