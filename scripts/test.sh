@@ -31,9 +31,11 @@ apt_install() {
 apt_install clang libclang-dev protobuf-compiler diffutils libnbd-bin libiscsi-bin libiscsi-dev
 # File access (issue 15): partitioned disk images with ext4, FAT and NTFS
 # inside (fdisk: sfdisk, gdisk: sgdisk, dosfstools + mtools, ntfs-3g:
-# mkntfs, ntfscp), NFS clients (libnfs-utils: nfs-ls, nfs-cat, nfs-cp) and
-# an S3 client (rclone; awscli and boto3 come from pip below).
-apt_install fdisk gdisk dosfstools mtools ntfs-3g libnfs-utils rclone
+# mkntfs and the FUSE driver that fills the NTFS images, attr: setfattr
+# for ntfs-3g's system.* attributes), NFS clients (libnfs-utils: nfs-ls,
+# nfs-cat, nfs-cp) and an S3 client (rclone; awscli and boto3 come from
+# pip below).
+apt_install fdisk gdisk dosfstools mtools ntfs-3g attr libnfs-utils rclone
 python3 -c "import boto3" 2>/dev/null && command -v aws >/dev/null ||
     python3 -m pip install --quiet awscli boto3 ||
     { sleep 5; python3 -m pip install --quiet awscli boto3; }

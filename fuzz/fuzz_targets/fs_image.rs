@@ -1,5 +1,6 @@
 //! File systems inside images (ext2/3/4 with ext4-view, FAT12/16/32 with
-//! fatfs): arbitrary bytes as a whole disk, every directory listed, every
+//! fatfs, NTFS with the ntfs crate and the adapter's reparse-point and
+//! Interix-link parsing; seeds in fuzz/seeds/fs_image): arbitrary bytes as a whole disk, every directory listed, every
 //! entry stat'ed, every file and symlink read, a few levels deep.
 #![no_main]
 

@@ -2,15 +2,23 @@
 # Build the disk images the file-access tests read (frontends' tree of
 # image restore points; after the merge also downloads, the CLI, S3 and
 # NFS), with the real tools: sfdisk, sgdisk, mkfs.ext4 -d, mkfs.vfat,
-# mtools, truncate, dd. Run as: tests/images/mkimages.sh OUT [bigdir [COUNT]]
+# mtools, mkntfs + ntfs-3g (FUSE, userspace), truncate, dd. Run as:
+# tests/images/mkimages.sh OUT [bigdir [COUNT]]
 #
 # OUT/src/          the files put on every file system (what tests compare
 #                   against); OUT/src-fat/ the subset FAT can hold (no
-#                   links, no fifo, no 255-byte names)
-# OUT/mbr.img       MBR: 1 ext4, 2 FAT32, 3 extended with 5 FAT16, 6 FAT12
-# OUT/gpt.img       GPT: 1 FAT16, 2 ext4, 3 unformatted
+#                   links, no fifo, no 255-byte names); OUT/src-ntfs/
+#                   what the NTFS file systems hold (src-fat without
+#                   random5m.bin, with random3m.bin, a hard link, an
+#                   Interix symlink as ntfs-3g makes them, a Windows
+#                   symlink (reparse point), a name with quotes)
+# OUT/mbr.img       MBR: 1 ext4, 2 FAT32, 3 extended with 5 FAT16, 6 FAT12,
+#                   4 NTFS
+# OUT/gpt.img       GPT: 1 FAT16, 2 ext4, 3 unformatted, 4 NTFS
 # OUT/fat.img       FAT32 on the whole disk (no partition table)
 # OUT/ext4.img      ext4 on the whole disk
+# OUT/ntfs.img      NTFS on the whole disk; on every NTFS file system also
+#                   (not in src-ntfs) packed/c.txt, NTFS-compressed
 # OUT/bigdir.img    (with "bigdir [COUNT]") ext4 on the whole disk whose
 #                   /big holds COUNT (100000) empty files f000000, f000001...
 #                   (minutes of CPU: mkfs.ext4 -d links entries one by one)
@@ -43,6 +51,14 @@ chmod 0755 "$S/run.sh"
 truncate -s 8M "$S/sparse.bin"
 printf 'in the middle' | dd of="$S/sparse.bin" bs=1 seek=4194304 conv=notrunc status=none
 cp -r "$S" "$OUT/src-fat"
+N=$OUT/src-ntfs
+cp -r "$S" "$N"
+rm "$N/random5m.bin"
+head -c 3145728 "$S/random5m.bin" > "$N/random3m.bin"
+ln "$N/hello.txt" "$N/hardlink.txt"
+printf 'odd\n' > "$N/it's \"odd\" name.txt"
+ln -s hello.txt "$N/fastlink"
+ln -s sub/deeper/deep.txt "$N/winlink"
 # What only ext4 holds.
 ln "$S/hello.txt" "$S/hardlink.txt"
 ln -s hello.txt "$S/fastlink"
@@ -51,7 +67,7 @@ mkfifo "$S/fifo"
 LONG=$(printf 'n%.0s' $(seq 1 251))
 printf 'long\n' > "$S/${LONG}.txt"
 chown -h 1234:5678 "$S/sub/deeper/deep.txt" 2>/dev/null || true
-find "$S" "$OUT/src-fat" -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
+find "$S" "$OUT/src-fat" "$N" -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
 
 MiB=1048576
 mkext4() { # IMAGE SIZE_MIB SRC [mkfs options]
@@ -72,6 +88,62 @@ mkfat() { # IMAGE SIZE_MIB BITS SRC
     done)
     if [ -e "$4/readonly.txt" ]; then mattrib -i "$1" +r ::/readonly.txt; fi
 }
+# NTFS, filled through ntfs-3g. winlink becomes a Windows symlink to
+# sub\deeper\deep.txt: reparse data of tag IO_REPARSE_TAG_SYMLINK (LE
+# 0xA000000C), data length, 0, then substitute name at 0 and print name
+# at LEN (LEN bytes each), flags 1 (relative), the two names in UTF-16LE.
+utf16hex() { printf '%s' "$1" | iconv -f UTF-8 -t UTF-16LE | od -An -tx1 | tr -d ' \n'; }
+mkntfs_img() { # IMAGE SIZE_MIB SRC
+    rm -f "$1"
+    truncate -s "$2M" "$1"
+    mkntfs -F -Q -q -L ARCA "$1" 2>/dev/null
+    m=$T/ntfs-mnt
+    mkdir -p "$m"
+    # ntfs-3g in the foreground, waited for after the unmount: it writes
+    # its last changes when the FUSE connection closes.
+    ntfs-3g -o no_detach,compression "$1" "$m" >"$T/ntfs-3g.log" 2>&1 &
+    pid=$!
+    trap 'fusermount -u "$m" 2>/dev/null; wait $pid' EXIT
+    i=0
+    until mountpoint -q "$m"; do
+        i=$((i + 1))
+        if [ $i -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
+            echo "mkimages.sh: ntfs-3g cannot mount $1 (FUSE needed: /dev/fuse)" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    # One cp: hard links stay links.
+    cp -a "$3/." "$m/"
+    if [ -L "$3/winlink" ]; then
+        # Made again as a Windows symlink, its times set first: ntfs-3g
+        # cannot set a symlink's times.
+        rm "$m/winlink"
+        touch -d '2024-05-06 07:08:10 UTC' "$m/winlink"
+        name=$(utf16hex 'sub\deeper\deep.txt')
+        len=$((${#name} / 2))
+        hex=0c0000a0$(printf '%02x%02x' $(((12 + 2 * len) % 256)) $(((12 + 2 * len) / 256)))0000
+        hex=${hex}0000$(printf '%02x00' $len)$(printf '%02x00' $len)$(printf '%02x00' $len)01000000$name$name
+        setfattr -h -n system.ntfs_reparse_data -v "0x$hex" "$m/winlink"
+    fi
+    if [ -e "$3/readonly.txt" ]; then
+        setfattr -h -n system.ntfs_attrib_be -v 0x00000001 "$m/readonly.txt"
+    fi
+    # A DOS 8.3 name beside the long one (Windows makes them; the tree
+    # shows only the long name).
+    if [ -e "$3/with space.txt" ]; then
+        setfattr -h -n system.ntfs_dos_name -v WITHSP~1.TXT "$m/with space.txt"
+    fi
+    # An NTFS-compressed file: a directory with the compressed attribute
+    # compresses what is written in it.
+    mkdir "$m/packed"
+    setfattr -h -n system.ntfs_attrib_be -v 0x00000810 "$m/packed"
+    yes compressible | head -c 200000 > "$m/packed/c.txt"
+    find "$m" -mindepth 1 ! -name winlink -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
+    fusermount -u "$m"
+    wait $pid
+    trap - EXIT
+}
 place() { # DISK IMAGE START_MIB
     dd if="$2" of="$1" bs=$MiB seek="$3" conv=notrunc,sparse status=none
 }
@@ -84,15 +156,17 @@ mkfat "$T/fat16.img" 16 16 "$OUT/src-fat"
 mkdir -p "$T/small" && printf 'twelve\n' > "$T/small/twelve.txt"
 touch -d '2024-05-06 07:08:10 UTC' "$T/small/twelve.txt"
 mkfat "$T/fat12.img" 4 12 "$T/small"
+mkntfs_img "$T/ntfs.img" 16 "$N"
 
 # MBR: 1 ext4 (1-25 MiB), 2 FAT32 (25-65), 3 extended (65-90) with
-# 5 FAT16 (66-82) and 6 FAT12 (83-87).
-truncate -s 90M "$OUT/mbr.img"
+# 5 FAT16 (66-82) and 6 FAT12 (83-87), 4 NTFS (90-106).
+truncate -s 106M "$OUT/mbr.img"
 sfdisk -q "$OUT/mbr.img" <<EOF
 label: dos
 start=2048, size=49152, type=83
 start=51200, size=81920, type=c
 start=133120, size=51200, type=5
+start=184320, size=32768, type=7
 start=135168, size=32768, type=6
 start=169984, size=8192, type=1
 EOF
@@ -100,15 +174,20 @@ place "$OUT/mbr.img" "$T/ext4-24.img" 1
 place "$OUT/mbr.img" "$T/fat32.img" 25
 place "$OUT/mbr.img" "$T/fat16.img" 66
 place "$OUT/mbr.img" "$T/fat12.img" 83
+place "$OUT/mbr.img" "$T/ntfs.img" 90
 
-# GPT: 1 FAT16 (1-17 MiB), 2 ext4 (17-41), 3 unformatted (41-45).
-truncate -s 46M "$OUT/gpt.img"
-sgdisk -n 1:2048:34815 -t 1:0700 -n 2:34816:83967 -t 2:8300 -n 3:83968:92159 "$OUT/gpt.img" >/dev/null
+# GPT: 1 FAT16 (1-17 MiB), 2 ext4 (17-41), 3 unformatted (41-45),
+# 4 NTFS (45-61).
+truncate -s 62M "$OUT/gpt.img"
+sgdisk -n 1:2048:34815 -t 1:0700 -n 2:34816:83967 -t 2:8300 -n 3:83968:92159 \
+    -n 4:92160:124927 -t 4:0700 "$OUT/gpt.img" >/dev/null
 place "$OUT/gpt.img" "$T/fat16.img" 1
 place "$OUT/gpt.img" "$T/ext4-24.img" 17
+place "$OUT/gpt.img" "$T/ntfs.img" 45
 
 cp "$T/fat32.img" "$OUT/fat.img"
 cp "$T/ext4-24.img" "$OUT/ext4.img"
+cp "$T/ntfs.img" "$OUT/ntfs.img"
 
 if [ "${2:-}" = bigdir ]; then
     n=${3:-100000}

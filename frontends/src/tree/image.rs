@@ -14,18 +14,19 @@
 //!
 //! File systems are recognised by their own signature (ext2/3/4: the
 //! superblock magic; FAT12/16/32: a boot sector with a sane BIOS
-//! parameter block), not by the partition type. They are loaded on first
-//! use. A damaged partition table leaves `disk.img` alone in the root (a
-//! warning is logged); a damaged file system makes its directory fail
-//! with `Io` while the other partitions and the `.img` files stay
-//! readable; a damaged file fails with `Io` alone. No bytes make the
-//! readers panic: calls into the crates are guarded and a panic becomes
-//! `Io` for the path read.
+//! parameter block; NTFS: the boot sector's OEM id), not by the partition
+//! type. They are loaded on first use. A damaged partition table leaves
+//! `disk.img` alone in the root (a warning is logged); a damaged file
+//! system makes its directory fail with `Io` while the other partitions
+//! and the `.img` files stay readable; a damaged file fails with `Io`
+//! alone. No bytes make the readers panic: calls into the crates are
+//! guarded and a panic becomes `Io` for the path read.
 
 mod disk;
 mod ext4;
 mod fat;
 mod local;
+mod ntfs;
 mod volume;
 
 use std::sync::{Arc, OnceLock};
@@ -62,6 +63,8 @@ impl Mount {
                     FsKind::Ext => ext4::Ext4Tree::open(vol, self.name.clone())
                         .map(|t| Arc::new(t) as Arc<dyn FileTree>),
                     FsKind::Fat => fat::FatTree::open(vol, self.name.clone())
+                        .map(|t| Arc::new(t) as Arc<dyn FileTree>),
+                    FsKind::Ntfs => ntfs::NtfsTree::open(vol, self.name.clone())
                         .map(|t| Arc::new(t) as Arc<dyn FileTree>),
                 };
                 r.map_err(|e| {

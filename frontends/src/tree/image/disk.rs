@@ -17,6 +17,8 @@ pub(crate) enum FsKind {
     Ext,
     /// FAT12, FAT16 or FAT32.
     Fat,
+    /// NTFS.
+    Ntfs,
 }
 
 /// One partition: its number as the table numbers it (GPT: entry index +
@@ -124,8 +126,8 @@ fn mbr_partitions(disk: &Volume) -> std::result::Result<Vec<Partition>, String> 
 }
 
 /// The file system at the start of `vol`, by its signature: the ext
-/// superblock's magic, or a FAT boot sector with a sane BIOS parameter
-/// block.
+/// superblock's magic, a FAT boot sector with a sane BIOS parameter
+/// block, or an NTFS boot sector (its OEM id).
 pub(crate) fn detect(vol: &Volume) -> Option<FsKind> {
     let mut head = [0u8; 2048];
     let n = head.len().min(vol.len() as usize);
@@ -139,6 +141,9 @@ pub(crate) fn detect(vol: &Volume) -> Option<FsKind> {
     }
     if n >= 512 && is_fat_boot_sector(head) {
         return Some(FsKind::Fat);
+    }
+    if n >= 512 && is_ntfs_boot_sector(head) {
+        return Some(FsKind::Ntfs);
     }
     None
 }
@@ -156,4 +161,10 @@ fn is_fat_boot_sector(s: &[u8]) -> bool {
         && reserved > 0
         && fats > 0
         && (&s[54..59] == b"FAT12" || &s[54..59] == b"FAT16" || &s[82..87] == b"FAT32")
+}
+
+/// An NTFS boot sector: the OEM id `NTFS    ` and the boot signature (the
+/// crate checks the rest when the file system is loaded).
+fn is_ntfs_boot_sector(s: &[u8]) -> bool {
+    &s[3..11] == b"NTFS    " && s[510..512] == [0x55, 0xAA]
 }
