@@ -289,7 +289,7 @@ pub(crate) fn reparse_target(b: &[u8]) -> Option<Vec<u8>> {
         IO_REPARSE_TAG_LX_SYMLINK => data.get(4..)?.to_vec(),
         _ => return None,
     };
-    (!target.is_empty()).then_some(target)
+    (!target.is_empty() && !target.contains(&0)).then_some(target)
 }
 
 /// The target of an Interix symlink (what ntfs-3g writes): `IntxLNK\1`
@@ -300,7 +300,8 @@ pub(crate) fn interix_target(b: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let units = utf16_at(rest, 0, rest.len())?;
-    Some(unix_path(units.into_iter()))
+    let target = unix_path(units.into_iter());
+    (!target.contains(&0)).then_some(target)
 }
 
 /// What a file record says about the file.

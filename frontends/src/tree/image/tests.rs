@@ -802,6 +802,76 @@ fn damaged_ntfs_fails_alone() {
     assert_eq!(read_all(&*f), b"hello\n");
 }
 
+/// A reparse buffer: `tag`, then `data`.
+fn reparse(tag: u32, data: &[u8]) -> Vec<u8> {
+    let mut b = tag.to_le_bytes().to_vec();
+    b.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    b.extend_from_slice(&[0, 0]);
+    b.extend_from_slice(data);
+    b
+}
+
+/// Symlink (flags: Some) or junction (None) data: substitute name, then
+/// print name.
+fn link_data(sub: &str, print: &str, flags: Option<u32>) -> Vec<u8> {
+    let u = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect() };
+    let (sub, print) = (u(sub), u(print));
+    let mut d = Vec::new();
+    for v in [0, sub.len(), sub.len(), print.len()] {
+        d.extend_from_slice(&(v as u16).to_le_bytes());
+    }
+    if let Some(f) = flags {
+        d.extend_from_slice(&f.to_le_bytes());
+    }
+    d.extend_from_slice(&sub);
+    d.extend_from_slice(&print);
+    d
+}
+
+#[test]
+fn ntfs_reparse_points_and_interix_links() {
+    use super::ntfs::{interix_target, reparse_target};
+    // Relative symlink: the substitute name, '\' as '/'.
+    let b = reparse(
+        0xA000_000C,
+        &link_data("..\\a\\b.txt", "..\\a\\b.txt", Some(1)),
+    );
+    assert_eq!(reparse_target(&b).unwrap(), b"../a/b.txt");
+    // Absolute symlink and junction: the print name.
+    let b = reparse(
+        0xA000_000C,
+        &link_data("\\??\\C:\\Users\\ann", "C:\\Users\\ann", Some(0)),
+    );
+    assert_eq!(reparse_target(&b).unwrap(), b"C:/Users/ann");
+    let b = reparse(0xA000_0003, &link_data("\\??\\D:\\data", "D:\\data", None));
+    assert_eq!(reparse_target(&b).unwrap(), b"D:/data");
+    // A junction without a print name: the substitute name, prefix gone.
+    let b = reparse(0xA000_0003, &link_data("\\??\\D:\\data", "", None));
+    assert_eq!(reparse_target(&b).unwrap(), b"D:/data");
+    // WSL: a version, then UTF-8.
+    let b = reparse(0xA000_001D, b"\x02\0\0\0../lib/x.so");
+    assert_eq!(reparse_target(&b).unwrap(), b"../lib/x.so");
+    // Other tags, truncated or lying lengths, empty targets: not links.
+    assert!(reparse_target(&reparse(0x8000_0013, b"dedup")).is_none());
+    let good = reparse(0xA000_000C, &link_data("a", "a", Some(1)));
+    for n in 0..good.len() {
+        assert!(reparse_target(&good[..n]).is_none(), "{n}");
+    }
+    let mut lying = good.clone();
+    lying[10] = 0xFF; // substitute name length
+    assert!(reparse_target(&lying).is_none());
+    assert!(reparse_target(&reparse(0xA000_000C, &link_data("", "", Some(1)))).is_none());
+    // Interix: `IntxLNK\1` and UTF-16.
+    let mut b = b"IntxLNK\x01".to_vec();
+    b.extend("日本/x".encode_utf16().flat_map(|c| c.to_le_bytes()));
+    assert_eq!(interix_target(&b).unwrap(), "日本/x".as_bytes());
+    assert!(interix_target(b"IntxLNK\x01").is_none());
+    assert!(interix_target(b"IntxLNK\x01a").is_none());
+    assert!(interix_target(b"IntxCHR\x01ab").is_none());
+    assert!(interix_target(b"IntxLNK\x01a\0\0\0").is_none());
+    assert!(reparse_target(&reparse(0xA000_001D, b"\x02\0\0\0a\0b")).is_none());
+}
+
 /// Make the leaf index records (`INDX`) of `img` loop: each one's last
 /// entry gets a subnode, the record itself. Returns how many were.
 fn loop_index_records(img: &mut [u8]) -> usize {
