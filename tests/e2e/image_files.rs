@@ -4,7 +4,8 @@
 //! `mkfs.ext4 -d` ([`crate::common::ext4`]).
 //!
 //! The first test reads the disk as a file (`disk.img`), the second the
-//! files of the ext4 partition (`part1/...`).
+//! files of the ext4 partition (`part1/...`), the third those of an NTFS
+//! partition.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -12,6 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use serde_json::Value;
 
 use crate::common::ext4::{assert_diff_r_clean, assert_same_bytes, ext4_disk};
+use crate::common::ntfs::ntfs_disk;
 use crate::common::*;
 
 fn paths(v: &Value, key: &str) -> Vec<String> {
@@ -203,4 +205,89 @@ fn files_come_out_of_an_ext4_partition_without_mounting() {
     assert_eq!(fs::read(var.join("a")).unwrap(), b"linked\n");
     assert_eq!(fs::read(var.join("b")).unwrap(), b"linked\n");
     assert_eq!(fs::metadata(var.join("a")).unwrap().nlink(), 1);
+}
+
+/// An NTFS partition ([`crate::common::ntfs`], filled through ntfs-3g):
+/// its files listed, found and restored as they were, NTFS' system files
+/// not shown.
+#[test]
+fn files_come_out_of_an_ntfs_partition_without_mounting() {
+    let env = Env::new();
+    let d = ntfs_disk(env.dir.path());
+    env.json(&[
+        "backup",
+        "image",
+        d.disk.to_str().unwrap(),
+        "--source",
+        "win",
+    ]);
+
+    let root = paths(&env.json(&["ls", "latest"]), "entries");
+    for p in ["disk.img", "part1.img", "part1"] {
+        assert!(root.contains(&p.to_string()), "{root:?}");
+    }
+    let top = env.json(&["ls", "latest", "part1"]);
+    let mut names = paths(&top, "entries");
+    names.sort();
+    assert_eq!(names, ["part1/Users", "part1/Windows"], "{top}");
+    let win = env.json(&["ls", "latest", "part1/Windows"]);
+    let mut names = paths(&win, "entries");
+    names.sort();
+    assert_eq!(
+        names,
+        ["part1/Windows/hosts", "part1/Windows/hosts.link"],
+        "{win}"
+    );
+    let all = env.ok(&["ls", "latest", "part1/Users", "-r"]);
+    assert!(all.contains(" part1/Users/ann/big.bin"), "{all}");
+    assert!(all.contains(&(3u64 << 20).to_string()), "{all}");
+
+    let r = env.json(&["find", "café.txt", "--images"]);
+    assert_eq!(
+        paths(&r, "matches"),
+        ["part1/Users/ann/ñandú/café.txt"],
+        "{r}"
+    );
+
+    // A directory: contents, modes (made up: 0755, 0644) and times as in
+    // the source.
+    let out = env.path("out-users");
+    env.ok(&[
+        "restore",
+        "latest",
+        out.to_str().unwrap(),
+        "--path",
+        "part1/Users",
+    ]);
+    assert_diff_r_clean(&d.tree.join("Users"), &out);
+    assert_same_tree(&d.tree.join("Users"), &out);
+    // A file with an odd name, under its name.
+    let one = env.path("one");
+    let odd = "Users/ann/Ann's \"list\" 1.txt";
+    env.ok(&[
+        "restore",
+        "latest",
+        one.to_str().unwrap(),
+        "--path",
+        &format!("part1/{odd}"),
+    ]);
+    let restored = one.join("Ann's \"list\" 1.txt");
+    assert_same_bytes(&d.tree.join(odd), &restored);
+    let (a, b) = (
+        fs::metadata(d.tree.join(odd)).unwrap(),
+        fs::metadata(&restored).unwrap(),
+    );
+    assert_eq!((a.mode(), a.mtime()), (b.mode(), b.mtime()));
+    // Hard links come out as copies.
+    let w = env.path("win");
+    env.ok(&[
+        "restore",
+        "latest",
+        w.to_str().unwrap(),
+        "--path",
+        "part1/Windows",
+    ]);
+    for f in ["hosts", "hosts.link"] {
+        assert_same_bytes(&d.tree.join("Windows/hosts"), &w.join(f));
+    }
 }

@@ -1,12 +1,14 @@
 //! File access to image restore points through the server: `arca ls`,
 //! `arca find --images` and `arca restore --path` of a partitioned ext4
-//! image ([`crate::common::ext4`]), on the server's own node and on a
+//! image ([`crate::common::ext4`]) and of an NTFS one
+//! ([`crate::common::ntfs`]), on the server's own node and on a
 //! remote node (which reads its datastore itself: tree and find queries,
 //! and the restore task).
 
 use serde_json::{json, Value};
 
 use crate::common::ext4::{assert_diff_r_clean, assert_same_bytes, ext4_disk, Ext4Disk};
+use crate::common::ntfs::ntfs_disk;
 use crate::helpers::*;
 
 fn paths(v: &Value, key: &str) -> Vec<String> {
@@ -148,4 +150,56 @@ fn files_come_out_of_an_ext4_partition_through_the_server() {
         serde_json::from_str(&far.ok(&["--json", "find", "hostname", "--images"]).0).unwrap();
     let got: Vec<_> = paths(&r, "matches");
     assert_eq!(got, ["part1/etc/hostname", "part1/etc/hostname"], "{r}");
+}
+
+/// An NTFS partition ([`crate::common::ntfs`]) through the server: listed
+/// without NTFS' system files, found, and a directory restored as it was.
+#[test]
+fn files_come_out_of_an_ntfs_partition_through_the_server() {
+    let far = FarNode::start();
+    let dir = far.dir.path().to_path_buf();
+    let d = ntfs_disk(&dir);
+    far.ok(&["source", "add", "image", "win", d.disk.to_str().unwrap()]);
+    far.ok(&["backup", "now", "win", "--wait"]);
+    let id = restore_points(&far.url, &far.admin, "win")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let page: Value = serde_json::from_str(&far.ok(&["--json", "ls", &id, "part1"]).0).unwrap();
+    let mut names = paths(&page, "entries");
+    names.sort();
+    assert_eq!(names, ["part1/Users", "part1/Windows"], "{page}");
+    let all = far.ok(&["ls", &id, "part1/Users", "-r"]).0;
+    assert!(all.contains(" part1/Users/ann/ñandú/café.txt"), "{all}");
+
+    let out = dir.join("users");
+    let o = out.to_str().unwrap();
+    far.ok(&[
+        "restore",
+        &id,
+        "--to",
+        o,
+        "--path",
+        "/part1/Users",
+        "--wait",
+    ]);
+    assert_diff_r_clean(&d.tree.join("Users"), &out);
+    crate::common::assert_same_tree(&d.tree.join("Users"), &out);
+    let one = dir.join("one");
+    let o = one.to_str().unwrap();
+    far.ok(&[
+        "restore",
+        &id,
+        "--to",
+        o,
+        "--path",
+        "part1/Windows/hosts.link",
+        "--wait",
+    ]);
+    assert_same_bytes(&d.tree.join("Windows/hosts"), &one.join("hosts.link"));
+
+    let r: Value =
+        serde_json::from_str(&far.ok(&["--json", "find", "big.bin", "--images"]).0).unwrap();
+    assert_eq!(paths(&r, "matches"), ["part1/Users/ann/big.bin"], "{r}");
 }
