@@ -18,7 +18,8 @@
 # OUT/fat.img       FAT32 on the whole disk (no partition table)
 # OUT/ext4.img      ext4 on the whole disk
 # OUT/ntfs.img      NTFS on the whole disk; on every NTFS file system also
-#                   (not in src-ntfs) packed/c.txt, NTFS-compressed
+#                   (not in src-ntfs) ntfs-only/packed/c.txt, NTFS-
+#                   compressed, and ntfs-only/junction -> C:\Users
 # OUT/bigdir.img    (with "bigdir [COUNT]") ext4 on the whole disk whose
 #                   /big holds COUNT (100000) empty files f000000, f000001...
 #                   (minutes of CPU: mkfs.ext4 -d links entries one by one)
@@ -138,10 +139,20 @@ mkntfs_img() { # IMAGE SIZE_MIB SRC
     fi
     # An NTFS-compressed file: a directory with the compressed attribute
     # compresses what is written in it.
-    mkdir "$m/packed"
-    setfattr -h -n system.ntfs_attrib_be -v 0x00000810 "$m/packed"
-    yes compressible | head -c 200000 > "$m/packed/c.txt"
-    find "$m" -mindepth 1 ! -name winlink -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
+    mkdir -p "$m/ntfs-only/packed" "$m/ntfs-only/junction"
+    setfattr -h -n system.ntfs_attrib_be -v 0x00000810 "$m/ntfs-only/packed"
+    yes compressible | head -c 200000 > "$m/ntfs-only/packed/c.txt"
+    # A junction (IO_REPARSE_TAG_MOUNT_POINT, LE 0xA0000003) to C:\Users:
+    # substitute name \??\C:\Users at 0, print name C:\Users after it.
+    sub=$(utf16hex '\??\C:\Users')
+    prn=$(utf16hex 'C:\Users')
+    sl=$((${#sub} / 2))
+    pl=$((${#prn} / 2))
+    dl=$((8 + sl + pl + 4))
+    hex=030000a0$(printf '%02x%02x' $((dl % 256)) $((dl / 256)))0000
+    hex=${hex}0000$(printf '%02x00' $sl)$(printf '%02x00' $sl)$(printf '%02x00' $pl)$sub${prn}00000000
+    setfattr -h -n system.ntfs_reparse_data -v "0x$hex" "$m/ntfs-only/junction"
+    find "$m" -mindepth 1 ! -name winlink ! -name junction -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
     fusermount -u "$m"
     wait $pid
     trap - EXIT

@@ -567,7 +567,14 @@ impl FileTree for NtfsTree {
         let mut v = fs.base.clone();
         let ntfs = &fs.ntfs;
         let dir = guard(&s.shown(path), || self.lookup(ntfs, &mut v, path))?;
-        if !dir.is_directory() {
+        // A junction is a directory shown as a symlink: not listed.
+        let shown_kind = guard(&s.shown(path), || match path.is_root() {
+            true => Ok(Kind::Dir),
+            false => info(&dir, &mut v)
+                .map(|i| i.attr.kind)
+                .map_err(|e| s.io(path, e)),
+        })?;
+        if !dir.is_directory() || shown_kind != Kind::Dir {
             return Err(TreeError::NotADirectory(format!(
                 "{} is not a directory",
                 s.shown(path)

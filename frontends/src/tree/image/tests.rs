@@ -131,8 +131,9 @@ fn compare(tree: &dyn FileTree, at: &TreePath, src: &Path, fs: Fs) -> usize {
         listed.retain(|n| n != "lost+found");
     }
     if fs == Fs::Ntfs && at.components().len() == 1 {
-        // NTFS only: the compressed file (see ntfs_files_links_and_holes).
-        listed.retain(|n| n != "packed");
+        // NTFS only: a compressed file, a junction (see
+        // ntfs_files_links_and_holes).
+        listed.retain(|n| n != "ntfs-only");
     }
     // FAT: a short name without a long one (mtools writes `é.txt` as the
     // short name `É.TXT` with the lower-case flags, which fatfs applies
@@ -606,7 +607,7 @@ fn ntfs_files_links_and_holes() {
         !root.iter().any(|n| n.starts_with('$') || n == "."),
         "{root:?}"
     );
-    assert!(root.contains(&"packed".to_string()), "{root:?}");
+    assert!(root.contains(&"ntfs-only".to_string()), "{root:?}");
     for hidden in ["fs/$MFT", "fs/$Bitmap", "fs/$Extend", "fs/WITHSP~1.TXT"] {
         assert!(
             matches!(tree.stat(&p(hidden)), Err(TreeError::NotFound(_))),
@@ -643,6 +644,21 @@ fn ntfs_files_links_and_holes() {
         b"sub/deeper/deep.txt"
     );
     assert_eq!(tree.read_link(&p("fs/fastlink")).unwrap(), b"hello.txt");
+    // A junction: a directory shown as a symlink to its print name.
+    let a = tree.stat(&p("fs/ntfs-only/junction")).unwrap();
+    assert_eq!((a.kind, a.size, a.mode), (Kind::Symlink, 8, 0o777));
+    assert_eq!(
+        tree.read_link(&p("fs/ntfs-only/junction")).unwrap(),
+        b"C:/Users"
+    );
+    assert!(matches!(
+        tree.read_dir(&p("fs/ntfs-only/junction"), 0, &mut |_| true),
+        Err(TreeError::NotADirectory(_))
+    ));
+    assert!(matches!(
+        tree.open(&p("fs/ntfs-only/junction")),
+        Err(TreeError::WrongKind(_))
+    ));
     assert!(matches!(
         tree.open(&p("fs/winlink")),
         Err(TreeError::WrongKind(_))
@@ -676,9 +692,9 @@ fn ntfs_files_links_and_holes() {
 
     // A compressed file: listed with its size, its data an Io error that
     // says why.
-    let a = tree.stat(&p("fs/packed/c.txt")).unwrap();
+    let a = tree.stat(&p("fs/ntfs-only/packed/c.txt")).unwrap();
     assert_eq!((a.kind, a.size), (Kind::File, 200_000));
-    let f = tree.open(&p("fs/packed/c.txt")).unwrap();
+    let f = tree.open(&p("fs/ntfs-only/packed/c.txt")).unwrap();
     match f.read_at(0, &mut b) {
         Err(TreeError::Io(m)) => assert!(m.contains("compressed"), "{m}"),
         r => panic!("{r:?}"),
