@@ -17,9 +17,10 @@
 # OUT/gpt.img       GPT: 1 FAT16, 2 ext4, 3 unformatted, 4 NTFS
 # OUT/fat.img       FAT32 on the whole disk (no partition table)
 # OUT/ext4.img      ext4 on the whole disk
-# OUT/ntfs.img      NTFS on the whole disk; on every NTFS file system also
-#                   (not in src-ntfs) ntfs-only/packed/c.txt, NTFS-
-#                   compressed, and ntfs-only/junction -> C:\Users
+# OUT/ntfs.img      NTFS on the whole disk; it alone also holds (not in
+#                   src-ntfs) ntfs-only/packed/c.txt, NTFS-compressed (it
+#                   cannot be read), and ntfs-only/junction -> C:\Users;
+#                   the partitions' NTFS read whole
 # OUT/bigdir.img    (with "bigdir [COUNT]") ext4 on the whole disk whose
 #                   /big holds COUNT (100000) empty files f000000, f000001...
 #                   (minutes of CPU: mkfs.ext4 -d links entries one by one)
@@ -96,7 +97,7 @@ mkfat() { # IMAGE SIZE_MIB BITS SRC
 # 0xA000000C), data length, 0, then substitute name at 0 and print name
 # at LEN (LEN bytes each), flags 1 (relative), the two names in UTF-16LE.
 utf16hex() { printf '%s' "$1" | iconv -f UTF-8 -t UTF-16LE | od -An -tx1 | tr -d ' \n'; }
-mkntfs_img() { # IMAGE SIZE_MIB SRC
+mkntfs_img() { # IMAGE SIZE_MIB SRC [extras]
     rm -f "$1"
     truncate -s "$2M" "$1"
     mkntfs -F -Q -q -L ARCA "$1" 2>/dev/null
@@ -137,21 +138,24 @@ mkntfs_img() { # IMAGE SIZE_MIB SRC
     if [ -e "$3/with space.txt" ]; then
         setfattr -h -n system.ntfs_dos_name -v WITHSP~1.TXT "$m/with space.txt"
     fi
-    # An NTFS-compressed file: a directory with the compressed attribute
-    # compresses what is written in it.
-    mkdir -p "$m/ntfs-only/packed" "$m/ntfs-only/junction"
-    setfattr -h -n system.ntfs_attrib_be -v 0x00000810 "$m/ntfs-only/packed"
-    yes compressible | head -c 200000 > "$m/ntfs-only/packed/c.txt"
-    # A junction (IO_REPARSE_TAG_MOUNT_POINT, LE 0xA0000003) to C:\Users:
-    # substitute name \??\C:\Users at 0, print name C:\Users after it.
-    sub=$(utf16hex '\??\C:\Users')
-    prn=$(utf16hex 'C:\Users')
-    sl=$((${#sub} / 2))
-    pl=$((${#prn} / 2))
-    dl=$((8 + sl + pl + 4))
-    hex=030000a0$(printf '%02x%02x' $((dl % 256)) $((dl / 256)))0000
-    hex=${hex}0000$(printf '%02x00' $sl)$(printf '%02x00' $sl)$(printf '%02x00' $pl)$sub${prn}00000000
-    setfattr -h -n system.ntfs_reparse_data -v "0x$hex" "$m/ntfs-only/junction"
+    # Only in ntfs.img (tests of what cannot be read): an NTFS-compressed
+    # file (a directory with the compressed attribute compresses what is
+    # written in it) and a junction (IO_REPARSE_TAG_MOUNT_POINT, LE
+    # 0xA0000003) to C:\Users: substitute name \??\C:\Users at 0, print
+    # name C:\Users after it.
+    if [ "${4:-}" = extras ]; then
+        mkdir -p "$m/ntfs-only/packed" "$m/ntfs-only/junction"
+        setfattr -h -n system.ntfs_attrib_be -v 0x00000810 "$m/ntfs-only/packed"
+        yes compressible | head -c 200000 > "$m/ntfs-only/packed/c.txt"
+        sub=$(utf16hex '\??\C:\Users')
+        prn=$(utf16hex 'C:\Users')
+        sl=$((${#sub} / 2))
+        pl=$((${#prn} / 2))
+        dl=$((8 + sl + pl + 4))
+        hex=030000a0$(printf '%02x%02x' $((dl % 256)) $((dl / 256)))0000
+        hex=${hex}0000$(printf '%02x00' $sl)$(printf '%02x00' $sl)$(printf '%02x00' $pl)$sub${prn}00000000
+        setfattr -h -n system.ntfs_reparse_data -v "0x$hex" "$m/ntfs-only/junction"
+    fi
     find "$m" -mindepth 1 ! -name winlink ! -name junction -exec touch -h -d '2024-05-06 07:08:10 UTC' {} +
     fusermount -u "$m"
     wait $pid
@@ -170,6 +174,7 @@ mkdir -p "$T/small" && printf 'twelve\n' > "$T/small/twelve.txt"
 touch -d '2024-05-06 07:08:10 UTC' "$T/small/twelve.txt"
 mkfat "$T/fat12.img" 4 12 "$T/small"
 mkntfs_img "$T/ntfs.img" 16 "$N"
+mkntfs_img "$T/ntfs-extras.img" 16 "$N" extras
 
 # MBR: 1 ext4 (1-25 MiB), 2 FAT32 (25-65), 3 extended (65-90) with
 # 5 FAT16 (66-82) and 6 FAT12 (83-87), 4 NTFS (90-106).
@@ -200,7 +205,7 @@ place "$OUT/gpt.img" "$T/ntfs.img" 45
 
 cp "$T/fat32.img" "$OUT/fat.img"
 cp "$T/ext4-24.img" "$OUT/ext4.img"
-cp "$T/ntfs.img" "$OUT/ntfs.img"
+cp "$T/ntfs-extras.img" "$OUT/ntfs.img"
 
 if [ "${2:-}" = bigdir ]; then
     n=${3:-100000}

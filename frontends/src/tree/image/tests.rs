@@ -256,6 +256,9 @@ fn an_mbr_disk_shows_its_partitions_and_their_files() {
     assert_eq!(names(&tree, &p("part6")), ["twelve.txt"]);
     let n = compare(&tree, &p("part4"), &dir.join("src-ntfs"), Fs::Ntfs);
     assert!(n >= 20, "{n} entries compared");
+    // Every file of the partition's NTFS reads (whole-partition restores,
+    // tars and S3 copies of it succeed).
+    assert_eq!(walk(&tree, &p("part4"), 0), 0);
     let f = tree.open(&p("part6/twelve.txt")).unwrap();
     assert_eq!(read_all(&*f), b"twelve\n");
 
