@@ -731,7 +731,11 @@ fn main() -> ExitCode {
     logs::init(cli.log_format);
     progress::set_mode(cli.progress);
     let json = cli.json;
-    match commands::run(cli) {
+    let outcome = commands::run(cli);
+    // No background thread may be inside the datastore while the process
+    // runs its exit handlers.
+    arca_frontends::quiesce();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let msg = error_message(&e);
