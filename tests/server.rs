@@ -27,6 +27,8 @@ mod find;
 mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
+#[path = "server/image_access.rs"]
+mod image_access;
 #[path = "server/image_files.rs"]
 mod image_files;
 #[path = "server/logs.rs"]
