@@ -423,12 +423,15 @@ impl ExportHost {
                 addr.port(),
                 iqn(&spec.name)
             ),
-            // libnfs takes no port in the host part: the ports are options.
-            ExportProtocol::Nfs => format!(
-                "nfs://{host}/{}/{}?version=3&nfsport={port}&mountport={port}",
-                arca_nfs::namespace::dir_name(&spec.source),
-                spec.restore_point,
-                port = addr.port()
+            // No secret: the allow list is the gate (see the module doc).
+            ExportProtocol::Nfs => arca_nfs::url_at(
+                &host,
+                addr.port(),
+                &format!(
+                    "{}/{}",
+                    arca_nfs::namespace::dir_name(&spec.source),
+                    spec.restore_point
+                ),
             ),
         })
     }
