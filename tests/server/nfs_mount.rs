@@ -275,6 +275,16 @@ fn restore_points_are_exported_over_nfs_through_the_server() {
         !readable(&short_addr)
     });
 
+    // The human form says where and to whom.
+    let (out, _) = far.ok(&["mount", "--nfs", &docs, "--allow", "10.1.0.0/16"]);
+    assert!(
+        out.contains(&format!(
+            "nfs://127.0.0.1/docs/{docs}?version=3&nfsport={port}"
+        )) && out.contains("NFSv3 clients allowed: 10.1.0.0/16")
+            && out.contains("nfs-ls -R"),
+        "{out}"
+    );
+
     // Refusals: clear errors, no 500.
     for (body, says) in [
         (
