@@ -479,7 +479,9 @@ impl ExportHost {
     }
 
     /// Serve exactly the live NFS exports of `specs` (the namespace is
-    /// replaced whole, so a stopped one disappears at once).
+    /// replaced whole, so a stopped one disappears at once). New exports
+    /// are opened without holding the list: [`ExportHost::serves`] and
+    /// [`ExportHost::held`] do not wait for a restore point to load.
     fn reconcile_nfs(
         &self,
         specs: &[&ExportSpec],
@@ -490,45 +492,61 @@ impl ExportHost {
             .filter(|s| s.is_live())
             .map(|s| (s.name.as_str(), *s))
             .collect();
-        let mut served = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
-        let before = served.len();
-        served.retain(|name, (spec, _)| {
-            let keep = live.contains_key(name.as_str()) && !self.is_stopped();
-            if !keep {
-                tracing::info!("export {} ({}) stopped", spec.id, spec.name);
+        // Stop what is no longer wanted.
+        let (stopped_some, new): (bool, Vec<&ExportSpec>) = {
+            let mut served = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
+            let before = served.len();
+            served.retain(|name, (spec, _)| {
+                let keep = live.contains_key(name.as_str()) && !self.is_stopped();
+                if !keep {
+                    tracing::info!("export {} ({}) stopped", spec.id, spec.name);
+                }
+                keep
+            });
+            let stopped_some = served.len() < before;
+            if stopped_some {
+                self.nfs
+                    .set(served.values().map(|(_, e)| e.clone()).collect());
             }
-            keep
-        });
-        let stopped_some = served.len() < before;
-        let mut started_some = false;
-        for spec in live.values().filter(|_| !self.is_stopped()) {
-            if served.contains_key(&spec.name) {
-                continue;
-            }
+            let new = live
+                .values()
+                .filter(|s| !served.contains_key(&s.name))
+                .copied()
+                .collect();
+            (stopped_some, new)
+        };
+        if stopped_some {
+            self.wake_unserved();
+        }
+        // Start what is new (nothing once the host is stopped).
+        let mut opened = Vec::new();
+        for spec in new.into_iter().filter(|_| !self.is_stopped()) {
             match self.open_nfs(spec) {
                 Ok(e) => {
-                    tracing::info!("export {} ({}) started", spec.id, spec.name);
                     // Its address names the source it is shown under.
-                    let mut spec = (*spec).clone();
+                    let mut spec = spec.clone();
                     spec.source = e.source.clone();
-                    served.insert(spec.name.clone(), (spec, e));
-                    started_some = true;
+                    opened.push((spec, e));
                 }
                 Err(e) => reports.push((spec.id, Err(e))),
             }
         }
-        if stopped_some || started_some {
+        let mut served = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
+        // Stopped while they opened: [`ExportHost::stop`] took the lock
+        // after this check, or clears them after this.
+        if !opened.is_empty() && !self.is_stopped() {
+            for (spec, e) in opened {
+                tracing::info!("export {} ({}) started", spec.id, spec.name);
+                served.insert(spec.name.clone(), (spec, e));
+            }
             self.nfs
                 .set(served.values().map(|(_, e)| e.clone()).collect());
         }
+        // Report every live one still "starting" that is served.
         for spec in specs.iter().filter(|s| s.state == ExportState::Starting) {
             if let Some((spec, _)) = served.get(&spec.name) {
                 reports.push((spec.id, self.address(spec)));
             }
-        }
-        drop(served);
-        if stopped_some {
-            self.wake_unserved();
         }
     }
 
@@ -854,6 +872,61 @@ mod tests {
         assert!(host.reconcile(&[spec]).is_empty());
         assert!(!host.serves(ExportId(7)));
         assert!(host.nbd.open("export-7-AbCdEfGh12345678").is_none());
+    }
+
+    /// NFS exports that cannot be served fail with the reason: no NFS
+    /// listener, a writable one, a bad or empty allow list, an unreadable
+    /// datastore. Nothing is served, held or shown.
+    #[test]
+    fn nfs_exports_that_cannot_be_served_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = |nfs: Option<SocketAddr>| {
+            ExportHost::new(
+                Listeners {
+                    nfs,
+                    ..Default::default()
+                },
+                dir.path().to_path_buf(),
+                arca_frontends::chunk_cache(1 << 20),
+                Arc::new(Trees::new(arca_frontends::chunk_cache(1 << 20), 4)),
+                |_| Err("no datastore".to_string()),
+            )
+        };
+        let spec = |writable: bool, allow: &[&str]| {
+            let mut s = served(
+                3,
+                "",
+                Arc::new(arca_frontends::reader::MemDisk { data: vec![] }),
+            )
+            .spec;
+            s.protocol = ExportProtocol::Nfs;
+            s.state = ExportState::Starting;
+            s.writable = writable;
+            s.allow = allow.iter().map(|a| a.to_string()).collect();
+            s
+        };
+        let error = |h: &ExportHost, s: ExportSpec| {
+            let r = h.reconcile(&[s]);
+            assert_eq!(r.len(), 1, "{r:?}");
+            assert!(h.held().is_empty() && !h.serves(ExportId(3)));
+            r[0].1.clone().unwrap_err()
+        };
+        let off = host(None);
+        let e = error(&off, spec(false, &["10.0.0.0/8"]));
+        assert!(e.contains("--nfs-listen"), "{e}");
+        let on = host(Some("127.0.0.1:2049".parse().unwrap()));
+        let e = error(&on, spec(true, &["10.0.0.0/8"]));
+        assert!(e.contains("read-only"), "{e}");
+        let e = error(&on, spec(false, &["10.0.0.0/33"]));
+        assert!(e.contains("10.0.0.0/33"), "{e}");
+        let e = error(&on, spec(false, &[]));
+        assert!(e.contains("--allow"), "{e}");
+        let e = error(&on, spec(false, &["10.0.0.0/8"]));
+        assert_eq!(e, "no datastore");
+        assert!(!arca_nfs::Namespace::admits(
+            &*on.nfs,
+            "10.1.2.3".parse().unwrap()
+        ));
     }
 
     #[test]
