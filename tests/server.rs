@@ -37,6 +37,8 @@ mod logs;
 mod maintenance;
 #[path = "server/mounts.rs"]
 mod mounts;
+#[path = "server/nfs_mount.rs"]
+mod nfs_mount;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
 #[path = "server/preview.rs"]

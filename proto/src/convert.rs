@@ -185,6 +185,7 @@ pub fn export_to_pb(e: ExportSpec) -> pb::ExportSpec {
     let protocol = match e.protocol {
         ExportProtocol::Nbd => pb::ExportProtocol::Nbd,
         ExportProtocol::Iscsi => pb::ExportProtocol::Iscsi,
+        ExportProtocol::Nfs => pb::ExportProtocol::Nfs,
     };
     let state = match e.state {
         ExportState::Starting => pb::ExportState::Starting,
@@ -207,6 +208,8 @@ pub fn export_to_pb(e: ExportSpec) -> pb::ExportSpec {
         state: state as i32,
         on_stop: on_stop as i32,
         secret: e.secret,
+        allow: e.allow,
+        source: e.source,
     }
 }
 
@@ -219,6 +222,7 @@ pub fn export_from_pb(e: pb::ExportSpec) -> Result<ExportSpec, String> {
             pb::ExportProtocol::Unspecified => None,
             pb::ExportProtocol::Nbd => Some(ExportProtocol::Nbd),
             pb::ExportProtocol::Iscsi => Some(ExportProtocol::Iscsi),
+            pb::ExportProtocol::Nfs => Some(ExportProtocol::Nfs),
         },
     )?;
     let state = enum_from_pb(e.state, "export state", |s: pb::ExportState| match s {
@@ -248,6 +252,8 @@ pub fn export_from_pb(e: pb::ExportSpec) -> Result<ExportSpec, String> {
         state,
         on_stop,
         secret: e.secret,
+        allow: e.allow,
+        source: e.source,
     })
 }
 

@@ -554,7 +554,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/exports",
-        "Export an image restore point over NBD or iSCSI on the node that owns its datastore (`arca mount`); poll it until active for its address. writable=true needs manage (restore-only users get 403)",
+        "Export a restore point on the node that owns its datastore (`arca mount`): an image as a disk over NBD or iSCSI, or any restore point's files over NFS (read-only; allow: the client address blocks, default the caller's address); poll it until active for its address. writable=true needs manage (restore-only users get 403); writable NFS, allow without NFS or a bad address block: 422",
         "restore",
         Some("NewExport"),
         (201, Some("Export"))
