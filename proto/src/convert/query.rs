@@ -5,6 +5,7 @@
 
 use arca_model::api::{self, TreeEntryKind};
 
+use super::files;
 use super::{enum_from_pb, parse};
 use crate::pb;
 use crate::query::{Answer, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
@@ -21,6 +22,14 @@ pub fn query_to_pb(id: u64, q: &Query) -> pb::Query {
             limit: t.limit,
         }),
         Query::Find(f) => pb::query::Query::Find(super::find::find_query_to_pb(f)),
+        Query::Stat(f) => pb::query::Query::Stat(pb::StatQuery {
+            file: Some(files::file_ref_to_pb(f)),
+        }),
+        Query::List(l) => pb::query::Query::List(files::list_to_pb(l)),
+        Query::Read(r) => pb::query::Query::Read(files::read_to_pb(r)),
+        Query::ReadLink(f) => pb::query::Query::ReadLink(pb::ReadLinkQuery {
+            file: Some(files::file_ref_to_pb(f)),
+        }),
     };
     pb::Query {
         id,
@@ -46,6 +55,12 @@ pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
             })
         }
         Some(pb::query::Query::Find(f)) => super::find::find_query_from_pb(f).map(Query::Find),
+        Some(pb::query::Query::Stat(s)) => files::file_ref_from_pb(s.file).map(Query::Stat),
+        Some(pb::query::Query::List(l)) => files::list_from_pb(l).map(Query::List),
+        Some(pb::query::Query::Read(r)) => files::read_from_pb(r).map(Query::Read),
+        Some(pb::query::Query::ReadLink(r)) => {
+            files::file_ref_from_pb(r.file).map(Query::ReadLink)
+        }
     };
     (q.id, r)
 }
@@ -55,6 +70,12 @@ pub fn answer_to_pb(id: u64, r: &Reply) -> pb::AnswerRequest {
     let answer = match r {
         Ok(Answer::Tree(page)) => pb::answer_request::Answer::Tree(tree_page_to_pb(page)),
         Ok(Answer::Find(r)) => pb::answer_request::Answer::Find(super::find::find_result_to_pb(r)),
+        Ok(Answer::Stat(a)) => pb::answer_request::Answer::Stat(files::attr_to_pb(a)),
+        Ok(Answer::List(p)) => pb::answer_request::Answer::List(files::dir_page_to_pb(p)),
+        Ok(Answer::Read(d)) => pb::answer_request::Answer::Read(pb::FileData { data: d.clone() }),
+        Ok(Answer::ReadLink(t)) => {
+            pb::answer_request::Answer::ReadLink(pb::LinkTarget { target: t.clone() })
+        }
         Err(e) => pb::answer_request::Answer::Error(pb::QueryError {
             code: error_code_to_pb(e.code) as i32,
             message: e.message.clone(),
@@ -77,6 +98,10 @@ pub fn answer_from_pb(a: pb::AnswerRequest) -> Result<(u64, Reply), String> {
         pb::answer_request::Answer::Find(r) => {
             Ok(Answer::Find(super::find::find_result_from_pb(r)?))
         }
+        pb::answer_request::Answer::Stat(a) => Ok(Answer::Stat(files::attr_from_pb(a)?)),
+        pb::answer_request::Answer::List(p) => Ok(Answer::List(files::dir_page_from_pb(p)?)),
+        pb::answer_request::Answer::Read(d) => Ok(Answer::Read(files::data_from_pb(d)?)),
+        pb::answer_request::Answer::ReadLink(t) => Ok(Answer::ReadLink(t.target)),
         pb::answer_request::Answer::Error(e) => Err(QueryError {
             code: error_code_from_pb(e.code)?,
             message: e.message,
@@ -91,6 +116,9 @@ fn error_code_to_pb(c: QueryErrorCode) -> pb::QueryErrorCode {
         QueryErrorCode::NotFound => pb::QueryErrorCode::NotFound,
         QueryErrorCode::Conflict => pb::QueryErrorCode::Conflict,
         QueryErrorCode::Internal => pb::QueryErrorCode::Internal,
+        QueryErrorCode::NotADirectory => pb::QueryErrorCode::NotADirectory,
+        QueryErrorCode::IsADirectory => pb::QueryErrorCode::IsADirectory,
+        QueryErrorCode::WrongKind => pb::QueryErrorCode::WrongKind,
     }
 }
 
@@ -101,6 +129,9 @@ fn error_code_from_pb(v: i32) -> Result<QueryErrorCode, String> {
         pb::QueryErrorCode::NotFound => Some(QueryErrorCode::NotFound),
         pb::QueryErrorCode::Conflict => Some(QueryErrorCode::Conflict),
         pb::QueryErrorCode::Internal => Some(QueryErrorCode::Internal),
+        pb::QueryErrorCode::NotADirectory => Some(QueryErrorCode::NotADirectory),
+        pb::QueryErrorCode::IsADirectory => Some(QueryErrorCode::IsADirectory),
+        pb::QueryErrorCode::WrongKind => Some(QueryErrorCode::WrongKind),
     })
 }
 
