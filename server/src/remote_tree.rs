@@ -10,7 +10,9 @@
 //!   slow is [`TreeError::Unavailable`] (HTTP 503, S3
 //!   `ServiceUnavailable`), within the broker's limits (5 s to take a
 //!   query, 30 s to answer it): never a hang.
-//! - A directory is listed a page ([`LIST_PAGE`] entries) per query.
+//! - A directory is listed a page ([`LIST_PAGE`] entries) per query; the
+//!   entries of the last few directories listed are remembered, so that
+//!   an archive opening each file it lists asks only for the bytes.
 //! - A file is read in pieces of [`PIECE`] bytes. A reader that goes
 //!   forward (a download, an archive, S3) has the next [`AHEAD`] pieces
 //!   asked for before it needs them, so a large file streams at the
@@ -18,7 +20,7 @@
 //!   jumps (ranges) has nothing read ahead. Read-ahead queries take at
 //!   most half of a node's open queries ([`Queries::send`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use arca_catalog::NodeId;
@@ -50,7 +52,16 @@ pub struct RemoteTree {
     /// The last path stat'ed (a restore point never changes): opening a
     /// file just stat'ed asks nothing more.
     last_stat: Mutex<Option<(TreePath, Attr)>>,
+    /// What the last directories listed hold (at most [`LISTED_DIRS`],
+    /// newest first): an archive opens each file it lists, and needs no
+    /// stat query for it.
+    listed: Mutex<VecDeque<(TreePath, HashMap<Vec<u8>, Attr>)>>,
 }
+
+/// Directories whose listed entries a tree remembers.
+const LISTED_DIRS: usize = 4;
+/// Entries remembered of one directory.
+const LISTED_MAX: usize = 10_000;
 
 impl RemoteTree {
     /// The tree of `rp` in `datastore` (the catalog's name) on `node`.
@@ -68,7 +79,33 @@ impl RemoteTree {
             datastore: datastore.to_string(),
             rp,
             last_stat: Mutex::new(None),
+            listed: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Remember the entries of `dir` just listed.
+    fn remember(&self, dir: &TreePath, entries: &[(Vec<u8>, Attr)]) {
+        let mut l = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = match l.iter().position(|(d, _)| d == dir) {
+            Some(i) => l.remove(i).map(|(_, m)| m).unwrap_or_default(),
+            None => HashMap::new(),
+        };
+        if map.len() + entries.len() > LISTED_MAX {
+            map.clear();
+        }
+        map.extend(entries.iter().cloned());
+        l.push_front((dir.clone(), map));
+        l.truncate(LISTED_DIRS);
+    }
+
+    /// What a listing said of `path`, if it was listed lately.
+    fn listed(&self, path: &TreePath) -> Option<Attr> {
+        let name = path.name()?;
+        let dir = path.parent();
+        let l = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter()
+            .find(|(d, _)| *d == dir)
+            .and_then(|(_, m)| m.get(name).cloned())
     }
 
     fn file(&self, path: &TreePath) -> FileRef {
@@ -138,6 +175,9 @@ impl FileTree for RemoteTree {
                 return Ok(a.clone());
             }
         }
+        if let Some(a) = self.listed(path) {
+            return Ok(a);
+        }
         let attr = match self.ask(Query::Stat(self.file(path)))? {
             Answer::Stat(a) => self.attr(&a)?,
             a => return Err(self.wrong(&a)),
@@ -172,9 +212,14 @@ impl FileTree for RemoteTree {
                 )));
             }
             let n = page.entries.len() as u64;
-            for e in page.entries {
-                let attr = self.attr(&e.attr)?;
-                if !f(Entry { name: e.name, attr }) {
+            let entries = page
+                .entries
+                .into_iter()
+                .map(|e| Ok((e.name, self.attr(&e.attr)?)))
+                .collect::<Result<Vec<_>>>()?;
+            self.remember(path, &entries);
+            for (name, attr) in entries {
+                if !f(Entry { name, attr }) {
                     return Ok(());
                 }
             }
@@ -268,7 +313,7 @@ impl RemoteFile {
                 // Keep AHEAD pieces asked for beyond this one.
                 let pieces = self.size.div_ceil(PIECE);
                 let mut n = st.ahead.back().map_or(i + 1, |(n, _)| n + 1);
-                while n <= i + AHEAD && n < pieces {
+                while n <= i + bench_ahead() && n < pieces {
                     match self.tree.send(Query::Read(self.read_query(n)), true) {
                         Ok(a) => st.ahead.push_back((n, a)),
                         // The node is busy: read ahead later.
@@ -341,4 +386,11 @@ impl FileReader for RemoteFile {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).next = Some(offset + done as u64);
         Ok(done)
     }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn bench_ahead() -> u64 {
+    std::env::var("ARCA_BENCH_AHEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(AHEAD)
 }

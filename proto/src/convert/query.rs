@@ -360,4 +360,128 @@ mod tests {
             .unwrap_err()
             .contains("tree entry kind"));
     }
+
+    fn file(path: &[u8]) -> crate::query::FileRef {
+        crate::query::FileRef {
+            restore_point: "ef".repeat(32).parse().unwrap(),
+            datastore: "far/default".into(),
+            path: path.to_vec(),
+        }
+    }
+
+    fn attr(kind: TreeEntryKind) -> crate::query::FileAttr {
+        crate::query::FileAttr {
+            kind,
+            size: u64::MAX,
+            mode: 0o4755,
+            uid: 1,
+            gid: 2,
+            nlink: 3,
+            mtime_ns: -1,
+            atime_ns: 5,
+            ctime_ns: i64::MAX,
+            ino: 7,
+            rdev: 8,
+        }
+    }
+
+    /// The file queries and their answers, through the wire; names and
+    /// paths that are not UTF-8 stay as they are.
+    #[test]
+    fn file_queries_and_answers_round_trip() {
+        use crate::query::{DirEntry, DirPage, ListQuery, ReadQuery};
+        for q in [
+            Query::Stat(file(b"dir/\xff name")),
+            Query::ReadLink(file(b"")),
+            Query::List(ListQuery {
+                dir: file(b"d"),
+                start: 12,
+                limit: 1000,
+            }),
+            Query::Read(ReadQuery {
+                file: file(b"big.bin"),
+                offset: 1 << 40,
+                length: 1 << 20,
+            }),
+        ] {
+            let (id, back) = query_from_pb(wire(query_to_pb(9, &q)));
+            assert_eq!(id, 9);
+            assert_eq!(back.unwrap(), q);
+        }
+        let page = DirPage {
+            entries: vec![
+                DirEntry {
+                    name: b"\xfe\xff".to_vec(),
+                    attr: attr(TreeEntryKind::File),
+                },
+                DirEntry {
+                    name: b"d".to_vec(),
+                    attr: attr(TreeEntryKind::Dir),
+                },
+            ],
+            end: true,
+        };
+        for r in [
+            Ok(Answer::Stat(attr(TreeEntryKind::Blockdev))),
+            Ok(Answer::List(page)),
+            Ok(Answer::Read(vec![7; 1 << 20])),
+            Ok(Answer::Read(Vec::new())),
+            Ok(Answer::ReadLink(b"../t".to_vec())),
+            Err(QueryError::new(QueryErrorCode::NotADirectory, "n")),
+            Err(QueryError::new(QueryErrorCode::IsADirectory, "i")),
+            Err(QueryError::new(QueryErrorCode::WrongKind, "w")),
+        ] {
+            let (_, back) = answer_from_pb(wire(answer_to_pb(4, &r))).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    /// What the server cannot take from a node is an error naming it: a
+    /// name that is not one component, more than 1 MiB of data, a kind
+    /// "other", a query without its file.
+    #[test]
+    fn bad_file_answers_are_refused() {
+        let entry = |name: &[u8], kind| pb::DirEntry {
+            name: name.to_vec(),
+            attr: Some(super::files::attr_to_pb(&attr(kind))),
+        };
+        for name in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            let a = pb::AnswerRequest {
+                id: 1,
+                answer: Some(pb::answer_request::Answer::List(pb::DirPage {
+                    entries: vec![entry(name, TreeEntryKind::File)],
+                    end: true,
+                })),
+            };
+            assert!(
+                answer_from_pb(a).unwrap_err().contains("not a file name"),
+                "{name:?}"
+            );
+        }
+        let a = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Read(pb::FileData {
+                data: vec![0; (1 << 20) + 1],
+            })),
+        };
+        assert!(answer_from_pb(a).unwrap_err().contains("bytes read"));
+        let a = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Stat(
+                super::files::attr_to_pb(&attr(TreeEntryKind::Other)),
+            )),
+        };
+        assert!(answer_from_pb(a).unwrap_err().contains("other"));
+        let q = pb::Query {
+            id: 2,
+            query: Some(pb::query::Query::Read(pb::ReadQuery {
+                file: None,
+                offset: 0,
+                length: 1,
+            })),
+        };
+        let (id, r) = query_from_pb(q);
+        assert_eq!(id, 2);
+        assert!(r.unwrap_err().contains("without its file"));
+    }
 }
