@@ -35,7 +35,11 @@ pub struct OpenFiles {
 }
 
 impl OpenFiles {
-    fn get(&self, f: &FileRef, open: impl FnOnce() -> Result<Arc<dyn FileReader>, QueryError>) -> Result<Arc<dyn FileReader>, QueryError> {
+    fn get(
+        &self,
+        f: &FileRef,
+        open: impl FnOnce() -> Result<Arc<dyn FileReader>, QueryError>,
+    ) -> Result<Arc<dyn FileReader>, QueryError> {
         {
             let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = g.iter().position(|(k, _)| k == f) {
@@ -91,11 +95,17 @@ fn open(
 /// What a path is.
 pub fn stat(runner: &Runner, mine: &[DatastoreRef], f: &FileRef) -> Result<FileAttr, QueryError> {
     let (tree, path) = open(runner, mine, f)?;
-    tree.stat(&path).map(|a| attr_to_query(&a)).map_err(tree_error)
+    tree.stat(&path)
+        .map(|a| attr_to_query(&a))
+        .map_err(tree_error)
 }
 
 /// A symlink's target.
-pub fn read_link(runner: &Runner, mine: &[DatastoreRef], f: &FileRef) -> Result<Vec<u8>, QueryError> {
+pub fn read_link(
+    runner: &Runner,
+    mine: &[DatastoreRef],
+    f: &FileRef,
+) -> Result<Vec<u8>, QueryError> {
     let (tree, path) = open(runner, mine, f)?;
     tree.read_link(&path).map_err(tree_error)
 }

@@ -92,7 +92,10 @@ pub fn execute(runner: &Runner, mine: &[DatastoreRef], q: Query) -> Reply {
 }
 
 /// This node's datastore called `name` in the catalog.
-pub(crate) fn own<'a>(mine: &'a [DatastoreRef], name: &str) -> Result<&'a DatastoreRef, QueryError> {
+pub(crate) fn own<'a>(
+    mine: &'a [DatastoreRef],
+    name: &str,
+) -> Result<&'a DatastoreRef, QueryError> {
     mine.iter().find(|d| d.name == name).ok_or_else(|| {
         QueryError::new(
             QueryErrorCode::NotFound,

@@ -55,8 +55,11 @@ pub struct RemoteTree {
     /// What the last directories listed hold (at most [`LISTED_DIRS`],
     /// newest first): an archive opens each file it lists, and needs no
     /// stat query for it.
-    listed: Mutex<VecDeque<(TreePath, HashMap<Vec<u8>, Attr>)>>,
+    listed: Mutex<VecDeque<(TreePath, Listed)>>,
 }
+
+/// The entries listed of one directory, by name.
+type Listed = HashMap<Vec<u8>, Attr>;
 
 /// Directories whose listed entries a tree remembers.
 const LISTED_DIRS: usize = 4;
@@ -157,9 +160,8 @@ impl RemoteTree {
     }
 
     fn attr(&self, a: &arca_proto::query::FileAttr) -> Result<Attr> {
-        attr_from_query(a).ok_or_else(|| {
-            TreeError::Io(format!("node {:?} answered an unknown kind", self.name))
-        })
+        attr_from_query(a)
+            .ok_or_else(|| TreeError::Io(format!("node {:?} answered an unknown kind", self.name)))
     }
 }
 
@@ -241,7 +243,11 @@ impl FileTree for RemoteTree {
         match attr.kind {
             Kind::File => {}
             Kind::Dir => return Err(TreeError::IsADirectory(format!("{path} is a directory"))),
-            _ => return Err(TreeError::WrongKind(format!("{path} is not a regular file"))),
+            _ => {
+                return Err(TreeError::WrongKind(format!(
+                    "{path} is not a regular file"
+                )))
+            }
         }
         Ok(Arc::new(RemoteFile {
             tree: RemoteTree::new(
@@ -313,7 +319,7 @@ impl RemoteFile {
                 // Keep AHEAD pieces asked for beyond this one.
                 let pieces = self.size.div_ceil(PIECE);
                 let mut n = st.ahead.back().map_or(i + 1, |(n, _)| n + 1);
-                while n <= i + bench_ahead() && n < pieces {
+                while n <= i + AHEAD && n < pieces {
                     match self.tree.send(Query::Read(self.read_query(n)), true) {
                         Ok(a) => st.ahead.push_back((n, a)),
                         // The node is busy: read ahead later.
@@ -390,7 +396,3 @@ impl FileReader for RemoteFile {
 
 #[cfg(test)]
 mod tests;
-
-fn bench_ahead() -> u64 {
-    std::env::var("ARCA_BENCH_AHEAD").ok().and_then(|v| v.parse().ok()).unwrap_or(AHEAD)
-}

@@ -3,7 +3,8 @@
 //! (`aws s3 cp --recursive`, rclone) read the node's restore points
 //! through file queries, and come out byte for byte as the source; so do
 //! the files inside an image restore point on the node. A node that is
-//! stopped or killed is a clear 503, not a hang.
+//! stopped or killed is a clear 503, not a hang; killed during a
+//! download, the body ends early (bounded by the query timeout).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -137,8 +138,8 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
     let dir = far.dir.path().to_path_buf();
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("dir/sub")).unwrap();
-    // 20 MiB: twenty read queries, several in flight.
-    let big = common::random_bytes(20 << 20, 11);
+    // 48 MiB: 48 read queries, several in flight.
+    let big = common::random_bytes(48 << 20, 11);
     std::fs::write(tree.join("big.bin"), &big).unwrap();
     std::fs::write(tree.join("a.txt"), common::text_bytes(10_000, 1)).unwrap();
     std::fs::write(tree.join("empty"), b"").unwrap();
@@ -198,7 +199,12 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
     let (code, body) = curl(&files("path=dir/sub&format=tar"), &admin, &[]);
     assert_eq!(code, 200);
     let x = untar(&dir, "sub", &body);
-    let top = std::fs::read_dir(&x).unwrap().next().unwrap().unwrap().path();
+    let top = std::fs::read_dir(&x)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_diff_r_clean(&tree.join("dir/sub"), &top);
 
     // S3: the bucket of the node's source, copied with aws and rclone,
@@ -238,7 +244,15 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
     let o = aws(
         &endpoint,
         &key,
-        &["s3api", "get-object", "--bucket", "fardocs", "--key", "latest/nope", "/dev/null"],
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "fardocs",
+            "--key",
+            "latest/nope",
+            "/dev/null",
+        ],
     );
     assert!(!o.status.success());
     assert!(
@@ -247,8 +261,16 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
         String::from_utf8_lossy(&o.stderr)
     );
 
-    // Killed (-9): the node no longer takes queries, which is a 503
-    // within the pickup time, naming it; S3 says ServiceUnavailable.
+    // Killed (-9) in the middle of a download: the body ends early (curl
+    // fails: it never takes a short file for the whole) once the reads
+    // the node took time out (30 s), within curl's 60 s: no hang.
+    let slow = {
+        let (u, a) = (files("path=big.bin"), admin.clone());
+        std::thread::spawn(move || curl(&u, &a, &["--limit-rate", "1M"]))
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Then the node no longer takes queries, which is a 503 within the
+    // pickup time, naming it; S3 says ServiceUnavailable.
     far.node.kill9();
     let (code, body) = curl(&files("path=a.txt"), &admin, &[]);
     assert_eq!(code, 503, "{}", String::from_utf8_lossy(&body));
@@ -265,7 +287,18 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
     );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("503") || err.contains("ServiceUnavailable"), "{err}");
+    assert!(
+        err.contains("503") || err.contains("ServiceUnavailable"),
+        "{err}"
+    );
+
+    let (code, body) = slow.join().unwrap();
+    assert_eq!(code, 0, "the download did not fail");
+    assert!(body.len() < big.len(), "{} bytes", body.len());
+    assert!(
+        body[..] == big[..body.len()],
+        "what came is not the file's start"
+    );
 
     // Stopped cleanly: offline, a 503 at once.
     far.node = NodeProc::start(&url, &far.node_token, &far.node_dir);
@@ -276,7 +309,10 @@ fn downloads_and_s3_read_a_remote_nodes_tree_restore_point() {
     assert_eq!(code, 503, "{}", String::from_utf8_lossy(&body));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(
-        v["message"].as_str().unwrap().contains("node \"far\" is offline"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("node \"far\" is offline"),
         "{v}"
     );
 }
@@ -302,7 +338,12 @@ fn downloads_and_s3_read_a_remote_nodes_image_restore_point() {
     let (code, body) = curl(&files("path=part1/etc&format=tar"), &far.admin, &[]);
     assert_eq!(code, 200);
     let x = untar(&dir, "etc", &body);
-    let top = std::fs::read_dir(&x).unwrap().next().unwrap().unwrap().path();
+    let top = std::fs::read_dir(&x)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_diff_r_clean(&d.tree.join("etc"), &top);
     let (code, _) = curl(&files("path=part1/nope"), &far.admin, &[]);
     assert_eq!(code, 404);

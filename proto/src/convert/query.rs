@@ -58,9 +58,7 @@ pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
         Some(pb::query::Query::Stat(s)) => files::file_ref_from_pb(s.file).map(Query::Stat),
         Some(pb::query::Query::List(l)) => files::list_from_pb(l).map(Query::List),
         Some(pb::query::Query::Read(r)) => files::read_from_pb(r).map(Query::Read),
-        Some(pb::query::Query::ReadLink(r)) => {
-            files::file_ref_from_pb(r.file).map(Query::ReadLink)
-        }
+        Some(pb::query::Query::ReadLink(r)) => files::file_ref_from_pb(r.file).map(Query::ReadLink),
     };
     (q.id, r)
 }
@@ -467,9 +465,9 @@ mod tests {
         assert!(answer_from_pb(a).unwrap_err().contains("bytes read"));
         let a = pb::AnswerRequest {
             id: 1,
-            answer: Some(pb::answer_request::Answer::Stat(
-                super::files::attr_to_pb(&attr(TreeEntryKind::Other)),
-            )),
+            answer: Some(pb::answer_request::Answer::Stat(super::files::attr_to_pb(
+                &attr(TreeEntryKind::Other),
+            ))),
         };
         assert!(answer_from_pb(a).unwrap_err().contains("other"));
         let q = pb::Query {

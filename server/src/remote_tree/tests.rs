@@ -133,7 +133,11 @@ fn polling(q: &Arc<Queries>) {
 #[test]
 fn reads_come_back_whole_and_forward_readers_read_ahead() {
     let q = Arc::new(Queries::new());
-    let data: Arc<Vec<u8>> = Arc::new((0..9 * PIECE + 12345).map(|i| (i * 7 % 251) as u8).collect());
+    let data: Arc<Vec<u8>> = Arc::new(
+        (0..9 * PIECE + 12345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect(),
+    );
     let (node, h) = start(&q, data.clone(), 0);
     polling(&q);
     let t = tree(&q);
