@@ -47,6 +47,8 @@ mod preview;
 mod progress;
 #[path = "server/remote_browse.rs"]
 mod remote_browse;
+#[path = "server/remote_files.rs"]
+mod remote_files;
 #[path = "server/remote_find.rs"]
 mod remote_find;
 #[path = "server/s3.rs"]

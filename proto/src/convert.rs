@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::{pb, DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 
+mod files;
 mod find;
 mod query;
 mod result;
