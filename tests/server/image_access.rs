@@ -2,9 +2,11 @@
 //! FAT32, FAT16 and FAT12 inside MBR and GPT partition tables) backed up
 //! as image restore points and read back through each access path of the
 //! server: `arca restore --path` (a task on the node), the download API
-//! (each file, and each partition as a tar), and the S3 gateway (`aws s3
-//! cp --recursive`). Every regular file must equal the original; restores
-//! and tars also keep mtimes, and on ext4 modes and symlinks.
+//! (each file, and each partition as a tar), the S3 gateway (`aws s3
+//! cp --recursive`) and an NFS export (`arca mount --nfs`, read with
+//! libnfs's nfs-ls and nfs-cat). Every regular file must equal the
+//! original; restores and tars also keep mtimes, and on ext4 modes and
+//! symlinks; nfs-ls shows sizes (and on ext4 modes).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -179,6 +181,13 @@ fn every_file_of_every_partition_comes_out_through_every_access_path() {
             .to_string();
         ids.insert(image, id);
     }
+    // NFS: one export per restore point (`arca mount --nfs`).
+    let mut nfs = BTreeMap::new();
+    for (image, id) in &ids {
+        let e: serde_json::Value =
+            serde_json::from_str(&ok(&["--json", "mount", "--nfs", id, "--ttl", "30m"])).unwrap();
+        nfs.insert(*image, e["address"].as_str().unwrap().to_string());
+    }
     let status: serde_json::Value = serde_json::from_str(&ok(&["--json", "status"])).unwrap();
     let endpoint = status["s3_endpoint"].as_str().unwrap().to_string();
     let (code, out, err) = cli_as(&url, &admin, &["s3-key", "create"]);
@@ -274,6 +283,44 @@ fn every_file_of_every_partition_comes_out_through_every_access_path() {
                 .get(&key(&rel, fs))
                 .unwrap_or_else(|| panic!("{what} s3: {rel:?} missing"));
             assert!(*g == bytes, "{what} s3: {rel:?} differs");
+        }
+
+        // NFS (libnfs's nfs-cat through the export's address): every file,
+        // and nfs-ls -R lists it with its size (and on ext4 its mode).
+        let (path, opts) = nfs[image].split_once('?').unwrap();
+        let listing = String::from_utf8(
+            common::tool("nfs-ls", &["-R", &format!("{path}/{part}?{opts}")]).stdout,
+        )
+        .unwrap();
+        for (rel, bytes) in files(&want) {
+            let name = shown[&key(&rel, fs)].to_str().unwrap().to_string();
+            let url = format!("{path}/{part}/{name}?{opts}");
+            let got = common::tool("nfs-cat", &[&url]).stdout;
+            assert!(got == bytes, "{what} nfs: {rel:?} differs");
+            let line = listing
+                .lines()
+                .find(|l| l.ends_with(&format!(" {name}")))
+                .unwrap_or_else(|| panic!("{what} nfs-ls: {name} missing\n{listing}"));
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f[4], bytes.len().to_string(), "{what} nfs-ls: {line}");
+            if fs == Fs::Ext4 {
+                let mode = std::fs::metadata(want.join(&rel))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                let rwx: String = (0..9)
+                    .map(|i| {
+                        let bit = mode & (0o400 >> i) != 0;
+                        match (bit, i % 3) {
+                            (false, _) => '-',
+                            (true, 0) => 'r',
+                            (true, 1) => 'w',
+                            (true, _) => 'x',
+                        }
+                    })
+                    .collect();
+                assert!(f[0].ends_with(&rwx), "{what} nfs-ls mode: {line}");
+            }
         }
     }
 
