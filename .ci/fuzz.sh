@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of the parsers of untrusted input (arca-repo decoders, arca-calendar expressions,
-# the NBD and iSCSI servers, the node protocol's messages, the NFS export's handles; fuzz/, cargo-fuzz).
+# the NBD and iSCSI servers, the node protocol's messages, the NFS export's handles and allow lists; fuzz/, cargo-fuzz).
 #
 #   FUZZ_RUNS       iterations per target (default -1: until FUZZ_TIME)
 #   FUZZ_TIME       seconds per target at most (default 30)

@@ -21,7 +21,7 @@ cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 head -c $((mib << 20)) /dev/urandom >"$work/disk.raw"
-"$arca" server --listen 127.0.0.1:0 --nbd-listen 127.0.0.1:0 --iscsi-listen off \
+"$arca" server --listen 127.0.0.1:0 --nbd-listen 127.0.0.1:0 --iscsi-listen off --nfs-listen off \
     --data-dir "$work/data" >"$work/server.log" 2>&1 &
 srv=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/server.log" 2>/dev/null && break; sleep 0.1; done

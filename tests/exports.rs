@@ -34,6 +34,8 @@ fn arca_server(data: &Path, extra: &[&str]) -> Command {
         "127.0.0.1:0",
         "--s3-listen",
         "127.0.0.1:0",
+        "--nfs-listen",
+        "127.0.0.1:0",
     ])
     .arg("--data-dir")
     .arg(data)
@@ -501,6 +503,8 @@ fn a_remote_node_serves_exports_with_their_credentials() {
                 "--nbd-listen",
                 "127.0.0.1:0",
                 "--iscsi-listen",
+                "127.0.0.1:0",
+                "--nfs-listen",
                 "127.0.0.1:0",
             ])
             .env("ARCA_TOKEN", v["token"].as_str().unwrap()),

@@ -17,15 +17,23 @@ fn url(addr: &str, path: &str) -> String {
     format!("nfs://{host}/{path}?nfsport={port}&mountport={port}&version=3")
 }
 
-/// host:port of the server from the address it announced.
+/// host:port of the server from the address it announced
+/// (`nfs://HOST/?version=3&nfsport=P&mountport=P`).
 fn addr_of(announced: &str) -> String {
-    announced
+    let host = announced
         .strip_prefix("nfs://")
         .unwrap()
         .split('/')
         .next()
+        .unwrap();
+    let port = announced
+        .split("nfsport=")
+        .nth(1)
         .unwrap()
-        .to_string()
+        .split('&')
+        .next()
+        .unwrap();
+    format!("{host}:{port}")
 }
 
 /// `nfs-ls` of a directory (`MODE NLINK UID GID SIZE NAME` lines):

@@ -27,6 +27,8 @@ mod find;
 mod forget;
 #[path = "server/helpers.rs"]
 mod helpers;
+#[path = "server/image_access.rs"]
+mod image_access;
 #[path = "server/image_files.rs"]
 mod image_files;
 #[path = "server/logs.rs"]
@@ -35,6 +37,8 @@ mod logs;
 mod maintenance;
 #[path = "server/mounts.rs"]
 mod mounts;
+#[path = "server/nfs_mount.rs"]
+mod nfs_mount;
 #[path = "server/notify_tls.rs"]
 mod notify_tls;
 #[path = "server/preview.rs"]
@@ -43,6 +47,8 @@ mod preview;
 mod progress;
 #[path = "server/remote_browse.rs"]
 mod remote_browse;
+#[path = "server/remote_files.rs"]
+mod remote_files;
 #[path = "server/remote_find.rs"]
 mod remote_find;
 #[path = "server/s3.rs"]

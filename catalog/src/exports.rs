@@ -1,5 +1,5 @@
-//! Exports: restore points served over NBD or iSCSI by the node that owns
-//! their datastore (`arca mount`, `POST /api/v1/exports`).
+//! Exports: restore points served over NBD, iSCSI or NFS by the node that
+//! owns their datastore (`arca mount`, `POST /api/v1/exports`).
 //!
 //! The catalog holds what *should* be exported; each node reconciles its
 //! servers with that list ([`Catalog::wait_exports`] wakes it within
@@ -53,7 +53,11 @@ pub struct Export {
     pub stopped_at: Option<i64>,
     /// The per-export secret clients need (part of the NBD export name;
     /// the iSCSI CHAP secret). Only users of the export's project see it.
+    /// NFS exports do not use it (NFSv3 has no user authentication).
     pub secret: String,
+    /// NFS: the address blocks whose clients may mount it (validated by
+    /// the API; stored comma-joined). Empty for NBD and iSCSI.
+    pub allow: Vec<String>,
 }
 
 /// Characters of an export secret: letters and digits, so that it goes
@@ -95,9 +99,19 @@ pub struct NewExport {
     pub writable: bool,
     pub ttl_seconds: i64,
     pub created_by: String,
+    /// NFS: the address blocks of its clients (see [`Export::allow`]).
+    pub allow: Vec<String>,
 }
 
-const COLS: &str = "id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at, secret";
+const COLS: &str = "id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at, secret, allow";
+
+/// The `allow` column: comma-joined (address blocks have no commas).
+fn split_allow(s: String) -> Vec<String> {
+    s.split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 fn row(r: &Row) -> rusqlite::Result<Export> {
     Ok(Export {
@@ -119,6 +133,7 @@ fn row(r: &Row) -> rusqlite::Result<Export> {
         expires_at: r.get(15)?,
         stopped_at: r.get(16)?,
         secret: r.get(17)?,
+        allow: split_allow(r.get(18)?),
     })
 }
 
@@ -138,8 +153,8 @@ impl Catalog {
         let db = self.db();
         let t = now();
         db.execute(
-            "INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, on_stop, created_by, created_at, expires_at, secret) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', 'starting', 'discard', ?7, ?8, ?9, ?10)",
+            "INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, on_stop, created_by, created_at, expires_at, secret, allow) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', 'starting', 'discard', ?7, ?8, ?9, ?10, ?11)",
             params![
                 e.restore_point_id,
                 e.datastore_id,
@@ -150,7 +165,8 @@ impl Catalog {
                 e.created_by,
                 t,
                 t.saturating_add(e.ttl_seconds),
-                secret
+                secret,
+                e.allow.join(",")
             ],
         )?;
         let id = ExportId(db.last_insert_rowid());

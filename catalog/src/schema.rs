@@ -577,4 +577,45 @@ CREATE TABLE s3_keys (
 );
 CREATE INDEX s3_keys_user ON s3_keys (user_id);
 "#,
+    // 9: NFS exports (issue 15): `arca mount --nfs` serves a restore
+    // point's files over NFSv3 to the address blocks of `allow`
+    // (comma-joined, empty for NBD and iSCSI). The table is rebuilt for the
+    // protocol's CHECK (every column, constraint and index is kept, in the
+    // same order); its id sequence is carried over, so that ids of
+    // exports deleted before stay unused.
+    r#"
+CREATE TEMP TABLE exports_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'exports';
+CREATE TABLE new_exports (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    restore_point_id TEXT NOT NULL,
+    datastore_id     INTEGER NOT NULL REFERENCES datastores(id),
+    node_id          INTEGER NOT NULL REFERENCES nodes(id),
+    project_id       INTEGER NOT NULL REFERENCES projects(id),
+    protocol         TEXT NOT NULL CHECK (protocol IN ('nbd', 'iscsi', 'nfs')),
+    writable         INTEGER NOT NULL DEFAULT 0,
+    name             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('starting', 'active', 'failed', 'stopped', 'expired')),
+    address          TEXT,
+    error            TEXT,
+    on_stop          TEXT NOT NULL CHECK (on_stop IN ('discard', 'commit')),
+    commit_task_id   INTEGER REFERENCES tasks(id) ON DELETE SET NULL,
+    created_by       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    stopped_at       INTEGER,
+    secret           TEXT NOT NULL DEFAULT '',
+    allow            TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO new_exports (id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at, secret)
+    SELECT id, restore_point_id, datastore_id, node_id, project_id, protocol, writable, name, state, address, error, on_stop, commit_task_id, created_by, created_at, expires_at, stopped_at, secret FROM exports;
+DROP TABLE exports;
+ALTER TABLE new_exports RENAME TO exports;
+CREATE INDEX exports_node ON exports (node_id, state);
+CREATE INDEX exports_state ON exports (state, expires_at);
+DELETE FROM sqlite_sequence WHERE name = 'exports';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'exports', MAX(
+    COALESCE((SELECT MAX(seq) FROM temp.exports_seq), 0),
+    COALESCE((SELECT MAX(id) FROM exports), 0));
+DROP TABLE temp.exports_seq;
+"#,
 ];

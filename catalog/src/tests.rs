@@ -316,6 +316,7 @@ fn exports_wake_their_node_expire_and_stop_once() {
         writable,
         ttl_seconds: ttl,
         created_by: "t".into(),
+        allow: Vec::new(),
     };
     let t0 = std::time::Instant::now();
     let ro = c.add_export(&new(false, 3600)).unwrap();
@@ -335,6 +336,24 @@ fn exports_wake_their_node_expire_and_stop_once() {
         );
     }
     assert_ne!(ro.secret, rw.secret);
+    assert!(ro.allow.is_empty());
+    // An NFS export keeps its allow list.
+    let nfs = c
+        .add_export(&NewExport {
+            protocol: ExportProtocol::Nfs,
+            allow: vec!["10.0.0.0/8".into(), "::1/128".into()],
+            ..new(false, 60)
+        })
+        .unwrap();
+    assert_eq!(
+        (nfs.protocol, nfs.allow.clone()),
+        (
+            ExportProtocol::Nfs,
+            vec!["10.0.0.0/8".to_string(), "::1/128".to_string()]
+        )
+    );
+    assert_eq!(c.export(nfs.id).unwrap(), nfs);
+    c.stop_export(nfs.id, None).unwrap();
     // The node reports; only live exports of its own take the report.
     c.export_active(ro.id, n.id, "nbd://h:1/x").unwrap();
     c.export_active(ro.id, NodeId(n.id.0 + 1), "nbd://evil")
@@ -358,7 +377,7 @@ fn exports_wake_their_node_expire_and_stop_once() {
     assert_eq!(c.expire_exports(now() + 3601).unwrap(), 1);
     assert_eq!(c.export(ro.id).unwrap().state, ExportState::Expired);
     assert!(c.exports(true, None).unwrap().is_empty());
-    assert_eq!(c.exports(false, None).unwrap().len(), 2);
+    assert_eq!(c.exports(false, None).unwrap().len(), 3);
     assert!(c.exports(false, Some(&[ProjectId(2)])).unwrap().is_empty());
     assert!(matches!(c.export(ExportId(999)), Err(Error::NotFound(_))));
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use arca_repo::{Datastore, SnapshotId};
 
 pub use reader::{cache_usage, chunk_cache, BlockSource, ChunkCache, Extent, ImageReader};
+pub use tree::snapshot::quiesce;
 
 /// The IQN prefix of Arca's iSCSI targets.
 pub const IQN_PREFIX: &str = "iqn.2026-11.io.arca:";

@@ -26,7 +26,7 @@
 //!   again when a repack moved the chunk or it was written after the open
 //!   (restore points backed up since the server started).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arca_repo::image as table;
@@ -140,7 +140,14 @@ pub struct ImageReader {
     last_end: AtomicU64,
     /// Highest block already handed to the read-ahead.
     ahead_to: AtomicU64,
-    ahead: Sender<u64>,
+    /// Taken on drop, which ends the read-ahead threads' queue.
+    ahead: Option<Sender<u64>>,
+    /// Set on drop: the read-ahead threads skip what is still queued.
+    stop: Arc<AtomicBool>,
+    /// Joined on drop, so that no thread reads the datastore after its
+    /// reader is gone (a process exiting while a detached thread is inside
+    /// RocksDB aborts with "pthread lock: Invalid argument").
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Marks, in [`ImageReader::frames`], a chunk stored whole (its frame size
@@ -240,14 +247,19 @@ impl ImageReader {
             Arc::new((0..ids.len()).map(|_| AtomicU32::new(0)).collect());
         let (size, bs) = (disk.size, disk.chunk_size as u64);
         let (tx, rx) = bounded::<u64>(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(READ_AHEAD_THREADS);
         for _ in 0..READ_AHEAD_THREADS {
             let (rx, ds, ids, cache) = (rx.clone(), ds.clone(), ids.clone(), cache.clone());
-            let frames = frames.clone();
-            std::thread::Builder::new()
+            let (frames, stop) = (frames.clone(), stop.clone());
+            let worker = std::thread::Builder::new()
                 .name("read-ahead".into())
                 .spawn(move || {
                     // Ends when the reader (the sender) is dropped.
                     for b in rx {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                         if let Some(id) = ids.get(b as usize).filter(|id| !id.is_zero()) {
                             let want = (size - b * bs).min(bs) as usize;
                             if let Ok(v) = frame_size(&ds, &frames, b, id, want) {
@@ -260,6 +272,7 @@ impl ImageReader {
                     }
                 })
                 .map_err(|e| Error::io("starting read-ahead", e))?;
+            workers.push(worker);
         }
         Ok(ImageReader {
             ds,
@@ -270,7 +283,9 @@ impl ImageReader {
             frames,
             last_end: AtomicU64::new(u64::MAX),
             ahead_to: AtomicU64::new(0),
-            ahead: tx,
+            ahead: Some(tx),
+            stop,
+            workers,
         })
     }
 
@@ -329,8 +344,9 @@ impl ImageReader {
         let n = self.ids.len() as u64;
         let from = next_block.max(self.ahead_to.load(Ordering::Relaxed));
         let to = (next_block + READ_AHEAD_BLOCKS).min(n);
+        let Some(ahead) = &self.ahead else { return };
         for b in from..to {
-            match self.ahead.try_send(b) {
+            match ahead.try_send(b) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => break,
             }
@@ -425,6 +441,11 @@ impl BlockSource for ImageReader {
 
 impl Drop for ImageReader {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.ahead.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
         let (used, cap) = cache_usage(&self.cache);
         tracing::info!(
             cache_bytes = used,

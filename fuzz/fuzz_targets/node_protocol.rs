@@ -2,8 +2,9 @@
 //! server receives from a node (the first byte picks the call), decoded
 //! with prost and converted as the server converts it (`Finish`'s result,
 //! restore point and verify effects, `Log`'s level, `Answer`'s reply: a
-//! tree page or a search result), and as the `TaskSpec` and `Query` (tree
-//! or find) a node receives from the server. A message that does not
+//! tree page, a search result, a file's attributes, a directory page,
+//! read bytes or a link target), and as the `TaskSpec` and `Query` (tree,
+//! find or a file query) a node receives from the server. A message that does not
 //! decode or convert is an error, never a panic; what converts also
 //! converts back, within its bounds.
 #![no_main]
@@ -77,6 +78,18 @@ fuzz_target!(|input: &[u8]| {
                     if let Ok(Answer::Find(r)) = &reply {
                         assert!(r.matches.len() <= arca_model::api::SEARCH_MAX_LIMIT as usize);
                         assert!(r.skipped.len() <= FIND_MAX_RESTORE_POINTS);
+                    }
+                    // So is a file answer: a page of names that are
+                    // components, at most 1 MiB read.
+                    if let Ok(Answer::List(p)) = &reply {
+                        assert!(p.entries.len() <= arca_proto::query::LIST_MAX_LIMIT as usize);
+                        for e in &p.entries {
+                            assert!(!e.name.is_empty() && !e.name.contains(&b'/'));
+                            assert!(e.name != b"." && e.name != b"..");
+                        }
+                    }
+                    if let Ok(Answer::Read(d)) = &reply {
+                        assert!(d.len() <= arca_proto::query::READ_MAX_LENGTH as usize);
                     }
                     let back = convert::answer_from_pb(convert::answer_to_pb(id, &reply));
                     assert!(back.is_ok_and(|b| b == (id, reply)));

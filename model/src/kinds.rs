@@ -161,12 +161,15 @@ string_enum!(
 );
 
 string_enum!(
-    /// The protocol an export is served with (NBD by default).
+    /// The protocol an export is served with (NBD by default). NBD and
+    /// iSCSI serve an image restore point as a disk; NFS (NFSv3,
+    /// read-only) serves any restore point's file tree.
     #[derive(Default)]
     ExportProtocol, "export protocol" {
         #[default]
         Nbd = "nbd",
         Iscsi = "iscsi",
+        Nfs = "nfs",
     }
 );
 

@@ -13,6 +13,8 @@
 //!   serialized as the catalog's `result` column.
 //! - `sql` (feature `rusqlite`): the catalog's columns read and written
 //!   as ids and kinds, with the values stored today.
+//! - [`net`]: address blocks ([`net::Cidr`]), the allow lists of NFS
+//!   exports.
 //! - [`paths`]: paths inside a restore point, relative to the source's
 //!   root (`--path`).
 //! - [`search`]: the glob patterns of `arca find` and the search
@@ -29,6 +31,7 @@
 pub mod api;
 pub mod ids;
 pub mod kinds;
+pub mod net;
 pub mod paths;
 pub mod search;
 #[cfg(feature = "rusqlite")]

@@ -47,7 +47,7 @@ pub fn nfs_error(e: &TreeError) -> nfsstat3 {
         TreeError::NotADirectory(_) => nfsstat3::NFS3ERR_NOTDIR,
         TreeError::IsADirectory(_) => nfsstat3::NFS3ERR_ISDIR,
         TreeError::Invalid(_) | TreeError::WrongKind(_) => nfsstat3::NFS3ERR_INVAL,
-        TreeError::Io(_) => nfsstat3::NFS3ERR_IO,
+        TreeError::Io(_) | TreeError::Unavailable(_) => nfsstat3::NFS3ERR_IO,
     }
 }
 

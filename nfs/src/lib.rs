@@ -25,13 +25,42 @@ pub use namespace::{
 pub use server::NfsServer;
 
 /// The address clients mount the export `path` at (`/` for all), for
-/// libnfs tools: `nfs://host:port/path?version=3&nfsport=P&mountport=P`.
+/// libnfs tools: `nfs://host/path?version=3&nfsport=P&mountport=P`. The
+/// port is only in the options: the libnfs tools refuse `host:port`.
 pub fn url(addr: std::net::SocketAddr, path: &str) -> String {
-    let host = match addr.ip() {
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
+    url_at(&addr.ip().to_string(), addr.port(), path)
+}
+
+/// [`url`] for a host name or address (an IPv6 address is put in
+/// brackets).
+pub fn url_at(host: &str, port: u16, path: &str) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     };
-    let port = addr.port();
     let path = path.trim_start_matches('/');
-    format!("nfs://{host}:{port}/{path}?version=3&nfsport={port}&mountport={port}")
+    format!("nfs://{host}/{path}?version=3&nfsport={port}&mountport={port}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn urls_carry_the_port_in_the_options() {
+        let a: std::net::SocketAddr = "127.0.0.1:2049".parse().unwrap();
+        assert_eq!(
+            super::url(a, "/"),
+            "nfs://127.0.0.1/?version=3&nfsport=2049&mountport=2049"
+        );
+        assert_eq!(
+            super::url_at("::1", 20, "web/ab"),
+            "nfs://[::1]/web/ab?version=3&nfsport=20&mountport=20"
+        );
+        assert_eq!(
+            super::url_at("[::1]", 20, ""),
+            "nfs://[::1]/?version=3&nfsport=20&mountport=20"
+        );
+    }
 }

@@ -57,9 +57,10 @@ impl From<ft::TreeError> for TreeError {
             ft::TreeError::Invalid(m) => TreeError::Invalid(m),
             // As for a stored tree: a path through a file is not there.
             ft::TreeError::NotFound(m) | ft::TreeError::NotADirectory(m) => TreeError::NotFound(m),
-            ft::TreeError::IsADirectory(m) | ft::TreeError::WrongKind(m) | ft::TreeError::Io(m) => {
-                TreeError::Io(m)
-            }
+            ft::TreeError::IsADirectory(m)
+            | ft::TreeError::WrongKind(m)
+            | ft::TreeError::Io(m)
+            | ft::TreeError::Unavailable(m) => TreeError::Io(m),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A node's exports: the restore points the catalog says this node must
-//! serve over NBD or iSCSI (`arca mount`), kept in step with it.
+//! serve over NBD, iSCSI or NFS (`arca mount`), kept in step with it.
 //!
-//! A node runs one NBD server and one iSCSI server for all its exports;
+//! A node runs one NBD server, one iSCSI server and one NFS server for
+//! all its exports;
 //! [`ExportHost::reconcile`] adds and removes exports as the catalog's
 //! list changes, and reports each one's address (or why it failed).
 //! [`run`] waits on the coordinator for changes, so a new export is
@@ -23,6 +24,13 @@
 //!   nothing is listed. Over iSCSI the target is `<iqn prefix><name>` and
 //!   logins (discovery included) need CHAP with user `<name>` and the
 //!   secret; discovery lists only the export of that user.
+//! - NFS exports (read-only, any restore point: a file backup's tree or
+//!   an image's file tree) are the node's [`ExportsNamespace`]: each shows
+//!   `/<source>/<restore point id>` to the clients of its own allow list
+//!   only (NFSv3 has no user authentication: the address list, checked
+//!   per connection and per request, and the project scope of the API are
+//!   the access control). The secret is not used. A stopped export is
+//!   gone from the namespace at once: its clients' next requests fail.
 //! - The restore points being exported are *held*: retention keeps them
 //!   (see [`ExportHost::held`]).
 
@@ -34,7 +42,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arca_catalog::{ExportId, ExportOnStop, ExportProtocol, ExportState};
+use arca_frontends::tree::Trees;
 use arca_frontends::{overlay, BlockSource, Chap, ChunkCache, Exports, Extent, ImageReader};
+use arca_nfs::{Cidr, ExportsNamespace, NfsExport};
 use arca_repo::{Datastore, Error as RepoError, Result as RepoResult};
 
 use arca_proto::DatastoreRef;
@@ -183,6 +193,7 @@ impl Exports for Table {
 pub struct Listeners {
     pub nbd: Option<SocketAddr>,
     pub iscsi: Option<SocketAddr>,
+    pub nfs: Option<SocketAddr>,
     /// The host name or address put in export addresses (default: the
     /// listening address).
     pub host: Option<String>,
@@ -199,6 +210,12 @@ pub struct ExportHost {
     pub nbd: Arc<Table>,
     /// What the iSCSI target serves.
     pub iscsi: Arc<Table>,
+    /// What the NFS server serves: the NFS exports below, as clients see
+    /// them (set whole whenever they change).
+    pub nfs: Arc<ExportsNamespace>,
+    /// The NFS exports served, by name.
+    nfs_served: Mutex<BTreeMap<String, (ExportSpec, NfsExport)>>,
+    trees: Arc<Trees>,
     listeners: Listeners,
     overlays: PathBuf,
     cache: Arc<ChunkCache>,
@@ -228,11 +245,15 @@ impl ExportHost {
         listeners: Listeners,
         overlays: PathBuf,
         cache: Arc<ChunkCache>,
+        trees: Arc<Trees>,
         open_datastore: impl Fn(&DatastoreRef) -> Result<Arc<Datastore>, String> + Send + Sync + 'static,
     ) -> ExportHost {
         ExportHost {
             nbd: Arc::new(Table::new(Naming::SecretInName)),
             iscsi: Arc::new(Table::new(Naming::Chap)),
+            nfs: Arc::new(ExportsNamespace::new(trees.clone())),
+            nfs_served: Mutex::new(BTreeMap::new()),
+            trees,
             listeners,
             overlays,
             cache,
@@ -287,6 +308,8 @@ impl ExportHost {
                 .len();
             self.reconcile_table(table, &[], &mut Vec::new());
         }
+        n += self.nfs_names().len();
+        self.reconcile_nfs(&[], &mut Vec::new());
         n
     }
 
@@ -307,10 +330,16 @@ impl ExportHost {
             let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
             t.values().any(|s| s.spec.id == id)
         }) || self
-            .closing
+            .nfs_served
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&id)
+            .values()
+            .any(|(s, _)| s.id == id)
+            || self
+                .closing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&id)
     }
 
     /// Why the overlay of export `id` could not be flushed when it was
@@ -337,13 +366,26 @@ impl ExportHost {
             let t = t.by_name.read().unwrap_or_else(|e| e.into_inner());
             out.extend(t.values().map(|s| s.spec.restore_point.to_hex()));
         }
+        let nfs = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend(nfs.values().map(|(s, _)| s.restore_point.to_hex()));
         out
+    }
+
+    /// The names of the NFS exports served.
+    fn nfs_names(&self) -> Vec<String> {
+        self.nfs_served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn address(&self, spec: &ExportSpec) -> Result<String, String> {
         let addr = match spec.protocol {
             ExportProtocol::Nbd => self.listeners.nbd,
             ExportProtocol::Iscsi => self.listeners.iscsi,
+            ExportProtocol::Nfs => self.listeners.nfs,
         };
         let addr = addr.ok_or_else(|| {
             format!(
@@ -381,7 +423,131 @@ impl ExportHost {
                 addr.port(),
                 iqn(&spec.name)
             ),
+            // No secret: the allow list is the gate (see the module doc).
+            ExportProtocol::Nfs => arca_nfs::url_at(
+                &host,
+                addr.port(),
+                &format!(
+                    "{}/{}",
+                    arca_nfs::namespace::dir_name(&spec.source),
+                    spec.restore_point
+                ),
+            ),
         })
+    }
+
+    /// Open an NFS export: its restore point's tree (any kind), shown to
+    /// the clients of its allow list.
+    fn open_nfs(&self, spec: &ExportSpec) -> Result<NfsExport, String> {
+        self.address(spec)?;
+        if spec.writable {
+            return Err(format!("export {}: NFS exports are read-only", spec.id));
+        }
+        let allow = spec
+            .allow
+            .iter()
+            .map(|a| Cidr::parse(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("export {}: {e}", spec.id))?;
+        if allow.is_empty() {
+            return Err(format!(
+                "export {} allows no client address (export it again with --allow)",
+                spec.id
+            ));
+        }
+        let ds = (self.open_datastore)(&spec.datastore)?;
+        let snap = ds
+            .resolve_snapshot(&spec.restore_point.to_hex(), None)
+            .map_err(|e| format!("restore point {}: {e}", spec.restore_point))?;
+        // Opened now, so that an unreadable restore point fails the export
+        // instead of its clients' first requests.
+        self.trees
+            .get(&ds, &snap.id)
+            .map_err(|e| format!("restore point {}: {e}", spec.restore_point))?;
+        let source = if spec.source.is_empty() {
+            snap.manifest.source.clone()
+        } else {
+            spec.source.clone()
+        };
+        Ok(NfsExport {
+            source,
+            snap: snap.id,
+            time_ns: snap.manifest.time_ns,
+            ds,
+            allow,
+        })
+    }
+
+    /// Serve exactly the live NFS exports of `specs` (the namespace is
+    /// replaced whole, so a stopped one disappears at once). New exports
+    /// are opened without holding the list: [`ExportHost::serves`] and
+    /// [`ExportHost::held`] do not wait for a restore point to load.
+    fn reconcile_nfs(
+        &self,
+        specs: &[&ExportSpec],
+        reports: &mut Vec<(ExportId, Result<String, String>)>,
+    ) {
+        let live: BTreeMap<&str, &ExportSpec> = specs
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| (s.name.as_str(), *s))
+            .collect();
+        // Stop what is no longer wanted.
+        let (stopped_some, new): (bool, Vec<&ExportSpec>) = {
+            let mut served = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
+            let before = served.len();
+            served.retain(|name, (spec, _)| {
+                let keep = live.contains_key(name.as_str()) && !self.is_stopped();
+                if !keep {
+                    tracing::info!("export {} ({}) stopped", spec.id, spec.name);
+                }
+                keep
+            });
+            let stopped_some = served.len() < before;
+            if stopped_some {
+                self.nfs
+                    .set(served.values().map(|(_, e)| e.clone()).collect());
+            }
+            let new = live
+                .values()
+                .filter(|s| !served.contains_key(&s.name))
+                .copied()
+                .collect();
+            (stopped_some, new)
+        };
+        if stopped_some {
+            self.wake_unserved();
+        }
+        // Start what is new (nothing once the host is stopped).
+        let mut opened = Vec::new();
+        for spec in new.into_iter().filter(|_| !self.is_stopped()) {
+            match self.open_nfs(spec) {
+                Ok(e) => {
+                    // Its address names the source it is shown under.
+                    let mut spec = spec.clone();
+                    spec.source = e.source.clone();
+                    opened.push((spec, e));
+                }
+                Err(e) => reports.push((spec.id, Err(e))),
+            }
+        }
+        let mut served = self.nfs_served.lock().unwrap_or_else(|e| e.into_inner());
+        // Stopped while they opened: [`ExportHost::stop`] took the lock
+        // after this check, or clears them after this.
+        if !opened.is_empty() && !self.is_stopped() {
+            for (spec, e) in opened {
+                tracing::info!("export {} ({}) started", spec.id, spec.name);
+                served.insert(spec.name.clone(), (spec, e));
+            }
+            self.nfs
+                .set(served.values().map(|(_, e)| e.clone()).collect());
+        }
+        // Report every live one still "starting" that is served.
+        for spec in specs.iter().filter(|s| s.state == ExportState::Starting) {
+            if let Some((spec, _)) = served.get(&spec.name) {
+                reports.push((spec.id, self.address(spec)));
+            }
+        }
     }
 
     fn open(&self, spec: &ExportSpec) -> Result<Served, String> {
@@ -443,6 +609,11 @@ impl ExportHost {
             let mine: Vec<&ExportSpec> = specs.iter().filter(|s| s.protocol == protocol).collect();
             self.reconcile_table(table, &mine, &mut reports);
         }
+        let nfs: Vec<&ExportSpec> = specs
+            .iter()
+            .filter(|s| s.protocol == ExportProtocol::Nfs)
+            .collect();
+        self.reconcile_nfs(&nfs, &mut reports);
         for spec in specs.iter().filter(|s| !s.is_live() && s.writable) {
             if spec.on_stop == ExportOnStop::Discard {
                 let p = overlay_path(&self.overlays, spec.id);
@@ -622,6 +793,8 @@ mod tests {
                 state: ExportState::Active,
                 on_stop: ExportOnStop::Commit,
                 secret: secret.into(),
+                allow: Vec::new(),
+                source: String::new(),
             },
             description: String::new(),
             source: Arc::new(Revocable {
@@ -672,6 +845,7 @@ mod tests {
             Listeners::default(),
             dir.path().to_path_buf(),
             arca_frontends::chunk_cache(1 << 20),
+            Arc::new(Trees::new(arca_frontends::chunk_cache(1 << 20), 4)),
             |_| Err("no datastore".to_string()),
         ));
         let disk: Arc<dyn BlockSource> = Arc::new(arca_frontends::reader::MemDisk {
@@ -698,6 +872,61 @@ mod tests {
         assert!(host.reconcile(&[spec]).is_empty());
         assert!(!host.serves(ExportId(7)));
         assert!(host.nbd.open("export-7-AbCdEfGh12345678").is_none());
+    }
+
+    /// NFS exports that cannot be served fail with the reason: no NFS
+    /// listener, a writable one, a bad or empty allow list, an unreadable
+    /// datastore. Nothing is served, held or shown.
+    #[test]
+    fn nfs_exports_that_cannot_be_served_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = |nfs: Option<SocketAddr>| {
+            ExportHost::new(
+                Listeners {
+                    nfs,
+                    ..Default::default()
+                },
+                dir.path().to_path_buf(),
+                arca_frontends::chunk_cache(1 << 20),
+                Arc::new(Trees::new(arca_frontends::chunk_cache(1 << 20), 4)),
+                |_| Err("no datastore".to_string()),
+            )
+        };
+        let spec = |writable: bool, allow: &[&str]| {
+            let mut s = served(
+                3,
+                "",
+                Arc::new(arca_frontends::reader::MemDisk { data: vec![] }),
+            )
+            .spec;
+            s.protocol = ExportProtocol::Nfs;
+            s.state = ExportState::Starting;
+            s.writable = writable;
+            s.allow = allow.iter().map(|a| a.to_string()).collect();
+            s
+        };
+        let error = |h: &ExportHost, s: ExportSpec| {
+            let r = h.reconcile(&[s]);
+            assert_eq!(r.len(), 1, "{r:?}");
+            assert!(h.held().is_empty() && !h.serves(ExportId(3)));
+            r[0].1.clone().unwrap_err()
+        };
+        let off = host(None);
+        let e = error(&off, spec(false, &["10.0.0.0/8"]));
+        assert!(e.contains("--nfs-listen"), "{e}");
+        let on = host(Some("127.0.0.1:2049".parse().unwrap()));
+        let e = error(&on, spec(true, &["10.0.0.0/8"]));
+        assert!(e.contains("read-only"), "{e}");
+        let e = error(&on, spec(false, &["10.0.0.0/33"]));
+        assert!(e.contains("10.0.0.0/33"), "{e}");
+        let e = error(&on, spec(false, &[]));
+        assert!(e.contains("--allow"), "{e}");
+        let e = error(&on, spec(false, &["10.0.0.0/8"]));
+        assert_eq!(e, "no datastore");
+        assert!(!arca_nfs::Namespace::admits(
+            &*on.nfs,
+            "10.1.2.3".parse().unwrap()
+        ));
     }
 
     #[test]

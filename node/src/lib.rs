@@ -19,6 +19,7 @@ pub mod browse;
 pub mod coordinator;
 pub mod datadir;
 pub mod exports;
+pub mod files;
 pub mod find;
 pub mod leases;
 pub mod queries;

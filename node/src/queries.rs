@@ -82,11 +82,20 @@ pub fn execute(runner: &Runner, mine: &[DatastoreRef], q: Query) -> Reply {
     match q {
         Query::Tree(t) => tree(runner, mine, &t).map(Answer::Tree),
         Query::Find(f) => find(runner, mine, &f).map(Answer::Find),
+        Query::Stat(f) => crate::files::stat(runner, mine, &f).map(Answer::Stat),
+        Query::List(l) => crate::files::list(runner, mine, &l).map(Answer::List),
+        Query::Read(r) => {
+            crate::files::read(runner, mine, runner.open_files(), &r).map(Answer::Read)
+        }
+        Query::ReadLink(f) => crate::files::read_link(runner, mine, &f).map(Answer::ReadLink),
     }
 }
 
 /// This node's datastore called `name` in the catalog.
-fn own<'a>(mine: &'a [DatastoreRef], name: &str) -> Result<&'a DatastoreRef, QueryError> {
+pub(crate) fn own<'a>(
+    mine: &'a [DatastoreRef],
+    name: &str,
+) -> Result<&'a DatastoreRef, QueryError> {
     mine.iter().find(|d| d.name == name).ok_or_else(|| {
         QueryError::new(
             QueryErrorCode::NotFound,

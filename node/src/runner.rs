@@ -83,6 +83,8 @@ pub struct Runner {
     holder: std::sync::OnceLock<(String, String)>,
     /// Open file trees of restore points (downloads, S3, NFS).
     trees: std::sync::OnceLock<Arc<arca_frontends::tree::Trees>>,
+    /// Files of those trees read lately by the server's file queries.
+    files: crate::files::OpenFiles,
     running: Mutex<Running>,
     /// Woken when a task ends.
     ended: Condvar,
@@ -104,6 +106,7 @@ impl Runner {
             exports: std::sync::OnceLock::new(),
             holder: std::sync::OnceLock::new(),
             trees: std::sync::OnceLock::new(),
+            files: Default::default(),
             running: Mutex::new(Running::default()),
             ended: Condvar::new(),
         }
@@ -217,6 +220,11 @@ impl Runner {
     /// The node's open file trees: those set by [`Runner::set_trees`], or
     /// (a runner that serves nothing else) its own, with a 256 MiB chunk
     /// cache.
+    /// The files the server's file queries read lately, kept open.
+    pub fn open_files(&self) -> &crate::files::OpenFiles {
+        &self.files
+    }
+
     pub fn trees(&self) -> &Arc<arca_frontends::tree::Trees> {
         self.trees.get_or_init(|| {
             Arc::new(arca_frontends::tree::Trees::new(

@@ -1,12 +1,14 @@
 //! The export servers of a server's embedded node or of an `arca node`:
-//! one NBD server and one iSCSI target serving whatever exports the
-//! catalog gives this node (`arca mount`, `POST /api/v1/exports`).
+//! one NBD server, one iSCSI target and one NFS server serving whatever
+//! exports the catalog gives this node (`arca mount`, `POST
+//! /api/v1/exports`). The NFS server keeps its file handle ids in
+//! `<data-dir>/nfs`, so that clients' handles survive a restart.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::exports::{self, ExportHost, Listeners};
 use crate::Runner;
@@ -18,6 +20,9 @@ pub struct MountConfig {
     pub nbd_listen: String,
     /// Address of the iSCSI target ("off": none).
     pub iscsi_listen: String,
+    /// Address of the NFS server ("off": none; port 0: one the system
+    /// picks).
+    pub nfs_listen: String,
     /// Host name put in export addresses.
     pub export_host: Option<String>,
     pub nbd_tls_cert: Option<PathBuf>,
@@ -73,22 +78,26 @@ pub fn start(args: &MountConfig, data_dir: &Path, runner: &Arc<Runner>) -> Resul
         check_nbd_plain(a, tls.is_some(), args.nbd_plain)?;
     }
     let iscsi = bind("iSCSI", &args.iscsi_listen);
+    let nfs = bind("NFS", &args.nfs_listen);
     let listeners = Listeners {
         nbd: nbd.as_ref().and_then(|l| l.local_addr().ok()),
         iscsi: iscsi.as_ref().and_then(|l| l.local_addr().ok()),
+        nfs: nfs.as_ref().and_then(|l| l.local_addr().ok()),
         host: args.export_host.clone(),
         nbd_tls: tls.is_some(),
     };
     let r = runner.clone();
     let cache = arca_frontends::chunk_cache(args.export_cache_mib.saturating_mul(1 << 20));
-    runner.set_trees(Arc::new(arca_frontends::tree::Trees::new(
+    let trees = Arc::new(arca_frontends::tree::Trees::new(
         cache.clone(),
         crate::runner::TREES_OPEN,
-    )));
+    ));
+    runner.set_trees(trees.clone());
     let host = Arc::new(ExportHost::new(
         listeners.clone(),
         data_dir.join("overlays"),
         cache,
+        trees,
         move |d| r.datastore(d),
     ));
     runner.set_exports(host.clone());
@@ -110,6 +119,30 @@ pub fn start(args: &MountConfig, data_dir: &Path, runner: &Arc<Runner>) -> Resul
                 let cfg = Arc::new(arca_frontends::iscsi::IscsiConfig::default());
                 if let Err(e) = arca_frontends::iscsi::serve(l, table, cfg) {
                     tracing::error!(error = %e, "iSCSI target stopped");
+                }
+            })?;
+    }
+    if let Some(l) = nfs {
+        let dir = data_dir.join("nfs");
+        let table = arca_nfs::HandleTable::open(&dir)
+            .with_context(|| format!("NFS state directory {}", dir.display()))?;
+        let server = Arc::new(arca_nfs::NfsServer::new(host.nfs.clone(), Arc::new(table)));
+        l.set_nonblocking(true)?;
+        std::thread::Builder::new()
+            .name("nfs".into())
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("nfs-worker")
+                    .enable_all()
+                    .build()
+                    .and_then(|rt| {
+                        rt.block_on(async move {
+                            server.serve(tokio::net::TcpListener::from_std(l)?).await
+                        })
+                    });
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "NFS server stopped");
                 }
             })?;
     }

@@ -167,6 +167,7 @@ pub fn to_repo(e: TreeError) -> Error {
             Error::InvalidInput(m)
         }
         TreeError::Io(m) => Error::Corrupt(m),
+        TreeError::Unavailable(m) => Error::io(m.clone(), std::io::Error::other(m)),
     }
 }
 

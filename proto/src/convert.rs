@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::{pb, DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 
+mod files;
 mod find;
 mod query;
 mod result;
@@ -185,6 +186,7 @@ pub fn export_to_pb(e: ExportSpec) -> pb::ExportSpec {
     let protocol = match e.protocol {
         ExportProtocol::Nbd => pb::ExportProtocol::Nbd,
         ExportProtocol::Iscsi => pb::ExportProtocol::Iscsi,
+        ExportProtocol::Nfs => pb::ExportProtocol::Nfs,
     };
     let state = match e.state {
         ExportState::Starting => pb::ExportState::Starting,
@@ -207,6 +209,8 @@ pub fn export_to_pb(e: ExportSpec) -> pb::ExportSpec {
         state: state as i32,
         on_stop: on_stop as i32,
         secret: e.secret,
+        allow: e.allow,
+        source: e.source,
     }
 }
 
@@ -219,6 +223,7 @@ pub fn export_from_pb(e: pb::ExportSpec) -> Result<ExportSpec, String> {
             pb::ExportProtocol::Unspecified => None,
             pb::ExportProtocol::Nbd => Some(ExportProtocol::Nbd),
             pb::ExportProtocol::Iscsi => Some(ExportProtocol::Iscsi),
+            pb::ExportProtocol::Nfs => Some(ExportProtocol::Nfs),
         },
     )?;
     let state = enum_from_pb(e.state, "export state", |s: pb::ExportState| match s {
@@ -248,6 +253,8 @@ pub fn export_from_pb(e: pb::ExportSpec) -> Result<ExportSpec, String> {
         state,
         on_stop,
         secret: e.secret,
+        allow: e.allow,
+        source: e.source,
     })
 }
 

@@ -16,6 +16,14 @@ pub enum Query {
     Tree(TreeQuery),
     /// A search of restore points in one datastore.
     Find(FindQuery),
+    /// What a path of a restore point's file tree is.
+    Stat(FileRef),
+    /// A page of a directory of a restore point's file tree.
+    List(ListQuery),
+    /// Bytes of a file of a restore point's file tree.
+    Read(ReadQuery),
+    /// A symlink's target in a restore point's file tree.
+    ReadLink(FileRef),
 }
 
 impl Query {
@@ -24,6 +32,10 @@ impl Query {
         match self {
             Query::Tree(_) => QueryKind::Tree,
             Query::Find(_) => QueryKind::Find,
+            Query::Stat(_) => QueryKind::Stat,
+            Query::List(_) => QueryKind::List,
+            Query::Read(_) => QueryKind::Read,
+            Query::ReadLink(_) => QueryKind::ReadLink,
         }
     }
 }
@@ -35,6 +47,14 @@ pub enum QueryKind {
     Tree,
     /// [`Query::Find`], [`Answer::Find`].
     Find,
+    /// [`Query::Stat`], [`Answer::Stat`].
+    Stat,
+    /// [`Query::List`], [`Answer::List`].
+    List,
+    /// [`Query::Read`], [`Answer::Read`].
+    Read,
+    /// [`Query::ReadLink`], [`Answer::ReadLink`].
+    ReadLink,
 }
 
 impl std::fmt::Display for QueryKind {
@@ -42,6 +62,10 @@ impl std::fmt::Display for QueryKind {
         f.write_str(match self {
             QueryKind::Tree => "tree",
             QueryKind::Find => "find",
+            QueryKind::Stat => "stat",
+            QueryKind::List => "list",
+            QueryKind::Read => "read",
+            QueryKind::ReadLink => "read-link",
         })
     }
 }
@@ -83,6 +107,75 @@ pub struct FindQuery {
     pub images: bool,
 }
 
+/// A path of a restore point's file tree on a node: the file queries
+/// ([`Query::Stat`], [`Query::List`], [`Query::Read`],
+/// [`Query::ReadLink`]) read the tree the node keeps open for it
+/// (`arca_frontends::tree::Trees`), as the server reads its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRef {
+    pub restore_point: RestorePointId,
+    /// The catalog's name of the datastore (`<node>/<name>`).
+    pub datastore: String,
+    /// '/'-separated, relative to the root; raw bytes (names need not be
+    /// UTF-8). The node parses it with the tree's rules (no `..`).
+    pub path: Vec<u8>,
+}
+
+/// Most entries in one [`ListQuery`]'s answer.
+pub const LIST_MAX_LIMIT: u32 = 10_000;
+/// Most bytes one [`ReadQuery`] asks for.
+pub const READ_MAX_LENGTH: u32 = 1 << 20;
+
+/// The entries of a directory from the `start`th on, at most `limit`
+/// (`1..=`[`LIST_MAX_LIMIT`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    pub dir: FileRef,
+    pub start: u64,
+    pub limit: u32,
+}
+
+/// Up to `length` bytes (`1..=`[`READ_MAX_LENGTH`]) of a file from
+/// `offset`; fewer only at the end of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadQuery {
+    pub file: FileRef,
+    pub offset: u64,
+    pub length: u32,
+}
+
+/// What a stat says: `arca_frontends::tree::Attr`, with the entry's kind
+/// as the API names it (never [`api::TreeEntryKind::Other`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileAttr {
+    pub kind: api::TreeEntryKind,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime_ns: i64,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub rdev: u64,
+}
+
+/// One entry of a directory: its name (one component, raw bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub attr: FileAttr,
+}
+
+/// A page of a directory's entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirPage {
+    pub entries: Vec<DirEntry>,
+    /// No entries after these.
+    pub end: bool,
+}
+
 /// A node's answer to a query that succeeded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -90,6 +183,14 @@ pub enum Answer {
     Tree(api::TreePage),
     /// To [`Query::Find`].
     Find(api::SearchResult),
+    /// To [`Query::Stat`].
+    Stat(FileAttr),
+    /// To [`Query::List`].
+    List(DirPage),
+    /// To [`Query::Read`]: the bytes read.
+    Read(Vec<u8>),
+    /// To [`Query::ReadLink`]: the target.
+    ReadLink(Vec<u8>),
 }
 
 impl Answer {
@@ -98,6 +199,10 @@ impl Answer {
         match self {
             Answer::Tree(_) => QueryKind::Tree,
             Answer::Find(_) => QueryKind::Find,
+            Answer::Stat(_) => QueryKind::Stat,
+            Answer::List(_) => QueryKind::List,
+            Answer::Read(_) => QueryKind::Read,
+            Answer::ReadLink(_) => QueryKind::ReadLink,
         }
     }
 }
@@ -116,6 +221,14 @@ pub enum QueryErrorCode {
     Conflict,
     /// Reading the datastore failed.
     Internal,
+    /// File queries: a component before the last, or a listed path, is
+    /// not a directory.
+    NotADirectory,
+    /// File queries: a path that must be a file is a directory.
+    IsADirectory,
+    /// File queries: the path is of another kind than the operation
+    /// needs (reading a symlink's target of a file).
+    WrongKind,
 }
 
 /// Why a query has no answer, with a message for a person.

@@ -68,6 +68,10 @@ pub struct ExportSpec {
     pub on_stop: ExportOnStop,
     /// The export's secret (NBD name suffix, iSCSI CHAP secret).
     pub secret: String,
+    /// NFS: the address blocks of the clients that may mount it.
+    pub allow: Vec<String>,
+    /// The restore point's source name (the NFS path's first component).
+    pub source: String,
 }
 
 impl std::fmt::Debug for ExportSpec {
@@ -82,6 +86,8 @@ impl std::fmt::Debug for ExportSpec {
             .field("state", &self.state)
             .field("on_stop", &self.on_stop)
             .field("secret", &"<hidden>")
+            .field("allow", &self.allow)
+            .field("source", &self.source)
             .finish()
     }
 }

@@ -81,7 +81,7 @@ pub(crate) fn backend_error(e: BackendError) -> S3Error {
         BackendError::NoSuchBucket => s3_error!(NoSuchBucket, "no such bucket"),
         BackendError::Denied(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),
         BackendError::NotFound(m) => S3Error::with_message(S3ErrorCode::NoSuchKey, m),
-        BackendError::Unavailable(m) => S3Error::with_message(S3ErrorCode::InvalidObjectState, m),
+        BackendError::Unavailable(m) => S3Error::with_message(S3ErrorCode::ServiceUnavailable, m),
         BackendError::Internal(m) => S3Error::with_message(S3ErrorCode::InternalError, m),
     }
 }
@@ -94,6 +94,7 @@ fn tree_error(e: TreeError) -> S3Error {
         | TreeError::IsADirectory(m)
         | TreeError::WrongKind(m) => S3Error::with_message(S3ErrorCode::NoSuchKey, m),
         TreeError::Io(m) => S3Error::with_message(S3ErrorCode::InternalError, m),
+        TreeError::Unavailable(m) => S3Error::with_message(S3ErrorCode::ServiceUnavailable, m),
     }
 }
 

@@ -41,8 +41,8 @@ pub enum BackendError {
     Denied(String),
     /// A restore point or path is not there.
     NotFound(String),
-    /// The data is somewhere this process cannot read (a remote node's
-    /// datastore): `InvalidObjectState`, as for an archived object.
+    /// The data is on a remote node that is offline or not answering:
+    /// `ServiceUnavailable` (503; clients retry it).
     Unavailable(String),
     /// Anything else (catalog, datastore).
     Internal(String),

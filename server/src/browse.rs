@@ -5,7 +5,9 @@
 //! through the broker ([`crate::queries`]) and the node answers with the
 //! same listing or search (503 when it is offline or not answering, 504
 //! when it answers too late; a search lists that datastore's restore
-//! points as skipped with that reason).
+//! points as skipped with that reason). The files of a remote node's
+//! restore points (downloads, S3) are read through that node too
+//! ([`crate::remote_tree`]).
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use arca_proto::query::{
 use arca_web::browse::{Browse, BrowseError};
 
 use crate::queries::{AskError, Queries};
+use crate::remote_tree::RemoteTree;
 
 /// [`Browse`] over the server's embedded node, and over remote nodes
 /// through the query broker.
@@ -47,9 +50,8 @@ impl NodeBrowse {
         self
     }
 
-    /// Ask the node that owns datastore `d`: at once 503 when it is
-    /// offline, else its answer (or why there is none).
-    fn ask(&self, d: &catalog::Datastore, q: Query) -> Result<Answer, BrowseError> {
+    /// The node that owns datastore `d`; 503 when it is offline.
+    fn online(&self, d: &catalog::Datastore) -> Result<catalog::Node, BrowseError> {
         let node = self
             .catalog
             .node(d.node_id)
@@ -60,6 +62,13 @@ impl NodeBrowse {
                 node.name, d.name
             )));
         }
+        Ok(node)
+    }
+
+    /// Ask the node that owns datastore `d`: at once 503 when it is
+    /// offline, else its answer (or why there is none).
+    fn ask(&self, d: &catalog::Datastore, q: Query) -> Result<Answer, BrowseError> {
+        let node = self.online(d)?;
         self.queries
             .ask(node.id, &node.name, q)
             .map_err(|e| match e {
@@ -153,7 +162,10 @@ fn failed(node: &str, e: QueryError) -> BrowseError {
     match e.code {
         QueryErrorCode::Invalid => BrowseError::Invalid(e.message),
         QueryErrorCode::NotFound => BrowseError::NotFound(e.message),
-        QueryErrorCode::Conflict => BrowseError::Conflict(e.message),
+        QueryErrorCode::Conflict
+        | QueryErrorCode::NotADirectory
+        | QueryErrorCode::IsADirectory
+        | QueryErrorCode::WrongKind => BrowseError::Conflict(e.message),
         QueryErrorCode::Internal => BrowseError::Internal(format!("node {node:?}: {}", e.message)),
     }
 }
@@ -222,23 +234,22 @@ impl Browse for NodeBrowse {
 }
 
 impl NodeBrowse {
-    /// The tree of a restore point of a local datastore, kept open by the
-    /// embedded node.
+    /// The tree of a restore point: of a local datastore, kept open by the
+    /// embedded node; of a remote node's, read through that node (503 at
+    /// once when it is offline).
     fn local_file_tree(
         &self,
         d: &catalog::Datastore,
         rp: RestorePointId,
     ) -> Result<Arc<dyn FileTree>, BrowseError> {
         if d.node_id != self.node_id {
-            let node = self
-                .catalog
-                .node(d.node_id)
-                .map(|n| n.name)
-                .unwrap_or_else(|_| d.node_id.to_string());
-            return Err(BrowseError::Conflict(format!(
-                "restore point {} is in datastore {:?} on node {node:?}: its files are read on that node (browse it here; download, S3 and NFS serve the server's own datastores)",
-                rp.short(),
-                d.name
+            let node = self.online(d)?;
+            return Ok(Arc::new(RemoteTree::new(
+                self.queries.clone(),
+                node.id,
+                &node.name,
+                &d.name,
+                rp,
             )));
         }
         let ds = self.open(d)?;

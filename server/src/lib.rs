@@ -24,6 +24,7 @@ pub mod datadir;
 mod local;
 pub mod notify;
 pub mod queries;
+pub mod remote_tree;
 pub mod s3;
 pub mod serve;
 pub mod service;

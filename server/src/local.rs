@@ -74,6 +74,16 @@ impl Local {
             .catalog
             .datastore(e.datastore_id)
             .map_err(|e| e.to_string())?;
+        // The source's name, for the NFS path (empty if the restore point
+        // is gone from the catalog: the node then takes its manifest's).
+        let source = if e.protocol == catalog::ExportProtocol::Nfs {
+            self.catalog
+                .restore_point(&e.restore_point_id.to_hex(), Some(&[e.project_id]))
+                .map(|rp| rp.source_name)
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(ExportSpec {
             id: e.id,
             restore_point: e.restore_point_id,
@@ -88,6 +98,8 @@ impl Local {
             state: e.state,
             on_stop: e.on_stop,
             secret: e.secret,
+            allow: e.allow,
+            source,
         })
     }
 

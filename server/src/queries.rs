@@ -20,6 +20,14 @@
 //! 2. [`Queries::answer`] accepts an answer only from the node the query
 //!    was sent to, only for an open query, and only of the query's kind.
 //!
+//! [`Queries::send`] splits `ask` in two, so that one thread can have
+//! several queries in flight (the read-ahead of a remote file,
+//! [`crate::remote_tree`]): it returns an [`Asked`] to
+//! [`wait`](Asked::wait) on later; an `Asked` dropped unanswered is given
+//! up (the node's late answer is then taken quietly). Read-ahead queries
+//! may fill only half of a node's open queries, so they never crowd out
+//! queries someone waits for.
+//!
 //! Nothing is persisted: a server restart drops open queries, whose
 //! REST requests end with the server anyway.
 
@@ -74,7 +82,14 @@ struct State {
     next_id: u64,
     nodes: HashMap<NodeId, NodeQueue>,
     open: HashMap<u64, Open>,
+    /// Queries taken by a node and then given up by their asker (a
+    /// read-ahead no longer needed), oldest first: their answers are
+    /// dropped without a complaint. At most [`CANCELLED_KEPT`].
+    cancelled: VecDeque<(NodeId, u64)>,
 }
+
+/// Given-up queries remembered, to take their late answers quietly.
+const CANCELLED_KEPT: usize = 1024;
 
 #[derive(Default)]
 struct NodeQueue {
@@ -128,7 +143,49 @@ impl Queries {
     /// answer, blocking this thread (call it on the blocking pool). The
     /// answer is of the query's kind.
     pub fn ask(&self, node: NodeId, name: &str, q: Query) -> Result<Answer, AskError> {
-        let (id, rx) = {
+        let start = Instant::now();
+        let (id, rx) = self.register(node, name, q, self.max_open)?;
+        self.wait_for(node, name, id, &rx, start)
+    }
+
+    /// Send a query to node `node` without waiting: [`Asked::wait`] waits
+    /// for its answer, with the same limits as [`Queries::ask`] counted
+    /// from now. `ahead`: a query nobody waits for yet (read-ahead),
+    /// refused while the node has half its open queries or more.
+    pub fn send(
+        self: &Arc<Self>,
+        node: NodeId,
+        name: &str,
+        q: Query,
+        ahead: bool,
+    ) -> Result<Asked, AskError> {
+        let start = Instant::now();
+        let limit = if ahead {
+            self.max_open / 2
+        } else {
+            self.max_open
+        };
+        let (id, rx) = self.register(node, name, q, limit)?;
+        Ok(Asked {
+            queries: self.clone(),
+            node,
+            name: name.to_string(),
+            id,
+            rx,
+            start,
+            done: false,
+        })
+    }
+
+    /// Queue `q` for `node` (at most `limit` open for it).
+    fn register(
+        &self,
+        node: NodeId,
+        name: &str,
+        q: Query,
+        limit: usize,
+    ) -> Result<(u64, mpsc::Receiver<Reply>), AskError> {
+        {
             let mut g = self.lock();
             let st = &mut *g;
             let queue = st.nodes.entry(node).or_default();
@@ -140,7 +197,7 @@ impl Queries {
                 )));
             }
             let open = st.open.values().filter(|o| o.node == node).count();
-            if open >= self.max_open {
+            if open >= limit.max(1) {
                 return Err(AskError::Unavailable(format!(
                     "node {name:?} has {open} queries open already; try again shortly"
                 )));
@@ -159,15 +216,25 @@ impl Queries {
             );
             queue.queued.push_back((id, q));
             queue.wake.notify_one();
-            (id, rx)
-        };
+            Ok((id, rx))
+        }
+    }
+
+    /// Wait for the answer to query `id` of `node`, sent at `start`.
+    fn wait_for(
+        &self,
+        node: NodeId,
+        name: &str,
+        id: u64,
+        rx: &mpsc::Receiver<Reply>,
+        start: Instant,
+    ) -> Result<Answer, AskError> {
         let gone = || {
             AskError::Unavailable(format!(
                 "node {name:?} went offline or restarted before it answered"
             ))
         };
-        let start = Instant::now();
-        match rx.recv_timeout(self.pickup) {
+        match rx.recv_timeout(self.pickup.saturating_sub(start.elapsed())) {
             Ok(r) => return r.map_err(AskError::Failed),
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -248,6 +315,13 @@ impl Queries {
     /// The answer from `node` to query `id`: handed to the asking thread.
     pub fn answer(&self, node: NodeId, id: u64, reply: Reply) -> Result<(), Refused> {
         let mut g = self.lock();
+        if !g.open.contains_key(&id) {
+            if let Some(i) = g.cancelled.iter().position(|&c| c == (node, id)) {
+                // Given up by its asker: nobody waits for it.
+                g.cancelled.remove(i);
+                return Ok(());
+            }
+        }
         let Some(open) = g.open.get(&id) else {
             return Err(Refused::NotFound(format!(
                 "no query {id} is waiting for an answer (it timed out, or was never asked)"
@@ -288,9 +362,24 @@ impl Queries {
         self.reset(node, Some(Instant::now()));
     }
 
+    /// The asker of query `id` gave up on it: it is forgotten, and when
+    /// the node took it already, its answer will be taken quietly.
+    fn cancel(&self, node: NodeId, id: u64) {
+        let mut g = self.lock();
+        if let Some(o) = g.forget(node, id) {
+            if o.taken {
+                if g.cancelled.len() >= CANCELLED_KEPT {
+                    g.cancelled.pop_front();
+                }
+                g.cancelled.push_back((node, id));
+            }
+        }
+    }
+
     fn reset(&self, node: NodeId, last_watch: Option<Instant>) {
         let mut g = self.lock();
         g.open.retain(|_, o| o.node != node);
+        g.cancelled.retain(|(n, _)| *n != node);
         let q = g.nodes.entry(node).or_default();
         q.queued.clear();
         q.last_watch = last_watch;
@@ -318,6 +407,36 @@ impl State {
             }
         }
         taken
+    }
+}
+
+/// A query sent with [`Queries::send`], not yet waited for.
+pub struct Asked {
+    queries: Arc<Queries>,
+    node: NodeId,
+    name: String,
+    id: u64,
+    rx: mpsc::Receiver<Reply>,
+    start: Instant,
+    done: bool,
+}
+
+impl Asked {
+    /// Wait for the answer (blocking: call it on the blocking pool), as
+    /// [`Queries::ask`] does.
+    pub fn wait(mut self) -> Result<Answer, AskError> {
+        self.done = true;
+        self.queries
+            .wait_for(self.node, &self.name, self.id, &self.rx, self.start)
+    }
+}
+
+impl Drop for Asked {
+    /// Not waited for: given up.
+    fn drop(&mut self) {
+        if !self.done {
+            self.queries.cancel(self.node, self.id);
+        }
     }
 }
 

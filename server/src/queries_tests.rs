@@ -247,3 +247,53 @@ fn open_queries_per_node_are_bounded() {
     paths.sort();
     assert_eq!(paths, ["1", "2"]);
 }
+
+/// Queries sent without waiting: several in flight from one thread, each
+/// answer to its own `Asked`; one dropped unanswered is given up, and the
+/// node's late answer to it is taken quietly. Read-ahead fills at most
+/// half of the node's open queries.
+#[test]
+fn sent_queries_are_waited_for_later_or_given_up() {
+    let b = Arc::new(Queries::with_limits(
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+        6,
+    ));
+    let rt = rt();
+    assert!(poll(&rt, &b, Duration::from_millis(10)).is_empty());
+    let first = b.send(N, "far", query("a"), false).unwrap();
+    let second = b.send(N, "far", query("b"), true).unwrap();
+    let third = b.send(N, "far", query("c"), true).unwrap();
+    // Three open with a limit of 6: no more ahead of need...
+    match b.send(N, "far", query("d"), true) {
+        Err(AskError::Unavailable(m)) => assert!(m.contains("3 queries open"), "{m}"),
+        r => panic!("{:?}", r.map(|_| ())),
+    }
+    // ... but one that is needed still goes.
+    let fourth = b.send(N, "far", query("e"), false).unwrap();
+    let taken = poll(&rt, &b, Duration::from_secs(1));
+    assert_eq!(taken.len(), 4);
+    // Answered out of order: each asker gets its own.
+    for (id, q) in taken.iter().rev() {
+        let Query::Tree(t) = q else { panic!("{q:?}") };
+        if t.path != "c" {
+            b.answer(N, *id, Ok(page(&t.path))).unwrap();
+        }
+    }
+    assert_eq!(first.wait().unwrap(), page("a"));
+    assert_eq!(fourth.wait().unwrap(), page("e"));
+    assert_eq!(second.wait().unwrap(), page("b"));
+    // Given up: forgotten at once, and its late answer is not an error.
+    drop(third);
+    assert!(b.lock().open.is_empty());
+    let (id, _) = taken
+        .iter()
+        .find(|(_, q)| matches!(q, Query::Tree(t) if t.path == "c"))
+        .unwrap();
+    b.answer(N, *id, Ok(page("c"))).unwrap();
+    // Only once.
+    assert!(matches!(
+        b.answer(N, *id, Ok(page("c"))),
+        Err(Refused::NotFound(_))
+    ));
+}

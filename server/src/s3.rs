@@ -10,8 +10,8 @@
 //! - Bucket names are made from all the catalog's sources (by id), so a
 //!   source's bucket name does not depend on who lists it.
 //! - A source whose restore points are on a remote node's datastore is
-//!   listed, with its restore points; reading its files is
-//!   `InvalidObjectState` (they are read on that node).
+//!   read through that node (file queries, [`crate::remote_tree`]): a
+//!   node that is offline or not answering is `ServiceUnavailable` (503).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -180,10 +180,10 @@ impl Backend for ServerS3 {
         let ds = self.catalog.datastore(rp.datastore_id).map_err(internal)?;
         self.browse.file_tree(&ds, rp.id).map_err(|e| match e {
             BrowseError::NotFound(m) => BackendError::NotFound(m),
-            BrowseError::Conflict(m) | BrowseError::Unavailable(m) | BrowseError::Timeout(m) => {
-                BackendError::Unavailable(m)
+            BrowseError::Unavailable(m) | BrowseError::Timeout(m) => BackendError::Unavailable(m),
+            BrowseError::Conflict(m) | BrowseError::Invalid(m) | BrowseError::Internal(m) => {
+                BackendError::Internal(m)
             }
-            BrowseError::Invalid(m) | BrowseError::Internal(m) => BackendError::Internal(m),
         })
     }
 }

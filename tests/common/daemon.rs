@@ -57,6 +57,8 @@ impl Daemon {
                 "127.0.0.1:0",
                 "--iscsi-listen",
                 "127.0.0.1:0",
+                "--nfs-listen",
+                "127.0.0.1:0",
                 "--s3-listen",
                 "127.0.0.1:0",
             ])
@@ -109,6 +111,8 @@ impl Daemon {
                 "--nbd-listen",
                 "127.0.0.1:0",
                 "--iscsi-listen",
+                "127.0.0.1:0",
+                "--nfs-listen",
                 "127.0.0.1:0",
             ])
             .arg("--data-dir")

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod ext4;
+pub mod images;
 pub mod ntfs;
 pub mod terminal;
 

@@ -37,6 +37,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--iscsi-listen",
                 "127.0.0.1:0",
+                "--nfs-listen",
+                "127.0.0.1:0",
                 "--s3-listen",
                 "127.0.0.1:0",
             ])
@@ -338,6 +340,8 @@ impl NodeProc {
                     "--nbd-listen",
                     "127.0.0.1:0",
                     "--iscsi-listen",
+                    "127.0.0.1:0",
+                    "--nfs-listen",
                     "127.0.0.1:0",
                 ])
                 .arg("--data-dir")

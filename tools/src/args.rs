@@ -109,6 +109,11 @@ pub(crate) struct MountArgs {
     /// Address of the iSCSI target for exports ("off": none).
     #[arg(long, default_value = "127.0.0.1:3260")]
     pub(crate) iscsi_listen: String,
+    /// Address of the NFS server for exports (`arca mount --nfs`; "off":
+    /// none). One server for all of the node's NFS exports, each with its
+    /// own allow list.
+    #[arg(long, default_value = "127.0.0.1:2049")]
+    pub(crate) nfs_listen: String,
     /// Host name put in export addresses (default: the listening
     /// address, or this host's name when listening on all addresses).
     #[arg(long)]

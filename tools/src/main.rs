@@ -249,9 +249,6 @@ enum Command {
         #[arg(long, requires = "to")]
         special_files: bool,
     },
-    /// Through the server: export an image restore point over NBD or
-    /// iSCSI on the node that owns its datastore; prints its address once
-    /// it is served.
     /// Through the server: download a file of a restore point (an image's
     /// disk as disk.img), or a directory as a zip or tar archive, with a
     /// progress bar. --continue resumes a partial file.
@@ -272,14 +269,29 @@ enum Command {
         #[arg(long = "continue", short = 'c')]
         resume: bool,
     },
+    /// Through the server: export a restore point on the node that owns
+    /// its datastore: an image as a disk over NBD (the default) or iSCSI,
+    /// or any restore point's files over NFS (--nfs, read-only, to the
+    /// addresses of --allow); prints its address once it is served.
     Mount {
         restore_point: String,
         /// Export over NBD (the default).
-        #[arg(long, conflicts_with = "iscsi")]
+        #[arg(long, conflicts_with_all = ["iscsi", "nfs"])]
         nbd: bool,
         /// Export as an iSCSI target.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "nfs")]
         iscsi: bool,
+        /// Export the files over NFSv3, read-only (any restore point: a
+        /// file backup's tree, or an image's partitions and file systems).
+        #[arg(long, conflicts_with = "writable")]
+        nfs: bool,
+        /// With --nfs: an address block (10.0.0.0/24, 192.168.1.7, ::1)
+        /// whose clients may mount the export; repeat for more (at most
+        /// 32). NFSv3 has no user authentication: this list is the access
+        /// control. Default: the address this client has as the server
+        /// sees it.
+        #[arg(long, value_name = "CIDR", requires = "nfs")]
+        allow: Vec<String>,
         /// Accept writes into an overlay (instant restore); the restore
         /// point never changes. `arca unmount --commit` keeps them as a
         /// new restore point.
@@ -731,7 +743,11 @@ fn main() -> ExitCode {
     logs::init(cli.log_format);
     progress::set_mode(cli.progress);
     let json = cli.json;
-    match commands::run(cli) {
+    let outcome = commands::run(cli);
+    // No background thread may be inside the datastore while the process
+    // runs its exit handlers.
+    arca_frontends::quiesce();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let msg = error_message(&e);

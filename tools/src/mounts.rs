@@ -8,6 +8,7 @@ pub fn config(a: &crate::MountArgs) -> MountConfig {
     MountConfig {
         nbd_listen: a.nbd_listen.clone(),
         iscsi_listen: a.iscsi_listen.clone(),
+        nfs_listen: a.nfs_listen.clone(),
         export_host: a.export_host.clone(),
         nbd_tls_cert: a.nbd_tls_cert.clone(),
         nbd_tls_key: a.nbd_tls_key.clone(),
@@ -18,7 +19,11 @@ pub fn config(a: &crate::MountArgs) -> MountConfig {
 
 /// Say where the export servers listen.
 pub fn announce(listeners: &Listeners) {
-    for (what, a) in [("NBD", listeners.nbd), ("iSCSI", listeners.iscsi)] {
+    for (what, a) in [
+        ("NBD", listeners.nbd),
+        ("iSCSI", listeners.iscsi),
+        ("NFS", listeners.nfs),
+    ] {
         if let Some(a) = a {
             if crate::logs::json() {
                 tracing::info!(protocol = what, listen = %a, "serving exports");

@@ -94,8 +94,10 @@ pub trait Browse: Send + Sync {
     /// images too), for downloads, S3 and NFS. Opened trees are kept
     /// (see [`arca_frontends::tree::Trees`]), so calling this per request
     /// is cheap. A restore point the datastore no longer holds is
-    /// `NotFound`; one on a remote node's datastore is `Conflict` (its
-    /// files are read on that node).
+    /// `NotFound`. One on a remote node's datastore is read through that
+    /// node (each operation a query): `Unavailable` at once when the node
+    /// is offline, and the tree's operations fail with
+    /// [`TreeError::Unavailable`] when it stops answering.
     fn file_tree(
         &self,
         datastore: &catalog::Datastore,
@@ -105,7 +107,8 @@ pub trait Browse: Send + Sync {
 
 /// The status a tree error answers with: 400 for a bad path, 404 for a
 /// missing one, 409 for a path of the wrong kind, 500 for data that
-/// cannot be read (damage: not the client's input).
+/// cannot be read (damage: not the client's input), 503 for a remote
+/// node that is offline or not answering.
 pub fn tree_error(e: TreeError) -> BrowseError {
     match e {
         TreeError::Invalid(m) => BrowseError::Invalid(m),
@@ -114,5 +117,6 @@ pub fn tree_error(e: TreeError) -> BrowseError {
             BrowseError::Conflict(m)
         }
         TreeError::Io(m) => BrowseError::Internal(m),
+        TreeError::Unavailable(m) => BrowseError::Unavailable(m),
     }
 }

@@ -278,6 +278,7 @@ impl ToApi for catalog::Export {
             expires_at: self.expires_at,
             stopped_at: self.stopped_at,
             secret: Some(self.secret),
+            allow: self.allow,
             chap_user: None,
             commands: None,
         }

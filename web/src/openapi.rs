@@ -503,7 +503,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/restore-points/{id}/files",
-        "Download from a restore point (tree or image; for an image, its disk as disk.img). A file (path): its bytes, streamed, with Content-Length, Content-Type by extension, Content-Disposition (attachment; filename*=UTF-8''...), a strong ETag (the restore point never changes), Last-Modified (the file's mtime) and Accept-Ranges: bytes. Range: one range (bytes=a-b, a-, -n) answers 206 with Content-Range; several ranges answer 200 with the whole file; a range outside the file answers 416 with Content-Range: bytes */size. If-Range with the ETag or Last-Modified; If-None-Match / If-Modified-Since answer 304; If-Match / If-Unmodified-Since that do not match answer 412. HEAD answers the headers alone. A directory needs format=zip or format=tar (409 without): everything below it (files, directories, symlinks; modes and mtimes; special files left out) as one archive named <source>-<short id>-<dir>.<format>, streamed (no Content-Length); zip entries are stored (not compressed), zip64 when needed. 400 for a path with '..' (percent-encoded too), NUL or over 4096 bytes; 404 for a path not in it; 409 for a symlink or special file, or a restore point on a remote node",
+        "Download from a restore point (tree or image; for an image, its disk as disk.img). A file (path): its bytes, streamed, with Content-Length, Content-Type by extension, Content-Disposition (attachment; filename*=UTF-8''...), a strong ETag (the restore point never changes), Last-Modified (the file's mtime) and Accept-Ranges: bytes. Range: one range (bytes=a-b, a-, -n) answers 206 with Content-Range; several ranges answer 200 with the whole file; a range outside the file answers 416 with Content-Range: bytes */size. If-Range with the ETag or Last-Modified; If-None-Match / If-Modified-Since answer 304; If-Match / If-Unmodified-Since that do not match answer 412. HEAD answers the headers alone. A directory needs format=zip or format=tar (409 without): everything below it (files, directories, symlinks; modes and mtimes; special files left out) as one archive named <source>-<short id>-<dir>.<format>, streamed (no Content-Length); zip entries are stored (not compressed), zip64 when needed. A restore point on a remote node's datastore is read through that node. 400 for a path with '..' (percent-encoded too), NUL or over 4096 bytes; 404 for a path not in it; 409 for a symlink or special file; 503 when the remote node that holds the restore point is offline, not answering or too slow (a body already under way then ends early: the connection fails rather than deliver a short file)",
         "read",
         None,
         (200, Some("Binary")),
@@ -554,7 +554,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/exports",
-        "Export an image restore point over NBD or iSCSI on the node that owns its datastore (`arca mount`); poll it until active for its address. writable=true needs manage (restore-only users get 403)",
+        "Export a restore point on the node that owns its datastore (`arca mount`): an image as a disk over NBD or iSCSI, or any restore point's files over NFS (read-only; allow: the client address blocks, default the caller's address); poll it until active for its address. writable=true needs manage (restore-only users get 403); writable NFS, allow without NFS or a bad address block: 422",
         "restore",
         Some("NewExport"),
         (201, Some("Export"))
@@ -757,7 +757,11 @@ fn download_responses(responses: &mut Map<String, Value>) {
     );
     responses.insert(
         "409".into(),
-        error_response("A directory without format, a symlink or special file, or a restore point on a remote node"),
+        error_response("A directory without format, or a symlink or special file"),
+    );
+    responses.insert(
+        "503".into(),
+        error_response("The remote node that holds the restore point is offline, not answering or too slow; try again later"),
     );
     responses.insert(
         "412".into(),

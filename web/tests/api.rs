@@ -1004,6 +1004,95 @@ async fn export_credentials_only_for_users_who_may_restore() {
     assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("stopped")));
 }
 
+/// NFS exports: any restore point kind, read-only, an allow list checked
+/// and shown only to users who may restore in the project; no secret.
+/// (In process there is no caller address: `allow` must be given.)
+#[tokio::test]
+async fn nfs_exports_take_any_restore_point_and_hide_their_allow_list() {
+    let t = setup();
+    let c = t.state.catalog.clone();
+    let rp = format!("f1{}", "d".repeat(62));
+    c.add_restore_point(&arca_catalog::RestorePoint {
+        id: rp.parse().unwrap(),
+        datastore_id: DatastoreId(1),
+        source_name: "docs".into(),
+        project_id: ProjectId(1),
+        kind: SourceKind::Files,
+        ..Default::default()
+    })
+    .unwrap();
+    let a = Some(t.admin.as_str());
+    let post = |body: Value| t.call(Method::POST, "/api/v1/exports", a, Some(body));
+    // Refused, with the reason.
+    for (body, says) in [
+        (json!({"restore_point": rp}), "NFS"),
+        (
+            json!({"restore_point": rp, "protocol": "nfs", "writable": true}),
+            "read-only",
+        ),
+        (
+            json!({"restore_point": rp, "protocol": "iscsi", "allow": ["10.0.0.0/8"]}),
+            "NFS",
+        ),
+        (
+            json!({"restore_point": rp, "protocol": "nfs", "allow": ["10.0.0.0/8", "300.1.1.1"]}),
+            "300.1.1.1",
+        ),
+        (json!({"restore_point": rp, "protocol": "nfs"}), "address"),
+    ] {
+        let (s, v) = post(body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("10.{i}.0.0/16")).collect();
+    let (s, v) = post(json!({"restore_point": rp, "protocol": "nfs", "allow": many})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Made: the blocks written canonically, once each; no secret.
+    let (s, e) = post(json!({"restore_point": rp, "protocol": "nfs",
+        "allow": ["10.9.9.0/24", "192.168.1.7", "10.9.9.0/24", "::1"]}))
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    assert_eq!(
+        e["allow"],
+        json!(["10.9.9.0/24", "192.168.1.7/32", "::1/128"]),
+        "{e}"
+    );
+    assert!(e.get("secret").is_none(), "{e}");
+    let id = e["id"].as_i64().unwrap();
+    let addr = format!("nfs://h/docs/{rp}?version=3&nfsport=2049&mountport=2049");
+    let node = c.datastore(DatastoreId(1)).unwrap().node_id;
+    c.export_active(ExportId(id), node, &addr).unwrap();
+    let path = format!("/api/v1/exports/{id}");
+    let (_, v) = t.call(Method::GET, &path, a, None).await;
+    assert_eq!(v["address"], addr.as_str());
+    assert_eq!(v["commands"][0], format!("nfs-ls -R '{addr}'"));
+    assert!(
+        v["commands"][2]
+            .as_str()
+            .unwrap()
+            .starts_with("mount -t nfs -o ro,vers=3"),
+        "{v}"
+    );
+    // An auditor of the project sees the export, not where or to whom.
+    let auditor = token_for(
+        &c,
+        "au",
+        &[RoleBinding {
+            role: Role::Auditor,
+            project_id: Some(ProjectId(1)),
+        }],
+    );
+    let (s, v) = t.call(Method::GET, &path, Some(&auditor), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v.get("allow").is_none() && v.get("address").is_none() && v.get("commands").is_none(),
+        "{v}"
+    );
+    // The node is told the allow list.
+    let spec = c.export(ExportId(id)).unwrap();
+    assert_eq!(spec.allow, ["10.9.9.0/24", "192.168.1.7/32", "::1/128"]);
+}
+
 /// Confinement: an admin sets a node's roots; sources and restores outside
 /// them get 422 naming the allowed roots; the node's own data is never a
 /// source nor a restore target; block devices need the admin's allowance.

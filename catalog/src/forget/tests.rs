@@ -87,6 +87,7 @@ fn protected_exported_and_queued_restore_points_are_refused() {
             writable: false,
             ttl_seconds: 3600,
             created_by: "t".into(),
+            allow: Vec::new(),
         })
         .unwrap();
     let m = refused(c.queue_forget(&[forget(&d, Some(&s), &['b'])], None));

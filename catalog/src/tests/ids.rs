@@ -503,6 +503,50 @@ DELETE FROM sources WHERE id = 3;
     assert_eq!(c.task(TaskId(1)).unwrap().policy_id, None);
 }
 
+/// Migration 9 rebuilds `exports` (NFS): its rows stay, and an export id
+/// deleted before the upgrade is not handed out again.
+#[test]
+fn the_nfs_migration_keeps_the_exports_id_sequence() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    for (i, m) in schema::MIGRATIONS[..8].iter().enumerate() {
+        conn.execute_batch(m).unwrap();
+        conn.pragma_update(None, "user_version", i as i64 + 1)
+            .unwrap();
+    }
+    conn.execute_batch(
+        "
+INSERT INTO nodes (name, state, created_at) VALUES ('local', 'online', 0);
+INSERT INTO datastores (name, node_id, path, created_at) VALUES ('default', 1, '/ds', 0);
+INSERT INTO exports (restore_point_id, datastore_id, node_id, project_id, protocol, name, state, on_stop, created_by, created_at, expires_at, secret)
+    VALUES ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1, 1, 1, 'iscsi', 'export-1', 'active', 'discard', 'ann', 0, 9, 's1'),
+           ('bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 1, 1, 1, 'nbd', 'export-2', 'stopped', 'discard', 'ann', 0, 9, 's2');
+DELETE FROM exports WHERE id = 2;
+",
+    )
+    .unwrap();
+    let c = Catalog::setup(conn, "schema-8", None).unwrap();
+    let old = c.export(ExportId(1)).unwrap();
+    assert_eq!(
+        (old.protocol, old.secret.as_str(), old.allow.len()),
+        (ExportProtocol::Iscsi, "s1", 0)
+    );
+    let e = c
+        .add_export(&NewExport {
+            restore_point_id: "ab".repeat(32).parse().unwrap(),
+            datastore_id: DatastoreId(1),
+            node_id: NodeId(1),
+            project_id: ProjectId(1),
+            protocol: ExportProtocol::Nfs,
+            writable: false,
+            ttl_seconds: 60,
+            created_by: "t".into(),
+            allow: vec!["10.0.0.0/8".into()],
+        })
+        .unwrap();
+    assert_eq!((e.id, e.allow), (ExportId(3), vec!["10.0.0.0/8".into()]));
+}
+
 #[test]
 fn a_migration_that_breaks_a_reference_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();

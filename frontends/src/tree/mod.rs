@@ -26,8 +26,8 @@ use arca_repo::{Datastore, Snapshot};
 use crate::reader::ChunkCache;
 
 /// Why a path of a tree cannot be read. Consumers map these to their
-/// protocol's errors: HTTP 400/404/409/500, S3 `NoSuchKey`, NFS `NOENT`,
-/// `NOTDIR`, `IO`.
+/// protocol's errors: HTTP 400/404/409/500/503, S3 `NoSuchKey`,
+/// `ServiceUnavailable`, NFS `NOENT`, `NOTDIR`, `IO`.
 #[derive(Debug)]
 pub enum TreeError {
     /// The path is not acceptable (`..`, NUL, too long).
@@ -44,6 +44,10 @@ pub enum TreeError {
     /// a damaged or missing chunk. Only the affected paths fail; the rest
     /// of the tree stays readable.
     Io(String),
+    /// The tree is read through a remote node that is offline, not
+    /// answering or too slow (a tree of a remote node's restore point,
+    /// read through the server): try again later.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for TreeError {
@@ -54,7 +58,8 @@ impl std::fmt::Display for TreeError {
             | TreeError::NotADirectory(m)
             | TreeError::IsADirectory(m)
             | TreeError::WrongKind(m)
-            | TreeError::Io(m) => f.write_str(m),
+            | TreeError::Io(m)
+            | TreeError::Unavailable(m) => f.write_str(m),
         }
     }
 }

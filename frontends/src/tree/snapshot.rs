@@ -10,7 +10,8 @@
 //!   as whole chunks), and a sequential reader gets the next chunks
 //!   loaded in the background.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use arca_repo::format::{node_kind, Node};
 use arca_repo::{ChunkId, Datastore, Snapshot};
@@ -336,12 +337,60 @@ impl ChunkFile {
             if self.cache.get(&key).is_some() {
                 continue;
             }
-            let _ = prefetcher().try_send((self.ds.clone(), self.cache.clone(), *id));
+            if STOPPING.load(Ordering::SeqCst) {
+                return;
+            }
+            let job = Prefetch::new(self.ds.clone(), self.cache.clone(), *id);
+            let _ = prefetcher().try_send(job);
         }
     }
 }
 
-type Prefetch = (Arc<Datastore>, Arc<ChunkCache>, ChunkId);
+/// A chunk to load in the background. It counts in [`PENDING`] from
+/// before it is queued until it is dropped (with its datastore handle).
+struct Prefetch {
+    /// `Some` until dropped: the handles go before the count does.
+    handles: Option<(Arc<Datastore>, Arc<ChunkCache>)>,
+    id: ChunkId,
+}
+
+impl Prefetch {
+    fn new(ds: Arc<Datastore>, cache: Arc<ChunkCache>, id: ChunkId) -> Prefetch {
+        *PENDING.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Prefetch {
+            handles: Some((ds, cache)),
+            id,
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        drop(self.handles.take());
+        let (count, idle) = &PENDING;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            idle.notify_all();
+        }
+    }
+}
+
+/// Prefetches queued or being loaded, and the signal that there are none.
+static PENDING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+/// Set by [`quiesce`]: nothing more is queued, queued loads are skipped.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Stop the background chunk loads and wait (at most 10 s) until no
+/// prefetch holds a datastore. A process calls this before it exits: a
+/// thread still inside RocksDB while the process runs its exit handlers
+/// aborts it ("pthread lock: Invalid argument").
+pub fn quiesce() {
+    STOPPING.store(true, Ordering::SeqCst);
+    let (count, idle) = &PENDING;
+    let n = count.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = idle.wait_timeout_while(n, std::time::Duration::from_secs(10), |n| *n > 0);
+}
 
 /// The process's chunk prefetch threads (two), fed through a bounded
 /// queue; a full queue drops the request (the reader then loads the
@@ -355,8 +404,13 @@ fn prefetcher() -> &'static Sender<Prefetch> {
             let _ = std::thread::Builder::new()
                 .name("tree-read-ahead".into())
                 .spawn(move || {
-                    for (ds, cache, id) in rx {
-                        let _ = load(&ds, &cache, &id);
+                    for job in rx {
+                        match &job.handles {
+                            Some((ds, cache)) if !STOPPING.load(Ordering::SeqCst) => {
+                                let _ = load(ds, cache, &job.id);
+                            }
+                            _ => {}
+                        }
                     }
                 });
         }

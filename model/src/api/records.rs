@@ -246,7 +246,8 @@ impl RestorePoint {
     }
 }
 
-/// An image restore point served as a disk over NBD or iSCSI.
+/// A restore point served by its node: an image as a disk over NBD or
+/// iSCSI, or any restore point's files over NFS (read-only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Export {
     pub id: ExportId,
@@ -264,7 +265,9 @@ pub struct Export {
     pub state: ExportState,
     /// Where clients connect, credentials included
     /// (`nbd[s]://host:port/<name>-<secret>`,
-    /// `iscsi://<name>%<secret>@host:port/<iqn>/0`); null until served.
+    /// `iscsi://<name>%<secret>@host:port/<iqn>/0`), or for NFS
+    /// `nfs://host:port/<source>/<restore point>?version=3&nfsport=P&mountport=P`;
+    /// null until served.
     /// Only for users who may restore in the project (absent for others:
     /// `None`; null: `Some(None)`).
     #[serde(
@@ -286,6 +289,11 @@ pub struct Export {
     /// users who may restore in the project (absent for others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// NFS exports: the address blocks of the clients that may mount it
+    /// (NFSv3 has no user authentication). Only for users who may restore
+    /// in the project; empty (absent) for NBD and iSCSI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// iSCSI CHAP user name (iSCSI exports, for users who may restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chap_user: Option<String>,

@@ -306,11 +306,15 @@ pub struct RestoreRequest {
     pub special_files: bool,
 }
 
+/// The most address blocks an NFS export's `allow` list may have.
+pub const MAX_ALLOW: usize = 32;
+
 /// `POST /api/v1/exports`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExport {
-    /// An image restore point: its id or a unique prefix of it.
+    /// The restore point: its id or a unique prefix of it (an image for
+    /// NBD and iSCSI; any kind for NFS).
     #[schema(pattern = "^[0-9a-f]{1,64}$")]
     pub restore_point: String,
     #[serde(default)]
@@ -322,6 +326,12 @@ pub struct NewExport {
     #[serde(default)]
     #[schema(pattern = "^[0-9]{1,7}[smhd]?$")]
     pub ttl: Option<String>,
+    /// NFS only: the address blocks (`10.0.0.0/24`, `::1`, at most 32)
+    /// whose clients may mount the export. Default: the caller's address
+    /// as the API sees it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
+    pub allow: Vec<String>,
 }
 
 /// `PATCH /api/v1/exports/{id}`: the export now ends `ttl` from now
@@ -347,8 +357,16 @@ mod tests {
     fn today_s_bodies() {
         let e: NewExport = serde_json::from_value(json!({"restore_point": "ab12"})).unwrap();
         assert_eq!(
-            (e.protocol, e.writable, e.ttl),
-            (ExportProtocol::Nbd, false, None)
+            (e.protocol, e.writable, e.ttl, e.allow.len()),
+            (ExportProtocol::Nbd, false, None, 0)
+        );
+        let e: NewExport = serde_json::from_value(
+            json!({"restore_point": "ab12", "protocol": "nfs", "allow": ["10.0.0.0/8"]}),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.protocol, e.allow),
+            (ExportProtocol::Nfs, vec!["10.0.0.0/8".to_string()])
         );
         let n: NewNode = serde_json::from_value(json!({"name": "n2"})).unwrap();
         assert_eq!(n.max_tasks, 2);

@@ -5,6 +5,7 @@
 
 use arca_model::api::{self, TreeEntryKind};
 
+use super::files;
 use super::{enum_from_pb, parse};
 use crate::pb;
 use crate::query::{Answer, Query, QueryError, QueryErrorCode, Reply, TreeQuery};
@@ -21,6 +22,14 @@ pub fn query_to_pb(id: u64, q: &Query) -> pb::Query {
             limit: t.limit,
         }),
         Query::Find(f) => pb::query::Query::Find(super::find::find_query_to_pb(f)),
+        Query::Stat(f) => pb::query::Query::Stat(pb::StatQuery {
+            file: Some(files::file_ref_to_pb(f)),
+        }),
+        Query::List(l) => pb::query::Query::List(files::list_to_pb(l)),
+        Query::Read(r) => pb::query::Query::Read(files::read_to_pb(r)),
+        Query::ReadLink(f) => pb::query::Query::ReadLink(pb::ReadLinkQuery {
+            file: Some(files::file_ref_to_pb(f)),
+        }),
     };
     pb::Query {
         id,
@@ -46,6 +55,10 @@ pub fn query_from_pb(q: pb::Query) -> (u64, Result<Query, String>) {
             })
         }
         Some(pb::query::Query::Find(f)) => super::find::find_query_from_pb(f).map(Query::Find),
+        Some(pb::query::Query::Stat(s)) => files::file_ref_from_pb(s.file).map(Query::Stat),
+        Some(pb::query::Query::List(l)) => files::list_from_pb(l).map(Query::List),
+        Some(pb::query::Query::Read(r)) => files::read_from_pb(r).map(Query::Read),
+        Some(pb::query::Query::ReadLink(r)) => files::file_ref_from_pb(r.file).map(Query::ReadLink),
     };
     (q.id, r)
 }
@@ -55,6 +68,12 @@ pub fn answer_to_pb(id: u64, r: &Reply) -> pb::AnswerRequest {
     let answer = match r {
         Ok(Answer::Tree(page)) => pb::answer_request::Answer::Tree(tree_page_to_pb(page)),
         Ok(Answer::Find(r)) => pb::answer_request::Answer::Find(super::find::find_result_to_pb(r)),
+        Ok(Answer::Stat(a)) => pb::answer_request::Answer::Stat(files::attr_to_pb(a)),
+        Ok(Answer::List(p)) => pb::answer_request::Answer::List(files::dir_page_to_pb(p)),
+        Ok(Answer::Read(d)) => pb::answer_request::Answer::Read(pb::FileData { data: d.clone() }),
+        Ok(Answer::ReadLink(t)) => {
+            pb::answer_request::Answer::ReadLink(pb::LinkTarget { target: t.clone() })
+        }
         Err(e) => pb::answer_request::Answer::Error(pb::QueryError {
             code: error_code_to_pb(e.code) as i32,
             message: e.message.clone(),
@@ -77,6 +96,10 @@ pub fn answer_from_pb(a: pb::AnswerRequest) -> Result<(u64, Reply), String> {
         pb::answer_request::Answer::Find(r) => {
             Ok(Answer::Find(super::find::find_result_from_pb(r)?))
         }
+        pb::answer_request::Answer::Stat(a) => Ok(Answer::Stat(files::attr_from_pb(a)?)),
+        pb::answer_request::Answer::List(p) => Ok(Answer::List(files::dir_page_from_pb(p)?)),
+        pb::answer_request::Answer::Read(d) => Ok(Answer::Read(files::data_from_pb(d)?)),
+        pb::answer_request::Answer::ReadLink(t) => Ok(Answer::ReadLink(t.target)),
         pb::answer_request::Answer::Error(e) => Err(QueryError {
             code: error_code_from_pb(e.code)?,
             message: e.message,
@@ -91,6 +114,9 @@ fn error_code_to_pb(c: QueryErrorCode) -> pb::QueryErrorCode {
         QueryErrorCode::NotFound => pb::QueryErrorCode::NotFound,
         QueryErrorCode::Conflict => pb::QueryErrorCode::Conflict,
         QueryErrorCode::Internal => pb::QueryErrorCode::Internal,
+        QueryErrorCode::NotADirectory => pb::QueryErrorCode::NotADirectory,
+        QueryErrorCode::IsADirectory => pb::QueryErrorCode::IsADirectory,
+        QueryErrorCode::WrongKind => pb::QueryErrorCode::WrongKind,
     }
 }
 
@@ -101,6 +127,9 @@ fn error_code_from_pb(v: i32) -> Result<QueryErrorCode, String> {
         pb::QueryErrorCode::NotFound => Some(QueryErrorCode::NotFound),
         pb::QueryErrorCode::Conflict => Some(QueryErrorCode::Conflict),
         pb::QueryErrorCode::Internal => Some(QueryErrorCode::Internal),
+        pb::QueryErrorCode::NotADirectory => Some(QueryErrorCode::NotADirectory),
+        pb::QueryErrorCode::IsADirectory => Some(QueryErrorCode::IsADirectory),
+        pb::QueryErrorCode::WrongKind => Some(QueryErrorCode::WrongKind),
     })
 }
 
@@ -328,5 +357,129 @@ mod tests {
         assert!(answer_from_pb(bad_kind)
             .unwrap_err()
             .contains("tree entry kind"));
+    }
+
+    fn file(path: &[u8]) -> crate::query::FileRef {
+        crate::query::FileRef {
+            restore_point: "ef".repeat(32).parse().unwrap(),
+            datastore: "far/default".into(),
+            path: path.to_vec(),
+        }
+    }
+
+    fn attr(kind: TreeEntryKind) -> crate::query::FileAttr {
+        crate::query::FileAttr {
+            kind,
+            size: u64::MAX,
+            mode: 0o4755,
+            uid: 1,
+            gid: 2,
+            nlink: 3,
+            mtime_ns: -1,
+            atime_ns: 5,
+            ctime_ns: i64::MAX,
+            ino: 7,
+            rdev: 8,
+        }
+    }
+
+    /// The file queries and their answers, through the wire; names and
+    /// paths that are not UTF-8 stay as they are.
+    #[test]
+    fn file_queries_and_answers_round_trip() {
+        use crate::query::{DirEntry, DirPage, ListQuery, ReadQuery};
+        for q in [
+            Query::Stat(file(b"dir/\xff name")),
+            Query::ReadLink(file(b"")),
+            Query::List(ListQuery {
+                dir: file(b"d"),
+                start: 12,
+                limit: 1000,
+            }),
+            Query::Read(ReadQuery {
+                file: file(b"big.bin"),
+                offset: 1 << 40,
+                length: 1 << 20,
+            }),
+        ] {
+            let (id, back) = query_from_pb(wire(query_to_pb(9, &q)));
+            assert_eq!(id, 9);
+            assert_eq!(back.unwrap(), q);
+        }
+        let page = DirPage {
+            entries: vec![
+                DirEntry {
+                    name: b"\xfe\xff".to_vec(),
+                    attr: attr(TreeEntryKind::File),
+                },
+                DirEntry {
+                    name: b"d".to_vec(),
+                    attr: attr(TreeEntryKind::Dir),
+                },
+            ],
+            end: true,
+        };
+        for r in [
+            Ok(Answer::Stat(attr(TreeEntryKind::Blockdev))),
+            Ok(Answer::List(page)),
+            Ok(Answer::Read(vec![7; 1 << 20])),
+            Ok(Answer::Read(Vec::new())),
+            Ok(Answer::ReadLink(b"../t".to_vec())),
+            Err(QueryError::new(QueryErrorCode::NotADirectory, "n")),
+            Err(QueryError::new(QueryErrorCode::IsADirectory, "i")),
+            Err(QueryError::new(QueryErrorCode::WrongKind, "w")),
+        ] {
+            let (_, back) = answer_from_pb(wire(answer_to_pb(4, &r))).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    /// What the server cannot take from a node is an error naming it: a
+    /// name that is not one component, more than 1 MiB of data, a kind
+    /// "other", a query without its file.
+    #[test]
+    fn bad_file_answers_are_refused() {
+        let entry = |name: &[u8], kind| pb::DirEntry {
+            name: name.to_vec(),
+            attr: Some(super::files::attr_to_pb(&attr(kind))),
+        };
+        for name in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            let a = pb::AnswerRequest {
+                id: 1,
+                answer: Some(pb::answer_request::Answer::List(pb::DirPage {
+                    entries: vec![entry(name, TreeEntryKind::File)],
+                    end: true,
+                })),
+            };
+            assert!(
+                answer_from_pb(a).unwrap_err().contains("not a file name"),
+                "{name:?}"
+            );
+        }
+        let a = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Read(pb::FileData {
+                data: vec![0; (1 << 20) + 1],
+            })),
+        };
+        assert!(answer_from_pb(a).unwrap_err().contains("bytes read"));
+        let a = pb::AnswerRequest {
+            id: 1,
+            answer: Some(pb::answer_request::Answer::Stat(super::files::attr_to_pb(
+                &attr(TreeEntryKind::Other),
+            ))),
+        };
+        assert!(answer_from_pb(a).unwrap_err().contains("other"));
+        let q = pb::Query {
+            id: 2,
+            query: Some(pb::query::Query::Read(pb::ReadQuery {
+                file: None,
+                offset: 0,
+                length: 1,
+            })),
+        };
+        let (id, r) = query_from_pb(q);
+        assert_eq!(id, 2);
+        assert!(r.unwrap_err().contains("without its file"));
     }
 }

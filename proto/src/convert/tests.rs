@@ -369,11 +369,12 @@ fn enums_cross_the_wire_and_unknown_values_are_errors() {
 #[test]
 fn exports_and_effects_cross_the_wire_unchanged() {
     use ExportOnStop::{Commit, Discard};
-    use ExportProtocol::{Iscsi, Nbd};
+    use ExportProtocol::{Iscsi, Nbd, Nfs};
     use ExportState::{Active, Expired, Failed, Starting, Stopped};
     for (protocol, state, on_stop) in [
         (Nbd, Active, Commit),
         (Iscsi, Starting, Discard),
+        (Nfs, Active, Discard),
         (Nbd, Expired, Discard),
         (Nbd, Failed, Discard),
         (Iscsi, Stopped, Commit),
@@ -388,6 +389,12 @@ fn exports_and_effects_cross_the_wire_unchanged() {
             state,
             on_stop,
             secret: "AbCdEfGh12345678".into(),
+            allow: if protocol == Nfs {
+                vec!["10.0.0.0/8".into(), "::1/128".into()]
+            } else {
+                Vec::new()
+            },
+            source: "web/01".into(),
         };
         assert_eq!(export_from_pb(export_to_pb(e.clone())).unwrap(), e);
         assert!(!format!("{e:?}").contains("AbCdEfGh12345678"));
@@ -402,6 +409,8 @@ fn exports_and_effects_cross_the_wire_unchanged() {
         state: Active,
         on_stop: Discard,
         secret: String::new(),
+        allow: Vec::new(),
+        source: String::new(),
     });
     let no_ds = pb::ExportSpec {
         datastore: None,

@@ -30,17 +30,21 @@ fn export_line(e: &Export) -> String {
 
 /// `arca mount`: export, then wait (polling every 50 ms) until the node
 /// serves it, and print the address.
-pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Result<u8> {
+pub fn mount(
+    cli: &Cli,
+    rp: &str,
+    protocol: ExportProtocol,
+    allow: &[String],
+    writable: bool,
+    ttl: &str,
+) -> Result<u8> {
     let api = Api::new(cli)?;
     let req = NewExport {
         restore_point: rp.to_string(),
-        protocol: if iscsi {
-            ExportProtocol::Iscsi
-        } else {
-            ExportProtocol::Nbd
-        },
+        protocol,
         writable,
         ttl: Some(ttl.to_string()),
+        allow: allow.to_vec(),
     };
     let mut e: Export = api.post("/exports", &req, "an export")?;
     let id = e.id;
@@ -75,6 +79,9 @@ pub fn mount(cli: &Cli, rp: &str, iscsi: bool, writable: bool, ttl: &str) -> Res
                     "\nCHAP user {u}, secret {}",
                     e.secret.as_deref().unwrap_or_default()
                 ),
+                None if e.protocol == ExportProtocol::Nfs => {
+                    format!("\nNFSv3 clients allowed: {}", e.allow.join(", "))
+                }
                 None => String::new(),
             },
             if commands.is_empty() {

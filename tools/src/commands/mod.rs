@@ -115,9 +115,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             restore_point,
             nbd: _,
             iscsi,
+            nfs,
+            allow,
             writable,
             ttl,
-        } => crate::client::mount(cli, restore_point, *iscsi, *writable, ttl),
+        } => {
+            let protocol = if *iscsi {
+                arca_model::ExportProtocol::Iscsi
+            } else if *nfs {
+                arca_model::ExportProtocol::Nfs
+            } else {
+                arca_model::ExportProtocol::Nbd
+            };
+            crate::client::mount(cli, restore_point, protocol, allow, *writable, ttl)
+        }
         Command::Download {
             restore_point,
             path,

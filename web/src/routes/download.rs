@@ -112,6 +112,9 @@ struct Found {
     tree: Arc<dyn FileTree>,
     path: TreePath,
     attr: Attr,
+    /// A file, opened (on the blocking pool: a remote node's tree asks
+    /// its node).
+    reader: Option<Arc<dyn FileReader>>,
     rp: arca_catalog::RestorePoint,
 }
 
@@ -170,10 +173,15 @@ async fn prepare(
             let ds = s.catalog.datastore(rp.datastore_id)?;
             let tree = b.file_tree(&ds, rp.id)?;
             let attr = tree.stat(&path).map_err(tree_error)?;
+            let reader = match attr.kind {
+                Kind::File => Some(tree.open(&path).map_err(tree_error)?),
+                _ => None,
+            };
             Ok(Found {
                 tree,
                 path,
                 attr,
+                reader,
                 rp,
             })
         })
@@ -295,13 +303,10 @@ fn file(found: Found, method: &Method, headers: &HeaderMap, audit: Audit) -> Res
         audit.log(status, 0, None);
         return r;
     }
-    let reader = match found.tree.open(&found.path) {
-        Ok(f) => f,
-        Err(e) => {
-            let e = ApiError::from(tree_error(e));
-            audit.log(e.status.as_u16(), 0, Some(&e.message));
-            return e.into_response();
-        }
+    let Some(reader) = found.reader else {
+        let e = ApiError::internal(format!("{} was not opened", display(&found.path)));
+        audit.log(e.status.as_u16(), 0, Some(&e.message));
+        return e.into_response();
     };
     let (tx, body) = channel(audit);
     tokio::task::spawn_blocking(move || {

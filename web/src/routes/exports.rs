@@ -11,10 +11,18 @@
 //! Restore-only users may make read-only exports; a writable export, and
 //! committing one as a new restore point, need the right to change the
 //! project (operators and admins).
+//!
+//! NFS exports (`"protocol": "nfs"`) serve any restore point's files,
+//! read-only, to the address blocks of `allow` (default: the caller's
+//! address as this API sees it, as /32 or /128). NFSv3 has no user
+//! authentication, so that list and the project scope of this API are
+//! the access control; the list, like the address, is shown only to users
+//! who may restore in the export's project.
 
 use arca_catalog::{
     self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, SourceKind, TaskSpec,
 };
+use arca_model::net::Cidr;
 use arca_model::{api, CommitExportParams};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -57,7 +65,12 @@ pub fn view(p: &Principal, e: Export) -> api::Export {
     if !may_restore {
         v.address = None;
         v.secret = None;
+        v.allow = Vec::new();
         return v;
+    }
+    if v.protocol == ExportProtocol::Nfs {
+        // NFS has no use for the secret.
+        v.secret = None;
     }
     if v.protocol == ExportProtocol::Iscsi {
         v.chap_user = Some(v.name.clone());
@@ -86,6 +99,16 @@ fn split_url(address: &str) -> Option<(&str, &str, &str)> {
 pub fn commands(protocol: ExportProtocol, address: &str) -> Vec<String> {
     let q = |s: &str| format!("'{s}'");
     match protocol {
+        ExportProtocol::Nfs => {
+            let mut out = vec![
+                format!("nfs-ls -R {}", q(address)),
+                format!("nfs-cp {} ./FILE", q(&nfs_file_url(address, "FILE"))),
+            ];
+            if let Some(m) = nfs_mount_line(address) {
+                out.push(m);
+            }
+            out
+        }
         ExportProtocol::Iscsi => {
             let portal = address.rsplit_once('/').map_or(address, |(a, _)| a);
             let portal = portal.rsplit_once('/').map_or(portal, |(a, _)| a);
@@ -119,6 +142,59 @@ pub fn commands(protocol: ExportProtocol, address: &str) -> Vec<String> {
     }
 }
 
+/// The libnfs URL of `file` inside the NFS export at `address`
+/// (`nfs://host/path?options`).
+fn nfs_file_url(address: &str, file: &str) -> String {
+    match address.split_once('?') {
+        Some((path, opts)) => format!("{}/{file}?{opts}", path.trim_end_matches('/')),
+        None => format!("{}/{file}", address.trim_end_matches('/')),
+    }
+}
+
+/// A Linux mount of the NFS export at `address`
+/// (`nfs://host/path?version=3&nfsport=P&mountport=P`).
+fn nfs_mount_line(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("nfs://")?;
+    let (rest, opts) = rest.split_once('?').unwrap_or((rest, ""));
+    let (host, path) = rest.split_once('/')?;
+    let opt = |k: &str| {
+        opts.split('&')
+            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+    };
+    let port = opt("nfsport")?;
+    let mountport = opt("mountport").unwrap_or(port);
+    Some(format!(
+        "mount -t nfs -o ro,vers=3,proto=tcp,port={port},mountport={mountport},mountproto=tcp,nolock '{host}:/{path}' /mnt"
+    ))
+}
+
+/// The allow list of a new NFS export: the given address blocks,
+/// checked and written canonically, or the caller's address.
+fn nfs_allow(given: &[String], caller: &str) -> ApiResult<Vec<String>> {
+    if given.len() > api::MAX_ALLOW {
+        return Err(invalid(format!(
+            "allow has {} address blocks; at most {} are accepted",
+            given.len(),
+            api::MAX_ALLOW
+        )));
+    }
+    if given.is_empty() {
+        let ip: std::net::IpAddr = caller.parse().map_err(|_| {
+            invalid("the caller's address is unknown: give the address blocks of the NFS clients in allow")
+        })?;
+        return Ok(vec![Cidr::host(ip).to_string()]);
+    }
+    let mut out: Vec<String> = Vec::new();
+    for a in given {
+        let c = Cidr::parse(a).map_err(|e| invalid(format!("allow: {e}")))?;
+        let c = c.to_string();
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Longest export lifetime.
 const MAX_TTL: i64 = 30 * 86_400;
 
@@ -149,6 +225,7 @@ pub async fn add_export(
     body: Body<api::NewExport>,
 ) -> ApiResult<(StatusCode, Json<api::Export>)> {
     let Json(b) = body?;
+    let caller = remote.0.clone();
     audited(
         &s,
         p.name().to_string(),
@@ -172,14 +249,29 @@ pub async fn add_export(
                 )));
             }
             p.require(Action::Restore, Some(rp.project_id))?;
+            let nfs = b.protocol == ExportProtocol::Nfs;
+            if nfs && b.writable {
+                return Err(invalid("NFS exports are read-only"));
+            }
+            if !nfs && !b.allow.is_empty() {
+                return Err(invalid(format!(
+                    "allow is for NFS exports only ({} exports use the export's secret)",
+                    b.protocol
+                )));
+            }
             if b.writable {
                 require_writable(&p, rp.project_id)?;
             }
-            if rp.kind != SourceKind::Image {
+            if !nfs && rp.kind != SourceKind::Image {
                 return Err(invalid(
-                "only image restore points can be exported as disks (file restore points come with the NFS and S3 frontends)",
+                "only image restore points can be exported as disks (file restore points can be exported over NFS: \"protocol\": \"nfs\")",
             ));
             }
+            let allow = if nfs {
+                nfs_allow(&b.allow, &caller)?
+            } else {
+                Vec::new()
+            };
             let ttl = match &b.ttl {
                 None => 2 * 3600,
                 Some(t) => parse_ttl(t).ok_or_else(|| invalid(BAD_TTL))?,
@@ -194,6 +286,7 @@ pub async fn add_export(
                 writable: b.writable,
                 ttl_seconds: ttl,
                 created_by: p.name().to_string(),
+                allow,
             })?;
             Ok((StatusCode::CREATED, Json(view(&p, e))))
         },
@@ -345,5 +438,45 @@ mod tests {
             "iscsi://export-1%abc@h:3260/iqn.2026-11.io.arca:export-1/0",
         );
         assert_eq!(c[1], "iscsi-ls -s 'iscsi://export-1%abc@h:3260/'");
+        let a = "nfs://h/web01/abcd?version=3&nfsport=2049&mountport=2050";
+        let c = commands(ExportProtocol::Nfs, a);
+        assert_eq!(c[0], format!("nfs-ls -R '{a}'"));
+        assert_eq!(
+            c[1],
+            "nfs-cp 'nfs://h/web01/abcd/FILE?version=3&nfsport=2049&mountport=2050' ./FILE"
+        );
+        assert_eq!(
+            c[2],
+            "mount -t nfs -o ro,vers=3,proto=tcp,port=2049,mountport=2050,mountproto=tcp,nolock 'h:/web01/abcd' /mnt"
+        );
+    }
+
+    #[test]
+    fn nfs_allow_lists_are_checked_and_default_to_the_caller() {
+        assert_eq!(nfs_allow(&[], "10.1.2.3").unwrap(), ["10.1.2.3/32"]);
+        assert_eq!(nfs_allow(&[], "::1").unwrap(), ["::1/128"]);
+        assert_eq!(nfs_allow(&[], "::ffff:10.0.0.1").unwrap(), ["10.0.0.1/32"]);
+        assert_eq!(
+            nfs_allow(&[], "").unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let given = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            nfs_allow(
+                &given(&["10.9.9.0/24", "192.168.1.7", "10.9.9.0/24"]),
+                "::1"
+            )
+            .unwrap(),
+            ["10.9.9.0/24", "192.168.1.7/32"]
+        );
+        let e = nfs_allow(&given(&["10.0.0.0/8", "10.0.0.0/33"]), "::1").unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message.contains("10.0.0.0/33"), "{}", e.message);
+        let many: Vec<String> = (0..33).map(|i| format!("10.0.{i}.0/24")).collect();
+        assert_eq!(
+            nfs_allow(&many, "::1").unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(nfs_allow(&many[..32], "::1").unwrap().len(), 32);
     }
 }

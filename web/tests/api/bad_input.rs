@@ -86,6 +86,7 @@ pub(super) fn populate(c: &Catalog, project: i64, rp_digit: char) -> Ids {
             writable: false,
             ttl_seconds: 3600,
             created_by: "test".into(),
+            allow: Vec::new(),
         })
         .unwrap();
     Ids {

@@ -166,6 +166,7 @@ async fn protected_and_exported_restore_points_stay() {
             writable: false,
             ttl_seconds: 3600,
             created_by: "t".into(),
+            allow: Vec::new(),
         })
         .unwrap();
     let (s, m) = refused(&t, &format!("/api/v1/restore-points/{}", rp_id('b')), &a).await;

@@ -135,6 +135,7 @@ fn populate(c: &Catalog, project: i64, rps: &[String], only: &str) -> Objects {
                     writable: false,
                     ttl_seconds: 3600,
                     created_by: "test".into(),
+                    allow: Vec::new(),
                 })
                 .unwrap();
             o.exports.push(e.id.get());

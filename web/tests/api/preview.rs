@@ -97,6 +97,7 @@ async fn preview_says_what_goes_and_why() {
             writable: false,
             ttl_seconds: 3600,
             created_by: "test".into(),
+            allow: Vec::new(),
         })
         .unwrap();
 

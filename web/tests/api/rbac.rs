@@ -500,6 +500,7 @@ fn new_export(rp: &str, project: ProjectId) -> NewExport {
         writable: false,
         ttl_seconds: 3600,
         created_by: "test".into(),
+        allow: Vec::new(),
     }
 }
 

@@ -373,6 +373,7 @@ fn world(t: &T) -> World {
                 writable: false,
                 ttl_seconds: 3600,
                 created_by: "test".into(),
+                allow: Vec::new(),
             })
             .unwrap()
             .id;

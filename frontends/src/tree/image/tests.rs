@@ -1004,6 +1004,24 @@ fn an_image_restore_point_in_a_datastore_shows_its_files() {
     );
 }
 
+#[test]
+fn a_closed_image_tree_leaves_no_thread_holding_the_datastore() {
+    let dir = images(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = datastore(&tmp.path().join("ds"), true);
+    let snap = back_up_image(&ds, &dir.join("mbr.img"));
+    let tree =
+        crate::tree::open_tree(ds.clone(), &snap, crate::reader::chunk_cache(64 << 20)).unwrap();
+    // A sequential read of 5 MiB of 64 KiB chunks keeps the read-ahead busy.
+    let f = tree.open(&p("part2/random5m.bin")).unwrap();
+    assert_eq!(read_all(&*f).len(), 5 << 20);
+    drop(f);
+    drop(tree);
+    // The read-ahead threads are joined: none holds the datastore (a
+    // process exiting while one is inside RocksDB aborts).
+    assert_eq!(Arc::strong_count(&ds), 1);
+}
+
 /// Time to first byte and throughput from a 1 GiB ext4 image restore
 /// point (docs/benchmarks/2026-12-03-img.md). By hand:
 /// `ARCA_IMG_BENCH=/tmp/imgbench cargo test --release --workspace --lib
