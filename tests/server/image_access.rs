@@ -1,5 +1,5 @@
 //! Every file of the test disk images (`tests/images/mkimages.sh`: ext4,
-//! FAT32, FAT16 and FAT12 inside MBR and GPT partition tables) backed up
+//! FAT32, FAT16, FAT12 and NTFS inside MBR and GPT partition tables) backed up
 //! as image restore points and read back through each access path of the
 //! server: `arca restore --path` (a task on the node), the download API
 //! (each file, and each partition as a tar), the S3 gateway (`aws s3
@@ -24,15 +24,18 @@ const MTIME: i64 = 1_714_979_290;
 enum Fs {
     Ext4,
     Fat,
+    Ntfs,
 }
 
 /// (image, partition, file system, what it holds under the images' dir).
-const PARTITIONS: [(&str, &str, Fs, &str); 5] = [
+const PARTITIONS: [(&str, &str, Fs, &str); 7] = [
     ("mbr", "part1", Fs::Ext4, "src"),
     ("mbr", "part2", Fs::Fat, "src-fat"),
+    ("mbr", "part4", Fs::Ntfs, "src-ntfs"),
     ("mbr", "part5", Fs::Fat, "src-fat"),
     ("gpt", "part1", Fs::Fat, "src-fat"),
     ("gpt", "part2", Fs::Ext4, "src"),
+    ("gpt", "part4", Fs::Ntfs, "src-ntfs"),
 ];
 
 /// The regular files under `dir` (relative path → bytes).
@@ -53,7 +56,7 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn key(rel: &Path, fs: Fs) -> String {
     let s = rel.to_str().unwrap();
     match fs {
-        Fs::Ext4 => s.to_string(),
+        Fs::Ext4 | Fs::Ntfs => s.to_string(),
         Fs::Fat => s.to_lowercase(),
     }
 }
