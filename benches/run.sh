@@ -9,6 +9,8 @@
 #   benches/run.sh real           trees and an ext4 image of this machine's real files:
 #                                 arca, restic, borg, bupstash, tar | tar and cp
 #   benches/run.sh nbd            fio over NBD: arca's export of the real image vs qemu-nbd
+#   benches/run.sh files          file access (benches/files.sh): downloads, S3 (rclone) and
+#                                 NFS (nfs-cp) vs a local copy; cold time to first byte from an image
 #
 # Environment (defaults in brackets): BENCH_WORK [/var/tmp/arca-bench],
 # BENCH_TREE_GIB [1.5], BENCH_IMAGE_GIB [3], BENCH_IMAGE_DAYS [10],
@@ -31,7 +33,8 @@ MODE=${1:-all}
 [ $# -gt 0 ] && shift
 case $MODE in
     all | tree | image | limits | index | real | nbd) ;;
-    *) echo "usage: $0 [all|tree|image|limits|real|nbd|index [ARGS]]" >&2; exit 2 ;;
+    files) exec bash "$(dirname "${BASH_SOURCE[0]}")/files.sh" "$@" ;;
+    *) echo "usage: $0 [all|tree|image|limits|real|nbd|files|index [ARGS]]" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -62,20 +62,7 @@ fn serve(env: &common::Env) -> Served {
 }
 
 fn aws(url: &str, args: &[&str]) -> Output {
-    Command::new("aws")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", AK)
-        .env("AWS_SECRET_ACCESS_KEY", SK)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .arg("--endpoint-url")
-        .arg(url)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("aws: {e} (scripts/test.sh installs awscli)"))
+    common::aws(url, (AK, SK), args)
 }
 
 fn aws_ok(url: &str, args: &[&str]) -> String {

@@ -411,3 +411,23 @@ pub fn tls_files(dir: &std::path::Path) -> (String, String, String) {
     let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
     (s(c), s(k), s(ca_dir))
 }
+
+/// awscli against an S3 endpoint with the key `(access key id, secret)`
+/// and nothing from the environment or the user's files; one attempt (a
+/// 503 is reported, not retried for minutes), reads time out after 60 s.
+pub fn aws(endpoint: &str, key: (&str, &str), args: &[&str]) -> std::process::Output {
+    Command::new("aws")
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["--endpoint-url", endpoint, "--cli-read-timeout", "60"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("aws: {e} (scripts/test.sh installs awscli)"))
+}

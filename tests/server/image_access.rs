@@ -136,20 +136,7 @@ fn get(url: &str, token: &str) -> (u16, Vec<u8>) {
 }
 
 fn aws(endpoint: &str, key: &(String, String), args: &[&str]) {
-    let o = Command::new("aws")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", &key.0)
-        .env("AWS_SECRET_ACCESS_KEY", &key.1)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .arg("--endpoint-url")
-        .arg(endpoint)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("aws: {e} (scripts/test.sh installs awscli)"));
+    let o = common::aws(endpoint, (&key.0, &key.1), args);
     assert!(
         o.status.success(),
         "aws {args:?}: {}{}",

@@ -57,21 +57,7 @@ fn s3_endpoint(far: &FarNode) -> String {
 }
 
 fn aws(endpoint: &str, key: &(String, String), args: &[&str]) -> Output {
-    Command::new("aws")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", &key.0)
-        .env("AWS_SECRET_ACCESS_KEY", &key.1)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        // One attempt: a 503 is reported, not retried for minutes.
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .args(["--endpoint-url", endpoint, "--cli-read-timeout", "60"])
-        .args(args)
-        .output()
-        .expect("aws (scripts/test.sh installs awscli)")
+    common::aws(endpoint, (&key.0, &key.1), args)
 }
 
 fn rclone(endpoint: &str, key: &(String, String), args: &[&str]) -> Output {
