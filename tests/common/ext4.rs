@@ -3,9 +3,8 @@
 //! file-access tests, and the tree it was made from to compare with.
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::{random_bytes, text_bytes, tool};
 
@@ -71,26 +70,7 @@ pub fn ext4_disk(dir: &Path) -> Ext4Disk {
         ],
     );
     let disk = dir.join("disk.raw");
-    let f = fs::File::create(&disk).unwrap();
-    f.set_len(PART_START + PART_SIZE + MIB).unwrap();
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", disk.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sfdisk (the README's test command installs it)");
-    let script = format!(
-        "label: dos\nstart={}, size={}, type=83\n",
-        PART_START / 512,
-        PART_SIZE / 512
-    );
-    std::io::Write::write_all(sfdisk.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    drop(sfdisk.stdin.take());
-    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
-    let fs_bytes = fs::read(&part).unwrap();
-    f.write_all_at(&fs_bytes, PART_START).unwrap();
-    f.sync_all().unwrap();
-    fs::remove_file(&part).unwrap();
+    super::images::one_partition_disk(&part, &disk, PART_SIZE, "83");
     Ext4Disk { disk, tree }
 }
 

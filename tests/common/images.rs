@@ -2,7 +2,9 @@
 //! inside MBR and GPT partition tables, made with the real tools), built
 //! once per version of the script and kept in the temporary directory.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use sha2::Digest as _;
@@ -53,4 +55,31 @@ pub fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Write `disk`: an MBR (sfdisk) with one partition of MBR type
+/// `mbr_type` (hex, e.g. "83", "7") from 1 MiB on, `size` bytes long,
+/// holding the bytes of the file system image `part` (removed after).
+pub fn one_partition_disk(part: &Path, disk: &Path, size: u64, mbr_type: &str) {
+    const MIB: u64 = 1 << 20;
+    let f = std::fs::File::create(disk).unwrap();
+    f.set_len(MIB + size + MIB).unwrap();
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q", disk.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sfdisk (the README's test command installs it)");
+    let script = format!(
+        "label: dos\nstart={}, size={}, type={mbr_type}\n",
+        MIB / 512,
+        size / 512
+    );
+    std::io::Write::write_all(sfdisk.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(sfdisk.stdin.take());
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    let fs_bytes = std::fs::read(part).unwrap();
+    f.write_all_at(&fs_bytes, MIB).unwrap();
+    f.sync_all().unwrap();
+    std::fs::remove_file(part).unwrap();
 }

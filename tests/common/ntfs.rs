@@ -4,7 +4,6 @@
 //! made from to compare with.
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -92,25 +91,6 @@ pub fn ntfs_disk(dir: &Path) -> NtfsDisk {
     assert!(copied.unwrap().success(), "cp -a into the NTFS failed");
 
     let disk = dir.join("win.raw");
-    let f = fs::File::create(&disk).unwrap();
-    f.set_len(PART_START + PART_SIZE + MIB).unwrap();
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["-q", disk.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sfdisk (the README's test command installs it)");
-    let script = format!(
-        "label: dos\nstart={}, size={}, type=7\n",
-        PART_START / 512,
-        PART_SIZE / 512
-    );
-    std::io::Write::write_all(sfdisk.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    drop(sfdisk.stdin.take());
-    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
-    let fs_bytes = fs::read(&part).unwrap();
-    f.write_all_at(&fs_bytes, PART_START).unwrap();
-    f.sync_all().unwrap();
-    fs::remove_file(&part).unwrap();
+    super::images::one_partition_disk(&part, &disk, PART_SIZE, "7");
     NtfsDisk { disk, tree }
 }
