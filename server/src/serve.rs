@@ -137,7 +137,8 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         s3_url: s3_url.as_deref(),
     })?;
     let notifier = Arc::new(cfg.notifier.clone());
-    let state = arca_web::AppState::new(p.catalog.clone());
+    let mut state = arca_web::AppState::new(p.catalog.clone());
+    state.secure_cookies = cfg.tls.is_some();
     let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
     let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));
     runner.set_holder("arca server", &url);

@@ -127,12 +127,15 @@ pub struct Principal {
     /// The role bindings this request may use: the user's, narrowed to
     /// the token's projects.
     pub roles: Vec<RoleBinding>,
+    /// Signed in by the session cookie: the CSRF value of the session.
+    pub csrf: Option<String>,
 }
 
 impl Principal {
     pub fn new(user: User, token: Token) -> Principal {
         let roles = narrow(&user.roles, token.projects.as_deref());
         Principal {
+            csrf: None,
             user,
             token_id: token.id,
             token,
@@ -379,21 +382,72 @@ fn touch(state: &AppState, t: &Token) {
     drop(tokio::task::spawn_blocking(move || c.touch_token(id)));
 }
 
-/// The bearer token of a request, checked (on the blocking pool), as a
-/// [`Principal`] of any scope.
+/// The name of the web UI's session cookie.
+pub const SESSION_COOKIE: &str = "arca_session";
+/// The header that requests signed in by the cookie send to change
+/// something (see [`csrf_value`]).
+pub const CSRF_HEADER: &str = "x-arca-csrf";
+
+/// The CSRF value of a session: derived from its secret, so it needs no
+/// storage, and unknown to other sites (they can neither read the
+/// HttpOnly cookie nor our answers). Requests signed in by the cookie
+/// that are not GET or HEAD must carry it in [`CSRF_HEADER`]; with
+/// `SameSite=Strict` on the cookie that is two locks against cross-site
+/// requests.
+pub fn csrf_value(secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"arca-csrf\0");
+    h.update(secret.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The session secret of the `arca_session` cookie, if the request has one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.split_once('=')?;
+            (k.trim() == SESSION_COOKIE).then(|| v.trim())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a new session (`max_age` seconds) or, with `None`,
+/// one that removes it.
+pub fn session_set_cookie(secret: Option<&str>, max_age: i64, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        secret.unwrap_or(""),
+        if secret.is_some() { max_age.max(0) } else { 0 },
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The bearer token (or, without one, the session cookie) of a request,
+/// checked (on the blocking pool), as a [`Principal`] of any scope.
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized("sign in: Authorization: Bearer <token> is missing")
-        })?;
-    let secret = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
+    let (secret, by_cookie) = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+        Some(header) => (
+            header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    ApiError::unauthorized("Authorization must be \"Bearer <token>\"")
+                })?,
+            false,
+        ),
+        None => (
+            session_cookie(&parts.headers).ok_or_else(|| {
+                ApiError::unauthorized("sign in: Authorization: Bearer <token> is missing")
+            })?,
+            true,
+        ),
+    };
     let hash = secret_hash(secret);
     let generation = state.catalog.write_generation();
     let cached = state.tokens.get(&hash, generation, arca_catalog::now());
@@ -412,9 +466,22 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
                 .await?
         }
     };
+    let csrf = by_cookie.then(|| csrf_value(secret));
+    if let Some(want) = &csrf {
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let got = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if got != Some(want.as_str()) {
+                return Err(ApiError::forbidden(
+                    "a request signed in by the session cookie that changes something must carry the session's X-Arca-CSRF header",
+                ));
+            }
+        }
+    }
     touch(state, &token);
     crate::RequestUser::set(&parts.extensions, &user.name);
-    Ok(Principal::new(user, token))
+    let mut p = Principal::new(user, token);
+    p.csrf = csrf;
+    Ok(p)
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -18,6 +18,7 @@ mod routes;
 pub mod s3_secrets;
 pub mod signin_limit;
 pub mod token_cache;
+pub mod ui;
 
 pub use routes::download::fuzz_headers;
 pub use routes::{exports, tokens};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub s3_secrets: Option<Arc<s3_secrets::SecretBox>>,
     /// The S3 gateway's address, for `GET /status` (None: off).
     pub s3_endpoint: Option<String>,
+    /// Mark session cookies `Secure` (the server speaks TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             browse: None,
             s3_secrets: None,
             s3_endpoint: None,
+            secure_cookies: false,
         }
     }
 
@@ -123,6 +127,7 @@ pub fn app(state: AppState) -> Router {
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
+        .route("/auth/logout", post(accounts::logout))
         .route("/auth/password", post(accounts::change_password))
         .route("/me", get(me))
         .route("/users", get(users::list_users).post(users::add_user))
@@ -221,6 +226,8 @@ pub fn app(state: AppState) -> Router {
         .route("/audit", get(audit::audit_log))
         .route("/openapi.json", get(openapi_json));
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -228,6 +235,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(json_object::objects_only))
+        .layer(axum::middleware::from_fn(ui::security_headers))
         .layer(axum::middleware::from_fn(request_log))
         .with_state(state)
 }

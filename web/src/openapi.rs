@@ -106,10 +106,18 @@ pub const ROUTES: &[Route] = &[
     r!(
         "post",
         "/api/v1/auth/login",
-        "Sign in; returns a 12-hour session token. 5 failures per user name or 20 per address within 15 minutes lock further attempts (429 with Retry-After)",
+        "Sign in; returns a 12-hour session token. 5 failures per user name or 20 per address within 15 minutes lock further attempts (429 with Retry-After). With cookie: true (the web UI) the token goes to an HttpOnly, SameSite=Strict cookie arca_session instead and the answer carries csrf: requests signed in by the cookie that are not GET or HEAD must send it as X-Arca-CSRF (403 otherwise)",
         "public",
         Some("Login"),
         (200, Some("Session"))
+    ),
+    r!(
+        "post",
+        "/api/v1/auth/logout",
+        "Sign out: the session or token of the request is revoked and the session cookie removed",
+        "signed-in",
+        None,
+        (204, None)
     ),
     r!(
         "post",

@@ -55,11 +55,16 @@ pub struct Token {
 /// `POST /api/v1/auth/login`: a new sign-in session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Session {
-    /// The secret to send as `Authorization: Bearer <token>`.
+    /// The secret to send as `Authorization: Bearer <token>` (empty when
+    /// the session went to a cookie).
     pub token: String,
     pub token_id: TokenId,
     pub expires_at: i64,
     pub user: User,
+    /// With `cookie`: the value of the `X-Arca-CSRF` header that requests
+    /// changing something must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
 }
 
 /// `GET /api/v1/me`.
@@ -72,6 +77,10 @@ pub struct Me {
     /// The roles this request may use: the user's, narrowed to the
     /// token's projects.
     pub roles: Vec<RoleBinding>,
+    /// When the request was signed in by the session cookie: the value of
+    /// the `X-Arca-CSRF` header that requests changing something must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
 }
 
 /// `POST /api/v1/users`.
@@ -152,6 +161,12 @@ pub struct Settings {
 pub struct Login {
     pub username: String,
     pub password: String,
+    /// Put the session in an HttpOnly cookie (`arca_session`, SameSite=Strict)
+    /// instead of the answer: for the web UI. The answer's `token` is then
+    /// empty and `csrf` is set; requests signed in by the cookie that change
+    /// something must send it as `X-Arca-CSRF`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cookie: bool,
 }
 
 /// `POST /api/v1/auth/password`.

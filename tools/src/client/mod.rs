@@ -350,6 +350,7 @@ pub fn login(cli: &Cli, user: &str, password_file: Option<&Path>) -> Result<u8> 
     let req = Login {
         username: user.to_string(),
         password,
+        cookie: false,
     };
     let s: Session = Api::unsigned(cli)?
         .post("/auth/login", &req, "a sign-in session")

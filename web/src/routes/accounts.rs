@@ -11,6 +11,7 @@
 use arca_catalog::{TokenKind, UserId};
 use arca_model::api;
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use axum::Json;
 
 use crate::auth::{self, Action, Principal};
@@ -67,8 +68,10 @@ pub async fn login(
     State(s): State<AppState>,
     remote: Remote,
     body: Body<api::Login>,
-) -> ApiResult<Json<api::Session>> {
+) -> ApiResult<axum::response::Response> {
     let Json(b) = body?;
+    let cookie = b.cookie;
+    let secure = s.secure_cookies;
     let name = key(&b.username).to_string();
     let name = name.as_str();
     if let Err(l) = s.signin.check(name, &remote.0) {
@@ -125,12 +128,54 @@ pub async fn login(
                 &hash,
                 Some(expires),
             )?;
-            Ok(Json(api::Session {
-                token: secret,
+            let session = api::Session {
+                token: if cookie {
+                    String::new()
+                } else {
+                    secret.clone()
+                },
                 token_id: t.id,
                 expires_at: expires,
                 user: user.to_api(),
-            }))
+                csrf: cookie.then(|| auth::csrf_value(&secret)),
+            };
+            Ok(if cookie {
+                let set =
+                    auth::session_set_cookie(Some(&secret), expires - arca_catalog::now(), secure);
+                ([(axum::http::header::SET_COOKIE, set)], Json(session)).into_response()
+            } else {
+                Json(session).into_response()
+            })
+        },
+    )
+    .await
+}
+
+/// Sign out: the session (or token) of the request is revoked, and the
+/// session cookie removed.
+pub async fn logout(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+) -> ApiResult<axum::response::Response> {
+    let id = p.token_id;
+    let secure = s.secure_cookies;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "auth.logout",
+        format!("token {id}"),
+        move |s| {
+            s.catalog.revoke_token(id)?;
+            Ok((
+                axum::http::StatusCode::NO_CONTENT,
+                [(
+                    axum::http::header::SET_COOKIE,
+                    auth::session_set_cookie(None, 0, secure),
+                )],
+            )
+                .into_response())
         },
     )
     .await

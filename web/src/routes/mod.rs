@@ -358,6 +358,7 @@ pub async fn me(p: Principal) -> Json<api::Me> {
         user: p.user.to_api(),
         token: p.token.to_api(),
         roles: all(p.roles),
+        csrf: p.csrf,
     })
 }
 

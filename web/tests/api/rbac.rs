@@ -64,6 +64,7 @@ const TABLE: &[Row] = &[
     ("get",    "/metrics",                                ALL,           ALL),
     ("get",    "/api/v1/openapi.json",                    ALL,           ALL),
     ("post",   "/api/v1/auth/login",                      ALL,           ALL),
+    ("post",   "/api/v1/auth/logout",                     ALL,           ALL),
     ("post",   "/api/v1/auth/password",                   ALL,           ALL),
     ("get",    "/api/v1/me",                              ALL,           ALL),
     ("get",    "/api/v1/users",                           GLOBAL_ADMIN,  GLOBAL_ADMIN),
@@ -538,7 +539,25 @@ async fn rbac_table_covers_every_route_and_holds() {
             for (col, want) in expect.iter().enumerate() {
                 let (uri, body) = w.request(path, method, col, is_other);
                 let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
-                let token = w.callers[col].token.clone();
+                // Signing out revokes the token it is made with: a new
+                // session of the caller each time.
+                let token = if *path == "/api/v1/auth/logout" {
+                    let (secret, hash) = arca_web::auth::new_secret();
+                    t.state
+                        .catalog
+                        .add_token(
+                            Some(w.callers[col].id),
+                            None,
+                            "session",
+                            TokenKind::Session,
+                            &hash,
+                            Some(arca_catalog::now() + 3600),
+                        )
+                        .unwrap();
+                    secret
+                } else {
+                    w.callers[col].token.clone()
+                };
                 let (s, v) = t.call(m, &uri, Some(&token), body).await;
                 let ok = match want {
                     Y => s.is_success(),
