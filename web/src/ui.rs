@@ -44,7 +44,7 @@ fn assets() -> &'static [Asset] {
             .map(|&(path, bytes)| Asset {
                 path,
                 bytes,
-                etag: format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16])),
+                etag: etag_of(bytes),
                 gzip: OnceLock::new(),
             })
             .collect()
@@ -99,13 +99,38 @@ fn not_found(path: &str) -> Response {
     crate::ApiError::not_found(format!("no such file of the web UI: {path}")).into_response()
 }
 
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     if let Some(dir) = std::env::var_os("ARCA_UI_DIR") {
-        return serve_from_dir(std::path::Path::new(&dir), path);
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return not_found(path);
+        }
+        return match std::fs::read(std::path::Path::new(&dir).join(path)) {
+            Ok(b) => respond(path, &etag_of(&b), headers, b, None),
+            Err(_) => not_found(path),
+        };
     }
     let Some(a) = assets().iter().find(|a| a.path == path) else {
         return not_found(path);
     };
+    respond(path, &a.etag, headers, a.bytes, Some(&|| gzipped(a)))
+}
+
+/// The answer for a file: 304 when the browser has it, gzip when it
+/// accepts it and `gzip` gives it.
+fn respond<B: Into<axum::body::Body>>(
+    path: &str,
+    etag: &str,
+    headers: &HeaderMap,
+    bytes: B,
+    gzip: Option<&dyn Fn() -> &'static [u8]>,
+) -> Response {
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
@@ -113,41 +138,21 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    if let Ok(v) = HeaderValue::from_str(&a.etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == a.etag || t.trim() == "*"));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if fresh {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
-    if accepts_gzip(headers) {
+    if let Some(gz) = gzip.filter(|_| accepts_gzip(headers)) {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        return (h, gzipped(a)).into_response();
+        return (h, gz()).into_response();
     }
-    (h, a.bytes).into_response()
-}
-
-fn serve_from_dir(dir: &std::path::Path, path: &str) -> Response {
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return not_found(path);
-    }
-    match std::fs::read(dir.join(path)) {
-        Ok(b) => (
-            [
-                (header::CONTENT_TYPE, content_type(path)),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            b,
-        )
-            .into_response(),
-        Err(_) => not_found(path),
-    }
+    (h, bytes.into()).into_response()
 }
 
 /// `GET /`: the page.
