@@ -150,3 +150,8 @@ fn the_ui_never_builds_markup_from_data() {
     });
     assert!(bad.is_empty(), "HTML built from strings: {bad:?}");
 }
+
+#[test]
+fn administration_dashboard_datastores_reports_audit_users_tokens() {
+    Ui::start().run("admin");
+}

@@ -34,6 +34,7 @@ mod tokens;
 mod types;
 mod users;
 
+pub use audit::AuditFilter;
 use std::sync::Mutex;
 
 use rusqlite::Connection;

@@ -291,6 +291,65 @@ fn audit_is_listed_newest_first() {
 }
 
 #[test]
+fn audit_is_filtered_by_actor_action_result_and_time() {
+    let c = Catalog::open_in_memory().unwrap();
+    for (actor, action, result) in [
+        ("admin", "user.add", AuditResult::Ok),
+        ("admin", "user.delete", AuditResult::Failed),
+        ("ann", "user.add", AuditResult::Denied),
+        ("ann", "source.add", AuditResult::Ok),
+        ("bob", "user_x.add", AuditResult::Ok),
+    ] {
+        c.audit(actor, action, "t", "", result, "").unwrap();
+    }
+    let list = |f: AuditFilter| {
+        c.audit_log_filtered(&f, 100, 0)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.actor, e.action))
+            .collect::<Vec<_>>()
+    };
+    let f = |actor: Option<&str>, action: Option<&str>, result| AuditFilter {
+        actor: actor.map(String::from),
+        action: action.map(String::from),
+        result,
+        ..Default::default()
+    };
+    assert_eq!(
+        list(f(None, Some("user.add"), None)),
+        ["ann user.add", "admin user.add"]
+    );
+    // A prefix ending in "." is a prefix, and "_" in it is no wildcard.
+    assert_eq!(
+        list(f(None, Some("user."), None)),
+        ["ann user.add", "admin user.delete", "admin user.add"]
+    );
+    assert_eq!(
+        list(f(Some("ann"), None, None)),
+        ["ann source.add", "ann user.add"]
+    );
+    assert_eq!(
+        list(f(Some("admin"), Some("user."), Some(AuditResult::Failed))),
+        ["admin user.delete"]
+    );
+    assert!(list(f(Some("nobody"), None, None)).is_empty());
+    let t = c.audit_log(1, 0).unwrap()[0].time;
+    let since = |s, u| AuditFilter {
+        since: Some(s),
+        until: Some(u),
+        ..Default::default()
+    };
+    assert_eq!(list(since(t - 3600, t + 3600)).len(), 5);
+    assert!(list(since(t + 1, t + 3600)).is_empty());
+    assert!(list(since(t - 3600, t - 1)).is_empty());
+    // Paged: the second of the "user." entries.
+    let p = c
+        .audit_log_filtered(&f(None, Some("user."), None), 1, 1)
+        .unwrap();
+    assert_eq!(p[0].action, "user.delete");
+}
+
+#[test]
 fn exports_wake_their_node_expire_and_stop_once() {
     let (c, n, d, _) = setup();
     let c = std::sync::Arc::new(c);

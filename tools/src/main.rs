@@ -419,6 +419,9 @@ enum Command {
     /// S3 access keys for the server's read-only S3 gateway.
     #[command(subcommand, name = "s3-key")]
     S3Key(S3KeyCmd),
+    /// The server's audit log (admins and auditors), newest first:
+    /// who changed what, from where, with what result.
+    Audit(client::AuditArgs),
     /// The server: version, API address, S3 gateway address, nodes.
     Status,
     /// Server settings (admins): the longest lifetime of API tokens.

@@ -24,7 +24,6 @@ pub struct Route {
     pub query: &'static [(&'static str, &'static str)],
 }
 
-const LIST_Q: &[(&str, &str)] = &[("limit", "integer"), ("offset", "integer")];
 const TASK_Q: &[(&str, &str)] = &[
     ("state", "string"),
     ("limit", "integer"),
@@ -57,6 +56,15 @@ const SEARCH_Q: &[(&str, &str)] = &[
     ("images", "boolean"),
 ];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
+const AUDIT_Q: &[(&str, &str)] = &[
+    ("actor", "string"),
+    ("action", "string"),
+    ("result", "string"),
+    ("since", "integer"),
+    ("until", "integer"),
+    ("limit", "integer"),
+    ("offset", "integer"),
+];
 const S3_KEY_Q: &[(&str, &str)] = &[("user", "string")];
 const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
 const STOP_EXPORT_Q: &[(&str, &str)] = &[("commit", "boolean")];
@@ -595,11 +603,11 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/audit",
-        "The audit log, newest first",
+        "The audit log, newest first; filters: actor (exactly), action (exactly, or a prefix ending in `.` such as `user.`), result (ok, denied, failed), since and until (Unix seconds, inclusive); 422 when since is after until",
         "read-audit",
         None,
         (200, Some("Audit")),
-        LIST_Q
+        AUDIT_Q
     ),
 ];
 

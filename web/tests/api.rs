@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/audit.rs"]
+mod audit;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 #[path = "api/browse.rs"]

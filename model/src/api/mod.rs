@@ -134,10 +134,26 @@ pub struct RestorePointQuery {
     pub offset: Option<i64>,
 }
 
-/// Query of `GET /api/v1/audit`.
+/// Query of `GET /api/v1/audit`: every filter given must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
+pub struct AuditQuery {
+    /// Entries of this actor (a user name, or `arca server`), exactly.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Entries of this action (`user.add`), or of every action that
+    /// starts with it when it ends with `.` (`user.`).
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub result: Option<crate::AuditResult>,
+    /// Entries at or after this time.
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Entries at or before this time.
+    #[serde(default)]
+    pub until: Option<i64>,
+    /// 1..=1000 (default 100).
     #[serde(default)]
     pub limit: Option<i64>,
     #[serde(default)]

@@ -14,6 +14,7 @@
 //! `restore_points` (snapshots, ls), `search` (find), `restores` and `exports` (mount,
 //! mounts, unmount).
 
+mod audit;
 mod datastores;
 mod download;
 mod exports;
@@ -38,6 +39,7 @@ use serde::Serialize;
 
 use crate::Cli;
 
+pub use audit::{audit, AuditArgs};
 pub use datastores::datastore;
 pub use download::{download, DownloadArgs};
 pub use exports::{mount, mounts, unmount};

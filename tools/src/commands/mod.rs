@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Token(c) => crate::tokens::token(cli, c),
         Command::S3Key(c) => crate::client::s3_key(cli, c),
         Command::Status => crate::client::status(cli),
+        Command::Audit(a) => crate::client::audit(cli, a),
         Command::Settings(c) => crate::tokens::settings(cli, c),
         Command::Serve(crate::ServeCmd::Nbd {
             listen,
