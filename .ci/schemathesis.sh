@@ -41,8 +41,8 @@ token=$(login)
 # answers 401 without a token). Revoking a token (DELETE /tokens/{id})
 # with generated ids revokes that very session, after which every other
 # operation only sees 401: it runs last, on its own. Signing out
-# (POST /auth/logout) revokes the session too: it runs after that, with a
-# session of its own.
+# (POST /auth/logout) revokes the session too: it runs first, with a
+# session of its own (later passes may reset the admin's password).
 # Run from the scratch directory: schemathesis keeps a cache in the cwd.
 cd "$work"
 revoke="DELETE /api/v1/tokens/{id}"
@@ -54,7 +54,9 @@ st() {
         "$@"
 }
 logout="POST /api/v1/auth/logout"
-st --exclude-name "$revoke" --exclude-name "$logout"
-st --include-name "$revoke"
+main_token=$token
 token=$(login)
 st --include-name "$logout"
+token=$main_token
+st --exclude-name "$revoke" --exclude-name "$logout"
+st --include-name "$revoke"
