@@ -27,18 +27,22 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -n "$url" ] || { cat "$work/log"; echo "server did not start"; exit 1; }
-token=$(URL="$url" PW="$(cat "$work/data/initial-admin-password")" python3 - <<'PY'
+login() {
+    URL="$url" PW="$(cat "$work/data/initial-admin-password")" python3 - <<'PY'
 import json, os, urllib.request
 req = urllib.request.Request(os.environ["URL"] + "/api/v1/auth/login",
     data=json.dumps({"username": "admin", "password": os.environ["PW"].strip()}).encode(),
     headers={"content-type": "application/json"})
 print(json.load(urllib.request.urlopen(req))["token"])
 PY
-)
+}
+token=$(login)
 # Every operation gets the admin's session token, /metrics included (it
 # answers 401 without a token). Revoking a token (DELETE /tokens/{id})
 # with generated ids revokes that very session, after which every other
-# operation only sees 401: it runs last, on its own.
+# operation only sees 401: it runs last, on its own. Signing out
+# (POST /auth/logout) revokes the session too: it runs first, with a
+# session of its own (later passes may reset the admin's password).
 # Run from the scratch directory: schemathesis keeps a cache in the cwd.
 cd "$work"
 revoke="DELETE /api/v1/tokens/{id}"
@@ -49,5 +53,10 @@ st() {
         --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
         "$@"
 }
-st --exclude-name "$revoke"
+logout="POST /api/v1/auth/logout"
+main_token=$token
+token=$(login)
+st --include-name "$logout"
+token=$main_token
+st --exclude-name "$revoke" --exclude-name "$logout"
 st --include-name "$revoke"

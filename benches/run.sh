@@ -9,6 +9,8 @@
 #   benches/run.sh real           trees and an ext4 image of this machine's real files:
 #                                 arca, restic, borg, bupstash, tar | tar and cp
 #   benches/run.sh nbd            fio over NBD: arca's export of the real image vs qemu-nbd
+#   benches/run.sh ui             web UI: time to interactive with 100k restore points and a
+#                                 100k-entry directory, asset sizes (benches/ui.sh)
 #   benches/run.sh files          file access (benches/files.sh): downloads, S3 (rclone) and
 #                                 NFS (nfs-cp) vs a local copy; cold time to first byte from an image
 #
@@ -34,7 +36,8 @@ MODE=${1:-all}
 case $MODE in
     all | tree | image | limits | index | real | nbd) ;;
     files) exec bash "$(dirname "${BASH_SOURCE[0]}")/files.sh" "$@" ;;
-    *) echo "usage: $0 [all|tree|image|limits|real|nbd|files|index [ARGS]]" >&2; exit 2 ;;
+    ui) exec bash "$(dirname "${BASH_SOURCE[0]}")/ui.sh" "$@" ;;
+    *) echo "usage: $0 [all|tree|image|limits|real|nbd|files|ui|index [ARGS]]" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -36,6 +36,11 @@ apt_install clang libclang-dev protobuf-compiler diffutils libnbd-bin libiscsi-b
 # nfs-cat, nfs-cp) and an S3 client (rclone; awscli and boto3 come from
 # pip below).
 apt_install fdisk gdisk dosfstools mtools ntfs-3g attr libnfs-utils rclone
+# The web UI's end-to-end tests (tests/ui.rs): Debian's chromium, driven
+# headless by playwright-core; Node.js and npm install playwright-core and
+# axe-core from tests/ui/package-lock.json (the test does `npm ci` itself).
+apt_install chromium fonts-dejavu-core
+command -v npm >/dev/null || apt_install nodejs npm
 python3 -c "import boto3" 2>/dev/null && command -v aws >/dev/null ||
     python3 -m pip install --quiet awscli boto3 ||
     { sleep 5; python3 -m pip install --quiet awscli boto3; }

@@ -44,6 +44,8 @@ mod prune;
 mod rbac;
 #[path = "api/search.rs"]
 mod search;
+#[path = "api/session_cookie.rs"]
+mod session_cookie;
 #[path = "api/tokens.rs"]
 mod tokens;
 

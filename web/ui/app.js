@@ -101,6 +101,7 @@ async function route() {
     return;
   }
   replace(main, h('p.loading', { role: 'status' }, 'Loading…'));
+  delete main.dataset.ready;
   try {
     const mod = await import(`./pages/${found.r.module}.js`);
     if (seq !== renderSeq) return;
@@ -135,6 +136,10 @@ async function route() {
     if (seq === renderSeq) {
       const h1 = main.querySelector('h1');
       if (h1) document.title = `${h1.textContent} · Arca`;
+      // The page has its data: for tests and the time-to-interactive
+      // benchmark (benches/ui.sh).
+      main.dataset.ready = String(seq);
+      window.arcaReadyAt = performance.now();
     }
   } catch (e) {
     if (seq !== renderSeq) return;
