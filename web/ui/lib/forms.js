@@ -3,7 +3,7 @@
 // "gc_schedule: ..." or "user name \"x\" must be ..."), else in the
 // form's error box; the period of the reports.
 
-import { replace, errorBox, fieldError } from './dom.js';
+import { replace, errorBox, fieldError, table as domTable } from './dom.js';
 
 /**
  * Show err (an ApiError) on form: under the field whose name (or one of
@@ -54,4 +54,17 @@ export function ratio(r) {
 /** A fraction 0..1 as "99.5 %", or "–". */
 export function percent(f) {
   return f === null || f === undefined ? '–' : `${(f * 100).toFixed(f >= 0.9995 || f === 0 ? 0 : 1)} %`;
+}
+
+/**
+ * dom.js's table(), whose wrapper (it scrolls sideways on narrow
+ * screens) can be reached with the keyboard: a focusable region named by
+ * the caption (axe: scrollable-region-focusable).
+ */
+export function table(columns, rows, opts = {}) {
+  const wrap = domTable(columns, rows, opts);
+  wrap.setAttribute('tabindex', '0');
+  wrap.setAttribute('role', 'region');
+  wrap.setAttribute('aria-label', opts.caption || 'Table');
+  return wrap;
 }

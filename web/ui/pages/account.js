@@ -1,10 +1,10 @@
 // My account: change the password; my API tokens and S3 access keys.
 import {
-  h, replace, field, fieldError, errorBox, pageHeader, toast, table, badge, timeEl, copyButton, confirm, uid,
+  h, replace, field, fieldError, errorBox, pageHeader, toast, badge, timeEl, copyButton, confirm, uid,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { session } from '../lib/session.js';
-import { showError, clearErrors } from '../lib/forms.js';
+import { showError, clearErrors, table } from '../lib/forms.js';
 
 const DAY = 86400;
 const NAME_RE = /^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,127}$/;

@@ -3,9 +3,11 @@
 // since and until. The filters and the page are in the address
 // (#/audit?action=user.add&page=2), so a reload or a shared link shows the same.
 
-import { h, replace, table, field, errorBox, badge, timeEl, pageHeader } from '../lib/dom.js';
+import {
+  h, replace, field, errorBox, badge, timeEl, pageHeader,
+} from '../lib/dom.js';
 import * as api from '../lib/api.js';
-import { showError, clearErrors, dateToUnix } from '../lib/forms.js';
+import { showError, clearErrors, dateToUnix, table } from '../lib/forms.js';
 
 const PAGE = 50;
 const ACTIONS = ['user.', 'token.', 'source.', 'policy.', 'datastore.', 'node.', 'restore-point.', 'export.', 'task.', 'login', 's3-key.', 'settings.'];

@@ -6,11 +6,11 @@
 // every 5 s while shown.
 
 import {
-  h, replace, table, badge, progress, bytes, timeEl, ago, pageHeader, errorBox,
+  h, replace, badge, progress, bytes, timeEl, ago, duration, pageHeader, errorBox,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { lineChart } from '../lib/chart.js';
-import { ratio, percent } from '../lib/forms.js';
+import { ratio, percent, table } from '../lib/forms.js';
 
 const DAY = 86400;
 
@@ -69,7 +69,7 @@ function problems(ctx, d) {
     items.push(h('li.problem', statusBadge(s.status), ' ',
       ctx.link(`/sources/${s.source_id}`, s.source, { class: 'name' }),
       s.last_good ? ` — last good restore point ${ago(s.last_good.time)}` : ' — no good restore point',
-      s.rpo_seconds ? ` (RPO ${Math.round(s.rpo_seconds / 3600 * 10) / 10} h)` : ''));
+      s.rpo_seconds ? ` (RPO ${duration(s.rpo_seconds)})` : ''));
   }
   const failed = d.tasks.filter((t) => t.state === 'failed' && (t.finished_at || t.created_at) >= d.now - DAY);
   for (const t of failed) {

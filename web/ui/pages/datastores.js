@@ -5,11 +5,11 @@
 // results with the damaged restore points named.
 
 import {
-  h, replace, table, field, errorBox, badge, bytes, timeEl, ago, pageHeader, toast,
+  h, replace, field, errorBox, badge, bytes, timeEl, ago, pageHeader, toast,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { isGlobalAdmin } from '../lib/session.js';
-import { showError, clearErrors, ratio } from '../lib/forms.js';
+import { showError, clearErrors, ratio, table } from '../lib/forms.js';
 
 const FIELDS = {
   gc_schedule: ['gc schedule', 'gc_schedule'],

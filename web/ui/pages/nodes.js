@@ -4,11 +4,11 @@
 // is shown once, with the command that starts it).
 
 import {
-  h, replace, table, field, badge, timeEl, ago, pageHeader, toast, copyButton,
+  h, replace, field, badge, timeEl, ago, pageHeader, toast, copyButton,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { isGlobalAdmin } from '../lib/session.js';
-import { showError, clearErrors } from '../lib/forms.js';
+import { showError, clearErrors, table } from '../lib/forms.js';
 
 const EDIT_FIELDS = {
   source_roots: ['source root'],

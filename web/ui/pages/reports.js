@@ -6,14 +6,21 @@
 // (#/reports?period=7d or ?from=YYYY-MM-DD&to=YYYY-MM-DD).
 
 import {
-  h, replace, table, field, errorBox, bytes, rate, duration, timeEl, pageHeader, downloadLink, badge,
+  h, replace, field, errorBox, bytes, rate, duration, timeEl, pageHeader, downloadLink, badge,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { lineChart, barChart } from '../lib/chart.js';
-import { ratio, percent, dateToUnix, unixToDate, showError, clearErrors } from '../lib/forms.js';
+import { ratio, percent, dateToUnix, unixToDate, showError, clearErrors, table } from '../lib/forms.js';
 import { statusBadge } from './dashboard.js';
 
 const DAY = 86400;
+
+/** Seconds for an axis: "0.25 s" below a minute, else as duration(). */
+function secs(v) {
+  return v < 60 ? `${Number(v.toFixed(2))} s` : duration(v);
+}
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 const PERIODS = [['1d', 'Last 24 hours', 1], ['7d', 'Last 7 days', 7], ['30d', 'Last 30 days', 30], ['90d', 'Last 90 days', 90], ['custom', 'Dates…', 0]];
 
 /** {from, to} of the page's query, or an error message. */
@@ -37,7 +44,7 @@ function picker(ctx, per) {
   const dates = h('div.toolbar.dates', field('From', from), field('To', to));
   dates.hidden = per.key !== 'custom';
   const box = h('div', { 'aria-live': 'polite' });
-  const form = h('form.toolbar.period', { novalidate: true, 'aria-label': 'Period' },
+  const form = h('form.toolbar.period', { novalidate: true, 'aria-label': 'Report period' },
     field('Period', sel), dates, h('button', { type: 'submit' }, 'Show'), box);
   sel.addEventListener('change', () => {
     dates.hidden = sel.value !== 'custom';
@@ -113,7 +120,7 @@ function storage(r, per) {
       { label: 'Logical now', cell: (d) => bytes(d.bytes_logical), class: 'num' },
       { label: 'Ratio now', cell: (d) => ratio(d.ratio), class: 'num' },
     ], ds, { caption: 'Datastores now' }),
-    h('details', h('summary', `The ${rows.length} samples`),
+    h('details', h('summary', `The ${plural(rows.length, 'sample', 'samples')}`),
       table([
         { label: 'Time', cell: (s) => timeEl(s.time) },
         { label: 'Datastore', cell: (s) => s.datastore, class: 'name' },
@@ -131,7 +138,7 @@ function tasks(ctx, r, per) {
     barChart('Task durations',
       `How long each of the ${shown.length} tasks that ended in the period ran, newest first; failed ones are marked.`,
       shown.map((t) => ({ label: `${t.kind} ${t.id}`, value: t.duration_s || 0, bad: t.state !== 'succeeded' })),
-      { yFormat: (v) => duration(v) }),
+      { yFormat: secs }),
     rows.length > shown.length ? h('p.muted', `The chart shows the newest 500 of ${rows.length} tasks; the downloads have all.`) : null,
     h('h3', 'Per kind'),
     table([
@@ -144,7 +151,7 @@ function tasks(ctx, r, per) {
       { label: '95th percentile', cell: (k) => duration(k.p95_duration_s), class: 'num hide-narrow' },
       { label: 'Mean throughput', cell: (k) => rate(k.mean_throughput), class: 'num' },
     ], r.kinds, { caption: 'Tasks per kind', empty: 'No task ended in this period.' }),
-    h('details', h('summary', `The ${rows.length} tasks`),
+    h('details', h('summary', `The ${plural(rows.length, 'task', 'tasks')}`),
       table([
         { label: 'Task', cell: (t) => ctx.link(`/tasks/${t.id}`, String(t.id)) },
         { label: 'Kind', cell: (t) => t.kind },

@@ -3,11 +3,11 @@
 // (the generated one is shown once), delete.
 
 import {
-  h, replace, table, field, errorBox, badge, timeEl, pageHeader, toast, confirm, copyButton, uid,
+  h, replace, field, errorBox, badge, timeEl, pageHeader, toast, confirm, copyButton, uid,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { session } from '../lib/session.js';
-import { showError, clearErrors } from '../lib/forms.js';
+import { showError, clearErrors, table } from '../lib/forms.js';
 
 const ROLES = ['admin', 'operator', 'restore-only', 'auditor'];
 
