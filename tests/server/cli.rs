@@ -547,6 +547,42 @@ fn tokens_settings_and_metrics_through_the_cli() {
     let (code, _, err) = arca(&child, &["source", "list"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("revoked"), "{err}");
+
+    // The audit log, filtered: the token changes above, newest first.
+    let (code, out, err) = arca(
+        &admin,
+        &["--json", "audit", "--action", "token.", "--result", "ok"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let log: Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.first(), Some(&"token.revoke"), "{actions:?}");
+    assert!(actions.contains(&"token.add"), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| a.starts_with("token.")),
+        "{actions:?}"
+    );
+    let (code, out, err) = arca(
+        &admin,
+        &["audit", "--action", "token.revoke", "--limit", "1"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().next().unwrap().contains("ACTION"), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("token.revoke"), "{out}");
+    let (code, _, err) = arca(
+        &admin,
+        &["audit", "--since", "2026-02-01", "--until", "2026-01-01"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("since is after until"), "{err}");
+    let (code, _, err) = arca(&child, &["audit"]);
+    assert_eq!(code, Some(1), "{err}");
 }
 
 /// `arca catalog import`: restore points of a datastore made with the CLI
