@@ -202,6 +202,30 @@ try {
   checkClean(ctx2, 'the restore-only user');
   await ctx2.context().close();
 
+  // Roles, password reset, disable and delete of that user.
+  await page.getByRole('button', { name: 'Edit roles of helpdesk' }).click();
+  const rolesForm = page.getByRole('form', { name: 'Roles of helpdesk' });
+  await rolesForm.getByLabel('Role 1', { exact: true }).selectOption('auditor');
+  await rolesForm.getByLabel('Project of role 1').selectOption({ label: 'All projects' });
+  await rolesForm.getByRole('button', { name: 'Save roles' }).click();
+  await page.getByText('Roles of helpdesk saved').waitFor();
+  const hd2 = (await ok('GET', '/users')).find((u) => u.name === 'helpdesk');
+  assert.deepEqual(hd2.roles, [{ role: 'auditor', project_id: null }]);
+  await page.getByRole('button', { name: 'Reset password of helpdesk' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Reset password' }).click();
+  const generated = await page.locator('code.generated-password').textContent();
+  assert.equal((await apiCall('POST', '/auth/login', { username: 'helpdesk', password: helpPw })).status, 401, 'the old password is refused');
+  assert.equal((await apiCall('POST', '/auth/login', { username: 'helpdesk', password: generated })).status, 200, 'the generated password works');
+  await page.getByRole('button', { name: 'Disable helpdesk' }).click();
+  await page.locator('tr[data-user="helpdesk"]', { hasText: 'disabled' }).waitFor();
+  assert.equal((await ok('GET', '/users')).find((u) => u.name === 'helpdesk').disabled, true);
+  assert.notEqual((await apiCall('POST', '/auth/login', { username: 'helpdesk', password: generated })).status, 200, 'a disabled user cannot sign in');
+  await page.getByRole('button', { name: 'Delete helpdesk' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('tr[data-user="helpdesk"]').waitFor({ state: 'detached' });
+  assert.ok(!(await ok('GET', '/users')).some((u) => u.name === 'helpdesk'), 'the user is deleted');
+  await shot(page, 'users-after-changes');
+
   // ---- Audit log: filter by action. ----
   await open(page, '/audit', 'Audit log');
   await page.getByLabel('Action').fill('user.add');
