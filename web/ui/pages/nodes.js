@@ -100,7 +100,10 @@ export async function render(ctx) {
       { label: 'Last seen', cell: (n) => (n.last_heartbeat ? h('span', { title: new Date(n.last_heartbeat * 1000).toLocaleString() }, ago(n.last_heartbeat)) : 'never') },
       { label: 'Version', cell: (n) => n.version || '–', class: 'hide-narrow' },
       { label: 'Source roots', cell: (n) => (n.source_roots.length ? h('ul.plain', n.source_roots.map((p) => h('li.mono', p))) : h('span.muted', 'none')), class: 'hide-narrow' },
-      { label: 'Restore roots', cell: (n) => h('ul.plain', (n.effective_restore_roots || n.restore_roots).map((p) => h('li.mono', p))), class: 'hide-narrow' },
+      { label: 'Restore roots', cell: (n) => {
+        const roots = n.effective_restore_roots || n.restore_roots;
+        return roots.length ? h('ul.plain', roots.map((p) => h('li.mono', p))) : h('span.muted', '<data dir>/restores');
+      }, class: 'hide-narrow' },
       { label: 'Block devices', cell: (n) => (n.allow_block_devices ? 'allowed' : 'no'), class: 'hide-narrow' },
       { label: 'Added', cell: (n) => timeEl(n.created_at), class: 'hide-narrow' },
       admin ? {
