@@ -123,6 +123,11 @@ fn the_frame_sign_in_pages_session_and_password() {
 }
 
 #[test]
+fn restore_points_browse_download_restore_mount_and_search() {
+    Ui::start().run("files");
+}
+
+#[test]
 fn the_ui_never_builds_markup_from_data() {
     // Names and contents from backups are untrusted: the UI writes text
     // nodes and attributes only (web/ui/lib/dom.js). No HTML parsing API
