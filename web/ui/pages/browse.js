@@ -6,7 +6,7 @@
 // protect/note, delete, and a mount (NBD, iSCSI or NFS export).
 // Every name is untrusted: it only ever becomes text or an attribute.
 import {
-  h, replace, field, fieldError, errorBox, pageHeader, bytes, timeEl, badge, copyButton, toast, confirm, downloadLink, uid,
+  h, replace, field, fieldError, errorBox, pageHeader, bytes, time, timeEl, badge, copyButton, toast, confirm, downloadLink, uid,
 } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { can, isGlobalAdmin } from '../lib/session.js';
@@ -92,7 +92,8 @@ function restoreDialog(ctx, rp, path) {
     h('dl.facts', h('dt', 'What'), h('dd.name', what), h('dt', 'From'), h('dd', `${rp.source_name}, `, timeEl(rp.time))),
     field('Target folder on the node', target, { help: 'An absolute path under the node\'s restore roots. A new or empty folder, unless you allow overwriting.' }),
     field('Node', node, { help: 'Optional: the node that owns the datastore is the default.' }),
-    h('div.check', { dataset: { field: 'overwrite' } }, overwrite, h('label', { for: overwrite.id }, 'Overwrite: write into a folder that holds data, replacing entries of the same name'),
+    h('div.check-field', { dataset: { field: 'overwrite' } },
+      h('div.check', overwrite, h('label', { for: overwrite.id }, 'Overwrite: write into a folder that holds data, replacing entries of the same name')),
       h('small.field-error', { role: 'alert', hidden: true })),
     isGlobalAdmin() ? h('div.check', special, h('label', { for: special.id }, 'Restore special files (device nodes, setuid/setgid bits)')) : null,
   ], 'Restore', async (form, dlg) => {
@@ -222,7 +223,7 @@ function mountDialog(ctx, rp) {
 
 async function deleteRp(ctx, rp, alerts) {
   const ok = await confirm('Delete the restore point?',
-    `The restore point of ${rp.source_name} taken ${new Date(rp.time * 1000).toLocaleString()} is removed for good (its data is freed by the datastore's next garbage collection).`,
+    `The restore point of ${rp.source_name} taken ${time(rp.time)} is removed for good (its data is freed by the datastore's next garbage collection).`,
     { confirm: 'Delete', danger: true });
   if (!ok) return;
   try {
@@ -278,8 +279,7 @@ export async function render(ctx) {
   const mayManage = can('manage', rp.project_id);
   const alerts = h('div', { 'aria-live': 'polite' });
   const listing = h('section', { 'aria-labelledby': 'files-h' }, h('p.loading', { role: 'status' }, 'Loading…'));
-  const when = new Date(rp.time * 1000);
-  const title = `${rp.source_name} · ${when.toLocaleDateString()} ${when.toLocaleTimeString()}`;
+  const title = `${rp.source_name} · ${time(rp.time)}`;
   replace(ctx.main,
     h('p.back', ctx.link('/restore-points', '← Restore points')),
     pageHeader(title,
