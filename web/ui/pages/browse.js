@@ -88,9 +88,13 @@ function restoreDialog(ctx, rp, path) {
   const overwrite = h('input', { name: 'overwrite', type: 'checkbox', id: uid('ow') });
   const special = h('input', { name: 'special_files', type: 'checkbox', id: uid('sp') });
   const what = path ? `/${path}` : 'Everything in the restore point';
+  // A whole image is restored as one disk: to a file or device, not a folder.
+  const wholeImage = rp.kind === 'image' && !path;
   formDialog('Restore', [
     h('dl.facts', h('dt', 'What'), h('dd.name', what), h('dt', 'From'), h('dd', `${rp.source_name}, `, timeEl(rp.time))),
-    field('Target folder on the node', target, { help: 'An absolute path under the node\'s restore roots. A new or empty folder, unless you allow overwriting.' }),
+    wholeImage
+      ? field('Target file or device on the node', target, { help: 'An absolute path under the node\'s restore roots: the disk is written there (a new file, unless you allow overwriting).' })
+      : field('Target folder on the node', target, { help: 'An absolute path under the node\'s restore roots. A new or empty folder, unless you allow overwriting.' }),
     field('Node', node, { help: 'Optional: the node that owns the datastore is the default.' }),
     h('div.check-field', { dataset: { field: 'overwrite' } },
       h('div.check', overwrite, h('label', { for: overwrite.id }, 'Overwrite: write into a folder that holds data, replacing entries of the same name')),
@@ -98,7 +102,7 @@ function restoreDialog(ctx, rp, path) {
     isGlobalAdmin() ? h('div.check', special, h('label', { for: special.id }, 'Restore special files (device nodes, setuid/setgid bits)')) : null,
   ], 'Restore', async (form, dlg) => {
     const t = target.value.trim();
-    if (!t) { fieldError(form, 'target', 'Enter the folder to restore into.'); return; }
+    if (!t) { fieldError(form, 'target', wholeImage ? 'Enter the file or device to write the disk to.' : 'Enter the folder to restore into.'); return; }
     if (!t.startsWith('/')) { fieldError(form, 'target', 'The target must be an absolute path (starting with /).'); return; }
     let task;
     try {
@@ -264,6 +268,9 @@ function breadcrumbs(ctx, rp, path) {
 export async function render(ctx) {
   const id = ctx.params.id;
   const path = norm(ctx.query.get('path'));
+  // The restore point and the first page of the folder, at once.
+  const firstP = api.get(`/restore-points/${encodeURIComponent(id)}/tree`, { path: path || null, limit: TREE_PAGE, offset: 0 })
+    .then((page) => ({ page }), (error) => ({ error }));
   let rp;
   try {
     rp = await api.get(`/restore-points/${encodeURIComponent(id)}`);
@@ -292,11 +299,10 @@ export async function render(ctx) {
     listing);
   ctx.setTitle(title);
 
-  let first;
-  try {
-    first = await api.get(`/restore-points/${rp.id}/tree`, { path: path || null, limit: TREE_PAGE, offset: 0 });
-  } catch (e) {
+  const { page: first, error: e } = await firstP;
+  if (e) {
     if (!ctx.live()) return;
+    if (e.status === 401) throw e;
     replace(listing, h('h2', { id: 'files-h' }, 'Files'), breadcrumbs(ctx, rp, path),
       errorBox(e.status === 404 ? `${e.message}. It is not in this restore point.` : e.message));
     return;
