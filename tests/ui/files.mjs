@@ -7,7 +7,7 @@
 // (outside the roots, into a folder with data) with inline errors,
 // protect and a refused delete, an NBD mount whose address is the API's,
 // extended and stopped, a search that opens the browser, and what a
-// restore-only user is offered.
+// restore-only user and an auditor are offered.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -32,6 +32,8 @@ const files = {
   'docs/deep/nested/x.dat': crypto.randomBytes(50 * 1024),
   'docs/deep/empty.txt': Buffer.alloc(0),
 };
+// A folder of 450 entries: listed 200 at a time.
+for (let i = 0; i < 450; i += 1) files[`many/f${String(i).padStart(3, '0')}`] = Buffer.from(`${i}`);
 for (const [p, data] of Object.entries(files)) {
   fs.mkdirSync(path.dirname(path.join(tree, p)), { recursive: true });
   fs.writeFileSync(path.join(tree, p), data);
@@ -125,7 +127,7 @@ try {
   await page.getByRole('heading', { level: 1, name: /^home · / }).waitFor();
   await page.locator('table.files').waitFor();
   const names = async () => page.locator('table.files tbody td.name').allTextContents();
-  assert.deepEqual(await names(), ['big.bin', 'docs', 'small.bin'].map((n) => (n === 'docs' ? '▸ docs' : n)));
+  assert.deepEqual(await names(), ['big.bin', '▸ docs', '▸ many', 'small.bin']);
   assert.match(await page.locator('main dl.facts').textContent(), new RegExp(homeRp.id));
   await shot(page, 'browse-root');
   await checkA11y(page, 'the browser');
@@ -134,6 +136,21 @@ try {
   await checkA11y(page, 'the browser at 390 px');
   await shot(page, 'browse-root-narrow');
   await page.setViewportSize({ width: 1280, height: 800 });
+
+  // A big folder comes a page at a time.
+  await page.getByRole('link', { name: 'many', exact: true }).click();
+  await until('the first page of many', 10, async () => (await names()).length === 200);
+  assert.deepEqual(await names(), Array.from({ length: 200 }, (_, i) => `f${String(i).padStart(3, '0')}`));
+  const more = page.getByRole('button', { name: 'Show more' });
+  await more.click();
+  await until('the second page', 10, async () => (await names()).length === 400);
+  await more.click();
+  await until('the last page', 10, async () => (await names()).length === 450);
+  assert.deepEqual(await names(), Array.from({ length: 450 }, (_, i) => `f${String(i).padStart(3, '0')}`));
+  assert.equal(await more.isVisible(), false);
+  await page.getByText('450 entries').waitFor();
+  await page.goBack();
+  await until('the root', 10, async () => (await names()).includes('big.bin'));
 
   // Into the folder: the hostile names are text, exactly.
   await page.getByRole('link', { name: 'docs', exact: true }).click();
@@ -351,8 +368,18 @@ try {
   await shot(rpage, 'restore-only-browse');
   await checkA11y(rpage, 'the browser of a restore-only user');
   checkClean(rpage, 'the restore-only user\'s pages');
+
+  // ---- an auditor: browse and download only ----
+  await ok('POST', '/users', { name: 'auditor1', password: 'auditor password 1', roles: [{ role: 'auditor', project: 1 }] }, 201);
+  const apage = await newPage(browser);
+  await signIn(apage, 'auditor1', 'auditor password 1', `#/restore-points/${homeRp.id}?path=docs`);
+  await apage.locator('table.files').waitFor();
+  await apage.getByRole('link', { name: 'Download report.pdf', exact: true }).waitFor();
+  assert.equal(await apage.getByRole('button', { name: /Restore|Mount|Protect|Delete/ }).count(), 0);
+  await checkA11y(apage, 'the browser of an auditor');
+  checkClean(apage, 'the auditor\'s pages');
   checkClean(page, 'the admin\'s pages');
-  console.log('ok: list, browse, downloads (file, zip, tar), restore, protect, mount, search, restore-only');
+  console.log('ok: list, browse (paged), downloads (file, zip, tar), restore, protect, mount, search, restore-only, auditor');
 } finally {
   await browser.close();
   fs.rmSync(tmp, { recursive: true, force: true });
