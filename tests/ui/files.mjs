@@ -121,6 +121,14 @@ try {
   assert.match(page.url(), /kind=image/);
   await page.getByRole('button', { name: 'Clear' }).click();
   await until('the whole list', 10, async () => (await rows.count()) === 2);
+  // An unknown project is said under its field.
+  await page.getByLabel('Project').fill('no-such-project');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByText('project "no-such-project" not found').waitFor();
+  assert.equal(await page.getByLabel('Project').getAttribute('aria-invalid'), 'true');
+  await checkA11y(page, 'the restore points with a refused filter');
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await until('the whole list', 10, async () => (await rows.count()) === 2);
 
   // ---- browse the tree restore point ----
   await page.getByRole('link', { name: /Browse the restore point of home/ }).click();
@@ -323,6 +331,10 @@ try {
   await checkA11y(page, 'the search page');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByText('Enter a file name or a pattern.').waitFor();
+  await page.getByLabel('File name').fill('a[b');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText(/is not a glob/).waitFor();
+  assert.equal(await page.getByLabel('File name').getAttribute('aria-invalid'), 'true');
   await page.getByLabel('File name').fill('REPORT');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('link', { name: '/docs/report.pdf' }).waitFor();
