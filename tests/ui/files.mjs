@@ -326,6 +326,26 @@ try {
   await page.getByText('No mount is running.').waitFor();
   assert.equal((await ok('GET', `/exports/${exp.id}`)).state, 'stopped');
 
+  // ---- an NFS mount of the tree ----
+  await open(page, `/restore-points/${homeRp.id}`, /^home · /);
+  await page.getByRole('button', { name: 'Mount…' }).click();
+  const nd = page.getByRole('dialog', { name: 'Mount the restore point' });
+  assert.deepEqual(await nd.getByLabel('Protocol').locator('option').allTextContents(), ['NFS (the files, read-only)']);
+  await nd.getByLabel('Allowed NFS clients').fill('not-an-address');
+  await nd.getByRole('button', { name: 'Start' }).click();
+  await nd.getByText(/^allow: /).waitFor();
+  await nd.getByLabel('Allowed NFS clients').fill('127.0.0.0/8');
+  await nd.getByRole('button', { name: 'Start' }).click();
+  await nd.locator('dl.export-details dd code').first().waitFor();
+  const [nfs] = (await ok('GET', '/exports')).filter((x) => x.protocol === 'nfs');
+  assert.equal(nfs.restore_point_id, homeRp.id);
+  assert.match(nfs.address, /^nfs:\/\//);
+  assert.equal(await nd.locator('dl.export-details dd code').first().textContent(), nfs.address);
+  assert.match(await nd.textContent(), /127\.0\.0\.0\/8/);
+  await shot(page, 'mount-nfs');
+  await nd.getByRole('button', { name: 'Close' }).click();
+  await ok('DELETE', `/exports/${nfs.id}`);
+
   // ---- search opens the browser at the file ----
   await open(page, '/search', 'Search files');
   await checkA11y(page, 'the search page');
@@ -355,6 +375,22 @@ try {
   assert.equal(new URL(page.url()).hash, `#/restore-points/${homeRp.id}?path=docs%2Freport.pdf`);
   await shot(page, 'search-opened');
   checkClean(page, 'the admin\'s pages');
+
+  // ---- a session that ends while a dialog is open: sign-in, then back here ----
+  await open(page, `/restore-points/${homeRp.id}?path=docs`, /^home · /);
+  await page.getByRole('button', { name: 'Restore report.pdf' }).click();
+  await dialog.getByLabel('Target folder on the node').fill(path.join(env.work, 'restored-2'));
+  const tokenId = await page.evaluate(async () => (await (await fetch('/api/v1/me')).json()).token_id);
+  await ok('DELETE', `/tokens/${tokenId}`);
+  await dialog.getByRole('button', { name: 'Restore' }).click();
+  await page.getByText('Your session has ended').waitFor();
+  assert.equal(await page.locator('dialog').count(), 0, 'no dialog left over the sign-in page');
+  assert.ok(!fs.existsSync(path.join(env.work, 'restored-2')));
+  await page.getByLabel('User name').fill(env.user);
+  await page.getByLabel('Password').fill(env.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: /^home · / }).waitFor();
+  await until('the docs folder', 10, async () => (await names()).includes('report.pdf'));
 
   // ---- delete the image's restore point ----
   await open(page, `/restore-points/${diskRp.id}`, /^disk · /);

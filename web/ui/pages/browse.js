@@ -54,7 +54,15 @@ export function formDialog(title, fields, submitLabel, onSubmit, opts = {}) {
   const d = h('dialog.form-dialog', { 'aria-labelledby': hid }, form);
   const close = () => { if (d.open) d.close(); };
   cancel.addEventListener('click', close);
-  d.addEventListener('close', () => d.remove());
+  // Not left over a sign-in page (the session ended) or another page
+  // (the back button): the dialog is not inside the page's element.
+  window.addEventListener('arca:signed-out', close);
+  window.addEventListener('hashchange', close);
+  d.addEventListener('close', () => {
+    window.removeEventListener('arca:signed-out', close);
+    window.removeEventListener('hashchange', close);
+    d.remove();
+  });
   const helpers = {
     error: (msg) => replace(err, msg ? errorBox(msg) : null),
     close,
