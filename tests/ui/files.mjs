@@ -114,6 +114,10 @@ try {
   await checkFits(page, 'the restore points at 390 px');
   await checkA11y(page, 'the restore points at 390 px');
   await page.setViewportSize({ width: 1280, height: 800 });
+  // The source field suggests the sources.
+  const suggested = async (label) => page.getByLabel(label).evaluate((i) => [...(i.list ? i.list.options : [])].map((o) => o.value));
+  await until('source suggestions', 10, async () => (await suggested('Source')).length === 2);
+  assert.deepEqual(await suggested('Source'), ['disk', 'home']);
   // A filter (kind) goes to the API and into the hash.
   await page.getByLabel('Kind').selectOption('image');
   await page.getByRole('button', { name: 'Filter' }).click();

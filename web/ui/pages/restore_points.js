@@ -4,7 +4,9 @@
 // source=web&offset=50), so a reload or a link shows the same list.
 // Nothing is ever fetched beyond the page shown: 100k restore points
 // list as fast as ten.
-import { h, replace, table, field, fieldError, errorBox, pageHeader, bytes, time, timeEl, badge } from '../lib/dom.js';
+import {
+  h, replace, table, field, fieldError, errorBox, pageHeader, bytes, time, timeEl, badge, uid,
+} from '../lib/dom.js';
 import * as api from '../lib/api.js';
 
 export const PAGE = 50;
@@ -21,6 +23,22 @@ export function stateBadge(rp) {
   }
   return badge(rp.state, rp.state === 'ok' ? 'ok' : 'idle');
 }
+
+/**
+ * Offer names as suggestions for input (a <datalist>), loaded after the
+ * page is shown; a failure only leaves the suggestions out.
+ */
+export function suggest(input, load) {
+  const list = h('datalist', { id: uid('dl') });
+  input.after(list);
+  input.setAttribute('list', list.id);
+  load().then((names) => {
+    replace(list, [...new Set(names)].sort().map((n) => h('option', { value: n })));
+  }, () => {});
+}
+
+/** The names of the sources the user may read (the first 1000). */
+export const sourceNames = async () => (await api.get('/sources', { limit: 1000 })).map((x) => x.name);
 
 /** "2026-12-04" (local) -> unix seconds at its start; '' -> null; NaN when not a date. */
 function dayStart(v) {
@@ -70,6 +88,8 @@ export async function render(ctx) {
 
   const list = h('div', h('p.loading', { role: 'status' }, 'Loading…'));
   replace(ctx.main, pageHeader('Restore points'), form, formErr, list);
+  suggest(source, sourceNames);
+  suggest(project, async () => (await api.get('/projects')).map((x) => x.name));
 
   let page;
   try {

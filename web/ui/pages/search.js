@@ -5,6 +5,7 @@
 import { h, replace, table, field, fieldError, errorBox, pageHeader, bytes, time, timeEl, uid } from '../lib/dom.js';
 import * as api from '../lib/api.js';
 import { browsePath } from './browse.js';
+import { suggest, sourceNames } from './restore_points.js';
 
 const LIMIT = 200;
 
@@ -35,6 +36,7 @@ export async function render(ctx) {
   });
   const out = h('div', { 'aria-live': 'polite' });
   replace(ctx.main, pageHeader('Search files'), form, out);
+  suggest(source, sourceNames);
   if (!q.get('pattern')) {
     replace(out, h('p.muted', 'Search the file names of every restore point you may read, newest first.'));
     pattern.focus();
