@@ -851,7 +851,7 @@ pub fn document() -> Value {
         }
         for (name, t) in r.query {
             params.push(
-                json!({"name": name, "in": "query", "required": false, "schema": {"type": t}}),
+                json!({"name": name, "in": "query", "required": false, "schema": reports::param(r, name, t)}),
             );
         }
         if !params.is_empty() {
