@@ -1,4 +1,4 @@
-//! `arca task list|show|cancel`, and following a queued task to its end
+//! `arca task list|show|cancel|retry`, and following a queued task to its end
 //! (`--wait`).
 
 use std::collections::HashMap;
@@ -204,6 +204,18 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
         TaskCmd::Cancel { id } => {
             let c: Cancelled = api.post_empty(&format!("/tasks/{id}/cancel"), "a cancellation")?;
             show(cli, &c, |c| format!("task {} is {}", c.id, c.state))
+        }
+        TaskCmd::Retry { id, wait } => {
+            let t: Task = api.post_empty(&format!("/tasks/{id}/retry"), "a task")?;
+            if *wait {
+                return follow(cli, &api, t.id);
+            }
+            show(cli, &t, |t| {
+                format!(
+                    "task {id} retried as {} task {} ({})",
+                    t.kind, t.id, t.state
+                )
+            })
         }
     }
 }
