@@ -23,7 +23,7 @@ function resultView(ctx, t) {
     else if (v === null || typeof v !== 'object') shown = String(v);
     else if (Array.isArray(v) && v.every((x) => typeof x !== 'object')) shown = v.length ? v.join(', ') : '–';
     else shown = h('code', JSON.stringify(v));
-    rows.push(h('dt', k.replace(/_/g, ' ')), h('dd', shown));
+    rows.push(h('dt', k.replace(/_s$/, '').replace(/_/g, ' ')), h('dd', shown));
   }
   return h('dl.facts.result-list', rows);
 }
@@ -87,7 +87,7 @@ export async function render(ctx) {
         t.attempt > 1 ? h('span.help', ` attempt ${t.attempt} of ${t.max_attempts}`) : null),
       t.state === 'running' || t.state === 'succeeded'
         ? progress(t.state === 'succeeded' ? 100 : t.progress, `Progress of task ${t.id}`) : null,
-      h('div.help', speedText(t)),
+      speedText(t) === '–' ? null : h('div.help', speedText(t)),
       t.error ? errorBox(t.error) : null);
     const name = (m, i) => (i ? (m.get(i) || {}).name || `#${i}` : '–');
     replace(facts, h('dl.facts',
