@@ -28,6 +28,7 @@ impl Catalog {
         )
         .map_err(unique(format!("datastore {name:?}")))?;
         let id = DatastoreId(db.last_insert_rowid());
+        crate::reports::record_usage(&db, id, now())?;
         drop(db);
         self.datastore(id)
     }
@@ -69,16 +70,18 @@ impl Catalog {
     /// Record bytes on disk; the logical size is the sum over the
     /// datastore's restore points.
     pub fn refresh_datastore_usage(&self, id: DatastoreId, used: i64) -> Result<()> {
-        update_usage(&self.db(), id, used)
+        update_usage(&self.db(), id, used, now())
     }
 }
 
-pub(crate) fn update_usage(db: &Connection, id: DatastoreId, used: i64) -> Result<()> {
+/// Set a datastore's numbers and write them as a use sample at `now`
+/// (catalog/src/reports.rs).
+pub(crate) fn update_usage(db: &Connection, id: DatastoreId, used: i64, now: i64) -> Result<()> {
     db.execute(
         "UPDATE datastores SET bytes_used = ?2,
            bytes_logical = (SELECT COALESCE(SUM(bytes_total), 0) FROM restore_points WHERE datastore_id = ?1)
          WHERE id = ?1",
         params![id, used],
     )?;
-    Ok(())
+    crate::reports::record_usage(db, id, now)
 }

@@ -25,6 +25,7 @@ mod maintenance;
 mod nodes;
 mod policies;
 mod projects;
+pub mod reports;
 mod restore_points;
 mod s3_keys;
 pub mod schema;

@@ -618,4 +618,20 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'exports', MAX(
     COALESCE((SELECT MAX(id) FROM exports), 0));
 DROP TABLE temp.exports_seq;
 "#,
+    // 10: datastore use over time (issue 16, reports): a sample of a
+    // datastore's bytes on disk and logical bytes whenever they change, at
+    // most one per five minutes, thinned with age (catalog/src/reports.rs;
+    // docs/control-plane.md, "Reports"). Every datastore starts with its
+    // numbers of now.
+    r#"
+CREATE TABLE datastore_usage (
+    datastore_id  INTEGER NOT NULL REFERENCES datastores(id) ON DELETE CASCADE,
+    time          INTEGER NOT NULL,
+    bytes_used    INTEGER NOT NULL,
+    bytes_logical INTEGER NOT NULL,
+    PRIMARY KEY (datastore_id, time)
+) WITHOUT ROWID;
+INSERT INTO datastore_usage (datastore_id, time, bytes_used, bytes_logical)
+    SELECT id, CAST(strftime('%s', 'now') AS INTEGER), bytes_used, bytes_logical FROM datastores;
+"#,
 ];

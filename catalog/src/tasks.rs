@@ -20,9 +20,9 @@ pub struct TaskFilter {
     pub source: Option<SourceId>,
 }
 
-const TASK_COLS: &str = "id, kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, attempt, max_attempts, not_before, lease_until, cancel_requested, bytes_done, bytes_total, result, error, created_by, created_at, started_at, finished_at";
+pub(crate) const TASK_COLS: &str = "id, kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, attempt, max_attempts, not_before, lease_until, cancel_requested, bytes_done, bytes_total, result, error, created_by, created_at, started_at, finished_at";
 
-fn task_row(r: &Row) -> rusqlite::Result<Task> {
+pub(crate) fn task_row(r: &Row) -> rusqlite::Result<Task> {
     let bytes_done: i64 = r.get(16)?;
     let bytes_total: i64 = r.get(17)?;
     Ok(Task {
@@ -127,6 +127,76 @@ impl Catalog {
             Some(Some(id)) => self.task(*id).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Queue a failed or cancelled task again, as a new task of the same
+    /// kind, parameters, project, source, policy, datastore, priority and
+    /// attempts, due now, by `by`; a line in its log names the task it
+    /// retries. A backup runs on its source's node (as the source is now).
+    /// `State` (409) for a task that is queued, running or succeeded, or a
+    /// backup whose source was removed.
+    pub fn retry_task(&self, id: TaskId, by: &str) -> Result<Task> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let t = tx
+            .query_row(
+                &format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"),
+                [id],
+                task_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
+        if !matches!(t.state, TaskState::Failed | TaskState::Cancelled) {
+            return Err(Error::State(format!(
+                "task {id} is {}: only a failed or cancelled task can be retried",
+                t.state
+            )));
+        }
+        let node = match (t.kind, t.source_id) {
+            (crate::TaskKind::Backup, None) => {
+                return Err(Error::State(format!(
+                    "task {id} backed up a source that has been removed"
+                )))
+            }
+            (crate::TaskKind::Backup, Some(s)) => tx
+                .query_row("SELECT node_id FROM sources WHERE id = ?1", [s], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            _ => t.node_id,
+        };
+        let now = now();
+        tx.execute(
+            "INSERT INTO tasks (kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, max_attempts, not_before, created_by, created_at)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10)",
+            params![
+                t.kind,
+                t.project_id,
+                t.source_id,
+                t.policy_id,
+                t.datastore_id,
+                node,
+                t.params.to_string(),
+                t.priority,
+                t.max_attempts.max(1),
+                now,
+                by
+            ],
+        )
+        .map_err(unique("task"))?;
+        let new = TaskId(tx.last_insert_rowid());
+        tx.execute(
+            "INSERT INTO task_logs (task_id, seq, time, level, message) VALUES (?1, 1, ?2, ?3, ?4)",
+            params![
+                new,
+                now,
+                LogLevel::Info,
+                format!("retry of task {id} ({}), by {by}", t.state)
+            ],
+        )?;
+        tx.commit()?;
+        drop(db);
+        self.task(new)
     }
 
     pub fn task(&self, id: TaskId) -> Result<Task> {
@@ -327,7 +397,7 @@ impl Catalog {
             tx.execute("DELETE FROM restore_points WHERE id = ?1", [rp])?;
         }
         if let Some((ds, used)) = fx.datastore_bytes_used {
-            update_usage(&tx, ds, used)?;
+            update_usage(&tx, ds, used, now())?;
         }
         let (attempt, max_attempts, state, task_ds): (i64, i64, TaskState, Option<_>) = tx
             .query_row(

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod browse;
 pub mod convert;
+mod csv;
 pub mod error;
 mod json_object;
 pub mod openapi;
@@ -123,7 +124,8 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 pub fn app(state: AppState) -> Router {
     use routes::{
         accounts, audit, datastores, download, exports, healthz, me, metrics, nodes, openapi_json,
-        policies, projects, restore_points, s3_keys, search, sources, status, tasks, tokens, users,
+        policies, projects, reports, restore_points, s3_keys, search, sources, status, tasks,
+        tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -199,6 +201,10 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks/{id}", get(tasks::get_task))
         .route("/tasks/{id}/logs", get(tasks::task_logs))
         .route("/tasks/{id}/cancel", post(tasks::cancel_task))
+        .route("/tasks/{id}/retry", post(tasks::retry_task))
+        .route("/reports/protection", get(reports::protection))
+        .route("/reports/storage", get(reports::storage))
+        .route("/reports/tasks", get(reports::tasks))
         .route("/restore-points", get(restore_points::list_restore_points))
         .route("/restore-points/search", get(search::search))
         .route(

@@ -58,6 +58,25 @@ const SEARCH_Q: &[(&str, &str)] = &[
     ("ignore_case", "boolean"),
     ("images", "boolean"),
 ];
+const PROTECTION_Q: &[(&str, &str)] = &[
+    ("from", "integer"),
+    ("to", "integer"),
+    ("project", "string"),
+    ("format", "string"),
+];
+const STORAGE_Q: &[(&str, &str)] = &[
+    ("from", "integer"),
+    ("to", "integer"),
+    ("datastore", "string"),
+    ("format", "string"),
+];
+const TASK_REPORT_Q: &[(&str, &str)] = &[
+    ("from", "integer"),
+    ("to", "integer"),
+    ("kind", "string"),
+    ("source", "string"),
+    ("format", "string"),
+];
 const EXPORT_Q: &[(&str, &str)] = &[("all", "boolean")];
 const S3_KEY_Q: &[(&str, &str)] = &[("user", "string")];
 const DELETE_SOURCE_Q: &[(&str, &str)] = &[("restore_points", "string")];
@@ -485,6 +504,41 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Cancelled"))
     ),
     r!(
+        "post",
+        "/api/v1/tasks/{id}/retry",
+        "Run a failed or cancelled task again: a new task of the same kind and parameters (a backup on its source's node), due now; 409 for a task that is queued, running or succeeded, a backup whose source was removed, or a gc or verify while another of its datastore is queued or running",
+        "manage",
+        None,
+        (201, Some("Task"))
+    ),
+    r!(
+        "get",
+        "/api/v1/reports/protection",
+        "Protection report over [from, to] (Unix seconds; default the 7 days before to, which defaults to now; 400 when from > to or negative): per source its policy, RPO, newest good restore point, next run, status (rpo_missed, never_backed_up, no_policy, ok: problems first) and RPO compliance (the fraction of the period, from the source's creation and up to now, during which its newest good backup was not older than the RPO); per policy its sources and their mean compliance. project: one project by id or name (404 if unknown or not readable). format=csv: the sources as CSV",
+        "read",
+        None,
+        (200, Some("ProtectionReport")),
+        PROTECTION_Q
+    ),
+    r!(
+        "get",
+        "/api/v1/reports/storage",
+        "Storage report over [from, to] (as for protection): per datastore its numbers now and the samples of the period (bytes used, logical bytes, ratio = logical / used; one per five minutes at most, hourly after two days, daily after 30 days). datastore: one by id or name (404 if unknown). format=csv: the samples as CSV",
+        "signed-in with a role",
+        None,
+        (200, Some("StorageReport")),
+        STORAGE_Q
+    ),
+    r!(
+        "get",
+        "/api/v1/reports/tasks",
+        "Tasks report over [from, to] (as for protection): the tasks of the caller's projects that ended in the period (kind, state, source, node, times, duration, bytes, throughput), the last to end first, and per kind the counts by state and the median and 95th percentile duration and mean throughput of the succeeded ones. kind; source: by id or name (404 if no readable source has it). format=csv: the tasks as CSV",
+        "read",
+        None,
+        (200, Some("TaskReport")),
+        TASK_REPORT_Q
+    ),
+    r!(
         "get",
         "/api/v1/restore-points",
         "Restore points, newest first (project: a project's id or name; 404 if unknown or not readable)",
@@ -669,6 +723,9 @@ pub const ROUTES: &[Route] = &[
     api::NewExport,
     api::ExtendExport,
     api::AuditEntry,
+    api::ProtectionReport,
+    api::StorageReport,
+    api::TaskReport,
 )))]
 struct Components;
 
@@ -825,6 +882,7 @@ pub fn document() -> Value {
                 json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
             }
             Some("Binary") => download_ok(),
+            Some(schema) if r.path.starts_with("/api/v1/reports/") => reports::ok(schema),
             Some(schema) => {
                 json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
             }
@@ -866,6 +924,7 @@ pub fn document() -> Value {
             || r.query
                 .iter()
                 .any(|(n, _)| *n == "project" || (*n == "user" && r.path.ends_with("/s3-keys")))
+            || reports::names_object(r)
         {
             responses.insert("404".into(), error_response(
                 "No such object (an object of a project the caller cannot read answers the same)",
@@ -900,5 +959,6 @@ pub fn document() -> Value {
     })
 }
 
+mod reports;
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,8 @@ mod preview;
 mod prune;
 #[path = "api/rbac.rs"]
 mod rbac;
+#[path = "api/reports.rs"]
+mod reports;
 #[path = "api/search.rs"]
 mod search;
 #[path = "api/tokens.rs"]

@@ -79,6 +79,11 @@ const ADDED: &[(&str, &str)] = &[
     ("get", "/api/v1/status"),
     // Downloads (issue 15).
     ("get", "/api/v1/restore-points/{id}/files"),
+    // Reports and retrying tasks (issue 16).
+    ("post", "/api/v1/tasks/{id}/retry"),
+    ("get", "/api/v1/reports/protection"),
+    ("get", "/api/v1/reports/storage"),
+    ("get", "/api/v1/reports/tasks"),
 ];
 
 #[test]

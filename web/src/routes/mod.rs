@@ -13,6 +13,7 @@ pub mod exports;
 pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod projects;
+pub(crate) mod reports;
 pub(crate) mod restore_points;
 pub(crate) mod s3_keys;
 pub(crate) mod search;

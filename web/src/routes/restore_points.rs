@@ -49,7 +49,7 @@ pub async fn list_restore_points(
 /// The `project` filter: a project by id or name (an id first, as the
 /// CLI reads `--project`) that the caller may read. Unknown and
 /// invisible ones are the same 404, as for objects of other projects.
-fn project(s: &AppState, p: &Principal, name: &str) -> ApiResult<catalog::ProjectId> {
+pub(crate) fn project(s: &AppState, p: &Principal, name: &str) -> ApiResult<catalog::ProjectId> {
     let all = s.catalog.projects()?;
     let found = all
         .iter()

@@ -1,9 +1,10 @@
-//! Tasks: list (filtered, paged), show, logs and cancel.
+//! Tasks: list (filtered, paged), show, logs, cancel and retry.
 
 use arca_catalog::{self as catalog, TaskId, TaskKind};
 use arca_model::api;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 
 use crate::auth::{Action, Principal};
@@ -85,6 +86,43 @@ pub async fn cancel_task(
                 e => e.into(),
             })?;
             Ok(Json(api::Cancelled { id, state }))
+        },
+    )
+    .await
+}
+
+/// Run a failed or cancelled task again as a new task (201 with it); 409
+/// for one that is queued, running or succeeded. Manage in its project,
+/// whatever its kind (restore-only users cannot retry).
+pub async fn retry_task(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Id<TaskId>,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
+    let Path(id) = id?;
+    audited(
+        &s,
+        p.name().to_string(),
+        &remote,
+        "task.retry",
+        id.to_string(),
+        move |s| {
+            let t = s.catalog.task(id)?;
+            visible(&p, t.project_id, || format!("task {id}"))?;
+            p.require_on(Action::Manage, t.project_id, &format!("task {id}"))?;
+            if let (Some(ds), true) = (t.datastore_id, catalog::MAINTENANCE_KINDS.contains(&t.kind))
+            {
+                if let Some(other) = s.catalog.active_maintenance_task(ds, t.kind)? {
+                    return Err(ApiError::conflict(format!(
+                        "{} task {other} of this datastore is queued or running",
+                        t.kind
+                    )));
+                }
+            }
+            let new = s.catalog.retry_task(id, p.name())?;
+            s.changed.notify_one();
+            Ok((StatusCode::CREATED, Json(new.to_api())))
         },
     )
     .await

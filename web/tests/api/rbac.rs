@@ -110,6 +110,10 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/tasks/{id}",                      ALL,           HIDDEN_READ),
     ("get",    "/api/v1/tasks/{id}/logs",                 ALL,           HIDDEN_READ),
     ("post",   "/api/v1/tasks/{id}/cancel",               MANAGE_OWN,    HIDDEN_ADMIN),
+    ("post",   "/api/v1/tasks/{id}/retry",                MANAGE_OWN,    HIDDEN_ADMIN),
+    ("get",    "/api/v1/reports/protection",              ALL,           HIDDEN_READ),
+    ("get",    "/api/v1/reports/storage",                 ALL,           ALL),
+    ("get",    "/api/v1/reports/tasks",                   ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points",                  ALL,           ALL),
     ("get",    "/api/v1/restore-points/{id}",             ALL,           HIDDEN_READ),
     ("get",    "/api/v1/restore-points/{id}/tree",        ALL,           HIDDEN_READ),
@@ -453,6 +457,15 @@ impl World<'_> {
                 let t = c.add_task(&backup_task(p, o.source)).unwrap().unwrap();
                 (with(&t.id), None)
             }
+            // A cancelled task, retried.
+            ("post", "/api/v1/tasks/{id}/retry") => {
+                let t = c.add_task(&backup_task(p, o.source)).unwrap().unwrap();
+                c.cancel_task(t.id).unwrap();
+                (with(&t.id), None)
+            }
+            // A report of one project, or of one source (by name).
+            ("get", "/api/v1/reports/protection") => (format!("{path}?project={p}"), None),
+            ("get", "/api/v1/reports/tasks") => (format!("{path}?source=src-{p}&format=csv"), None),
             ("get", "/api/v1/restore-points/{id}") => (with(&o.restore_point), None),
             ("get", "/api/v1/restore-points/{id}/tree") => (
                 format!("{}?path=/dir&recursive=true", with(&o.restore_point)),
