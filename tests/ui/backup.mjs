@@ -15,7 +15,7 @@ import {
 } from './lib.mjs';
 
 // Does the server have POST /tasks/{id}/retry (branch `reports`)?
-const RETRY = false;
+const RETRY = true;
 
 const token = await adminToken();
 const call = async (method, p, body) => apiCall(method, p, body, token);
@@ -260,10 +260,15 @@ try {
     fs.mkdirSync(later);
     fs.writeFileSync(path.join(later, 'now-here.txt'), 'it is here now\n');
     await page.getByRole('button', { name: 'Retry' }).click();
+    // A retry is a new task: the page goes to it.
+    await page.waitForURL((u) => /#\/tasks\/\d+$/.test(u.hash) && !u.hash.endsWith(`/${failed}`));
+    await page.getByRole('heading', { level: 1, name: /^Task \d+: backup$/ }).waitFor();
     await until('the retried backup to succeed', 60, async () => (await page.locator('.task-state').textContent()) === 'succeeded');
     const retried = Number(new URL(page.url()).hash.split('/').pop());
+    assert.notEqual(retried, failed);
     const rt = await ok('GET', `/tasks/${retried}`);
     assert.equal(rt.state, 'succeeded');
+    assert.equal((await ok('GET', `/tasks/${failed}`)).state, 'failed', 'the failed task stays as it was');
     assert.equal(rt.source_id, lt.id);
     const lrps = await ok('GET', '/restore-points?source=later');
     assert.equal(lrps.length, 1);
