@@ -42,6 +42,15 @@ fs.truncateSync(slow, 2 ** 40);
 // Paths come back in task errors and logs: markup in one stays text.
 const later = path.join(env.work, 'later <img src=x onerror=alert(1)> "q"');
 
+/** The page at 390 px wide: nothing wider than the window, no accessibility violation. */
+async function narrow(page, what) {
+  await page.setViewportSize({ width: 390, height: 800 });
+  await checkFits(page, `${what} at 390 px`);
+  await checkA11y(page, `${what} at 390 px`);
+  await shot(page, `${what.replace(/^the /, '')}-narrow`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
 const browser = await launch();
 try {
   const page = await newPage(browser);
@@ -64,6 +73,7 @@ try {
   assert.equal(await page.getByText('Enter a name.').count(), 0, 'the name error is gone');
   await shot(page, 'source-form-errors');
   await checkA11y(page, 'the source form with errors');
+  await narrow(page, 'the source form');
   // A path outside the node's source roots: the server's 422, next to the field.
   await page.getByLabel('Path').fill('/definitely/not/a/source/root');
   await page.getByRole('button', { name: 'Add source' }).click();
@@ -102,9 +112,7 @@ try {
   assert.equal(await page.getByLabel('Schedule').getAttribute('aria-invalid'), 'true');
   await shot(page, 'policy-form-errors');
   await checkA11y(page, 'the policy form with errors');
-  await page.setViewportSize({ width: 390, height: 800 });
-  await checkFits(page, 'the policy form at 390 px');
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await narrow(page, 'the policy form');
   await page.getByLabel('Schedule').fill('daily');
   await page.getByRole('button', { name: 'Add policy' }).click();
   await page.getByRole('heading', { level: 1, name: 'Policy web-nightly' }).waitFor();
@@ -153,9 +161,7 @@ try {
   await page.locator('main').getByRole('link', { name: String(rpId) }).waitFor();
   await shot(page, 'task-succeeded');
   await checkA11y(page, 'the task page');
-  await page.setViewportSize({ width: 390, height: 800 });
-  await checkFits(page, 'the task page at 390 px');
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await narrow(page, 'the task page');
 
   // ---- The source shows the new restore point.
   await open(page, `/sources/${web.id}`, 'Source web-site');
@@ -169,6 +175,7 @@ try {
   await page.getByRole('table', { name: 'Recent tasks of the source' }).getByRole('link', { name: `#${taskId} backup` }).waitFor();
   await shot(page, 'source-with-restore-point');
   await checkA11y(page, 'the source page');
+  await narrow(page, 'the source page');
 
   // ---- The retention preview keeps it, and says why.
   await open(page, `/policies/${pol.id}`, 'Policy web-nightly');
@@ -179,6 +186,8 @@ try {
   const pv = await ok('GET', `/policies/${pol.id}/preview`);
   assert.deepEqual(pv.sources[0].restore_points.map((r) => [r.id, r.keep]), [[rpId, true]]);
   await shot(page, 'retention-preview');
+  await checkA11y(page, 'the retention preview');
+  await narrow(page, 'the policy page');
   // Prune now: one source, one task, which keeps what the preview keeps.
   await page.getByRole('button', { name: 'Prune now' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Prune' }).click();
@@ -224,10 +233,7 @@ try {
   assert.equal(await page.getByLabel('Kind').inputValue(), 'backup');
   await shot(page, 'tasks-filtered-running');
   await checkA11y(page, 'the task list');
-  await page.setViewportSize({ width: 390, height: 800 });
-  await checkFits(page, 'the task list at 390 px');
-  await shot(page, 'tasks-narrow');
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await narrow(page, 'the task list');
   await listRow.getByRole('link', { name: `#${bigTask}` }).click();
   await page.getByRole('heading', { level: 1, name: `Task ${bigTask}: backup` }).waitFor();
   await page.getByRole('button', { name: 'Cancel', exact: true }).click();
@@ -291,12 +297,11 @@ try {
   assert.deepEqual(kept.map((r) => [r.id, r.source_id]), [[rpId, null]]);
   await shot(page, 'sources');
   await checkA11y(page, 'the source list');
-  await page.setViewportSize({ width: 390, height: 800 });
-  await checkFits(page, 'the source list at 390 px');
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await narrow(page, 'the source list');
   await open(page, '/policies', 'Policies');
   await shot(page, 'policies');
   await checkA11y(page, 'the policy list');
+  await narrow(page, 'the policy list');
   checkClean(page, 'the sources, policies and tasks pages');
 
   // ---- An auditor sees everything, and no button that changes anything.
