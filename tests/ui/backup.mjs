@@ -298,7 +298,27 @@ try {
   await shot(page, 'sources');
   await checkA11y(page, 'the source list');
   await narrow(page, 'the source list');
+  // ---- Edit the policy: a bad window first, then more retention and disabled.
+  await open(page, `/policies/${pol.id}`, 'Policy web-nightly');
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Backup window').fill('late at night');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until('the server\'s refusal of the window', 10, async () => (await page.locator('[data-field="window"] .field-error:not([hidden])').count()) > 0);
+  assert.match(await page.locator('[data-field="window"] .field-error').textContent(), /late at night/);
+  await checkA11y(page, 'the policy edit form with an error');
+  await shot(page, 'policy-edit-error');
+  await page.getByLabel('Backup window').fill('22:00-06:00');
+  await page.getByLabel('Daily (days)').fill('7');
+  await page.getByLabel(/^Enabled/).uncheck();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('dd', { hasText: 'last 3, daily 7' }).waitFor();
+  const edited = await ok('GET', `/policies/${pol.id}`);
+  assert.equal(edited.enabled, false);
+  assert.equal(edited.backup_window, '22:00-06:00');
+  assert.deepEqual([edited.retention.keep_last, edited.retention.keep_daily], [3, 7]);
+  assert.equal(edited.next_run, null);
   await open(page, '/policies', 'Policies');
+  await page.getByRole('row', { name: /web-nightly/ }).getByText('disabled').waitFor();
   await shot(page, 'policies');
   await checkA11y(page, 'the policy list');
   await narrow(page, 'the policy list');

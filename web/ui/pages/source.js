@@ -203,7 +203,7 @@ export async function render(ctx) {
       { label: 'Files', class: 'num hide-narrow', cell: (r) => String(r.files) },
       { label: 'State', cell: (r) => [r.state, r.protected ? ' · protected' : ''] },
     ], rps, { caption: 'Restore points of the source', empty: 'No restore point yet.' }),
-    rps.length === 20 ? h('p', ctx.link('/restore-points', 'All restore points…')) : null);
+    rps.length === 20 ? h('p', ctx.link(`/restore-points${api.qs({ source: src.name, project: src.project_id })}`, 'All its restore points…')) : null);
   };
   const loadTasks = async () => {
     const tasks = await api.get('/tasks', { source: src.id, limit: 10 });
