@@ -36,6 +36,11 @@ for (let i = 0; i < 20; i += 1) {
   fs.writeFileSync(path.join(site, name), text);
   files[name] = text.length;
 }
+// A sparse 256 MiB file: the backup reads its zeros for a moment, so the
+// task page first shows the task queued or running.
+fs.closeSync(fs.openSync(path.join(site, 'docs', 'blank.img'), 'w'));
+fs.truncateSync(path.join(site, 'docs', 'blank.img'), 256 << 20);
+files[path.join('docs', 'blank.img')] = 256 << 20;
 const slow = path.join(env.work, 'slow.raw');
 fs.writeFileSync(slow, crypto.randomBytes(4 << 20));
 fs.truncateSync(slow, 2 ** 40);
@@ -143,6 +148,7 @@ try {
     return s === 'succeeded';
   });
   assert.ok(['queued', 'running'].includes(seen[0]), `states seen: ${seen}`);
+  console.log(`the first backup's states on its page: ${seen.join(' → ')}`);
   assert.equal(await page.evaluate(() => window.arcaNoReload), true, 'the page was not reloaded');
   const task = await ok('GET', `/tasks/${taskId}`);
   assert.equal(task.state, 'succeeded');
