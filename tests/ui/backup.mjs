@@ -303,6 +303,13 @@ try {
   assert.deepEqual(kept.map((r) => [r.id, r.source_id]), [[rpId, null]]);
   await shot(page, 'sources');
   await checkA11y(page, 'the source list');
+  // The list's filter (name or tag), kept in the address.
+  await page.getByLabel('Name or tag').fill('big');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/#\/sources\?q=big$/);
+  await until('the filtered list', 10, async () => (await page.locator('main tbody tr').count()) === 1);
+  await page.getByRole('link', { name: 'big-image' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: /^later/ }).count(), 0);
   await narrow(page, 'the source list');
   // ---- Edit the policy: a bad window first, then more retention and disabled.
   await open(page, `/policies/${pol.id}`, 'Policy web-nightly');
