@@ -488,6 +488,12 @@ pub enum TaskCmd {
         /// Only tasks in this state.
         #[arg(long, value_parser = model_enum::<arca_model::TaskState>(arca_model::TaskState::NAMES))]
         state: Option<arca_model::TaskState>,
+        /// Only tasks of this kind.
+        #[arg(long, value_parser = model_enum::<arca_model::TaskKind>(arca_model::TaskKind::NAMES))]
+        kind: Option<arca_model::TaskKind>,
+        /// Only tasks of this source (its name).
+        #[arg(long)]
+        source: Option<String>,
         /// How many tasks, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,

@@ -27,6 +27,8 @@ pub struct Route {
 const LIST_Q: &[(&str, &str)] = &[("limit", "integer"), ("offset", "integer")];
 const TASK_Q: &[(&str, &str)] = &[
     ("state", "string"),
+    ("kind", "string"),
+    ("source", "integer"),
     ("limit", "integer"),
     ("offset", "integer"),
 ];
@@ -471,7 +473,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/tasks",
-        "Tasks, newest first",
+        "Tasks, newest first (state, kind, source: a source's id; all optional)",
         "read",
         None,
         (200, Some("Tasks")),
