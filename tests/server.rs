@@ -51,6 +51,8 @@ mod remote_browse;
 mod remote_files;
 #[path = "server/remote_find.rs"]
 mod remote_find;
+#[path = "server/reports.rs"]
+mod reports;
 #[path = "server/s3.rs"]
 mod s3;
 #[path = "server/schedule.rs"]

@@ -123,6 +123,16 @@ fn the_frame_sign_in_pages_session_and_password() {
 }
 
 #[test]
+fn restore_points_browse_download_restore_mount_and_search() {
+    Ui::start().run("files");
+}
+
+#[test]
+fn sources_policies_and_tasks_backup_cancel_retry_delete() {
+    Ui::start().run("backup");
+}
+
+#[test]
 fn the_ui_never_builds_markup_from_data() {
     // Names and contents from backups are untrusted: the UI writes text
     // nodes and attributes only (web/ui/lib/dom.js). No HTML parsing API

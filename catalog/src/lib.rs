@@ -116,6 +116,7 @@ pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;
 pub use restore_points::{SourceFreshness, IMPORT_BATCH};
 pub use s3_keys::S3Key;
+pub use tasks::TaskFilter;
 pub use tokens::{NewApiToken, Settings, DEFAULT_TOKEN_MAX_LIFETIME_S, TOKEN_MAX_LIFETIME_RANGE};
 
 fn json_vec(s: String) -> Vec<String> {

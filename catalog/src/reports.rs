@@ -88,8 +88,8 @@ fn thin(db: &Connection, id: DatastoreId, now: i64) -> Result<()> {
              WHERE datastore_id = ?1 AND time < ?2 AND time >= ?3
                AND EXISTS (SELECT 1 FROM datastore_usage b
                            WHERE b.datastore_id = datastore_usage.datastore_id
-                             AND b.time / ?4 = datastore_usage.time / ?4
-                             AND b.time > datastore_usage.time)",
+                             AND b.time > datastore_usage.time
+                             AND b.time < (datastore_usage.time / ?4 + 1) * ?4)",
             params![id, before, after, secs],
         )
     };
@@ -259,6 +259,31 @@ mod tests {
         assert_eq!(rpo_compliance(&[], 6 * h, 0, 24 * h), Some(0.0));
         assert_eq!(rpo_compliance(&[0], 48 * h, 0, 24 * h), Some(1.0));
         assert_eq!(rpo_compliance(&[0], h, 5, 5), None);
+    }
+
+    #[test]
+    fn the_migration_starts_each_datastore_with_its_numbers() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (i, m) in crate::schema::MIGRATIONS[..9].iter().enumerate() {
+            conn.execute_batch(m).unwrap();
+            conn.pragma_update(None, "user_version", i as i64 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO nodes (name, state, created_at) VALUES ('local', 'online', 0);
+             INSERT INTO datastores (name, node_id, path, created_at, bytes_used, bytes_logical)
+                 VALUES ('a', 1, '/a', 0, 100, 300), ('b', 1, '/b', 0, 0, 0);",
+        )
+        .unwrap();
+        let before = crate::now();
+        let c = Catalog::setup(conn, "schema-9", None).unwrap();
+        let s = c.usage_samples(None, 0, i64::MAX).unwrap();
+        let got: Vec<_> = s
+            .iter()
+            .map(|x| (x.datastore_id.0, x.bytes_used, x.bytes_logical))
+            .collect();
+        assert_eq!(got, [(1, 100, 300), (2, 0, 0)]);
+        assert!(s.iter().all(|x| x.time >= before && x.time <= crate::now()));
     }
 
     #[test]

@@ -622,8 +622,9 @@ DROP TABLE temp.exports_seq;
     // datastore's bytes on disk and logical bytes whenever they change, at
     // most one per five minutes, thinned with age (catalog/src/reports.rs;
     // docs/control-plane.md, "Reports"). Every datastore starts with its
-    // numbers of now.
+    // numbers of now. The tasks report reads tasks by when they ended.
     r#"
+CREATE INDEX tasks_finished ON tasks (finished_at);
 CREATE TABLE datastore_usage (
     datastore_id  INTEGER NOT NULL REFERENCES datastores(id) ON DELETE CASCADE,
     time          INTEGER NOT NULL,

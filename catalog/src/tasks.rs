@@ -9,8 +9,16 @@ use crate::restore_points::insert_restore_point;
 use crate::{
     id_list, json_val, leases, maintenance, now, unique, AssignedBy, Catalog, Error, Lease,
     LogLevel, NewTask, NodeId, PolicyId, ProjectId, Result, SourceId, Task, TaskEffects, TaskId,
-    TaskLog, TaskState,
+    TaskKind, TaskLog, TaskState,
 };
+
+/// Which tasks [`Catalog::tasks_where`] lists (None: any).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskFilter {
+    pub state: Option<TaskState>,
+    pub kind: Option<TaskKind>,
+    pub source: Option<SourceId>,
+}
 
 pub(crate) const TASK_COLS: &str = "id, kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, attempt, max_attempts, not_before, lease_until, cancel_requested, bytes_done, bytes_total, result, error, created_by, created_at, started_at, finished_at";
 
@@ -210,11 +218,35 @@ impl Catalog {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Task>> {
+        let f = TaskFilter {
+            state,
+            ..Default::default()
+        };
+        self.tasks_where(&f, projects, limit, offset)
+    }
+
+    /// Tasks matching `f` (every field set must match), in `projects`
+    /// (None: all), newest first.
+    pub fn tasks_where(
+        &self,
+        f: &TaskFilter,
+        projects: Option<&[ProjectId]>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Task>> {
         let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1 = 1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        if let Some(s) = state {
+        if let Some(s) = f.state {
             args.push(Box::new(s));
             sql += &format!(" AND state = ?{}", args.len());
+        }
+        if let Some(k) = f.kind {
+            args.push(Box::new(k));
+            sql += &format!(" AND kind = ?{}", args.len());
+        }
+        if let Some(src) = f.source {
+            args.push(Box::new(src));
+            sql += &format!(" AND source_id = ?{}", args.len());
         }
         if let Some(p) = projects {
             sql += &format!(" AND project_id IN ({})", id_list(p));

@@ -280,6 +280,29 @@ fn every_command_in_human_and_json_form() {
         );
     }
 
+    // The filters: by kind and by source name, as the API's.
+    let filtered = cli.json(&["task", "list", "--kind", "backup", "--source", "docs"]);
+    assert_eq!(
+        filtered,
+        cli.get(&format!("/tasks?limit=50&kind=backup&source={}", src["id"]))
+    );
+    assert!(!filtered.as_array().unwrap().is_empty());
+    assert!(
+        filtered
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] == "backup" && t["source_id"] == src["id"]),
+        "{filtered}"
+    );
+    assert_eq!(
+        cli.json(&["task", "list", "--kind", "gc", "--source", "docs"]),
+        json!([])
+    );
+    let (code, _, err) = cli.run(&["task", "list", "--source", "nope"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no source named \"nope\""), "{err}");
+
     let id = t["id"].to_string();
     let shown = cli.json(&["task", "show", &id]);
     assert_eq!(shown["task"], cli.get(&format!("/tasks/{id}")));

@@ -194,6 +194,7 @@ try {
   await open(ctx2, '/datastores', 'Not allowed');
   await open(ctx2, '/restore-points');
   assert.notEqual(await ctx2.getByRole('heading', { level: 1 }).first().textContent(), 'Not allowed');
+  await ctx2.locator('main').getByText('late', { exact: true }).first().waitFor();
   const hdToken = (await apiCall('POST', '/auth/login', { username: 'helpdesk', password: helpPw })).body.token;
   const rps = await ok('GET', '/restore-points', undefined, hdToken);
   assert.ok(rps.some((r) => r.source_name === 'late'), 'restore points are visible to the restore-only user');

@@ -26,6 +26,8 @@ pub struct Route {
 
 const TASK_Q: &[(&str, &str)] = &[
     ("state", "string"),
+    ("kind", "string"),
+    ("source", "integer"),
     ("limit", "integer"),
     ("offset", "integer"),
 ];
@@ -479,7 +481,7 @@ pub const ROUTES: &[Route] = &[
     r!(
         "get",
         "/api/v1/tasks",
-        "Tasks, newest first",
+        "Tasks, newest first (state, kind, source: a source's id; all optional)",
         "read",
         None,
         (200, Some("Tasks")),
@@ -867,7 +869,7 @@ pub fn document() -> Value {
         }
         for (name, t) in r.query {
             params.push(
-                json!({"name": name, "in": "query", "required": false, "schema": {"type": t}}),
+                json!({"name": name, "in": "query", "required": false, "schema": reports::param(r, name, t)}),
             );
         }
         if !params.is_empty() {

@@ -297,6 +297,19 @@ async fn sources_policies_tasks_and_audit() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(list.as_array().unwrap().len(), 1);
+    // Filters by kind and by source (the UI's task list has them).
+    for (q, n) in [
+        (format!("kind=backup&source={id}"), 1),
+        (format!("kind=backup&source={}", id + 1000), 0),
+        ("kind=prune".to_string(), 0),
+        (format!("state=queued&kind=backup&source={id}"), 1),
+    ] {
+        let (s, list) = t
+            .call(Method::GET, &format!("/api/v1/tasks?{q}"), a, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{q}: {list}");
+        assert_eq!(list.as_array().unwrap().len(), n, "{q}: {list}");
+    }
     let (s, v) = t
         .call(
             Method::POST,
@@ -458,6 +471,20 @@ async fn bad_input_is_a_clear_4xx() {
         (
             Method::GET,
             "/api/v1/tasks?state=sleeping",
+            None,
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?kind=nap",
+            None,
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?source=abc",
             None,
             "",
             StatusCode::BAD_REQUEST,

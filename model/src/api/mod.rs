@@ -104,6 +104,12 @@ pub struct Health {
 pub struct TaskQuery {
     #[serde(default)]
     pub state: Option<crate::TaskState>,
+    /// Only tasks of this kind.
+    #[serde(default)]
+    pub kind: Option<crate::TaskKind>,
+    /// Only tasks of this source (its id).
+    #[serde(default)]
+    pub source: Option<crate::SourceId>,
     /// 1..=1000 (default 100).
     #[serde(default)]
     pub limit: Option<i64>,

@@ -21,6 +21,7 @@ mod exports;
 mod forget;
 mod nodes;
 mod policies;
+mod reports;
 mod restore_points;
 mod restores;
 mod s3_keys;
@@ -46,6 +47,7 @@ pub use exports::{mount, mounts, unmount};
 pub use forget::forget;
 pub use nodes::node;
 pub use policies::policy;
+pub use reports::report;
 pub use restore_points::{ls, snapshots};
 pub use restores::{protect, restore, RestoreTo};
 pub use s3_keys::{s3_key, status};
@@ -190,6 +192,13 @@ impl Api {
     pub(crate) fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
         let body = self.send("GET", path, None)?;
         decode("GET", path, what, &body)
+    }
+
+    /// `GET path`, the answer as text (CSV).
+    pub(crate) fn get_text(&self, path: &str) -> Result<String> {
+        let body = self.send("GET", path, None)?;
+        String::from_utf8(body)
+            .with_context(|| format!("GET /api/v1{path}: the answer is not UTF-8"))
     }
 
     /// `POST path` with `req` as JSON, the answer decoded as `what`.

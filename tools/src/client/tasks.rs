@@ -1,4 +1,4 @@
-//! `arca task list|show|cancel`, and following a queued task to its end
+//! `arca task list|show|cancel|retry`, and following a queued task to its end
 //! (`--wait`).
 
 use std::collections::HashMap;
@@ -177,16 +177,32 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
     let api = Api::new(cli)?;
     let now = arca_catalog::now();
     match c {
-        TaskCmd::List { state, limit } => {
-            let q = match state {
-                Some(s) => format!("/tasks?limit={limit}&state={s}"),
-                None => format!("/tasks?limit={limit}"),
-            };
+        TaskCmd::List {
+            state,
+            kind,
+            source,
+            limit,
+        } => {
+            let mut q = format!("/tasks?limit={limit}");
+            if let Some(s) = state {
+                q += &format!("&state={s}");
+            }
+            if let Some(k) = kind {
+                q += &format!("&kind={k}");
+            }
+            let names = source_names(&api)?;
+            if let Some(name) = source {
+                let id = names
+                    .iter()
+                    .find(|(_, n)| *n == name)
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| anyhow::anyhow!("no source named {name:?}"))?;
+                q += &format!("&source={id}");
+            }
             let all: Vec<Task> = api.get(&q, "a list of tasks")?;
             if cli.json {
                 return show(cli, &all, |_| String::new());
             }
-            let names = source_names(&api)?;
             show(cli, &all, |all| task_table(all, &names, now))
         }
         TaskCmd::Show { id } => {
@@ -204,6 +220,18 @@ pub fn task(cli: &Cli, c: &TaskCmd) -> Result<u8> {
         TaskCmd::Cancel { id } => {
             let c: Cancelled = api.post_empty(&format!("/tasks/{id}/cancel"), "a cancellation")?;
             show(cli, &c, |c| format!("task {} is {}", c.id, c.state))
+        }
+        TaskCmd::Retry { id, wait } => {
+            let t: Task = api.post_empty(&format!("/tasks/{id}/retry"), "a task")?;
+            if *wait {
+                return follow(cli, &api, t.id);
+            }
+            show(cli, &t, |t| {
+                format!(
+                    "task {id} retried as {} task {} ({})",
+                    t.kind, t.id, t.state
+                )
+            })
         }
     }
 }

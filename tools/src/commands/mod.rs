@@ -112,6 +112,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             shutdown_timeout,
         } => crate::node::run(cli, data_dir, *max_tasks, mounts, *shutdown_timeout),
         Command::Task(c) => crate::client::task(cli, c),
+        Command::Report(c) => crate::client::report(cli, c),
         Command::Mount {
             restore_point,
             nbd: _,

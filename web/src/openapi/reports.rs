@@ -26,3 +26,16 @@ pub(super) fn names_object(r: &Route) -> bool {
             .iter()
             .any(|(n, _)| matches!(*n, "datastore" | "source"))
 }
+
+/// The schema of a query parameter: `{"type": t}`, or for the reports'
+/// `format` and `kind` the values they take.
+pub(super) fn param(r: &Route, name: &str, t: &str) -> Value {
+    if !r.path.starts_with("/api/v1/reports/") {
+        return json!({"type": t});
+    }
+    match name {
+        "format" => json!({"type": "string", "enum": ["json", "csv"]}),
+        "kind" => json!({"type": "string", "enum": arca_model::TaskKind::NAMES}),
+        _ => json!({"type": t}),
+    }
+}

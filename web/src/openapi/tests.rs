@@ -84,7 +84,7 @@ const ADDED: &[(&str, &str)] = &[
     ("get", "/api/v1/reports/protection"),
     ("get", "/api/v1/reports/storage"),
     ("get", "/api/v1/reports/tasks"),
-    // Sign-out of the web UI (issue 16).
+    // Signing out of a cookie session (the web UI, issue 16).
     ("post", "/api/v1/auth/logout"),
 ];
 

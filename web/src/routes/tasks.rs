@@ -21,8 +21,13 @@ pub async fn list_tasks(
     let Query(q) = q?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let visible = p.projects(Action::Read);
+    let f = catalog::TaskFilter {
+        state: q.state,
+        kind: q.kind,
+        source: q.source,
+    };
     let tasks =
-        s.db.call(move |c| c.tasks(q.state, visible.as_deref(), limit, offset))
+        s.db.call(move |c| c.tasks_where(&f, visible.as_deref(), limit, offset))
             .await?;
     Ok(Json(all(tasks)))
 }
