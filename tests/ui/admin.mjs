@@ -128,6 +128,13 @@ try {
   await page.getByRole('button', { name: 'Cancel' }).click();
 
   // ---- Reports: charts against the API, CSV bytes. ----
+  // Every task ended (the gc above), so that the page and the API see
+  // the same tasks in the period.
+  await until('every task to end', 60, async () => {
+    const live = [...await ok('GET', '/tasks?state=queued'), ...await ok('GET', '/tasks?state=running')];
+    return live.length === 0;
+  });
+  await new Promise((r) => setTimeout(r, 1100));
   await open(page, '/reports?period=7d', 'Reports');
   const section = (w) => page.locator(`[data-report="${w}"]`);
   await section('tasks').waitFor();

@@ -38,14 +38,18 @@ async function maybe(p) {
 
 async function load() {
   const now = Math.floor(Date.now() / 1000);
-  const [prot, tasks, nodes, stores, storage] = await Promise.all([
+  const [prot, tasks, failedTasks, verifies, nodes, stores, storage] = await Promise.all([
     maybe(api.get('/reports/protection')),
     api.get('/tasks', { limit: 500 }),
+    api.get('/tasks', { state: 'failed', limit: 200 }),
+    api.get('/tasks', { kind: 'verify', limit: 100 }),
     maybe(api.get('/nodes')),
     maybe(api.get('/datastores')),
     maybe(api.get('/reports/storage', { from: now - 7 * DAY, to: now })),
   ]);
-  return { now, prot, tasks, nodes, stores, storage };
+  return {
+    now, prot, tasks, failedTasks, verifies, nodes, stores, storage,
+  };
 }
 
 /** The damaged restore points the newest finished verify of each datastore found. */
@@ -71,7 +75,7 @@ function problems(ctx, d) {
       s.last_good ? ` — last good restore point ${ago(s.last_good.time)}` : ' — no good restore point',
       s.rpo_seconds ? ` (RPO ${duration(s.rpo_seconds)})` : ''));
   }
-  const failed = d.tasks.filter((t) => t.state === 'failed' && (t.finished_at || t.created_at) >= d.now - DAY);
+  const failed = d.failedTasks.filter((t) => (t.finished_at || t.created_at) >= d.now - DAY);
   for (const t of failed) {
     items.push(h('li.problem', badge('Task failed', 'bad'), ' ',
       ctx.link(`/tasks/${t.id}`, `${t.kind} task ${t.id}`), t.error ? ` — ${t.error}` : '', ' ', h('span.muted', ago(t.finished_at))));
@@ -80,7 +84,7 @@ function problems(ctx, d) {
     items.push(h('li.problem', badge('Node offline', 'bad'), ' ', h('span.name', n.name),
       ` — last seen ${n.last_heartbeat ? ago(n.last_heartbeat) : 'never'}`));
   }
-  for (const r of damaged(d.tasks)) {
+  for (const r of damaged(d.verifies)) {
     items.push(h('li.problem', badge('Damaged', 'bad'), ' ', 'restore point ',
       ctx.link(`/restore-points/${r.id}`, `${r.source || ''} ${r.id.slice(0, 12)}`.trim(), { class: 'name' }),
       r.time ? ` of ${new Date(r.time * 1000).toLocaleString()}` : '', ' (', ctx.link(`/tasks/${r.task}`, 'verify'), ')'));

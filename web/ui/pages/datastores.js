@@ -127,7 +127,7 @@ export async function render(ctx) {
   const body = h('div');
   replace(ctx.main, pageHeader('Datastores'), body);
   const draw = async () => {
-    const [stores, tasks] = await Promise.all([api.get('/datastores'), api.get('/tasks', { limit: 500 })]);
+    const [stores, tasks] = await Promise.all([api.get('/datastores'), api.get('/tasks', { kind: 'verify', limit: 200 })]);
     if (!ctx.live()) return;
     replace(body, stores.length
       ? stores.map((ds) => card(ctx, ds, tasks, admin, draw))
@@ -136,7 +136,7 @@ export async function render(ctx) {
   await draw();
   // Keep the verify results current (the forms are left as they are).
   ctx.every(5000, async () => {
-    const [stores, tasks] = await Promise.all([api.get('/datastores'), api.get('/tasks', { limit: 500 })]);
+    const [stores, tasks] = await Promise.all([api.get('/datastores'), api.get('/tasks', { kind: 'verify', limit: 200 })]);
     if (!ctx.live()) return;
     for (const ds of stores) {
       const box = body.querySelector(`.verify-box[data-id="${ds.id}"]`);
