@@ -947,6 +947,10 @@ pub fn document() -> Value {
             responses.insert("415".into(), error_response("Body is not JSON"));
             responses.insert("422".into(), error_response("Invalid values"));
         }
+        // The audit log's filters are checked (lengths, since <= until).
+        if r.path == "/api/v1/audit" {
+            responses.insert("422".into(), error_response("Invalid filter values"));
+        }
         op.insert("responses".into(), Value::Object(responses));
         let entry = paths
             .entry(r.path.to_string())
