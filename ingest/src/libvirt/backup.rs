@@ -265,14 +265,16 @@ pub fn backup(
 type Client = NbdClient<ssh2::Channel>;
 
 /// Read the disks through their NBD clients into one restore point.
-/// `clients[i]` serves `rec.disks[i]`; `bitmaps[i]` names the dirty-bitmap
-/// context when the disk is read incrementally.
+/// `clients[i]` serves `rec.disks[i]`, with the dirty-bitmap context when
+/// the disk is read incrementally; `how` is said in each disk's mode.
+#[allow(clippy::too_many_arguments)]
 fn store(
     ds: &Arc<Datastore>,
     rec: &BackupRecord,
     clients: Vec<(Client, Option<String>)>,
     cbt: &str,
     since: &std::result::Result<String, String>,
+    how: Option<&str>,
     opts: &VmBackupOptions,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
@@ -319,10 +321,11 @@ fn store(
         };
         i.allocated = Some(allocated.clone());
         i.changed = changed.clone();
-        if let Ok(c) = since {
-            i.changed_from = format!("the dirty bitmap of checkpoint {c}");
+        let how = how.map(|h| format!("; {h}")).unwrap_or_default();
+        match since {
+            Ok(c) => i.changed_from = format!("the dirty bitmap of checkpoint {c}{how}"),
+            Err(why) => i.no_changes_because = Some(format!("{why}{how}")),
         }
-        i.no_changes_because = since.as_ref().err().cloned();
         i.parent = parent_disks.iter().find(|p| p.name == d.target).cloned();
         inputs.push(i);
     }

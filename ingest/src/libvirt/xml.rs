@@ -202,8 +202,11 @@ pub fn backup_xml(
         } else {
             ""
         };
+        // type='file': the scratch overlay QEMU keeps the point-in-time
+        // blocks in is a file (libvirt's schema requires the type; without
+        // a <scratch> element libvirt puts it next to the disk image).
         s.push_str(&format!(
-            "    <disk name='{}' backup='yes'{mode}/>\n",
+            "    <disk name='{}' backup='yes' type='file'{mode}/>\n",
             escape(t)
         ));
     }

@@ -193,3 +193,51 @@ fn import_rewrites_name_disks_and_identity_only() {
     );
     assert!(import_xml(DOMAIN, "c", &extra).is_err());
 }
+
+/// libvirt's own schemas (`virt-xml-validate`, from libvirt-clients)
+/// accept the documents Arca sends: a checkpoint, a full and an
+/// incremental backup job, and an import's definition.
+#[test]
+fn libvirt_schemas_accept_what_we_send() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut disks = BTreeMap::new();
+    disks.insert(
+        "vda".to_string(),
+        NewDisk {
+            path: "/srv/new/c-vda.qcow2".into(),
+            format: "qcow2".into(),
+        },
+    );
+    let docs = [
+        (
+            "domaincheckpoint",
+            checkpoint_xml("arca-1", &["vda"], &["vdb", "sda"]),
+        ),
+        (
+            "domainbackup",
+            backup_xml(None, 10811, &["vda", "vdb"], &[], &["sda"]),
+        ),
+        (
+            "domainbackup",
+            backup_xml(Some("arca-1"), 10811, &["vda", "vdb"], &["vdb"], &["sda"]),
+        ),
+        (
+            "domain",
+            import_xml(DOMAIN, "copy", &disks).expect("import"),
+        ),
+    ];
+    for (i, (schema, doc)) in docs.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.xml"));
+        std::fs::write(&p, doc).expect("write");
+        let out = std::process::Command::new("virt-xml-validate")
+            .arg(&p)
+            .arg(schema)
+            .output()
+            .expect("virt-xml-validate (libvirt-clients) runs");
+        assert!(
+            out.status.success(),
+            "{schema}: {}\n{doc}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -127,7 +127,8 @@ pub(super) fn backup(
         Err(why) => format!("domain shut off: full, disk files read with qemu-nbd ({why})"),
     };
     let cbt = rec.checkpoint.clone().unwrap_or_default();
-    let mut out = store(ds, rec, clients, &cbt, &since, opts, progress)?;
+    let how = "the domain is shut off, its disk files read with qemu-nbd";
+    let mut out = store(ds, rec, clients, &cbt, &since, Some(how), opts, progress)?;
     out.warnings.extend(rec.warnings.iter().cloned());
     Ok(out)
 }

@@ -238,6 +238,7 @@ fn read(
         clients,
         rec.checkpoint.as_deref().unwrap_or_default(),
         since,
+        None,
         opts,
         progress,
     )
