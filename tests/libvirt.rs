@@ -113,7 +113,7 @@ fn full_then_incremental_backup_and_import_of_a_running_kvm_guest() {
     assert!(full["bytes_read"].as_u64().unwrap() < 4 * MIB, "{full}");
     assert!(full["bytes_read"].as_u64().unwrap() >= 64 * KIB, "{full}");
     let ck1 = full["checkpoint"].as_str().unwrap().to_string();
-    assert_eq!(dom.checkpoints(), [ck1.clone()]);
+    assert_eq!(dom.checkpoints(), [ck1.as_str()]);
     // The pull-mode job is over.
     let job = run_tool("virsh", &["-c", lab::URI, "backup-dumpxml", &dom.name]);
     assert!(!job.status.success(), "a backup job is still running");
@@ -137,7 +137,7 @@ fn full_then_incremental_backup_and_import_of_a_running_kvm_guest() {
     let ck2 = inc["checkpoint"].as_str().unwrap().to_string();
     assert_ne!(ck1, ck2);
     // The older checkpoint is gone once the restore point is committed.
-    assert_eq!(dom.checkpoints(), [ck2.clone()]);
+    assert_eq!(dom.checkpoints(), [ck2.as_str()]);
     let snap = inc["snapshot"].as_str().unwrap().to_string();
 
     // Import under a new name, as qcow2, and start it.
@@ -385,4 +385,54 @@ fn bad_hosts_keys_and_domains_fail_clearly_without_a_restore_point() {
     assert_eq!(ok["consistency"], "application");
     assert!(odd.exists());
     assert_eq!(env.snapshot_ids().len(), before.len() + 1);
+    let ck = ok["checkpoint"].as_str().unwrap().to_string();
+
+    // The export disappears after the job started (a post command aborts
+    // it): the backup fails, nothing is listed, the new checkpoint is
+    // deleted and the last good one stays.
+    let abort =
+        serde_json::to_string(&["virsh", "-c", lab::URI, "domjobabort", &dom.name]).unwrap();
+    let err = fails(
+        &env,
+        &with(
+            &ssh.args(),
+            &["backup", "libvirt", &dom.name, "--post", &abort],
+        ),
+    );
+    assert!(err.contains("ended before its disks were read"), "{err}");
+    assert_eq!(env.snapshot_ids().len(), before.len() + 1);
+    assert_eq!(dom.checkpoints(), [ck.as_str()]);
+
+    // Killed mid-run (Ctrl-C while a post command runs): the job and the
+    // checkpoint it made stay on the host; the next backup aborts that
+    // job, is incremental against the last good checkpoint, and leaves
+    // only its own.
+    let sleep = r#"["sleep","30"]"#;
+    let args = with(
+        &ssh.args(),
+        &["backup", "libvirt", &dom.name, "--post", sleep],
+    );
+    let mut child = env
+        .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    common::daemon::wait_until("the backup job to start", 30, || {
+        run_tool("virsh", &["-c", lab::URI, "backup-dumpxml", &dom.name])
+            .status
+            .success()
+    });
+    tool("kill", &["-INT", &child.id().to_string()]);
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(dom.checkpoints().len(), 2, "{:?}", dom.checkpoints());
+    let next = json(&env, &with(&ssh.args(), &["backup", "libvirt", &dom.name]));
+    assert!(next["mode"].as_str().unwrap().contains(&ck), "{next}");
+    assert!(
+        next["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("aborted the backup job an interrupted run left"),
+        "{next}"
+    );
+    assert_eq!(dom.checkpoints(), [next["checkpoint"].as_str().unwrap()]);
+    assert_eq!(env.snapshot_ids().len(), before.len() + 2);
 }

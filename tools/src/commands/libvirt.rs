@@ -82,7 +82,7 @@ pub(super) fn backup(cli: &Cli, a: &LibvirtBackupArgs, common: &BackupArgs) -> R
     let parent = parent_for(&ds, common, &source)?;
     let conn = connect(cli, &a.host)?;
     crate::interrupt::explain(
-        "interrupted: nothing was committed; the checkpoint made by this run stays on the host until the next backup deletes it",
+        "interrupted: nothing was committed; the backup job and checkpoint this run started on the host are cleaned up by the next backup",
     );
     let opts = VmBackupOptions {
         source: source.clone(),

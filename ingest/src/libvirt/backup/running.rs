@@ -63,6 +63,33 @@ fn begin(
     )))
 }
 
+/// A pull-mode job that an earlier, killed Arca run left running (its NBD
+/// server on loopback in Arca's port range) is aborted, or no new job
+/// could start. Another tool's job is left alone: then `backup-begin`
+/// fails with libvirt's own message.
+fn abort_leftover_job(conn: &Conn, dom: &str) -> Option<String> {
+    let job = conn.run(&virsh(&["backup-dumpxml", dom])).ok()?;
+    if job.stdout.len() > xml::MAX_XML {
+        return None;
+    }
+    let doc = roxmltree::Document::parse(&job.stdout).ok()?;
+    let server = doc.descendants().find(|n| n.has_tag_name("server"))?;
+    let port: u16 = server.attribute("port")?.parse().ok()?;
+    let ours = server.attribute("name") == Some("127.0.0.1")
+        && (PORT_BASE..PORT_BASE + PORT_SPAN as u16).contains(&port);
+    if !ours {
+        return None;
+    }
+    match conn.run(&virsh(&["domjobabort", dom])) {
+        Ok(_) => Some(format!(
+            "aborted the backup job an interrupted run left on {dom} (NBD port {port})"
+        )),
+        Err(e) => Some(format!(
+            "a backup job an interrupted run left on {dom}: {e}"
+        )),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backup(
     ds: &Arc<Datastore>,
@@ -117,7 +144,7 @@ pub(super) fn backup(
         Some(ck_path.as_str())
     };
 
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = abort_leftover_job(conn, &name).into_iter().collect();
     rec.consistency = Consistency::Crash;
     if !opts.pre.is_empty() {
         match run_all(conn, &opts.pre, "pre") {
@@ -216,7 +243,14 @@ fn read(
     opts: &VmBackupOptions,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
-    let job = conn.run(&virsh(&["backup-dumpxml", &rec.domain]))?;
+    let job = conn
+        .run(&virsh(&["backup-dumpxml", &rec.domain]))
+        .map_err(|e| {
+            Error::Unsupported(format!(
+                "the backup job of {} ended before its disks were read: {e}",
+                rec.domain
+            ))
+        })?;
     let exported = xml::parse_backup_job(&job.stdout)?;
     let mut clients = Vec::new();
     for d in &rec.disks {
