@@ -12,6 +12,7 @@
 pub mod files;
 pub mod image;
 pub mod libvirt;
+pub mod nbd;
 pub mod prefetch;
 pub mod restore;
 
