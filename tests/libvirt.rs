@@ -140,6 +140,35 @@ fn full_then_incremental_backup_and_import_of_a_running_kvm_guest() {
     assert_eq!(dom.checkpoints(), [ck2.as_str()]);
     let snap = inc["snapshot"].as_str().unwrap().to_string();
 
+    // The checkpoint's bitmap is lost inside QEMU (as after a disk was
+    // swapped): libvirt cannot start the incremental job, so the backup
+    // is full against the parent, says why, and starts a new checkpoint.
+    let node = virsh(&["qemu-monitor-command", &dom.name, "--hmp", "info block"]);
+    let node = node.split(':').next().unwrap().trim().to_string();
+    let qmp = serde_json::json!({"execute": "block-dirty-bitmap-remove",
+        "arguments": {"node": node, "name": ck2}});
+    virsh(&["qemu-monitor-command", &dom.name, &qmp.to_string()]);
+    let lost = json(&env, &backup);
+    let mode = lost["mode"].as_str().unwrap();
+    assert!(
+        mode.contains(&format!(
+            "the incremental job against checkpoint {ck2} could not start"
+        )),
+        "{lost}"
+    );
+    assert!(mode.starts_with("full"), "{lost}");
+    assert!(lost["bytes_read"].as_u64().unwrap() >= 4 * CHUNK, "{lost}");
+    assert_eq!(lost["bytes_added"], 0, "{lost}");
+    let w = lost["warnings"].to_string();
+    assert!(
+        w.contains(&format!(
+            "old checkpoint {ck2} removed from libvirt's metadata only"
+        )),
+        "{lost}"
+    );
+    let ck2 = lost["checkpoint"].as_str().unwrap().to_string();
+    assert_eq!(dom.checkpoints(), [ck2.as_str()]);
+
     // Import under a new name, as qcow2, and start it.
     let new_name = unique("copy");
     let target_dir = env.path("imported");

@@ -96,7 +96,7 @@ pub(super) fn backup(
     conn: &Conn,
     tmp: &RemoteTmp,
     rec: &mut BackupRecord,
-    since: std::result::Result<String, String>,
+    mut since: std::result::Result<String, String>,
     skip: &[&XmlDisk],
     opts: &VmBackupOptions,
     progress: &Progress,
@@ -124,7 +124,8 @@ pub(super) fn backup(
         .map(|d| d.target.as_str())
         .collect();
     let skipped: Vec<&str> = skip.iter().map(|d| d.target.as_str()).collect();
-    let incremental = since.as_ref().ok().map(String::as_str);
+    let incremental = since.clone().ok();
+    let incremental = incremental.as_deref();
 
     let new_ckpt = new_checkpoint_name();
     let ck_path = tmp.file("checkpoint.xml");
@@ -161,7 +162,7 @@ pub(super) fn backup(
             }
         }
     }
-    let begun = begin(
+    let mut begun = begin(
         conn,
         tmp,
         &name,
@@ -169,6 +170,24 @@ pub(super) fn backup(
         (&targets, &full, &skipped),
         checkpoint,
     );
+    // The checkpoint exists but libvirt cannot use it (its bitmap is gone
+    // from a disk, or broken after QEMU was killed): a full job instead,
+    // at once, while the pre commands' effect still holds.
+    if let (Some(c), Err(Error::Remote { stderr, .. })) = (incremental, &begun) {
+        since = Err(format!(
+            "the incremental job against checkpoint {c} could not start: {}",
+            stderr.lines().next().unwrap_or_default()
+        ));
+        delete_checkpoint(conn, &name, &new_ckpt);
+        begun = begin(
+            conn,
+            tmp,
+            &name,
+            None,
+            (&targets, &full, &skipped),
+            checkpoint,
+        );
+    }
     if let Err(e) = run_all(conn, &opts.post, "post") {
         warnings.push(format!("post command failed: {e}"));
     }
@@ -208,9 +227,8 @@ pub(super) fn backup(
                         .iter()
                         .filter(|c| c.starts_with(CHECKPOINT_PREFIX) && **c != new_ckpt)
                     {
-                        if let Err(e) = conn.run(&virsh(&["checkpoint-delete", &name, c])) {
-                            out.warnings
-                                .push(format!("deleting old checkpoint {c}: {e}"));
+                        if let Some(w) = delete_old_checkpoint(conn, &name, c) {
+                            out.warnings.push(w);
                         }
                     }
                 }
@@ -222,6 +240,19 @@ pub(super) fn backup(
             delete_checkpoint(conn, &name, &new_ckpt);
             Err(e)
         }
+    }
+}
+
+/// Delete an older checkpoint; when libvirt cannot (its bitmap is gone
+/// from a disk), drop it from libvirt's metadata so that it does not
+/// linger, and say so.
+fn delete_old_checkpoint(conn: &Conn, dom: &str, ckpt: &str) -> Option<String> {
+    let e = conn.run(&virsh(&["checkpoint-delete", dom, ckpt])).err()?;
+    match conn.run(&virsh(&["checkpoint-delete", dom, ckpt, "--metadata"])) {
+        Ok(_) => Some(format!(
+            "old checkpoint {ckpt} removed from libvirt's metadata only ({e})"
+        )),
+        Err(e2) => Some(format!("deleting old checkpoint {ckpt}: {e}; {e2}")),
     }
 }
 
