@@ -10,6 +10,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "libvirt/control.rs"]
+mod control;
 #[path = "libvirt/lab.rs"]
 mod lab;
 

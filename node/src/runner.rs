@@ -504,8 +504,12 @@ impl Runner {
             },
         };
         // Checked again here, on the real path: a link out of the node's
-        // source roots fails the backup.
-        let path: PathBuf = confinement(p.confine.as_ref())?.real_source(&source.path)?;
+        // source roots fails the backup. (A libvirt source's path is its
+        // domain's name on its host.)
+        let path: PathBuf = match source.kind {
+            SourceKind::Libvirt => PathBuf::new(),
+            _ => confinement(p.confine.as_ref())?.real_source(&source.path)?,
+        };
         let out = match source.kind {
             SourceKind::Files => {
                 let opts = arca_ingest::files::FilesOptions {
@@ -514,6 +518,7 @@ impl Runner {
                     tags: source.tags.clone(),
                 };
                 arca_ingest::files::backup(&ds, &path, &opts, progress)
+                    .map_err(|e| e.to_string())?
             }
             SourceKind::Image => {
                 let opts = arca_ingest::image::ImageOptions {
@@ -524,9 +529,22 @@ impl Runner {
                     full_read: false,
                 };
                 arca_ingest::image::backup(&ds, &path, &opts, progress)
+                    .map_err(|e| e.to_string())?
             }
-        }
-        .map_err(|e| e.to_string())?;
+            SourceKind::Libvirt => {
+                let h = l
+                    .hypervisor
+                    .as_ref()
+                    .ok_or("the lease of a libvirt backup names no hypervisor")?;
+                let opts = arca_ingest::libvirt::VmBackupOptions {
+                    source: source.name.clone(),
+                    parent,
+                    tags: source.tags.clone(),
+                    ..Default::default()
+                };
+                crate::vm::backup(&ds, h, &source.path, &opts, progress)?
+            }
+        };
         for w in &out.warnings {
             self.coord
                 .log(task.id, LogLevel::Warn, &format!("skipped {w}"));

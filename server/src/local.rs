@@ -26,6 +26,8 @@ pub struct Local {
     pub notifier: Arc<Notifier>,
     /// The tasks this node leased, and their attempts.
     held: Held,
+    /// Opens hypervisors' sealed SSH keys for the leases of their backups.
+    credentials: Option<Arc<arca_web::s3_secrets::SecretBox>>,
 }
 
 impl Local {
@@ -35,7 +37,53 @@ impl Local {
             node_id,
             notifier: Arc::new(Notifier::default()),
             held: Default::default(),
+            credentials: None,
         }
+    }
+
+    /// Open hypervisors' keys with `b` when leasing their backups.
+    pub fn with_credentials(mut self, b: Option<Arc<arca_web::s3_secrets::SecretBox>>) -> Local {
+        self.credentials = b;
+        self
+    }
+
+    /// How to reach the hypervisor of a libvirt source (None for other
+    /// kinds), its key unsealed for this lease.
+    fn hypervisor_of(
+        &self,
+        s: &catalog::Source,
+    ) -> Result<Option<arca_proto::HypervisorAccess>, String> {
+        if s.kind != arca_model::SourceKind::Libvirt {
+            return Ok(None);
+        }
+        let id = s.settings["hypervisor_id"]
+            .as_i64()
+            .ok_or_else(|| format!("source {} names no hypervisor", s.name))?;
+        let h = self
+            .catalog
+            .hypervisor(arca_model::HypervisorId(id))
+            .map_err(|e| format!("the hypervisor of source {}: {e}", s.name))?;
+        let b = self
+            .credentials
+            .as_ref()
+            .ok_or("this server keeps no credentials (no credentials key)")?;
+        let sealed = self
+            .catalog
+            .hypervisor_key(h.id)
+            .map_err(|e| e.to_string())?;
+        let key = b
+            .open(
+                &arca_web::inventory::key_aad(h.project_id, &h.name),
+                &sealed,
+            )
+            .map_err(|e| format!("the private key of hypervisor {}: {e}", h.name))?;
+        Ok(Some(arca_proto::HypervisorAccess {
+            id: h.id.get(),
+            address: h.address,
+            user: h.user,
+            private_key: key,
+            host_key: h.host_key.unwrap_or_default(),
+        }))
     }
 
     pub fn with_notifier(mut self, n: Arc<Notifier>) -> Local {
@@ -191,6 +239,10 @@ impl Local {
         // The kind and parameters as typed values: a task stored with
         // parameters that do not fit fails with what is wrong.
         let spec = task.spec().map_err(|e| e.to_string())?;
+        let hypervisor = match &source {
+            Some(s) => self.hypervisor_of(s)?,
+            None => None,
+        };
         Ok(Leased {
             task: LeasedTask {
                 id: task.id,
@@ -204,6 +256,7 @@ impl Local {
             source,
             retention: retention.map(Into::into),
             datastore,
+            hypervisor,
         })
     }
 

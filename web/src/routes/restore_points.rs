@@ -8,7 +8,7 @@
 //! runs takes effect from the next such task.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
-use arca_model::{api, ForgetParams, RestoreParams, SourceKind};
+use arca_model::{api, ForgetParams, RestoreParams};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -232,7 +232,7 @@ pub async fn restore(
         let path = match b.path {
             // A path of an image's file tree (`part1/etc/hostname`): a
             // leading '/' is the tree's root.
-            Some(p) if rp.kind == SourceKind::Image => Some(p.trim_start_matches('/').to_string()),
+            Some(p) if rp.kind.has_disks() => Some(p.trim_start_matches('/').to_string()),
             // An absolute path: under the source's root, as on the machine
             // that was backed up (the source's path; the restore point's
             // source name once the source is gone).
