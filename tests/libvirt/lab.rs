@@ -163,6 +163,11 @@ pub struct Domain {
 
 impl Domain {
     pub fn define(dir: &Path, name: &str, size_mib: u64) -> Domain {
+        Self::define_with(dir, name, size_mib, "")
+    }
+
+    /// [`Domain::define`] with more `<devices>` (disks, CD-ROMs).
+    pub fn define_with(dir: &Path, name: &str, size_mib: u64, devices: &str) -> Domain {
         // QEMU runs as libvirt-qemu: it must reach the disk file.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let disk = dir.join(format!("{name}.qcow2"));
@@ -183,7 +188,7 @@ impl Domain {
              <disk type='file' device='disk'>\n<driver name='qemu' type='qcow2'/>\n\
              <source file='{}'/>\n<target dev='vda' bus='virtio'/>\n</disk>\n\
              <interface type='user'><mac address='52:54:00:ab:cd:ef'/><model type='virtio'/></interface>\n\
-             </devices>\n</domain>\n",
+             {devices}</devices>\n</domain>\n",
             disk.display()
         );
         let path = dir.join(format!("{name}.xml"));
@@ -206,12 +211,17 @@ impl Domain {
     /// Write `len` bytes of `pattern` at `off` into the running guest's
     /// disk, through QEMU (so that its dirty bitmaps see the write).
     pub fn write(&self, pattern: u8, off: u64, len: u64) {
+        self.write_disk(0, pattern, off, len)
+    }
+
+    /// [`Domain::write`] into the guest's virtio disk number `n` (vda = 0).
+    pub fn write_disk(&self, n: u32, pattern: u8, off: u64, len: u64) {
         let out = virsh(&[
             "qemu-monitor-command",
             &self.name,
             "--hmp",
             &format!(
-                "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"write -P {pattern:#x} {off} {len}\""
+                "qemu-io -d /machine/peripheral/virtio-disk{n}/virtio-backend \"write -P {pattern:#x} {off} {len}\""
             ),
         ]);
         assert!(!out.to_lowercase().contains("error"), "qemu-io: {out}");

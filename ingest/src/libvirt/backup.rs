@@ -350,3 +350,83 @@ fn store(
 
 mod offline;
 mod running;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(uuid: &str, checkpoint: Option<&str>) -> BackupRecord {
+        BackupRecord {
+            host: "h:22".into(),
+            domain: "web1".into(),
+            uuid: uuid.into(),
+            state: "running".into(),
+            xml: "<domain/>".into(),
+            disks: vec![RecordedDisk {
+                target: "vda".into(),
+                source: "/v/web1.qcow2".into(),
+                format: "qcow2".into(),
+                size: 1 << 30,
+            }],
+            skipped: vec!["sda is a cdrom".into()],
+            checkpoint: checkpoint.map(str::to_string),
+            mode: "full (no parent restore point)".into(),
+            consistency: Consistency::Application,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn dom(uuid: &str) -> Domain {
+        Domain {
+            name: "web1".into(),
+            uuid: uuid.into(),
+            state: "running".into(),
+            disks: Vec::new(),
+            xml: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_parents_checkpoint_is_used_only_when_it_still_fits() {
+        let present = vec!["arca-1".to_string()];
+        let d = dom("u1");
+        let ok = record("u1", Some("arca-1"));
+        assert_eq!(
+            usable_checkpoint(&d, Some(&ok), &present),
+            Ok("arca-1".into())
+        );
+        let why = |p: Option<&BackupRecord>, present: &[String]| {
+            usable_checkpoint(&d, p, present).expect_err("not usable")
+        };
+        assert_eq!(why(None, &present), "no parent restore point");
+        assert!(why(Some(&record("u2", Some("arca-1"))), &present).contains("redefined"));
+        assert_eq!(
+            why(Some(&record("u1", None)), &present),
+            "the parent recorded no checkpoint"
+        );
+        assert!(why(Some(&ok), &[]).contains("gone from the host"));
+    }
+
+    #[test]
+    fn the_record_round_trips_through_the_manifest() {
+        let r = record("u1", Some("arca-1"));
+        let snap = Snapshot {
+            id: Default::default(),
+            manifest: arca_repo::format::Manifest {
+                metadata_json: r.to_json(),
+                ..Default::default()
+            },
+        };
+        let back = BackupRecord::of(&snap).expect("a libvirt record");
+        assert_eq!(back.checkpoint.as_deref(), Some("arca-1"));
+        assert_eq!(back.disks, r.disks);
+        assert_eq!(back.consistency, Consistency::Application);
+        assert!(r.to_json().contains("\"consistency\":\"application\""));
+        // Other kinds of restore points have no record.
+        let other = Snapshot {
+            id: Default::default(),
+            manifest: Default::default(),
+        };
+        assert!(BackupRecord::of(&other).is_none());
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arca_repo::image::read_table;
 use arca_repo::{Datastore, Snapshot};
@@ -107,26 +107,65 @@ fn upload_disk(
     };
     let mut f = conn.create_file(path)?;
     let e = |x: std::io::Error| Error::Ssh(format!("write {path} on {}: {x}", conn.addr()));
-    for (i, id) in ids.iter().enumerate() {
-        progress.check_cancel()?;
-        let off = i as u64 * disk.chunk_size as u64;
-        let want = (disk.size - off).min(disk.chunk_size as u64);
-        if id.is_zero() {
-            progress.add(want);
-            continue;
+    let cs = disk.chunk_size as u64;
+    let block = |i: usize| {
+        let off = i as u64 * cs;
+        (off, (disk.size - off).min(cs))
+    };
+    let holes: u64 = (0..ids.len())
+        .filter(|&i| ids[i].is_zero())
+        .map(|i| block(i).1)
+        .sum();
+    progress.add(holes);
+    // Readers fetch, decrypt, decompress and verify blocks in parallel;
+    // this thread alone writes them to the one SFTP handle. Returning
+    // early drops the receiver, which stops the readers.
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4);
+    let (next, ids, block) = (&next, &ids, &block);
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, Vec<u8>)>>(threads * 2);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { break };
+                if id.is_zero() {
+                    continue;
+                }
+                let (off, want) = block(i);
+                let r = progress
+                    .check_cancel()
+                    .and_then(|()| ds.read_blob(id))
+                    .map_err(Error::Repo)
+                    .and_then(|data| {
+                        if data.len() as u64 == want {
+                            Ok((off, data))
+                        } else {
+                            Err(Error::Repo(arca_repo::Error::Corrupt(format!(
+                                "block {i} of disk {} has {} bytes, expected {want}",
+                                disk.name,
+                                data.len()
+                            ))))
+                        }
+                    });
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    break;
+                }
+            });
         }
-        let data = ds.read_blob(id)?;
-        if data.len() as u64 != want {
-            return Err(Error::Repo(arca_repo::Error::Corrupt(format!(
-                "block {i} of disk {} has {} bytes, expected {want}",
-                disk.name,
-                data.len()
-            ))));
+        drop(tx);
+        for r in &rx {
+            let (off, data) = r?;
+            f.seek(SeekFrom::Start(off)).map_err(e)?;
+            f.write_all(&data).map_err(e)?;
+            progress.add(data.len() as u64);
         }
-        f.seek(SeekFrom::Start(off)).map_err(e)?;
-        f.write_all(&data).map_err(e)?;
-        progress.add(want);
-    }
+        Ok(())
+    })?;
     // The length, whatever holes it ends with.
     f.setstat(ssh2::FileStat {
         size: Some(disk.size),
