@@ -44,7 +44,8 @@ for t in restic borg; do
     fi
 done
 if [[ " $TOOLS " == *" bupstash "* ]] && ! command -v bupstash >/dev/null; then
-    log "installing bupstash (cargo install --locked bupstash)"
+    log "installing bupstash (cargo install --locked bupstash; it links libsodium)"
+    apt-get install -y -qq --no-install-recommends libsodium-dev pkg-config >>"$LOG" 2>&1 || true
     CARGO_TARGET_DIR=/root/.cache/bupstash-build cargo install --locked bupstash >>"$LOG" 2>&1 ||
         TOOLS=${TOOLS/bupstash/}
 fi
@@ -70,7 +71,7 @@ timed() {
     s=$(date +%s.%N)
     "$@" >>"$LOG" 2>&1
     e=$(date +%s.%N)
-    echo "$e - $s" | bc
+    printf %.1f "$(echo "$e - $s" | bc)"
 }
 
 # Dirty PCT% of the disk in writes of $1 KiB at random aligned offsets
