@@ -60,7 +60,7 @@ fn fails(env: &Env, args: &[String]) -> String {
 }
 
 /// The bytes of `len` at `off` of a disk image of any format.
-fn read_at(image: &str, fmt: &str, off: u64, len: u64) -> Vec<u8> {
+pub(crate) fn read_at(image: &str, fmt: &str, off: u64, len: u64) -> Vec<u8> {
     let out = std::env::temp_dir().join(format!("arca-libvirt-read-{}", std::process::id()));
     let _ = std::fs::remove_file(&out);
     tool(

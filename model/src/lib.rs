@@ -50,7 +50,7 @@ pub use kinds::{
 };
 pub use task::{
     BackupParams, BadParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
-    RestoreParams, Retention, TaskSpec, VerifyParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams, VmImport,
 };
 pub use task_result::{
     BackupResult, BadResult, CommitExportResult, ForgetResult, GcResult, PruneResult,

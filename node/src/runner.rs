@@ -601,6 +601,40 @@ impl Runner {
     }
 
     fn restore(&self, l: &Leased, p: &RestoreParams, progress: &Progress) -> Outcome {
+        if let Some(imp) = &p.import {
+            // Onto a hypervisor: nothing is written on this node.
+            let h = l
+                .hypervisor
+                .as_ref()
+                .ok_or("the lease of an import names no hypervisor")?;
+            let (_, ds) = self.task_datastore(l)?;
+            let snap = ds
+                .resolve_snapshot(&p.restore_point.to_hex(), None)
+                .map_err(|e| e.to_string())?;
+            let done = crate::vm::import(&ds, h, &snap, imp, progress)?;
+            self.coord.log(
+                l.task.id,
+                LogLevel::Info,
+                &format!(
+                    "defined domain {} (uuid {}) on {}{}; disks: {}",
+                    done.name,
+                    done.uuid,
+                    h.address,
+                    if done.started { ", started" } else { "" },
+                    done.disks
+                        .iter()
+                        .map(|(t, f)| format!("{t} = {f}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: format!("domain {} on {}", done.name, h.address),
+                bytes: snap.manifest.disks.iter().map(|d| d.size).sum(),
+                tree: None,
+            }));
+        }
         let subpath = p.path.as_deref();
         // The real target, under the node's restore roots.
         let conf = confinement(p.confine.as_ref())?;

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use arca_ingest::libvirt::{self, Host, HostKey, SshKey, VmBackupOptions};
+use arca_ingest::libvirt::{self, Host, HostKey, ImportOptions, Imported, SshKey, VmBackupOptions};
 use arca_ingest::{BackupOutcome, Progress};
+use arca_model::VmImport;
 use arca_proto::HypervisorAccess;
-use arca_repo::Datastore;
+use arca_repo::{Datastore, Snapshot};
 
 /// The libvirt connection parameters of a lease.
 pub fn host(h: &HypervisorAccess) -> Result<Host, String> {
@@ -38,4 +39,25 @@ pub fn backup(
 ) -> Result<BackupOutcome, String> {
     let conn = libvirt::connect(&host(h)?).map_err(|e| e.to_string())?;
     libvirt::backup(ds, &conn, domain, opts, progress).map_err(|e| e.to_string())
+}
+
+/// Import `snap` (a VM's restore point) onto the lease's hypervisor.
+pub fn import(
+    ds: &Arc<Datastore>,
+    h: &HypervisorAccess,
+    snap: &Snapshot,
+    imp: &VmImport,
+    progress: &Progress,
+) -> Result<Imported, String> {
+    let conn = libvirt::connect(&host(h)?).map_err(|e| e.to_string())?;
+    let opts = ImportOptions {
+        new_name: imp.name.clone(),
+        dir: imp.dir.clone(),
+        format: imp
+            .format
+            .parse()
+            .map_err(|e: libvirt::Error| e.to_string())?,
+        start: imp.start,
+    };
+    libvirt::import(ds, &conn, snap, &opts, progress).map_err(|e| e.to_string())
 }

@@ -47,22 +47,29 @@ impl Local {
         self
     }
 
-    /// How to reach the hypervisor of a libvirt source (None for other
-    /// kinds), its key unsealed for this lease.
-    fn hypervisor_of(
+    /// How to reach the hypervisor a task needs: a libvirt source's, or
+    /// an import's (None for other tasks), its key unsealed for this lease.
+    fn hypervisor_for(
         &self,
-        s: &catalog::Source,
+        source: Option<&catalog::Source>,
+        spec: &TaskSpec,
     ) -> Result<Option<arca_proto::HypervisorAccess>, String> {
-        if s.kind != arca_model::SourceKind::Libvirt {
-            return Ok(None);
-        }
-        let id = s.settings["hypervisor_id"]
-            .as_i64()
-            .ok_or_else(|| format!("source {} names no hypervisor", s.name))?;
+        let id = match (source, spec) {
+            (_, TaskSpec::Restore(r)) if r.import.is_some() => {
+                r.import.as_ref().map(|i| i.hypervisor_id.get())
+            }
+            (Some(s), _) if s.kind == arca_model::SourceKind::Libvirt => Some(
+                s.settings["hypervisor_id"]
+                    .as_i64()
+                    .ok_or_else(|| format!("source {} names no hypervisor", s.name))?,
+            ),
+            _ => None,
+        };
+        let Some(id) = id else { return Ok(None) };
         let h = self
             .catalog
             .hypervisor(arca_model::HypervisorId(id))
-            .map_err(|e| format!("the hypervisor of source {}: {e}", s.name))?;
+            .map_err(|e| format!("hypervisor {id}: {e}"))?;
         let b = self
             .credentials
             .as_ref()
@@ -239,10 +246,7 @@ impl Local {
         // The kind and parameters as typed values: a task stored with
         // parameters that do not fit fails with what is wrong.
         let spec = task.spec().map_err(|e| e.to_string())?;
-        let hypervisor = match &source {
-            Some(s) => self.hypervisor_of(s)?,
-            None => None,
-        };
+        let hypervisor = self.hypervisor_for(source.as_ref(), &spec)?;
         Ok(Leased {
             task: LeasedTask {
                 id: task.id,

@@ -174,6 +174,60 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
     assert_eq!(rps.len(), 2, "{rps:?}");
     assert!(rps.iter().all(|r| r["kind"] == "libvirt"), "{rps:?}");
 
+    // Restore as import: the VM recreated on the host under a new name,
+    // its disk equal to the guest's at the second backup.
+    let images = dir.path().join("imported");
+    std::fs::create_dir_all(&images).unwrap();
+    let copy = unique("copy");
+    let newest = rps
+        .iter()
+        .max_by_key(|r| r["time"].as_i64().unwrap())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = api_ok(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/restore-points/{newest}/import"),
+        Some(json!({
+            "hypervisor": "kvm1", "name": copy, "dir": images, "format": "qcow2",
+        })),
+        202,
+    );
+    let t = wait_task(&url, &token, t["id"].as_i64().unwrap());
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert!(
+        t["result"]["target"].as_str().unwrap().contains(&copy),
+        "{t}"
+    );
+    let xml = crate::lab::virsh(&["dumpxml", &copy]);
+    let disk = images.join(format!("{copy}-vda.qcow2"));
+    assert!(xml.contains(disk.to_str().unwrap()), "{xml}");
+    let got = crate::read_at(disk.to_str().unwrap(), "qcow2", 8 * MIB, 128 * KIB);
+    assert!(
+        got.iter().all(|b| *b == 0x11),
+        "the imported disk lacks the second write"
+    );
+    let got = crate::read_at(disk.to_str().unwrap(), "qcow2", MIB, 64 * KIB);
+    assert!(
+        got.iter().all(|b| *b == 0x5a),
+        "the imported disk lacks the first write"
+    );
+    remove_domain(&copy);
+    // Only a VM's restore points import, and only to a known hypervisor.
+    let (s, v) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/api/v1/restore-points/{newest}/import"),
+        Some(json!({
+            "hypervisor": "nope", "dir": "/tmp",
+        })),
+    );
+    assert_eq!(s, 422, "{v}");
+
     // Gone from the host: kept, with its restore points, marked removed.
     dom.destroy();
     remove_domain(&dom.name);

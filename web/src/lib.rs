@@ -245,6 +245,7 @@ pub fn app(state: AppState) -> Router {
             "/restore-points/{id}/restore",
             post(restore_points::restore),
         )
+        .route("/restore-points/{id}/import", post(restore_points::import))
         .route("/restore-points/{id}/tree", get(restore_points::tree))
         .route("/restore-points/{id}/files", get(download::files))
         .route(

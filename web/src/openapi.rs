@@ -71,6 +71,7 @@ pub use routes::ROUTES;
     api::Hypervisor,
     api::NewHypervisor,
     api::SyncReport,
+    api::ImportRequest,
     api::Policy,
     api::NewPolicy,
     api::PolicyChange,

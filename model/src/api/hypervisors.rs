@@ -83,3 +83,29 @@ pub struct InventoryDomain {
     /// Disk targets (`vda`, …).
     pub disks: Vec<String>,
 }
+
+/// `POST /api/v1/restore-points/{id}/import`: recreate a libvirt VM from
+/// its restore point on a hypervisor: its disks written there, its domain
+/// defined from the saved definition (a new name, no uuid or MAC
+/// addresses, the new disk files).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The hypervisor's name (in the restore point's project).
+    #[schema(min_length = 1, max_length = 64)]
+    pub hypervisor: String,
+    /// The new domain's name (default: the original's; refused while a
+    /// domain of that name exists).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")]
+    pub name: Option<String>,
+    /// Absolute directory on the host for the disk files.
+    #[schema(pattern = "^/[^\\u0000]*$", max_length = 4096)]
+    pub dir: String,
+    /// `qcow2` (default) or `raw`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Start the domain once defined.
+    #[serde(default)]
+    pub start: bool,
+}

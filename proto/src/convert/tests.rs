@@ -56,6 +56,7 @@ fn every_spec() -> Vec<TaskSpec> {
             overwrite: false,
             special_files: false,
             confine: None,
+            import: None,
         }),
         TaskSpec::Restore(RestoreParams {
             restore_point: rp('c'),
@@ -64,6 +65,13 @@ fn every_spec() -> Vec<TaskSpec> {
             overwrite: true,
             special_files: true,
             confine: Some(confine()),
+            import: Some(arca_model::VmImport {
+                hypervisor_id: arca_model::HypervisorId(3),
+                name: Some("web-restored".into()),
+                dir: "/var/lib/libvirt/images".into(),
+                format: "raw".into(),
+                start: true,
+            }),
         }),
         TaskSpec::Verify(VerifyParams::default()),
         TaskSpec::Verify(VerifyParams {
@@ -167,7 +175,12 @@ fn every_task_spec_crosses_the_wire_unchanged() {
         );
         let h = back.hypervisor.unwrap();
         assert_eq!(
-            (h.id, h.address.as_str(), h.user.as_str(), h.host_key.as_str()),
+            (
+                h.id,
+                h.address.as_str(),
+                h.user.as_str(),
+                h.host_key.as_str()
+            ),
             (3, "kvm1:2222", "root", "SHA256:abc")
         );
         assert_eq!(h.private_key, b"-----BEGIN OPENSSH PRIVATE KEY-----");

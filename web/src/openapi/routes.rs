@@ -634,6 +634,14 @@ pub const ROUTES: &[Route] = &[
         (202, Some("Task"))
     ),
     r!(
+        "post",
+        "/api/v1/restore-points/{id}/import",
+        "Import a libvirt VM onto a hypervisor (disks and domain)",
+        "restore",
+        Some("ImportRequest"),
+        (202, Some("Task"))
+    ),
+    r!(
         "get",
         "/api/v1/exports",
         "Exports (live ones; all=true adds ended ones), newest first",

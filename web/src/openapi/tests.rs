@@ -40,6 +40,7 @@ const BEFORE: &[(&str, &str)] = &[
     ("get", "/api/v1/hypervisors/{id}"),
     ("delete", "/api/v1/hypervisors/{id}"),
     ("post", "/api/v1/hypervisors/{id}/sync"),
+    ("post", "/api/v1/restore-points/{id}/import"),
     ("get", "/api/v1/policies"),
     ("post", "/api/v1/policies"),
     ("get", "/api/v1/policies/{id}"),
