@@ -22,6 +22,31 @@ mod audit;
 mod bad_input;
 #[path = "api/browse.rs"]
 mod browse;
+
+/// The credentials key of the test server.
+pub(crate) const CREDENTIALS_KEY: [u8; 32] = [7u8; 32];
+
+/// An inventory with one domain, `vm1` (the routes' permissions are
+/// tested here; real inventories over SSH in tests/libvirt).
+struct OneDomain;
+
+impl arca_web::inventory::Inventory for OneDomain {
+    fn list(
+        &self,
+        _: &arca_web::inventory::InventoryTarget,
+    ) -> Result<(String, Vec<arca_model::api::InventoryDomain>), arca_web::inventory::InventoryError>
+    {
+        Ok((
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            vec![arca_model::api::InventoryDomain {
+                name: "vm1".into(),
+                uuid: "00000000-0000-0000-0000-000000000001".into(),
+                state: "running".into(),
+                disks: vec!["vda".into()],
+            }],
+        ))
+    }
+}
 #[path = "api/cache.rs"]
 mod cache;
 #[path = "api/download.rs"]
@@ -95,6 +120,10 @@ fn setup() -> T {
             .with_s3(
                 Arc::new(arca_web::s3_secrets::SecretBox::from_key(&[9u8; 32]).unwrap()),
                 Some("http://127.0.0.1:8444".into()),
+            )
+            .with_hypervisors(
+                Arc::new(arca_web::s3_secrets::SecretBox::from_key(&CREDENTIALS_KEY).unwrap()),
+                Arc::new(OneDomain),
             ),
         admin,
     }

@@ -246,8 +246,7 @@ pub async fn restore(
             }
             p => p,
         };
-        let t = s.catalog.add_task(&NewTask {
-            spec: TaskSpec::Restore(RestoreParams {
+        let params = RestoreParams {
                 restore_point: rp.id,
                 target,
                 path,
@@ -255,22 +254,35 @@ pub async fn restore(
                 special_files: b.special_files,
                 confine: None,
                 import: None,
-            }),
-            project_id: rp.project_id,
-            source_id: None,
-            datastore_id: Some(rp.datastore_id),
-            node_id: Some(node),
-            priority: 20,
-            max_attempts: 1,
-            not_before: catalog::now(),
-            created_by: p.name().to_string(),
-            ..Default::default()
-        })?;
-        let t = t.ok_or_else(|| ApiError::conflict("the restore task could not be queued"))?;
-        s.changed.notify_one();
-        Ok((StatusCode::ACCEPTED, Json(t.to_api())))
+        };
+        queue_restore(s, &p, &rp, params, node)
     })
     .await
+}
+
+/// Queue a restore task of `rp` with `params` on `node` (202 with it).
+fn queue_restore(
+    s: &AppState,
+    p: &Principal,
+    rp: &catalog::RestorePoint,
+    params: RestoreParams,
+    node: catalog::NodeId,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
+    let t = s.catalog.add_task(&NewTask {
+        spec: TaskSpec::Restore(params),
+        project_id: rp.project_id,
+        source_id: None,
+        datastore_id: Some(rp.datastore_id),
+        node_id: Some(node),
+        priority: 20,
+        max_attempts: 1,
+        not_before: catalog::now(),
+        created_by: p.name().to_string(),
+        ..Default::default()
+    })?;
+    let t = t.ok_or_else(|| ApiError::conflict("the restore task could not be queued"))?;
+    s.changed.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(t.to_api())))
 }
 
 /// `POST /api/v1/restore-points/{id}/import`: a restore task that
@@ -316,8 +328,7 @@ pub async fn import(
         if h.node_id != ds.node_id {
             return Err(invalid("the hypervisor's node must own the restore point's datastore"));
         }
-        let t = s.catalog.add_task(&NewTask {
-            spec: TaskSpec::Restore(RestoreParams {
+        let params = RestoreParams {
                 restore_point: rp.id,
                 target: String::new(),
                 path: None,
@@ -331,20 +342,8 @@ pub async fn import(
                     format,
                     start: b.start,
                 }),
-            }),
-            project_id: rp.project_id,
-            source_id: None,
-            datastore_id: Some(rp.datastore_id),
-            node_id: Some(ds.node_id),
-            priority: 20,
-            max_attempts: 1,
-            not_before: catalog::now(),
-            created_by: p.name().to_string(),
-            ..Default::default()
-        })?;
-        let t = t.ok_or_else(|| ApiError::conflict("the import task could not be queued"))?;
-        s.changed.notify_one();
-        Ok((StatusCode::ACCEPTED, Json(t.to_api())))
+        };
+        queue_restore(s, &p, &rp, params, ds.node_id)
     })
     .await
 }

@@ -99,6 +99,11 @@ const TABLE: &[Row] = &[
     ("patch",  "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/sources/{id}",                    MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/sources/{id}/backup",             MANAGE_OWN,    HIDDEN_ADMIN),
+    ("get",    "/api/v1/hypervisors",                     ALL,           ALL),
+    ("post",   "/api/v1/hypervisors",                     MANAGE_OWN,    GLOBAL_ADMIN),
+    ("get",    "/api/v1/hypervisors/{id}",                ALL,           HIDDEN_READ),
+    ("delete", "/api/v1/hypervisors/{id}",                MANAGE_OWN,    HIDDEN_ADMIN),
+    ("post",   "/api/v1/hypervisors/{id}/sync",           MANAGE_OWN,    HIDDEN_ADMIN),
     ("get",    "/api/v1/policies",                        ALL,           ALL),
     ("post",   "/api/v1/policies",                        MANAGE_OWN,    GLOBAL_ADMIN),
     ("get",    "/api/v1/policies/{id}",                   ALL,           HIDDEN_READ),
@@ -122,6 +127,7 @@ const TABLE: &[Row] = &[
     ("patch",  "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("delete", "/api/v1/restore-points/{id}",             MANAGE_OWN,    HIDDEN_ADMIN),
     ("post",   "/api/v1/restore-points/{id}/restore",     RESTORE_OWN,   HIDDEN_ADMIN),
+    ("post",   "/api/v1/restore-points/{id}/import",      RESTORE_OWN,   HIDDEN_ADMIN),
     ("get",    "/api/v1/exports",                         ALL,           ALL),
     ("post",   "/api/v1/exports",                         RESTORE_OWN,   HIDDEN_NAMED),
     ("get",    "/api/v1/exports/{id}",                    ALL,           HIDDEN_READ),
@@ -147,6 +153,27 @@ struct Objects {
     restore_point: String,
     image: String,
     export: ExportId,
+    /// A hypervisor `hv-<project>` and a libvirt restore point.
+    hypervisor: arca_model::HypervisorId,
+    vm: String,
+}
+
+/// A hypervisor of `project` with a key sealed as the test server seals.
+fn add_hypervisor(
+    c: &arca_catalog::Catalog,
+    name: &str,
+    project: ProjectId,
+) -> arca_model::HypervisorId {
+    let b = arca_web::s3_secrets::SecretBox::from_key(&super::CREDENTIALS_KEY).unwrap();
+    let sealed = b
+        .seal(
+            &arca_web::inventory::key_aad(project, name),
+            b"-----BEGIN OPENSSH PRIVATE KEY-----",
+        )
+        .unwrap();
+    c.add_hypervisor(name, project, NodeId(1), "kvm", "root", &sealed, None)
+        .unwrap()
+        .id
 }
 
 struct World<'a> {
@@ -252,7 +279,13 @@ impl World<'_> {
             c.add_restore_point(&restore_point(image.clone(), p, SourceKind::Image))
                 .unwrap();
             let export = c.add_export(&new_export(&image, p)).unwrap().id;
+            let vm = format!("2{p}{}", "c".repeat(62));
+            c.add_restore_point(&restore_point(vm.clone(), p, SourceKind::Libvirt))
+                .unwrap();
+            let hypervisor = add_hypervisor(c, &format!("hv-{p}"), p);
             Objects {
+                hypervisor,
+                vm,
                 source,
                 policy,
                 task,
@@ -488,6 +521,21 @@ impl World<'_> {
                     .unwrap();
                 (with(&id), None)
             }
+            ("post", "/api/v1/hypervisors") => (
+                path.into(),
+                Some(json!({
+                    "name": name, "address": "kvm", "user": "root", "project": p,
+                    "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
+                })),
+            ),
+            ("get", "/api/v1/hypervisors/{id}") | ("post", "/api/v1/hypervisors/{id}/sync") => {
+                (with(&o.hypervisor), None)
+            }
+            ("delete", "/api/v1/hypervisors/{id}") => (with(&add_hypervisor(&c, &name, p)), None),
+            ("post", "/api/v1/restore-points/{id}/import") => (
+                with(&o.vm),
+                Some(json!({"hypervisor": format!("hv-{p}"), "dir": "/var/lib/libvirt/images"})),
+            ),
             ("post", "/api/v1/restore-points/{id}/restore") => {
                 (with(&o.restore_point), Some(json!({"target": "/tmp/r"})))
             }
