@@ -32,6 +32,8 @@ mod image_fixture;
 mod index_open;
 #[path = "e2e/prune_gc.rs"]
 mod prune_gc;
+#[path = "e2e/qcow2.rs"]
+mod qcow2;
 #[path = "e2e/restore_tree.rs"]
 mod restore_tree;
 #[path = "e2e/roundtrip.rs"]

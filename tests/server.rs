@@ -45,6 +45,8 @@ mod notify_tls;
 mod preview;
 #[path = "server/progress.rs"]
 mod progress;
+#[path = "server/qcow2.rs"]
+mod qcow2;
 #[path = "server/remote_browse.rs"]
 mod remote_browse;
 #[path = "server/remote_files.rs"]

@@ -160,6 +160,22 @@ pub struct Disk {
     pub source_inode: u64,
     #[prost(uint64, tag = "9")]
     pub source_device: u64,
+    /// The format the disk was read from ("raw", "qcow2"); empty: raw
+    /// (snapshots made before this field).
+    #[prost(string, tag = "10")]
+    pub format: String,
+    /// The changed-block tracking handle this backup started: a qcow2
+    /// persistent dirty bitmap's name, or a libvirt checkpoint's. The next
+    /// backup of the same disk reads only what it marks as changed;
+    /// empty: none (raw files, or tracking not possible).
+    #[prost(string, tag = "11")]
+    pub cbt: String,
+    /// How this disk was read: full or incremental, and why.
+    #[prost(string, tag = "12")]
+    pub mode: String,
+    /// Bytes of this disk that were read.
+    #[prost(uint64, tag = "13")]
+    pub bytes_read: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -100,7 +100,8 @@ fn snapshot_json(s: &Snapshot) -> serde_json::Value {
         "path": m.path, "hostname": m.hostname, "tags": m.tags, "mode": m.backup_mode,
         "parent": if m.parent.is_empty() { None } else { Some(hex_of(&m.parent)) },
         "files": st.files, "bytes_total": st.bytes_total, "bytes_read": st.bytes_read, "bytes_added": st.bytes_added,
-        "disks": m.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes})).collect::<Vec<_>>(),
+        "disks": m.disks.iter().map(|d| json!({"name": d.name, "size": d.size, "chunk_size": d.chunk_size, "holes": d.holes,
+            "format": if d.format.is_empty() { "raw" } else { &d.format }, "cbt": d.cbt, "mode": d.mode, "bytes_read": d.bytes_read})).collect::<Vec<_>>(),
     })
 }
 
