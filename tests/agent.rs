@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::daemon::{wait_until, Daemon};
+use common::{tool, tool_stdout};
 use serde_json::{json, Value};
 
 const MIB: u64 = 1 << 20;
@@ -172,6 +173,20 @@ impl Setup {
         c
     }
 
+    /// Restore a restore point through the server (its node) to `target`.
+    fn restore(&self, id: &str, target: &Path) {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["--progress", "none", "--server", &self.srv.url])
+            .arg("--ca-cert")
+            .arg(&self.api.cert)
+            .args(["--token", &self.operator, "restore", id, "--to"])
+            .arg(target)
+            .arg("--wait")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
     fn agent(&self, token: &str, source: &str, disk: &Path) -> Output {
         self.agent_cmd(token, source, disk, "none")
             .output()
@@ -301,16 +316,7 @@ fn only_new_chunks_cross_the_wire() {
 
     // The newest restores byte-identical, through the server.
     let target = s.root.join("restored.raw");
-    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(["--progress", "none", "--server", &s.srv.url])
-        .arg("--ca-cert")
-        .arg(&s.api.cert)
-        .args(["--token", &s.operator, "restore", last, "--to"])
-        .arg(&target)
-        .arg("--wait")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    s.restore(last, &target);
     same_file(&disk, &target);
     std::fs::remove_file(&target).unwrap();
     std::fs::remove_file(&disk).unwrap();
@@ -398,4 +404,86 @@ fn refusals_and_a_killed_agent_leave_no_restore_point() {
             "no {want:?} in the server's log:\n{log}"
         );
     }
+}
+
+/// The arca- bitmaps of a qcow2 image.
+fn arca_bitmaps(img: &Path) -> Vec<String> {
+    let info: Value = serde_json::from_str(&tool_stdout(
+        "qemu-img",
+        &["info", "--output=json", "-U", img.to_str().unwrap()],
+    ))
+    .unwrap();
+    info["format-specific"]["data"]["bitmaps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b["name"].as_str().map(String::from))
+        .filter(|n| n.starts_with("arca-"))
+        .collect()
+}
+
+/// A qcow2 disk on the agent (read through qemu-nbd): the first backup
+/// reads only the allocated extents, the second only what the dirty
+/// bitmap marks (the rest is the parent's table); one bitmap of ours is
+/// left in the image; the restore point restores what the image holds
+/// (`qemu-img compare`). A bitmap removed by hand makes the next backup
+/// read everything again, and it says why.
+#[test]
+fn qcow2_reads_allocated_then_dirty_extents() {
+    let s = setup();
+    let img = s.root.join("vm3.qcow2");
+    let p = img.to_str().unwrap();
+    tool("qemu-img", &["create", "-q", "-f", "qcow2", p, "256M"]);
+    tool(
+        "qemu-io",
+        &["-c", "write -P 0x11 0 8M", "-c", "write -P 0x22 100M 4M", p],
+    );
+    s.source("vm3", &img);
+
+    let first = s.agent_ok("vm3", &img);
+    assert_eq!(first["bytes_read"].as_u64().unwrap(), 12 * MIB, "{first}");
+    assert!(
+        first["mode"]
+            .as_str()
+            .unwrap()
+            .starts_with("full (no parent"),
+        "{first}"
+    );
+    assert_eq!(arca_bitmaps(&img).len(), 1);
+
+    tool("qemu-io", &["-c", "write -P 0x33 50M 1M", p]);
+    let second = s.agent_ok("vm3", &img);
+    assert_eq!(second["bytes_read"].as_u64().unwrap(), MIB, "{second}");
+    assert_eq!(second["chunks_sent"].as_u64().unwrap(), 1, "{second}");
+    let mode = second["mode"].as_str().unwrap();
+    assert!(
+        mode.starts_with("incremental (1 of 256 blocks changed since"),
+        "{mode}"
+    );
+    let bitmaps = arca_bitmaps(&img);
+    assert_eq!(bitmaps.len(), 1, "the parent's bitmap is gone: {bitmaps:?}");
+
+    let target = s.root.join("vm3.raw");
+    s.restore(second["snapshot"].as_str().unwrap(), &target);
+    tool(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            p,
+            target.to_str().unwrap(),
+        ],
+    );
+
+    // Without its bitmap, the next backup reads every allocated block.
+    tool("qemu-img", &["bitmap", "--remove", p, &bitmaps[0]]);
+    let third = s.agent_ok("vm3", &img);
+    assert_eq!(third["bytes_read"].as_u64().unwrap(), 13 * MIB, "{third}");
+    assert_eq!(third["chunks_sent"].as_u64().unwrap(), 0, "{third}");
+    let mode = third["mode"].as_str().unwrap();
+    assert!(mode.contains("is not in the image"), "{mode}");
 }

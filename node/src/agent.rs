@@ -16,9 +16,6 @@
 //! the agent puts on the wire (`bytes_sent`).
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -31,6 +28,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::remote::{auth, channel, status_msg, Auth};
+
+mod disk;
+use disk::Disk;
 
 /// Chunks asked for in one `Have` call.
 const HAVE_BATCH: usize = 32;
@@ -51,7 +51,7 @@ pub struct AgentOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// The source's name in the catalog.
     pub source: String,
-    /// Raw disk images or block devices.
+    /// Raw disk images, block devices or qcow2 images.
     pub disks: Vec<PathBuf>,
 }
 
@@ -68,6 +68,8 @@ pub struct AgentOutcome {
     pub chunks_sent: u64,
     pub bytes_added: u64,
     pub mode: String,
+    /// What the user should know (a dirty bitmap not added or removed).
+    pub warnings: Vec<String>,
 }
 
 /// Bytes a message takes on the wire in a gRPC stream: the encoded
@@ -85,31 +87,6 @@ pub fn client(opts: &AgentOptions) -> Result<Client, String> {
     )
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE))
-}
-
-struct Disk {
-    file: File,
-    name: String,
-    size: u64,
-}
-
-fn open_disk(p: &PathBuf) -> Result<Disk, String> {
-    let mut file = File::open(p).map_err(|e| format!("open {}: {e}", p.display()))?;
-    let md = file
-        .metadata()
-        .map_err(|e| format!("stat {}: {e}", p.display()))?;
-    if md.is_dir() {
-        return Err(format!("{} is a directory, not a disk", p.display()));
-    }
-    // The end of a block device is its size; its metadata says 0.
-    let size = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| format!("size of {}: {e}", p.display()))?;
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| format!("{}: no file name", p.display()))?;
-    Ok(Disk { file, name, size })
 }
 
 /// The first error of any stage; later ones are its echoes.
@@ -130,10 +107,10 @@ impl FirstError {
 
 /// Back up `opts.disks` as one restore point of `opts.source`.
 pub fn backup(opts: &AgentOptions, progress: &Progress) -> Result<AgentOutcome, String> {
-    let disks = opts
+    let mut disks = opts
         .disks
         .iter()
-        .map(open_disk)
+        .map(|p| disk::open(p))
         .collect::<Result<Vec<_>, _>>()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -161,9 +138,19 @@ pub fn backup(opts: &AgentOptions, progress: &Progress) -> Result<AgentOutcome, 
         .block_on(c.begin(begin))
         .map_err(|s| format!("{}: {}", opts.server, status_msg(s)))?
         .into_inner();
-    let r = upload(&rt, &c, opts, &disks, &b, progress, &sent);
+    let r =
+        prepare(&mut disks, &b).and_then(|()| upload(&rt, &c, opts, &disks, &b, progress, &sent));
+    // Bitmaps: the old ones go once the restore point is listed; a
+    // failed backup takes back the one it added.
+    let mut warnings: Vec<String> = disks.iter().flat_map(|d| d.warnings.clone()).collect();
+    for d in &mut disks {
+        warnings.extend(d.finish(r.is_ok()));
+    }
     match r {
-        Ok(o) => Ok(o),
+        Ok(mut o) => {
+            o.warnings = warnings;
+            Ok(o)
+        }
         Err(e) => {
             // Nothing is listed either way; this ends the session (and
             // its task) at once instead of after the server's timeout.
@@ -176,8 +163,18 @@ pub fn backup(opts: &AgentOptions, progress: &Progress) -> Result<AgentOutcome, 
     }
 }
 
-/// A block to upload: its id and bytes.
-type Block = ([u8; 32], Vec<u8>);
+/// Plan each disk's reads against the parent's disk of the same name.
+fn prepare(disks: &mut [Disk], b: &pb::BeginReply) -> Result<(), String> {
+    let p = &b.parent[..b.parent.len().min(12)];
+    for d in disks.iter_mut() {
+        let parent = b.parent_disks.iter().find(|pd| pd.name == d.name);
+        d.prepare(b.chunk_size, parent, p, &b.bitmap_prefix)?;
+    }
+    Ok(())
+}
+
+/// A chunk to upload: its id and bytes.
+type Chunk = ([u8; 32], Vec<u8>);
 
 #[allow(clippy::too_many_arguments)]
 fn upload(
@@ -205,7 +202,7 @@ fn upload(
         .filter_map(|id| <[u8; 32]>::try_from(id).ok())
         .filter(|id| *id != [0; 32])
         .collect();
-    let total: u64 = disks.iter().map(|d| d.size).sum();
+    let total: u64 = disks.iter().map(|d| d.to_read(cs)).sum();
     progress.total.store(total, Ordering::Relaxed);
 
     // The Put stream, fed by the compressors; it ends when they all have.
@@ -230,8 +227,8 @@ fn upload(
     let err = FirstError::default();
     let chunks_sent = AtomicU64::new(0);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (batch_tx, batch_rx) = bounded::<Vec<Block>>(1);
-    let (comp_tx, comp_rx) = bounded::<Block>(workers * 2);
+    let (batch_tx, batch_rx) = bounded::<Vec<Chunk>>(1);
+    let (comp_tx, comp_rx) = bounded::<Chunk>(workers * 2);
     let tables = std::thread::scope(|s| {
         let (err, chunks_sent) = (&err, &chunks_sent);
         s.spawn(move || {
@@ -266,23 +263,29 @@ fn upload(
     }
     let tables = tables?;
     let chunks_sent = chunks_sent.load(Ordering::Relaxed);
-    let blocks: usize = tables.iter().map(|t| t.len() / 32).sum();
-    let mode = match b.parent.as_str() {
-        "" => format!("full (no parent restore point; {chunks_sent} of {blocks} blocks sent)"),
-        p => format!(
-            "full read, dedup against {} ({chunks_sent} of {blocks} blocks sent)",
-            &p[..p.len().min(12)]
-        ),
+    let blocks: usize = tables.iter().map(|t| t.0.len() / 32).sum();
+    let modes = match disks {
+        [d] => d.mode.clone(),
+        _ => disks
+            .iter()
+            .map(|d| format!("{}: {}", d.name, d.mode))
+            .collect::<Vec<_>>()
+            .join("; "),
     };
+    let mode = format!("{modes}; {chunks_sent} of {blocks} blocks sent");
     let commit = pb::CommitRequest {
         session: b.session.clone(),
         disks: disks
             .iter()
             .zip(tables)
-            .map(|(d, ids)| pb::DiskTable {
+            .map(|(d, (ids, bytes_read))| pb::DiskTable {
                 name: d.name.clone(),
                 size: d.size,
                 ids,
+                format: d.format.into(),
+                cbt: d.cbt.clone(),
+                mode: d.mode.clone(),
+                bytes_read,
             })
             .collect(),
         backup_mode: mode.clone(),
@@ -313,20 +316,22 @@ fn upload(
         chunks_sent,
         bytes_added: r.bytes_added,
         mode,
+        warnings: Vec::new(),
     })
 }
 
-/// The reader: every disk block by block. Holes and the parent's chunks
-/// only go into the tables; other chunks (each once) go to `out` in
-/// batches. Returns each disk's table (32 bytes per block).
+/// The reader: every disk block by block. Holes, blocks the plan takes
+/// from the parent, and the parent's chunks only go into the tables;
+/// other chunks (each once) go to `out` in batches. Returns each disk's
+/// table (32 bytes per block) and the bytes read from it.
 fn read(
     disks: &[Disk],
     cs: u32,
     key: &[u8; 32],
     parent: &HashSet<[u8; 32]>,
-    out: Sender<Vec<Block>>,
+    out: Sender<Vec<Chunk>>,
     progress: &Progress,
-) -> Result<Vec<Vec<u8>>, String> {
+) -> Result<Vec<(Vec<u8>, u64)>, String> {
     let stopped = || "stopped: a later stage failed".to_string();
     let mut asked: HashSet<[u8; 32]> = HashSet::new();
     let mut batch = Vec::with_capacity(HAVE_BATCH);
@@ -334,17 +339,28 @@ fn read(
     for d in disks {
         let blocks = d.size.div_ceil(cs as u64);
         let mut table = Vec::with_capacity(blocks as usize * 32);
+        let mut bytes_read = 0u64;
         for i in 0..blocks {
             if progress.cancel.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
             }
+            match d.block(i as usize) {
+                disk::Block::Hole => {
+                    table.extend_from_slice(&[0; 32]);
+                    continue;
+                }
+                disk::Block::Parent(id) => {
+                    table.extend_from_slice(&id);
+                    continue;
+                }
+                disk::Block::Read => {}
+            }
             let off = i * cs as u64;
             let len = (d.size - off).min(cs as u64) as usize;
             let mut buf = vec![0u8; len];
-            d.file
-                .read_exact_at(&mut buf, off)
-                .map_err(|e| format!("read {} at {off}: {e}", d.name))?;
+            d.read_at(off, &mut buf)?;
             progress.add(len as u64);
+            bytes_read += len as u64;
             if buf.iter().all(|b| *b == 0) {
                 table.extend_from_slice(&[0; 32]);
                 continue;
@@ -360,7 +376,7 @@ fn read(
                     .map_err(|_| stopped())?;
             }
         }
-        tables.push(table);
+        tables.push((table, bytes_read));
     }
     if !batch.is_empty() {
         out.send(batch).map_err(|_| stopped())?;
@@ -373,8 +389,8 @@ fn ask(
     rt: &tokio::runtime::Runtime,
     c: &Client,
     session: &str,
-    batches: Receiver<Vec<Block>>,
-    out: Sender<Block>,
+    batches: Receiver<Vec<Chunk>>,
+    out: Sender<Chunk>,
     sent: &AtomicU64,
 ) -> Result<(), String> {
     for batch in batches {
@@ -389,7 +405,7 @@ fn ask(
             .into_inner()
             .missing;
         let n = batch.len();
-        let mut batch: Vec<Option<Block>> = batch.into_iter().map(Some).collect();
+        let mut batch: Vec<Option<Chunk>> = batch.into_iter().map(Some).collect();
         for m in missing {
             let b = batch
                 .get_mut(m as usize)
@@ -405,7 +421,7 @@ fn ask(
 /// A compressor: zstd each chunk and put it on the upload stream.
 fn compress(
     session: &str,
-    rx: Receiver<Block>,
+    rx: Receiver<Chunk>,
     tx: tokio::sync::mpsc::Sender<pb::PutRequest>,
     sent: &AtomicU64,
     chunks: &AtomicU64,

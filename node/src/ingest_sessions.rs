@@ -74,7 +74,7 @@ impl From<arca_repo::Error> for IngestError {
 pub type Result<T> = std::result::Result<T, IngestError>;
 
 /// A disk of the backup: its name in the restore point and its size.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiskSpec {
     pub name: String,
     pub size: u64,
@@ -88,6 +88,23 @@ pub struct ParentTable {
     pub chunk_size: u32,
     /// Empty when the tables were omitted (too many ids).
     pub ids: Vec<ChunkId>,
+    /// The tracking handle the parent's backup started (`Disk::cbt`).
+    pub cbt: String,
+}
+
+/// One disk's table as the agent commits it, with how it was read.
+#[derive(Clone, Debug, Default)]
+pub struct DiskTable {
+    pub spec: DiskSpec,
+    /// One id per block, zero for a hole.
+    pub ids: Vec<ChunkId>,
+    /// "raw" or "qcow2" (`Disk::format`).
+    pub format: String,
+    /// The tracking handle this backup started (`Disk::cbt`).
+    pub cbt: String,
+    /// How the disk was read (`Disk::mode`).
+    pub mode: String,
+    pub bytes_read: u64,
 }
 
 /// What [`IngestSessions::begin`] tells the agent.
@@ -240,6 +257,7 @@ impl<T> IngestSessions<T> {
                     size: d.size,
                     chunk_size: cs,
                     ids,
+                    cbt: d.cbt.clone(),
                 });
             }
         }
@@ -410,11 +428,7 @@ impl<T> Session<T> {
     /// zero for a hole), checked against what the datastore is known to
     /// hold for this session, then the manifest. The session is over
     /// afterwards, whatever the outcome.
-    pub fn commit(
-        &self,
-        tables: Vec<(DiskSpec, Vec<ChunkId>)>,
-        info: &CommitInfo,
-    ) -> Result<Committed> {
+    pub fn commit(&self, tables: Vec<DiskTable>, info: &CommitInfo) -> Result<Committed> {
         self.touch();
         let backup = self
             .backup
@@ -424,7 +438,7 @@ impl<T> Session<T> {
             .ok_or_else(|| IngestError::State(format!("session {} has ended", self.id)))?;
         let cs = self.chunk_size;
         if tables.len() != self.disks.len()
-            || tables.iter().zip(&self.disks).any(|(t, d)| t.0 != *d)
+            || tables.iter().zip(&self.disks).any(|(t, d)| t.spec != *d)
         {
             return Err(IngestError::Invalid(
                 "the tables are not of the disks the session was opened for (names and sizes, in order)".into(),
@@ -432,7 +446,8 @@ impl<T> Session<T> {
         }
         let known = lock(&self.known);
         let mut disks = Vec::new();
-        for (d, ids) in &tables {
+        for t in &tables {
+            let (d, ids) = (&t.spec, &t.ids);
             let blocks = table::block_count(d.size, cs);
             if ids.len() as u64 != blocks {
                 return Err(IngestError::Invalid(format!(
@@ -474,6 +489,10 @@ impl<T> Session<T> {
                 chunk_size: cs,
                 table: table_ids,
                 holes: ids.iter().filter(|i| i.is_zero()).count() as u64,
+                format: t.format.chars().take(16).collect(),
+                cbt: t.cbt.chars().take(256).collect(),
+                mode: t.mode.chars().take(1024).collect(),
+                bytes_read: t.bytes_read,
                 ..Default::default()
             });
         }

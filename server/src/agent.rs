@@ -28,7 +28,7 @@ use arca_catalog::{
 use arca_model::task::TaskSpec;
 use arca_model::task_result::{BackupResult, TaskResult};
 use arca_node::ingest_sessions::{
-    CommitInfo, DiskSpec, IngestError, IngestSessions, Session, Upload,
+    CommitInfo, DiskSpec, DiskTable, IngestError, IngestSessions, Session, Upload,
 };
 use arca_node::{DatastoreRef, Runner, Stop};
 use arca_proto::agent_pb as pb;
@@ -382,6 +382,13 @@ impl AgentService {
             })
             .collect();
         let parent_id = parent.as_ref().map(|p| p.id.to_hex()).unwrap_or_default();
+        // The rule of `arca backup image` (arca-ingest's qcow2 module):
+        // bitmaps are named after the datastore, so that backups into
+        // another datastore keep theirs.
+        let bitmap_prefix = {
+            let id = &ds.config().id;
+            format!("arca-{}-", &id[..id.len().min(8)])
+        };
         let (s, b) = match self.sessions.begin(ds, &src.name, disks, parent, meta) {
             Ok(x) => x,
             Err(e) => {
@@ -446,10 +453,12 @@ impl AgentService {
                     size: t.size,
                     chunk_size: t.chunk_size,
                     ids: arca_repo::image::encode_table_blob(&t.ids),
+                    cbt: t.cbt,
                 })
                 .collect(),
             tables_omitted: b.tables_omitted,
             task_id: task.id.get(),
+            bitmap_prefix,
         })
     }
 
@@ -465,13 +474,17 @@ impl AgentService {
             .disks
             .iter()
             .map(|d| {
-                Ok((
-                    DiskSpec {
+                Ok(DiskTable {
+                    spec: DiskSpec {
                         name: d.name.clone(),
                         size: d.size,
                     },
-                    table(&d.ids)?,
-                ))
+                    ids: table(&d.ids)?,
+                    format: d.format.clone(),
+                    cbt: d.cbt.clone(),
+                    mode: d.mode.clone(),
+                    bytes_read: d.bytes_read,
+                })
             })
             .collect::<Result<Vec<_>, Status>>();
         let tables = match tables {

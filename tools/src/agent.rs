@@ -11,7 +11,8 @@ use crate::progress::Bar;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AgentCmd {
-    /// Back up disks (raw images or block devices) of this host into the
+    /// Back up disks (raw images, block devices or qcow2 images, read
+    /// through qemu-nbd with dirty bitmaps) of this host into the
     /// server's datastore as one restore point of an image source,
     /// sending only the chunks the datastore lacks. Needs --server and
     /// --token (an API token of an operator or admin of the source's
@@ -57,6 +58,9 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
     let r = agent::backup(&opts, &progress);
     drop(bar);
     let o = r.map_err(anyhow::Error::msg)?;
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
     if cli.json {
         println!(
             "{}",
@@ -69,6 +73,7 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
                 "chunks_sent": o.chunks_sent,
                 "bytes_added": o.bytes_added,
                 "mode": o.mode,
+                "warnings": o.warnings,
             })
         );
     } else {

@@ -52,6 +52,15 @@ fn spec(d: &[u8]) -> DiskSpec {
     }
 }
 
+fn table(d: &[u8], ids: Vec<ChunkId>) -> DiskTable {
+    DiskTable {
+        spec: spec(d),
+        ids,
+        format: "raw".into(),
+        ..Default::default()
+    }
+}
+
 /// The agent's side, by hand: hash the blocks, ask Have, upload the
 /// missing ones, commit the table.
 fn backup(
@@ -93,7 +102,7 @@ fn backup(
     let sent = ups.len();
     assert_eq!(put_all(&s, ups).unwrap(), sent as u64);
     let c = s
-        .commit(vec![(spec(d), ids)], &CommitInfo::default())
+        .commit(vec![table(d, ids)], &CommitInfo::default())
         .unwrap();
     sessions.remove(&s.id);
     (c, sent)
@@ -208,7 +217,7 @@ fn commit_refuses_chunks_the_datastore_was_not_shown_to_hold() {
         .begin(ds.clone(), "vm", vec![spec(&d)], None, ())
         .unwrap();
     let err = s
-        .commit(vec![(spec(&d), ids.clone())], &CommitInfo::default())
+        .commit(vec![table(&d, ids.clone())], &CommitInfo::default())
         .unwrap_err();
     assert!(
         matches!(&err, IngestError::Invalid(m) if m.contains("neither uploaded")),
@@ -223,7 +232,7 @@ fn commit_refuses_chunks_the_datastore_was_not_shown_to_hold() {
     let mut t = vec![ChunkId::default(); blocks.len()];
     t[5] = ids[0];
     let err = s
-        .commit(vec![(spec(&d), t)], &CommitInfo::default())
+        .commit(vec![table(&d, t)], &CommitInfo::default())
         .unwrap_err();
     assert!(
         matches!(&err, IngestError::Invalid(m) if m.contains("holds 65536 bytes")),
@@ -239,7 +248,14 @@ fn commit_refuses_chunks_the_datastore_was_not_shown_to_hold() {
         size: d.len() as u64,
     };
     assert!(matches!(
-        s.commit(vec![(other, ids)], &CommitInfo::default()),
+        s.commit(
+            vec![DiskTable {
+                spec: other,
+                ids,
+                ..Default::default()
+            }],
+            &CommitInfo::default()
+        ),
         Err(IngestError::Invalid(_))
     ));
     assert!(
