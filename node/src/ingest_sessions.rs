@@ -27,6 +27,8 @@ use arca_repo::{BackupSession, BlobKind, ChunkId, Datastore, PendingChunk, Snaps
 
 /// Open sessions at most (each runs a backup session's worker threads).
 pub const MAX_SESSIONS: usize = 8;
+/// Disks at most in one restore point.
+pub const MAX_DISKS: usize = 64;
 /// Ids at most in one [`Session::have`] call.
 pub const MAX_HAVE: usize = 65536;
 /// Parent chunk ids at most that [`IngestSessions::begin`] hands out (16
@@ -204,8 +206,11 @@ impl<T> IngestSessions<T> {
         parent: Option<Snapshot>,
         meta: T,
     ) -> Result<(Arc<Session<T>>, Begun)> {
-        if disks.is_empty() {
-            return Err(IngestError::Invalid("no disks to back up".into()));
+        if disks.is_empty() || disks.len() > MAX_DISKS {
+            return Err(IngestError::Invalid(format!(
+                "{} disks: give 1 to {MAX_DISKS}",
+                disks.len()
+            )));
         }
         for (i, d) in disks.iter().enumerate() {
             if d.name.is_empty() || d.name.len() > 255 || d.name.contains(['/', '\0']) {

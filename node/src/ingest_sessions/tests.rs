@@ -282,6 +282,20 @@ fn sessions_are_limited_and_named_disks_checked() {
         sessions.begin(ds.clone(), "vm", slash, None, ()),
         Err(IngestError::Invalid(_))
     ));
+    assert!(matches!(
+        sessions.begin(ds.clone(), "vm", Vec::new(), None, ()),
+        Err(IngestError::Invalid(_))
+    ));
+    let many: Vec<DiskSpec> = (0..=MAX_DISKS)
+        .map(|i| DiskSpec {
+            name: format!("d{i}"),
+            size: 1,
+        })
+        .collect();
+    assert!(matches!(
+        sessions.begin(ds.clone(), "vm", many, None, ()),
+        Err(IngestError::Invalid(_))
+    ));
     let mut open = Vec::new();
     for _ in 0..MAX_SESSIONS {
         open.push(
