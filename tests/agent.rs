@@ -49,6 +49,7 @@ impl Api {
         let r = match (method, body) {
             ("GET", _) => a.get(&full).header("authorization", &auth).call(),
             ("POST", Some(b)) => a.post(&full).header("authorization", &auth).send_json(b),
+            ("POST", None) => a.post(&full).header("authorization", &auth).send_empty(),
             _ => unreachable!(),
         }
         .unwrap();
@@ -385,6 +386,56 @@ fn refusals_and_a_killed_agent_leave_no_restore_point() {
         "{tasks:?}"
     );
     assert!(s.api.restore_points(&s.operator, "vm2").is_empty());
+
+    // Cancelled through the API mid-upload (new data, so the upload
+    // lasts): the server ends the session without waiting for the
+    // upload, the agent fails, nothing is listed.
+    let big = s.root.join("vm2-big.raw");
+    write_disk(&big, 1024 * MIB);
+    let src_big = s.source("vm2big", &big);
+    let mut child = s
+        .agent_cmd(&s.operator, "vm2big", &big, "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        let v: Value = serde_json::from_str(&l.unwrap()).unwrap_or(Value::Null);
+        if v["bytes_done"].as_u64().unwrap_or(0) > 50 * MIB {
+            break;
+        }
+    }
+    let running = s
+        .api
+        .tasks(&s.operator, src_big)
+        .into_iter()
+        .find(|t| t["state"] == "running")
+        .expect("the agent's task runs");
+    let id = running["id"].as_i64().unwrap();
+    s.api.ok(
+        &s.operator,
+        "POST",
+        &format!("/api/v1/tasks/{id}/cancel"),
+        None,
+        200,
+    );
+    // Its progress lines, and then its error.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let status = child.wait().unwrap();
+    let said = rest.join().unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "the cancelled agent fails: {said}");
+    assert!(said.contains("has ended"), "{said}");
+    let t = s.api.ok(
+        &s.operator,
+        "GET",
+        &format!("/api/v1/tasks/{id}"),
+        None,
+        200,
+    );
+    assert_eq!(t["state"], "cancelled", "{t}");
+    assert!(s.api.restore_points(&s.operator, "vm2big").is_empty());
+    std::fs::remove_file(&big).unwrap();
 
     // The next backup works.
     let o = s.agent_ok("vm2", &disk);

@@ -170,6 +170,8 @@ pub struct Session<T> {
     pub chunks_received: AtomicU64,
     last_call: Mutex<Instant>,
     started: Instant,
+    /// Set once the session is ended ([`Session::end`], [`Session::abort`]).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 /// The open sessions.
@@ -280,6 +282,7 @@ impl<T> IngestSessions<T> {
             chunks_received: AtomicU64::new(0),
             last_call: Mutex::new(Instant::now()),
             started: Instant::now(),
+            ended: Default::default(),
             ds: ds.clone(),
         });
         lock(&self.open).insert(id.clone(), s.clone());
@@ -337,6 +340,24 @@ impl<T> Session<T> {
         *lock(&self.last_call) = Instant::now();
     }
 
+    /// Mark the session ended (aborted, cancelled, timed out or being
+    /// committed): its calls are refused from now on, and an upload in
+    /// progress stops at its next chunk. True the first time only, so
+    /// whoever ends it first records why.
+    pub fn end(&self) -> bool {
+        !self.ended.swap(true, Ordering::SeqCst)
+    }
+
+    fn check_ended(&self) -> Result<()> {
+        if self.ended.load(Ordering::SeqCst) {
+            return Err(IngestError::State(format!(
+                "session {} has ended (aborted, cancelled or timed out)",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
     /// Time since the agent's last call.
     pub fn idle(&self) -> Duration {
         lock(&self.last_call).elapsed()
@@ -345,6 +366,7 @@ impl<T> Session<T> {
     /// Run `f` on the open backup session.
     fn with_backup<R>(&self, f: impl FnOnce(&BackupSession) -> Result<R>) -> Result<R> {
         self.touch();
+        self.check_ended()?;
         let g = self.backup.read().unwrap_or_else(|e| e.into_inner());
         let b = g
             .as_ref()
@@ -407,6 +429,7 @@ impl<T> Session<T> {
                     }
                 };
                 self.touch();
+                self.check_ended()?;
                 self.bytes_received
                     .fetch_add(u.compressed.len() as u64, Ordering::Relaxed);
                 self.chunks_received.fetch_add(1, Ordering::Relaxed);
@@ -435,12 +458,20 @@ impl<T> Session<T> {
     /// afterwards, whatever the outcome.
     pub fn commit(&self, tables: Vec<DiskTable>, info: &CommitInfo) -> Result<Committed> {
         self.touch();
-        let backup = self
-            .backup
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| IngestError::State(format!("session {} has ended", self.id)))?;
+        self.check_ended()?;
+        // Never waits: an upload or Have of this session still running
+        // (the agent's own calls) makes the commit fail instead.
+        let backup = match self.backup.try_write() {
+            Ok(mut g) => g.take(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(IngestError::State(format!(
+                    "another call of session {} is still running",
+                    self.id
+                )))
+            }
+        }
+        .ok_or_else(|| IngestError::State(format!("session {} has ended", self.id)))?;
         let cs = self.chunk_size;
         if tables.len() != self.disks.len()
             || tables.iter().zip(&self.disks).any(|(t, d)| t.spec != *d)
@@ -546,14 +577,17 @@ impl<T> Session<T> {
     }
 
     /// End the session without a restore point: what it stored is left
-    /// for GC. Waits for the chunks in flight (an upload still running
-    /// ends first).
+    /// for GC. Never waits for a call of the session still running (an
+    /// upload waits for the agent, which may wait for a `Have` of its
+    /// own): that call sees the session ended at its next chunk, fails,
+    /// and its caller aborts again, which then drops the backup session.
     pub fn abort(&self) {
-        let b = self
-            .backup
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.ended.store(true, Ordering::SeqCst);
+        let b = match self.backup.try_write() {
+            Ok(mut g) => g.take(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
         drop(b);
     }
 }

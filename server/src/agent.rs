@@ -42,7 +42,7 @@ use tonic::{Request, Response, Status, Streaming};
 /// its task failed.
 pub const IDLE_SECS: u64 = 120;
 /// How often open sessions' task leases are renewed and idle ones ended.
-const KEEP_EVERY: Duration = Duration::from_secs(5);
+const KEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// What the service keeps with a session.
 pub struct Meta {
@@ -254,8 +254,14 @@ impl AgentService {
 
     /// Abort session `s` and fail its task with `why`.
     fn fail(&self, s: &Sess, why: String, cancelled: bool) {
+        // Whoever ends the session first records why (the keeper, then
+        // the upload it stopped, end it one after the other).
+        let first = s.end();
         self.sessions.remove(&s.id);
         s.abort();
+        if !first {
+            return;
+        }
         tracing::warn!(
             target: "arca::agent",
             session = %s.id,
@@ -470,6 +476,19 @@ impl AgentService {
         let s = self.session(&p, &r.session)?;
         // No other call finds it from here on.
         self.sessions.remove(&s.id);
+        // A cancel asked for since the keeper's last look wins.
+        if self
+            .catalog
+            .task(s.meta.task_id)
+            .map_err(internal)?
+            .cancel_requested
+        {
+            self.fail(&s, "cancelled".into(), true);
+            return Err(Status::cancelled(format!(
+                "backup task {} was cancelled",
+                s.meta.task_id
+            )));
+        }
         let tables = r
             .disks
             .iter()

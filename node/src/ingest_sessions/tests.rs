@@ -319,3 +319,44 @@ fn sessions_are_limited_and_named_disks_checked() {
         .begin(ds.clone(), "vm", vec![spec(&[1])], None, ())
         .is_ok());
 }
+
+/// Ending a session while its upload waits for the agent never blocks
+/// (the agent may itself wait for a `Have` of the session): the upload
+/// stops at its next chunk, and later calls are refused.
+#[test]
+fn abort_during_an_upload_does_not_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = datastore(dir.path());
+    let sessions = IngestSessions::default();
+    let d = disk();
+    let (s, _) = sessions
+        .begin(ds.clone(), "vm", vec![spec(&d)], None, ())
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Upload>(0);
+    let up = {
+        let s = s.clone();
+        std::thread::spawn(move || s.put(|| Ok::<_, String>(rx.recv().ok())))
+    };
+    tx.send(upload(&ds, &noise(CS as usize, 1))).unwrap();
+    let start = std::time::Instant::now();
+    assert!(s.end());
+    s.abort();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!s.end(), "ended once");
+    // The upload's next chunk ends it.
+    tx.send(upload(&ds, &noise(CS as usize, 2))).unwrap();
+    let r = up.join().unwrap();
+    assert!(
+        matches!(&r, Err(IngestError::State(m)) if m.contains("has ended")),
+        "{r:?}"
+    );
+    s.abort();
+    assert!(matches!(
+        s.have(&[ChunkId::default()]),
+        Err(IngestError::State(_))
+    ));
+    assert!(matches!(
+        s.commit(Vec::new(), &CommitInfo::default()),
+        Err(IngestError::State(_))
+    ));
+}
