@@ -169,6 +169,11 @@ fn prepare(disks: &mut [Disk], b: &pb::BeginReply) -> Result<(), String> {
     for d in disks.iter_mut() {
         let parent = b.parent_disks.iter().find(|pd| pd.name == d.name);
         d.prepare(b.chunk_size, parent, p, &b.bitmap_prefix)?;
+        if parent.is_none() && b.tables_omitted {
+            // Have still finds what the datastore holds.
+            d.mode =
+                format!("full read, dedup against {p} (its chunk tables are too large to send)");
+        }
     }
     Ok(())
 }
