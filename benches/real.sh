@@ -37,6 +37,7 @@ install_real_tools() {
     fi
     if [[ " $REAL_TOOLS " == *" bupstash "* ]] && ! command -v bupstash >/dev/null; then
         log "installing bupstash (cargo install --locked bupstash)"
+        apt-get install -y -qq --no-install-recommends libsodium-dev pkg-config >>"$LOG" 2>&1 || true
         CARGO_TARGET_DIR=/root/.cache/bupstash-build cargo install --locked bupstash >>"$LOG" 2>&1 ||
             die "cargo install bupstash failed (log: $LOG)"
     fi

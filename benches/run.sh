@@ -11,6 +11,8 @@
 #   benches/run.sh nbd            fio over NBD: arca's export of the real image vs qemu-nbd
 #   benches/run.sh ui             web UI: time to interactive with 100k restore points and a
 #                                 100k-entry directory, asset sizes (benches/ui.sh)
+#   benches/run.sh vm             VM disks (benches/vm.sh): a 10 GiB qcow2 of real files, full then
+#                                 1% dirty: incremental from the dirty bitmap vs full read, and peers
 #   benches/run.sh files          file access (benches/files.sh): downloads, S3 (rclone) and
 #                                 NFS (nfs-cp) vs a local copy; cold time to first byte from an image
 #
@@ -37,7 +39,8 @@ case $MODE in
     all | tree | image | limits | index | real | nbd) ;;
     files) exec bash "$(dirname "${BASH_SOURCE[0]}")/files.sh" "$@" ;;
     ui) exec bash "$(dirname "${BASH_SOURCE[0]}")/ui.sh" "$@" ;;
-    *) echo "usage: $0 [all|tree|image|limits|real|nbd|files|ui|index [ARGS]]" >&2; exit 2 ;;
+    vm) exec bash "$(dirname "${BASH_SOURCE[0]}")/vm.sh" "$@" ;;
+    *) echo "usage: $0 [all|tree|image|limits|real|nbd|files|ui|vm|index [ARGS]]" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -23,6 +23,26 @@ apt_install() {
           $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
 }
 
+# Like apt_install, from Debian's bookworm-backports suite (added to the
+# apt sources if missing).
+apt_install_backports() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing ${missing[*]} from bookworm-backports"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+        echo "deb http://deb.debian.org/debian bookworm-backports main" |
+        $sudo tee /etc/apt/sources.list.d/backports.list >/dev/null
+    $sudo apt-get update -qq || true
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${missing[@]}" ||
+        { sleep 5; $sudo apt-get update -qq || true;
+          $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${missing[@]}"; }
+}
+
 # clang/libclang for RocksDB's bindings; protoc for the node protocol's
 # gRPC code; diffutils for cmp in the tests; libnbd-bin (nbdinfo, nbdcopy)
 # as NBD clients (qemu-img and qemu-io come with the machine); libiscsi-bin
@@ -41,6 +61,13 @@ apt_install fdisk gdisk dosfstools mtools ntfs-3g attr libnfs-utils rclone
 # axe-core from tests/ui/package-lock.json (the test does `npm ci` itself).
 apt_install chromium fonts-dejavu-core
 command -v npm >/dev/null || apt_install nodejs npm
+# VM ingest over libvirt (tests/libvirt.rs): libvirtd with the QEMU/KVM
+# driver and QEMU 10 from bookworm-backports (stable's qemu-system 7.2
+# would replace the qemu-img 10 the image tests use), an sshd for the
+# tests' own loopback server (and ssh-keygen), and libssl-dev + pkg-config
+# for libssh2-sys (the ssh2 crate links the system OpenSSL).
+apt_install_backports libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+apt_install openssh-server openssh-client libssl-dev pkg-config
 python3 -c "import boto3" 2>/dev/null && command -v aws >/dev/null ||
     python3 -m pip install --quiet awscli boto3 ||
     { sleep 5; python3 -m pip install --quiet awscli boto3; }

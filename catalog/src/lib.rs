@@ -20,6 +20,7 @@ mod datastores;
 pub mod db;
 mod exports;
 mod forget;
+mod hypervisors;
 mod leases;
 mod maintenance;
 mod nodes;
@@ -111,6 +112,7 @@ pub struct Catalog {
 pub use accounts::SignedOut;
 pub use asynchronous::{blocking, AsyncCatalog};
 pub use exports::{Export, NewExport, LIVE as LIVE_EXPORT_STATES};
+pub use hypervisors::{domain_source_name, SeenDomain};
 pub use leases::{Lease, MAKES_RESTORE_POINTS};
 pub use maintenance::{VerifyEffects, MAINTENANCE_KINDS};
 pub use nodes::NodeConfinement;

@@ -635,4 +635,53 @@ CREATE TABLE datastore_usage (
 INSERT INTO datastore_usage (datastore_id, time, bytes_used, bytes_logical)
     SELECT id, CAST(strftime('%s', 'now') AS INTEGER), bytes_used, bytes_logical FROM datastores;
 "#,
+    // 11: libvirt hosts (issue 17, VM ingest): a hypervisor is reached over
+    // SSH with a private key kept sealed (AES-256-GCM under the server's
+    // credentials.key, never returned by the API) and a host key pinned on
+    // first contact; its inventory sync lists its domains as sources of
+    // kind 'libvirt' (settings: hypervisor_id, uuid, removed). The sources
+    // table is rebuilt for the kind's CHECK, every column, constraint,
+    // index and the id sequence kept.
+    r#"
+CREATE TABLE hypervisors (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('libvirt')),
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    node_id     INTEGER NOT NULL REFERENCES nodes(id),
+    address     TEXT NOT NULL,
+    ssh_user    TEXT NOT NULL,
+    ssh_key     BLOB NOT NULL,
+    host_key    TEXT,
+    synced_at   INTEGER,
+    sync_error  TEXT,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (project_id, name)
+);
+CREATE TEMP TABLE sources_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'sources';
+CREATE TABLE new_sources (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('files', 'image', 'libvirt')),
+    path        TEXT NOT NULL,
+    node_id     INTEGER NOT NULL REFERENCES nodes(id),
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    tags        TEXT NOT NULL DEFAULT '[]',
+    settings    TEXT NOT NULL DEFAULT '{}',
+    policy_id   INTEGER REFERENCES policies(id) ON DELETE SET NULL,
+    assigned_by TEXT NOT NULL DEFAULT 'none' CHECK (assigned_by IN ('none', 'explicit', 'rule')),
+    created_at  INTEGER NOT NULL,
+    UNIQUE (project_id, name)
+);
+INSERT INTO new_sources (id, name, kind, path, node_id, project_id, tags, settings, policy_id, assigned_by, created_at)
+    SELECT id, name, kind, path, node_id, project_id, tags, settings, policy_id, assigned_by, created_at FROM sources;
+DROP TABLE sources;
+ALTER TABLE new_sources RENAME TO sources;
+CREATE INDEX sources_policy ON sources (policy_id);
+DELETE FROM sqlite_sequence WHERE name = 'sources';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'sources', MAX(
+    COALESCE((SELECT MAX(seq) FROM temp.sources_seq), 0),
+    COALESCE((SELECT MAX(id) FROM sources), 0));
+DROP TABLE temp.sources_seq;
+"#,
 ];

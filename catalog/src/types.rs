@@ -1,11 +1,12 @@
 //! The catalog's records: one struct per table row, the kinds and states
 //! they carry, and the inputs of the calls that make them.
 
+pub use arca_model::api::Hypervisor;
 pub use arca_model::{
     AssignedBy, AuditId, AuditResult, BadParams, DatastoreId, ExportId, ExportOnStop,
-    ExportProtocol, ExportState, LogLevel, NodeId, NodeState, PolicyId, ProjectId, RestorePointId,
-    RestorePointState, Role, SourceId, SourceKind, TaskId, TaskKind, TaskSpec, TaskState, TokenId,
-    TokenKind, TokenScope, UserId,
+    ExportProtocol, ExportState, HypervisorId, LogLevel, NodeId, NodeState, PolicyId, ProjectId,
+    RestorePointId, RestorePointState, Role, SourceId, SourceKind, TaskId, TaskKind, TaskSpec,
+    TaskState, TokenId, TokenKind, TokenScope, UserId,
 };
 
 use crate::VerifyEffects;

@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod image;
+pub mod libvirt;
 pub mod nbd;
 pub mod prefetch;
 pub mod restore;

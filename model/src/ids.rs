@@ -124,6 +124,11 @@ catalog_id!(
     "policy"
 );
 catalog_id!(
+    /// Id of a hypervisor (a libvirt host).
+    HypervisorId,
+    "hypervisor"
+);
+catalog_id!(
     /// Id of a task.
     TaskId,
     "task"

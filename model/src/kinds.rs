@@ -113,8 +113,19 @@ string_enum!(
         Files = "files",
         /// A disk image: a block device or an image file.
         Image = "image",
+        /// A virtual machine of a libvirt host (its disks and definition),
+        /// listed by the host's inventory sync.
+        Libvirt = "libvirt",
     }
 );
+
+impl SourceKind {
+    /// Whether its restore points hold disks (served as disks, with a
+    /// file tree found inside them).
+    pub fn has_disks(self) -> bool {
+        matches!(self, SourceKind::Image | SourceKind::Libvirt)
+    }
+}
 
 string_enum!(
     /// What a task does. Its parameters are a [`crate::TaskSpec`].

@@ -40,8 +40,8 @@ pub mod task;
 pub mod task_result;
 
 pub use ids::{
-    AuditId, BadId, DatastoreId, ExportId, NodeId, PolicyId, ProjectId, RestorePointId, SourceId,
-    TaskId, TokenId, UserId,
+    AuditId, BadId, DatastoreId, ExportId, HypervisorId, NodeId, PolicyId, ProjectId,
+    RestorePointId, SourceId, TaskId, TokenId, UserId,
 };
 pub use kinds::{
     AssignedBy, AuditResult, Encryption, ExportOnStop, ExportProtocol, ExportState, LogLevel,
@@ -50,7 +50,7 @@ pub use kinds::{
 };
 pub use task::{
     BackupParams, BadParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
-    RestoreParams, Retention, TaskSpec, VerifyParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams, VmImport,
 };
 pub use task_result::{
     BackupResult, BadResult, CommitExportResult, ForgetResult, GcResult, PruneResult,

@@ -53,7 +53,8 @@ integer_column!(
     PolicyId,
     TaskId,
     ExportId,
-    AuditId
+    AuditId,
+    HypervisorId
 );
 
 text_column!(

@@ -130,6 +130,28 @@ pub struct RestoreParams {
     /// Lease time: the node's confinement rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confine: Option<Confinement>,
+    /// Restore a libvirt VM as an *import* on a hypervisor (then `target`
+    /// is empty): its disks recreated there and its domain defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<VmImport>,
+}
+
+/// Where and how a VM restore point is imported (see
+/// `POST /restore-points/{id}/import`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VmImport {
+    pub hypervisor_id: crate::HypervisorId,
+    /// The new domain's name (default: the original's; refused while a
+    /// domain of that name exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Absolute directory on the host for the disk files.
+    pub dir: String,
+    /// `qcow2` (default) or `raw`.
+    pub format: String,
+    /// Start the domain once defined.
+    #[serde(default)]
+    pub start: bool,
 }
 
 /// A verify of the task's datastore: the restore points due, or all.
@@ -330,6 +352,7 @@ mod tests {
             overwrite: false,
             special_files: false,
             confine: None,
+            import: None,
         });
         check("restore", restore.clone(), &want, restore);
         let restore = json!({"restore_point": rp('b'), "target": "/t", "path": "etc/hosts", "overwrite": true, "special_files": true});

@@ -33,6 +33,7 @@ pub mod runner;
 pub mod serve;
 pub mod stop;
 pub mod tree_restore;
+pub mod vm;
 
 pub use arca_proto::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
 pub use runner::{Coordinator, Passphrases, Runner, ShutdownReport, INTERRUPTED};

@@ -504,8 +504,12 @@ impl Runner {
             },
         };
         // Checked again here, on the real path: a link out of the node's
-        // source roots fails the backup.
-        let path: PathBuf = confinement(p.confine.as_ref())?.real_source(&source.path)?;
+        // source roots fails the backup. (A libvirt source's path is its
+        // domain's name on its host.)
+        let path: PathBuf = match source.kind {
+            SourceKind::Libvirt => PathBuf::new(),
+            _ => confinement(p.confine.as_ref())?.real_source(&source.path)?,
+        };
         let out = match source.kind {
             SourceKind::Files => {
                 let opts = arca_ingest::files::FilesOptions {
@@ -514,6 +518,7 @@ impl Runner {
                     tags: source.tags.clone(),
                 };
                 arca_ingest::files::backup(&ds, &path, &opts, progress)
+                    .map_err(|e| e.to_string())?
             }
             SourceKind::Image => {
                 let opts = arca_ingest::image::ImageOptions {
@@ -524,9 +529,22 @@ impl Runner {
                     full_read: false,
                 };
                 arca_ingest::image::backup(&ds, &path, &opts, progress)
+                    .map_err(|e| e.to_string())?
             }
-        }
-        .map_err(|e| e.to_string())?;
+            SourceKind::Libvirt => {
+                let h = l
+                    .hypervisor
+                    .as_ref()
+                    .ok_or("the lease of a libvirt backup names no hypervisor")?;
+                let opts = arca_ingest::libvirt::VmBackupOptions {
+                    source: source.name.clone(),
+                    parent,
+                    tags: source.tags.clone(),
+                    ..Default::default()
+                };
+                crate::vm::backup(&ds, h, &source.path, &opts, progress)?
+            }
+        };
         for w in &out.warnings {
             self.coord
                 .log(task.id, LogLevel::Warn, &format!("skipped {w}"));
@@ -583,6 +601,40 @@ impl Runner {
     }
 
     fn restore(&self, l: &Leased, p: &RestoreParams, progress: &Progress) -> Outcome {
+        if let Some(imp) = &p.import {
+            // Onto a hypervisor: nothing is written on this node.
+            let h = l
+                .hypervisor
+                .as_ref()
+                .ok_or("the lease of an import names no hypervisor")?;
+            let (_, ds) = self.task_datastore(l)?;
+            let snap = ds
+                .resolve_snapshot(&p.restore_point.to_hex(), None)
+                .map_err(|e| e.to_string())?;
+            let done = crate::vm::import(&ds, h, &snap, imp, progress)?;
+            self.coord.log(
+                l.task.id,
+                LogLevel::Info,
+                &format!(
+                    "defined domain {} (uuid {}) on {}{}; disks: {}",
+                    done.name,
+                    done.uuid,
+                    h.address,
+                    if done.started { ", started" } else { "" },
+                    done.disks
+                        .iter()
+                        .map(|(t, f)| format!("{t} = {f}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return Ok(TaskResult::Restore(RestoreResult {
+                restore_point: snap.id.into(),
+                target: format!("domain {} on {}", done.name, h.address),
+                bytes: snap.manifest.disks.iter().map(|d| d.size).sum(),
+                tree: None,
+            }));
+        }
         let subpath = p.path.as_deref();
         // The real target, under the node's restore roots.
         let conf = confinement(p.confine.as_ref())?;

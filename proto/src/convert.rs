@@ -14,7 +14,7 @@ use arca_catalog::{
 use arca_model::{ExportOnStop, ExportProtocol, ExportState, LogLevel, SourceKind, TaskState};
 use serde_json::Value;
 
-use crate::{pb, DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
+use crate::{pb, DatastoreRef, ExportSpec, Finished, HypervisorAccess, Leased, LeasedTask};
 
 mod files;
 mod find;
@@ -87,6 +87,7 @@ fn source_kind_to_pb(kind: SourceKind) -> i32 {
     let k = match kind {
         SourceKind::Files => pb::SourceKind::Files,
         SourceKind::Image => pb::SourceKind::Image,
+        SourceKind::Libvirt => pb::SourceKind::Libvirt,
     };
     k as i32
 }
@@ -96,6 +97,7 @@ fn source_kind_from_pb(v: i32) -> Result<SourceKind, String> {
         pb::SourceKind::Unspecified => None,
         pb::SourceKind::Files => Some(SourceKind::Files),
         pb::SourceKind::Image => Some(SourceKind::Image),
+        pb::SourceKind::Libvirt => Some(SourceKind::Libvirt),
     })
 }
 
@@ -142,6 +144,13 @@ pub fn leased_to_pb(l: &Leased) -> pb::TaskSpec {
         }),
         retention: l.retention.as_ref().map(retention_to_pb),
         datastore: l.datastore.as_ref().map(datastore_to_pb),
+        hypervisor: l.hypervisor.as_ref().map(|h| pb::Hypervisor {
+            id: h.id,
+            address: h.address.clone(),
+            user: h.user.clone(),
+            private_key: h.private_key.clone(),
+            host_key: h.host_key.clone(),
+        }),
         params: Some(params_to_pb(&t.spec)),
     }
 }
@@ -179,6 +188,13 @@ pub fn leased_from_pb(t: pb::TaskSpec, node_id: NodeId) -> Result<Leased, String
         source,
         retention: t.retention.map(retention_from_pb),
         datastore: t.datastore.map(datastore_from_pb),
+        hypervisor: t.hypervisor.map(|h| HypervisorAccess {
+            id: h.id,
+            address: h.address,
+            user: h.user,
+            private_key: h.private_key,
+            host_key: h.host_key,
+        }),
     })
 }
 

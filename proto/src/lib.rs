@@ -13,7 +13,7 @@ pub mod convert;
 pub mod query;
 mod types;
 
-pub use types::{DatastoreRef, ExportSpec, Finished, Leased, LeasedTask};
+pub use types::{DatastoreRef, ExportSpec, Finished, HypervisorAccess, Leased, LeasedTask};
 
 #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
 pub mod pb {

@@ -44,6 +44,27 @@ pub struct Leased {
     /// The policy's retention, applied after a policy's backup.
     pub retention: Option<Retention>,
     pub datastore: Option<DatastoreRef>,
+    /// For a libvirt source: how to reach its host.
+    pub hypervisor: Option<HypervisorAccess>,
+}
+
+/// How a node reaches a libvirt host: address, SSH user and private key
+/// (unsealed by the server for this lease), the pinned host key.
+#[derive(Clone)]
+pub struct HypervisorAccess {
+    pub id: i64,
+    pub address: String,
+    pub user: String,
+    pub private_key: Vec<u8>,
+    /// "SHA256:…"; empty: not pinned yet.
+    pub host_key: String,
+}
+
+impl std::fmt::Debug for HypervisorAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key, even in a debug log.
+        write!(f, "HypervisorAccess({}@{})", self.user, self.address)
+    }
 }
 
 /// A task's end as the node reports it.

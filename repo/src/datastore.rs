@@ -95,8 +95,11 @@ impl Snapshot {
     pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp_nanos(self.manifest.time_ns)
     }
+    /// A restore point of disks (read as images by restores and the
+    /// frontends): an `image` source's, or any other source's that
+    /// recorded disks (a `libvirt` domain's).
     pub fn is_image(&self) -> bool {
-        self.manifest.source_kind == "image"
+        self.manifest.source_kind == "image" || !self.manifest.disks.is_empty()
     }
 }
 

@@ -24,6 +24,7 @@ use arca_repo::Datastore;
 pub mod agent;
 pub mod browse;
 pub mod datadir;
+pub mod inventory;
 mod local;
 pub mod notify;
 pub mod queries;
@@ -79,7 +80,9 @@ pub fn import_datastore(c: &Catalog, ds: &Datastore, ds_id: DatastoreId) -> Resu
             source_id: src.as_ref().map(|s| s.id),
             source_name: m.source.clone(),
             project_id: src.as_ref().map_or(ProjectId(1), |s| s.project_id),
-            kind: if snap.is_image() {
+            kind: if m.source_kind == "libvirt" {
+                SourceKind::Libvirt
+            } else if snap.is_image() {
                 SourceKind::Image
             } else {
                 SourceKind::Files

@@ -26,6 +26,8 @@ pub struct Local {
     pub notifier: Arc<Notifier>,
     /// The tasks this node leased, and their attempts.
     held: Held,
+    /// Opens hypervisors' sealed SSH keys for the leases of their backups.
+    credentials: Option<Arc<arca_web::s3_secrets::SecretBox>>,
 }
 
 impl Local {
@@ -35,7 +37,60 @@ impl Local {
             node_id,
             notifier: Arc::new(Notifier::default()),
             held: Default::default(),
+            credentials: None,
         }
+    }
+
+    /// Open hypervisors' keys with `b` when leasing their backups.
+    pub fn with_credentials(mut self, b: Option<Arc<arca_web::s3_secrets::SecretBox>>) -> Local {
+        self.credentials = b;
+        self
+    }
+
+    /// How to reach the hypervisor a task needs: a libvirt source's, or
+    /// an import's (None for other tasks), its key unsealed for this lease.
+    fn hypervisor_for(
+        &self,
+        source: Option<&catalog::Source>,
+        spec: &TaskSpec,
+    ) -> Result<Option<arca_proto::HypervisorAccess>, String> {
+        let id = match (source, spec) {
+            (_, TaskSpec::Restore(r)) if r.import.is_some() => {
+                r.import.as_ref().map(|i| i.hypervisor_id.get())
+            }
+            (Some(s), _) if s.kind == arca_model::SourceKind::Libvirt => Some(
+                s.settings["hypervisor_id"]
+                    .as_i64()
+                    .ok_or_else(|| format!("source {} names no hypervisor", s.name))?,
+            ),
+            _ => None,
+        };
+        let Some(id) = id else { return Ok(None) };
+        let h = self
+            .catalog
+            .hypervisor(arca_model::HypervisorId(id))
+            .map_err(|e| format!("hypervisor {id}: {e}"))?;
+        let b = self
+            .credentials
+            .as_ref()
+            .ok_or("this server keeps no credentials (no credentials key)")?;
+        let sealed = self
+            .catalog
+            .hypervisor_key(h.id)
+            .map_err(|e| e.to_string())?;
+        let key = b
+            .open(
+                &arca_web::inventory::key_aad(h.project_id, &h.name),
+                &sealed,
+            )
+            .map_err(|e| format!("the private key of hypervisor {}: {e}", h.name))?;
+        Ok(Some(arca_proto::HypervisorAccess {
+            id: h.id.get(),
+            address: h.address,
+            user: h.user,
+            private_key: key,
+            host_key: h.host_key.unwrap_or_default(),
+        }))
     }
 
     pub fn with_notifier(mut self, n: Arc<Notifier>) -> Local {
@@ -191,6 +246,7 @@ impl Local {
         // The kind and parameters as typed values: a task stored with
         // parameters that do not fit fails with what is wrong.
         let spec = task.spec().map_err(|e| e.to_string())?;
+        let hypervisor = self.hypervisor_for(source.as_ref(), &spec)?;
         Ok(Leased {
             task: LeasedTask {
                 id: task.id,
@@ -204,6 +260,7 @@ impl Local {
             source,
             retention: retention.map(Into::into),
             datastore,
+            hypervisor,
         })
     }
 

@@ -139,7 +139,19 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
     let notifier = Arc::new(cfg.notifier.clone());
     let mut state = arca_web::AppState::new(p.catalog.clone());
     state.secure_cookies = cfg.tls.is_some();
-    let local = Local::new(p.catalog.clone(), p.node_id).with_notifier(notifier.clone());
+    // Hypervisors' SSH keys at rest, sealed like S3 secrets under a key
+    // file of their own.
+    let credentials = Arc::new(
+        arca_web::s3_secrets::SecretBox::open_or_create(&data_dir.join("credentials.key"))
+            .context("the credentials key file")?,
+    );
+    let state = state.with_hypervisors(
+        credentials.clone(),
+        Arc::new(crate::inventory::LibvirtInventory),
+    );
+    let local = Local::new(p.catalog.clone(), p.node_id)
+        .with_notifier(notifier.clone())
+        .with_credentials(Some(credentials.clone()));
     let runner = Arc::new(Runner::new(Arc::new(local), p.passphrases));
     runner.set_holder("arca server", &url);
     let mine: Vec<DatastoreRef> = p
@@ -192,7 +204,8 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
     let nodes =
         crate::service::NodeService::new(p.catalog.clone(), notifier, state.changed.clone())
             .with_node_timeout(cfg.node_timeout)
-            .with_queries(queries);
+            .with_queries(queries)
+            .with_credentials(credentials);
     // Agents push disk backups into the embedded node's datastores, on
     // the same port too (docs/vm-ingest.md, "Agent").
     let agents = crate::agent::AgentService::new(p.catalog.clone(), runner.clone(), p.node_id);

@@ -51,6 +51,8 @@ pub struct NodeService {
     node_timeout: i64,
     /// Queries for remote nodes (browsing their datastores).
     queries: Arc<Queries>,
+    /// Opens hypervisors' keys for leases of libvirt backups.
+    credentials: Option<Arc<arca_web::s3_secrets::SecretBox>>,
 }
 
 impl NodeService {
@@ -65,7 +67,14 @@ impl NodeService {
             changed,
             node_timeout: NODE_TIMEOUT_SECS,
             queries: Arc::new(Queries::new()),
+            credentials: None,
         }
+    }
+
+    /// Open hypervisors' keys with `b` for the leases of their backups.
+    pub fn with_credentials(mut self, b: Arc<arca_web::s3_secrets::SecretBox>) -> NodeService {
+        self.credentials = Some(b);
+        self
     }
 
     /// Hand out the queries of this broker (the one the REST API asks).
@@ -130,7 +139,9 @@ impl NodeService {
     }
 
     fn local(&self, node: &Node) -> Local {
-        Local::new(self.catalog.clone(), node.id).with_notifier(self.notifier.clone())
+        Local::new(self.catalog.clone(), node.id)
+            .with_notifier(self.notifier.clone())
+            .with_credentials(self.credentials.clone())
     }
 
     /// The task, if it was leased to this node (running or not: the logs

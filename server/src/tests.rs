@@ -732,6 +732,7 @@ fn leased_backups_and_restores_carry_their_node_s_confinement() {
             source_roots: vec!["/".into()],
             ..Default::default()
         }),
+        import: None,
     };
     for spec in [
         TaskSpec::Backup(Default::default()),
@@ -1250,6 +1251,7 @@ fn a_task_whose_parameters_do_not_fit_its_kind_fails_and_says_what_is_wrong() {
                     overwrite: false,
                     special_files: false,
                     confine: None,
+                    import: None,
                 }),
                 project_id: ProjectId(1),
                 datastore_id: Some(ds),

@@ -23,6 +23,7 @@ mod tokens;
 mod units;
 mod usage;
 mod users;
+mod vm_args;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ pub use objects::{PolicyCmd, SourceCmd};
 pub use task_args::{ReportArgs, ReportCmd, TaskCmd};
 
 pub(crate) use args::{ExportArgs, MountArgs, NotifyArgs, RootArgs, ServeCmd};
+pub(crate) use vm_args::{HostArgs, LibvirtBackupArgs, LibvirtCmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -167,9 +169,12 @@ enum Command {
     /// iSCSI) or their files over NFS.
     #[command(subcommand)]
     Serve(ServeCmd),
-    /// Back up a directory tree or a disk image.
+    /// Back up a directory tree, a disk image or a libvirt domain.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// libvirt hosts over SSH: list domains, import a restore point.
+    #[command(subcommand)]
+    Libvirt(LibvirtCmd),
     /// List snapshots (restore points), oldest first. With --server, the
     /// restore points the server's catalog lists (that you may read).
     Snapshots {
@@ -602,6 +607,14 @@ enum BackupCmd {
         /// as unchanged and not read).
         #[arg(long, conflicts_with = "changed_extents")]
         full_read: bool,
+    },
+    /// Back up a libvirt domain over SSH (libvirt's backup job with
+    /// checkpoints: incremental after the first run).
+    Libvirt {
+        #[command(flatten)]
+        args: LibvirtBackupArgs,
+        #[command(flatten)]
+        common: BackupArgs,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod browse;
 pub mod convert;
 mod csv;
 pub mod error;
+pub mod inventory;
 mod json_object;
 pub mod openapi;
 mod routes;
@@ -64,6 +65,10 @@ pub struct AppState {
     pub s3_endpoint: Option<String>,
     /// Mark session cookies `Secure` (the server speaks TLS).
     pub secure_cookies: bool,
+    /// Seals hypervisors' SSH keys (None: `POST /hypervisors` answers 409).
+    pub credentials: Option<Arc<s3_secrets::SecretBox>>,
+    /// Lists hypervisors' domains (None: syncs answer 409).
+    pub inventory: Option<Arc<dyn inventory::Inventory>>,
 }
 
 impl AppState {
@@ -78,7 +83,21 @@ impl AppState {
             s3_secrets: None,
             s3_endpoint: None,
             secure_cookies: false,
+            credentials: None,
+            inventory: None,
         }
+    }
+
+    /// Keep hypervisors' credentials sealed with `b`, and list their
+    /// domains with `inv`.
+    pub fn with_hypervisors(
+        mut self,
+        b: Arc<s3_secrets::SecretBox>,
+        inv: Arc<dyn inventory::Inventory>,
+    ) -> Self {
+        self.credentials = Some(b);
+        self.inventory = Some(inv);
+        self
     }
 
     /// Serve S3 keys sealed with `b`, for the gateway at `endpoint`.
@@ -123,9 +142,9 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        accounts, audit, datastores, download, exports, healthz, me, metrics, nodes, openapi_json,
-        policies, projects, reports, restore_points, s3_keys, search, sources, status, tasks,
-        tokens, users,
+        accounts, audit, datastores, download, exports, healthz, hypervisors, me, metrics, nodes,
+        openapi_json, policies, projects, reports, restore_points, s3_keys, search, sources,
+        status, tasks, tokens, users,
     };
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
@@ -186,6 +205,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/sources/{id}/backup", post(sources::backup_now))
         .route(
+            "/hypervisors",
+            get(hypervisors::list_hypervisors).post(hypervisors::add_hypervisor),
+        )
+        .route(
+            "/hypervisors/{id}",
+            get(hypervisors::get_hypervisor).delete(hypervisors::delete_hypervisor),
+        )
+        .route("/hypervisors/{id}/sync", post(hypervisors::sync_hypervisor))
+        .route(
             "/policies",
             get(policies::list_policies).post(policies::add_policy),
         )
@@ -217,6 +245,7 @@ pub fn app(state: AppState) -> Router {
             "/restore-points/{id}/restore",
             post(restore_points::restore),
         )
+        .route("/restore-points/{id}/import", post(restore_points::import))
         .route("/restore-points/{id}/tree", get(restore_points::tree))
         .route("/restore-points/{id}/files", get(download::files))
         .route(

@@ -68,6 +68,10 @@ pub use routes::ROUTES;
     api::SourceChange,
     api::RestorePointsOnDelete,
     api::BackupNow,
+    api::Hypervisor,
+    api::NewHypervisor,
+    api::SyncReport,
+    api::ImportRequest,
     api::Policy,
     api::NewPolicy,
     api::PolicyChange,
@@ -115,6 +119,7 @@ const LISTS: &[(&str, &str)] = &[
     ("Nodes", "Node"),
     ("Datastores", "Datastore"),
     ("Sources", "Source"),
+    ("Hypervisors", "Hypervisor"),
     ("Policies", "Policy"),
     ("Tasks", "Task"),
     ("TaskLogs", "TaskLog"),
@@ -305,6 +310,14 @@ pub fn document() -> Value {
             responses.insert("413".into(), error_response("Body larger than 1 MiB"));
             responses.insert("415".into(), error_response("Body is not JSON"));
             responses.insert("422".into(), error_response("Invalid values"));
+        }
+        if r.path.ends_with("/sync") {
+            responses.insert(
+                "502".into(),
+                error_response(
+                    "The hypervisor could not be reached, or its SSH login or inventory failed",
+                ),
+            );
         }
         // The audit log's filters are checked (lengths, since <= until).
         if r.path == "/api/v1/audit" {

@@ -42,6 +42,10 @@ const DELETABLE: &[(&str, &str)] = &[
         "INSERT INTO sources (name, kind, path, node_id, project_id, created_at) VALUES ('s{n}', 'files', '/', 1, 1, 0)",
     ),
     (
+        "hypervisors",
+        "INSERT INTO hypervisors (name, kind, project_id, node_id, address, ssh_user, ssh_key, created_at) VALUES ('h{n}', 'libvirt', 1, 1, 'kvm', 'root', x'00', 0)",
+    ),
+    (
         "tasks",
         "INSERT INTO tasks (kind, state, project_id, not_before, created_by, created_at) VALUES ('backup', 'queued', 1, 0, 't', 0)",
     ),

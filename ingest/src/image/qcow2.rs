@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -154,20 +154,23 @@ pub fn remove_bitmap(path: &Path, name: &str) -> Result<()> {
 /// A `qemu-nbd` serving an image read-only on a private Unix socket,
 /// stopped when dropped.
 pub struct QemuNbd {
-    child: Child,
+    pid: nix::unistd::Pid,
     pub socket: PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl QemuNbd {
     /// Serve `path` (of `format`) as export "disk", with the dirty bitmap
-    /// `bitmap` as the `qemu:dirty-bitmap:NAME` context.
+    /// `bitmap` as the `qemu:dirty-bitmap:NAME` context. `--fork` makes
+    /// qemu-nbd return only once it serves (or has failed, e.g. for a
+    /// bitmap the image lacks), so there is no race with its socket.
     pub fn start(path: &Path, format: &str, bitmap: Option<&str>) -> Result<QemuNbd> {
         let dir = tempfile::Builder::new()
             .prefix("arca-qemu-nbd-")
             .tempdir()
             .map_err(|e| Error::io("temporary directory for qemu-nbd", e))?;
         let socket = dir.path().join("nbd.sock");
+        let pid_file = dir.path().join("pid");
         let log = dir.path().join("stderr");
         let stderr = File::create(&log).map_err(|e| Error::io("qemu-nbd's log file", e))?;
         let mut cmd = Command::new("qemu-nbd");
@@ -176,6 +179,9 @@ impl QemuNbd {
             .arg("--export-name=disk")
             .arg("--socket")
             .arg(&socket)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--fork")
             .arg("--persistent")
             .arg("--shared=2");
         if let Some(b) = bitmap {
@@ -185,31 +191,26 @@ impl QemuNbd {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let child = cmd
-            .spawn()
+        let status = cmd
+            .status()
             .map_err(|e| Error::io("run qemu-nbd (is qemu-utils installed?)", e))?;
-        let mut s = QemuNbd { child, socket, dir };
-        let start = Instant::now();
-        loop {
-            if s.socket.exists() && UnixStream::connect(&s.socket).is_ok() {
-                return Ok(s);
-            }
-            if let Ok(Some(status)) = s.child.try_wait() {
-                let err = std::fs::read_to_string(&log).unwrap_or_default();
-                let err = err.trim().trim_start_matches("qemu-nbd: ");
-                return Err(Error::InvalidInput(format!(
-                    "qemu-nbd could not serve {} ({status}): {err}",
-                    path.display()
-                )));
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(Error::InvalidInput(format!(
-                    "qemu-nbd did not start serving {} within 30 s",
-                    path.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !status.success() {
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            let err = err.trim().trim_start_matches("qemu-nbd: ");
+            return Err(Error::InvalidInput(format!(
+                "qemu-nbd could not serve {} ({status}): {err}",
+                path.display()
+            )));
         }
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .ok_or_else(|| Error::InvalidInput("qemu-nbd wrote no pid file".into()))?;
+        Ok(QemuNbd {
+            pid: nix::unistd::Pid::from_raw(pid),
+            socket,
+            dir,
+        })
     }
 
     /// A new connection, negotiated with `contexts`.
@@ -230,9 +231,26 @@ impl QemuNbd {
 }
 
 impl Drop for QemuNbd {
+    /// Stop it and wait (up to 5 s) until it is gone, so that the image's
+    /// lock is released for the `qemu-img bitmap` calls that follow.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        use nix::sys::signal::{kill, Signal};
+        let _ = kill(self.pid, Signal::SIGTERM);
+        let start = Instant::now();
+        while kill(self.pid, None).is_ok() && start.elapsed() < Duration::from_secs(5) {
+            // Forked away from us: once it exits, init reaps it; a zombie
+            // holds no lock.
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 mod accounts;
+mod hypervisors;
 mod preview;
 mod records;
 mod reports;
@@ -32,6 +33,7 @@ mod search;
 mod tree;
 
 pub use accounts::*;
+pub use hypervisors::*;
 pub use preview::*;
 pub use records::*;
 pub use reports::*;

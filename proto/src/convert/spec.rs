@@ -5,7 +5,7 @@
 use arca_model::ids::{ExportId, RestorePointId};
 use arca_model::task::{
     BackupParams, CommitExportParams, Confinement, ForgetParams, GcParams, PruneParams,
-    RestoreParams, Retention, TaskSpec, VerifyParams,
+    RestoreParams, Retention, TaskSpec, VerifyParams, VmImport,
 };
 
 use crate::pb;
@@ -94,6 +94,13 @@ pub fn params_to_pb(spec: &TaskSpec) -> Params {
             overwrite: p.overwrite,
             special_files: p.special_files,
             confine: p.confine.as_ref().map(confine_to_pb),
+            import: p.import.as_ref().map(|i| pb::VmImport {
+                hypervisor_id: i.hypervisor_id.get(),
+                name: i.name.clone(),
+                dir: i.dir.clone(),
+                format: i.format.clone(),
+                start: i.start,
+            }),
         }),
         TaskSpec::Verify(p) => Params::Verify(pb::VerifyParams {
             all: p.all,
@@ -141,6 +148,13 @@ pub fn params_from_pb(p: Option<Params>) -> Result<TaskSpec, String> {
             overwrite: p.overwrite,
             special_files: p.special_files,
             confine: p.confine.map(confine_from_pb),
+            import: p.import.map(|i| VmImport {
+                hypervisor_id: arca_model::HypervisorId(i.hypervisor_id),
+                name: i.name,
+                dir: i.dir,
+                format: i.format,
+                start: i.start,
+            }),
         }),
         Params::Verify(p) => TaskSpec::Verify(VerifyParams {
             all: p.all,

@@ -56,6 +56,7 @@ fn every_spec() -> Vec<TaskSpec> {
             overwrite: false,
             special_files: false,
             confine: None,
+            import: None,
         }),
         TaskSpec::Restore(RestoreParams {
             restore_point: rp('c'),
@@ -64,6 +65,13 @@ fn every_spec() -> Vec<TaskSpec> {
             overwrite: true,
             special_files: true,
             confine: Some(confine()),
+            import: Some(arca_model::VmImport {
+                hypervisor_id: arca_model::HypervisorId(3),
+                name: Some("web-restored".into()),
+                dir: "/var/lib/libvirt/images".into(),
+                format: "raw".into(),
+                start: true,
+            }),
         }),
         TaskSpec::Verify(VerifyParams::default()),
         TaskSpec::Verify(VerifyParams {
@@ -137,6 +145,13 @@ fn leased(spec: TaskSpec) -> Leased {
             ..Default::default()
         }),
         datastore: Some(ds()),
+        hypervisor: Some(crate::HypervisorAccess {
+            id: 3,
+            address: "kvm1:2222".into(),
+            user: "root".into(),
+            private_key: b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec(),
+            host_key: "SHA256:abc".into(),
+        }),
     }
 }
 
@@ -158,17 +173,32 @@ fn every_task_spec_crosses_the_wire_unchanged() {
             (s.tags, s.policy_id),
             (vec!["prod".to_string()], Some(PolicyId(4)))
         );
+        let h = back.hypervisor.unwrap();
+        assert_eq!(
+            (
+                h.id,
+                h.address.as_str(),
+                h.user.as_str(),
+                h.host_key.as_str()
+            ),
+            (3, "kvm1:2222", "root", "SHA256:abc")
+        );
+        assert_eq!(h.private_key, b"-----BEGIN OPENSSH PRIVATE KEY-----");
+        // The key never shows in a debug print (a log line).
+        assert!(!format!("{h:?}").contains("PRIVATE"));
     }
     // No source, no retention, no datastore (a gc, say).
     let l = Leased {
         source: None,
         retention: None,
         datastore: None,
+        hypervisor: None,
         ..leased(TaskSpec::Gc(GcParams::default()))
     };
     let back = leased_from_pb(leased_to_pb(&l), NodeId(9)).unwrap();
     assert_eq!(back.task.source_id, None);
     assert!(back.source.is_none() && back.retention.is_none() && back.datastore.is_none());
+    assert!(back.hypervisor.is_none());
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
         BackupCmd::Files { dir, common } => (dir, common),
         BackupCmd::Image { file, common, .. } => (file, common),
         BackupCmd::Now { .. } => bail!("`backup now` needs --server"),
+        BackupCmd::Libvirt { .. } => bail!("`backup libvirt` has its own command"),
     };
     // Start reading the tree's metadata now, overlapping the key derivation
     // and the index open; stops when dropped at the end of this function.
@@ -66,7 +67,9 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
             };
             image::backup(&ds, file, &opts, &progress)?
         }
-        BackupCmd::Now { .. } => bail!("`backup now` needs --server"),
+        BackupCmd::Now { .. } | BackupCmd::Libvirt { .. } => {
+            bail!("`backup now` needs --server")
+        }
     };
     drop(bar);
     for w in &out.warnings {
@@ -89,7 +92,7 @@ pub(super) fn backup(cli: &Cli, cmd: &BackupCmd) -> Result<u8> {
     Ok(0)
 }
 
-fn parent_for(ds: &Datastore, a: &BackupArgs, source: &str) -> Result<Option<Snapshot>> {
+pub(super) fn parent_for(ds: &Datastore, a: &BackupArgs, source: &str) -> Result<Option<Snapshot>> {
     if a.no_parent {
         return Ok(None);
     }

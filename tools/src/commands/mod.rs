@@ -6,6 +6,7 @@
 mod backup;
 mod datastore;
 mod find;
+mod libvirt;
 mod maintenance;
 mod restore;
 mod serve;
@@ -42,7 +43,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             project,
             wait,
         }) => crate::client::backup_now(cli, source, *project, *wait),
+        Command::Backup(BackupCmd::Libvirt { args, common }) => libvirt::backup(cli, args, common),
         Command::Backup(cmd) => backup::backup(cli, cmd),
+        Command::Libvirt(c) => libvirt::command(cli, c),
         Command::Datastore(
             c @ (DatastoreCmd::List
             | DatastoreCmd::Gc { .. }

@@ -403,6 +403,46 @@ pub const ROUTES: &[Route] = &[
     ),
     r!(
         "get",
+        "/api/v1/hypervisors",
+        "Hypervisors (libvirt hosts)",
+        "read",
+        None,
+        (200, Some("Hypervisors"))
+    ),
+    r!(
+        "post",
+        "/api/v1/hypervisors",
+        "Add a hypervisor (its SSH key is stored sealed, never shown)",
+        "manage",
+        Some("NewHypervisor"),
+        (201, Some("Hypervisor"))
+    ),
+    r!(
+        "get",
+        "/api/v1/hypervisors/{id}",
+        "One hypervisor",
+        "read",
+        None,
+        (200, Some("Hypervisor"))
+    ),
+    r!(
+        "delete",
+        "/api/v1/hypervisors/{id}",
+        "Delete a hypervisor without sources",
+        "manage",
+        None,
+        (204, None)
+    ),
+    r!(
+        "post",
+        "/api/v1/hypervisors/{id}/sync",
+        "Sync its inventory: domains become libvirt sources",
+        "manage",
+        None,
+        (200, Some("SyncReport"))
+    ),
+    r!(
+        "get",
         "/api/v1/policies",
         "Policies",
         "read",
@@ -591,6 +631,14 @@ pub const ROUTES: &[Route] = &[
         "Restore to a path on the datastore's node",
         "restore",
         Some("RestoreRequest"),
+        (202, Some("Task"))
+    ),
+    r!(
+        "post",
+        "/api/v1/restore-points/{id}/import",
+        "Import a libvirt VM onto a hypervisor (disks and domain)",
+        "restore",
+        Some("ImportRequest"),
         (202, Some("Task"))
     ),
     r!(

@@ -20,7 +20,7 @@
 //! who may restore in the export's project.
 
 use arca_catalog::{
-    self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, SourceKind, TaskSpec,
+    self as catalog, Export, ExportId, ExportProtocol, NewTask, ProjectId, TaskSpec,
 };
 use arca_model::net::Cidr;
 use arca_model::{api, CommitExportParams};
@@ -262,7 +262,7 @@ pub async fn add_export(
             if b.writable {
                 require_writable(&p, rp.project_id)?;
             }
-            if !nfs && rp.kind != SourceKind::Image {
+            if !nfs && !rp.kind.has_disks() {
                 return Err(invalid(
                 "only image restore points can be exported as disks (file restore points can be exported over NFS: \"protocol\": \"nfs\")",
             ));

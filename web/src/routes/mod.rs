@@ -10,6 +10,7 @@ pub(crate) mod audit;
 pub(crate) mod datastores;
 pub mod download;
 pub mod exports;
+pub(crate) mod hypervisors;
 pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod projects;

@@ -8,7 +8,7 @@
 //! runs takes effect from the next such task.
 
 use arca_catalog::{self as catalog, NewTask, TaskSpec};
-use arca_model::{api, ForgetParams, RestoreParams, SourceKind};
+use arca_model::{api, ForgetParams, RestoreParams};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -232,7 +232,7 @@ pub async fn restore(
         let path = match b.path {
             // A path of an image's file tree (`part1/etc/hostname`): a
             // leading '/' is the tree's root.
-            Some(p) if rp.kind == SourceKind::Image => Some(p.trim_start_matches('/').to_string()),
+            Some(p) if rp.kind.has_disks() => Some(p.trim_start_matches('/').to_string()),
             // An absolute path: under the source's root, as on the machine
             // that was backed up (the source's path; the restore point's
             // source name once the source is gone).
@@ -254,6 +254,7 @@ pub async fn restore(
                 overwrite: b.overwrite,
                 special_files: b.special_files,
                 confine: None,
+                import: None,
             }),
             project_id: rp.project_id,
             source_id: None,
@@ -266,6 +267,82 @@ pub async fn restore(
             ..Default::default()
         })?;
         let t = t.ok_or_else(|| ApiError::conflict("the restore task could not be queued"))?;
+        s.changed.notify_one();
+        Ok((StatusCode::ACCEPTED, Json(t.to_api())))
+    })
+    .await
+}
+
+/// `POST /api/v1/restore-points/{id}/import`: a restore task that
+/// recreates a libvirt VM on a hypervisor (its node runs it).
+pub async fn import(
+    State(s): State<AppState>,
+    p: Principal,
+    remote: Remote,
+    id: Result<Path<String>, PathRejection>,
+    body: Body<api::ImportRequest>,
+) -> ApiResult<(StatusCode, Json<api::Task>)> {
+    let Path(id) = id?;
+    let Json(b) = body?;
+    audited(&s, p.name().to_string(), &remote, "restore.import", id.clone(), move |s| {
+        let rp = restore_point(s, &p, &id)?;
+        p.require(Action::Restore, Some(rp.project_id))?;
+        if rp.kind != arca_model::SourceKind::Libvirt {
+            return Err(invalid("only a libvirt VM's restore point imports onto a hypervisor; restore other kinds with /restore"));
+        }
+        let h = s
+            .catalog
+            .hypervisors()?
+            .into_iter()
+            .find(|h| h.project_id == rp.project_id && h.name == b.hypervisor)
+            .ok_or_else(|| invalid(format!("unknown hypervisor {:?} in project {}", b.hypervisor, rp.project_id)))?;
+        if !b.dir.starts_with('/') || b.dir.len() > 4096 || b.dir.contains('\0') {
+            return Err(invalid("dir must be an absolute path on the hypervisor"));
+        }
+        if let Some(n) = &b.name {
+            let ok = !n.is_empty()
+                && n.len() <= 64
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && !n.starts_with(['.', '-']);
+            if !ok {
+                return Err(invalid("name must be 1-64 letters, digits, . _ - (not first)"));
+            }
+        }
+        let format = b.format.clone().unwrap_or_else(|| "qcow2".into());
+        if format != "qcow2" && format != "raw" {
+            return Err(invalid("format must be qcow2 or raw"));
+        }
+        let ds = s.catalog.datastore(rp.datastore_id)?;
+        if h.node_id != ds.node_id {
+            return Err(invalid("the hypervisor's node must own the restore point's datastore"));
+        }
+        let t = s.catalog.add_task(&NewTask {
+            spec: TaskSpec::Restore(RestoreParams {
+                restore_point: rp.id,
+                target: String::new(),
+                path: None,
+                overwrite: false,
+                special_files: false,
+                confine: None,
+                import: Some(arca_model::VmImport {
+                    hypervisor_id: h.id,
+                    name: b.name.clone(),
+                    dir: b.dir.clone(),
+                    format,
+                    start: b.start,
+                }),
+            }),
+            project_id: rp.project_id,
+            source_id: None,
+            datastore_id: Some(rp.datastore_id),
+            node_id: Some(ds.node_id),
+            priority: 20,
+            max_attempts: 1,
+            not_before: catalog::now(),
+            created_by: p.name().to_string(),
+            ..Default::default()
+        })?;
+        let t = t.ok_or_else(|| ApiError::conflict("the import task could not be queued"))?;
         s.changed.notify_one();
         Ok((StatusCode::ACCEPTED, Json(t.to_api())))
     })

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use arca_catalog::{self as catalog, DatastoreId, SourceKind};
+use arca_catalog::{self as catalog, DatastoreId};
 use arca_model::api;
 use arca_model::search::Pattern;
 use axum::extract::rejection::QueryRejection;
@@ -101,7 +101,7 @@ fn search_all(
     // Datastores in the order of their newest restore point.
     let mut groups: Vec<(DatastoreId, Vec<&catalog::RestorePoint>)> = Vec::new();
     for rp in rps {
-        if rp.kind == SourceKind::Image && !images {
+        if rp.kind.has_disks() && !images {
             skip(&mut out, rp, arca_model::api::IMAGES_NOT_SEARCHED.into());
             continue;
         }

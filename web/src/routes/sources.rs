@@ -87,6 +87,11 @@ pub async fn add_source(
             p.require(Action::Manage, Some(project))?;
             check_name("source", &b.name)?;
             check_tags(&b.tags)?;
+            if b.kind == arca_model::SourceKind::Libvirt {
+                return Err(invalid(
+                    "libvirt sources come from a hypervisor's inventory: POST /api/v1/hypervisors, then POST /api/v1/hypervisors/{id}/sync",
+                ));
+            }
             if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
                 return Err(invalid("path must be an absolute path on the node"));
             }

@@ -1,0 +1,432 @@
+//! Backup of a libvirt domain: the checkpoint lifecycle around libvirt's
+//! pull-mode backup job, or `qemu-nbd` on the disk files of a shut-off
+//! domain, with the data read over NBD through the SSH connection and
+//! stored by [`crate::image::backup_disks`].
+//!
+//! Checkpoints: every backup of a running domain creates a checkpoint
+//! `arca-<time>` (a persistent dirty bitmap in each qcow2 disk) at the
+//! instant of the backup, and records its name in the restore point. The
+//! next backup asks for an incremental job against it. Only after the new
+//! restore point is committed are the older `arca-*` checkpoints deleted;
+//! if anything fails, the new checkpoint is deleted instead, so the next
+//! run is again incremental against the last good restore point.
+
+use std::sync::{Arc, Mutex};
+
+use arca_repo::{Datastore, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use super::inventory::{domain, Domain};
+use super::xml::{self, XmlDisk};
+use super::{virsh, Conn, Error, Result};
+use crate::image::{backup_disks, DiskInput, Header};
+use crate::nbd::wire::{STATE_DIRTY, STATE_ZERO};
+use crate::nbd::NbdClient;
+use crate::{BackupOutcome, Progress};
+
+/// The prefix of the checkpoints Arca makes (and deletes).
+pub const CHECKPOINT_PREFIX: &str = "arca-";
+
+/// What a backup of a domain is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct VmBackupOptions {
+    /// The source name the restore point is filed under.
+    pub source: String,
+    /// The previous restore point of this domain (its checkpoint makes the
+    /// backup incremental).
+    pub parent: Option<Snapshot>,
+    pub tags: Vec<String>,
+    /// Commands (argv arrays, run on the host) before the backup job
+    /// starts, e.g. `["virsh","-c","qemu:///system","domfsfreeze","DOM"]`.
+    /// They run only for a running domain.
+    pub pre: Vec<Vec<String>>,
+    /// Commands run right after the job has fixed the point in time (the
+    /// guest is thawed as early as possible), also when the start failed.
+    pub post: Vec<Vec<String>>,
+    /// A failing pre command makes the backup fail (default), or, with
+    /// this, only a crash-consistent one with a warning saying why.
+    pub pre_failure_is_warning: bool,
+}
+
+/// The consistency a restore point reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// As if the power had been cut at the backup's instant.
+    Crash,
+    /// Pre commands (freeze, flush) ran and succeeded.
+    Application,
+}
+
+/// A disk as the restore point records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedDisk {
+    pub target: String,
+    pub source: String,
+    pub format: String,
+    pub size: u64,
+}
+
+/// What a libvirt restore point records in its manifest's `metadata_json`
+/// (under the key `libvirt`), so that an import can recreate the domain
+/// and the next backup can continue the checkpoint chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub host: String,
+    pub domain: String,
+    pub uuid: String,
+    /// `running`, `shut off`, … at the backup.
+    pub state: String,
+    /// The persistent definition (`dumpxml --inactive`).
+    pub xml: String,
+    pub disks: Vec<RecordedDisk>,
+    /// Disks not read, with why (CD-ROMs, network disks).
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    /// The checkpoint the next backup can be incremental against.
+    pub checkpoint: Option<String>,
+    /// Full or incremental, and why.
+    pub mode: String,
+    pub consistency: Consistency,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Metadata {
+    libvirt: BackupRecord,
+}
+
+impl BackupRecord {
+    /// The record of a libvirt restore point; None for other kinds.
+    pub fn of(s: &Snapshot) -> Option<BackupRecord> {
+        serde_json::from_str::<Metadata>(&s.manifest.metadata_json)
+            .ok()
+            .map(|m| m.libvirt)
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(&Metadata {
+            libvirt: self.clone(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// A temp directory on the host (`mktemp -d`), removed when dropped; a
+/// `qemu-nbd` whose pid file lies in it is stopped first.
+pub(super) struct RemoteTmp<'c> {
+    conn: &'c Conn,
+    path: String,
+}
+
+impl<'c> RemoteTmp<'c> {
+    pub(super) fn new(conn: &'c Conn) -> Result<Self> {
+        let out = conn.run(&["mktemp", "-d", "-t", "arca-libvirt.XXXXXXXX"])?;
+        let path = out.stdout.trim().to_string();
+        if !path.starts_with('/') || path.contains('\n') {
+            return Err(Error::Ssh(format!(
+                "mktemp -d on the host printed {path:?}"
+            )));
+        }
+        Ok(RemoteTmp { conn, path })
+    }
+
+    pub(super) fn file(&self, name: &str) -> String {
+        format!("{}/{name}", self.path)
+    }
+}
+
+impl Drop for RemoteTmp<'_> {
+    fn drop(&mut self) {
+        // A constant script; the directory is its argument, never spliced
+        // into the script text. A pid is killed only while it is still a
+        // qemu-nbd (it may have exited and the number been reused).
+        let script = "for p in \"$1\"/*.pid; do [ -f \"$p\" ] || continue; pid=$(cat \"$p\"); \
+                      grep -qs qemu-nbd \"/proc/$pid/cmdline\" && kill \"$pid\"; done; rm -rf -- \"$1\"";
+        let _ = self.conn.run(&["sh", "-c", script, "sh", &self.path]);
+    }
+}
+
+/// Run the pre (or post) commands; the first failure stops the list.
+fn run_all(conn: &Conn, cmds: &[Vec<String>], what: &str) -> Result<()> {
+    for c in cmds {
+        if c.is_empty() {
+            return Err(Error::InvalidInput(format!("an empty {what} command")));
+        }
+        conn.run(c)?;
+    }
+    Ok(())
+}
+
+fn checkpoints(conn: &Conn, dom: &str) -> Result<Vec<String>> {
+    Ok(conn
+        .run(&virsh(&["checkpoint-list", dom, "--name"]))?
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// A new checkpoint name, unique per domain: the time in nanoseconds.
+fn new_checkpoint_name() -> String {
+    format!("{CHECKPOINT_PREFIX}{}", crate::now_ns())
+}
+
+/// The parent's checkpoint if this backup can be incremental against it,
+/// else why not.
+fn usable_checkpoint(
+    dom: &Domain,
+    parent: Option<&BackupRecord>,
+    present: &[String],
+) -> std::result::Result<String, String> {
+    let Some(p) = parent else {
+        return Err("no parent restore point".into());
+    };
+    if !p.uuid.is_empty() && p.uuid != dom.uuid {
+        return Err(format!(
+            "the domain was redefined (UUID {} at the parent, {} now)",
+            p.uuid, dom.uuid
+        ));
+    }
+    let Some(c) = &p.checkpoint else {
+        return Err("the parent recorded no checkpoint".into());
+    };
+    if !present.contains(c) {
+        return Err(format!(
+            "checkpoint {c} of the parent is gone from the host"
+        ));
+    }
+    Ok(c.clone())
+}
+
+/// Back up `domain` of the host behind `conn` into `ds`.
+pub fn backup(
+    ds: &Arc<Datastore>,
+    conn: &Conn,
+    domain_name: &str,
+    opts: &VmBackupOptions,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let dom = domain(conn, domain_name)?;
+    let parsed = xml::parse_domain(&dom.xml)?;
+    let (read, skip): (Vec<&XmlDisk>, Vec<&XmlDisk>) =
+        parsed.disks.iter().partition(|d| d.backed_up());
+    if read.is_empty() {
+        let why: Vec<String> = skip.iter().map(|d| d.skip_reason()).collect();
+        return Err(Error::Unsupported(format!(
+            "domain {domain_name} has no disk Arca can read ({})",
+            if why.is_empty() {
+                "no disks".into()
+            } else {
+                why.join("; ")
+            }
+        )));
+    }
+    let parent_rec = opts.parent.as_ref().and_then(BackupRecord::of);
+    let present = checkpoints(conn, domain_name)?;
+    let since = usable_checkpoint(&dom, parent_rec.as_ref(), &present);
+    let mut rec = BackupRecord {
+        host: conn.addr().to_string(),
+        domain: dom.name.clone(),
+        uuid: dom.uuid.clone(),
+        state: dom.state.clone(),
+        xml: dom.xml.clone(),
+        disks: read
+            .iter()
+            .map(|d| RecordedDisk {
+                target: d.target.clone(),
+                source: d.source.clone().unwrap_or_default(),
+                format: d.format.clone().unwrap_or_else(|| "raw".into()),
+                size: dom
+                    .disks
+                    .iter()
+                    .find(|x| x.target == d.target)
+                    .map_or(0, |x| x.size),
+            })
+            .collect(),
+        skipped: skip.iter().map(|d| d.skip_reason()).collect(),
+        checkpoint: None,
+        mode: String::new(),
+        consistency: Consistency::Crash,
+        warnings: Vec::new(),
+    };
+    let tmp = RemoteTmp::new(conn)?;
+    if dom.running() {
+        running::backup(ds, conn, &tmp, &mut rec, since, &skip, opts, progress)
+    } else {
+        offline::backup(ds, conn, &tmp, &mut rec, since, opts, progress)
+    }
+}
+
+/// One disk's NBD connection through the SSH session.
+type Client = NbdClient<ssh2::Channel>;
+
+/// Read the disks through their NBD clients into one restore point.
+/// `clients[i]` serves `rec.disks[i]`, with the dirty-bitmap context when
+/// the disk is read incrementally; `how` is said in each disk's mode.
+#[allow(clippy::too_many_arguments)]
+fn store(
+    ds: &Arc<Datastore>,
+    rec: &BackupRecord,
+    clients: Vec<(Client, Option<String>)>,
+    cbt: &str,
+    since: &std::result::Result<String, String>,
+    how: Option<&str>,
+    opts: &VmBackupOptions,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let mut prepared = Vec::with_capacity(clients.len());
+    for ((mut c, bitmap), d) in clients.into_iter().zip(&rec.disks) {
+        let allocated = c.extents_where("base:allocation", |f| f & STATE_ZERO == 0)?;
+        let changed = match &bitmap {
+            Some(ctx) => Some(c.extents_where(ctx, |f| f & STATE_DIRTY != 0)?),
+            None => None,
+        };
+        if d.size != 0 && c.size() != d.size {
+            return Err(Error::Unsupported(format!(
+                "disk {} of {} is exported with {} bytes, libvirt says {}",
+                d.target,
+                rec.domain,
+                c.size(),
+                d.size
+            )));
+        }
+        let size = c.size();
+        prepared.push((Mutex::new(c), size, allocated, changed));
+    }
+    let reads: Vec<_> = prepared
+        .iter()
+        .map(|(c, _, _, _)| {
+            move |off: u64, buf: &mut [u8]| {
+                c.lock().unwrap_or_else(|e| e.into_inner()).read(off, buf)
+            }
+        })
+        .collect();
+    let parent_disks = opts
+        .parent
+        .as_ref()
+        .map(|p| p.manifest.disks.clone())
+        .unwrap_or_default();
+    let mut inputs = Vec::with_capacity(reads.len());
+    for (((_, size, allocated, changed), read), d) in prepared.iter().zip(&reads).zip(&rec.disks) {
+        let mut i = DiskInput::new(&d.target, *size, read);
+        i.format = d.format.clone();
+        i.cbt = if d.format == "qcow2" {
+            cbt.to_string()
+        } else {
+            String::new()
+        };
+        i.allocated = Some(allocated.clone());
+        i.changed = changed.clone();
+        let how = how.map(|h| format!("; {h}")).unwrap_or_default();
+        match since {
+            Ok(c) => i.changed_from = format!("the dirty bitmap of checkpoint {c}{how}"),
+            Err(why) => i.no_changes_because = Some(format!("{why}{how}")),
+        }
+        i.parent = parent_disks.iter().find(|p| p.name == d.target).cloned();
+        inputs.push(i);
+    }
+    let path = format!("{}:{}", rec.host, rec.domain);
+    let header = Header {
+        source_kind: "libvirt",
+        source: &opts.source,
+        path: &path,
+        tags: &opts.tags,
+        parent: opts.parent.as_ref(),
+        metadata_json: rec.to_json(),
+    };
+    let out = backup_disks(ds, &header, inputs, progress);
+    drop(reads);
+    for (c, _, _, _) in prepared {
+        c.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .disconnect();
+    }
+    Ok(out?)
+}
+
+mod offline;
+mod running;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(uuid: &str, checkpoint: Option<&str>) -> BackupRecord {
+        BackupRecord {
+            host: "h:22".into(),
+            domain: "web1".into(),
+            uuid: uuid.into(),
+            state: "running".into(),
+            xml: "<domain/>".into(),
+            disks: vec![RecordedDisk {
+                target: "vda".into(),
+                source: "/v/web1.qcow2".into(),
+                format: "qcow2".into(),
+                size: 1 << 30,
+            }],
+            skipped: vec!["sda is a cdrom".into()],
+            checkpoint: checkpoint.map(str::to_string),
+            mode: "full (no parent restore point)".into(),
+            consistency: Consistency::Application,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn dom(uuid: &str) -> Domain {
+        Domain {
+            name: "web1".into(),
+            uuid: uuid.into(),
+            state: "running".into(),
+            disks: Vec::new(),
+            xml: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_parents_checkpoint_is_used_only_when_it_still_fits() {
+        let present = vec!["arca-1".to_string()];
+        let d = dom("u1");
+        let ok = record("u1", Some("arca-1"));
+        assert_eq!(
+            usable_checkpoint(&d, Some(&ok), &present),
+            Ok("arca-1".into())
+        );
+        let why = |p: Option<&BackupRecord>, present: &[String]| {
+            usable_checkpoint(&d, p, present).expect_err("not usable")
+        };
+        assert_eq!(why(None, &present), "no parent restore point");
+        assert!(why(Some(&record("u2", Some("arca-1"))), &present).contains("redefined"));
+        assert_eq!(
+            why(Some(&record("u1", None)), &present),
+            "the parent recorded no checkpoint"
+        );
+        assert!(why(Some(&ok), &[]).contains("gone from the host"));
+    }
+
+    #[test]
+    fn the_record_round_trips_through_the_manifest() {
+        let r = record("u1", Some("arca-1"));
+        let snap = Snapshot {
+            id: Default::default(),
+            manifest: arca_repo::format::Manifest {
+                metadata_json: r.to_json(),
+                ..Default::default()
+            },
+        };
+        let back = BackupRecord::of(&snap).expect("a libvirt record");
+        assert_eq!(back.checkpoint.as_deref(), Some("arca-1"));
+        assert_eq!(back.disks, r.disks);
+        assert_eq!(back.consistency, Consistency::Application);
+        assert!(r.to_json().contains("\"consistency\":\"application\""));
+        // Other kinds of restore points have no record.
+        let other = Snapshot {
+            id: Default::default(),
+            manifest: Default::default(),
+        };
+        assert!(BackupRecord::of(&other).is_none());
+    }
+}

@@ -1,0 +1,111 @@
+//! Hypervisors: libvirt hosts whose domains are backed up (issue 17).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{HypervisorId, NodeId, ProjectId};
+
+/// A libvirt host, reached over SSH from its node. Its private key is
+/// stored sealed and never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Hypervisor {
+    pub id: HypervisorId,
+    pub name: String,
+    /// `libvirt`.
+    pub kind: String,
+    pub project_id: ProjectId,
+    /// The node that connects to it and runs its backups.
+    pub node_id: NodeId,
+    /// `host` or `host:port` (SSH, port 22 by default).
+    pub address: String,
+    pub user: String,
+    /// The SSH host key's fingerprint (`SHA256:…`), pinned on first
+    /// contact or given when added; a host presenting another is refused.
+    pub host_key: Option<String>,
+    /// When its inventory was last synced (null: never).
+    pub synced_at: Option<i64>,
+    /// Why the last sync failed (null: it did not).
+    pub sync_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// `POST /api/v1/hypervisors`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHypervisor {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")]
+    pub name: String,
+    /// `host` or `host:port`.
+    #[schema(min_length = 1, max_length = 255)]
+    pub address: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub user: String,
+    /// The SSH private key (OpenSSH or PEM, unencrypted), as
+    /// `ssh-keygen` writes it. Stored sealed; never returned.
+    #[schema(min_length = 1, max_length = 16384)]
+    pub private_key: String,
+    /// Pin the host key now (`SHA256:…`, as `ssh-keygen -lf` prints it);
+    /// default: pinned at the first sync.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// The node that reaches it (default: the server's own).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Default: project 1.
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+}
+
+/// What an inventory sync found: domains added as sources, updated (their
+/// disks or definition changed), marked removed (no longer on the host),
+/// and the number of domains listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SyncReport {
+    pub domains: usize,
+    /// Names of the sources added.
+    pub added: Vec<String>,
+    /// Names of the sources whose domain is gone from the host (kept,
+    /// with their restore points, and marked `removed` in settings).
+    pub removed: Vec<String>,
+    /// Names of the sources seen again.
+    pub present: Vec<String>,
+    /// The host key pinned by this sync (first contact), if any.
+    pub pinned_host_key: Option<String>,
+}
+
+/// A domain as an inventory lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InventoryDomain {
+    pub name: String,
+    pub uuid: String,
+    /// The libvirt state (`running`, `shut off`, …).
+    pub state: String,
+    /// Disk targets (`vda`, …).
+    pub disks: Vec<String>,
+}
+
+/// `POST /api/v1/restore-points/{id}/import`: recreate a libvirt VM from
+/// its restore point on a hypervisor: its disks written there, its domain
+/// defined from the saved definition (a new name, no uuid or MAC
+/// addresses, the new disk files).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The hypervisor's name (in the restore point's project).
+    #[schema(min_length = 1, max_length = 64)]
+    pub hypervisor: String,
+    /// The new domain's name (default: the original's; refused while a
+    /// domain of that name exists).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")]
+    pub name: Option<String>,
+    /// Absolute directory on the host for the disk files.
+    #[schema(pattern = "^/[^\\u0000]*$", max_length = 4096)]
+    pub dir: String,
+    /// `qcow2` (default) or `raw`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Start the domain once defined.
+    #[serde(default)]
+    pub start: bool,
+}

@@ -1,0 +1,88 @@
+//! Arguments of the libvirt commands: `arca backup libvirt`, `arca
+//! libvirt list` and `arca libvirt import` (kept out of main.rs).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// How to reach a libvirt host over SSH.
+#[derive(Args, Debug, Clone)]
+pub struct HostArgs {
+    /// The host: HOST or HOST:PORT (SSH, port 22 by default).
+    #[arg(long)]
+    pub host: String,
+    /// The SSH user (it must be allowed to run `virsh -c qemu:///system`).
+    #[arg(long, default_value = "root")]
+    pub user: String,
+    /// The private key file (key authentication only).
+    #[arg(long, short = 'i')]
+    pub identity: PathBuf,
+    /// A file holding the private key's passphrase, if it has one.
+    #[arg(long)]
+    pub identity_passphrase_file: Option<PathBuf>,
+    /// The host key's SHA-256 fingerprint (`ssh-keygen -lf
+    /// /etc/ssh/ssh_host_ed25519_key.pub` on the host): a different key
+    /// is refused. Without it any key is accepted and its fingerprint
+    /// printed, to pin next time.
+    #[arg(long, value_name = "SHA256:...")]
+    pub known_host: Option<String>,
+}
+
+/// `arca backup libvirt`.
+#[derive(Args, Debug)]
+pub struct LibvirtBackupArgs {
+    /// The domain's name on the host.
+    pub domain: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// A command run on the host before the backup starts, as a JSON array
+    /// of arguments, e.g. '["virsh","-c","qemu:///system","domfsfreeze","web1"]'
+    /// (repeatable; no shell is involved). When they all succeed the restore
+    /// point is application-consistent.
+    #[arg(long = "pre", value_name = "JSON_ARGV")]
+    pub pre: Vec<String>,
+    /// A command run on the host once the backup's point in time is fixed
+    /// (e.g. domfsthaw), also when the start failed (repeatable, JSON array).
+    #[arg(long = "post", value_name = "JSON_ARGV")]
+    pub post: Vec<String>,
+    /// A failing pre command only warns (the restore point is then
+    /// crash-consistent) instead of failing the backup.
+    #[arg(long)]
+    pub pre_failure_is_warning: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LibvirtCmd {
+    /// List the host's domains and their disks (and show its host key).
+    List {
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Recreate a domain on a host from a libvirt restore point: its disks
+    /// are uploaded into --dir and its saved definition is defined under
+    /// --name (no UUID, new MAC addresses). An existing domain or file is
+    /// never replaced.
+    Import {
+        /// The restore point: an id, a unique prefix of one, or `latest`
+        /// (with --source).
+        snapshot: String,
+        #[command(flatten)]
+        host: HostArgs,
+        /// The new domain's name (default: the original's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Absolute directory on the host for the disk files
+        /// (<dir>/<name>-<target>.<format>).
+        #[arg(long)]
+        dir: String,
+        /// Format of the disk files.
+        #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
+        format: String,
+        /// Start the domain once it is defined.
+        #[arg(long)]
+        start: bool,
+        /// With `latest`: the newest restore point of this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
