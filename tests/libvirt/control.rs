@@ -13,6 +13,22 @@ use crate::lab::{remove_domain, unique, Domain, Sshd};
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
+/// `arca ARGS` against the server with `token`: (exit code, stdout, stderr).
+fn cli(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(args)
+        .env("ARCA_SERVER", url)
+        .env("ARCA_TOKEN", token)
+        .env_remove("ARCA_DATASTORE")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn wait_task(url: &str, token: &str, id: i64) -> Value {
     let start = std::time::Instant::now();
     loop {
@@ -112,18 +128,19 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
     assert_eq!(src["kind"], "libvirt");
     assert_eq!(src["path"], dom.name.as_str());
     assert_eq!(src["settings"]["removed"], false);
-    // A second sync adds nothing.
-    let r = api_ok(
-        &url,
-        &token,
-        "POST",
-        &format!("/api/v1/hypervisors/{hid}/sync"),
-        None,
-        200,
-    );
+    // A second sync (from the CLI) adds nothing.
+    let (code, out, err) = cli(&url, &token, &["--json", "hypervisor", "sync", "kvm1"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
     assert!(
         r["added"].as_array().unwrap().is_empty() && r["pinned_host_key"].is_null(),
         "{r}"
+    );
+    let (code, out, err) = cli(&url, &token, &["hypervisor", "list"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("kvm1") && out.contains(&ssh.fingerprint) && !out.contains("PRIVATE"),
+        "{out}"
     );
     // libvirt sources come from inventories only.
     let (s, v) = api(
@@ -160,8 +177,9 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
         inc["mode"].as_str().unwrap().contains("incremental"),
         "{inc}"
     );
-    // The datastore's 1 MiB blocks: the one block written.
-    assert_eq!(inc["bytes_read"], MIB, "{inc}");
+    // Only the 128 KiB written (of one of the datastore's 1 MiB blocks; the
+    // rest of it comes from the parent's chunk).
+    assert_eq!(inc["bytes_read"], 128 * KIB, "{inc}");
     let rps = api_ok(
         &url,
         &token,
@@ -186,17 +204,25 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
         .as_str()
         .unwrap()
         .to_string();
-    let t = api_ok(
+    let (code, out, err) = cli(
         &url,
         &token,
-        "POST",
-        &format!("/api/v1/restore-points/{newest}/import"),
-        Some(json!({
-            "hypervisor": "kvm1", "name": copy, "dir": images, "format": "qcow2",
-        })),
-        202,
+        &[
+            "--json",
+            "hypervisor",
+            "import",
+            &newest,
+            "--hypervisor",
+            "kvm1",
+            "--name",
+            &copy,
+            "--dir",
+            images.to_str().unwrap(),
+            "--wait",
+        ],
     );
-    let t = wait_task(&url, &token, t["id"].as_i64().unwrap());
+    assert_eq!(code, Some(0), "{out}{err}");
+    let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["state"], "succeeded", "{t}");
     assert!(
         t["result"]["target"].as_str().unwrap().contains(&copy),

@@ -34,7 +34,7 @@ pub use objects::{PolicyCmd, SourceCmd};
 pub use task_args::{ReportArgs, ReportCmd, TaskCmd};
 
 pub(crate) use args::{ExportArgs, MountArgs, NotifyArgs, RootArgs, ServeCmd};
-pub(crate) use vm_args::{HostArgs, LibvirtBackupArgs, LibvirtCmd};
+pub(crate) use vm_args::{HostArgs, HypervisorCmd, LibvirtBackupArgs, LibvirtCmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -404,6 +404,9 @@ enum Command {
     /// Sources on a server.
     #[command(subcommand)]
     Source(SourceCmd),
+    /// Libvirt hosts on a server: their domains become sources.
+    #[command(subcommand)]
+    Hypervisor(HypervisorCmd),
     /// Policies on a server.
     #[command(subcommand)]
     Policy(PolicyCmd),

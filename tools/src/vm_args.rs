@@ -86,3 +86,58 @@ pub enum LibvirtCmd {
         source: Option<String>,
     },
 }
+
+/// `arca hypervisor …`: libvirt hosts on a server.
+#[derive(Subcommand, Debug)]
+pub enum HypervisorCmd {
+    /// Add a libvirt host; its private key is stored sealed on the server
+    /// and never shown again. Then `arca hypervisor sync NAME`.
+    Add {
+        name: String,
+        /// HOST or HOST:PORT (SSH).
+        address: String,
+        #[arg(long, default_value = "root")]
+        user: String,
+        /// The private key file (unencrypted; OpenSSH or PEM).
+        #[arg(long, short = 'i')]
+        identity: PathBuf,
+        /// Pin the host key now (`SHA256:…`); default: at the first sync.
+        #[arg(long, value_name = "SHA256:...")]
+        known_host: Option<String>,
+        /// The node that reaches it (default: the server's own).
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        project: Option<arca_model::ProjectId>,
+    },
+    /// The hypervisors, their pinned host keys and last syncs.
+    List,
+    /// List the host's domains: new ones become sources (policy rules then
+    /// pick them up), gone ones are marked removed.
+    Sync { name: String },
+    /// Delete a hypervisor that has no sources left.
+    Remove { name: String },
+    /// Recreate a VM from its restore point on a hypervisor (a restore
+    /// task on the server): disks into --dir, the domain under --name.
+    Import {
+        /// The restore point's id or a unique prefix of it.
+        restore_point: String,
+        /// The hypervisor's name.
+        #[arg(long)]
+        hypervisor: String,
+        /// The new domain's name (default: the original's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Absolute directory on the host for the disk files.
+        #[arg(long)]
+        dir: String,
+        #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
+        format: String,
+        /// Start the domain once it is defined.
+        #[arg(long)]
+        start: bool,
+        /// Follow the task to its end.
+        #[arg(long)]
+        wait: bool,
+    },
+}

@@ -6,6 +6,7 @@
 //! outside the allocated extents as holes without reading them, then reads
 //! on this thread while the session's workers hash, compress and store.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +92,42 @@ struct Plan {
     ids: Vec<ChunkId>,
     read: Vec<bool>,
     mode: String,
+    /// Blocks of an incremental where only some ranges changed (offsets
+    /// within the block): only those are read from the source, the rest
+    /// comes from the parent's chunk (or zeros for a hole).
+    parts: BTreeMap<usize, Vec<(u32, u32)>>,
+}
+
+/// A changed block is read in parts when they cover at most this share of
+/// it (in 1/8): beyond, one read of the whole block is cheaper than reading
+/// the parent's chunk from the datastore too.
+const PARTIAL_MAX_EIGHTHS: u64 = 4;
+
+/// The ranges of `ext` inside each block they touch, for blocks where they
+/// cover at most [`PARTIAL_MAX_EIGHTHS`] of it.
+fn partial(ext: &[(u64, u64)], size: u64, cs: u64) -> BTreeMap<usize, Vec<(u32, u32)>> {
+    let mut parts: BTreeMap<usize, Vec<(u32, u32)>> = BTreeMap::new();
+    for &(off, len) in ext {
+        let end = off.saturating_add(len).min(size);
+        let mut at = off;
+        while at < end {
+            let b = at / cs;
+            let block_end = ((b + 1) * cs).min(end);
+            let v = parts.entry(b as usize).or_default();
+            let (s, e) = ((at - b * cs) as u32, (block_end - b * cs) as u32);
+            match v.last_mut() {
+                Some(l) if l.1 >= s => l.1 = l.1.max(e),
+                _ => v.push((s, e)),
+            }
+            at = block_end;
+        }
+    }
+    parts.retain(|b, v| {
+        let bl = (size - *b as u64 * cs).min(cs);
+        let n: u64 = v.iter().map(|(s, e)| (e - s) as u64).sum();
+        n * 8 <= bl * PARTIAL_MAX_EIGHTHS
+    });
+    parts
 }
 
 fn mark(read: &mut [bool], ext: &[(u64, u64)], size: u64, cs: u64) {
@@ -131,6 +168,7 @@ fn plan(
         Ok((ids, read))
     };
     let whole = || (vec![ChunkId::default(); blocks], vec![true; blocks]);
+    let mut parts = BTreeMap::new();
     // The same file, untouched since the parent read it: nothing is read,
     // unless verify found one of its chunks damaged.
     if let (Some(pd), Some(now), None, false) = (same, d.stamp, &d.changed, d.full_read) {
@@ -140,6 +178,7 @@ fn plan(
                 return Ok(Plan {
                     ids,
                     read,
+                    parts,
                     mode: format!(
                         "unchanged, not read (size, mtime, ctime and inode equal those at {p}; --full-read reads it)"
                     ),
@@ -150,6 +189,11 @@ fn plan(
     let (ids, read, mode) = match (&d.changed, same, &d.parent) {
         (Some(ext), Some(pd), _) => {
             let (ids, mut read) = take(pd)?;
+            // Blocks verify quarantined are read whole; so are those with
+            // no separate ranges given.
+            let mut ps = partial(ext, d.size, cs as u64);
+            ps.retain(|b, _| !read[*b]);
+            parts = ps;
             mark(&mut read, ext, d.size, cs as u64);
             let n = read.iter().filter(|r| **r).count();
             let mode = format!(
@@ -190,15 +234,27 @@ fn plan(
             (ids, read, mode)
         }
     };
-    let mut plan = Plan { ids, read, mode };
+    let mut plan = Plan {
+        ids,
+        read,
+        mode,
+        parts,
+    };
     // Blocks outside the allocated extents are holes: not read.
     if let Some(alloc) = &d.allocated {
         let mut data = vec![false; blocks];
         mark(&mut data, alloc, d.size, cs as u64);
-        for ((r, id), has) in plan.read.iter_mut().zip(plan.ids.iter_mut()).zip(data) {
+        for (b, ((r, id), has)) in plan
+            .read
+            .iter_mut()
+            .zip(plan.ids.iter_mut())
+            .zip(data)
+            .enumerate()
+        {
             if *r && !has {
                 *r = false;
                 *id = ChunkId::default();
+                plan.parts.remove(&b);
             }
         }
     }
@@ -209,16 +265,53 @@ fn block_len(size: u64, cs: u32, b: usize) -> u64 {
     (size - b as u64 * cs as u64).min(cs as u64)
 }
 
-/// Read the planned blocks of one disk and fill its table.
+/// Bytes of block `b` the plan reads from the source.
+fn bytes_to_read(p: &Plan, size: u64, cs: u32, b: usize) -> u64 {
+    match p.parts.get(&b) {
+        Some(v) => v.iter().map(|(s, e)| (e - s) as u64).sum(),
+        None => block_len(size, cs, b),
+    }
+}
+
+/// A changed block from its changed ranges and the rest of the parent's
+/// block (a hole's is zeros). None when the parent's chunk does not have
+/// the block's length (then the block is read whole).
+fn merge_block(
+    ds: &Datastore,
+    d: &DiskInput,
+    parent: &ChunkId,
+    off: u64,
+    len: usize,
+    ranges: &[(u32, u32)],
+) -> Result<Option<Vec<u8>>> {
+    let mut buf = if parent.is_zero() {
+        vec![0u8; len]
+    } else {
+        ds.read_blob(parent)?
+    };
+    if buf.len() != len {
+        return Ok(None);
+    }
+    for &(s, e) in ranges {
+        (d.read)(off + s as u64, &mut buf[s as usize..e as usize])?;
+    }
+    Ok(Some(buf))
+}
+
+/// Read the planned blocks of one disk and fill its table; the bytes
+/// read from the source.
 fn read_blocks(
     session: &BackupSession,
     d: &DiskInput,
     cs: u32,
     plan: &mut Plan,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut got = 0u64;
     let (read, size) = (d.read, d.size);
-    let to_read = &plan.read;
+    let ds = session.datastore();
+    let plan_ro: &Plan = plan;
+    let to_read = &plan_ro.read;
     // Reader (this thread) → workers → resolver thread fills the table.
     let (tx, rx) = bounded::<(usize, PendingChunk)>(64);
     let resolved: Result<Vec<(usize, ChunkId)>> = std::thread::scope(|s| {
@@ -233,9 +326,26 @@ fn read_blocks(
             for b in (0..to_read.len()).filter(|b| to_read[*b]) {
                 progress.check_cancel()?;
                 let off = b as u64 * cs as u64;
-                let mut buf = vec![0u8; block_len(size, cs, b) as usize];
-                read(off, &mut buf)?;
-                progress.add(buf.len() as u64);
+                let len = block_len(size, cs, b) as usize;
+                let merged = match plan_ro.parts.get(&b) {
+                    Some(r) => merge_block(ds, d, &plan_ro.ids[b], off, len, r)?,
+                    None => None,
+                };
+                let buf = match merged {
+                    Some(buf) => {
+                        let n = bytes_to_read(plan_ro, size, cs, b);
+                        got += n;
+                        progress.add(n);
+                        buf
+                    }
+                    None => {
+                        let mut buf = vec![0u8; len];
+                        read(off, &mut buf)?;
+                        got += len as u64;
+                        progress.add(len as u64);
+                        buf
+                    }
+                };
                 if is_zero(&buf) {
                     tx.send((b, PendingChunk::Ready(ChunkId::default())))
                 } else {
@@ -255,7 +365,7 @@ fn read_blocks(
     for (i, id) in resolved.map_err(|e| session.cause(e))? {
         plan.ids[i] = id;
     }
-    Ok(())
+    Ok(got)
 }
 
 /// Back up `disks` as one image restore point.
@@ -278,7 +388,7 @@ pub fn backup_disks(
     let read_bytes = |d: &DiskInput, p: &Plan| -> u64 {
         (0..p.read.len())
             .filter(|b| p.read[*b])
-            .map(|b| block_len(d.size, cs, b))
+            .map(|b| bytes_to_read(p, d.size, cs, b))
             .sum()
     };
     let total: u64 = disks
@@ -289,7 +399,7 @@ pub fn backup_disks(
     progress.total.store(total, Ordering::Relaxed);
     let mut records = Vec::with_capacity(disks.len());
     for (d, mut p) in disks.iter().zip(plans) {
-        read_blocks(&session, d, cs, &mut p, progress)?;
+        let got = read_blocks(&session, d, cs, &mut p, progress)?;
         let mut table_ids = Vec::new();
         for part in p.ids.chunks(IDS_PER_BLOB) {
             let id = session
@@ -310,7 +420,7 @@ pub fn backup_disks(
             source_device: stamp.map_or(0, |s| s.device),
             format: d.format.clone(),
             cbt: d.cbt.clone(),
-            bytes_read: read_bytes(d, &p),
+            bytes_read: got,
             mode: p.mode,
         });
     }
@@ -330,7 +440,7 @@ pub fn backup_disks(
         tags: header.tags.to_vec(),
         stats: Some(Stats {
             files: records.len() as u64,
-            bytes_read: total,
+            bytes_read: records.iter().map(|d| d.bytes_read).sum(),
             bytes_total: records.iter().map(|d| d.size).sum(),
             duration_s: start.elapsed().as_secs_f64(),
             ..Default::default()
@@ -343,4 +453,35 @@ pub fn backup_disks(
         ..Default::default()
     };
     crate::commit(session, manifest, start, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial;
+
+    #[test]
+    fn changed_ranges_are_cut_per_block_and_merged() {
+        // 64 KiB blocks; a range across a boundary, two touching ranges,
+        // and a block mostly written (read whole).
+        let cs = 65536;
+        let p = partial(
+            &[
+                (65536 - 100, 200),
+                (3 * 65536, 10),
+                (3 * 65536 + 10, 10),
+                (5 * 65536, 60000),
+            ],
+            10 * 65536,
+            cs,
+        );
+        assert_eq!(p[&0], vec![(65436, 65536)]);
+        assert_eq!(p[&1], vec![(0, 100)]);
+        assert_eq!(p[&3], vec![(0, 20)]);
+        assert!(!p.contains_key(&5), "{p:?}");
+        // The short last block of a disk, and ranges past its end.
+        let p = partial(&[(65536 + 10, 1 << 20)], 65536 + 100, cs);
+        assert!(!p.contains_key(&1), "90 of 100 bytes: read whole");
+        let p = partial(&[(65536 + 10, 20)], 65536 + 100, cs);
+        assert_eq!(p[&1], vec![(10, 30)]);
+    }
 }

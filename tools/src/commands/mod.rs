@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             password_file,
         } => crate::client::login(cli, user, password_file.as_deref()),
         Command::Source(c) => crate::client::source(cli, c),
+        Command::Hypervisor(c) => crate::client::hypervisor(cli, c),
         Command::Passwd {
             password_file,
             new_password_file,
