@@ -288,6 +288,56 @@ impl Catalog {
         self.task(id).map(Some)
     }
 
+    /// Record a task that starts now on `node_id`, leased to it for its
+    /// first attempt, instead of queueing it: a backup an agent pushes
+    /// (docs/vm-ingest.md, "Agent") runs while the agent's session is
+    /// open, and no node may lease it to run it another way. Refused
+    /// (`State`) while another task of the same source runs, as leasing
+    /// refuses a second task of one source. The holder renews the lease
+    /// with [`Catalog::task_progress_leased`] and ends the task with
+    /// [`Catalog::finish_task_leased`].
+    pub fn start_task(&self, t: &NewTask, node_id: NodeId, lease_secs: i64) -> Result<Task> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(src) = t.source_id {
+            let running: Option<TaskId> = tx
+                .query_row(
+                    "SELECT id FROM tasks WHERE state = 'running' AND source_id = ?1 LIMIT 1",
+                    [src],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = running {
+                return Err(Error::State(format!(
+                    "task {id} of this source is running; try again when it has ended"
+                )));
+            }
+        }
+        let now = now();
+        tx.execute(
+            "INSERT INTO tasks (kind, state, project_id, source_id, policy_id, datastore_id, node_id, params, priority, slot, attempt, max_attempts, not_before, lease_until, created_by, created_at, started_at)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 1, ?9, ?10, ?11, ?12, ?10, ?10)",
+            params![
+                t.spec.kind(),
+                t.project_id,
+                t.source_id,
+                t.policy_id,
+                t.datastore_id,
+                node_id,
+                t.spec.params().to_string(),
+                t.priority,
+                t.max_attempts.max(1),
+                now,
+                now + lease_secs,
+                t.created_by,
+            ],
+        )?;
+        let id = TaskId(tx.last_insert_rowid());
+        tx.commit()?;
+        drop(db);
+        self.task(id)
+    }
+
     /// A running task that uses `source` (its own), or `policy` (its own,
     /// or that of a source the policy is assigned to), if any: such a
     /// source or policy may not be removed now.

@@ -440,3 +440,43 @@ fn exports_wake_their_node_expire_and_stop_once() {
     assert!(c.exports(false, Some(&[ProjectId(2)])).unwrap().is_empty());
     assert!(matches!(c.export(ExportId(999)), Err(Error::NotFound(_))));
 }
+
+/// A task started running at once (an agent's backup): leased to its
+/// node for attempt 1, never leased again, refused while another task of
+/// the source runs, and ended by its lease holder.
+#[test]
+fn a_started_task_runs_at_once_and_alone() {
+    let (c, n, d, s) = setup();
+    let t = c.start_task(&backup(&s, &d, None, None), n.id, 30).unwrap();
+    assert_eq!(
+        (t.state, t.attempt, t.node_id),
+        (TaskState::Running, 1, Some(n.id))
+    );
+    assert!(t.lease_until.unwrap() > now());
+    assert!(t.started_at.is_some());
+    // Nobody leases it, and a queued backup of the source waits for it.
+    c.add_task(&backup(&s, &d, None, None)).unwrap();
+    assert!(c.lease_task(n.id, now(), 30).unwrap().is_none());
+    assert!(matches!(
+        c.start_task(&backup(&s, &d, None, None), n.id, 30),
+        Err(Error::State(_))
+    ));
+    let lease = Lease {
+        node_id: n.id,
+        attempt: 1,
+    };
+    assert!(!c.task_progress_leased(t.id, &lease, 5, 10, 30).unwrap());
+    let st = c
+        .finish_task_leased(
+            t.id,
+            Some(&lease),
+            Err("the agent went away".into()),
+            false,
+            None,
+            &TaskEffects::default(),
+        )
+        .unwrap();
+    assert_eq!(st, TaskState::Failed, "one attempt: no retry");
+    // Now the queued one runs.
+    assert!(c.lease_task(n.id, now(), 30).unwrap().is_some());
+}

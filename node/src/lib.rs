@@ -13,14 +13,18 @@
 //!   entries across restore points.
 //! - [`tree_restore`]: `restore --path` of a file or directory of an
 //!   image restore point's file tree.
+//! - [`ingest_sessions`]: the datastore's side of `arca agent` uploads
+//!   (only the chunks it lacks); [`agent`]: the agent itself.
 //! - [`stop`]: the stop signal of background workers (SIGTERM, SIGINT).
 
+pub mod agent;
 pub mod browse;
 pub mod coordinator;
 pub mod datadir;
 pub mod exports;
 pub mod files;
 pub mod find;
+pub mod ingest_sessions;
 pub mod leases;
 pub mod queries;
 pub mod remote;

@@ -31,13 +31,37 @@ pub type Client = pb::node_client::NodeClient<
 /// trusts a self-signed server certificate; without it the system's roots
 /// are used.
 pub fn client(url: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Client, String> {
+    Ok(pb::node_client::NodeClient::with_interceptor(
+        channel(url, ca_pem, Some(Duration::from_secs(30)))?,
+        auth(token)?,
+    ))
+}
+
+/// The token as the interceptor that adds it to every call.
+pub fn auth(token: &str) -> Result<Auth, String> {
+    let auth: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
+        .parse()
+        .map_err(|_| "the token has characters a header cannot carry".to_string())?;
+    Ok(Auth(auth))
+}
+
+/// A lazily connected channel to `url` (http:// or https://); `ca_pem`
+/// trusts a self-signed server certificate, else the system's roots.
+/// `timeout` bounds each call (None: an upload stream may take hours).
+pub fn channel(
+    url: &str,
+    ca_pem: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<tonic::transport::Channel, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     let mut ep = Endpoint::from_shared(url.trim_end_matches('/').to_string())
         .map_err(|e| format!("server URL {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true);
+    if let Some(t) = timeout {
+        ep = ep.timeout(t);
+    }
     if url.starts_with("https://") {
         let tls = match ca_pem {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
@@ -47,13 +71,7 @@ pub fn client(url: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Client, S
     } else if !url.starts_with("http://") {
         return Err(format!("server URL {url:?}: use http:// or https://"));
     }
-    let auth: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
-        .parse()
-        .map_err(|_| "the token has characters a header cannot carry".to_string())?;
-    Ok(pb::node_client::NodeClient::with_interceptor(
-        ep.connect_lazy(),
-        Auth(auth),
-    ))
+    Ok(ep.connect_lazy())
 }
 
 /// A status as one line for a person.

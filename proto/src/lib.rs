@@ -8,6 +8,7 @@
 //! `TaskSpec` and `TaskResult`. [`query`]: what the server asks a node
 //! (browse a restore point in its datastore) and what it answers.
 
+pub mod agent;
 pub mod convert;
 pub mod query;
 mod types;
@@ -18,6 +19,16 @@ pub use types::{DatastoreRef, ExportSpec, Finished, HypervisorAccess, Leased, Le
 pub mod pb {
     tonic::include_proto!("arca.node.v1");
 }
+
+/// The agent protocol (`proto/agent.proto`): `arca agent` pushing a disk
+/// image backup, only the chunks the datastore lacks (docs/vm-ingest.md).
+#[allow(clippy::all, clippy::unwrap_used, missing_docs)]
+pub mod agent_pb {
+    tonic::include_proto!("arca.agent.v1");
+}
+
+/// The agent service's path prefix, for routing it beside the REST API.
+pub const AGENT_SERVICE_PATH: &str = "/arca.agent.v1.Ingest/";
 
 /// Seconds a node's lease on a running task lasts without a report.
 pub const LEASE_SECS: i64 = 30;

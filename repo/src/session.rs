@@ -38,6 +38,9 @@ pub use crate::sessions::{Counters, SessionRegistry};
 struct Job {
     kind: BlobKind,
     data: Vec<u8>,
+    /// The id the sender claims for `data` (an agent's upload): refused,
+    /// and nothing stored, when the bytes hash to another id.
+    expect: Option<ChunkId>,
     reply: Sender<Result<ChunkId>>,
 }
 
@@ -225,14 +228,65 @@ impl BackupSession {
     /// Queue a chunk for hashing and storing; returns immediately unless the
     /// pipeline is full.
     pub fn submit(&self, kind: BlobKind, data: Vec<u8>) -> Result<PendingChunk> {
+        self.submit_job(kind, data, None)
+    }
+
+    /// [`submit`](Self::submit) a chunk that arrived with its id (from an
+    /// agent, which hashed it with the datastore's key): the worker hashes
+    /// it anyway and, when the id differs, answers `InvalidInput` and
+    /// stores nothing, so a buggy or hostile sender cannot put bytes in
+    /// the datastore under another chunk's id. The mismatch does not
+    /// poison the session; the caller decides what it ends.
+    pub fn submit_expecting(
+        &self,
+        kind: BlobKind,
+        data: Vec<u8>,
+        id: ChunkId,
+    ) -> Result<PendingChunk> {
+        self.submit_job(kind, data, Some(id))
+    }
+
+    fn submit_job(
+        &self,
+        kind: BlobKind,
+        data: Vec<u8>,
+        expect: Option<ChunkId>,
+    ) -> Result<PendingChunk> {
         self.shared.check()?;
         let (reply, rx) = bounded(1);
         self.work_tx
             .as_ref()
             .ok_or_else(|| Error::Poisoned("session closed".into()))?
-            .send(Job { kind, data, reply })
+            .send(Job {
+                kind,
+                data,
+                expect,
+                reply,
+            })
             .map_err(|_| Error::Poisoned("backup workers stopped".into()))?;
         Ok(PendingChunk::Waiting(rx))
+    }
+
+    /// Whether the datastore holds chunk `id`, and its plaintext length if
+    /// it does. A chunk found is recorded in the session's references
+    /// while the GC lock is held (so GC cannot sweep it in between), and
+    /// stays until the session ends: an agent told "the datastore has it"
+    /// may list it in its table without uploading it. A chunk not found
+    /// is not recorded: the session's references also mean "stored or
+    /// queued by this session" to [`submit`](Self::submit), which would
+    /// then skip the upload of it.
+    pub fn lookup(&self, id: ChunkId) -> Result<Option<u32>> {
+        self.shared.check()?;
+        let _g = self.ds.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let found = self.ds.index.get(&id)?.map(|l| l.raw_length);
+        if found.is_some() {
+            self.shared
+                .referenced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+        }
+        Ok(found)
     }
 
     /// Store a blob on the calling thread (trees, catalogs, tables).
@@ -366,6 +420,15 @@ fn worker(
 ) {
     for job in rx {
         let id = ds.keys.chunk_id(&job.data);
+        if let Some(want) = job.expect.filter(|w| *w != id) {
+            let _ = job.reply.send(Err(Error::InvalidInput(format!(
+                "chunk {} does not match its bytes ({} bytes hash to {})",
+                want.short(),
+                job.data.len(),
+                id.short()
+            ))));
+            continue;
+        }
         let r = match seal_if_new(ds, shared, key, frames, id, job.kind, &job.data) {
             Ok(Some(sealed)) => {
                 // Reply once the packer has it, so that commit sees it.

@@ -5,6 +5,8 @@
 //! - [`Local`]: the control plane's side of a node, on the catalog (the
 //!   embedded node's coordinator; the gRPC [`service`] calls it for remote
 //!   nodes).
+//! - [`agent`]: the agent service (`arca agent` pushing disk backups,
+//!   only the chunks the datastore lacks).
 //! - [`queries`]: questions for remote nodes (browsing their datastores),
 //!   which they take and answer over gRPC.
 //! - [`workers`]: the scheduler and RPO alerts, background workers with a
@@ -19,6 +21,7 @@ use arca_catalog::{
 };
 use arca_repo::Datastore;
 
+pub mod agent;
 pub mod browse;
 pub mod datadir;
 pub mod inventory;

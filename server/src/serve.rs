@@ -206,10 +206,18 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
             .with_node_timeout(cfg.node_timeout)
             .with_queries(queries)
             .with_credentials(credentials);
+    // Agents push disk backups into the embedded node's datastores, on
+    // the same port too (docs/vm-ingest.md, "Agent").
+    let agents = crate::agent::AgentService::new(p.catalog.clone(), runner.clone(), p.node_id);
+    let agent_keeper = tokio::spawn(agents.clone().keep(stop.clone()));
     let app = arca_web::app(state)
         .route_service(
             &format!("{}{{*call}}", arca_proto::SERVICE_PATH),
             nodes.into_server(),
+        )
+        .route_service(
+            &format!("{}{{*call}}", arca_proto::AGENT_SERVICE_PATH),
+            agents.into_server(),
         )
         .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
@@ -248,6 +256,7 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
     if let Some(s3) = s3 {
         s3.abort();
     }
+    agent_keeper.abort();
     shutdown(handle, http, scheduler, runner, shutdown_timeout).await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod account_args;
 mod accounts;
+mod agent;
 mod args;
 mod client;
 mod commands;
@@ -157,6 +158,10 @@ enum Command {
         #[arg(long, default_value_t = 10, value_name = "SECS")]
         shutdown_timeout: u64,
     },
+    /// On a hypervisor: push disk backups to a server (--server, --token),
+    /// sending only the chunks its datastore lacks.
+    #[command(subcommand)]
+    Agent(agent::AgentCmd),
     /// Manage datastores.
     #[command(subcommand)]
     Datastore(DatastoreCmd),

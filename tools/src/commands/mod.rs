@@ -115,6 +115,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             mounts,
             shutdown_timeout,
         } => crate::node::run(cli, data_dir, *max_tasks, mounts, *shutdown_timeout),
+        Command::Agent(c) => crate::agent::run(cli, c),
         Command::Task(c) => crate::client::task(cli, c),
         Command::Report(c) => crate::client::report(cli, c),
         Command::Mount {
