@@ -391,10 +391,7 @@ impl AgentService {
         // The rule of `arca backup image` (arca-ingest's qcow2 module):
         // bitmaps are named after the datastore, so that backups into
         // another datastore keep theirs.
-        let bitmap_prefix = {
-            let id = &ds.config().id;
-            format!("arca-{}-", &id[..id.len().min(8)])
-        };
+        let bitmap_prefix = arca_ingest::image::qcow2::bitmap_prefix(&ds);
         let (s, b) = match self.sessions.begin(ds, &src.name, disks, parent, meta) {
             Ok(x) => x,
             Err(e) => {

@@ -256,7 +256,7 @@ impl Drop for QemuNbd {
 
 /// The prefix of the bitmaps this datastore adds: another datastore's
 /// bitmaps on the same image are never touched.
-fn prefix(ds: &Datastore) -> String {
+pub fn bitmap_prefix(ds: &Datastore) -> String {
     let id = &ds.config().id;
     format!("arca-{}-", &id[..id.len().min(8)])
 }
@@ -309,7 +309,7 @@ pub fn backup(
         },
     };
     // The next backup's bitmap, started before anything is read.
-    let next = format!("{}{}", prefix(ds), crate::now_ns() / 1_000_000);
+    let next = format!("{}{}", bitmap_prefix(ds), crate::now_ns() / 1_000_000);
     let mut warnings = Vec::new();
     let cbt = match add_bitmap(path, &next) {
         Ok(()) => next,
@@ -337,7 +337,7 @@ pub fn backup(
             // needed (the parent's, and any left by a killed run).
             for b in bitmaps
                 .iter()
-                .filter(|b| b.name.starts_with(&prefix(ds)) && b.name != cbt)
+                .filter(|b| b.name.starts_with(&bitmap_prefix(ds)) && b.name != cbt)
             {
                 if let Err(e) = remove_bitmap(path, &b.name) {
                     warnings.push(format!("old dirty bitmap {} not removed: {e}", b.name));
