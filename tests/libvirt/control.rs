@@ -89,6 +89,16 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
     }
     let hid = h["id"].as_i64().unwrap();
 
+    // A policy whose rule matches the hypervisor's sources (its slot is
+    // not due during the test).
+    let pol = api_ok(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/policies",
+        Some(json!({"name": "vms", "schedule": "Mon 03:00", "match_pattern": "kvm1.*"})),
+        201,
+    );
     // The first sync pins the host key and lists the domain as a source.
     let r = api_ok(
         &url,
@@ -126,6 +136,9 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
         .unwrap_or_else(|| panic!("{sources}"))
         .clone();
     assert_eq!(src["kind"], "libvirt");
+    // New domains are picked up by policy rules like any new source.
+    assert_eq!(src["policy_id"], pol["id"], "{src}");
+    assert_eq!(src["assigned_by"], "rule", "{src}");
     assert_eq!(src["path"], dom.name.as_str());
     assert_eq!(src["settings"]["removed"], false);
     // A second sync (from the CLI) adds nothing.

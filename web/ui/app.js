@@ -186,6 +186,9 @@ async function signOut() {
 
 function showSignIn(message) {
   runCleanups();
+  // A dialog open when the session ended goes with the page under it
+  // (its own handler may still be waiting for the refused request).
+  for (const d of document.querySelectorAll('dialog')) { if (d.open) d.close(); d.remove(); }
   main = null;
   session.me = null;
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, autofocus: true });
