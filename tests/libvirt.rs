@@ -9,6 +9,8 @@
 //! Skipped (with the reason printed) only when /dev/kvm is missing.
 #![allow(clippy::unwrap_used)]
 
+#[path = "libvirt/agent.rs"]
+mod agent;
 mod common;
 #[path = "libvirt/control.rs"]
 mod control;

@@ -14,7 +14,7 @@ use crate::{
     SourceKind,
 };
 
-const COLS: &str = "id, name, kind, project_id, node_id, address, ssh_user, host_key, synced_at, sync_error, created_at";
+const COLS: &str = "id, name, kind, project_id, node_id, address, ssh_user, host_key, synced_at, sync_error, created_at, access";
 
 fn row(r: &Row) -> rusqlite::Result<Hypervisor> {
     Ok(Hypervisor {
@@ -29,6 +29,7 @@ fn row(r: &Row) -> rusqlite::Result<Hypervisor> {
         synced_at: r.get(8)?,
         sync_error: r.get(9)?,
         created_at: r.get(10)?,
+        access: r.get(11)?,
     })
 }
 
@@ -66,11 +67,12 @@ impl Catalog {
         user: &str,
         sealed_key: &[u8],
         host_key: Option<&str>,
+        access: &str,
     ) -> Result<Hypervisor> {
         let db = self.db();
         db.execute(
-            "INSERT INTO hypervisors (name, kind, project_id, node_id, address, ssh_user, ssh_key, host_key, created_at) VALUES (?1, 'libvirt', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![name, project_id, node_id, address, user, sealed_key, host_key, now()],
+            "INSERT INTO hypervisors (name, kind, project_id, node_id, address, ssh_user, ssh_key, host_key, created_at, access) VALUES (?1, 'libvirt', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![name, project_id, node_id, address, user, sealed_key, host_key, now(), access],
         )
         .map_err(unique(format!("hypervisor {name:?} in project {project_id}")))?;
         let id = HypervisorId(db.last_insert_rowid());
@@ -135,6 +137,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// The hypervisors named `name` (one per project at most).
+    pub fn hypervisor_named(&self, name: &str) -> Result<Vec<Hypervisor>> {
+        let db = self.rd();
+        let mut st = db.prepare_cached(&format!(
+            "SELECT {COLS} FROM hypervisors WHERE name = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([name], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Record a failed sync.
     pub fn hypervisor_sync_failed(&self, id: HypervisorId, error: &str) -> Result<()> {
         self.db().execute(
@@ -197,8 +209,11 @@ impl Catalog {
         }
         let (mut added, mut removed, mut present) = (Vec::new(), Vec::new(), Vec::new());
         for d in domains {
-            let settings =
+            let mut settings =
                 serde_json::json!({"hypervisor_id": hv.id.get(), "uuid": d.uuid, "removed": false});
+            if hv.access == "agent" {
+                settings["agent"] = true.into();
+            }
             match existing.iter().find(|e| e.2 == d.name) {
                 Some((id, name, _, _)) => {
                     tx.execute(

@@ -684,4 +684,12 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'sources', MAX(
     COALESCE((SELECT MAX(id) FROM sources), 0));
 DROP TABLE temp.sources_seq;
 "#,
+    // 12: a hypervisor is reached over SSH (the server's node connects)
+    // or by an agent running on it (docs/vm-ingest.md, "Agent-fed
+    // sources"): the agent syncs the inventory and runs the backups of its
+    // sources, which no node leases. A source fed by an agent has
+    // `"agent": true` in its settings.
+    r#"
+ALTER TABLE hypervisors ADD COLUMN access TEXT NOT NULL DEFAULT 'ssh' CHECK (access IN ('ssh', 'agent'));
+"#,
 ];

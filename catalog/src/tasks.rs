@@ -273,8 +273,52 @@ impl Catalog {
                 "SELECT id FROM tasks WHERE state = 'queued' AND not_before <= ?2
                  AND (node_id = ?1 OR (node_id IS NULL AND (datastore_id IS NULL OR datastore_id IN (SELECT id FROM datastores WHERE node_id = ?1))))
                  AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.source_id IS NOT NULL AND r.source_id = tasks.source_id)
+                 AND NOT (kind = 'backup' AND source_id IN (SELECT id FROM sources WHERE json_extract(settings, '$.agent') = 1))
                  ORDER BY priority DESC, not_before, id LIMIT 1",
                 params![node_id, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else { return Ok(None) };
+        tx.execute(
+            "UPDATE tasks SET state = 'running', node_id = ?2, attempt = attempt + 1, started_at = ?3, lease_until = ?4, error = NULL WHERE id = ?1",
+            params![id, node_id, now, now + lease_secs],
+        )?;
+        tx.commit()?;
+        drop(db);
+        self.task(id).map(Some)
+    }
+
+    /// Claim the next queued, due backup task of one of `sources` (agent-fed
+    /// sources, which no node leases): it runs from now on, leased to
+    /// `node_id` (the node whose datastore the agent writes to) as if that
+    /// node had leased it. The agent's session renews the lease.
+    pub fn claim_agent_task(
+        &self,
+        sources: &[crate::SourceId],
+        node_id: NodeId,
+        lease_secs: i64,
+    ) -> Result<Option<Task>> {
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let now = now();
+        let list = sources
+            .iter()
+            .map(|s| s.get().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id: Option<TaskId> = tx
+            .query_row(
+                &format!(
+                    "SELECT id FROM tasks WHERE state = 'queued' AND kind = 'backup' AND not_before <= ?1
+                     AND source_id IN ({list})
+                     AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.source_id = tasks.source_id)
+                     ORDER BY priority DESC, not_before, id LIMIT 1"
+                ),
+                params![now],
                 |r| r.get(0),
             )
             .optional()?;

@@ -30,7 +30,9 @@ use tonic::transport::Channel;
 use crate::remote::{auth, channel, status_msg, Auth};
 
 mod disk;
+mod libvirt;
 use disk::Disk;
+pub use libvirt::{backup_libvirt, next, sync, Claimed, Synced};
 
 /// Chunks asked for in one `Have` call.
 const HAVE_BATCH: usize = 32;
@@ -53,6 +55,8 @@ pub struct AgentOptions {
     pub source: String,
     /// Raw disk images, block devices or qcow2 images.
     pub disks: Vec<PathBuf>,
+    /// A task claimed with [`next`]; 0: the server starts one.
+    pub task_id: i64,
 }
 
 /// What an agent backup did.
@@ -112,34 +116,31 @@ pub fn backup(opts: &AgentOptions, progress: &Progress) -> Result<AgentOutcome, 
         .iter()
         .map(|p| disk::open(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
-    // The channel spawns its connection task on the runtime.
-    let mut c = {
-        let _rt = rt.enter();
-        client(opts)?
-    };
-    let begin = pb::BeginRequest {
-        source: opts.source.clone(),
-        disks: disks
-            .iter()
-            .map(|d| pb::DiskInfo {
-                name: d.name.clone(),
-                size: d.size,
-            })
-            .collect(),
-        hostname: arca_ingest::hostname(),
-    };
-    let sent = AtomicU64::new(wire(&begin));
-    let b = rt
-        .block_on(c.begin(begin))
-        .map_err(|s| format!("{}: {}", opts.server, status_msg(s)))?
-        .into_inner();
-    let r =
-        prepare(&mut disks, &b).and_then(|()| upload(&rt, &c, opts, &disks, &b, progress, &sent));
+    let info = disks
+        .iter()
+        .map(|d| pb::DiskInfo {
+            name: d.name.clone(),
+            size: d.size,
+        })
+        .collect();
+    let Opened { rt, mut c, b, sent } = open(opts, info)?;
+    let path = opts
+        .disks
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let r = prepare(&mut disks, &b).and_then(|()| {
+        let up = Upload {
+            rt: &rt,
+            c: &c,
+            b: &b,
+            sent: &sent,
+            path,
+            metadata_json: String::new(),
+        };
+        up.run(&disks, progress)
+    });
     // Bitmaps: the old ones go once the restore point is listed; a
     // failed backup takes back the one it added.
     let mut warnings: Vec<String> = disks.iter().flat_map(|d| d.warnings.clone()).collect();
@@ -163,6 +164,41 @@ pub fn backup(opts: &AgentOptions, progress: &Progress) -> Result<AgentOutcome, 
     }
 }
 
+/// A session opened with `Begin`: the runtime its client runs on, the
+/// client, the reply, and the bytes sent so far.
+struct Opened {
+    rt: tokio::runtime::Runtime,
+    c: Client,
+    b: pb::BeginReply,
+    sent: AtomicU64,
+}
+
+/// Connect to the server and open a session for `disks`.
+fn open(opts: &AgentOptions, disks: Vec<pb::DiskInfo>) -> Result<Opened, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    // The channel spawns its connection task on the runtime.
+    let mut c = {
+        let _rt = rt.enter();
+        client(opts)?
+    };
+    let begin = pb::BeginRequest {
+        source: opts.source.clone(),
+        disks,
+        hostname: arca_ingest::hostname(),
+        task_id: opts.task_id,
+    };
+    let sent = AtomicU64::new(wire(&begin));
+    let b = rt
+        .block_on(c.begin(begin))
+        .map_err(|s| format!("{}: {}", opts.server, status_msg(s)))?
+        .into_inner();
+    Ok(Opened { rt, c, b, sent })
+}
+
 /// Plan each disk's reads against the parent's disk of the same name.
 fn prepare(disks: &mut [Disk], b: &pb::BeginReply) -> Result<(), String> {
     let p = &b.parent[..b.parent.len().min(12)];
@@ -181,148 +217,161 @@ fn prepare(disks: &mut [Disk], b: &pb::BeginReply) -> Result<(), String> {
 /// A chunk to upload: its id and bytes.
 type Chunk = ([u8; 32], Vec<u8>);
 
-#[allow(clippy::too_many_arguments)]
-fn upload(
-    rt: &tokio::runtime::Runtime,
-    c: &Client,
-    opts: &AgentOptions,
-    disks: &[Disk],
-    b: &pb::BeginReply,
-    progress: &Progress,
-    sent: &AtomicU64,
-) -> Result<AgentOutcome, String> {
-    let key: [u8; 32] = b
-        .id_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| "the server sent an id key that is not 32 bytes".to_string())?;
-    let cs = b.chunk_size;
-    if !cs.is_power_of_two() || cs < 4096 || cs as usize > MAX_MESSAGE / 2 {
-        return Err(format!("the server's chunk size {cs} is not usable"));
-    }
-    let parent: HashSet<[u8; 32]> = b
-        .parent_disks
-        .iter()
-        .flat_map(|d| d.ids.chunks_exact(32))
-        .filter_map(|id| <[u8; 32]>::try_from(id).ok())
-        .filter(|id| *id != [0; 32])
-        .collect();
-    let total: u64 = disks.iter().map(|d| d.to_read(cs)).sum();
-    progress.total.store(total, Ordering::Relaxed);
+/// An upload into an open session, and what its commit records.
+struct Upload<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    c: &'a Client,
+    b: &'a pb::BeginReply,
+    sent: &'a AtomicU64,
+    /// Where the disks were read from.
+    path: String,
+    /// The restore point's metadata (a libvirt record), or empty.
+    metadata_json: String,
+}
 
-    // The Put stream, fed by the compressors; it ends when they all have.
-    let (put_tx, put_rx) = tokio::sync::mpsc::channel::<pb::PutRequest>(8);
-    // The first message names the session, even when no chunk follows.
-    let hello = pb::PutRequest {
-        session: b.session.clone(),
-        chunks: Vec::new(),
-    };
-    sent.fetch_add(wire(&hello), Ordering::Relaxed);
-    put_tx
-        .try_send(hello)
-        .map_err(|_| "the upload stream is closed".to_string())?;
-    let stream =
-        futures_util::stream::unfold(
-            put_rx,
-            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
-        );
-    let mut pc = c.clone();
-    let put = rt.spawn(async move { pc.put(stream).await });
+impl Upload<'_> {
+    /// Read, send and commit `disks`.
+    fn run(self, disks: &[Disk], progress: &Progress) -> Result<AgentOutcome, String> {
+        let Upload {
+            rt,
+            c,
+            b,
+            sent,
+            path,
+            metadata_json,
+        } = self;
+        let key: [u8; 32] = b
+            .id_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the server sent an id key that is not 32 bytes".to_string())?;
+        let cs = b.chunk_size;
+        if !cs.is_power_of_two() || cs < 4096 || cs as usize > MAX_MESSAGE / 2 {
+            return Err(format!("the server's chunk size {cs} is not usable"));
+        }
+        let parent: HashSet<[u8; 32]> = b
+            .parent_disks
+            .iter()
+            .flat_map(|d| d.ids.chunks_exact(32))
+            .filter_map(|id| <[u8; 32]>::try_from(id).ok())
+            .filter(|id| *id != [0; 32])
+            .collect();
+        let total: u64 = disks.iter().map(|d| d.to_read(cs)).sum();
+        progress.total.store(total, Ordering::Relaxed);
 
-    let err = FirstError::default();
-    let chunks_sent = AtomicU64::new(0);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (batch_tx, batch_rx) = bounded::<Vec<Chunk>>(1);
-    let (comp_tx, comp_rx) = bounded::<Chunk>(workers * 2);
-    let tables = std::thread::scope(|s| {
-        let (err, chunks_sent) = (&err, &chunks_sent);
-        s.spawn(move || {
-            if let Err(e) = ask(rt, c, &b.session, batch_rx, comp_tx, sent) {
-                err.set(e);
-            }
-        });
-        for _ in 0..workers {
-            let (rx, tx) = (comp_rx.clone(), put_tx.clone());
-            let session = b.session.clone();
+        // The Put stream, fed by the compressors; it ends when they all have.
+        let (put_tx, put_rx) = tokio::sync::mpsc::channel::<pb::PutRequest>(8);
+        // The first message names the session, even when no chunk follows.
+        let hello = pb::PutRequest {
+            session: b.session.clone(),
+            chunks: Vec::new(),
+        };
+        sent.fetch_add(wire(&hello), Ordering::Relaxed);
+        put_tx
+            .try_send(hello)
+            .map_err(|_| "the upload stream is closed".to_string())?;
+        let stream = receiver_stream(put_rx);
+        let mut pc = c.clone();
+        let put = rt.spawn(async move { pc.put(stream).await });
+
+        let err = FirstError::default();
+        let chunks_sent = AtomicU64::new(0);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (batch_tx, batch_rx) = bounded::<Vec<Chunk>>(1);
+        let (comp_tx, comp_rx) = bounded::<Chunk>(workers * 2);
+        let tables = std::thread::scope(|s| {
+            let (err, chunks_sent) = (&err, &chunks_sent);
             s.spawn(move || {
-                if let Err(e) = compress(&session, rx, tx, sent, chunks_sent) {
+                if let Err(e) = ask(rt, c, &b.session, batch_rx, comp_tx, sent) {
                     err.set(e);
                 }
             });
+            for _ in 0..workers {
+                let (rx, tx) = (comp_rx.clone(), put_tx.clone());
+                let session = b.session.clone();
+                s.spawn(move || {
+                    if let Err(e) = compress(&session, rx, tx, sent, chunks_sent) {
+                        err.set(e);
+                    }
+                });
+            }
+            drop((comp_rx, put_tx));
+            let r = read(disks, cs, &key, &parent, batch_tx, progress);
+            if let Err(e) = &r {
+                err.set(e.clone());
+            }
+            r
+        });
+        // The server's answer to the stream says why it ended early, if it
+        // did: that is the cause of the stages' errors.
+        let put = rt
+            .block_on(put)
+            .map_err(|e| format!("the upload: {e}"))?
+            .map_err(|s| format!("uploading: {}", status_msg(s)));
+        if let Some(e) = put.as_ref().err().cloned().or_else(|| err.take()) {
+            return Err(e);
         }
-        drop((comp_rx, put_tx));
-        let r = read(disks, cs, &key, &parent, batch_tx, progress);
-        if let Err(e) = &r {
-            err.set(e.clone());
-        }
-        r
-    });
-    // The server's answer to the stream says why it ended early, if it
-    // did: that is the cause of the stages' errors.
-    let put = rt
-        .block_on(put)
-        .map_err(|e| format!("the upload: {e}"))?
-        .map_err(|s| format!("uploading: {}", status_msg(s)));
-    if let Some(e) = put.as_ref().err().cloned().or_else(|| err.take()) {
-        return Err(e);
+        let tables = tables?;
+        let chunks_sent = chunks_sent.load(Ordering::Relaxed);
+        let blocks: usize = tables.iter().map(|t| t.0.len() / 32).sum();
+        let modes = match disks {
+            [d] => d.mode.clone(),
+            _ => disks
+                .iter()
+                .map(|d| format!("{}: {}", d.name, d.mode))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let mode = format!("{modes}; {chunks_sent} of {blocks} blocks sent");
+        let commit = pb::CommitRequest {
+            session: b.session.clone(),
+            disks: disks
+                .iter()
+                .zip(tables)
+                .map(|(d, (ids, bytes_read))| pb::DiskTable {
+                    name: d.name.clone(),
+                    size: d.size,
+                    ids,
+                    format: d.format.into(),
+                    cbt: d.cbt.clone(),
+                    mode: d.mode.clone(),
+                    bytes_read,
+                })
+                .collect(),
+            backup_mode: mode.clone(),
+            bytes_read: progress.bytes.load(Ordering::Relaxed),
+            bytes_sent: 0,
+            path,
+            metadata_json,
+        };
+        let mut commit = commit;
+        // What was sent before the commit (the server logs it per session).
+        commit.bytes_sent = sent.load(Ordering::Relaxed);
+        sent.fetch_add(wire(&commit), Ordering::Relaxed);
+        let bytes_sent = sent.load(Ordering::Relaxed);
+        let r = rt
+            .block_on(c.clone().commit(commit))
+            .map_err(|s| format!("commit: {}", status_msg(s)))?
+            .into_inner();
+        Ok(AgentOutcome {
+            snapshot: r.restore_point,
+            task_id: r.task_id,
+            bytes_read: progress.bytes.load(Ordering::Relaxed),
+            bytes_total: r.bytes_total,
+            bytes_sent,
+            chunks_sent,
+            bytes_added: r.bytes_added,
+            mode,
+            warnings: Vec::new(),
+        })
     }
-    let tables = tables?;
-    let chunks_sent = chunks_sent.load(Ordering::Relaxed);
-    let blocks: usize = tables.iter().map(|t| t.0.len() / 32).sum();
-    let modes = match disks {
-        [d] => d.mode.clone(),
-        _ => disks
-            .iter()
-            .map(|d| format!("{}: {}", d.name, d.mode))
-            .collect::<Vec<_>>()
-            .join("; "),
-    };
-    let mode = format!("{modes}; {chunks_sent} of {blocks} blocks sent");
-    let commit = pb::CommitRequest {
-        session: b.session.clone(),
-        disks: disks
-            .iter()
-            .zip(tables)
-            .map(|(d, (ids, bytes_read))| pb::DiskTable {
-                name: d.name.clone(),
-                size: d.size,
-                ids,
-                format: d.format.into(),
-                cbt: d.cbt.clone(),
-                mode: d.mode.clone(),
-                bytes_read,
-            })
-            .collect(),
-        backup_mode: mode.clone(),
-        bytes_read: progress.bytes.load(Ordering::Relaxed),
-        bytes_sent: 0,
-        path: opts
-            .disks
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    let mut commit = commit;
-    // What was sent before the commit (the server logs it per session).
-    commit.bytes_sent = sent.load(Ordering::Relaxed);
-    sent.fetch_add(wire(&commit), Ordering::Relaxed);
-    let bytes_sent = sent.load(Ordering::Relaxed);
-    let r = rt
-        .block_on(c.clone().commit(commit))
-        .map_err(|s| format!("commit: {}", status_msg(s)))?
-        .into_inner();
-    Ok(AgentOutcome {
-        snapshot: r.restore_point,
-        task_id: r.task_id,
-        bytes_read: progress.bytes.load(Ordering::Relaxed),
-        bytes_total: r.bytes_total,
-        bytes_sent,
-        chunks_sent,
-        bytes_added: r.bytes_added,
-        mode,
-        warnings: Vec::new(),
-    })
+}
+
+/// The messages of `rx` as a stream, for the upload.
+fn receiver_stream(
+    rx: tokio::sync::mpsc::Receiver<pb::PutRequest>,
+) -> impl futures_util::Stream<Item = pb::PutRequest> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
 }
 
 /// The reader: every disk block by block. Holes, blocks the plan takes

@@ -136,6 +136,10 @@ pub struct CommitInfo {
     pub path: String,
     pub hostname: String,
     pub tags: Vec<String>,
+    /// `image`, or `libvirt` (a domain backed up by its hypervisor's agent).
+    pub source_kind: &'static str,
+    /// The kind's record (a libvirt restore point's), empty for none.
+    pub metadata_json: String,
 }
 
 /// A committed session.
@@ -536,7 +540,8 @@ impl<T> Session<T> {
         let bytes_total = self.disks.iter().map(|d| d.size).sum();
         let time_ns = chrono_now_ns();
         let manifest = Manifest {
-            source_kind: "image".into(),
+            source_kind: info.source_kind.into(),
+            metadata_json: info.metadata_json.clone(),
             source: self.source.clone(),
             time_ns,
             parent: self

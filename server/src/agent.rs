@@ -116,6 +116,8 @@ fn table(b: &[u8]) -> Result<Vec<ChunkId>, Status> {
         .collect())
 }
 
+mod schedule;
+
 impl AgentService {
     pub fn new(catalog: Arc<Catalog>, runner: Arc<Runner>, node_id: NodeId) -> AgentService {
         AgentService {
@@ -171,8 +173,8 @@ impl AgentService {
         Ok(s)
     }
 
-    /// The source an agent names: one image source of that name the
-    /// caller can see.
+    /// The source an agent names: one image or libvirt source of that name
+    /// the caller can see, which the caller may back up.
     fn source(&self, p: &Principal, name: &str) -> Result<Source, Status> {
         let mut seen: Vec<Source> = self
             .catalog
@@ -192,9 +194,9 @@ impl AgentService {
         };
         p.require(Action::Manage, Some(src.project_id))
             .map_err(|e| Status::permission_denied(e.message))?;
-        if src.kind != SourceKind::Image {
+        if !matches!(src.kind, SourceKind::Image | SourceKind::Libvirt) {
             return Err(Status::failed_precondition(format!(
-                "source {name:?} is a {} source; an agent backs up image sources",
+                "source {name:?} is a {} source; an agent backs up image and libvirt sources",
                 src.kind
             )));
         }
@@ -326,15 +328,31 @@ impl AgentService {
         r: pb::BeginRequest,
     ) -> Result<pb::BeginReply, Status> {
         let src = self.source(&p, &r.source)?;
-        let d = self.datastore(&src)?;
-        let ds = self
-            .runner
-            .datastore(&DatastoreRef {
-                id: d.id,
-                name: d.name.clone(),
-                path: d.path.clone(),
-            })
-            .map_err(Status::internal)?;
+        // A task the agent claimed with Next: it is failed with the reason
+        // if the session cannot open (else it would wait for its lease).
+        let claimed = match r.task_id {
+            0 => None,
+            id => Some(self.claimed(&src, id)?),
+        };
+        let opened = self.datastore(&src).and_then(|d| {
+            let ds = self
+                .runner
+                .datastore(&DatastoreRef {
+                    id: d.id,
+                    name: d.name.clone(),
+                    path: d.path.clone(),
+                })
+                .map_err(Status::internal)?;
+            Ok((d, ds))
+        });
+        let (d, ds) = match (opened, &claimed) {
+            (Ok(x), _) => x,
+            (Err(e), Some(t)) => {
+                self.fail_claimed(t, e.message());
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
         // The parent: the newest of the source's restore points there.
         let parent = self
             .catalog
@@ -344,28 +362,31 @@ impl AgentService {
             .rev()
             .find_map(|rp| ds.resolve_snapshot(&rp.id.to_hex(), None).ok())
             .filter(|s| s.is_image());
-        let task = self
-            .catalog
-            .start_task(
-                &NewTask {
-                    spec: TaskSpec::Backup(Default::default()),
-                    project_id: src.project_id,
-                    source_id: Some(src.id),
-                    datastore_id: Some(d.id),
-                    node_id: Some(self.node_id),
-                    priority: 10,
-                    max_attempts: 1,
-                    not_before: catalog::now(),
-                    created_by: p.name().to_string(),
-                    ..Default::default()
-                },
-                self.node_id,
-                LEASE_SECS,
-            )
-            .map_err(|e| match e {
-                catalog::Error::State(m) => Status::failed_precondition(m),
-                e => internal(e),
-            })?;
+        let task = if let Some(t) = claimed {
+            t
+        } else {
+            self.catalog
+                .start_task(
+                    &NewTask {
+                        spec: TaskSpec::Backup(Default::default()),
+                        project_id: src.project_id,
+                        source_id: Some(src.id),
+                        datastore_id: Some(d.id),
+                        node_id: Some(self.node_id),
+                        priority: 10,
+                        max_attempts: 1,
+                        not_before: catalog::now(),
+                        created_by: p.name().to_string(),
+                        ..Default::default()
+                    },
+                    self.node_id,
+                    LEASE_SECS,
+                )
+                .map_err(|e| match e {
+                    catalog::Error::State(m) => Status::failed_precondition(m),
+                    e => internal(e),
+                })?
+        };
         let meta = Meta {
             task_id: task.id,
             lease: Lease {
@@ -388,6 +409,10 @@ impl AgentService {
             })
             .collect();
         let parent_id = parent.as_ref().map(|p| p.id.to_hex()).unwrap_or_default();
+        let parent_metadata_json = parent
+            .as_ref()
+            .map(|p| p.manifest.metadata_json.clone())
+            .unwrap_or_default();
         // The rule of `arca backup image` (arca-ingest's qcow2 module):
         // bitmaps are named after the datastore, so that backups into
         // another datastore keep theirs.
@@ -462,6 +487,7 @@ impl AgentService {
             tables_omitted: b.tables_omitted,
             task_id: task.id.get(),
             bitmap_prefix,
+            parent_metadata_json,
         })
     }
 
@@ -511,12 +537,22 @@ impl AgentService {
             }
         };
         let m = &s.meta;
+        let libvirt = m.source.kind == SourceKind::Libvirt;
+        let metadata_json = match check_metadata(libvirt, &r.metadata_json) {
+            Ok(j) => j,
+            Err(e) => {
+                self.fail(&s, format!("commit: {}", e.message()), false);
+                return Err(e);
+            }
+        };
         let info = CommitInfo {
             backup_mode: r.backup_mode.chars().take(1024).collect(),
             bytes_read: r.bytes_read,
             path: r.path.chars().take(4096).collect(),
             hostname: m.hostname.clone(),
             tags: m.source.tags.clone(),
+            source_kind: if libvirt { "libvirt" } else { "image" },
+            metadata_json,
         };
         let c = match s.commit(tables, &info) {
             Ok(c) => c,
@@ -532,7 +568,7 @@ impl AgentService {
                 source_id: Some(m.source.id),
                 source_name: m.source.name.clone(),
                 project_id: m.source.project_id,
-                kind: SourceKind::Image,
+                kind: m.source.kind,
                 time: RestorePoint::time_from_ns(c.time_ns),
                 bytes_total: c.bytes_total as i64,
                 bytes_added: c.bytes_added as i64,
@@ -571,6 +607,7 @@ impl AgentService {
             false,
             &fx,
         );
+        self.retention_after(&s);
         tracing::info!(
             target: "arca::agent",
             session = %s.id,
@@ -589,6 +626,25 @@ impl AgentService {
             bytes_added: c.bytes_added,
             bytes_total: c.bytes_total,
         })
+    }
+}
+
+/// A commit's metadata: for a libvirt source, the record of the backup
+/// (a JSON object with the key `libvirt`, at most 1 MiB: the domain's
+/// XML, disks and checkpoint); nothing for an image source.
+fn check_metadata(libvirt: bool, json: &str) -> Result<String, Status> {
+    if !libvirt {
+        return Ok(String::new());
+    }
+    let ok = json.len() <= 1 << 20
+        && serde_json::from_str::<serde_json::Value>(json)
+            .is_ok_and(|v| v.get("libvirt").is_some_and(|r| r.is_object()));
+    if ok {
+        Ok(json.to_string())
+    } else {
+        Err(Status::invalid_argument(
+            "a libvirt source's commit needs the backup's record (metadata_json, a JSON object with \"libvirt\", at most 1 MiB)",
+        ))
     }
 }
 
@@ -706,6 +762,18 @@ impl pb::ingest_server::Ingest for AgentService {
         req: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitReply>, Status> {
         self.call("Commit", req, |me, p, _, r| me.commit_blocking(p, r))
+            .await
+    }
+
+    async fn sync(&self, req: Request<pb::SyncRequest>) -> Result<Response<pb::SyncReply>, Status> {
+        self.call("Sync", req, |me, p, remote, r| {
+            me.sync_blocking(p, remote, r)
+        })
+        .await
+    }
+
+    async fn next(&self, req: Request<pb::NextRequest>) -> Result<Response<pb::NextReply>, Status> {
+        self.call("Next", req, |me, p, _, r| me.next_blocking(p, r))
             .await
     }
 

@@ -47,8 +47,8 @@ impl Local {
         self
     }
 
-    /// How to reach the hypervisor a task needs: a libvirt source's, or
-    /// an import's (None for other tasks), its key unsealed for this lease.
+    /// How to reach the hypervisor a task needs: a libvirt source's backup,
+    /// or an import (None for other tasks), its key unsealed for this lease.
     fn hypervisor_for(
         &self,
         source: Option<&catalog::Source>,
@@ -58,7 +58,9 @@ impl Local {
             (_, TaskSpec::Restore(r)) if r.import.is_some() => {
                 r.import.as_ref().map(|i| i.hypervisor_id.get())
             }
-            (Some(s), _) if s.kind == arca_model::SourceKind::Libvirt => Some(
+            // Only a backup reaches the host (a prune or verify of the
+            // source's restore points does not).
+            (Some(s), TaskSpec::Backup(_)) if s.kind == arca_model::SourceKind::Libvirt => Some(
                 s.settings["hypervisor_id"]
                     .as_i64()
                     .ok_or_else(|| format!("source {} names no hypervisor", s.name))?,

@@ -14,7 +14,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// `arca ARGS` against the server with `token`: (exit code, stdout, stderr).
-fn cli(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) fn cli(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
         .args(args)
         .env("ARCA_SERVER", url)
@@ -29,7 +29,7 @@ fn cli(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-fn wait_task(url: &str, token: &str, id: i64) -> Value {
+pub(crate) fn wait_task(url: &str, token: &str, id: i64) -> Value {
     let start = std::time::Instant::now();
     loop {
         let t = api_ok(url, token, "GET", &format!("/api/v1/tasks/{id}"), None, 200);

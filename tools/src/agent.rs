@@ -1,34 +1,62 @@
-//! `arca agent backup`: arguments in, arca-node's agent run, the outcome
-//! out (docs/vm-ingest.md, "Agent").
+//! `arca agent`: arguments in, arca-node's agent run, the outcome out
+//! (docs/vm-ingest.md, "Agent" and "Agent-fed sources").
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use arca_node::agent::{self, AgentOptions};
+use anyhow::{bail, Context, Result};
+use arca_node::agent::{self, AgentOptions, AgentOutcome};
 
 use crate::progress::Bar;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AgentCmd {
     /// Back up disks (raw images, block devices or qcow2 images, read
-    /// through qemu-nbd with dirty bitmaps) of this host into the
-    /// server's datastore as one restore point of an image source,
-    /// sending only the chunks the datastore lacks. Needs --server and
-    /// --token (an API token of an operator or admin of the source's
-    /// project).
+    /// through qemu-nbd with dirty bitmaps) of this host, or a libvirt
+    /// domain running here (--libvirt), into the server's datastore as one
+    /// restore point, sending only the chunks the datastore lacks. Needs
+    /// --server and --token (an API token of an operator or admin of the
+    /// source's project).
     Backup {
-        /// The image source's name in the server's catalog.
+        /// The source's name in the server's catalog (an image source, or
+        /// with --libvirt a libvirt source).
         #[arg(long)]
         source: String,
+        /// A libvirt domain of this host (qemu:///system): read through
+        /// libvirt's backup job with checkpoints, as over SSH.
+        #[arg(long, value_name = "DOMAIN", conflicts_with = "disks")]
+        libvirt: Option<String>,
         /// The disks, in order (each named by its file name).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "libvirt")]
         disks: Vec<PathBuf>,
+    },
+    /// Serve this host's agent-fed sources: sync the hypervisor's
+    /// inventory, then run the backups the server has queued for them
+    /// (by a policy's schedule or on request), and again every --every
+    /// seconds. The policy's retention follows each backup.
+    Run {
+        /// The hypervisor (added with `arca hypervisor add NAME --agent`)
+        /// whose domains run here.
+        #[arg(long)]
+        hypervisor: Option<String>,
+        /// An image source (added with --agent) and its disks on this
+        /// host: NAME=PATH[,PATH…] (repeatable).
+        #[arg(long = "image", value_name = "NAME=PATH[,PATH...]")]
+        images: Vec<String>,
+        /// Seconds between two looks for queued backups.
+        #[arg(long, default_value_t = 60)]
+        every: u64,
+        /// Sync and run what is queued now, then exit (status 1 if a
+        /// backup failed).
+        #[arg(long)]
+        once: bool,
     },
 }
 
-pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
-    let AgentCmd::Backup { source, disks } = cmd;
+/// The server, token and CA of the command line.
+fn options(cli: &crate::Cli, source: &str) -> Result<AgentOptions> {
     let server = cli
         .server
         .as_deref()
@@ -43,24 +71,57 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
     };
     // tonic's TLS uses rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let opts = AgentOptions {
+    Ok(AgentOptions {
         server: server.to_string(),
         token: token.to_string(),
         ca_pem,
-        source: source.clone(),
-        disks: disks.clone(),
-    };
-    crate::interrupt::explain(
-        "interrupted: no restore point was made; the server ends the session (the chunks sent so far are kept for GC, or for the next backup)",
-    );
+        source: source.to_string(),
+        ..Default::default()
+    })
+}
+
+pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
+    match cmd {
+        AgentCmd::Backup {
+            source,
+            libvirt,
+            disks,
+        } => {
+            let mut opts = options(cli, source)?;
+            opts.disks = disks.clone();
+            crate::interrupt::explain(
+                "interrupted: no restore point was made; the server ends the session (the chunks sent so far are kept for GC, or for the next backup)",
+            );
+            let o = one(&opts, libvirt.as_deref())?;
+            print(cli, &o);
+            Ok(0)
+        }
+        AgentCmd::Run {
+            hypervisor,
+            images,
+            every,
+            once,
+        } => serve(cli, hypervisor.as_deref(), images, *every, *once),
+    }
+}
+
+/// One backup: of disks, or of a domain.
+fn one(opts: &AgentOptions, domain: Option<&str>) -> Result<AgentOutcome> {
     let progress = Arc::new(arca_ingest::Progress::default());
     let bar = Bar::start(&progress, "agent backup");
-    let r = agent::backup(&opts, &progress);
+    let r = match domain {
+        Some(d) => agent::backup_libvirt(opts, d, &Default::default(), &progress),
+        None => agent::backup(opts, &progress),
+    };
     drop(bar);
     let o = r.map_err(anyhow::Error::msg)?;
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
+    Ok(o)
+}
+
+fn print(cli: &crate::Cli, o: &AgentOutcome) {
     if cli.json {
         println!(
             "{}",
@@ -82,5 +143,85 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
             o.snapshot, o.task_id, o.bytes_read, o.bytes_sent, o.chunks_sent, o.bytes_added, o.mode
         );
     }
-    Ok(0)
+}
+
+/// `NAME=PATH[,PATH…]` → (NAME, paths).
+fn parse_images(images: &[String]) -> Result<BTreeMap<String, Vec<PathBuf>>> {
+    let mut out = BTreeMap::new();
+    for i in images {
+        let Some((name, paths)) = i.split_once('=') else {
+            bail!("--image {i:?}: expected NAME=PATH[,PATH...]");
+        };
+        let paths: Vec<PathBuf> = paths
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if name.is_empty() || paths.is_empty() {
+            bail!("--image {i:?}: expected NAME=PATH[,PATH...]");
+        }
+        out.insert(name.to_string(), paths);
+    }
+    Ok(out)
+}
+
+/// The loop of `arca agent run`: sync, then every queued backup, then
+/// wait. Returns 1 with --once when a backup failed.
+fn serve(
+    cli: &crate::Cli,
+    hypervisor: Option<&str>,
+    images: &[String],
+    every: u64,
+    once: bool,
+) -> Result<u8> {
+    let images = parse_images(images)?;
+    if hypervisor.is_none() && images.is_empty() {
+        bail!("give --hypervisor NAME and/or --image NAME=PATH: the sources this agent serves");
+    }
+    let base = options(cli, "")?;
+    let hv = hypervisor.unwrap_or_default();
+    let names: Vec<String> = images.keys().cloned().collect();
+    let mut failed = false;
+    loop {
+        if let Some(h) = hypervisor {
+            match agent::sync(&base, h) {
+                Ok(s) => eprintln!(
+                    "hypervisor {h}: {} domain(s), added {:?}, removed {:?}",
+                    s.domains, s.added, s.removed
+                ),
+                Err(e) if once => bail!("sync of hypervisor {h}: {e}"),
+                Err(e) => eprintln!("error: sync of hypervisor {h}: {e}"),
+            }
+        }
+        loop {
+            let claimed = match agent::next(&base, hv, &names) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) if once => bail!("asking for queued backups: {e}"),
+                Err(e) => {
+                    eprintln!("error: asking for queued backups: {e}");
+                    break;
+                }
+            };
+            let mut opts = base.clone();
+            opts.source = claimed.source.clone();
+            opts.task_id = claimed.task_id;
+            opts.disks = images.get(&claimed.source).cloned().unwrap_or_default();
+            let domain = (!claimed.domain.is_empty()).then_some(claimed.domain.as_str());
+            match one(&opts, domain) {
+                Ok(o) => print(cli, &o),
+                Err(e) => {
+                    failed = true;
+                    eprintln!(
+                        "error: backup task {} of {}: {e:#}",
+                        claimed.task_id, claimed.source
+                    );
+                }
+            }
+        }
+        if once {
+            return Ok(u8::from(failed));
+        }
+        std::thread::sleep(Duration::from_secs(every.max(1)));
+    }
 }

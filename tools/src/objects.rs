@@ -33,6 +33,10 @@ pub enum SourceCmd {
         /// --match-tag rule fits is assigned).
         #[arg(long)]
         policy: Option<String>,
+        /// An image source fed by an agent: PATH is on the agent's host,
+        /// and `arca agent run --image NAME=PATH` there runs its backups.
+        #[arg(long)]
+        agent: bool,
     },
     /// The sources: kind, path, project, policy and tags.
     List,

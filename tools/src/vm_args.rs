@@ -94,13 +94,18 @@ pub enum HypervisorCmd {
     /// and never shown again. Then `arca hypervisor sync NAME`.
     Add {
         name: String,
-        /// HOST or HOST:PORT (SSH).
-        address: String,
+        /// HOST or HOST:PORT (SSH); not with --agent.
+        #[arg(required_unless_present = "agent")]
+        address: Option<String>,
         #[arg(long, default_value = "root")]
         user: String,
         /// The private key file (unencrypted; OpenSSH or PEM).
-        #[arg(long, short = 'i')]
-        identity: PathBuf,
+        #[arg(long, short = 'i', required_unless_present = "agent")]
+        identity: Option<PathBuf>,
+        /// Reached by its agent instead of SSH: `arca agent run
+        /// --hypervisor NAME` on the host syncs it and runs its backups.
+        #[arg(long, conflicts_with_all = ["address", "identity", "known_host"])]
+        agent: bool,
         /// Pin the host key now (`SHA256:…`); default: at the first sync.
         #[arg(long, value_name = "SHA256:...")]
         known_host: Option<String>,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inventory::{domain, Domain};
 use super::xml::{self, XmlDisk};
-use super::{virsh, Conn, Error, Result};
+use super::{virsh, Conn, Error, Result, Stream};
 use crate::image::{backup_disks, DiskInput, Header};
 use crate::nbd::wire::{STATE_DIRTY, STATE_ZERO};
 use crate::nbd::NbdClient;
@@ -105,7 +105,8 @@ impl BackupRecord {
             .map(|m| m.libvirt)
     }
 
-    fn to_json(&self) -> String {
+    /// The manifest's `metadata_json` of a restore point with this record.
+    pub fn to_json(&self) -> String {
         serde_json::to_string(&Metadata {
             libvirt: self.clone(),
         })
@@ -210,6 +211,68 @@ pub fn backup(
     opts: &VmBackupOptions,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
+    let mut sink = Here {
+        ds,
+        opts,
+        progress,
+        out: None,
+    };
+    let warnings = backup_to(conn, domain_name, opts, &mut sink)?;
+    let mut out = sink
+        .out
+        .ok_or_else(|| Error::Unsupported("the backup stored nothing".into()))?;
+    out.warnings.extend(warnings);
+    Ok(out)
+}
+
+/// A disk of the domain, exported over NBD and ready to read: what the
+/// backup job (or `qemu-nbd`) serves, and its plan.
+pub struct ReadyDisk {
+    pub client: NbdClient<Stream>,
+    pub plan: DiskPlan,
+}
+
+/// What is known of an exported disk before reading it: which extents
+/// hold data, and which changed since the parent's checkpoint when that
+/// is known.
+#[derive(Clone, Debug)]
+pub struct DiskPlan {
+    /// The disk's target (`vda`): its name in the restore point.
+    pub target: String,
+    /// `raw` or `qcow2` (the format of the file on the host).
+    pub format: String,
+    pub size: u64,
+    /// Extents holding data (`base:allocation`); the rest reads as zeros.
+    pub allocated: Vec<(u64, u64)>,
+    /// Extents written since the parent's checkpoint; None: unknown, read
+    /// every allocated extent.
+    pub changed: Option<Vec<(u64, u64)>>,
+    /// The changed-block tracking handle the restore point records (the
+    /// checkpoint, whose bitmap the next backup reads), empty for none.
+    pub cbt: String,
+    /// Ok(where the changes come from) or Err(why they are not known).
+    pub changes: std::result::Result<String, String>,
+}
+
+/// Where a domain's disks go once exported: a datastore on this machine
+/// ([`backup`]), or an agent's upload to a server.
+pub trait DiskSink {
+    /// Store `disks` (in the order of `rec.disks`) as one restore point
+    /// that records `rec`; the checkpoint lifecycle around it is the
+    /// caller's (older checkpoints go only after this returns Ok).
+    fn store(&mut self, rec: &BackupRecord, disks: Vec<ReadyDisk>) -> Result<()>;
+}
+
+/// Back up `domain` of the host behind `conn` into `sink`: the domain's
+/// definition and disks, a checkpoint and the backup job (or `qemu-nbd`
+/// for a shut-off domain), then `sink` stores the exported disks.
+/// Returns the warnings of the job's lifecycle.
+pub fn backup_to(
+    conn: &Conn,
+    domain_name: &str,
+    opts: &VmBackupOptions,
+    sink: &mut dyn DiskSink,
+) -> Result<Vec<String>> {
     let dom = domain(conn, domain_name)?;
     let parsed = xml::parse_domain(&dom.xml)?;
     let (read, skip): (Vec<&XmlDisk>, Vec<&XmlDisk>) =
@@ -255,30 +318,24 @@ pub fn backup(
     };
     let tmp = RemoteTmp::new(conn)?;
     if dom.running() {
-        running::backup(ds, conn, &tmp, &mut rec, since, &skip, opts, progress)
+        running::backup(conn, &tmp, &mut rec, since, &skip, opts, sink)
     } else {
-        offline::backup(ds, conn, &tmp, &mut rec, since, opts, progress)
+        offline::backup(conn, &tmp, &mut rec, since, opts, sink)
     }
 }
 
-/// One disk's NBD connection through the SSH session.
-type Client = NbdClient<ssh2::Channel>;
-
-/// Read the disks through their NBD clients into one restore point.
-/// `clients[i]` serves `rec.disks[i]`, with the dirty-bitmap context when
-/// the disk is read incrementally; `how` is said in each disk's mode.
-#[allow(clippy::too_many_arguments)]
-fn store(
-    ds: &Arc<Datastore>,
+/// Ask each disk's NBD client which extents hold data and which changed,
+/// and check its size: `clients[i]` serves `rec.disks[i]`, with the
+/// dirty-bitmap context when the disk is read incrementally; `how` is
+/// said in each disk's mode.
+fn ready(
     rec: &BackupRecord,
     clients: Vec<(Client, Option<String>)>,
     cbt: &str,
     since: &std::result::Result<String, String>,
     how: Option<&str>,
-    opts: &VmBackupOptions,
-    progress: &Progress,
-) -> Result<BackupOutcome> {
-    let mut prepared = Vec::with_capacity(clients.len());
+) -> Result<Vec<ReadyDisk>> {
+    let mut out = Vec::with_capacity(clients.len());
     for ((mut c, bitmap), d) in clients.into_iter().zip(&rec.disks) {
         let allocated = c.extents_where("base:allocation", |f| f & STATE_ZERO == 0)?;
         let changed = match &bitmap {
@@ -294,58 +351,92 @@ fn store(
                 d.size
             )));
         }
-        let size = c.size();
-        prepared.push((Mutex::new(c), size, allocated, changed));
-    }
-    let reads: Vec<_> = prepared
-        .iter()
-        .map(|(c, _, _, _)| {
-            move |off: u64, buf: &mut [u8]| {
-                c.lock().unwrap_or_else(|e| e.into_inner()).read(off, buf)
-            }
-        })
-        .collect();
-    let parent_disks = opts
-        .parent
-        .as_ref()
-        .map(|p| p.manifest.disks.clone())
-        .unwrap_or_default();
-    let mut inputs = Vec::with_capacity(reads.len());
-    for (((_, size, allocated, changed), read), d) in prepared.iter().zip(&reads).zip(&rec.disks) {
-        let mut i = DiskInput::new(&d.target, *size, read);
-        i.format = d.format.clone();
-        i.cbt = if d.format == "qcow2" {
-            cbt.to_string()
-        } else {
-            String::new()
-        };
-        i.allocated = Some(allocated.clone());
-        i.changed = changed.clone();
         let how = how.map(|h| format!("; {h}")).unwrap_or_default();
-        match since {
-            Ok(c) => i.changed_from = format!("the dirty bitmap of checkpoint {c}{how}"),
-            Err(why) => i.no_changes_because = Some(format!("{why}{how}")),
+        let plan = DiskPlan {
+            target: d.target.clone(),
+            format: d.format.clone(),
+            size: c.size(),
+            allocated,
+            changed,
+            cbt: if d.format == "qcow2" {
+                cbt.to_string()
+            } else {
+                String::new()
+            },
+            changes: match since {
+                Ok(c) => Ok(format!("the dirty bitmap of checkpoint {c}{how}")),
+                Err(why) => Err(format!("{why}{how}")),
+            },
+        };
+        out.push(ReadyDisk { client: c, plan });
+    }
+    Ok(out)
+}
+
+/// One disk's NBD connection to the host.
+type Client = NbdClient<Stream>;
+
+/// The sink of [`backup`]: a datastore on this machine.
+struct Here<'a> {
+    ds: &'a Arc<Datastore>,
+    opts: &'a VmBackupOptions,
+    progress: &'a Progress,
+    out: Option<BackupOutcome>,
+}
+
+impl DiskSink for Here<'_> {
+    fn store(&mut self, rec: &BackupRecord, disks: Vec<ReadyDisk>) -> Result<()> {
+        let opts = self.opts;
+        let (clients, disks): (Vec<_>, Vec<_>) = disks
+            .into_iter()
+            .map(|d| (Mutex::new(d.client), d.plan))
+            .unzip();
+        let reads: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                move |off: u64, buf: &mut [u8]| {
+                    c.lock().unwrap_or_else(|e| e.into_inner()).read(off, buf)
+                }
+            })
+            .collect();
+        let parent_disks = opts
+            .parent
+            .as_ref()
+            .map(|p| p.manifest.disks.clone())
+            .unwrap_or_default();
+        let mut inputs = Vec::with_capacity(reads.len());
+        for (d, read) in disks.iter().zip(&reads) {
+            let mut i = DiskInput::new(&d.target, d.size, read);
+            i.format = d.format.clone();
+            i.cbt = d.cbt.clone();
+            i.allocated = Some(d.allocated.clone());
+            i.changed = d.changed.clone();
+            match &d.changes {
+                Ok(from) => i.changed_from = from.clone(),
+                Err(why) => i.no_changes_because = Some(why.clone()),
+            }
+            i.parent = parent_disks.iter().find(|p| p.name == d.target).cloned();
+            inputs.push(i);
         }
-        i.parent = parent_disks.iter().find(|p| p.name == d.target).cloned();
-        inputs.push(i);
+        let path = format!("{}:{}", rec.host, rec.domain);
+        let header = Header {
+            source_kind: "libvirt",
+            source: &opts.source,
+            path: &path,
+            tags: &opts.tags,
+            parent: opts.parent.as_ref(),
+            metadata_json: rec.to_json(),
+        };
+        let out = backup_disks(self.ds, &header, inputs, self.progress);
+        drop(reads);
+        for c in clients {
+            c.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .disconnect();
+        }
+        self.out = Some(out?);
+        Ok(())
     }
-    let path = format!("{}:{}", rec.host, rec.domain);
-    let header = Header {
-        source_kind: "libvirt",
-        source: &opts.source,
-        path: &path,
-        tags: &opts.tags,
-        parent: opts.parent.as_ref(),
-        metadata_json: rec.to_json(),
-    };
-    let out = backup_disks(ds, &header, inputs, progress);
-    drop(reads);
-    for (c, _, _, _) in prepared {
-        c.into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .disconnect();
-    }
-    Ok(out?)
 }
 
 mod offline;

@@ -35,10 +35,12 @@ mod inventory;
 pub mod ssh;
 pub mod xml;
 
-pub use backup::{backup, BackupRecord, Consistency, VmBackupOptions};
+pub use backup::{
+    backup, backup_to, BackupRecord, Consistency, DiskPlan, DiskSink, ReadyDisk, VmBackupOptions,
+};
 pub use import::{import, DiskFormat, ImportOptions, Imported};
 pub use inventory::{domain, inventory, parse_blkinfo, Domain, DomainDisk};
-pub use ssh::{connect, Conn};
+pub use ssh::{connect, local, Conn, Stream};
 
 use serde::{Deserialize, Serialize};
 

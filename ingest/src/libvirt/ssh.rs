@@ -2,6 +2,10 @@
 //! commands as argv arrays, file upload (SFTP) and tunnels to sockets on
 //! the host (`direct-tcpip`, `direct-streamlocal`).
 //!
+//! The same [`Conn`] can also be *this* host ([`local`]): an agent on the
+//! hypervisor runs the commands itself (argv arrays, no shell) and opens
+//! the sockets directly, so a backup is the same code either way.
+//!
 //! Every remote command goes through [`quote_argv`]: the remote side runs
 //! the user's login shell on the string we send, so each argument is
 //! single-quoted there and nothing the caller passes (a domain name, a
@@ -9,6 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,9 +31,64 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// commands run one after the other on channels of their own, and the
 /// NBD tunnel is one more channel. `ssh2` sessions are blocking here.
 pub struct Conn {
-    session: ssh2::Session,
+    link: Link,
     host_key: HostKey,
     addr: String,
+}
+
+/// How commands and sockets on the host are reached.
+enum Link {
+    Ssh(ssh2::Session),
+    /// This host: the agent's case.
+    Local,
+}
+
+/// A byte stream to a socket on the host.
+pub enum Stream {
+    Ssh(ssh2::Channel),
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Ssh(c) => c.read(buf),
+            Stream::Tcp(c) => c.read(buf),
+            Stream::Unix(c) => c.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Ssh(c) => c.write(buf),
+            Stream::Tcp(c) => c.write(buf),
+            Stream::Unix(c) => c.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Ssh(c) => c.flush(),
+            Stream::Tcp(c) => c.flush(),
+            Stream::Unix(c) => c.flush(),
+        }
+    }
+}
+
+/// This host, as an agent on the hypervisor reaches it: commands run
+/// here (as argv arrays, without a shell), sockets are opened directly.
+/// Its address is the host name; it has no host key.
+pub fn local() -> Conn {
+    Conn {
+        link: Link::Local,
+        host_key: HostKey {
+            key_type: String::new(),
+            fingerprint: String::new(),
+        },
+        addr: crate::hostname(),
+    }
 }
 
 impl std::fmt::Debug for Conn {
@@ -195,13 +255,29 @@ pub fn connect(host: &Host) -> Result<Conn> {
     session.set_timeout(0);
     session.set_keepalive(true, 30);
     Ok(Conn {
-        session,
+        link: Link::Ssh(session),
         host_key: seen,
         addr: shown,
     })
 }
 
 impl Conn {
+    /// Is this the local host (an agent's connection)?
+    pub fn is_local(&self) -> bool {
+        matches!(self.link, Link::Local)
+    }
+
+    /// The SSH session, for what only SSH does (`what`, e.g. an import's
+    /// SFTP upload).
+    fn ssh(&self, what: &str) -> Result<&ssh2::Session> {
+        match &self.link {
+            Link::Ssh(s) => Ok(s),
+            Link::Local => Err(Error::Unsupported(format!(
+                "{what} on the local host is not built: it goes over SSH"
+            ))),
+        }
+    }
+
     /// The host key the server showed (for pin-on-first-contact).
     pub fn host_key(&self) -> &HostKey {
         &self.host_key
@@ -214,15 +290,19 @@ impl Conn {
     /// Run `argv` on the host with `stdin` fed to it; fail with its exit
     /// status and stderr unless it exits 0.
     pub fn run_with_input<S: AsRef<str>>(&self, argv: &[S], stdin: &[u8]) -> Result<Output> {
-        let cmd = quote_argv(argv);
         let shown = argv
             .iter()
             .map(|a| a.as_ref())
             .collect::<Vec<_>>()
             .join(" ");
+        let session = match &self.link {
+            Link::Ssh(s) => s,
+            Link::Local => return run_here(argv, stdin, shown),
+        };
+        let cmd = quote_argv(argv);
         let e =
             |e: ssh2::Error| Error::Ssh(format!("run `{shown}` on {}: {}", self.addr, e.message()));
-        let mut ch = self.session.channel_session().map_err(e)?;
+        let mut ch = session.channel_session().map_err(e)?;
         ch.exec(&cmd).map_err(e)?;
         if !stdin.is_empty() {
             ch.write_all(stdin)
@@ -259,6 +339,18 @@ impl Conn {
     /// Write `data` to a new file `path` on the host (mode 0600), refusing
     /// to replace one that exists.
     pub fn upload(&self, path: &str, data: &[u8]) -> Result<()> {
+        if let Link::Local = self.link {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::Ssh(format!("create {path}: {e}")))?;
+            return f
+                .write_all(data)
+                .map_err(|e| Error::Ssh(format!("write {path}: {e}")));
+        }
         let mut f = self.create_file(path)?;
         f.write_all(data)
             .map_err(|e| Error::Ssh(format!("write {path} on {}: {e}", self.addr)))?;
@@ -268,7 +360,7 @@ impl Conn {
     /// Create `path` on the host for writing with SFTP; it must not exist.
     pub fn create_file(&self, path: &str) -> Result<ssh2::File> {
         let sftp = self
-            .session
+            .ssh("import")?
             .sftp()
             .map_err(|e| ssh_err("start SFTP on", &self.addr, e))?;
         use ssh2::OpenFlags as F;
@@ -283,8 +375,11 @@ impl Conn {
 
     /// Does `path` exist on the host?
     pub fn exists(&self, path: &str) -> Result<bool> {
+        if let Link::Local = self.link {
+            return Ok(std::fs::symlink_metadata(path).is_ok());
+        }
         let sftp = self
-            .session
+            .ssh("stat")?
             .sftp()
             .map_err(|e| ssh_err("start SFTP on", &self.addr, e))?;
         match sftp.lstat(Path::new(path)) {
@@ -302,9 +397,15 @@ impl Conn {
     /// A byte stream to a unix socket on the host, through the SSH
     /// connection (`direct-streamlocal`): the socket is never exposed on
     /// the network.
-    pub fn tunnel_unix(&self, socket: &str) -> Result<ssh2::Channel> {
-        self.session
+    pub fn tunnel_unix(&self, socket: &str) -> Result<Stream> {
+        if let Link::Local = self.link {
+            return UnixStream::connect(socket)
+                .map(Stream::Unix)
+                .map_err(|e| Error::Ssh(format!("connect to {socket}: {e}")));
+        }
+        self.ssh("tunnel")?
             .channel_direct_streamlocal(socket, None)
+            .map(Stream::Ssh)
             .map_err(|e| {
                 Error::Ssh(format!(
                     "open a tunnel to {socket} on {}: {} (does sshd allow stream-local forwarding?)",
@@ -316,9 +417,15 @@ impl Conn {
 
     /// A byte stream to `host:port` as seen from the SSH server
     /// (`direct-tcpip`).
-    pub fn tunnel_tcp(&self, host: &str, port: u16) -> Result<ssh2::Channel> {
-        self.session
+    pub fn tunnel_tcp(&self, host: &str, port: u16) -> Result<Stream> {
+        if let Link::Local = self.link {
+            return TcpStream::connect((host, port))
+                .map(Stream::Tcp)
+                .map_err(|e| Error::Ssh(format!("connect to {host}:{port}: {e}")));
+        }
+        self.ssh("tunnel")?
             .channel_direct_tcpip(host, port, None)
+            .map(Stream::Ssh)
             .map_err(|e| {
                 Error::Ssh(format!(
                     "open a tunnel to {host}:{port} on {}: {}",
@@ -327,6 +434,42 @@ impl Conn {
                 ))
             })
     }
+}
+
+/// Run `argv` here (the local [`Conn`]): no shell, the program found on
+/// `PATH`; a failure is [`Error::Remote`] as over SSH.
+fn run_here<S: AsRef<str>>(argv: &[S], stdin: &[u8], shown: String) -> Result<Output> {
+    use std::process::{Command, Stdio};
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::InvalidInput("an empty command".into()))?;
+    let io = |x: std::io::Error| Error::Ssh(format!("run `{shown}`: {x}"));
+    let mut child = Command::new(prog.as_ref())
+        .args(args.iter().map(|a| a.as_ref()))
+        .stdin(if stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io)?;
+    if let Some(mut i) = child.stdin.take() {
+        // Small inputs (XML); the pipe's buffer holds them.
+        i.write_all(stdin).map_err(io)?;
+    }
+    let out = child.wait_with_output().map_err(io)?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        return Err(Error::Remote {
+            command: shown,
+            status: out.status.code().unwrap_or(-1),
+            stderr,
+        });
+    }
+    Ok(Output { stdout, stderr })
 }
 
 #[cfg(test)]
@@ -355,6 +498,26 @@ mod tests {
             .expect("sh");
         let text = String::from_utf8(out.stdout).expect("utf8");
         assert_eq!(text.lines().collect::<Vec<_>>(), args);
+    }
+
+    #[test]
+    fn the_local_host_runs_argv_without_a_shell() {
+        let c = local();
+        assert!(c.is_local());
+        let out = c.run(&["printf", "%s|", "a b", "$(id)"]).expect("printf");
+        assert_eq!(out.stdout, "a b|$(id)|");
+        match c.run(&["sh", "-c", "echo oops >&2; exit 3"]) {
+            Err(Error::Remote { status, stderr, .. }) => {
+                assert_eq!((status, stderr.as_str()), (3, "oops"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let fed = c.run_with_input(&["cat"], b"xml").expect("cat");
+        assert_eq!(fed.stdout, "xml");
+        assert!(matches!(
+            c.create_file("/tmp/x"),
+            Err(Error::Unsupported(_))
+        ));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Hypervisor {
     /// Why the last sync failed (null: it did not).
     pub sync_error: Option<String>,
     pub created_at: i64,
+    /// `ssh` (the node connects with the key) or `agent` (an agent on
+    /// the host syncs it and runs its sources' backups).
+    pub access: String,
 }
 
 /// `POST /api/v1/hypervisors`.
@@ -35,14 +38,22 @@ pub struct Hypervisor {
 pub struct NewHypervisor {
     #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")]
     pub name: String,
+    /// `ssh` (default: address, user and private_key are needed) or
+    /// `agent` (none of them: `arca agent run` on the host syncs it and
+    /// runs the backups of its domains).
+    #[serde(default)]
+    pub access: Option<String>,
     /// `host` or `host:port`.
-    #[schema(min_length = 1, max_length = 255)]
+    #[serde(default)]
+    #[schema(max_length = 255)]
     pub address: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[serde(default)]
+    #[schema(max_length = 64)]
     pub user: String,
     /// The SSH private key (OpenSSH or PEM, unencrypted), as
     /// `ssh-keygen` writes it. Stored sealed; never returned.
-    #[schema(min_length = 1, max_length = 16384)]
+    #[serde(default)]
+    #[schema(max_length = 16384)]
     pub private_key: String,
     /// Pin the host key now (`SHA256:…`, as `ssh-keygen -lf` prints it);
     /// default: pinned at the first sync.

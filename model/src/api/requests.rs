@@ -116,6 +116,11 @@ pub struct NewSource {
     /// A policy's name in the project (default: one whose rules match).
     #[serde(default)]
     pub policy: Option<String>,
+    /// An image source fed by an agent (`arca agent run` on the host
+    /// that has the disks): `path` is on that host, not on a node, and
+    /// its backups (scheduled or asked for) are run by the agent.
+    #[serde(default)]
+    pub agent: bool,
 }
 
 /// `POST /api/v1/sources/{id}/backup` (the body is optional).

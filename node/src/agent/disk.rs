@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use arca_ingest::image::qcow2::{self, QemuNbd};
+use arca_ingest::libvirt::{ReadyDisk, Stream};
 use arca_ingest::nbd::wire::{STATE_DIRTY, STATE_ZERO};
 use arca_ingest::nbd::NbdClient;
 use arca_proto::agent_pb as pb;
@@ -39,6 +40,10 @@ enum Source {
         /// Serves `client`; stopped when dropped.
         _server: QemuNbd,
     },
+    /// A libvirt domain's disk, exported by its backup job (or by
+    /// `qemu-nbd` for a shut-off domain); its bitmaps are libvirt's
+    /// checkpoints, which the libvirt module keeps.
+    Export(Mutex<NbdClient<Stream>>),
 }
 
 /// A disk to back up.
@@ -111,6 +116,90 @@ pub(super) fn open(p: &Path) -> Result<Disk, String> {
     })
 }
 
+/// The parent's table of a disk of `size` bytes, when it is of this
+/// geometry (same size and chunk size).
+fn parent_table(parent: Option<&pb::ParentDisk>, size: u64, cs: u32) -> Option<Vec<[u8; 32]>> {
+    let blocks = size.div_ceil(cs as u64) as usize;
+    parent
+        .filter(|d| d.size == size && d.chunk_size == cs && d.ids.len() == blocks * 32)
+        .map(|d| {
+            d.ids
+                .chunks_exact(32)
+                .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                .collect()
+        })
+}
+
+/// Each block: a hole where nothing is allocated, the parent's chunk where
+/// the bitmap says unchanged (with the parent's table), else read.
+fn plan(allocated: &[bool], changed: Option<&[bool]>, table: Option<&[[u8; 32]]>) -> Vec<Block> {
+    (0..allocated.len())
+        .map(|i| match (changed, table) {
+            _ if !allocated[i] => Block::Hole,
+            (Some(ch), Some(t)) if !ch[i] => {
+                if t[i] == [0; 32] {
+                    Block::Hole
+                } else {
+                    Block::Parent(t[i])
+                }
+            }
+            _ => Block::Read,
+        })
+        .collect()
+}
+
+/// A libvirt domain's exported disk as the agent reads it: its plan from
+/// the export's allocation and dirty extents and the parent's table of
+/// the same disk (`parent`, of restore point `p`).
+pub(super) fn exported(
+    d: ReadyDisk,
+    domain: &str,
+    cs: u32,
+    parent: Option<&pb::ParentDisk>,
+    p: &str,
+) -> Disk {
+    let ReadyDisk { client, plan: x } = d;
+    let table = parent_table(parent, x.size, cs);
+    let allocated = overlapping(&x.allocated, x.size, cs);
+    // Changes are usable only against the parent's table of this geometry.
+    let changes = match (&x.changes, parent, &table) {
+        (Ok(from), Some(_), Some(_)) => Ok(from.clone()),
+        (Ok(_), Some(_), None) => Err(format!("{p} is of another size or chunk size")),
+        (Ok(_), None, _) => Err(format!("{p} has no disk {}", x.target)),
+        (Err(why), _, _) => Err(why.clone()),
+    };
+    let changed = match (&changes, &x.changed) {
+        (Ok(_), Some(c)) => Some(overlapping(c, x.size, cs)),
+        _ => None,
+    };
+    let blocks = plan(&allocated, changed.as_deref(), table.as_deref());
+    let read = blocks.iter().filter(|b| **b == Block::Read).count();
+    let mode = match (&changes, parent) {
+        (Ok(from), _) if changed.is_some() => format!(
+            "incremental ({read} of {} blocks changed since {p}, from {from})",
+            blocks.len()
+        ),
+        (_, None) if p.is_empty() => "full (no parent restore point)".into(),
+        (Err(why), _) => format!("full read, dedup against {p} ({why})"),
+        (Ok(_), _) => format!(
+            "full read, dedup against {p} (a {} disk has no dirty bitmap)",
+            x.format
+        ),
+    };
+    Disk {
+        name: x.target.clone(),
+        size: x.size,
+        format: if x.format == "qcow2" { "qcow2" } else { "raw" },
+        path: PathBuf::from(format!("{domain}:{}", x.target)),
+        source: Some(Source::Export(Mutex::new(client))),
+        plan: blocks,
+        cbt: x.cbt,
+        old_bitmaps: Vec::new(),
+        mode,
+        warnings: Vec::new(),
+    }
+}
+
 /// Blocks of `cs` bytes that overlap any of `extents`.
 fn overlapping(extents: &[(u64, u64)], size: u64, cs: u32) -> Vec<bool> {
     let blocks = size.div_ceil(cs as u64) as usize;
@@ -140,15 +229,7 @@ impl Disk {
         bitmap_prefix: &str,
     ) -> Result<(), String> {
         let blocks = self.size.div_ceil(cs as u64) as usize;
-        // The parent's table, when it is of this disk's geometry.
-        let table: Option<Vec<[u8; 32]>> = parent
-            .filter(|d| d.size == self.size && d.chunk_size == cs && d.ids.len() == blocks * 32)
-            .map(|d| {
-                d.ids
-                    .chunks_exact(32)
-                    .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-                    .collect()
-            });
+        let table = parent_table(parent, self.size, cs);
         if self.format == "raw" {
             self.mode = match parent {
                 None => "full (no parent restore point)".into(),
@@ -223,19 +304,7 @@ impl Disk {
             )),
             None => None,
         };
-        self.plan = (0..blocks)
-            .map(|i| match (&changed, &table) {
-                _ if !allocated[i] => Block::Hole,
-                (Some(ch), Some(t)) if !ch[i] => {
-                    if t[i] == [0; 32] {
-                        Block::Hole
-                    } else {
-                        Block::Parent(t[i])
-                    }
-                }
-                _ => Block::Read,
-            })
-            .collect();
+        self.plan = plan(&allocated, changed.as_deref(), table.as_deref());
         let read = self.plan.iter().filter(|b| **b == Block::Read).count();
         self.mode = match (&since, parent) {
             (Ok(b), _) => format!(
@@ -276,6 +345,11 @@ impl Disk {
                 .unwrap_or_else(|e| e.into_inner())
                 .read(off, buf)
                 .map_err(|e| format!("read {} at {off}: {e}", self.path.display())),
+            Some(Source::Export(client)) => client
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .read(off, buf)
+                .map_err(|e| format!("read {} at {off}: {e}", self.path.display())),
             None => Err(format!("{} is not prepared", self.path.display())),
         }
     }
@@ -284,7 +358,10 @@ impl Disk {
     /// point was committed, remove the bitmaps it replaces; else remove
     /// the one this backup added. Returns warnings.
     pub fn finish(&mut self, committed: bool) -> Vec<String> {
-        self.source = None;
+        if let Some(Source::Export(_)) = self.source.take() {
+            // libvirt's checkpoints: the libvirt module's lifecycle.
+            return Vec::new();
+        }
         let mut out = Vec::new();
         let remove: Vec<String> = if committed {
             std::mem::take(&mut self.old_bitmaps)

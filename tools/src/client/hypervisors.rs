@@ -25,13 +25,19 @@ pub fn hypervisor(cli: &Cli, c: &HypervisorCmd) -> Result<u8> {
             known_host,
             node,
             project,
+            agent,
         } => {
-            let key = std::fs::read_to_string(identity)
-                .with_context(|| format!("read {}", identity.display()))?;
+            let key = match identity {
+                Some(i) if !agent => {
+                    std::fs::read_to_string(i).with_context(|| format!("read {}", i.display()))?
+                }
+                _ => String::new(),
+            };
             let req = NewHypervisor {
                 name: name.clone(),
-                address: address.clone(),
-                user: user.clone(),
+                access: Some(if *agent { "agent" } else { "ssh" }.to_string()),
+                address: address.clone().unwrap_or_default(),
+                user: if *agent { String::new() } else { user.clone() },
                 private_key: key,
                 host_key: known_host.clone(),
                 node: node.clone(),
@@ -39,7 +45,11 @@ pub fn hypervisor(cli: &Cli, c: &HypervisorCmd) -> Result<u8> {
             };
             let h: Hypervisor = api.post("/hypervisors", &req, "a hypervisor")?;
             show(cli, &h, |h| {
-                format!("hypervisor {:?} added (id {}); list its domains with `arca hypervisor sync {}`", h.name, h.id, h.name)
+                if h.access == "agent" {
+                    format!("hypervisor {:?} added (id {}); run `arca agent run --hypervisor {}` on the host", h.name, h.id, h.name)
+                } else {
+                    format!("hypervisor {:?} added (id {}); list its domains with `arca hypervisor sync {}`", h.name, h.id, h.name)
+                }
             })
         }
         HypervisorCmd::List => {
@@ -53,7 +63,11 @@ pub fn hypervisor(cli: &Cli, c: &HypervisorCmd) -> Result<u8> {
                     t.row(vec![
                         h.id.to_string(),
                         h.name.clone(),
-                        h.address.clone(),
+                        if h.access == "agent" {
+                            "(agent)".to_string()
+                        } else {
+                            h.address.clone()
+                        },
                         h.user.clone(),
                         opt(h.host_key.clone()),
                         opt(h.synced_at),

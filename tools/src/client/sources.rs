@@ -39,6 +39,7 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
             project,
             tags,
             policy,
+            agent,
         } => {
             let req = NewSource {
                 name: name.clone(),
@@ -48,6 +49,7 @@ pub fn source(cli: &Cli, c: &SourceCmd) -> Result<u8> {
                 project: *project,
                 tags: tags.clone(),
                 policy: policy.clone(),
+                agent: *agent,
             };
             let s: Source = api.post("/sources", &req, "a source")?;
             show(cli, &s, |s| {

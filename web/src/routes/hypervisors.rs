@@ -82,6 +82,31 @@ pub async fn add_hypervisor(
             let project = b.project.unwrap_or(ProjectId(1));
             p.require(Action::Manage, Some(project))?;
             check_name("hypervisor", &b.name)?;
+            let node = node_id(s, b.node.as_deref())?;
+            match b.access.as_deref().unwrap_or("ssh") {
+                "ssh" => {}
+                "agent" => {
+                    if !b.address.is_empty() || !b.user.is_empty() || !b.private_key.is_empty() {
+                        return Err(invalid(
+                            "a hypervisor reached by its agent has no address, user or private_key",
+                        ));
+                    }
+                    return Ok((
+                        StatusCode::CREATED,
+                        Json(s.catalog.add_hypervisor(
+                            &b.name,
+                            project,
+                            node,
+                            "",
+                            "",
+                            &[],
+                            None,
+                            "agent",
+                        )?),
+                    ));
+                }
+                a => return Err(invalid(format!("access must be ssh or agent, not {a:?}"))),
+            }
             check_address(&b.address)?;
             if b.user.is_empty()
                 || b.user.len() > 64
@@ -103,7 +128,6 @@ pub async fn add_hypervisor(
             let sealer = s.credentials.as_ref().ok_or_else(|| {
                 ApiError::conflict("this server keeps no credentials (no credentials key)")
             })?;
-            let node = node_id(s, b.node.as_deref())?;
             let sealed = sealer
                 .seal(&aad(project, &b.name), b.private_key.as_bytes())
                 .map_err(ApiError::internal)?;
@@ -115,6 +139,7 @@ pub async fn add_hypervisor(
                 &b.user,
                 &sealed,
                 b.host_key.as_deref(),
+                "ssh",
             )?;
             Ok((StatusCode::CREATED, Json(h)))
         },
@@ -178,6 +203,12 @@ pub async fn sync_hypervisor(
             let h = s.catalog.hypervisor(id)?;
             visible(&p, h.project_id, || format!("hypervisor {id}"))?;
             p.require(Action::Manage, Some(h.project_id))?;
+            if h.access == "agent" {
+                return Err(ApiError::conflict(format!(
+                    "hypervisor {} is synced by its agent: run `arca agent run --hypervisor {}` on the host",
+                    h.name, h.name
+                )));
+            }
             let inv = s
                 .inventory
                 .as_ref()

@@ -308,6 +308,12 @@ pub async fn import(
             .into_iter()
             .find(|h| h.project_id == rp.project_id && h.name == b.hypervisor)
             .ok_or_else(|| invalid(format!("unknown hypervisor {:?} in project {}", b.hypervisor, rp.project_id)))?;
+        if h.access == "agent" {
+            return Err(invalid(format!(
+                "hypervisor {} is reached by its agent; an import goes over SSH: add the host again with access \"ssh\" to import onto it",
+                h.name
+            )));
+        }
         if !b.dir.starts_with('/') || b.dir.len() > 4096 || b.dir.contains('\0') {
             return Err(invalid("dir must be an absolute path on the hypervisor"));
         }

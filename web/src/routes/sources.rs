@@ -95,8 +95,18 @@ pub async fn add_source(
             if !b.path.starts_with('/') || b.path.len() > 4096 || b.path.contains('\0') {
                 return Err(invalid("path must be an absolute path on the node"));
             }
+            if b.agent && b.kind != arca_model::SourceKind::Image {
+                return Err(invalid(
+                    "only image sources are fed by an agent (libvirt sources are, when their hypervisor's access is \"agent\")",
+                ));
+            }
             let node = node_id(s, b.node.as_deref())?;
-            let path = super::nodes::check_source(s, node, &b.path)?;
+            // An agent's path is on its host, which the node cannot check.
+            let path = if b.agent {
+                b.path.clone()
+            } else {
+                super::nodes::check_source(s, node, &b.path)?
+            };
             let policy = match &b.policy {
                 Some(name) => Some(policy_named(s, project, name)?),
                 None => None,
@@ -108,7 +118,11 @@ pub async fn add_source(
                 node,
                 project,
                 &b.tags,
-                &serde_json::json!({}),
+                &if b.agent {
+                    serde_json::json!({"agent": true})
+                } else {
+                    serde_json::json!({})
+                },
                 policy,
             )?;
             changed(s)?;

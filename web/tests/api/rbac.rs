@@ -171,9 +171,18 @@ fn add_hypervisor(
             b"-----BEGIN OPENSSH PRIVATE KEY-----",
         )
         .unwrap();
-    c.add_hypervisor(name, project, NodeId(1), "kvm", "root", &sealed, None)
-        .unwrap()
-        .id
+    c.add_hypervisor(
+        name,
+        project,
+        NodeId(1),
+        "kvm",
+        "root",
+        &sealed,
+        None,
+        "ssh",
+    )
+    .unwrap()
+    .id
 }
 
 struct World<'a> {

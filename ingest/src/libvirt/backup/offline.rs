@@ -12,14 +12,9 @@
 //! written since that checkpoint is marked in its bitmap, a superset of
 //! what changed since this restore point.
 
-use std::sync::Arc;
-
-use arca_repo::Datastore;
-
 use super::super::{Conn, Error, Result};
-use super::{store, BackupRecord, Consistency, RecordedDisk, RemoteTmp, VmBackupOptions};
+use super::{ready, BackupRecord, Consistency, DiskSink, RecordedDisk, RemoteTmp, VmBackupOptions};
 use crate::nbd::NbdClient;
-use crate::{BackupOutcome, Progress};
 
 /// Start `qemu-nbd` for one disk: it forks once its socket listens, and
 /// exits when its (single) client disconnects, or when the temp dir's
@@ -65,15 +60,15 @@ fn serve(
     Ok(sock)
 }
 
+/// Returns the warnings (no pre or post commands ran).
 pub(super) fn backup(
-    ds: &Arc<Datastore>,
     conn: &Conn,
     tmp: &RemoteTmp,
     rec: &mut BackupRecord,
     mut since: std::result::Result<String, String>,
     opts: &VmBackupOptions,
-    progress: &Progress,
-) -> Result<BackupOutcome> {
+    sink: &mut dyn DiskSink,
+) -> Result<Vec<String>> {
     if !opts.pre.is_empty() || !opts.post.is_empty() {
         rec.warnings
             .push("the domain is shut off: pre and post commands were not run".into());
@@ -128,7 +123,7 @@ pub(super) fn backup(
     };
     let cbt = rec.checkpoint.clone().unwrap_or_default();
     let how = "the domain is shut off, its disk files read with qemu-nbd";
-    let mut out = store(ds, rec, clients, &cbt, &since, Some(how), opts, progress)?;
-    out.warnings.extend(rec.warnings.iter().cloned());
-    Ok(out)
+    let disks = ready(rec, clients, &cbt, &since, Some(how))?;
+    sink.store(rec, disks)?;
+    Ok(rec.warnings.clone())
 }

@@ -7,18 +7,13 @@
 //! 127.0.0.1; Arca reaches it through the SSH connection (`direct-tcpip`),
 //! so only SSH crosses the network.
 
-use std::sync::Arc;
-
-use arca_repo::Datastore;
-
 use super::super::xml::{self, XmlDisk};
 use super::super::{virsh, Conn, Error, Result};
 use super::{
-    checkpoints, new_checkpoint_name, run_all, store, BackupRecord, Consistency, RemoteTmp,
-    VmBackupOptions, CHECKPOINT_PREFIX,
+    checkpoints, new_checkpoint_name, ready, run_all, BackupRecord, Consistency, DiskSink,
+    RemoteTmp, VmBackupOptions, CHECKPOINT_PREFIX,
 };
 use crate::nbd::NbdClient;
-use crate::{BackupOutcome, Progress};
 
 /// Ports tried for the job's NBD server on the host (loopback only).
 const PORT_BASE: u16 = 10810;
@@ -90,17 +85,16 @@ fn abort_leftover_job(conn: &Conn, dom: &str) -> Option<String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Returns the warnings of the job's lifecycle.
 pub(super) fn backup(
-    ds: &Arc<Datastore>,
     conn: &Conn,
     tmp: &RemoteTmp,
     rec: &mut BackupRecord,
     mut since: std::result::Result<String, String>,
     skip: &[&XmlDisk],
     opts: &VmBackupOptions,
-    progress: &Progress,
-) -> Result<BackupOutcome> {
+    sink: &mut dyn DiskSink,
+) -> Result<Vec<String>> {
     let name = rec.domain.clone();
     let parent_targets: Vec<String> = opts
         .parent
@@ -209,14 +203,14 @@ pub(super) fn backup(
     };
     rec.warnings = warnings.clone();
 
-    let r = read(ds, conn, rec, port, &since, opts, progress);
+    let r = read(conn, rec, port, &since, sink);
     // A pull-mode job runs until it is aborted: that is its normal end.
     let aborted = conn.run(&virsh(&["domjobabort", &name]));
     match r {
-        Ok(mut out) => {
-            out.warnings.extend(warnings);
+        Ok(()) => {
+            let mut out = warnings;
             if let Err(e) = aborted {
-                out.warnings.push(format!("ending the backup job: {e}"));
+                out.push(format!("ending the backup job: {e}"));
             }
             // The restore point is committed: the older checkpoints are no
             // longer needed (each one keeps a bitmap that costs the guest
@@ -228,11 +222,11 @@ pub(super) fn backup(
                         .filter(|c| c.starts_with(CHECKPOINT_PREFIX) && **c != new_ckpt)
                     {
                         if let Some(w) = delete_old_checkpoint(conn, &name, c) {
-                            out.warnings.push(w);
+                            out.push(w);
                         }
                     }
                 }
-                Err(e) => out.warnings.push(format!("listing checkpoints: {e}")),
+                Err(e) => out.push(format!("listing checkpoints: {e}")),
             }
             Ok(out)
         }
@@ -266,14 +260,12 @@ fn delete_checkpoint(conn: &Conn, dom: &str, ckpt: &str) {
 
 /// Connect to the job's exports and store the disks.
 fn read(
-    ds: &Arc<Datastore>,
     conn: &Conn,
     rec: &BackupRecord,
     port: u16,
     since: &std::result::Result<String, String>,
-    opts: &VmBackupOptions,
-    progress: &Progress,
-) -> Result<BackupOutcome> {
+    sink: &mut dyn DiskSink,
+) -> Result<()> {
     let job = conn
         .run(&virsh(&["backup-dumpxml", &rec.domain]))
         .map_err(|e| {
@@ -297,14 +289,12 @@ fn read(
         let ch = conn.tunnel_tcp("127.0.0.1", port)?;
         clients.push((NbdClient::connect(ch, &e.export, &ctx)?, bitmap));
     }
-    store(
-        ds,
+    let disks = ready(
         rec,
         clients,
         rec.checkpoint.as_deref().unwrap_or_default(),
         since,
         None,
-        opts,
-        progress,
-    )
+    )?;
+    sink.store(rec, disks)
 }
