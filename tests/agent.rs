@@ -538,3 +538,149 @@ fn qcow2_reads_allocated_then_dirty_extents() {
     let mode = third["mode"].as_str().unwrap();
     assert!(mode.contains("is not in the image"), "{mode}");
 }
+
+/// An image source fed by an agent (`agent: true`): its policy's schedule
+/// queues its backups, no node runs them, `arca agent run --image` on the
+/// host claims and runs them, and the policy's retention follows.
+#[test]
+fn an_agent_fed_source_runs_on_its_schedule_with_retention() {
+    let s = setup();
+    let disk = s.root.join("sched.raw");
+    write_disk(&disk, 8 * MIB);
+    s.api.ok(
+        &s.admin,
+        "POST",
+        "/api/v1/policies",
+        Some(json!({
+            "name": "often", "schedule": "every 2s", "match_tags": ["fed"],
+            "retention": {"keep_last": 2},
+        })),
+        201,
+    );
+    let v = s.api.ok(
+        &s.admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({
+            "name": "sched", "kind": "image", "path": disk, "agent": true, "tags": ["fed"],
+        })),
+        201,
+    );
+    assert_eq!(v["settings"]["agent"], true, "{v}");
+    let sid = v["id"].as_i64().unwrap();
+    // The path is on the agent's host: the node does not check it.
+    s.api.ok(
+        &s.admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "far", "kind": "image", "path": "/on/the/host.raw", "agent": true})),
+        201,
+    );
+    let (st, v) = s.api.call(
+        &s.admin,
+        "POST",
+        "/api/v1/sources",
+        Some(json!({"name": "ff", "kind": "files", "path": "/srv", "agent": true})),
+    );
+    assert_eq!(st, 422, "{v}");
+
+    let queued = || -> i64 {
+        let start = std::time::Instant::now();
+        loop {
+            let t = s.api.tasks(&s.operator, sid);
+            if let Some(t) = t
+                .iter()
+                .find(|t| t["kind"] == "backup" && t["state"] == "queued")
+            {
+                return t["id"].as_i64().unwrap();
+            }
+            assert!(start.elapsed().as_secs() < 60, "nothing queued: {t:?}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let image = format!("sched={}", disk.display());
+    let run = || -> Vec<Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["--json", "--progress", "none", "--server", &s.srv.url])
+            .arg("--ca-cert")
+            .arg(&s.api.cert)
+            .args(["--token", &s.operator, "agent", "run", "--once"])
+            .args(["--image", &image])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // The schedule queued a backup; the server's node leaves it alone.
+    let t = queued();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let task = s
+        .api
+        .ok(&s.operator, "GET", &format!("/api/v1/tasks/{t}"), None, 200);
+    assert_eq!(
+        task["state"], "queued",
+        "a node ran an agent's backup: {task}"
+    );
+    assert!(
+        task["policy_id"].is_i64(),
+        "scheduled by the policy: {task}"
+    );
+    let mut done: Vec<Value> = Vec::new();
+    while done.len() < 3 {
+        queued();
+        done.extend(run());
+    }
+    for o in &done {
+        let t = s.api.ok(
+            &s.operator,
+            "GET",
+            &format!("/api/v1/tasks/{}", o["task"]),
+            None,
+            200,
+        );
+        assert_eq!(t["state"], "succeeded", "{t}");
+        assert_eq!(t["source_id"], sid, "{t}");
+    }
+    // The first backup sent the disk; later ones nothing (unchanged).
+    assert_eq!(done[0]["chunks_sent"], 8, "{:?}", done[0]);
+    assert_eq!(done[2]["chunks_sent"], 0, "{:?}", done[2]);
+
+    // Retention after each backup: at most the two newest stay.
+    let start = std::time::Instant::now();
+    loop {
+        let prunes: Vec<Value> = s
+            .api
+            .tasks(&s.operator, sid)
+            .into_iter()
+            .filter(|t| t["kind"] == "prune")
+            .collect();
+        let ended = prunes.iter().filter(|t| t["state"] == "succeeded").count();
+        assert!(prunes.iter().all(|t| t["state"] != "failed"), "{prunes:?}");
+        if ended == done.len() && s.api.restore_points(&s.operator, "sched").len() == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "retention did not run: {prunes:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Only agent-fed image sources are served by --image.
+    let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["--progress", "none", "--server", &s.srv.url])
+        .arg("--ca-cert")
+        .arg(&s.api.cert)
+        .args(["--token", &s.operator, "agent", "run", "--once"])
+        .args(["--image", &format!("vmx={}", disk.display())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not found") && !err.contains("panicked"),
+        "{err}"
+    );
+}
