@@ -280,10 +280,7 @@ impl Catalog {
             )
             .optional()?;
         let Some(id) = id else { return Ok(None) };
-        tx.execute(
-            "UPDATE tasks SET state = 'running', node_id = ?2, attempt = attempt + 1, started_at = ?3, lease_until = ?4, error = NULL WHERE id = ?1",
-            params![id, node_id, now, now + lease_secs],
-        )?;
+        run_leased(&tx, id, node_id, now, lease_secs)?;
         tx.commit()?;
         drop(db);
         self.task(id).map(Some)
@@ -323,10 +320,7 @@ impl Catalog {
             )
             .optional()?;
         let Some(id) = id else { return Ok(None) };
-        tx.execute(
-            "UPDATE tasks SET state = 'running', node_id = ?2, attempt = attempt + 1, started_at = ?3, lease_until = ?4, error = NULL WHERE id = ?1",
-            params![id, node_id, now, now + lease_secs],
-        )?;
+        run_leased(&tx, id, node_id, now, lease_secs)?;
         tx.commit()?;
         drop(db);
         self.task(id).map(Some)
@@ -645,4 +639,20 @@ impl Catalog {
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Start queued task `id` on `node_id`, leased for `lease_secs` from `now`:
+/// its next attempt (a node's lease, or an agent's claim).
+fn run_leased(
+    tx: &rusqlite::Transaction,
+    id: TaskId,
+    node_id: NodeId,
+    now: i64,
+    lease_secs: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE tasks SET state = 'running', node_id = ?2, attempt = attempt + 1, started_at = ?3, lease_until = ?4, error = NULL WHERE id = ?1",
+        params![id, node_id, now, now + lease_secs],
+    )?;
+    Ok(())
 }

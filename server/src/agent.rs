@@ -176,24 +176,8 @@ impl AgentService {
     /// The source an agent names: one image or libvirt source of that name
     /// the caller can see, which the caller may back up.
     fn source(&self, p: &Principal, name: &str) -> Result<Source, Status> {
-        let mut seen: Vec<Source> = self
-            .catalog
-            .sources_named(name)
-            .map_err(internal)?
-            .into_iter()
-            .filter(|s| !p.hides(s.project_id) && p.can(Action::Read, Some(s.project_id)))
-            .collect();
-        let src = match seen.len() {
-            0 => return Err(Status::not_found(format!("source {name:?} not found"))),
-            1 => seen.remove(0),
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "{n} sources are named {name:?} in the projects you can see; use a token limited to one project"
-                )))
-            }
-        };
-        p.require(Action::Manage, Some(src.project_id))
-            .map_err(|e| Status::permission_denied(e.message))?;
+        let all = self.catalog.sources_named(name).map_err(internal)?;
+        let src = one_to_manage(p, all, |s| s.project_id, "source", name)?;
         if !matches!(src.kind, SourceKind::Image | SourceKind::Libvirt) {
             return Err(Status::failed_precondition(format!(
                 "source {name:?} is a {} source; an agent backs up image and libvirt sources",
@@ -627,6 +611,34 @@ impl AgentService {
             bytes_total: c.bytes_total,
         })
     }
+}
+
+/// The one of `named` (things called `name`) in the projects `p` can see,
+/// which `p` may manage: NOT_FOUND for none, INVALID_ARGUMENT when the
+/// name is in several of them, PERMISSION_DENIED without the role.
+fn one_to_manage<T>(
+    p: &Principal,
+    named: Vec<T>,
+    project: impl Fn(&T) -> catalog::ProjectId,
+    what: &str,
+    name: &str,
+) -> Result<T, Status> {
+    let mut seen: Vec<T> = named
+        .into_iter()
+        .filter(|x| !p.hides(project(x)) && p.can(Action::Read, Some(project(x))))
+        .collect();
+    let one = match seen.len() {
+        0 => return Err(Status::not_found(format!("{what} {name:?} not found"))),
+        1 => seen.remove(0),
+        n => {
+            return Err(Status::invalid_argument(format!(
+                "{n} {what}s are named {name:?} in the projects you can see; use a token limited to one project"
+            )))
+        }
+    };
+    p.require(Action::Manage, Some(project(&one)))
+        .map_err(|e| Status::permission_denied(e.message))?;
+    Ok(one)
 }
 
 /// A commit's metadata: for a libvirt source, the record of the backup

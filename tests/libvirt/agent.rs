@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::common::daemon::{api, api_ok, sign_in, Daemon};
-use crate::control::{cli, wait_task};
+use crate::control::{cli, import, wait_task};
 use crate::lab::{remove_domain, unique, Domain, Sshd};
 
 const KIB: u64 = 1024;
@@ -260,27 +260,7 @@ fn an_agent_syncs_its_hypervisor_and_runs_the_queued_backups() {
     let images = dir.path().join("imported");
     std::fs::create_dir_all(&images).unwrap();
     let copy = unique("acopy");
-    let (code, out, err) = cli(
-        &url,
-        &token,
-        &[
-            "--json",
-            "hypervisor",
-            "import",
-            &rp,
-            "--hypervisor",
-            "kvm1",
-            "--name",
-            &copy,
-            "--dir",
-            images.to_str().unwrap(),
-            "--wait",
-        ],
-    );
-    assert_eq!(code, Some(0), "{out}{err}");
-    let t: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(t["state"], "succeeded", "{t}");
-    let disk = images.join(format!("{copy}-vda.qcow2"));
+    let (_, disk) = import(&url, &token, &rp, "kvm1", &copy, &images);
     let disk = disk.to_str().unwrap();
     assert!(crate::read_at(disk, "qcow2", 8 * MIB, 128 * KIB)
         .iter()

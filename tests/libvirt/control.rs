@@ -47,6 +47,39 @@ pub(crate) fn wait_task(url: &str, token: &str, id: i64) -> Value {
     }
 }
 
+/// `arca hypervisor import RP --hypervisor HV --name COPY --dir DIR
+/// --wait`, which must succeed: the task, and the new domain's qcow2 disk.
+pub(crate) fn import(
+    url: &str,
+    token: &str,
+    rp: &str,
+    hv: &str,
+    copy: &str,
+    dir: &std::path::Path,
+) -> (Value, std::path::PathBuf) {
+    let (code, out, err) = cli(
+        url,
+        token,
+        &[
+            "--json",
+            "hypervisor",
+            "import",
+            rp,
+            "--hypervisor",
+            hv,
+            "--name",
+            copy,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["state"], "succeeded", "{t}");
+    (t, dir.join(format!("{copy}-vda.qcow2")))
+}
+
 #[test]
 fn hypervisor_inventory_sources_and_backup_tasks() {
     if crate::skip() {
@@ -217,32 +250,12 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
         .as_str()
         .unwrap()
         .to_string();
-    let (code, out, err) = cli(
-        &url,
-        &token,
-        &[
-            "--json",
-            "hypervisor",
-            "import",
-            &newest,
-            "--hypervisor",
-            "kvm1",
-            "--name",
-            &copy,
-            "--dir",
-            images.to_str().unwrap(),
-            "--wait",
-        ],
-    );
-    assert_eq!(code, Some(0), "{out}{err}");
-    let t: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(t["state"], "succeeded", "{t}");
+    let (t, disk) = import(&url, &token, &newest, "kvm1", &copy, &images);
     assert!(
         t["result"]["target"].as_str().unwrap().contains(&copy),
         "{t}"
     );
     let xml = crate::lab::virsh(&["dumpxml", &copy]);
-    let disk = images.join(format!("{copy}-vda.qcow2"));
     assert!(xml.contains(disk.to_str().unwrap()), "{xml}");
     let got = crate::read_at(disk.to_str().unwrap(), "qcow2", 8 * MIB, 128 * KIB);
     assert!(

@@ -15,10 +15,10 @@ use arca_model::task::TaskSpec;
 use arca_model::PruneParams;
 use arca_proto::agent_pb as pb;
 use arca_proto::LEASE_SECS;
-use arca_web::auth::{Action, Principal};
+use arca_web::auth::Principal;
 use tonic::Status;
 
-use super::{internal, AgentService, Sess};
+use super::{internal, one_to_manage, AgentService, Sess};
 
 /// At most this many domains in one `Sync`.
 const MAX_DOMAINS: usize = 4096;
@@ -120,24 +120,8 @@ impl AgentService {
 
     /// The hypervisor `name` reached by its agent, which `p` may manage.
     fn agent_hypervisor(&self, p: &Principal, name: &str) -> Result<Hypervisor, Status> {
-        let mut seen: Vec<Hypervisor> = self
-            .catalog
-            .hypervisor_named(name)
-            .map_err(internal)?
-            .into_iter()
-            .filter(|h| !p.hides(h.project_id) && p.can(Action::Read, Some(h.project_id)))
-            .collect();
-        let h = match seen.len() {
-            0 => return Err(Status::not_found(format!("hypervisor {name:?} not found"))),
-            1 => seen.remove(0),
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "{n} hypervisors are named {name:?} in the projects you can see; use a token limited to one project"
-                )))
-            }
-        };
-        p.require(Action::Manage, Some(h.project_id))
-            .map_err(|e| Status::permission_denied(e.message))?;
+        let all = self.catalog.hypervisor_named(name).map_err(internal)?;
+        let h = one_to_manage(p, all, |h| h.project_id, "hypervisor", name)?;
         if h.access != "agent" {
             return Err(Status::failed_precondition(format!(
                 "hypervisor {name:?} is reached over SSH by its node, not by an agent"
