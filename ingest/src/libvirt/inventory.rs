@@ -75,13 +75,35 @@ pub fn domain(conn: &Conn, name: &str) -> Result<Domain> {
     if !names(conn)?.iter().any(|n| n == name) {
         return Err(Error::NoSuchDomain(name.to_string()));
     }
-    let xml_text = conn.run(&virsh(&["dumpxml", "--inactive", name]))?.stdout;
+    describe(conn, name)
+}
+
+/// Whether virsh's answer says the domain does not exist (any more).
+fn is_gone(e: &Error) -> bool {
+    match e {
+        Error::Remote { stderr, .. } => {
+            stderr.contains("failed to get domain") || stderr.contains("Domain not found")
+        }
+        _ => false,
+    }
+}
+
+/// Run a virsh command about domain `name`; a domain undefined meanwhile
+/// (another admin, a test's cleanup) is [`Error::NoSuchDomain`], not a
+/// failure of the host.
+fn about(conn: &Conn, name: &str, argv: &[&str]) -> Result<String> {
+    match conn.run(&virsh(argv)) {
+        Ok(o) => Ok(o.stdout),
+        Err(e) if is_gone(&e) => Err(Error::NoSuchDomain(name.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The definition, state and disks of a domain the host listed.
+fn describe(conn: &Conn, name: &str) -> Result<Domain> {
+    let xml_text = about(conn, name, &["dumpxml", "--inactive", name])?;
     let parsed = xml::parse_domain(&xml_text)?;
-    let state = conn
-        .run(&virsh(&["domstate", name]))?
-        .stdout
-        .trim()
-        .to_string();
+    let state = about(conn, name, &["domstate", name])?.trim().to_string();
     // Sizes are best effort: a disk whose file is gone has none, and the
     // backup reports that disk's own error when it reads it.
     let sizes = conn
@@ -117,9 +139,10 @@ pub fn domain(conn: &Conn, name: &str) -> Result<Domain> {
 pub fn inventory(conn: &Conn) -> Result<Vec<Domain>> {
     let mut out = Vec::new();
     for n in names(conn)? {
-        match domain(conn, &n) {
+        match describe(conn, &n) {
             Ok(d) => out.push(d),
-            // Undefined between the list and the lookup.
+            // Undefined between the list and the lookup: not part of
+            // the inventory any more.
             Err(Error::NoSuchDomain(_)) => continue,
             Err(e) => return Err(e),
         }
@@ -130,6 +153,24 @@ pub fn inventory(conn: &Conn) -> Result<Vec<Domain>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_undefined_meanwhile_is_recognised() {
+        let remote = |stderr: &str| Error::Remote {
+            command: "virsh domstate x".into(),
+            status: 1,
+            stderr: stderr.into(),
+        };
+        // What virsh 11 prints when the name is gone.
+        assert!(is_gone(&remote("error: failed to get domain 'x'\n")));
+        assert!(is_gone(&remote(
+            "error: Domain not found: no domain with matching name 'x'"
+        )));
+        assert!(!is_gone(&remote(
+            "error: failed to connect to the hypervisor"
+        )));
+        assert!(!is_gone(&Error::Unreachable("h".into())));
+    }
 
     #[test]
     fn blkinfo_table() {
