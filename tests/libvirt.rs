@@ -14,6 +14,8 @@ mod agent;
 mod common;
 #[path = "libvirt/control.rs"]
 mod control;
+#[path = "libvirt/hooks.rs"]
+mod hooks;
 #[path = "libvirt/lab.rs"]
 mod lab;
 

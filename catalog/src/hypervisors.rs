@@ -4,8 +4,10 @@
 //! box): this module never sees it in the clear. A domain becomes a
 //! source of kind `libvirt` named `<hypervisor>.<domain>` (characters a
 //! source name cannot hold become `_`), its path the domain's name, its
-//! settings `{"hypervisor_id", "uuid", "removed"}`. A domain that is gone
-//! from the host keeps its source and restore points, marked removed.
+//! settings `{"hypervisor_id", "uuid", "removed"}` (and `agent`), which a
+//! sync sets anew while keeping the others (the admin's `hooks`). A
+//! domain that is gone from the host keeps its source and restore points,
+//! marked removed.
 
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -215,7 +217,16 @@ impl Catalog {
                 settings["agent"] = true.into();
             }
             match existing.iter().find(|e| e.2 == d.name) {
-                Some((id, name, _, _)) => {
+                Some((id, name, _, old)) => {
+                    // The server's keys anew; the others (hooks) kept.
+                    let mut kept = old.clone();
+                    if let (Some(k), Some(new)) = (kept.as_object_mut(), settings.as_object()) {
+                        k.remove("agent");
+                        for (key, v) in new {
+                            k.insert(key.clone(), v.clone());
+                        }
+                        settings = kept;
+                    }
                     tx.execute(
                         "UPDATE sources SET settings = ?2 WHERE id = ?1",
                         params![id, settings.to_string()],

@@ -57,6 +57,8 @@ pub struct BackupOutcome {
     pub mode: String,
     /// Entries that could not be read (skipped), with the reason.
     pub warnings: Vec<String>,
+    /// A VM's restore point: how consistent it is (None: not a VM).
+    pub consistency: Option<libvirt::Consistency>,
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -97,5 +99,6 @@ pub(crate) fn commit(
         duration_s: start.elapsed().as_secs_f64(),
         mode,
         warnings,
+        consistency: None,
     })
 }

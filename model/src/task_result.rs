@@ -32,6 +32,9 @@ pub struct BackupResult {
     pub mode: String,
     /// How many entries could not be read (the task log names them).
     pub warnings: u64,
+    /// A VM's restore point: crash- or application-consistent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<crate::api::Consistency>,
 }
 
 /// What a tree restore adds to [`RestoreResult`].

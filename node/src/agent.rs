@@ -57,6 +57,9 @@ pub struct AgentOptions {
     pub disks: Vec<PathBuf>,
     /// A task claimed with [`next`]; 0: the server starts one.
     pub task_id: i64,
+    /// Run the pre/post commands the server sets for a libvirt source
+    /// (else such a backup fails, saying so).
+    pub allow_hooks: bool,
 }
 
 /// What an agent backup did.
@@ -74,6 +77,8 @@ pub struct AgentOutcome {
     pub mode: String,
     /// What the user should know (a dirty bitmap not added or removed).
     pub warnings: Vec<String>,
+    /// A domain's restore point: crash- or application-consistent.
+    pub consistency: Option<arca_model::api::Consistency>,
 }
 
 /// Bytes a message takes on the wire in a gRPC stream: the encoded
@@ -363,6 +368,7 @@ impl Upload<'_> {
             bytes_added: r.bytes_added,
             mode,
             warnings: Vec::new(),
+            consistency: None,
         })
     }
 }

@@ -536,18 +536,26 @@ impl Runner {
                     .hypervisor
                     .as_ref()
                     .ok_or("the lease of a libvirt backup names no hypervisor")?;
-                let opts = arca_ingest::libvirt::VmBackupOptions {
-                    source: source.name.clone(),
-                    parent,
-                    tags: source.tags.clone(),
-                    ..Default::default()
-                };
+                let opts = crate::vm::with_hooks(
+                    arca_ingest::libvirt::VmBackupOptions {
+                        source: source.name.clone(),
+                        parent,
+                        tags: source.tags.clone(),
+                        ..Default::default()
+                    },
+                    l.hooks.as_ref(),
+                );
                 crate::vm::backup(&ds, h, &source.path, &opts, progress)?
             }
         };
         for w in &out.warnings {
-            self.coord
-                .log(task.id, LogLevel::Warn, &format!("skipped {w}"));
+            // A VM's warnings are about the backup job (a pre command
+            // that failed, a checkpoint left); a tree's, entries skipped.
+            let w = match source.kind {
+                SourceKind::Libvirt => w.clone(),
+                _ => format!("skipped {w}"),
+            };
+            self.coord.log(task.id, LogLevel::Warn, &w);
         }
         // The snapshot is committed: it is listed together with the
         // result, at the time its manifest records.
@@ -597,6 +605,7 @@ impl Runner {
             duration_s: out.duration_s,
             mode: out.mode,
             warnings: out.warnings.len() as u64,
+            consistency: out.consistency.map(crate::vm::consistency),
         }))
     }
 

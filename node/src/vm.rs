@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arca_ingest::libvirt::{self, Host, HostKey, ImportOptions, Imported, SshKey, VmBackupOptions};
 use arca_ingest::{BackupOutcome, Progress};
+use arca_model::api::{Consistency, OnPreFailure, VmHooks};
 use arca_model::VmImport;
 use arca_proto::HypervisorAccess;
 use arca_repo::{Datastore, Snapshot};
@@ -39,6 +40,25 @@ pub fn backup(
 ) -> Result<BackupOutcome, String> {
     let conn = libvirt::connect(&host(h)?).map_err(|e| e.to_string())?;
     libvirt::backup(ds, &conn, domain, opts, progress).map_err(|e| e.to_string())
+}
+
+/// `opts` with a source's pre/post commands (from the server: the
+/// source's settings), if any.
+pub fn with_hooks(mut opts: VmBackupOptions, hooks: Option<&VmHooks>) -> VmBackupOptions {
+    if let Some(h) = hooks {
+        opts.pre = h.pre.clone();
+        opts.post = h.post.clone();
+        opts.pre_failure_is_warning = h.on_pre_failure == OnPreFailure::CrashConsistent;
+    }
+    opts
+}
+
+/// The model's name for how consistent a VM's restore point is.
+pub fn consistency(c: libvirt::Consistency) -> Consistency {
+    match c {
+        libvirt::Consistency::Crash => Consistency::Crash,
+        libvirt::Consistency::Application => Consistency::Application,
+    }
 }
 
 /// Import `snap` (a VM's restore point) onto the lease's hypervisor.

@@ -11,6 +11,7 @@ use arca_catalog::{
     self as catalog, AssignedBy, DatastoreId, ExportId, NodeId, PolicyId, ProjectId,
     RestorePointId, SourceId, TaskId, VerifyEffects,
 };
+use arca_model::api::{OnPreFailure, VmHooks};
 use arca_model::{ExportOnStop, ExportProtocol, ExportState, LogLevel, SourceKind, TaskState};
 use serde_json::Value;
 
@@ -151,8 +152,45 @@ pub fn leased_to_pb(l: &Leased) -> pb::TaskSpec {
             private_key: h.private_key.clone(),
             host_key: h.host_key.clone(),
         }),
+        hooks: l.hooks.as_ref().map(|h| {
+            let (pre, post, pre_failure_is_warning) = hooks_to_parts(h);
+            pb::VmHooks {
+                pre: pre.into_iter().map(|args| pb::Argv { args }).collect(),
+                post: post.into_iter().map(|args| pb::Argv { args }).collect(),
+                pre_failure_is_warning,
+            }
+        }),
         params: Some(params_to_pb(&t.spec)),
     }
+}
+
+/// A source's hooks as argv lists and the pre-failure choice (for both
+/// protocols' `VmHooks`).
+pub fn hooks_to_parts(h: &VmHooks) -> (Vec<Vec<String>>, Vec<Vec<String>>, bool) {
+    (
+        h.pre.clone(),
+        h.post.clone(),
+        h.on_pre_failure == OnPreFailure::CrashConsistent,
+    )
+}
+
+/// The hooks from a message's parts, checked as the API checks them.
+pub fn hooks_from_parts(
+    pre: Vec<Vec<String>>,
+    post: Vec<Vec<String>>,
+    pre_failure_is_warning: bool,
+) -> Result<VmHooks, String> {
+    let h = VmHooks {
+        pre,
+        post,
+        on_pre_failure: if pre_failure_is_warning {
+            OnPreFailure::CrashConsistent
+        } else {
+            OnPreFailure::Fail
+        },
+    };
+    h.check()?;
+    Ok(h)
 }
 
 /// A leased task as the node receives it (leased by `node_id`).
@@ -195,6 +233,17 @@ pub fn leased_from_pb(t: pb::TaskSpec, node_id: NodeId) -> Result<Leased, String
             private_key: h.private_key,
             host_key: h.host_key,
         }),
+        hooks: t
+            .hooks
+            .map(|h| {
+                hooks_from_parts(
+                    h.pre.into_iter().map(|a| a.args).collect(),
+                    h.post.into_iter().map(|a| a.args).collect(),
+                    h.pre_failure_is_warning,
+                )
+            })
+            .transpose()
+            .map_err(|e| format!("task hooks: {e}"))?,
     })
 }
 

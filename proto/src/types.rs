@@ -46,6 +46,8 @@ pub struct Leased {
     pub datastore: Option<DatastoreRef>,
     /// For a libvirt source: how to reach its host.
     pub hypervisor: Option<HypervisorAccess>,
+    /// For a libvirt source's backup: its pre/post commands, if any.
+    pub hooks: Option<arca_model::api::VmHooks>,
 }
 
 /// How a node reaches a libvirt host: address, SSH user and private key

@@ -318,7 +318,14 @@ impl AgentService {
             0 => None,
             id => Some(self.claimed(&src, id)?),
         };
-        let opened = self.datastore(&src).and_then(|d| {
+        // A libvirt source's pre/post commands, which the agent runs.
+        let hooks = match src.kind {
+            SourceKind::Libvirt => arca_model::api::VmHooks::of_settings(&src.settings)
+                .map_err(|e| Status::failed_precondition(format!("source {}: {e}", src.name))),
+            _ => Ok(None),
+        };
+        let opened = hooks.and_then(|h| self.datastore(&src).map(|d| (d, h)));
+        let opened = opened.and_then(|(d, hooks)| {
             let ds = self
                 .runner
                 .datastore(&DatastoreRef {
@@ -327,9 +334,9 @@ impl AgentService {
                     path: d.path.clone(),
                 })
                 .map_err(Status::internal)?;
-            Ok((d, ds))
+            Ok((d, ds, hooks))
         });
-        let (d, ds) = match (opened, &claimed) {
+        let (d, ds, hooks) = match (opened, &claimed) {
             (Ok(x), _) => x,
             (Err(e), Some(t)) => {
                 self.fail_claimed(t, e.message());
@@ -472,6 +479,14 @@ impl AgentService {
             task_id: task.id.get(),
             bitmap_prefix,
             parent_metadata_json,
+            hooks: hooks.map(|h| {
+                let (pre, post, pre_failure_is_warning) = arca_proto::convert::hooks_to_parts(&h);
+                pb::VmHooks {
+                    pre: pre.into_iter().map(|args| pb::Argv { args }).collect(),
+                    post: post.into_iter().map(|args| pb::Argv { args }).collect(),
+                    pre_failure_is_warning,
+                }
+            }),
         })
     }
 
@@ -587,6 +602,10 @@ impl AgentService {
                 duration_s: c.duration_s,
                 mode: info.backup_mode.clone(),
                 warnings: 0,
+                // What the agent's libvirt record says.
+                consistency: serde_json::from_str::<serde_json::Value>(&info.metadata_json)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v["libvirt"]["consistency"].clone()).ok()),
             })),
             false,
             &fx,

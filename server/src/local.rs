@@ -249,6 +249,13 @@ impl Local {
         // parameters that do not fit fails with what is wrong.
         let spec = task.spec().map_err(|e| e.to_string())?;
         let hypervisor = self.hypervisor_for(source.as_ref(), &spec)?;
+        let hooks = match (&source, &spec) {
+            (Some(s), TaskSpec::Backup(_)) if s.kind == arca_model::SourceKind::Libvirt => {
+                arca_model::api::VmHooks::of_settings(&s.settings)
+                    .map_err(|e| format!("source {}: {e}", s.name))?
+            }
+            _ => None,
+        };
         Ok(Leased {
             task: LeasedTask {
                 id: task.id,
@@ -263,6 +270,7 @@ impl Local {
             retention: retention.map(Into::into),
             datastore,
             hypervisor,
+            hooks,
         })
     }
 

@@ -22,6 +22,7 @@ fn backup_result(id: RestorePointId) -> arca_model::TaskResult {
         duration_s: 0.5,
         mode: "full".into(),
         warnings: 0,
+        consistency: None,
     })
 }
 

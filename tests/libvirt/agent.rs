@@ -270,6 +270,59 @@ fn an_agent_syncs_its_hypervisor_and_runs_the_queued_backups() {
         .all(|b| *b == 0x5a));
     remove_domain(&copy);
 
+    // Pre/post commands set on the server run on the agent's host only
+    // when the agent was started with --allow-hooks; otherwise the backup
+    // fails, saying so, and nothing runs.
+    let pre = dir.path().join("agent-pre");
+    let (code, out, err) = cli(
+        &url,
+        &token,
+        &[
+            "source",
+            "edit",
+            &name,
+            "--pre",
+            &json!(["touch", pre]).to_string(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let t3 = queue();
+    let start = std::time::Instant::now();
+    let err = loop {
+        let (code, out, err) = agent(&["--hypervisor", "kvm2", "--once"]);
+        if code == Some(1) {
+            break err;
+        }
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(start.elapsed().as_secs() < 60, "nothing was run: {err}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(err.contains("--allow-hooks"), "{err}");
+    let t = wait_task(&url, &token, t3);
+    assert_eq!(t["state"], "failed", "{t}");
+    assert!(
+        t["error"].as_str().unwrap().contains("--allow-hooks"),
+        "{t}"
+    );
+    assert!(!pre.exists(), "a hook ran without --allow-hooks");
+    let t4 = queue();
+    let start = std::time::Instant::now();
+    let app = loop {
+        let (code, out, err) = agent(&["--hypervisor", "kvm2", "--once", "--allow-hooks"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        if !out.trim().is_empty() {
+            break serde_json::from_str::<Value>(out.trim()).unwrap();
+        }
+        assert!(start.elapsed().as_secs() < 60, "nothing was run: {err}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(app["task"], t4, "{app}");
+    assert_eq!(app["consistency"], "application", "{app}");
+    assert!(pre.exists(), "the pre command did not run");
+    let t = wait_task(&url, &token, t4);
+    assert_eq!(t["result"]["consistency"], "application", "{t}");
+    assert_eq!(dom.checkpoints().len(), 1, "{:?}", dom.checkpoints());
+
     // An SSH hypervisor is not an agent's; an unknown one is not found.
     let (code, out, err) = agent(&["--hypervisor", "kvm1", "--once"]);
     assert_ne!(code, Some(0), "{out}");

@@ -31,6 +31,12 @@ pub enum AgentCmd {
         /// The disks, in order (each named by its file name).
         #[arg(required_unless_present = "libvirt")]
         disks: Vec<PathBuf>,
+        /// Run the pre/post commands the server sets for a libvirt source
+        /// (its hooks, e.g. domfsfreeze/domfsthaw). Without this, a backup
+        /// of a source with hooks fails, saying so: the server's admins
+        /// cannot run commands on this host unless you allow it here.
+        #[arg(long)]
+        allow_hooks: bool,
     },
     /// Serve this host's agent-fed sources: sync the hypervisor's
     /// inventory, then run the backups the server has queued for them
@@ -52,6 +58,12 @@ pub enum AgentCmd {
         /// backup failed).
         #[arg(long)]
         once: bool,
+        /// Run the pre/post commands the server sets for a libvirt source
+        /// (its hooks, e.g. domfsfreeze/domfsthaw). Without this, a backup
+        /// of a source with hooks fails, saying so: the server's admins
+        /// cannot run commands on this host unless you allow it here.
+        #[arg(long)]
+        allow_hooks: bool,
     },
 }
 
@@ -86,9 +98,11 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
             source,
             libvirt,
             disks,
+            allow_hooks,
         } => {
             let mut opts = options(cli, source)?;
             opts.disks = disks.clone();
+            opts.allow_hooks = *allow_hooks;
             crate::interrupt::explain(
                 "interrupted: no restore point was made; the server ends the session (the chunks sent so far are kept for GC, or for the next backup)",
             );
@@ -101,7 +115,14 @@ pub fn run(cli: &crate::Cli, cmd: &AgentCmd) -> Result<u8> {
             images,
             every,
             once,
-        } => serve(cli, hypervisor.as_deref(), images, *every, *once),
+            allow_hooks,
+        } => serve(
+            cli,
+            hypervisor.as_deref(),
+            images,
+            (*every, *once),
+            *allow_hooks,
+        ),
     }
 }
 
@@ -134,6 +155,7 @@ fn print(cli: &crate::Cli, o: &AgentOutcome) {
                 "chunks_sent": o.chunks_sent,
                 "bytes_added": o.bytes_added,
                 "mode": o.mode,
+                "consistency": o.consistency,
                 "warnings": o.warnings,
             })
         );
@@ -171,14 +193,15 @@ fn serve(
     cli: &crate::Cli,
     hypervisor: Option<&str>,
     images: &[String],
-    every: u64,
-    once: bool,
+    (every, once): (u64, bool),
+    allow_hooks: bool,
 ) -> Result<u8> {
     let images = parse_images(images)?;
     if hypervisor.is_none() && images.is_empty() {
         bail!("give --hypervisor NAME and/or --image NAME=PATH: the sources this agent serves");
     }
-    let base = options(cli, "")?;
+    let mut base = options(cli, "")?;
+    base.allow_hooks = allow_hooks;
     let hv = hypervisor.unwrap_or_default();
     let names: Vec<String> = images.keys().cloned().collect();
     let mut failed = false;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 
 /// How to reach a libvirt host over SSH.
@@ -145,4 +146,19 @@ pub enum HypervisorCmd {
         #[arg(long)]
         wait: bool,
     },
+}
+
+/// Commands given as JSON argv arrays (`--pre`, `--post`).
+pub fn argvs(list: &[String], what: &str) -> Result<Vec<Vec<String>>> {
+    list.iter()
+        .map(|s| {
+            let v: Vec<String> = serde_json::from_str(s).map_err(|_| {
+                anyhow!("--{what} {s:?}: expected a JSON array of strings, e.g. '[\"virsh\",\"domfsfreeze\",\"web1\"]'")
+            })?;
+            if v.is_empty() {
+                return Err(anyhow!("--{what}: the command is empty"));
+            }
+            Ok(v)
+        })
+        .collect()
 }

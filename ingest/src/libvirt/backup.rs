@@ -434,7 +434,9 @@ impl DiskSink for Here<'_> {
                 .unwrap_or_else(|e| e.into_inner())
                 .disconnect();
         }
-        self.out = Some(out?);
+        let mut out = out?;
+        out.consistency = Some(rec.consistency);
+        self.out = Some(out);
         Ok(())
     }
 }

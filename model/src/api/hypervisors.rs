@@ -120,3 +120,117 @@ pub struct ImportRequest {
     #[serde(default)]
     pub start: bool,
 }
+
+/// The settings keys of a source that the server owns (set by an
+/// inventory sync or when the source is added): a change of settings
+/// through the API keeps them, and refuses another value for them.
+pub const SERVER_SETTINGS: [&str; 4] = ["hypervisor_id", "uuid", "removed", "agent"];
+
+/// The key of a libvirt source's settings that holds its [`VmHooks`].
+pub const HOOKS_SETTING: &str = "hooks";
+
+/// What a backup of a libvirt source does when a pre command fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPreFailure {
+    /// The backup fails (the post commands still run, to undo a freeze).
+    #[default]
+    Fail,
+    /// The backup goes on, crash-consistent, with a warning saying why.
+    CrashConsistent,
+}
+
+/// Commands run on a libvirt source's host around its backup, for an
+/// application-consistent restore point (e.g. `virsh domfsfreeze` before,
+/// `virsh domfsthaw` after). Each command is an argv array, run without a
+/// shell, by the SSH user (or the agent's user, when the agent was started
+/// with `--allow-hooks`). They run for a running domain only: the pre
+/// commands just before the backup job fixes its point in time, the post
+/// commands right after (also when the start failed). When every pre
+/// command succeeds, the restore point is `application`-consistent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmHooks {
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub pre: Vec<Vec<String>>,
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub post: Vec<Vec<String>>,
+    #[serde(default)]
+    pub on_pre_failure: OnPreFailure,
+}
+
+impl VmHooks {
+    /// At most this many commands before, and as many after.
+    pub const MAX_COMMANDS: usize = 16;
+    /// At most this many arguments per command.
+    pub const MAX_ARGS: usize = 64;
+    /// At most this many bytes per argument.
+    pub const MAX_ARG_LEN: usize = 4096;
+
+    /// No command at all.
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+
+    /// Why these hooks cannot be run, if so (an empty command, a NUL
+    /// byte, too many or too long arguments).
+    pub fn check(&self) -> Result<(), String> {
+        for (what, list) in [("pre", &self.pre), ("post", &self.post)] {
+            if list.len() > Self::MAX_COMMANDS {
+                return Err(format!(
+                    "hooks.{what}: at most {} commands",
+                    Self::MAX_COMMANDS
+                ));
+            }
+            for (i, argv) in list.iter().enumerate() {
+                if argv.is_empty() || argv[0].is_empty() {
+                    return Err(format!(
+                        "hooks.{what}[{i}]: a command is an argv array whose first element names the program, e.g. [\"virsh\",\"domfsfreeze\",\"web1\"]"
+                    ));
+                }
+                if argv.len() > Self::MAX_ARGS {
+                    return Err(format!(
+                        "hooks.{what}[{i}]: at most {} arguments",
+                        Self::MAX_ARGS
+                    ));
+                }
+                if let Some(a) = argv
+                    .iter()
+                    .find(|a| a.len() > Self::MAX_ARG_LEN || a.contains('\0'))
+                {
+                    return Err(format!(
+                        "hooks.{what}[{i}]: an argument ({} bytes) is longer than {} bytes or holds a NUL byte",
+                        a.len(),
+                        Self::MAX_ARG_LEN
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The hooks in a source's settings (None: none set), checked.
+    pub fn of_settings(settings: &serde_json::Value) -> Result<Option<VmHooks>, String> {
+        match settings.get(HOOKS_SETTING) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => {
+                let h: VmHooks = serde_json::from_value(v.clone())
+                    .map_err(|e| format!("settings.hooks: {e}"))?;
+                h.check()?;
+                Ok((!h.is_empty()).then_some(h))
+            }
+        }
+    }
+}
+
+/// How consistent a VM's restore point is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// As if the power had been cut at the backup's instant.
+    Crash,
+    /// The pre commands (freeze, flush) ran and succeeded.
+    Application,
+}

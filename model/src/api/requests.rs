@@ -188,9 +188,20 @@ pub struct SourceChange {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Name>>, max_items = 64)]
     pub tags: Option<Vec<String>>,
-    /// Replaces the kind-specific settings (an object; `{}` today).
+    /// Replaces the kind-specific settings (an object). The keys the
+    /// server owns (`hypervisor_id`, `uuid`, `removed`, `agent`) are kept
+    /// as they are; another value for one of them is refused.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+    /// A libvirt source's pre/post commands (kept in its settings under
+    /// `hooks`). Null: none. Absent: unchanged.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::records::present"
+    )]
+    #[schema(value_type = Option<super::VmHooks>, nullable)]
+    pub hooks: Option<Option<super::VmHooks>>,
     /// A policy's name in the source's project: assigned explicitly. Null:
     /// back to the policies' match rules. Absent: unchanged.
     #[serde(

@@ -27,6 +27,7 @@ fn backup_results_are_today_s_json() {
         duration_s: 1.25,
         mode: "full".into(),
         warnings: 1,
+        consistency: None,
     };
     // What node/src/runner.rs wrote with json! before.
     let today = json!({
@@ -37,9 +38,21 @@ fn backup_results_are_today_s_json() {
     });
     assert_eq!(TaskResult::Backup(b.clone()).to_json(), today);
     check(
-        TaskResult::Backup(b),
+        TaskResult::Backup(b.clone()),
         &format!(
             r#"{{"bytes_added":1024,"bytes_read":4096,"bytes_total":8192,"duration_s":1.25,"files":3,"mode":"full","pruned":2,"snapshot":"{}","warnings":1}}"#,
+            "a".repeat(64)
+        ),
+    );
+    // A libvirt backup says which consistency it reached.
+    let vm = BackupResult {
+        consistency: Some(crate::api::Consistency::Application),
+        ..b
+    };
+    check(
+        TaskResult::Backup(vm),
+        &format!(
+            r#"{{"bytes_added":1024,"bytes_read":4096,"bytes_total":8192,"consistency":"application","duration_s":1.25,"files":3,"mode":"full","pruned":2,"snapshot":"{}","warnings":1}}"#,
             "a".repeat(64)
         ),
     );

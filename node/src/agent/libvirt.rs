@@ -11,6 +11,7 @@
 
 use arca_ingest::libvirt::{self, BackupRecord, DiskSink, ReadyDisk, VmBackupOptions};
 use arca_ingest::Progress;
+use arca_model::api::VmHooks;
 use arca_proto::agent_pb as pb;
 use arca_repo::Snapshot;
 
@@ -50,11 +51,16 @@ pub fn backup_libvirt(
             ..Default::default()
         },
     });
-    let vm = VmBackupOptions {
-        source: opts.source.clone(),
-        parent,
-        ..vm.clone()
-    };
+    let vm = hooks(opts, &b).map(|h| {
+        crate::vm::with_hooks(
+            VmBackupOptions {
+                source: opts.source.clone(),
+                parent,
+                ..vm.clone()
+            },
+            h.as_ref(),
+        )
+    });
     let mut sink = ToServer {
         up: Some(Upload {
             rt: &rt,
@@ -68,8 +74,8 @@ pub fn backup_libvirt(
         progress,
         out: None,
     };
-    let r = libvirt::backup_to(&conn, domain, &vm, &mut sink)
-        .map_err(|e| e.to_string())
+    let r = vm
+        .and_then(|vm| libvirt::backup_to(&conn, domain, &vm, &mut sink).map_err(|e| e.to_string()))
         .and_then(|warnings| {
             let mut o = sink
                 .out
@@ -87,6 +93,29 @@ pub fn backup_libvirt(
         }));
     }
     r
+}
+
+/// The source's pre/post commands the server sent, if any: refused
+/// unless this agent was started with `--allow-hooks` (the server's
+/// admins would otherwise run commands on this host).
+fn hooks(opts: &AgentOptions, b: &pb::BeginReply) -> Result<Option<VmHooks>, String> {
+    let Some(h) = &b.hooks else { return Ok(None) };
+    let h = arca_proto::convert::hooks_from_parts(
+        h.pre.iter().map(|a| a.args.clone()).collect(),
+        h.post.iter().map(|a| a.args.clone()).collect(),
+        h.pre_failure_is_warning,
+    )
+    .map_err(|e| format!("the server sent pre/post commands this agent cannot run: {e}"))?;
+    if h.is_empty() {
+        return Ok(None);
+    }
+    if !opts.allow_hooks {
+        return Err(format!(
+            "source {} has pre/post commands (hooks) set on the server, and this agent does not run commands it is sent: start it with --allow-hooks, or remove the hooks (arca source edit {} --no-hooks)",
+            opts.source, opts.source
+        ));
+    }
+    Ok(Some(h))
 }
 
 /// The sink of an agent's libvirt backup: the server's session.
@@ -120,6 +149,7 @@ impl DiskSink for ToServer<'_> {
         // The domain's mode (full or incremental against a checkpoint, and
         // why) before the disks' counts.
         o.mode = format!("{}; {}", rec.mode, o.mode);
+        o.consistency = Some(crate::vm::consistency(rec.consistency));
         self.out = Some(o);
         Ok(())
     }

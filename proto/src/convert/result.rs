@@ -7,6 +7,8 @@ use arca_model::task_result::{
     PruneResult, RestoreResult, TaskResult, TreeRestore, VerifyReport, VerifyResult,
 };
 
+use arca_model::api::Consistency;
+
 use super::spec::rp_from_pb;
 use crate::pb;
 use crate::pb::finish_request::Result as R;
@@ -132,6 +134,11 @@ pub fn result_to_pb(r: &TaskResult) -> R {
             duration_s: b.duration_s,
             mode: b.mode.clone(),
             warnings: b.warnings,
+            consistency: match b.consistency {
+                None => String::new(),
+                Some(Consistency::Crash) => "crash".into(),
+                Some(Consistency::Application) => "application".into(),
+            },
         }),
         TaskResult::Restore(r) => R::Restore(pb::RestoreResult {
             restore_point: r.restore_point.to_hex(),
@@ -172,6 +179,12 @@ pub fn result_from_pb(r: R) -> Result<TaskResult, String> {
             duration_s: b.duration_s,
             mode: b.mode,
             warnings: b.warnings,
+            consistency: match b.consistency.as_str() {
+                "" => None,
+                "crash" => Some(Consistency::Crash),
+                "application" => Some(Consistency::Application),
+                c => return Err(format!("backup result: unknown consistency {c:?}")),
+            },
         }),
         R::Restore(r) => TaskResult::Restore(RestoreResult {
             restore_point: rp_from_pb(&r.restore_point, "restore result restore_point")?,

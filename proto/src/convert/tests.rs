@@ -152,6 +152,11 @@ fn leased(spec: TaskSpec) -> Leased {
             private_key: b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec(),
             host_key: "SHA256:abc".into(),
         }),
+        hooks: Some(arca_model::api::VmHooks {
+            pre: vec![vec!["virsh".into(), "domfsfreeze".into(), "web 1".into()]],
+            post: vec![vec!["/bin/true".into()]],
+            on_pre_failure: arca_model::api::OnPreFailure::CrashConsistent,
+        }),
     }
 }
 
@@ -186,6 +191,8 @@ fn every_task_spec_crosses_the_wire_unchanged() {
         assert_eq!(h.private_key, b"-----BEGIN OPENSSH PRIVATE KEY-----");
         // The key never shows in a debug print (a log line).
         assert!(!format!("{h:?}").contains("PRIVATE"));
+        // The pre/post commands arrive as argv arrays, spaces kept.
+        assert_eq!(back.hooks, l.hooks);
     }
     // No source, no retention, no datastore (a gc, say).
     let l = Leased {
@@ -193,6 +200,7 @@ fn every_task_spec_crosses_the_wire_unchanged() {
         retention: None,
         datastore: None,
         hypervisor: None,
+        hooks: None,
         ..leased(TaskSpec::Gc(GcParams::default()))
     };
     let back = leased_from_pb(leased_to_pb(&l), NodeId(9)).unwrap();
@@ -267,6 +275,7 @@ fn every_result() -> Vec<TaskResult> {
             duration_s: 0.5,
             mode: "incremental".into(),
             warnings: 3,
+            consistency: Some(arca_model::api::Consistency::Application),
         }),
         TaskResult::Restore(RestoreResult {
             restore_point: rp('b'),

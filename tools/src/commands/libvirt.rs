@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use arca_ingest::libvirt::{
     self, BackupRecord, Host, HostKey, ImportOptions, SshKey, VmBackupOptions,
 };
@@ -56,24 +56,9 @@ fn connect(cli: &Cli, a: &HostArgs) -> Result<libvirt::Conn> {
     Ok(conn)
 }
 
-/// Parse `--pre`/`--post`: each a JSON array of strings.
-fn argvs(list: &[String], what: &str) -> Result<Vec<Vec<String>>> {
-    list.iter()
-        .map(|s| {
-            let v: Vec<String> = serde_json::from_str(s).map_err(|_| {
-                anyhow!("--{what} {s:?}: expected a JSON array of strings, e.g. '[\"virsh\",\"domfsfreeze\",\"web1\"]'")
-            })?;
-            if v.is_empty() {
-                return Err(anyhow!("--{what}: the command is empty"));
-            }
-            Ok(v)
-        })
-        .collect()
-}
-
 pub(super) fn backup(cli: &Cli, a: &LibvirtBackupArgs, common: &BackupArgs) -> Result<u8> {
-    let pre = argvs(&a.pre, "pre")?;
-    let post = argvs(&a.post, "post")?;
+    let pre = crate::vm_args::argvs(&a.pre, "pre")?;
+    let post = crate::vm_args::argvs(&a.post, "post")?;
     let ds = open(cli, false)?;
     let source = common
         .source

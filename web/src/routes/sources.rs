@@ -135,6 +135,48 @@ pub async fn add_source(
     .await
 }
 
+/// A source's settings replaced by `new` (an object), with the keys the
+/// server owns kept: 422 when `new` gives one of them another value.
+fn merged_settings(
+    old: &serde_json::Value,
+    new: serde_json::Value,
+) -> ApiResult<serde_json::Value> {
+    let serde_json::Value::Object(mut m) = new else {
+        return Err(invalid("settings must be a JSON object"));
+    };
+    for k in api::SERVER_SETTINGS {
+        match (old.get(k), m.get(k)) {
+            (_, None) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, Some(serde_json::Value::Null)) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "settings.{k} is set by the server and cannot be changed"
+                )))
+            }
+        }
+        match old.get(k) {
+            Some(v) => m.insert(k.to_string(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+    Ok(serde_json::Value::Object(m))
+}
+
+/// Set (or, with null, remove) one key of a source's settings.
+fn set_setting(settings: &mut serde_json::Value, key: &str, v: serde_json::Value) {
+    if !settings.is_object() {
+        *settings = serde_json::json!({});
+    }
+    if let Some(m) = settings.as_object_mut() {
+        if v.is_null() {
+            m.remove(key);
+        } else {
+            m.insert(key.to_string(), v);
+        }
+    }
+}
+
 /// The policy named `name` in `project` (422 when there is none).
 fn policy_named(s: &AppState, project: ProjectId, name: &str) -> ApiResult<catalog::PolicyId> {
     // Only the source's project's policies have names here.
@@ -185,10 +227,34 @@ pub async fn update_source(
                 src.tags = tags;
             }
             if let Some(settings) = b.settings {
-                if !settings.is_object() || settings.to_string().len() > 16 * 1024 {
-                    return Err(invalid("settings must be a JSON object of at most 16 KiB"));
+                src.settings = merged_settings(&src.settings, settings)?;
+            }
+            if let Some(hooks) = b.hooks {
+                match hooks {
+                    Some(h) if !h.is_empty() => {
+                        h.check().map_err(invalid)?;
+                        set_setting(&mut src.settings, api::HOOKS_SETTING, serde_json::json!(h));
+                    }
+                    _ => set_setting(
+                        &mut src.settings,
+                        api::HOOKS_SETTING,
+                        serde_json::Value::Null,
+                    ),
                 }
-                src.settings = settings;
+            }
+            // Hooks are a libvirt source's: they run on its host.
+            match api::VmHooks::of_settings(&src.settings) {
+                Ok(Some(_)) if src.kind != arca_model::SourceKind::Libvirt => {
+                    return Err(invalid(format!(
+                        "hooks (pre/post commands) are for libvirt sources; {} is a {} source",
+                        src.name, src.kind
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(invalid(e)),
+            }
+            if src.settings.to_string().len() > 16 * 1024 {
+                return Err(invalid("settings must be at most 16 KiB"));
             }
             let policy = match &b.policy {
                 Some(Some(name)) => Some(Some(policy_named(s, src.project_id, name)?)),
