@@ -55,14 +55,17 @@ mod tests {
     #[test]
     fn the_change_flags_of_each_edit_command() {
         assert_eq!(
-            change_flags(&["source", "edit"], &["project"]),
+            change_flags(&["source", "edit"], &["project", "pre-failure-is-warning"]),
             [
                 "--rename",
                 "--path",
                 "--tag",
                 "--no-tags",
                 "--policy",
-                "--no-policy"
+                "--no-policy",
+                "--pre",
+                "--post",
+                "--no-hooks"
             ]
         );
         assert_eq!(

@@ -121,7 +121,8 @@ fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
     if req == SourceChange::default() {
         return Err(crate::usage::nothing_to_change(
             &["source", "edit"],
-            &["project"],
+            // A modifier of --pre, not a change of its own.
+            &["project", "pre-failure-is-warning"],
         ));
     }
     let id = source_id(api, &e.name, e.project)?;
