@@ -11,6 +11,8 @@
 
 #[path = "libvirt/agent.rs"]
 mod agent;
+#[path = "libvirt/block.rs"]
+mod block;
 mod common;
 #[path = "libvirt/control.rs"]
 mod control;
@@ -65,7 +67,13 @@ fn fails(env: &Env, args: &[String]) -> String {
 
 /// The bytes of `len` at `off` of a disk image of any format.
 pub(crate) fn read_at(image: &str, fmt: &str, off: u64, len: u64) -> Vec<u8> {
-    let out = std::env::temp_dir().join(format!("arca-libvirt-read-{}", std::process::id()));
+    // One file per call: tests of this binary run at once.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let out = std::env::temp_dir().join(format!(
+        "arca-libvirt-read-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_file(&out);
     tool(
         "qemu-img",

@@ -318,7 +318,7 @@ pub fn backup_to(
     };
     let tmp = RemoteTmp::new(conn)?;
     if dom.running() {
-        running::backup(conn, &tmp, &mut rec, since, &skip, opts, sink)
+        running::backup(conn, &tmp, &mut rec, since, (&read, &skip), opts, sink)
     } else {
         offline::backup(conn, &tmp, &mut rec, since, opts, sink)
     }

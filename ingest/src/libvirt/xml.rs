@@ -181,13 +181,17 @@ pub fn checkpoint_xml(name: &str, bitmaps: &[&str], others: &[&str]) -> String {
 
 /// A pull-mode backup job serving `disks` over NBD on the host's
 /// 127.0.0.1:`port`. With `incremental`, the disks in `full` are still
-/// exported whole (they have no bitmap in that checkpoint).
+/// exported whole (they have no bitmap in that checkpoint). The disks in
+/// `scratch` get their scratch overlay at the path given (block devices:
+/// libvirt puts a file disk's next to its image, and refuses to choose
+/// one for a device).
 pub fn backup_xml(
     incremental: Option<&str>,
     port: u16,
     disks: &[&str],
     full: &[&str],
     skipped: &[&str],
+    scratch: &[(&str, String)],
 ) -> String {
     let mut s = String::from("<domainbackup mode='pull'>\n");
     if let Some(c) = incremental {
@@ -205,10 +209,17 @@ pub fn backup_xml(
         // type='file': the scratch overlay QEMU keeps the point-in-time
         // blocks in is a file (libvirt's schema requires the type; without
         // a <scratch> element libvirt puts it next to the disk image).
-        s.push_str(&format!(
-            "    <disk name='{}' backup='yes' type='file'{mode}/>\n",
-            escape(t)
-        ));
+        match scratch.iter().find(|(d, _)| d == t) {
+            Some((_, path)) => s.push_str(&format!(
+                "    <disk name='{}' backup='yes' type='file'{mode}>\n      <scratch file='{}'/>\n    </disk>\n",
+                escape(t),
+                escape(path)
+            )),
+            None => s.push_str(&format!(
+                "    <disk name='{}' backup='yes' type='file'{mode}/>\n",
+                escape(t)
+            )),
+        }
     }
     for t in skipped {
         s.push_str(&format!("    <disk name='{}' backup='no'/>\n", escape(t)));

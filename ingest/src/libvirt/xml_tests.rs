@@ -94,7 +94,14 @@ fn checkpoint_and_backup_documents_parse_and_escape() {
             (Some("sda"), Some("no"))
         ]
     );
-    let b = backup_xml(Some("a'<&"), 10811, &["vda", "vdb"], &["vdb"], &["sda"]);
+    let b = backup_xml(
+        Some("a'<&"),
+        10811,
+        &["vda", "vdb"],
+        &["vdb"],
+        &["sda"],
+        &[("vdb", "/var/lib/libvirt/images/d.vdb.arca-1.scratch".into())],
+    );
     let doc = roxmltree::Document::parse(&b).expect("backup xml");
     let inc = doc
         .descendants()
@@ -106,6 +113,22 @@ fn checkpoint_and_backup_documents_parse_and_escape() {
         .find(|n| n.attribute("name") == Some("vdb"))
         .expect("vdb");
     assert_eq!(vdb.attribute("backupmode"), Some("full"));
+    // A block device's scratch overlay where it was put; a file's left
+    // to libvirt (next to the image).
+    fn scratch<'a>(d: roxmltree::Node<'a, '_>) -> Option<&'a str> {
+        d.children()
+            .find(|n| n.has_tag_name("scratch"))
+            .and_then(|n| n.attribute("file"))
+    }
+    assert_eq!(
+        scratch(vdb),
+        Some("/var/lib/libvirt/images/d.vdb.arca-1.scratch")
+    );
+    let vda = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some("vda"))
+        .expect("vda");
+    assert_eq!(scratch(vda), None);
     let server = doc
         .descendants()
         .find(|n| n.has_tag_name("server"))
@@ -215,11 +238,18 @@ fn libvirt_schemas_accept_what_we_send() {
         ),
         (
             "domainbackup",
-            backup_xml(None, 10811, &["vda", "vdb"], &[], &["sda"]),
+            backup_xml(None, 10811, &["vda", "vdb"], &[], &["sda"], &[]),
         ),
         (
             "domainbackup",
-            backup_xml(Some("arca-1"), 10811, &["vda", "vdb"], &["vdb"], &["sda"]),
+            backup_xml(
+                Some("arca-1"),
+                10811,
+                &["vda", "vdb"],
+                &["vdb"],
+                &["sda"],
+                &[("vdb", "/var/lib/libvirt/images/d.vdb.scratch".into())],
+            ),
         ),
         (
             "domain",

@@ -15,6 +15,12 @@ use super::{
 };
 use crate::nbd::NbdClient;
 
+/// Where the scratch overlay of a block-device disk goes on the host
+/// (libvirt's default image pool: on the VM storage, not a tmpfs, and
+/// reachable by QEMU). libvirt creates the file when the job starts and
+/// removes it when the job ends.
+pub const SCRATCH_DIR: &str = "/var/lib/libvirt/images";
+
 /// Ports tried for the job's NBD server on the host (loopback only).
 const PORT_BASE: u16 = 10810;
 const PORT_SPAN: u64 = 1000;
@@ -28,6 +34,7 @@ fn begin(
     dom: &str,
     incremental: Option<&str>,
     disks: (&[&str], &[&str], &[&str]),
+    scratch: &[(&str, String)],
     checkpoint: Option<&str>,
 ) -> Result<u16> {
     let seed = crate::now_ns().unsigned_abs();
@@ -37,7 +44,7 @@ fn begin(
         let path = tmp.file(&format!("backup-{port}.xml"));
         conn.upload(
             &path,
-            xml::backup_xml(incremental, port, disks.0, disks.1, disks.2).as_bytes(),
+            xml::backup_xml(incremental, port, disks.0, disks.1, disks.2, scratch).as_bytes(),
         )?;
         let mut args = vec!["backup-begin", dom, path.as_str()];
         args.extend(checkpoint);
@@ -91,7 +98,7 @@ pub(super) fn backup(
     tmp: &RemoteTmp,
     rec: &mut BackupRecord,
     mut since: std::result::Result<String, String>,
-    skip: &[&XmlDisk],
+    (backed_up, skip): (&[&XmlDisk], &[&XmlDisk]),
     opts: &VmBackupOptions,
     sink: &mut dyn DiskSink,
 ) -> Result<Vec<String>> {
@@ -122,6 +129,16 @@ pub(super) fn backup(
     let incremental = incremental.as_deref();
 
     let new_ckpt = new_checkpoint_name();
+    // Block devices: libvirt needs to be told where their scratch
+    // overlay goes.
+    let scratch: Vec<(&str, String)> = backed_up
+        .iter()
+        .filter(|d| d.kind != "file")
+        .map(|d| {
+            let t = d.target.as_str();
+            (t, format!("{SCRATCH_DIR}/{name}.{t}.{new_ckpt}.scratch"))
+        })
+        .collect();
     let ck_path = tmp.file("checkpoint.xml");
     let others: Vec<&str> = targets
         .iter()
@@ -162,6 +179,7 @@ pub(super) fn backup(
         &name,
         incremental,
         (&targets, &full, &skipped),
+        &scratch,
         checkpoint,
     );
     // The checkpoint exists but libvirt cannot use it (its bitmap is gone
@@ -179,6 +197,7 @@ pub(super) fn backup(
             &name,
             None,
             (&targets, &full, &skipped),
+            &scratch,
             checkpoint,
         );
     }
