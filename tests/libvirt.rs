@@ -20,6 +20,8 @@ mod control;
 mod hooks;
 #[path = "libvirt/lab.rs"]
 mod lab;
+#[path = "libvirt/ui.rs"]
+mod ui;
 
 use common::{run_tool, tool, Env};
 use lab::{remove_domain, unique, virsh, Domain, Sshd};

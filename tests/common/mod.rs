@@ -7,6 +7,7 @@ pub mod ext4;
 pub mod images;
 pub mod ntfs;
 pub mod terminal;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::fs;

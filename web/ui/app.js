@@ -21,6 +21,7 @@ export const ROUTES = [
   { path: '/tasks/:id', module: 'task', nav: null, show: () => can('read') },
   { path: '/sources', module: 'sources', nav: 'Sources', show: seesAdministration },
   { path: '/sources/:id', module: 'source', nav: null, show: seesAdministration },
+  { path: '/hypervisors', module: 'hypervisors', nav: 'Hypervisors', show: seesAdministration },
   { path: '/policies', module: 'policies', nav: 'Policies', show: seesAdministration },
   { path: '/policies/:id', module: 'policy', nav: null, show: seesAdministration },
   { path: '/datastores', module: 'datastores', nav: 'Datastores', show: seesAdministration },

@@ -89,6 +89,55 @@ export function formDialog(title, fields, submitLabel, onSubmit, opts = {}) {
   return d;
 }
 
+/**
+ * Restore as import: recreate a libvirt VM on a hypervisor of the
+ * restore point's project (its disks written to a folder there, its
+ * domain defined from the saved XML, optionally under a new name), as a
+ * restore task (POST /restore-points/{id}/import).
+ */
+async function importDialog(ctx, rp) {
+  const hvs = (await api.get('/hypervisors')).filter((x) => x.project_id === rp.project_id);
+  const ssh = hvs.filter((x) => x.access === 'ssh');
+  const hv = h('select', { name: 'hypervisor' }, ssh.map((x) => h('option', { value: x.name }, x.name)));
+  const name = h('input', { name: 'name', autocomplete: 'off', spellcheck: 'false', maxlength: 64 });
+  const dir = h('input', { name: 'dir', autocomplete: 'off', spellcheck: 'false', placeholder: '/var/lib/libvirt/images' });
+  const format = h('select', { name: 'format' }, h('option', { value: 'qcow2' }, 'qcow2'), h('option', { value: 'raw' }, 'raw'));
+  const start = h('input', { name: 'start', type: 'checkbox', id: uid('st') });
+  const none = ssh.length ? null : h('p.notice', hvs.length
+    ? 'The hypervisors of this project are reached by their agents; an import goes over SSH. Add the host with SSH access first.'
+    : 'This project has no hypervisor. Add one first.', ' ', h('a', { href: '#/hypervisors' }, 'Hypervisors'));
+  formDialog('Import to a hypervisor', [
+    h('dl.facts', h('dt', 'VM'), h('dd.name', rp.source_name), h('dt', 'Taken'), h('dd', timeEl(rp.time))),
+    none,
+    field('Hypervisor', hv),
+    field('New name', name, { help: 'Empty: the original name (refused while a domain of that name exists). No uuid or MAC address is kept.' }),
+    field('Folder on the host', dir, { help: 'An absolute path on the hypervisor: the disk files are written there.' }),
+    field('Disk format', format),
+    h('div.check', start, h('label', { for: start.id }, 'Start the VM once it is defined')),
+  ], 'Import', async (form, dlg) => {
+    if (!ssh.length) { fieldError(form, 'hypervisor', 'There is no hypervisor to import onto.'); return; }
+    const d = dir.value.trim();
+    if (!d) { fieldError(form, 'dir', 'Enter the folder on the host for the disk files.'); return; }
+    if (!d.startsWith('/')) { fieldError(form, 'dir', 'The folder must be an absolute path (starting with /).'); return; }
+    let task;
+    try {
+      task = await api.post(`/restore-points/${rp.id}/import`, {
+        hypervisor: hv.value, name: name.value.trim() || null, dir: d, format: format.value, start: start.checked,
+      });
+    } catch (x) {
+      if (x.status === 422 || x.status === 400 || x.status === 409) {
+        const f = /hypervisor|node/i.test(x.message) ? 'hypervisor' : /name/i.test(x.message) ? 'name' : /format/i.test(x.message) ? 'format' : 'dir';
+        fieldError(form, f, x.message);
+        return;
+      }
+      throw x;
+    }
+    dlg.close();
+    toast(`Import started (task ${task.id})`);
+    ctx.navigate(`/tasks/${task.id}`);
+  });
+}
+
 /** The restore dialog for path (null: all of the restore point). */
 function restoreDialog(ctx, rp, path) {
   const target = h('input', { name: 'target', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: '/srv/restore/here' });
@@ -299,6 +348,10 @@ export async function render(ctx) {
     h('p.back', ctx.link('/restore-points', '← Restore points')),
     pageHeader(title,
       mayRestore ? h('button', { type: 'button', onclick: () => restoreDialog(ctx, rp, null) }, 'Restore…') : null,
+      mayRestore && rp.kind === 'libvirt' ? h('button', {
+        type: 'button',
+        onclick: () => importDialog(ctx, rp).catch((e) => { if (e.status !== 401) toast(e.message, 'bad'); }),
+      }, 'Import to a hypervisor…') : null,
       mayRestore ? h('button.secondary', { type: 'button', onclick: () => mountDialog(ctx, rp) }, 'Mount…') : null,
       mayManage ? h('button.secondary', { type: 'button', onclick: () => protectDialog(ctx, rp) }, rp.protected ? 'Protection and note…' : 'Protect…') : null,
       mayManage ? h('button.danger', { type: 'button', onclick: () => deleteRp(ctx, rp, alerts) }, 'Delete…') : null),

@@ -64,7 +64,8 @@ export async function render(ctx) {
   const kind = h('select', { name: 'kind' },
     h('option', { value: '' }, 'Any'),
     h('option', { value: 'files', selected: filters.kind === 'files' }, 'Files'),
-    h('option', { value: 'image', selected: filters.kind === 'image' }, 'Image'));
+    h('option', { value: 'image', selected: filters.kind === 'image' }, 'Image'),
+    h('option', { value: 'libvirt', selected: filters.kind === 'libvirt' }, 'libvirt VM'));
   const since = h('input', { name: 'since', type: 'date', value: filters.since });
   const formErr = h('div', { 'aria-live': 'polite' });
   const form = h('form.toolbar', { role: 'search', 'aria-label': 'Filter restore points' },

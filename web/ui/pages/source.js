@@ -26,7 +26,10 @@ const NAMES = ['name', 'kind', 'node', 'path', 'tags', 'project', 'policy'];
 function sourceForm(ctx, src, names, onDone) {
   const managed = names.projects.filter((p) => can('manage', p.id));
   const name = h('input', { name: 'name', autocomplete: 'off', value: src ? src.name : '', required: true, maxlength: 128 });
-  const kind = select('kind', [['files', 'Files (a directory tree)'], ['image', 'Image (a disk image file or block device)']], src ? src.kind : 'files');
+  const kinds = [['files', 'Files (a directory tree)'], ['image', 'Image (a disk image file or block device)']];
+  // libvirt sources come from a hypervisor's sync, never from this form.
+  if (src && src.kind === 'libvirt') kinds.push(['libvirt', 'libvirt VM (from its hypervisor)']);
+  const kind = select('kind', kinds, src ? src.kind : 'files');
   const node = select('node', names.nodes.map((n) => [n.name, `${n.name}${n.embedded ? ' (this server)' : ''}`]),
     src ? (names.nodes.find((n) => n.id === src.node_id) || {}).name : (names.nodes.find((n) => n.embedded) || names.nodes[0] || {}).name);
   const path = h('input', { name: 'path', autocomplete: 'off', value: src ? src.path : '', required: true, spellcheck: 'false' });
@@ -113,6 +116,86 @@ async function renderNew(ctx) {
   ctx.main.querySelector('input[name="name"]').focus();
 }
 
+/** Argv arrays as the lines of a textarea (one JSON array a line). */
+function argvLines(list) {
+  return (list || []).map((a) => JSON.stringify(a)).join('\n');
+}
+
+/**
+ * The lines of a textarea as argv arrays, or throws {line, message}:
+ * each non-empty line a JSON array of strings.
+ */
+function parseArgvLines(text) {
+  const out = [];
+  text.split('\n').forEach((raw, i) => {
+    const l = raw.trim();
+    if (!l) return;
+    let v;
+    try { v = JSON.parse(l); } catch { v = null; }
+    if (!Array.isArray(v) || !v.length || v.some((x) => typeof x !== 'string')) {
+      throw new Error(`Line ${i + 1} is not a command: write it as a JSON array of strings, e.g. ["virsh", "domfsfreeze", "web1"].`);
+    }
+    out.push(v);
+  });
+  return out;
+}
+
+/**
+ * A libvirt source's pre/post commands (settings.hooks): shown, and
+ * edited by managers (PATCH /sources/{id} {hooks}). docs/vm-ingest.md,
+ * "Pre and post commands, consistency".
+ */
+function hooksPanel(ctx, src, manage) {
+  const hooks = (src.settings && src.settings.hooks) || null;
+  const list = (l) => (l && l.length ? h('ol.plain', l.map((a) => h('li', h('code', a.join(' '))))) : h('span.muted', 'none'));
+  const shown = h('dl.facts',
+    h('dt', 'Before the backup'), h('dd', list(hooks && hooks.pre)),
+    h('dt', 'After the backup'), h('dd', list(hooks && hooks.post)),
+    h('dt', 'If a pre command fails'), h('dd', hooks && hooks.on_pre_failure === 'crash_consistent'
+      ? 'the backup goes on, crash-consistent (a warning in its log)' : 'the backup fails (the post commands still run)'));
+  const section = h('section.panel.hooks', { 'aria-labelledby': 'hooks-h' },
+    h('h2', { id: 'hooks-h' }, 'Pre and post commands'),
+    h('p.help', 'Run on the host around the backup of a running domain, without a shell (e.g. virsh domfsfreeze before, virsh domfsthaw after). When all pre commands succeed the restore point is application-consistent. An agent runs them only when started with --allow-hooks.'),
+    shown);
+  if (!manage) return section;
+  const pre = h('textarea', { name: 'pre', rows: 3, spellcheck: 'false' }, argvLines(hooks && hooks.pre));
+  const post = h('textarea', { name: 'post', rows: 3, spellcheck: 'false' }, argvLines(hooks && hooks.post));
+  const warn = h('input', { type: 'checkbox', name: 'pre_failure_is_warning', id: uid('pfw'), checked: !!hooks && hooks.on_pre_failure === 'crash_consistent' });
+  const box = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { novalidate: true, 'aria-label': 'Pre and post commands' },
+    field('Pre commands', pre, { help: 'One command a line, as a JSON array: ["virsh", "domfsfreeze", "web1"].' }),
+    field('Post commands', post, { help: 'Run after the backup job started, also when a pre command failed.' }),
+    h('div.check', warn, h('label', { for: warn.id }, 'A failing pre command only warns (the restore point is crash-consistent)')),
+    box,
+    h('div.actions', h('button', { type: 'submit' }, 'Save commands')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form, box, ['pre', 'post']);
+    let body;
+    try {
+      const p = parseArgvLines(pre.value);
+      let q;
+      try { q = parseArgvLines(post.value); } catch (x) { fieldError(form, 'post', x.message); return; }
+      body = p.length || q.length
+        ? { hooks: { pre: p, post: q, on_pre_failure: warn.checked ? 'crash_consistent' : 'fail' } }
+        : { hooks: null };
+    } catch (x) {
+      fieldError(form, 'pre', x.message);
+      return;
+    }
+    try {
+      await api.patch(`/sources/${src.id}`, body);
+      toast(body.hooks ? 'Commands saved' : 'Commands removed');
+      ctx.navigate(`/sources/${src.id}`);
+    } catch (x) {
+      if (x.status === 401) return;
+      showError(form, box, x, [[/hooks\.pre/, 'pre'], [/hooks\.post/, 'post']]);
+    }
+  });
+  section.append(form);
+  return section;
+}
+
 /** Delete: ask what becomes of the restore points. */
 async function deleteSource(ctx, src) {
   const group = uid('rp');
@@ -143,6 +226,10 @@ export async function render(ctx) {
   const policies = byId(names.policies);
   const manage = can('manage', src.project_id);
   const pol = src.policy_id ? policies.get(src.policy_id) : null;
+  const hv = src.kind === 'libvirt'
+    ? (await api.get('/hypervisors').catch(() => [])).find((x) => src.settings && x.id === src.settings.hypervisor_id)
+    : null;
+  if (!ctx.live()) return;
 
   const facts = h('dl.facts',
     h('dt', 'Kind'), h('dd', src.kind),
@@ -153,7 +240,15 @@ export async function render(ctx) {
     h('dt', 'Policy'), h('dd', pol ? [ctx.link(`/policies/${pol.id}`, pol.name), ` (${src.assigned_by === 'rule' ? 'by its match rules' : 'set by hand'})`]
       : src.policy_id ? `#${src.policy_id}` : 'none: backed up only when asked'),
     pol ? [h('dt', 'Next run'), h('dd', pol.next_run ? timeEl(pol.next_run) : '–')] : null,
-    h('dt', 'Added'), h('dd', timeEl(src.created_at)));
+    h('dt', 'Added'), h('dd', timeEl(src.created_at)),
+    src.kind === 'libvirt' ? [
+      h('dt', 'Hypervisor'), h('dd', hv ? ctx.link('/hypervisors', hv.name) : '?'),
+      h('dt', 'Domain'), h('dd', h('code', src.path)),
+      h('dt', 'On the host'), h('dd', src.settings && src.settings.removed
+        ? [h('span.badge.badge-warn', 'removed'), ' the domain is gone from the host; its restore points are kept']
+        : 'present at the last sync'),
+      src.settings && src.settings.agent ? [h('dt', 'Backed up by'), h('dd', 'the agent on its host')] : null,
+    ] : null);
 
   const editArea = h('div');
   const backup = h('button', {
@@ -189,6 +284,7 @@ export async function render(ctx) {
     pageHeader(`Source ${src.name}`, ...actions),
     editArea,
     h('section.panel', facts),
+    src.kind === 'libvirt' ? hooksPanel(ctx, src, manage) : null,
     h('section', { 'aria-labelledby': 'rp-h' }, h('h2', { id: 'rp-h' }, 'Restore points'), rpArea),
     h('section', { 'aria-labelledby': 'tasks-h' }, h('h2', { id: 'tasks-h' }, 'Recent tasks'), taskArea));
   ctx.setTitle(`Source ${src.name}`);
