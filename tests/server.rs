@@ -31,6 +31,8 @@ mod helpers;
 mod image_access;
 #[path = "server/image_files.rs"]
 mod image_files;
+#[path = "server/keys.rs"]
+mod keys;
 #[path = "server/logs.rs"]
 mod logs;
 #[path = "server/maintenance.rs"]

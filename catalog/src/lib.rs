@@ -30,6 +30,7 @@ pub mod reports;
 mod restore_points;
 mod s3_keys;
 pub mod schema;
+mod sealed;
 mod sources;
 mod tasks;
 mod tokens;

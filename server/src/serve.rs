@@ -145,6 +145,18 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         arca_web::s3_secrets::SecretBox::open_or_create(&data_dir.join("credentials.key"))
             .context("the credentials key file")?,
     );
+    // A rotation a crash interrupted: finished or discarded, by whether
+    // the catalog's secrets open with the new key.
+    let sample = p
+        .catalog
+        .a_sealed_hypervisor_key()?
+        .map(|(project, name, sealed)| (arca_web::inventory::key_aad(project, &name), sealed));
+    if let Some(m) = credentials
+        .finish_rotation(sample)
+        .context("the credentials key file")?
+    {
+        tracing::warn!(target: "arca::keys", "{m}");
+    }
     let state = state.with_hypervisors(
         credentials.clone(),
         Arc::new(crate::inventory::LibvirtInventory),
@@ -177,6 +189,13 @@ async fn serve(cfg: ServerConfig, announce: &dyn Announce) -> Result<()> {
         arca_web::s3_secrets::SecretBox::open_or_create(&data_dir.join("s3-keys.key"))
             .context("the S3 key file")?,
     );
+    let sample = p
+        .catalog
+        .a_sealed_s3_secret()?
+        .map(|(id, sealed)| (id.into_bytes(), sealed));
+    if let Some(m) = secrets.finish_rotation(sample).context("the S3 key file")? {
+        tracing::warn!(target: "arca::keys", "{m}");
+    }
     let state = state.with_s3(secrets.clone(), s3_url.clone());
     let s3 = match (s3_listener, &state.browse) {
         (Some(l), Some(browse)) => {

@@ -263,6 +263,22 @@ fn pre_and_post_commands_of_a_libvirt_source_through_the_server() {
     assert_eq!(t["state"], "succeeded", "{t}");
     assert_eq!(t["result"]["consistency"], "crash", "{t}");
     assert!(!pre.exists());
+    // The credentials key rotates: the hypervisor's SSH key is resealed
+    // under the new key file, and syncs and backups go on with it.
+    let creds = dir.path().join("data/credentials.key");
+    let before = std::fs::read(&creds).unwrap();
+    let (code, out, err) = cli(
+        &url,
+        &token,
+        &["--json", "settings", "rotate-key", "credentials"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["resealed"], 1, "{r}");
+    assert_ne!(std::fs::read(&creds).unwrap(), before);
+    sync();
+    let t = backup();
+    assert_eq!(t["state"], "succeeded", "{t}");
     // A flag alone is no change of hooks.
     let (code, _, err) = cli(
         &url,

@@ -9,7 +9,7 @@ use crate::common;
 use crate::helpers::*;
 
 /// One boto3 call (tests/s3/server_client.py): status, error code, value.
-fn s3(endpoint: &str, key: &(String, String), args: &[&str]) -> Value {
+pub(crate) fn s3(endpoint: &str, key: &(String, String), args: &[&str]) -> Value {
     let script = common::source_dir().join("tests/s3/server_client.py");
     let mut a = vec![script.to_str().unwrap(), endpoint, &key.0, &key.1];
     a.extend_from_slice(args);
@@ -18,7 +18,7 @@ fn s3(endpoint: &str, key: &(String, String), args: &[&str]) -> Value {
 }
 
 /// `arca s3-key create` as the holder of `token`: (access key id, secret).
-fn new_key(url: &str, token: &str) -> (String, String) {
+pub(crate) fn new_key(url: &str, token: &str) -> (String, String) {
     let (code, out, err) = cli_as(url, token, &["s3-key", "create", "--description", "test"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let mut l = out.lines();

@@ -60,6 +60,18 @@ pub enum SettingsCmd {
     /// Change a setting: `token-max-lifetime 30d` (1h to 3660d; new
     /// tokens only: existing ones keep their expiry).
     Set { key: SettingKey, value: String },
+    /// Rotate a key file of the server: `credentials` (it seals the
+    /// hypervisors' SSH keys) or `s3` (the S3 secret keys). A new random
+    /// key; every secret resealed under it; the old key is gone.
+    RotateKey { key: KeyFile },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum KeyFile {
+    /// credentials.key: hypervisors' SSH keys.
+    Credentials,
+    /// s3-keys.key: S3 secret keys.
+    S3,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

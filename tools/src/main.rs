@@ -28,7 +28,7 @@ mod vm_args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use account_args::{ProjectCmd, S3KeyCmd, SettingKey, SettingsCmd, TokenCmd, UserCmd};
+pub use account_args::{KeyFile, ProjectCmd, S3KeyCmd, SettingKey, SettingsCmd, TokenCmd, UserCmd};
 use clap::{Args, Parser, Subcommand};
 pub use objects::{PolicyCmd, SourceCmd};
 pub use task_args::{ReportArgs, ReportCmd, TaskCmd};

@@ -1,15 +1,17 @@
-//! `arca token create|list|revoke` and `arca settings show|set`: API
+//! `arca token create|list|revoke` and `arca settings show|set|rotate-key`: API
 //! tokens and the server settings that bound them, through the server's
 //! API (docs/control-plane.md, "Tokens").
 
 use anyhow::{anyhow, bail, Result};
-use arca_model::api::{CreatedToken, NewToken, Project, Settings, SettingsPatch, Token};
+use arca_model::api::{
+    CreatedToken, KeyRotation, NewToken, Project, Settings, SettingsPatch, Token,
+};
 use arca_model::{ProjectId, TokenId, TokenScope, TokenState};
 use arca_web::tokens::human_duration;
 use serde::Serialize;
 
 use crate::client::{show, Api};
-use crate::{Cli, SettingKey, SettingsCmd, TokenCmd};
+use crate::{Cli, KeyFile, SettingKey, SettingsCmd, TokenCmd};
 
 /// `90s`, `30m`, `12h`, `30d` (or plain seconds) as seconds.
 pub(crate) fn parse_lifetime(s: &str) -> Result<i64> {
@@ -184,6 +186,19 @@ pub fn settings(cli: &Cli, c: &SettingsCmd) -> Result<u8> {
             };
             let v: Settings = api.patch("/settings", &req, "the settings")?;
             show(cli, &v, settings_text)
+        }
+        SettingsCmd::RotateKey { key } => {
+            let name = match key {
+                KeyFile::Credentials => "credentials",
+                KeyFile::S3 => "s3",
+            };
+            let v: KeyRotation = api.post_empty(&format!("/keys/{name}/rotate"), "the key")?;
+            show(cli, &v, |v| {
+                format!(
+                    "{} key rotated: {} secret(s) resealed under a new key",
+                    v.key, v.resealed
+                )
+            })
         }
     }
 }

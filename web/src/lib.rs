@@ -142,8 +142,8 @@ pub(crate) fn remote(req_ext: &axum::http::Extensions) -> String {
 
 pub fn app(state: AppState) -> Router {
     use routes::{
-        accounts, audit, datastores, download, exports, healthz, hypervisors, me, metrics, nodes,
-        openapi_json, policies, projects, reports, restore_points, s3_keys, search, sources,
+        accounts, audit, datastores, download, exports, healthz, hypervisors, keys, me, metrics,
+        nodes, openapi_json, policies, projects, reports, restore_points, s3_keys, search, sources,
         status, tasks, tokens, users,
     };
     let api = Router::new()
@@ -177,6 +177,7 @@ pub fn app(state: AppState) -> Router {
             "/settings",
             get(tokens::get_settings).patch(tokens::update_settings),
         )
+        .route("/keys/{name}/rotate", post(keys::rotate_key))
         .route(
             "/nodes/{id}",
             axum::routing::patch(nodes::update_node).delete(nodes::delete_node),

@@ -66,6 +66,7 @@ pub use routes::ROUTES;
     api::Source,
     api::NewSource,
     api::SourceChange,
+    api::KeyRotation,
     api::RestorePointsOnDelete,
     api::BackupNow,
     api::Hypervisor,
@@ -230,6 +231,10 @@ pub fn document() -> Value {
             };
             params
                 .push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": t}}));
+        }
+        if r.path.contains("{name}") {
+            params.push(json!({"name": "name", "in": "path", "required": true,
+                "schema": {"type": "string", "enum": ["credentials", "s3"]}}));
         }
         for (name, t) in r.query {
             params.push(

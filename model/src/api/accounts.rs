@@ -256,6 +256,17 @@ pub struct SettingsPatch {
     pub token_max_lifetime_s: Option<i64>,
 }
 
+/// `POST /api/v1/keys/{name}/rotate`: a key file of the server rotated
+/// (`credentials`: hypervisors' SSH keys; `s3`: S3 secret keys). Every
+/// secret it sealed is sealed anew under a new random key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyRotation {
+    /// `credentials` or `s3`.
+    pub key: String,
+    /// How many secrets were resealed.
+    pub resealed: usize,
+}
+
 /// An S3 access key of the S3 gateway (issue 15). Never the secret
 /// (that is shown once, when it is made).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

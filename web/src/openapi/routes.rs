@@ -273,6 +273,14 @@ pub const ROUTES: &[Route] = &[
         (200, Some("Settings"))
     ),
     r!(
+        "post",
+        "/api/v1/keys/{name}/rotate",
+        "Rotate a key file of the server (name: credentials, sealing hypervisors' SSH keys; s3, sealing S3 secret keys): a new random key, every secret resealed under it in one transaction, then the file replaced. 409 when the server keeps no such key or a secret does not open; 404 for another name",
+        "administer",
+        None,
+        (200, Some("KeyRotation"))
+    ),
+    r!(
         "get",
         "/api/v1/projects",
         "Projects you can read",

@@ -21,6 +21,7 @@ const BEFORE: &[(&str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}"),
     ("get", "/api/v1/settings"),
     ("patch", "/api/v1/settings"),
+    ("post", "/api/v1/keys/{name}/rotate"),
     ("get", "/api/v1/projects"),
     ("post", "/api/v1/projects"),
     ("get", "/api/v1/nodes"),

@@ -11,6 +11,7 @@ pub(crate) mod datastores;
 pub mod download;
 pub mod exports;
 pub(crate) mod hypervisors;
+pub(crate) mod keys;
 pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod projects;

@@ -54,6 +54,10 @@ const HIDDEN_ADMIN: [E; 6] = [Y, N, N, N, N, F];
 /// Another user's token: no one lists it, admins of all projects may act
 /// on it; to everyone else it does not exist.
 const OTHERS_TOKEN: [E; 6] = [Y, N, N, N, N, N];
+/// Admins of all projects only; the test server's keys are given in
+/// memory, which cannot rotate (409; rotations of key files are tested
+/// with a real server in tests/server/keys.rs).
+const IN_MEMORY_KEY: [E; 6] = [C, F, F, F, F, F];
 /// Another project's object named in the body: unknown to project members.
 const HIDDEN_NAMED: [E; 6] = [Y, U, U, U, U, F];
 
@@ -83,6 +87,7 @@ const TABLE: &[Row] = &[
     ("get",    "/api/v1/status",                          ALL,           ALL),
     ("get",    "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("patch",  "/api/v1/settings",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
+    ("post",   "/api/v1/keys/{name}/rotate",              IN_MEMORY_KEY, IN_MEMORY_KEY),
     ("get",    "/api/v1/projects",                        ALL,           ALL),
     ("post",   "/api/v1/projects",                        GLOBAL_ADMIN,  GLOBAL_ADMIN),
     ("get",    "/api/v1/nodes",                           ALL,           ALL),
@@ -385,6 +390,7 @@ impl World<'_> {
             }
             // Settings, nodes and datastores belong to no project: "own"
             // and "other" are the same.
+            ("post", "/api/v1/keys/{name}/rotate") => (path.replace("{name}", "credentials"), None),
             ("patch", "/api/v1/settings") => (
                 path.into(),
                 Some(json!({"token_max_lifetime_s": 90 * 86_400})),
