@@ -95,6 +95,41 @@ pub(crate) fn read_at(image: &str, fmt: &str, off: u64, len: u64) -> Vec<u8> {
     all[off as usize..(off + len) as usize].to_vec()
 }
 
+/// A domain undefined (with its checkpoints) when dropped.
+pub(crate) struct Undefine(pub String);
+
+impl Drop for Undefine {
+    fn drop(&mut self) {
+        remove_domain(&self.0);
+    }
+}
+
+/// `arca libvirt import SNAPSHOT --name <unique prefix> --dir
+/// <env>/imported` (a new folder QEMU can reach), which must succeed: its
+/// JSON, and the new domain, undefined when dropped.
+fn import_copy(env: &Env, ssh: &Sshd, snapshot: &str, prefix: &str) -> (Value, Undefine) {
+    let dir = env.path("imported");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let copy = unique(prefix);
+    let imp = json(
+        env,
+        &with(
+            &ssh.args(),
+            &[
+                "libvirt",
+                "import",
+                snapshot,
+                "--name",
+                &copy,
+                "--dir",
+                dir.to_str().unwrap(),
+            ],
+        ),
+    );
+    (imp, Undefine(copy))
+}
+
 #[test]
 fn full_then_incremental_backup_and_import_of_a_running_kvm_guest() {
     if skip() {
@@ -535,32 +570,7 @@ fn a_guest_with_a_raw_disk_and_a_cdrom() {
     let rec = &snap["libvirt"];
     assert_eq!(rec["skipped"][0], "sda is a cdrom", "{snap}");
 
-    let dir = env.path("imported");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let copy = unique("multicopy");
-    let imp = json(
-        &env,
-        &with(
-            &ssh.args(),
-            &[
-                "libvirt",
-                "import",
-                inc["snapshot"].as_str().unwrap(),
-                "--name",
-                &copy,
-                "--dir",
-                dir.to_str().unwrap(),
-            ],
-        ),
-    );
-    struct Undefine(String);
-    impl Drop for Undefine {
-        fn drop(&mut self) {
-            remove_domain(&self.0);
-        }
-    }
-    let _undefine = Undefine(copy.clone());
+    let (imp, copy) = import_copy(&env, &ssh, inc["snapshot"].as_str().unwrap(), "multicopy");
     assert_eq!(imp["disks"].as_array().unwrap().len(), 2, "{imp}");
     dom.destroy();
     let vda_copy = imp["disks"][0]["path"].as_str().unwrap();
@@ -590,7 +600,7 @@ fn a_guest_with_a_raw_disk_and_a_cdrom() {
         ],
     );
     // The CD-ROM is defined as it was.
-    let xml = virsh(&["dumpxml", "--inactive", &copy]);
+    let xml = virsh(&["dumpxml", "--inactive", &copy.0]);
     assert!(xml.contains("device='cdrom'"), "{xml}");
 }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{tool, Env};
-use crate::lab::{remove_domain, unique, virsh, Domain, Sshd};
+use crate::lab::{unique, virsh, Domain, Sshd};
 use crate::{json, with, KIB, MIB};
 
 /// A loop device over a file, detached when dropped.
@@ -111,32 +111,7 @@ fn a_guest_with_a_block_device_disk() {
     assert_eq!(off["disks"][1]["bytes_read"], 16 * MIB, "{off}");
 
     // Imported as files: the device's copy equals the device.
-    let dir = env.path("imported");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let copy = unique("blkcopy");
-    let imp = json(
-        &env,
-        &with(
-            &ssh.args(),
-            &[
-                "libvirt",
-                "import",
-                off["snapshot"].as_str().unwrap(),
-                "--name",
-                &copy,
-                "--dir",
-                dir.to_str().unwrap(),
-            ],
-        ),
-    );
-    struct Undefine(String);
-    impl Drop for Undefine {
-        fn drop(&mut self) {
-            remove_domain(&self.0);
-        }
-    }
-    let _undefine = Undefine(copy.clone());
+    let (imp, copy) = crate::import_copy(&env, &ssh, off["snapshot"].as_str().unwrap(), "blkcopy");
     let vdb_copy = imp["disks"][1]["path"].as_str().unwrap().to_string();
     tool(
         "qemu-img",
@@ -151,6 +126,6 @@ fn a_guest_with_a_block_device_disk() {
         ],
     );
     // The copy is a file disk of the new domain.
-    let xml = virsh(&["dumpxml", "--inactive", &copy]);
+    let xml = virsh(&["dumpxml", "--inactive", &copy.0]);
     assert!(xml.contains(&vdb_copy), "{xml}");
 }

@@ -95,20 +95,9 @@ pub struct SourceEdit {
     /// Back to the policies' match rules.
     #[arg(long, conflicts_with = "policy")]
     pub no_policy: bool,
-    /// A libvirt source: a command run on its host before the backup job
-    /// fixes its point in time, as a JSON array of arguments, e.g.
-    /// '["virsh","-c","qemu:///system","domfsfreeze","web1"]' (repeatable;
-    /// no shell). Replaces the source's hooks, with --post.
-    #[arg(long = "pre", value_name = "JSON_ARGV")]
-    pub pre: Vec<String>,
-    /// A libvirt source: a command run right after (e.g. domfsthaw), also
-    /// when the start failed (repeatable, JSON array).
-    #[arg(long = "post", value_name = "JSON_ARGV")]
-    pub post: Vec<String>,
-    /// With --pre: a failing pre command makes the restore point
-    /// crash-consistent, with a warning, instead of failing the backup.
-    #[arg(long)]
-    pub pre_failure_is_warning: bool,
+    /// A libvirt source's pre/post commands (they replace its hooks).
+    #[command(flatten)]
+    pub hooks: crate::vm_args::HookArgs,
     /// Remove the source's pre/post commands.
     #[arg(long, conflicts_with_all = ["pre", "post", "pre_failure_is_warning"])]
     pub no_hooks: bool,

@@ -36,20 +36,50 @@ pub struct LibvirtBackupArgs {
     pub domain: String,
     #[command(flatten)]
     pub host: HostArgs,
-    /// A command run on the host before the backup starts, as a JSON array
-    /// of arguments, e.g. '["virsh","-c","qemu:///system","domfsfreeze","web1"]'
-    /// (repeatable; no shell is involved). When they all succeed the restore
-    /// point is application-consistent.
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// A libvirt domain's pre/post commands (`arca backup libvirt`, `arca
+/// source edit`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HookArgs {
+    /// A command run on the host before the backup job fixes its point in
+    /// time, as a JSON array of arguments, e.g.
+    /// '["virsh","-c","qemu:///system","domfsfreeze","web1"]' (repeatable;
+    /// no shell is involved). When they all succeed the restore point is
+    /// application-consistent.
     #[arg(long = "pre", value_name = "JSON_ARGV")]
     pub pre: Vec<String>,
     /// A command run on the host once the backup's point in time is fixed
     /// (e.g. domfsthaw), also when the start failed (repeatable, JSON array).
     #[arg(long = "post", value_name = "JSON_ARGV")]
     pub post: Vec<String>,
-    /// A failing pre command only warns (the restore point is then
-    /// crash-consistent) instead of failing the backup.
+    /// With --pre: a failing pre command only warns (the restore point is
+    /// then crash-consistent) instead of failing the backup.
     #[arg(long)]
     pub pre_failure_is_warning: bool,
+}
+
+impl HookArgs {
+    /// The commands given (None: no --pre and no --post).
+    pub fn hooks(&self) -> Result<Option<arca_model::api::VmHooks>> {
+        if self.pre.is_empty() && self.post.is_empty() {
+            if self.pre_failure_is_warning {
+                return Err(anyhow!("--pre-failure-is-warning goes with --pre"));
+            }
+            return Ok(None);
+        }
+        Ok(Some(arca_model::api::VmHooks {
+            pre: argvs(&self.pre, "pre")?,
+            post: argvs(&self.post, "post")?,
+            on_pre_failure: if self.pre_failure_is_warning {
+                arca_model::api::OnPreFailure::CrashConsistent
+            } else {
+                arca_model::api::OnPreFailure::Fail
+            },
+        }))
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,8 +1,8 @@
 //! `arca source add|list|edit|remove` and `arca backup now` through the
 //! server.
 
-use anyhow::{anyhow, bail, Result};
-use arca_model::api::{NewSource, OnPreFailure, Source, SourceChange, Task, VmHooks};
+use anyhow::{anyhow, Result};
+use arca_model::api::{NewSource, Source, SourceChange, Task};
 use arca_model::{ProjectId, SourceId};
 
 use super::{show, tasks::follow, Api};
@@ -101,21 +101,8 @@ fn edit(cli: &Cli, api: &Api, e: &SourceEdit) -> Result<u8> {
         },
         hooks: if e.no_hooks {
             Some(None)
-        } else if e.pre.is_empty() && e.post.is_empty() {
-            if e.pre_failure_is_warning {
-                bail!("--pre-failure-is-warning goes with --pre");
-            }
-            None
         } else {
-            Some(Some(VmHooks {
-                pre: crate::vm_args::argvs(&e.pre, "pre")?,
-                post: crate::vm_args::argvs(&e.post, "post")?,
-                on_pre_failure: if e.pre_failure_is_warning {
-                    OnPreFailure::CrashConsistent
-                } else {
-                    OnPreFailure::Fail
-                },
-            }))
+            e.hooks.hooks()?.map(Some)
         },
     };
     if req == SourceChange::default() {

@@ -57,8 +57,7 @@ fn connect(cli: &Cli, a: &HostArgs) -> Result<libvirt::Conn> {
 }
 
 pub(super) fn backup(cli: &Cli, a: &LibvirtBackupArgs, common: &BackupArgs) -> Result<u8> {
-    let pre = crate::vm_args::argvs(&a.pre, "pre")?;
-    let post = crate::vm_args::argvs(&a.post, "post")?;
+    let hooks = a.hooks.hooks()?.unwrap_or_default();
     let ds = open(cli, false)?;
     let source = common
         .source
@@ -73,9 +72,10 @@ pub(super) fn backup(cli: &Cli, a: &LibvirtBackupArgs, common: &BackupArgs) -> R
         source: source.clone(),
         parent,
         tags: common.tags.clone(),
-        pre,
-        post,
-        pre_failure_is_warning: a.pre_failure_is_warning,
+        pre: hooks.pre,
+        post: hooks.post,
+        pre_failure_is_warning: hooks.on_pre_failure
+            == arca_model::api::OnPreFailure::CrashConsistent,
     };
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, "backup");
