@@ -298,6 +298,7 @@ pub fn document() -> Value {
         // A `project` filter names an object too (restore points), as does
         // a `user` filter (S3 keys).
         if r.path.contains("{id}")
+            || r.path.contains("{name}")
             || r.query
                 .iter()
                 .any(|(n, _)| *n == "project" || (*n == "user" && r.path.ends_with("/s3-keys")))
