@@ -619,3 +619,52 @@ fn ds_snapshot(env: &Env, id: &str) -> Value {
     let s = ds.resolve_snapshot(id, None).unwrap();
     serde_json::from_str(&s.manifest.metadata_json).unwrap()
 }
+
+/// Two datastores back up one running domain in turns (a local copy and
+/// an off-site one, say): each keeps its own checkpoint (named with its
+/// datastore's prefix), so both stay incremental and read only what
+/// changed; a backup deletes only its own datastore's older checkpoint.
+#[test]
+fn two_datastores_keep_their_own_checkpoint_chains_on_one_domain() {
+    if skip() {
+        return;
+    }
+    let (a, b) = (Env::new(), Env::new());
+    let ssh = Sshd::start(a.dir.path());
+    let dom = Domain::define(a.dir.path(), &unique("two"), 32);
+    dom.start();
+    dom.write(0x5a, MIB, 64 * KIB);
+    let backup = with(&ssh.args(), &["backup", "libvirt", &dom.name]);
+    let full_a = json(&a, &backup);
+    let full_b = json(&b, &backup);
+    for f in [&full_a, &full_b] {
+        assert!(f["mode"].as_str().unwrap().starts_with("full"), "{f}");
+    }
+    let (ca, cb) = (
+        full_a["checkpoint"].as_str().unwrap().to_string(),
+        full_b["checkpoint"].as_str().unwrap().to_string(),
+    );
+    // Different prefixes (arca-<datastore id>-): both checkpoints stay.
+    assert_ne!(ca[..14], cb[..14], "{ca} {cb}");
+    let mut both = dom.checkpoints();
+    both.sort();
+    let mut want = vec![ca.clone(), cb.clone()];
+    want.sort();
+    assert_eq!(both, want);
+
+    // One 64 KiB write; each datastore's next backup reads just it.
+    dom.write(0x66, 5 * MIB, 64 * KIB);
+    for (env, ck) in [(&a, &ca), (&b, &cb)] {
+        let inc = json(env, &backup);
+        let mode = inc["mode"].as_str().unwrap();
+        assert!(
+            mode.starts_with("incremental") && mode.contains(ck.as_str()),
+            "{inc}"
+        );
+        assert_eq!(inc["bytes_read"].as_u64().unwrap(), CHUNK, "{inc}");
+    }
+    // Each replaced only its own: two checkpoints, neither the first ones.
+    let now = dom.checkpoints();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(!now.contains(&ca) && !now.contains(&cb), "{now:?}");
+}

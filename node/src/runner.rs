@@ -541,6 +541,7 @@ impl Runner {
                         source: source.name.clone(),
                         parent,
                         tags: source.tags.clone(),
+                        checkpoint_prefix: arca_ingest::image::qcow2::bitmap_prefix(&ds),
                         ..Default::default()
                     },
                     l.hooks.as_ref(),

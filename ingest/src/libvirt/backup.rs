@@ -46,6 +46,32 @@ pub struct VmBackupOptions {
     /// A failing pre command makes the backup fail (default), or, with
     /// this, only a crash-consistent one with a warning saying why.
     pub pre_failure_is_warning: bool,
+    /// The prefix of this datastore's checkpoints (`image::qcow2::
+    /// bitmap_prefix`): a backup deletes only its own datastore's older
+    /// checkpoints, so two datastores backing up one domain each keep an
+    /// incremental chain. Empty: `arca-`, every Arca checkpoint.
+    pub checkpoint_prefix: String,
+}
+
+impl VmBackupOptions {
+    /// The prefix of the checkpoints this backup makes and replaces.
+    pub fn checkpoint_prefix(&self) -> &str {
+        if self.checkpoint_prefix.is_empty() {
+            CHECKPOINT_PREFIX
+        } else {
+            &self.checkpoint_prefix
+        }
+    }
+}
+
+/// Is `name` a checkpoint this backup replaces once it committed: one of
+/// its datastore's (`prefix`), or one Arca made before checkpoints were
+/// named per datastore (`arca-<nanoseconds>`), other than `new`.
+pub fn replaced_checkpoint(name: &str, prefix: &str, new: &str) -> bool {
+    let legacy = name
+        .strip_prefix(CHECKPOINT_PREFIX)
+        .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+    name != new && (name.starts_with(prefix) || legacy)
 }
 
 /// The consistency a restore point reached.
@@ -171,9 +197,10 @@ fn checkpoints(conn: &Conn, dom: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// A new checkpoint name, unique per domain: the time in nanoseconds.
-fn new_checkpoint_name() -> String {
-    format!("{CHECKPOINT_PREFIX}{}", crate::now_ns())
+/// A new checkpoint name, unique per domain: the datastore's prefix and
+/// the time in nanoseconds.
+fn new_checkpoint_name(prefix: &str) -> String {
+    format!("{prefix}{}", crate::now_ns())
 }
 
 /// The parent's checkpoint if this backup can be incremental against it,
@@ -447,6 +474,28 @@ mod running;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_replaces_its_datastores_checkpoints_and_legacy_ones_only() {
+        let p = "arca-1a2b3c4d-";
+        let new = "arca-1a2b3c4d-300";
+        // Its own datastore's older one, and one named before prefixes.
+        assert!(replaced_checkpoint("arca-1a2b3c4d-100", p, new));
+        assert!(replaced_checkpoint("arca-1796525865483100668", p, new));
+        // Not the new one, another datastore's, or anyone else's.
+        assert!(!replaced_checkpoint(new, p, new));
+        assert!(!replaced_checkpoint("arca-99999999-200", p, new));
+        assert!(!replaced_checkpoint("nightly-1", p, new));
+        assert!(!replaced_checkpoint("arca-", p, new));
+        // No prefix given: every Arca checkpoint, as before.
+        let o = VmBackupOptions::default();
+        assert_eq!(o.checkpoint_prefix(), "arca-");
+        assert!(replaced_checkpoint(
+            "arca-99999999-200",
+            o.checkpoint_prefix(),
+            "arca-5"
+        ));
+    }
 
     fn record(uuid: &str, checkpoint: Option<&str>) -> BackupRecord {
         BackupRecord {

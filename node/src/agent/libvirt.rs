@@ -56,6 +56,8 @@ pub fn backup_libvirt(
             VmBackupOptions {
                 source: opts.source.clone(),
                 parent,
+                // The server's datastore's prefix, as for qcow2 bitmaps.
+                checkpoint_prefix: b.bitmap_prefix.clone(),
                 ..vm.clone()
             },
             h.as_ref(),

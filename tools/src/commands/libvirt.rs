@@ -76,6 +76,7 @@ pub(super) fn backup(cli: &Cli, a: &LibvirtBackupArgs, common: &BackupArgs) -> R
         post: hooks.post,
         pre_failure_is_warning: hooks.on_pre_failure
             == arca_model::api::OnPreFailure::CrashConsistent,
+        checkpoint_prefix: arca_ingest::image::qcow2::bitmap_prefix(&ds),
     };
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(&progress, "backup");

@@ -10,8 +10,8 @@
 use super::super::xml::{self, XmlDisk};
 use super::super::{virsh, Conn, Error, Result};
 use super::{
-    checkpoints, new_checkpoint_name, ready, run_all, BackupRecord, Consistency, DiskSink,
-    RemoteTmp, VmBackupOptions, CHECKPOINT_PREFIX,
+    checkpoints, new_checkpoint_name, ready, replaced_checkpoint, run_all, BackupRecord,
+    Consistency, DiskSink, RemoteTmp, VmBackupOptions,
 };
 use crate::nbd::NbdClient;
 
@@ -128,7 +128,7 @@ pub(super) fn backup(
     let incremental = since.clone().ok();
     let incremental = incremental.as_deref();
 
-    let new_ckpt = new_checkpoint_name();
+    let new_ckpt = new_checkpoint_name(opts.checkpoint_prefix());
     // Block devices: libvirt needs to be told where their scratch
     // overlay goes.
     let scratch: Vec<(&str, String)> = backed_up
@@ -238,7 +238,7 @@ pub(super) fn backup(
                 Ok(all) => {
                     for c in all
                         .iter()
-                        .filter(|c| c.starts_with(CHECKPOINT_PREFIX) && **c != new_ckpt)
+                        .filter(|c| replaced_checkpoint(c, opts.checkpoint_prefix(), &new_ckpt))
                     {
                         if let Some(w) = delete_old_checkpoint(conn, &name, c) {
                             out.push(w);
