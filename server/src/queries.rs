@@ -11,8 +11,10 @@
 //!    thread until the answer comes, or:
 //!    - the node does not take the query within the pickup time (5 s;
 //!      a live node polls all the time): 503, the node is not answering;
-//!    - the node took it but did not answer within the timeout (30 s):
-//!      504;
+//!    - the node took it but did not answer within the timeout (30 s)
+//!      while it kept polling (alive, slow): 504;
+//!    - the node took it and then stopped polling for the pickup time
+//!      (killed right after it took the query): 503;
 //!    - the node leaves or registers again meanwhile: 503 at once.
 //!
 //!    A node whose poll is not running and has not run lately is refused
@@ -40,6 +42,8 @@ use arca_proto::query::{Answer, Query, QueryError, QueryKind, Reply};
 
 /// How long a node has to take a query before it counts as not answering.
 pub const PICKUP: Duration = Duration::from_secs(5);
+/// How often a taken query's wait checks that its node still polls.
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
 /// How long a node has to answer a query.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// Queries open at once for one node; more are refused (503).
@@ -101,6 +105,13 @@ struct NodeQueue {
     watchers: usize,
     /// When the last poll ended.
     last_watch: Option<Instant>,
+}
+
+impl NodeQueue {
+    /// A poll is running, or one ended within `pickup`.
+    fn polling(&self, pickup: Duration) -> bool {
+        self.watchers > 0 || self.last_watch.is_some_and(|t| t.elapsed() < pickup)
+    }
 }
 
 /// A query asked and not yet answered.
@@ -189,9 +200,7 @@ impl Queries {
             let mut g = self.lock();
             let st = &mut *g;
             let queue = st.nodes.entry(node).or_default();
-            let polling =
-                queue.watchers > 0 || queue.last_watch.is_some_and(|t| t.elapsed() < self.pickup);
-            if !polling {
+            if !queue.polling(self.pickup) {
                 return Err(AskError::Unavailable(format!(
                     "node {name:?} is not answering: it is not connected to the server for queries (is it running, and the same version as the server?)"
                 )));
@@ -254,29 +263,45 @@ impl Queries {
                 };
             }
         }
-        let left = self.timeout.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(r) => r.map_err(AskError::Failed),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                self.lock().forget(node, id);
-                match rx.try_recv() {
-                    Ok(r) => r.map_err(AskError::Failed),
-                    Err(_) => {
-                        tracing::warn!(
-                            target: "arca::node",
-                            node = %name,
-                            node_id = node.get(),
-                            query = id,
-                            timeout_s = self.timeout.as_secs(),
-                            "a node did not answer a query in time"
-                        );
-                        Err(AskError::Timeout(format!(
-                            "node {name:?} did not answer within {} s",
-                            self.timeout.as_secs()
-                        )))
+        // Taken: wait for the answer while the node lives. A live node
+        // polls again as soon as it has taken its queries, so one that
+        // stops polling for the pickup time died with the query (a
+        // kill -9 right after the hand-out): 503, not a 30 s wait.
+        loop {
+            let left = self.timeout.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left.min(LIVENESS_CHECK)) {
+                Ok(r) => return r.map_err(AskError::Failed),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
+                Err(mpsc::RecvTimeoutError::Timeout) if left > LIVENESS_CHECK => {
+                    let mut g = self.lock();
+                    if !g.polling(node, self.pickup) {
+                        g.forget(node, id);
+                        drop(g);
+                        return match rx.try_recv() {
+                            Ok(r) => r.map_err(AskError::Failed),
+                            Err(_) => Err(gone()),
+                        };
                     }
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        self.lock().forget(node, id);
+        match rx.try_recv() {
+            Ok(r) => r.map_err(AskError::Failed),
+            Err(_) => {
+                tracing::warn!(
+                    target: "arca::node",
+                    node = %name,
+                    node_id = node.get(),
+                    query = id,
+                    timeout_s = self.timeout.as_secs(),
+                    "a node did not answer a query in time"
+                );
+                Err(AskError::Timeout(format!(
+                    "node {name:?} did not answer within {} s",
+                    self.timeout.as_secs()
+                )))
             }
         }
     }
@@ -388,6 +413,12 @@ impl Queries {
 
 impl State {
     /// Drop query `id` of `node` (answered, or given up).
+    /// Does `node` take queries: a poll of it running, or one that ended
+    /// within `pickup`?
+    fn polling(&self, node: NodeId, pickup: Duration) -> bool {
+        self.nodes.get(&node).is_some_and(|q| q.polling(pickup))
+    }
+
     fn forget(&mut self, node: NodeId, id: u64) -> Option<Open> {
         if let Some(q) = self.nodes.get_mut(&node) {
             q.queued.retain(|(i, _)| *i != id);

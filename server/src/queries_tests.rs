@@ -151,16 +151,47 @@ fn absent_and_silent_nodes_end_the_wait() {
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(b.lock().open.is_empty());
 
-    // Taken, never answered.
+    // Taken, never answered, while the node polls on (alive, slow): 504.
     assert!(poll(&rt, &b, Duration::from_millis(1)).is_empty());
     let asker = ask(&b, query("b"));
     let (id, _) = poll(&rt, &b, Duration::from_secs(10)).remove(0);
+    let poller = {
+        let b = b.clone();
+        thread::spawn(move || {
+            let rt = self::rt();
+            let end = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < end {
+                assert!(rt
+                    .block_on(b.watch(N, Duration::from_millis(50)))
+                    .is_empty());
+            }
+        })
+    };
     let (r, took) = asker.join().unwrap();
+    poller.join().unwrap();
     match r {
         Err(AskError::Timeout(m)) => assert!(m.contains("did not answer within"), "{m}"),
         r => panic!("{r:?}"),
     }
     assert!(took >= Duration::from_millis(900), "{took:?}");
+
+    // Taken, and then the node polls no more (killed right after it
+    // took the query): 503 once the pickup time has passed, not a wait
+    // for the timeout.
+    let asker = ask(&b, query("c"));
+    let (gone, _) = poll(&rt, &b, Duration::from_secs(10)).remove(0);
+    let (r, took) = asker.join().unwrap();
+    match r {
+        Err(AskError::Unavailable(m)) => assert!(m.contains("went offline"), "{m}"),
+        r => panic!("{r:?}"),
+    }
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    assert!(b.lock().open.is_empty());
+    assert!(matches!(
+        b.answer(N, gone, Ok(page("c"))),
+        Err(Refused::NotFound(_))
+    ));
     // The late answer is refused: nobody waits for it.
     assert!(matches!(
         b.answer(N, id, Ok(page("b"))),
