@@ -13,6 +13,60 @@ use crate::lab::{remove_domain, unique, Domain, Sshd};
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
+/// What the server-side libvirt tests start from: a server (its admin
+/// signed in), an sshd on loopback and a running KVM guest holding 64 KiB
+/// of 0x5a at 1 MiB. Dropped in this order: the guest, sshd, the server,
+/// the directory.
+pub(crate) struct ServerLab {
+    pub dom: Domain,
+    pub ssh: Sshd,
+    pub srv: Daemon,
+    pub url: String,
+    pub password: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl ServerLab {
+    /// A lab whose guest is named after `name`.
+    pub fn start(name: &str) -> ServerLab {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = Daemon::server(&dir.path().join("data"), &[]);
+        let url = srv.url.clone();
+        let password = srv.first_password();
+        let token = sign_in(&url, &password);
+        let ssh = Sshd::start(dir.path());
+        let dom = Domain::define(dir.path(), &unique(name), 32);
+        dom.start();
+        dom.write(0x5a, MIB, 64 * KIB);
+        ServerLab {
+            dom,
+            ssh,
+            srv,
+            url,
+            password,
+            token,
+            dir,
+        }
+    }
+
+    /// `POST /api/v1/hypervisors`: `name`, reached over the lab's sshd
+    /// as root with its key (201).
+    pub fn add_hypervisor(&self, name: &str) -> Value {
+        let key = std::fs::read_to_string(&self.ssh.key).unwrap();
+        api_ok(
+            &self.url,
+            &self.token,
+            "POST",
+            "/api/v1/hypervisors",
+            Some(json!({
+                "name": name, "address": self.ssh.addr(), "user": "root", "private_key": key,
+            })),
+            201,
+        )
+    }
+}
+
 /// `arca ARGS` against the server with `token`: (exit code, stdout, stderr).
 pub(crate) fn cli(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
@@ -85,27 +139,13 @@ fn hypervisor_inventory_sources_and_backup_tasks() {
     if crate::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Daemon::server(&dir.path().join("data"), &[]);
-    let url = srv.url.clone();
-    let token = sign_in(&url, &srv.first_password());
-    let ssh = Sshd::start(dir.path());
-    let dom = Domain::define(dir.path(), &unique("srv"), 32);
-    dom.start();
-    dom.write(0x5a, MIB, 64 * KIB);
+    let lab = ServerLab::start("srv");
+    let (url, token) = (lab.url.clone(), lab.token.clone());
+    let (dir, ssh, dom) = (&lab.dir, &lab.ssh, &lab.dom);
     let key = std::fs::read_to_string(&ssh.key).unwrap();
 
     // Added with its key: the answer and the list never show it.
-    let h = api_ok(
-        &url,
-        &token,
-        "POST",
-        "/api/v1/hypervisors",
-        Some(json!({
-            "name": "kvm1", "address": ssh.addr(), "user": "root", "private_key": key,
-        })),
-        201,
-    );
+    let h = lab.add_hypervisor("kvm1");
     assert!(h["host_key"].is_null(), "{h}");
     let list = api_ok(&url, &token, "GET", "/api/v1/hypervisors", None, 200);
     for v in [&h, &list] {

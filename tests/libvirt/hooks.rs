@@ -14,9 +14,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::common::daemon::{api, api_ok, sign_in, Daemon};
-use crate::control::{cli, wait_task};
-use crate::lab::{unique, Domain, Sshd};
+use crate::common::daemon::{api, api_ok};
+use crate::control::{cli, wait_task, ServerLab};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -26,30 +25,23 @@ fn touch(f: &Path) -> String {
     json!(["touch", f]).to_string()
 }
 
+/// A backup task that succeeded, incremental, at `consistency`.
+fn succeeded_incremental(t: &Value, consistency: &str) {
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["result"]["consistency"], consistency, "{t}");
+    let mode = t["result"]["mode"].as_str().unwrap();
+    assert!(mode.contains("incremental"), "{t}");
+}
+
 #[test]
 fn pre_and_post_commands_of_a_libvirt_source_through_the_server() {
     if crate::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Daemon::server(&dir.path().join("data"), &[]);
-    let url = srv.url.clone();
-    let token = sign_in(&url, &srv.first_password());
-    let ssh = Sshd::start(dir.path());
-    let dom = Domain::define(dir.path(), &unique("hook"), 32);
-    dom.start();
-    dom.write(0x5a, MIB, 64 * KIB);
-    let key = std::fs::read_to_string(&ssh.key).unwrap();
-    let h = api_ok(
-        &url,
-        &token,
-        "POST",
-        "/api/v1/hypervisors",
-        Some(json!({
-            "name": "kvm1", "address": ssh.addr(), "user": "root", "private_key": key,
-        })),
-        201,
-    );
+    let lab = ServerLab::start("hook");
+    let (url, token) = (lab.url.clone(), lab.token.clone());
+    let (dir, dom) = (&lab.dir, &lab.dom);
+    let h = lab.add_hypervisor("kvm1");
     let sync = || {
         api_ok(
             &url,
@@ -201,15 +193,7 @@ fn pre_and_post_commands_of_a_libvirt_source_through_the_server() {
     assert_eq!(get()["settings"]["hooks"], s["settings"]["hooks"]);
     dom.write(0x11, 8 * MIB, 128 * KIB);
     let t = backup();
-    assert_eq!(t["state"], "succeeded", "{t}");
-    assert_eq!(t["result"]["consistency"], "application", "{t}");
-    assert!(
-        t["result"]["mode"]
-            .as_str()
-            .unwrap()
-            .contains("incremental"),
-        "{t}"
-    );
+    succeeded_incremental(&t, "application");
     assert!(pre.exists() && post.exists(), "the hooks did not run");
     assert_eq!(restore_points(), 2);
 
@@ -230,15 +214,7 @@ fn pre_and_post_commands_of_a_libvirt_source_through_the_server() {
     // … or only warns, when asked: crash-consistent, and said why.
     edit(&["--pre", r#"["false"]"#, "--pre-failure-is-warning"]);
     let t = backup();
-    assert_eq!(t["state"], "succeeded", "{t}");
-    assert_eq!(t["result"]["consistency"], "crash", "{t}");
-    assert!(
-        t["result"]["mode"]
-            .as_str()
-            .unwrap()
-            .contains("incremental"),
-        "{t}"
-    );
+    succeeded_incremental(&t, "crash");
     let log = api_ok(
         &url,
         &token,

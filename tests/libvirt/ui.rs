@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use crate::common::daemon::{api_ok, sign_in, Daemon};
-use crate::lab::{remove_domain, unique, virsh, Domain, Sshd};
+use crate::common::daemon::api_ok;
+use crate::lab::{remove_domain, unique, virsh};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -19,21 +19,16 @@ fn hypervisors_sync_hooks_and_import_in_the_browser() {
     if crate::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let srv = Daemon::server(&dir.path().join("data"), &[]);
-    let password = srv.first_password();
-    let ssh = Sshd::start(dir.path());
-    let dom = Domain::define(dir.path(), &unique("ui"), 32);
-    dom.start();
-    dom.write(0x5a, MIB, 64 * KIB);
+    let lab = crate::control::ServerLab::start("ui");
+    let (dir, srv, password, ssh, dom) = (&lab.dir, &lab.srv, &lab.password, &lab.ssh, &lab.dom);
     let mark = dir.path().join("pre-ran");
     let images = dir.path().join("imported");
     std::fs::create_dir_all(&images).unwrap();
     let copy = unique("uicopy");
     crate::common::ui::run_scenario(
         "hypervisors",
-        &srv,
-        &password,
+        srv,
+        password,
         dir.path(),
         &[
             ("ARCA_SSH_ADDR", ssh.addr()),
@@ -45,8 +40,14 @@ fn hypervisors_sync_hooks_and_import_in_the_browser() {
         ],
     );
     // The sync through the page pinned this sshd's host key.
-    let token = sign_in(&srv.url, &password);
-    let hvs = api_ok(&srv.url, &token, "GET", "/api/v1/hypervisors", None, 200);
+    let hvs = api_ok(
+        &srv.url,
+        &lab.token,
+        "GET",
+        "/api/v1/hypervisors",
+        None,
+        200,
+    );
     let kvm1 = hvs
         .as_array()
         .unwrap()
